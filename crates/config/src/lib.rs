@@ -1,0 +1,27 @@
+//! `cordon.toml`: the schema, strict loading and the paths Cordon uses.
+//!
+//! Guarantees: a config that loads is complete and valid — every key known, every value
+//! of the right type and range, every host pattern well formed. Anything else is a
+//! [`ConfigError`] naming the file, line, column and dotted key. Secrets never live here:
+//! the model key is named by `api_key_env`, never written.
+//!
+//! Each key is defined once, in the structs of [`schema`], with its documentation next to
+//! it; the JSON Schema (`cordon config schema`) and `docs/configuration.md` are generated
+//! from those definitions.
+
+mod error;
+mod host;
+mod load;
+mod paths;
+pub mod schema;
+mod tier;
+
+pub use error::ConfigError;
+pub use host::{HostPattern, HostPatternError};
+pub use load::{load, load_str};
+pub use paths::Paths;
+pub use schema::{
+    AgentConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode, ModelConfig, Provider,
+    SandboxBackend, SandboxConfig, Tier, ToolName,
+};
+pub use tier::init_template;

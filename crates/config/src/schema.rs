@@ -1,0 +1,332 @@
+//! Every configuration key, defined once with its documentation.
+//!
+//! The doc comments here are user documentation: they become the JSON Schema
+//! descriptions and `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::host::HostPattern;
+
+/// The whole `cordon.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Security tier this deployment declares. `cordon audit` reports where the config
+    /// falls below it.
+    #[serde(default)]
+    pub tier: Tier,
+    /// The language model every agent talks to.
+    pub model: ModelConfig,
+    /// Agents by name. `cordon run --agent NAME` selects one; `default` otherwise.
+    /// Names are 1-32 characters of `a-z`, `0-9`, `-`, `_`.
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// How tool processes are isolated.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+    /// The tamper-evident audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// Security tier presets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// One person on one machine: loopback only, exec asks.
+    #[default]
+    Personal,
+    /// A team behind TLS and scoped tokens.
+    Team,
+    /// Team plus mandatory policy files and per-call sandboxes.
+    Enterprise,
+}
+
+/// LLM provider wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp, OpenRouter…).
+    Openai,
+    /// Anthropic Messages API.
+    Anthropic,
+}
+
+/// `[model]`: the LLM endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Wire protocol: `openai` or `anthropic`.
+    pub provider: Provider,
+    /// Base URL of the API, e.g. `http://127.0.0.1:11434/v1` or `https://api.anthropic.com/v1`.
+    /// Must be `http://` or `https://`. This is the only host the model connection may reach.
+    pub base_url: String,
+    /// Model name sent to the provider.
+    pub model: String,
+    /// Name of the environment variable holding the API key. The key itself never goes in
+    /// this file. Omit for local servers that need no key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Stream responses (server-sent events).
+    #[serde(default = "defaults::yes")]
+    pub stream: bool,
+    /// Seconds before one model request is abandoned (1-3600).
+    #[serde(default = "defaults::model_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Retries on HTTP 429/5xx and connection errors, with exponential backoff (0-10).
+    #[serde(default = "defaults::model_max_retries")]
+    pub max_retries: u32,
+    /// Upper bound on tokens the model may generate per reply.
+    #[serde(default = "defaults::max_tokens")]
+    pub max_tokens: u32,
+}
+
+/// A tool an agent may be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolName {
+    /// Read a workspace file.
+    ReadFile,
+    /// Create or replace a workspace file.
+    WriteFile,
+    /// Exact search/replace in a workspace file.
+    EditFile,
+    /// List a workspace directory.
+    ListDir,
+    /// Regex search over workspace files.
+    Search,
+    /// Run a shell command in the sandbox.
+    Exec,
+    /// HTTP GET/POST to an allowed host.
+    HttpFetch,
+}
+
+impl ToolName {
+    pub const ALL: [ToolName; 7] = [
+        ToolName::ReadFile,
+        ToolName::WriteFile,
+        ToolName::EditFile,
+        ToolName::ListDir,
+        ToolName::Search,
+        ToolName::Exec,
+        ToolName::HttpFetch,
+    ];
+
+    /// The name the model uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolName::ReadFile => "read_file",
+            ToolName::WriteFile => "write_file",
+            ToolName::EditFile => "edit_file",
+            ToolName::ListDir => "list_dir",
+            ToolName::Search => "search",
+            ToolName::Exec => "exec",
+            ToolName::HttpFetch => "http_fetch",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ToolName> {
+        ToolName::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ToolName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[agents.NAME]`: one agent's identity, workspace and permissions.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Directory the agent works on. `~` expands to `$HOME`. Created by `cordon init`.
+    /// Inside the sandbox it appears as `/workspace`.
+    pub workspace: PathBuf,
+    /// Tools this agent is given. A tool not listed does not exist for the model.
+    #[serde(default = "defaults::tools")]
+    pub tools: Vec<ToolName>,
+    /// Most model steps (model replies) in one task before it is stopped (1-200).
+    #[serde(default = "defaults::max_steps")]
+    pub max_steps: u32,
+    /// Extra instructions appended to Cordon's system prompt.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// Shell command execution.
+    #[serde(default)]
+    pub exec: ExecConfig,
+    /// Outbound network.
+    #[serde(default)]
+    pub egress: EgressConfig,
+}
+
+/// When `exec` may run without a human.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecMode {
+    /// Never run commands.
+    Deny,
+    /// Ask a human before every command.
+    #[default]
+    Ask,
+    /// Run commands whose program is in `allow`; ask for the rest.
+    Allowlist,
+    /// Run every command without asking (still sandboxed).
+    Auto,
+}
+
+/// `[agents.NAME.exec]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecConfig {
+    /// `deny` | `ask` | `allowlist` | `auto`.
+    #[serde(default)]
+    pub mode: ExecMode,
+    /// Programs (first word, e.g. `ls`, `cargo`, `/usr/bin/git`) that run without asking
+    /// in `allowlist` mode.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Wall-clock seconds before the command's whole process tree is killed (1-86400).
+    #[serde(default = "defaults::exec_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Bytes of stdout and of stderr kept per command; the rest is cut and the cut reported.
+    #[serde(default = "defaults::exec_output_limit")]
+    pub output_limit: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            mode: ExecMode::default(),
+            allow: Vec::new(),
+            timeout_secs: defaults::exec_timeout_secs(),
+            output_limit: defaults::exec_output_limit(),
+        }
+    }
+}
+
+/// `[agents.NAME.egress]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Host patterns this agent may reach: `api.github.com`, `*.pypi.org` (one leading
+    /// `*.` covers subdomains, not the domain itself), optionally with `:port`
+    /// (default 80 and 443). Empty: no network at all.
+    #[serde(default)]
+    pub allow: Vec<HostPattern>,
+}
+
+/// Sandbox backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxBackend {
+    /// Linux namespaces, built in; needs nothing installed.
+    #[default]
+    Native,
+}
+
+/// `[sandbox]`: limits applied to every tool process.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Isolation backend.
+    #[serde(default)]
+    pub backend: SandboxBackend,
+    /// Most processes (threads included) the sandbox user may have (RLIMIT_NPROC).
+    #[serde(default = "defaults::max_processes")]
+    pub max_processes: u64,
+    /// Most open files per process (RLIMIT_NOFILE).
+    #[serde(default = "defaults::max_open_files")]
+    pub max_open_files: u64,
+    /// Largest file a process may write, in MiB (RLIMIT_FSIZE).
+    #[serde(default = "defaults::max_file_size_mb")]
+    pub max_file_size_mb: u64,
+    /// CPU seconds per process (RLIMIT_CPU).
+    #[serde(default = "defaults::max_cpu_secs")]
+    pub max_cpu_secs: u64,
+    /// Address space per process, in MiB (RLIMIT_AS).
+    #[serde(default = "defaults::max_memory_mb")]
+    pub max_memory_mb: u64,
+    /// Size of the sandbox's private `/tmp`, in MiB.
+    #[serde(default = "defaults::tmp_size_mb")]
+    pub tmp_size_mb: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            backend: SandboxBackend::default(),
+            max_processes: defaults::max_processes(),
+            max_open_files: defaults::max_open_files(),
+            max_file_size_mb: defaults::max_file_size_mb(),
+            max_cpu_secs: defaults::max_cpu_secs(),
+            max_memory_mb: defaults::max_memory_mb(),
+            tmp_size_mb: defaults::tmp_size_mb(),
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record full prompts and model output in the log (otherwise sizes and digests only).
+    #[serde(default = "defaults::yes")]
+    pub record_content: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { record_content: true }
+    }
+}
+
+pub(crate) mod defaults {
+    use super::ToolName;
+
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn model_timeout_secs() -> u64 {
+        120
+    }
+    pub fn model_max_retries() -> u32 {
+        3
+    }
+    pub fn max_tokens() -> u32 {
+        4096
+    }
+    pub fn tools() -> Vec<ToolName> {
+        ToolName::ALL.to_vec()
+    }
+    pub fn max_steps() -> u32 {
+        24
+    }
+    pub fn exec_timeout_secs() -> u64 {
+        60
+    }
+    pub fn exec_output_limit() -> usize {
+        64 * 1024
+    }
+    pub fn max_processes() -> u64 {
+        256
+    }
+    pub fn max_open_files() -> u64 {
+        1024
+    }
+    pub fn max_file_size_mb() -> u64 {
+        1024
+    }
+    pub fn max_cpu_secs() -> u64 {
+        300
+    }
+    pub fn max_memory_mb() -> u64 {
+        4096
+    }
+    pub fn tmp_size_mb() -> u64 {
+        256
+    }
+}

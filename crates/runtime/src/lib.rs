@@ -1,0 +1,71 @@
+//! The effect boundary. The agent only *proposes* tool calls; [`Runtime::perform`]
+//! decides and executes them:
+//!
+//! ```text
+//! parse arguments -> guard::decide -> (ask a human) -> execute (sandbox | workspace fs | http)
+//!   -> redact secrets -> label provenance -> audit
+//! ```
+//!
+//! Nothing reaches the world except through here. Every step is recorded in the audit
+//! log before the observation is returned. Errors (unknown tool, bad arguments, denial,
+//! sandbox failure) become error observations the model can read; they never crash the
+//! loop and never fall back to something weaker.
+
+mod approval;
+mod model_endpoint;
+mod perform;
+mod tools;
+mod workspace;
+
+pub use approval::{ApprovalAnswer, ApprovalRequest, Approver, NoHumanApprover};
+pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
+pub use perform::{Runtime, RuntimeError, RuntimeOptions};
+pub use workspace::{Workspace, WorkspaceError};
+
+use serde::{Deserialize, Serialize};
+
+/// A tool call as the model proposed it. `arguments` is the raw JSON text the model
+/// produced; it is parsed and validated by the runtime, never trusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool as offered to the model: name, description and JSON Schema of the arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// Whether content may be believed. Anything fetched from the network or produced by a
+/// network-reaching command is untrusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrity {
+    Trusted,
+    Untrusted,
+}
+
+/// Where a piece of context came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// `user`, `model`, `system`, or `tool:NAME` (with the target, e.g.
+    /// `tool:http_fetch https://example.org/`).
+    pub source: String,
+    pub integrity: Integrity,
+}
+
+/// What a tool call produced, ready for the model's context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub call_id: String,
+    /// Text for the model, already redacted.
+    pub content: String,
+    /// The call failed or was refused; `content` says why.
+    pub is_error: bool,
+    pub provenance: Provenance,
+}

@@ -1,0 +1,136 @@
+//! The isolation boundary for every tool process.
+//!
+//! Every process a tool starts runs through a [`Sandbox`]. The native Linux backend
+//! ([`NativeSandbox`]) gives each call fresh user, mount, pid, net, ipc, uts and cgroup
+//! namespaces: a minimal read-only root, the workspace at `/workspace`, a private `/tmp`,
+//! only loopback networking, rlimits, and a wall-clock deadline that kills the whole
+//! process tree (by killing the pid namespace's init).
+//!
+//! Fail closed: if any layer cannot be set up the command does not run, and
+//! [`SandboxError::Setup`] names the layer. There is no fallback to running unsandboxed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod error;
+#[cfg(target_os = "linux")]
+mod linux;
+
+pub use error::{Layer, SandboxError};
+#[cfg(target_os = "linux")]
+pub use linux::NativeSandbox;
+
+/// Path of the workspace inside the sandbox.
+pub const WORKSPACE_MOUNT: &str = "/workspace";
+
+/// What a sandboxed process sees and may do.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Host directory mounted at [`WORKSPACE_MOUNT`]. Must exist.
+    pub workspace: PathBuf,
+    /// Whether the workspace is writable.
+    pub workspace_writable: bool,
+    /// Environment of the command: exactly this, nothing inherited from the host.
+    pub env: Vec<(String, String)>,
+    pub limits: Limits,
+}
+
+/// Resource limits applied to every process in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_NPROC.
+    pub max_processes: u64,
+    /// RLIMIT_NOFILE.
+    pub max_open_files: u64,
+    /// RLIMIT_FSIZE, bytes.
+    pub max_file_size: u64,
+    /// RLIMIT_CPU, seconds.
+    pub max_cpu_secs: u64,
+    /// RLIMIT_AS, bytes.
+    pub max_memory: u64,
+    /// Size cap of the private `/tmp` tmpfs, bytes.
+    pub tmp_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_processes: 256,
+            max_open_files: 1024,
+            max_file_size: 1 << 30,
+            max_cpu_secs: 300,
+            max_memory: 4 << 30,
+            tmp_size: 256 << 20,
+        }
+    }
+}
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// Program and arguments. `argv[0]` is looked up in the sandbox's `PATH` when it has
+    /// no `/`.
+    pub argv: Vec<String>,
+    /// Working directory inside the sandbox; [`WORKSPACE_MOUNT`] when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Bytes fed to stdin, then closed. Empty: stdin is `/dev/null`-like (closed pipe).
+    pub stdin: Vec<u8>,
+    /// Wall-clock deadline; at it the whole process tree is killed.
+    pub timeout: Duration,
+    /// Bytes of stdout and of stderr kept; the rest is read and dropped, and reported.
+    pub output_limit: usize,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+    /// Killed at the deadline.
+    TimedOut,
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by signal {s}"),
+            ExitStatus::TimedOut => f.write_str("killed at the deadline"),
+        }
+    }
+}
+
+/// What came back from a command.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Bytes of stdout beyond `output_limit` that were dropped.
+    pub stdout_dropped: u64,
+    /// Bytes of stderr beyond `output_limit` that were dropped.
+    pub stderr_dropped: u64,
+    pub duration: Duration,
+}
+
+/// An isolation backend.
+pub trait Sandbox: Send + Sync {
+    /// Short backend name for logs and `sandbox explain` (`native`, `docker`, …).
+    fn backend(&self) -> &'static str;
+    /// Prepare a sandbox for a task. Its [`Instance::exec`] runs commands inside it.
+    fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError>;
+}
+
+/// A sandbox for one task. Dropping it destroys everything it holds.
+pub trait Instance: Send {
+    /// Run one command to completion inside the sandbox. Blocking.
+    fn exec(&mut self, req: &ExecRequest) -> Result<ExecOutput, SandboxError>;
+}

@@ -1,0 +1,2 @@
+//! Stub: replaced by the native backend.
+pub struct NativeSandbox;
