@@ -1,1 +1,4 @@
-//! TODO(owner: see issue 2)
+//! The agent: LLM providers and the agent loop. It talks to the world only through
+//! `runtime`: it opens no file, socket or process itself.
+
+pub mod provider;
