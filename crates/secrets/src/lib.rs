@@ -90,15 +90,15 @@ impl Redactor {
                 secret_names,
             };
         }
-        // Building fails only on absurd pattern sizes; failing closed would drop the whole
-        // agent, so fall back to per-pattern literal replacement in that (theoretical) case.
+        // Building fails only on absurd pattern sizes. Fail closed: a redactor that could
+        // not be built withholds all text rather than letting a secret through.
         let matcher = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
-            .ok();
+            .map_err(|_| ());
         Redactor {
             names,
-            matcher,
+            matcher: Some(matcher),
             secret_names,
         }
     }
@@ -115,11 +115,20 @@ impl Redactor {
 
     /// Replace every occurrence of every secret and its encodings.
     pub fn redact(&self, text: &str) -> Redacted {
-        let Some(matcher) = &self.matcher else {
-            return Redacted {
-                text: text.to_string(),
-                hits: Vec::new(),
-            };
+        let matcher = match &self.matcher {
+            None => {
+                return Redacted {
+                    text: text.to_string(),
+                    hits: Vec::new(),
+                };
+            }
+            Some(Ok(m)) => m,
+            Some(Err(())) => {
+                return Redacted {
+                    text: "[REDACTED: secret redaction unavailable, text withheld]".into(),
+                    hits: self.secret_names.clone(),
+                };
+            }
         };
         let mut out = String::with_capacity(text.len());
         let mut hits: Vec<String> = Vec::new();
