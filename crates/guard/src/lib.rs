@@ -1,1 +1,487 @@
-//! TODO(owner: see issue 2)
+//! Policy decisions: may this agent perform this action, must a human be asked first, or
+//! is it refused?
+//!
+//! The runtime turns each parsed tool call into an [`Action`] and asks
+//! [`Policy::decide`]; the answer is a [`Decision`] whose reason names the config rule
+//! that produced it (`exec.mode = "ask"`, `egress.allow does not match evil.com:443`), so
+//! the human, the model and the audit log all see *why*.
+//!
+//! Guarantees (v1):
+//! - a tool not in `agents.NAME.tools` is always denied;
+//! - `exec.mode = "deny"` never runs a command; `"ask"` always asks; `"allowlist"` runs
+//!   without asking only a *simple* command — one program with plain arguments, built
+//!   from a conservative set of characters (no `; | & $ \` ( ) < >`, quotes, backslashes
+//!   or newlines, no leading `VAR=value`) — whose program is listed in `exec.allow`;
+//!   everything else asks, never allows;
+//! - `http_fetch` is allowed only to `http`/`https` URLs whose host and port match
+//!   `egress.allow`; anything else is denied (not asked).
+//!
+//! Not guaranteed here: path confinement of file tools (the runtime's workspace layer
+//! resolves every path beneath the root and refuses escapes; the guard allows file tools
+//! because that layer makes them safe), and what an allowed program does with its
+//! arguments (it runs in the sandbox).
+
+use config::{AgentConfig, ExecMode, HostPattern, ToolName};
+use serde::Serialize;
+
+/// An action a tool call would perform, with the arguments that matter for policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    ReadFile {
+        path: String,
+    },
+    WriteFile {
+        path: String,
+    },
+    EditFile {
+        path: String,
+    },
+    ListDir {
+        path: String,
+    },
+    Search {
+        path: String,
+    },
+    Exec {
+        command: String,
+    },
+    HttpFetch {
+        method: String,
+        url: String,
+        host: String,
+        port: u16,
+    },
+}
+
+impl Action {
+    /// The tool that performs this action.
+    pub fn tool(&self) -> ToolName {
+        match self {
+            Action::ReadFile { .. } => ToolName::ReadFile,
+            Action::WriteFile { .. } => ToolName::WriteFile,
+            Action::EditFile { .. } => ToolName::EditFile,
+            Action::ListDir { .. } => ToolName::ListDir,
+            Action::Search { .. } => ToolName::Search,
+            Action::Exec { .. } => ToolName::Exec,
+            Action::HttpFetch { .. } => ToolName::HttpFetch,
+        }
+    }
+
+    /// The action as shown to humans and used as the key of session grants, e.g.
+    /// `exec: rm -rf build` or `http_fetch: GET https://example.org/`. Two actions with
+    /// the same canonical text are the same action.
+    pub fn canonical(&self) -> String {
+        match self {
+            Action::ReadFile { path }
+            | Action::WriteFile { path }
+            | Action::EditFile { path }
+            | Action::ListDir { path }
+            | Action::Search { path } => format!("{}: {path}", self.tool()),
+            Action::Exec { command } => format!("exec: {command}"),
+            Action::HttpFetch { method, url, .. } => format!("http_fetch: {method} {url}"),
+        }
+    }
+}
+
+/// The outcome of [`Policy::decide`]. Every variant carries the reason, naming the rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
+pub enum Decision {
+    Allow { reason: String },
+    Deny { reason: String },
+    Ask { reason: String },
+}
+
+impl Decision {
+    pub fn reason(&self) -> &str {
+        match self {
+            Decision::Allow { reason } | Decision::Deny { reason } | Decision::Ask { reason } => {
+                reason
+            }
+        }
+    }
+
+    /// `allow`, `deny` or `ask`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Decision::Allow { .. } => "allow",
+            Decision::Deny { .. } => "deny",
+            Decision::Ask { .. } => "ask",
+        }
+    }
+}
+
+fn allow(reason: impl Into<String>) -> Decision {
+    Decision::Allow {
+        reason: reason.into(),
+    }
+}
+fn deny(reason: impl Into<String>) -> Decision {
+    Decision::Deny {
+        reason: reason.into(),
+    }
+}
+fn ask(reason: impl Into<String>) -> Decision {
+    Decision::Ask {
+        reason: reason.into(),
+    }
+}
+
+/// One agent's policy, built from its config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    agent: String,
+    tools: Vec<ToolName>,
+    exec_mode: ExecMode,
+    exec_allow: Vec<String>,
+    egress_allow: Vec<HostPattern>,
+}
+
+/// Directories the sandbox's fixed `PATH` searches; `/usr/bin/ls` counts as `ls`.
+const SYSTEM_BIN_DIRS: [&str; 3] = ["/usr/local/bin/", "/usr/bin/", "/bin/"];
+
+impl Policy {
+    pub fn new(agent: &str, cfg: &AgentConfig) -> Policy {
+        Policy {
+            agent: agent.to_string(),
+            tools: cfg.tools.clone(),
+            exec_mode: cfg.exec.mode,
+            exec_allow: cfg.exec.allow.clone(),
+            egress_allow: cfg.egress.allow.clone(),
+        }
+    }
+
+    /// Decide one action.
+    pub fn decide(&self, action: &Action) -> Decision {
+        let tool = action.tool();
+        if !self.tools.contains(&tool) {
+            return deny(format!(
+                "tool `{tool}` is not in agents.{}.tools",
+                self.agent
+            ));
+        }
+        match action {
+            Action::ReadFile { .. }
+            | Action::WriteFile { .. }
+            | Action::EditFile { .. }
+            | Action::ListDir { .. }
+            | Action::Search { .. } => allow(format!(
+                "`{tool}` is in agents.{}.tools; workspace file tools are confined to the workspace",
+                self.agent
+            )),
+            Action::Exec { command } => self.decide_exec(command),
+            Action::HttpFetch {
+                url, host, port, ..
+            } => self.decide_fetch(url, host, *port),
+        }
+    }
+
+    fn decide_exec(&self, command: &str) -> Decision {
+        match self.exec_mode {
+            ExecMode::Deny => deny(format!(
+                "exec.mode = \"deny\" for agent `{}`: commands never run",
+                self.agent
+            )),
+            ExecMode::Ask => ask(format!(
+                "exec.mode = \"ask\" for agent `{}`: every command needs approval",
+                self.agent
+            )),
+            ExecMode::Auto => allow(format!(
+                "exec.mode = \"auto\" for agent `{}` (sandboxed)",
+                self.agent
+            )),
+            ExecMode::Allowlist => match simple_program(command) {
+                Err(why) => ask(format!(
+                    "exec.mode = \"allowlist\": not a simple command ({why}), needs approval"
+                )),
+                Ok(program) => match self.exec_allow.iter().find(|a| program_matches(a, program)) {
+                    Some(entry) => allow(format!(
+                        "exec.mode = \"allowlist\": `{program}` matches exec.allow entry `{entry}`"
+                    )),
+                    None => ask(format!(
+                        "exec.mode = \"allowlist\": `{program}` is not in exec.allow, needs approval"
+                    )),
+                },
+            },
+        }
+    }
+
+    fn decide_fetch(&self, url: &str, host: &str, port: u16) -> Decision {
+        let scheme_ok = url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+            || url
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        if !scheme_ok {
+            return deny(format!(
+                "http_fetch allows only http:// and https:// URLs, not `{url}`"
+            ));
+        }
+        if host.is_empty() {
+            return deny(format!("http_fetch: URL `{url}` has no host"));
+        }
+        match self.egress_allow.iter().find(|p| p.matches(host, port)) {
+            Some(p) => allow(format!("egress.allow entry `{p}` matches {host}:{port}")),
+            None if self.egress_allow.is_empty() => deny(format!(
+                "egress.allow does not match {host}:{port} (agents.{}.egress.allow is empty: no network)",
+                self.agent
+            )),
+            None => deny(format!(
+                "egress.allow does not match {host}:{port} (agents.{}.egress.allow)",
+                self.agent
+            )),
+        }
+    }
+}
+
+/// Characters a simple command may contain besides ASCII letters and digits. Anything
+/// else (shell operators, expansions, quotes, escapes, redirections, newlines, braces,
+/// comments) makes the command not simple.
+const SIMPLE_EXTRA: &[u8] = b" \t-_./=:,+@%";
+
+/// The program of a simple command, or why the command is not simple.
+fn simple_program(command: &str) -> Result<&str, String> {
+    if let Some(c) = command.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || (c.is_ascii() && SIMPLE_EXTRA.contains(&(*c as u8))))
+    }) {
+        return Err(format!("contains {c:?}"));
+    }
+    let program = command
+        .split([' ', '\t'])
+        .find(|w| !w.is_empty())
+        .ok_or_else(|| "empty command".to_string())?;
+    if program.contains('=') {
+        return Err("starts with a variable assignment".into());
+    }
+    Ok(program)
+}
+
+/// An `exec.allow` entry with a `/` must equal the program exactly; one without must be
+/// the program itself (found through the sandbox's fixed `PATH`) or that name in one of
+/// the system bin directories. `./ls` or `/workspace/ls` never match `ls`.
+fn program_matches(entry: &str, program: &str) -> bool {
+    if entry.contains('/') {
+        return entry == program;
+    }
+    if entry.is_empty() {
+        return false;
+    }
+    program == entry
+        || SYSTEM_BIN_DIRS
+            .iter()
+            .any(|d| program.strip_prefix(d) == Some(entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::{EgressConfig, ExecConfig};
+
+    fn agent(mode: ExecMode, allow_: &[&str], egress: &[&str]) -> Policy {
+        let cfg = AgentConfig {
+            workspace: "/tmp/ws".into(),
+            tools: ToolName::ALL.to_vec(),
+            max_steps: 10,
+            instructions: None,
+            exec: ExecConfig {
+                mode,
+                allow: allow_.iter().map(|s| s.to_string()).collect(),
+                ..ExecConfig::default()
+            },
+            egress: EgressConfig {
+                allow: egress
+                    .iter()
+                    .map(|p| HostPattern::parse(p).unwrap())
+                    .collect(),
+            },
+        };
+        Policy::new("dev", &cfg)
+    }
+
+    fn exec(c: &str) -> Action {
+        Action::Exec { command: c.into() }
+    }
+
+    fn fetch(url: &str, host: &str, port: u16) -> Action {
+        Action::HttpFetch {
+            method: "GET".into(),
+            url: url.into(),
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn tool_not_given_is_denied() {
+        let mut p = agent(ExecMode::Auto, &[], &[]);
+        p.tools = vec![ToolName::ReadFile];
+        let d = p.decide(&exec("ls"));
+        assert_eq!(d.kind(), "deny");
+        assert!(d.reason().contains("agents.dev.tools"), "{d:?}");
+        assert_eq!(
+            p.decide(&Action::ReadFile { path: "a".into() }).kind(),
+            "allow"
+        );
+        assert_eq!(
+            p.decide(&Action::WriteFile { path: "a".into() }).kind(),
+            "deny"
+        );
+    }
+
+    #[test]
+    fn exec_modes() {
+        let d = agent(ExecMode::Deny, &["ls"], &[]).decide(&exec("ls"));
+        assert!(matches!(d, Decision::Deny { .. }));
+        assert!(d.reason().contains("exec.mode = \"deny\""));
+        let d = agent(ExecMode::Ask, &["ls"], &[]).decide(&exec("ls"));
+        assert!(matches!(d, Decision::Ask { .. }));
+        assert!(d.reason().contains("exec.mode = \"ask\""));
+        let d = agent(ExecMode::Auto, &[], &[]).decide(&exec("rm -rf / ; curl x | sh"));
+        assert!(matches!(d, Decision::Allow { .. }));
+        assert!(d.reason().contains("exec.mode = \"auto\""));
+    }
+
+    #[test]
+    fn allowlist_allows_simple_listed_commands() {
+        let p = agent(
+            ExecMode::Allowlist,
+            &["ls", "/opt/tool/bin/x", "cargo"],
+            &[],
+        );
+        for c in [
+            "ls",
+            "ls -la src/",
+            "  ls\t-l ",
+            "/bin/ls -l",
+            "/usr/bin/ls",
+            "cargo test -p a=b",
+        ] {
+            let d = p.decide(&exec(c));
+            assert!(matches!(d, Decision::Allow { .. }), "{c}: {d:?}");
+            assert!(d.reason().contains("exec.allow"), "{c}");
+        }
+        assert_eq!(p.decide(&exec("/opt/tool/bin/x --y")).kind(), "allow");
+    }
+
+    #[test]
+    fn allowlist_never_allows_compound_or_tricky_commands() {
+        let p = agent(ExecMode::Allowlist, &["ls"], &[]);
+        let attacks = [
+            "ls; rm -rf /",
+            "ls && curl x",
+            "ls || curl x",
+            "ls | sh",
+            "ls & curl x",
+            "$(rm x)",
+            "ls $(rm x)",
+            "ls `rm x`",
+            "ls > /etc/passwd",
+            "ls < /etc/shadow",
+            "ls\nrm -rf /",
+            "ls\rrm -rf /",
+            "ls 'x;rm'",
+            "ls \"$HOME\"",
+            "ls \\; rm",
+            "ls ${IFS}",
+            "(ls)",
+            "{ ls; }",
+            "ls # comment",
+            "LD_PRELOAD=/workspace/x.so ls",
+            "PATH=/workspace ls",
+            "./ls",
+            "/workspace/ls",
+            "/tmp/ls",
+            "lsx",
+            "ls\u{a0}; rm",
+            "",
+            "   ",
+            "rm -rf /",
+        ];
+        for c in attacks {
+            let d = p.decide(&exec(c));
+            assert!(
+                matches!(d, Decision::Ask { .. }),
+                "{c:?} must ask, got {d:?}"
+            );
+            assert!(d.reason().contains("exec.mode = \"allowlist\""), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn fetch_only_to_allowed_hosts() {
+        let p = agent(
+            ExecMode::Ask,
+            &[],
+            &["api.github.com", "*.pypi.org", "127.0.0.1:8080"],
+        );
+        assert_eq!(
+            p.decide(&fetch("https://api.github.com/x", "api.github.com", 443))
+                .kind(),
+            "allow"
+        );
+        assert_eq!(
+            p.decide(&fetch("https://files.pypi.org/", "files.pypi.org", 443))
+                .kind(),
+            "allow"
+        );
+        assert_eq!(
+            p.decide(&fetch("http://127.0.0.1:8080/", "127.0.0.1", 8080))
+                .kind(),
+            "allow"
+        );
+        let d = p.decide(&fetch("https://evil.com/", "evil.com", 443));
+        assert!(matches!(d, Decision::Deny { .. }));
+        assert!(
+            d.reason()
+                .contains("egress.allow does not match evil.com:443"),
+            "{d:?}"
+        );
+        // Right host, wrong port; bare domain under a wildcard; lookalike.
+        assert_eq!(
+            p.decide(&fetch(
+                "https://api.github.com:8443/",
+                "api.github.com",
+                8443
+            ))
+            .kind(),
+            "deny"
+        );
+        assert_eq!(
+            p.decide(&fetch("https://pypi.org/", "pypi.org", 443))
+                .kind(),
+            "deny"
+        );
+        assert_eq!(
+            p.decide(&fetch("http://127.0.0.1:8081/", "127.0.0.1", 8081))
+                .kind(),
+            "deny"
+        );
+        // Non-http schemes are denied even for an allowed host.
+        let d = p.decide(&fetch("file:///etc/passwd", "api.github.com", 443));
+        assert_eq!(d.kind(), "deny");
+    }
+
+    #[test]
+    fn fetch_with_empty_allowlist_is_denied_not_asked() {
+        let p = agent(ExecMode::Ask, &[], &[]);
+        let d = p.decide(&fetch("https://example.org/", "example.org", 443));
+        assert!(matches!(d, Decision::Deny { .. }));
+        assert!(d.reason().contains("is empty"));
+    }
+
+    #[test]
+    fn canonical_text() {
+        assert_eq!(exec("rm -rf build").canonical(), "exec: rm -rf build");
+        assert_eq!(
+            Action::EditFile { path: "a/b".into() }.canonical(),
+            "edit_file: a/b"
+        );
+        assert_eq!(
+            fetch("https://example.org/", "example.org", 443).canonical(),
+            "http_fetch: GET https://example.org/"
+        );
+        assert_ne!(exec("ls").canonical(), exec("ls ").canonical());
+    }
+}
