@@ -27,7 +27,10 @@ pub struct HostPatternError {
 
 impl HostPattern {
     pub fn parse(raw: &str) -> Result<HostPattern, HostPatternError> {
-        let err = |reason| HostPatternError { pattern: raw.to_string(), reason };
+        let err = |reason| HostPatternError {
+            pattern: raw.to_string(),
+            reason,
+        };
         let s = raw.trim();
         if s.is_empty() {
             return Err(err("empty"));
@@ -37,7 +40,9 @@ impl HostPattern {
         }
         let (host_part, port) = match s.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') => {
-                let port: u16 = p.parse().map_err(|_| err("port must be a number 1-65535"))?;
+                let port: u16 = p
+                    .parse()
+                    .map_err(|_| err("port must be a number 1-65535"))?;
                 if port == 0 {
                     return Err(err("port must be a number 1-65535"));
                 }
@@ -51,7 +56,9 @@ impl HostPattern {
             None => (false, host_part),
         };
         if host == "*" || host_part == "*" {
-            return Err(err("`*` alone would allow every host; list the hosts instead"));
+            return Err(err(
+                "`*` alone would allow every host; list the hosts instead",
+            ));
         }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() || host.len() > 253 {
@@ -63,17 +70,27 @@ impl HostPattern {
         for label in host.split('.') {
             let ok = !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !ok {
-                return Err(err("each dot-separated label must be 1-63 letters, digits or `-`"));
+                return Err(err(
+                    "each dot-separated label must be 1-63 letters, digits or `-`",
+                ));
             }
         }
         if wildcard && !host.contains('.') {
-            return Err(err("a wildcard over a top-level domain allows far too much"));
+            return Err(err(
+                "a wildcard over a top-level domain allows far too much",
+            ));
         }
-        Ok(HostPattern { wildcard, host, port })
+        Ok(HostPattern {
+            wildcard,
+            host,
+            port,
+        })
     }
 
     /// Whether `host:port` is covered. `host` may carry a trailing dot or upper case.
@@ -175,7 +192,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_patterns() {
-        for bad in ["", "*", "*.com", "http://x.org", "a..b", "a*.b.c", "x.org:0", "x.org:99999", "-a.org"] {
+        for bad in [
+            "",
+            "*",
+            "*.com",
+            "http://x.org",
+            "a..b",
+            "a*.b.c",
+            "x.org:0",
+            "x.org:99999",
+            "-a.org",
+        ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

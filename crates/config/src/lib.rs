@@ -13,13 +13,15 @@ mod error;
 mod host;
 mod load;
 mod paths;
+mod reference;
 pub mod schema;
 mod tier;
 
 pub use error::ConfigError;
 pub use host::{HostPattern, HostPatternError};
 pub use load::{load, load_str};
-pub use paths::Paths;
+pub use paths::{Paths, expand_tilde, home_dir};
+pub use reference::{json_schema, reference_markdown};
 pub use schema::{
     AgentConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode, ModelConfig, Provider,
     SandboxBackend, SandboxConfig, Tier, ToolName,

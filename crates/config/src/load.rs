@@ -1,20 +1,392 @@
+//! Strict loading: TOML text -> [`Config`], or a [`ConfigError`] at `FILE:LINE:COLUMN`.
+//!
+//! Guarantees: the returned config passed every check of [`validate`]; every error names
+//! the line and the dotted key (`agents.default.tools[2]`) it is about. Spans come from
+//! the TOML parser's span-carrying tree ([`toml::de::DeTable`]), parsed once and used both
+//! to deserialize (with `serde_path_to_error` tracking the key path) and to locate keys
+//! for the semantic checks. Does not: resolve or create workspaces on disk (only `~` is
+//! expanded), or check that hosts and models exist.
+
+use std::ops::Range;
 use std::path::Path;
 
+use toml::de::{DeTable, DeValue};
+
+use crate::paths::expand_tilde;
 use crate::{Config, ConfigError};
 
 /// Load and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     load_str(&text, path)
 }
 
 /// Validate config text; `path` is used in error messages only.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        key: String::new(),
-        message: e.message().to_string(),
-    })
+    let doc = Doc { text, path };
+    let tree = DeTable::parse(text).map_err(|e| {
+        let (line, column) = doc.line_col(e.span().map_or(0, |s| s.start));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: first_line(e.message()),
+        }
+    })?;
+    let de = toml::de::Deserializer::from(tree.clone());
+    let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut key = KeyPath::from_serde(e.path());
+        let message = first_line(e.inner().message());
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(field) = missing_field(&message) {
+            key.0.push(Seg::Key(field));
+        }
+        // Prefer the key as written (an array element for `tools[2]`); the parser's span
+        // of a failed element can be the whole array.
+        let (found, complete) = doc.locate(tree.get_ref(), &key);
+        let start = match e.inner().span() {
+            Some(span) if !complete => span.start,
+            _ => found.start,
+        };
+        doc.invalid(start, &key, message)
+    })?;
+    if let Err((key, message)) = validate(&config) {
+        let start = doc.locate(tree.get_ref(), &key).0.start;
+        return Err(doc.invalid(start, &key, message));
+    }
+    for agent in config.agents.values_mut() {
+        agent.workspace = expand_tilde(&agent.workspace);
+    }
+    Ok(config)
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A dotted key path such as `agents.default.tools[2]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyPath(Vec<Seg>);
+
+impl KeyPath {
+    fn from_serde(path: &serde_path_to_error::Path) -> KeyPath {
+        use serde_path_to_error::Segment;
+        KeyPath(
+            path.iter()
+                .filter_map(|s| match s {
+                    Segment::Map { key } => Some(Seg::Key(key.clone())),
+                    Segment::Seq { index } => Some(Seg::Index(*index)),
+                    Segment::Enum { .. } | Segment::Unknown => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn of(keys: &[&str]) -> KeyPath {
+        KeyPath(keys.iter().map(|k| Seg::Key((*k).to_string())).collect())
+    }
+
+    fn key(mut self, k: &str) -> KeyPath {
+        self.0.push(Seg::Key(k.to_string()));
+        self
+    }
+
+    fn index(mut self, i: usize) -> KeyPath {
+        self.0.push(Seg::Index(i));
+        self
+    }
+}
+
+impl std::fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    let bare = !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if bare {
+                        f.write_str(k)?
+                    } else {
+                        write!(f, "{k:?}")?
+                    }
+                }
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Doc<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Doc<'_> {
+    /// 1-based line and column (in characters) of a byte offset.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+
+    fn invalid(&self, start: usize, key: &KeyPath, message: String) -> ConfigError {
+        let (line, column) = self.line_col(start);
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    /// The span of the deepest part of `key` present in the file: the key itself for a
+    /// table entry, the element for an array index. Keys filled by defaults resolve to
+    /// their nearest written parent; the flag says whether the whole path was found.
+    fn locate(&self, root: &DeTable<'_>, key: &KeyPath) -> (Range<usize>, bool) {
+        let mut best = 0..0;
+        let mut table = Some(root);
+        let mut value: Option<&DeValue<'_>> = None;
+        let mut found = 0;
+        for seg in &key.0 {
+            match seg {
+                Seg::Key(k) => {
+                    let Some(t) = table else { break };
+                    let Some((name, v)) = t.iter().find(|(name, _)| name.get_ref().as_ref() == k)
+                    else {
+                        break;
+                    };
+                    best = name.span();
+                    value = Some(v.get_ref());
+                }
+                Seg::Index(i) => {
+                    let Some(DeValue::Array(items)) = value else {
+                        break;
+                    };
+                    let Some(item) = items.get(*i) else { break };
+                    best = item.span();
+                    value = Some(item.get_ref());
+                }
+            }
+            found += 1;
+            table = match value {
+                Some(DeValue::Table(t)) => Some(t),
+                _ => None,
+            };
+        }
+        (best, found == key.0.len())
+    }
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+type Problem = (KeyPath, String);
+
+fn range<T: PartialOrd + std::fmt::Display>(
+    key: KeyPath,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), Problem> {
+    if value < min || value > max {
+        return Err((key, format!("{value} is out of range; use {min}-{max}")));
+    }
+    Ok(())
+}
+
+fn positive(key: KeyPath, value: u64) -> Result<(), Problem> {
+    if value == 0 {
+        return Err((key, "must be greater than 0".to_string()));
+    }
+    Ok(())
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_agent_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{url}` must start with `http://` or `https://`"))?;
+    if url.chars().any(char::is_whitespace) {
+        return Err(format!("`{url}` contains whitespace"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!(
+            "`{url}` has no host; e.g. `http://127.0.0.1:11434/v1`"
+        ));
+    }
+    Ok(())
+}
+
+/// Semantic checks serde cannot express. Returns the first problem found.
+fn validate(config: &Config) -> Result<(), Problem> {
+    let m = &config.model;
+    let model = KeyPath::of(&["model"]);
+    check_url(&m.base_url).map_err(|e| (model.clone().key("base_url"), e))?;
+    if m.model.trim().is_empty() {
+        return Err((
+            model.key("model"),
+            "must not be empty; name the model to use".into(),
+        ));
+    }
+    if let Some(env) = &m.api_key_env
+        && !is_env_name(env)
+    {
+        return Err((
+            model.key("api_key_env"),
+            format!(
+                "`{env}` is not an environment variable name (letters, digits, `_`, not \
+                 starting with a digit); put the key in that variable, never in this file"
+            ),
+        ));
+    }
+    range(model.clone().key("timeout_secs"), m.timeout_secs, 1, 3600)?;
+    range(model.clone().key("max_retries"), m.max_retries, 0, 10)?;
+    positive(model.key("max_tokens"), u64::from(m.max_tokens))?;
+
+    if config.agents.is_empty() {
+        return Err((
+            KeyPath::of(&["agents"]),
+            "at least one agent is required, e.g. `[agents.default]`".into(),
+        ));
+    }
+    for (name, agent) in &config.agents {
+        let at = KeyPath::of(&["agents", name]);
+        if !is_agent_name(name) {
+            return Err((
+                at,
+                format!("agent name `{name}` must be 1-32 characters of `a-z`, `0-9`, `-`, `_`"),
+            ));
+        }
+        if agent.workspace.as_os_str().is_empty() {
+            return Err((at.key("workspace"), "must not be empty".into()));
+        }
+        for (i, tool) in agent.tools.iter().enumerate() {
+            if agent.tools[..i].contains(tool) {
+                return Err((
+                    at.key("tools").index(i),
+                    format!("tool `{tool}` is listed twice; remove the duplicate"),
+                ));
+            }
+        }
+        range(at.clone().key("max_steps"), agent.max_steps, 1, 200)?;
+        let exec = at.key("exec");
+        range(
+            exec.clone().key("timeout_secs"),
+            agent.exec.timeout_secs,
+            1,
+            86_400,
+        )?;
+        range(
+            exec.clone().key("output_limit"),
+            agent.exec.output_limit,
+            1024,
+            16 << 20,
+        )?;
+        for (i, program) in agent.exec.allow.iter().enumerate() {
+            if program.is_empty() || program.chars().any(char::is_whitespace) {
+                return Err((
+                    exec.clone().key("allow").index(i),
+                    format!(
+                        "`{program}` must be one program name or path, without spaces \
+                         (arguments are not matched)"
+                    ),
+                ));
+            }
+        }
+    }
+
+    let s = &config.sandbox;
+    let sandbox = KeyPath::of(&["sandbox"]);
+    for (key, value) in [
+        ("max_processes", s.max_processes),
+        ("max_open_files", s.max_open_files),
+        ("max_file_size_mb", s.max_file_size_mb),
+        ("max_cpu_secs", s.max_cpu_secs),
+        ("max_memory_mb", s.max_memory_mb),
+        ("tmp_size_mb", s.tmp_size_mb),
+    ] {
+        positive(sandbox.clone().key(key), value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_display() {
+        let k = KeyPath::of(&["agents", "default"]).key("tools").index(2);
+        assert_eq!(k.to_string(), "agents.default.tools[2]");
+        assert_eq!(
+            KeyPath::of(&["agents", "Bad Name"]).to_string(),
+            "agents.\"Bad Name\""
+        );
+    }
+
+    #[test]
+    fn line_col_counts_chars() {
+        let doc = Doc {
+            text: "a\nbé = 1\n",
+            path: Path::new("x"),
+        };
+        assert_eq!(doc.line_col(0), (1, 1));
+        assert_eq!(doc.line_col(2), (2, 1));
+        assert_eq!(doc.line_col(5), (2, 3));
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_url("http://127.0.0.1:11434/v1").is_ok());
+        assert!(check_url("https://api.anthropic.com/v1").is_ok());
+        for bad in [
+            "ftp://x",
+            "http://",
+            "https:///v1",
+            "127.0.0.1",
+            "http://a b",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -31,7 +31,10 @@ impl Paths {
                 .unwrap_or_else(|| home.join(".local/state"))
                 .join("cordon"),
         };
-        Paths { config_file, state_dir }
+        Paths {
+            config_file,
+            state_dir,
+        }
     }
 
     pub fn db_file(&self) -> PathBuf {
@@ -44,7 +47,10 @@ impl Paths {
 
 /// `$HOME`, or `/` when unset (never the current directory).
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// Expand a leading `~` or `~/` to `$HOME`.

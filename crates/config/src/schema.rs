@@ -79,13 +79,15 @@ pub struct ModelConfig {
     /// Retries on HTTP 429/5xx and connection errors, with exponential backoff (0-10).
     #[serde(default = "defaults::model_max_retries")]
     pub max_retries: u32,
-    /// Upper bound on tokens the model may generate per reply.
+    /// Upper bound on tokens the model may generate per reply (at least 1).
     #[serde(default = "defaults::max_tokens")]
     pub max_tokens: u32,
 }
 
 /// A tool an agent may be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolName {
     /// Read a workspace file.
@@ -192,7 +194,8 @@ pub struct ExecConfig {
     /// Wall-clock seconds before the command's whole process tree is killed (1-86400).
     #[serde(default = "defaults::exec_timeout_secs")]
     pub timeout_secs: u64,
-    /// Bytes of stdout and of stderr kept per command; the rest is cut and the cut reported.
+    /// Bytes of stdout and of stderr kept per command; the rest is cut and the cut reported
+    /// (1024-16777216, i.e. 1 KiB-16 MiB).
     #[serde(default = "defaults::exec_output_limit")]
     pub output_limit: usize,
 }
@@ -228,7 +231,7 @@ pub enum SandboxBackend {
     Native,
 }
 
-/// `[sandbox]`: limits applied to every tool process.
+/// `[sandbox]`: limits applied to every tool process. Every limit must be at least 1.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
@@ -280,7 +283,9 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { record_content: true }
+        AuditConfig {
+            record_content: true,
+        }
     }
 }
 

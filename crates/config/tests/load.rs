@@ -1,0 +1,315 @@
+//! Every class of config error names the right file, line and key.
+
+use std::path::Path;
+
+use cordon_config::{ConfigError, ExecMode, Tier, ToolName, init_template, load, load_str};
+
+const FILE: &str = "/x/cordon.toml";
+
+const VALID: &str = r#"tier = "personal"
+
+[model]
+provider = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+model = "qwen2.5:7b"
+api_key_env = "OPENAI_API_KEY"
+
+[agents.default]
+workspace = "~/cordon-workspace/default"
+tools = ["read_file", "write_file", "exec"]
+
+[agents.default.exec]
+mode = "allowlist"
+allow = ["ls", "cargo"]
+
+[agents.default.egress]
+allow = ["api.github.com", "*.pypi.org"]
+"#;
+
+/// Replace the first occurrence of `from` in VALID by `to`.
+fn with(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "fixture lacks {from:?}");
+    VALID.replacen(from, to, 1)
+}
+
+/// Load `text`, expect an error, and return (line, key, Display).
+fn fails(text: &str) -> (usize, String, String) {
+    let err = load_str(text, Path::new(FILE)).expect_err("config should be rejected");
+    let shown = err.to_string();
+    assert!(shown.starts_with(&format!("{FILE}:")), "no file in {shown}");
+    match err {
+        ConfigError::Invalid { line, key, .. } => (line, key, shown),
+        ConfigError::Syntax { line, .. } => (line, String::new(), shown),
+        ConfigError::Read { .. } => panic!("unexpected read error"),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in text")
+        + 1
+}
+
+#[test]
+fn valid_config_loads_and_expands_tilde() {
+    let c = load_str(VALID, Path::new(FILE)).unwrap();
+    let a = &c.agents["default"];
+    assert_eq!(a.exec.mode, ExecMode::Allowlist);
+    assert_eq!(
+        a.tools,
+        vec![ToolName::ReadFile, ToolName::WriteFile, ToolName::Exec]
+    );
+    assert!(
+        !a.workspace.starts_with("~"),
+        "tilde not expanded: {:?}",
+        a.workspace
+    );
+    assert!(a.workspace.ends_with("cordon-workspace/default"));
+    assert_eq!(a.egress.allow.len(), 2);
+}
+
+#[test]
+fn bad_enum_value_names_line_and_key() {
+    let text = with("mode = \"allowlist\"", "mode = \"sometimes\"");
+    let (line, key, shown) = fails(&text);
+    assert_eq!(line, line_of(&text, "sometimes"));
+    assert_eq!(key, "agents.default.exec.mode");
+    assert!(shown.contains(&format!("{FILE}:{line}:")), "{shown}");
+    assert!(shown.contains("key `agents.default.exec.mode`"), "{shown}");
+    assert!(
+        shown.contains("`sometimes`") && shown.contains("`allowlist`"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_line() {
+    let text = with(
+        "model = \"qwen2.5:7b\"",
+        "model = \"qwen2.5:7b\"\napi_key = \"sk-live-123\"",
+    );
+    let (line, key, shown) = fails(&text);
+    assert_eq!(line, line_of(&text, "sk-live"));
+    assert_eq!(key, "model.api_key");
+    assert!(shown.contains("unknown field"), "{shown}");
+
+    let text = format!("{VALID}\n[agents.default.extra]\nx = 1\n");
+    let (line, key, _) = fails(&text);
+    assert_eq!(line, line_of(&text, "[agents.default.extra]"));
+    assert_eq!(key, "agents.default.extra");
+
+    let text = format!("colour = \"blue\"\n{VALID}");
+    let (line, key, _) = fails(&text);
+    assert_eq!((line, key.as_str()), (1, "colour"));
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let text = with(
+        "[agents.default.exec]",
+        "[agents.default.exec]\ntimeout_secs = \"ten\"",
+    );
+    let (line, key, _) = fails(&text);
+    assert_eq!(line, line_of(&text, "\"ten\""));
+    assert_eq!(key, "agents.default.exec.timeout_secs");
+}
+
+#[test]
+fn array_element_errors_name_the_index() {
+    let text = with(
+        "\"write_file\", \"exec\"]",
+        "\"write_file\",\n  \"telnet\"]",
+    );
+    let (line, key, _) = fails(&text);
+    assert_eq!(line, line_of(&text, "telnet"));
+    assert_eq!(key, "agents.default.tools[2]");
+
+    let text = with(
+        "\"write_file\", \"exec\"]",
+        "\"write_file\",\n  \"read_file\"]",
+    );
+    let (line, key, shown) = fails(&text);
+    assert_eq!(line, line_of(&text, "  \"read_file\""));
+    assert_eq!(key, "agents.default.tools[2]");
+    assert!(shown.contains("listed twice"), "{shown}");
+}
+
+#[test]
+fn bad_host_pattern_names_the_element() {
+    let text = with(
+        "\"*.pypi.org\"]",
+        "\n  \"*.pypi.org\",\n  \"http://evil.example/\"]",
+    );
+    let (line, key, shown) = fails(&text);
+    assert_eq!(line, line_of(&text, "evil.example"));
+    assert_eq!(key, "agents.default.egress.allow[2]");
+    assert!(shown.contains("not a URL"), "{shown}");
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let text = with("provider = \"openai\"", "provider = \"openai");
+    let err = load_str(&text, Path::new(FILE)).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert_eq!(err.line(), Some(line_of(&text, "provider")));
+}
+
+#[test]
+fn missing_required_key_names_it() {
+    let text = with("model = \"qwen2.5:7b\"\n", "");
+    let (line, key, shown) = fails(&text);
+    assert_eq!(key, "model.model");
+    assert_eq!(line, line_of(&text, "[model]"));
+    assert!(shown.contains("missing field"), "{shown}");
+}
+
+#[test]
+fn semantic_errors_name_line_and_key() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (replace, with, expected key, line containing)
+        (
+            "base_url = \"http://127.0.0.1:11434/v1\"",
+            "base_url = \"ftp://x\"",
+            "model.base_url",
+            "ftp://",
+        ),
+        (
+            "model = \"qwen2.5:7b\"",
+            "model = \"  \"",
+            "model.model",
+            "model = \"  \"",
+        ),
+        (
+            "api_key_env = \"OPENAI_API_KEY\"",
+            "api_key_env = \"1BAD-NAME\"",
+            "model.api_key_env",
+            "1BAD",
+        ),
+        (
+            "api_key_env = \"OPENAI_API_KEY\"",
+            "timeout_secs = 0",
+            "model.timeout_secs",
+            "timeout_secs = 0",
+        ),
+        (
+            "api_key_env = \"OPENAI_API_KEY\"",
+            "max_retries = 11",
+            "model.max_retries",
+            "max_retries",
+        ),
+        (
+            "[agents.default]\n",
+            "[agents.default]\nmax_steps = 201\n",
+            "agents.default.max_steps",
+            "max_steps",
+        ),
+        (
+            "workspace = \"~/cordon-workspace/default\"",
+            "workspace = \"\"",
+            "agents.default.workspace",
+            "workspace = \"\"",
+        ),
+        (
+            "mode = \"allowlist\"",
+            "timeout_secs = 86401",
+            "agents.default.exec.timeout_secs",
+            "86401",
+        ),
+        (
+            "mode = \"allowlist\"",
+            "output_limit = 1023",
+            "agents.default.exec.output_limit",
+            "1023",
+        ),
+        (
+            "allow = [\"ls\", \"cargo\"]",
+            "allow = [\"ls\",\n \"rm -rf\"]",
+            "agents.default.exec.allow[1]",
+            "rm -rf",
+        ),
+        (
+            "allow = [\"ls\", \"cargo\"]",
+            "allow = [\"\"]",
+            "agents.default.exec.allow[0]",
+            "allow = [\"\"]",
+        ),
+    ];
+    for (from, to, want_key, want_line) in cases {
+        let text = with(from, to);
+        let (line, key, shown) = fails(&text);
+        assert_eq!(&key, want_key, "{shown}");
+        assert_eq!(line, line_of(&text, want_line), "{shown}");
+    }
+}
+
+#[test]
+fn bad_agent_name() {
+    let text = VALID.replace("agents.default", "agents.Default");
+    let (line, key, shown) = fails(&text);
+    assert_eq!(key, "agents.Default");
+    assert_eq!(line, line_of(&text, "[agents.Default]"));
+    assert!(shown.contains("1-32 characters"), "{shown}");
+}
+
+#[test]
+fn sandbox_limits_must_be_positive() {
+    let text = format!("{VALID}\n[sandbox]\nmax_processes = 0\n");
+    let (line, key, _) = fails(&text);
+    assert_eq!(key, "sandbox.max_processes");
+    assert_eq!(line, line_of(&text, "max_processes = 0"));
+}
+
+#[test]
+fn at_least_one_agent() {
+    let text = "agents = {}\n".to_string() + VALID.split("[agents.default]").next().unwrap();
+    let (line, key, _) = fails(&text);
+    assert_eq!(key, "agents");
+    assert_eq!(line, line_of(&text, "agents = {}"));
+}
+
+#[test]
+fn secret_in_config_is_rejected() {
+    let text = with("[model]", "[model]\napi_key = \"sk-proj-abcdef0123456789\"");
+    let (_, key, shown) = fails(&text);
+    assert_eq!(key, "model.api_key");
+    let text = format!("api_key = \"sk-abc\"\n{VALID}");
+    let (_, key, _) = fails(&text);
+    assert_eq!(key, "api_key");
+    assert!(shown.contains("unknown field"));
+}
+
+#[test]
+fn every_template_loads() {
+    for tier in [Tier::Personal, Tier::Team, Tier::Enterprise] {
+        let text = init_template(tier);
+        let c = load_str(&text, Path::new("template.toml"))
+            .unwrap_or_else(|e| panic!("{tier:?} template: {e}"));
+        assert_eq!(c.tier, tier);
+        let a = &c.agents["default"];
+        assert_eq!(a.exec.mode, ExecMode::Ask);
+        assert!(a.egress.allow.is_empty());
+        assert_eq!(a.tools, ToolName::ALL.to_vec());
+        assert_eq!(c.model.model, "qwen2.5:7b");
+        assert_eq!(c.model.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+    }
+    let p = load_str(&init_template(Tier::Personal), Path::new("p")).unwrap();
+    let e = load_str(&init_template(Tier::Enterprise), Path::new("e")).unwrap();
+    assert!(e.sandbox.max_memory_mb < p.sandbox.max_memory_mb);
+    assert!(e.agents["default"].max_steps < p.agents["default"].max_steps);
+}
+
+#[test]
+fn load_reads_real_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.toml");
+    std::fs::write(&path, init_template(Tier::Team)).unwrap();
+    assert_eq!(load(&path).unwrap().tier, Tier::Team);
+    let missing = dir.path().join("nope.toml");
+    let err = load(&missing).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("nope.toml"));
+    std::fs::write(&path, "tier = \"team\"\n[model]\nprovider = \"gpt\"\n").unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
+}
