@@ -1,0 +1,154 @@
+//! Every command-line flag, defined once with its documentation (`--help` is generated
+//! from these doc comments).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Cordon: a self-hosted AI agent with its hardening guide built in.
+///
+/// Files: the config is `$CORDON_CONFIG` (default ~/.config/cordon/cordon.toml); state
+/// (sessions, audit log) lives in `$CORDON_STATE_DIR` (default ~/.local/state/cordon).
+#[derive(Debug, Parser)]
+#[command(name = "cordon", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a config for a security tier, create the state directory (0700) and workspaces.
+    Init {
+        /// Security tier preset.
+        #[arg(long, value_enum, default_value_t = TierArg::Personal)]
+        tier: TierArg,
+        /// Overwrite an existing config file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run one task non-interactively and print the final answer. Actions that need a
+    /// human's approval are denied (nobody can answer).
+    Run {
+        /// Agent to use (from `[agents.NAME]`).
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// The task, in plain words.
+        #[arg(required = true, num_args = 1.., value_name = "TASK")]
+        task: Vec<String>,
+    },
+    /// Talk to an agent in the terminal; approvals are asked inline. Resumes the agent's
+    /// last session unless --new. Type /new for a fresh session, /exit to leave.
+    Chat {
+        /// Agent to use (from `[agents.NAME]`).
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// Start a new session instead of resuming the last one.
+        #[arg(long)]
+        new: bool,
+    },
+    /// The audit log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// The configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run commands exactly as the agent's exec tool would.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Check the hash chain; exit 1 and name the first bad record if anything changed.
+    Verify,
+    /// Print records.
+    Show {
+        /// Only this session's records.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only records of this kind (e.g. decision, tool_result, error).
+        #[arg(long)]
+        kind: Option<String>,
+        /// One JSON record per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Only the last N matching records.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file; errors name file:line and key.
+    Check {
+        /// Config file to check instead of $CORDON_CONFIG.
+        file: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of cordon.toml.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Run CMD in a fresh sandbox with the agent's workspace and limits.
+    Exec {
+        /// Agent whose workspace and limits to use.
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// Use this directory as the workspace instead of the agent's.
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Wall-clock limit, e.g. 30s, 2m (default: the agent's exec.timeout_secs).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// The command and its arguments.
+        #[arg(required = true, num_args = 1.., last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TierArg {
+    Personal,
+    Team,
+    Enterprise,
+}
+
+impl From<TierArg> for config::Tier {
+    fn from(t: TierArg) -> config::Tier {
+        match t {
+            TierArg::Personal => config::Tier::Personal,
+            TierArg::Team => config::Tier::Team,
+            TierArg::Enterprise => config::Tier::Enterprise,
+        }
+    }
+}
+
+/// `30`, `30s`, `5m`, `1h`, `500ms`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30s, 2m, 1h"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" | "" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        "h" => std::time::Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if d.is_zero() {
+        return Err("the timeout must be greater than zero".into());
+    }
+    Ok(d)
+}

@@ -1,0 +1,63 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use config::Paths;
+
+use crate::cli::LogCommand;
+
+pub fn log(command: LogCommand) -> Result<ExitCode> {
+    let paths = Paths::from_env();
+    let dir = paths.audit_dir();
+    match command {
+        LogCommand::Verify => match audit::verify(&dir) {
+            Ok(report) => {
+                println!("audit log {}: {} records, chain intact", dir.display(), report.records);
+                println!("head {}", report.last_hash);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("TAMPERED OR DAMAGED: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        LogCommand::Show { session, kind, json, tail } => {
+            let records = audit::read(&dir)
+                .with_context(|| format!("cannot read the audit log in {}", dir.display()))?;
+            let kind_filter = kind.map(|k| k.to_ascii_lowercase());
+            let mut selected: Vec<&audit::Record> = records
+                .iter()
+                .filter(|r| session.as_ref().is_none_or(|s| r.session.as_deref() == Some(s.as_str())))
+                .filter(|r| kind_filter.as_ref().is_none_or(|k| kind_name(&r.kind) == *k))
+                .collect();
+            if let Some(n) = tail {
+                let skip = selected.len().saturating_sub(n);
+                selected.drain(..skip);
+            }
+            let mut out = std::io::stdout().lock();
+            for r in selected {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(r)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "#{:<5} {} {:<13} {} {}",
+                        r.seq,
+                        r.ts,
+                        kind_name(&r.kind),
+                        r.session.as_deref().unwrap_or("-"),
+                        serde_json::to_string(&r.data)?
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn kind_name(kind: &audit::EventKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

@@ -1,0 +1,23 @@
+//! One module per command.
+
+mod chat;
+mod config_cmd;
+mod init;
+mod log;
+mod run;
+mod sandbox_cmd;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init { tier, force } => init::init(tier.into(), force),
+        Command::Run { agent, task } => run::run(&agent, &task.join(" ")).await,
+        Command::Chat { agent, new } => chat::chat(&agent, new).await,
+        Command::Log { command } => log::log(command),
+        Command::Config { command } => config_cmd::config(command),
+        Command::Sandbox { command } => sandbox_cmd::sandbox(command).await,
+    }
+}

@@ -1,0 +1,88 @@
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use audit::EventKind;
+use sandbox::{ExecRequest, ExitStatus, Profile};
+use serde_json::json;
+
+use crate::cli::SandboxCommand;
+use crate::setup::{agent_config, open_state, sandbox_backend, sandbox_limits};
+
+/// Environment of every sandboxed command: fixed, nothing inherited from the host.
+pub fn sandbox_env() -> Vec<(String, String)> {
+    [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", "/workspace"),
+        ("LANG", "C.UTF-8"),
+        ("TERM", "dumb"),
+        ("TMPDIR", "/tmp"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
+    match command {
+        SandboxCommand::Exec { agent, workspace, timeout, cmd } => {
+            let state = open_state()?;
+            let agent_cfg = agent_config(&state.config, &agent)?;
+            let workspace = workspace.unwrap_or_else(|| agent_cfg.workspace.clone());
+            let workspace = std::fs::canonicalize(&workspace)
+                .with_context(|| format!("workspace {} does not exist", workspace.display()))?;
+            let profile = Profile {
+                workspace: workspace.clone(),
+                workspace_writable: true,
+                env: sandbox_env(),
+                limits: sandbox_limits(&state.config),
+            };
+            let req = ExecRequest {
+                argv: cmd.clone(),
+                cwd: None,
+                stdin: Vec::new(),
+                timeout: timeout.unwrap_or(Duration::from_secs(agent_cfg.exec.timeout_secs)),
+                output_limit: agent_cfg.exec.output_limit,
+            };
+            let backend = sandbox_backend(&state.config)?;
+            let result = tokio::task::spawn_blocking(move || {
+                let mut instance = backend.start(&profile)?;
+                instance.exec(&req)
+            })
+            .await?;
+            let record = match &result {
+                Ok(out) => json!({
+                    "argv": cmd, "workspace": workspace.display().to_string(),
+                    "status": out.status.to_string(), "duration_ms": out.duration.as_millis() as u64,
+                    "stdout_bytes": out.stdout.len(), "stderr_bytes": out.stderr.len(),
+                }),
+                Err(e) => json!({ "argv": cmd, "error": e.to_string() }),
+            };
+            state.audit.record(EventKind::SandboxExec, None, record)?;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    eprintln!("cordon: {e}");
+                    return Ok(ExitCode::from(125));
+                }
+            };
+            std::io::stdout().lock().write_all(&out.stdout)?;
+            std::io::stderr().lock().write_all(&out.stderr)?;
+            if out.stdout_dropped > 0 || out.stderr_dropped > 0 {
+                eprintln!(
+                    "cordon: output truncated ({} bytes of stdout, {} of stderr dropped)",
+                    out.stdout_dropped, out.stderr_dropped
+                );
+            }
+            Ok(match out.status {
+                ExitStatus::Exited(c) => ExitCode::from((c & 0xff) as u8),
+                ExitStatus::Signaled(s) => ExitCode::from((128 + s).clamp(0, 255) as u8),
+                ExitStatus::TimedOut => {
+                    eprintln!("cordon: killed at the deadline");
+                    ExitCode::from(124)
+                }
+            })
+        }
+    }
+}

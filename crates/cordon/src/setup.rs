@@ -1,0 +1,158 @@
+//! Opening the pieces a command needs: paths, config, state dir, audit log, store,
+//! sandbox, runtime and agent — always in the same order and with the same checks.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use audit::EventKind;
+use config::{Config, Paths};
+use runtime::{Approver, ModelEndpoint, Runtime, RuntimeOptions};
+use serde_json::json;
+
+/// Everything that lives in the state directory, opened.
+pub struct State {
+    pub paths: Paths,
+    pub config: Arc<Config>,
+    pub audit: Arc<audit::Log>,
+    pub store: Arc<store::Store>,
+}
+
+/// Load and validate the config file named by the environment.
+pub fn load_config(paths: &Paths) -> Result<Config> {
+    if !paths.config_file.exists() {
+        bail!(
+            "no config at {} — run `cordon init` first, or point CORDON_CONFIG at one",
+            paths.config_file.display()
+        );
+    }
+    Ok(config::load(&paths.config_file)?)
+}
+
+/// Create the state directory with mode 0700, or tighten it if it is more open.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    }
+    let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("state directory {} is not a directory", dir.display());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "state directory {} belongs to uid {}, not to you (uid {me}); refusing to use it",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set mode 0700 on {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Open config, state dir, audit log and store; record that the config was loaded.
+pub fn open_state() -> Result<State> {
+    let paths = Paths::from_env();
+    let config = load_config(&paths)?;
+    ensure_private_dir(&paths.state_dir)?;
+    let audit = audit::Log::open(&paths.audit_dir())
+        .with_context(|| format!("cannot open the audit log in {}", paths.audit_dir().display()))?;
+    let store = store::Store::open(&paths.db_file())
+        .with_context(|| format!("cannot open the session store {}", paths.db_file().display()))?;
+    let text = std::fs::read(&paths.config_file).unwrap_or_default();
+    audit.record(
+        EventKind::ConfigLoaded,
+        None,
+        json!({
+            "path": paths.config_file.display().to_string(),
+            "sha256": sha256_hex(&text),
+            "tier": config.tier,
+            "agents": config.agents.keys().collect::<Vec<_>>(),
+        }),
+    )?;
+    Ok(State { paths, config: Arc::new(config), audit: Arc::new(audit), store: Arc::new(store) })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The agent's config, or an error listing the agents that exist.
+pub fn agent_config<'a>(config: &'a Config, name: &str) -> Result<&'a config::AgentConfig> {
+    config.agents.get(name).with_context(|| {
+        let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
+        format!("no agent `{name}` in the config; known agents: {}", known.join(", "))
+    })
+}
+
+/// The sandbox backend the config asks for. Fails closed when it cannot be provided.
+pub fn sandbox_backend(config: &Config) -> Result<Arc<dyn sandbox::Sandbox>> {
+    match config.sandbox.backend {
+        config::SandboxBackend::Native => Ok(Arc::new(sandbox::NativeSandbox::new())),
+    }
+}
+
+/// The limits of `[sandbox]` as the sandbox crate takes them.
+pub fn sandbox_limits(config: &Config) -> sandbox::Limits {
+    let s = &config.sandbox;
+    sandbox::Limits {
+        max_processes: s.max_processes,
+        max_open_files: s.max_open_files,
+        max_file_size: s.max_file_size_mb << 20,
+        max_cpu_secs: s.max_cpu_secs,
+        max_memory: s.max_memory_mb << 20,
+        tmp_size: s.tmp_size_mb << 20,
+    }
+}
+
+/// The model API key, read from the environment variable the config names.
+fn api_key(config: &Config) -> Option<(String, String)> {
+    let var = config.model.api_key_env.as_ref()?;
+    let value = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+    Some((var.clone(), value))
+}
+
+/// Wire runtime and agent for `agent_name`.
+pub fn build_agent(state: &State, agent_name: &str, approver: Arc<dyn Approver>) -> Result<agent::Agent> {
+    let config = &state.config;
+    let agent_cfg = agent_config(config, agent_name)?;
+    let key = api_key(config);
+    let redactor = secrets::Redactor::new(key.iter().cloned().collect());
+    let runtime = Runtime::new(RuntimeOptions {
+        config: config.clone(),
+        agent: agent_name.to_string(),
+        audit: state.audit.clone(),
+        sandbox: sandbox_backend(config)?,
+        approver,
+        redactor,
+    })?;
+    let model = &config.model;
+    let endpoint = ModelEndpoint::new(&model.base_url, Duration::from_secs(model.timeout_secs))?;
+    let retry = agent::provider::RetryPolicy {
+        max_retries: model.max_retries,
+        base_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(30),
+    };
+    let provider = agent::provider::from_config(model, key.map(|(_, v)| v), endpoint, retry);
+    let system_prompt =
+        agent::system_prompt(agent_name, &runtime.tool_specs(), agent_cfg.instructions.as_deref());
+    Ok(agent::Agent::new(agent::AgentOptions {
+        provider,
+        runtime: Arc::new(runtime),
+        store: state.store.clone(),
+        audit: state.audit.clone(),
+        max_steps: agent_cfg.max_steps,
+        system_prompt,
+        record_content: config.audit.record_content,
+    }))
+}

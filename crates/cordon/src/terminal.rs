@@ -1,0 +1,90 @@
+//! The terminal: reading lines (shared by the chat prompt and approval questions),
+//! asking for approvals, and showing what the agent does.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
+use tokio::sync::{Mutex, mpsc};
+
+/// Lines from stdin, read on a dedicated thread so the async runtime never blocks.
+/// `None` means end of input.
+#[derive(Clone)]
+pub struct Lines {
+    rx: Arc<Mutex<mpsc::Receiver<String>>>,
+}
+
+impl Lines {
+    pub fn stdin() -> Lines {
+        let (tx, rx) = mpsc::channel(16);
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx: Arc::new(Mutex::new(rx)) }
+    }
+
+    pub async fn next(&self, prompt: &str) -> Option<String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        self.rx.lock().await.recv().await
+    }
+}
+
+/// Asks the person at the terminal.
+pub struct TerminalApprover {
+    pub lines: Lines,
+}
+
+#[async_trait]
+impl Approver for TerminalApprover {
+    async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
+        eprintln!();
+        eprintln!("┌ approval needed ─ agent `{}`, session {}", req.agent, req.session);
+        eprintln!("│ tool:   {}", req.tool);
+        eprintln!("│ action: {}", req.action);
+        eprintln!("│ why:    {}", req.reason);
+        loop {
+            let Some(answer) = self.lines.next("└ allow? [y]es once / [s]ession / [n]o: ").await else {
+                return ApprovalAnswer::Unavailable("end of input while asking for approval".into());
+            };
+            match answer.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" => return ApprovalAnswer::Once,
+                "s" | "session" => return ApprovalAnswer::Session,
+                "n" | "no" | "" => return ApprovalAnswer::Deny,
+                other => eprintln!("  `{other}` is not an answer: type y, s or n"),
+            }
+        }
+    }
+}
+
+/// One line describing an event, for stderr.
+pub fn describe_event(event: &agent::AgentEvent) -> Option<String> {
+    match event {
+        agent::AgentEvent::TextDelta(_) => None,
+        agent::AgentEvent::ToolCall(call) => {
+            Some(format!("→ {} {}", call.name, shorten(&call.arguments, 160)))
+        }
+        agent::AgentEvent::ToolResult(obs) => {
+            let first = obs.content.lines().next().unwrap_or("");
+            let mark = if obs.is_error { "✗" } else { "←" };
+            Some(format!("{mark} {}", shorten(first, 160)))
+        }
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let one_line: String = s.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}

@@ -1,0 +1,204 @@
+//! A throwaway Cordon installation: its own HOME, config, state dir and workspace, and
+//! the real `cordon` binary run against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub workspace: PathBuf,
+}
+
+/// Agent settings the tests vary.
+pub struct AgentSetup<'a> {
+    pub tools: &'a str,
+    pub exec_mode: &'a str,
+    pub exec_allow: &'a str,
+    pub egress_allow: &'a str,
+    pub extra_model: &'a str,
+}
+
+impl Default for AgentSetup<'_> {
+    fn default() -> Self {
+        AgentSetup {
+            tools: r#"["read_file", "write_file", "edit_file", "list_dir", "search", "exec", "http_fetch"]"#,
+            exec_mode: "ask",
+            exec_allow: "[]",
+            egress_allow: "[]",
+            extra_model: "max_retries = 0\ntimeout_secs = 20",
+        }
+    }
+}
+
+impl Install {
+    pub fn new(base_url: &str, setup: AgentSetup<'_>) -> Install {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let state = dir.path().join("state");
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&workspace).unwrap();
+        let config = dir.path().join("cordon.toml");
+        let text = format!(
+            r#"[model]
+provider = "openai"
+base_url = "{base_url}"
+model = "scripted"
+{extra}
+
+[agents.default]
+workspace = "{ws}"
+tools = {tools}
+
+[agents.default.exec]
+mode = "{mode}"
+allow = {allow}
+timeout_secs = 20
+
+[agents.default.egress]
+allow = {egress}
+"#,
+            extra = setup.extra_model,
+            ws = workspace.display(),
+            tools = setup.tools,
+            mode = setup.exec_mode,
+            allow = setup.exec_allow,
+            egress = setup.egress_allow,
+        );
+        std::fs::write(&config, text).unwrap();
+        Install { dir, home, config, state, workspace }
+    }
+
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cordon"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("CORDON_CONFIG", &self.config)
+            .env("CORDON_STATE_DIR", &self.state)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn cordon(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().await.unwrap()
+    }
+
+    /// `cordon <args>` with `input` on stdin.
+    pub async fn cordon_stdin(&self, args: &[&str], input: &str) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        child.wait_with_output().await.unwrap()
+    }
+
+    /// Every audit record, via `cordon log show --json`.
+    pub async fn audit(&self) -> Vec<Value> {
+        let out = self.cordon(&["log", "show", "--json"]).await;
+        assert!(out.status.success(), "log show failed: {}", text(&out.stderr));
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub fn audit_file(&self) -> PathBuf {
+        self.state.join("audit").join("audit.jsonl")
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Records of `kind` (snake_case).
+pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+/// The decision records, as (decision, reason) text pairs.
+pub fn decisions(records: &[Value]) -> Vec<(String, String)> {
+    of_kind(records, "decision")
+        .into_iter()
+        .map(|r| {
+            let d = &r["data"];
+            (
+                d["decision"].as_str().unwrap_or_default().to_string(),
+                d["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "cordon failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A reply that calls one tool.
+pub fn tool(name: &str, args: Value) -> testkit::Reply {
+    testkit::Reply::ToolCalls(vec![testkit::ScriptedCall { name: name.into(), arguments: args }])
+}
+
+/// What happened to the proposal whose arguments contain `needle`: the decision record
+/// and the result record for the same call.
+pub fn outcome<'a>(records: &'a [Value], tool_name: &str, needle: &str) -> (Option<&'a Value>, Option<&'a Value>) {
+    let proposal = of_kind(records, "tool_proposed")
+        .into_iter()
+        .find(|r| r["data"]["tool"] == tool_name && r["data"].to_string().contains(needle))
+        .unwrap_or_else(|| panic!("no {tool_name} proposal containing {needle:?} in the audit log"));
+    let call_id = proposal["data"]["call_id"].clone();
+    let decision = of_kind(records, "decision").into_iter().find(|r| r["data"]["call_id"] == call_id);
+    let result = of_kind(records, "tool_result").into_iter().find(|r| r["data"]["call_id"] == call_id);
+    (decision, result)
+}
+
+/// The proposal containing `needle` was refused, and the refusal is in the audit log:
+/// either a `deny` decision or an error result. Returns the refusal record's text.
+pub fn assert_refused(records: &[Value], tool_name: &str, needle: &str) -> String {
+    let (decision, result) = outcome(records, tool_name, needle);
+    if let Some(d) = decision {
+        if d["data"]["decision"] == "deny" {
+            return d.to_string();
+        }
+    }
+    let r = result.unwrap_or_else(|| panic!("{tool_name} {needle:?}: no decision=deny and no result"));
+    assert_eq!(r["data"]["is_error"], true, "{tool_name} {needle:?} was not refused: {r}");
+    r.to_string()
+}
+
+/// The tool results the model received, from the LLM's request log: (name or id, text).
+pub fn tool_results_seen_by_model(requests: &[Value]) -> Vec<String> {
+    let Some(last) = requests.last() else { return Vec::new() };
+    last["messages"]
+        .as_array()
+        .map(|msgs| {
+            msgs.iter()
+                .filter(|m| m["role"] == "tool")
+                .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
