@@ -1,0 +1,441 @@
+//! The audit log on real files: chain, durability layout, concurrency, and attacks on
+//! the file that `verify` must catch.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use cordon_audit::{AuditError, EventKind, Filter, Log, read, read_filtered, verify};
+use serde_json::json;
+
+fn build(dir: &Path, n: u64) {
+    let log = Log::open(dir).unwrap();
+    for i in 0..n {
+        let kind = EventKind::ALL[(i as usize) % EventKind::ALL.len()];
+        let session = if i % 3 == 0 { None } else { Some("s1") };
+        let data = json!({"i": i, "text": format!("event {i} ü \"q\"\n"), "f": 0.1 * i as f64});
+        log.append(kind, session, data).unwrap();
+    }
+    log.sync().unwrap();
+}
+
+/// Byte offsets of the start of each line, plus the file length.
+fn line_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' {
+            starts.push(i + 1);
+        }
+    }
+    starts
+}
+
+/// 1-based line containing byte `offset`.
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// xorshift64*: a fixed-seed PRNG, enough to pick damage deterministically.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Write `damaged` over a copy of the pristine log and assert verify fails at or before
+/// `first_damaged_line`.
+fn assert_detected(pristine: &Path, damaged: &[u8], first_damaged_line: usize, what: &str) {
+    let work = tempfile::tempdir().unwrap();
+    for f in ["audit.jsonl", "head"] {
+        std::fs::copy(pristine.join(f), work.path().join(f)).unwrap();
+    }
+    std::fs::write(work.path().join("audit.jsonl"), damaged).unwrap();
+    match verify(work.path()) {
+        Ok(r) => panic!(
+            "{what}: not detected (verify said {} records ok)",
+            r.records
+        ),
+        Err(e) => {
+            assert!(e.line >= 1, "{what}: {e}");
+            assert!(
+                e.line <= first_damaged_line,
+                "{what}: reported line {} after damage at {first_damaged_line}: {e}",
+                e.line
+            );
+        }
+    }
+    // And a writer refuses to continue that log.
+    assert!(
+        matches!(Log::open(work.path()), Err(AuditError::Broken(_))),
+        "{what}: open accepted it"
+    );
+}
+
+#[test]
+fn pristine_log_verifies_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 50);
+    let report = verify(&audit).unwrap();
+    assert_eq!(report.records, 50);
+    let records = read(&audit).unwrap();
+    assert_eq!(records.len(), 50);
+    assert_eq!(records[0].prev, cordon_audit::GENESIS_HASH);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        assert_eq!(r.data["i"], json!(i));
+        if i > 0 {
+            assert_eq!(r.prev, records[i - 1].hash);
+        }
+        assert!(
+            time::OffsetDateTime::parse(&r.ts, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+        );
+        assert!(r.ts.ends_with('Z'), "{}", r.ts);
+    }
+    assert_eq!(report.last_hash, records[49].hash);
+    let only = read_filtered(
+        &audit,
+        &Filter {
+            session: Some("s1".into()),
+            kinds: vec![EventKind::UserMessage],
+        },
+    )
+    .unwrap();
+    assert!(!only.is_empty());
+    assert!(
+        only.iter()
+            .all(|r| r.kind == EventKind::UserMessage && r.session.as_deref() == Some("s1"))
+    );
+}
+
+#[test]
+fn every_kind_of_damage_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 50);
+    assert_eq!(
+        verify(&audit).unwrap().records,
+        50,
+        "pristine log must verify"
+    );
+    let bytes = std::fs::read(audit.join("audit.jsonl")).unwrap();
+    let starts = line_starts(&bytes);
+    let lines = starts.len() - 1;
+    assert_eq!(lines, 50);
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let mut cases = 0;
+
+    // Every record: flip one byte inside it (including its newline).
+    for k in 0..lines {
+        let at = starts[k] + rng.below(starts[k + 1] - starts[k]);
+        let mut d = bytes.clone();
+        d[at] ^= 1 + rng.below(255) as u8;
+        assert_detected(
+            &audit,
+            &d,
+            line_at(&bytes, at),
+            &format!("flip byte {at} of line {}", k + 1),
+        );
+        cases += 1;
+    }
+    // Every record: delete it; duplicate it; swap it with the next one.
+    for k in 0..lines {
+        let line = &bytes[starts[k]..starts[k + 1]];
+        let mut d = bytes.clone();
+        d.drain(starts[k]..starts[k + 1]);
+        assert_detected(&audit, &d, k + 1, &format!("delete line {}", k + 1));
+        let mut d = bytes.clone();
+        d.splice(starts[k + 1]..starts[k + 1], line.iter().copied());
+        assert_detected(&audit, &d, k + 2, &format!("duplicate line {}", k + 1));
+        if k + 1 < lines {
+            let next = &bytes[starts[k + 1]..starts[k + 2]];
+            let mut d = bytes[..starts[k]].to_vec();
+            d.extend_from_slice(next);
+            d.extend_from_slice(line);
+            d.extend_from_slice(&bytes[starts[k + 2]..]);
+            assert_detected(
+                &audit,
+                &d,
+                k + 1,
+                &format!("swap lines {} and {}", k + 1, k + 2),
+            );
+        }
+        cases += 3;
+    }
+    // Random byte ranges: delete, overwrite with garbage, insert garbage.
+    for round in 0..300 {
+        let a = rng.below(bytes.len());
+        let len = 1 + rng.below(200.min(bytes.len() - a));
+        let mut d = bytes.clone();
+        match round % 3 {
+            0 => {
+                d.drain(a..a + len);
+            }
+            1 => {
+                for b in &mut d[a..a + len] {
+                    *b ^= 1 + (rng.next() % 255) as u8;
+                }
+            }
+            _ => {
+                let junk: Vec<u8> = (0..len).map(|_| b' ' + (rng.next() % 90) as u8).collect();
+                d.splice(a..a, junk);
+            }
+        }
+        assert_detected(
+            &audit,
+            &d,
+            line_at(&bytes, a),
+            &format!("round {round}: range {a}+{len}"),
+        );
+        cases += 1;
+    }
+    // Truncation: cut the tail at random points, including whole-line boundaries.
+    for _ in 0..30 {
+        let cut = rng.below(bytes.len());
+        assert_detected(
+            &audit,
+            &bytes[..cut],
+            line_at(&bytes, cut),
+            &format!("truncate at {cut}"),
+        );
+        cases += 1;
+    }
+    let cut = starts[40];
+    assert_detected(&audit, &bytes[..cut], 41, "drop the last 10 records");
+    assert_detected(&audit, b"", 1, "empty the file");
+    // A forged record appended with a valid chain is past the head anchor.
+    let mut forged = bytes.clone();
+    forged.extend_from_slice(&bytes[starts[49]..]);
+    assert_detected(&audit, &forged, 51, "append a copy of the last record");
+    assert!(cases > 500);
+}
+
+#[test]
+fn forged_continuation_with_valid_hashes_is_caught_by_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 5);
+    let records = read(&audit).unwrap();
+    let last = records.last().unwrap();
+    let forged = cordon_audit::Record::new(
+        6,
+        last.ts.clone(),
+        EventKind::Approval,
+        None,
+        json!({"approved": true}),
+        last.hash.clone(),
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(audit.join("audit.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", forged.line()).as_bytes()).unwrap();
+    let e = verify(&audit).unwrap_err();
+    assert_eq!(e.line, 6);
+    assert_eq!(e.seq, Some(6));
+    assert!(e.to_string().contains("line 6 (record #6)"), "{e}");
+}
+
+#[test]
+fn awkward_values_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    for v in [
+        json!(0.1 + 0.2),
+        json!(1e300),
+        json!(-0.0),
+        json!(u64::MAX),
+        json!(i64::MIN),
+        json!("\u{0}\u{1f}\u{2028}\"\\/é🎉"),
+        json!({"b": {"z": 1, "a": [{"y": 2, "x": 3}]}, "a": null, "é": 1, "E": 2}),
+    ] {
+        log.append(EventKind::ToolResult, Some("\n"), v).unwrap();
+    }
+    log.sync().unwrap();
+    assert_eq!(verify(&audit).unwrap().records, 7);
+}
+
+#[test]
+fn missing_files_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 3);
+    std::fs::remove_file(audit.join("head")).unwrap();
+    assert!(verify(&audit).unwrap_err().reason.contains("head"));
+    assert!(matches!(Log::open(&audit), Err(AuditError::Broken(_))));
+
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 3);
+    std::fs::remove_file(audit.join("audit.jsonl")).unwrap();
+    let e = verify(&audit).unwrap_err();
+    assert!(e.reason.contains("missing"), "{e}");
+    assert!(
+        matches!(Log::open(&audit), Err(AuditError::Broken(_))),
+        "open must not start over"
+    );
+    assert!(!audit.join("audit.jsonl").exists());
+}
+
+#[test]
+fn concurrent_threads_keep_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Arc::new(Log::open(&audit).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                for i in 0..100 {
+                    let data = json!({"thread": t, "i": i});
+                    let seq = if i % 10 == 0 {
+                        log.record(EventKind::ToolResult, Some("s"), data).unwrap()
+                    } else {
+                        log.append(EventKind::ModelOutput, None, data).unwrap()
+                    };
+                    seqs.push(seq);
+                }
+                log.sync().unwrap();
+                seqs
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=800).collect::<Vec<_>>());
+    assert_eq!(verify(&audit).unwrap().records, 800);
+    // Each thread's records are in its own order.
+    let records = read(&audit).unwrap();
+    for t in 0..8 {
+        let is: Vec<u64> = records
+            .iter()
+            .filter(|r| r.data["thread"] == json!(t))
+            .map(|r| r.data["i"].as_u64().unwrap())
+            .collect();
+        assert_eq!(is, (0..100).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn sync_makes_appends_durable_and_anchored() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    log.append(EventKind::SessionStart, Some("a"), json!({}))
+        .unwrap();
+    // Not yet synced: the file and the anchor still agree on an empty log.
+    assert_eq!(verify(&audit).unwrap().records, 0);
+    log.sync().unwrap();
+    assert_eq!(verify(&audit).unwrap().records, 1);
+    log.record(EventKind::UserMessage, Some("a"), json!({"text": "hi"}))
+        .unwrap();
+    let head = std::fs::read_to_string(audit.join("head")).unwrap();
+    let report = verify(&audit).unwrap();
+    assert_eq!(report.records, 2);
+    assert!(head.contains(&report.last_hash), "{head}");
+    assert!(!audit.join("head.tmp").exists());
+}
+
+#[test]
+fn reopen_and_append_keeps_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 10);
+    {
+        let log = Log::open(&audit).unwrap();
+        assert_eq!(
+            log.record(EventKind::Alert, None, json!({"n": 11}))
+                .unwrap(),
+            11
+        );
+        // Dropping without sync still anchors buffered records.
+        log.append(EventKind::Alert, None, json!({"n": 12}))
+            .unwrap();
+    }
+    let log = Log::open(&audit).unwrap();
+    assert_eq!(
+        log.record(EventKind::Error, None, json!({"n": 13}))
+            .unwrap(),
+        13
+    );
+    drop(log);
+    let records = read(&audit).unwrap();
+    assert_eq!(records.len(), 13);
+    assert_eq!(records[10].prev, records[9].hash);
+    assert_eq!(records[12].data["n"], json!(13));
+}
+
+#[test]
+fn second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    let err = Log::open(&audit)
+        .err()
+        .expect("second writer must be refused");
+    assert!(matches!(err, AuditError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("another process"));
+    drop(log);
+    assert!(Log::open(&audit).is_ok());
+}
+
+#[test]
+fn second_process_is_refused() {
+    // A real second process (flock(1) from util-linux) holding the same kind of lock.
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    drop(Log::open(&audit).unwrap());
+    let Ok(mut child) = std::process::Command::new("flock")
+        .arg("-x")
+        .arg(audit.join("audit.jsonl"))
+        .args(["-c", "sleep 3"])
+        .spawn()
+    else {
+        eprintln!("flock(1) not installed; in-process lock test covers the logic");
+        return;
+    };
+    let mut refused = false;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        match Log::open(&audit) {
+            Err(AuditError::Locked { .. }) => {
+                refused = true;
+                break;
+            }
+            Ok(log) => drop(log),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        refused,
+        "the log was opened while another process held the lock"
+    );
+    assert!(Log::open(&audit).is_ok());
+}
+
+#[test]
+fn modes_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("state/audit");
+    let log = Log::open(&audit).unwrap();
+    log.record(EventKind::ConfigLoaded, None, json!({"path": "/x"}))
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&audit), 0o700);
+    assert_eq!(mode(&audit.join("audit.jsonl")), 0o600);
+    assert_eq!(mode(&audit.join("head")), 0o600);
+}
