@@ -38,6 +38,8 @@ pub struct Redactor {
     matcher: Option<Result<AhoCorasick, ()>>,
     /// Distinct secret names (for `Debug` and [`Redactor::secret_names`]).
     secret_names: Vec<String>,
+    /// The pairs it was built from, kept to extend it ([`Redactor::with_secrets`]).
+    secrets: Vec<(String, String)>,
 }
 
 /// The result of [`Redactor::redact`].
@@ -66,6 +68,7 @@ impl Redactor {
     /// Build from `(name, value)` pairs. Values shorter than [`MIN_SECRET_LEN`] bytes are
     /// skipped (see the module docs).
     pub fn new(secrets: Vec<(String, String)>) -> Redactor {
+        let kept = secrets.clone();
         let mut names = Vec::new();
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut secret_names = Vec::new();
@@ -88,6 +91,7 @@ impl Redactor {
                 names,
                 matcher: None,
                 secret_names,
+                secrets: kept,
             };
         }
         // Building fails only on absurd pattern sizes. Fail closed: a redactor that could
@@ -100,7 +104,15 @@ impl Redactor {
             names,
             matcher: Some(matcher),
             secret_names,
+            secrets: kept,
         }
+    }
+
+    /// A redactor for these secrets and `more`.
+    pub fn with_secrets(&self, more: Vec<(String, String)>) -> Redactor {
+        let mut all = self.secrets.clone();
+        all.extend(more);
+        Redactor::new(all)
     }
 
     /// Whether there are no secrets to redact.
@@ -284,6 +296,13 @@ mod tests {
         ]);
         let out = red.redact("[password-and-more] [password]");
         assert_eq!(out.text, "[[REDACTED:LONG]] [[REDACTED:SHORT]]");
+    }
+
+    #[test]
+    fn with_secrets_adds_to_existing() {
+        let red = r().with_secrets(vec![("OTHER".into(), "another-secret".into())]);
+        let out = red.redact(&format!("{KEY} another-secret"));
+        assert_eq!(out.text, "[REDACTED:API_KEY] [REDACTED:OTHER]");
     }
 
     #[test]
