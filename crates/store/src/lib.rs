@@ -1,1 +1,20 @@
-//! TODO(owner: see issue 2)
+//! Persistence of agent sessions in SQLite (`state_dir/cordon.db`), so `cordon chat`
+//! can resume where it stopped.
+//!
+//! Guarantees: the database file is created 0600; every write is one transaction taken
+//! with `BEGIN IMMEDIATE`, so several handles (threads or processes) on one file append
+//! items without losing or duplicating a `seq`; items of a session load back in the order
+//! they were appended; the schema is versioned by `PRAGMA user_version` and a database
+//! from a newer Cordon, or one that is not a Cordon database, is refused with an error
+//! rather than modified. Items are opaque JSON here: the `agent` crate defines them.
+//!
+//! Does not: encrypt the database (it holds conversation content, so the state
+//! directory is 0700 and never mounted into a sandbox), or keep secrets (they live in
+//! the vault).
+
+mod error;
+mod schema;
+mod store;
+
+pub use error::StoreError;
+pub use store::{SessionRecord, Store};

@@ -1,0 +1,56 @@
+//! Errors of the session store.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create session database {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot open session database {}: {source}; if the file is damaged, move it aside \
+         (Cordon starts a new one) and keep the copy for inspection",
+        path.display()
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "session database {} has schema version {found}, but this Cordon knows versions up \
+         to {supported}; it was written by a newer Cordon, upgrade Cordon to use it",
+        path.display()
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "session database {} is not a valid Cordon database ({reason}); move it aside and \
+         Cordon starts a new one",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("session database: {action}: {source}")]
+    Sqlite {
+        action: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("no session `{id}`; list sessions with `cordon sessions`")]
+    NoSession { id: String },
+    #[error("session `{session}` item #{seq} is not valid JSON: {source}")]
+    BadItem {
+        session: String,
+        seq: u64,
+        source: serde_json::Error,
+    },
+    #[error("cannot encode session item as JSON: {0}")]
+    Encode(serde_json::Error),
+    #[error("cannot format the current time: {0}")]
+    Clock(#[from] time::error::Format),
+    #[error("session database handle is unusable: a thread panicked while using it")]
+    Poisoned,
+}

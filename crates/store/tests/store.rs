@@ -1,0 +1,207 @@
+//! The session store on real SQLite files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use cordon_store::{Store, StoreError};
+use serde_json::json;
+
+#[test]
+fn sessions_and_items_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/cordon.db");
+    let (a, b) = {
+        let store = Store::open(&path).unwrap();
+        let a = store.create_session("default").unwrap();
+        let b = store.create_session("default").unwrap();
+        assert_eq!(a.id.len(), 26, "ULID: {}", a.id);
+        assert!(ulid::Ulid::from_string(&a.id).is_ok());
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.items, 0);
+        for i in 0..5 {
+            let seq = store
+                .append_item(&a.id, &json!({"role": "user", "n": i}))
+                .unwrap();
+            assert_eq!(seq, i + 1);
+        }
+        (a, b)
+    };
+    let store = Store::open(&path).unwrap();
+    let items = store.load_items(&a.id).unwrap();
+    assert_eq!(
+        items,
+        (0..5)
+            .map(|i| json!({"role": "user", "n": i}))
+            .collect::<Vec<_>>()
+    );
+    assert!(store.load_items(&b.id).unwrap().is_empty());
+    let got = store.get_session(&a.id).unwrap().unwrap();
+    assert_eq!(got.items, 5);
+    assert_eq!(got.agent, "default");
+    assert!(got.updated_at > got.created_at, "{got:?}");
+    // `a` was used last, so it is the one to resume.
+    assert_eq!(store.latest_session("default").unwrap().unwrap().id, a.id);
+    store.append_item(&b.id, &json!("x")).unwrap();
+    assert_eq!(store.latest_session("default").unwrap().unwrap().id, b.id);
+    assert!(store.latest_session("other").unwrap().is_none());
+    assert!(store.get_session("01NOPE").unwrap().is_none());
+}
+
+#[test]
+fn list_sessions_filters_by_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+    let x = store.create_session("x").unwrap();
+    let y = store.create_session("y").unwrap();
+    let x2 = store.create_session("x").unwrap();
+    let all = store.list_sessions(None).unwrap();
+    assert_eq!(all.len(), 3);
+    let xs: Vec<String> = store
+        .list_sessions(Some("x"))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(xs, vec![x2.id.clone(), x.id.clone()], "most recent first");
+    assert_eq!(store.list_sessions(Some("y")).unwrap()[0].id, y.id);
+    assert!(store.list_sessions(Some("z")).unwrap().is_empty());
+}
+
+#[test]
+fn unknown_session_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+    let err = store.append_item("missing", &json!(1)).unwrap_err();
+    assert!(matches!(err, StoreError::NoSession { .. }), "{err}");
+    assert!(err.to_string().contains("missing"));
+    assert!(matches!(
+        store.load_items("missing"),
+        Err(StoreError::NoSession { .. })
+    ));
+}
+
+#[test]
+fn two_handles_interleave_appends_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    let first = Arc::new(Store::open(&path).unwrap());
+    let second = Arc::new(Store::open(&path).unwrap());
+    let session = first.create_session("default").unwrap().id;
+    let mut threads = Vec::new();
+    for (h, store) in [first.clone(), second.clone(), first.clone(), second.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let session = session.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut seqs = Vec::new();
+            for i in 0..100 {
+                seqs.push(
+                    store
+                        .append_item(&session, &json!({"h": h, "i": i}))
+                        .unwrap(),
+                );
+            }
+            seqs
+        }));
+    }
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=400).collect::<Vec<_>>(),
+        "every seq exactly once"
+    );
+    let items = second.load_items(&session).unwrap();
+    assert_eq!(items.len(), 400);
+    for h in 0..4 {
+        let is: Vec<u64> = items
+            .iter()
+            .filter(|v| v["h"] == json!(h))
+            .map(|v| v["i"].as_u64().unwrap())
+            .collect();
+        assert_eq!(is, (0..100).collect::<Vec<_>>(), "handle {h} order kept");
+    }
+    assert_eq!(first.get_session(&session).unwrap().unwrap().items, 400);
+}
+
+#[test]
+fn file_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    let store = Store::open(&path).unwrap();
+    store.create_session("a").unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn newer_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(&path)
+        .err()
+        .expect("newer schema must be refused");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer Cordon"), "{err}");
+}
+
+#[test]
+fn foreign_database_is_refused_not_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE precious (x); INSERT INTO precious VALUES (1);")
+        .unwrap();
+    drop(conn);
+    let err = Store::open(&path)
+        .err()
+        .expect("foreign database must be refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM precious", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the foreign database was not touched");
+}
+
+#[test]
+fn missing_table_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE items;").unwrap();
+    drop(conn);
+    let err = Store::open(&path)
+        .err()
+        .expect("damaged schema must be refused");
+    assert!(err.to_string().contains("`items` is missing"), "{err}");
+}
+
+#[test]
+fn garbage_file_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let err = Store::open(&path).err().expect("garbage must be refused");
+    let shown = err.to_string();
+    assert!(shown.contains(&path.display().to_string()), "{shown}");
+    assert!(shown.contains("move it aside"), "{shown}");
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Store>();
+}
