@@ -20,7 +20,9 @@ mod workspace;
 pub use approval::{ApprovalAnswer, ApprovalRequest, Approver, NoHumanApprover};
 pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
 pub use perform::{Runtime, RuntimeError, RuntimeOptions};
-pub use workspace::{Workspace, WorkspaceError};
+pub use workspace::{
+    DirEntry, EntryKind, Listing, WalkLimits, WalkSummary, Workspace, WorkspaceError, WorkspacePath,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -42,7 +42,8 @@ pub struct ModelResponse {
 impl ModelEndpoint {
     pub fn new(base_url: &str, timeout: Duration) -> Result<ModelEndpoint, TransportError> {
         let base = base_url.trim_end_matches('/').to_string();
-        let ok = (base.starts_with("http://") || base.starts_with("https://")) && reqwest::Url::parse(&base).is_ok();
+        let ok = (base.starts_with("http://") || base.starts_with("https://"))
+            && reqwest::Url::parse(&base).is_ok();
         if !ok {
             return Err(TransportError::BadBaseUrl(base_url.to_string()));
         }
@@ -51,8 +52,15 @@ impl ModelEndpoint {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10).min(timeout))
             .build()
-            .map_err(|e| TransportError::Unreachable { url: base.clone(), detail: e.to_string() })?;
-        Ok(ModelEndpoint { base, client, timeout })
+            .map_err(|e| TransportError::Unreachable {
+                url: base.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(ModelEndpoint {
+            base,
+            client,
+            timeout,
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -81,12 +89,20 @@ impl ModelEndpoint {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        Ok(ModelResponse { status: resp.status().as_u16(), retry_after, url, inner: resp })
+        Ok(ModelResponse {
+            status: resp.status().as_u16(),
+            retry_after,
+            url,
+            inner: resp,
+        })
     }
 
     fn classify(&self, url: &str, e: reqwest::Error) -> TransportError {
         if e.is_timeout() {
-            TransportError::Timeout { url: url.to_string(), secs: self.timeout.as_secs() }
+            TransportError::Timeout {
+                url: url.to_string(),
+                secs: self.timeout.as_secs(),
+            }
         } else {
             let mut detail = e.to_string();
             let mut src = std::error::Error::source(&e);
@@ -95,7 +111,10 @@ impl ModelEndpoint {
                 detail.push_str(&s.to_string());
                 src = s.source();
             }
-            TransportError::Unreachable { url: url.to_string(), detail }
+            TransportError::Unreachable {
+                url: url.to_string(),
+                detail,
+            }
         }
     }
 }
@@ -104,14 +123,20 @@ impl ModelResponse {
     /// The whole body as text.
     pub async fn text(self) -> Result<String, TransportError> {
         let url = self.url;
-        self.inner.text().await.map_err(|e| TransportError::Body { url, detail: e.to_string() })
+        self.inner.text().await.map_err(|e| TransportError::Body {
+            url,
+            detail: e.to_string(),
+        })
     }
 
     /// The body as a stream of chunks (for server-sent events).
     pub fn bytes_stream(self) -> impl Stream<Item = Result<Bytes, TransportError>> + Send + Unpin {
         let url = self.url;
-        self.inner
-            .bytes_stream()
-            .map(move |r| r.map_err(|e| TransportError::Body { url: url.clone(), detail: e.to_string() }))
+        self.inner.bytes_stream().map(move |r| {
+            r.map_err(|e| TransportError::Body {
+                url: url.clone(),
+                detail: e.to_string(),
+            })
+        })
     }
 }

@@ -1,6 +1,544 @@
-//! Stub: replaced by the runtime implementation.
-pub struct Runtime;
-pub struct RuntimeOptions;
+//! [`Runtime::perform`]: one tool call from proposal to labelled, redacted, audited
+//! observation.
+//!
+//! Guarantees: the proposal is audited before anything else; the guard's decision is
+//! made durable (`Log::record`) before anything executes; `Ask` never runs without a
+//! human's `Once`/`Session` answer or a session grant for the exact same canonical
+//! action; every result is redacted before it leaves, labelled (`http_fetch` is
+//! untrusted), and audited with a digest. Any failure becomes an error observation and
+//! an `error` audit record; nothing panics and nothing runs outside the sandbox /
+//! workspace confinement. If the audit log cannot record the decision, the action does
+//! not run.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use audit::EventKind;
+use config::{AgentConfig, ToolName};
+use guard::{Action, Decision, Policy};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::approval::{ApprovalAnswer, ApprovalRequest, Approver};
+use crate::tools::exec::SharedInstance;
+use crate::tools::{self, Args, ToolOutput};
+use crate::workspace::{Workspace, WorkspaceError};
+use crate::{Integrity, Observation, Provenance, ToolCall, ToolSpec};
+
+pub struct RuntimeOptions {
+    pub config: Arc<config::Config>,
+    pub agent: String,
+    pub audit: Arc<audit::Log>,
+    pub sandbox: Arc<dyn sandbox::Sandbox>,
+    pub approver: Arc<dyn Approver>,
+    pub redactor: secrets::Redactor,
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("runtime")]
-pub struct RuntimeError;
+pub enum RuntimeError {
+    #[error("no agent `{agent}` in the config; known agents: {known}")]
+    UnknownAgent { agent: String, known: String },
+    #[error("workspace of agent `{agent}` ({}) is not usable: {source}", path.display())]
+    Workspace {
+        agent: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: WorkspaceError,
+    },
+    #[error("cannot set up http_fetch for agent `{agent}`: {detail}")]
+    Http { agent: String, detail: String },
+}
+
+#[derive(Default)]
+struct SessionState {
+    instance: SharedInstance,
+    grants: HashSet<String>,
+}
+
+/// The effect boundary of one agent.
+pub struct Runtime {
+    config: Arc<config::Config>,
+    agent: String,
+    agent_cfg: AgentConfig,
+    audit: Arc<audit::Log>,
+    sandbox: Arc<dyn sandbox::Sandbox>,
+    approver: Arc<dyn Approver>,
+    redactor: secrets::Redactor,
+    policy: Policy,
+    workspace: Workspace,
+    http: reqwest::Client,
+    sessions: Mutex<HashMap<String, SessionState>>,
+}
+
+/// Why a call ended without (successful) execution: the text for the model and the
+/// stage for the audit `error` record.
+struct Failure {
+    stage: &'static str,
+    message: String,
+}
+
+fn fail(stage: &'static str, message: impl Into<String>) -> Failure {
+    Failure {
+        stage,
+        message: message.into(),
+    }
+}
+
+impl Runtime {
+    pub fn new(opts: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let Some(agent_cfg) = opts.config.agents.get(&opts.agent).cloned() else {
+            let known: Vec<&str> = opts.config.agents.keys().map(String::as_str).collect();
+            return Err(RuntimeError::UnknownAgent {
+                agent: opts.agent,
+                known: if known.is_empty() {
+                    "(none)".into()
+                } else {
+                    known.join(", ")
+                },
+            });
+        };
+        let workspace =
+            Workspace::open(&agent_cfg.workspace).map_err(|source| RuntimeError::Workspace {
+                agent: opts.agent.clone(),
+                path: agent_cfg.workspace.clone(),
+                source,
+            })?;
+        let http = tools::http_fetch::client().map_err(|detail| RuntimeError::Http {
+            agent: opts.agent.clone(),
+            detail,
+        })?;
+        let mut redactor = opts.redactor;
+        if let Some(var) = &opts.config.model.api_key_env
+            && let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty())
+            && !redactor.secret_names().contains(var)
+        {
+            redactor = redactor.with_secrets(vec![(var.clone(), value)]);
+        }
+        Ok(Runtime {
+            policy: Policy::new(&opts.agent, &agent_cfg),
+            config: opts.config,
+            agent: opts.agent,
+            agent_cfg,
+            audit: opts.audit,
+            sandbox: opts.sandbox,
+            approver: opts.approver,
+            redactor,
+            workspace,
+            http,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// The tools this agent is given, with their JSON Schemas.
+    pub fn tool_specs(&self) -> Vec<ToolSpec> {
+        ToolName::ALL
+            .into_iter()
+            .filter(|t| self.agent_cfg.tools.contains(t))
+            .map(tools::spec)
+            .collect()
+    }
+
+    /// Redact secrets from text (for the agent to clean model text before logging it).
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text).text
+    }
+
+    /// Drop the session's sandbox instance and its grants.
+    pub fn end_session(&self, session: &str) {
+        let removed = match self.sessions.lock() {
+            Ok(mut s) => s.remove(session),
+            Err(poisoned) => poisoned.into_inner().remove(session),
+        };
+        // Dropping the instance tears the sandbox down; do it outside the lock.
+        drop(removed);
+    }
+
+    /// Decide, execute, redact, label and audit one proposed tool call.
+    pub async fn perform(&self, session: &str, call: &ToolCall) -> Observation {
+        let started = Instant::now();
+        let _ = self.audit.append(
+            EventKind::ToolProposed,
+            Some(session),
+            json!({
+                "call_id": call.id,
+                "tool": call.name,
+                "arguments": self.redact(&call.arguments),
+            }),
+        );
+        let untrusted_source = || format!("tool:{}", call.name);
+        let (output, source, integrity) = match self.run(session, call).await {
+            Ok((out, source, integrity)) => (out, source, integrity),
+            Err(f) => {
+                let message = self.redact(&f.message);
+                let _ = self.audit.append(
+                    EventKind::Error,
+                    Some(session),
+                    json!({
+                        "call_id": call.id,
+                        "tool": call.name,
+                        "stage": f.stage,
+                        "message": message,
+                    }),
+                );
+                let integrity = if call.name == ToolName::HttpFetch.as_str() {
+                    Integrity::Untrusted
+                } else {
+                    Integrity::Trusted
+                };
+                let out = ToolOutput {
+                    content: message,
+                    is_error: true,
+                    ..ToolOutput::default()
+                };
+                (out, untrusted_source(), integrity)
+            }
+        };
+        let redacted = self.redactor.redact(&output.content);
+        let digest = hex::encode(sha2::Sha256::digest(redacted.text.as_bytes()));
+        let result = self.audit.record(
+            EventKind::ToolResult,
+            Some(session),
+            json!({
+                "call_id": call.id,
+                "tool": call.name,
+                "is_error": output.is_error,
+                "status": output.status,
+                "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "bytes": redacted.text.len(),
+                "sha256": digest,
+                "truncated": output.truncated,
+                "redacted": redacted.hits,
+            }),
+        );
+        let (content, is_error) = match result {
+            Ok(_) => (redacted.text, output.is_error),
+            Err(e) => (
+                format!(
+                    "{}\n[warning: the audit log could not record this result: {e}]",
+                    redacted.text
+                ),
+                true,
+            ),
+        };
+        Observation {
+            call_id: call.id.clone(),
+            content,
+            is_error,
+            provenance: Provenance { source, integrity },
+        }
+    }
+
+    async fn run(
+        &self,
+        session: &str,
+        call: &ToolCall,
+    ) -> Result<(ToolOutput, String, Integrity), Failure> {
+        let available = || {
+            self.agent_cfg
+                .tools
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let tool = match ToolName::parse(&call.name) {
+            Some(t) if self.agent_cfg.tools.contains(&t) => t,
+            Some(_) => {
+                return Err(fail(
+                    "tool",
+                    format!(
+                        "tool `{}` is not available to agent `{}`; available tools: {}",
+                        call.name,
+                        self.agent,
+                        available()
+                    ),
+                ));
+            }
+            None => {
+                return Err(fail(
+                    "tool",
+                    format!(
+                        "unknown tool `{}`; available tools: {}",
+                        call.name,
+                        available()
+                    ),
+                ));
+            }
+        };
+        let args = tools::parse_args(tool, &call.arguments).map_err(|m| fail("arguments", m))?;
+        let args_json: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+
+        // Parse paths and URLs at the edge; the guard sees the canonical form.
+        let ws = &self.workspace;
+        let ws_path = |p: &str| ws.resolve(p).map_err(|e| fail("workspace", e.to_string()));
+        let (action, path, target) = match &args {
+            Args::ReadFile(a) => {
+                let p = ws_path(&a.path)?;
+                (Action::ReadFile { path: p.as_str() }, Some(p), None)
+            }
+            Args::WriteFile(a) => {
+                let p = ws_path(&a.path)?;
+                (Action::WriteFile { path: p.as_str() }, Some(p), None)
+            }
+            Args::EditFile(a) => {
+                let p = ws_path(&a.path)?;
+                (Action::EditFile { path: p.as_str() }, Some(p), None)
+            }
+            Args::ListDir(a) => {
+                let p = ws_path(a.path.as_deref().unwrap_or("."))?;
+                (Action::ListDir { path: p.as_str() }, Some(p), None)
+            }
+            Args::Search(a) => {
+                let p = ws_path(a.path.as_deref().unwrap_or("."))?;
+                (Action::Search { path: p.as_str() }, Some(p), None)
+            }
+            Args::Exec(a) => (
+                Action::Exec {
+                    command: a.command.clone(),
+                },
+                None,
+                None,
+            ),
+            Args::HttpFetch(a) => {
+                tools::http_fetch::check_headers(a).map_err(|m| fail("arguments", m))?;
+                let t = tools::http_fetch::target(&a.url).map_err(|m| {
+                    fail(
+                        "arguments",
+                        format!("invalid arguments for http_fetch: {m}"),
+                    )
+                })?;
+                let action = Action::HttpFetch {
+                    method: a.method.unwrap_or(tools::Method::Get).as_str().to_string(),
+                    url: t.url.to_string(),
+                    host: t.host.clone(),
+                    port: t.port,
+                };
+                (action, None, Some(t))
+            }
+        };
+
+        self.authorize(session, tool, &action, &args_json).await?;
+
+        // Execute.
+        let trusted = |out: ToolOutput| Ok((out, format!("tool:{tool}"), Integrity::Trusted));
+        let ws_err = |e: WorkspaceError| fail("workspace", e.to_string());
+        match (&args, path) {
+            (Args::ReadFile(a), Some(p)) => {
+                trusted(tools::files::read_file(ws, &p, a).map_err(ws_err)?)
+            }
+            (Args::WriteFile(a), Some(p)) => {
+                trusted(tools::files::write_file(ws, &p, a).map_err(ws_err)?)
+            }
+            (Args::EditFile(a), Some(p)) => {
+                trusted(tools::files::edit_file(ws, &p, a).map_err(|m| fail("workspace", m))?)
+            }
+            (Args::ListDir(a), Some(p)) => {
+                trusted(tools::files::list_dir(ws, &p, a).map_err(ws_err)?)
+            }
+            (Args::Search(a), Some(p)) => {
+                trusted(tools::files::search(ws, &p, a).map_err(|m| fail("workspace", m))?)
+            }
+            (Args::Exec(a), _) => trusted(self.exec(session, call, &a.command).await?),
+            (Args::HttpFetch(a), _) => {
+                let Some(first) = target else {
+                    return Err(fail("internal", "http_fetch target missing"));
+                };
+                let mut check_hop = |t: &tools::http_fetch::Target, m: tools::Method| {
+                    self.check_redirect(session, call, t, m)
+                };
+                let fetched = tools::http_fetch::fetch(&self.http, a, first, &mut check_hop)
+                    .await
+                    .map_err(|m| fail("http_fetch", m))?;
+                let _ = self.audit.append(
+                    EventKind::Egress,
+                    Some(session),
+                    json!({
+                        "call_id": call.id,
+                        "url": fetched.final_url,
+                        "status": fetched.output.status,
+                    }),
+                );
+                let source = format!("tool:http_fetch {}", fetched.final_url);
+                Ok((fetched.output, source, Integrity::Untrusted))
+            }
+            _ => Err(fail("internal", "file tool without a resolved path")),
+        }
+    }
+
+    /// Guard decision (durably audited), then approval when asked.
+    async fn authorize(
+        &self,
+        session: &str,
+        tool: ToolName,
+        action: &Action,
+        args_json: &Value,
+    ) -> Result<(), Failure> {
+        let decision = self.policy.decide(action);
+        let canonical = action.canonical();
+        self.audit
+            .record(
+                EventKind::Decision,
+                Some(session),
+                json!({
+                    "tool": tool.as_str(),
+                    "action": self.redact(&canonical),
+                    "decision": decision.kind(),
+                    "reason": decision.reason(),
+                }),
+            )
+            .map_err(|e| {
+                fail(
+                    "audit",
+                    format!("{tool} not run: the audit log cannot record the decision: {e}"),
+                )
+            })?;
+        match decision {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { reason } => Err(fail("decision", format!("{tool} denied: {reason}"))),
+            Decision::Ask { reason } => {
+                if self.has_grant(session, &canonical) {
+                    self.audit
+                        .record(
+                            EventKind::Approval,
+                            Some(session),
+                            json!({ "action": self.redact(&canonical), "answer": "session_grant" }),
+                        )
+                        .map_err(|e| fail("audit", format!("{tool} not run: {e}")))?;
+                    return Ok(());
+                }
+                let req = ApprovalRequest {
+                    session: session.to_string(),
+                    agent: self.agent.clone(),
+                    tool: tool.as_str().to_string(),
+                    action: canonical.clone(),
+                    arguments: args_json.clone(),
+                    reason: reason.clone(),
+                };
+                let answer = self.approver.ask(&req).await;
+                let answer_json = serde_json::to_value(&answer).unwrap_or(Value::Null);
+                self.audit
+                    .record(
+                        EventKind::Approval,
+                        Some(session),
+                        json!({ "action": self.redact(&canonical), "answer": answer_json }),
+                    )
+                    .map_err(|e| fail("audit", format!("{tool} not run: {e}")))?;
+                match answer {
+                    ApprovalAnswer::Once => Ok(()),
+                    ApprovalAnswer::Session => {
+                        self.add_grant(session, canonical);
+                        Ok(())
+                    }
+                    ApprovalAnswer::Deny => Err(fail(
+                        "approval",
+                        format!("{tool} denied: the human refused ({reason})"),
+                    )),
+                    ApprovalAnswer::Unavailable(why) => Err(fail(
+                        "approval",
+                        format!(
+                            "{tool} denied: approval required ({reason}) but no human can answer: {why}"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Run one redirect hop through the guard; only `Allow` proceeds (a redirect is not
+    /// put to a human: the model did not ask for that host).
+    fn check_redirect(
+        &self,
+        session: &str,
+        call: &ToolCall,
+        t: &tools::http_fetch::Target,
+        method: tools::Method,
+    ) -> Result<(), String> {
+        let action = Action::HttpFetch {
+            method: method.as_str().to_string(),
+            url: t.url.to_string(),
+            host: t.host.clone(),
+            port: t.port,
+        };
+        let decision = self.policy.decide(&action);
+        self.audit
+            .record(
+                EventKind::Decision,
+                Some(session),
+                json!({
+                    "call_id": call.id,
+                    "tool": "http_fetch",
+                    "action": self.redact(&action.canonical()),
+                    "redirect": true,
+                    "decision": decision.kind(),
+                    "reason": decision.reason(),
+                }),
+            )
+            .map_err(|e| {
+                format!("http_fetch stopped: the audit log cannot record the redirect: {e}")
+            })?;
+        match decision {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { reason } | Decision::Ask { reason } => {
+                Err(format!("http_fetch redirect to {} denied: {reason}", t.url))
+            }
+        }
+    }
+
+    async fn exec(
+        &self,
+        session: &str,
+        call: &ToolCall,
+        command: &str,
+    ) -> Result<ToolOutput, Failure> {
+        let instance = self.instance(session);
+        let profile = tools::exec::profile(&self.config, self.workspace.root());
+        let req = tools::exec::request(command, &self.agent_cfg.exec);
+        let out = tools::exec::run(self.sandbox.clone(), instance, profile, req)
+            .await
+            .map_err(|m| fail("sandbox", m))?;
+        let _ = self.audit.append(
+            EventKind::SandboxExec,
+            Some(session),
+            json!({
+                "call_id": call.id,
+                "backend": self.sandbox.backend(),
+                "status": tools::exec::status_json(out.status),
+                "duration_ms": u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
+                "stdout_bytes": out.stdout.len() as u64 + out.stdout_dropped,
+                "stderr_bytes": out.stderr.len() as u64 + out.stderr_dropped,
+            }),
+        );
+        Ok(tools::exec::format(&out, &self.agent_cfg.exec))
+    }
+
+    fn with_session<R>(&self, session: &str, f: impl FnOnce(&mut SessionState) -> R) -> R {
+        let mut sessions = match self.sessions.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(sessions.entry(session.to_string()).or_default())
+    }
+
+    fn instance(&self, session: &str) -> SharedInstance {
+        self.with_session(session, |s| s.instance.clone())
+    }
+
+    fn has_grant(&self, session: &str, canonical: &str) -> bool {
+        self.with_session(session, |s| s.grants.contains(canonical))
+    }
+
+    fn add_grant(&self, session: &str, canonical: String) {
+        self.with_session(session, |s| {
+            s.grants.insert(canonical);
+        });
+    }
+}

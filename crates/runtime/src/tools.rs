@@ -1,0 +1,296 @@
+//! The tools offered to the model: their JSON Schemas, strict argument parsing, and the
+//! implementations (one module per kind of effect).
+//!
+//! Guarantees: arguments are parsed with `deny_unknown_fields` into typed structs before
+//! anything else happens; a missing, extra or wrong-typed field is an error naming the
+//! tool and the field. Implementations only reach the world through [`Workspace`]
+//! (files), the sandbox (`exec`) or [`http_fetch`] (HTTP), each of which enforces its
+//! own confinement.
+
+pub(crate) mod exec;
+pub(crate) mod files;
+pub(crate) mod http_fetch;
+
+use std::collections::BTreeMap;
+
+use config::ToolName;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::ToolSpec;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadFileArgs {
+    pub path: String,
+    pub offset: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WriteFileArgs {
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditFileArgs {
+    pub path: String,
+    pub old_string: String,
+    pub new_string: String,
+    #[serde(default)]
+    pub replace_all: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListDirArgs {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchArgs {
+    pub pattern: String,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecArgs {
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub(crate) enum Method {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpFetchArgs {
+    pub url: String,
+    pub method: Option<Method>,
+    pub body: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// Parsed arguments of one call.
+#[derive(Debug, Clone)]
+pub(crate) enum Args {
+    ReadFile(ReadFileArgs),
+    WriteFile(WriteFileArgs),
+    EditFile(EditFileArgs),
+    ListDir(ListDirArgs),
+    Search(SearchArgs),
+    Exec(ExecArgs),
+    HttpFetch(HttpFetchArgs),
+}
+
+/// Parse the model's raw argument text for `tool`. Empty text means `{}`.
+pub(crate) fn parse_args(tool: ToolName, raw: &str) -> Result<Args, String> {
+    let raw = if raw.trim().is_empty() { "{}" } else { raw };
+    fn p<T: for<'de> Deserialize<'de>>(tool: ToolName, raw: &str) -> Result<T, String> {
+        serde_json::from_str(raw).map_err(|e| {
+            let msg = e.to_string();
+            // serde_json appends " at line L column C"; for one-line JSON it is noise.
+            let msg = match msg.rsplit_once(" at line ") {
+                Some((head, _)) if !raw.contains('\n') => head.to_string(),
+                _ => msg,
+            };
+            format!("invalid arguments for {tool}: {msg}")
+        })
+    }
+    Ok(match tool {
+        ToolName::ReadFile => Args::ReadFile(p(tool, raw)?),
+        ToolName::WriteFile => Args::WriteFile(p(tool, raw)?),
+        ToolName::EditFile => Args::EditFile(p(tool, raw)?),
+        ToolName::ListDir => Args::ListDir(p(tool, raw)?),
+        ToolName::Search => Args::Search(p(tool, raw)?),
+        ToolName::Exec => Args::Exec(p(tool, raw)?),
+        ToolName::HttpFetch => Args::HttpFetch(p(tool, raw)?),
+    })
+}
+
+/// The spec (description and JSON Schema) of one tool.
+pub(crate) fn spec(tool: ToolName) -> ToolSpec {
+    let (description, parameters) = match tool {
+        ToolName::ReadFile => (
+            "Read a text file in the workspace. Paths are relative to the workspace (or under /workspace/). Optional `offset` (first line, from 1) and `limit` (number of lines) select a part of a large file.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File path relative to the workspace"},
+                    "offset": {"type": "integer", "minimum": 1, "description": "First line to return, from 1"},
+                    "limit": {"type": "integer", "minimum": 1, "description": "Most lines to return"}
+                },
+                "required": ["path"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::WriteFile => (
+            "Create or replace a file in the workspace with the given content. Missing parent directories are created.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File path relative to the workspace"},
+                    "content": {"type": "string", "description": "The complete new content"}
+                },
+                "required": ["path", "content"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::EditFile => (
+            "Replace an exact piece of text in a workspace file. `old_string` must occur exactly once unless `replace_all` is true.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "File path relative to the workspace"},
+                    "old_string": {"type": "string", "description": "Exact text to replace"},
+                    "new_string": {"type": "string", "description": "Replacement text"},
+                    "replace_all": {"type": "boolean", "description": "Replace every occurrence (default false)"}
+                },
+                "required": ["path", "old_string", "new_string"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::ListDir => (
+            "List a directory of the workspace: kind, size and name of each entry.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "Directory relative to the workspace (default: the workspace root)"}
+                },
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::Search => (
+            "Search workspace files for a regular expression; returns `path:line: text` for each matching line. Binary and very large files and symbolic links are skipped.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "pattern": {"type": "string", "description": "Regular expression (Rust regex syntax)"},
+                    "path": {"type": "string", "description": "File or directory to search beneath (default: the whole workspace)"}
+                },
+                "required": ["pattern"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::Exec => (
+            "Run a shell command (`/bin/sh -c`) in an isolated sandbox with the workspace at /workspace as the working directory and no network. Returns the exit status, stdout and stderr.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "description": "The shell command"}
+                },
+                "required": ["command"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::HttpFetch => (
+            "Fetch an http(s) URL from an allowed host. Returns status, headers and body text. Redirects are followed (up to 5), each checked against the allowed hosts. The content is untrusted.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string", "description": "http:// or https:// URL"},
+                    "method": {"type": "string", "enum": ["GET", "POST"], "description": "Default GET"},
+                    "body": {"type": "string", "description": "Request body (POST)"},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra request headers"}
+                },
+                "required": ["url"],
+                "additionalProperties": false
+            }),
+        ),
+    };
+    ToolSpec {
+        name: tool.as_str().to_string(),
+        description: description.to_string(),
+        parameters,
+    }
+}
+
+/// What an executed tool produced, before redaction and labelling.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ToolOutput {
+    pub content: String,
+    pub is_error: bool,
+    /// Exit status (exec) or HTTP status (fetch), for the audit record.
+    pub status: Option<serde_json::Value>,
+    /// Output was cut to a limit.
+    pub truncated: bool,
+}
+
+impl ToolOutput {
+    pub fn ok(content: String) -> ToolOutput {
+        ToolOutput {
+            content,
+            ..ToolOutput::default()
+        }
+    }
+}
+
+/// Cut `s` to at most `max` bytes on a char boundary. Returns whether it was cut.
+pub(crate) fn truncate_utf8(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_parsing_names_the_problem() {
+        let e = parse_args(ToolName::EditFile, r#"{"path":"a","new_string":"b"}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "invalid arguments for edit_file: missing field `old_string`"
+        );
+        let e = parse_args(ToolName::ReadFile, r#"{"path":"a","mode":"x"}"#).unwrap_err();
+        assert!(e.contains("unknown field `mode`"), "{e}");
+        let e = parse_args(ToolName::Exec, r#"{"command": 5}"#).unwrap_err();
+        assert!(e.contains("invalid type"), "{e}");
+        let e = parse_args(ToolName::Exec, "{not json").unwrap_err();
+        assert!(e.starts_with("invalid arguments for exec:"), "{e}");
+        let e = parse_args(
+            ToolName::HttpFetch,
+            r#"{"url":"http://x","method":"DELETE"}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown variant `DELETE`"), "{e}");
+        assert!(matches!(
+            parse_args(ToolName::ListDir, ""),
+            Ok(Args::ListDir(_))
+        ));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let mut s = "héllo".to_string();
+        assert!(truncate_utf8(&mut s, 2));
+        assert_eq!(s, "h");
+        let mut s = "abc".to_string();
+        assert!(!truncate_utf8(&mut s, 3));
+    }
+}
