@@ -22,7 +22,7 @@ use crate::record::{EventKind, Record};
 use crate::verify::scan;
 use crate::{GENESIS_HASH, LOG_FILE};
 
-/// Buffered bytes that trigger a write (not an fsync) without waiting for `sync`.
+/// Buffered bytes that make `append` sync by itself.
 const FLUSH_AT: usize = 256 * 1024;
 
 /// An open, locked, verified audit log. `Send + Sync`.
@@ -66,6 +66,19 @@ impl Log {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("set directory mode 0700", dir))?;
         let path = dir.join(LOG_FILE);
+        for name in [LOG_FILE, crate::HEAD_FILE] {
+            let p = dir.join(name);
+            if let Ok(meta) = std::fs::symlink_metadata(&p)
+                && !meta.file_type().is_file()
+            {
+                return Err(AuditError::Broken(crate::VerifyError {
+                    path: p,
+                    line: 0,
+                    seq: None,
+                    reason: "is not a regular file (a symlink?); refusing to follow it".into(),
+                }));
+            }
+        }
         let fresh = !path.exists() && !dir.join(crate::HEAD_FILE).exists();
         let file = OpenOptions::new()
             .read(true)
@@ -159,8 +172,12 @@ impl Log {
         state.pending.push(b'\n');
         state.last_seq = seq;
         state.last_hash = record.hash;
-        if state.pending.len() >= FLUSH_AT {
-            self.write_pending(&mut state)?;
+        let large = state.pending.len() >= FLUSH_AT;
+        drop(state);
+        // Bound memory without ever leaving written-but-unanchored records in the file
+        // (which `verify` would report as past the head).
+        if large {
+            self.sync()?;
         }
         Ok(seq)
     }

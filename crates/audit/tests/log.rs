@@ -428,6 +428,36 @@ fn second_process_is_refused() {
 }
 
 #[test]
+fn large_appends_sync_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    let big = "x".repeat(4096);
+    for _ in 0..100 {
+        log.append(EventKind::ModelOutput, None, json!({ "text": big }))
+            .unwrap();
+    }
+    // Past the buffer bound the records were made durable and anchored without `sync`,
+    // and whatever is in the file verifies.
+    let report = verify(&audit).unwrap();
+    assert!(report.records >= 60, "{}", report.records);
+    log.sync().unwrap();
+    assert_eq!(verify(&audit).unwrap().records, 100);
+}
+
+#[test]
+fn symlinked_log_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    std::fs::create_dir(&audit).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, b"").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, audit.join("audit.jsonl")).unwrap();
+    assert!(matches!(Log::open(&audit), Err(AuditError::Broken(_))));
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), b"");
+}
+
+#[test]
 fn modes_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("state/audit");
