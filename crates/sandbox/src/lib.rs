@@ -18,7 +18,7 @@ mod linux;
 
 pub use error::{Layer, SandboxError};
 #[cfg(target_os = "linux")]
-pub use linux::NativeSandbox;
+pub use linux::{HOSTNAME, NativeSandbox, SANDBOX_GID, SANDBOX_UID};
 
 /// Path of the workspace inside the sandbox.
 pub const WORKSPACE_MOUNT: &str = "/workspace";

@@ -1,0 +1,121 @@
+//! The command to run: argv, environment, working directory and program lookup, all
+//! converted to C strings before cloning.
+//!
+//! Guarantees: the environment is exactly the profile's; a program name without `/` is
+//! tried in each directory of the profile's `PATH` (default `/usr/bin:/bin`), as `execvpe`
+//! would, inside the sandbox's root. Not found is reported as [`SandboxError::Exec`], never
+//! as a run. Does not run scripts without a `#!` line through `/bin/sh` (execvpe does).
+
+use std::ffi::{CString, c_char};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+
+use crate::{ExecRequest, SandboxError, WORKSPACE_MOUNT};
+
+/// `PATH` used for lookup when the profile's environment has none.
+pub(crate) const DEFAULT_PATH: &str = "/usr/bin:/bin";
+
+/// The command, ready for `execve` in a child that must not allocate.
+pub(crate) struct CommandPlan {
+    pub program: String,
+    /// Full paths to try with `execve`, in order.
+    pub candidates: Vec<CString>,
+    pub cwd: CString,
+    _argv: Vec<CString>,
+    _env: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    env_ptrs: Vec<*const c_char>,
+}
+
+fn c(s: &str, what: &str) -> Result<CString, SandboxError> {
+    CString::new(s).map_err(|_| SandboxError::Invalid(format!("{what} contains a NUL byte: {s:?}")))
+}
+
+impl CommandPlan {
+    pub(crate) fn new(req: &ExecRequest, env: &[(String, String)]) -> Result<Self, SandboxError> {
+        let program = match req.argv.first() {
+            Some(p) if !p.is_empty() => p.clone(),
+            _ => {
+                return Err(SandboxError::Invalid(
+                    "argv is empty: give at least the program to run".to_owned(),
+                ));
+            }
+        };
+        let argv = req
+            .argv
+            .iter()
+            .map(|a| c(a, "an argument"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut envs = Vec::with_capacity(env.len());
+        for (k, v) in env {
+            if k.is_empty() || k.contains('=') {
+                return Err(SandboxError::Invalid(format!(
+                    "environment variable name {k:?} is empty or contains '='"
+                )));
+            }
+            envs.push(c(&format!("{k}={v}"), "an environment variable")?);
+        }
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map_or(DEFAULT_PATH, |(_, v)| v);
+        let candidates = if program.contains('/') {
+            vec![c(&program, "the program")?]
+        } else {
+            path.split(':')
+                .map(|dir| if dir.is_empty() { "." } else { dir })
+                .map(|dir| {
+                    c(
+                        &format!("{}/{program}", dir.trim_end_matches('/')),
+                        "the program",
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let cwd = Path::new(WORKSPACE_MOUNT).join(req.cwd.as_deref().unwrap_or(Path::new("")));
+        let cwd = CString::new(cwd.as_os_str().as_bytes()).map_err(|_| {
+            SandboxError::Invalid(format!(
+                "working directory {} contains a NUL byte",
+                cwd.display()
+            ))
+        })?;
+        let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(ptr::null());
+        let mut env_ptrs: Vec<*const c_char> = envs.iter().map(|a| a.as_ptr()).collect();
+        env_ptrs.push(ptr::null());
+        Ok(CommandPlan {
+            program,
+            candidates,
+            cwd,
+            _argv: argv,
+            _env: envs,
+            argv_ptrs,
+            env_ptrs,
+        })
+    }
+
+    /// Child side: `execve` each candidate in turn. Returns only on failure, with the errno
+    /// that best explains it (EACCES wins over ENOENT, as with `execvp`).
+    pub(crate) fn exec(&self) -> i32 {
+        let mut best = libc::ENOENT;
+        for path in &self.candidates {
+            // SAFETY: `path` is NUL-terminated; argv_ptrs and env_ptrs are NULL-terminated
+            // arrays of pointers into CStrings owned by `self`, alive for the call.
+            unsafe {
+                libc::execve(
+                    path.as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.env_ptrs.as_ptr(),
+                )
+            };
+            match super::report::errno() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => best = libc::EACCES,
+                other => return other,
+            }
+        }
+        best
+    }
+}

@@ -1,0 +1,555 @@
+//! The sandbox's root filesystem, built as a plan before cloning and applied in the child.
+//!
+//! Guarantees: the command's `/` is a fresh tmpfs, remounted read-only, holding only
+//! read-only binds of `/usr` (and `/bin`, `/sbin`, `/lib*` as symlinks or read-only binds),
+//! a reduced `/etc` (generated `passwd`, `group`, `hosts`, `hostname` plus read-only binds of
+//! the few files programs need, never `shadow`), a fresh `/proc` of the sandbox's pid
+//! namespace, a minimal read-only `/dev` (null, zero, full, random, urandom, tty, a tmpfs
+//! `/dev/shm`), a size-capped tmpfs `/tmp`, and the workspace at `/workspace`. The host's
+//! root is detached, so nothing else (`/home`, `/root`, `/var`, `/sys`, the state dir,
+//! sockets) is reachable. Writable places: `/workspace` (if the profile allows), `/tmp`,
+//! `/dev/shm`. Mounts are private: nothing propagates back to the host.
+//!
+//! Does not guarantee anything about the content of `/usr` (host binaries are visible,
+//! read-only), nor limit disk use of the workspace.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+
+use crate::{Layer, SandboxError};
+
+use super::report::errno;
+
+/// Where the scratch root is mounted before the first `pivot_root`. Any directory works:
+/// after the pivot the host root (with its original `/tmp`) is reached under `/oldroot`.
+const SCRATCH: &str = "/tmp";
+
+/// `/etc` entries bound read-only into the sandbox when present on the host.
+const ETC_BINDS: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "ssl",
+    "ca-certificates",
+    "alternatives",
+    "nsswitch.conf",
+    "localtime",
+    "mime.types",
+    "bash.bashrc",
+    "profile",
+    "inputrc",
+    "terminfo",
+];
+
+/// Top-level system directories besides `/usr`; symlinks are recreated, directories bound.
+const SYSTEM_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// Device nodes bound from the host's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+const PASSWD: &str = "root:x:0:0:root:/root:/usr/sbin/nologin\n\
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
+cordon:x:1000:1000:cordon:/workspace:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\ncordon:x:1000:\n";
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// One filesystem operation of the plan.
+#[derive(Debug)]
+enum Op {
+    /// `mount --make-rprivate /`.
+    MakePrivate,
+    Tmpfs {
+        target: CString,
+        flags: libc::c_ulong,
+        data: CString,
+    },
+    Chdir(CString),
+    Mkdir(CString),
+    /// Create an empty file to bind a file onto.
+    Touch(CString),
+    WriteFile {
+        path: CString,
+        contents: Vec<u8>,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    /// Recursive bind, then a remount adding `extra` (if any) to the flags it must keep.
+    Bind {
+        src: CString,
+        dst: CString,
+        extra: Option<libc::c_ulong>,
+    },
+    /// Bind-remount an existing mount point adding `extra` to the flags it must keep.
+    Remount {
+        target: CString,
+        extra: libc::c_ulong,
+    },
+    Proc(CString),
+    PivotRoot {
+        new_root: CString,
+        put_old: CString,
+    },
+    Detach(CString),
+}
+
+#[derive(Debug)]
+struct Step {
+    op: Op,
+    layer: Layer,
+    what: String,
+}
+
+/// The whole filesystem setup, prepared once per profile.
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    steps: Vec<Step>,
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| SandboxError::Invalid("a sandbox path contains a NUL byte".to_owned()))
+}
+
+impl MountPlan {
+    /// Build the plan for a workspace (already canonical and a directory).
+    pub(crate) fn build(
+        workspace: &Path,
+        writable: bool,
+        tmp_size: u64,
+    ) -> Result<MountPlan, SandboxError> {
+        let mut p = Builder { steps: Vec::new() };
+        let rfs = Layer::RootFilesystem;
+        p.push(
+            Op::MakePrivate,
+            Layer::MountNamespace,
+            "making all mounts private".into(),
+        );
+        let scratch_flags = libc::MS_NOSUID | libc::MS_NODEV;
+        p.push(
+            Op::Tmpfs {
+                target: cstr(SCRATCH)?,
+                flags: scratch_flags,
+                data: cstr("mode=0755")?,
+            },
+            rfs,
+            format!("mounting the scratch tmpfs on {SCRATCH}"),
+        );
+        p.push(
+            Op::Chdir(cstr(SCRATCH)?),
+            rfs,
+            format!("entering {SCRATCH}"),
+        );
+        p.mkdir("newroot")?;
+        p.mkdir("oldroot")?;
+        p.push(
+            Op::PivotRoot {
+                new_root: cstr(".")?,
+                put_old: cstr("oldroot")?,
+            },
+            rfs,
+            "pivoting into the scratch tmpfs".into(),
+        );
+        p.push(Op::Chdir(cstr("/")?), rfs, "entering /".into());
+        p.push(
+            Op::Tmpfs {
+                target: cstr("/newroot")?,
+                flags: scratch_flags,
+                data: cstr("mode=0755")?,
+            },
+            rfs,
+            "mounting the new root tmpfs".into(),
+        );
+
+        // System directories.
+        let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+        p.bind_dir("/usr", "/newroot/usr", Some(ro))?;
+        for dir in SYSTEM_DIRS {
+            let host = Path::new("/").join(dir);
+            let inside = format!("/newroot/{dir}");
+            match std::fs::symlink_metadata(&host) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&host)?;
+                    p.push(
+                        Op::Symlink {
+                            target: cstr(target.as_os_str().as_bytes())?,
+                            link: cstr(&inside)?,
+                        },
+                        rfs,
+                        format!("creating the symlink /{dir} -> {}", target.display()),
+                    );
+                }
+                Ok(m) if m.is_dir() => p.bind_dir(&host.to_string_lossy(), &inside, Some(ro))?,
+                _ => {}
+            }
+        }
+
+        // /etc: generated identity files plus a few read-only binds.
+        p.mkdir("/newroot/etc")?;
+        for (name, contents) in [
+            ("passwd", PASSWD.to_owned()),
+            ("group", GROUP.to_owned()),
+            ("hosts", HOSTS.to_owned()),
+            ("hostname", format!("{}\n", super::HOSTNAME)),
+        ] {
+            p.push(
+                Op::WriteFile {
+                    path: cstr(format!("/newroot/etc/{name}"))?,
+                    contents: contents.into_bytes(),
+                },
+                rfs,
+                format!("writing /etc/{name}"),
+            );
+        }
+        for name in ETC_BINDS {
+            let host = format!("/etc/{name}");
+            match std::fs::metadata(&host) {
+                Ok(m) if m.is_dir() => {
+                    p.bind_dir(&host, &format!("/newroot/etc/{name}"), Some(ro))?
+                }
+                Ok(_) => p.bind_file(&host, &format!("/newroot/etc/{name}"), Some(ro))?,
+                Err(_) => {}
+            }
+        }
+
+        // /dev: a tmpfs with a few host device nodes, made read-only below.
+        p.mkdir("/newroot/dev")?;
+        p.push(
+            Op::Tmpfs {
+                target: cstr("/newroot/dev")?,
+                flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+                data: cstr("mode=0755")?,
+            },
+            rfs,
+            "mounting the /dev tmpfs".into(),
+        );
+        for dev in DEVICES {
+            let host = format!("/dev/{dev}");
+            if std::fs::metadata(&host).is_ok() {
+                p.bind_file(&host, &format!("/newroot/dev/{dev}"), None)?;
+            }
+        }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            p.push(
+                Op::Symlink {
+                    target: cstr(target)?,
+                    link: cstr(format!("/newroot/dev/{link}"))?,
+                },
+                rfs,
+                format!("creating the symlink /dev/{link}"),
+            );
+        }
+        let size_data = cstr(format!("mode=1777,size={tmp_size}"))?;
+        p.mkdir("/newroot/dev/shm")?;
+        p.push(
+            Op::Tmpfs {
+                target: cstr("/newroot/dev/shm")?,
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: size_data.clone(),
+            },
+            rfs,
+            "mounting the /dev/shm tmpfs".into(),
+        );
+        p.push(
+            Op::Remount {
+                target: cstr("/newroot/dev")?,
+                extra: libc::MS_RDONLY,
+            },
+            rfs,
+            "making /dev read-only".into(),
+        );
+
+        // Writable scratch and the workspace.
+        p.mkdir("/newroot/tmp")?;
+        p.push(
+            Op::Tmpfs {
+                target: cstr("/newroot/tmp")?,
+                flags: libc::MS_NOSUID | libc::MS_NODEV,
+                data: size_data,
+            },
+            rfs,
+            format!("mounting the /tmp tmpfs (size={tmp_size})"),
+        );
+        let ws_flags =
+            libc::MS_NOSUID | libc::MS_NODEV | if writable { 0 } else { libc::MS_RDONLY };
+        let mut ws_src = b"/oldroot".to_vec();
+        ws_src.extend_from_slice(workspace.as_os_str().as_bytes());
+        p.mkdir(format!("/newroot{}", crate::WORKSPACE_MOUNT))?;
+        p.push(
+            Op::Bind {
+                src: cstr(ws_src)?,
+                dst: cstr(format!("/newroot{}", crate::WORKSPACE_MOUNT))?,
+                extra: Some(ws_flags),
+            },
+            rfs,
+            format!(
+                "binding the workspace {} at {}",
+                workspace.display(),
+                crate::WORKSPACE_MOUNT
+            ),
+        );
+
+        // /proc of the new pid namespace (needs the host /proc still attached).
+        p.mkdir("/newroot/proc")?;
+        p.push(
+            Op::Proc(cstr("/newroot/proc")?),
+            Layer::PidNamespace,
+            "mounting /proc".into(),
+        );
+
+        // Leave the host root behind for good.
+        p.push(
+            Op::Detach(cstr("/oldroot")?),
+            rfs,
+            "detaching the host root".into(),
+        );
+        p.push(
+            Op::Chdir(cstr("/newroot")?),
+            rfs,
+            "entering the new root".into(),
+        );
+        p.push(
+            Op::PivotRoot {
+                new_root: cstr(".")?,
+                put_old: cstr(".")?,
+            },
+            rfs,
+            "pivoting into the new root".into(),
+        );
+        p.push(
+            Op::Detach(cstr(".")?),
+            rfs,
+            "detaching the scratch root".into(),
+        );
+        p.push(Op::Chdir(cstr("/")?), rfs, "entering /".into());
+        p.push(
+            Op::Remount {
+                target: cstr("/")?,
+                extra: libc::MS_RDONLY,
+            },
+            rfs,
+            "making / read-only".into(),
+        );
+        Ok(MountPlan { steps: p.steps })
+    }
+
+    /// Layer and description of step `index`, for error messages.
+    pub(crate) fn describe(&self, index: u32) -> (Layer, String) {
+        match self.steps.get(index as usize) {
+            Some(s) => (s.layer, s.what.clone()),
+            None => (Layer::RootFilesystem, format!("unknown mount step {index}")),
+        }
+    }
+
+    /// Child side: run every step in order; on failure the step index and errno.
+    /// No allocation happens here.
+    pub(crate) fn apply(&self) -> Result<(), (u32, i32)> {
+        for (i, step) in self.steps.iter().enumerate() {
+            apply_op(&step.op).map_err(|e| (i as u32, e))?;
+        }
+        Ok(())
+    }
+}
+
+struct Builder {
+    steps: Vec<Step>,
+}
+
+impl Builder {
+    fn push(&mut self, op: Op, layer: Layer, what: String) {
+        self.steps.push(Step { op, layer, what });
+    }
+
+    fn mkdir(&mut self, path: impl AsRef<str>) -> Result<(), SandboxError> {
+        let path = path.as_ref();
+        self.push(
+            Op::Mkdir(cstr(path)?),
+            Layer::RootFilesystem,
+            format!("creating {path}"),
+        );
+        Ok(())
+    }
+
+    fn bind_dir(
+        &mut self,
+        host: &str,
+        inside: &str,
+        extra: Option<libc::c_ulong>,
+    ) -> Result<(), SandboxError> {
+        self.mkdir(inside)?;
+        self.bind(host, inside, extra)
+    }
+
+    fn bind_file(
+        &mut self,
+        host: &str,
+        inside: &str,
+        extra: Option<libc::c_ulong>,
+    ) -> Result<(), SandboxError> {
+        self.push(
+            Op::Touch(cstr(inside)?),
+            Layer::RootFilesystem,
+            format!("creating {inside}"),
+        );
+        self.bind(host, inside, extra)
+    }
+
+    fn bind(
+        &mut self,
+        host: &str,
+        inside: &str,
+        extra: Option<libc::c_ulong>,
+    ) -> Result<(), SandboxError> {
+        let shown = inside.strip_prefix("/newroot").unwrap_or(inside);
+        // Resolve symlinks now: under /oldroot an absolute link would point into the scratch
+        // root (e.g. /etc/localtime -> /usr/share/zoneinfo/...).
+        let real = std::fs::canonicalize(host)?;
+        let mut src = b"/oldroot".to_vec();
+        src.extend_from_slice(real.as_os_str().as_bytes());
+        self.push(
+            Op::Bind {
+                src: cstr(src)?,
+                dst: cstr(inside)?,
+                extra,
+            },
+            Layer::RootFilesystem,
+            format!("binding {host} at {shown}"),
+        );
+        Ok(())
+    }
+}
+
+fn check(rc: libc::c_int) -> Result<(), i32> {
+    if rc != 0 { Err(errno()) } else { Ok(()) }
+}
+
+fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), i32> {
+    let opt = |s: Option<&CStr>| s.map_or(ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is either null (allowed by mount(2) for these arguments) or a
+    // NUL-terminated string borrowed for the duration of the call.
+    check(unsafe {
+        libc::mount(
+            opt(src),
+            target.as_ptr(),
+            opt(fstype),
+            flags,
+            opt(data).cast(),
+        )
+    })
+}
+
+/// Bind-remount `target` with `extra` plus the flags the kernel will not let a user
+/// namespace clear (read-only, nosuid, nodev, noexec, atime mode of the underlying mount).
+fn remount(target: &CStr, extra: libc::c_ulong) -> Result<(), i32> {
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `target` is NUL-terminated and `st` is a valid statvfs for libc to fill. On
+    // Linux >= 2.6.36 glibc takes the flags from statfs(2) directly (no allocation).
+    check(unsafe { libc::statvfs(target.as_ptr(), &mut st) })?;
+    let f = st.f_flag;
+    let mut keep = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_flag != 0 {
+            keep |= ms_flag;
+        }
+    }
+    if keep & (libc::MS_NOATIME | libc::MS_RELATIME) == 0 {
+        keep |= libc::MS_STRICTATIME;
+    }
+    mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | keep | extra,
+        None,
+    )
+}
+
+fn apply_op(op: &Op) -> Result<(), i32> {
+    match op {
+        Op::MakePrivate => mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None),
+        Op::Tmpfs {
+            target,
+            flags,
+            data,
+        } => mount(Some(c"tmpfs"), target, Some(c"tmpfs"), *flags, Some(data)),
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        Op::Chdir(path) => check(unsafe { libc::chdir(path.as_ptr()) }),
+        // SAFETY: as above.
+        Op::Mkdir(path) => check(unsafe { libc::mkdir(path.as_ptr(), 0o755) }),
+        Op::Touch(path) => write_file(path, &[]),
+        Op::WriteFile { path, contents } => write_file(path, contents),
+        Op::Symlink { target, link } => {
+            // SAFETY: both strings are NUL-terminated and borrowed for the call.
+            check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) })
+        }
+        Op::Bind { src, dst, extra } => {
+            mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+            match extra {
+                Some(extra) => remount(dst, *extra),
+                None => Ok(()),
+            }
+        }
+        Op::Remount { target, extra } => remount(target, *extra),
+        Op::Proc(target) => mount(
+            Some(c"proc"),
+            target,
+            Some(c"proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        ),
+        Op::PivotRoot { new_root, put_old } => {
+            // SAFETY: pivot_root takes two NUL-terminated paths borrowed for the call.
+            let rc =
+                unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
+            if rc != 0 { Err(errno()) } else { Ok(()) }
+        }
+        // SAFETY: `target` is NUL-terminated and borrowed for the call.
+        Op::Detach(target) => check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) }),
+    }
+}
+
+fn write_file(path: &CStr, contents: &[u8]) -> Result<(), i32> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+    // SAFETY: `path` is NUL-terminated; the mode argument is what O_CREAT requires.
+    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mut rest = contents;
+    let mut result = Ok(());
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a live slice; write reads at most `rest.len()` bytes from it.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            result = Err(errno());
+            break;
+        }
+        rest = rest.get(n as usize..).unwrap_or(&[]);
+    }
+    // SAFETY: `fd` was opened above and is not used afterwards.
+    unsafe { libc::close(fd) };
+    result
+}

@@ -1,0 +1,54 @@
+//! Resource limits of the sandboxed command.
+//!
+//! Guarantees: before `execve` the command's soft and hard RLIMIT_NPROC, NOFILE, FSIZE,
+//! CPU and AS are set to the profile's [`Limits`], and RLIMIT_CORE to 0; the command cannot
+//! raise a hard limit back (no capabilities). Does not cap total memory of the tree or
+//! wall-clock time (the deadline does that), nor disk use of the workspace.
+
+use crate::Limits;
+
+type Resource = libc::__rlimit_resource_t;
+
+/// The limits to apply, in order, prepared before cloning.
+#[derive(Debug, Clone)]
+pub(crate) struct Rlimits {
+    entries: [(Resource, &'static str, u64); 6],
+}
+
+impl Rlimits {
+    pub(crate) fn new(limits: &Limits) -> Rlimits {
+        Rlimits {
+            entries: [
+                (libc::RLIMIT_NPROC, "RLIMIT_NPROC", limits.max_processes),
+                (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", limits.max_open_files),
+                (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", limits.max_file_size),
+                (libc::RLIMIT_CPU, "RLIMIT_CPU", limits.max_cpu_secs),
+                (libc::RLIMIT_AS, "RLIMIT_AS", limits.max_memory),
+                (libc::RLIMIT_CORE, "RLIMIT_CORE", 0),
+            ],
+        }
+    }
+
+    /// Description of entry `index` for error messages.
+    pub(crate) fn describe(&self, index: u32) -> String {
+        match self.entries.get(index as usize) {
+            Some((_, name, value)) => format!("setting {name} to {value}"),
+            None => "setting a resource limit".to_owned(),
+        }
+    }
+
+    /// Child side: apply every limit; on failure the index of the limit and errno.
+    pub(crate) fn apply(&self) -> Result<(), (u32, i32)> {
+        for (i, (resource, _, value)) in self.entries.iter().enumerate() {
+            let rl = libc::rlimit {
+                rlim_cur: *value,
+                rlim_max: *value,
+            };
+            // SAFETY: `rl` is a valid rlimit on the stack for the duration of the call.
+            if unsafe { libc::setrlimit(*resource, &rl) } != 0 {
+                return Err((i as u32, super::report::errno()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,718 @@
+//! Real commands in the real native sandbox: what they can and cannot do.
+//!
+//! Every escape test runs the attack inside the sandbox and checks both that it failed and
+//! that its effect (a file, a connection, a surviving process) is absent on the host.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cordon_sandbox::{
+    ExecOutput, ExecRequest, ExitStatus, Layer, Limits, NativeSandbox, Profile, Sandbox,
+    SandboxError,
+};
+
+fn profile(ws: &Path) -> Profile {
+    Profile {
+        workspace: ws.to_path_buf(),
+        workspace_writable: true,
+        env: vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("HOME".into(), "/workspace".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ],
+        limits: Limits::default(),
+    }
+}
+
+fn req(argv: &[&str]) -> ExecRequest {
+    ExecRequest {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        cwd: None,
+        stdin: Vec::new(),
+        timeout: Duration::from_secs(30),
+        output_limit: 1 << 20,
+    }
+}
+
+fn run_in(p: &Profile, r: &ExecRequest) -> Result<ExecOutput, SandboxError> {
+    NativeSandbox::new().start(p)?.exec(r)
+}
+
+fn bash_in(p: &Profile, script: &str) -> ExecOutput {
+    run_in(p, &req(&["bash", "-c", script])).expect("the sandbox should run the command")
+}
+
+fn bash(ws: &Path, script: &str) -> ExecOutput {
+    bash_in(&profile(ws), script)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn lines(b: &[u8]) -> Vec<String> {
+    text(b).lines().map(str::to_owned).collect()
+}
+
+// ---------------------------------------------------------------- pass-through
+
+#[test]
+fn stdout_stderr_stdin_and_exit_code_pass_through() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut r = req(&["bash", "-c", "echo out; echo err >&2; cat; exit 7"]);
+    r.stdin = b"from stdin\n".to_vec();
+    let out = run_in(&profile(ws.path()), &r).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(7));
+    assert_eq!(text(&out.stdout), "out\nfrom stdin\n");
+    assert_eq!(text(&out.stderr), "err\n");
+    assert_eq!((out.stdout_dropped, out.stderr_dropped), (0, 0));
+}
+
+#[test]
+fn echo_found_through_path_and_success() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = run_in(&profile(ws.path()), &req(&["echo", "hello", "world"])).unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(text(&out.stdout), "hello world\n");
+}
+
+#[test]
+fn empty_stdin_reads_eof_at_once() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut r = req(&["wc", "-c"]);
+    r.timeout = Duration::from_secs(5);
+    let out = run_in(&profile(ws.path()), &r).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    assert_eq!(text(&out.stdout).trim(), "0");
+}
+
+#[test]
+fn big_stdin_and_both_outputs_flow_concurrently() {
+    let ws = tempfile::tempdir().unwrap();
+    // More than any pipe buffer in every direction at once: deadlocks if not concurrent.
+    let script = "wc -c; head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2";
+    let mut r = req(&["bash", "-c", script]);
+    r.stdin = vec![b'x'; 1 << 20];
+    let out = run_in(&profile(ws.path()), &r).unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).starts_with("1048576\n"));
+    assert_eq!(out.stdout.len(), "1048576\n".len() + 300000);
+    assert_eq!(out.stderr.len(), 300000);
+}
+
+#[test]
+fn exit_by_signal_is_reported() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(ws.path(), "kill -KILL $$");
+    assert_eq!(out.status, ExitStatus::Signaled(libc_sigkill()));
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}
+
+#[test]
+fn command_not_found_is_an_exec_error() {
+    let ws = tempfile::tempdir().unwrap();
+    let p = profile(ws.path());
+    match run_in(&p, &req(&["no-such-program-cordon"])) {
+        Err(SandboxError::Exec { program, detail }) => {
+            assert_eq!(program, "no-such-program-cordon");
+            assert!(detail.contains("not found in PATH"), "{detail}");
+        }
+        other => panic!("expected an Exec error, got {other:?}"),
+    }
+    match run_in(&p, &req(&["/usr/bin/no-such-program-cordon"])) {
+        Err(SandboxError::Exec { detail, .. }) => assert!(detail.contains("no such file")),
+        other => panic!("expected an Exec error, got {other:?}"),
+    }
+    // Host programs outside the sandbox's root are not found either.
+    let ws_exe = ws.path().join("tool");
+    std::fs::write(&ws_exe, "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(&ws_exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    match run_in(&p, &req(&[ws_exe.to_str().unwrap()])) {
+        Err(SandboxError::Exec { .. }) => {}
+        other => panic!("a host path must not be executable inside, got {other:?}"),
+    }
+    // ...while the same file at its sandbox path runs.
+    let out = run_in(&p, &req(&["/workspace/tool"])).unwrap();
+    assert_eq!(text(&out.stdout), "ran\n");
+}
+
+#[test]
+fn empty_argv_is_invalid() {
+    let ws = tempfile::tempdir().unwrap();
+    let err = run_in(&profile(ws.path()), &req(&[])).unwrap_err();
+    assert!(matches!(err, SandboxError::Invalid(_)), "{err:?}");
+}
+
+#[test]
+fn missing_workspace_is_rejected_at_start() {
+    let ws = tempfile::tempdir().unwrap();
+    let p = profile(&ws.path().join("absent"));
+    let err = NativeSandbox::new()
+        .start(&p)
+        .err()
+        .expect("start must fail");
+    assert!(
+        matches!(err, SandboxError::Invalid(ref m) if m.contains("absent")),
+        "{err:?}"
+    );
+    let file = ws.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = NativeSandbox::new()
+        .start(&profile(&file))
+        .err()
+        .expect("start must fail");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
+
+#[test]
+fn failed_setup_step_is_reported_and_the_command_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut sb = NativeSandbox::new().start(&profile(&ws)).unwrap();
+    std::fs::remove_dir(&ws).unwrap();
+    let marker = dir.path().join("ran");
+    // If the command ran (unsandboxed or half-set-up), it would create `marker`.
+    let script = format!("touch {0}; touch /workspace/ran", marker.display());
+    let err = sb.exec(&req(&["bash", "-c", &script])).unwrap_err();
+    match err {
+        SandboxError::Setup {
+            layer: Layer::RootFilesystem,
+            ref detail,
+        } => {
+            assert!(detail.contains("workspace"), "{detail}")
+        }
+        other => panic!("expected a root filesystem setup error, got {other:?}"),
+    }
+    assert!(!marker.exists());
+}
+
+#[test]
+fn environment_is_exactly_the_profile() {
+    let ws = tempfile::tempdir().unwrap();
+    // SAFETY-free way to put something in our own environment: a child of this test would
+    // inherit it; the sandbox must not.
+    let out = run_in(&profile(ws.path()), &req(&["env"])).unwrap();
+    let got: BTreeSet<String> = lines(&out.stdout).into_iter().collect();
+    let want: BTreeSet<String> = profile(ws.path())
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn working_directory_defaults_to_workspace_and_follows_cwd() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    let p = profile(ws.path());
+    let out = run_in(&p, &req(&["pwd"])).unwrap();
+    assert_eq!(text(&out.stdout), "/workspace\n");
+    let mut r = req(&["pwd"]);
+    r.cwd = Some("sub".into());
+    assert_eq!(text(&run_in(&p, &r).unwrap().stdout), "/workspace/sub\n");
+    r.cwd = Some("/tmp".into());
+    assert_eq!(text(&run_in(&p, &r).unwrap().stdout), "/tmp\n");
+    r.cwd = Some("/nonexistent".into());
+    match run_in(&p, &r) {
+        Err(SandboxError::Exec { detail, .. }) => assert!(detail.contains("/nonexistent")),
+        other => panic!("expected an Exec error for a bad cwd, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- identity and privileges
+
+#[test]
+fn runs_as_uid_1000_without_capabilities() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "id -u; id -g; id -un; hostname; cat /proc/self/status",
+    );
+    let l = lines(&out.stdout);
+    assert_eq!(&l[..4], ["1000", "1000", "cordon", "cordon-sandbox"]);
+    let field = |name: &str| {
+        l.iter()
+            .find_map(|x| {
+                x.strip_prefix(&format!("{name}:"))
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("{name} missing from /proc/self/status"))
+    };
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(cap), "0000000000000000", "{cap}");
+    }
+    assert_eq!(field("NoNewPrivs"), "1");
+}
+
+#[test]
+fn setuid_binaries_grant_nothing() {
+    let ws = tempfile::tempdir().unwrap();
+    // `su`/`mount` are setuid on Debian; with no_new_privs and no caps they stay uid 1000.
+    let out = bash(
+        ws.path(),
+        "su -c id root </dev/null; mount -t tmpfs none /tmp; echo rc=$?",
+    );
+    assert!(text(&out.stdout).contains("rc="), "{}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("uid=0"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("rc=0"), "{}", text(&out.stdout));
+}
+
+// ---------------------------------------------------------------- filesystem escapes
+
+#[test]
+fn etc_is_reduced_and_shadow_is_absent() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(ws.path(), "cat /etc/shadow; echo rc=$?; ls -A /etc");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "rc=1");
+    let allowed = [
+        "passwd",
+        "group",
+        "hosts",
+        "hostname",
+        "ld.so.cache",
+        "ld.so.conf",
+        "ld.so.conf.d",
+        "ssl",
+        "ca-certificates",
+        "alternatives",
+        "nsswitch.conf",
+        "localtime",
+        "mime.types",
+        "bash.bashrc",
+        "profile",
+        "inputrc",
+        "terminfo",
+    ];
+    for name in &l[1..] {
+        assert!(allowed.contains(&name.as_str()), "unexpected /etc/{name}");
+    }
+    let out = bash(ws.path(), "cat /etc/passwd /etc/hosts");
+    assert!(text(&out.stdout).contains("cordon:x:1000:1000"));
+    assert!(
+        !text(&out.stdout).contains("postgres"),
+        "host passwd leaked"
+    );
+}
+
+#[test]
+fn host_directories_are_not_there() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "for d in /root /home /var /sys /run /opt /mnt /srv /boot /work /oldroot /newroot; do \
+           ls $d >/dev/null 2>&1 && echo \"$d visible\"; done; ls -A /",
+    );
+    assert!(
+        !text(&out.stdout).contains("visible"),
+        "{}",
+        text(&out.stdout)
+    );
+    let root: BTreeSet<String> = lines(&out.stdout).into_iter().collect();
+    let allowed = [
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "proc",
+        "sbin",
+        "tmp",
+        "usr",
+        "workspace",
+    ];
+    for name in &root {
+        assert!(allowed.contains(&name.as_str()), "unexpected /{name}");
+    }
+}
+
+#[test]
+fn a_state_dir_outside_the_workspace_is_invisible() {
+    let state = tempfile::tempdir().unwrap();
+    let secret = state.path().join("vault.key");
+    std::fs::write(&secret, "TOPSECRET-STATE").unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let s = secret.display();
+    let out = bash(
+        ws.path(),
+        &format!(
+            "cat {s}; cat /workspace/../{s}; cat /proc/1/root/{s}; cat /proc/self/cwd/../{s}; \
+             grep -r TOPSECRET /tmp /dev/shm /workspace 2>/dev/null; true"
+        ),
+    );
+    assert!(!text(&out.stdout).contains("TOPSECRET"));
+    assert!(
+        text(&out.stderr).contains("No such file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn writes_outside_workspace_tmp_and_shm_fail() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "for f in /usr/x /usr/bin/x /etc/x /etc/passwd /x /dev/x /proc/x /lib/x; do \
+           (echo pwned > $f) 2>/dev/null && echo \"wrote $f\"; done; \
+         mkdir /newdir 2>/dev/null && echo 'made /newdir'; \
+         echo ok > /workspace/ok && echo ok > /tmp/ok && echo ok > /dev/shm/ok && echo writable",
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("wrote") && !stdout.contains("made"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("writable"),
+        "{stdout} {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("ok")).unwrap(),
+        "ok\n"
+    );
+    assert!(!Path::new("/x").exists() && !Path::new("/usr/x").exists());
+}
+
+#[test]
+fn read_only_workspace_cannot_be_written_or_remounted() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("input"), "data").unwrap();
+    let mut p = profile(ws.path());
+    p.workspace_writable = false;
+    let out = bash_in(
+        &p,
+        "cat /workspace/input; echo; echo x > /workspace/new && echo wrote; \
+         rm /workspace/input && echo removed; \
+         mount -o remount,rw /workspace 2>/dev/null && echo remounted; true",
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("data"), "{stdout}");
+    assert!(
+        !stdout.contains("wrote") && !stdout.contains("removed") && !stdout.contains("remounted")
+    );
+    assert!(!ws.path().join("new").exists());
+    assert!(ws.path().join("input").exists());
+}
+
+#[test]
+fn proc_shows_only_sandbox_pids() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(ws.path(), "ls /proc");
+    let pids: Vec<u32> = lines(&out.stdout)
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(pids.contains(&1), "init must be pid 1: {pids:?}");
+    assert!(pids.iter().all(|&p| p < 10), "host pids visible: {pids:?}");
+    assert!(!pids.contains(&std::process::id()) || std::process::id() < 10);
+}
+
+#[test]
+fn mounting_fails() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "mkdir /tmp/x && mount -t tmpfs none /tmp/x; echo rc=$?; grep -c ' /tmp/x ' /proc/self/mounts",
+    );
+    let l = lines(&out.stdout);
+    assert_ne!(l[0], "rc=0", "{}", text(&out.stderr));
+    assert_eq!(l[1], "0");
+}
+
+// ---------------------------------------------------------------- network
+
+#[test]
+fn host_loopback_is_unreachable_but_sandbox_loopback_is_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected; echo rc=$?"),
+    );
+    assert!(
+        !text(&out.stdout).contains("connected"),
+        "{}",
+        text(&out.stdout)
+    );
+    // lo is up inside: the port is simply closed there ("refused"), not "unreachable".
+    assert!(
+        text(&out.stderr).contains("refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the host listener got a connection: {other:?}"),
+    }
+    let out = bash(
+        ws.path(),
+        "ls /proc/self/net/dev >/dev/null; tail -n +3 /proc/net/dev | cut -d: -f1",
+    );
+    assert_eq!(
+        lines(&out.stdout)
+            .iter()
+            .map(|s| s.trim())
+            .collect::<Vec<_>>(),
+        ["lo"]
+    );
+}
+
+// ---------------------------------------------------------------- deadline and limits
+
+#[test]
+fn deadline_kills_a_tree_that_ignores_sigterm_and_double_forks() {
+    let ws = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let marker = format!("1000.{}{}", std::process::id(), nanos);
+    let script = format!("trap '' TERM; (sleep {marker} &) ; sleep {marker}");
+    let mut r = req(&["sh", "-c", &script]);
+    r.timeout = Duration::from_millis(700);
+    let started = Instant::now();
+    let out = run_in(&profile(ws.path()), &r).unwrap();
+    assert_eq!(out.status, ExitStatus::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.duration >= Duration::from_millis(700));
+    assert_eq!(host_processes_with(&marker), Vec::<u32>::new());
+}
+
+fn host_processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmdline).contains(marker) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn output_beyond_the_limit_is_dropped_and_counted() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut r = req(&["bash", "-c", "yes | head -c 10M; yes | head -c 5000 >&2"]);
+    r.output_limit = 1000;
+    let out = run_in(&profile(ws.path()), &r).unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(out.stdout.len(), 1000);
+    assert_eq!(out.stdout_dropped, 10 * 1024 * 1024 - 1000);
+    assert_eq!(out.stderr.len(), 1000);
+    assert_eq!(out.stderr_dropped, 4000);
+    assert!(out.stdout.starts_with(b"y\ny\n"));
+}
+
+#[test]
+fn rlimits_take_effect() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut p = profile(ws.path());
+    p.limits = Limits {
+        max_processes: 123,
+        max_open_files: 77,
+        max_file_size: 1 << 20,
+        max_cpu_secs: 33,
+        max_memory: 1 << 30,
+        tmp_size: 4 << 20,
+    };
+    let out = bash_in(
+        &p,
+        "ulimit -n; ulimit -Hn; ulimit -u; ulimit -f; ulimit -t; ulimit -v; ulimit -c; ulimit -Hc",
+    );
+    assert_eq!(
+        lines(&out.stdout),
+        ["77", "77", "123", "1024", "33", "1048576", "0", "0"]
+    );
+    // The limits are enforced, not just reported.
+    let out = bash_in(
+        &p,
+        "(head -c 3M /dev/zero > /tmp/big) 2>/dev/null; stat -c %s /tmp/big; \
+         ulimit -n 1000 2>/dev/null && echo raised",
+    );
+    assert_eq!(lines(&out.stdout), ["1048576"]);
+}
+
+#[test]
+fn tmp_is_capped_at_tmp_size() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut p = profile(ws.path());
+    p.limits.tmp_size = 1 << 20;
+    let out = bash_in(
+        &p,
+        "head -c 3M /dev/zero > /tmp/f; echo rc=$?; stat -c %s /tmp/f",
+    );
+    let l = lines(&out.stdout);
+    assert_ne!(l[0], "rc=0");
+    assert!(l[1].parse::<u64>().unwrap() <= 1 << 20, "{l:?}");
+    assert!(
+        text(&out.stderr).contains("No space left"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn many_sandboxes_in_parallel_from_a_multithreaded_parent() {
+    let ws = tempfile::tempdir().unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let p = profile(ws.path());
+                s.spawn(move || {
+                    let mut sb = NativeSandbox::new().start(&p).unwrap();
+                    for j in 0..5 {
+                        let out = sb.exec(&req(&["echo", &format!("{i}-{j}")])).unwrap();
+                        assert_eq!(text(&out.stdout), format!("{i}-{j}\n"));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
+// ---------------------------------------------------------------- unprivileged caller
+
+const INNER_WS: &str = "CORDON_SANDBOX_TEST_WS";
+const INNER_SECRET: &str = "CORDON_SANDBOX_TEST_SECRET";
+
+/// Re-runs `unprivileged_inner` as uid 65534 when this suite runs as root.
+#[test]
+fn unprivileged_caller_gets_the_same_isolation() {
+    if rustix_euid() != 0 {
+        eprintln!("already unprivileged: every other test in this suite covers this case");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: setpriv is not installed, cannot re-run as an unprivileged user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    chown(dir.path());
+    let bin = dir.path().join("suite");
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    chown(&ws);
+    // World-readable on the host, so only the sandbox can hide it from uid 65534.
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = state.path().join("secret");
+    std::fs::write(&secret, "TOPSECRET-UNPRIV").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args([
+            "--exact",
+            "unprivileged_inner",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env(INNER_WS, &ws)
+        .env(INNER_SECRET, &secret)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "inner run failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    // Written from inside as "cordon", owned on the host by the unprivileged caller.
+    let meta = std::fs::metadata(ws.join("made-inside")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}
+
+fn rustix_euid() -> u32 {
+    // Read from procfs to avoid a dev-dependency just for geteuid.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+#[ignore = "run by unprivileged_caller_gets_the_same_isolation under setpriv"]
+fn unprivileged_inner() {
+    let ws =
+        std::env::var(INNER_WS).expect("run through unprivileged_caller_gets_the_same_isolation");
+    let secret = std::env::var(INNER_SECRET).unwrap();
+    assert_eq!(rustix_euid(), 65534, "the re-run must be unprivileged");
+    // The host can read the secret as this user; the sandbox must not.
+    assert!(
+        std::fs::read_to_string(&secret)
+            .unwrap()
+            .contains("TOPSECRET")
+    );
+    let out = bash(
+        Path::new(&ws),
+        &format!(
+            "id -u; grep -E '^(CapEff|CapBnd)' /proc/self/status; cat {secret}; \
+             echo x > /workspace/made-inside && echo wrote-ws; echo x > /usr/x && echo wrote-usr; \
+             ls /proc | grep -c '^[0-9]'"
+        ),
+    );
+    let stdout = text(&out.stdout);
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "1000");
+    assert!(
+        l[1].ends_with("0000000000000000") && l[2].ends_with("0000000000000000"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("TOPSECRET"));
+    assert!(
+        stdout.contains("wrote-ws") && !stdout.contains("wrote-usr"),
+        "{stdout}"
+    );
+    assert!(l.last().unwrap().parse::<u32>().unwrap() < 10, "{stdout}");
+    let mut r = req(&["sh", "-c", "trap '' TERM; (sleep 977 &); sleep 977"]);
+    r.timeout = Duration::from_millis(300);
+    let out = run_in(&profile(Path::new(&ws)), &r).unwrap();
+    assert_eq!(out.status, ExitStatus::TimedOut);
+}
