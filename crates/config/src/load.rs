@@ -39,7 +39,13 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let de = toml::de::Deserializer::from(tree.clone());
     let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let mut key = KeyPath::from_serde(e.path());
-        let message = first_line(e.inner().message());
+        let mut message = first_line(e.inner().message());
+        if looks_like_secret_key(&key) {
+            message.push_str(
+                "; secrets never go in cordon.toml: put the key in an environment variable \
+                 and name that variable in `model.api_key_env`",
+            );
+        }
         // serde reports a missing field at its parent; name the field itself.
         if let Some(field) = missing_field(&message) {
             key.0.push(Seg::Key(field));
@@ -195,6 +201,18 @@ impl Doc<'_> {
         }
         (best, found == key.0.len())
     }
+}
+
+/// An unknown key whose name suggests someone pasted a credential into the file.
+fn looks_like_secret_key(key: &KeyPath) -> bool {
+    let Some(Seg::Key(last)) = key.0.last() else {
+        return false;
+    };
+    let last = last.to_ascii_lowercase();
+    ["key", "token", "secret", "password", "passwd", "credential"]
+        .iter()
+        .any(|w| last.contains(w))
+        && !matches!(last.as_str(), "api_key_env")
 }
 
 fn first_line(message: &str) -> String {

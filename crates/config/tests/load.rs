@@ -273,6 +273,11 @@ fn secret_in_config_is_rejected() {
     let text = with("[model]", "[model]\napi_key = \"sk-proj-abcdef0123456789\"");
     let (_, key, shown) = fails(&text);
     assert_eq!(key, "model.api_key");
+    assert!(shown.contains("api_key_env"), "no hint: {shown}");
+    assert!(
+        !shown.contains("sk-proj"),
+        "error echoes the secret: {shown}"
+    );
     let text = format!("api_key = \"sk-abc\"\n{VALID}");
     let (_, key, _) = fails(&text);
     assert_eq!(key, "api_key");
