@@ -129,26 +129,39 @@ pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
     }
 }
 
-/// Make `fd` the descriptor `target`, without close-on-exec.
-fn install(fd: RawFd, target: RawFd) -> Result<(), i32> {
-    // SAFETY: fcntl/dup2 on descriptor numbers with integer arguments only.
-    let rc = unsafe {
-        if fd == target {
-            libc::fcntl(fd, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(fd, target)
-        }
-    };
-    if rc < 0 { Err(errno()) } else { Ok(()) }
+/// Duplicate `fd` to a number >= 3, close-on-exec, so that installing stdio cannot clobber
+/// it even when the parent runs with 0, 1 or 2 closed (a daemon).
+fn lift(fd: RawFd) -> Result<RawFd, i32> {
+    // SAFETY: fcntl on a descriptor number with integer arguments only.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 { Err(errno()) } else { Ok(new) }
 }
 
 /// The command's process (pid 2): stdio, cwd, limits, privileges, then `execve`.
 fn command(ctx: &ChildContext<'_>) -> ! {
     let fds = ctx.fds;
-    let report = fds.report;
-    for (fd, target) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
-        if let Err(e) = install(fd, target) {
-            fail(report, Stage::Stdio, target as u32, e);
+    let report = match lift(fds.report) {
+        Ok(fd) => fd,
+        Err(e) => fail(fds.report, Stage::Stdio, 3, e),
+    };
+    // Lift all three before installing any: installing stdin on 0 must not clobber a
+    // stdout pipe that happened to be descriptor 0.
+    let mut lifted = [0 as RawFd; 3];
+    for (slot, (fd, target)) in
+        lifted
+            .iter_mut()
+            .zip([(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)])
+    {
+        *slot = match lift(fd) {
+            Ok(fd) => fd,
+            Err(e) => fail(report, Stage::Stdio, target, e),
+        };
+    }
+    for (target, fd) in (0..).zip(lifted) {
+        // Lifted copies are all >= 3 and distinct, so this never overwrites one of them.
+        // SAFETY: dup2 on descriptor numbers; the result is checked.
+        if unsafe { libc::dup2(fd, target) } < 0 {
+            fail(report, Stage::Stdio, target as u32, errno());
         }
     }
     // SAFETY: `cwd` is NUL-terminated and owned by the prepared command.

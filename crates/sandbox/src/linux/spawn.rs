@@ -45,7 +45,7 @@ fn setup_err(layer: Layer, detail: String) -> SandboxError {
     SandboxError::Setup { layer, detail }
 }
 
-/// Kill and reap `pid` (best effort; used on error paths and at the deadline).
+/// SIGKILL `pid` (best effort; used on error paths and at the deadline). Reap with [`reap`].
 fn kill(pid: libc::pid_t) {
     // SAFETY: kill with integer arguments; `pid` is our unreaped child, so it cannot have
     // been recycled for another process.
@@ -340,17 +340,17 @@ fn io_loop(
             return Err(SandboxError::Io(e));
         }
         let ready = |i: usize| fds.get(i).is_some_and(|f| f.revents != 0);
-        if ready(0) {
-            if let Some(fd) = &stdin {
-                let rest = req.stdin.get(stdin_off..).unwrap_or(&[]);
-                match rustix::io::write(fd, rest) {
-                    Ok(n) => stdin_off += n,
-                    Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
-                    Err(_) => stdin_off = req.stdin.len(),
-                }
-                if stdin_off >= req.stdin.len() {
-                    stdin = None;
-                }
+        if ready(0)
+            && let Some(fd) = &stdin
+        {
+            let rest = req.stdin.get(stdin_off..).unwrap_or(&[]);
+            match rustix::io::write(fd, rest) {
+                Ok(n) => stdin_off += n,
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => stdin_off = req.stdin.len(),
+            }
+            if stdin_off >= req.stdin.len() {
+                stdin = None;
             }
         }
         if ready(1) {
