@@ -346,11 +346,19 @@ impl Workspace {
                 }
                 other => other,
             };
-            cur = next.map_err(|e| match e {
-                Errno::LOOP | Errno::XDEV => WorkspaceError::Symlink {
-                    path: path.as_str(),
-                },
-                e => resolve_error("open", path, e),
+            cur = next.map_err(|e| {
+                // O_NOFOLLOW | O_DIRECTORY on a symlink fails with ENOTDIR; say what it is.
+                let is_link = rustix::fs::statat(&cur, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+                match e {
+                    _ if is_link => WorkspaceError::Symlink {
+                        path: path.as_str(),
+                    },
+                    Errno::LOOP | Errno::XDEV => WorkspaceError::Symlink {
+                        path: path.as_str(),
+                    },
+                    e => resolve_error("open", path, e),
+                }
             })?;
         }
         Ok(cur)
