@@ -656,6 +656,36 @@ fn many_sandboxes_in_parallel_from_a_multithreaded_parent() {
     });
 }
 
+#[test]
+fn clone_is_safe_while_other_threads_allocate() {
+    // If the child allocated or took a lock between clone and exec, a copy of an allocator
+    // lock held by one of these threads would deadlock it sooner or later (-> TimedOut).
+    let ws = tempfile::tempdir().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                let mut keep = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    keep.push(vec![0u8; 4096]);
+                    if keep.len() > 256 {
+                        keep.clear();
+                    }
+                }
+            });
+        }
+        let mut sb = NativeSandbox::new().start(&profile(ws.path())).unwrap();
+        for i in 0..40 {
+            let mut r = req(&["echo", "alive"]);
+            r.timeout = Duration::from_secs(10);
+            let out = sb.exec(&r).unwrap();
+            assert_eq!(out.status, ExitStatus::Exited(0), "run {i}");
+            assert_eq!(text(&out.stdout), "alive\n");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 // ---------------------------------------------------------------- unprivileged caller
 
 const INNER_WS: &str = "CORDON_SANDBOX_TEST_WS";

@@ -60,12 +60,29 @@ fn fail(fd: RawFd, stage: Stage, index: u32, errno: i32) -> ! {
     exit(1)
 }
 
+/// Default signal dispositions and an empty mask. Handlers survive `clone` (only `execve`
+/// resets them): the parent's handlers (e.g. tokio's SIGCHLD) must not run in init, and an
+/// ignored SIGPIPE must not be inherited by the command.
+fn reset_signals() {
+    // SAFETY: setting dispositions to SIG_DFL and clearing this thread's mask; an invalid
+    // or reserved signal number only makes the call fail, which is ignored on purpose.
+    unsafe {
+        for sig in 1..=libc::SIGRTMAX() {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Entry point of the cloned child (pid 1 of the new pid namespace).
 pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
     let fds = ctx.fds;
     for fd in fds.parent_ends {
         close(fd);
     }
+    reset_signals();
     // SAFETY: prctl with integer arguments only.
     if unsafe {
         libc::prctl(
@@ -170,17 +187,6 @@ fn command(ctx: &ChildContext<'_>) -> ! {
     }
     if let Err((i, e)) = ctx.rlimits.apply() {
         fail(report, Stage::Rlimit, i, e);
-    }
-    // Default signal dispositions and an empty mask: the parent may ignore SIGPIPE.
-    // SAFETY: resetting dispositions to SIG_DFL and clearing the mask of this thread; an
-    // invalid signal number only makes the call fail, which is ignored on purpose.
-    unsafe {
-        for sig in 1..libc::SIGRTMAX() {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
     // Nothing the parent's other threads opened may leak into the command.
     // SAFETY: close_range with integer arguments only.
