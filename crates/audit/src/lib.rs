@@ -22,7 +22,10 @@
 //! durable with one `fsync` (group commit); [`Log::record`] is both, to be used before
 //! acknowledging the action a record describes. One process writes a log at a time: the
 //! file is `flock`ed while a [`Log`] is open and a second writer gets
-//! [`AuditError::Locked`].
+//! [`AuditError::Locked`]. [`verify`] and [`read`] take no lock and may run while a
+//! writer is live; they then accept well-chained records just past the anchor (the
+//! writer is between writing them and replacing `head`), which stay checked at the
+//! writer's next sync and at every open.
 
 mod error;
 mod head;

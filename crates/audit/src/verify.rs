@@ -23,19 +23,9 @@ pub struct VerifyReport {
 
 /// Check the whole chain of `dir` against its head anchor.
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
-    // A writer renames `head` just after making new records durable; a verify that
-    // lands in between sees records past the anchor. Re-read once in that case.
-    let mut attempt = 0;
-    loop {
-        match scan(dir, |_| ()) {
-            Err(e) if e.past_head && attempt < 3 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(e.error),
-            Ok(report) => return Ok(report),
-        }
-    }
+    scan_settled(dir, |_| false)
+        .map(|(report, _)| report)
+        .map_err(|e| e.error)
 }
 
 /// Every record of a verified log, in order. A damaged log is an error.
@@ -45,14 +35,9 @@ pub fn read(dir: &Path) -> Result<Vec<Record>, AuditError> {
 
 /// The records of a verified log that `filter` keeps, in order.
 pub fn read_filtered(dir: &Path, filter: &Filter) -> Result<Vec<Record>, AuditError> {
-    let mut out = Vec::new();
-    scan(dir, |r| {
-        if filter.matches(&r) {
-            out.push(r);
-        }
-    })
-    .map_err(|e| AuditError::Broken(e.error))?;
-    Ok(out)
+    scan_settled(dir, |r| filter.matches(r))
+        .map(|(_, records)| records)
+        .map_err(|e| AuditError::Broken(e.error))
 }
 
 /// Selects records for `cordon log show`. Empty fields select everything.
@@ -72,14 +57,66 @@ impl Filter {
     }
 }
 
+/// [`scan`] as a reader. A live writer (it holds the lock on the log file) writes new
+/// records to the file just before it replaces `head`, so a reader can see durable
+/// records past the anchor: while the lock is held those are accepted if they chain
+/// correctly from the anchored record (a forgery among them is caught by the writer's
+/// next sync or reopen). Without a writer, records past the anchor are damage.
+fn scan_settled(
+    dir: &Path,
+    keep: impl Fn(&Record) -> bool,
+) -> Result<(VerifyReport, Vec<Record>), ScanError> {
+    let mut attempt = 0;
+    loop {
+        let live = writer_active(dir);
+        let mut kept = Vec::new();
+        let result = scan_with(dir, live, |r| {
+            if keep(&r) {
+                kept.push(r);
+            }
+        });
+        match result {
+            // A writer may have started between the lock probe and the scan.
+            Err(e) if e.past_head && attempt < 3 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+            Ok(report) => return Ok((report, kept)),
+        }
+    }
+}
+
+/// Whether some process holds the writer lock on the log file right now.
+fn writer_active(dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join(LOG_FILE)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        // Released at once when `file` drops: a reader must never block a writer.
+        Ok(()) => false,
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
 pub(crate) struct ScanError {
     pub error: VerifyError,
     /// The only problem is records after the head anchor.
     pub past_head: bool,
 }
 
-/// Verify `dir`, handing every good record to `each`.
-pub(crate) fn scan(dir: &Path, mut each: impl FnMut(Record)) -> Result<VerifyReport, ScanError> {
+/// Verify `dir` strictly (no records past the anchor), handing every good record to
+/// `each`.
+pub(crate) fn scan(dir: &Path, each: impl FnMut(Record)) -> Result<VerifyReport, ScanError> {
+    scan_with(dir, false, each)
+}
+
+fn scan_with(
+    dir: &Path,
+    allow_past_head: bool,
+    mut each: impl FnMut(Record),
+) -> Result<VerifyReport, ScanError> {
     let path = dir.join(LOG_FILE);
     let fail = |line: usize, seq: Option<u64>, reason: String| ScanError {
         error: VerifyError {
@@ -113,6 +150,9 @@ pub(crate) fn scan(dir: &Path, mut each: impl FnMut(Record)) -> Result<VerifyRep
         line_no += 1;
         let expected = count + 1;
         let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            if allow_past_head && count >= anchor.seq {
+                break; // a live writer is part-way through writing this line
+            }
             return Err(fail(
                 line_no,
                 None,
@@ -163,7 +203,7 @@ pub(crate) fn scan(dir: &Path, mut each: impl FnMut(Record)) -> Result<VerifyRep
         }
         prev = record.hash.clone();
         count = expected;
-        if count > anchor.seq {
+        if count > anchor.seq && !allow_past_head {
             return Err(ScanError {
                 error: VerifyError {
                     path: path.clone(),
@@ -198,7 +238,7 @@ pub(crate) fn scan(dir: &Path, mut each: impl FnMut(Record)) -> Result<VerifyRep
             ),
         ));
     }
-    if prev != anchor.hash {
+    if count == anchor.seq && prev != anchor.hash {
         return Err(fail(
             line_no,
             None,

@@ -265,6 +265,38 @@ fn awkward_values_round_trip() {
 }
 
 #[test]
+fn forgery_while_the_writer_runs_is_caught_at_its_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    log.record(EventKind::SessionStart, Some("s"), json!({}))
+        .unwrap();
+    let first = read(&audit).unwrap().remove(0);
+    let forged = cordon_audit::Record::new(
+        2,
+        first.ts.clone(),
+        EventKind::Approval,
+        Some("s".into()),
+        json!({"approved": true}),
+        first.hash.clone(),
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(audit.join("audit.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", forged.line()).as_bytes()).unwrap();
+    // The writer's own next record is #2 as well: the chain breaks at the forgery.
+    log.record(EventKind::UserMessage, Some("s"), json!({"text": "hi"}))
+        .unwrap();
+    let e = verify(&audit).unwrap_err();
+    assert_eq!(e.line, 2, "the forged line itself: {e}");
+    drop(log);
+    let e = verify(&audit).unwrap_err();
+    assert_eq!(e.line, 2, "{e}");
+    assert!(matches!(Log::open(&audit), Err(AuditError::Broken(_))));
+}
+
+#[test]
 fn missing_files_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");
@@ -327,6 +359,30 @@ fn concurrent_threads_keep_the_chain() {
             .collect();
         assert_eq!(is, (0..100).collect::<Vec<_>>());
     }
+}
+
+#[test]
+fn verify_during_writes_sees_no_false_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Arc::new(Log::open(&audit).unwrap());
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for i in 0..400 {
+                log.record(EventKind::Egress, Some("w"), json!({ "i": i }))
+                    .unwrap();
+            }
+        })
+    };
+    let mut last = 0;
+    while !writer.is_finished() {
+        let report = verify(&audit).unwrap_or_else(|e| panic!("false alarm: {e}"));
+        assert!(report.records >= last);
+        last = report.records;
+    }
+    writer.join().unwrap();
+    assert_eq!(verify(&audit).unwrap().records, 400);
 }
 
 #[test]
