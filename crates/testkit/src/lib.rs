@@ -1,1 +1,24 @@
-//! TODO(owner: see issue 2)
+//! Test doubles for the outside world.
+//!
+//! [`MockLlm`] is a scripted language-model server: real HTTP on `127.0.0.1` (random port)
+//! that speaks both OpenAI Chat Completions (`POST /v1/chat/completions`) and Anthropic
+//! Messages (`POST /v1/messages`), streaming (server-sent events) and not. Each request is
+//! answered by the next [`Reply`] of a [`Script`], or by a closure that looks at the
+//! [`Conversation`] so far (for models that react to what a tool returned).
+//!
+//! What it guarantees: every request body is recorded in order ([`MockLlm::requests`]);
+//! streamed replies are cut into several deltas and several network writes (text in small
+//! pieces, tool-call arguments in fragments, lines split mid-way, mixed `\n`/`\r\n`, SSE
+//! comments) so that client parsers are exercised; dropping the [`MockLlm`] stops it.
+//!
+//! What it does not do: it checks no API key and validates requests only as far as it
+//! needs to read them; a request it cannot read is still recorded and answered.
+
+mod conversation;
+mod render;
+mod script;
+mod server;
+
+pub use conversation::{Conversation, Protocol, ToolResult, Turn};
+pub use script::{Reply, Script, ScriptError, ScriptedCall};
+pub use server::MockLlm;

@@ -1,0 +1,394 @@
+//! OpenAI-compatible Chat Completions (`POST {base}/chat/completions`): OpenAI, Ollama,
+//! vLLM, llama.cpp, OpenRouter and the like.
+//!
+//! Streaming answers are `data: {chunk}` events ending with `data: [DONE]`; text comes in
+//! `choices[0].delta.content`, tool calls in `choices[0].delta.tool_calls[i]`, keyed by
+//! `index`, whose `function.arguments` arrive as fragments to concatenate.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use runtime::ToolCall;
+use serde_json::{Map, Value, json};
+
+use super::retry::{Answer, Wire};
+use super::sse::SseDecoder;
+use super::{
+    CallIds, ChatRequest, MAX_RESPONSE_BYTES, Message, ModelReply, Provider, ProviderError,
+    Settings, Usage, reply,
+};
+
+const PATH: &str = "/chat/completions";
+
+pub(super) struct OpenAi {
+    pub(super) s: Settings,
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    fn describe(&self) -> String {
+        format!("openai {} at {}", self.s.model, self.s.wire.base_url())
+    }
+
+    async fn complete(
+        &self,
+        req: &ChatRequest<'_>,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<ModelReply, ProviderError> {
+        let wire = &self.s.wire;
+        let url = wire.url(PATH);
+        let body = request_body(&self.s, req);
+        let mut headers = Vec::new();
+        if let Some(key) = wire.api_key() {
+            headers.push(("authorization", format!("Bearer {key}")));
+        }
+        match wire.send(PATH, &headers, &body, self.s.stream).await? {
+            Answer::Body(text) => {
+                let reply = parse_body(wire, &url, &text, &self.s.call_ids)?;
+                if let Some(t) = &reply.text {
+                    on_text(t);
+                }
+                Ok(reply)
+            }
+            Answer::Stream(resp) => {
+                let mut chunks = resp.bytes_stream();
+                let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
+                let mut state = StreamState::default();
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk.map_err(|e| wire.transport(e))?;
+                    let events = decoder
+                        .feed(&chunk)
+                        .map_err(|_| wire.too_large(&url, state.text.as_bytes()))?;
+                    for event in events {
+                        if state.on_data(wire, &url, &event.data, on_text)? {
+                            return state.finish(wire, &url, &self.s.call_ids);
+                        }
+                    }
+                }
+                if let Some(event) = decoder.finish()
+                    && state.on_data(wire, &url, &event.data, on_text)?
+                {
+                    return state.finish(wire, &url, &self.s.call_ids);
+                }
+                let got = if decoder.pending().is_empty() {
+                    state.text
+                } else {
+                    decoder.pending()
+                };
+                Err(wire.malformed(&url, "the stream ended without `data: [DONE]`", &got))
+            }
+        }
+    }
+}
+
+fn request_body(s: &Settings, req: &ChatRequest<'_>) -> Value {
+    let messages: Vec<Value> = req.messages.iter().map(message_json).collect();
+    let mut body = json!({
+        "model": s.model,
+        "messages": messages,
+        "max_tokens": s.max_tokens,
+        "stream": s.stream,
+    });
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters}})
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+    }
+    body
+}
+
+fn message_json(m: &Message) -> Value {
+    match m {
+        Message::System { content } => json!({"role": "system", "content": content}),
+        Message::User { content } => json!({"role": "user", "content": content}),
+        Message::Assistant {
+            content,
+            tool_calls,
+        } => {
+            let mut out = Map::new();
+            out.insert("role".into(), json!("assistant"));
+            if tool_calls.is_empty() {
+                // Some servers refuse an assistant message with neither content nor calls.
+                out.insert("content".into(), json!(content.as_deref().unwrap_or("")));
+            } else {
+                out.insert("content".into(), json!(content));
+                let calls: Vec<Value> = tool_calls
+                    .iter()
+                    .map(|c| {
+                        json!({"id": c.id, "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments}})
+                    })
+                    .collect();
+                out.insert("tool_calls".into(), Value::Array(calls));
+            }
+            Value::Object(out)
+        }
+        // The protocol has no error flag on tool results; the model learns it from the text.
+        Message::Tool {
+            call_id,
+            content,
+            is_error,
+            ..
+        } => {
+            let content = if *is_error {
+                format!("[tool error] {content}")
+            } else {
+                content.clone()
+            };
+            json!({"role": "tool", "tool_call_id": call_id, "content": content})
+        }
+    }
+}
+
+/// A non-streamed answer.
+fn parse_body(
+    wire: &Wire,
+    url: &str,
+    text: &str,
+    ids: &CallIds,
+) -> Result<ModelReply, ProviderError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|_| wire.malformed(url, "the response is not JSON", text))?;
+    api_error(wire, url, &v)?;
+    let choices = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or_else(|| wire.malformed(url, "the response has no `choices` array", text))?;
+    let choice = choices
+        .first()
+        .ok_or_else(|| wire.malformed(url, "`choices` is empty", text))?;
+    let message = choice
+        .get("message")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| wire.malformed(url, "`choices[0]` has no `message` object", text))?;
+    let content = content_text(message.get("content"));
+    let mut calls = Vec::new();
+    if let Some(list) = message.get("tool_calls").and_then(Value::as_array) {
+        for c in list {
+            let name = c
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    wire.malformed(url, "a tool call has no `function.name`", &c.to_string())
+                })?;
+            calls.push(ToolCall {
+                id: ids.or_generate(c.get("id").and_then(Value::as_str)),
+                name: name.to_string(),
+                arguments: arguments_text(c.pointer("/function/arguments")),
+            });
+        }
+    }
+    let finish = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .map(String::from);
+    Ok(reply(
+        content,
+        calls,
+        finish,
+        v.get("usage").and_then(usage),
+    ))
+}
+
+/// A server that answers 200 with `{"error": {...}}` (several compatible servers do).
+fn api_error(wire: &Wire, url: &str, v: &Value) -> Result<(), ProviderError> {
+    let Some(err) = v.get("error").filter(|e| !e.is_null()) else {
+        return Ok(());
+    };
+    let kind = err
+        .get("type")
+        .or_else(|| err.get("code"))
+        .map(|k| match k {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    let message = match err.get("message").and_then(Value::as_str) {
+        Some(m) => m.to_string(),
+        None => err.to_string(),
+    };
+    Err(ProviderError::Api {
+        url: url.to_string(),
+        kind: kind.unwrap_or_else(|| "error".into()),
+        message: wire.excerpt(&message),
+    })
+}
+
+/// `content` as text: a string, `null`, or an array of `{type: "text", text}` parts.
+fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// Arguments as raw text, passed through unvalidated; `{}` when there are none.
+fn arguments_text(args: Option<&Value>) -> String {
+    match args {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        // Some servers (Ollama) send the arguments as an object.
+        Some(v @ Value::Object(_)) => v.to_string(),
+        _ => "{}".to_string(),
+    }
+}
+
+fn usage(u: &Value) -> Option<Usage> {
+    let get = |a: &str, b: &str| u.get(a).or_else(|| u.get(b)).and_then(Value::as_u64);
+    let input = get("prompt_tokens", "input_tokens");
+    let output = get("completion_tokens", "output_tokens");
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    Some(Usage {
+        input_tokens: input.unwrap_or(0),
+        output_tokens: output.unwrap_or(0),
+    })
+}
+
+/// One tool call being assembled from stream fragments.
+struct PartialCall {
+    index: u64,
+    id: Option<String>,
+    name: String,
+    arguments: String,
+}
+
+#[derive(Default)]
+struct StreamState {
+    text: String,
+    calls: Vec<PartialCall>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl StreamState {
+    /// One `data:` payload; `Ok(true)` at `[DONE]`.
+    fn on_data(
+        &mut self,
+        wire: &Wire,
+        url: &str,
+        data: &str,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<bool, ProviderError> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(true);
+        }
+        if data.is_empty() {
+            return Ok(false);
+        }
+        let v: Value = serde_json::from_str(data)
+            .map_err(|_| wire.malformed(url, "a stream event is not JSON", data))?;
+        api_error(wire, url, &v)?;
+        if let Some(u) = v.get("usage").and_then(usage) {
+            self.usage = Some(u);
+        }
+        let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+            return Err(wire.malformed(url, "a stream event has no `choices` array", data));
+        };
+        let Some(choice) = choices.first() else {
+            return Ok(false); // the usage-only chunk
+        };
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish = Some(reason.to_string());
+        }
+        let Some(delta) = choice.get("delta") else {
+            return Ok(false);
+        };
+        let text = content_text(delta.get("content"));
+        if !text.is_empty() {
+            on_text(&text);
+            self.text.push_str(&text);
+        }
+        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+            for c in calls {
+                self.on_call_delta(c);
+            }
+        }
+        Ok(false)
+    }
+
+    fn on_call_delta(&mut self, c: &Value) {
+        let id = c
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
+        let index = match c.get("index").and_then(Value::as_u64) {
+            Some(i) => i,
+            // Without `index`: a new id starts a new call, anything else continues the last.
+            None => match id {
+                Some(id) => match self.calls.iter().find(|p| p.id.as_deref() == Some(id)) {
+                    Some(p) => p.index,
+                    None => self.calls.iter().map(|p| p.index + 1).max().unwrap_or(0),
+                },
+                None => self.calls.last().map(|p| p.index).unwrap_or(0),
+            },
+        };
+        let pos = match self.calls.iter().position(|p| p.index == index) {
+            Some(pos) => pos,
+            None => {
+                self.calls.push(PartialCall {
+                    index,
+                    id: None,
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[pos];
+        if let Some(id) = id {
+            call.id = Some(id.to_string());
+        }
+        if let Some(name) = c.pointer("/function/name").and_then(Value::as_str)
+            && call.name.is_empty()
+        {
+            call.name = name.to_string();
+        }
+        match c.pointer("/function/arguments") {
+            Some(Value::String(s)) => call.arguments.push_str(s),
+            Some(v @ Value::Object(_)) => call.arguments.push_str(&v.to_string()),
+            _ => {}
+        }
+    }
+
+    fn finish(
+        mut self,
+        wire: &Wire,
+        url: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        self.calls.sort_by_key(|c| c.index);
+        let mut calls = Vec::with_capacity(self.calls.len());
+        for c in self.calls {
+            if c.name.is_empty() {
+                let got = format!("tool call {} with arguments {}", c.index, c.arguments);
+                return Err(wire.malformed(
+                    url,
+                    "a streamed tool call has no `function.name`",
+                    &got,
+                ));
+            }
+            let arguments = if c.arguments.is_empty() {
+                "{}".to_string()
+            } else {
+                c.arguments
+            };
+            calls.push(ToolCall {
+                id: ids.or_generate(c.id.as_deref()),
+                name: c.name,
+                arguments,
+            });
+        }
+        Ok(reply(self.text, calls, self.finish, self.usage))
+    }
+}
