@@ -205,3 +205,65 @@ fn store_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Store>();
 }
+
+/// Runs only as a child of `two_processes_append_to_one_session`.
+#[test]
+fn child_appender() {
+    let (Ok(db), Ok(session), Ok(tag)) = (
+        std::env::var("CORDON_STORE_CHILD_DB"),
+        std::env::var("CORDON_STORE_CHILD_SESSION"),
+        std::env::var("CORDON_STORE_CHILD_TAG"),
+    ) else {
+        return;
+    };
+    let store = Store::open(std::path::Path::new(&db)).unwrap();
+    for i in 0..150 {
+        store
+            .append_item(&session, &json!({"p": tag, "i": i}))
+            .unwrap();
+    }
+}
+
+#[test]
+fn two_processes_append_to_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    let store = Store::open(&path).unwrap();
+    let session = store.create_session("default").unwrap().id;
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|tag| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "child_appender", "--test-threads=1"])
+                .env("CORDON_STORE_CHILD_DB", &path)
+                .env("CORDON_STORE_CHILD_SESSION", &session)
+                .env("CORDON_STORE_CHILD_TAG", tag)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for i in 0..150 {
+        store
+            .append_item(&session, &json!({"p": "parent", "i": i}))
+            .unwrap();
+    }
+    for mut child in children {
+        assert!(
+            child.wait().unwrap().success(),
+            "a child process failed to append"
+        );
+    }
+    let items = store.load_items(&session).unwrap();
+    assert_eq!(items.len(), 450);
+    for tag in ["a", "b", "parent"] {
+        let is: Vec<u64> = items
+            .iter()
+            .filter(|v| v["p"] == json!(tag))
+            .map(|v| v["i"].as_u64().unwrap())
+            .collect();
+        assert_eq!(is, (0..150).collect::<Vec<_>>(), "{tag}'s items in order");
+    }
+    assert_eq!(store.get_session(&session).unwrap().unwrap().items, 450);
+}
