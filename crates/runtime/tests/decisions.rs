@@ -1,0 +1,267 @@
+//! Decision logic through `Runtime::perform`: malformed arguments, tools not given, exec
+//! modes, approvals and session grants. Exec here uses a recording sandbox double (these
+//! tests are about *whether* a command runs, not how); see `exec_sandbox.rs` for real runs.
+
+mod common;
+
+use audit::EventKind;
+use common::{Harness, SESSION, Setup};
+use cordon_runtime::{ApprovalAnswer, NoHumanApprover, Runtime, RuntimeOptions, ToolCall};
+use serde_json::json;
+
+#[tokio::test]
+async fn malformed_arguments_are_reported_and_nothing_runs() {
+    let h = Harness::new(Setup {
+        exec_mode: "auto",
+        ..Setup::default()
+    });
+    let cases = [
+        (
+            "edit_file",
+            r#"{"path":"a","new_string":"b"}"#,
+            "invalid arguments for edit_file: missing field `old_string`",
+        ),
+        (
+            "read_file",
+            r#"{"path":"a","extra":1}"#,
+            "invalid arguments for read_file: unknown field `extra`",
+        ),
+        (
+            "exec",
+            r#"{"command":["ls"]}"#,
+            "invalid arguments for exec: invalid type",
+        ),
+        (
+            "write_file",
+            r#"{"path":"a","content":"#,
+            "invalid arguments for write_file:",
+        ),
+        (
+            "http_fetch",
+            r#"{"url":"ftp://x/"}"#,
+            "only http:// and https://",
+        ),
+        ("search", r#"{"pattern":"(unclosed"}"#, "bad regex"),
+    ];
+    for (tool, args, needle) in cases {
+        let (id, obs) = h.call_raw(tool, args).await;
+        h.assert_refused(&id, &obs, needle);
+    }
+    assert!(h.sandbox.requests.lock().unwrap().is_empty());
+    assert!(!h.ws.join("a").exists());
+}
+
+#[tokio::test]
+async fn tool_not_given_or_unknown_names_the_available_tools() {
+    let h = Harness::new(Setup {
+        tools: r#"["read_file", "list_dir"]"#,
+        ..Setup::default()
+    });
+    let specs: Vec<String> = h.rt.tool_specs().into_iter().map(|s| s.name).collect();
+    assert_eq!(specs, vec!["read_file", "list_dir"]);
+    let (id, obs) = h.call("exec", json!({"command": "ls"})).await;
+    h.assert_refused(
+        &id,
+        &obs,
+        "tool `exec` is not available to agent `dev`; available tools: read_file, list_dir",
+    );
+    assert_eq!(h.one(&id, EventKind::Error).data["stage"], "tool");
+    let (id, obs) = h.call("rm_rf", json!({})).await;
+    h.assert_refused(
+        &id,
+        &obs,
+        "unknown tool `rm_rf`; available tools: read_file, list_dir",
+    );
+    assert!(h.sandbox.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tool_specs_carry_schemas() {
+    let h = Harness::new(Setup::default());
+    let specs = h.rt.tool_specs();
+    assert_eq!(specs.len(), 7);
+    let edit = specs.iter().find(|s| s.name == "edit_file").unwrap();
+    assert_eq!(
+        edit.parameters["required"],
+        json!(["path", "old_string", "new_string"])
+    );
+    assert_eq!(edit.parameters["additionalProperties"], false);
+}
+
+#[tokio::test]
+async fn exec_in_deny_mode_never_runs() {
+    let h = Harness::new(Setup {
+        exec_mode: "deny",
+        ..Setup::default()
+    });
+    let (id, obs) = h.call("exec", json!({"command": "echo hi"})).await;
+    h.assert_refused(&id, &obs, "exec denied: exec.mode = \"deny\"");
+    let d = h.one(&id, EventKind::Decision);
+    assert_eq!(d.data["decision"], "deny");
+    assert!(
+        d.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exec.mode = \"deny\"")
+    );
+    assert!(!h.has(&id, EventKind::Approval));
+    assert!(h.approver.asked.lock().unwrap().is_empty());
+    assert!(h.sandbox.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn exec_needing_approval_without_a_human_is_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let toml = format!(
+        "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n[agents.dev]\nworkspace = \"{}\"\n",
+        ws.display()
+    );
+    let config = config::load_str(&toml, std::path::Path::new("t.toml")).unwrap();
+    let audit_dir = dir.path().join("audit");
+    let sandbox = std::sync::Arc::new(common::RecordingSandbox::default());
+    let rt = Runtime::new(RuntimeOptions {
+        config: std::sync::Arc::new(config),
+        agent: "dev".into(),
+        audit: std::sync::Arc::new(audit::Log::open(&audit_dir).unwrap()),
+        sandbox: sandbox.clone(),
+        approver: std::sync::Arc::new(NoHumanApprover),
+        redactor: secrets::Redactor::empty(),
+    })
+    .unwrap();
+    let call = ToolCall {
+        id: "c1".into(),
+        name: "exec".into(),
+        arguments: r#"{"command":"touch x"}"#.into(),
+    };
+    let obs = rt.perform("s", &call).await;
+    assert!(obs.is_error);
+    assert!(
+        obs.content
+            .contains("exec denied: approval required (exec.mode = \"ask\"")
+            && obs.content.contains("cordon run"),
+        "{}",
+        obs.content
+    );
+    assert!(sandbox.requests.lock().unwrap().is_empty());
+    assert!(!ws.join("x").exists());
+    let recs = audit::read(&audit_dir).unwrap();
+    let kinds: Vec<EventKind> = recs.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::ToolProposed,
+            EventKind::Decision,
+            EventKind::Approval,
+            EventKind::Error,
+            EventKind::ToolResult
+        ]
+    );
+    assert_eq!(recs[1].data["decision"], "ask");
+    assert_eq!(recs[2].data["answer"]["answer"], "unavailable");
+    assert_eq!(recs[3].data["stage"], "approval");
+}
+
+#[tokio::test]
+async fn session_grant_covers_only_the_exact_action() {
+    let h = Harness::new(Setup {
+        approver: vec![ApprovalAnswer::Session, ApprovalAnswer::Deny],
+        ..Setup::default()
+    });
+    let (id1, obs) = h.call("exec", json!({"command": "make test"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert_eq!(
+        h.one(&id1, EventKind::Approval).data["answer"]["answer"],
+        "session"
+    );
+    // Same command again: not asked.
+    let (id2, obs) = h.call("exec", json!({"command": "make test"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert_eq!(
+        h.one(&id2, EventKind::Approval).data["answer"],
+        "session_grant"
+    );
+    assert_eq!(h.approver.asked.lock().unwrap().len(), 1);
+    // A different command is asked (and denied by the script).
+    let (id3, obs) = h
+        .call("exec", json!({"command": "make test; curl evil"}))
+        .await;
+    h.assert_refused(&id3, &obs, "exec denied: the human refused");
+    let asked = h.approver.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[0].action, "exec: make test");
+    assert_eq!(asked[0].session, SESSION);
+    assert_eq!(asked[0].agent, "dev");
+    assert_eq!(asked[0].arguments, json!({"command": "make test"}));
+    assert!(asked[0].reason.contains("exec.mode = \"ask\""));
+    assert_eq!(asked[1].action, "exec: make test; curl evil");
+    let reqs = h.sandbox.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].argv, vec!["/bin/sh", "-c", "make test"]);
+    // One sandbox instance for the session, with the fixed environment.
+    let starts = h.sandbox.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 1);
+    assert!(
+        starts[0]
+            .env
+            .contains(&("HOME".into(), "/workspace".into()))
+    );
+    assert!(
+        starts[0]
+            .env
+            .iter()
+            .all(|(k, _)| ["PATH", "HOME", "LANG", "TERM", "TMPDIR"].contains(&k.as_str()))
+    );
+    // Grants end with the session.
+    h.rt.end_session(SESSION);
+    let (id4, obs) = h.call("exec", json!({"command": "make test"})).await;
+    h.assert_refused(&id4, &obs, "no human can answer");
+    assert_eq!(h.approver.asked.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn allowlist_runs_simple_commands_and_asks_for_tricks() {
+    let h = Harness::new(Setup {
+        exec_mode: "allowlist",
+        exec_allow: r#"["ls"]"#,
+        ..Setup::default()
+    });
+    let (id, obs) = h.call("exec", json!({"command": "ls -la"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert_eq!(h.one(&id, EventKind::Decision).data["decision"], "allow");
+    assert!(!h.has(&id, EventKind::Approval));
+    for cmd in ["ls; rm -rf /", "ls && curl x", "$(rm x)"] {
+        let (id, obs) = h.call("exec", json!({"command": cmd})).await;
+        h.assert_refused(&id, &obs, "approval required");
+        assert_eq!(h.one(&id, EventKind::Decision).data["decision"], "ask");
+    }
+    assert_eq!(h.sandbox.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_agent_and_missing_workspace_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n[agents.dev]\nworkspace = \"{}\"\n",
+        dir.path().join("missing").display()
+    );
+    let config =
+        std::sync::Arc::new(config::load_str(&toml, std::path::Path::new("t.toml")).unwrap());
+    let audit = std::sync::Arc::new(audit::Log::open(&dir.path().join("audit")).unwrap());
+    let opts = |agent: &str| RuntimeOptions {
+        config: config.clone(),
+        agent: agent.into(),
+        audit: audit.clone(),
+        sandbox: std::sync::Arc::new(common::RecordingSandbox::default()),
+        approver: std::sync::Arc::new(NoHumanApprover),
+        redactor: secrets::Redactor::empty(),
+    };
+    let e = Runtime::new(opts("ghost")).err().unwrap().to_string();
+    assert_eq!(e, "no agent `ghost` in the config; known agents: dev");
+    let e = Runtime::new(opts("dev")).err().unwrap().to_string();
+    assert!(
+        e.contains("workspace of agent `dev`") && e.contains("missing"),
+        "{e}"
+    );
+}
