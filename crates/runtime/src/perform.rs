@@ -298,6 +298,7 @@ impl Runtime {
                 (Action::ListDir { path: p.as_str() }, Some(p), None)
             }
             Args::Search(a) => {
+                tools::files::check_pattern(&a.pattern).map_err(|m| fail("arguments", m))?;
                 let p = ws_path(a.path.as_deref().unwrap_or("."))?;
                 (Action::Search { path: p.as_str() }, Some(p), None)
             }

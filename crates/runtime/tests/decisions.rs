@@ -46,6 +46,15 @@ async fn malformed_arguments_are_reported_and_nothing_runs() {
     for (tool, args, needle) in cases {
         let (id, obs) = h.call_raw(tool, args).await;
         h.assert_refused(&id, &obs, needle);
+        assert_eq!(
+            h.one(&id, EventKind::Error).data["stage"],
+            "arguments",
+            "{tool} {args}"
+        );
+        assert!(
+            !h.has(&id, EventKind::Decision),
+            "{tool}: decided despite bad arguments"
+        );
     }
     assert!(h.sandbox.requests.lock().unwrap().is_empty());
     assert!(!h.ws.join("a").exists());

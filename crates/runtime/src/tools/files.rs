@@ -16,6 +16,14 @@ const MAX_LOAD: u64 = 16 << 20;
 const MAX_READ_OUTPUT: usize = 256 << 10;
 /// Most entries `list_dir` returns.
 const MAX_LIST: usize = 1000;
+/// Compile a `search` pattern (bounded in size), or say why it is invalid.
+pub(crate) fn check_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("invalid arguments for search: bad regex `{pattern}`: {e}"))
+}
+
 /// Bounds of `search`.
 const MAX_MATCHES: usize = 200;
 const MAX_LINE_CHARS: usize = 300;
@@ -177,15 +185,7 @@ pub(crate) fn search(
     path: &WorkspacePath,
     a: &SearchArgs,
 ) -> Result<ToolOutput, String> {
-    let re = regex::RegexBuilder::new(&a.pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| {
-            format!(
-                "invalid arguments for search: bad regex `{}`: {e}",
-                a.pattern
-            )
-        })?;
+    let re = check_pattern(&a.pattern)?;
     let mut out = String::new();
     let mut matches = 0usize;
     let mut binary = 0usize;
