@@ -149,6 +149,15 @@ fn command_not_found_is_an_exec_error() {
 }
 
 #[test]
+fn an_unrepresentable_timeout_means_no_deadline() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut r = req(&["true"]);
+    r.timeout = Duration::MAX;
+    let out = run_in(&profile(ws.path()), &r).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0));
+}
+
+#[test]
 fn empty_argv_is_invalid() {
     let ws = tempfile::tempdir().unwrap();
     let err = run_in(&profile(ws.path()), &req(&[])).unwrap_err();

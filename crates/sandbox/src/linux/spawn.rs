@@ -79,7 +79,8 @@ pub(crate) fn run(
     req: &ExecRequest,
 ) -> Result<Outcome, SandboxError> {
     let started = Instant::now();
-    let deadline = started + req.timeout;
+    // None: a timeout too large to represent, i.e. no deadline.
+    let deadline = started.checked_add(req.timeout);
     let p = Pipes {
         stdin: pipe()?,
         stdout: pipe()?,
@@ -260,7 +261,7 @@ type Collected = (Option<ExitStatus>, Capture, Capture, Option<Report>);
 #[allow(clippy::too_many_arguments)]
 fn io_loop(
     pid: libc::pid_t,
-    deadline: Instant,
+    deadline: Option<Instant>,
     req: &ExecRequest,
     stdin_w: OwnedFd,
     stdout_r: OwnedFd,
@@ -305,7 +306,9 @@ fn io_loop(
                 left
             }
             None => {
-                let left = deadline.saturating_duration_since(now);
+                let left = deadline.map_or(Duration::from_secs(3600), |d| {
+                    d.saturating_duration_since(now)
+                });
                 if left.is_zero() {
                     kill(pid);
                     killed_at = Some(now);
