@@ -558,3 +558,84 @@ async fn a_dynamic_model_reacts_to_tool_results() {
         json!({"url": "https://evil.example/x"})
     );
 }
+
+/// A raw server that answers every request with headers promising more body than it sends,
+/// then hangs up. Returns its base URL and a counter of requests served.
+fn truncating_server(
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let Ok(n) = conn.read(&mut buf) else { break };
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if req.len() >= head_end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            served.fetch_add(1, Ordering::SeqCst);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                 Content-Length: 100000\r\n\r\n{body}"
+            );
+            let _ = conn.flush();
+        }
+    });
+    (base, count)
+}
+
+#[tokio::test]
+async fn an_answer_cut_off_is_retried_when_not_streaming_but_not_when_streaming() {
+    use std::sync::atomic::Ordering;
+    let (base, served) = truncating_server("{\"choices\": [");
+    let p = provider(&base, false, None, 1);
+    let err = complete(p.as_ref(), &hello(), &[]).await.0.unwrap_err();
+    let ProviderError::GaveUp {
+        attempts: 2, last, ..
+    } = &err
+    else {
+        panic!("expected GaveUp after 2 attempts: {err:?}");
+    };
+    assert!(
+        matches!(**last, ProviderError::Interrupted { .. }),
+        "{last:?}"
+    );
+    assert!(err.to_string().contains("cut off"), "{err}");
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    let (base, served) = truncating_server(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+    );
+    let p = provider(&base, true, None, 3);
+    let (result, deltas) = complete(p.as_ref(), &hello(), &[]).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, ProviderError::Interrupted { .. }), "{err:?}");
+    assert_eq!(deltas, vec!["Hel"], "what arrived was delivered once");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "a started stream is not retried"
+    );
+}

@@ -10,6 +10,12 @@ pub enum ProviderError {
     Unreachable { url: String, detail: String },
 
     #[error(
+        "the model's answer from {url} was cut off: {detail}; try again, and check the \
+         server's logs if it keeps happening"
+    )]
+    Interrupted { url: String, detail: String },
+
+    #[error(
         "the model at {url} did not answer within {secs}s; check the server or raise \
          model.timeout_secs"
     )]

@@ -228,12 +228,15 @@ impl Wire {
                     detail: e.to_string(),
                 }
             }
-            TransportError::Unreachable { url, detail } | TransportError::Body { url, detail } => {
-                ProviderError::Unreachable {
-                    url,
-                    detail: self.scrub(&detail),
-                }
-            }
+            TransportError::Unreachable { url, detail } => ProviderError::Unreachable {
+                url,
+                detail: self.scrub(&detail),
+            },
+            // The connection was made; the answer broke off while being read.
+            TransportError::Body { url, detail } => ProviderError::Interrupted {
+                url,
+                detail: self.scrub(&detail),
+            },
             TransportError::Timeout { url, secs } => ProviderError::Timeout { url, secs },
         }
     }
