@@ -576,8 +576,7 @@ fn truncating_server(
             let mut req = Vec::new();
             let mut buf = [0u8; 4096];
             // Read the head, then as much body as Content-Length says.
-            loop {
-                let Ok(n) = conn.read(&mut buf) else { break };
+            while let Ok(n) = conn.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
