@@ -650,3 +650,102 @@ fn walk_dir(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).unwrap();
+        (dir, ws)
+    }
+
+    #[test]
+    fn resolve_maps_sandbox_paths_and_refuses_escapes() {
+        let (_d, w) = ws();
+        assert_eq!(w.resolve("a/./b//c").unwrap().as_str(), "a/b/c");
+        assert_eq!(w.resolve("/workspace/a/b").unwrap().as_str(), "a/b");
+        assert!(w.resolve("/workspace").unwrap().is_root());
+        assert!(w.resolve("").unwrap().is_root());
+        assert!(w.resolve("./").unwrap().is_root());
+        for bad in [
+            "../x",
+            "a/../../x",
+            "a/..",
+            "/etc/passwd",
+            "/workspace/../etc",
+            "/workspaces/x",
+            "/",
+            "a\0b",
+        ] {
+            let e = w.resolve(bad).unwrap_err();
+            assert!(matches!(e, WorkspaceError::Outside { .. }), "{bad}: {e}");
+            assert!(e.to_string().contains("outside the workspace"), "{e}");
+        }
+    }
+
+    #[test]
+    fn open_refuses_a_missing_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Workspace::open(dir.path().join("nope")).unwrap_err();
+        assert!(e.to_string().contains("cannot open workspace root"), "{e}");
+    }
+
+    #[test]
+    fn read_limit_and_kinds() {
+        let (d, w) = ws();
+        std::fs::write(d.path().join("f"), "0123456789").unwrap();
+        let p = w.resolve("f").unwrap();
+        assert_eq!(w.read(&p, 10).unwrap(), b"0123456789");
+        assert!(matches!(
+            w.read(&p, 9),
+            Err(WorkspaceError::TooLarge { size: 10, .. })
+        ));
+        assert!(matches!(
+            w.read(&w.resolve(".").unwrap(), 10),
+            Err(WorkspaceError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            w.read(&w.resolve("g").unwrap(), 10),
+            Err(WorkspaceError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn write_preserves_mode_and_creates_parents() {
+        use std::os::unix::fs::PermissionsExt;
+        let (d, w) = ws();
+        let f = d.path().join("run.sh");
+        std::fs::write(&f, "old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o750)).unwrap();
+        w.write(&w.resolve("run.sh").unwrap(), b"new").unwrap();
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o750
+        );
+        w.write(&w.resolve("x/y/z.txt").unwrap(), b"z").unwrap();
+        assert_eq!(std::fs::read(d.path().join("x/y/z.txt")).unwrap(), b"z");
+        // A file in the way of a directory.
+        let e = w
+            .write(&w.resolve("run.sh/inner").unwrap(), b"z")
+            .unwrap_err();
+        assert!(matches!(e, WorkspaceError::NotADirectory { .. }), "{e}");
+    }
+
+    #[test]
+    fn list_is_sorted_bounded_and_does_not_follow_links() {
+        let (d, w) = ws();
+        for n in ["c", "a", "b"] {
+            std::fs::write(d.path().join(n), n).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc", d.path().join("l")).unwrap();
+        let all = w.list(&w.resolve(".").unwrap(), 10).unwrap();
+        let names: Vec<&str> = all.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "l"]);
+        assert_eq!(all.entries[3].kind, EntryKind::Symlink);
+        let two = w.list(&w.resolve(".").unwrap(), 2).unwrap();
+        assert_eq!(two.entries.len(), 2);
+        assert_eq!(two.total, 4);
+    }
+}
