@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent::provider::{
+use cordon_agent::provider::{
     self, ChatRequest, Message, ModelReply, Provider, ProviderError, RetryPolicy,
 };
 use runtime::{ModelEndpoint, ToolCall, ToolSpec};
