@@ -439,6 +439,28 @@ fn proc_shows_only_sandbox_pids() {
 }
 
 #[test]
+fn global_kernel_settings_in_proc_cannot_be_written() {
+    // As host root the command's uid is kuid 0, which owns these files: only the read-only
+    // and masking mounts stand between it and e.g. core_pattern (a host escape). Writes the
+    // current value back, so a failure of this test changes nothing on the host.
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "for f in kernel/printk_ratelimit vm/swappiness; do v=$(cat /proc/sys/$f) && \
+           (echo \"$v\" > /proc/sys/$f) 2>/dev/null && echo \"wrote $f\"; done; \
+         (echo h > /proc/sysrq-trigger) 2>/dev/null && echo 'wrote sysrq'; \
+         mount -o remount,rw /proc/sys 2>/dev/null && echo remounted; \
+         umount /proc/sys 2>/dev/null && echo unmounted; \
+         head -c 16 /proc/kcore 2>/dev/null | wc -c; cat /proc/keys /proc/kallsyms 2>/dev/null | wc -c",
+    );
+    let stdout = text(&out.stdout);
+    for bad in ["wrote", "remounted", "unmounted"] {
+        assert!(!stdout.contains(bad), "{stdout}");
+    }
+    assert_eq!(lines(&out.stdout), ["0", "0"], "{stdout}");
+}
+
+#[test]
 fn mounting_fails() {
     let ws = tempfile::tempdir().unwrap();
     let out = bash(

@@ -4,7 +4,7 @@
 //! read-only binds of `/usr` (and `/bin`, `/sbin`, `/lib*` as symlinks or read-only binds),
 //! a reduced `/etc` (generated `passwd`, `group`, `hosts`, `hostname` plus read-only binds of
 //! the few files programs need, never `shadow`), a fresh `/proc` of the sandbox's pid
-//! namespace, a minimal read-only `/dev` (null, zero, full, random, urandom, tty, a tmpfs
+//! namespace (global knobs such as `/proc/sys` read-only, kernel memory and keys masked), a minimal read-only `/dev` (null, zero, full, random, urandom, tty, a tmpfs
 //! `/dev/shm`), a size-capped tmpfs `/tmp`, and the workspace at `/workspace`. The host's
 //! root is detached, so nothing else (`/home`, `/root`, `/var`, `/sys`, the state dir,
 //! sockets) is reachable. Writable places: `/workspace` (if the profile allows), `/tmp`,
@@ -45,6 +45,23 @@ const ETC_BINDS: &[&str] = &[
 
 /// Top-level system directories besides `/usr`; symlinks are recreated, directories bound.
 const SYSTEM_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// Entries of the sandbox's `/proc` made read-only (global kernel settings).
+const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs", "driver"];
+
+/// Entries of the sandbox's `/proc` hidden (kernel memory, keys, timing side channels).
+const PROC_MASKED: &[&str] = &[
+    "kcore",
+    "keys",
+    "key-users",
+    "kallsyms",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "acpi",
+    "scsi",
+    "asound",
+];
 
 /// Device nodes bound from the host's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -304,6 +321,45 @@ impl MountPlan {
             Layer::PidNamespace,
             "mounting /proc".into(),
         );
+        // Kernel-global knobs in /proc check only the file owner. When the caller is host
+        // root, inner 1000 *is* kuid 0 and would own them (core_pattern, modprobe,
+        // sysrq-trigger: a host escape), so they are made read-only or masked, as container
+        // runtimes do. Harmless for an unprivileged caller.
+        let ro_proc = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        for name in PROC_READ_ONLY {
+            if Path::new("/proc").join(name).exists() {
+                let inside = cstr(format!("/newroot/proc/{name}"))?;
+                p.push(
+                    Op::Bind {
+                        src: inside.clone(),
+                        dst: inside,
+                        extra: Some(ro_proc),
+                    },
+                    rfs,
+                    format!("making /proc/{name} read-only"),
+                );
+            }
+        }
+        for name in PROC_MASKED {
+            let host = Path::new("/proc").join(name);
+            let inside = cstr(format!("/newroot/proc/{name}"))?;
+            let op = if host.is_dir() {
+                Op::Tmpfs {
+                    target: inside,
+                    flags: ro_proc,
+                    data: cstr("mode=0555")?,
+                }
+            } else if host.exists() {
+                Op::Bind {
+                    src: cstr("/newroot/dev/null")?,
+                    dst: inside,
+                    extra: None,
+                }
+            } else {
+                continue;
+            };
+            p.push(op, rfs, format!("masking /proc/{name}"));
+        }
 
         // Leave the host root behind for good.
         p.push(
