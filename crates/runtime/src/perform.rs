@@ -152,6 +152,13 @@ impl Runtime {
         self.redactor.redact(text).text
     }
 
+    /// The model's arguments for the audit log: redacted, and as JSON when they parse
+    /// (the raw redacted text otherwise).
+    fn redacted_arguments(&self, raw: &str) -> Value {
+        let text = self.redact(raw);
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
     /// Drop the session's sandbox instance and its grants.
     pub fn end_session(&self, session: &str) {
         let removed = match self.sessions.lock() {
@@ -171,7 +178,7 @@ impl Runtime {
             json!({
                 "call_id": call.id,
                 "tool": call.name,
-                "arguments": self.redact(&call.arguments),
+                "arguments": self.redacted_arguments(&call.arguments),
             }),
         );
         let untrusted_source = || format!("tool:{}", call.name);
@@ -327,7 +334,8 @@ impl Runtime {
             }
         };
 
-        self.authorize(session, tool, &action, &args_json).await?;
+        self.authorize(session, call, tool, &action, &args_json)
+            .await?;
 
         // Execute.
         let trusted = |out: ToolOutput| Ok((out, format!("tool:{tool}"), Integrity::Trusted));
@@ -379,6 +387,7 @@ impl Runtime {
     async fn authorize(
         &self,
         session: &str,
+        call: &ToolCall,
         tool: ToolName,
         action: &Action,
         args_json: &Value,
@@ -390,6 +399,7 @@ impl Runtime {
                 EventKind::Decision,
                 Some(session),
                 json!({
+                    "call_id": call.id,
                     "tool": tool.as_str(),
                     "action": self.redact(&canonical),
                     "decision": decision.kind(),
@@ -411,7 +421,11 @@ impl Runtime {
                         .record(
                             EventKind::Approval,
                             Some(session),
-                            json!({ "action": self.redact(&canonical), "answer": "session_grant" }),
+                            json!({
+                                "call_id": call.id,
+                                "action": self.redact(&canonical),
+                                "answer": "session_grant",
+                            }),
                         )
                         .map_err(|e| fail("audit", format!("{tool} not run: {e}")))?;
                     return Ok(());
@@ -430,7 +444,11 @@ impl Runtime {
                     .record(
                         EventKind::Approval,
                         Some(session),
-                        json!({ "action": self.redact(&canonical), "answer": answer_json }),
+                        json!({
+                            "call_id": call.id,
+                            "action": self.redact(&canonical),
+                            "answer": answer_json,
+                        }),
                     )
                     .map_err(|e| fail("audit", format!("{tool} not run: {e}")))?;
                 match answer {

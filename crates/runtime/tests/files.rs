@@ -25,7 +25,10 @@ async fn write_read_edit_list_search() {
     );
     let d = h.one(&id, EventKind::Decision);
     assert_eq!(d.data["decision"], "allow");
+    assert_eq!(d.data["call_id"], id);
     assert_eq!(d.data["action"], "write_file: src/deep/a.txt");
+    let p = h.one(&id, EventKind::ToolProposed);
+    assert_eq!(p.data["arguments"]["path"], "src/deep/a.txt");
     let r = h.one(&id, EventKind::ToolResult);
     assert_eq!(r.data["is_error"], false);
     assert_eq!(r.data["tool"], "write_file");
@@ -194,9 +197,11 @@ async fn secret_in_a_file_is_redacted() {
         obs.content
     );
     assert!(!obs.content.contains(secret));
-    let (_, _) = h
+    let (id, _) = h
         .call("write_file", json!({"path": "x", "content": secret}))
         .await;
+    let p = h.one(&id, EventKind::ToolProposed);
+    assert_eq!(p.data["arguments"]["content"], "[REDACTED:MODEL_KEY]");
     let log = std::fs::read_to_string(h.audit_dir.join(audit::LOG_FILE)).unwrap();
     assert!(!log.contains(secret), "secret leaked into the audit log");
     assert_eq!(
