@@ -124,12 +124,16 @@ impl NativeInstance {
             detail: format!("{what}: {os}"),
         };
         match r.stage {
-            Stage::DeathSignal => setup(
+            Stage::InitPrctl => setup(
                 Layer::PidNamespace,
-                "setting the parent-death signal".into(),
+                match r.index {
+                    0 => "setting init's parent-death signal",
+                    _ => "making init non-dumpable",
+                }
+                .into(),
             ),
             Stage::Hostname => setup(
-                Layer::NetworkNamespace,
+                Layer::UtsNamespace,
                 format!("setting the hostname {HOSTNAME}"),
             ),
             Stage::Loopback => setup(Layer::NetworkNamespace, "bringing up lo".into()),

@@ -461,6 +461,31 @@ fn global_kernel_settings_in_proc_cannot_be_written() {
 }
 
 #[test]
+fn init_cannot_be_reached_from_the_command() {
+    // Init holds full capabilities in the sandbox's user namespace: reaching it would undo
+    // every mount-based protection.
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "cat /proc/1/environ >/dev/null 2>&1 && echo 'read environ'; \
+         readlink /proc/1/fd/0 /proc/1/cwd >/dev/null 2>&1 && echo 'read fds'; \
+         head -c 1 /proc/1/maps >/dev/null 2>&1 && echo 'read maps'; \
+         ls /proc/1/root/ >/dev/null 2>&1 && echo 'entered root'; \
+         kill -KILL 1; sleep 0.2; grep CapEff /proc/1/status",
+    );
+    let stdout = text(&out.stdout);
+    for bad in ["read", "entered"] {
+        assert!(!stdout.contains(bad), "{stdout}");
+    }
+    // Init survived SIGKILL from inside and is still privileged (so the checks above were
+    // meaningful).
+    assert!(
+        stdout.contains("CapEff:") && !stdout.contains("0000000000000000"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn mounting_fails() {
     let ws = tempfile::tempdir().unwrap();
     let out = bash(

@@ -94,7 +94,7 @@ pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
         )
     } != 0
     {
-        fail(fds.report, Stage::DeathSignal, 0, errno());
+        fail(fds.report, Stage::InitPrctl, 0, errno());
     }
     // Wait until the parent has written our uid/gid maps.
     let mut byte = [0u8; 1];
@@ -110,6 +110,13 @@ pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
         exit(1); // the parent gave up; it reports why
     }
     close(fds.sync);
+    // Init keeps full capabilities in the sandbox's user namespace; the command must never
+    // reach it through ptrace or /proc/1 (the maps are written, so the parent no longer
+    // needs /proc/PID either). The command's own exec makes it dumpable again.
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } != 0 {
+        fail(fds.report, Stage::InitPrctl, 1, errno());
+    }
 
     // SAFETY: the name is a live buffer of the given length.
     if unsafe { libc::sethostname(ctx.hostname.as_ptr().cast(), ctx.hostname.len()) } != 0 {

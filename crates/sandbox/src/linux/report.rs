@@ -14,7 +14,8 @@ pub(crate) const REPORT_LEN: usize = 12;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum Stage {
-    DeathSignal = 1,
+    /// prctl on init: 0 parent-death signal, 1 non-dumpable.
+    InitPrctl = 1,
     Hostname,
     Loopback,
     Mount,
@@ -33,7 +34,7 @@ pub(crate) enum Stage {
 
 impl Stage {
     const ALL: [Stage; 15] = [
-        Stage::DeathSignal,
+        Stage::InitPrctl,
         Stage::Hostname,
         Stage::Loopback,
         Stage::Mount,
