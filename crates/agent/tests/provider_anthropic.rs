@@ -497,3 +497,45 @@ async fn a_dynamic_model_sees_tool_results_through_the_anthropic_shape() {
         Some(format!("tool {} failed: exit status 1", call.id))
     );
 }
+
+#[tokio::test]
+async fn a_stream_that_is_not_sse_is_malformed() {
+    let cases = [
+        ("<html><body>502 Bad Gateway</body></html>", "message_stop"),
+        ("event: message_start\ndata: {not json\n\n", "not JSON"),
+        (
+            "data: {\"type\":\"content_block_delta\",\"index\":4,\
+             \"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
+            "not a started `tool_use`",
+        ),
+    ];
+    for (body, what) in cases {
+        let llm = MockLlm::start(Script::new(vec![Reply::Garbage(body.into())])).await;
+        let p = provider(&llm.base_url(), true, None, 2);
+        let err = complete(p.as_ref(), &hello(), &[]).await.0.unwrap_err();
+        assert!(err.is_malformed(), "{body}: {err:?}");
+        assert!(err.to_string().contains(what), "{body}: {err}");
+        assert_eq!(llm.request_count(), 1, "a malformed stream is not retried");
+    }
+}
+
+#[tokio::test]
+async fn not_found_points_at_base_url_and_model() {
+    let body =
+        "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"model: x\"}}";
+    let llm = MockLlm::start(Script::new(vec![Reply::Status {
+        code: 404,
+        body: body.into(),
+        retry_after: None,
+    }]))
+    .await;
+    let p = provider(&llm.base_url(), true, None, 3);
+    let err = complete(p.as_ref(), &hello(), &[]).await.0.unwrap_err();
+    assert_eq!(llm.request_count(), 1);
+    assert_eq!(err.status(), Some(404));
+    assert!(
+        err.to_string()
+            .contains("check model.base_url and model.model"),
+        "{err}"
+    );
+}

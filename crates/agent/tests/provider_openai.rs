@@ -392,6 +392,15 @@ async fn stream_without_done_is_malformed() {
         let err = complete(p.as_ref(), &hello(), &[]).await.0.unwrap_err();
         assert!(err.is_malformed(), "{body}: {err:?}");
         assert!(err.to_string().contains("[DONE]"), "{err}");
+        let quoted = if body.contains("oops") {
+            "oops"
+        } else {
+            "partial an"
+        };
+        assert!(
+            err.to_string().contains(quoted),
+            "the excerpt shows the stream: {err}"
+        );
     }
 }
 

@@ -73,11 +73,7 @@ impl Provider for Anthropic {
                 {
                     return state.finish(wire, &url, &self.s.call_ids);
                 }
-                let got = if decoder.pending().is_empty() {
-                    state.text
-                } else {
-                    decoder.pending()
-                };
+                let got = decoder.head();
                 Err(wire.malformed(
                     &url,
                     "the stream ended without a `message_stop` event",

@@ -24,7 +24,12 @@ pub(super) struct SseDecoder {
     data: Option<String>,
     seen: usize,
     limit: usize,
+    /// The first bytes of the stream, for error excerpts.
+    head: Vec<u8>,
 }
+
+/// How much of the stream's start [`SseDecoder::head`] keeps.
+const HEAD_BYTES: usize = 400;
 
 impl SseDecoder {
     pub(super) fn new(limit: usize) -> SseDecoder {
@@ -35,6 +40,7 @@ impl SseDecoder {
             data: None,
             seen: 0,
             limit,
+            head: Vec::new(),
         }
     }
 
@@ -44,6 +50,8 @@ impl SseDecoder {
         if self.seen > self.limit {
             return Err(TooLarge);
         }
+        let room = HEAD_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
         let mut out = Vec::new();
         for &b in chunk {
             match b {
@@ -71,9 +79,9 @@ impl SseDecoder {
         out.pop()
     }
 
-    /// The first bytes of the line being assembled, for error excerpts.
-    pub(super) fn pending(&self) -> String {
-        String::from_utf8_lossy(&self.line[..self.line.len().min(400)]).into_owned()
+    /// The start of the stream as text, for error excerpts.
+    pub(super) fn head(&self) -> String {
+        String::from_utf8_lossy(&self.head).into_owned()
     }
 
     fn end_line(&mut self, out: &mut Vec<SseEvent>) {
