@@ -26,6 +26,20 @@ pub struct ToolResult {
     pub is_error: bool,
 }
 
+impl ToolResult {
+    /// The first `http://` or `https://` URL in the content, trailing punctuation removed:
+    /// what an injected instruction usually asks the model to fetch.
+    pub fn first_url(&self) -> Option<String> {
+        self.content
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '<' || c == '>')
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(|w| {
+                w.trim_end_matches(['.', ',', ';', ':', ')', ']', '}', '!', '?'])
+                    .to_string()
+            })
+    }
+}
+
 /// The request as the mock model sees it.
 #[derive(Debug, Clone, Default)]
 pub struct Conversation {

@@ -115,6 +115,17 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+impl RetryPolicy {
+    /// `model.max_retries` from the config, with the default delays (0.5 s doubling, at
+    /// most 30 s).
+    pub fn from_config(cfg: &config::ModelConfig) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: cfg.max_retries,
+            ..RetryPolicy::default()
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
@@ -128,7 +139,8 @@ impl Default for RetryPolicy {
 /// The provider `cfg` describes, sending through `endpoint`.
 ///
 /// `api_key` is the key's value (read by the caller from `cfg.api_key_env`), or `None`
-/// for servers that need none.
+/// for servers that need none. `retry` is used as given, `cfg.max_retries` is not read
+/// here: see [`RetryPolicy::from_config`].
 pub fn from_config(
     cfg: &config::ModelConfig,
     api_key: Option<String>,
@@ -187,5 +199,48 @@ fn reply(
         tool_calls,
         stop_reason,
         usage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_json() {
+        let messages = vec![
+            Message::System {
+                content: "s".into(),
+            },
+            Message::User {
+                content: "u".into(),
+            },
+            Message::Assistant {
+                content: None,
+                tool_calls: vec![ToolCall {
+                    id: "c".into(),
+                    name: "n".into(),
+                    arguments: "{".into(),
+                }],
+            },
+            Message::Tool {
+                call_id: "c".into(),
+                name: "n".into(),
+                content: "r".into(),
+                is_error: true,
+            },
+        ];
+        let text = serde_json::to_string(&messages).unwrap();
+        assert!(text.contains("\"role\":\"assistant\""), "{text}");
+        let back: Vec<Message> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, messages);
+    }
+
+    #[test]
+    fn generated_call_ids_fill_only_missing_ones() {
+        let ids = CallIds::default();
+        assert_eq!(ids.or_generate(Some("given")), "given");
+        assert_eq!(ids.or_generate(None), "call_1");
+        assert_eq!(ids.or_generate(Some("  ")), "call_2");
     }
 }
