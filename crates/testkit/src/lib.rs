@@ -20,5 +20,5 @@ mod script;
 mod server;
 
 pub use conversation::{Conversation, Protocol, ToolResult, Turn};
-pub use script::{Reply, Script, ScriptError, ScriptedCall};
+pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;
