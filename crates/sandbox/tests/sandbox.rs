@@ -672,6 +672,28 @@ fn leftover_background_processes_die_with_the_command() {
 }
 
 #[test]
+fn a_lower_host_hard_limit_wins_over_the_profile() {
+    // Asking more than the host's hard limit gives the host's limit (stricter), not an
+    // error: raising a hard limit needs CAP_SYS_RESOURCE in the initial namespace.
+    let ws = tempfile::tempdir().unwrap();
+    let host_hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .unwrap();
+    let mut p = profile(ws.path());
+    p.limits.max_open_files = u64::MAX - 1;
+    let out = bash_in(&p, "ulimit -Hn");
+    let want = if host_hard == "unlimited" {
+        "unlimited".to_owned()
+    } else {
+        host_hard
+    };
+    assert_eq!(text(&out.stdout).trim(), want);
+}
+
+#[test]
 fn tmp_is_capped_at_tmp_size() {
     let ws = tempfile::tempdir().unwrap();
     let mut p = profile(ws.path());

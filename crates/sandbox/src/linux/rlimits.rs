@@ -1,8 +1,10 @@
 //! Resource limits of the sandboxed command.
 //!
 //! Guarantees: before `execve` the command's soft and hard RLIMIT_NPROC, NOFILE, FSIZE,
-//! CPU and AS are set to the profile's [`Limits`], and RLIMIT_CORE to 0; the command cannot
-//! raise a hard limit back (no capabilities). Does not cap total memory of the tree or
+//! CPU and AS are set to the profile's [`Limits`] (or to the host's hard limit when that is
+//! lower: never looser than asked), and RLIMIT_CORE to 0; the command cannot raise a hard
+//! limit back (no capabilities). As host root, the kernel does not enforce RLIMIT_NPROC
+//! (real uid root is exempt). Does not cap total memory of the tree or
 //! wall-clock time (the deadline does that), nor disk use of the workspace.
 
 use crate::Limits;
@@ -40,9 +42,20 @@ impl Rlimits {
     /// Child side: apply every limit; on failure the index of the limit and errno.
     pub(crate) fn apply(&self) -> Result<(), (u32, i32)> {
         for (i, (resource, _, value)) in self.entries.iter().enumerate() {
+            // Raising a hard limit needs CAP_SYS_RESOURCE in the initial namespace, which
+            // the sandbox never has: a host hard limit below the profile's wins (stricter).
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: `current` is a valid out-pointer for the duration of the call.
+            if unsafe { libc::getrlimit(*resource, &mut current) } != 0 {
+                return Err((i as u32, super::report::errno()));
+            }
+            let value = (*value).min(current.rlim_max);
             let rl = libc::rlimit {
-                rlim_cur: *value,
-                rlim_max: *value,
+                rlim_cur: value,
+                rlim_max: value,
             };
             // SAFETY: `rl` is a valid rlimit on the stack for the duration of the call.
             if unsafe { libc::setrlimit(*resource, &rl) } != 0 {

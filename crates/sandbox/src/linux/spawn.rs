@@ -159,6 +159,9 @@ pub(crate) fn run(
     let result = io_loop(
         pid, deadline, req, stdin_w, stdout_r, stderr_r, report_r, status_r,
     );
+    if result.is_err() {
+        kill(pid); // never wait for a command we no longer watch
+    }
     let wait = reap(pid);
     let (status, stdout, stderr, report) = result?;
     let status = match status {
