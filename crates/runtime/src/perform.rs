@@ -22,8 +22,12 @@ use sha2::Digest;
 
 use crate::approval::{ApprovalAnswer, ApprovalRequest, Approver};
 use crate::tools::exec::SharedInstance;
-use crate::tools::{self, Args, ToolOutput};
-use crate::workspace::{Workspace, WorkspaceError};
+use crate::tools::http_fetch::Target;
+use crate::tools::{
+    self, Args, EditFileArgs, ExecArgs, HttpFetchArgs, ListDirArgs, ReadFileArgs, SearchArgs,
+    ToolOutput, WriteFileArgs,
+};
+use crate::workspace::{Workspace, WorkspaceError, WorkspacePath};
 use crate::{Integrity, Observation, Provenance, ToolCall, ToolSpec};
 
 pub struct RuntimeOptions {
@@ -69,6 +73,39 @@ pub struct Runtime {
     workspace: Workspace,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, SessionState>>,
+}
+
+/// A call whose arguments are parsed and whose targets are resolved: what the guard
+/// decides on and what the tools execute.
+enum Plan {
+    ReadFile(ReadFileArgs, WorkspacePath),
+    WriteFile(WriteFileArgs, WorkspacePath),
+    EditFile(EditFileArgs, WorkspacePath),
+    ListDir(ListDirArgs, WorkspacePath),
+    Search(SearchArgs, WorkspacePath),
+    Exec(ExecArgs),
+    HttpFetch(HttpFetchArgs, Target),
+}
+
+impl Plan {
+    fn action(&self) -> Action {
+        match self {
+            Plan::ReadFile(_, p) => Action::ReadFile { path: p.as_str() },
+            Plan::WriteFile(_, p) => Action::WriteFile { path: p.as_str() },
+            Plan::EditFile(_, p) => Action::EditFile { path: p.as_str() },
+            Plan::ListDir(_, p) => Action::ListDir { path: p.as_str() },
+            Plan::Search(_, p) => Action::Search { path: p.as_str() },
+            Plan::Exec(a) => Action::Exec {
+                command: a.command.clone(),
+            },
+            Plan::HttpFetch(a, t) => Action::HttpFetch {
+                method: a.method.unwrap_or(tools::Method::Get).as_str().to_string(),
+                url: t.url.to_string(),
+                host: t.host.clone(),
+                port: t.port,
+            },
+        }
+    }
 }
 
 /// Why a call ended without (successful) execution: the text for the model and the
@@ -284,87 +321,29 @@ impl Runtime {
         let args = tools::parse_args(tool, &call.arguments).map_err(|m| fail("arguments", m))?;
         let args_json: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
 
-        // Parse paths and URLs at the edge; the guard sees the canonical form.
-        let ws = &self.workspace;
-        let ws_path = |p: &str| ws.resolve(p).map_err(|e| fail("workspace", e.to_string()));
-        let (action, path, target) = match &args {
-            Args::ReadFile(a) => {
-                let p = ws_path(&a.path)?;
-                (Action::ReadFile { path: p.as_str() }, Some(p), None)
-            }
-            Args::WriteFile(a) => {
-                let p = ws_path(&a.path)?;
-                (Action::WriteFile { path: p.as_str() }, Some(p), None)
-            }
-            Args::EditFile(a) => {
-                let p = ws_path(&a.path)?;
-                (Action::EditFile { path: p.as_str() }, Some(p), None)
-            }
-            Args::ListDir(a) => {
-                let p = ws_path(a.path.as_deref().unwrap_or("."))?;
-                (Action::ListDir { path: p.as_str() }, Some(p), None)
-            }
-            Args::Search(a) => {
-                tools::files::check_pattern(&a.pattern).map_err(|m| fail("arguments", m))?;
-                let p = ws_path(a.path.as_deref().unwrap_or("."))?;
-                (Action::Search { path: p.as_str() }, Some(p), None)
-            }
-            Args::Exec(a) => (
-                Action::Exec {
-                    command: a.command.clone(),
-                },
-                None,
-                None,
-            ),
-            Args::HttpFetch(a) => {
-                tools::http_fetch::check_headers(a).map_err(|m| fail("arguments", m))?;
-                let t = tools::http_fetch::target(&a.url).map_err(|m| {
-                    fail(
-                        "arguments",
-                        format!("invalid arguments for http_fetch: {m}"),
-                    )
-                })?;
-                let action = Action::HttpFetch {
-                    method: a.method.unwrap_or(tools::Method::Get).as_str().to_string(),
-                    url: t.url.to_string(),
-                    host: t.host.clone(),
-                    port: t.port,
-                };
-                (action, None, Some(t))
-            }
-        };
-
-        self.authorize(session, call, tool, &action, &args_json)
+        let plan = self.plan(args)?;
+        self.authorize(session, call, tool, &plan.action(), &args_json)
             .await?;
 
         // Execute.
+        let ws = &self.workspace;
         let trusted = |out: ToolOutput| Ok((out, format!("tool:{tool}"), Integrity::Trusted));
         let ws_err = |e: WorkspaceError| fail("workspace", e.to_string());
-        match (&args, path) {
-            (Args::ReadFile(a), Some(p)) => {
-                trusted(tools::files::read_file(ws, &p, a).map_err(ws_err)?)
+        match plan {
+            Plan::ReadFile(a, p) => trusted(tools::files::read_file(ws, &p, &a).map_err(ws_err)?),
+            Plan::WriteFile(a, p) => trusted(tools::files::write_file(ws, &p, &a).map_err(ws_err)?),
+            Plan::EditFile(a, p) => {
+                trusted(tools::files::edit_file(ws, &p, &a).map_err(|m| fail("workspace", m))?)
             }
-            (Args::WriteFile(a), Some(p)) => {
-                trusted(tools::files::write_file(ws, &p, a).map_err(ws_err)?)
+            Plan::ListDir(a, p) => trusted(tools::files::list_dir(ws, &p, &a).map_err(ws_err)?),
+            Plan::Search(a, p) => {
+                trusted(tools::files::search(ws, &p, &a).map_err(|m| fail("workspace", m))?)
             }
-            (Args::EditFile(a), Some(p)) => {
-                trusted(tools::files::edit_file(ws, &p, a).map_err(|m| fail("workspace", m))?)
-            }
-            (Args::ListDir(a), Some(p)) => {
-                trusted(tools::files::list_dir(ws, &p, a).map_err(ws_err)?)
-            }
-            (Args::Search(a), Some(p)) => {
-                trusted(tools::files::search(ws, &p, a).map_err(|m| fail("workspace", m))?)
-            }
-            (Args::Exec(a), _) => trusted(self.exec(session, call, &a.command).await?),
-            (Args::HttpFetch(a), _) => {
-                let Some(first) = target else {
-                    return Err(fail("internal", "http_fetch target missing"));
-                };
-                let mut check_hop = |t: &tools::http_fetch::Target, m: tools::Method| {
-                    self.check_redirect(session, call, t, m)
-                };
-                let fetched = tools::http_fetch::fetch(&self.http, a, first, &mut check_hop)
+            Plan::Exec(a) => trusted(self.exec(session, call, &a.command).await?),
+            Plan::HttpFetch(a, first) => {
+                let mut check_hop =
+                    |t: &Target, m: tools::Method| self.check_redirect(session, call, t, m);
+                let fetched = tools::http_fetch::fetch(&self.http, &a, first, &mut check_hop)
                     .await
                     .map_err(|m| fail("http_fetch", m))?;
                 let _ = self.audit.append(
@@ -379,8 +358,50 @@ impl Runtime {
                 let source = format!("tool:http_fetch {}", fetched.final_url);
                 Ok((fetched.output, source, Integrity::Untrusted))
             }
-            _ => Err(fail("internal", "file tool without a resolved path")),
         }
+    }
+
+    /// Parse paths and URLs at the edge: the guard and the tools see resolved targets.
+    fn plan(&self, args: Args) -> Result<Plan, Failure> {
+        let ws_path = |p: Option<&str>| {
+            self.workspace
+                .resolve(p.unwrap_or("."))
+                .map_err(|e| fail("workspace", e.to_string()))
+        };
+        Ok(match args {
+            Args::ReadFile(a) => {
+                let p = ws_path(Some(&a.path))?;
+                Plan::ReadFile(a, p)
+            }
+            Args::WriteFile(a) => {
+                let p = ws_path(Some(&a.path))?;
+                Plan::WriteFile(a, p)
+            }
+            Args::EditFile(a) => {
+                let p = ws_path(Some(&a.path))?;
+                Plan::EditFile(a, p)
+            }
+            Args::ListDir(a) => {
+                let p = ws_path(a.path.as_deref())?;
+                Plan::ListDir(a, p)
+            }
+            Args::Search(a) => {
+                tools::files::check_pattern(&a.pattern).map_err(|m| fail("arguments", m))?;
+                let p = ws_path(a.path.as_deref())?;
+                Plan::Search(a, p)
+            }
+            Args::Exec(a) => Plan::Exec(a),
+            Args::HttpFetch(a) => {
+                tools::http_fetch::check_headers(&a).map_err(|m| fail("arguments", m))?;
+                let t = tools::http_fetch::target(&a.url).map_err(|m| {
+                    fail(
+                        "arguments",
+                        format!("invalid arguments for http_fetch: {m}"),
+                    )
+                })?;
+                Plan::HttpFetch(a, t)
+            }
+        })
     }
 
     /// Guard decision (durably audited), then approval when asked.
@@ -478,7 +499,7 @@ impl Runtime {
         &self,
         session: &str,
         call: &ToolCall,
-        t: &tools::http_fetch::Target,
+        t: &Target,
         method: tools::Method,
     ) -> Result<(), String> {
         let action = Action::HttpFetch {

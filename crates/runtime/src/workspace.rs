@@ -24,7 +24,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -432,8 +431,15 @@ impl Workspace {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
+        // Keep the temporary name within NAME_MAX (255) whatever the target's length.
+        let mut stem = name.to_string();
+        let mut cut = stem.len().min(120);
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stem.truncate(cut);
         for attempt in 0..16u32 {
-            let tmp_name = format!(".{name}.cordon-tmp-{pid}-{nanos:x}-{attempt}");
+            let tmp_name = format!(".{stem}.cordon-tmp-{pid}-{nanos:x}-{attempt}");
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             match openat2_retry(
@@ -542,7 +548,8 @@ fn kind_of(mode: u32) -> EntryKind {
     }
 }
 
-/// Names in a directory, without `.` and `..`. Names that are not UTF-8 are skipped.
+/// Names in a directory, without `.` and `..`. Names that are not UTF-8 are skipped
+/// (the model could not name them anyway).
 fn read_names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
     let mut out = Vec::new();
     for entry in rustix::fs::Dir::read_from(dir)? {
@@ -551,7 +558,7 @@ fn read_names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
         if bytes == b"." || bytes == b".." {
             continue;
         }
-        if let Ok(s) = std::str::from_utf8(OsStr::from_bytes(bytes).as_bytes()) {
+        if let Ok(s) = std::str::from_utf8(bytes) {
             out.push(s.to_string());
         }
     }
@@ -725,6 +732,9 @@ mod tests {
             0o750
         );
         w.write(&w.resolve("x/y/z.txt").unwrap(), b"z").unwrap();
+        let long = "n".repeat(250);
+        w.write(&w.resolve(&long).unwrap(), b"long").unwrap();
+        assert_eq!(std::fs::read(d.path().join(&long)).unwrap(), b"long");
         assert_eq!(std::fs::read(d.path().join("x/y/z.txt")).unwrap(), b"z");
         // A file in the way of a directory.
         let e = w

@@ -96,6 +96,13 @@ pub(crate) fn write_file(
     path: &WorkspacePath,
     a: &WriteFileArgs,
 ) -> Result<ToolOutput, WorkspaceError> {
+    if a.content.len() as u64 > MAX_LOAD {
+        return Err(WorkspaceError::TooLarge {
+            path: path.as_str(),
+            size: a.content.len() as u64,
+            limit: MAX_LOAD,
+        });
+    }
     ws.write(path, a.content.as_bytes())?;
     Ok(ToolOutput::ok(format!(
         "wrote {} bytes to {path}",
