@@ -288,8 +288,8 @@ impl Workspace {
         .map_err(|e| resolve_error(op, path, e))
     }
 
-    /// Read a regular file, at most `limit` bytes (a larger file is an error).
-    pub fn read(&self, path: &WorkspacePath, limit: u64) -> Result<Vec<u8>, WorkspaceError> {
+    /// Open a regular file beneath the root for reading; returns it and its size.
+    fn open_regular(&self, path: &WorkspacePath) -> Result<(File, u64), WorkspaceError> {
         let fd = self.open_beneath(
             "read",
             path,
@@ -301,24 +301,51 @@ impl Workspace {
                 path: path.as_str(),
             });
         }
-        let size = u64::try_from(st.st_size).unwrap_or(0);
+        Ok((File::from(fd), u64::try_from(st.st_size).unwrap_or(0)))
+    }
+
+    /// Read a whole regular file of at most `limit` bytes; a larger file (even one that
+    /// grew while being read) is an error, never silently cut.
+    pub fn read(&self, path: &WorkspacePath, limit: u64) -> Result<Vec<u8>, WorkspaceError> {
+        let (file, size) = self.open_regular(path)?;
+        let too_large = |size| WorkspaceError::TooLarge {
+            path: path.as_str(),
+            size,
+            limit,
+        };
         if size > limit {
-            return Err(WorkspaceError::TooLarge {
-                path: path.as_str(),
-                size,
-                limit,
-            });
+            return Err(too_large(size));
         }
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        File::from(fd)
-            .take(limit)
+        file.take(limit.saturating_add(1))
             .read_to_end(&mut buf)
             .map_err(|source| WorkspaceError::Io {
                 op: "read",
                 path: path.as_str(),
                 source,
             })?;
+        if buf.len() as u64 > limit {
+            return Err(too_large(buf.len() as u64));
+        }
         Ok(buf)
+    }
+
+    /// Read at most the first `limit` bytes of a regular file; also returns its size.
+    pub fn read_prefix(
+        &self,
+        path: &WorkspacePath,
+        limit: u64,
+    ) -> Result<(Vec<u8>, u64), WorkspaceError> {
+        let (file, size) = self.open_regular(path)?;
+        let mut buf = Vec::with_capacity(usize::try_from(size.min(limit)).unwrap_or(0));
+        file.take(limit)
+            .read_to_end(&mut buf)
+            .map_err(|source| WorkspaceError::Io {
+                op: "read",
+                path: path.as_str(),
+                source,
+            })?;
+        Ok((buf, size))
     }
 
     /// Open the directory `components` beneath the root without following any symlink,

@@ -209,3 +209,45 @@ async fn secret_in_a_file_is_redacted() {
         "say [REDACTED:MODEL_KEY]"
     );
 }
+
+#[tokio::test]
+async fn huge_files_can_be_read_in_parts() {
+    let h = Harness::new(Setup::default());
+    let mut text = String::new();
+    for i in 1..=20_000 {
+        text.push_str(&format!("{i:06} {}\n", "y".repeat(1000)));
+    }
+    std::fs::write(h.ws.join("huge.log"), &text).unwrap();
+    let (id, obs) = h
+        .call(
+            "read_file",
+            json!({"path": "huge.log", "offset": 300, "limit": 2}),
+        )
+        .await;
+    assert!(!obs.is_error, "{}", &obs.content[..200]);
+    assert!(
+        obs.content.starts_with("000300 y"),
+        "{}",
+        &obs.content[..50]
+    );
+    assert!(obs.content.contains("\n000301 y"));
+    assert!(!obs.content.contains("000302"));
+    assert!(
+        obs.content.contains("only its first 16777216 bytes"),
+        "{}",
+        obs.content.len()
+    );
+    assert_eq!(h.one(&id, EventKind::ToolResult).data["truncated"], true);
+    // edit_file needs the whole file and refuses clearly instead of cutting it.
+    let (id, obs) = h
+        .call(
+            "edit_file",
+            json!({"path": "huge.log", "old_string": "000001", "new_string": "x"}),
+        )
+        .await;
+    h.assert_refused(&id, &obs, "more than the 16777216 bytes");
+    assert_eq!(
+        std::fs::metadata(h.ws.join("huge.log")).unwrap().len(),
+        text.len() as u64
+    );
+}

@@ -38,7 +38,8 @@ pub(crate) fn read_file(
     path: &WorkspacePath,
     a: &ReadFileArgs,
 ) -> Result<ToolOutput, WorkspaceError> {
-    let bytes = ws.read(path, MAX_LOAD)?;
+    let (bytes, size) = ws.read_prefix(path, MAX_LOAD)?;
+    let partial = size > bytes.len() as u64;
     let (text, lossy) = match String::from_utf8(bytes) {
         Ok(t) => (t, false),
         Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
@@ -60,6 +61,11 @@ pub(crate) fn read_file(
         s
     };
     let mut notes = Vec::new();
+    if partial {
+        notes.push(format!(
+            "the file is {size} bytes; only its first {MAX_LOAD} bytes can be read with read_file"
+        ));
+    }
     if lossy {
         notes.push("the file is not valid UTF-8; invalid bytes are shown as U+FFFD".to_string());
     }
@@ -76,7 +82,7 @@ pub(crate) fn read_file(
             first as usize + shown.saturating_sub(1),
         ));
     }
-    let truncated = notes.iter().any(|n| n.starts_with("truncated"));
+    let truncated = partial || notes.iter().any(|n| n.starts_with("truncated"));
     if !notes.is_empty() {
         if !out.ends_with('\n') && !out.is_empty() {
             out.push('\n');
