@@ -247,3 +247,57 @@ async fn fifo_and_devices_are_not_opened() {
     let (id, obs) = s.h.call("read_file", json!({"path": "fifo"})).await;
     s.h.assert_refused(&id, &obs, "not a regular file");
 }
+
+/// A racing attacker keeps swapping `sub` between a real directory and a symlink to the
+/// outside while the tools read and write through it: no read ever returns the outside
+/// secret and no write ever lands outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_symlink_swaps_never_escape() {
+    let s = scene();
+    let ws = s.h.ws.clone();
+    let outside = s.outside.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let swapper = std::thread::spawn(move || {
+        let mut swaps = 0u32;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = std::fs::remove_file(ws.join("sub"));
+            let _ = std::fs::create_dir(ws.join("sub"));
+            let _ = std::fs::write(ws.join("sub/secret.txt"), "decoy");
+            let _ = std::fs::remove_file(ws.join("sub/secret.txt"));
+            let _ = std::fs::remove_dir_all(ws.join("sub"));
+            let _ = symlink(&outside, ws.join("sub"));
+            swaps += 1;
+        }
+        swaps
+    });
+    for i in 0..300 {
+        let (_, obs) =
+            s.h.call("read_file", json!({"path": "sub/secret.txt"}))
+                .await;
+        assert!(
+            !obs.content.contains(SECRET),
+            "read escaped on iteration {i}"
+        );
+        let (_, obs) =
+            s.h.call(
+                "write_file",
+                json!({"path": format!("sub/w{i}.txt"), "content": "pwned"}),
+            )
+            .await;
+        if !obs.is_error {
+            ok_writes += 1;
+        }
+        let (_, obs) =
+            s.h.call("search", json!({"pattern": "TOP", "path": "sub"}))
+                .await;
+        assert!(
+            !obs.content.contains(SECRET),
+            "search escaped on iteration {i}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 10, "the race did not run ({swaps} swaps)");
+    s.outside_untouched();
+}
