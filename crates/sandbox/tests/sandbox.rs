@@ -764,6 +764,42 @@ fn clone_is_safe_while_other_threads_allocate() {
     });
 }
 
+#[test]
+fn a_long_sandbox_does_not_hold_up_a_short_one() {
+    // A sandbox cloned while another's pipes are open must not keep copies of them: the
+    // short one would then wait for the long one to end before seeing EOF.
+    let ws = tempfile::tempdir().unwrap();
+    let p = profile(ws.path());
+    std::thread::scope(|s| {
+        let short = s.spawn(|| {
+            let mut sb = NativeSandbox::new().start(&p).unwrap();
+            let mut slowest = Duration::ZERO;
+            for _ in 0..12 {
+                // Our stdin pipe stays open while the command sleeps (1 MiB > pipe buffer).
+                let mut r = req(&["sh", "-c", "sleep 0.1; wc -c"]);
+                r.stdin = vec![b'x'; 1 << 20];
+                let out = sb.exec(&r).unwrap();
+                assert_eq!(text(&out.stdout).trim(), "1048576");
+                slowest = slowest.max(out.duration);
+            }
+            slowest
+        });
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(70));
+            s.spawn(|| {
+                let mut r = req(&["sleep", "4"]);
+                r.timeout = Duration::from_secs(10);
+                NativeSandbox::new().start(&p).unwrap().exec(&r).unwrap();
+            });
+        }
+        let slowest = short.join().unwrap();
+        assert!(
+            slowest < Duration::from_secs(2),
+            "a short run took {slowest:?}"
+        );
+    });
+}
+
 // ---------------------------------------------------------------- unprivileged caller
 
 const INNER_WS: &str = "CORDON_SANDBOX_TEST_WS";
@@ -796,23 +832,34 @@ fn unprivileged_caller_gets_the_same_isolation() {
     std::fs::write(&secret, "TOPSECRET-UNPRIV").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args([
-            "--exact",
-            "unprivileged_inner",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env(INNER_WS, &ws)
-        .env(INNER_SECRET, &secret)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    // A sandbox cloned by a concurrent test may briefly hold the copy's write descriptor
+    // (ETXTBSY): retry a few times, as Go's os/exec does.
+    let mut attempts = 0;
+    let out = loop {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args([
+                "--exact",
+                "unprivileged_inner",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env(INNER_WS, &ws)
+            .env(INNER_SECRET, &secret)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        attempts += 1;
+        if attempts < 20 && text(&out.stderr).contains("Text file busy") {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        break out;
+    };
     let stdout = text(&out.stdout);
     assert!(
         out.status.success(),

@@ -27,7 +27,6 @@ pub(crate) struct ChildFds {
     pub report: RawFd,
     pub status: RawFd,
     pub sync: RawFd,
-    pub parent_ends: [RawFd; 6],
 }
 
 /// Everything the child needs, borrowed from memory prepared before `clone`.
@@ -76,12 +75,40 @@ fn reset_signals() {
     }
 }
 
+/// Close every inherited descriptor except `keep`. Init lives as long as the command, so
+/// without this it would hold copies of whatever the multi-threaded parent had open at
+/// `clone` time: other sandboxes' pipes (delaying their EOF), files being written (ETXTBSY).
+fn close_all_but(keep: &[RawFd; 6]) {
+    let mut sorted = *keep;
+    sorted.sort_unstable(); // in place on the stack: no allocation
+    let mut next: libc::c_uint = 0;
+    for fd in sorted {
+        let Ok(fd) = libc::c_uint::try_from(fd) else {
+            continue;
+        };
+        if fd > next {
+            // SAFETY: close_range with integer arguments; closes only descriptors we own.
+            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0 as libc::c_uint) };
+        }
+        next = next.max(fd.saturating_add(1));
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            next,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+}
+
 /// Entry point of the cloned child (pid 1 of the new pid namespace).
 pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
     let fds = ctx.fds;
-    for fd in fds.parent_ends {
-        close(fd);
-    }
+    close_all_but(&[
+        fds.stdin, fds.stdout, fds.stderr, fds.report, fds.status, fds.sync,
+    ]);
     reset_signals();
     // SAFETY: prctl with integer arguments only.
     if unsafe {

@@ -102,14 +102,6 @@ pub(crate) fn run(
             report: p.report.1.as_raw_fd(),
             status: p.status.1.as_raw_fd(),
             sync: p.sync.0.as_raw_fd(),
-            parent_ends: [
-                p.stdin.1.as_raw_fd(),
-                p.stdout.0.as_raw_fd(),
-                p.stderr.0.as_raw_fd(),
-                p.report.0.as_raw_fd(),
-                p.status.0.as_raw_fd(),
-                p.sync.1.as_raw_fd(),
-            ],
         },
     };
     let pid = match namespaces::fork_into(namespaces::NAMESPACES) {
