@@ -415,18 +415,22 @@ impl Runtime {
     ) -> Result<(), Failure> {
         let decision = self.policy.decide(action);
         let canonical = action.canonical();
+        // A session grant answers an `Ask` without a new question; the decision record
+        // says so (there is no `approval` record: nobody was asked).
+        let granted =
+            matches!(decision, Decision::Ask { .. }) && self.has_grant(session, &canonical);
+        let mut data = json!({
+            "call_id": call.id,
+            "tool": tool.as_str(),
+            "action": self.redact(&canonical),
+            "decision": decision.kind(),
+            "reason": decision.reason(),
+        });
+        if granted {
+            data["session_grant"] = Value::Bool(true);
+        }
         self.audit
-            .record(
-                EventKind::Decision,
-                Some(session),
-                json!({
-                    "call_id": call.id,
-                    "tool": tool.as_str(),
-                    "action": self.redact(&canonical),
-                    "decision": decision.kind(),
-                    "reason": decision.reason(),
-                }),
-            )
+            .record(EventKind::Decision, Some(session), data)
             .map_err(|e| {
                 fail(
                     "audit",
@@ -437,18 +441,7 @@ impl Runtime {
             Decision::Allow { .. } => Ok(()),
             Decision::Deny { reason } => Err(fail("decision", format!("{tool} denied: {reason}"))),
             Decision::Ask { reason } => {
-                if self.has_grant(session, &canonical) {
-                    self.audit
-                        .record(
-                            EventKind::Approval,
-                            Some(session),
-                            json!({
-                                "call_id": call.id,
-                                "action": self.redact(&canonical),
-                                "answer": "session_grant",
-                            }),
-                        )
-                        .map_err(|e| fail("audit", format!("{tool} not run: {e}")))?;
+                if granted {
                     return Ok(());
                 }
                 let req = ApprovalRequest {

@@ -187,10 +187,10 @@ async fn session_grant_covers_only_the_exact_action() {
     // Same command again: not asked.
     let (id2, obs) = h.call("exec", json!({"command": "make test"})).await;
     assert!(!obs.is_error, "{}", obs.content);
-    assert_eq!(
-        h.one(&id2, EventKind::Approval).data["answer"],
-        "session_grant"
-    );
+    assert!(!h.has(&id2, EventKind::Approval), "nobody was asked");
+    let d2 = h.one(&id2, EventKind::Decision);
+    assert_eq!(d2.data["decision"], "ask");
+    assert_eq!(d2.data["session_grant"], true);
     assert_eq!(h.approver.asked.lock().unwrap().len(), 1);
     // A different command is asked (and denied by the script).
     let (id3, obs) = h
