@@ -4,7 +4,8 @@
 //! Guarantees: the proposal is audited before anything else; the guard's decision is
 //! made durable (`Log::record`) before anything executes; `Ask` never runs without a
 //! human's `Once`/`Session` answer or a session grant for the exact same canonical
-//! action; every result is redacted before it leaves, labelled (`http_fetch` is
+//! action (noted as `session_grant` on the decision record; `approval` records are
+//! written only when a human was actually asked); every result is redacted before it leaves, labelled (`http_fetch` is
 //! untrusted), and audited with a digest. Any failure becomes an error observation and
 //! an `error` audit record; nothing panics and nothing runs outside the sandbox /
 //! workspace confinement. If the audit log cannot record the decision, the action does
