@@ -5,11 +5,11 @@
 //! made durable (`Log::record`) before anything executes; `Ask` never runs without a
 //! human's `Once`/`Session` answer or a session grant for the exact same canonical
 //! action (noted as `session_grant` on the decision record; `approval` records are
-//! written only when a human was actually asked); every result is redacted before it leaves, labelled (`http_fetch` is
-//! untrusted), and audited with a digest. Any failure becomes an error observation and
-//! an `error` audit record; nothing panics and nothing runs outside the sandbox /
-//! workspace confinement. If the audit log cannot record the decision, the action does
-//! not run.
+//! written only when a human was actually asked); every result is redacted before it
+//! leaves, labelled (`http_fetch` is untrusted), and audited with a digest. Any failure
+//! becomes an error observation and an `error` audit record; nothing panics and nothing
+//! runs outside the sandbox / workspace confinement. If the audit log cannot record the
+//! decision, the action does not run.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
