@@ -74,7 +74,10 @@ impl CommandPlan {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let cwd = Path::new(WORKSPACE_MOUNT).join(req.cwd.as_deref().unwrap_or(Path::new("")));
+        let cwd = match &req.cwd {
+            Some(dir) => Path::new(WORKSPACE_MOUNT).join(dir),
+            None => Path::new(WORKSPACE_MOUNT).to_path_buf(),
+        };
         let cwd = CString::new(cwd.as_os_str().as_bytes()).map_err(|_| {
             SandboxError::Invalid(format!(
                 "working directory {} contains a NUL byte",
@@ -117,5 +120,58 @@ impl CommandPlan {
             }
         }
         best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(argv: &[&str]) -> ExecRequest {
+        ExecRequest {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: None,
+            stdin: Vec::new(),
+            timeout: Duration::from_secs(1),
+            output_limit: 1,
+        }
+    }
+
+    fn candidates(plan: &CommandPlan) -> Vec<String> {
+        plan.candidates
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn program_is_looked_up_in_the_profile_path() {
+        let env = [("PATH".to_owned(), "/a:/b/".to_owned())];
+        let plan = CommandPlan::new(&request(&["ls", "-l"]), &env).unwrap();
+        assert_eq!(candidates(&plan), ["/a/ls", "/b/ls"]);
+        let plan = CommandPlan::new(&request(&["ls"]), &[]).unwrap();
+        assert_eq!(candidates(&plan), ["/usr/bin/ls", "/bin/ls"]);
+        let plan = CommandPlan::new(&request(&["./x"]), &env).unwrap();
+        assert_eq!(candidates(&plan), ["./x"]);
+        assert_eq!(plan.cwd.as_bytes(), b"/workspace");
+    }
+
+    #[test]
+    fn bad_requests_are_invalid() {
+        for (argv, env) in [
+            (vec![], vec![]),
+            (vec![""], vec![]),
+            (vec!["a\0b"], vec![]),
+            (vec!["ls"], vec![("A=B".to_owned(), "x".to_owned())]),
+            (vec!["ls"], vec![("".to_owned(), "x".to_owned())]),
+            (vec!["ls"], vec![("A".to_owned(), "x\0".to_owned())]),
+        ] {
+            let err = CommandPlan::new(&request(&argv), &env).err();
+            assert!(
+                matches!(err, Some(SandboxError::Invalid(_))),
+                "{argv:?} {env:?}: {err:?}"
+            );
+        }
     }
 }

@@ -609,3 +609,76 @@ fn write_file(path: &CStr, contents: &[u8]) -> Result<(), i32> {
     unsafe { libc::close(fd) };
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(writable: bool) -> (MountPlan, tempfile::TempDir) {
+        let ws = tempfile::tempdir().unwrap();
+        let ws_path = ws.path().canonicalize().unwrap();
+        (MountPlan::build(&ws_path, writable, 1 << 20).unwrap(), ws)
+    }
+
+    fn sources(p: &MountPlan) -> Vec<String> {
+        p.steps
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::Bind { src, .. } => Some(src.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_allowed_host_paths_are_bound() {
+        let (p, ws) = plan(true);
+        let ws = ws.path().canonicalize().unwrap();
+        let ws = format!("/oldroot{}", ws.display());
+        for src in sources(&p) {
+            let host = src.strip_prefix("/oldroot").unwrap_or(&src);
+            let allowed = src == ws
+                || src.starts_with("/newroot/")
+                || host.starts_with("/usr")
+                || host.starts_with("/dev/")
+                || ETC_BINDS
+                    .iter()
+                    .any(|e| host.starts_with(&format!("/etc/{e}")))
+                || SYSTEM_DIRS.iter().any(|d| host == format!("/{d}"));
+            assert!(allowed, "unexpected bind source {src}");
+            assert!(!src.contains("shadow"), "{src}");
+        }
+    }
+
+    #[test]
+    fn workspace_is_read_only_unless_writable() {
+        for writable in [false, true] {
+            let (p, _ws) = plan(writable);
+            let extra = p
+                .steps
+                .iter()
+                .find_map(|s| match &s.op {
+                    Op::Bind { dst, extra, .. } if dst.as_bytes() == b"/newroot/workspace" => {
+                        *extra
+                    }
+                    _ => None,
+                })
+                .expect("a workspace bind");
+            assert_eq!(extra & libc::MS_RDONLY != 0, !writable);
+            assert!(extra & libc::MS_NOSUID != 0 && extra & libc::MS_NODEV != 0);
+        }
+    }
+
+    #[test]
+    fn the_plan_ends_read_only_in_the_new_root() {
+        let (p, _ws) = plan(true);
+        let last = p.steps.last().expect("steps");
+        assert!(matches!(&last.op, Op::Remount { target, extra }
+                if target.as_bytes() == b"/" && extra & libc::MS_RDONLY != 0));
+        assert!(
+            p.steps
+                .iter()
+                .any(|s| matches!(&s.op, Op::Detach(t) if t.as_bytes() == b"/oldroot"))
+        );
+    }
+}
