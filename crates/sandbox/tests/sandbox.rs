@@ -486,6 +486,25 @@ fn init_cannot_be_reached_from_the_command() {
 }
 
 #[test]
+fn nested_user_namespaces_are_refused() {
+    // A nested user namespace would give the command every capability over new namespaces
+    // (fresh /proc, mounts): the way around the read-only /proc/sys and masks.
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "unshare -U true && echo 'userns created'; \
+         unshare -Urmpf --mount-proc sh -c 'echo 0 > /proc/sys/kernel/printk_ratelimit' \
+           && echo 'proc remounted'; cat /proc/sys/user/max_user_namespaces",
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("created") && !stdout.contains("remounted"),
+        "{stdout}"
+    );
+    assert_eq!(lines(&out.stdout), ["0"]);
+}
+
+#[test]
 fn mounting_fails() {
     let ws = tempfile::tempdir().unwrap();
     let out = bash(

@@ -86,6 +86,11 @@ enum Op {
     Mkdir(CString),
     /// Create an empty file to bind a file onto.
     Touch(CString),
+    /// Write to an existing file (a sysctl).
+    Sysctl {
+        path: CString,
+        value: Vec<u8>,
+    },
     WriteFile {
         path: CString,
         contents: Vec<u8>,
@@ -321,6 +326,17 @@ impl MountPlan {
             Layer::PidNamespace,
             "mounting /proc".into(),
         );
+        // No nested user namespaces: they would hand the command a full capability set over
+        // new namespaces (a large kernel attack surface, and with a host-root caller a way
+        // around the /proc protections below). This limit is per user namespace: ours.
+        p.push(
+            Op::Sysctl {
+                path: cstr("/newroot/proc/sys/user/max_user_namespaces")?,
+                value: b"0\n".to_vec(),
+            },
+            Layer::UserNamespace,
+            "forbidding nested user namespaces (user.max_user_namespaces = 0)".into(),
+        );
         // Kernel-global knobs in /proc check only the file owner. When the caller is host
         // root, inner 1000 *is* kuid 0 and would own them (core_pattern, modprobe,
         // sysrq-trigger: a host escape), so they are made read-only or masked, as container
@@ -555,8 +571,9 @@ fn apply_op(op: &Op) -> Result<(), i32> {
         Op::Chdir(path) => check(unsafe { libc::chdir(path.as_ptr()) }),
         // SAFETY: as above.
         Op::Mkdir(path) => check(unsafe { libc::mkdir(path.as_ptr(), 0o755) }),
-        Op::Touch(path) => write_file(path, &[]),
-        Op::WriteFile { path, contents } => write_file(path, contents),
+        Op::Touch(path) => write_file(path, &[], true),
+        Op::WriteFile { path, contents } => write_file(path, contents, true),
+        Op::Sysctl { path, value } => write_file(path, value, false),
         Op::Symlink { target, link } => {
             // SAFETY: both strings are NUL-terminated and borrowed for the call.
             check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) })
@@ -587,8 +604,13 @@ fn apply_op(op: &Op) -> Result<(), i32> {
     }
 }
 
-fn write_file(path: &CStr, contents: &[u8]) -> Result<(), i32> {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+fn write_file(path: &CStr, contents: &[u8], create: bool) -> Result<(), i32> {
+    let create = if create {
+        libc::O_CREAT | libc::O_EXCL
+    } else {
+        0
+    };
+    let flags = libc::O_WRONLY | create | libc::O_CLOEXEC;
     // SAFETY: `path` is NUL-terminated; the mode argument is what O_CREAT requires.
     let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
     if fd < 0 {
