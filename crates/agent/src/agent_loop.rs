@@ -39,7 +39,11 @@ pub enum AgentError {
     #[error("audit log failed: {0}")]
     Audit(#[from] audit::AuditError),
     #[error("session {id} has an unreadable item #{index}: {detail}")]
-    CorruptSession { id: String, index: usize, detail: String },
+    CorruptSession {
+        id: String,
+        index: usize,
+        detail: String,
+    },
 }
 
 pub struct AgentOptions {
@@ -99,7 +103,10 @@ impl Agent {
             Some(&rec.id),
             json!({ "agent": self.opts.runtime.agent(), "model": self.opts.provider.describe() }),
         )?;
-        Ok(Session { id: rec.id, items: Vec::new() })
+        Ok(Session {
+            id: rec.id,
+            items: Vec::new(),
+        })
     }
 
     /// Reopen a stored session.
@@ -114,7 +121,10 @@ impl Agent {
             })?;
             items.push(item);
         }
-        Ok(Session { id: id.to_string(), items })
+        Ok(Session {
+            id: id.to_string(),
+            items,
+        })
     }
 
     /// The agent's most recent session, if any.
@@ -138,19 +148,30 @@ impl Agent {
         on_event: &mut (dyn FnMut(AgentEvent) + Send),
     ) -> Result<TurnOutcome, AgentError> {
         let item = ContextItem::user(user_text);
-        self.audit(EventKind::UserMessage, &session.id, self.content_field(user_text))?;
+        self.audit(
+            EventKind::UserMessage,
+            &session.id,
+            self.content_field(user_text),
+        )?;
         self.push(session, item)?;
 
         let tools = self.opts.runtime.tool_specs();
         for step in 1..=self.opts.max_steps {
             let messages = self.messages(session);
-            let request = ChatRequest { messages: &messages, tools: &tools };
+            let request = ChatRequest {
+                messages: &messages,
+                tools: &tools,
+            };
             let mut forward = |delta: &str| on_event(AgentEvent::TextDelta(delta.to_string()));
             let reply = match self.opts.provider.complete(&request, &mut forward).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     let detail = self.opts.runtime.redact(&e.to_string());
-                    self.audit(EventKind::Error, &session.id, json!({ "stage": "model", "error": detail }))?;
+                    self.audit(
+                        EventKind::Error,
+                        &session.id,
+                        json!({ "stage": "model", "error": detail }),
+                    )?;
                     return Err(AgentError::Provider(e));
                 }
             };
@@ -163,16 +184,23 @@ impl Agent {
                 .collect::<Vec<_>>());
             output["step"] = json!(step);
             if let Some(u) = &reply.usage {
-                output["usage"] = json!({ "input_tokens": u.input_tokens, "output_tokens": u.output_tokens });
+                output["usage"] =
+                    json!({ "input_tokens": u.input_tokens, "output_tokens": u.output_tokens });
             }
             self.audit(EventKind::ModelOutput, &session.id, output)?;
 
             let integrity = session.integrity();
-            let message = Message::Assistant { content: text.clone(), tool_calls: reply.tool_calls.clone() };
+            let message = Message::Assistant {
+                content: text.clone(),
+                tool_calls: reply.tool_calls.clone(),
+            };
             self.push(session, ContextItem::model(message, integrity))?;
 
             if reply.tool_calls.is_empty() {
-                return Ok(TurnOutcome { answer: text.unwrap_or_default(), steps: step });
+                return Ok(TurnOutcome {
+                    answer: text.unwrap_or_default(),
+                    steps: step,
+                });
             }
             for call in &reply.tool_calls {
                 on_event(AgentEvent::ToolCall(call.clone()));
@@ -197,7 +225,9 @@ impl Agent {
 
     fn messages(&self, session: &Session) -> Vec<Message> {
         let mut out = Vec::with_capacity(session.items.len() + 1);
-        out.push(Message::System { content: self.opts.system_prompt.clone() });
+        out.push(Message::System {
+            content: self.opts.system_prompt.clone(),
+        });
         out.extend(session.items.iter().map(|i| i.message.clone()));
         out
     }
@@ -213,7 +243,12 @@ impl Agent {
         Ok(())
     }
 
-    fn audit(&self, kind: EventKind, session: &str, data: serde_json::Value) -> Result<(), AgentError> {
+    fn audit(
+        &self,
+        kind: EventKind,
+        session: &str,
+        data: serde_json::Value,
+    ) -> Result<(), AgentError> {
         self.opts.audit.record(kind, Some(session), data)?;
         Ok(())
     }

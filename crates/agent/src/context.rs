@@ -16,18 +16,32 @@ pub struct ContextItem {
 impl ContextItem {
     pub fn user(text: &str) -> ContextItem {
         ContextItem {
-            message: Message::User { content: text.to_string() },
-            provenance: Provenance { source: "user".into(), integrity: Integrity::Trusted },
+            message: Message::User {
+                content: text.to_string(),
+            },
+            provenance: Provenance {
+                source: "user".into(),
+                integrity: Integrity::Trusted,
+            },
         }
     }
 
     /// Model output is as trustworthy as the least trusted thing the model had read.
     pub fn model(message: Message, integrity: Integrity) -> ContextItem {
-        ContextItem { message, provenance: Provenance { source: "model".into(), integrity } }
+        ContextItem {
+            message,
+            provenance: Provenance {
+                source: "model".into(),
+                integrity,
+            },
+        }
     }
 
     pub fn tool(message: Message, provenance: Provenance) -> ContextItem {
-        ContextItem { message, provenance }
+        ContextItem {
+            message,
+            provenance,
+        }
     }
 }
 

@@ -6,5 +6,7 @@ mod agent_loop;
 mod context;
 pub mod provider;
 
-pub use agent_loop::{Agent, AgentError, AgentEvent, AgentOptions, Session, TurnOutcome, system_prompt};
+pub use agent_loop::{
+    Agent, AgentError, AgentEvent, AgentOptions, Session, TurnOutcome, system_prompt,
+};
 pub use context::{ContextItem, session_integrity};

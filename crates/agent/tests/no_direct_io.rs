@@ -5,9 +5,22 @@
 use std::path::Path;
 
 const FORBIDDEN: &[&str] = &[
-    "std::fs", "std::net", "std::process", "std::os::unix::net", "tokio::fs", "tokio::net",
-    "tokio::process", "reqwest", "hyper", "File::open", "File::create", "Command::new",
-    "TcpStream", "UdpSocket", "UnixStream", "libc::",
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::os::unix::net",
+    "tokio::fs",
+    "tokio::net",
+    "tokio::process",
+    "reqwest",
+    "hyper",
+    "File::open",
+    "File::create",
+    "Command::new",
+    "TcpStream",
+    "UdpSocket",
+    "UnixStream",
+    "libc::",
 ];
 
 fn scan(dir: &Path, hits: &mut Vec<String>) {
@@ -34,12 +47,17 @@ fn agent_sources_do_no_direct_io() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut hits = Vec::new();
     scan(&root.join("src"), &mut hits);
-    assert!(hits.is_empty(), "agent must act only through runtime:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "agent must act only through runtime:\n{}",
+        hits.join("\n")
+    );
 }
 
 #[test]
 fn agent_has_no_http_dependency() {
-    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     let deps = manifest.split("[dev-dependencies]").next().unwrap();
     for dep in ["reqwest", "hyper", "ureq", "isahc", "surf"] {
         assert!(!deps.contains(dep), "agent must not depend on {dep}");

@@ -14,7 +14,6 @@ use serde_json::json;
 
 /// Everything that lives in the state directory, opened.
 pub struct State {
-    pub paths: Paths,
     pub config: Arc<Config>,
     pub audit: Arc<audit::Log>,
     pub store: Arc<store::Store>,
@@ -64,10 +63,18 @@ pub fn open_state() -> Result<State> {
     let paths = Paths::from_env();
     let config = load_config(&paths)?;
     ensure_private_dir(&paths.state_dir)?;
-    let audit = audit::Log::open(&paths.audit_dir())
-        .with_context(|| format!("cannot open the audit log in {}", paths.audit_dir().display()))?;
-    let store = store::Store::open(&paths.db_file())
-        .with_context(|| format!("cannot open the session store {}", paths.db_file().display()))?;
+    let audit = audit::Log::open(&paths.audit_dir()).with_context(|| {
+        format!(
+            "cannot open the audit log in {}",
+            paths.audit_dir().display()
+        )
+    })?;
+    let store = store::Store::open(&paths.db_file()).with_context(|| {
+        format!(
+            "cannot open the session store {}",
+            paths.db_file().display()
+        )
+    })?;
     let text = std::fs::read(&paths.config_file).unwrap_or_default();
     audit.record(
         EventKind::ConfigLoaded,
@@ -79,7 +86,11 @@ pub fn open_state() -> Result<State> {
             "agents": config.agents.keys().collect::<Vec<_>>(),
         }),
     )?;
-    Ok(State { paths, config: Arc::new(config), audit: Arc::new(audit), store: Arc::new(store) })
+    Ok(State {
+        config: Arc::new(config),
+        audit: Arc::new(audit),
+        store: Arc::new(store),
+    })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -91,7 +102,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub fn agent_config<'a>(config: &'a Config, name: &str) -> Result<&'a config::AgentConfig> {
     config.agents.get(name).with_context(|| {
         let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
-        format!("no agent `{name}` in the config; known agents: {}", known.join(", "))
+        format!(
+            "no agent `{name}` in the config; known agents: {}",
+            known.join(", ")
+        )
     })
 }
 
@@ -123,7 +137,11 @@ fn api_key(config: &Config) -> Option<(String, String)> {
 }
 
 /// Wire runtime and agent for `agent_name`.
-pub fn build_agent(state: &State, agent_name: &str, approver: Arc<dyn Approver>) -> Result<agent::Agent> {
+pub fn build_agent(
+    state: &State,
+    agent_name: &str,
+    approver: Arc<dyn Approver>,
+) -> Result<agent::Agent> {
     let config = &state.config;
     let agent_cfg = agent_config(config, agent_name)?;
     let key = api_key(config);
@@ -144,8 +162,11 @@ pub fn build_agent(state: &State, agent_name: &str, approver: Arc<dyn Approver>)
         max_delay: Duration::from_secs(30),
     };
     let provider = agent::provider::from_config(model, key.map(|(_, v)| v), endpoint, retry);
-    let system_prompt =
-        agent::system_prompt(agent_name, &runtime.tool_specs(), agent_cfg.instructions.as_deref());
+    let system_prompt = agent::system_prompt(
+        agent_name,
+        &runtime.tool_specs(),
+        agent_cfg.instructions.as_deref(),
+    );
     Ok(agent::Agent::new(agent::AgentOptions {
         provider,
         runtime: Arc::new(runtime),

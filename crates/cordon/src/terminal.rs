@@ -27,7 +27,9 @@ impl Lines {
                 }
             }
         });
-        Lines { rx: Arc::new(Mutex::new(rx)) }
+        Lines {
+            rx: Arc::new(Mutex::new(rx)),
+        }
     }
 
     pub async fn next(&self, prompt: &str) -> Option<String> {
@@ -46,13 +48,22 @@ pub struct TerminalApprover {
 impl Approver for TerminalApprover {
     async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
         eprintln!();
-        eprintln!("┌ approval needed ─ agent `{}`, session {}", req.agent, req.session);
+        eprintln!(
+            "┌ approval needed ─ agent `{}`, session {}",
+            req.agent, req.session
+        );
         eprintln!("│ tool:   {}", req.tool);
         eprintln!("│ action: {}", req.action);
         eprintln!("│ why:    {}", req.reason);
         loop {
-            let Some(answer) = self.lines.next("└ allow? [y]es once / [s]ession / [n]o: ").await else {
-                return ApprovalAnswer::Unavailable("end of input while asking for approval".into());
+            let Some(answer) = self
+                .lines
+                .next("└ allow? [y]es once / [s]ession / [n]o: ")
+                .await
+            else {
+                return ApprovalAnswer::Unavailable(
+                    "end of input while asking for approval".into(),
+                );
             };
             match answer.trim().to_ascii_lowercase().as_str() {
                 "y" | "yes" => return ApprovalAnswer::Once,

@@ -21,21 +21,31 @@ async fn approvals_inline_and_session_grants() {
     .await;
     let inst = Install::new(&llm.base_url(), AgentSetup::default());
     // Answers: `s` (session) for the first question, `n` for the other command.
-    let out = inst.cordon_stdin(&["chat"], "append to the log\ns\nn\nand again\n/exit\n").await;
+    let out = inst
+        .cordon_stdin(&["chat"], "append to the log\ns\nn\nand again\n/exit\n")
+        .await;
     assert_ok(&out);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert!(stdout.contains("turn one done") && stdout.contains("turn two done"), "{stdout}");
+    assert!(
+        stdout.contains("turn one done") && stdout.contains("turn two done"),
+        "{stdout}"
+    );
     assert_eq!(stderr.matches("approval needed").count(), 2, "{stderr}");
     assert!(stderr.contains("echo one >> log.txt") && stderr.contains("touch other.txt"));
     assert_eq!(read(&inst.workspace.join("log.txt")), "one\none\n");
     assert!(!inst.workspace.join("other.txt").exists());
 
     let records = inst.audit().await;
-    let answers: Vec<String> =
-        of_kind(&records, "approval").iter().map(|r| r["data"].to_string()).collect();
+    let answers: Vec<String> = of_kind(&records, "approval")
+        .iter()
+        .map(|r| r["data"].to_string())
+        .collect();
     assert_eq!(answers.len(), 2, "{answers:?}");
-    assert!(answers[0].contains("session") && answers[1].contains("deny"), "{answers:?}");
+    assert!(
+        answers[0].contains("session") && answers[1].contains("deny"),
+        "{answers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -47,14 +57,24 @@ async fn chat_resumes_the_last_session_and_new_starts_fresh() {
     ]))
     .await;
     let inst = Install::new(&llm.base_url(), AgentSetup::default());
-    assert_ok(&inst.cordon_stdin(&["chat"], "remember the word PAPAYA\n").await);
+    assert_ok(
+        &inst
+            .cordon_stdin(&["chat"], "remember the word PAPAYA\n")
+            .await,
+    );
     let out = inst.cordon_stdin(&["chat"], "what was the word?\n").await;
     assert_ok(&out);
     assert!(text(&out.stderr).contains("resuming session"));
     // The resumed conversation carried the first turn to the model.
     let requests = llm.requests();
-    assert!(requests[1].to_string().contains("PAPAYA"), "history was resumed");
+    assert!(
+        requests[1].to_string().contains("PAPAYA"),
+        "history was resumed"
+    );
     let out = inst.cordon_stdin(&["chat", "--new"], "hello\n").await;
     assert_ok(&out);
-    assert!(!llm.requests()[2].to_string().contains("PAPAYA"), "--new starts clean");
+    assert!(
+        !llm.requests()[2].to_string().contains("PAPAYA"),
+        "--new starts clean"
+    );
 }

@@ -33,17 +33,54 @@ async fn errors_name_file_line_and_key() {
 
     let cases = [
         // (bad config, line, key fragment)
-        (GOOD.replace("model = \"m\"", "model = \"m\"\nmodle = \"x\""), 5, "modle"),
-        (GOOD.replace("mode = \"ask\"", "mode = \"sometimes\""), 10, "mode"),
-        (GOOD.replace("[agents.default.exec]", "max_steps = \"ten\"\n\n[agents.default.exec]"), 9, "max_steps"),
-        (GOOD.replace("provider = \"openai\"", "provider = 7"), 2, "provider"),
-        (GOOD.replace("mode = \"ask\"", "mode = \"ask\"\nallow = [\"ls\", 3]"), 11, "allow"),
-        (GOOD.replace("[agents.default.exec]", "[agents.default.egress]\nallow = [\"*\"]\n\n[agents.default.exec]"), 10, "allow"),
-        (GOOD.replace("model = \"m\"", "model = \"m\"\napi_key = \"sk-live-123\""), 5, "api_key"),
+        (
+            GOOD.replace("model = \"m\"", "model = \"m\"\nmodle = \"x\""),
+            5,
+            "modle",
+        ),
+        (
+            GOOD.replace("mode = \"ask\"", "mode = \"sometimes\""),
+            10,
+            "mode",
+        ),
+        (
+            GOOD.replace(
+                "[agents.default.exec]",
+                "max_steps = \"ten\"\n\n[agents.default.exec]",
+            ),
+            9,
+            "max_steps",
+        ),
+        (
+            GOOD.replace("provider = \"openai\"", "provider = 7"),
+            2,
+            "provider",
+        ),
+        (
+            GOOD.replace("mode = \"ask\"", "mode = \"ask\"\nallow = [\"ls\", 3]"),
+            11,
+            "allow",
+        ),
+        (
+            GOOD.replace(
+                "[agents.default.exec]",
+                "[agents.default.egress]\nallow = [\"*\"]\n\n[agents.default.exec]",
+            ),
+            10,
+            "allow",
+        ),
+        (
+            GOOD.replace("model = \"m\"", "model = \"m\"\napi_key = \"sk-live-123\""),
+            5,
+            "api_key",
+        ),
     ];
     for (body, line, key) in cases {
         let err = check_error(&inst, &body).await;
-        assert!(err.contains(&format!("{file}:{line}")), "expected {file}:{line} in: {err}");
+        assert!(
+            err.contains(&format!("{file}:{line}")),
+            "expected {file}:{line} in: {err}"
+        );
         assert!(err.contains(key), "expected key `{key}` in: {err}");
     }
     // A syntax error also names the line.
@@ -61,7 +98,10 @@ async fn init_writes_a_valid_private_setup() {
         assert_ok(&out);
         assert_ok(&inst.cordon(&["config", "check"]).await);
         let cfg = read(&inst.config);
-        assert!(cfg.contains("api_key_env"), "the key is named, never stored");
+        assert!(
+            cfg.contains("api_key_env"),
+            "the key is named, never stored"
+        );
     }
     // Refuses to clobber without --force.
     let out = inst.cordon(&["init"]).await;
@@ -69,7 +109,10 @@ async fn init_writes_a_valid_private_setup() {
     assert!(text(&out.stderr).contains("--force"));
     let mode = std::fs::metadata(&inst.state).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
-    assert!(inst.home.join("cordon-workspace/default").is_dir(), "workspace created under HOME");
+    assert!(
+        inst.home.join("cordon-workspace/default").is_dir(),
+        "workspace created under HOME"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,8 +132,14 @@ async fn bad_cli_arguments_are_named() {
     let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
     let out = inst.cordon(&["run", "--agent", "nobody", "hi"]).await;
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("no agent `nobody`"), "{}", text(&out.stderr));
-    let out = inst.cordon(&["sandbox", "exec", "--timeout", "soon", "--", "true"]).await;
+    assert!(
+        text(&out.stderr).contains("no agent `nobody`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = inst
+        .cordon(&["sandbox", "exec", "--timeout", "soon", "--", "true"])
+        .await;
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("soon"));
 }

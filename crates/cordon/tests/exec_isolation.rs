@@ -35,12 +35,21 @@ fn attacks(inst: &Install, bait: &Bait) -> Vec<String> {
         format!("ls {}", inst.state.display()),
         format!("cat {}", inst.audit_file().display()),
         "cat /etc/shadow".to_string(),
-        format!("exec 3<>/dev/tcp/127.0.0.1/{} && echo CONNECTED-TO-HOST", bait.port),
+        format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{} && echo CONNECTED-TO-HOST",
+            bait.port
+        ),
     ]
 }
 
 fn assert_no_leak(output: &str) {
-    for secret in ["PRIVATE-KEY-MATERIAL", "STATE-DIR-CONTENT", "CONNECTED-TO-HOST", "config_loaded", "root:"] {
+    for secret in [
+        "PRIVATE-KEY-MATERIAL",
+        "STATE-DIR-CONTENT",
+        "CONNECTED-TO-HOST",
+        "config_loaded",
+        "root:",
+    ] {
         assert!(!output.contains(secret), "{secret} leaked into: {output}");
     }
 }
@@ -49,21 +58,36 @@ fn assert_no_leak(output: &str) {
 async fn agent_exec_cannot_reach_host_secrets_or_services() {
     let probe = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
     let bait = plant(&probe);
-    let mut replies: Vec<Reply> = attacks(&probe, &bait).into_iter().map(|c| tool("exec", json!({"command": c}))).collect();
+    let mut replies: Vec<Reply> = attacks(&probe, &bait)
+        .into_iter()
+        .map(|c| tool("exec", json!({"command": c})))
+        .collect();
     replies.push(Reply::Text("done".into()));
     let llm = MockLlm::start(Script::new(replies)).await;
     // Same directories, now pointing at the live LLM.
-    let cfg = read(&probe.config).replace("http://127.0.0.1:9/v1", &llm.base_url()).replace("mode = \"ask\"", "mode = \"auto\"");
+    let cfg = read(&probe.config)
+        .replace("http://127.0.0.1:9/v1", &llm.base_url())
+        .replace("mode = \"ask\"", "mode = \"auto\"");
     std::fs::write(&probe.config, cfg).unwrap();
 
     assert_ok(&probe.cordon(&["run", "look around"]).await);
     let seen = tool_results_seen_by_model(&llm.requests());
-    assert_eq!(seen.len(), attacks(&probe, &bait).len(), "every attack ran and reported back");
+    assert_eq!(
+        seen.len(),
+        attacks(&probe, &bait).len(),
+        "every attack ran and reported back"
+    );
     for result in &seen {
         assert_no_leak(result);
     }
     let mut buf = [0u8; 1];
-    assert!(bait.listener.accept().map(|(mut s, _)| s.read(&mut buf)).is_err(), "no connection reached the host");
+    assert!(
+        bait.listener
+            .accept()
+            .map(|(mut s, _)| s.read(&mut buf))
+            .is_err(),
+        "no connection reached the host"
+    );
     // Every command is recorded with its result.
     let records = probe.audit().await;
     assert_eq!(of_kind(&records, "tool_result").len(), seen.len());
@@ -74,24 +98,43 @@ async fn sandbox_exec_cannot_reach_host_secrets_or_services() {
     let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
     let bait = plant(&inst);
     for attack in attacks(&inst, &bait) {
-        let out = inst.cordon(&["sandbox", "exec", "--", "/bin/sh", "-c", &attack]).await;
+        let out = inst
+            .cordon(&["sandbox", "exec", "--", "/bin/sh", "-c", &attack])
+            .await;
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert_no_leak(&all);
         assert!(!out.status.success(), "{attack} should fail: {all}");
     }
-    assert!(bait.listener.accept().is_err(), "no connection reached the host");
+    assert!(
+        bait.listener.accept().is_err(),
+        "no connection reached the host"
+    );
     let records = inst.audit().await;
-    assert_eq!(of_kind(&records, "sandbox_exec").len(), attacks(&inst, &bait).len());
+    assert_eq!(
+        of_kind(&records, "sandbox_exec").len(),
+        attacks(&inst, &bait).len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_exec_passes_status_and_output_through() {
     let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
-    let out = inst.cordon(&["sandbox", "exec", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 7"]).await;
+    let out = inst
+        .cordon(&[
+            "sandbox",
+            "exec",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ])
+        .await;
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
-    let out = inst.cordon(&["sandbox", "exec", "--timeout", "1s", "--", "sleep", "30"]).await;
+    let out = inst
+        .cordon(&["sandbox", "exec", "--timeout", "1s", "--", "sleep", "30"])
+        .await;
     assert_eq!(out.status.code(), Some(124));
     assert!(text(&out.stderr).contains("deadline"));
 }

@@ -24,8 +24,14 @@ async fn assert_detected(inst: &Install, original: &[u8], damaged: Vec<u8>, what
     std::fs::write(inst.audit_file(), &damaged).unwrap();
     let out = inst.cordon(&["log", "verify"]).await;
     let err = text(&out.stderr);
-    assert!(!out.status.success(), "{what}: verify passed on a damaged log");
-    assert!(err.contains("line"), "{what}: the bad record is named: {err}");
+    assert!(
+        !out.status.success(),
+        "{what}: verify passed on a damaged log"
+    );
+    assert!(
+        err.contains("line"),
+        "{what}: the bad record is named: {err}"
+    );
     std::fs::write(inst.audit_file(), original).unwrap();
 }
 
@@ -41,27 +47,57 @@ async fn every_kind_of_tampering_is_detected() {
         let mut edited: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
         let mid = edited[i].len() / 2;
         edited[i][mid] = if edited[i][mid] == b'a' { b'b' } else { b'a' };
-        assert_detected(&inst, &original, edited.concat(), &format!("edit record {i}")).await;
+        assert_detected(
+            &inst,
+            &original,
+            edited.concat(),
+            &format!("edit record {i}"),
+        )
+        .await;
 
         // Delete record i.
         let mut deleted: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
         deleted.remove(i);
-        assert_detected(&inst, &original, deleted.concat(), &format!("delete record {i}")).await;
+        assert_detected(
+            &inst,
+            &original,
+            deleted.concat(),
+            &format!("delete record {i}"),
+        )
+        .await;
 
         // Duplicate record i (an insertion).
         let mut inserted: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
         inserted.insert(i, lines[i].to_vec());
-        assert_detected(&inst, &original, inserted.concat(), &format!("insert at {i}")).await;
+        assert_detected(
+            &inst,
+            &original,
+            inserted.concat(),
+            &format!("insert at {i}"),
+        )
+        .await;
 
         // Swap records i and i+1.
         if i + 1 < lines.len() {
             let mut swapped: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
             swapped.swap(i, i + 1);
-            assert_detected(&inst, &original, swapped.concat(), &format!("swap {i}/{}", i + 1)).await;
+            assert_detected(
+                &inst,
+                &original,
+                swapped.concat(),
+                &format!("swap {i}/{}", i + 1),
+            )
+            .await;
         }
     }
     // Truncating inside the last record, and cutting a byte range across two records.
-    assert_detected(&inst, &original, original[..original.len() - 7].to_vec(), "truncate").await;
+    assert_detected(
+        &inst,
+        &original,
+        original[..original.len() - 7].to_vec(),
+        "truncate",
+    )
+    .await;
     let a = lines[0].len() + 5;
     let b = lines[0].len() + lines[1].len() + 9;
     let cut = [&original[..a], &original[b..]].concat();
@@ -73,7 +109,11 @@ async fn every_kind_of_tampering_is_detected() {
 async fn log_is_private_and_outside_the_workspace() {
     use std::os::unix::fs::PermissionsExt;
     let inst = install_with_log().await;
-    let mode = std::fs::metadata(inst.audit_file()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(inst.audit_file())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let state_mode = std::fs::metadata(&inst.state).unwrap().permissions().mode() & 0o777;
     assert_eq!(state_mode, 0o700);

@@ -12,10 +12,20 @@ use crate::terminal::{Lines, TerminalApprover, describe_event};
 pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
     let state = open_state()?;
     let lines = Lines::stdin();
-    let agent = build_agent(&state, agent_name, Arc::new(TerminalApprover { lines: lines.clone() }))?;
+    let agent = build_agent(
+        &state,
+        agent_name,
+        Arc::new(TerminalApprover {
+            lines: lines.clone(),
+        }),
+    )?;
     let mut session = match (new, agent.latest_session()?) {
         (false, Some(s)) => {
-            eprintln!("resuming session {} ({} items); /new starts a fresh one", s.id, s.items.len());
+            eprintln!(
+                "resuming session {} ({} items); /new starts a fresh one",
+                s.id,
+                s.items.len()
+            );
             s
         }
         _ => {
@@ -24,13 +34,18 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
             s
         }
     };
-    eprintln!("agent `{agent_name}` · {} · /exit to leave", agent.provider_description());
+    eprintln!(
+        "agent `{agent_name}` · {} · /exit to leave",
+        agent.provider_description()
+    );
     loop {
         let label = match session.integrity() {
             Integrity::Trusted => "trusted",
             Integrity::Untrusted => "untrusted",
         };
-        let Some(line) = lines.next(&format!("[{label}] you> ")).await else { break };
+        let Some(line) = lines.next(&format!("[{label}] you> ")).await else {
+            break;
+        };
         let text = line.trim();
         match text {
             "" => continue,

@@ -21,7 +21,13 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode> {
                     "  agent `{name}`: workspace {}, exec {:?}, egress [{}], tools [{}]",
                     agent.workspace.display(),
                     agent.exec.mode,
-                    agent.egress.allow.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", "),
+                    agent
+                        .egress
+                        .allow
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     tools.join(", ")
                 );
             }

@@ -11,7 +11,10 @@ pub fn init(tier: Tier, force: bool) -> Result<ExitCode> {
     let paths = Paths::from_env();
     let file = &paths.config_file;
     if file.exists() && !force {
-        bail!("{} already exists; pass --force to overwrite it", file.display());
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            file.display()
+        );
     }
     let text = config::init_template(tier);
     // The template must itself be valid: never write a config `cordon` would reject.

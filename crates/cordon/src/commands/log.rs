@@ -12,7 +12,11 @@ pub fn log(command: LogCommand) -> Result<ExitCode> {
     match command {
         LogCommand::Verify => match audit::verify(&dir) {
             Ok(report) => {
-                println!("audit log {}: {} records, chain intact", dir.display(), report.records);
+                println!(
+                    "audit log {}: {} records, chain intact",
+                    dir.display(),
+                    report.records
+                );
                 println!("head {}", report.last_hash);
                 Ok(ExitCode::SUCCESS)
             }
@@ -21,14 +25,27 @@ pub fn log(command: LogCommand) -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        LogCommand::Show { session, kind, json, tail } => {
+        LogCommand::Show {
+            session,
+            kind,
+            json,
+            tail,
+        } => {
             let records = audit::read(&dir)
                 .with_context(|| format!("cannot read the audit log in {}", dir.display()))?;
             let kind_filter = kind.map(|k| k.to_ascii_lowercase());
             let mut selected: Vec<&audit::Record> = records
                 .iter()
-                .filter(|r| session.as_ref().is_none_or(|s| r.session.as_deref() == Some(s.as_str())))
-                .filter(|r| kind_filter.as_ref().is_none_or(|k| kind_name(&r.kind) == *k))
+                .filter(|r| {
+                    session
+                        .as_ref()
+                        .is_none_or(|s| r.session.as_deref() == Some(s.as_str()))
+                })
+                .filter(|r| {
+                    kind_filter
+                        .as_ref()
+                        .is_none_or(|k| kind_name(&r.kind) == *k)
+                })
                 .collect();
             if let Some(n) = tail {
                 let skip = selected.len().saturating_sub(n);

@@ -13,7 +13,11 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     let state = open_state()?;
     let agent = build_agent(&state, agent_name, Arc::new(NoHumanApprover))?;
     let mut session = agent.new_session()?;
-    eprintln!("session {} · agent `{agent_name}` · {}", session.id, agent.provider_description());
+    eprintln!(
+        "session {} · agent `{agent_name}` · {}",
+        session.id,
+        agent.provider_description()
+    );
     let mut on_event = |event: agent::AgentEvent| {
         if let Some(line) = describe_event(&event) {
             eprintln!("{line}");

@@ -26,7 +26,12 @@ pub fn sandbox_env() -> Vec<(String, String)> {
 
 pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
     match command {
-        SandboxCommand::Exec { agent, workspace, timeout, cmd } => {
+        SandboxCommand::Exec {
+            agent,
+            workspace,
+            timeout,
+            cmd,
+        } => {
             let state = open_state()?;
             let agent_cfg = agent_config(&state.config, &agent)?;
             let workspace = workspace.unwrap_or_else(|| agent_cfg.workspace.clone());

@@ -73,7 +73,13 @@ allow = {egress}
             egress = setup.egress_allow,
         );
         std::fs::write(&config, text).unwrap();
-        Install { dir, home, config, state, workspace }
+        Install {
+            dir,
+            home,
+            config,
+            state,
+            workspace,
+        }
     }
 
     pub fn command(&self) -> tokio::process::Command {
@@ -111,8 +117,15 @@ allow = {egress}
     /// Every audit record, via `cordon log show --json`.
     pub async fn audit(&self) -> Vec<Value> {
         let out = self.cordon(&["log", "show", "--json"]).await;
-        assert!(out.status.success(), "log show failed: {}", text(&out.stderr));
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        assert!(
+            out.status.success(),
+            "log show failed: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     pub fn audit_file(&self) -> PathBuf {
@@ -159,19 +172,32 @@ pub fn read(path: &Path) -> String {
 
 /// A reply that calls one tool.
 pub fn tool(name: &str, args: Value) -> testkit::Reply {
-    testkit::Reply::ToolCalls(vec![testkit::ScriptedCall { name: name.into(), arguments: args }])
+    testkit::Reply::ToolCalls(vec![testkit::ScriptedCall {
+        name: name.into(),
+        arguments: args,
+    }])
 }
 
 /// What happened to the proposal whose arguments contain `needle`: the decision record
 /// and the result record for the same call.
-pub fn outcome<'a>(records: &'a [Value], tool_name: &str, needle: &str) -> (Option<&'a Value>, Option<&'a Value>) {
+pub fn outcome<'a>(
+    records: &'a [Value],
+    tool_name: &str,
+    needle: &str,
+) -> (Option<&'a Value>, Option<&'a Value>) {
     let proposal = of_kind(records, "tool_proposed")
         .into_iter()
         .find(|r| r["data"]["tool"] == tool_name && r["data"].to_string().contains(needle))
-        .unwrap_or_else(|| panic!("no {tool_name} proposal containing {needle:?} in the audit log"));
+        .unwrap_or_else(|| {
+            panic!("no {tool_name} proposal containing {needle:?} in the audit log")
+        });
     let call_id = proposal["data"]["call_id"].clone();
-    let decision = of_kind(records, "decision").into_iter().find(|r| r["data"]["call_id"] == call_id);
-    let result = of_kind(records, "tool_result").into_iter().find(|r| r["data"]["call_id"] == call_id);
+    let decision = of_kind(records, "decision")
+        .into_iter()
+        .find(|r| r["data"]["call_id"] == call_id);
+    let result = of_kind(records, "tool_result")
+        .into_iter()
+        .find(|r| r["data"]["call_id"] == call_id);
     (decision, result)
 }
 
@@ -179,19 +205,25 @@ pub fn outcome<'a>(records: &'a [Value], tool_name: &str, needle: &str) -> (Opti
 /// either a `deny` decision or an error result. Returns the refusal record's text.
 pub fn assert_refused(records: &[Value], tool_name: &str, needle: &str) -> String {
     let (decision, result) = outcome(records, tool_name, needle);
-    if let Some(d) = decision {
-        if d["data"]["decision"] == "deny" {
-            return d.to_string();
-        }
+    if let Some(d) = decision
+        && d["data"]["decision"] == "deny"
+    {
+        return d.to_string();
     }
-    let r = result.unwrap_or_else(|| panic!("{tool_name} {needle:?}: no decision=deny and no result"));
-    assert_eq!(r["data"]["is_error"], true, "{tool_name} {needle:?} was not refused: {r}");
+    let r =
+        result.unwrap_or_else(|| panic!("{tool_name} {needle:?}: no decision=deny and no result"));
+    assert_eq!(
+        r["data"]["is_error"], true,
+        "{tool_name} {needle:?} was not refused: {r}"
+    );
     r.to_string()
 }
 
 /// The tool results the model received, from the LLM's request log: (name or id, text).
 pub fn tool_results_seen_by_model(requests: &[Value]) -> Vec<String> {
-    let Some(last) = requests.last() else { return Vec::new() };
+    let Some(last) = requests.last() else {
+        return Vec::new();
+    };
     last["messages"]
         .as_array()
         .map(|msgs| {
