@@ -426,6 +426,36 @@ fn read_only_workspace_cannot_be_written_or_remounted() {
 }
 
 #[test]
+fn read_only_workspace_covers_mounts_inside_it() {
+    if euid() != 0 {
+        eprintln!("SKIPPED: needs root to mount a tmpfs inside the workspace on the host");
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let sub = ws.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: could not mount a tmpfs on the host");
+        return;
+    }
+    let mut p = profile(ws.path());
+    p.workspace_writable = false;
+    let out = bash_in(&p, "echo x > /workspace/sub/x && echo wrote; ls /workspace");
+    let _ = Command::new("umount").arg(&sub).status();
+    assert!(
+        !text(&out.stdout).contains("wrote"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stdout).contains("sub"));
+}
+
+#[test]
 fn proc_shows_only_sandbox_pids() {
     let ws = tempfile::tempdir().unwrap();
     let out = bash(ws.path(), "ls /proc");

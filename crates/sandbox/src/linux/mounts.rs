@@ -581,7 +581,13 @@ fn apply_op(op: &Op) -> Result<(), i32> {
         Op::Bind { src, dst, extra } => {
             mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
             match extra {
-                Some(extra) => remount(dst, *extra),
+                Some(extra) => {
+                    remount(dst, *extra)?;
+                    if extra & libc::MS_RDONLY != 0 {
+                        read_only_below(dst)?;
+                    }
+                    Ok(())
+                }
                 None => Ok(()),
             }
         }
@@ -601,6 +607,45 @@ fn apply_op(op: &Op) -> Result<(), i32> {
         }
         // SAFETY: `target` is NUL-terminated and borrowed for the call.
         Op::Detach(target) => check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) }),
+    }
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Make every mount below `target` read-only too: the bind-remount only changes the top
+/// mount, and a recursive bind brings along submounts with their own (maybe rw) flags.
+/// Kernels before 5.12 lack mount_setattr: there submounts keep their flags.
+fn read_only_below(target: &CStr) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `target` is NUL-terminated and `attr` is a valid mount_attr of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ if errno() == libc::ENOSYS => Ok(()),
+        _ => Err(errno()),
     }
 }
 
