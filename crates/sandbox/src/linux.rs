@@ -40,6 +40,13 @@ use rlimits::Rlimits;
 
 /// The Linux native backend. Works as root and as an unprivileged user (it needs
 /// unprivileged user namespaces in the latter case).
+///
+/// [`Instance::exec`] runs each request in a fresh sandbox and blocks until the command and
+/// everything it started are gone. A program that cannot be executed (not found in the
+/// profile's `PATH`, not executable, bad working directory) is returned as
+/// [`SandboxError::Exec`], never as an exit status; a layer that cannot be set up is
+/// [`SandboxError::Setup`] and the command does not run. See the crate's README for the
+/// full list of what the command can and cannot see.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NativeSandbox {
     _private: (),

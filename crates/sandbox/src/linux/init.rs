@@ -18,7 +18,7 @@ use super::report::{Report, Stage, errno};
 use super::rlimits::Rlimits;
 use super::{caps, idmap, net};
 
-/// File descriptors as seen by the child: its ends and the parent's ends to close.
+/// The child's ends of the pipes; init closes every other descriptor it inherited.
 #[derive(Clone, Copy)]
 pub(crate) struct ChildFds {
     pub stdin: RawFd,

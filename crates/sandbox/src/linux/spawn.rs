@@ -113,7 +113,8 @@ pub(crate) fn run(
                 format!(
                     "clone with new user/mount/pid/net/ipc/uts/cgroup namespaces failed: {e} \
                      (are unprivileged user namespaces enabled? see \
-                     /proc/sys/kernel/unprivileged_userns_clone and user.max_user_namespaces)"
+                     /proc/sys/kernel/unprivileged_userns_clone, user.max_user_namespaces and, on \
+                     Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
                 ),
             ));
         }
