@@ -116,19 +116,6 @@ pub fn sandbox_backend(config: &Config) -> Result<Arc<dyn sandbox::Sandbox>> {
     }
 }
 
-/// The limits of `[sandbox]` as the sandbox crate takes them.
-pub fn sandbox_limits(config: &Config) -> sandbox::Limits {
-    let s = &config.sandbox;
-    sandbox::Limits {
-        max_processes: s.max_processes,
-        max_open_files: s.max_open_files,
-        max_file_size: s.max_file_size_mb << 20,
-        max_cpu_secs: s.max_cpu_secs,
-        max_memory: s.max_memory_mb << 20,
-        tmp_size: s.tmp_size_mb << 20,
-    }
-}
-
 /// The model API key, read from the environment variable the config names.
 fn api_key(config: &Config) -> Option<(String, String)> {
     let var = config.model.api_key_env.as_ref()?;

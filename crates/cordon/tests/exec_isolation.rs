@@ -138,3 +138,61 @@ async fn sandbox_exec_passes_status_and_output_through() {
     assert_eq!(out.status.code(), Some(124));
     assert!(text(&out.stderr).contains("deadline"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unprivileged_user_gets_the_same_sandbox() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool(
+            "exec",
+            json!({"command": "id -u > who.txt; cat /proc/self/status | grep CapEff"}),
+        ),
+        tool("exec", json!({"command": "cat /etc/shadow; ls /root"})),
+        Reply::Text("done".into()),
+    ]))
+    .await;
+    let inst = Install::new(
+        &llm.base_url(),
+        AgentSetup {
+            exec_mode: "auto",
+            ..Default::default()
+        },
+    );
+    let bait = plant(&inst);
+    let Some(mut cmd) = inst.command_unprivileged() else {
+        eprintln!("skipped: needs root (to become uid 65534) and /usr/bin/setpriv");
+        return;
+    };
+    let out = cmd.args(["run", "who am i"]).output().await.unwrap();
+    assert_ok(&out);
+    use std::os::unix::fs::MetadataExt;
+    let who = inst.workspace.join("who.txt");
+    assert_eq!(read(&who).trim(), "1000", "uid inside the sandbox");
+    assert_eq!(
+        std::fs::metadata(&who).unwrap().uid(),
+        65534,
+        "files belong to the calling user"
+    );
+    let seen = tool_results_seen_by_model(&llm.requests());
+    assert!(
+        seen[0].contains("CapEff:\t0000000000000000"),
+        "no capabilities: {}",
+        seen[0]
+    );
+    assert_no_leak(&seen.join("\n"));
+    assert!(bait.listener.accept().is_err());
+
+    let mut cmd = inst.command_unprivileged().unwrap();
+    let probe = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{} && echo CONNECTED-TO-HOST",
+        bait.port
+    );
+    let out = cmd
+        .args(["sandbox", "exec", "--", "/bin/sh", "-c", &probe])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert_no_leak(&format!("{}{}", text(&out.stdout), text(&out.stderr)));
+    let mut cmd = inst.command_unprivileged().unwrap();
+    assert_ok(&cmd.args(["log", "verify"]).output().await.unwrap());
+}

@@ -534,7 +534,7 @@ impl Runtime {
         command: &str,
     ) -> Result<ToolOutput, Failure> {
         let instance = self.instance(session);
-        let profile = tools::exec::profile(&self.config, self.workspace.root());
+        let profile = tools::exec::sandbox_profile(&self.config, self.workspace.root());
         let req = tools::exec::request(command, &self.agent_cfg.exec);
         let out = tools::exec::run(self.sandbox.clone(), instance, profile, req)
             .await

@@ -4,25 +4,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use audit::EventKind;
-use sandbox::{ExecRequest, ExitStatus, Profile};
+use sandbox::{ExecRequest, ExitStatus};
 use serde_json::json;
 
 use crate::cli::SandboxCommand;
-use crate::setup::{agent_config, open_state, sandbox_backend, sandbox_limits};
-
-/// Environment of every sandboxed command: fixed, nothing inherited from the host.
-pub fn sandbox_env() -> Vec<(String, String)> {
-    [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        ("HOME", "/workspace"),
-        ("LANG", "C.UTF-8"),
-        ("TERM", "dumb"),
-        ("TMPDIR", "/tmp"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
+use crate::setup::{agent_config, open_state, sandbox_backend};
 
 pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
     match command {
@@ -37,12 +23,7 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             let workspace = workspace.unwrap_or_else(|| agent_cfg.workspace.clone());
             let workspace = std::fs::canonicalize(&workspace)
                 .with_context(|| format!("workspace {} does not exist", workspace.display()))?;
-            let profile = Profile {
-                workspace: workspace.clone(),
-                workspace_writable: true,
-                env: sandbox_env(),
-                limits: sandbox_limits(&state.config),
-            };
+            let profile = runtime::sandbox_profile(&state.config, &workspace);
             let req = ExecRequest {
                 argv: cmd.clone(),
                 cwd: None,

@@ -93,6 +93,26 @@ allow = {egress}
         cmd
     }
 
+    /// The same command run as an unprivileged user (uid/gid 65534) through `setpriv`,
+    /// with the whole installation handed over to that user. `None` when not root or
+    /// `setpriv` is missing (the caller prints why it skipped).
+    pub fn command_unprivileged(&self) -> Option<tokio::process::Command> {
+        if !rustix::process::geteuid().is_root() || !Path::new("/usr/bin/setpriv").exists() {
+            return None;
+        }
+        chown_tree(self.dir.path(), 65534);
+        let mut cmd = tokio::process::Command::new("/usr/bin/setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_cordon"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("CORDON_CONFIG", &self.config)
+            .env("CORDON_STATE_DIR", &self.state)
+            .kill_on_drop(true);
+        Some(cmd)
+    }
+
     pub async fn cordon(&self, args: &[&str]) -> Output {
         self.command().args(args).output().await.unwrap()
     }
@@ -233,4 +253,13 @@ pub fn tool_results_seen_by_model(requests: &[Value]) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), id);
+        }
+    }
 }

@@ -25,7 +25,9 @@ const ENV: [(&str, &str); 5] = [
 /// One session's sandbox, shared between calls of that session.
 pub(crate) type SharedInstance = Arc<Mutex<Option<Box<dyn Instance>>>>;
 
-pub(crate) fn profile(config: &Config, workspace: &std::path::Path) -> Profile {
+/// The sandbox profile every `exec` of an agent gets: its workspace, the fixed
+/// environment and the limits of `[sandbox]`. `cordon sandbox exec` uses the same.
+pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile {
     let s = &config.sandbox;
     Profile {
         workspace: workspace.to_path_buf(),
