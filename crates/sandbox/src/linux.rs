@@ -135,7 +135,8 @@ impl NativeInstance {
                 Layer::PidNamespace,
                 match r.index {
                     0 => "setting init's parent-death signal",
-                    _ => "making init non-dumpable",
+                    1 => "making init non-dumpable",
+                    _ => "starting a new session for init",
                 }
                 .into(),
             ),

@@ -456,6 +456,37 @@ fn read_only_workspace_covers_mounts_inside_it() {
 }
 
 #[test]
+fn host_device_nodes_work_but_cannot_be_changed() {
+    // As host root the command's uid owns the host's /dev/null inode: a rw bind would let it
+    // chmod or chown the host's device nodes. chmod to the current mode so that a failure of
+    // this test changes nothing on the host.
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c; \
+         for d in null zero full random urandom tty; do \
+           chmod 666 /dev/$d 2>/dev/null && echo \"chmod $d\"; \
+           chown 1000 /dev/$d 2>/dev/null && echo \"chown $d\"; done; \
+         ln -s /x /dev/new 2>/dev/null && echo 'created in /dev'",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(lines(&out.stdout), ["4", "4"], "{stdout}");
+}
+
+#[test]
+fn the_sandbox_has_its_own_session_and_no_terminal() {
+    // Without a new session the command could reach the user's terminal through /dev/tty
+    // and push input into it (TIOCSTI).
+    let ws = tempfile::tempdir().unwrap();
+    let out = bash(
+        ws.path(),
+        "cut -d' ' -f6,7 /proc/self/stat; (exec 3</dev/tty) 2>/dev/null && echo 'opened tty'",
+    );
+    // Session id 1 (init, as seen inside), tty_nr 0.
+    assert_eq!(lines(&out.stdout), ["1 0"], "{}", text(&out.stdout));
+}
+
+#[test]
 fn proc_shows_only_sandbox_pids() {
     let ws = tempfile::tempdir().unwrap();
     let out = bash(ws.path(), "ls /proc");

@@ -5,6 +5,7 @@
 //! Init forks the command as pid 2, reaps every process, and when the command exits sends
 //! its wait status to the parent and exits, which makes the kernel kill whatever is left
 //! in the pid namespace. If the parent dies, init gets SIGKILL (parent-death signal).
+//! Init starts a new session, so the sandbox has no controlling terminal.
 //!
 //! Nothing here allocates or takes a lock: the parent is multi-threaded and only this
 //! thread was copied. Everything used is prepared by the parent before `clone`.
@@ -110,6 +111,12 @@ pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
         fds.stdin, fds.stdout, fds.stderr, fds.report, fds.status, fds.sync,
     ]);
     reset_signals();
+    // A new session without a controlling terminal: otherwise the command could open the
+    // user's terminal through /dev/tty and inject input with TIOCSTI (CVE-2017-5226).
+    // SAFETY: setsid takes no arguments.
+    if unsafe { libc::setsid() } < 0 {
+        fail(fds.report, Stage::InitPrctl, 2, errno());
+    }
     // SAFETY: prctl with integer arguments only.
     if unsafe {
         libc::prctl(

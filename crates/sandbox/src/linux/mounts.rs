@@ -251,7 +251,10 @@ impl MountPlan {
         for dev in DEVICES {
             let host = format!("/dev/{dev}");
             if std::fs::metadata(&host).is_ok() {
-                p.bind_file(&host, &format!("/newroot/dev/{dev}"), None)?;
+                // Read-only mount (the device still reads and writes): as host root the
+                // command's uid owns these inodes and could chmod/chown the host's nodes.
+                let dev_ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC;
+                p.bind_file(&host, &format!("/newroot/dev/{dev}"), Some(dev_ro))?;
             }
         }
         for (link, target) in [

@@ -14,7 +14,7 @@ pub(crate) const REPORT_LEN: usize = 12;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum Stage {
-    /// prctl on init: 0 parent-death signal, 1 non-dumpable.
+    /// Init's own process settings: 0 parent-death signal, 1 non-dumpable, 2 setsid.
     InitPrctl = 1,
     Hostname,
     Loopback,
