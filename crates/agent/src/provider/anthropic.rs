@@ -9,15 +9,13 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use runtime::ToolCall;
 use serde_json::{Value, json};
 
-use super::retry::{Answer, Wire};
-use super::sse::SseDecoder;
+use super::retry::Wire;
 use super::{
-    CallIds, ChatRequest, MAX_RESPONSE_BYTES, Message, ModelReply, Provider, ProviderError,
-    Settings, Usage, reply,
+    CallIds, ChatRequest, Message, ModelReply, Protocol, Provider, ProviderError, Settings, Usage,
+    read_answer, reply,
 };
 
 const PATH: &str = "/messages";
@@ -45,42 +43,41 @@ impl Provider for Anthropic {
         if let Some(key) = wire.api_key() {
             headers.push(("x-api-key", key.to_string()));
         }
-        match wire.send(PATH, &headers, &body, self.s.stream).await? {
-            Answer::Body(text) => {
-                let reply = parse_body(wire, &url, &text, &self.s.call_ids)?;
-                if let Some(t) = &reply.text {
-                    on_text(t);
-                }
-                Ok(reply)
-            }
-            Answer::Stream(resp) => {
-                let mut chunks = resp.bytes_stream();
-                let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
-                let mut state = StreamState::default();
-                while let Some(chunk) = chunks.next().await {
-                    let chunk = chunk.map_err(|e| wire.transport(e))?;
-                    let events = decoder
-                        .feed(&chunk)
-                        .map_err(|_| wire.too_large(&url, state.text.as_bytes()))?;
-                    for event in events {
-                        if state.on_event(wire, &url, &event.data, on_text)? {
-                            return state.finish(wire, &url, &self.s.call_ids);
-                        }
-                    }
-                }
-                if let Some(event) = decoder.finish()
-                    && state.on_event(wire, &url, &event.data, on_text)?
-                {
-                    return state.finish(wire, &url, &self.s.call_ids);
-                }
-                let got = decoder.head();
-                Err(wire.malformed(
-                    &url,
-                    "the stream ended without a `message_stop` event",
-                    &got,
-                ))
-            }
-        }
+        let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
+        read_answer::<Self>(wire, &url, answer, &self.s.call_ids, on_text).await
+    }
+}
+
+impl Protocol for Anthropic {
+    type Stream = StreamState;
+    const STREAM_END: &'static str = "a `message_stop` event";
+    fn parse_body(
+        wire: &Wire,
+        url: &str,
+        text: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        parse_body(wire, url, text, ids)
+    }
+    fn on_data(
+        state: &mut StreamState,
+        wire: &Wire,
+        url: &str,
+        data: &str,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<bool, ProviderError> {
+        state.on_event(wire, url, data, on_text)
+    }
+    fn finish(
+        state: StreamState,
+        wire: &Wire,
+        url: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        state.finish(wire, url, ids)
+    }
+    fn text(state: &StreamState) -> &str {
+        &state.text
     }
 }
 
@@ -260,7 +257,7 @@ enum Block {
 }
 
 #[derive(Default)]
-struct StreamState {
+pub(super) struct StreamState {
     text: String,
     blocks: BTreeMap<u64, Block>,
     stop_reason: Option<String>,

@@ -202,6 +202,84 @@ fn reply(
     }
 }
 
+/// How one protocol reads its answer: the whole body, or a stream of SSE data payloads.
+/// [`read_answer`] drives either with the same limits and error reporting.
+trait Protocol {
+    /// Accumulates a streamed answer.
+    type Stream: Default;
+    /// What a stream that stops early lacked, e.g. "a `message_stop` event".
+    const STREAM_END: &'static str;
+    fn parse_body(
+        wire: &retry::Wire,
+        url: &str,
+        text: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError>;
+    /// One SSE data payload; `Ok(true)` when the stream is complete.
+    fn on_data(
+        state: &mut Self::Stream,
+        wire: &retry::Wire,
+        url: &str,
+        data: &str,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<bool, ProviderError>;
+    fn finish(
+        state: Self::Stream,
+        wire: &retry::Wire,
+        url: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError>;
+    /// Text accumulated so far (quoted when the answer grows too large).
+    fn text(state: &Self::Stream) -> &str;
+}
+
+/// Read an answer of protocol `P`, passing text to `on_text` as it arrives.
+async fn read_answer<P: Protocol>(
+    wire: &retry::Wire,
+    url: &str,
+    answer: retry::Answer,
+    ids: &CallIds,
+    on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+) -> Result<ModelReply, ProviderError> {
+    use futures::StreamExt;
+    match answer {
+        retry::Answer::Body(text) => {
+            let reply = P::parse_body(wire, url, &text, ids)?;
+            if let Some(t) = &reply.text {
+                on_text(t);
+            }
+            Ok(reply)
+        }
+        retry::Answer::Stream(resp) => {
+            let mut chunks = resp.bytes_stream();
+            let mut decoder = sse::SseDecoder::new(MAX_RESPONSE_BYTES);
+            let mut state = P::Stream::default();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|e| wire.transport(e))?;
+                let events = decoder
+                    .feed(&chunk)
+                    .map_err(|_| wire.too_large(url, P::text(&state).as_bytes()))?;
+                for event in events {
+                    if P::on_data(&mut state, wire, url, &event.data, on_text)? {
+                        return P::finish(state, wire, url, ids);
+                    }
+                }
+            }
+            if let Some(event) = decoder.finish()
+                && P::on_data(&mut state, wire, url, &event.data, on_text)?
+            {
+                return P::finish(state, wire, url, ids);
+            }
+            let got = decoder.head();
+            Err(wire.malformed(
+                url,
+                format!("the stream ended without {}", P::STREAM_END),
+                &got,
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

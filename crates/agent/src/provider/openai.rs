@@ -6,15 +6,13 @@
 //! `index`, whose `function.arguments` arrive as fragments to concatenate.
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use runtime::ToolCall;
 use serde_json::{Map, Value, json};
 
-use super::retry::{Answer, Wire};
-use super::sse::SseDecoder;
+use super::retry::Wire;
 use super::{
-    CallIds, ChatRequest, MAX_RESPONSE_BYTES, Message, ModelReply, Provider, ProviderError,
-    Settings, Usage, reply,
+    CallIds, ChatRequest, Message, ModelReply, Protocol, Provider, ProviderError, Settings, Usage,
+    read_answer, reply,
 };
 
 const PATH: &str = "/chat/completions";
@@ -41,38 +39,41 @@ impl Provider for OpenAi {
         if let Some(key) = wire.api_key() {
             headers.push(("authorization", format!("Bearer {key}")));
         }
-        match wire.send(PATH, &headers, &body, self.s.stream).await? {
-            Answer::Body(text) => {
-                let reply = parse_body(wire, &url, &text, &self.s.call_ids)?;
-                if let Some(t) = &reply.text {
-                    on_text(t);
-                }
-                Ok(reply)
-            }
-            Answer::Stream(resp) => {
-                let mut chunks = resp.bytes_stream();
-                let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
-                let mut state = StreamState::default();
-                while let Some(chunk) = chunks.next().await {
-                    let chunk = chunk.map_err(|e| wire.transport(e))?;
-                    let events = decoder
-                        .feed(&chunk)
-                        .map_err(|_| wire.too_large(&url, state.text.as_bytes()))?;
-                    for event in events {
-                        if state.on_data(wire, &url, &event.data, on_text)? {
-                            return state.finish(wire, &url, &self.s.call_ids);
-                        }
-                    }
-                }
-                if let Some(event) = decoder.finish()
-                    && state.on_data(wire, &url, &event.data, on_text)?
-                {
-                    return state.finish(wire, &url, &self.s.call_ids);
-                }
-                let got = decoder.head();
-                Err(wire.malformed(&url, "the stream ended without `data: [DONE]`", &got))
-            }
-        }
+        let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
+        read_answer::<Self>(wire, &url, answer, &self.s.call_ids, on_text).await
+    }
+}
+
+impl Protocol for OpenAi {
+    type Stream = StreamState;
+    const STREAM_END: &'static str = "`data: [DONE]`";
+    fn parse_body(
+        wire: &Wire,
+        url: &str,
+        text: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        parse_body(wire, url, text, ids)
+    }
+    fn on_data(
+        state: &mut StreamState,
+        wire: &Wire,
+        url: &str,
+        data: &str,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<bool, ProviderError> {
+        state.on_data(wire, url, data, on_text)
+    }
+    fn finish(
+        state: StreamState,
+        wire: &Wire,
+        url: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        state.finish(wire, url, ids)
+    }
+    fn text(state: &StreamState) -> &str {
+        &state.text
     }
 }
 
@@ -259,7 +260,7 @@ struct PartialCall {
 }
 
 #[derive(Default)]
-struct StreamState {
+pub(super) struct StreamState {
     text: String,
     calls: Vec<PartialCall>,
     finish: Option<String>,
