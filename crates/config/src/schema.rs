@@ -73,7 +73,8 @@ pub struct ModelConfig {
     /// Stream responses (server-sent events).
     #[serde(default = "defaults::yes")]
     pub stream: bool,
-    /// Seconds before one model request is abandoned (1-3600).
+    /// Seconds the model may stay silent (no response bytes) before the request is
+    /// abandoned (1-3600). A long streamed answer that keeps arriving is not cut.
     #[serde(default = "defaults::model_timeout_secs")]
     pub timeout_secs: u64,
     /// Retries on HTTP 429/5xx and connection errors, with exponential backoff (0-10).

@@ -51,6 +51,9 @@ impl ModelEndpoint {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10).min(timeout))
+            // An idle timeout, not a total one: a long streamed answer that keeps
+            // arriving is fine; a model that goes silent for `timeout` is abandoned.
+            .read_timeout(timeout)
             .build()
             .map_err(|e| TransportError::Unreachable {
                 url: base.clone(),
@@ -78,7 +81,7 @@ impl ModelEndpoint {
             return Err(TransportError::OutsideBase(path.to_string()));
         }
         let url = format!("{}{}", self.base, path);
-        let mut req = self.client.post(&url).timeout(self.timeout).json(body);
+        let mut req = self.client.post(&url).json(body);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
