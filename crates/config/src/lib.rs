@@ -24,6 +24,6 @@ pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
     AgentConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode, ModelConfig, Provider,
-    SandboxBackend, SandboxConfig, Tier, ToolName,
+    SandboxBackend, SandboxConfig, SandboxScope, Tier, ToolName,
 };
 pub use tier::init_template;

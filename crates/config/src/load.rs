@@ -362,8 +362,40 @@ fn validate(config: &Config) -> Result<(), Problem> {
         ("max_cpu_secs", s.max_cpu_secs),
         ("max_memory_mb", s.max_memory_mb),
         ("tmp_size_mb", s.tmp_size_mb),
+        ("cgroup_memory_mb", s.cgroup_memory_mb),
+        ("cgroup_pids", s.cgroup_pids),
     ] {
         positive(sandbox.clone().key(key), value)?;
+    }
+    if !(1..=10_000).contains(&s.cgroup_cpu_percent) {
+        return Err((
+            sandbox.clone().key("cgroup_cpu_percent"),
+            format!(
+                "must be 1-10000 (percent of one core), got {}",
+                s.cgroup_cpu_percent
+            ),
+        ));
+    }
+    let none = s.backend == crate::SandboxBackend::None;
+    if none && !s.i_understand_this_disables_isolation {
+        return Err((
+            sandbox.clone().key("backend"),
+            "`none` runs tool processes on the host without any isolation; it is refused \
+             unless you also set `i_understand_this_disables_isolation = true`"
+                .to_string(),
+        ));
+    }
+    if !none && s.i_understand_this_disables_isolation {
+        return Err((
+            sandbox.clone().key("i_understand_this_disables_isolation"),
+            "only meaningful with `backend = \"none\"`; remove it".to_string(),
+        ));
+    }
+    if s.image.trim().is_empty() || s.image.chars().any(char::is_whitespace) {
+        return Err((
+            sandbox.clone().key("image"),
+            "must be a container image reference without spaces".to_string(),
+        ));
     }
     Ok(())
 }

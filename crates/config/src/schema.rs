@@ -227,18 +227,48 @@ pub struct EgressConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxBackend {
-    /// Linux namespaces, built in; needs nothing installed.
+    /// Linux namespaces, seccomp, Landlock, rlimits and cgroups; built in, needs nothing
+    /// installed.
     #[default]
     Native,
+    /// The same profile through a Docker engine (`docker run` with the hardening flags).
+    Docker,
+    /// The same profile through Podman.
+    Podman,
+    /// No isolation at all. Refused unless `i_understand_this_disables_isolation = true`;
+    /// every use is recorded in the audit log and reported by `cordon sandbox explain`.
+    None,
+}
+
+/// How long a sandbox lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxScope {
+    /// One sandbox per task (session), reused by its tool calls and destroyed at the end
+    /// with its scratch state (`/tmp`). No process of one call survives into the next.
+    #[default]
+    Task,
+    /// A fresh sandbox for every call.
+    Call,
 }
 
 /// `[sandbox]`: limits applied to every tool process. Every limit must be at least 1.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
-    /// Isolation backend.
+    /// Isolation backend: `native`, `docker`, `podman` or `none`.
     #[serde(default)]
     pub backend: SandboxBackend,
+    /// Required, and only allowed, with `backend = "none"`: an explicit acknowledgement
+    /// that tool processes will run on the host without isolation.
+    #[serde(default)]
+    pub i_understand_this_disables_isolation: bool,
+    /// `task`: one sandbox per task, reused by its calls; `call`: a fresh one per call.
+    #[serde(default)]
+    pub scope: SandboxScope,
+    /// Container image for the `docker` and `podman` backends.
+    #[serde(default = "defaults::container_image")]
+    pub image: String,
     /// Most processes (threads included) the sandbox user may have (RLIMIT_NPROC).
     #[serde(default = "defaults::max_processes")]
     pub max_processes: u64,
@@ -257,18 +287,36 @@ pub struct SandboxConfig {
     /// Size of the sandbox's private `/tmp`, in MiB.
     #[serde(default = "defaults::tmp_size_mb")]
     pub tmp_size_mb: u64,
+    /// Memory of the whole sandbox, in MiB (cgroup `memory.max`), where a cgroup
+    /// hierarchy is writable.
+    #[serde(default = "defaults::cgroup_memory_mb")]
+    pub cgroup_memory_mb: u64,
+    /// Tasks (processes and threads) in the whole sandbox (cgroup `pids.max`), where a
+    /// cgroup hierarchy is writable. Unlike RLIMIT_NPROC this also holds for host root.
+    #[serde(default = "defaults::cgroup_pids")]
+    pub cgroup_pids: u64,
+    /// CPU bandwidth of the whole sandbox in percent of one core (cgroup `cpu.max`),
+    /// where a cgroup hierarchy is writable (1-10000).
+    #[serde(default = "defaults::cgroup_cpu_percent")]
+    pub cgroup_cpu_percent: u32,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             backend: SandboxBackend::default(),
+            i_understand_this_disables_isolation: false,
+            scope: SandboxScope::default(),
+            image: defaults::container_image(),
             max_processes: defaults::max_processes(),
             max_open_files: defaults::max_open_files(),
             max_file_size_mb: defaults::max_file_size_mb(),
             max_cpu_secs: defaults::max_cpu_secs(),
             max_memory_mb: defaults::max_memory_mb(),
             tmp_size_mb: defaults::tmp_size_mb(),
+            cgroup_memory_mb: defaults::cgroup_memory_mb(),
+            cgroup_pids: defaults::cgroup_pids(),
+            cgroup_cpu_percent: defaults::cgroup_cpu_percent(),
         }
     }
 }
@@ -331,6 +379,18 @@ pub(crate) mod defaults {
     }
     pub fn max_memory_mb() -> u64 {
         4096
+    }
+    pub fn container_image() -> String {
+        "debian:stable-slim".into()
+    }
+    pub fn cgroup_memory_mb() -> u64 {
+        2048
+    }
+    pub fn cgroup_pids() -> u64 {
+        512
+    }
+    pub fn cgroup_cpu_percent() -> u32 {
+        200
     }
     pub fn tmp_size_mb() -> u64 {
         256

@@ -113,6 +113,9 @@ pub fn agent_config<'a>(config: &'a Config, name: &str) -> Result<&'a config::Ag
 pub fn sandbox_backend(config: &Config) -> Result<Arc<dyn sandbox::Sandbox>> {
     match config.sandbox.backend {
         config::SandboxBackend::Native => Ok(Arc::new(sandbox::NativeSandbox::new())),
+        other => {
+            bail!("sandbox.backend = {other:?} is not available in this build; use \"native\"")
+        }
     }
 }
 

@@ -50,6 +50,12 @@ pub struct Limits {
     pub max_memory: u64,
     /// Size cap of the private `/tmp` tmpfs, bytes.
     pub tmp_size: u64,
+    /// cgroup memory limit for the whole sandbox, bytes (memory.max / memory.limit_in_bytes).
+    pub cgroup_memory: u64,
+    /// cgroup limit on tasks in the whole sandbox (pids.max).
+    pub cgroup_pids: u64,
+    /// cgroup CPU bandwidth for the whole sandbox, in percent of one CPU (100 = one core).
+    pub cgroup_cpu_percent: u32,
 }
 
 impl Default for Limits {
@@ -61,6 +67,9 @@ impl Default for Limits {
             max_cpu_secs: 300,
             max_memory: 4 << 30,
             tmp_size: 256 << 20,
+            cgroup_memory: 2 << 30,
+            cgroup_pids: 512,
+            cgroup_cpu_percent: 200,
         }
     }
 }
@@ -127,6 +136,54 @@ pub trait Sandbox: Send + Sync {
     fn backend(&self) -> &'static str;
     /// Prepare a sandbox for a task. Its [`Instance::exec`] runs commands inside it.
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError>;
+    /// What a process sandboxed with `profile` sees and may do, as this backend would
+    /// set it up on this machine now (probing kernel support, cgroup writability…).
+    /// `cordon sandbox explain` prints it; tests check every claim against reality.
+    fn explain(&self, profile: &Profile) -> Explanation;
+}
+
+/// What a sandboxed process sees and may do. Every field is a claim the escape suite
+/// verifies.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Explanation {
+    pub backend: String,
+    /// Each isolation layer and whether it will be applied, with details (e.g. the
+    /// Landlock ABI, "cgroup v1: memory, pids, cpu", "seccomp: 52 syscalls denied").
+    pub layers: Vec<LayerStatus>,
+    /// Every path visible inside, with its access. Anything not listed does not exist.
+    pub mounts: Vec<MountView>,
+    /// uid and gid of the command inside.
+    pub uid: u32,
+    pub gid: u32,
+    /// Effective limits.
+    pub limits: Vec<(String, String)>,
+    /// Network reachable from inside, in words (e.g. "loopback only").
+    pub network: String,
+    /// Known gaps on this machine (e.g. "RLIMIT_NPROC is not enforced for host root").
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LayerStatus {
+    pub layer: String,
+    pub active: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MountView {
+    /// Path inside the sandbox.
+    pub path: String,
+    pub access: Access,
+    /// What it is: `host:/usr`, `tmpfs 256 MiB`, `proc (sandbox pids only)`, `generated`.
+    pub source: String,
 }
 
 /// A sandbox for one task. Dropping it destroys everything it holds.

@@ -72,6 +72,20 @@ impl Sandbox for NativeSandbox {
         "native"
     }
 
+    fn explain(&self, _profile: &Profile) -> crate::Explanation {
+        // Placeholder until the explain report lands (issue 3).
+        crate::Explanation {
+            backend: "native".into(),
+            layers: Vec::new(),
+            mounts: Vec::new(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            limits: Vec::new(),
+            network: "loopback only".into(),
+            warnings: Vec::new(),
+        }
+    }
+
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         let ws = &profile.workspace;
         let workspace = ws.canonicalize().map_err(|e| {

@@ -682,6 +682,7 @@ fn rlimits_take_effect() {
         max_cpu_secs: 33,
         max_memory: 1 << 30,
         tmp_size: 4 << 20,
+        ..Limits::default()
     };
     let out = bash_in(
         &p,

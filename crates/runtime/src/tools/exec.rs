@@ -43,6 +43,9 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
             max_cpu_secs: s.max_cpu_secs,
             max_memory: s.max_memory_mb.saturating_mul(1 << 20),
             tmp_size: s.tmp_size_mb.saturating_mul(1 << 20),
+            cgroup_memory: s.cgroup_memory_mb.saturating_mul(1 << 20),
+            cgroup_pids: s.cgroup_pids,
+            cgroup_cpu_percent: s.cgroup_cpu_percent,
         },
     }
 }
