@@ -81,6 +81,18 @@ impl Sandbox for RecordingSandbox {
             requests: self.requests.clone(),
         }))
     }
+    fn explain(&self, _profile: &Profile) -> sandbox::Explanation {
+        sandbox::Explanation {
+            backend: "recording-double".into(),
+            layers: Vec::new(),
+            mounts: Vec::new(),
+            uid: 0,
+            gid: 0,
+            limits: Vec::new(),
+            network: "none: nothing runs".into(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 impl Instance for RecordingInstance {
