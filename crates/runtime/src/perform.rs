@@ -536,15 +536,22 @@ impl Runtime {
         let instance = self.instance(session);
         let profile = tools::exec::sandbox_profile(&self.config, self.workspace.root());
         let req = tools::exec::request(command, &self.agent_cfg.exec);
-        let out = tools::exec::run(self.sandbox.clone(), instance, profile, req)
+        let scope = self.config.sandbox.scope;
+        let out = tools::exec::run(self.sandbox.clone(), instance, scope, profile, req)
             .await
             .map_err(|m| fail("sandbox", m))?;
+        let unisolated = self.sandbox.backend() == "none";
         let _ = self.audit.append(
             EventKind::SandboxExec,
             Some(session),
             json!({
                 "call_id": call.id,
                 "backend": self.sandbox.backend(),
+                "isolation": if unisolated {
+                    "NONE: the command ran on the host without a sandbox (sandbox.backend = \"none\")"
+                } else {
+                    "sandboxed"
+                },
                 "status": tools::exec::status_json(out.status),
                 "duration_ms": u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
                 "stdout_bytes": out.stdout.len() as u64 + out.stdout_dropped,

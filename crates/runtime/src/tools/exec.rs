@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use config::{Config, ExecConfig};
+use config::{Config, ExecConfig, SandboxScope};
 use sandbox::{ExecOutput, ExecRequest, ExitStatus, Instance, Limits, Profile, Sandbox};
 
 use super::{ToolOutput, truncate_utf8};
@@ -60,27 +60,39 @@ pub(crate) fn request(command: &str, exec: &ExecConfig) -> ExecRequest {
     }
 }
 
-/// Run `req` in the session's instance, starting it first if needed.
+/// Run `req` in the session's instance, starting it first if needed (`scope = "task"`),
+/// or in a sandbox of its own that is destroyed right after (`scope = "call"`). An
+/// instance whose `exec` failed is discarded, so the next call starts a fresh sandbox
+/// instead of reusing one in an unknown state.
 pub(crate) async fn run(
     sandbox: Arc<dyn Sandbox>,
     instance: SharedInstance,
+    scope: SandboxScope,
     profile: Profile,
     req: ExecRequest,
 ) -> Result<ExecOutput, String> {
     let joined = tokio::task::spawn_blocking(move || {
+        let start = || {
+            sandbox
+                .start(&profile)
+                .map_err(|e| format!("exec refused: {e} (the command did not run)"))
+        };
+        if scope == SandboxScope::Call {
+            let mut fresh = start()?;
+            return fresh.exec(&req).map_err(|e| format!("exec failed: {e}"));
+        }
         let mut guard = instance.lock().map_err(|_| {
             "the session's sandbox is unusable after a crash; start a new session".to_string()
         })?;
-        if guard.is_none() {
-            let started = sandbox
-                .start(&profile)
-                .map_err(|e| format!("exec refused: {e} (the command did not run)"))?;
-            *guard = Some(started);
-        }
-        let Some(inst) = guard.as_mut() else {
-            return Err("sandbox instance missing".to_string());
+        let inst = match guard.as_mut() {
+            Some(inst) => inst,
+            None => guard.insert(start()?),
         };
-        inst.exec(&req).map_err(|e| format!("exec failed: {e}"))
+        let result = inst.exec(&req).map_err(|e| format!("exec failed: {e}"));
+        if result.is_err() {
+            *guard = None;
+        }
+        result
     })
     .await;
     match joined {
