@@ -98,6 +98,16 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
+    /// What a sandboxed process of this agent sees and may do: layers, mounts, limits,
+    /// network — as it would be set up on this machine now.
+    Explain {
+        /// Agent whose workspace and limits to use.
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run CMD in a fresh sandbox with the agent's workspace and limits.
     Exec {
         /// Agent whose workspace and limits to use.

@@ -12,6 +12,23 @@ use crate::setup::{agent_config, open_state, sandbox_backend};
 
 pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
     match command {
+        SandboxCommand::Explain { agent, json } => {
+            let state = open_state()?;
+            let agent_cfg = agent_config(&state.config, &agent)?;
+            let profile = runtime::sandbox_profile(&state.config, &agent_cfg.workspace);
+            let backend = sandbox_backend(&state.config)?;
+            let explanation = backend.explain(&profile);
+            let scope = state.config.sandbox.scope;
+            if json {
+                let mut value = serde_json::to_value(&explanation)?;
+                value["scope"] = serde_json::to_value(scope)?;
+                value["agent"] = json!(agent);
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print_explanation(&agent, scope, &explanation);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         SandboxCommand::Exec {
             agent,
             workspace,
@@ -69,6 +86,35 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
                     ExitCode::from(124)
                 }
             })
+        }
+    }
+}
+
+fn print_explanation(agent: &str, scope: config::SandboxScope, e: &sandbox::Explanation) {
+    println!("agent `{agent}` · backend {} · scope {scope:?}", e.backend);
+    println!("runs as uid {} gid {}", e.uid, e.gid);
+    println!("network: {}", e.network);
+    println!("\nlayers:");
+    for l in &e.layers {
+        let mark = if l.active { "on " } else { "OFF" };
+        println!("  [{mark}] {:<22} {}", l.layer, l.detail);
+    }
+    println!("\nvisible paths (nothing else exists inside):");
+    for m in &e.mounts {
+        let access = match m.access {
+            sandbox::Access::ReadOnly => "ro",
+            sandbox::Access::ReadWrite => "rw",
+        };
+        println!("  {access} {:<24} {}", m.path, m.source);
+    }
+    println!("\nlimits:");
+    for (k, v) in &e.limits {
+        println!("  {k:<24} {v}");
+    }
+    if !e.warnings.is_empty() {
+        println!("\nwarnings:");
+        for w in &e.warnings {
+            println!("  ! {w}");
         }
     }
 }
