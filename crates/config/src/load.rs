@@ -251,6 +251,13 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+fn is_secret_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 64
+        && matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn is_agent_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.chars()
@@ -327,7 +334,7 @@ fn validate(config: &Config) -> Result<(), Problem> {
             }
         }
         range(at.clone().key("max_steps"), agent.max_steps, 1, 200)?;
-        let exec = at.key("exec");
+        let exec = at.clone().key("exec");
         range(
             exec.clone().key("timeout_secs"),
             agent.exec.timeout_secs,
@@ -340,6 +347,21 @@ fn validate(config: &Config) -> Result<(), Problem> {
             1024,
             16 << 20,
         )?;
+        for (i, secret) in agent.egress.secrets.iter().enumerate() {
+            let key = at.clone().key("egress").key("secrets").index(i);
+            if !is_secret_name(secret) {
+                return Err((
+                    key,
+                    format!(
+                        "`{secret}` is not a secret name (`A-Z`, `0-9`, `_`, starting with a \
+                         letter, at most 64); names refer to `cordon secrets set NAME`"
+                    ),
+                ));
+            }
+            if agent.egress.secrets[..i].contains(secret) {
+                return Err((key, format!("secret `{secret}` is listed twice")));
+            }
+        }
         for (i, program) in agent.exec.allow.iter().enumerate() {
             if program.is_empty() || program.chars().any(char::is_whitespace) {
                 return Err((
@@ -352,6 +374,34 @@ fn validate(config: &Config) -> Result<(), Problem> {
             }
         }
     }
+
+    let e = &config.egress;
+    let egress = KeyPath::of(&["egress"]);
+    for (i, cidr) in e.allow_ranges.iter().enumerate() {
+        if let Err(err) = cidr.parse::<ipnet::IpNet>() {
+            return Err((
+                egress.clone().key("allow_ranges").index(i),
+                format!("`{cidr}` is not a CIDR range like `10.0.0.0/24` ({err})"),
+            ));
+        }
+    }
+    for name in e.resolve.keys() {
+        if crate::HostPattern::parse(name).map(|p| p.is_wildcard() || p.port().is_some())
+            != Ok(false)
+        {
+            return Err((
+                egress.clone().key("resolve").key(name),
+                format!("`{name}` must be a plain host name (no wildcard, no port)"),
+            ));
+        }
+    }
+    range(
+        egress.clone().key("max_connections"),
+        e.max_connections,
+        1,
+        10_000,
+    )?;
+    range(egress.key("max_mb"), e.max_mb, 1, 1 << 20)?;
 
     let s = &config.sandbox;
     let sandbox = KeyPath::of(&["sandbox"]);

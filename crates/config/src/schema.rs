@@ -30,6 +30,9 @@ pub struct Config {
     /// The tamper-evident audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The egress proxy every outbound connection of tools goes through.
+    #[serde(default)]
+    pub egress: GatewayEgressConfig,
 }
 
 /// Security tier presets.
@@ -221,6 +224,43 @@ pub struct EgressConfig {
     /// (default 80 and 443). Empty: no network at all.
     #[serde(default)]
     pub allow: Vec<HostPattern>,
+    /// Vault secrets (`cordon secrets set NAME --hosts …`) this agent may use. The agent
+    /// and its tools only ever see a placeholder; the egress proxy swaps in the real value
+    /// in requests to the secret's bound hosts.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+/// `[egress]`: the gateway-wide egress proxy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayEgressConfig {
+    /// Static name -> address answers, like `curl --resolve`
+    /// (`{ "mirror.internal" = "10.0.0.5" }`). Still subject to the private-address block
+    /// unless the address is in `allow_ranges`.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, std::net::IpAddr>,
+    /// CIDRs exempted from the private-address block (e.g. an on-prem mirror,
+    /// `10.0.0.0/24`). Keep it as narrow as possible.
+    #[serde(default)]
+    pub allow_ranges: Vec<String>,
+    /// Concurrent outbound connections per sandbox (1-10000).
+    #[serde(default = "defaults::egress_max_connections")]
+    pub max_connections: u32,
+    /// Bytes per sandbox in both directions together, in MiB (1-1048576).
+    #[serde(default = "defaults::egress_max_mb")]
+    pub max_mb: u64,
+}
+
+impl Default for GatewayEgressConfig {
+    fn default() -> Self {
+        GatewayEgressConfig {
+            resolve: BTreeMap::new(),
+            allow_ranges: Vec::new(),
+            max_connections: defaults::egress_max_connections(),
+            max_mb: defaults::egress_max_mb(),
+        }
+    }
 }
 
 /// Sandbox backend.
@@ -379,6 +419,12 @@ pub(crate) mod defaults {
     }
     pub fn max_memory_mb() -> u64 {
         4096
+    }
+    pub fn egress_max_connections() -> u32 {
+        64
+    }
+    pub fn egress_max_mb() -> u64 {
+        1024
     }
     pub fn container_image() -> String {
         "debian:stable-slim".into()

@@ -318,3 +318,50 @@ fn load_reads_real_files() {
     let err = load(&path).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
 }
+
+#[test]
+fn sandbox_none_needs_the_explicit_acknowledgement() {
+    let text = format!("{VALID}\n[sandbox]\nbackend = \"none\"\n");
+    let (line, key, shown) = fails(&text);
+    assert_eq!(key, "sandbox.backend");
+    assert_eq!(line, line_of(&text, "backend = \"none\""));
+    assert!(
+        shown.contains("i_understand_this_disables_isolation"),
+        "{shown}"
+    );
+    let ok = format!("{text}i_understand_this_disables_isolation = true\n");
+    load_str(&ok, Path::new(FILE)).unwrap();
+    // The acknowledgement alone, with a real sandbox, is a mistake too.
+    let text = format!("{VALID}\n[sandbox]\ni_understand_this_disables_isolation = true\n");
+    let (_, key, _) = fails(&text);
+    assert_eq!(key, "sandbox.i_understand_this_disables_isolation");
+}
+
+#[test]
+fn egress_settings_are_validated() {
+    let text = format!("{VALID}\n[egress]\nallow_ranges = [\"10.0.0.0/24\", \"10.0.0.300/8\"]\n");
+    let (line, key, _) = fails(&text);
+    assert_eq!(key, "egress.allow_ranges[1]");
+    assert_eq!(line, line_of(&text, "allow_ranges"));
+
+    let text = format!("{VALID}\n[egress]\nresolve = {{ \"*.evil.org\" = \"10.0.0.5\" }}\n");
+    let (_, key, _) = fails(&text);
+    assert!(key.starts_with("egress.resolve"), "{key}");
+
+    let text = format!("{VALID}\n[egress]\nresolve = {{ \"mirror\" = \"not-an-ip\" }}\n");
+    fails(&text);
+
+    let text = with(
+        "allow = [\"api.github.com\", \"*.pypi.org\"]",
+        "allow = []\nsecrets = [\"GITHUB_TOKEN\", \"lower\"]",
+    );
+    let (line, key, _) = fails(&text);
+    assert_eq!(key, "agents.default.egress.secrets[1]");
+    assert_eq!(line, line_of(&text, "secrets ="));
+
+    let text = format!(
+        "{VALID}\n[egress]\nresolve = {{ \"mirror.internal\" = \"10.0.0.5\" }}\nallow_ranges = [\"10.0.0.5/32\"]\n"
+    );
+    let c = load_str(&text, Path::new(FILE)).unwrap();
+    assert_eq!(c.egress.resolve["mirror.internal"].to_string(), "10.0.0.5");
+}
