@@ -19,8 +19,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::AuditError;
 use crate::head::{self, Head};
 use crate::record::{EventKind, Record};
-use crate::verify::scan;
-use crate::{GENESIS_HASH, LOG_FILE};
+use crate::verify::{scan, scan_with};
+use crate::{GENESIS_HASH, LOG_FILE, VerifyReport};
 
 /// Buffered bytes that make `append` sync by itself.
 const FLUSH_AT: usize = 256 * 1024;
@@ -122,8 +122,11 @@ impl Log {
             };
             head::write(dir, &genesis).map_err(io("write head anchor", dir))?;
         }
-        let report = scan(dir, |_| ()).map_err(|e| AuditError::Broken(e.error))?;
-        Ok(Log {
+        let (report, recovered) = match scan(dir, |_| ()) {
+            Ok(report) => (report, None),
+            Err(_) => recover_interrupted_write(dir, &file).map_err(AuditError::Broken)?,
+        };
+        let log = Log {
             dir: dir.to_path_buf(),
             file,
             state: Mutex::new(State {
@@ -134,7 +137,20 @@ impl Log {
                 failed: None,
             }),
             synced: Mutex::new(report.records),
-        })
+        };
+        if let Some(r) = recovered {
+            log.record(
+                EventKind::Alert,
+                None,
+                serde_json::json!({
+                    "alert": "audit_log_recovered",
+                    "detail": "the previous writer stopped between writing records and anchoring them (crash or kill); complete records were adopted, a torn partial record was dropped",
+                    "adopted_records": r.adopted,
+                    "dropped_bytes": r.dropped_bytes,
+                }),
+            )?;
+        }
+        Ok(log)
     }
 
     /// The directory this log lives in.
@@ -266,6 +282,54 @@ impl Log {
             reason: "a thread panicked while writing".into(),
         }
     }
+}
+
+/// What [`recover_interrupted_write`] repaired.
+struct Recovery {
+    adopted: u64,
+    dropped_bytes: u64,
+}
+
+/// A writer killed between `write` and the head update leaves complete records past the
+/// anchor and possibly a torn last line; those were never acknowledged (acknowledgement
+/// waits for the anchor). Everything up to the anchor must still verify strictly; then the
+/// complete records that chain from it are anchored and a torn tail is cut off. This adds
+/// no power to an attacker: anyone able to append chained records can rewrite the anchor.
+/// Any other damage stays an error.
+fn recover_interrupted_write(
+    dir: &Path,
+    file: &File,
+) -> Result<(VerifyReport, Option<Recovery>), crate::VerifyError> {
+    let anchor = head::read(dir).ok().flatten().map(|h| h.seq).unwrap_or(0);
+    // Strict up to the anchor; past it only complete, correctly chained records count.
+    let report = scan_with(dir, true, |_| ()).map_err(|e| e.error)?;
+    let path = dir.join(LOG_FILE);
+    let io = |e: std::io::Error| crate::VerifyError {
+        path: path.clone(),
+        line: 0,
+        seq: None,
+        reason: format!("cannot repair an interrupted write: {e}"),
+    };
+    let bytes = std::fs::read(&path).map_err(io)?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let dropped_bytes = (bytes.len() - keep) as u64;
+    if dropped_bytes > 0 {
+        file.set_len(keep as u64).map_err(io)?;
+    }
+    file.sync_data().map_err(io)?;
+    head::write(
+        dir,
+        &Head {
+            seq: report.records,
+            hash: report.last_hash.clone(),
+        },
+    )
+    .map_err(io)?;
+    let recovery = Recovery {
+        adopted: report.records.saturating_sub(anchor),
+        dropped_bytes,
+    };
+    Ok((report, Some(recovery)))
 }
 
 impl Drop for Log {

@@ -112,7 +112,7 @@ pub(crate) fn scan(dir: &Path, each: impl FnMut(Record)) -> Result<VerifyReport,
     scan_with(dir, false, each)
 }
 
-fn scan_with(
+pub(crate) fn scan_with(
     dir: &Path,
     allow_past_head: bool,
     mut each: impl FnMut(Record),

@@ -525,3 +525,71 @@ fn modes_are_private() {
     assert_eq!(mode(&audit.join("audit.jsonl")), 0o600);
     assert_eq!(mode(&audit.join("head")), 0o600);
 }
+
+/// A writer killed after writing records but before anchoring them (Ctrl-C during the
+/// fsync) must not make the log unusable: the complete records are adopted, a torn
+/// partial record is dropped, and the repair itself is recorded as an alert.
+#[test]
+fn an_interrupted_write_is_recovered_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 4);
+    let old_head = std::fs::read(audit.join("head")).unwrap();
+    {
+        let log = Log::open(&audit).unwrap();
+        log.record(
+            EventKind::UserMessage,
+            Some("s"),
+            json!({"text": "written"}),
+        )
+        .unwrap();
+        log.record(EventKind::ModelOutput, Some("s"), json!({"text": "also"}))
+            .unwrap();
+    }
+    // The anchor update of those two records never happened, and a third was torn.
+    std::fs::write(audit.join("head"), &old_head).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(audit.join("audit.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":7,\"ts\":\"2026-").unwrap();
+    drop(f);
+    assert!(
+        verify(&audit).is_err(),
+        "as it stands the log does not verify"
+    );
+
+    let log = Log::open(&audit).expect("recovered");
+    drop(log);
+    let report = verify(&audit).expect("verifies after recovery");
+    let records = read(&audit).unwrap();
+    assert_eq!(report.records, 7, "4 + 2 adopted + the alert");
+    let alert = records.last().unwrap();
+    assert_eq!(alert.kind, EventKind::Alert);
+    assert_eq!(alert.data["adopted_records"], 2);
+    assert_eq!(alert.data["dropped_bytes"], 20);
+    assert_eq!(records[4].data["text"], "written");
+}
+
+/// Recovery never papers over damage before the anchor or a bad record after it.
+#[test]
+fn recovery_refuses_real_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 4);
+    let old_head = std::fs::read(audit.join("head")).unwrap();
+    {
+        let log = Log::open(&audit).unwrap();
+        log.record(
+            EventKind::UserMessage,
+            Some("s"),
+            json!({"text": "written"}),
+        )
+        .unwrap();
+    }
+    std::fs::write(audit.join("head"), &old_head).unwrap();
+    let path = audit.join("audit.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"written\"", "\"WRITTEN\"")).unwrap();
+    assert!(matches!(Log::open(&audit), Err(AuditError::Broken(_))));
+}
