@@ -12,11 +12,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(unix)]
+mod container;
 mod error;
+#[cfg(unix)]
+mod host;
 #[cfg(target_os = "linux")]
 mod linux;
 
+#[cfg(unix)]
+pub use container::{ContainerConfig, ContainerSandbox, Engine, exec_args, run_args};
 pub use error::{Layer, SandboxError};
+#[cfg(unix)]
+pub use host::{HOST_WARNING, HostSandbox};
 #[cfg(target_os = "linux")]
 pub use linux::{HOSTNAME, NativeSandbox, SANDBOX_GID, SANDBOX_UID};
 

@@ -1,0 +1,621 @@
+//! The container backend: the same [`Profile`] applied through the Docker or Podman CLI.
+//!
+//! Guarantees: [`Sandbox::start`] creates ONE long-lived container per task with the flags
+//! of [`run_args`] (non-root uid 1000, read-only image root, every capability dropped,
+//! `no-new-privileges`, `--network none`, cgroup and rlimit limits, a tmpfs `/tmp`, the
+//! workspace bound at [`WORKSPACE_MOUNT`], nothing published, no other volume — never the
+//! engine socket); each [`Instance::exec`] is one `exec` into it ([`exec_args`]); dropping
+//! the instance runs `rm -f`. At a deadline the container is removed (that kills every
+//! process in it) and the next `exec` creates a fresh one (the workspace persists, `/tmp`
+//! does not). Every user-controlled value (workspace path, image, env) is validated so it
+//! cannot be read as a flag or change the meaning of `--mount`.
+//!
+//! Not guaranteed: the engine's own security (the Docker daemon runs as root); the seccomp
+//! profile is the engine's default (Cordon passes no `--security-opt seccomp=`); no
+//! Landlock; `RLIMIT_AS` is not set (the cgroup `--memory` limit bounds memory); the image's
+//! `ENV` stays visible unless the profile overrides the same names (`exec` cannot clear
+//! it); uid 1000 inside is host uid 1000 unless the engine remaps users.
+//!
+//! Podman: no `--userns keep-id`. Rootless Podman already maps container uid 1000 to a
+//! subordinate (unprivileged) host uid; `keep-id` would instead make the command run as
+//! the calling host user (more reach, not less), and for rootful Podman it does not apply.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::host::{resolve_workspace, supervise};
+use crate::{
+    Access, ExecOutput, ExecRequest, ExitStatus, Explanation, Instance, Layer, LayerStatus,
+    MountView, Profile, Sandbox, SandboxError, WORKSPACE_MOUNT,
+};
+
+/// Hostname inside the container.
+const HOSTNAME: &str = "cordon-sandbox";
+/// uid:gid of every command.
+const USER: &str = "1000:1000";
+/// Label on every container Cordon creates (to find leftovers: `docker ps -af label=…`).
+const LABEL: &str = "cordon.sandbox=1";
+/// Time allowed for `run` (it may pull the image).
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time allowed for `rm -f` and `version`.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A container engine with a Docker-compatible CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    /// The CLI program looked up in `PATH`.
+    pub fn program(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Engine::Docker => {
+                "install Docker Engine (https://docs.docker.com/engine/install/) and start \
+                 its daemon, or choose another sandbox backend"
+            }
+            Engine::Podman => {
+                "install Podman (`apt-get install podman`), or choose another sandbox backend"
+            }
+        }
+    }
+}
+
+/// The container backend. `program` overrides the engine CLI's path (default: `docker` /
+/// `podman` found in `PATH`).
+#[derive(Debug, Clone)]
+pub struct ContainerSandbox {
+    pub engine: Engine,
+    /// Image the container runs. It must provide `sleep` and the tools commands need.
+    pub image: String,
+    pub program: Option<PathBuf>,
+}
+
+impl ContainerSandbox {
+    pub fn new(engine: Engine, image: impl Into<String>) -> ContainerSandbox {
+        ContainerSandbox {
+            engine,
+            image: image.into(),
+            program: None,
+        }
+    }
+
+    /// The engine CLI, or a setup error naming it and what to install.
+    fn locate(&self) -> Result<PathBuf, SandboxError> {
+        if let Some(p) = &self.program {
+            return Ok(p.clone());
+        }
+        let name = self.engine.program();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| SandboxError::Setup {
+                layer: Layer::Exec,
+                detail: format!(
+                    "container engine `{name}` not found in PATH; {}",
+                    self.engine.install_hint()
+                ),
+            })
+    }
+
+    /// Whether `<engine> version` succeeds now (client found and daemon reachable).
+    pub fn probe(&self) -> Result<(), String> {
+        let program = self.locate().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&program);
+        cmd.arg("version");
+        let out = control(cmd, CONTROL_TIMEOUT).map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{} version` failed ({}): {}",
+                self.engine.program(),
+                out.status,
+                excerpt(&out.stderr)
+            ))
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Names and engine of one container: everything [`run_args`] needs besides the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerConfig {
+    pub engine: Engine,
+    pub image: String,
+    /// Container name (`--name`), unique per container.
+    pub name: String,
+}
+
+fn invalid(what: &str, value: &str, why: &str) -> SandboxError {
+    SandboxError::Invalid(format!("{what} {value:?} {why}"))
+}
+
+/// A value that lands in its own argument (image, container name): not a flag, not empty,
+/// no whitespace or control characters.
+fn check_word(what: &str, value: &str) -> Result<(), SandboxError> {
+    if value.is_empty() {
+        return Err(invalid(what, value, "is empty; set it"));
+    }
+    if value.starts_with('-') {
+        return Err(invalid(
+            what,
+            value,
+            "starts with `-` and would be read as an engine flag; use a real name",
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            what,
+            value,
+            "contains whitespace or control characters; remove them",
+        ));
+    }
+    Ok(())
+}
+
+/// The workspace as a `--mount` source: absolute UTF-8, nothing `--mount`'s CSV parser
+/// would split or unquote.
+fn mount_source(ws: &Path) -> Result<&str, SandboxError> {
+    let s = ws.to_str().ok_or_else(|| {
+        SandboxError::Invalid(format!(
+            "workspace {} is not valid UTF-8; the container engine cannot mount it, rename it",
+            ws.display()
+        ))
+    })?;
+    if !ws.is_absolute() {
+        return Err(invalid("workspace", s, "is not an absolute path; use one"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| matches!(c, ',' | '=' | '"') || c.is_control())
+    {
+        return Err(invalid(
+            "workspace",
+            s,
+            &format!(
+                "contains {c:?}, which would change the meaning of the engine's --mount \
+                 option; rename the directory or use another backend"
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+fn env_args(profile: &Profile, out: &mut Vec<String>) -> Result<(), SandboxError> {
+    for (k, v) in &profile.env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(invalid(
+                "environment variable name",
+                k,
+                "is empty or contains `=`/NUL; fix the profile's env",
+            ));
+        }
+        if v.contains('\0') {
+            return Err(invalid("value of environment variable", k, "contains NUL"));
+        }
+        // Always `--env=K=V`: a bare `--env K` would copy the engine client's variable.
+        out.push(format!("--env={k}={v}"));
+    }
+    Ok(())
+}
+
+/// The exact `run` argument vector (without the program) that creates the task's
+/// container. Fails on a workspace, image, name or env that could not be passed safely.
+pub fn run_args(profile: &Profile, config: &ContainerConfig) -> Result<Vec<String>, SandboxError> {
+    check_word("container image", &config.image)?;
+    check_word("container name", &config.name)?;
+    let src = mount_source(&profile.workspace)?;
+    let l = &profile.limits;
+    if l.cgroup_pids == 0 || l.cgroup_memory == 0 || l.cgroup_cpu_percent == 0 {
+        return Err(SandboxError::Invalid(
+            "cgroup_pids, cgroup_memory and cgroup_cpu_percent must be > 0 for the container \
+             backend (0 means unlimited to the engine); set positive limits"
+                .into(),
+        ));
+    }
+    let mut mount = format!("type=bind,src={src},dst={WORKSPACE_MOUNT}");
+    if !profile.workspace_writable {
+        mount.push_str(",readonly");
+    }
+    let cpus = format!(
+        "{}.{:02}",
+        l.cgroup_cpu_percent / 100,
+        l.cgroup_cpu_percent % 100
+    );
+    let mut a: Vec<String> = [
+        "run",
+        "--detach",
+        "--name",
+        &config.name,
+        "--user",
+        USER,
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--network",
+        "none",
+        "--pids-limit",
+        &l.cgroup_pids.to_string(),
+        "--memory",
+        &l.cgroup_memory.to_string(),
+        "--memory-swap",
+        &l.cgroup_memory.to_string(),
+        "--cpus",
+        &cpus,
+        "--ulimit",
+        &format!("nofile={0}:{0}", l.max_open_files),
+        "--ulimit",
+        &format!("nproc={0}:{0}", l.max_processes),
+        "--ulimit",
+        &format!("fsize={0}:{0}", l.max_file_size),
+        "--ulimit",
+        &format!("cpu={0}:{0}", l.max_cpu_secs),
+        "--ulimit",
+        "core=0:0",
+        "--tmpfs",
+        &format!("/tmp:rw,nosuid,nodev,size={}", l.tmp_size),
+        "--mount",
+        &mount,
+        "--workdir",
+        WORKSPACE_MOUNT,
+        "--hostname",
+        HOSTNAME,
+        "--label",
+        LABEL,
+        "--rm",
+        "--init",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    env_args(profile, &mut a)?;
+    a.extend(["--entrypoint", "sleep", &config.image, "infinity"].map(String::from));
+    Ok(a)
+}
+
+/// The exact `exec` argument vector (without the program) that runs `req` in the
+/// container named in `config`. `argv` follows the container name, so it is never read
+/// as engine flags.
+pub fn exec_args(
+    profile: &Profile,
+    config: &ContainerConfig,
+    req: &ExecRequest,
+) -> Result<Vec<String>, SandboxError> {
+    check_word("container name", &config.name)?;
+    if req.argv.is_empty() {
+        return Err(SandboxError::Invalid(
+            "empty argv: give at least the program to run".into(),
+        ));
+    }
+    let cwd = match &req.cwd {
+        None => PathBuf::from(WORKSPACE_MOUNT),
+        Some(c) if c.is_relative() => Path::new(WORKSPACE_MOUNT).join(c),
+        Some(c) => c.clone(),
+    };
+    let cwd = cwd.to_str().ok_or_else(|| {
+        SandboxError::Invalid(format!("working directory {} is not UTF-8", cwd.display()))
+    })?;
+    let mut a = vec!["exec".to_owned()];
+    if !req.stdin.is_empty() {
+        a.push("--interactive".into());
+    }
+    a.extend(["--user", USER].map(String::from));
+    a.push(format!("--workdir={cwd}"));
+    env_args(profile, &mut a)?;
+    a.push(config.name.clone());
+    a.extend(req.argv.iter().cloned());
+    Ok(a)
+}
+
+/// Runs an engine control command (run, rm, version) with a timeout.
+fn control(cmd: Command, timeout: Duration) -> Result<ExecOutput, SandboxError> {
+    supervise::run(cmd, &[], timeout, 64 * 1024)?.map_err(|f| SandboxError::Setup {
+        layer: Layer::Exec,
+        detail: format!("could not run the container engine: {}", f.error),
+    })
+}
+
+fn excerpt(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    let s = s.trim();
+    s.chars().take(500).collect()
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn fresh_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "cordon-{}-{}-{nanos:08x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Sandbox for ContainerSandbox {
+    fn backend(&self) -> &'static str {
+        self.engine.program()
+    }
+
+    fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
+        let mut profile = profile.clone();
+        profile.workspace = resolve_workspace(&profile)?;
+        let program = self.locate()?;
+        let mut inst = ContainerInstance {
+            program,
+            engine: self.engine,
+            image: self.image.clone(),
+            profile,
+            running: None,
+        };
+        inst.create()?;
+        Ok(Box::new(inst))
+    }
+
+    fn explain(&self, profile: &Profile) -> Explanation {
+        explain(self, profile)
+    }
+}
+
+struct ContainerInstance {
+    program: PathBuf,
+    engine: Engine,
+    image: String,
+    profile: Profile,
+    /// The live container, or `None` after a deadline removed it.
+    running: Option<ContainerConfig>,
+}
+
+impl ContainerInstance {
+    fn create(&mut self) -> Result<(), SandboxError> {
+        let config = ContainerConfig {
+            engine: self.engine,
+            image: self.image.clone(),
+            name: fresh_name(),
+        };
+        let args = run_args(&self.profile, &config)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&args);
+        let out = control(cmd, RUN_TIMEOUT)?;
+        if !out.status.success() {
+            // A half-created container must not linger.
+            self.remove(&config.name);
+            return Err(SandboxError::Setup {
+                layer: Layer::Exec,
+                detail: format!(
+                    "`{} run` of image {} failed ({}): {}; check that the engine is running \
+                     (`{} version`) and the image exists",
+                    self.engine.program(),
+                    self.image,
+                    out.status,
+                    excerpt(&out.stderr),
+                    self.engine.program()
+                ),
+            });
+        }
+        self.running = Some(config);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["rm", "-f", name]).stdin(Stdio::null());
+        // Best effort: nothing more can be done if the engine is gone.
+        let _ = control(cmd, CONTROL_TIMEOUT);
+    }
+}
+
+impl Instance for ContainerInstance {
+    fn exec(&mut self, req: &ExecRequest) -> Result<ExecOutput, SandboxError> {
+        if self.running.is_none() {
+            self.create()?;
+        }
+        let Some(config) = self.running.clone() else {
+            return Err(SandboxError::Setup {
+                layer: Layer::Exec,
+                detail: "the task's container is gone and could not be recreated".into(),
+            });
+        };
+        let args = exec_args(&self.profile, &config, req)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&args);
+        let out = supervise::run(cmd, &req.stdin, req.timeout, req.output_limit)?.map_err(|f| {
+            SandboxError::Setup {
+                layer: Layer::Exec,
+                detail: format!("could not run the container engine: {}", f.error),
+            }
+        })?;
+        if out.status == ExitStatus::TimedOut {
+            // Removing the container kills everything in it; the next exec recreates it.
+            self.remove(&config.name);
+            self.running = None;
+            return Ok(out);
+        }
+        if let ExitStatus::Exited(code @ 125..=127) = out.status {
+            let msg = excerpt(&out.stderr);
+            let engine_failed = ["OCI runtime", "Error response from daemon", "Error:"]
+                .iter()
+                .any(|m| msg.contains(m));
+            if engine_failed {
+                if code == 125 {
+                    // The container itself is unusable: recreate it next time.
+                    self.remove(&config.name);
+                    self.running = None;
+                    return Err(SandboxError::Setup {
+                        layer: Layer::Exec,
+                        detail: format!("`{} exec` failed: {msg}", self.engine.program()),
+                    });
+                }
+                return Err(SandboxError::Exec {
+                    program: req.argv.first().cloned().unwrap_or_default(),
+                    detail: msg,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for ContainerInstance {
+    fn drop(&mut self) {
+        if let Some(c) = self.running.take() {
+            self.remove(&c.name);
+        }
+    }
+}
+
+fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
+    let engine = sb.engine.program();
+    let l = &profile.limits;
+    let layer = |name: &str, active: bool, detail: String| LayerStatus {
+        layer: name.to_owned(),
+        active,
+        detail,
+    };
+    let mut warnings = vec![
+        "seccomp is the engine's default profile; Cordon passes no --security-opt seccomp=".into(),
+        "the image's ENV variables are visible to commands unless the profile sets the same \
+         names (exec cannot clear them)"
+            .into(),
+        "uid 1000 in the container is host uid 1000 unless the engine remaps users \
+         (rootless Podman, userns-remap); the workspace must be writable by it"
+            .into(),
+        "RLIMIT_AS (max_memory) is not set; the cgroup --memory limit bounds memory".into(),
+        "no Landlock".into(),
+    ];
+    if sb.engine == Engine::Docker {
+        warnings
+            .push("the Docker daemon runs as root: an engine escape is a host-root escape".into());
+    }
+    if let Err(why) = sb.probe() {
+        warnings.push(format!("{why}: starting a sandbox will fail now"));
+    }
+    let ws_access = if profile.workspace_writable {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    };
+    Explanation {
+        backend: engine.into(),
+        layers: vec![
+            layer(
+                "engine namespaces",
+                true,
+                format!("{engine} creates mount, pid, net, ipc and uts namespaces"),
+            ),
+            layer("--cap-drop ALL", true, "no capabilities".into()),
+            layer(
+                "no-new-privileges",
+                true,
+                "--security-opt no-new-privileges: setuid binaries gain nothing".into(),
+            ),
+            layer("--network none", true, "loopback only".into()),
+            layer(
+                "engine default seccomp",
+                true,
+                format!("{engine}'s default seccomp profile"),
+            ),
+            layer(
+                "read-only root",
+                true,
+                "--read-only: the image root cannot be written".into(),
+            ),
+            layer(
+                "cgroup limits",
+                true,
+                "--memory, --memory-swap, --pids-limit, --cpus".into(),
+            ),
+            layer(
+                "rlimits",
+                true,
+                "--ulimit nofile, nproc, fsize, cpu, core".into(),
+            ),
+            layer(
+                "landlock",
+                false,
+                "not applied by the container backend".into(),
+            ),
+        ],
+        mounts: vec![
+            MountView {
+                path: "/".into(),
+                access: Access::ReadOnly,
+                source: format!("image {} (--read-only)", sb.image),
+            },
+            MountView {
+                path: WORKSPACE_MOUNT.into(),
+                access: ws_access,
+                source: format!("host:{}", profile.workspace.display()),
+            },
+            MountView {
+                path: "/tmp".into(),
+                access: Access::ReadWrite,
+                source: format!("tmpfs {} MiB (nosuid, nodev)", l.tmp_size >> 20),
+            },
+            MountView {
+                path: "/dev/shm".into(),
+                access: Access::ReadWrite,
+                source: "tmpfs (engine default size)".into(),
+            },
+            MountView {
+                path: "/dev".into(),
+                access: Access::ReadOnly,
+                source: "engine-generated minimal /dev (root-owned)".into(),
+            },
+            MountView {
+                path: "/proc".into(),
+                access: Access::ReadOnly,
+                source: "proc (container pids only; engine masks kernel knobs)".into(),
+            },
+            MountView {
+                path: "/sys".into(),
+                access: Access::ReadOnly,
+                source: "sysfs, read-only (engine default)".into(),
+            },
+            MountView {
+                path: "/etc/hosts, /etc/hostname, /etc/resolv.conf".into(),
+                access: Access::ReadOnly,
+                source: "generated by the engine (root-owned)".into(),
+            },
+        ],
+        uid: 1000,
+        gid: 1000,
+        limits: vec![
+            ("pids (cgroup)".into(), l.cgroup_pids.to_string()),
+            (
+                "memory (cgroup, no swap)".into(),
+                l.cgroup_memory.to_string(),
+            ),
+            ("cpus".into(), format!("{}%", l.cgroup_cpu_percent)),
+            ("RLIMIT_NOFILE".into(), l.max_open_files.to_string()),
+            ("RLIMIT_NPROC".into(), l.max_processes.to_string()),
+            ("RLIMIT_FSIZE".into(), l.max_file_size.to_string()),
+            ("RLIMIT_CPU".into(), l.max_cpu_secs.to_string()),
+            ("RLIMIT_CORE".into(), "0".into()),
+            ("/tmp".into(), l.tmp_size.to_string()),
+        ],
+        network: "loopback only (--network none); nothing published".into(),
+        warnings,
+    }
+}
