@@ -287,6 +287,10 @@ pub fn run_args(profile: &Profile, config: &ContainerConfig) -> Result<Vec<Strin
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if config.engine == Engine::Podman {
+        // Podman's --read-only otherwise adds writable tmpfs at /run, /var/tmp and /tmp.
+        a.push("--read-only-tmpfs=false".into());
+    }
     env_args(profile, &mut a)?;
     a.extend(["--entrypoint", "sleep", &config.image, "infinity"].map(String::from));
     Ok(a)
@@ -454,9 +458,11 @@ impl Instance for ContainerInstance {
         }
         if let ExitStatus::Exited(code @ 125..=127) = out.status {
             let msg = excerpt(&out.stderr);
-            let engine_failed = ["OCI runtime", "Error response from daemon", "Error:"]
+            // The engine's own failures (not the command's output) start like this.
+            let engine_failed = ["OCI runtime", "Error response from daemon", "Error: "]
                 .iter()
-                .any(|m| msg.contains(m));
+                .any(|m| msg.starts_with(m))
+                || msg.contains("OCI runtime exec failed");
             if engine_failed {
                 if code == 125 {
                     // The container itself is unusable: recreate it next time.
@@ -503,6 +509,9 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
             .into(),
         "RLIMIT_AS (max_memory) is not set; the cgroup --memory limit bounds memory".into(),
         "no Landlock".into(),
+        "RLIMIT_NPROC counts every process of the container's uid on the host kernel, \
+         including other containers and host processes running as uid 1000"
+            .into(),
     ];
     if sb.engine == Engine::Docker {
         warnings

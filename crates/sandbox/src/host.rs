@@ -201,7 +201,12 @@ impl Instance for HostInstance {
     }
 }
 
-type RlimitTable = [(libc::__rlimit_resource_t, u64); 6];
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Resource = libc::c_int;
+
+type RlimitTable = [(Resource, u64); 6];
 
 fn rlimit_table(l: &Limits) -> RlimitTable {
     [

@@ -127,6 +127,17 @@ fn read_only_workspace_and_custom_limits() {
 }
 
 #[test]
+fn podman_gets_no_extra_writable_tmpfs_and_no_userns_keep_id() {
+    let mut c = config();
+    c.engine = Engine::Podman;
+    let podman = run_args(&profile(Path::new("/srv/ws")), &c).unwrap();
+    let docker = run_args(&profile(Path::new("/srv/ws")), &config()).unwrap();
+    let extra: Vec<&String> = podman.iter().filter(|a| !docker.contains(a)).collect();
+    assert_eq!(extra, ["--read-only-tmpfs=false"]);
+    assert!(!podman.iter().any(|a| a.contains("keep-id")));
+}
+
+#[test]
 fn run_args_never_publish_ports_or_mount_anything_else() {
     let args = run_args(&profile(Path::new("/srv/ws")), &config()).unwrap();
     for bad in [
