@@ -22,12 +22,6 @@ pub enum AuditError {
         source: std::io::Error,
     },
     #[error(
-        "audit log {} is in use by another process (one writer at a time); stop the other \
-         Cordon process or use a different state directory",
-        path.display()
-    )]
-    Locked { path: PathBuf },
-    #[error(
         "{0}; refusing to append to a damaged audit log: keep it as evidence, move the \
          directory aside and start a new log"
     )]

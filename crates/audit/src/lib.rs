@@ -20,12 +20,14 @@
 //!
 //! Durability: [`Log::append`] buffers; [`Log::sync`] makes everything appended so far
 //! durable with one `fsync` (group commit); [`Log::record`] is both, to be used before
-//! acknowledging the action a record describes. One process writes a log at a time: the
-//! file is `flock`ed while a [`Log`] is open and a second writer gets
-//! [`AuditError::Locked`]. [`verify`] and [`read`] take no lock and may run while a
-//! writer is live; they then accept well-chained records just past the anchor (the
-//! writer is between writing them and replacing `head`), which stay checked at the
-//! writer's next sync and at every open.
+//! acknowledging the action a record describes. Several processes may write one log
+//! (`cordon chat` and `cordon run` side by side): records are numbered and chained at
+//! sync time under an exclusive `flock`, after checking what other writers added. A
+//! writer killed between writing and anchoring is repaired at the next open (complete
+//! chained records adopted, a torn tail dropped, an `alert` recorded). [`verify`] and
+//! [`read`] take no lock and may run while a writer is live; they then accept
+//! well-chained records just past the anchor (the writer is between writing them and
+//! replacing `head`), which stay checked at every later sync and open.
 
 mod error;
 mod head;

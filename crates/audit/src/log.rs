@@ -1,14 +1,17 @@
-//! The writer: [`Log`], shared as `Arc<Log>` between threads.
+//! The writer: [`Log`], shared as `Arc<Log>` between threads, and safe to open from
+//! several processes at once (`cordon chat` in one terminal, `cordon run` in another).
 //!
 //! Guarantees: records get consecutive `seq` numbers and a correct chain whatever the
-//! number of threads; lines are never interleaved (one writer thread at a time inside the
-//! process, an exclusive `flock` against other processes); after [`Log::sync`] returns,
-//! every record appended before the call is on disk and named by `head`. A failed write
-//! poisons the handle: nothing more is appended after a possibly torn line.
+//! number of threads and processes. A record is finalised (seq, prev, hash) only at sync
+//! time, under an exclusive `flock` of the log file: the writer first reads any records
+//! other processes added since its last write and checks that they chain, then appends its
+//! own, fsyncs and replaces `head`. After [`Log::sync`] returns, every record appended
+//! before the call is on disk and named by `head`. A failed write poisons the handle:
+//! nothing more is appended after a possibly torn line.
 
-use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -25,30 +28,59 @@ use crate::{GENESIS_HASH, LOG_FILE, VerifyReport};
 /// Buffered bytes that make `append` sync by itself.
 const FLUSH_AT: usize = 256 * 1024;
 
-/// An open, locked, verified audit log. `Send + Sync`.
+/// An open, verified audit log. `Send + Sync`.
 pub struct Log {
     dir: PathBuf,
     file: File,
     state: Mutex<State>,
-    /// Serialises fsync + head replacement; holds the seq the head names.
-    synced: Mutex<u64>,
+}
+
+/// A record not yet finalised: seq and chain are assigned under the file lock.
+struct Entry {
+    ts: String,
+    kind: EventKind,
+    session: Option<String>,
+    data: Value,
 }
 
 struct State {
-    /// Lines appended but not yet written to the file.
-    pending: Vec<u8>,
-    /// Seq of the last appended record.
-    last_seq: u64,
-    last_hash: String,
-    /// Seq and hash of the last record written to the file.
-    written: (u64, String),
+    pending: Vec<Entry>,
+    /// Approximate size of `pending` in the file.
+    pending_bytes: usize,
+    /// Entries appended through this handle, and how many of them are durable.
+    appended: u64,
+    durable: u64,
+    /// The end of the log as this handle last saw it: seq, hash, file length.
+    tail_seq: u64,
+    tail_hash: String,
+    tail_len: u64,
     failed: Option<String>,
 }
 
+/// Holds the exclusive `flock` on the log file; released on drop.
+struct FileLock<'a>(&'a File);
+
+impl<'a> FileLock<'a> {
+    fn take(file: &'a File, path: &Path) -> Result<FileLock<'a>, AuditError> {
+        file.lock().map_err(|source| AuditError::Io {
+            path: path.to_path_buf(),
+            action: "lock",
+            source,
+        })?;
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
 impl Log {
-    /// Create or open the log in `dir`, take the writer lock and verify the existing
-    /// chain against `head`. A damaged log is [`AuditError::Broken`]: nothing is appended
-    /// to it.
+    /// Create or open the log in `dir` and verify the existing chain against `head`
+    /// (repairing an interrupted write, see [`recover_interrupted_write`]). A damaged log
+    /// is [`AuditError::Broken`]: nothing is appended to it.
     pub fn open(dir: &Path) -> Result<Log, AuditError> {
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -79,11 +111,11 @@ impl Log {
                 }));
             }
         }
-        let fresh = !path.exists() && !dir.join(crate::HEAD_FILE).exists();
+        let head_exists = dir.join(crate::HEAD_FILE).exists();
         let file = OpenOptions::new()
             .read(true)
             .append(true)
-            .create(fresh)
+            .create(!head_exists)
             .mode(0o600)
             .open(&path)
             .map_err(|source| {
@@ -104,39 +136,37 @@ impl Log {
             })?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(io("set file mode 0600", &path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(AuditError::Locked { path }),
-            Err(TryLockError::Error(source)) => {
-                return Err(AuditError::Io {
-                    path,
-                    action: "lock",
-                    source,
-                });
+        let (report, recovered) = {
+            let _lock = FileLock::take(&file, &path)?;
+            // Another process may have created the head between our check and the lock.
+            if head::read(dir).ok().flatten().is_none()
+                && file.metadata().map(|m| m.len()).unwrap_or(1) == 0
+            {
+                let genesis = Head {
+                    seq: 0,
+                    hash: GENESIS_HASH.to_string(),
+                };
+                head::write(dir, &genesis).map_err(io("write head anchor", dir))?;
             }
-        }
-        if fresh {
-            let genesis = Head {
-                seq: 0,
-                hash: GENESIS_HASH.to_string(),
-            };
-            head::write(dir, &genesis).map_err(io("write head anchor", dir))?;
-        }
-        let (report, recovered) = match scan(dir, |_| ()) {
-            Ok(report) => (report, None),
-            Err(_) => recover_interrupted_write(dir, &file).map_err(AuditError::Broken)?,
+            match scan(dir, |_| ()) {
+                Ok(report) => (report, None),
+                Err(_) => recover_interrupted_write(dir, &file).map_err(AuditError::Broken)?,
+            }
         };
+        let tail_len = file.metadata().map_err(io("stat", &path))?.len();
         let log = Log {
             dir: dir.to_path_buf(),
             file,
             state: Mutex::new(State {
                 pending: Vec::new(),
-                last_seq: report.records,
-                last_hash: report.last_hash.clone(),
-                written: (report.records, report.last_hash),
+                pending_bytes: 0,
+                appended: 0,
+                durable: 0,
+                tail_seq: report.records,
+                tail_hash: report.last_hash,
+                tail_len,
                 failed: None,
             }),
-            synced: Mutex::new(report.records),
         };
         if let Some(r) = recovered {
             log.record(
@@ -158,76 +188,160 @@ impl Log {
         &self.dir
     }
 
-    /// Append a record (buffered, not yet durable) and return its `seq`.
+    /// Append a record (buffered, not yet durable). Its `seq` and chain link are assigned
+    /// when it is synced, under the file lock, so several processes can share the log.
     pub fn append(
         &self,
         kind: EventKind,
         session: Option<&str>,
         data: Value,
-    ) -> Result<u64, AuditError> {
+    ) -> Result<(), AuditError> {
         let ts = OffsetDateTime::now_utc().format(&Rfc3339)?;
-        let mut state = self.lock_state()?;
-        let seq = state.last_seq + 1;
-        let record = Record::new(
-            seq,
-            ts,
-            kind,
-            session.map(str::to_string),
-            data,
-            state.last_hash.clone(),
-        );
         // The log is only worth something if `verify` can re-derive every hash; refuse a
         // value whose JSON does not read back identically rather than write a record that
         // would later look tampered with.
-        let line = record.line();
+        let probe = Record::new(
+            0,
+            ts.clone(),
+            kind,
+            session.map(str::to_string),
+            data,
+            GENESIS_HASH.to_string(),
+        );
+        let line = probe.line();
         let reread: Option<Record> = serde_json::from_str(&line).ok();
+        let mut state = self.lock_state()?;
         if reread.is_none_or(|r| r.line() != line) {
-            return Err(AuditError::Unrepresentable { seq });
+            return Err(AuditError::Unrepresentable {
+                seq: state.tail_seq + state.pending.len() as u64 + 1,
+            });
         }
-        state.pending.extend_from_slice(record.line().as_bytes());
-        state.pending.push(b'\n');
-        state.last_seq = seq;
-        state.last_hash = record.hash;
-        let large = state.pending.len() >= FLUSH_AT;
+        state.pending.push(Entry {
+            ts,
+            kind,
+            session: probe.session,
+            data: probe.data,
+        });
+        state.appended += 1;
+        state.pending_bytes += line.len() + 1;
+        let large = state.pending_bytes >= FLUSH_AT;
         drop(state);
-        // Bound memory without ever leaving written-but-unanchored records in the file
-        // (which `verify` would report as past the head).
         if large {
             self.sync()?;
         }
-        Ok(seq)
+        Ok(())
     }
 
     /// Make every record appended before this call durable and anchor it in `head`. One
     /// fsync covers all of them, whichever thread appended them; returns at once if
     /// another thread's sync already covered them.
     pub fn sync(&self) -> Result<(), AuditError> {
-        let target = self.lock_state()?.last_seq;
-        let mut synced = self.synced.lock().map_err(|_| self.poisoned())?;
-        if *synced >= target {
+        let mut state = self.lock_state()?;
+        if state.durable >= state.appended {
             return Ok(());
         }
-        let (seq, hash) = {
-            let mut state = self.lock_state()?;
-            self.write_pending(&mut state)?;
-            state.written.clone()
-        };
-        // fsync outside the state lock so other threads keep appending meanwhile.
-        let result = self
-            .file
-            .sync_data()
-            .map_err(|source| self.io("fsync", source))
-            .and_then(|()| {
-                head::write(&self.dir, &Head { seq, hash })
-                    .map_err(|source| self.io("replace head anchor", source))
-            });
-        if let Err(e) = result {
-            if let Ok(mut state) = self.state.lock() {
-                state.failed = Some(e.to_string());
-            }
-            return Err(e);
+        let path = self.dir.join(LOG_FILE);
+        let _lock = FileLock::take(&self.file, &path)?;
+        let result = self.write_locked(&mut state, &path);
+        if let Err(e) = &result {
+            state.failed = Some(e.to_string());
         }
-        *synced = seq;
+        result
+    }
+
+    /// With the file lock held: catch up with other writers, then finalise, write, fsync
+    /// and anchor this handle's pending records.
+    fn write_locked(&self, state: &mut State, path: &Path) -> Result<(), AuditError> {
+        self.catch_up(state, path)?;
+        let mut bytes = Vec::new();
+        let (mut seq, mut prev) = (state.tail_seq, state.tail_hash.clone());
+        for e in state.pending.drain(..) {
+            seq += 1;
+            let record = Record::new(seq, e.ts, e.kind, e.session, e.data, prev);
+            bytes.extend_from_slice(record.line().as_bytes());
+            bytes.push(b'\n');
+            prev = record.hash;
+        }
+        (&self.file)
+            .write_all(&bytes)
+            .map_err(|source| self.io("write", source))?;
+        self.file
+            .sync_data()
+            .map_err(|source| self.io("fsync", source))?;
+        head::write(
+            &self.dir,
+            &Head {
+                seq,
+                hash: prev.clone(),
+            },
+        )
+        .map_err(|source| self.io("replace head anchor", source))?;
+        state.tail_seq = seq;
+        state.tail_hash = prev;
+        state.tail_len += bytes.len() as u64;
+        state.durable = state.appended;
+        state.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Read and check the records other processes appended since this handle's last
+    /// write: they must continue the chain exactly.
+    fn catch_up(&self, state: &mut State, path: &Path) -> Result<(), AuditError> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|source| self.io("stat", source))?
+            .len();
+        if len == state.tail_len {
+            return Ok(());
+        }
+        let broken = |reason: String| {
+            AuditError::Broken(crate::VerifyError {
+                path: path.to_path_buf(),
+                line: 0,
+                seq: Some(state.tail_seq + 1),
+                reason,
+            })
+        };
+        if len < state.tail_len {
+            return Err(broken(
+                "the log shrank while open: truncated by someone".into(),
+            ));
+        }
+        let mut buf = vec![0u8; (len - state.tail_len) as usize];
+        self.file
+            .read_exact_at(&mut buf, state.tail_len)
+            .map_err(|source| self.io("read", source))?;
+        if buf.last() != Some(&b'\n') {
+            return Err(broken("another writer left a torn record".into()));
+        }
+        let (mut seq, mut prev) = (state.tail_seq, state.tail_hash.clone());
+        for raw in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let record: Record = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .ok_or_else(|| {
+                    broken(format!(
+                        "record #{} written by another process is not valid",
+                        seq + 1
+                    ))
+                })?;
+            if record.seq != seq + 1
+                || record.prev != prev
+                || record.computed_hash() != record.hash
+                || record.line().as_bytes() != raw
+            {
+                return Err(broken(format!(
+                    "record #{} written by another process does not continue the chain",
+                    seq + 1
+                )));
+            }
+            seq = record.seq;
+            prev = record.hash;
+        }
+        state.tail_seq = seq;
+        state.tail_hash = prev;
+        state.tail_len = len;
         Ok(())
     }
 
@@ -237,10 +351,9 @@ impl Log {
         kind: EventKind,
         session: Option<&str>,
         data: Value,
-    ) -> Result<u64, AuditError> {
-        let seq = self.append(kind, session, data)?;
-        self.sync()?;
-        Ok(seq)
+    ) -> Result<(), AuditError> {
+        self.append(kind, session, data)?;
+        self.sync()
     }
 
     fn lock_state(&self) -> Result<MutexGuard<'_, State>, AuditError> {
@@ -252,20 +365,6 @@ impl Log {
             });
         }
         Ok(state)
-    }
-
-    fn write_pending(&self, state: &mut State) -> Result<(), AuditError> {
-        if state.pending.is_empty() {
-            return Ok(());
-        }
-        if let Err(source) = (&self.file).write_all(&state.pending) {
-            let e = self.io("write", source);
-            state.failed = Some(e.to_string());
-            return Err(e);
-        }
-        state.pending.clear();
-        state.written = (state.last_seq, state.last_hash.clone());
-        Ok(())
     }
 
     fn io(&self, action: &'static str, source: std::io::Error) -> AuditError {

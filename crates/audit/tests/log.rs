@@ -284,10 +284,18 @@ fn forgery_while_the_writer_runs_is_caught_at_its_next_sync() {
         .append(true)
         .open(audit.join("audit.jsonl"))
         .unwrap();
-    std::io::Write::write_all(&mut f, format!("{}\n", forged.line()).as_bytes()).unwrap();
-    // The writer's own next record is #2 as well: the chain breaks at the forgery.
-    log.record(EventKind::UserMessage, Some("s"), json!({"text": "hi"}))
-        .unwrap();
+    // A forger who cannot compute a matching hash (edits after hashing) is caught by the
+    // writer's next sync, which refuses to continue a chain it cannot verify. (One who
+    // writes a correctly chained record is indistinguishable from another writer
+    // process: that needs signed checkpoints or an off-host copy, see docs/security.md.)
+    let tampered = forged
+        .line()
+        .replace("\"approved\":true", "\"approved\":false");
+    std::io::Write::write_all(&mut f, format!("{tampered}\n").as_bytes()).unwrap();
+    let err = log
+        .record(EventKind::UserMessage, Some("s"), json!({"text": "hi"}))
+        .unwrap_err();
+    assert!(matches!(err, AuditError::Broken(_)), "{err}");
     let e = verify(&audit).unwrap_err();
     assert_eq!(e.line, 2, "the forged line itself: {e}");
     drop(log);
@@ -327,27 +335,23 @@ fn concurrent_threads_keep_the_chain() {
         .map(|t| {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
-                let mut seqs = Vec::new();
                 for i in 0..100 {
                     let data = json!({"thread": t, "i": i});
-                    let seq = if i % 10 == 0 {
-                        log.record(EventKind::ToolResult, Some("s"), data).unwrap()
+                    if i % 10 == 0 {
+                        log.record(EventKind::ToolResult, Some("s"), data).unwrap();
                     } else {
-                        log.append(EventKind::ModelOutput, None, data).unwrap()
-                    };
-                    seqs.push(seq);
+                        log.append(EventKind::ModelOutput, None, data).unwrap();
+                    }
                 }
                 log.sync().unwrap();
-                seqs
             })
         })
         .collect();
-    let mut all: Vec<u64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
-    all.sort_unstable();
-    assert_eq!(all, (1..=800).collect::<Vec<_>>());
+    for t in threads {
+        t.join().unwrap();
+    }
+    let seqs: Vec<u64> = read(&audit).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=800).collect::<Vec<_>>());
     assert_eq!(verify(&audit).unwrap().records, 800);
     // Each thread's records are in its own order.
     let records = read(&audit).unwrap();
@@ -412,21 +416,16 @@ fn reopen_and_append_keeps_the_chain() {
     build(&audit, 10);
     {
         let log = Log::open(&audit).unwrap();
-        assert_eq!(
-            log.record(EventKind::Alert, None, json!({"n": 11}))
-                .unwrap(),
-            11
-        );
+        log.record(EventKind::Alert, None, json!({"n": 11}))
+            .unwrap();
+        assert_eq!(read(&audit).unwrap().last().unwrap().seq, 11);
         // Dropping without sync still anchors buffered records.
         log.append(EventKind::Alert, None, json!({"n": 12}))
             .unwrap();
     }
     let log = Log::open(&audit).unwrap();
-    assert_eq!(
-        log.record(EventKind::Error, None, json!({"n": 13}))
-            .unwrap(),
-        13
-    );
+    log.record(EventKind::Error, None, json!({"n": 13}))
+        .unwrap();
     drop(log);
     let records = read(&audit).unwrap();
     assert_eq!(records.len(), 13);
@@ -435,52 +434,111 @@ fn reopen_and_append_keeps_the_chain() {
 }
 
 #[test]
-fn second_writer_is_refused() {
+fn several_writers_share_one_chain() {
+    // Separate opens are separate open file descriptions: exactly what two processes
+    // have. Their records interleave but the chain stays intact.
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");
-    let log = Log::open(&audit).unwrap();
-    let err = Log::open(&audit)
-        .err()
-        .expect("second writer must be refused");
-    assert!(matches!(err, AuditError::Locked { .. }), "{err}");
-    assert!(err.to_string().contains("another process"));
-    drop(log);
-    assert!(Log::open(&audit).is_ok());
+    let a = Arc::new(Log::open(&audit).unwrap());
+    let b = Arc::new(Log::open(&audit).unwrap());
+    let mut threads = Vec::new();
+    for (name, log) in [("a", a.clone()), ("b", b.clone()), ("a2", a), ("b2", b)] {
+        threads.push(std::thread::spawn(move || {
+            for n in 0..40 {
+                log.append(EventKind::ToolResult, Some(name), json!({"n": n}))
+                    .unwrap();
+                if n % 3 == 0 {
+                    log.sync().unwrap();
+                }
+            }
+            log.sync().unwrap();
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let report = verify(&audit).unwrap();
+    assert_eq!(report.records, 160);
+    let records = read(&audit).unwrap();
+    for name in ["a", "b", "a2", "b2"] {
+        let ns: Vec<u64> = records
+            .iter()
+            .filter(|r| r.session.as_deref() == Some(name))
+            .map(|r| r.data["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, (0..40).collect::<Vec<_>>(), "{name}'s records in order");
+    }
+}
+
+/// Run by `a_second_process_appends_to_the_same_log` in a child process.
+#[test]
+fn child_writer() {
+    let Some(dir) = std::env::var_os("CORDON_AUDIT_CHILD_DIR") else {
+        return;
+    };
+    let log = Log::open(Path::new(&dir)).unwrap();
+    for n in 0..30 {
+        log.record(EventKind::UserMessage, Some("child"), json!({"n": n}))
+            .unwrap();
+    }
 }
 
 #[test]
-fn second_process_is_refused() {
-    // A real second process (flock(1) from util-linux) holding the same kind of lock.
+fn a_second_process_appends_to_the_same_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    log.record(EventKind::SessionStart, Some("parent"), json!({}))
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_writer", "--nocapture"])
+        .env("CORDON_AUDIT_CHILD_DIR", &audit)
+        .spawn()
+        .unwrap();
+    for n in 0..30 {
+        log.record(EventKind::UserMessage, Some("parent"), json!({"n": n}))
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    log.record(EventKind::UserMessage, Some("parent"), json!({"n": 30}))
+        .unwrap();
+    drop(log);
+    let records = read(&audit).unwrap();
+    assert_eq!(verify(&audit).unwrap().records, 62);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.session.as_deref() == Some("child"))
+            .count(),
+        30
+    );
+}
+
+#[test]
+fn a_writer_waits_while_another_process_holds_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");
     drop(Log::open(&audit).unwrap());
     let Ok(mut child) = std::process::Command::new("flock")
         .arg("-x")
         .arg(audit.join("audit.jsonl"))
-        .args(["-c", "sleep 3"])
+        .args(["-c", "sleep 1"])
         .spawn()
     else {
-        eprintln!("flock(1) not installed; in-process lock test covers the logic");
+        eprintln!("skipped: flock(1) is not installed");
         return;
     };
-    let mut refused = false;
-    for _ in 0..50 {
-        std::thread::sleep(std::time::Duration::from_millis(40));
-        match Log::open(&audit) {
-            Err(AuditError::Locked { .. }) => {
-                refused = true;
-                break;
-            }
-            Ok(log) => drop(log),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let log = Log::open(&audit).unwrap();
+    log.record(EventKind::UserMessage, None, json!({})).unwrap();
     assert!(
-        refused,
-        "the log was opened while another process held the lock"
+        started.elapsed() >= std::time::Duration::from_millis(400),
+        "waited for the lock"
     );
-    assert!(Log::open(&audit).is_ok());
+    child.wait().unwrap();
+    drop(log);
+    assert_eq!(verify(&audit).unwrap().records, 1);
 }
 
 #[test]

@@ -78,3 +78,44 @@ async fn chat_resumes_the_last_session_and_new_starts_fresh() {
         "--new starts clean"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_works_while_a_chat_is_open() {
+    use tokio::io::AsyncWriteExt;
+    let llm = MockLlm::start(Script::new(vec![
+        Reply::Text("from chat".into()),
+        Reply::Text("from run".into()),
+    ]))
+    .await;
+    let inst = Install::new(&llm.base_url(), AgentSetup::default());
+    let mut chat = inst
+        .command()
+        .arg("chat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = chat.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    // Wait until the chat turn reached the model, then run a task beside it.
+    for _ in 0..100 {
+        if !llm.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = inst.cordon(&["run", "beside the chat"]).await;
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout).trim(), "from run");
+    drop(stdin);
+    let chat_out = chat.wait_with_output().await.unwrap();
+    assert_ok(&chat_out);
+    assert_ok(&inst.cordon(&["log", "verify"]).await);
+    let records = inst.audit().await;
+    assert_eq!(
+        of_kind(&records, "session_start").len(),
+        2,
+        "both sessions recorded"
+    );
+}
