@@ -27,6 +27,7 @@ fn main() {
         workspace_writable: true,
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Default::default(),
+        egress_port: None,
     };
     let mut sb = NativeSandbox::new().start(&profile).expect("sandbox start");
     let req = ExecRequest {

@@ -41,6 +41,10 @@ pub struct Profile {
     /// Environment of the command: exactly this, nothing inherited from the host.
     pub env: Vec<(String, String)>,
     pub limits: Limits,
+    /// When set, the sandbox gets a TCP listener on its own `127.0.0.1:PORT`, handed to the
+    /// caller by [`Instance::egress_listener`] (the egress proxy accepts on it); nothing
+    /// inside can bind that port.
+    pub egress_port: Option<u16>,
 }
 
 /// Resource limits applied to every process in the sandbox.
@@ -198,4 +202,10 @@ pub struct MountView {
 pub trait Instance: Send {
     /// Run one command to completion inside the sandbox. Blocking.
     fn exec(&mut self, req: &ExecRequest) -> Result<ExecOutput, SandboxError>;
+    /// The listening socket on the sandbox's `127.0.0.1:`[`Profile::egress_port`], once
+    /// (later calls return `None`); `None` when the profile has no egress port or the
+    /// backend cannot provide one.
+    fn egress_listener(&mut self) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
 }

@@ -14,14 +14,19 @@
 //! steps, rlimits, C strings) is prepared once in [`Sandbox::start`].
 
 mod caps;
+mod cgroup;
 mod command;
+mod control;
+mod explain;
 mod idmap;
 mod init;
+mod landlock;
 mod mounts;
 mod namespaces;
 mod net;
 mod report;
 mod rlimits;
+mod seccomp;
 mod spawn;
 
 use std::path::PathBuf;
@@ -62,6 +67,7 @@ impl NativeSandbox {
 pub(crate) struct Prepared {
     mounts: MountPlan,
     rlimits: Rlimits,
+    cgroup: cgroup::CgroupPlan,
     last_cap: u32,
     env: Vec<(String, String)>,
     workspace: PathBuf,
@@ -72,18 +78,8 @@ impl Sandbox for NativeSandbox {
         "native"
     }
 
-    fn explain(&self, _profile: &Profile) -> crate::Explanation {
-        // Placeholder until the explain report lands (issue 3).
-        crate::Explanation {
-            backend: "native".into(),
-            layers: Vec::new(),
-            mounts: Vec::new(),
-            uid: SANDBOX_UID,
-            gid: SANDBOX_GID,
-            limits: Vec::new(),
-            network: "loopback only".into(),
-            warnings: Vec::new(),
-        }
+    fn explain(&self, profile: &Profile) -> crate::Explanation {
+        explain::explain(profile)
     }
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
@@ -104,41 +100,66 @@ impl Sandbox for NativeSandbox {
             layer: Layer::Capabilities,
             detail,
         })?;
-        let prepared = Prepared {
-            mounts: MountPlan::build(
-                &workspace,
-                profile.workspace_writable,
-                profile.limits.tmp_size,
-            )?,
-            rlimits: Rlimits::new(&profile.limits),
-            last_cap,
-            env: profile.env.clone(),
-            workspace,
+        // Compiled once per process, before any clone: the child only installs it.
+        seccomp::prepare().map_err(|detail| SandboxError::Setup {
+            layer: Layer::Seccomp,
+            detail,
+        })?;
+        let mut instance = NativeInstance {
+            prepared: Prepared {
+                mounts: MountPlan::build(
+                    &workspace,
+                    profile.workspace_writable,
+                    profile.limits.tmp_size,
+                )?,
+                rlimits: Rlimits::new(&profile.limits),
+                cgroup: cgroup::CgroupPlan::new(&profile.limits),
+                last_cap,
+                env: profile.env.clone(),
+                workspace,
+            },
+            live: None,
         };
-        Ok(Box::new(NativeInstance { prepared }))
+        match spawn::start(&instance.prepared, profile.egress_port) {
+            Ok(live) => instance.live = Some(live),
+            Err(spawn::StartError::Other(e)) => return Err(e),
+            Err(spawn::StartError::Step(report)) => return Err(instance.explain(report, None)),
+        }
+        Ok(Box::new(instance))
     }
 }
 
-/// A started native sandbox (v1: each exec builds a fresh one from the prepared plan).
+/// A started native sandbox: one live init in its namespaces, one command per exec.
 struct NativeInstance {
     prepared: Prepared,
+    /// Always `Some` once `start` returned it.
+    live: Option<spawn::Live>,
 }
 
 impl Instance for NativeInstance {
-    /// Runs `req` in a fresh sandbox. A program that cannot be executed (not found, not
+    /// Runs `req` in this sandbox. A program that cannot be executed (not found, not
     /// executable) is returned as [`SandboxError::Exec`], never as an exit status.
     fn exec(&mut self, req: &ExecRequest) -> Result<ExecOutput, SandboxError> {
         let cmd = CommandPlan::new(req, &self.prepared.env)?;
-        let outcome = spawn::run(&self.prepared, &cmd, req)?;
+        let live = self.live.as_mut().ok_or_else(|| {
+            SandboxError::Invalid("this sandbox instance was never started".into())
+        })?;
+        let outcome = live.exec(&cmd, req)?;
         match outcome.report {
             None => Ok(outcome.output),
-            Some(report) => Err(self.explain(report, &cmd)),
+            Some(report) => Err(self.explain(report, Some(&cmd))),
         }
+    }
+
+    fn egress_listener(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.live.as_mut().and_then(spawn::Live::take_listener)
     }
 }
 
 impl NativeInstance {
-    fn explain(&self, r: Report, cmd: &CommandPlan) -> SandboxError {
+    /// `cmd`: the command being started, `None` for failures while starting the sandbox.
+    fn explain(&self, r: Report, cmd: Option<&CommandPlan>) -> SandboxError {
+        let program = cmd.map_or_else(String::new, |c| c.program.clone());
         let os = std::io::Error::from_raw_os_error(r.errno);
         let setup = |layer: Layer, what: String| SandboxError::Setup {
             layer,
@@ -148,9 +169,9 @@ impl NativeInstance {
             Stage::InitPrctl => setup(
                 Layer::PidNamespace,
                 match r.index {
-                    0 => "setting init's parent-death signal",
                     1 => "making init non-dumpable",
-                    _ => "starting a new session for init",
+                    2 => "starting a new session for init",
+                    _ => "creating init's SIGCHLD signalfd",
                 }
                 .into(),
             ),
@@ -171,11 +192,11 @@ impl NativeInstance {
             Stage::Fork => setup(Layer::PidNamespace, "forking the command from init".into()),
             Stage::Stdio => setup(Layer::Exec, format!("installing stdio fd {}", r.index)),
             Stage::Chdir => SandboxError::Exec {
-                program: cmd.program.clone(),
+                program,
                 detail: format!(
                     "working directory {}: {os}; use a directory that exists inside the sandbox \
                      (the workspace is {} -> {})",
-                    cmd.cwd.to_string_lossy(),
+                    cmd.map_or_else(Default::default, |c| c.cwd.to_string_lossy()),
                     self.prepared.workspace.display(),
                     crate::WORKSPACE_MOUNT
                 ),
@@ -193,9 +214,11 @@ impl NativeInstance {
             Stage::Ambient => setup(Layer::Capabilities, "clearing ambient capabilities".into()),
             Stage::NoNewPrivs => setup(Layer::Capabilities, "setting no_new_privs".into()),
             Stage::Capset => setup(Layer::Capabilities, "clearing capability sets".into()),
+            Stage::Landlock => setup(Layer::Landlock, landlock::describe(r.index)),
+            Stage::Seccomp => setup(Layer::Seccomp, "installing the seccomp filter".into()),
             Stage::Exec => {
                 let detail = match r.errno {
-                    libc::ENOENT if cmd.candidates.len() > 1 => {
+                    libc::ENOENT if cmd.is_some_and(|c| c.candidates.len() > 1) => {
                         let path = self.path();
                         format!("not found in PATH ({path}) inside the sandbox")
                     }
@@ -203,11 +226,23 @@ impl NativeInstance {
                     libc::EACCES => format!("permission denied ({os}); is it executable?"),
                     _ => os.to_string(),
                 };
-                SandboxError::Exec {
-                    program: cmd.program.clone(),
-                    detail,
-                }
+                SandboxError::Exec { program, detail }
             }
+            Stage::Egress => setup(
+                Layer::NetworkNamespace,
+                format!(
+                    "{} the egress listener on the sandbox's 127.0.0.1",
+                    match r.index {
+                        0 => "creating",
+                        1 => "binding",
+                        _ => "listening on",
+                    }
+                ),
+            ),
+            Stage::Request => SandboxError::Io(std::io::Error::other(
+                "the sandbox init could not parse the exec request (internal error); start a \
+                 new instance",
+            )),
         }
     }
 

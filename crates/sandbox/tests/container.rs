@@ -21,6 +21,7 @@ fn profile(ws: &Path) -> Profile {
             ("HOME".into(), "/workspace".into()),
         ],
         limits: Limits::default(),
+        egress_port: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn profile(ws: &Path) -> Profile {
             ("LANG".into(), "C.UTF-8".into()),
         ],
         limits: Limits::default(),
+        egress_port: None,
     }
 }
 

@@ -25,10 +25,15 @@
 //!    key file is not acceptable.
 //! 3. `vault/key`: 32 random bytes, mode 0600, created on first use.
 //!
+//! - Every change is a read-modify-write under an exclusive `flock` on `vault/lock`,
+//!   starting from the file on disk, so two processes (the gateway and a `cordon secrets`
+//!   command) changing the same vault do not lose each other's changes. Reads
+//!   ([`Vault::get`], [`Vault::list`]) use the copy loaded at open or at the last change
+//!   or [`Vault::reload`].
+//!
 //! Not guaranteed: protection against someone who runs as the same user (they can read
-//! the key file or the process memory); coordination between two processes writing the
-//! same vault at once (the last write wins; run one writer at a time); wiping copies of
-//! values made inside the JSON and AEAD libraries while a file is being (de)serialized.
+//! the key file or the process memory); wiping copies of values made inside the JSON and
+//! AEAD libraries while a file is being (de)serialized.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -334,31 +339,29 @@ impl Vault {
                 name: name.to_string(),
             });
         }
-        let mut next = self.entries.clone();
-        next.insert(
-            name.to_string(),
-            Entry {
-                secret,
-                hosts,
-                created: SystemTime::now(),
-                last_used: None,
-            },
-        );
-        self.save(&next)?;
-        self.entries = next;
-        Ok(())
+        self.update(|entries| {
+            entries.insert(
+                name.to_string(),
+                Entry {
+                    secret,
+                    hosts,
+                    created: SystemTime::now(),
+                    last_used: None,
+                },
+            );
+        })
     }
 
     /// Delete a secret and write the vault. `Ok(false)` when there was none by that name.
     pub fn remove(&mut self, name: &str) -> Result<bool, VaultError> {
-        if !self.entries.contains_key(name) {
-            return Ok(false);
-        }
-        let mut next = self.entries.clone();
-        next.remove(name);
-        self.save(&next)?;
-        self.entries = next;
-        Ok(true)
+        self.update(|entries| entries.remove(name).is_some())
+    }
+
+    /// Re-read the vault file, to see changes made by another process.
+    pub fn reload(&mut self) -> Result<(), VaultError> {
+        let _lock = self.lock()?;
+        self.entries = self.read_entries()?;
+        Ok(())
     }
 
     /// Names, hosts and times of all secrets, sorted by name. Never values.
@@ -397,13 +400,60 @@ impl Vault {
         if !stale {
             return Ok(());
         }
-        let mut next = self.entries.clone();
-        if let Some(e) = next.get_mut(name) {
-            e.last_used = Some(now);
-        }
+        self.update(|entries| {
+            if let Some(e) = entries.get_mut(name) {
+                e.last_used = Some(now);
+            }
+        })
+    }
+
+    /// Read-modify-write under the vault lock, starting from the file on disk so changes
+    /// made by another process since we opened are kept, not overwritten.
+    fn update<R>(
+        &mut self,
+        change: impl FnOnce(&mut BTreeMap<String, Entry>) -> R,
+    ) -> Result<R, VaultError> {
+        let _lock = self.lock()?;
+        let mut next = self.read_entries()?;
+        let result = change(&mut next);
         self.save(&next)?;
         self.entries = next;
-        Ok(())
+        Ok(result)
+    }
+
+    /// An exclusive `flock` on `vault/lock`, released when the file is dropped.
+    fn lock(&self) -> Result<File, VaultError> {
+        let path = self.dir.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(io_err("open the lock file", &path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err("lock", &path)(e.into()))?;
+        Ok(file)
+    }
+
+    /// The entries currently on disk (empty when there is no vault file yet).
+    fn read_entries(&self) -> Result<BTreeMap<String, Entry>, VaultError> {
+        let file = self.dir.join("secrets.enc");
+        let Some(bytes) = read_private_file(&file)? else {
+            return Ok(BTreeMap::new());
+        };
+        let parsed = parse_header(&file, &bytes)?;
+        if parsed.header != self.header.as_slice() {
+            return Err(VaultError::Corrupt {
+                path: file,
+                reason: "it was re-created with another key since it was opened; open it \
+                         again"
+                    .into(),
+            });
+        }
+        self.decrypt(&file, &bytes[parsed.body..])
     }
 
     fn decrypt(&self, path: &Path, body: &[u8]) -> Result<BTreeMap<String, Entry>, VaultError> {

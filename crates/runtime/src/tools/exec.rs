@@ -47,6 +47,8 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
             cgroup_pids: s.cgroup_pids,
             cgroup_cpu_percent: s.cgroup_cpu_percent,
         },
+        // The egress proxy (issue 4) will set this.
+        egress_port: None,
     }
 }
 

@@ -94,7 +94,11 @@ pub(crate) fn probe() -> Result<Hierarchy, String> {
             ));
         }
         let dir = root.join(BASE);
-        let target = if dir.is_dir() { dir } else { root.to_path_buf() };
+        let target = if dir.is_dir() {
+            dir
+        } else {
+            root.to_path_buf()
+        };
         if !writable(&target) {
             return Err(format!("{} is not writable by this user", target.display()));
         }
@@ -177,10 +181,7 @@ impl CgroupPlan {
             }
             Hierarchy::V1 { memory, pids, cpu } => {
                 let dir = join_v1(memory, &name, &mut cg)?;
-                write(
-                    &dir.join("memory.limit_in_bytes"),
-                    &self.memory.to_string(),
-                )?;
+                write(&dir.join("memory.limit_in_bytes"), &self.memory.to_string())?;
                 let memsw = dir.join("memory.memsw.limit_in_bytes");
                 if memsw.exists() {
                     write(&memsw, &self.memory.to_string())?;
@@ -296,7 +297,9 @@ mod tests {
             .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
             .expect("pids dir");
         assert_eq!(
-            fs::read_to_string(pids_dir.join("pids.max")).unwrap().trim(),
+            fs::read_to_string(pids_dir.join("pids.max"))
+                .unwrap()
+                .trim(),
             "7"
         );
         let procs = fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap();

@@ -6,17 +6,16 @@
 //! would, inside the sandbox's root. Not found is reported as [`SandboxError::Exec`], never
 //! as a run. Does not run scripts without a `#!` line through `/bin/sh` (execvpe does).
 
-use std::ffi::{CString, c_char};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::ptr;
 
 use crate::{ExecRequest, SandboxError, WORKSPACE_MOUNT};
 
 /// `PATH` used for lookup when the profile's environment has none.
 pub(crate) const DEFAULT_PATH: &str = "/usr/bin:/bin";
 
-/// The command, ready for `execve` in a child that must not allocate.
+/// The command, validated and converted to C strings, ready to be sent to init.
 pub(crate) struct CommandPlan {
     pub program: String,
     /// Full paths to try with `execve`, in order.
@@ -24,8 +23,6 @@ pub(crate) struct CommandPlan {
     pub cwd: CString,
     _argv: Vec<CString>,
     _env: Vec<CString>,
-    argv_ptrs: Vec<*const c_char>,
-    env_ptrs: Vec<*const c_char>,
 }
 
 fn c(s: &str, what: &str) -> Result<CString, SandboxError> {
@@ -84,42 +81,23 @@ impl CommandPlan {
                 cwd.display()
             ))
         })?;
-        let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        argv_ptrs.push(ptr::null());
-        let mut env_ptrs: Vec<*const c_char> = envs.iter().map(|a| a.as_ptr()).collect();
-        env_ptrs.push(ptr::null());
         Ok(CommandPlan {
             program,
             candidates,
             cwd,
             _argv: argv,
             _env: envs,
-            argv_ptrs,
-            env_ptrs,
         })
     }
 
-    /// Child side: `execve` each candidate in turn. Returns only on failure, with the errno
-    /// that best explains it (EACCES wins over ENOENT, as with `execvp`).
-    pub(crate) fn exec(&self) -> i32 {
-        let mut best = libc::ENOENT;
-        for path in &self.candidates {
-            // SAFETY: `path` is NUL-terminated; argv_ptrs and env_ptrs are NULL-terminated
-            // arrays of pointers into CStrings owned by `self`, alive for the call.
-            unsafe {
-                libc::execve(
-                    path.as_ptr(),
-                    self.argv_ptrs.as_ptr(),
-                    self.env_ptrs.as_ptr(),
-                )
-            };
-            match super::report::errno() {
-                libc::ENOENT | libc::ENOTDIR => {}
-                libc::EACCES => best = libc::EACCES,
-                other => return other,
-            }
-        }
-        best
+    /// The arguments, for serializing to a live sandbox's init.
+    pub(crate) fn argv(&self) -> &[CString] {
+        &self._argv
+    }
+
+    /// The `KEY=value` environment, for serializing to a live sandbox's init.
+    pub(crate) fn env(&self) -> &[CString] {
+        &self._env
     }
 }
 

@@ -32,7 +32,10 @@ fn landlock_rule(path: &str) -> Option<landlock::Grant> {
         .iter()
         .filter(|(p, _)| {
             let p = p.to_str().unwrap_or("\0");
-            path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+            path == p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
         .max_by_key(|(p, _)| p.to_bytes().len())
         .map(|(_, g)| *g)
@@ -196,7 +199,10 @@ mod tests {
         assert_eq!(landlock_rule("/dev/shm"), Some(landlock::Grant::ReadWrite));
         assert_eq!(landlock_rule("/dev/null"), Some(landlock::Grant::Device));
         assert_eq!(landlock_rule("/dev/fd"), Some(landlock::Grant::Read));
-        assert_eq!(landlock_rule("/usr/bin"), Some(landlock::Grant::ReadExecute));
+        assert_eq!(
+            landlock_rule("/usr/bin"),
+            Some(landlock::Grant::ReadExecute)
+        );
         assert_eq!(landlock_rule("/usrx"), None);
         assert_eq!(landlock_rule("/"), None);
     }

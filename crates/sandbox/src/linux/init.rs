@@ -1,43 +1,48 @@
-//! The sandbox's pid 1 and the command it starts, both running between `clone` and `execve`.
+//! The sandbox's pid 1 and the commands it starts, all running between `clone` and `execve`.
 //!
-//! Guarantees: every setup step runs before the command and any failure is reported to the
-//! parent (stage + errno) and stops everything: the command never runs after a failed step.
-//! Init forks the command as pid 2, reaps every process, and when the command exits sends
-//! its wait status to the parent and exits, which makes the kernel kill whatever is left
-//! in the pid namespace. If the parent dies, init gets SIGKILL (parent-death signal).
-//! Init starts a new session, so the sandbox has no controlling terminal.
+//! Guarantees: every setup step runs before the first command and any failure is reported
+//! to the parent (stage + errno) over the control channel and stops everything: no command
+//! ever runs after a failed step. Init then serves exec requests one at a time (see
+//! [`control`]): it forks the command as a child, waits for it (or for the parent's
+//! "kill" at the deadline), then SIGKILLs every other process in the pid namespace
+//! (`kill(-1)` from pid 1 spares only init) and reaps them all before replying with the
+//! command's wait status, so no process of one call survives into the next. When the
+//! parent closes the channel (the instance is dropped, or the parent died) init kills
+//! everything and exits, which ends the namespaces. Init starts a new session, so the
+//! sandbox has no controlling terminal.
 //!
 //! Nothing here allocates or takes a lock: the parent is multi-threaded and only this
-//! thread was copied. Everything used is prepared by the parent before `clone`.
+//! thread was copied. Everything used is prepared by the parent before `clone` or received
+//! into fixed-size buffers on init's stack.
 
 use std::os::fd::RawFd;
 
-use super::command::CommandPlan;
+use super::control::{self, EXEC_FDS, MAX_MESSAGE, Op, Parsed, Reply};
 use super::mounts::MountPlan;
 use super::namespaces::{Forked, fork_into};
 use super::report::{Report, Stage, errno};
 use super::rlimits::Rlimits;
-use super::{caps, idmap, net};
+use super::{caps, idmap, landlock, net, seccomp};
 
-/// The child's ends of the pipes; init closes every other descriptor it inherited.
-#[derive(Clone, Copy)]
-pub(crate) struct ChildFds {
-    pub stdin: RawFd,
-    pub stdout: RawFd,
-    pub stderr: RawFd,
-    pub report: RawFd,
-    pub status: RawFd,
-    pub sync: RawFd,
-}
-
-/// Everything the child needs, borrowed from memory prepared before `clone`.
+/// Everything init needs, borrowed from memory prepared before `clone`.
 pub(crate) struct ChildContext<'a> {
     pub mounts: &'a MountPlan,
-    pub command: &'a CommandPlan,
     pub rlimits: &'a Rlimits,
     pub hostname: &'a [u8],
     pub last_cap: u32,
-    pub fds: ChildFds,
+    /// Port of the egress listener to create on the sandbox's 127.0.0.1, if any.
+    pub egress_port: Option<u16>,
+    /// Init's end of the control socketpair; init closes every other inherited descriptor.
+    pub ctl: RawFd,
+}
+
+/// The descriptors received with one exec request.
+#[derive(Clone, Copy)]
+struct CommandFds {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    report: RawFd,
 }
 
 fn exit(code: i32) -> ! {
@@ -50,7 +55,19 @@ fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-fn fail(fd: RawFd, stage: Stage, index: u32, errno: i32) -> ! {
+/// Report a failed init step on the control channel and exit.
+fn fail(ctl: RawFd, stage: Stage, index: u32, errno: i32) -> ! {
+    let reply = Reply::Failed(Report {
+        stage,
+        index,
+        errno,
+    });
+    let _ = control::send(ctl, &reply.encode(), &[]);
+    exit(1)
+}
+
+/// Report a failed step in the command's process on its report pipe and exit.
+fn fail_command(fd: RawFd, stage: Stage, index: u32, errno: i32) -> ! {
     Report {
         stage,
         index,
@@ -70,121 +87,276 @@ fn reset_signals() {
         for sig in 1..=libc::SIGRTMAX() {
             libc::signal(sig, libc::SIG_DFL);
         }
+    }
+    set_mask(&[]);
+}
+
+/// Set this thread's signal mask to exactly `blocked`.
+fn set_mask(blocked: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain old data initialised by sigemptyset; the calls take a
+    // live set and integer arguments.
+    unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
+        for sig in blocked {
+            libc::sigaddset(&mut set, *sig);
+        }
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        set
     }
 }
 
-/// Close every inherited descriptor except `keep`. Init lives as long as the command, so
+/// Close every inherited descriptor except `keep`. Init lives as long as the instance, so
 /// without this it would hold copies of whatever the multi-threaded parent had open at
 /// `clone` time: other sandboxes' pipes (delaying their EOF), files being written (ETXTBSY).
-fn close_all_but(keep: &[RawFd; 6]) {
-    let mut sorted = *keep;
-    sorted.sort_unstable(); // in place on the stack: no allocation
-    let mut next: libc::c_uint = 0;
-    for fd in sorted {
-        let Ok(fd) = libc::c_uint::try_from(fd) else {
-            continue;
-        };
-        if fd > next {
+fn close_all_but(keep: RawFd) {
+    if let Ok(fd) = libc::c_uint::try_from(keep) {
+        if fd > 0 {
             // SAFETY: close_range with integer arguments; closes only descriptors we own.
-            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0 as libc::c_uint) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    0 as libc::c_uint,
+                    fd - 1,
+                    0 as libc::c_uint,
+                )
+            };
         }
-        next = next.max(fd.saturating_add(1));
+        // SAFETY: as above.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                fd.saturating_add(1),
+                libc::c_uint::MAX,
+                0 as libc::c_uint,
+            )
+        };
     }
-    // SAFETY: as above.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            next,
-            libc::c_uint::MAX,
-            0 as libc::c_uint,
-        )
-    };
 }
 
 /// Entry point of the cloned child (pid 1 of the new pid namespace).
 pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
-    let fds = ctx.fds;
-    close_all_but(&[
-        fds.stdin, fds.stdout, fds.stderr, fds.report, fds.status, fds.sync,
-    ]);
+    let ctl = ctx.ctl;
+    close_all_but(ctl);
     reset_signals();
     // A new session without a controlling terminal: otherwise the command could open the
     // user's terminal through /dev/tty and inject input with TIOCSTI (CVE-2017-5226).
     // SAFETY: setsid takes no arguments.
     if unsafe { libc::setsid() } < 0 {
-        fail(fds.report, Stage::InitPrctl, 2, errno());
+        fail(ctl, Stage::InitPrctl, 2, errno());
     }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    } != 0
-    {
-        fail(fds.report, Stage::InitPrctl, 0, errno());
-    }
+    // No parent-death signal: it fires when the *thread* that cloned init exits (a tokio
+    // blocking thread, for instance), not the process. Parent death closes the control
+    // channel instead, and init ends everything when it reads EOF there.
+    //
     // Wait until the parent has written our uid/gid maps.
-    let mut byte = [0u8; 1];
-    loop {
-        // SAFETY: reading at most one byte into a live one-byte buffer.
-        let n = unsafe { libc::read(fds.sync, byte.as_mut_ptr().cast(), 1) };
-        if n == 1 {
-            break;
-        }
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        exit(1); // the parent gave up; it reports why
+    let mut go = [0u8; 1];
+    match control::recv(ctl, &mut go, &mut []) {
+        Ok(1) if go[0] == Op::Go as u8 => {}
+        _ => exit(1), // the parent gave up; it reports why
     }
-    close(fds.sync);
     // Init keeps full capabilities in the sandbox's user namespace; the command must never
     // reach it through ptrace or /proc/1 (the maps are written, so the parent no longer
     // needs /proc/PID either). The command's own exec makes it dumpable again.
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } != 0 {
-        fail(fds.report, Stage::InitPrctl, 1, errno());
+        fail(ctl, Stage::InitPrctl, 1, errno());
     }
 
     // SAFETY: the name is a live buffer of the given length.
     if unsafe { libc::sethostname(ctx.hostname.as_ptr().cast(), ctx.hostname.len()) } != 0 {
-        fail(fds.report, Stage::Hostname, 0, errno());
+        fail(ctl, Stage::Hostname, 0, errno());
     }
     if let Err(e) = net::bring_up_loopback() {
-        fail(fds.report, Stage::Loopback, 0, e);
+        fail(ctl, Stage::Loopback, 0, e);
     }
     if let Err((i, e)) = ctx.mounts.apply() {
-        fail(fds.report, Stage::Mount, i, e);
+        fail(ctl, Stage::Mount, i, e);
     }
-
-    let pid = match fork_into(0) {
-        Ok(Forked::Child) => command(ctx),
-        Ok(Forked::Parent(pid)) => pid,
-        Err(e) => fail(fds.report, Stage::Fork, 0, e.raw_os_error().unwrap_or(0)),
+    let listener = match ctx.egress_port.map(net::egress_listener) {
+        None => None,
+        Some(Ok(fd)) => Some(fd),
+        Some(Err((i, e))) => fail(ctl, Stage::Egress, i, e),
     };
-    for fd in [fds.stdin, fds.stdout, fds.stderr, fds.report] {
+    // SIGCHLD is read from a signalfd, so that one poll waits for both the command and the
+    // parent's messages.
+    let mask = set_mask(&[libc::SIGCHLD]);
+    // SAFETY: `mask` is a live, initialised sigset.
+    let sigfd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if sigfd < 0 {
+        fail(ctl, Stage::InitPrctl, 3, errno());
+    }
+    let ready = Reply::Ready.encode();
+    let sent = match listener {
+        Some(fd) => control::send(ctl, &ready, &[fd]),
+        None => control::send(ctl, &ready, &[]),
+    };
+    if sent.is_err() {
+        exit(1);
+    }
+    if let Some(fd) = listener {
         close(fd);
     }
+    serve(ctx, sigfd)
+}
+
+/// Init's main loop: one exec request at a time, until the parent closes the channel.
+fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
+    let ctl = ctx.ctl;
+    let mut buf = [0u8; MAX_MESSAGE];
+    let mut parsed = Parsed::empty();
     loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: `status` is a valid out-pointer for the call.
-        let reaped = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if reaped == pid {
-            let bytes = status.to_ne_bytes();
-            // SAFETY: writing a live 4-byte stack buffer.
-            unsafe { libc::write(fds.status, bytes.as_ptr().cast(), bytes.len()) };
+        let mut fds = [-1 as RawFd; EXEC_FDS];
+        let n = match control::recv(ctl, &mut buf, &mut fds) {
+            Ok(0) => exit(0),
+            Ok(n) => n,
+            Err(libc::EMSGSIZE) => 0, // bad request: answered below
+            Err(_) => exit(0),
+        };
+        let msg = buf.get(..n).unwrap_or(&[]);
+        if msg.first() == Some(&(Op::Kill as u8)) {
+            // A kill that crossed the previous command's status: nothing runs now.
+            fds.into_iter().filter(|fd| *fd >= 0).for_each(close);
+            continue;
+        }
+        let [stdin, stdout, stderr, report] = fds;
+        let reply = if fds.iter().any(|fd| *fd < 0) || parsed.parse(msg).is_none() {
+            Reply::Failed(Report {
+                stage: Stage::Request,
+                index: 0,
+                errno: libc::EPROTO,
+            })
+        } else {
+            let cfds = CommandFds {
+                stdin,
+                stdout,
+                stderr,
+                report,
+            };
+            match fork_into(0) {
+                Ok(Forked::Child) => command(ctx, &parsed, cfds),
+                Ok(Forked::Parent(pid)) => {
+                    // Only the command may hold its pipes: their EOF tells the parent it is gone.
+                    fds.into_iter().for_each(close);
+                    fds = [-1; EXEC_FDS];
+                    let (killed, status) = wait_command(ctl, sigfd, pid);
+                    Reply::Status { killed, status }
+                }
+                Err(e) => Reply::Failed(Report {
+                    stage: Stage::Fork,
+                    index: 0,
+                    errno: e.raw_os_error().unwrap_or(0),
+                }),
+            }
+        };
+        fds.into_iter().filter(|fd| *fd >= 0).for_each(close);
+        if control::send(ctl, &reply.encode(), &[]).is_err() {
+            kill_all(-1, &mut None);
             exit(0);
         }
-        if reaped < 0 && errno() != libc::EINTR {
+    }
+}
+
+/// Wait until the command `pid` exits or the parent sends [`Op::Kill`]; then kill and reap
+/// everything else. Returns (killed by request, the command's wait status). If the parent
+/// goes away meanwhile, kills everything and exits.
+fn wait_command(ctl: RawFd, sigfd: RawFd, pid: libc::pid_t) -> (bool, libc::c_int) {
+    let mut status: Option<libc::c_int> = None;
+    let mut killed = false;
+    loop {
+        reap_ready(pid, &mut status);
+        if status.is_some() {
+            break;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: ctl,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sigfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a live array of two pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            kill_all(pid, &mut status);
             exit(1);
         }
+        if fds[0].revents != 0 {
+            let mut msg = [0u8; 16];
+            match control::recv(ctl, &mut msg, &mut []) {
+                Ok(0) => {
+                    kill_all(pid, &mut status);
+                    exit(0);
+                }
+                Ok(_) if msg[0] == Op::Kill as u8 => {
+                    killed = true;
+                    break;
+                }
+                Ok(_) | Err(libc::EMSGSIZE) => {} // out of protocol: ignored
+                Err(_) => {
+                    kill_all(pid, &mut status);
+                    exit(0);
+                }
+            }
+        }
+        if fds[1].revents != 0 {
+            drain(sigfd);
+        }
     }
+    kill_all(pid, &mut status);
+    drain(sigfd);
+    // Killed before it could be reaped on its own: it died of SIGKILL.
+    (killed, status.unwrap_or(libc::SIGKILL))
+}
+
+/// Reap every child that has already exited, noting `pid`'s status.
+fn reap_ready(pid: libc::pid_t, status: &mut Option<libc::c_int>) {
+    loop {
+        let mut st: libc::c_int = 0;
+        // SAFETY: `st` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG | libc::__WALL) };
+        if r == pid {
+            *status = Some(st);
+        }
+        if r <= 0 {
+            return;
+        }
+    }
+}
+
+/// SIGKILL every process in the pid namespace but init, and reap them all, noting `pid`'s
+/// status. Signalling again after each reap covers processes forked while the first
+/// signal was being delivered.
+fn kill_all(pid: libc::pid_t, status: &mut Option<libc::c_int>) {
+    loop {
+        // SAFETY: kill with integer arguments; -1 from pid 1 of a pid namespace means every
+        // process of the namespace except init itself.
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+        let mut st: libc::c_int = 0;
+        // SAFETY: `st` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::__WALL) };
+        if r == pid && status.is_none() {
+            *status = Some(st);
+        }
+        if r < 0 && errno() != libc::EINTR {
+            return; // ECHILD: the namespace holds only init
+        }
+    }
+}
+
+/// Empty the signalfd (its readiness only means "some child changed state").
+fn drain(sigfd: RawFd) {
+    let mut info = [0u8; 128 * 4];
+    // SAFETY: reading into a live stack buffer of the given length.
+    while unsafe { libc::read(sigfd, info.as_mut_ptr().cast(), info.len()) } > 0 {}
 }
 
 /// Duplicate `fd` to a number >= 3, close-on-exec, so that installing stdio cannot clobber
@@ -195,13 +367,14 @@ fn lift(fd: RawFd) -> Result<RawFd, i32> {
     if new < 0 { Err(errno()) } else { Ok(new) }
 }
 
-/// The command's process (pid 2): stdio, cwd, limits, privileges, then `execve`.
-fn command(ctx: &ChildContext<'_>) -> ! {
-    let fds = ctx.fds;
+/// The command's process (a child of init): stdio, cwd, limits, privileges, then `execve`.
+fn command(ctx: &ChildContext<'_>, req: &Parsed, fds: CommandFds) -> ! {
     let report = match lift(fds.report) {
         Ok(fd) => fd,
-        Err(e) => fail(fds.report, Stage::Stdio, 3, e),
+        Err(e) => fail_command(fds.report, Stage::Stdio, 3, e),
     };
+    // Init blocks SIGCHLD for its signalfd; the mask survives execve.
+    set_mask(&[]);
     // Lift all three before installing any: installing stdin on 0 must not clobber a
     // stdout pipe that happened to be descriptor 0.
     let mut lifted = [0 as RawFd; 3];
@@ -212,22 +385,22 @@ fn command(ctx: &ChildContext<'_>) -> ! {
     {
         *slot = match lift(fd) {
             Ok(fd) => fd,
-            Err(e) => fail(report, Stage::Stdio, target, e),
+            Err(e) => fail_command(report, Stage::Stdio, target, e),
         };
     }
     for (target, fd) in (0..).zip(lifted) {
         // Lifted copies are all >= 3 and distinct, so this never overwrites one of them.
         // SAFETY: dup2 on descriptor numbers; the result is checked.
         if unsafe { libc::dup2(fd, target) } < 0 {
-            fail(report, Stage::Stdio, target as u32, errno());
+            fail_command(report, Stage::Stdio, target as u32, errno());
         }
     }
-    // SAFETY: `cwd` is NUL-terminated and owned by the prepared command.
-    if unsafe { libc::chdir(ctx.command.cwd.as_ptr()) } != 0 {
-        fail(report, Stage::Chdir, 0, errno());
+    // SAFETY: `cwd` points at a NUL-terminated string in the received request.
+    if unsafe { libc::chdir(req.cwd) } != 0 {
+        fail_command(report, Stage::Chdir, 0, errno());
     }
     if let Err((i, e)) = ctx.rlimits.apply() {
-        fail(report, Stage::Rlimit, i, e);
+        fail_command(report, Stage::Rlimit, i, e);
     }
     // Nothing the parent's other threads opened may leak into the command.
     // SAFETY: close_range with integer arguments only.
@@ -240,24 +413,31 @@ fn command(ctx: &ChildContext<'_>) -> ! {
         )
     };
     if rc != 0 {
-        fail(report, Stage::CloseFds, 0, errno());
+        fail_command(report, Stage::CloseFds, 0, errno());
     }
     if let Err(e) = idmap::become_sandbox_user() {
-        fail(report, Stage::SetIds, 0, e);
+        fail_command(report, Stage::SetIds, 0, e);
     }
     if let Err((cap, e)) = caps::drop_bounding_set(ctx.last_cap) {
-        fail(report, Stage::CapBound, cap, e);
+        fail_command(report, Stage::CapBound, cap, e);
     }
     if let Err(e) = caps::clear_ambient() {
-        fail(report, Stage::Ambient, 0, e);
+        fail_command(report, Stage::Ambient, 0, e);
     }
     if let Err(e) = caps::set_no_new_privs() {
-        fail(report, Stage::NoNewPrivs, 0, e);
+        fail_command(report, Stage::NoNewPrivs, 0, e);
     }
     if let Err(e) = caps::clear_all() {
-        fail(report, Stage::Capset, 0, e);
+        fail_command(report, Stage::Capset, 0, e);
     }
-    let e = ctx.command.exec();
+    // Last, in this order: Landlock needs no_new_privs; seccomp denies nothing left to do.
+    if let Err((i, e)) = landlock::restrict(ctx.mounts.workspace_writable()) {
+        fail_command(report, Stage::Landlock, i, e);
+    }
+    if let Err(e) = seccomp::install() {
+        fail_command(report, Stage::Seccomp, 0, e);
+    }
+    let e = req.exec();
     Report {
         stage: Stage::Exec,
         index: 0,

@@ -184,8 +184,7 @@ pub(crate) fn restrict(workspace_writable: bool) -> Result<bool, (u32, i32)> {
         // SAFETY: fstat on the descriptor just opened, into a zeroed stack struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above; `st` is a valid out-pointer.
-        if unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT != libc::S_IFDIR
-        {
+        if unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             allowed &= FILE_RIGHTS;
         }
         let rule = PathBeneathAttr {

@@ -129,6 +129,7 @@ struct Step {
 #[derive(Debug)]
 pub(crate) struct MountPlan {
     steps: Vec<Step>,
+    workspace_writable: bool,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
@@ -413,7 +414,10 @@ impl MountPlan {
             rfs,
             "making / read-only".into(),
         );
-        Ok(MountPlan { steps: p.steps })
+        Ok(MountPlan {
+            steps: p.steps,
+            workspace_writable: writable,
+        })
     }
 
     /// Layer and description of step `index`, for error messages.
@@ -422,6 +426,109 @@ impl MountPlan {
             Some(s) => (s.layer, s.what.clone()),
             None => (Layer::RootFilesystem, format!("unknown mount step {index}")),
         }
+    }
+
+    /// Whether `/workspace` is mounted writable (Landlock mirrors it).
+    pub(crate) fn workspace_writable(&self) -> bool {
+        self.workspace_writable
+    }
+
+    /// Every path the plan makes visible inside, in plan order: (path, read-only by mount
+    /// flags, source). Derived from the steps themselves, for `explain`.
+    pub(crate) fn views(&self) -> Vec<(String, bool, String)> {
+        let inside = |c: &CStr| {
+            let s = c.to_string_lossy();
+            match s.strip_prefix("/newroot") {
+                Some("") => Some("/".to_owned()),
+                Some(rest) if rest.starts_with('/') => Some(rest.to_owned()),
+                _ => None,
+            }
+        };
+        let mut out: Vec<(String, bool, String)> = Vec::new();
+        fn set(out: &mut Vec<(String, bool, String)>, path: String, ro: bool, source: String) {
+            match out.iter_mut().find(|(p, _, _)| *p == path) {
+                Some(v) => *v = (path, ro, source),
+                None => out.push((path, ro, source)),
+            }
+        }
+        for step in &self.steps {
+            match &step.op {
+                Op::Tmpfs {
+                    target,
+                    flags,
+                    data,
+                } => {
+                    if let Some(p) = inside(target) {
+                        let data = data.to_string_lossy();
+                        let size = data
+                            .split(',')
+                            .find_map(|o| o.strip_prefix("size="))
+                            .map_or(String::new(), |s| format!(" size={s}"));
+                        let masked = p.starts_with("/proc/");
+                        let src = if masked {
+                            "masked (empty tmpfs)".to_owned()
+                        } else {
+                            format!("tmpfs{size}")
+                        };
+                        set(&mut out, p, flags & libc::MS_RDONLY != 0, src);
+                    }
+                }
+                Op::WriteFile { path, .. } => {
+                    if let Some(p) = inside(path) {
+                        set(&mut out, p, false, "generated".into());
+                    }
+                }
+                Op::Symlink { target, link } => {
+                    if let Some(p) = inside(link) {
+                        set(
+                            &mut out,
+                            p,
+                            true,
+                            format!("symlink -> {}", target.to_string_lossy()),
+                        );
+                    }
+                }
+                Op::Bind { src, dst, extra } => {
+                    if let Some(p) = inside(dst) {
+                        let src = src.to_string_lossy();
+                        let source = if let Some(host) = src.strip_prefix("/oldroot") {
+                            format!("host:{host}")
+                        } else if src == "/newroot/dev/null" {
+                            "masked (/dev/null)".to_owned()
+                        } else {
+                            "proc (read-only)".to_owned()
+                        };
+                        let ro = extra.is_none_or(|f| f & libc::MS_RDONLY != 0);
+                        set(&mut out, p, ro, source);
+                    }
+                }
+                Op::Proc(target) => {
+                    if let Some(p) = inside(target) {
+                        set(&mut out, p, false, "proc (sandbox pids only)".into());
+                    }
+                }
+                Op::Remount { target, extra } => {
+                    let p =
+                        inside(target).or_else(|| (target.to_bytes() == b"/").then(|| "/".into()));
+                    if let Some(p) = p
+                        && let Some(v) = out.iter_mut().find(|(q, _, _)| *q == p)
+                    {
+                        v.1 |= extra & libc::MS_RDONLY != 0;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Everything in the root tmpfs (generated files, symlinks) is read-only once `/` is.
+        let root_ro = out.iter().any(|(p, ro, _)| p == "/" && *ro);
+        if root_ro {
+            for v in out.iter_mut() {
+                if v.2 == "generated" || v.2.starts_with("symlink") {
+                    v.1 = true;
+                }
+            }
+        }
+        out
     }
 
     /// Child side: run every step in order; on failure the step index and errno.

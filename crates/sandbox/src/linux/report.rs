@@ -14,7 +14,7 @@ pub(crate) const REPORT_LEN: usize = 12;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub(crate) enum Stage {
-    /// Init's own process settings: 0 parent-death signal, 1 non-dumpable, 2 setsid.
+    /// Init's own process settings: 1 non-dumpable, 2 setsid, 3 SIGCHLD signalfd.
     InitPrctl = 1,
     Hostname,
     Loopback,
@@ -30,10 +30,17 @@ pub(crate) enum Stage {
     NoNewPrivs,
     Capset,
     Exec,
+    /// The egress listener: 0 socket, 1 bind, 2 listen.
+    Egress,
+    /// A request on the control channel that init could not parse.
+    Request,
+    /// Index: the Landlock rule (`landlock::RULES`), or its length for the ruleset itself.
+    Landlock,
+    Seccomp,
 }
 
 impl Stage {
-    const ALL: [Stage; 15] = [
+    const ALL: [Stage; 19] = [
         Stage::InitPrctl,
         Stage::Hostname,
         Stage::Loopback,
@@ -49,6 +56,10 @@ impl Stage {
         Stage::NoNewPrivs,
         Stage::Capset,
         Stage::Exec,
+        Stage::Egress,
+        Stage::Request,
+        Stage::Landlock,
+        Stage::Seccomp,
     ];
 
     fn from_u32(v: u32) -> Option<Stage> {

@@ -31,6 +31,11 @@ impl Rlimits {
         }
     }
 
+    /// Each limit's name and value as asked (the host's hard limit may be lower).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.entries.iter().map(|(_, name, v)| (*name, *v))
+    }
+
     /// Description of entry `index` for error messages.
     pub(crate) fn describe(&self, index: u32) -> String {
         match self.entries.get(index as usize) {

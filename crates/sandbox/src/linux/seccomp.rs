@@ -195,7 +195,9 @@ fn compile(
         arch,
     )
     .map_err(|e| e.to_string())?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
 /// A hand-written filter refusing x32 system calls, which share the x86_64 audit

@@ -1,40 +1,67 @@
-//! Parent side of one sandboxed run: pipes, `clone`, id maps, I/O and the deadline.
+//! Parent side of a live sandbox: `clone` of init at start, then one command per exec over
+//! the control channel, with its I/O and deadline.
 //!
-//! Guarantees: stdin is fed and closed, stdout and stderr are read concurrently (one `poll`
-//! loop, no threads) keeping at most `output_limit` bytes each and counting the rest; at
-//! the deadline the sandbox's init is SIGKILLed, which kills the whole process tree, and
-//! the result is [`ExitStatus::TimedOut`]. The child is always reaped before returning.
-//! Does not bound the time spent draining pipes after a kill beyond a short grace period.
+//! Guarantees: [`start`] returns only once init has set up every layer (or reports the
+//! failed step); the sandbox then lives until the [`Live`] is dropped, which SIGKILLs init
+//! and reaps it (the kernel then kills everything in the pid namespace, and the mounts,
+//! `/tmp` included, go away with the last process). Per exec: stdin is fed and closed,
+//! stdout and stderr are read concurrently (one `poll` loop, no threads) keeping at most
+//! `output_limit` bytes each and counting the rest; at the deadline init is asked to kill
+//! the command's tree and the result is [`ExitStatus::TimedOut`]; if init does not answer
+//! within [`KILL_GRACE`], init itself is SIGKILLed and the instance is dead (later execs
+//! fail with a clear error). Does not bound the time spent draining pipes after the command
+//! ended beyond the same grace period.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 use rustix::pipe::{PipeFlags, pipe_with};
 
 use super::command::CommandPlan;
-use super::init::{self, ChildContext, ChildFds};
+use super::control::{self, Op, Reply};
+use super::init::{self, ChildContext};
 use super::namespaces::{self, Forked};
 use super::report::{REPORT_LEN, Report};
 use super::{Prepared, idmap};
 use crate::{ExecOutput, ExecRequest, ExitStatus, Layer, SandboxError};
 
-/// How long to keep draining pipes after killing init before giving up on them.
-const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long init may take to kill a command's tree (or the parent to drain pipes after
+/// the command ended) before init itself is killed.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long init may take to set up the sandbox at start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What came back from the child, before interpretation.
+/// What came back from one exec, before interpretation.
 pub(crate) struct Outcome {
     pub output: ExecOutput,
     pub report: Option<Report>,
 }
 
-struct Pipes {
-    stdin: (OwnedFd, OwnedFd),
-    stdout: (OwnedFd, OwnedFd),
-    stderr: (OwnedFd, OwnedFd),
-    report: (OwnedFd, OwnedFd),
-    status: (OwnedFd, OwnedFd),
-    sync: (OwnedFd, OwnedFd),
+/// Why [`start`] failed.
+pub(crate) enum StartError {
+    /// Init reported a failed setup step.
+    Step(Report),
+    Other(SandboxError),
+}
+
+impl From<SandboxError> for StartError {
+    fn from(e: SandboxError) -> Self {
+        StartError::Other(e)
+    }
+}
+
+/// A running sandbox: its init and the control channel to it.
+pub(crate) struct Live {
+    /// Init's pid (in our namespace). Unreaped until drop, so it cannot be recycled.
+    pid: libc::pid_t,
+    ctl: OwnedFd,
+    listener: Option<OwnedFd>,
+    /// Set when the instance can no longer run commands, with the reason.
+    dead: Option<String>,
+    /// The sandbox's cgroup; removed (after `drop` killed init) when this is dropped.
+    _cgroup: Option<super::cgroup::Cgroup>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
@@ -72,37 +99,46 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
         .map_err(|e| SandboxError::Io(e.into()))
 }
 
-/// Run `cmd` in a fresh sandbox described by `prepared`.
-pub(crate) fn run(
-    prepared: &Prepared,
-    cmd: &CommandPlan,
-    req: &ExecRequest,
-) -> Result<Outcome, SandboxError> {
-    let started = Instant::now();
-    // None: a timeout too large to represent, i.e. no deadline.
-    let deadline = started.checked_add(req.timeout);
-    let p = Pipes {
-        stdin: pipe()?,
-        stdout: pipe()?,
-        stderr: pipe()?,
-        report: pipe()?,
-        status: pipe()?,
-        sync: pipe()?,
-    };
+/// Wait up to `timeout` for `fd` to become readable. False on timeout.
+fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, SandboxError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+        // SAFETY: `pfd` is one live pollfd struct.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(SandboxError::Io(e));
+        }
+    }
+}
+
+/// Create the sandbox described by `prepared`: clone init into new namespaces, map ids,
+/// and wait until init has set up every layer.
+pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Live, StartError> {
+    let (ctl, child_ctl) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| SandboxError::Io(e.into()))?;
     let ctx = ChildContext {
         mounts: &prepared.mounts,
-        command: cmd,
         rlimits: &prepared.rlimits,
         hostname: super::HOSTNAME.as_bytes(),
         last_cap: prepared.last_cap,
-        fds: ChildFds {
-            stdin: p.stdin.0.as_raw_fd(),
-            stdout: p.stdout.1.as_raw_fd(),
-            stderr: p.stderr.1.as_raw_fd(),
-            report: p.report.1.as_raw_fd(),
-            status: p.status.1.as_raw_fd(),
-            sync: p.sync.0.as_raw_fd(),
-        },
+        egress_port,
+        ctl: child_ctl.as_raw_fd(),
     };
     let pid = match namespaces::fork_into(namespaces::NAMESPACES) {
         Ok(Forked::Child) => init::run(&ctx),
@@ -116,68 +152,156 @@ pub(crate) fn run(
                      /proc/sys/kernel/unprivileged_userns_clone, user.max_user_namespaces and, on \
                      Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
                 ),
-            ));
+            )
+            .into());
         }
     };
-    // Keep only the parent's ends.
-    let Pipes {
-        stdin,
-        stdout,
-        stderr,
-        report,
-        status,
-        sync,
-    } = p;
-    let (stdin_w, stdout_r, stderr_r, report_r, status_r, sync_w) =
-        (stdin.1, stdout.0, stderr.0, report.0, status.0, sync.1);
-    drop((stdin.0, stdout.1, stderr.1, report.1, status.1, sync.0));
+    drop(child_ctl);
+    // From here on, dropping `live` kills and reaps init.
+    let mut live = Live {
+        pid,
+        ctl,
+        listener: None,
+        dead: None,
+        _cgroup: None,
+    };
 
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     if let Err(detail) = idmap::write_maps(pid, uid, gid) {
-        kill(pid);
-        reap(pid);
-        return Err(setup_err(Layer::IdMapping, detail));
+        return Err(setup_err(Layer::IdMapping, detail).into());
     }
-    if let Err(e) = rustix::io::write(&sync_w, &[1]) {
-        kill(pid);
-        reap(pid);
+    // Into the cgroup before init is released: everything it starts inherits it.
+    live._cgroup = prepared
+        .cgroup
+        .attach(pid)
+        .map_err(|d| setup_err(Layer::Rlimits, format!("cgroup: {d}")))?;
+    if let Err(e) = control::send(live.ctl.as_raw_fd(), &[Op::Go as u8], &[]) {
+        let e = io::Error::from_raw_os_error(e);
         return Err(setup_err(
             Layer::UserNamespace,
             format!("waking the sandbox init: {e}"),
-        ));
+        )
+        .into());
     }
-    drop(sync_w);
+    if !wait_readable(&live.ctl, START_TIMEOUT)? {
+        return Err(SandboxError::Io(io::Error::other(format!(
+            "the sandbox init did not finish setting up within {START_TIMEOUT:?}; it was killed"
+        )))
+        .into());
+    }
+    match control::recv_reply(&live.ctl) {
+        Ok(Some((Reply::Ready, listener))) => {
+            live.listener = listener;
+            Ok(live)
+        }
+        Ok(Some((Reply::Failed(report), _))) => Err(StartError::Step(report)),
+        Ok(Some((Reply::Status { .. }, _))) | Err(_) | Ok(None) => {
+            let status = live.kill_and_reap();
+            Err(SandboxError::Io(io::Error::other(format!(
+                "the sandbox init ended during setup without reporting why (wait status \
+                 {status:?})"
+            )))
+            .into())
+        }
+    }
+}
 
-    let result = io_loop(
-        pid, deadline, req, stdin_w, stdout_r, stderr_r, report_r, status_r,
-    );
-    if result.is_err() {
-        kill(pid); // never wait for a command we no longer watch
+impl Live {
+    /// The egress listener created at start, once.
+    pub(crate) fn take_listener(&mut self) -> Option<OwnedFd> {
+        self.listener.take()
     }
-    let wait = reap(pid);
-    let (status, stdout, stderr, report) = result?;
-    let status = match status {
-        Some(s) => s,
-        None if report.is_some() => ExitStatus::Exited(127),
-        None => {
+
+    fn kill_and_reap(&mut self) -> Option<libc::c_int> {
+        if self.pid <= 0 {
+            return None;
+        }
+        kill(self.pid);
+        let status = reap(self.pid);
+        self.pid = 0;
+        status
+    }
+
+    /// Kill init: the instance can no longer run commands, for `reason`.
+    fn die(&mut self, reason: String) {
+        self.kill_and_reap();
+        self.dead.get_or_insert(reason);
+    }
+
+    /// Run `cmd` in this sandbox.
+    pub(crate) fn exec(
+        &mut self,
+        cmd: &CommandPlan,
+        req: &ExecRequest,
+    ) -> Result<Outcome, SandboxError> {
+        if let Some(reason) = &self.dead {
             return Err(SandboxError::Io(io::Error::other(format!(
-                "the sandbox init ended without reporting the command's status (init wait \
-                 status {wait:?})"
+                "this sandbox instance is no longer usable ({reason}); start a new one"
             ))));
         }
-    };
-    Ok(Outcome {
-        output: ExecOutput {
-            status,
-            stdout: stdout.buf,
-            stderr: stderr.buf,
-            stdout_dropped: stdout.dropped,
-            stderr_dropped: stderr.dropped,
-            duration: started.elapsed(),
-        },
-        report,
-    })
+        let msg = control::encode_exec(cmd)?;
+        let started = Instant::now();
+        // None: a timeout too large to represent, i.e. no deadline.
+        let deadline = started.checked_add(req.timeout);
+        let (stdin_r, stdin_w) = pipe()?;
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        let (report_r, report_w) = pipe()?;
+        let fds = [&stdin_r, &stdout_w, &stderr_w, &report_w].map(AsRawFd::as_raw_fd);
+        if let Err(e) = control::send(self.ctl.as_raw_fd(), &msg, &fds) {
+            let e = io::Error::from_raw_os_error(e);
+            self.die(format!("sending a request to the sandbox init failed: {e}"));
+            return Err(SandboxError::Io(io::Error::other(format!(
+                "sending the command to the sandbox init failed: {e}; the instance is closed, \
+                 start a new one"
+            ))));
+        }
+        // Keep only the parent's ends: the command's EOF is its last holder going away.
+        drop((stdin_r, stdout_w, stderr_w, report_w));
+
+        let result = self.io_loop(deadline, req, stdin_w, stdout_r, stderr_r, report_r);
+        let (status, stdout, stderr, report) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Never leave a command running that we no longer watch.
+                self.die(format!("{e}"));
+                return Err(e);
+            }
+        };
+        let status = match status {
+            Some(s) => s,
+            None if report.is_some() => ExitStatus::Exited(127),
+            None => {
+                let reason = self
+                    .dead
+                    .clone()
+                    .unwrap_or_else(|| "init ended without reporting the command's status".into());
+                self.die(reason.clone());
+                return Err(SandboxError::Io(io::Error::other(format!(
+                    "the sandbox lost the command's status: {reason}; the instance is closed, \
+                     start a new one"
+                ))));
+            }
+        };
+        Ok(Outcome {
+            output: ExecOutput {
+                status,
+                stdout: stdout.buf,
+                stderr: stderr.buf,
+                stdout_dropped: stdout.dropped,
+                stderr_dropped: stderr.dropped,
+                duration: started.elapsed(),
+            },
+            report,
+        })
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
 }
 
 /// One captured output stream.
@@ -254,127 +378,145 @@ impl<const N: usize> Record<N> {
 
 type Collected = (Option<ExitStatus>, Capture, Capture, Option<Report>);
 
-#[allow(clippy::too_many_arguments)]
-fn io_loop(
-    pid: libc::pid_t,
-    deadline: Option<Instant>,
-    req: &ExecRequest,
-    stdin_w: OwnedFd,
-    stdout_r: OwnedFd,
-    stderr_r: OwnedFd,
-    report_r: OwnedFd,
-    status_r: OwnedFd,
-) -> Result<Collected, SandboxError> {
-    for fd in [&stdin_w, &stdout_r, &stderr_r, &report_r, &status_r] {
-        set_nonblocking(fd)?;
-    }
-    // Closing our end at once when there is nothing to feed: the command reads EOF.
-    let mut stdin = if req.stdin.is_empty() {
-        drop(stdin_w);
-        None
-    } else {
-        Some(stdin_w)
-    };
-    let mut stdin_off = 0usize;
-    let mut out = Capture::new(stdout_r, req.output_limit);
-    let mut err = Capture::new(stderr_r, req.output_limit);
-    let mut report = Record::<REPORT_LEN>::new(report_r);
-    let mut status = Record::<4>::new(status_r);
-    let mut killed_at: Option<Instant> = None;
-    let mut scratch = vec![0u8; 64 * 1024];
+impl Live {
+    fn io_loop(
+        &mut self,
+        deadline: Option<Instant>,
+        req: &ExecRequest,
+        stdin_w: OwnedFd,
+        stdout_r: OwnedFd,
+        stderr_r: OwnedFd,
+        report_r: OwnedFd,
+    ) -> Result<Collected, SandboxError> {
+        for fd in [&stdin_w, &stdout_r, &stderr_r, &report_r] {
+            set_nonblocking(fd)?;
+        }
+        // Closing our end at once when there is nothing to feed: the command reads EOF.
+        let mut stdin = if req.stdin.is_empty() {
+            drop(stdin_w);
+            None
+        } else {
+            Some(stdin_w)
+        };
+        let mut stdin_off = 0usize;
+        let mut out = Capture::new(stdout_r, req.output_limit);
+        let mut err = Capture::new(stderr_r, req.output_limit);
+        let mut report = Record::<REPORT_LEN>::new(report_r);
+        let mut reply: Option<Reply> = None;
+        let mut killed_at: Option<Instant> = None;
+        let mut replied_at: Option<Instant> = None;
+        let mut scratch = vec![0u8; 64 * 1024];
 
-    loop {
-        if out.fd.is_none() && err.fd.is_none() && report.fd.is_none() && status.fd.is_none() {
-            break;
-        }
-        if report.value().is_some() && killed_at.is_none() {
-            // A setup step failed: nothing useful can follow.
-            kill(pid);
-            killed_at = Some(Instant::now());
-        }
-        let now = Instant::now();
-        let wait = match killed_at {
-            Some(t) => {
+        loop {
+            if reply.is_some() && out.fd.is_none() && err.fd.is_none() && report.fd.is_none() {
+                break;
+            }
+            let now = Instant::now();
+            let wait = if let Some(t) = replied_at.or(killed_at) {
                 let left = (t + KILL_GRACE).saturating_duration_since(now);
                 if left.is_zero() {
+                    if reply.is_none() {
+                        self.die("init did not kill the command at the deadline".into());
+                    }
                     break;
                 }
                 left
-            }
-            None => {
+            } else {
                 let left = deadline.map_or(Duration::from_secs(3600), |d| {
                     d.saturating_duration_since(now)
                 });
                 if left.is_zero() {
-                    kill(pid);
+                    if control::send(self.ctl.as_raw_fd(), &[Op::Kill as u8], &[]).is_err() {
+                        self.die("init could not be told to kill the command".into());
+                        break;
+                    }
                     killed_at = Some(now);
                     stdin = None;
                     continue;
                 }
                 left
-            }
-        };
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(5);
-        let mut push = |fd: Option<RawFd>, events: libc::c_short| {
-            fds.push(libc::pollfd {
-                fd: fd.unwrap_or(-1),
-                events,
+            };
+            let ctl_fd = (reply.is_none() && self.dead.is_none()).then(|| self.ctl.as_raw_fd());
+            let mut fds = [libc::pollfd {
+                fd: -1,
+                events: 0,
                 revents: 0,
-            });
-        };
-        push(stdin.as_ref().map(AsRawFd::as_raw_fd), libc::POLLOUT);
-        push(out.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN);
-        push(err.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN);
-        push(report.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN);
-        push(status.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN);
-        let timeout_ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a live array of fds.len() pollfd structs; negative fds are ignored.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+            }; 5];
+            for (slot, (fd, events)) in fds.iter_mut().zip([
+                (stdin.as_ref().map(AsRawFd::as_raw_fd), libc::POLLOUT),
+                (out.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
+                (err.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
+                (report.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
+                (ctl_fd, libc::POLLIN),
+            ]) {
+                slot.fd = fd.unwrap_or(-1);
+                slot.events = events;
             }
-            kill(pid);
-            return Err(SandboxError::Io(e));
-        }
-        let ready = |i: usize| fds.get(i).is_some_and(|f| f.revents != 0);
-        if ready(0)
-            && let Some(fd) = &stdin
-        {
-            let rest = req.stdin.get(stdin_off..).unwrap_or(&[]);
-            match rustix::io::write(fd, rest) {
-                Ok(n) => stdin_off += n,
-                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
-                Err(_) => stdin_off = req.stdin.len(),
+            let timeout_ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            // SAFETY: `fds` is a live array of 5 pollfd structs; negative fds are ignored.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(SandboxError::Io(e));
             }
-            if stdin_off >= req.stdin.len() {
-                stdin = None;
+            let ready = |i: usize| fds.get(i).is_some_and(|f| f.revents != 0);
+            if ready(0)
+                && let Some(fd) = &stdin
+            {
+                let rest = req.stdin.get(stdin_off..).unwrap_or(&[]);
+                match rustix::io::write(fd, rest) {
+                    Ok(n) => stdin_off += n,
+                    Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => stdin_off = req.stdin.len(),
+                }
+                if stdin_off >= req.stdin.len() {
+                    stdin = None;
+                }
+            }
+            if ready(1) {
+                out.pump(&mut scratch);
+            }
+            if ready(2) {
+                err.pump(&mut scratch);
+            }
+            if ready(3) {
+                report.pump();
+            }
+            if ready(4) {
+                match control::recv_reply(&self.ctl) {
+                    Ok(Some((r, _))) => {
+                        reply = Some(r);
+                        replied_at = Some(Instant::now());
+                        stdin = None;
+                    }
+                    Ok(None) => {
+                        self.die("init exited".into());
+                        break;
+                    }
+                    Err(e) => {
+                        let e = io::Error::from_raw_os_error(e);
+                        self.die(format!("reading init's reply failed: {e}"));
+                        break;
+                    }
+                }
             }
         }
-        if ready(1) {
-            out.pump(&mut scratch);
-        }
-        if ready(2) {
-            err.pump(&mut scratch);
-        }
-        if ready(3) {
-            report.pump();
-        }
-        if ready(4) {
-            status.pump();
-        }
-    }
 
-    let report = report.value().and_then(|b| Report::decode(&b));
-    let exit = if killed_at.is_some() && report.is_none() {
-        Some(ExitStatus::TimedOut)
-    } else {
-        status
-            .value()
-            .map(|b| decode_status(libc::c_int::from_ne_bytes(b)))
-    };
-    Ok((exit, out, err, report))
+        let mut report = report.value().and_then(|b| Report::decode(&b));
+        let exit = match reply {
+            _ if killed_at.is_some() && report.is_none() => Some(ExitStatus::TimedOut),
+            Some(Reply::Status { status, .. }) => Some(decode_status(status)),
+            Some(Reply::Failed(r)) => {
+                report = report.or(Some(r));
+                None
+            }
+            Some(Reply::Ready) | None => None,
+        };
+        Ok((exit, out, err, report))
+    }
 }
 
 fn decode_status(status: libc::c_int) -> ExitStatus {
