@@ -376,7 +376,7 @@ fn values_never_reach_disk_in_any_encoding() {
         assert!(
             names
                 .iter()
-                .all(|n| n == "vault/secrets.enc" || n == "vault/key"),
+                .all(|n| n == "vault/secrets.enc" || n == "vault/key" || n == "vault/lock"),
             "{names:?}"
         );
         for file in &files {
@@ -393,4 +393,95 @@ fn values_never_reach_disk_in_any_encoding() {
             }
         }
     }
+}
+
+#[test]
+fn two_handles_do_not_lose_each_others_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    let mut gateway = Vault::open_with(state, KeySource::KeyFile).unwrap();
+    let mut cli = Vault::open_with(state, KeySource::KeyFile).unwrap();
+    gateway
+        .set("FROM_GATEWAY", Secret::from(VALUE), vec![])
+        .unwrap();
+    cli.set("FROM_CLI", Secret::from(OTHER), vec![]).unwrap();
+    // The gateway's next write starts from disk, so FROM_CLI survives it.
+    gateway.mark_used("FROM_GATEWAY").unwrap();
+    assert!(gateway.get("FROM_CLI").is_some());
+    let v = Vault::open_with(state, KeySource::KeyFile).unwrap();
+    assert_eq!(v.list().len(), 2);
+
+    // Concurrent writers in threads, each through its own handle.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let state = state.to_path_buf();
+            std::thread::spawn(move || {
+                let mut v = Vault::open_with(&state, KeySource::KeyFile).unwrap();
+                for i in 0..5 {
+                    v.set(&format!("T{t}_{i}"), Secret::from(VALUE), vec![])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    cli.reload().unwrap();
+    assert_eq!(cli.list().len(), 2 + 20);
+}
+
+/// Child half of `open_reads_the_passphrase_from_the_environment`: runs only in the
+/// subprocess that test starts, with the environment it sets.
+#[test]
+#[ignore = "run by open_reads_the_passphrase_from_the_environment"]
+fn child_open_from_env() {
+    let state = PathBuf::from(std::env::var_os("CORDON_TEST_STATE").unwrap());
+    let mut v = Vault::open(&state).unwrap_or_else(|e| panic!("{e}"));
+    if std::env::var_os("CORDON_TEST_WRITE").is_some() {
+        v.set("ENV_SECRET", Secret::from(VALUE), vec![]).unwrap();
+    } else {
+        assert_eq!(v.get("ENV_SECRET").unwrap().0.expose(), VALUE);
+    }
+}
+
+#[test]
+fn open_reads_the_passphrase_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = |pass: Option<&str>, write: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--ignored",
+            "--exact",
+            "child_open_from_env",
+            "--test-threads=1",
+        ])
+        .env("CORDON_TEST_STATE", tmp.path())
+        .env_remove("CORDON_VAULT_PASSPHRASE");
+        if let Some(p) = pass {
+            cmd.env("CORDON_VAULT_PASSPHRASE", p);
+        }
+        if write {
+            cmd.env("CORDON_TEST_WRITE", "1");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (ok, out) = child(Some("env passphrase"), true);
+    assert!(ok, "{out}");
+    assert!(
+        !tmp.path().join("vault/key").exists(),
+        "passphrase, not key file"
+    );
+    let (ok, out) = child(Some("env passphrase"), false);
+    assert!(ok, "{out}");
+    let (ok, out) = child(Some("wrong passphrase"), false);
+    assert!(!ok);
+    assert!(out.contains("cannot decrypt"), "{out}");
+    let (ok, out) = child(None, false);
+    assert!(!ok);
+    assert!(out.contains("set CORDON_VAULT_PASSPHRASE"), "{out}");
 }
