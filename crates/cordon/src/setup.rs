@@ -111,11 +111,29 @@ pub fn agent_config<'a>(config: &'a Config, name: &str) -> Result<&'a config::Ag
 
 /// The sandbox backend the config asks for. Fails closed when it cannot be provided.
 pub fn sandbox_backend(config: &Config) -> Result<Arc<dyn sandbox::Sandbox>> {
-    match config.sandbox.backend {
-        config::SandboxBackend::Native => Ok(Arc::new(sandbox::NativeSandbox::new())),
-        other => {
-            bail!("sandbox.backend = {other:?} is not available in this build; use \"native\"")
-        }
+    let image = config.sandbox.image.clone();
+    Ok(match config.sandbox.backend {
+        config::SandboxBackend::Native => Arc::new(sandbox::NativeSandbox::new()),
+        config::SandboxBackend::Docker => Arc::new(sandbox::ContainerSandbox::new(
+            sandbox::Engine::Docker,
+            image,
+        )),
+        config::SandboxBackend::Podman => Arc::new(sandbox::ContainerSandbox::new(
+            sandbox::Engine::Podman,
+            image,
+        )),
+        // Config loading refuses `none` without the explicit acknowledgement.
+        config::SandboxBackend::None => Arc::new(sandbox::HostSandbox::new()),
+    })
+}
+
+/// Say it loudly when tool processes will run without isolation.
+pub fn warn_if_unsandboxed(config: &Config) {
+    if config.sandbox.backend == config::SandboxBackend::None {
+        eprintln!(
+            "WARNING: sandbox.backend = \"none\": {} (every use is recorded in the audit log)",
+            sandbox::HOST_WARNING
+        );
     }
 }
 
@@ -134,6 +152,7 @@ pub fn build_agent(
 ) -> Result<agent::Agent> {
     let config = &state.config;
     let agent_cfg = agent_config(config, agent_name)?;
+    warn_if_unsandboxed(config);
     let key = api_key(config);
     let redactor = secrets::Redactor::new(key.iter().cloned().collect());
     let runtime = Runtime::new(RuntimeOptions {

@@ -49,6 +49,8 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
                 output_limit: agent_cfg.exec.output_limit,
             };
             let backend = sandbox_backend(&state.config)?;
+            crate::setup::warn_if_unsandboxed(&state.config);
+            let backend_name = backend.backend();
             let result = tokio::task::spawn_blocking(move || {
                 let mut instance = backend.start(&profile)?;
                 instance.exec(&req)
@@ -56,11 +58,11 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             .await?;
             let record = match &result {
                 Ok(out) => json!({
-                    "argv": cmd, "workspace": workspace.display().to_string(),
+                    "argv": cmd, "backend": backend_name, "workspace": workspace.display().to_string(),
                     "status": out.status.to_string(), "duration_ms": out.duration.as_millis() as u64,
                     "stdout_bytes": out.stdout.len(), "stderr_bytes": out.stderr.len(),
                 }),
-                Err(e) => json!({ "argv": cmd, "error": e.to_string() }),
+                Err(e) => json!({ "argv": cmd, "backend": backend_name, "error": e.to_string() }),
             };
             state.audit.record(EventKind::SandboxExec, None, record)?;
             let out = match result {
