@@ -193,6 +193,40 @@ impl Redactor {
         }
     }
 
+    /// Names of the secrets whose value (in any encoding above) occurs in `data`, in
+    /// order of first appearance. For leak checks on bytes that are not text, such as
+    /// outbound request bodies. Fails closed: if the matcher could not be built, every
+    /// name is reported.
+    pub fn scan(&self, data: &[u8]) -> Vec<String> {
+        let matcher = match &self.matcher {
+            None => return Vec::new(),
+            Some(Ok(m)) => m,
+            Some(Err(())) => return self.secret_names.clone(),
+        };
+        let mut hits: Vec<String> = Vec::new();
+        for m in matcher.find_iter(data) {
+            let name = &self.names[m.pattern().as_usize()];
+            if !hits.contains(name) {
+                hits.push(name.clone());
+            }
+        }
+        hits
+    }
+
+    /// A redactor for every secret in `vault`.
+    pub fn from_vault(vault: &crate::Vault) -> Redactor {
+        let pairs = vault
+            .list()
+            .into_iter()
+            .filter_map(|info| {
+                vault
+                    .get(&info.name)
+                    .map(|(secret, _)| (info.name, secret.expose().to_string()))
+            })
+            .collect();
+        Redactor::new(pairs)
+    }
+
     fn replace_secrets(&self, matcher: &AhoCorasick, text: &str) -> (String, Vec<String>) {
         let mut out = String::with_capacity(text.len());
         let mut hits: Vec<String> = Vec::new();
@@ -356,6 +390,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn scan_finds_values_in_binary_data() {
+        let mut body = vec![0xff, 0x00, 0xfe];
+        body.extend_from_slice(STANDARD.encode(KEY).as_bytes());
+        body.extend_from_slice(&[0x80, 0x81]);
+        assert_eq!(r().scan(&body), vec!["API_KEY".to_string()]);
+        assert!(r().scan(&[0xff, 0x00, b'a', b'b']).is_empty());
+        assert!(Redactor::empty().scan(KEY.as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn from_vault_redacts_vault_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut v = crate::Vault::open_with(tmp.path(), crate::KeySource::KeyFile).unwrap();
+        v.set("API_KEY", crate::Secret::from(KEY), vec![]).unwrap();
+        let red = Redactor::from_vault(&v);
+        assert_eq!(red.secret_names(), ["API_KEY".to_string()]);
+        assert_eq!(red.redact(&format!("x{KEY}x")).text, "x[REDACTED:API_KEY]x");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! arrives in chunks (process output, HTTP bodies).
 //!
 //! Guarantees: the concatenated output of [`StreamRedactor::push`] and
-//! [`StreamRedactor::finish`] equals what [`Redactor::redact`] makes of the whole input,
-//! however the input is split (tested by splitting at every position). To achieve this it
+//! [`StreamRedactor::finish`] equals what [`Redactor::redact`] (without credential
+//! detection) makes of the whole input, however the input is split (tested by splitting at every position). To achieve this it
 //! holds back at most `longest pattern - 1` bytes between calls, so latency is bounded
 //! and memory does not grow with the stream.
 //!
