@@ -32,7 +32,8 @@
 //!   or [`Vault::reload`].
 //!
 //! Not guaranteed: protection against someone who runs as the same user (they can read
-//! the key file or the process memory); wiping copies of values made inside the JSON and
+//! the key file or the process memory); detection of an older `secrets.enc` put back in
+//! place (a rollback to a previous valid version decrypts fine); wiping copies of values made inside the JSON and
 //! AEAD libraries while a file is being (de)serialized.
 
 use std::collections::BTreeMap;

@@ -485,3 +485,19 @@ fn open_reads_the_passphrase_from_the_environment() {
     assert!(!ok);
     assert!(out.contains("set CORDON_VAULT_PASSPHRASE"), "{out}");
 }
+
+#[test]
+fn huge_kdf_parameters_in_a_forged_header_are_refused_before_hashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    drop(filled(state, pass("pw")));
+    let mut bytes = fs::read(enc(state)).unwrap();
+    // m_cost (KiB) is the u32 right after magic (8) and key source (1): ask for 4 TiB.
+    bytes[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(enc(state), &bytes).unwrap();
+    let started = std::time::Instant::now();
+    let err = Vault::open_with(state, pass("pw")).unwrap_err();
+    assert!(matches!(err, VaultError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("out of range"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
