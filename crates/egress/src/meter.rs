@@ -1,0 +1,118 @@
+//! Byte accounting on a client connection: every byte in either direction, whatever
+//! protocol runs over it (plain HTTP, an opaque tunnel, terminated TLS), is counted
+//! against the policy's total; past the limit, reads and writes fail and the
+//! connection closes.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::policy::Usage;
+
+/// Per-connection counters, readable while the connection runs.
+#[derive(Debug, Default)]
+pub(crate) struct ConnBytes {
+    pub(crate) up: AtomicU64,
+    pub(crate) down: AtomicU64,
+    pub(crate) limit_hit: AtomicBool,
+}
+
+pub(crate) struct Metered<S> {
+    inner: S,
+    usage: Arc<Usage>,
+    conn: Arc<ConnBytes>,
+    max_bytes: u64,
+}
+
+impl<S> Metered<S> {
+    pub(crate) fn new(inner: S, usage: Arc<Usage>, conn: Arc<ConnBytes>, max: u64) -> Self {
+        Metered {
+            inner,
+            usage,
+            conn,
+            max_bytes: max,
+        }
+    }
+
+    /// Count `n` bytes; false when the policy's total is now over its limit.
+    fn charge(&self, n: usize) -> bool {
+        let n = n as u64;
+        let total = self.usage.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        if total > self.max_bytes {
+            self.conn.limit_hit.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn over(&self) -> bool {
+        self.usage.bytes.load(Ordering::Relaxed) > self.max_bytes
+    }
+}
+
+fn limit_error(max: u64) -> io::Error {
+    io::Error::other(format!(
+        "egress byte limit of {max} bytes for this sandbox reached"
+    ))
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.over() {
+            self.conn.limit_hit.store(true, Ordering::Relaxed);
+            return Poll::Ready(Err(limit_error(self.max_bytes)));
+        }
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let n = buf.filled().len() - before;
+            self.conn.up.fetch_add(n as u64, Ordering::Relaxed);
+            if !self.charge(n) {
+                return Poll::Ready(Err(limit_error(self.max_bytes)));
+            }
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.over() {
+            self.conn.limit_hit.store(true, Ordering::Relaxed);
+            return Poll::Ready(Err(limit_error(self.max_bytes)));
+        }
+        // Never write more than the remaining allowance.
+        let left = self
+            .max_bytes
+            .saturating_sub(self.usage.bytes.load(Ordering::Relaxed));
+        let cap = data
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX).max(1));
+        let res = Pin::new(&mut self.inner).poll_write(cx, &data[..cap]);
+        if let Poll::Ready(Ok(n)) = res {
+            self.conn.down.fetch_add(n as u64, Ordering::Relaxed);
+            self.charge(n);
+        }
+        res
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,153 @@
+//! What one sandbox may reach, and which credentials are injected for which hosts.
+//!
+//! An [`EgressPolicy`] is bound to a listener (or a connection) by the caller, never
+//! taken from anything the client sends. Clones of a policy share its usage counters
+//! (connections open, bytes moved), so limits hold across all of a sandbox's
+//! connections.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use config::HostPattern;
+use zeroize::Zeroizing;
+
+/// A credential the proxy may inject: tools only ever see `placeholder`; `value` is
+/// written into requests to `hosts` and nowhere else.
+pub struct BoundCredential {
+    pub name: String,
+    pub placeholder: String,
+    /// Zeroed when dropped.
+    pub value: Zeroizing<Vec<u8>>,
+    pub hosts: Vec<HostPattern>,
+}
+
+impl BoundCredential {
+    pub fn new(
+        name: impl Into<String>,
+        placeholder: impl Into<String>,
+        value: Vec<u8>,
+        hosts: Vec<HostPattern>,
+    ) -> BoundCredential {
+        BoundCredential {
+            name: name.into(),
+            placeholder: placeholder.into(),
+            value: Zeroizing::new(value),
+            hosts,
+        }
+    }
+
+    /// Whether the real value may be sent to `host:port`.
+    pub fn bound_to(&self, host: &str, port: u16) -> bool {
+        self.hosts.iter().any(|p| p.matches(host, port))
+    }
+}
+
+impl fmt::Debug for BoundCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundCredential")
+            .field("name", &self.name)
+            .field("placeholder", &self.placeholder)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where credentials come from (the vault, in production; a list, in tests).
+pub trait CredentialSource {
+    fn credentials(&self) -> Vec<BoundCredential>;
+}
+
+impl CredentialSource for Vec<(String, String, Vec<u8>, Vec<HostPattern>)> {
+    fn credentials(&self) -> Vec<BoundCredential> {
+        self.iter()
+            .map(|(n, p, v, h)| BoundCredential::new(n.clone(), p.clone(), v.clone(), h.clone()))
+            .collect()
+    }
+}
+
+/// What one sandbox (agent, session) may reach.
+pub struct EgressPolicy {
+    pub agent: String,
+    pub session: String,
+    pub allow: Vec<HostPattern>,
+    credentials: Vec<BoundCredential>,
+    /// Detects real credential values (and encodings) in outbound traffic.
+    leak_scanner: secrets::Redactor,
+    pub(crate) usage: Arc<Usage>,
+}
+
+/// Shared counters of one policy.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    pub(crate) connections: AtomicUsize,
+    pub(crate) bytes: AtomicU64,
+}
+
+impl fmt::Debug for EgressPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EgressPolicy")
+            .field("agent", &self.agent)
+            .field("session", &self.session)
+            .field("allow", &self.allow)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EgressPolicy {
+    pub fn new(
+        agent: impl Into<String>,
+        session: impl Into<String>,
+        allow: Vec<HostPattern>,
+    ) -> EgressPolicy {
+        EgressPolicy {
+            agent: agent.into(),
+            session: session.into(),
+            allow,
+            credentials: Vec::new(),
+            leak_scanner: secrets::Redactor::empty(),
+            usage: Arc::new(Usage::default()),
+        }
+    }
+
+    /// Add the credentials of `source` (injected for their hosts, blocked elsewhere).
+    pub fn with_credentials(mut self, source: &dyn CredentialSource) -> EgressPolicy {
+        self.credentials.extend(source.credentials());
+        let pairs = self
+            .credentials
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    String::from_utf8_lossy(&c.value).into_owned(),
+                )
+            })
+            .collect();
+        self.leak_scanner = secrets::Redactor::new(pairs);
+        self
+    }
+
+    pub fn credentials(&self) -> &[BoundCredential] {
+        &self.credentials
+    }
+
+    /// Whether `host:port` is on the allowlist.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        self.allow.iter().any(|p| p.matches(host, port))
+    }
+
+    /// Whether any credential is bound to `host:port` (HTTPS to it is then terminated
+    /// so the placeholder can be replaced).
+    pub fn injects_for(&self, host: &str, port: u16) -> bool {
+        self.credentials.iter().any(|c| c.bound_to(host, port))
+    }
+
+    /// Names of real credential values found in `text` (any encoding the redactor knows).
+    pub(crate) fn leaked(&self, text: &str) -> Vec<String> {
+        if self.leak_scanner.is_empty() {
+            return Vec::new();
+        }
+        self.leak_scanner.redact(text).hits
+    }
+}

