@@ -70,11 +70,14 @@ fn writable(path: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
+// `f_type` and the magic constants have arch-dependent integer types: cast all to i64.
+#[allow(clippy::unnecessary_cast)]
 fn fs_type(path: &Path) -> Option<i64> {
     rustix::fs::statfs(path).ok().map(|s| s.f_type as i64)
 }
 
 /// Find a writable hierarchy with memory, pids and cpu, or say why there is none.
+#[allow(clippy::unnecessary_cast)] // see `fs_type`
 pub(crate) fn probe() -> Result<Hierarchy, String> {
     let root = Path::new(ROOT);
     let cgroup2 = libc::CGROUP2_SUPER_MAGIC as i64;

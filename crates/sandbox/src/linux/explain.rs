@@ -139,7 +139,13 @@ pub(crate) fn explain(profile: &Profile) -> Explanation {
             .views()
             .into_iter()
             .map(|(path, read_only, source)| {
-                let writable_by_landlock = match (abi, landlock_rule(&path)) {
+                // A file masked by binding /dev/null is that device node: same rule.
+                let rule_path = if source == "masked (/dev/null)" {
+                    "/dev/null"
+                } else {
+                    &path
+                };
+                let writable_by_landlock = match (abi, landlock_rule(rule_path)) {
                     (None, _) => true,
                     (Some(_), None) => false,
                     (Some(_), Some(g)) => landlock::grants_write(g, profile.workspace_writable),

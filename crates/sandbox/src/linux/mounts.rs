@@ -498,7 +498,10 @@ impl MountPlan {
                         } else {
                             "proc (read-only)".to_owned()
                         };
-                        let ro = extra.is_none_or(|f| f & libc::MS_RDONLY != 0);
+                        // A read-only mount does not stop writes to a device node (it
+                        // stops chmod/chown of it): /dev/null stays writable.
+                        let device = src.starts_with("/oldroot/dev/") || src == "/newroot/dev/null";
+                        let ro = !device && extra.is_none_or(|f| f & libc::MS_RDONLY != 0);
                         set(&mut out, p, ro, source);
                     }
                 }
