@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use cordon_sandbox::{ExecOutput, ExecRequest, ExitStatus, Limits, NativeSandbox, Profile, Sandbox};
+use cordon_sandbox::{
+    ExecOutput, ExecRequest, ExitStatus, Limits, NativeSandbox, Profile, Sandbox,
+};
 
 fn profile(ws: &Path) -> Profile {
     Profile {
@@ -80,7 +82,10 @@ fn attack_read_host_secrets(ws: &Path, state_secret: &Path) {
             state_secret.display()
         ),
     );
-    assert!(!all.contains("TOPSECRET") && !all.contains("root:"), "{all}");
+    assert!(
+        !all.contains("TOPSECRET") && !all.contains("root:"),
+        "{all}"
+    );
     assert_eq!(
         all.matches("No such file or directory").count(),
         4,
@@ -111,7 +116,10 @@ fn attack_proc_of_init_and_host(ws: &Path) {
         2,
         "init's environ and mem must be refused:\n{all}"
     );
-    assert_has(&all, &format!("/proc/{host_pid}/': No such file or directory"));
+    assert_has(
+        &all,
+        &format!("/proc/{host_pid}/': No such file or directory"),
+    );
     let count: u32 = all
         .lines()
         .find_map(|l| l.strip_prefix("count="))
@@ -166,11 +174,7 @@ fn a_symlink_planted_in_the_workspace_resolves_inside_the_sandbox() {
          echo x > /workspace/root/usr/planted",
     );
     assert!(!all.contains("TOPSECRET"), "{all}");
-    assert_eq!(
-        all.matches("No such file or directory").count(),
-        3,
-        "{all}"
-    );
+    assert_eq!(all.matches("No such file or directory").count(), 3, "{all}");
     assert_has(&all, "/workspace/root/usr/planted: Read-only file system");
     assert!(!Path::new("/usr/planted").exists());
 }
@@ -209,7 +213,8 @@ fn attack_mount_and_namespaces(ws: &Path) {
     assert_has(&all, "mount: Operation not permitted");
     assert_has(&all, "umount2: Operation not permitted");
     assert_eq!(
-        all.matches("unshare failed: Operation not permitted").count(),
+        all.matches("unshare failed: Operation not permitted")
+            .count(),
         3,
         "{all}"
     );
@@ -317,7 +322,10 @@ fn raw_sockets_and_the_outside_network_are_out_of_reach() {
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
     attack_sockets_and_network(ws.path(), port);
-    assert!(listener.accept().is_err(), "nothing connected to the host service");
+    assert!(
+        listener.accept().is_err(),
+        "nothing connected to the host service"
+    );
 }
 
 // -------------------------------------------------------------------- resources
@@ -348,7 +356,10 @@ fn a_fork_bomb_is_contained_even_for_host_root() {
         .find(|l| l.layer == "cgroup")
         .unwrap();
     if euid() == 0 {
-        assert!(cgroup_layer.active, "as root the cgroup must apply: {cgroup_layer:?}");
+        assert!(
+            cgroup_layer.active,
+            "as root the cgroup must apply: {cgroup_layer:?}"
+        );
         // RLIMIT_NPROC is not enforced for root: pids.max alone must stop it.
         attack_fork_bomb(ws.path(), 100_000);
     } else {
@@ -387,10 +398,18 @@ fn a_memory_bomb_is_killed_by_the_cgroup_memory_limit() {
     let out = run_with(
         &p,
         Duration::from_secs(30),
-        &["perl", "-e", "$x = \"a\" x (512*1024*1024); print \"survived\\n\""],
+        &[
+            "perl",
+            "-e",
+            "$x = \"a\" x (512*1024*1024); print \"survived\\n\"",
+        ],
     );
     assert!(!text(&out.stdout).contains("survived"));
-    assert_eq!(out.status, ExitStatus::Signaled(libc_sigkill()), "OOM-killed");
+    assert_eq!(
+        out.status,
+        ExitStatus::Signaled(libc_sigkill()),
+        "OOM-killed"
+    );
 }
 
 fn libc_sigkill() -> i32 {
@@ -440,11 +459,19 @@ fn attack_outlive_the_deadline(ws: &Path) {
     let out = run_with(
         &profile(ws),
         Duration::from_millis(500),
-        &["sh", "-c", "trap '' TERM; (sleep 9191 &); (setsid sleep 9191 &); sleep 9191"],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; (sleep 9191 &); (setsid sleep 9191 &); sleep 9191",
+        ],
     );
     assert_eq!(out.status, ExitStatus::TimedOut);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(host_processes_with("sleep 9191"), 0, "nothing survives the deadline");
+    assert_eq!(
+        host_processes_with("sleep 9191"),
+        0,
+        "nothing survives the deadline"
+    );
 }
 
 #[test]
@@ -500,7 +527,11 @@ fn unprivileged_caller_cannot_escape_either() {
         break out;
     };
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "inner run failed:\n{stdout}\n{}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "inner run failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
@@ -511,7 +542,11 @@ fn unprivileged_escape_inner() {
     let secret = std::env::var(INNER_SECRET).unwrap();
     assert_eq!(euid(), 65534, "the re-run must be unprivileged");
     let ws = Path::new(&ws);
-    assert!(std::fs::read_to_string(&secret).unwrap().contains("TOPSECRET"));
+    assert!(
+        std::fs::read_to_string(&secret)
+            .unwrap()
+            .contains("TOPSECRET")
+    );
     attack_read_host_secrets(ws, Path::new(&secret));
     attack_proc_of_init_and_host(ws);
     attack_write_outside(ws);
