@@ -3,8 +3,10 @@
 //! Every process a tool starts runs through a [`Sandbox`]. The native Linux backend
 //! ([`NativeSandbox`]) gives each call fresh user, mount, pid, net, ipc, uts and cgroup
 //! namespaces: a minimal read-only root, the workspace at `/workspace`, a private `/tmp`,
-//! only loopback networking, rlimits, and a wall-clock deadline that kills the whole
-//! process tree (by killing the pid namespace's init).
+//! only loopback networking, no capabilities, a seccomp filter, Landlock rules mirroring
+//! the mounts, rlimits, a per-sandbox cgroup when the caller may create one, and a
+//! wall-clock deadline that kills the whole process tree (by killing the pid namespace's
+//! init). [`Sandbox::explain`] lists what applies on this machine.
 //!
 //! Fail closed: if any layer cannot be set up the command does not run, and
 //! [`SandboxError::Setup`] names the layer. There is no fallback to running unsandboxed.

@@ -3,12 +3,14 @@
 //! One module per isolation concern, in the order the child applies them:
 //! [`namespaces`] (one `clone` into new user/mount/pid/net/ipc/uts/cgroup namespaces),
 //! [`idmap`] (inner 1000 -> caller), `hostname`, [`net`] (`lo` up), [`mounts`] (the root),
-//! then in the command's process [`rlimits`], [`caps`] and `execve` ([`command`]).
-//! [`init`] is the child code, [`spawn`] the parent side, [`report`] the failure channel.
+//! then in the command's process [`rlimits`], [`caps`], [`landlock`], [`seccomp`] and
+//! `execve` ([`command`]). [`init`] is the child code, [`spawn`] the parent side (which also
+//! puts init into its [`cgroup`] before releasing it), [`report`] the failure channel;
+//! [`explain`] describes all of it from the same plan and probes.
 //!
 //! Guarantees: see the crate docs and each module; every step either succeeds or the
 //! command does not run and [`SandboxError::Setup`] names the layer. Not yet provided:
-//! seccomp, Landlock, cgroup limits, egress proxy forwarding.
+//! egress proxy forwarding, Landlock network rules.
 //!
 //! v1 runs a fresh sandbox for every [`Instance::exec`]; the profile-dependent plan (mount
 //! steps, rlimits, C strings) is prepared once in [`Sandbox::start`].

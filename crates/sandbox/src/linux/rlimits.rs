@@ -4,7 +4,8 @@
 //! CPU and AS are set to the profile's [`Limits`] (or to the host's hard limit when that is
 //! lower: never looser than asked), and RLIMIT_CORE to 0; the command cannot raise a hard
 //! limit back (no capabilities). As host root, the kernel does not enforce RLIMIT_NPROC
-//! (real uid root is exempt). Does not cap total memory of the tree or
+//! (real uid root is exempt; the sandbox's cgroup `pids.max` covers that case, see
+//! `cgroup`). Does not cap total memory of the tree or
 //! wall-clock time (the deadline does that), nor disk use of the workspace.
 
 use crate::Limits;
