@@ -199,6 +199,32 @@ fn hardlinks_to_files_outside_the_workspace_fail() {
     attack_hardlinks(ws.path());
 }
 
+/// Landlock as the second layer: places the mounts leave writable or listable that the
+/// rules still refuse. Skipped (with a message) on kernels without Landlock.
+#[test]
+fn landlock_refuses_what_the_mounts_alone_would_allow() {
+    let ws = tempfile::tempdir().unwrap();
+    attack_past_the_mounts(ws.path());
+}
+
+fn attack_past_the_mounts(ws: &Path) {
+    let e = NativeSandbox::new().explain(&profile(ws));
+    if !e.layers.iter().any(|l| l.layer == "landlock" && l.active) {
+        eprintln!("SKIPPED: no Landlock in this kernel");
+        return;
+    }
+    // /proc is a read-write procfs mount and the command owns /proc/self/comm; `/` is a
+    // tmpfs the mounts let anyone list.
+    let all = bash(
+        ws,
+        "echo pwned > /proc/self/comm; cat /proc/self/comm; ls /; ls /workspace && echo ws-ok",
+    );
+    assert_has(&all, "/proc/self/comm: Permission denied");
+    assert_has(&all, "ls: cannot open directory '/': Permission denied");
+    assert!(!all.contains("pwned"), "{all}");
+    assert_has(&all, "ws-ok");
+}
+
 // -------------------------------------------------------------------- privileges
 
 fn attack_mount_and_namespaces(ws: &Path) {
@@ -550,6 +576,7 @@ fn unprivileged_escape_inner() {
     attack_read_host_secrets(ws, Path::new(&secret));
     attack_proc_of_init_and_host(ws);
     attack_write_outside(ws);
+    attack_past_the_mounts(ws);
     attack_hardlinks(ws);
     attack_mount_and_namespaces(ws);
     attack_ptrace_sibling(ws);
