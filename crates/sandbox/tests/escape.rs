@@ -506,6 +506,45 @@ fn a_process_ignoring_sigterm_and_double_forking_dies_at_the_deadline() {
     attack_outlive_the_deadline(ws.path());
 }
 
+// -------------------------------------------------------------------- no collateral damage
+
+/// The layers stop attacks, not ordinary work: renames and links inside the workspace,
+/// temp files, truncation, /dev/std* through /proc, name lookup, loopback servers.
+#[test]
+fn ordinary_work_still_works_under_every_layer() {
+    let ws = tempfile::tempdir().unwrap();
+    let all = bash(
+        ws.path(),
+        "echo via-stdout > /dev/stdout; echo x > /dev/null && echo devnull-ok; \
+         mkdir -p /workspace/a/b && echo 1 > /workspace/a/f && \
+         mv /workspace/a/f /workspace/a/b/g && echo rename-ok; \
+         ln -s /workspace/a/b/g /workspace/l && ln /workspace/a/b/g /workspace/h && echo links-ok; \
+         t=$(mktemp) && truncate -s 10 \"$t\" && echo trunc-ok; \
+         cp /workspace/a/b/g /tmp/x && mv /tmp/x /workspace/y && echo cross-mv-ok; \
+         echo shm > /dev/shm/s && echo shm-ok; \
+         getent hosts localhost >/dev/null && echo lookup-ok; \
+         perl -MSocket -e 'socket(S, PF_INET, SOCK_STREAM, 0) or die; \
+           bind(S, pack_sockaddr_in(0, inet_aton(\"127.0.0.1\"))) or die \"$!\"; \
+           listen(S, 1) or die; print \"listen-ok\\n\"'; \
+         printf '#!/bin/sh\\necho script-ok\\n' > /workspace/s.sh && chmod +x /workspace/s.sh \
+           && /workspace/s.sh",
+    );
+    for ok in [
+        "via-stdout",
+        "devnull-ok",
+        "rename-ok",
+        "links-ok",
+        "trunc-ok",
+        "cross-mv-ok",
+        "shm-ok",
+        "lookup-ok",
+        "listen-ok",
+        "script-ok",
+    ] {
+        assert_has(&all, ok);
+    }
+}
+
 // -------------------------------------------------------------------- as uid 65534
 
 const INNER_WS: &str = "CORDON_ESCAPE_TEST_WS";
