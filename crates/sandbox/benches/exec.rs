@@ -117,7 +117,10 @@ fn main() {
         output_limit: 4096,
     };
     let native = NativeSandbox::new();
-    println!("{n} iterations per case{}", if quick { " (--quick)" } else { "" });
+    println!(
+        "{n} iterations per case{}",
+        if quick { " (--quick)" } else { "" }
+    );
 
     let plain = measure(n, || {
         assert!(run_quiet(&mut Command::new("/bin/true")));
@@ -142,6 +145,28 @@ fn main() {
         assert!(out.status.success());
     });
     row("cordon fresh (start+exec+drop)", fresh);
+
+    // Where the fresh case spends its time.
+    let (mut t_start, mut t_exec, mut t_drop) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut sb = native.start(&profile).expect("sandbox start");
+        t_start.push(t.elapsed());
+        let t = Instant::now();
+        sb.exec(&req).expect("sandboxed true");
+        t_exec.push(t.elapsed());
+        let t = Instant::now();
+        drop(sb);
+        t_drop.push(t.elapsed());
+    }
+    for (name, mut v) in [
+        ("  of which start", t_start),
+        ("  of which first exec", t_exec),
+        ("  of which drop", t_drop),
+    ] {
+        v.sort_unstable();
+        println!("{name:<34} median {}", ms(v[v.len() / 2]));
+    }
 
     let mut sb = native.start(&profile).expect("sandbox start");
     let reused = measure(n, || {

@@ -19,7 +19,6 @@ use std::os::fd::RawFd;
 
 use super::control::{self, EXEC_FDS, MAX_MESSAGE, Op, Parsed, Reply};
 use super::mounts::MountPlan;
-use super::namespaces::{Forked, fork_into};
 use super::report::{Report, Stage, errno};
 use super::rlimits::Rlimits;
 use super::{caps, idmap, landlock, net, seccomp};
@@ -233,19 +232,18 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
                 stderr,
                 report,
             };
-            match fork_into(0) {
-                Ok(Forked::Child) => command(ctx, &parsed, cfds),
-                Ok(Forked::Parent(pid)) => {
+            match spawn_command(ctx, &parsed, cfds) {
+                Ok(pid) => {
                     // Only the command may hold its pipes: their EOF tells the parent it is gone.
                     fds.into_iter().for_each(close);
                     fds = [-1; EXEC_FDS];
                     let (killed, status) = wait_command(ctl, sigfd, pid);
                     Reply::Status { killed, status }
                 }
-                Err(e) => Reply::Failed(Report {
+                Err(errno) => Reply::Failed(Report {
                     stage: Stage::Fork,
                     index: 0,
-                    errno: e.raw_os_error().unwrap_or(0),
+                    errno,
                 }),
             }
         };
@@ -255,6 +253,50 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
             exit(0);
         }
     }
+}
+
+/// Stack of the command's process between `clone` and `execve` (it runs on init's memory).
+const COMMAND_STACK: usize = 64 * 1024;
+
+/// What the command's process needs, on init's stack while init is suspended.
+struct Spawn<'a, 'b> {
+    ctx: &'a ChildContext<'b>,
+    req: &'a Parsed,
+    fds: CommandFds,
+}
+
+extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Spawn` that `spawn_command` keeps alive on init's stack: with
+    // CLONE_VFORK init stays suspended until this process execs or exits.
+    let spawn = unsafe { &*arg.cast::<Spawn<'_, '_>>() };
+    command(spawn.ctx, spawn.req, spawn.fds)
+}
+
+/// Start the command's process with `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does:
+/// no copy of init's page tables, and init resumes once the command has exec'd (or
+/// failed). The child runs on a separate stack carved from init's, touches only that
+/// stack and its own descriptor table (not shared), and ends in `execve` or `_exit`.
+fn spawn_command(
+    ctx: &ChildContext<'_>,
+    req: &Parsed,
+    fds: CommandFds,
+) -> Result<libc::pid_t, i32> {
+    #[repr(C, align(16))]
+    struct Stack([u8; COMMAND_STACK]);
+    let mut stack = Stack([0; COMMAND_STACK]);
+    let spawn = Spawn { ctx, req, fds };
+    // SAFETY: the stack grows down from one past the end of `stack`, 16-byte aligned; it
+    // and `spawn` outlive the child's use of them because CLONE_VFORK suspends init until
+    // the child execs or exits. The child never returns from `command_entry`.
+    let pid = unsafe {
+        libc::clone(
+            command_entry,
+            stack.0.as_mut_ptr().add(COMMAND_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&raw const spawn).cast_mut().cast(),
+        )
+    };
+    if pid < 0 { Err(errno()) } else { Ok(pid) }
 }
 
 /// Wait until the command `pid` exits or the parent sends [`Op::Kill`]; then kill and reap
