@@ -181,7 +181,11 @@ pub(crate) fn explain(profile: &Profile) -> Explanation {
         uid: SANDBOX_UID,
         gid: SANDBOX_GID,
         limits,
-        network: "loopback only (no route out): a new network namespace with only lo".into(),
+        network: if NAMESPACES & libc::CLONE_NEWNET != 0 {
+            "loopback only (no route out): a new network namespace with only lo".into()
+        } else {
+            "the host's network (no network namespace)".into()
+        },
         warnings,
     }
 }
