@@ -32,6 +32,7 @@ mod meter;
 mod policy;
 mod proxy;
 mod resolve;
+mod splice;
 
 pub use ca::CertificateAuthority;
 pub use decision::Verdict;

@@ -38,6 +38,11 @@ impl<S> Metered<S> {
         }
     }
 
+    /// The wrapped stream and its accounting, to continue counting elsewhere.
+    pub(crate) fn into_parts(self) -> (S, Arc<Usage>, Arc<ConnBytes>, u64) {
+        (self.inner, self.usage, self.conn, self.max_bytes)
+    }
+
     /// Count `n` bytes; false when the policy's total is now over its limit.
     fn charge(&self, n: usize) -> bool {
         let n = n as u64;

@@ -37,10 +37,13 @@ use crate::forward::Upstream;
 use crate::meter::{ConnBytes, Metered};
 use crate::policy::{EgressPolicy, Usage};
 use crate::resolve::{Resolve, SystemResolver};
+use crate::splice;
 
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Copy buffer of opaque tunnels: large, so bulk transfers cost few syscalls.
+const TUNNEL_BUF: usize = 256 * 1024;
 
 /// Process-wide proxy settings.
 pub struct ProxyConfig {
@@ -391,14 +394,42 @@ impl Conn {
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
                 return;
             };
-            let mut client = TokioIo::new(upgraded);
             if terminate {
-                conn.terminate(client, tcp, addr, v).await;
+                conn.terminate(TokioIo::new(upgraded), tcp, addr, v).await;
             } else {
-                let mut tcp = tcp;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut tcp).await;
+                tunnel(upgraded, tcp).await;
             }
         });
         Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed())
+    }
+}
+
+/// An opaque tunnel: zero-copy between the sockets when the client side is a plain TCP
+/// stream (connections from [`Proxy::serve`]), buffered copy otherwise.
+async fn tunnel(upgraded: hyper::upgrade::Upgraded, mut tcp: TcpStream) {
+    match upgraded.downcast::<TokioIo<Metered<TcpStream>>>() {
+        Ok(parts) => {
+            let (client, usage, conn, max_bytes) = parts.io.into_inner().into_parts();
+            // Bytes the client sent right after its CONNECT (already counted).
+            if !parts.read_buf.is_empty() && tcp.write_all(&parts.read_buf).await.is_err() {
+                return;
+            }
+            let budget = splice::Budget {
+                usage,
+                conn,
+                max_bytes,
+            };
+            splice::relay(&client, &tcp, &budget).await;
+        }
+        Err(upgraded) => {
+            let mut client = TokioIo::new(upgraded);
+            let _ = tokio::io::copy_bidirectional_with_sizes(
+                &mut client,
+                &mut tcp,
+                TUNNEL_BUF,
+                TUNNEL_BUF,
+            )
+            .await;
+        }
     }
 }
