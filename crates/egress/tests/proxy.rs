@@ -507,3 +507,93 @@ async fn connection_and_byte_limits_hold() {
     assert!(audit.contains("connection limit of 2"), "{audit}");
     assert!(audit.contains("byte limit of 262144 bytes"), "{audit}");
 }
+
+/// A TCP server that sends `n` bytes to each connection, then closes.
+async fn source(n: usize) -> std::net::SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = s.write_all(&vec![b'z'; n]).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// CONNECT through the proxy and read everything the tunnel yields.
+async fn through_tunnel(proxy: std::net::SocketAddr, target: &str) -> (String, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\nhost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read_exact(&mut b).await.is_err() {
+            break;
+        }
+        head.push(b[0]);
+    }
+    let mut body = Vec::new();
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut body)).await;
+    (String::from_utf8_lossy(&head).into_owned(), body.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tunnels_are_counted_and_cut_at_the_byte_limit() {
+    let small = source(10_000).await;
+    let large = source(4 << 20).await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("src.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        max_bytes: 1 << 20,
+        ..ProxyConfig::default()
+    };
+    let policy = EgressPolicy::new(
+        "a",
+        "s",
+        vec![
+            pat(&format!("src.test:{}", small.port())),
+            pat(&format!("src.test:{}", large.port())),
+        ],
+    );
+    let h = start(cfg, policy).await;
+    let (head, n) =
+        through_tunnel(h.handle.local_addr(), &format!("src.test:{}", small.port())).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(n, 10_000, "a tunnel under the limit delivers everything");
+    let (head, n) =
+        through_tunnel(h.handle.local_addr(), &format!("src.test:{}", large.port())).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        n < 1 << 20,
+        "4 MiB through a 1 MiB budget must be cut, got {n}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let records = h.records();
+    let ends: Vec<_> = records
+        .iter()
+        .filter(|r| r.data["kind"] == "connection")
+        .collect();
+    assert!(
+        ends.iter().any(
+            |r| r.data["decision"] == "end" && r.data["bytes_down"].as_u64().unwrap() >= 10_000
+        ),
+        "{}",
+        h.audit_text()
+    );
+    assert!(
+        ends.iter().any(|r| r.data["decision"] == "limit"),
+        "{}",
+        h.audit_text()
+    );
+}
