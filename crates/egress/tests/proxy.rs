@@ -597,3 +597,96 @@ async fn opaque_tunnels_are_counted_and_cut_at_the_byte_limit() {
         h.audit_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_ca_persists_and_a_reloaded_ca_issues_leaves_clients_trust() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tls, test_ca) = tls_server(&["secure.test"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let first = egress::CertificateAuthority::load_or_create(&ca_dir).unwrap();
+    let mode = std::fs::metadata(ca_dir.join("ca-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "CA key must be private");
+    let trusted_pem = first.ca_pem().to_string();
+    drop(first);
+
+    // A restarted process reloads the same CA; clients keep trusting the stored ca.pem.
+    let reloaded = egress::CertificateAuthority::load_or_create(&ca_dir).unwrap();
+    assert_eq!(reloaded.ca_pem(), trusted_pem);
+    let log = Arc::new(audit::Log::open(&dir.path().join("audit")).unwrap());
+    let cfg = ProxyConfig {
+        resolve: names(&[("secure.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        extra_roots: vec![test_ca],
+        ..ProxyConfig::default()
+    };
+    let proxy = egress::Proxy::new(cfg, reloaded, log).unwrap();
+    let bound = format!("secure.test:{}", tls.port());
+    let policy = EgressPolicy::new("a", "s", vec![pat(&bound)]).with_credentials(&creds(&[&bound]));
+    let handle = proxy
+        .serve(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), policy)
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{}", handle.local_addr())).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(trusted_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://{bound}/"))
+        .header("authorization", PH)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(tls.all_seen().contains(REAL));
+
+    // Half a CA is an error that says what to do, never a silent new CA.
+    std::fs::remove_file(ca_dir.join("ca.pem")).unwrap();
+    let err = egress::CertificateAuthority::load_or_create(&ca_dir).unwrap_err();
+    assert!(err.to_string().contains("found only one of"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_connection_over_an_in_process_pipe_applies_the_same_policy() {
+    use http_body_util::{BodyExt, Empty};
+    let web = http_server().await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1"), ("internal.test", "10.0.0.5")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let api = format!("api.test:{}", web.port());
+    let h = start(cfg, EgressPolicy::new("x", "y", vec![])).await;
+    let policy = Arc::new(EgressPolicy::new(
+        "fetch",
+        "s2",
+        vec![pat(&api), pat("internal.test")],
+    ));
+    for (url, status) in [
+        (format!("http://{api}/via-duplex"), 200),
+        ("http://internal.test/".to_string(), 403),
+    ] {
+        let (client_io, proxy_io) = tokio::io::duplex(64 * 1024);
+        let proxy = h.proxy.clone();
+        let p = policy.clone();
+        tokio::spawn(async move { proxy.serve_connection(proxy_io, p).await });
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(
+            hyper_util::rt::TokioIo::new(client_io),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::get(&url).body(Empty::new()).unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), status, "{url}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if status == 200 {
+            assert!(String::from_utf8_lossy(&body).starts_with("GET /via-duplex"));
+        }
+    }
+    assert_eq!(web.count(), 1);
+    assert!(h.audit_text().contains("\"session\":\"s2\""));
+}
