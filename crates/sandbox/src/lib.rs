@@ -1,8 +1,10 @@
 //! The isolation boundary for every tool process.
 //!
 //! Every process a tool starts runs through a [`Sandbox`]. The native Linux backend
-//! ([`NativeSandbox`]) gives each call fresh user, mount, pid, net, ipc, uts and cgroup
-//! namespaces: a minimal read-only root, the workspace at `/workspace`, a private `/tmp`,
+//! ([`NativeSandbox`]) gives each instance (one task, or one call when the caller starts an
+//! instance per call) its own user, mount, pid, net, ipc, uts and cgroup namespaces,
+//! built once in [`Sandbox::start`], and runs each [`Instance::exec`] in them with no
+//! process surviving from one call to the next: a minimal read-only root, the workspace at `/workspace`, a private `/tmp`,
 //! only loopback networking, no capabilities, a seccomp filter, Landlock rules mirroring
 //! the mounts, rlimits, a per-sandbox cgroup when the caller may create one, and a
 //! wall-clock deadline that kills the whole process tree (by killing the pid namespace's

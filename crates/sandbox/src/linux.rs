@@ -12,8 +12,9 @@
 //! command does not run and [`SandboxError::Setup`] names the layer. Not yet provided:
 //! egress proxy forwarding, Landlock network rules.
 //!
-//! v1 runs a fresh sandbox for every [`Instance::exec`]; the profile-dependent plan (mount
-//! steps, rlimits, C strings) is prepared once in [`Sandbox::start`].
+//! [`Sandbox::start`] prepares the plan (mount steps, rlimits, C strings) and builds one
+//! live sandbox: init in its namespaces, set up once. Each [`Instance::exec`] sends one
+//! command to init over the [`control`] channel.
 
 mod caps;
 mod cgroup;
@@ -48,8 +49,8 @@ use rlimits::Rlimits;
 /// The Linux native backend. Works as root and as an unprivileged user (it needs
 /// unprivileged user namespaces in the latter case).
 ///
-/// [`Instance::exec`] runs each request in a fresh sandbox and blocks until the command and
-/// everything it started are gone. A program that cannot be executed (not found in the
+/// [`Sandbox::start`] builds one live sandbox; [`Instance::exec`] runs each request in it
+/// and blocks until the command and everything it started are gone. A program that cannot be executed (not found in the
 /// profile's `PATH`, not executable, bad working directory) is returned as
 /// [`SandboxError::Exec`], never as an exit status; a layer that cannot be set up is
 /// [`SandboxError::Setup`] and the command does not run. See the crate's README for the
