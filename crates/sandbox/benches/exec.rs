@@ -1,7 +1,8 @@
 //! Latency of the native sandbox against baselines measured in the same run.
 //!
-//! `cargo bench -p cordon-sandbox --bench exec [-- --quick]` times N iterations (200, or 30
-//! with `--quick`) of each case, after a short warm-up, and prints the median and p90:
+//! `cargo bench -p cordon-sandbox --bench exec [-- --quick]` times N rounds (200, or 30 with
+//! `--quick`), after a short warm-up; each round runs every case once (interleaved, so
+//! that load from elsewhere falls on all cases alike). It prints the median and p90 of:
 //!
 //! - `plain`: fork+exec of `/bin/true` (`std::process::Command`);
 //! - `bwrap`: `bwrap --unshare-all` with a comparable minimal root running `/bin/true`
@@ -20,23 +21,6 @@ use cordon_sandbox::{ExecRequest, NativeSandbox, Profile, Sandbox};
 
 const FRESH_TARGET: f64 = 0.7;
 const REUSED_TARGET: f64 = 1.5;
-
-/// Median and 90th percentile of `n` timed runs of `f`, after `n / 10 + 3` warm-up runs.
-fn measure(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
-    for _ in 0..n / 10 + 3 {
-        f();
-    }
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort_unstable();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.9))
-}
 
 fn ms(d: Duration) -> String {
     format!("{:7.3} ms", d.as_secs_f64() * 1e3)
@@ -122,59 +106,69 @@ fn main() {
         if quick { " (--quick)" } else { "" }
     );
 
-    let plain = measure(n, || {
-        assert!(run_quiet(&mut Command::new("/bin/true")));
-    });
-    row("plain fork+exec /bin/true", plain);
-
+    // Interleaved: every round runs each case once, so that load from elsewhere on the
+    // machine (and the kernel's asynchronous namespace teardown) falls on all cases alike.
     let args = bwrap_args(ws.path());
-    let bwrap = if run_quiet(Command::new("bwrap").args(&args)) {
-        let t = measure(n, || {
-            assert!(run_quiet(Command::new("bwrap").args(&args)), "bwrap failed");
-        });
-        row("bwrap --unshare-all /bin/true", t);
-        Some(t)
-    } else {
+    let have_bwrap = run_quiet(Command::new("bwrap").args(&args));
+    if !have_bwrap {
         println!("bwrap: not installed or not usable here (apt-get install bubblewrap); skipped");
-        None
-    };
-
-    let fresh = measure(n, || {
-        let mut sb = native.start(&profile).expect("sandbox start");
-        let out = sb.exec(&req).expect("sandboxed true");
-        assert!(out.status.success());
-    });
-    row("cordon fresh (start+exec+drop)", fresh);
-
-    // Where the fresh case spends its time.
-    let (mut t_start, mut t_exec, mut t_drop) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..n {
-        let t = Instant::now();
-        let mut sb = native.start(&profile).expect("sandbox start");
-        t_start.push(t.elapsed());
-        let t = Instant::now();
-        sb.exec(&req).expect("sandboxed true");
-        t_exec.push(t.elapsed());
-        let t = Instant::now();
-        drop(sb);
-        t_drop.push(t.elapsed());
     }
-    for (name, mut v) in [
-        ("  of which start", t_start),
-        ("  of which first exec", t_exec),
-        ("  of which drop", t_drop),
-    ] {
-        v.sort_unstable();
-        println!("{name:<34} median {}", ms(v[v.len() / 2]));
-    }
-
     let mut sb = native.start(&profile).expect("sandbox start");
-    let reused = measure(n, || {
-        let out = sb.exec(&req).expect("sandboxed true");
-        assert!(out.status.success());
-    });
-    row("cordon reused (exec in one)", reused);
+    let mut cases: Vec<(&str, Vec<Duration>)> = [
+        "plain fork+exec /bin/true",
+        "bwrap --unshare-all /bin/true",
+        "cordon fresh (start+exec+drop)",
+        "  of which start",
+        "  of which first exec",
+        "  of which drop",
+        "cordon reused (exec in one)",
+    ]
+    .into_iter()
+    .map(|name| (name, Vec::with_capacity(n)))
+    .collect();
+    let warmup = n / 10 + 3;
+    for round in 0..warmup + n {
+        let mut sample = [Duration::ZERO; 7];
+        let t = Instant::now();
+        assert!(run_quiet(&mut Command::new("/bin/true")));
+        sample[0] = t.elapsed();
+        if have_bwrap {
+            let t = Instant::now();
+            assert!(run_quiet(Command::new("bwrap").args(&args)), "bwrap failed");
+            sample[1] = t.elapsed();
+        }
+        let t = Instant::now();
+        let mut fresh = native.start(&profile).expect("sandbox start");
+        sample[3] = t.elapsed();
+        let t2 = Instant::now();
+        assert!(fresh.exec(&req).expect("sandboxed true").status.success());
+        sample[4] = t2.elapsed();
+        let t2 = Instant::now();
+        drop(fresh);
+        sample[5] = t2.elapsed();
+        sample[2] = t.elapsed();
+        let t = Instant::now();
+        assert!(sb.exec(&req).expect("sandboxed true").status.success());
+        sample[6] = t.elapsed();
+        if round >= warmup {
+            for ((_, v), d) in cases.iter_mut().zip(sample) {
+                v.push(d);
+            }
+        }
+    }
     drop(sb);
+    let mut stats = Vec::new();
+    for (i, (name, v)) in cases.iter_mut().enumerate() {
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        let s = (at(0.5), at(0.9));
+        if i != 1 || have_bwrap {
+            row(name, s);
+        }
+        stats.push(s);
+    }
+    let (plain, fresh, reused) = (stats[0], stats[2], stats[6]);
+    let bwrap = have_bwrap.then_some(stats[1]);
 
     println!();
     match bwrap {
