@@ -301,16 +301,16 @@ impl Conn {
         let mut injected: Vec<String> = Vec::new();
 
         if !self.policy.credentials().is_empty() {
-            // Everything the proxy sends, as text, for the scans.
-            let mut seen = String::from_utf8_lossy(&path).into_owned();
-            seen.push('\n');
+            // Everything the proxy sends, for the scans.
+            let mut seen = path.clone();
+            seen.push(b'\n');
             for (k, val) in parts.headers.iter() {
-                seen.push_str(k.as_str());
-                seen.push_str(": ");
-                seen.push_str(&String::from_utf8_lossy(val.as_bytes()));
-                seen.push('\n');
+                seen.extend_from_slice(k.as_str().as_bytes());
+                seen.extend_from_slice(b": ");
+                seen.extend_from_slice(val.as_bytes());
+                seen.push(b'\n');
             }
-            seen.push_str(&String::from_utf8_lossy(&body));
+            seen.extend_from_slice(&body);
 
             let leaked = self.policy.leaked(&seen);
             if !leaked.is_empty() {
@@ -323,7 +323,7 @@ impl Conn {
                 return self.alert(v, scheme, &method, reason, leaked);
             }
             for c in self.policy.credentials() {
-                if !seen.contains(&c.placeholder) {
+                if !contains(&seen, c.placeholder.as_bytes()) {
                     continue;
                 }
                 if !c.bound_to(&v.host, v.port) {

@@ -66,6 +66,23 @@ impl CredentialSource for Vec<(String, String, Vec<u8>, Vec<HostPattern>)> {
     }
 }
 
+/// The vault's placeholders of a session, as the proxy needs them.
+impl CredentialSource for secrets::PlaceholderSet {
+    fn credentials(&self) -> Vec<BoundCredential> {
+        self.entries()
+            .iter()
+            .map(|e| {
+                BoundCredential::new(
+                    e.name.clone(),
+                    e.placeholder.as_str(),
+                    e.secret.expose_bytes().to_vec(),
+                    e.hosts.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// What one sandbox (agent, session) may reach.
 pub struct EgressPolicy {
     pub agent: String,
@@ -143,11 +160,12 @@ impl EgressPolicy {
         self.credentials.iter().any(|c| c.bound_to(host, port))
     }
 
-    /// Names of real credential values found in `text` (any encoding the redactor knows).
-    pub(crate) fn leaked(&self, text: &str) -> Vec<String> {
+    /// Names of real credential values found in `data` (any encoding the redactor
+    /// knows).
+    pub(crate) fn leaked(&self, data: &[u8]) -> Vec<String> {
         if self.leak_scanner.is_empty() {
             return Vec::new();
         }
-        self.leak_scanner.redact(text).hits
+        self.leak_scanner.scan(data)
     }
 }

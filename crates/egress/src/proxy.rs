@@ -76,6 +76,31 @@ impl Default for ProxyConfig {
     }
 }
 
+impl ProxyConfig {
+    /// From the validated `[egress]` section of `cordon.toml`.
+    pub fn from_config(c: &config::GatewayEgressConfig) -> Result<ProxyConfig, EgressError> {
+        let mut allow_ranges = Vec::new();
+        for (i, raw) in c.allow_ranges.iter().enumerate() {
+            let net = raw
+                .parse::<IpNet>()
+                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    EgressError::Config(format!(
+                        "egress.allow_ranges[{i}] = `{raw}` is not a CIDR (e.g. `10.0.0.0/24`)"
+                    ))
+                })?;
+            allow_ranges.push(net);
+        }
+        Ok(ProxyConfig {
+            resolve: c.resolve.clone(),
+            allow_ranges,
+            max_connections: usize::try_from(c.max_connections).unwrap_or(usize::MAX),
+            max_bytes: c.max_mb.saturating_mul(1024 * 1024),
+            ..ProxyConfig::default()
+        })
+    }
+}
+
 impl std::fmt::Debug for ProxyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProxyConfig")

@@ -690,3 +690,19 @@ async fn serve_connection_over_an_in_process_pipe_applies_the_same_policy() {
     assert_eq!(web.count(), 1);
     assert!(h.audit_text().contains("\"session\":\"s2\""));
 }
+
+#[test]
+fn proxy_config_comes_from_the_egress_section() {
+    let mut c = config::GatewayEgressConfig {
+        allow_ranges: vec!["10.0.0.0/24".into(), "192.168.1.7".into()],
+        max_mb: 2,
+        ..Default::default()
+    };
+    let p = ProxyConfig::from_config(&c).unwrap();
+    assert_eq!(p.allow_ranges.len(), 2);
+    assert!(p.allow_ranges[1].contains(&"192.168.1.7".parse::<IpAddr>().unwrap()));
+    assert_eq!(p.max_bytes, 2 * 1024 * 1024);
+    c.allow_ranges = vec!["10.0.0.0/99".into()];
+    let err = ProxyConfig::from_config(&c).unwrap_err().to_string();
+    assert!(err.contains("egress.allow_ranges[0]"), "{err}");
+}
