@@ -706,3 +706,52 @@ fn proxy_config_comes_from_the_egress_section() {
     let err = ProxyConfig::from_config(&c).unwrap_err().to_string();
     assert!(err.contains("egress.allow_ranges[0]"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_placeholders_are_injected_for_their_hosts_only() {
+    let web = http_server().await;
+    let other = http_server().await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1"), ("other.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let api = format!("api.test:{}", web.port());
+    let mut set = secrets::PlaceholderSet::new();
+    let ph = set
+        .insert(
+            "OPENAI_KEY",
+            secrets::Secret::new("sk-vaultvalue-ABCDEF123456".into()),
+            vec![pat(&api)],
+        )
+        .unwrap();
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        vec![pat(&api), pat(&format!("other.test:{}", other.port()))],
+    )
+    .with_credentials(&set);
+    let h = start(cfg, policy).await;
+    let c = h.client();
+    let r = c
+        .get(format!("http://{api}/v1/models"))
+        .header("authorization", format!("Bearer {}", ph.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(web.all_seen().contains("Bearer sk-vaultvalue-ABCDEF123456"));
+    let r = c
+        .get(format!("http://other.test:{}/", other.port()))
+        .header("authorization", format!("Bearer {}", ph.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(other.count(), 0);
+    assert!(
+        h.records()
+            .iter()
+            .any(|r| r.kind == audit::EventKind::Alert)
+    );
+}
