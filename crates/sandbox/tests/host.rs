@@ -20,7 +20,6 @@ fn profile(ws: &Path) -> Profile {
             ("CORDON_TEST".into(), "x=y z".into()),
         ],
         limits: Limits::default(),
-        egress_port: None,
     }
 }
 
@@ -147,6 +146,14 @@ fn background_processes_die_when_the_command_exits() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(pid), "background sleep {pid} outlived the command");
+}
+
+#[test]
+fn an_unrepresentable_deadline_is_no_deadline() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut r = req(&["true"]);
+    r.timeout = Duration::MAX;
+    assert!(run(&profile(ws.path()), &r).unwrap().status.success());
 }
 
 #[test]

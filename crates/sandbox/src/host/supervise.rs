@@ -85,12 +85,13 @@ pub(crate) fn run(
         }
     }
 
-    let deadline = started + timeout;
+    // A deadline too far to represent (`Duration::MAX`) is no deadline.
+    let deadline = started.checked_add(timeout);
     let timed_out = loop {
         if exited_unreaped(&child)? {
             break false;
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             break true;
         }
         thread::sleep(POLL);
