@@ -20,6 +20,7 @@ fn profile(ws: &Path) -> Profile {
             ("CORDON_TEST".into(), "x=y z".into()),
         ],
         limits: Limits::default(),
+        egress_port: None,
     }
 }
 
