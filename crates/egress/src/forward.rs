@@ -300,7 +300,7 @@ impl Conn {
         let mut body = body;
         let mut injected: Vec<String> = Vec::new();
 
-        if !self.policy.credentials().is_empty() {
+        if self.policy.inspects() {
             // Everything the proxy sends, for the scans.
             let mut seen = path.clone();
             seen.push(b'\n');

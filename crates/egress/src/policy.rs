@@ -130,9 +130,8 @@ impl EgressPolicy {
 
     /// Add the credentials of `source` (injected for their hosts, blocked elsewhere).
     pub fn with_credentials(mut self, source: &dyn CredentialSource) -> EgressPolicy {
-        self.credentials.extend(source.credentials());
-        let pairs = self
-            .credentials
+        let added = source.credentials();
+        let pairs = added
             .iter()
             .map(|c| {
                 (
@@ -141,8 +140,21 @@ impl EgressPolicy {
                 )
             })
             .collect();
-        self.leak_scanner = secrets::Redactor::new(pairs);
+        self.leak_scanner = self.leak_scanner.with_secrets(pairs);
+        self.credentials.extend(added);
         self
+    }
+
+    /// Also block outbound traffic carrying these `(name, value)` secrets (e.g. every
+    /// vault secret, including ones this agent was not given).
+    pub fn with_watched_secrets(mut self, pairs: Vec<(String, String)>) -> EgressPolicy {
+        self.leak_scanner = self.leak_scanner.with_secrets(pairs);
+        self
+    }
+
+    /// Whether requests must be buffered and scanned (credentials or watched secrets).
+    pub(crate) fn inspects(&self) -> bool {
+        !self.credentials.is_empty() || !self.leak_scanner.is_empty()
     }
 
     pub fn credentials(&self) -> &[BoundCredential] {

@@ -365,7 +365,8 @@ impl Conn {
         }
     }
 
-    /// Refuse with an audit record; the record is written before the client hears.
+    /// Refuse with an audit record, appended before the client hears (durable at the
+    /// log's next sync; alerts are synced at once).
     pub(crate) fn refuse(&self, v: &Verdict, kind: &str, status: StatusCode) -> Response<Body> {
         let mut data = v.audit_fields(&self.policy);
         data["kind"] = json!(kind);

@@ -755,3 +755,44 @@ async fn vault_placeholders_are_injected_for_their_hosts_only() {
             .any(|r| r.kind == audit::EventKind::Alert)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_secrets_are_blocked_without_credentials_and_upstream_failure_is_502() {
+    let web = http_server().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1"), ("down.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        vec![
+            pat(&format!("api.test:{}", web.port())),
+            pat(&format!("down.test:{closed}")),
+        ],
+    )
+    .with_watched_secrets(vec![("DB_PASSWORD".into(), "hunter2-but-longer".into())]);
+    let h = start(cfg, policy).await;
+    let c = h.client();
+    let r = c
+        .post(format!("http://api.test:{}/paste", web.port()))
+        .body("dump: hunter2-but-longer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("DB_PASSWORD"));
+    assert_eq!(web.count(), 0);
+    let r = c
+        .get(format!("http://down.test:{closed}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("could not connect"));
+}
