@@ -517,6 +517,12 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
         warnings
             .push("the Docker daemon runs as root: an engine escape is a host-root escape".into());
     }
+    if let Some(port) = profile.egress_port {
+        warnings.push(format!(
+            "egress_port {port} is not provided by the container backend: with --network none \
+             commands have no way out at all (egress_listener() returns None)"
+        ));
+    }
     if let Err(why) = sb.probe() {
         warnings.push(format!("{why}: starting a sandbox will fail now"));
     }

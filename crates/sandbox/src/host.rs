@@ -99,6 +99,20 @@ impl Sandbox for HostSandbox {
         } else {
             "(writable by you)"
         };
+        let mut warnings = vec![
+            HOST_WARNING.to_owned(),
+            "every isolation layer is inactive; only rlimits, the deadline (process group \
+             kill) and the environment are applied"
+                .to_owned(),
+            "a process that calls setsid leaves the process group and survives the deadline"
+                .to_owned(),
+        ];
+        if let Some(port) = profile.egress_port {
+            warnings.push(format!(
+                "egress_port {port} is not applied: commands bypass the egress proxy and \
+                 connect directly"
+            ));
+        }
         Explanation {
             backend: "none".into(),
             layers,
@@ -116,15 +130,7 @@ impl Sandbox for HostSandbox {
             gid: unsafe { libc::getegid() },
             limits: host_limits(l),
             network: "the host's network: everything you can reach".into(),
-            warnings: vec![
-                HOST_WARNING.into(),
-                "every isolation layer is inactive; only rlimits, the deadline (process \
-                 group kill) and the environment are applied"
-                    .into(),
-                "a process that calls setsid leaves the process group and survives the \
-                 deadline"
-                    .into(),
-            ],
+            warnings,
         }
     }
 }

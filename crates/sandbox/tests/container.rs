@@ -499,6 +499,10 @@ fn explain_describes_the_container_profile() {
         assert!(paths.contains(&p), "{p} not in {paths:?}");
     }
     assert!(e.network.contains("loopback only"));
+    let mut with_port = profile(ws.path());
+    with_port.egress_port = Some(3128);
+    let e2 = sb.explain(&with_port);
+    assert!(e2.warnings.iter().any(|w| w.contains("egress_port 3128")));
     if live(Engine::Docker).is_err() {
         assert!(
             e.warnings

@@ -214,6 +214,14 @@ fn explain_says_there_is_no_isolation() {
     assert!(e.layers.iter().all(|l| !l.active), "{:?}", e.layers);
     assert!(e.warnings.iter().any(|w| w == HOST_WARNING));
     assert!(HOST_WARNING.contains("run as you, on the host, with your files and network"));
+    let mut with_port = profile(ws.path());
+    with_port.egress_port = Some(3128);
+    let e2 = HostSandbox::new().explain(&with_port);
+    assert!(
+        e2.warnings
+            .iter()
+            .any(|w| w.contains("egress_port 3128 is not applied"))
+    );
     // The claimed uid is the one commands really get.
     let out = run(&profile(ws.path()), &req(&["id", "-u"])).unwrap();
     assert_eq!(text(&out.stdout).trim(), e.uid.to_string());
