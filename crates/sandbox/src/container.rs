@@ -14,7 +14,9 @@
 //! profile is the engine's default (Cordon passes no `--security-opt seccomp=`); no
 //! Landlock; `RLIMIT_AS` is not set (the cgroup `--memory` limit bounds memory); the image's
 //! `ENV` stays visible unless the profile overrides the same names (`exec` cannot clear
-//! it); uid 1000 inside is host uid 1000 unless the engine remaps users.
+//! it); uid 1000 inside is host uid 1000 unless the engine remaps users. Because the
+//! container lives for the whole task, a process an `exec` leaves in the background keeps
+//! running until the deadline of a later `exec` or the instance's drop removes the container.
 //!
 //! Podman: no `--userns keep-id`. Rootless Podman already maps container uid 1000 to a
 //! subordinate (unprivileged) host uid; `keep-id` would instead make the command run as
@@ -509,6 +511,9 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
             .into(),
         "RLIMIT_AS (max_memory) is not set; the cgroup --memory limit bounds memory".into(),
         "no Landlock".into(),
+        "background processes started by one exec keep running in the task's container until \
+         a deadline or the end of the task removes it"
+            .into(),
         "RLIMIT_NPROC counts every process of the container's uid on the host kernel, \
          including other containers and host processes running as uid 1000"
             .into(),

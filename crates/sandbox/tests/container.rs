@@ -401,6 +401,23 @@ fn one_container_per_task_exec_per_call_rm_on_drop() {
 }
 
 #[test]
+fn output_through_the_engine_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let (script, _log) = fake_engine(dir.path());
+    let sb = ContainerSandbox {
+        engine: Engine::Docker,
+        image: "img".into(),
+        program: Some(script),
+    };
+    let mut inst = sb.start(&profile(ws.path())).unwrap();
+    let mut r = req(&["sh", "-c", "head -c 50000 /dev/zero"]);
+    r.output_limit = 100;
+    let out = inst.exec(&r).unwrap();
+    assert_eq!((out.stdout.len(), out.stdout_dropped), (100, 49_900));
+}
+
+#[test]
 fn deadline_removes_the_container_and_next_exec_recreates_it() {
     let dir = tempfile::tempdir().unwrap();
     let ws = tempfile::tempdir().unwrap();
