@@ -365,3 +365,40 @@ fn reuse_unprivileged_inner() {
     assert_eq!(out.status, ExitStatus::TimedOut);
     assert_eq!(text(&bash(sb.as_mut(), "echo ok").stdout), "ok");
 }
+
+/// Namespaces may come from the pre-created pool or be made at start: either way every
+/// live sandbox has its own, fully set up (ids mapped, `lo` up, nested userns refused).
+#[test]
+fn every_live_sandbox_has_its_own_namespaces() {
+    let ws = tempfile::tempdir().unwrap();
+    // With `lo` down, a loopback connect fails with "Network is unreachable" instead.
+    let script = "for n in user net mnt pid ipc uts; do readlink /proc/self/ns/$n; done; id -u; \
+                  (exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 | grep -o 'Connection refused' | head -1; \
+                  unshare -U true 2>/dev/null && echo nested-userns";
+    let mut live = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..8 {
+        // Give the pool time to refill now and then, so both paths are taken.
+        if i % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut sb = start(ws.path());
+        let out = bash(sb.as_mut(), script);
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 8, "{stdout}");
+        for ns in &lines[..6] {
+            assert!(
+                seen.insert(ns.to_string()),
+                "namespace {ns} shared: {stdout}"
+            );
+        }
+        assert_eq!(lines[6], "1000", "{stdout}");
+        assert!(!stdout.contains("nested-userns"), "{stdout}");
+        assert_eq!(lines[7], "Connection refused", "{stdout}");
+        live.push(sb);
+    }
+    // Still isolated from each other while all are alive.
+    let out = bash(live[0].as_mut(), "ls /proc | grep -c '^[0-9]'");
+    assert!(text(&out.stdout).parse::<u32>().unwrap() <= 4);
+}
