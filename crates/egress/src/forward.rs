@@ -406,7 +406,17 @@ impl Conn {
             Ok(resp) => {
                 let (mut p, b) = resp.into_parts();
                 strip_hop_by_hop(&mut p.headers);
-                Response::from_parts(p, b.boxed())
+                let mut done = v.audit_fields(&self.policy);
+                done["kind"] = json!(format!("{scheme}-response"));
+                done["method"] = json!(method);
+                done["status"] = json!(p.status.as_u16());
+                done["bytes_up"] = json!(bytes_up);
+                let body = Counted {
+                    inner: b,
+                    bytes: 0,
+                    finish: Some((self.proxy.clone(), self.policy.clone(), done)),
+                };
+                Response::from_parts(p, body.boxed())
             }
             Err(e) => {
                 let mut r = (*v).clone();
@@ -434,5 +444,52 @@ impl Conn {
         self.proxy
             .audit_event(audit::EventKind::Alert, &self.policy, data);
         self.refuse(&r, scheme, StatusCode::FORBIDDEN)
+    }
+}
+
+/// A response body that counts what it delivers and records the total (an `Egress`
+/// record of kind `*-response`) when the client is done with it.
+struct Counted {
+    inner: hyper::body::Incoming,
+    bytes: u64,
+    finish: Option<(
+        Arc<crate::Proxy>,
+        Arc<crate::EgressPolicy>,
+        serde_json::Value,
+    )>,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let res = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &res
+            && let Some(data) = frame.data_ref()
+        {
+            self.bytes += data.len() as u64;
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some((proxy, policy, mut data)) = self.finish.take() {
+            data["bytes_down"] = json!(self.bytes);
+            proxy.audit_event(audit::EventKind::Egress, &policy, data);
+        }
     }
 }

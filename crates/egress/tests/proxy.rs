@@ -93,6 +93,12 @@ async fn allowed_name_works_over_http_and_connect() {
 
     let audit = h.audit_text();
     assert!(audit.contains("\"decision\":\"allow\""), "{audit}");
+    assert!(
+        h.records().iter().any(|r| r.data["kind"] == "http-response"
+            && r.data["status"] == 200
+            && r.data["bytes_down"].as_u64().unwrap() > 40),
+        "{audit}"
+    );
     assert!(audit.contains("\"kind\":\"connect\""), "{audit}");
     assert!(audit.contains("\"address\":\"127.0.0.1:"), "{audit}");
 }
