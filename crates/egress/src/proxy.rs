@@ -92,7 +92,12 @@ impl ProxyConfig {
             allow_ranges.push(net);
         }
         Ok(ProxyConfig {
-            resolve: c.resolve.clone(),
+            // Keys as the decision looks them up: lower case, no trailing dot.
+            resolve: c
+                .resolve
+                .iter()
+                .map(|(k, v)| (crate::decision::normalise_host(k), *v))
+                .collect(),
             allow_ranges,
             max_connections: usize::try_from(c.max_connections).unwrap_or(usize::MAX),
             max_bytes: c.max_mb.saturating_mul(1024 * 1024),

@@ -66,6 +66,22 @@ async fn allowed_name_works_over_http_and_connect() {
         "Connection-named header stripped: {body}"
     );
 
+    // A spoofed Host header cannot redirect the request: it is rebuilt from the target.
+    let resp = raw(
+        h.handle.local_addr(),
+        &format!(
+            "GET http://api.test:{}/spoof HTTP/1.1\r\nhost: internal.test\r\nconnection: close\r\n\r\n",
+            web.port()
+        ),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains(&format!("host: api.test:{}", web.port())),
+        "{resp}"
+    );
+    assert!(!resp.contains("internal.test"), "{resp}");
+
     // HTTPS without bound credentials: an opaque tunnel; the client verifies the real
     // server's certificate (test CA) end to end.
     let direct_trust = reqwest::Client::builder()
@@ -89,7 +105,7 @@ async fn allowed_name_works_over_http_and_connect() {
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(web.count(), 2, "the redirect target was not fetched");
+    assert_eq!(web.count(), 3, "the redirect target was not fetched");
 
     let audit = h.audit_text();
     assert!(audit.contains("\"decision\":\"allow\""), "{audit}");
@@ -708,6 +724,10 @@ fn proxy_config_comes_from_the_egress_section() {
     assert_eq!(p.allow_ranges.len(), 2);
     assert!(p.allow_ranges[1].contains(&"192.168.1.7".parse::<IpAddr>().unwrap()));
     assert_eq!(p.max_bytes, 2 * 1024 * 1024);
+    c.resolve
+        .insert("Mirror.Internal.".into(), "10.0.0.5".parse().unwrap());
+    let p = ProxyConfig::from_config(&c).unwrap();
+    assert!(p.resolve.contains_key("mirror.internal"));
     c.allow_ranges = vec!["10.0.0.0/99".into()];
     let err = ProxyConfig::from_config(&c).unwrap_err().to_string();
     assert!(err.contains("egress.allow_ranges[0]"), "{err}");
