@@ -140,9 +140,25 @@ impl Proxy {
         }
         let addresses = match self.cfg.resolve.get(&host) {
             Some(ip) => vec![*ip],
-            None => match self.cfg.resolver.lookup(&host, port).await {
-                Ok(a) => a,
-                Err(e) => {
+            None => match tokio::time::timeout(
+                crate::proxy::RESOLVE_TIMEOUT,
+                self.cfg.resolver.lookup(&host, port),
+            )
+            .await
+            {
+                Ok(Ok(a)) => a,
+                Err(_) => {
+                    return Verdict::deny(
+                        &host,
+                        port,
+                        vec![],
+                        format!(
+                            "resolving {host} timed out after {:?}",
+                            crate::proxy::RESOLVE_TIMEOUT
+                        ),
+                    );
+                }
+                Ok(Err(e)) => {
                     return Verdict::deny(
                         &host,
                         port,

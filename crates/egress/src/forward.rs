@@ -260,6 +260,9 @@ impl Conn {
             }
         });
         let _ = hyper::server::conn::http1::Builder::new()
+            // A client that stalls mid-headers loses its connection slot.
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(crate::proxy::HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(tls), svc)
             .await;
     }

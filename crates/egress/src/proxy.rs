@@ -42,6 +42,8 @@ use crate::splice;
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Copy buffer of opaque tunnels: large, so bulk transfers cost few syscalls.
 const TUNNEL_BUF: usize = 256 * 1024;
 
@@ -258,6 +260,9 @@ impl Proxy {
             async move { Ok::<_, Infallible>(conn.handle(req).await) }
         });
         let _ = hyper::server::conn::http1::Builder::new()
+            // A client that stalls mid-headers loses its connection slot.
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(crate::proxy::HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(io), svc)
             .with_upgrades()
             .await;
