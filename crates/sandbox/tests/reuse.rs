@@ -402,3 +402,59 @@ fn every_live_sandbox_has_its_own_namespaces() {
     let out = bash(live[0].as_mut(), "ls /proc | grep -c '^[0-9]'");
     assert!(text(&out.stdout).parse::<u32>().unwrap() <= 4);
 }
+
+const INNER_DIE: &str = "CORDON_REUSE_TEST_DIE";
+
+/// If the process holding the instance dies, the sandbox dies with it: init sees the
+/// control channel close and kills everything (there is no parent-death signal, which
+/// would fire on the exit of the *thread* that started the sandbox).
+#[test]
+fn the_sandbox_dies_with_the_process_that_holds_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "parent_dies_inner",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(INNER_DIE, ws.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("command running"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    while !host_processes_with("sleep 983").is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(host_processes_with("sleep 983").is_empty());
+}
+
+#[test]
+#[ignore = "run by the_sandbox_dies_with_the_process_that_holds_it"]
+fn parent_dies_inner() {
+    let ws = std::env::var(INNER_DIE)
+        .expect("run through the_sandbox_dies_with_the_process_that_holds_it");
+    // Started on a thread that exits at once: the sandbox must outlive the thread.
+    let mut sb = std::thread::spawn(move || start(Path::new(&ws)))
+        .join()
+        .unwrap();
+    std::thread::spawn(move || {
+        let _ = sb.exec(&bash_req(
+            "(sleep 983 &); sleep 983",
+            Duration::from_secs(600),
+        ));
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    while host_processes_with("sleep 983").len() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(host_processes_with("sleep 983").len(), 2);
+    println!("command running");
+    // Die abruptly, without dropping the instance.
+    std::process::exit(0);
+}
