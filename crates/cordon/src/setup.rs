@@ -14,6 +14,7 @@ use serde_json::json;
 
 /// Everything that lives in the state directory, opened.
 pub struct State {
+    pub state_dir: std::path::PathBuf,
     pub config: Arc<Config>,
     pub audit: Arc<audit::Log>,
     pub store: Arc<store::Store>,
@@ -87,6 +88,7 @@ pub fn open_state() -> Result<State> {
         }),
     )?;
     Ok(State {
+        state_dir: paths.state_dir.clone(),
         config: Arc::new(config),
         audit: Arc::new(audit),
         store: Arc::new(store),
@@ -127,6 +129,25 @@ pub fn sandbox_backend(config: &Config) -> Result<Arc<dyn sandbox::Sandbox>> {
     })
 }
 
+/// The vault in the state directory (key from `CORDON_VAULT_PASSPHRASE` or the key file).
+pub fn open_vault(state: &State) -> Result<secrets::Vault> {
+    secrets::Vault::open(&state.state_dir).with_context(|| {
+        format!(
+            "cannot open the secret vault in {}",
+            state.state_dir.display()
+        )
+    })
+}
+
+/// The egress proxy with the per-install CA in `state/egress/`.
+pub fn egress_proxy(state: &State) -> Result<Arc<egress::Proxy>> {
+    let dir = state.state_dir.join("egress");
+    let ca = egress::CertificateAuthority::load_or_create(&dir)
+        .with_context(|| format!("cannot load the egress CA in {}", dir.display()))?;
+    let cfg = egress::ProxyConfig::from_config(&state.config.egress)?;
+    Ok(egress::Proxy::new(cfg, ca, state.audit.clone())?)
+}
+
 /// Say it loudly when tool processes will run without isolation.
 pub fn warn_if_unsandboxed(config: &Config) {
     if config.sandbox.backend == config::SandboxBackend::None {
@@ -154,7 +175,34 @@ pub fn build_agent(
     let agent_cfg = agent_config(config, agent_name)?;
     warn_if_unsandboxed(config);
     let key = api_key(config);
-    let redactor = secrets::Redactor::new(key.iter().cloned().collect());
+    let vault = open_vault(state)?;
+    // Every vault value is redacted from what comes back and blocked on the way out,
+    // whether or not this agent may use it.
+    let watched: Vec<(String, String)> = vault
+        .list()
+        .into_iter()
+        .filter_map(|info| {
+            let (value, _) = vault.get(&info.name)?;
+            Some((info.name, value.expose().to_string()))
+        })
+        .collect();
+    let redactor =
+        secrets::Redactor::new(key.iter().cloned().chain(watched.iter().cloned()).collect())
+            .with_credential_detection();
+    let mut agent_secrets = Vec::new();
+    for name in &agent_cfg.egress.secrets {
+        let Some((value, hosts)) = vault.get(name) else {
+            bail!(
+                "agents.{agent_name}.egress.secrets names `{name}`, which is not in the vault; \
+                 add it with `cordon secrets set {name} --hosts HOST`"
+            );
+        };
+        agent_secrets.push(runtime::AgentSecret {
+            name: name.clone(),
+            value,
+            hosts,
+        });
+    }
     let runtime = Runtime::new(RuntimeOptions {
         config: config.clone(),
         agent: agent_name.to_string(),
@@ -162,6 +210,9 @@ pub fn build_agent(
         sandbox: sandbox_backend(config)?,
         approver,
         redactor,
+        egress: egress_proxy(state)?,
+        secrets: agent_secrets,
+        watched_secrets: watched,
     })?;
     let model = &config.model;
     let endpoint = ModelEndpoint::new(&model.base_url, Duration::from_secs(model.timeout_secs))?;

@@ -19,7 +19,7 @@ mod workspace;
 
 pub use approval::{ApprovalAnswer, ApprovalRequest, Approver, NoHumanApprover};
 pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
-pub use perform::{Runtime, RuntimeError, RuntimeOptions};
+pub use perform::{AgentSecret, Runtime, RuntimeError, RuntimeOptions};
 pub use tools::exec::sandbox_profile;
 pub use workspace::{
     DirEntry, EntryKind, Listing, WalkLimits, WalkSummary, Workspace, WorkspaceError, WorkspacePath,

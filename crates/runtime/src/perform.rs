@@ -37,7 +37,23 @@ pub struct RuntimeOptions {
     pub audit: Arc<audit::Log>,
     pub sandbox: Arc<dyn sandbox::Sandbox>,
     pub approver: Arc<dyn Approver>,
+    /// Redacts every vault value (and known credential formats) from what comes back.
     pub redactor: secrets::Redactor,
+    /// The one way out: every outbound connection of this agent's tools goes through it.
+    pub egress: Arc<egress::Proxy>,
+    /// The vault secrets this agent may use (`agents.NAME.egress.secrets`), with their
+    /// bound hosts. Tools only ever see per-session placeholders for them.
+    pub secrets: Vec<AgentSecret>,
+    /// Every vault value (name, value): blocked wherever it appears in outbound traffic.
+    pub watched_secrets: Vec<(String, String)>,
+}
+
+/// A vault secret an agent may use.
+#[derive(Clone)]
+pub struct AgentSecret {
+    pub name: String,
+    pub value: secrets::Secret,
+    pub hosts: Vec<config::HostPattern>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +75,16 @@ pub enum RuntimeError {
 struct SessionState {
     instance: SharedInstance,
     grants: HashSet<String>,
+    /// Placeholders and the egress policy of the session, made on first use.
+    egress: Option<SessionEgress>,
+}
+
+/// What a session's traffic is decided with: its own placeholders (unguessable, new
+/// for every session) and the policy the proxy applies to its connections.
+#[derive(Clone)]
+pub(crate) struct SessionEgress {
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) policy: Arc<egress::EgressPolicy>,
 }
 
 /// The effect boundary of one agent.
@@ -74,6 +100,9 @@ pub struct Runtime {
     workspace: Workspace,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, SessionState>>,
+    egress: Arc<egress::Proxy>,
+    secrets: Vec<AgentSecret>,
+    watched_secrets: Vec<(String, String)>,
 }
 
 /// A call whose arguments are parsed and whose targets are resolved: what the guard
@@ -165,6 +194,9 @@ impl Runtime {
             workspace,
             http,
             sessions: Mutex::new(HashMap::new()),
+            egress: opts.egress,
+            secrets: opts.secrets,
+            watched_secrets: opts.watched_secrets,
         })
     }
 
@@ -567,6 +599,31 @@ impl Runtime {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(sessions.entry(session.to_string()).or_default())
+    }
+
+    /// The session's placeholders and egress policy, made on first use.
+    fn session_egress(&self, session: &str) -> Result<SessionEgress, Failure> {
+        if let Some(e) = self.with_session(session, |s| s.egress.clone()) {
+            return Ok(e);
+        }
+        let mut set = secrets::PlaceholderSet::new();
+        for s in &self.secrets {
+            set.insert(&s.name, s.value.clone(), s.hosts.clone())
+                .map_err(|e| fail("secrets", format!("cannot make placeholders: {e}")))?;
+        }
+        let policy =
+            egress::EgressPolicy::new(&self.agent, session, self.agent_cfg.egress.allow.clone())
+                .with_credentials(&set)
+                .with_watched_secrets(self.watched_secrets.clone());
+        let made = SessionEgress {
+            env: set.env(),
+            policy: Arc::new(policy),
+        };
+        Ok(self.with_session(session, |s| s.egress.get_or_insert(made).clone()))
+    }
+
+    fn egress(&self) -> &Arc<egress::Proxy> {
+        &self.egress
     }
 
     fn instance(&self, session: &str) -> SharedInstance {

@@ -130,13 +130,17 @@ async fn exec_needing_approval_without_a_human_is_denied() {
     let config = config::load_str(&toml, std::path::Path::new("t.toml")).unwrap();
     let audit_dir = dir.path().join("audit");
     let sandbox = std::sync::Arc::new(common::RecordingSandbox::default());
+    let audit = std::sync::Arc::new(audit::Log::open(&audit_dir).unwrap());
     let rt = Runtime::new(RuntimeOptions {
         config: std::sync::Arc::new(config),
         agent: "dev".into(),
-        audit: std::sync::Arc::new(audit::Log::open(&audit_dir).unwrap()),
+        audit: audit.clone(),
         sandbox: sandbox.clone(),
         approver: std::sync::Arc::new(NoHumanApprover),
         redactor: secrets::Redactor::empty(),
+        egress: common::test_proxy(&dir.path().join("egress"), audit),
+        secrets: Vec::new(),
+        watched_secrets: Vec::new(),
     })
     .unwrap();
     let call = ToolCall {
@@ -265,6 +269,9 @@ async fn unknown_agent_and_missing_workspace_are_clear_errors() {
         sandbox: std::sync::Arc::new(common::RecordingSandbox::default()),
         approver: std::sync::Arc::new(NoHumanApprover),
         redactor: secrets::Redactor::empty(),
+        egress: common::test_proxy(&dir.path().join("egress"), audit.clone()),
+        secrets: Vec::new(),
+        watched_secrets: Vec::new(),
     };
     let e = Runtime::new(opts("ghost")).err().unwrap().to_string();
     assert_eq!(e, "no agent `ghost` in the config; known agents: dev");

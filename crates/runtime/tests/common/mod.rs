@@ -155,6 +155,7 @@ allow = {egress}
         );
         let config = config::load_str(&toml, Path::new("test.toml")).unwrap();
         let audit = Arc::new(audit::Log::open(&audit_dir).unwrap());
+        let audit_for_proxy = audit.clone();
         let approver = Arc::new(ScriptedApprover {
             answers: Mutex::new(setup.approver),
             asked: Mutex::new(Vec::new()),
@@ -172,6 +173,9 @@ allow = {egress}
             sandbox,
             approver: approver.clone(),
             redactor: secrets::Redactor::new(setup.secrets),
+            egress: test_proxy(&dir.path().join("egress"), audit_for_proxy),
+            secrets: Vec::new(),
+            watched_secrets: Vec::new(),
         })
         .unwrap();
         Harness {
@@ -261,4 +265,15 @@ allow = {egress}
         let result = self.one(call_id, EventKind::ToolResult);
         assert_eq!(result.data["is_error"], true);
     }
+}
+
+/// An egress proxy for tests: a fresh CA in `dir`; loopback test servers are reachable
+/// by name only where a test's policy allows them (`allow_ranges` covers 127.0.0.1).
+pub fn test_proxy(dir: &Path, audit: Arc<audit::Log>) -> Arc<egress::Proxy> {
+    let ca = egress::CertificateAuthority::load_or_create(dir).unwrap();
+    let cfg = egress::ProxyConfig {
+        allow_ranges: vec!["127.0.0.1/32".parse().unwrap()],
+        ..egress::ProxyConfig::default()
+    };
+    egress::Proxy::new(cfg, ca, audit).unwrap()
 }
