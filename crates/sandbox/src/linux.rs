@@ -27,7 +27,6 @@ mod landlock;
 mod mounts;
 mod namespaces;
 mod net;
-mod pool;
 mod report;
 mod rlimits;
 mod seccomp;
@@ -242,20 +241,6 @@ impl NativeInstance {
                         _ => "listening on",
                     }
                 ),
-            ),
-            Stage::Join => setup(
-                if r.index == 1 {
-                    Layer::NetworkNamespace
-                } else {
-                    Layer::UserNamespace
-                },
-                match r.index {
-                    0 => "joining a pre-created user namespace",
-                    1 => "joining a pre-created network namespace",
-                    2 => "creating the mount/pid/ipc/uts/cgroup namespaces",
-                    _ => "starting init in the new pid namespace",
-                }
-                .into(),
             ),
             Stage::Request => SandboxError::Io(std::io::Error::other(
                 "the sandbox init could not parse the exec request (internal error); start a \

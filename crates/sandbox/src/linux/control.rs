@@ -56,9 +56,6 @@ pub(crate) enum Reply {
     /// The command ended and every other process in the sandbox is gone. `killed`: it
     /// ended because the parent sent [`Op::Kill`].
     Status { killed: bool, status: libc::c_int },
-    /// Init was started with this pid (in the parent's pid namespace) by the process that
-    /// joined pooled namespaces.
-    Started(libc::pid_t),
 }
 
 impl Reply {
@@ -67,11 +64,6 @@ impl Reply {
         let (kind, body) = match self {
             Reply::Ready => (1u32, [0u8; REPORT_LEN]),
             Reply::Failed(r) => (2, r.encode()),
-            Reply::Started(pid) => {
-                let mut b = [0u8; REPORT_LEN];
-                b[8..].copy_from_slice(&pid.to_ne_bytes());
-                (4, b)
-            }
             Reply::Status { killed, status } => {
                 let mut b = [0u8; REPORT_LEN];
                 b[..4].copy_from_slice(&u32::from(killed).to_ne_bytes());
@@ -94,9 +86,6 @@ impl Reply {
                 killed: body[..4] != [0; 4],
                 status: libc::c_int::from_ne_bytes(body[8..].try_into().ok()?),
             }),
-            4 => Some(Reply::Started(libc::pid_t::from_ne_bytes(
-                body[8..].try_into().ok()?,
-            ))),
             _ => None,
         }
     }
@@ -439,7 +428,6 @@ mod tests {
                 killed: true,
                 status: 9,
             },
-            Reply::Started(4242),
             Reply::Failed(Report {
                 stage: super::super::report::Stage::Fork,
                 index: 0,

@@ -19,7 +19,6 @@ use std::os::fd::RawFd;
 
 use super::control::{self, EXEC_FDS, MAX_MESSAGE, Op, Parsed, Reply};
 use super::mounts::MountPlan;
-use super::namespaces::{Forked, NAMESPACES, fork_into};
 use super::report::{Report, Stage, errno};
 use super::rlimits::Rlimits;
 use super::{caps, idmap, landlock, net, seccomp};
@@ -131,38 +130,6 @@ fn close_all_but(keep: RawFd) {
                 0 as libc::c_uint,
             )
         };
-    }
-}
-
-/// Entry point of the cloned child when the sandbox uses a pooled user+net namespace pair
-/// (see `pool`): join them, create the other namespaces, and clone init with
-/// CLONE_PARENT, so that init is the parent's child (reaped by it) and pid 1 of the new pid
-/// namespace. Sends init's pid on the control channel and exits.
-pub(crate) fn join(ctx: &ChildContext<'_>, user: RawFd, net: RawFd) -> ! {
-    let ctl = ctx.ctl;
-    // SAFETY: setns/unshare with descriptor numbers and flags only; this process is a
-    // single-threaded copy, as setns into a user namespace requires.
-    if unsafe { libc::setns(user, libc::CLONE_NEWUSER) } != 0 {
-        fail(ctl, Stage::Join, 0, errno());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::setns(net, libc::CLONE_NEWNET) } != 0 {
-        fail(ctl, Stage::Join, 1, errno());
-    }
-    let others = NAMESPACES & !(libc::CLONE_NEWUSER | libc::CLONE_NEWNET);
-    // SAFETY: as above.
-    if unsafe { libc::unshare(others) } != 0 {
-        fail(ctl, Stage::Join, 2, errno());
-    }
-    close(user);
-    close(net);
-    match fork_into(libc::CLONE_PARENT) {
-        Ok(Forked::Child) => run(ctx),
-        Ok(Forked::Parent(pid)) => {
-            let _ = control::send(ctl, &Reply::Started(pid).encode(), &[]);
-            exit(0)
-        }
-        Err(e) => fail(ctl, Stage::Join, 3, e.raw_os_error().unwrap_or(0)),
     }
 }
 

@@ -34,15 +34,13 @@ pub(crate) enum Stage {
     Egress,
     /// A request on the control channel that init could not parse.
     Request,
-    /// Joining pooled namespaces: 0 setns user, 1 setns net, 2 unshare the others, 3 clone.
-    Join,
     /// Index: the Landlock rule (`landlock::RULES`), or its length for the ruleset itself.
     Landlock,
     Seccomp,
 }
 
 impl Stage {
-    const ALL: [Stage; 20] = [
+    const ALL: [Stage; 19] = [
         Stage::InitPrctl,
         Stage::Hostname,
         Stage::Loopback,
@@ -60,7 +58,6 @@ impl Stage {
         Stage::Exec,
         Stage::Egress,
         Stage::Request,
-        Stage::Join,
         Stage::Landlock,
         Stage::Seccomp,
     ];

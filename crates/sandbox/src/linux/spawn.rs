@@ -140,44 +140,23 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         egress_port,
         ctl: child_ctl.as_raw_fd(),
     };
-    let pooled = super::pool::take();
-    let pid = match &pooled {
-        Some(ns) => match namespaces::fork_into(0) {
-            Ok(Forked::Child) => init::join(&ctx, ns.user.as_raw_fd(), ns.net.as_raw_fd()),
-            Ok(Forked::Parent(joiner)) => {
-                drop(child_ctl);
-                let started = started_pid(&ctl);
-                reap(joiner);
-                started?
-            }
-            Err(e) => {
-                return Err(setup_err(
-                    Layer::UserNamespace,
-                    format!("forking to join pre-created namespaces failed: {e}"),
-                )
-                .into());
-            }
-        },
-        None => match namespaces::fork_into(namespaces::NAMESPACES) {
-            Ok(Forked::Child) => init::run(&ctx),
-            Ok(Forked::Parent(pid)) => {
-                drop(child_ctl);
-                pid
-            }
-            Err(e) => {
-                return Err(setup_err(
-                    Layer::UserNamespace,
-                    format!(
-                        "clone with new user/mount/pid/net/ipc/uts/cgroup namespaces failed: {e} \
-                         (are unprivileged user namespaces enabled? see \
-                         /proc/sys/kernel/unprivileged_userns_clone, user.max_user_namespaces \
-                         and, on Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
-                    ),
-                )
-                .into());
-            }
-        },
+    let pid = match namespaces::fork_into(namespaces::NAMESPACES) {
+        Ok(Forked::Child) => init::run(&ctx),
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => {
+            return Err(setup_err(
+                Layer::UserNamespace,
+                format!(
+                    "clone with new user/mount/pid/net/ipc/uts/cgroup namespaces failed: {e} \
+                     (are unprivileged user namespaces enabled? see \
+                     /proc/sys/kernel/unprivileged_userns_clone, user.max_user_namespaces and, on \
+                     Ubuntu, kernel.apparmor_restrict_unprivileged_userns)"
+                ),
+            )
+            .into());
+        }
     };
+    drop(child_ctl);
     // From here on, dropping `live` kills and reaps init.
     let mut live = Live {
         pid,
@@ -186,15 +165,12 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         dead: None,
         _cgroup: None,
     };
-    // Pooled namespaces were mapped when they were made.
-    if pooled.is_none() {
-        let uid = rustix::process::geteuid().as_raw();
-        let gid = rustix::process::getegid().as_raw();
-        if let Err(detail) = idmap::write_maps(pid, uid, gid) {
-            return Err(setup_err(Layer::IdMapping, detail).into());
-        }
+
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    if let Err(detail) = idmap::write_maps(pid, uid, gid) {
+        return Err(setup_err(Layer::IdMapping, detail).into());
     }
-    drop(pooled); // init holds the namespaces now
     // Into the cgroup before init is released: everything it starts inherits it.
     live._cgroup = prepared
         .cgroup
@@ -220,7 +196,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
             Ok(live)
         }
         Ok(Some((Reply::Failed(report), _))) => Err(StartError::Step(report)),
-        Ok(Some((Reply::Status { .. } | Reply::Started(_), _))) | Err(_) | Ok(None) => {
+        Ok(Some((Reply::Status { .. }, _))) | Err(_) | Ok(None) => {
             let status = live.kill_and_reap();
             Err(SandboxError::Io(io::Error::other(format!(
                 "the sandbox init ended during setup without reporting why (wait status \
@@ -228,25 +204,6 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
             )))
             .into())
         }
-    }
-}
-
-/// Wait for the joining process to report init's pid (or a failed step).
-fn started_pid(ctl: &OwnedFd) -> Result<libc::pid_t, StartError> {
-    if !wait_readable(ctl, START_TIMEOUT)? {
-        return Err(SandboxError::Io(io::Error::other(format!(
-            "joining pre-created namespaces took longer than {START_TIMEOUT:?}"
-        )))
-        .into());
-    }
-    match control::recv_reply(ctl) {
-        Ok(Some((Reply::Started(pid), _))) if pid > 0 => Ok(pid),
-        Ok(Some((Reply::Failed(report), _))) => Err(StartError::Step(report)),
-        other => Err(SandboxError::Io(io::Error::other(format!(
-            "joining pre-created namespaces: unexpected answer {:?}",
-            other.map(|o| o.map(|(r, _)| r))
-        )))
-        .into()),
     }
 }
 
@@ -556,7 +513,7 @@ impl Live {
                 report = report.or(Some(r));
                 None
             }
-            Some(Reply::Ready | Reply::Started(_)) | None => None,
+            Some(Reply::Ready) | None => None,
         };
         Ok((exit, out, err, report))
     }
