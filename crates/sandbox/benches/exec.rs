@@ -92,6 +92,7 @@ fn main() {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Default::default(),
         egress_port: None,
+        etc_files: Vec::new(),
     };
     let req = ExecRequest {
         argv: vec!["/bin/true".into()],

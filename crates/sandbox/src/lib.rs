@@ -49,6 +49,10 @@ pub struct Profile {
     /// caller by [`Instance::egress_listener`] (the egress proxy accepts on it); nothing
     /// inside can bind that port.
     pub egress_port: Option<u16>,
+    /// Extra files generated in the sandbox's `/etc` as (file name, contents), read-only
+    /// inside: e.g. the egress CA bundle `cordon-ca.pem`. Names are one plain path
+    /// component and may not replace the generated identity files or the host binds.
+    pub etc_files: Vec<(String, Vec<u8>)>,
 }
 
 /// Resource limits applied to every process in the sandbox.

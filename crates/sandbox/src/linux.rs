@@ -114,6 +114,7 @@ impl Sandbox for NativeSandbox {
                     &workspace,
                     profile.workspace_writable,
                     profile.limits.tmp_size,
+                    &profile.etc_files,
                 )?,
                 rlimits: Rlimits::new(&profile.limits),
                 cgroup: cgroup::CgroupPlan::new(&profile.limits),

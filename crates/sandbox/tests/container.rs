@@ -22,6 +22,7 @@ fn profile(ws: &Path) -> Profile {
         ],
         limits: Limits::default(),
         egress_port: None,
+        etc_files: Vec::new(),
     }
 }
 

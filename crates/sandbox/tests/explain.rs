@@ -15,6 +15,7 @@ fn profile(ws: &Path, writable: bool) -> Profile {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Limits::default(),
         egress_port: None,
+        etc_files: Vec::new(),
     }
 }
 

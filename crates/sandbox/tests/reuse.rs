@@ -23,6 +23,7 @@ fn profile(ws: &Path) -> Profile {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Limits::default(),
         egress_port: None,
+        etc_files: Vec::new(),
     }
 }
 

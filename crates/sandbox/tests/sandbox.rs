@@ -26,6 +26,7 @@ fn profile(ws: &Path) -> Profile {
         ],
         limits: Limits::default(),
         egress_port: None,
+        etc_files: Vec::new(),
     }
 }
 
@@ -1012,4 +1013,29 @@ fn unprivileged_inner() {
     let out = run_in(&profile(Path::new(&ws)), &r).unwrap();
     assert_eq!(out.status, ExitStatus::TimedOut);
     assert_fork_bomb_is_stopped(Path::new(&ws));
+}
+
+#[test]
+fn extra_etc_files_are_visible_read_only_and_names_are_checked() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut p = profile(ws.path());
+    p.etc_files = vec![(
+        "cordon-ca.pem".into(),
+        b"-----BEGIN CERTIFICATE-----\n".to_vec(),
+    )];
+    let out = bash_in(
+        &p,
+        "cat /etc/cordon-ca.pem; echo x > /etc/cordon-ca.pem && echo WROTE",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "-----BEGIN CERTIFICATE-----\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    for bad in ["passwd", "ssl", "../x", "a/b", "", ".."] {
+        let mut p = profile(ws.path());
+        p.etc_files = vec![(bad.into(), b"x".to_vec())];
+        let err = NativeSandbox::new().start(&p).err().expect("refused");
+        assert!(matches!(err, SandboxError::Invalid(_)), "{bad}: {err}");
+    }
 }

@@ -49,6 +49,7 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
         },
         // The egress proxy (issue 4) will set this.
         egress_port: None,
+        etc_files: Vec::new(),
     }
 }
 

@@ -197,6 +197,7 @@ fn plan(profile: &Profile) -> Result<MountPlan, crate::SandboxError> {
         &workspace,
         profile.workspace_writable,
         profile.limits.tmp_size,
+        &profile.etc_files,
     )
 }
 

@@ -143,6 +143,7 @@ impl MountPlan {
         workspace: &Path,
         writable: bool,
         tmp_size: u64,
+        etc_files: &[(String, Vec<u8>)],
     ) -> Result<MountPlan, SandboxError> {
         let mut p = Builder { steps: Vec::new() };
         let rfs = Layer::RootFilesystem;
@@ -212,16 +213,33 @@ impl MountPlan {
 
         // /etc: generated identity files plus a few read-only binds.
         p.mkdir("/newroot/etc")?;
-        for (name, contents) in [
-            ("passwd", PASSWD.to_owned()),
-            ("group", GROUP.to_owned()),
-            ("hosts", HOSTS.to_owned()),
-            ("hostname", format!("{}\n", super::HOSTNAME)),
-        ] {
+        let generated = [
+            ("passwd", PASSWD.to_owned().into_bytes()),
+            ("group", GROUP.to_owned().into_bytes()),
+            ("hosts", HOSTS.to_owned().into_bytes()),
+            ("hostname", format!("{}\n", super::HOSTNAME).into_bytes()),
+        ];
+        for (name, _) in etc_files {
+            let plain = !name.is_empty()
+                && name != "."
+                && name != ".."
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            let taken =
+                generated.iter().any(|(g, _)| g == name) || ETC_BINDS.contains(&name.as_str());
+            if !plain || taken {
+                return Err(SandboxError::Invalid(format!(
+                    "extra /etc file `{name}` must be one plain file name not used by the sandbox itself"
+                )));
+            }
+        }
+        let extra = etc_files.iter().map(|(n, c)| (n.as_str(), c.clone()));
+        for (name, contents) in generated.iter().map(|(n, c)| (*n, c.clone())).chain(extra) {
             p.push(
                 Op::WriteFile {
                     path: cstr(format!("/newroot/etc/{name}"))?,
-                    contents: contents.into_bytes(),
+                    contents,
                 },
                 rfs,
                 format!("writing /etc/{name}"),
@@ -797,7 +815,10 @@ mod tests {
     fn plan(writable: bool) -> (MountPlan, tempfile::TempDir) {
         let ws = tempfile::tempdir().unwrap();
         let ws_path = ws.path().canonicalize().unwrap();
-        (MountPlan::build(&ws_path, writable, 1 << 20).unwrap(), ws)
+        (
+            MountPlan::build(&ws_path, writable, 1 << 20, &[]).unwrap(),
+            ws,
+        )
     }
 
     fn sources(p: &MountPlan) -> Vec<String> {
