@@ -2,8 +2,8 @@
 //! unix socketpair created before `clone`.
 //!
 //! Parent -> init: [`Op::Go`] (the id maps are written), [`Op::Exec`] (one command: a header
-//! and NUL-separated strings, with the command's stdin, stdout, stderr and report pipe
-//! descriptors attached by `SCM_RIGHTS`), [`Op::Kill`] (the deadline passed).
+//! and NUL-separated strings, with the command's stdin, stdout and stderr pipes attached
+//! by `SCM_RIGHTS`), [`Op::Kill`] (the deadline passed).
 //! Init -> parent: a fixed [`REPLY_LEN`]-byte [`Reply`]: ready (with the egress listener
 //! attached when there is one), a setup failure, or the wait status of a finished command.
 //!
@@ -32,8 +32,8 @@ pub(crate) const MAX_ENV: usize = 256;
 pub(crate) const MAX_CANDIDATES: usize = 64;
 /// Length of one reply from init.
 pub(crate) const REPLY_LEN: usize = 4 + REPORT_LEN;
-/// Descriptors attached to an exec request: stdin, stdout, stderr, report.
-pub(crate) const EXEC_FDS: usize = 4;
+/// Descriptors attached to an exec request: stdin, stdout, stderr.
+pub(crate) const EXEC_FDS: usize = 3;
 
 const HEADER: usize = 16;
 
@@ -51,7 +51,8 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     /// Setup done; the next message may be an exec.
     Ready,
-    /// A setup step failed (at start, or forking a command).
+    /// A setup step failed: at start, or in the command's process before `execve` (every
+    /// process it could have started is gone, as after [`Reply::Status`]).
     Failed(Report),
     /// The command ended and every other process in the sandbox is gone. `killed`: it
     /// ended because the parent sent [`Op::Kill`].

@@ -15,6 +15,7 @@
 //! thread was copied. Everything used is prepared by the parent before `clone` or received
 //! into fixed-size buffers on init's stack.
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
 
 use super::control::{self, EXEC_FDS, MAX_MESSAGE, Op, Parsed, Reply};
@@ -41,8 +42,13 @@ struct CommandFds {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
-    report: RawFd,
 }
+
+/// Where the command's process leaves the reason it stopped before `execve`: a cell in
+/// init's memory, which it shares until then (CLONE_VM | CLONE_VFORK), read by init once
+/// the clone returns. A successful `execve` leaves it empty.
+#[derive(Clone, Copy)]
+struct Sink<'a>(&'a Cell<Option<Report>>);
 
 fn exit(code: i32) -> ! {
     // SAFETY: _exit never returns and runs no atexit handlers or destructors.
@@ -65,15 +71,14 @@ fn fail(ctl: RawFd, stage: Stage, index: u32, errno: i32) -> ! {
     exit(1)
 }
 
-/// Report a failed step in the command's process on its report pipe and exit.
-fn fail_command(fd: RawFd, stage: Stage, index: u32, errno: i32) -> ! {
-    Report {
+/// Record a failed step of the command's process for init and exit.
+fn fail_command(sink: Sink<'_>, stage: Stage, index: u32, errno: i32) -> ! {
+    sink.0.set(Some(Report {
         stage,
         index,
         errno,
-    }
-    .send(fd);
-    exit(1)
+    }));
+    exit(127)
 }
 
 /// Default signal dispositions and an empty mask. Handlers survive `clone` (only `execve`
@@ -218,7 +223,7 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
             fds.into_iter().filter(|fd| *fd >= 0).for_each(close);
             continue;
         }
-        let [stdin, stdout, stderr, report] = fds;
+        let [stdin, stdout, stderr] = fds;
         let reply = if fds.iter().any(|fd| *fd < 0) || parsed.parse(msg).is_none() {
             Reply::Failed(Report {
                 stage: Stage::Request,
@@ -230,15 +235,17 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
                 stdin,
                 stdout,
                 stderr,
-                report,
             };
             match spawn_command(ctx, &parsed, cfds) {
-                Ok(pid) => {
+                Ok((pid, failure)) => {
                     // Only the command may hold its pipes: their EOF tells the parent it is gone.
                     fds.into_iter().for_each(close);
                     fds = [-1; EXEC_FDS];
                     let (killed, status) = wait_command(ctl, sigfd, pid);
-                    Reply::Status { killed, status }
+                    match failure {
+                        Some(report) => Reply::Failed(report),
+                        None => Reply::Status { killed, status },
+                    }
                 }
                 Err(errno) => Reply::Failed(Report {
                     stage: Stage::Fork,
@@ -263,28 +270,35 @@ struct Spawn<'a, 'b> {
     ctx: &'a ChildContext<'b>,
     req: &'a Parsed,
     fds: CommandFds,
+    failure: Cell<Option<Report>>,
 }
 
 extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `Spawn` that `spawn_command` keeps alive on init's stack: with
     // CLONE_VFORK init stays suspended until this process execs or exits.
     let spawn = unsafe { &*arg.cast::<Spawn<'_, '_>>() };
-    command(spawn.ctx, spawn.req, spawn.fds)
+    command(spawn.ctx, spawn.req, spawn.fds, Sink(&spawn.failure))
 }
 
 /// Start the command's process with `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does:
 /// no copy of init's page tables, and init resumes once the command has exec'd (or
 /// failed). The child runs on a separate stack carved from init's, touches only that
-/// stack and its own descriptor table (not shared), and ends in `execve` or `_exit`.
+/// stack, its own descriptor table (not shared) and the failure cell, and ends in `execve`
+/// or `_exit`. Returns the pid and, if it stopped before `execve`, why.
 fn spawn_command(
     ctx: &ChildContext<'_>,
     req: &Parsed,
     fds: CommandFds,
-) -> Result<libc::pid_t, i32> {
+) -> Result<(libc::pid_t, Option<Report>), i32> {
     #[repr(C, align(16))]
     struct Stack([u8; COMMAND_STACK]);
     let mut stack = Stack([0; COMMAND_STACK]);
-    let spawn = Spawn { ctx, req, fds };
+    let spawn = Spawn {
+        ctx,
+        req,
+        fds,
+        failure: Cell::new(None),
+    };
     // SAFETY: the stack grows down from one past the end of `stack`, 16-byte aligned; it
     // and `spawn` outlive the child's use of them because CLONE_VFORK suspends init until
     // the child execs or exits. The child never returns from `command_entry`.
@@ -296,7 +310,11 @@ fn spawn_command(
             (&raw const spawn).cast_mut().cast(),
         )
     };
-    if pid < 0 { Err(errno()) } else { Ok(pid) }
+    if pid < 0 {
+        Err(errno())
+    } else {
+        Ok((pid, spawn.failure.get()))
+    }
 }
 
 /// Wait until the command `pid` exits or the parent sends [`Op::Kill`]; then kill and reap
@@ -410,11 +428,7 @@ fn lift(fd: RawFd) -> Result<RawFd, i32> {
 }
 
 /// The command's process (a child of init): stdio, cwd, limits, privileges, then `execve`.
-fn command(ctx: &ChildContext<'_>, req: &Parsed, fds: CommandFds) -> ! {
-    let report = match lift(fds.report) {
-        Ok(fd) => fd,
-        Err(e) => fail_command(fds.report, Stage::Stdio, 3, e),
-    };
+fn command(ctx: &ChildContext<'_>, req: &Parsed, fds: CommandFds, report: Sink<'_>) -> ! {
     // Init blocks SIGCHLD for its signalfd; the mask survives execve.
     set_mask(&[]);
     // Lift all three before installing any: installing stdin on 0 must not clobber a
@@ -480,11 +494,5 @@ fn command(ctx: &ChildContext<'_>, req: &Parsed, fds: CommandFds) -> ! {
         fail_command(report, Stage::Seccomp, 0, e);
     }
     let e = req.exec();
-    Report {
-        stage: Stage::Exec,
-        index: 0,
-        errno: e,
-    }
-    .send(report);
-    exit(127)
+    fail_command(report, Stage::Exec, 0, e)
 }

@@ -1,11 +1,10 @@
 //! Setup failure reports from the sandbox child to the parent.
 //!
-//! The child cannot allocate, so a failure is sent as a fixed 12-byte record
-//! (stage, index, errno) over a close-on-exec pipe. The parent turns it into a
-//! [`SandboxError`](crate::SandboxError) using the descriptions it prepared before cloning.
-//! A successful `execve` closes the pipe without writing, so EOF means "the command runs".
-
-use std::os::fd::RawFd;
+//! The child cannot allocate, so a failure is a fixed 12-byte record (stage, index,
+//! errno): init sends it on the control channel (its own steps, and the command's, which
+//! the command's process leaves in init's memory before exiting). The parent turns it into
+//! a [`SandboxError`](crate::SandboxError) using the descriptions it prepared before
+//! cloning.
 
 /// Length of one encoded report.
 pub(crate) const REPORT_LEN: usize = 12;
@@ -92,16 +91,6 @@ impl Report {
             index: u32::from_ne_bytes([e, f, g, h]),
             errno: i32::from_ne_bytes([i, j, k, l]),
         })
-    }
-
-    /// Child side: write the report (best effort) and never allocate.
-    pub(crate) fn send(self, fd: RawFd) {
-        let bytes = self.encode();
-        // SAFETY: `bytes` is a live stack buffer of REPORT_LEN bytes; a short or failed write
-        // only loses the report, which the parent then treats as an unexplained init exit.
-        unsafe {
-            libc::write(fd, bytes.as_ptr().cast(), bytes.len());
-        }
     }
 }
 

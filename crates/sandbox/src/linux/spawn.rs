@@ -23,7 +23,7 @@ use super::command::CommandPlan;
 use super::control::{self, Op, Reply};
 use super::init::{self, ChildContext};
 use super::namespaces::{self, Forked};
-use super::report::{REPORT_LEN, Report};
+use super::report::Report;
 use super::{Prepared, idmap};
 use crate::{ExecOutput, ExecRequest, ExitStatus, Layer, SandboxError};
 
@@ -247,8 +247,7 @@ impl Live {
         let (stdin_r, stdin_w) = pipe()?;
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
-        let (report_r, report_w) = pipe()?;
-        let fds = [&stdin_r, &stdout_w, &stderr_w, &report_w].map(AsRawFd::as_raw_fd);
+        let fds = [&stdin_r, &stdout_w, &stderr_w].map(AsRawFd::as_raw_fd);
         if let Err(e) = control::send(self.ctl.as_raw_fd(), &msg, &fds) {
             let e = io::Error::from_raw_os_error(e);
             self.die(format!("sending a request to the sandbox init failed: {e}"));
@@ -258,9 +257,9 @@ impl Live {
             ))));
         }
         // Keep only the parent's ends: the command's EOF is its last holder going away.
-        drop((stdin_r, stdout_w, stderr_w, report_w));
+        drop((stdin_r, stdout_w, stderr_w));
 
-        let result = self.io_loop(deadline, req, stdin_w, stdout_r, stderr_r, report_r);
+        let result = self.io_loop(deadline, req, stdin_w, stdout_r, stderr_r);
         let (status, stdout, stderr, report) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -339,43 +338,6 @@ impl Capture {
     }
 }
 
-/// A fixed-size record read from a pipe until it is complete or the pipe closes.
-struct Record<const N: usize> {
-    fd: Option<OwnedFd>,
-    bytes: [u8; N],
-    got: usize,
-}
-
-impl<const N: usize> Record<N> {
-    fn new(fd: OwnedFd) -> Self {
-        Record {
-            fd: Some(fd),
-            bytes: [0; N],
-            got: 0,
-        }
-    }
-
-    fn pump(&mut self) {
-        let Some(fd) = &self.fd else { return };
-        let rest = self.bytes.get_mut(self.got..).unwrap_or(&mut []);
-        match rustix::io::read(fd, rest) {
-            Ok(0) => self.fd = None,
-            Ok(n) => {
-                self.got += n;
-                if self.got == N {
-                    self.fd = None;
-                }
-            }
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => self.fd = None,
-        }
-    }
-
-    fn value(&self) -> Option<[u8; N]> {
-        (self.got == N).then_some(self.bytes)
-    }
-}
-
 type Collected = (Option<ExitStatus>, Capture, Capture, Option<Report>);
 
 impl Live {
@@ -386,9 +348,8 @@ impl Live {
         stdin_w: OwnedFd,
         stdout_r: OwnedFd,
         stderr_r: OwnedFd,
-        report_r: OwnedFd,
     ) -> Result<Collected, SandboxError> {
-        for fd in [&stdin_w, &stdout_r, &stderr_r, &report_r] {
+        for fd in [&stdin_w, &stdout_r, &stderr_r] {
             set_nonblocking(fd)?;
         }
         // Closing our end at once when there is nothing to feed: the command reads EOF.
@@ -401,14 +362,13 @@ impl Live {
         let mut stdin_off = 0usize;
         let mut out = Capture::new(stdout_r, req.output_limit);
         let mut err = Capture::new(stderr_r, req.output_limit);
-        let mut report = Record::<REPORT_LEN>::new(report_r);
         let mut reply: Option<Reply> = None;
         let mut killed_at: Option<Instant> = None;
         let mut replied_at: Option<Instant> = None;
         let mut scratch = vec![0u8; 64 * 1024];
 
         loop {
-            if reply.is_some() && out.fd.is_none() && err.fd.is_none() && report.fd.is_none() {
+            if reply.is_some() && out.fd.is_none() && err.fd.is_none() {
                 break;
             }
             let now = Instant::now();
@@ -441,19 +401,18 @@ impl Live {
                 fd: -1,
                 events: 0,
                 revents: 0,
-            }; 5];
+            }; 4];
             for (slot, (fd, events)) in fds.iter_mut().zip([
                 (stdin.as_ref().map(AsRawFd::as_raw_fd), libc::POLLOUT),
                 (out.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
                 (err.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
-                (report.fd.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN),
                 (ctl_fd, libc::POLLIN),
             ]) {
                 slot.fd = fd.unwrap_or(-1);
                 slot.events = events;
             }
             let timeout_ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-            // SAFETY: `fds` is a live array of 5 pollfd structs; negative fds are ignored.
+            // SAFETY: `fds` is a live array of 4 pollfd structs; negative fds are ignored.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -483,9 +442,6 @@ impl Live {
                 err.pump(&mut scratch);
             }
             if ready(3) {
-                report.pump();
-            }
-            if ready(4) {
                 match control::recv_reply(&self.ctl) {
                     Ok(Some((r, _))) => {
                         reply = Some(r);
@@ -505,15 +461,11 @@ impl Live {
             }
         }
 
-        let mut report = report.value().and_then(|b| Report::decode(&b));
-        let exit = match reply {
-            _ if killed_at.is_some() && report.is_none() => Some(ExitStatus::TimedOut),
-            Some(Reply::Status { status, .. }) => Some(decode_status(status)),
-            Some(Reply::Failed(r)) => {
-                report = report.or(Some(r));
-                None
-            }
-            Some(Reply::Ready) | None => None,
+        let (exit, report) = match reply {
+            Some(Reply::Failed(r)) => (None, Some(r)),
+            _ if killed_at.is_some() => (Some(ExitStatus::TimedOut), None),
+            Some(Reply::Status { status, .. }) => (Some(decode_status(status)), None),
+            Some(Reply::Ready) | None => (None, None),
         };
         Ok((exit, out, err, report))
     }
