@@ -62,6 +62,17 @@ pub enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// The encrypted secret vault: credentials the egress proxy injects for their bound
+    /// hosts. Values are never printed.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// The egress proxy's decisions.
+    Egress {
+        #[command(subcommand)]
+        command: EgressCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +133,52 @@ pub enum SandboxCommand {
         /// The command and its arguments.
         #[arg(required = true, num_args = 1.., last = true, value_name = "CMD")]
         cmd: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store (or replace) a secret. The value is read from the terminal without echo, or
+    /// from stdin (one line, trailing newline removed) when stdin is not a terminal.
+    Set {
+        /// Secret name: 1-64 characters A-Z, 0-9 and `_`, starting with a letter
+        /// (e.g. GITHUB_TOKEN).
+        name: String,
+        /// Hosts the value may be sent to, comma-separated host patterns
+        /// (`api.github.com`, `*.example.com`, optionally `:port`).
+        #[arg(
+            long,
+            required = true,
+            value_delimiter = ',',
+            value_parser = config::HostPattern::parse
+        )]
+        hosts: Vec<config::HostPattern>,
+    },
+    /// Names, bound hosts, creation and last-use times. Never values.
+    List {
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a secret; exit 1 if there is none by that name.
+    Rm {
+        /// Name of the secret to delete.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Would a request to URL be allowed, and why: host, port, resolved addresses,
+    /// decision, reason. Resolves the name but never connects. Exit 0 if allowed, 1 if
+    /// denied.
+    Test {
+        /// Agent whose egress allowlist to use.
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// A URL (`https://api.github.com/user`), `host:port`, `[v6]:port` or a host
+        /// (port 443).
+        url: String,
     },
 }
 

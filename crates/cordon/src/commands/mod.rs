@@ -2,10 +2,12 @@
 
 mod chat;
 mod config_cmd;
+mod egress_cmd;
 mod init;
 mod log;
 mod run;
 mod sandbox_cmd;
+mod secrets_cmd;
 
 use std::process::ExitCode;
 
@@ -19,5 +21,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Log { command } => log::log(command),
         Command::Config { command } => config_cmd::config(command),
         Command::Sandbox { command } => sandbox_cmd::sandbox(command).await,
+        Command::Secrets { command } => secrets_cmd::secrets(command),
+        Command::Egress { command } => egress_cmd::egress(command).await,
     }
 }
