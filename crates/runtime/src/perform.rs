@@ -98,7 +98,7 @@ pub struct Runtime {
     redactor: secrets::Redactor,
     policy: Policy,
     workspace: Workspace,
-    http: reqwest::Client,
+    http_tls: Arc<rustls::ClientConfig>,
     sessions: Mutex<HashMap<String, SessionState>>,
     egress: Arc<egress::Proxy>,
     secrets: Vec<AgentSecret>,
@@ -171,10 +171,13 @@ impl Runtime {
                 path: agent_cfg.workspace.clone(),
                 source,
             })?;
-        let http = tools::http_fetch::client().map_err(|detail| RuntimeError::Http {
-            agent: opts.agent.clone(),
-            detail,
-        })?;
+        let http_tls =
+            tools::http_fetch::tls_config(opts.egress.ca().ca_der()).map_err(|detail| {
+                RuntimeError::Http {
+                    agent: opts.agent.clone(),
+                    detail,
+                }
+            })?;
         let mut redactor = opts.redactor;
         if let Some(var) = &opts.config.model.api_key_env
             && let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty())
@@ -192,7 +195,7 @@ impl Runtime {
             approver: opts.approver,
             redactor,
             workspace,
-            http,
+            http_tls,
             sessions: Mutex::new(HashMap::new()),
             egress: opts.egress,
             secrets: opts.secrets,
@@ -376,7 +379,12 @@ impl Runtime {
             Plan::HttpFetch(a, first) => {
                 let mut check_hop =
                     |t: &Target, m: tools::Method| self.check_redirect(session, call, t, m);
-                let fetched = tools::http_fetch::fetch(&self.http, &a, first, &mut check_hop)
+                let via = tools::http_fetch::Via {
+                    proxy: self.egress(),
+                    policy: self.session_egress(session)?.policy,
+                    tls: &self.http_tls,
+                };
+                let fetched = tools::http_fetch::fetch(&via, &a, first, &mut check_hop)
                     .await
                     .map_err(|m| fail("http_fetch", m))?;
                 let _ = self.audit.append(
