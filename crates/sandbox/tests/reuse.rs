@@ -459,3 +459,58 @@ fn parent_dies_inner() {
     // Die abruptly, without dropping the instance.
     std::process::exit(0);
 }
+
+#[test]
+fn an_instance_whose_init_died_says_so_and_runs_nothing_more() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut sb = start(ws.path());
+    let runner = std::thread::spawn(move || {
+        let r = sb.exec(&bash_req("sleep 984", Duration::from_secs(60)));
+        (sb, r)
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    while host_processes_with("sleep 984").is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The command's parent on the host is the sandbox's init.
+    let cmd = host_processes_with("sleep 984")[0];
+    let status = std::fs::read_to_string(format!("/proc/{cmd}/status")).unwrap();
+    let init = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &init])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (mut sb, result) = runner.join().unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("start a new one"), "{err}");
+    let err = sb
+        .exec(&bash_req("echo ran", Duration::from_secs(5)))
+        .unwrap_err();
+    assert!(err.to_string().contains("no longer usable"), "{err}");
+    assert!(host_processes_with("sleep 984").is_empty());
+}
+
+#[test]
+fn an_oversized_request_is_refused_and_the_instance_keeps_working() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut sb = start(ws.path());
+    let big = "x".repeat(70 * 1024);
+    let err = sb
+        .exec(&bash_req(&format!("echo {big}"), Duration::from_secs(5)))
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 65536"), "{err}");
+    let many: Vec<String> = (0..2000).map(|i| i.to_string()).collect();
+    let mut req = bash_req("echo $#", Duration::from_secs(5));
+    req.argv.extend(many);
+    let err = sb.exec(&req).unwrap_err();
+    assert!(err.to_string().contains("arguments"), "{err}");
+    assert_eq!(text(&bash(sb.as_mut(), "echo fine").stdout), "fine");
+}
