@@ -44,6 +44,12 @@ async fn list_json(inst: &Install) -> Vec<Value> {
         .clone()
 }
 
+/// The value in the vault, read with the secrets crate (the key file Cordon created).
+fn stored(inst: &Install, name: &str) -> Option<String> {
+    let vault = secrets::Vault::open_with(&inst.state, secrets::KeySource::KeyFile).unwrap();
+    vault.get(name).map(|(v, _)| v.expose().to_string())
+}
+
 fn secret_records(records: &[Value]) -> Vec<&Value> {
     of_kind(records, "approval")
         .into_iter()
@@ -167,6 +173,11 @@ async fn set_list_rm_round_trip_never_shows_the_value() {
     assert!(listed[0]["created"].as_str().unwrap().starts_with("20"));
     assert_eq!(listed[0]["last_used"], Value::Null);
     assert!(!listed[0].to_string().contains(VALUE));
+    assert_eq!(
+        stored(&inst, "GH_TOKEN").as_deref(),
+        Some(VALUE),
+        "stored exactly, trailing newline stripped"
+    );
 
     // Setting it again (a `\r\n` line this time) replaces value and hosts.
     let out = inst
@@ -186,9 +197,12 @@ async fn set_list_rm_round_trip_never_shows_the_value() {
         serde_json::json!(["api.github.com"])
     );
 
+    assert_eq!(stored(&inst, "GH_TOKEN").as_deref(), Some("S3cond-Valu3"));
+
     let out = inst.cordon(&["secrets", "rm", "GH_TOKEN"]).await;
     assert_ok(&out);
     assert!(list_json(&inst).await.is_empty());
+    assert_eq!(stored(&inst, "GH_TOKEN"), None);
     let out = inst.cordon(&["secrets", "list"]).await;
     assert_ok(&out);
     assert!(!text(&out.stdout).contains("GH_TOKEN"));
@@ -609,4 +623,64 @@ fn the_encodings_scanned_for_are_the_real_ones() {
     );
     assert_eq!(forms["url"], "sk-live_9f8E7d6C5b4A%2FQ%2BZ%3Dx%20y%21");
     assert_eq!(forms["hex"], hex::encode(VALUE));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_typed_at_the_terminal_is_not_echoed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let script = Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("SKIPPED: /usr/bin/script (util-linux) is needed to give cordon a terminal");
+        return;
+    }
+    let inst = plain();
+    let cordon = env!("CARGO_BIN_EXE_cordon");
+    // `script` runs cordon on a fresh pseudo-terminal and copies everything the terminal
+    // shows to stdout: an echoed value would appear there.
+    let mut child = tokio::process::Command::new(script)
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{cordon} secrets set TYPED --hosts api.github.com"))
+        .arg("/dev/null")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &inst.home)
+        .env("CORDON_CONFIG", &inst.config)
+        .env("CORDON_STATE_DIR", &inst.state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 256];
+    let prompt = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&shown).contains("(not shown): ") {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&shown));
+            shown.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(prompt.is_ok(), "no prompt within 20 s");
+    stdin
+        .write_all(format!("{VALUE}\n").as_bytes())
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stdout.read_to_end(&mut shown),
+    )
+    .await
+    .expect("cordon did not finish")
+    .unwrap();
+    drop(stdin);
+    let status = child.wait().await.unwrap();
+    let shown = String::from_utf8_lossy(&shown).into_owned();
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("secret `TYPED` stored"), "{shown}");
+    assert!(!shown.contains(VALUE), "the value was echoed: {shown}");
+    assert_eq!(stored(&inst, "TYPED").as_deref(), Some(VALUE));
 }
