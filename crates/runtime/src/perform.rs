@@ -630,6 +630,15 @@ impl Runtime {
         Ok(self.with_session(session, |s| s.egress.get_or_insert(made).clone()))
     }
 
+    /// The session's placeholders as `(NAME, placeholder)`: what tools and the model use
+    /// in place of the agent's secrets. The egress proxy swaps a placeholder for the real
+    /// value only in requests to the hosts that secret is bound to.
+    pub fn placeholders(&self, session: &str) -> Result<Vec<(String, String)>, String> {
+        self.session_egress(session)
+            .map(|e| e.env)
+            .map_err(|f| f.message)
+    }
+
     fn egress(&self) -> &Arc<egress::Proxy> {
         &self.egress
     }

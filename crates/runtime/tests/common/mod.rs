@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,8 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use audit::{EventKind, Record};
 use cordon_runtime::{
-    ApprovalAnswer, ApprovalRequest, Approver, Observation, Runtime, RuntimeOptions, ToolCall,
+    AgentSecret, ApprovalAnswer, ApprovalRequest, Approver, Observation, Runtime, RuntimeOptions,
+    ToolCall,
 };
+use rustls::pki_types::CertificateDer;
 use sandbox::{ExecOutput, ExecRequest, ExitStatus, Instance, Profile, Sandbox, SandboxError};
 use serde_json::Value;
 
@@ -25,6 +28,12 @@ pub struct Setup {
     pub approver: Vec<ApprovalAnswer>,
     pub secrets: Vec<(String, String)>,
     pub native_sandbox: bool,
+    /// Vault secrets the agent may use, with their bound hosts (placeholders per session).
+    pub agent_secrets: Vec<AgentSecret>,
+    /// Static name → address answers of the test proxy (e.g. `docs.test` → 127.0.0.1).
+    pub resolve: Vec<(&'static str, IpAddr)>,
+    /// Extra trust anchors of the test proxy's upstream TLS (a test server's CA).
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Default for Setup {
@@ -37,6 +46,9 @@ impl Default for Setup {
             approver: Vec::new(),
             secrets: Vec::new(),
             native_sandbox: false,
+            agent_secrets: Vec::new(),
+            resolve: Vec::new(),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -173,8 +185,13 @@ allow = {egress}
             sandbox,
             approver: approver.clone(),
             redactor: secrets::Redactor::new(setup.secrets),
-            egress: test_proxy(&dir.path().join("egress"), audit_for_proxy),
-            secrets: Vec::new(),
+            egress: test_proxy_with(
+                &dir.path().join("egress"),
+                audit_for_proxy,
+                &setup.resolve,
+                setup.extra_roots,
+            ),
+            secrets: setup.agent_secrets,
             watched_secrets: Vec::new(),
         })
         .unwrap();
@@ -270,9 +287,21 @@ allow = {egress}
 /// An egress proxy for tests: a fresh CA in `dir`; loopback test servers are reachable
 /// by name only where a test's policy allows them (`allow_ranges` covers 127.0.0.1).
 pub fn test_proxy(dir: &Path, audit: Arc<audit::Log>) -> Arc<egress::Proxy> {
+    test_proxy_with(dir, audit, &[], Vec::new())
+}
+
+/// [`test_proxy`] with static name answers and extra upstream trust anchors.
+pub fn test_proxy_with(
+    dir: &Path,
+    audit: Arc<audit::Log>,
+    resolve: &[(&str, IpAddr)],
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Arc<egress::Proxy> {
     let ca = egress::CertificateAuthority::load_or_create(dir).unwrap();
     let cfg = egress::ProxyConfig {
         allow_ranges: vec!["127.0.0.1/32".parse().unwrap()],
+        resolve: resolve.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        extra_roots,
         ..egress::ProxyConfig::default()
     };
     egress::Proxy::new(cfg, ca, audit).unwrap()
