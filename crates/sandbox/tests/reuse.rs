@@ -514,3 +514,23 @@ fn an_oversized_request_is_refused_and_the_instance_keeps_working() {
     assert!(err.to_string().contains("arguments"), "{err}");
     assert_eq!(text(&bash(sb.as_mut(), "echo fine").stdout), "fine");
 }
+
+/// Init runs on a copy of the calling thread's stack; its buffers live on the heap, so a
+/// caller with a small stack works too.
+#[test]
+fn a_sandbox_started_from_a_small_stack_thread_works() {
+    let ws = tempfile::tempdir().unwrap();
+    let path = ws.path().to_path_buf();
+    let out = std::thread::Builder::new()
+        .stack_size(96 * 1024)
+        .spawn(move || {
+            let mut sb = start(&path);
+            (0..3)
+                .map(|i| text(&bash(sb.as_mut(), &format!("echo {i}")).stdout))
+                .collect::<Vec<_>>()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(out, ["0", "1", "2"]);
+}

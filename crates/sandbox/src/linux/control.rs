@@ -152,6 +152,7 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
+    #[cfg(test)]
     pub(crate) const fn empty() -> Parsed {
         Parsed {
             cwd: std::ptr::null(),

@@ -138,8 +138,32 @@ fn close_all_but(keep: RawFd) {
     }
 }
 
+/// Init's working memory, allocated by the parent before `clone` (init gets its own copy):
+/// init runs on a copy of the caller's thread stack, which may have little room left, and
+/// must not allocate.
+pub(crate) struct Scratch {
+    /// One received request.
+    buf: [u8; MAX_MESSAGE],
+    /// The parsed request, pointing into `buf`.
+    parsed: Parsed,
+    /// Stack of the command's process between `clone` and `execve`.
+    stack: CommandStack,
+}
+
+#[repr(C, align(16))]
+struct CommandStack([u8; COMMAND_STACK]);
+
+impl Scratch {
+    /// Zeroed, on the heap (never built on the caller's stack).
+    pub(crate) fn new() -> Box<Scratch> {
+        // SAFETY: all-zero bytes are a valid Scratch: byte arrays, null pointers, zero
+        // counts.
+        unsafe { Box::<Scratch>::new_zeroed().assume_init() }
+    }
+}
+
 /// Entry point of the cloned child (pid 1 of the new pid namespace).
-pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
+pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     let ctl = ctx.ctl;
     close_all_but(ctl);
     reset_signals();
@@ -201,17 +225,16 @@ pub(crate) fn run(ctx: &ChildContext<'_>) -> ! {
     if let Some(fd) = listener {
         close(fd);
     }
-    serve(ctx, sigfd)
+    serve(ctx, sigfd, scratch)
 }
 
 /// Init's main loop: one exec request at a time, until the parent closes the channel.
-fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
+fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
     let ctl = ctx.ctl;
-    let mut buf = [0u8; MAX_MESSAGE];
-    let mut parsed = Parsed::empty();
+    let Scratch { buf, parsed, stack } = scratch;
     loop {
         let mut fds = [-1 as RawFd; EXEC_FDS];
-        let n = match control::recv(ctl, &mut buf, &mut fds) {
+        let n = match control::recv(ctl, buf, &mut fds) {
             Ok(0) => exit(0),
             Ok(n) => n,
             Err(libc::EMSGSIZE) => 0, // bad request: answered below
@@ -236,7 +259,7 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd) -> ! {
                 stdout,
                 stderr,
             };
-            match spawn_command(ctx, &parsed, cfds) {
+            match spawn_command(ctx, parsed, cfds, stack) {
                 Ok((pid, failure)) => {
                     // Only the command may hold its pipes: their EOF tells the parent it is gone.
                     fds.into_iter().for_each(close);
@@ -289,10 +312,8 @@ fn spawn_command(
     ctx: &ChildContext<'_>,
     req: &Parsed,
     fds: CommandFds,
+    stack: &mut CommandStack,
 ) -> Result<(libc::pid_t, Option<Report>), i32> {
-    #[repr(C, align(16))]
-    struct Stack([u8; COMMAND_STACK]);
-    let mut stack = Stack([0; COMMAND_STACK]);
     let spawn = Spawn {
         ctx,
         req,

@@ -132,6 +132,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         None,
     )
     .map_err(|e| SandboxError::Io(e.into()))?;
+    let mut scratch = init::Scratch::new();
     let ctx = ChildContext {
         mounts: &prepared.mounts,
         rlimits: &prepared.rlimits,
@@ -141,7 +142,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         ctl: child_ctl.as_raw_fd(),
     };
     let pid = match namespaces::fork_into(namespaces::NAMESPACES) {
-        Ok(Forked::Child) => init::run(&ctx),
+        Ok(Forked::Child) => init::run(&ctx, &mut scratch),
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
             return Err(setup_err(
