@@ -10,8 +10,8 @@
 //! Guarantees: a request is at most [`MAX_MESSAGE`] bytes with at most [`MAX_ARGS`]
 //! arguments, [`MAX_ENV`] variables and [`MAX_CANDIDATES`] program paths; the parent refuses
 //! bigger ones with [`SandboxError::Invalid`] before sending, and init rejects (without
-//! running anything) any message that does not parse. Init parses into fixed-size arrays on
-//! its stack: nothing here allocates on the init side. Does not authenticate the peer: the
+//! running anything) any message that does not parse. Init parses into fixed-size arrays in
+//! memory the parent allocated before `clone`: nothing here allocates on the init side. Does not authenticate the peer: the
 //! socketpair is private to the parent and init (close-on-exec, closed in the command
 //! before `execve`).
 
@@ -142,7 +142,7 @@ pub(crate) fn encode_exec(cmd: &CommandPlan) -> Result<Vec<u8>, SandboxError> {
 }
 
 /// An exec request parsed in place: pointers into the received buffer, NULL-terminated
-/// arrays ready for `execve`. Lives on init's stack.
+/// arrays ready for `execve`. Lives in init's scratch memory (allocated before `clone`).
 pub(crate) struct Parsed {
     pub cwd: *const c_char,
     pub candidates: [*const c_char; MAX_CANDIDATES],

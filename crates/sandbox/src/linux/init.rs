@@ -12,8 +12,8 @@
 //! sandbox has no controlling terminal.
 //!
 //! Nothing here allocates or takes a lock: the parent is multi-threaded and only this
-//! thread was copied. Everything used is prepared by the parent before `clone` or received
-//! into fixed-size buffers on init's stack.
+//! thread was copied. Everything used is prepared by the parent before `clone` (including
+//! init's fixed-size request buffers and the command's clone stack, see [`Scratch`]).
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
@@ -305,7 +305,7 @@ extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
 
 /// Start the command's process with `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does:
 /// no copy of init's page tables, and init resumes once the command has exec'd (or
-/// failed). The child runs on a separate stack carved from init's, touches only that
+/// failed). The child runs on its own stack in init's scratch memory, touches only that
 /// stack, its own descriptor table (not shared) and the failure cell, and ends in `execve`
 /// or `_exit`. Returns the pid and, if it stopped before `execve`, why.
 fn spawn_command(
