@@ -18,7 +18,9 @@
 //! total deadline of [`TIMEOUT`].
 //!
 //! Not guaranteed: the content of opaque tunnels (HTTPS to hosts without bound
-//! credentials) is verified by TLS against public roots only, not inspected.
+//! credentials) is verified by TLS against public roots only, not inspected. A
+//! plain-HTTP server can imitate the proxy's refusal mark (`x-cordon-egress`) and so
+//! have its text reported as a refusal; that text is still labelled untrusted.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -96,6 +98,11 @@ fn target_of(url: reqwest::Url) -> Result<Target, String> {
 impl Target {
     fn is_https(&self) -> bool {
         self.url.scheme() == "https"
+    }
+
+    /// The host without IPv6 brackets (as TLS and the proxy's policy name it).
+    fn bare_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// `host:port` as `CONNECT` names it (IPv6 literals keep their brackets).
@@ -292,10 +299,13 @@ async fn exchange(
         .send_request(req)
         .await
         .map_err(|e| describe(at, "failed", &e))?;
-    if resp
-        .headers()
-        .get(PROXY_MARK)
-        .is_some_and(|v| v.as_bytes() == b"refused")
+    // Inside an opaque tunnel only the server speaks: a mark there is not the proxy's.
+    let proxy_speaks = !at.is_https() || via.policy.injects_for(at.bare_host(), at.port);
+    if proxy_speaks
+        && resp
+            .headers()
+            .get(PROXY_MARK)
+            .is_some_and(|v| v.as_bytes() == b"refused")
     {
         return Err(refusal(at, resp).await);
     }
@@ -353,7 +363,7 @@ async fn connect(
     let upgraded = hyper::upgrade::on(resp)
         .await
         .map_err(|e| describe(at, "failed", &e))?;
-    let name = ServerName::try_from(at.host.trim_start_matches('[').trim_end_matches(']'))
+    let name = ServerName::try_from(at.bare_host())
         .map_err(|e| {
             format!(
                 "http_fetch to {}: `{}` is not a TLS server name: {e}",
