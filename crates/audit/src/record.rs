@@ -29,10 +29,12 @@ pub enum EventKind {
     Egress,
     Error,
     Alert,
+    /// A vault secret was added, replaced or removed (names and hosts, never values).
+    SecretChange,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -45,6 +47,7 @@ impl EventKind {
         EventKind::Egress,
         EventKind::Error,
         EventKind::Alert,
+        EventKind::SecretChange,
     ];
 
     /// The snake_case name used in the log.
@@ -62,6 +65,7 @@ impl EventKind {
             EventKind::Egress => "egress",
             EventKind::Error => "error",
             EventKind::Alert => "alert",
+            EventKind::SecretChange => "secret_change",
         }
     }
 

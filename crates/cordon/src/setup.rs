@@ -173,8 +173,44 @@ pub fn build_agent(
 ) -> Result<agent::Agent> {
     let config = &state.config;
     let agent_cfg = agent_config(config, agent_name)?;
-    warn_if_unsandboxed(config);
+    let runtime = build_runtime(state, config.clone(), agent_name, approver)?;
     let key = api_key(config);
+    let model = &config.model;
+    let endpoint = ModelEndpoint::new(&model.base_url, Duration::from_secs(model.timeout_secs))?;
+    let retry = agent::provider::RetryPolicy {
+        max_retries: model.max_retries,
+        base_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(30),
+    };
+    let provider = agent::provider::from_config(model, key.map(|(_, v)| v), endpoint, retry);
+    let system_prompt = agent::system_prompt(
+        agent_name,
+        &runtime.tool_specs(),
+        agent_cfg.instructions.as_deref(),
+    );
+    Ok(agent::Agent::new(agent::AgentOptions {
+        provider,
+        runtime: Arc::new(runtime),
+        store: state.store.clone(),
+        audit: state.audit.clone(),
+        max_steps: agent_cfg.max_steps,
+        system_prompt,
+        record_content: config.audit.record_content,
+    }))
+}
+
+/// The runtime of `agent_name` under `config` (normally the loaded config; `cordon
+/// sandbox exec --workspace` passes one with the workspace replaced): sandbox backend,
+/// egress proxy, vault-derived redaction and the agent's secrets.
+pub fn build_runtime(
+    state: &State,
+    config: Arc<Config>,
+    agent_name: &str,
+    approver: Arc<dyn Approver>,
+) -> Result<Runtime> {
+    let agent_cfg = agent_config(&config, agent_name)?;
+    warn_if_unsandboxed(&config);
+    let key = api_key(&config);
     let vault = open_vault(state)?;
     // Every vault value is redacted from what comes back and blocked on the way out,
     // whether or not this agent may use it.
@@ -203,37 +239,15 @@ pub fn build_agent(
             hosts,
         });
     }
-    let runtime = Runtime::new(RuntimeOptions {
-        config: config.clone(),
+    Ok(Runtime::new(RuntimeOptions {
+        sandbox: sandbox_backend(&config)?,
+        config,
         agent: agent_name.to_string(),
         audit: state.audit.clone(),
-        sandbox: sandbox_backend(config)?,
         approver,
         redactor,
         egress: egress_proxy(state)?,
         secrets: agent_secrets,
         watched_secrets: watched,
-    })?;
-    let model = &config.model;
-    let endpoint = ModelEndpoint::new(&model.base_url, Duration::from_secs(model.timeout_secs))?;
-    let retry = agent::provider::RetryPolicy {
-        max_retries: model.max_retries,
-        base_delay: Duration::from_millis(500),
-        max_delay: Duration::from_secs(30),
-    };
-    let provider = agent::provider::from_config(model, key.map(|(_, v)| v), endpoint, retry);
-    let system_prompt = agent::system_prompt(
-        agent_name,
-        &runtime.tool_specs(),
-        agent_cfg.instructions.as_deref(),
-    );
-    Ok(agent::Agent::new(agent::AgentOptions {
-        provider,
-        runtime: Arc::new(runtime),
-        store: state.store.clone(),
-        audit: state.audit.clone(),
-        max_steps: agent_cfg.max_steps,
-        system_prompt,
-        record_content: config.audit.record_content,
-    }))
+    })?)
 }

@@ -51,7 +51,7 @@ fn stored(inst: &Install, name: &str) -> Option<String> {
 }
 
 fn secret_records(records: &[Value]) -> Vec<&Value> {
-    of_kind(records, "approval")
+    of_kind(records, "secret_change")
         .into_iter()
         .filter(|r| {
             let a = &r["data"]["action"];

@@ -84,7 +84,11 @@ struct SessionState {
 #[derive(Clone)]
 pub(crate) struct SessionEgress {
     pub(crate) env: Vec<(String, String)>,
+    /// The policy of the runtime's own requests (`http_fetch`) in this session.
     pub(crate) policy: Arc<egress::EgressPolicy>,
+    /// The session's placeholders, for the policy of each sandbox it starts (every
+    /// sandbox gets its own connection and byte budget).
+    pub(crate) placeholders: Arc<secrets::PlaceholderSet>,
 }
 
 /// The effect boundary of one agent.
@@ -103,6 +107,7 @@ pub struct Runtime {
     egress: Arc<egress::Proxy>,
     secrets: Vec<AgentSecret>,
     watched_secrets: Vec<(String, String)>,
+    ca_bundle: Arc<Vec<u8>>,
 }
 
 /// A call whose arguments are parsed and whose targets are resolved: what the guard
@@ -197,6 +202,7 @@ impl Runtime {
             workspace,
             http_tls,
             sessions: Mutex::new(HashMap::new()),
+            ca_bundle: Arc::new(tools::exec::ca_bundle(opts.egress.ca().ca_pem())),
             egress: opts.egress,
             secrets: opts.secrets,
             watched_secrets: opts.watched_secrets,
@@ -577,7 +583,8 @@ impl Runtime {
         let profile = tools::exec::sandbox_profile(&self.config, self.workspace.root());
         let req = tools::exec::request(command, &self.agent_cfg.exec);
         let scope = self.config.sandbox.scope;
-        let out = tools::exec::run(self.sandbox.clone(), instance, scope, profile, req)
+        let egress = self.egress_setup(session)?;
+        let out = tools::exec::run(self.sandbox.clone(), instance, scope, profile, Some(egress), req)
             .await
             .map_err(|m| fail("sandbox", m))?;
         let unisolated = self.sandbox.backend() == "none";
@@ -619,13 +626,10 @@ impl Runtime {
             set.insert(&s.name, s.value.clone(), s.hosts.clone())
                 .map_err(|e| fail("secrets", format!("cannot make placeholders: {e}")))?;
         }
-        let policy =
-            egress::EgressPolicy::new(&self.agent, session, self.agent_cfg.egress.allow.clone())
-                .with_credentials(&set)
-                .with_watched_secrets(self.watched_secrets.clone());
         let made = SessionEgress {
             env: set.env(),
-            policy: Arc::new(policy),
+            policy: Arc::new(self.egress_policy(session, &set)),
+            placeholders: Arc::new(set),
         };
         Ok(self.with_session(session, |s| s.egress.get_or_insert(made).clone()))
     }
@@ -641,6 +645,44 @@ impl Runtime {
 
     fn egress(&self) -> &Arc<egress::Proxy> {
         &self.egress
+    }
+
+    fn egress_policy(&self, session: &str, placeholders: &secrets::PlaceholderSet) -> egress::EgressPolicy {
+        egress::EgressPolicy::new(&self.agent, session, self.agent_cfg.egress.allow.clone())
+            .with_credentials(placeholders)
+            .with_watched_secrets(self.watched_secrets.clone())
+    }
+
+    fn egress_setup(&self, session: &str) -> Result<tools::exec::EgressSetup, Failure> {
+        let e = self.session_egress(session)?;
+        Ok(tools::exec::EgressSetup {
+            proxy: self.egress.clone(),
+            policy: self.egress_policy(session, &e.placeholders),
+            env: e.env,
+            ca_bundle: self.ca_bundle.clone(),
+        })
+    }
+
+    /// Run `argv` in this agent's sandbox exactly as the `exec` tool would (same profile,
+    /// egress, placeholders), without the guard: for `cordon sandbox exec`, where a human
+    /// typed the command. The caller records it in the audit log.
+    pub async fn sandbox_exec(
+        &self,
+        session: &str,
+        argv: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<sandbox::ExecOutput, String> {
+        let profile = tools::exec::sandbox_profile(&self.config, self.workspace.root());
+        let egress = self.egress_setup(session).map_err(|f| f.message)?;
+        let req = sandbox::ExecRequest {
+            argv,
+            cwd: None,
+            stdin: Vec::new(),
+            timeout,
+            output_limit: self.agent_cfg.exec.output_limit,
+        };
+        let instance = self.instance(session);
+        tools::exec::run(self.sandbox.clone(), instance, config::SandboxScope::Call, profile, Some(egress), req).await
     }
 
     fn instance(&self, session: &str) -> SharedInstance {

@@ -221,10 +221,37 @@ async fn session_grant_covers_only_the_exact_action() {
             .contains(&("HOME".into(), "/workspace".into()))
     );
     assert!(
+        starts[0].env.iter().all(|(k, _)| [
+            "PATH",
+            "HOME",
+            "LANG",
+            "TERM",
+            "TMPDIR",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+            "CURL_CA_BUNDLE",
+            "GIT_SSL_CAINFO",
+        ]
+        .contains(&k.as_str())),
+        "only Cordon's fixed variables: {:?}",
+        starts[0].env
+    );
+    // Every sandbox gets the egress listener and the CA bundle.
+    assert_eq!(starts[0].egress_port, Some(3128));
+    assert!(
         starts[0]
-            .env
+            .etc_files
             .iter()
-            .all(|(k, _)| ["PATH", "HOME", "LANG", "TERM", "TMPDIR"].contains(&k.as_str()))
+            .any(|(n, _)| n == "cordon-ca.pem")
     );
     // Grants end with the session.
     h.rt.end_session(SESSION);

@@ -4,11 +4,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use audit::EventKind;
-use sandbox::{ExecRequest, ExitStatus};
+use sandbox::ExitStatus;
 use serde_json::json;
 
 use crate::cli::SandboxCommand;
-use crate::setup::{agent_config, open_state, sandbox_backend};
+use std::sync::Arc;
+
+use runtime::NoHumanApprover;
+
+use crate::setup::{agent_config, build_runtime, open_state, sandbox_backend};
 
 pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
     match command {
@@ -36,35 +40,34 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             cmd,
         } => {
             let state = open_state()?;
-            let agent_cfg = agent_config(&state.config, &agent)?;
-            let workspace = workspace.unwrap_or_else(|| agent_cfg.workspace.clone());
-            let workspace = std::fs::canonicalize(&workspace)
-                .with_context(|| format!("workspace {} does not exist", workspace.display()))?;
-            let profile = runtime::sandbox_profile(&state.config, &workspace);
-            let req = ExecRequest {
-                argv: cmd.clone(),
-                cwd: None,
-                stdin: Vec::new(),
-                timeout: timeout.unwrap_or(Duration::from_secs(agent_cfg.exec.timeout_secs)),
-                output_limit: agent_cfg.exec.output_limit,
-            };
-            let backend = sandbox_backend(&state.config)?;
-            crate::setup::warn_if_unsandboxed(&state.config);
-            let backend_name = backend.backend();
-            let result = tokio::task::spawn_blocking(move || {
-                let mut instance = backend.start(&profile)?;
-                instance.exec(&req)
-            })
-            .await?;
+            let mut config = (*state.config).clone();
+            let agent_cfg = config
+                .agents
+                .get_mut(&agent)
+                .with_context(|| format!("no agent `{agent}` in the config"))?;
+            if let Some(ws) = workspace {
+                agent_cfg.workspace = std::fs::canonicalize(&ws)
+                    .with_context(|| format!("workspace {} does not exist", ws.display()))?;
+            }
+            let workspace = agent_cfg.workspace.clone();
+            let timeout = timeout.unwrap_or(Duration::from_secs(agent_cfg.exec.timeout_secs));
+            let runtime =
+                build_runtime(&state, Arc::new(config), &agent, Arc::new(NoHumanApprover))?;
+            let backend_name = state.config.sandbox.backend;
+            // A session of its own, so the egress records name this run.
+            let session = format!("sandbox-exec-{}", std::process::id());
+            let result = runtime.sandbox_exec(&session, cmd.clone(), timeout).await;
             let record = match &result {
                 Ok(out) => json!({
                     "argv": cmd, "backend": backend_name, "workspace": workspace.display().to_string(),
                     "status": out.status.to_string(), "duration_ms": out.duration.as_millis() as u64,
                     "stdout_bytes": out.stdout.len(), "stderr_bytes": out.stderr.len(),
                 }),
-                Err(e) => json!({ "argv": cmd, "backend": backend_name, "error": e.to_string() }),
+                Err(e) => json!({ "argv": cmd, "backend": backend_name, "error": e }),
             };
-            state.audit.record(EventKind::SandboxExec, None, record)?;
+            state
+                .audit
+                .record(EventKind::SandboxExec, Some(&session), record)?;
             let out = match result {
                 Ok(out) => out,
                 Err(e) => {
@@ -72,8 +75,10 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
                     return Ok(ExitCode::from(125));
                 }
             };
-            std::io::stdout().lock().write_all(&out.stdout)?;
-            std::io::stderr().lock().write_all(&out.stderr)?;
+            let stdout = runtime.redact(&String::from_utf8_lossy(&out.stdout));
+            let stderr = runtime.redact(&String::from_utf8_lossy(&out.stderr));
+            std::io::stdout().lock().write_all(stdout.as_bytes())?;
+            std::io::stderr().lock().write_all(stderr.as_bytes())?;
             if out.stdout_dropped > 0 || out.stderr_dropped > 0 {
                 eprintln!(
                     "cordon: output truncated ({} bytes of stdout, {} of stderr dropped)",

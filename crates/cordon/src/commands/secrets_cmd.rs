@@ -62,7 +62,7 @@ fn set(name: &str, hosts: Vec<HostPattern>) -> Result<ExitCode> {
         .set(name, value, hosts.clone())
         .with_context(|| format!("secret `{name}` was not stored"))?;
     state.audit.record(
-        EventKind::Approval,
+        EventKind::SecretChange,
         None,
         json!({
             "action": "secret_set",
@@ -211,7 +211,7 @@ fn remove(name: &str) -> Result<ExitCode> {
         .into());
     }
     state.audit.record(
-        EventKind::Approval,
+        EventKind::SecretChange,
         None,
         json!({
             "action": "secret_removed",

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use config::{Config, ExecConfig, SandboxScope};
-use sandbox::{ExecOutput, ExecRequest, ExitStatus, Instance, Limits, Profile, Sandbox};
+use sandbox::{
+    ExecOutput, ExecRequest, ExitStatus, Instance, Limits, Profile, Sandbox, SandboxError,
+};
 
 use super::{ToolOutput, truncate_utf8};
 
@@ -22,8 +24,115 @@ const ENV: [(&str, &str); 5] = [
     ("TMPDIR", "/tmp"),
 ];
 
+/// Port of the egress proxy's listener inside every sandbox (`127.0.0.1:3128`).
+pub const EGRESS_PORT: u16 = 3128;
+
+/// Where the CA bundle (system roots + the per-install egress CA) appears inside.
+pub const CA_BUNDLE_INSIDE: &str = "/etc/cordon-ca.pem";
+
+/// A live sandbox and the proxy serving its egress listener; dropping it tears both down.
+pub(crate) struct Running {
+    instance: Box<dyn Instance>,
+    _egress: Option<egress::ServeHandle>,
+}
+
 /// One session's sandbox, shared between calls of that session.
-pub(crate) type SharedInstance = Arc<Mutex<Option<Box<dyn Instance>>>>;
+pub(crate) type SharedInstance = Arc<Mutex<Option<Running>>>;
+
+/// How a sandbox reaches the network: the proxy, the session's policy, the environment
+/// (proxy variables, placeholders, CA paths) and the CA bundle to trust.
+pub(crate) struct EgressSetup {
+    pub(crate) proxy: Arc<egress::Proxy>,
+    pub(crate) policy: egress::EgressPolicy,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) ca_bundle: Arc<Vec<u8>>,
+}
+
+impl EgressSetup {
+    /// Give `profile` the egress listener, the proxy variables, the session's
+    /// placeholders and the CA bundle.
+    fn apply(&self, profile: &mut Profile) {
+        profile.egress_port = Some(EGRESS_PORT);
+        let proxy = format!("http://127.0.0.1:{EGRESS_PORT}");
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            profile.env.push((var.into(), proxy.clone()));
+        }
+        for var in ["NO_PROXY", "no_proxy"] {
+            profile
+                .env
+                .push((var.into(), "localhost,127.0.0.1,::1".into()));
+        }
+        for var in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+            "CURL_CA_BUNDLE",
+            "GIT_SSL_CAINFO",
+        ] {
+            profile.env.push((var.into(), CA_BUNDLE_INSIDE.into()));
+        }
+        profile.env.extend(self.env.iter().cloned());
+        let name = CA_BUNDLE_INSIDE.trim_start_matches("/etc/");
+        profile
+            .etc_files
+            .push((name.into(), self.ca_bundle.to_vec()));
+    }
+}
+
+/// The host's CA bundle followed by the egress CA: what sandboxed programs trust.
+pub(crate) fn ca_bundle(egress_ca_pem: &str) -> Vec<u8> {
+    let system = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read(p).ok())
+    .unwrap_or_default();
+    let mut bundle = system;
+    if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    bundle.extend_from_slice(egress_ca_pem.as_bytes());
+    bundle
+}
+
+/// Start a sandbox for `profile` and serve its egress listener with the session policy.
+fn start(
+    sandbox: &dyn Sandbox,
+    mut profile: Profile,
+    egress: Option<EgressSetup>,
+) -> Result<Running, String> {
+    if let Some(e) = &egress {
+        e.apply(&mut profile);
+    }
+    let mut instance = sandbox
+        .start(&profile)
+        .map_err(|e| format!("exec refused: {e} (the command did not run)"))?;
+    let serving = match (egress, instance.egress_listener()) {
+        (Some(e), Some(fd)) => {
+            let listener = std::net::TcpListener::from(fd);
+            let handle = e
+                .proxy
+                .serve(listener, e.policy)
+                .map_err(|err| format!("exec refused: the egress proxy could not serve the sandbox: {err} (the command did not run)"))?;
+            Some(handle)
+        }
+        // Backends without a listener (containers with --network none, `none`) have no
+        // way out through the proxy; they say so in `sandbox explain`.
+        _ => None,
+    };
+    Ok(Running {
+        instance,
+        _egress: serving,
+    })
+}
 
 /// The sandbox profile every `exec` of an agent gets: its workspace, the fixed
 /// environment and the limits of `[sandbox]`. `cordon sandbox exec` uses the same.
@@ -47,7 +156,7 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
             cgroup_pids: s.cgroup_pids,
             cgroup_cpu_percent: s.cgroup_cpu_percent,
         },
-        // The egress proxy (issue 4) will set this.
+        // Set with the session's egress when the sandbox starts.
         egress_port: None,
         etc_files: Vec::new(),
     }
@@ -72,30 +181,34 @@ pub(crate) async fn run(
     instance: SharedInstance,
     scope: SandboxScope,
     profile: Profile,
+    egress: Option<EgressSetup>,
     req: ExecRequest,
 ) -> Result<ExecOutput, String> {
     let joined = tokio::task::spawn_blocking(move || {
-        let start = || {
-            sandbox
-                .start(&profile)
-                .map_err(|e| format!("exec refused: {e} (the command did not run)"))
-        };
         if scope == SandboxScope::Call {
-            let mut fresh = start()?;
-            return fresh.exec(&req).map_err(|e| format!("exec failed: {e}"));
+            let mut fresh = start(sandbox.as_ref(), profile, egress)?;
+            return fresh
+                .instance
+                .exec(&req)
+                .map_err(|e| format!("exec failed: {e}"));
         }
         let mut guard = instance.lock().map_err(|_| {
             "the session's sandbox is unusable after a crash; start a new session".to_string()
         })?;
-        let inst = match guard.as_mut() {
-            Some(inst) => inst,
-            None => guard.insert(start()?),
+        let running = match guard.as_mut() {
+            Some(running) => running,
+            None => guard.insert(start(sandbox.as_ref(), profile, egress)?),
         };
-        let result = inst.exec(&req).map_err(|e| format!("exec failed: {e}"));
-        if result.is_err() {
+        let result = running.instance.exec(&req);
+        // A command that could not start (not found, bad request) leaves the sandbox
+        // healthy; a broken sandbox is discarded so the next call gets a fresh one.
+        if matches!(
+            result,
+            Err(SandboxError::Io(_) | SandboxError::Setup { .. })
+        ) {
             *guard = None;
         }
-        result
+        result.map_err(|e| format!("exec failed: {e}"))
     })
     .await;
     match joined {
