@@ -295,6 +295,7 @@ mod tests {
                     .iter()
                     .map(|p| HostPattern::parse(p).unwrap())
                     .collect(),
+                ..EgressConfig::default()
             },
         };
         Policy::new("dev", &cfg)

@@ -584,9 +584,16 @@ impl Runtime {
         let req = tools::exec::request(command, &self.agent_cfg.exec);
         let scope = self.config.sandbox.scope;
         let egress = self.egress_setup(session)?;
-        let out = tools::exec::run(self.sandbox.clone(), instance, scope, profile, Some(egress), req)
-            .await
-            .map_err(|m| fail("sandbox", m))?;
+        let out = tools::exec::run(
+            self.sandbox.clone(),
+            instance,
+            scope,
+            profile,
+            Some(egress),
+            req,
+        )
+        .await
+        .map_err(|m| fail("sandbox", m))?;
         let unisolated = self.sandbox.backend() == "none";
         let _ = self.audit.append(
             EventKind::SandboxExec,
@@ -647,7 +654,11 @@ impl Runtime {
         &self.egress
     }
 
-    fn egress_policy(&self, session: &str, placeholders: &secrets::PlaceholderSet) -> egress::EgressPolicy {
+    fn egress_policy(
+        &self,
+        session: &str,
+        placeholders: &secrets::PlaceholderSet,
+    ) -> egress::EgressPolicy {
         egress::EgressPolicy::new(&self.agent, session, self.agent_cfg.egress.allow.clone())
             .with_credentials(placeholders)
             .with_watched_secrets(self.watched_secrets.clone())
@@ -682,7 +693,15 @@ impl Runtime {
             output_limit: self.agent_cfg.exec.output_limit,
         };
         let instance = self.instance(session);
-        tools::exec::run(self.sandbox.clone(), instance, config::SandboxScope::Call, profile, Some(egress), req).await
+        tools::exec::run(
+            self.sandbox.clone(),
+            instance,
+            config::SandboxScope::Call,
+            profile,
+            Some(egress),
+            req,
+        )
+        .await
     }
 
     fn instance(&self, session: &str) -> SharedInstance {
