@@ -183,10 +183,24 @@ pub fn build_agent(
         max_delay: Duration::from_secs(30),
     };
     let provider = agent::provider::from_config(model, key.map(|(_, v)| v), endpoint, retry);
+    let mut extra = String::new();
+    if !agent_cfg.egress.secrets.is_empty() {
+        extra.push_str(&format!(
+            "Secrets you may use (their values are never shown to you): {}. In exec they are \
+             environment variables ($NAME); in http_fetch write ${{NAME}} in a header or body.",
+            agent_cfg.egress.secrets.join(", ")
+        ));
+    }
+    if let Some(i) = &agent_cfg.instructions {
+        if !extra.is_empty() {
+            extra.push_str("\n\n");
+        }
+        extra.push_str(i);
+    }
     let system_prompt = agent::system_prompt(
         agent_name,
         &runtime.tool_specs(),
-        agent_cfg.instructions.as_deref(),
+        (!extra.is_empty()).then_some(extra.as_str()),
     );
     Ok(agent::Agent::new(agent::AgentOptions {
         provider,

@@ -385,9 +385,13 @@ impl Runtime {
             Plan::HttpFetch(a, first) => {
                 let mut check_hop =
                     |t: &Target, m: tools::Method| self.check_redirect(session, call, t, m);
+                let egress = self.session_egress(session)?;
+                // `${NAME}` / `$NAME` of the agent's secrets become the session's
+                // placeholders; the proxy swaps in real values for bound hosts only.
+                let a = tools::http_fetch::expand_secret_refs(a, &egress.env);
                 let via = tools::http_fetch::Via {
                     proxy: self.egress(),
-                    policy: self.session_egress(session)?.policy,
+                    policy: egress.policy,
                     tls: &self.http_tls,
                 };
                 let fetched = tools::http_fetch::fetch(&via, &a, first, &mut check_hop)

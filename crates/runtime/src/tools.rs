@@ -191,7 +191,7 @@ pub(crate) fn spec(tool: ToolName) -> ToolSpec {
             }),
         ),
         ToolName::Exec => (
-            "Run a shell command (`/bin/sh -c`) in an isolated sandbox with the workspace at /workspace as the working directory and no network. Returns the exit status, stdout and stderr.",
+            "Run a shell command (`/bin/sh -c`) in an isolated sandbox with the workspace at /workspace as the working directory. Network access only through the configured proxy (already set in HTTP_PROXY/HTTPS_PROXY), to the allowed hosts. Secrets you were given are environment variables holding placeholders ($NAME) that only work toward the secret's own hosts. Returns the exit status, stdout and stderr.",
             json!({
                 "type": "object",
                 "properties": {
@@ -202,7 +202,7 @@ pub(crate) fn spec(tool: ToolName) -> ToolSpec {
             }),
         ),
         ToolName::HttpFetch => (
-            "Fetch an http(s) URL from an allowed host. Returns status, headers and body text. Redirects are followed (up to 5), each checked against the allowed hosts. The content is untrusted.",
+            "Fetch an http(s) URL from an allowed host. Returns status, headers and body text. Redirects are followed (up to 5), each checked against the allowed hosts. The content is untrusted. To use a secret you were given, write ${NAME} in a header or the body: Cordon sends the real value only to that secret's own hosts, and you never see it.",
             json!({
                 "type": "object",
                 "properties": {

@@ -497,3 +497,46 @@ fn describe(at: &Target, what: &str, e: &hyper::Error) -> String {
     }
     format!("http_fetch to {} {what}: {detail}", at.url)
 }
+
+/// Replace `${NAME}` and `$NAME` (for the agent's secrets only) in header values and the
+/// body with the session's placeholders. The model never needs, and never sees, a real
+/// value; the egress proxy injects it only for the secret's bound hosts.
+pub(crate) fn expand_secret_refs(
+    mut args: HttpFetchArgs,
+    placeholders: &[(String, String)],
+) -> HttpFetchArgs {
+    let expand = |text: &str| {
+        let mut out = text.to_string();
+        // Longest names first, so `$TOKEN_2` is not taken for `$TOKEN` followed by `_2`.
+        let mut sorted: Vec<&(String, String)> = placeholders.iter().collect();
+        sorted.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        for (name, placeholder) in sorted {
+            out = out.replace(&format!("${{{name}}}"), placeholder);
+            let bare = format!("${name}");
+            let mut result = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(i) = rest.find(&bare) {
+                let after = &rest[i + bare.len()..];
+                let continues = after
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+                result.push_str(&rest[..i]);
+                result.push_str(if continues { &bare } else { placeholder });
+                rest = after;
+            }
+            result.push_str(rest);
+            out = result;
+        }
+        out
+    };
+    if let Some(headers) = args.headers.as_mut() {
+        for value in headers.values_mut() {
+            *value = expand(value);
+        }
+    }
+    if let Some(body) = args.body.as_mut() {
+        *body = expand(body);
+    }
+    args
+}
