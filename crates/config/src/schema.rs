@@ -244,6 +244,11 @@ pub struct GatewayEgressConfig {
     /// `10.0.0.0/24`). Keep it as narrow as possible.
     #[serde(default)]
     pub allow_ranges: Vec<String>,
+    /// Extra certificate authorities (PEM files) trusted when the proxy verifies an
+    /// upstream server it terminates TLS for (hosts with bound secrets), in addition to
+    /// the public web roots: e.g. an internal API's private CA.
+    #[serde(default)]
+    pub upstream_ca_files: Vec<std::path::PathBuf>,
     /// Concurrent outbound connections per sandbox (1-10000).
     #[serde(default = "defaults::egress_max_connections")]
     pub max_connections: u32,
@@ -257,6 +262,7 @@ impl Default for GatewayEgressConfig {
         GatewayEgressConfig {
             resolve: BTreeMap::new(),
             allow_ranges: Vec::new(),
+            upstream_ca_files: Vec::new(),
             max_connections: defaults::egress_max_connections(),
             max_mb: defaults::egress_max_mb(),
         }

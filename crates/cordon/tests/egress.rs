@@ -367,3 +367,56 @@ async fn the_model_only_ever_sees_placeholders_and_redactions() {
     assert_not_in_state(&inst, VALUE);
     assert_ok(&inst.cordon(&["log", "verify"]).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_to_the_bound_host_gets_the_real_value_through_the_cordon_ca() {
+    let upstream = testkit::HttpsServer::start(&["secure.test"]).await;
+    let port = upstream.port;
+    let egress = format!(
+        r#"["secure.test:{port}"]
+secrets = ["API_KEY"]"#
+    );
+    let inst = Install::new(
+        "http://127.0.0.1:9/v1",
+        AgentSetup {
+            egress_allow: &egress,
+            ..Default::default()
+        },
+    );
+    let ca_file = inst.dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, &upstream.ca_pem).unwrap();
+    let cfg = format!(
+        "{}\n[egress]\nresolve = {{ \"secure.test\" = \"127.0.0.1\" }}\nallow_ranges = [\"127.0.0.1/32\"]\nupstream_ca_files = [\"{}\"]\n",
+        read(&inst.config),
+        ca_file.display()
+    );
+    std::fs::write(&inst.config, cfg).unwrap();
+    set_secret(&inst, "API_KEY", &format!("secure.test:{port}"), VALUE).await;
+
+    // curl verifies the proxy's certificate for secure.test against the bundle Cordon put
+    // in the sandbox (SSL_CERT_FILE / CURL_CA_BUNDLE); the proxy verifies the real server.
+    let (ok, out) = sh(
+        &inst,
+        &format!(
+            "curl -sS -f -H \"Authorization: Bearer $API_KEY\" https://secure.test:{port}/v1/me"
+        ),
+    )
+    .await;
+    assert!(ok && out.contains("hello over tls"), "{out}");
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].contains(&format!("Bearer {VALUE}")), "{}", seen[0]);
+    assert!(!seen[0].contains("cordon_ph_"));
+
+    // Without the Cordon CA the interception is refused by the client (no silent trust).
+    let (ok, out) = sh(
+        &inst,
+        &format!(
+            "curl -sS -f --cacert /etc/ssl/certs/ca-certificates.crt https://secure.test:{port}/"
+        ),
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert_eq!(upstream.requests().len(), 1);
+    assert_not_in_state(&inst, VALUE);
+}

@@ -93,7 +93,27 @@ impl ProxyConfig {
                 })?;
             allow_ranges.push(net);
         }
+        let mut extra_roots = Vec::new();
+        for (i, path) in c.upstream_ca_files.iter().enumerate() {
+            let at = || format!("egress.upstream_ca_files[{i}] = `{}`", path.display());
+            let pem = std::fs::read(path)
+                .map_err(|e| EgressError::Config(format!("{}: cannot read: {e}", at())))?;
+            let certs: Vec<CertificateDer<'static>> =
+                rustls_pki_types::pem::PemObject::pem_slice_iter(&pem)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| {
+                        EgressError::Config(format!("{}: not PEM certificates: {e}", at()))
+                    })?;
+            if certs.is_empty() {
+                return Err(EgressError::Config(format!(
+                    "{}: contains no certificate",
+                    at()
+                )));
+            }
+            extra_roots.extend(certs);
+        }
         Ok(ProxyConfig {
+            extra_roots,
             // Keys as the decision looks them up: lower case, no trailing dot.
             resolve: c
                 .resolve

@@ -15,10 +15,12 @@
 //! needs to read them; a request it cannot read is still recorded and answered.
 
 mod conversation;
+mod https;
 mod render;
 mod script;
 mod server;
 
 pub use conversation::{Conversation, Protocol, ToolResult, Turn};
+pub use https::HttpsServer;
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;
