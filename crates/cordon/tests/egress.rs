@@ -363,6 +363,16 @@ async fn the_model_only_ever_sees_placeholders_and_redactions() {
     assert!(seen[0].contains(&format!("Bearer {VALUE}")));
     let records = inst.audit().await;
     assert!(!of_kind(&records, "alert").is_empty());
+    // The redaction is in the audit log too: which secret, never the value.
+    let exec_result = of_kind(&records, "tool_result")
+        .into_iter()
+        .find(|r| r["data"]["tool"] == "exec")
+        .unwrap();
+    assert_eq!(
+        exec_result["data"]["redacted"],
+        serde_json::json!(["GITHUB_TOKEN"]),
+        "{exec_result}"
+    );
     std::fs::remove_file(inst.workspace.join("leak.txt")).unwrap();
     assert_not_in_state(&inst, VALUE);
     assert_ok(&inst.cordon(&["log", "verify"]).await);
