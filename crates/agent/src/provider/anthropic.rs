@@ -44,40 +44,7 @@ impl Provider for Anthropic {
             headers.push(("x-api-key", key.to_string()));
         }
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
-        read_answer::<Self>(wire, &url, answer, &self.s.call_ids, on_text).await
-    }
-}
-
-impl Protocol for Anthropic {
-    type Stream = StreamState;
-    const STREAM_END: &'static str = "a `message_stop` event";
-    fn parse_body(
-        wire: &Wire,
-        url: &str,
-        text: &str,
-        ids: &CallIds,
-    ) -> Result<ModelReply, ProviderError> {
-        parse_body(wire, url, text, ids)
-    }
-    fn on_data(
-        state: &mut StreamState,
-        wire: &Wire,
-        url: &str,
-        data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
-    ) -> Result<bool, ProviderError> {
-        state.on_event(wire, url, data, on_text)
-    }
-    fn finish(
-        state: StreamState,
-        wire: &Wire,
-        url: &str,
-        ids: &CallIds,
-    ) -> Result<ModelReply, ProviderError> {
-        state.finish(wire, url, ids)
-    }
-    fn text(state: &StreamState) -> &str {
-        &state.text
+        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
     }
 }
 
@@ -265,9 +232,24 @@ pub(super) struct StreamState {
     output_tokens: Option<u64>,
 }
 
-impl StreamState {
+impl Protocol for StreamState {
+    const STREAM_END: &'static str = "a `message_stop` event";
+
+    fn parse_body(
+        wire: &Wire,
+        url: &str,
+        text: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        parse_body(wire, url, text, ids)
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+
     /// One event's data; `Ok(true)` at `message_stop`.
-    fn on_event(
+    fn on_data(
         &mut self,
         wire: &Wire,
         url: &str,
@@ -344,22 +326,6 @@ impl StreamState {
         Ok(false)
     }
 
-    fn push_text(&mut self, t: &str, on_text: &mut (dyn for<'t> FnMut(&'t str) + Send)) {
-        if !t.is_empty() {
-            on_text(t);
-            self.text.push_str(t);
-        }
-    }
-
-    fn take_usage(&mut self, u: &Value) {
-        if let Some(i) = u.get("input_tokens").and_then(Value::as_u64) {
-            self.input_tokens = Some(i);
-        }
-        if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
-            self.output_tokens = Some(o);
-        }
-    }
-
     fn finish(self, wire: &Wire, url: &str, ids: &CallIds) -> Result<ModelReply, ProviderError> {
         let mut calls = Vec::new();
         for (index, block) in self.blocks {
@@ -388,5 +354,23 @@ impl StreamState {
             }),
         };
         Ok(reply(self.text, calls, self.stop_reason, usage))
+    }
+}
+
+impl StreamState {
+    fn push_text(&mut self, t: &str, on_text: &mut (dyn for<'t> FnMut(&'t str) + Send)) {
+        if !t.is_empty() {
+            on_text(t);
+            self.text.push_str(t);
+        }
+    }
+
+    fn take_usage(&mut self, u: &Value) {
+        if let Some(i) = u.get("input_tokens").and_then(Value::as_u64) {
+            self.input_tokens = Some(i);
+        }
+        if let Some(o) = u.get("output_tokens").and_then(Value::as_u64) {
+            self.output_tokens = Some(o);
+        }
     }
 }

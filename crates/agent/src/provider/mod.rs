@@ -202,11 +202,10 @@ fn reply(
     }
 }
 
-/// How one protocol reads its answer: the whole body, or a stream of SSE data payloads.
-/// [`read_answer`] drives either with the same limits and error reporting.
-trait Protocol {
-    /// Accumulates a streamed answer.
-    type Stream: Default;
+/// How one protocol reads its answer: the whole body, or a stream of SSE data payloads
+/// accumulated in `Self`. [`read_answer`] drives either with the same limits and error
+/// reporting.
+trait Protocol: Default {
     /// What a stream that stops early lacked, e.g. "a `message_stop` event".
     const STREAM_END: &'static str;
     fn parse_body(
@@ -217,20 +216,20 @@ trait Protocol {
     ) -> Result<ModelReply, ProviderError>;
     /// One SSE data payload; `Ok(true)` when the stream is complete.
     fn on_data(
-        state: &mut Self::Stream,
+        &mut self,
         wire: &retry::Wire,
         url: &str,
         data: &str,
         on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
     ) -> Result<bool, ProviderError>;
     fn finish(
-        state: Self::Stream,
+        self,
         wire: &retry::Wire,
         url: &str,
         ids: &CallIds,
     ) -> Result<ModelReply, ProviderError>;
     /// Text accumulated so far (quoted when the answer grows too large).
-    fn text(state: &Self::Stream) -> &str;
+    fn text(&self) -> &str;
 }
 
 /// Read an answer of protocol `P`, passing text to `on_text` as it arrives.
@@ -253,22 +252,22 @@ async fn read_answer<P: Protocol>(
         retry::Answer::Stream(resp) => {
             let mut chunks = resp.bytes_stream();
             let mut decoder = sse::SseDecoder::new(MAX_RESPONSE_BYTES);
-            let mut state = P::Stream::default();
+            let mut state = P::default();
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| wire.transport(e))?;
                 let events = decoder
                     .feed(&chunk)
-                    .map_err(|_| wire.too_large(url, P::text(&state).as_bytes()))?;
+                    .map_err(|_| wire.too_large(url, state.text().as_bytes()))?;
                 for event in events {
-                    if P::on_data(&mut state, wire, url, &event.data, on_text)? {
-                        return P::finish(state, wire, url, ids);
+                    if state.on_data(wire, url, &event.data, on_text)? {
+                        return state.finish(wire, url, ids);
                     }
                 }
             }
             if let Some(event) = decoder.finish()
-                && P::on_data(&mut state, wire, url, &event.data, on_text)?
+                && state.on_data(wire, url, &event.data, on_text)?
             {
-                return P::finish(state, wire, url, ids);
+                return state.finish(wire, url, ids);
             }
             let got = decoder.head();
             Err(wire.malformed(

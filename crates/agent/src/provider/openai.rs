@@ -40,40 +40,7 @@ impl Provider for OpenAi {
             headers.push(("authorization", format!("Bearer {key}")));
         }
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
-        read_answer::<Self>(wire, &url, answer, &self.s.call_ids, on_text).await
-    }
-}
-
-impl Protocol for OpenAi {
-    type Stream = StreamState;
-    const STREAM_END: &'static str = "`data: [DONE]`";
-    fn parse_body(
-        wire: &Wire,
-        url: &str,
-        text: &str,
-        ids: &CallIds,
-    ) -> Result<ModelReply, ProviderError> {
-        parse_body(wire, url, text, ids)
-    }
-    fn on_data(
-        state: &mut StreamState,
-        wire: &Wire,
-        url: &str,
-        data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
-    ) -> Result<bool, ProviderError> {
-        state.on_data(wire, url, data, on_text)
-    }
-    fn finish(
-        state: StreamState,
-        wire: &Wire,
-        url: &str,
-        ids: &CallIds,
-    ) -> Result<ModelReply, ProviderError> {
-        state.finish(wire, url, ids)
-    }
-    fn text(state: &StreamState) -> &str {
-        &state.text
+        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
     }
 }
 
@@ -267,7 +234,22 @@ pub(super) struct StreamState {
     usage: Option<Usage>,
 }
 
-impl StreamState {
+impl Protocol for StreamState {
+    const STREAM_END: &'static str = "`data: [DONE]`";
+
+    fn parse_body(
+        wire: &Wire,
+        url: &str,
+        text: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        parse_body(wire, url, text, ids)
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+
     /// One `data:` payload; `Ok(true)` at `[DONE]`.
     fn on_data(
         &mut self,
@@ -314,6 +296,39 @@ impl StreamState {
         Ok(false)
     }
 
+    fn finish(
+        mut self,
+        wire: &Wire,
+        url: &str,
+        ids: &CallIds,
+    ) -> Result<ModelReply, ProviderError> {
+        self.calls.sort_by_key(|c| c.index);
+        let mut calls = Vec::with_capacity(self.calls.len());
+        for c in self.calls {
+            if c.name.is_empty() {
+                let got = format!("tool call {} with arguments {}", c.index, c.arguments);
+                return Err(wire.malformed(
+                    url,
+                    "a streamed tool call has no `function.name`",
+                    &got,
+                ));
+            }
+            let arguments = if c.arguments.is_empty() {
+                "{}".to_string()
+            } else {
+                c.arguments
+            };
+            calls.push(ToolCall {
+                id: ids.or_generate(c.id.as_deref()),
+                name: c.name,
+                arguments,
+            });
+        }
+        Ok(reply(self.text, calls, self.finish, self.usage))
+    }
+}
+
+impl StreamState {
     fn on_call_delta(&mut self, c: &Value) {
         let id = c
             .get("id")
@@ -356,36 +371,5 @@ impl StreamState {
             Some(v @ Value::Object(_)) => call.arguments.push_str(&v.to_string()),
             _ => {}
         }
-    }
-
-    fn finish(
-        mut self,
-        wire: &Wire,
-        url: &str,
-        ids: &CallIds,
-    ) -> Result<ModelReply, ProviderError> {
-        self.calls.sort_by_key(|c| c.index);
-        let mut calls = Vec::with_capacity(self.calls.len());
-        for c in self.calls {
-            if c.name.is_empty() {
-                let got = format!("tool call {} with arguments {}", c.index, c.arguments);
-                return Err(wire.malformed(
-                    url,
-                    "a streamed tool call has no `function.name`",
-                    &got,
-                ));
-            }
-            let arguments = if c.arguments.is_empty() {
-                "{}".to_string()
-            } else {
-                c.arguments
-            };
-            calls.push(ToolCall {
-                id: ids.or_generate(c.id.as_deref()),
-                name: c.name,
-                arguments,
-            });
-        }
-        Ok(reply(self.text, calls, self.finish, self.usage))
     }
 }
