@@ -31,6 +31,7 @@ mod report;
 mod rlimits;
 mod seccomp;
 mod spawn;
+mod worker;
 
 use std::path::PathBuf;
 

@@ -20,6 +20,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::Limits;
@@ -155,56 +156,134 @@ impl CgroupPlan {
         ]
     }
 
-    /// Parent side: create the run's cgroup, set its limits and move `pid` into it.
-    /// `Ok(None)` when no hierarchy is usable (reported by `explain`).
+    /// The pool key of this plan: its hierarchy and limits. `None` without a hierarchy.
+    pub(crate) fn key(&self) -> Option<PoolKey> {
+        let hierarchy = self.hierarchy.as_ref().ok()?.clone();
+        Some(PoolKey {
+            hierarchy,
+            memory: self.memory,
+            pids: self.pids,
+            cpu_percent: self.cpu_percent,
+        })
+    }
+
+    /// Parent side: take a pre-created cgroup with these limits from the pool (or create
+    /// one) and move `pid` into it. `Ok(None)` when no hierarchy is usable (reported by
+    /// `explain`).
     pub(crate) fn attach(&self, pid: libc::pid_t) -> Result<Option<Cgroup>, String> {
-        let Ok(h) = &self.hierarchy else {
+        let Some(key) = self.key() else {
             return Ok(None);
         };
-        let name = format!("sandbox-{}-{pid}", std::process::id());
-        let quota = u64::from(self.cpu_percent) * CPU_PERIOD_US / 100;
-        let mut cg = Cgroup { dirs: Vec::new() };
-        match h {
-            Hierarchy::V2(root) => {
-                let base = root.join(BASE);
-                make_dir(&base)?;
-                write(&base.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
-                let dir = base.join(&name);
-                make_dir(&dir)?;
-                cg.dirs.push(dir.clone());
-                write(&dir.join("memory.max"), &self.memory.to_string())?;
-                write(&dir.join("memory.swap.max"), "0").or_else(ignore_missing)?;
-                write(&dir.join("pids.max"), &self.pids.to_string())?;
-                let cpu = if quota == 0 {
-                    format!("max {CPU_PERIOD_US}")
-                } else {
-                    format!("{quota} {CPU_PERIOD_US}")
-                };
-                write(&dir.join("cpu.max"), &cpu)?;
-            }
-            Hierarchy::V1 { memory, pids, cpu } => {
-                let dir = join_v1(memory, &name, &mut cg)?;
-                write(&dir.join("memory.limit_in_bytes"), &self.memory.to_string())?;
-                let memsw = dir.join("memory.memsw.limit_in_bytes");
-                if memsw.exists() {
-                    write(&memsw, &self.memory.to_string())?;
-                }
-                let dir = join_v1(pids, &name, &mut cg)?;
-                write(&dir.join("pids.max"), &self.pids.to_string())?;
-                let dir = join_v1(cpu, &name, &mut cg)?;
-                write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-                let quota = if quota == 0 {
-                    "-1".to_owned()
-                } else {
-                    quota.to_string()
-                };
-                write(&dir.join("cpu.cfs_quota_us"), &quota)?;
-            }
-        }
+        let cg = match super::worker::take_cgroup(&key) {
+            Some(cg) => cg,
+            None => create(&key)?,
+        };
         for dir in &cg.dirs {
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(Some(cg))
+    }
+}
+
+/// What a cgroup is made for: where and with which limits (the pool is keyed by it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PoolKey {
+    hierarchy: Hierarchy,
+    memory: u64,
+    pids: u64,
+    cpu_percent: u32,
+}
+
+impl PoolKey {
+    /// Whether a single thread can move itself in (v1 `tasks`), so that an init forked
+    /// from it starts inside without a `cgroup.procs` write.
+    pub(crate) fn per_thread(&self) -> bool {
+        matches!(self.hierarchy, Hierarchy::V1 { .. })
+    }
+}
+
+/// Prefix of every per-sandbox cgroup: `sandbox-<owner pid>-<n>`.
+const PREFIX: &str = "sandbox-";
+
+/// Create a new, empty cgroup with `key`'s limits, named after this process and a
+/// per-process counter (unique: never reused while this process lives).
+pub(crate) fn create(key: &PoolKey) -> Result<Cgroup, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{PREFIX}{}-{n}", std::process::id());
+    let quota = u64::from(key.cpu_percent) * CPU_PERIOD_US / 100;
+    // Dropped on any error below: removes what was created.
+    let mut cg = Cgroup { dirs: Vec::new() };
+    match &key.hierarchy {
+        Hierarchy::V2(root) => {
+            let base = root.join(BASE);
+            make_dir(&base)?;
+            write(&base.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
+            let dir = base.join(&name);
+            make_dir(&dir)?;
+            cg.dirs.push(dir.clone());
+            write(&dir.join("memory.max"), &key.memory.to_string())?;
+            write(&dir.join("memory.swap.max"), "0").or_else(ignore_missing)?;
+            write(&dir.join("pids.max"), &key.pids.to_string())?;
+            let cpu = if quota == 0 {
+                format!("max {CPU_PERIOD_US}")
+            } else {
+                format!("{quota} {CPU_PERIOD_US}")
+            };
+            write(&dir.join("cpu.max"), &cpu)?;
+        }
+        Hierarchy::V1 { memory, pids, cpu } => {
+            let dir = join_v1(memory, &name, &mut cg)?;
+            write(&dir.join("memory.limit_in_bytes"), &key.memory.to_string())?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write(&memsw, &key.memory.to_string())?;
+            }
+            let dir = join_v1(pids, &name, &mut cg)?;
+            write(&dir.join("pids.max"), &key.pids.to_string())?;
+            let dir = join_v1(cpu, &name, &mut cg)?;
+            write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+            let quota = if quota == 0 {
+                "-1".to_owned()
+            } else {
+                quota.to_string()
+            };
+            write(&dir.join("cpu.cfs_quota_us"), &quota)?;
+        }
+    }
+    Ok(cg)
+}
+
+/// Remove the per-sandbox cgroups left by Cordon processes that no longer exist (killed
+/// before their exit handler ran). Best effort: a directory still holding tasks, or whose
+/// owner pid was reused by another live process, is left alone.
+pub(crate) fn sweep_dead_owners(key: &PoolKey) {
+    let bases: Vec<PathBuf> = match &key.hierarchy {
+        Hierarchy::V2(root) => vec![root.join(BASE)],
+        Hierarchy::V1 { memory, pids, cpu } => {
+            [memory, pids, cpu].iter().map(|m| m.join(BASE)).collect()
+        }
+    };
+    let me = std::process::id();
+    for base in bases {
+        let Ok(entries) = fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(PREFIX))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if owner != me && !Path::new(&format!("/proc/{owner}")).exists() {
+                // Fails (EBUSY) while tasks remain: then left for a later sweep.
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
     }
 }
 
@@ -245,7 +324,6 @@ pub(crate) struct Cgroup {
 
 impl Cgroup {
     /// The cgroup directories (one per v1 controller, or the v2 one).
-    #[cfg(test)]
     pub(crate) fn dirs(&self) -> &[PathBuf] {
         &self.dirs
     }
@@ -256,7 +334,11 @@ impl Drop for Cgroup {
         for dir in &self.dirs {
             for _ in 0..200 {
                 if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let me = std::process::id() as i32;
+                    // Our own pid is listed while one of our threads (the armed thread
+                    // that forked this sandbox's init) is still exiting: never kill it.
+                    let members = procs.lines().filter_map(|l| l.trim().parse::<i32>().ok());
+                    for pid in members.filter(|p| *p != me) {
                         // SAFETY: kill with integer arguments; the pid is a member of this
                         // run's cgroup, i.e. part of the sandbox being torn down.
                         unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -3,8 +3,9 @@
 //!
 //! Guarantees: [`start`] returns only once init has set up every layer (or reports the
 //! failed step); the sandbox then lives until the [`Live`] is dropped, which SIGKILLs init
-//! and reaps it (the kernel then kills everything in the pid namespace, and the mounts,
-//! `/tmp` included, go away with the last process). Per exec: stdin is fed and closed,
+//! before returning (as init exits the kernel kills everything in the pid namespace, and
+//! the mounts, `/tmp` included, go away with the last process); the background worker
+//! then reaps init and removes the cgroup. Per exec: stdin is fed and closed,
 //! stdout and stderr are read concurrently (one `poll` loop, no threads) keeping at most
 //! `output_limit` bytes each and counting the rest; at the deadline init is asked to kill
 //! the command's tree and the result is [`ExitStatus::TimedOut`]; if init does not answer
@@ -79,7 +80,8 @@ fn kill(pid: libc::pid_t) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
-fn reap(pid: libc::pid_t) -> Option<libc::c_int> {
+/// Wait for our child `pid` to end and reap it; its wait status, `None` on error.
+pub(super) fn reap(pid: libc::pid_t) -> Option<libc::c_int> {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid out-pointer.
@@ -141,7 +143,21 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         egress_port,
         ctl: child_ctl.as_raw_fd(),
     };
-    let pid = match namespaces::fork_into(namespaces::NAMESPACES) {
+    // On cgroup v1, init is forked by a thread already inside a pooled cgroup (no attach
+    // on this path); otherwise forked here and attached below.
+    let armed = prepared
+        .cgroup
+        .key()
+        .and_then(|key| super::worker::fork_armed(&key, &ctx, &mut scratch));
+    let (forked, cgroup) = match armed {
+        Some((Ok(pid), cg)) => (Ok(Forked::Parent(pid)), Some(cg)),
+        Some((Err(e), cg)) => {
+            super::worker::dispose(0, Some(cg));
+            (Err(e), None)
+        }
+        None => (namespaces::fork_into(namespaces::NAMESPACES), None),
+    };
+    let pid = match forked {
         Ok(Forked::Child) => init::run(&ctx, &mut scratch),
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
@@ -164,7 +180,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         ctl,
         listener: None,
         dead: None,
-        _cgroup: None,
+        _cgroup: cgroup,
     };
 
     let uid = rustix::process::geteuid().as_raw();
@@ -173,10 +189,12 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         return Err(setup_err(Layer::IdMapping, detail).into());
     }
     // Into the cgroup before init is released: everything it starts inherits it.
-    live._cgroup = prepared
-        .cgroup
-        .attach(pid)
-        .map_err(|d| setup_err(Layer::Rlimits, format!("cgroup: {d}")))?;
+    if live._cgroup.is_none() {
+        live._cgroup = prepared
+            .cgroup
+            .attach(pid)
+            .map_err(|d| setup_err(Layer::Rlimits, format!("cgroup: {d}")))?;
+    }
     if let Err(e) = control::send(live.ctl.as_raw_fd(), &[Op::Go as u8], &[]) {
         let e = io::Error::from_raw_os_error(e);
         return Err(setup_err(
@@ -299,8 +317,15 @@ impl Live {
 }
 
 impl Drop for Live {
+    /// SIGKILLs init here, on the caller's thread; reaping it (which waits for the kernel
+    /// to tear the namespaces down) and removing the cgroup are left to the background
+    /// worker, off the caller's critical path.
     fn drop(&mut self) {
-        self.kill_and_reap();
+        let pid = std::mem::replace(&mut self.pid, 0);
+        if pid > 0 {
+            kill(pid);
+        }
+        super::worker::dispose(pid, self._cgroup.take());
     }
 }
 

@@ -1,0 +1,431 @@
+//! The one background thread of the native backend: reaps dropped sandboxes, removes their
+//! cgroups, and keeps a small pool of pre-created cgroups ready for the next `start`.
+//!
+//! Guarantees: one long-lived thread per process (started on first use), never one per
+//! sandbox. Every init handed to [`dispose`] has already been SIGKILLed by the caller; the
+//! worker reaps it (no zombie stays) and then kills whatever is left in its cgroup and
+//! removes the cgroup directories. A pooled cgroup is handed out by [`take_cgroup`] exactly
+//! once (it leaves the pool when taken and is removed after its sandbox ends), so no two
+//! sandboxes ever share one; the pool only holds cgroups for the limit set last asked for
+//! (a different set is a miss: the caller creates its cgroup inline and the pool switches
+//! to the new set, removing the old entries). At process exit (`atexit`, i.e. a return from
+//! `main` or `std::process::exit`) pending reaps are finished and pooled directories are
+//! removed, waiting at most about a second for the worker.
+//!
+//! Does not guarantee cleanup when the process is killed or aborts: pooled directories are
+//! then left behind as empty cgroups with limits and no tasks (harmless); their names
+//! `sandbox-<owner pid>-<n>` identify the dead owner and the next Cordon process removes
+//! them when its pool first fills. If the thread cannot be started, everything is done
+//! inline on the caller's thread (the behaviour before this module existed).
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use super::cgroup::{self, Cgroup, PoolKey};
+use super::init::{self, ChildContext};
+use super::namespaces::{self, Forked};
+
+/// Pre-created cgroups kept ready per process.
+pub(crate) const POOL_SIZE: usize = 2;
+/// How long the exit handler waits for the worker to finish its current job.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct State {
+    /// Killed inits to reap, each with its cgroup to remove afterwards.
+    reap: VecDeque<(libc::pid_t, Option<Cgroup>)>,
+    /// The limit set the pool is filled for.
+    key: Option<PoolKey>,
+    ready: Vec<Cgroup>,
+    /// A thread already inside a pooled cgroup for `key`, waiting to fork one init.
+    armed: Option<Armed>,
+    /// Pooled cgroups of an older limit set: to remove.
+    stale: Vec<Cgroup>,
+    /// Creating a cgroup for `key` failed: stop refilling until the key changes.
+    refill_failed: bool,
+    /// Arming a thread for `key` failed: stop trying until the key changes.
+    arm_failed: bool,
+    /// Dead owners' leftovers were swept (once per process).
+    swept: bool,
+    /// A job is being done outside the lock.
+    busy: bool,
+    /// The process is exiting: take no more jobs.
+    exiting: bool,
+}
+
+struct Worker {
+    state: Mutex<State>,
+    wake: Condvar,
+    idle: Condvar,
+}
+
+static WORKER: Worker = Worker {
+    state: Mutex::new(State {
+        reap: VecDeque::new(),
+        key: None,
+        ready: Vec::new(),
+        armed: None,
+        stale: Vec::new(),
+        refill_failed: false,
+        arm_failed: false,
+        swept: false,
+        busy: false,
+        exiting: false,
+    }),
+    wake: Condvar::new(),
+    idle: Condvar::new(),
+};
+
+/// Whether the thread runs (started on first call).
+static STARTED: OnceLock<bool> = OnceLock::new();
+
+fn lock() -> MutexGuard<'static, State> {
+    // A panic while holding the lock leaves consistent data (plain pushes and pops).
+    WORKER.state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn started() -> bool {
+    *STARTED.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("cordon-sandbox-reaper".into())
+            .spawn(run)
+            .is_ok();
+        if spawned {
+            // SAFETY: registers a plain `extern "C" fn()` with no captured state.
+            unsafe { libc::atexit(at_exit) };
+        }
+        spawned
+    })
+}
+
+/// Hand a dropped sandbox to the worker: `pid` (0: none) was SIGKILLed by the caller and
+/// is reaped here; then `cgroup` is emptied and removed. Inline if there is no worker.
+pub(crate) fn dispose(pid: libc::pid_t, cgroup: Option<Cgroup>) {
+    if pid <= 0 && cgroup.is_none() {
+        return;
+    }
+    if started() {
+        let mut s = lock();
+        if !s.exiting {
+            s.reap.push_back((pid, cgroup));
+            drop(s);
+            WORKER.wake.notify_one();
+            return;
+        }
+    }
+    finish(pid, cgroup);
+}
+
+/// A pre-created cgroup with exactly `key`'s limits, removed from the pool (never handed
+/// out twice), or `None` (pool empty or filled for other limits: create one inline).
+pub(crate) fn take_cgroup(key: &PoolKey) -> Option<Cgroup> {
+    if !started() {
+        return None;
+    }
+    let mut s = lock();
+    if s.exiting {
+        return None;
+    }
+    switch_key(&mut s, key);
+    let taken = s.ready.pop();
+    drop(s);
+    WORKER.wake.notify_one();
+    taken
+}
+
+/// Make `key` the pool's limit set; entries for another set become stale.
+fn switch_key(s: &mut State, key: &PoolKey) {
+    if s.key.as_ref() == Some(key) {
+        return;
+    }
+    let old = std::mem::take(&mut s.ready);
+    s.stale.extend(old);
+    if let Some(a) = s.armed.take() {
+        s.stale.push(a.disarm());
+    }
+    s.key = Some(key.clone());
+    s.refill_failed = false;
+    s.arm_failed = false;
+}
+
+/// A request to an armed thread.
+enum Request {
+    /// Fork the sandbox's init: addresses of its `ChildContext` and `Scratch`, which the
+    /// requester keeps alive (it blocks until the reply).
+    Fork { ctx: usize, scratch: usize },
+    /// Exit without forking.
+    Quit,
+}
+
+/// A thread that moved itself into a pooled cgroup and waits to fork one init from there,
+/// so that init starts inside the cgroup without the `cgroup.procs` write (which on cgroup
+/// v1 takes a global lock that waits for an RCU grace period: ~10-19 ms after idle time).
+struct Armed {
+    key: PoolKey,
+    cgroup: Cgroup,
+    requests: mpsc::Sender<Request>,
+    replies: mpsc::Receiver<std::io::Result<libc::pid_t>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Armed {
+    /// Create a cgroup for `key` (or use `pooled`) and a thread inside it.
+    fn new(key: PoolKey, pooled: Option<Cgroup>) -> Result<Armed, Option<Cgroup>> {
+        let cgroup = match pooled {
+            Some(cg) => cg,
+            None => cgroup::create(&key).map_err(|_| None)?,
+        };
+        let tasks: Vec<std::path::PathBuf> =
+            cgroup.dirs().iter().map(|d| d.join("tasks")).collect();
+        let (requests, rx) = mpsc::channel();
+        let (reply_tx, replies) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("cordon-sandbox-armed".into())
+            .spawn(move || armed_thread(&tasks, &ready_tx, &rx, &reply_tx));
+        let Ok(thread) = spawned else {
+            return Err(Some(cgroup));
+        };
+        if ready_rx.recv() != Ok(true) {
+            let _ = thread.join();
+            return Err(Some(cgroup));
+        }
+        Ok(Armed {
+            key,
+            cgroup,
+            requests,
+            replies,
+            thread,
+        })
+    }
+
+    /// Let the thread exit without forking; the cgroup is returned for removal.
+    fn disarm(self) -> Cgroup {
+        let _ = self.requests.send(Request::Quit);
+        let _ = self.thread.join();
+        self.cgroup
+    }
+}
+
+fn armed_thread(
+    tasks: &[std::path::PathBuf],
+    ready: &mpsc::Sender<bool>,
+    requests: &mpsc::Receiver<Request>,
+    replies: &mpsc::Sender<std::io::Result<libc::pid_t>>,
+) {
+    // "0" in a v1 `tasks` file moves only the writing thread, and the kernel skips the
+    // global threadgroup lock for it. A thread that moved only partly exits below, which
+    // takes it out of every cgroup.
+    let moved = tasks.iter().all(|t| std::fs::write(t, "0").is_ok());
+    let _ = ready.send(moved);
+    if !moved {
+        return;
+    }
+    let Ok(Request::Fork { ctx, scratch }) = requests.recv() else {
+        return;
+    };
+    let result = match namespaces::fork_into(namespaces::NAMESPACES) {
+        Ok(Forked::Child) => {
+            // SAFETY: the requester passed the addresses of a live `ChildContext` and a
+            // `Scratch` it owns exclusively, and blocks until our reply: they are valid
+            // at the fork, and this child has its own copy of the address space.
+            let (ctx, scratch) = unsafe {
+                (
+                    &*(ctx as *const ChildContext<'_>),
+                    &mut *(scratch as *mut init::Scratch),
+                )
+            };
+            init::run(ctx, scratch)
+        }
+        Ok(Forked::Parent(pid)) => Ok(pid),
+        Err(e) => Err(e),
+    };
+    let _ = replies.send(result);
+    // Returning ends the thread, which leaves the sandbox's cgroup.
+}
+
+/// Fork the sandbox's init from the armed thread inside a pooled cgroup with `key`'s
+/// limits: init starts in that cgroup (never handed out again). `None`: no armed thread
+/// for `key` now; fork inline and attach instead.
+pub(crate) fn fork_armed(
+    key: &PoolKey,
+    ctx: &ChildContext<'_>,
+    scratch: &mut init::Scratch,
+) -> Option<(std::io::Result<libc::pid_t>, Cgroup)> {
+    if !started() {
+        return None;
+    }
+    let mut s = lock();
+    if s.exiting {
+        return None;
+    }
+    switch_key(&mut s, key);
+    let armed = s.armed.take();
+    drop(s);
+    WORKER.wake.notify_one();
+    let armed = armed?;
+    let request = Request::Fork {
+        ctx: ctx as *const ChildContext<'_> as usize,
+        scratch: scratch as *mut init::Scratch as usize,
+    };
+    let result = match armed.requests.send(request) {
+        Ok(()) => armed.replies.recv().unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the armed thread ended without forking",
+            ))
+        }),
+        Err(_) => Err(std::io::Error::other("the armed thread is gone")),
+    };
+    // The thread exits on its own; not joined (that would wait on the critical path).
+    drop(armed.thread);
+    debug_assert!(armed.key == *key);
+    Some((result, armed.cgroup))
+}
+
+fn finish(pid: libc::pid_t, cgroup: Option<Cgroup>) {
+    if pid > 0 {
+        super::spawn::reap(pid);
+    }
+    drop(cgroup);
+}
+
+enum Job {
+    Reap(libc::pid_t, Option<Cgroup>),
+    Remove(Cgroup),
+    Create(PoolKey, bool),
+    Arm(PoolKey, Option<Cgroup>),
+}
+
+fn refill_key(s: &State) -> Option<PoolKey> {
+    s.key.clone().filter(|_| !s.refill_failed)
+}
+
+fn next_job(s: &mut State) -> Option<Job> {
+    let refill = match &s.key {
+        Some(k) if !s.refill_failed && s.ready.len() < POOL_SIZE => Some(k.clone()),
+        _ => None,
+    };
+    // An armed thread first, then a pooled cgroup: the next `start` is waiting for them.
+    if s.armed.is_none()
+        && !s.arm_failed
+        && let Some(k) = refill_key(s).filter(PoolKey::per_thread)
+    {
+        let pooled = s.ready.pop();
+        return Some(Job::Arm(k.clone(), pooled));
+    }
+    if s.ready.is_empty()
+        && let Some(k) = &refill
+    {
+        return Some(Job::Create(
+            k.clone(),
+            !std::mem::replace(&mut s.swept, true),
+        ));
+    }
+    if let Some((pid, cg)) = s.reap.pop_front() {
+        return Some(Job::Reap(pid, cg));
+    }
+    if let Some(cg) = s.stale.pop() {
+        return Some(Job::Remove(cg));
+    }
+    refill.map(|k| Job::Create(k, !std::mem::replace(&mut s.swept, true)))
+}
+
+fn run() {
+    loop {
+        let job = {
+            let mut s = lock();
+            loop {
+                if !s.exiting
+                    && let Some(job) = next_job(&mut s)
+                {
+                    s.busy = true;
+                    break job;
+                }
+                s = WORKER.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        match job {
+            Job::Reap(pid, cg) => finish(pid, cg),
+            Job::Remove(cg) => drop(cg),
+            Job::Arm(key, pooled) => {
+                let armed = Armed::new(key.clone(), pooled);
+                let mut s = lock();
+                match armed {
+                    Ok(a) if s.key.as_ref() == Some(&key) && !s.exiting && s.armed.is_none() => {
+                        s.armed = Some(a);
+                    }
+                    Ok(a) => {
+                        drop(s);
+                        let cg = a.disarm();
+                        s = lock();
+                        s.stale.push(cg);
+                    }
+                    Err(cg) => {
+                        s.arm_failed = true;
+                        s.stale.extend(cg);
+                    }
+                }
+            }
+            Job::Create(key, sweep) => {
+                if sweep {
+                    cgroup::sweep_dead_owners(&key);
+                }
+                let made = cgroup::create(&key);
+                let mut s = lock();
+                match made {
+                    Ok(cg) if s.key.as_ref() == Some(&key) && !s.exiting => s.ready.push(cg),
+                    Ok(cg) => s.stale.push(cg),
+                    Err(_) => s.refill_failed = true,
+                }
+            }
+        }
+        let mut s = lock();
+        s.busy = false;
+        drop(s);
+        WORKER.idle.notify_all();
+    }
+}
+
+/// Process exit: stop the worker, finish pending reaps and remove pooled cgroups.
+extern "C" fn at_exit() {
+    let Some(mut s) = try_lock_for(EXIT_WAIT) else {
+        return;
+    };
+    s.exiting = true;
+    let until = Instant::now() + EXIT_WAIT;
+    while s.busy {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s = match WORKER.idle.wait_timeout(s, left) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+    }
+    let reap = std::mem::take(&mut s.reap);
+    let mut pooled = std::mem::take(&mut s.ready);
+    pooled.append(&mut s.stale);
+    let armed = s.armed.take();
+    drop(s);
+    pooled.extend(armed.map(Armed::disarm));
+    for (pid, cg) in reap {
+        finish(pid, cg);
+    }
+    drop(pooled);
+}
+
+fn try_lock_for(wait: Duration) -> Option<MutexGuard<'static, State>> {
+    let until = Instant::now() + wait;
+    loop {
+        match WORKER.state.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    }
+}
