@@ -207,7 +207,7 @@ fn main() {
         let mut hp = Vec::new();
         let big_direct = format!("http://127.0.0.1:{}/", big.port());
         let big_proxied = format!("http://big.test:{}/", big.port());
-        for _ in 0..3 {
+        for _ in 0..5 {
             td.push(tunnel_direct(src).await);
             tp.push(tunnel_proxied(h.handle.local_addr(), src.port()).await);
             hd.push(http_big(&direct, &big_direct).await);
