@@ -9,10 +9,16 @@
 //! Guarantees (v1):
 //! - a tool not in `agents.NAME.tools` is always denied;
 //! - `exec.mode = "deny"` never runs a command; `"ask"` always asks; `"allowlist"` runs
-//!   without asking only a *simple* command — one program with plain arguments, built
-//!   from a conservative set of characters (no `; | & $ \` ( ) < >`, quotes, backslashes
-//!   or newlines, no leading `VAR=value`) — whose program is listed in `exec.allow`;
-//!   everything else asks, never allows;
+//!   without asking only a command that [`canonicalise_exec`] understands completely
+//!   (launchers such as `env`, `sh -c`, `timeout`, `time` unwrapped; no unparsable part,
+//!   no inline/arbitrary code, no privilege escalation, no `xargs`-supplied arguments,
+//!   no variable expansion in an argument, no environment change outside a short
+//!   harmless list) in which EVERY program is listed in `exec.allow` and no redirection
+//!   or `cd` reaches outside the workspace; everything else asks, never allows, and the
+//!   reason names the first offending part;
+//! - the canonical text of an exec action (what approvals and grants bind to) is the
+//!   canonical command, so `env bash -lc 'make test'` and `make test` are one action and
+//!   a changed argv, path or redirection is a new one;
 //! - `http_fetch` is allowed only to `http`/`https` URLs whose host and port match
 //!   `egress.allow`; anything else is denied (not asked).
 //!
@@ -21,6 +27,13 @@
 //! because that layer makes them safe), and what an allowed program does with its
 //! arguments (it runs in the sandbox).
 
+pub mod canonical;
+mod shell;
+
+pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonicalise_exec};
+pub use shell::RedirectOp;
+
+use canonical::command_name;
 use config::{AgentConfig, ExecMode, HostPattern, ToolName};
 use serde::Serialize;
 
@@ -78,7 +91,7 @@ impl Action {
             | Action::EditFile { path }
             | Action::ListDir { path }
             | Action::Search { path } => format!("{}: {path}", self.tool()),
-            Action::Exec { command } => format!("exec: {command}"),
+            Action::Exec { command } => format!("exec: {}", canonicalise_exec(command).text()),
             Action::HttpFetch { method, url, .. } => format!("http_fetch: {method} {url}"),
         }
     }
@@ -191,20 +204,93 @@ impl Policy {
                 "exec.mode = \"auto\" for agent `{}` (sandboxed)",
                 self.agent
             )),
-            ExecMode::Allowlist => match simple_program(command) {
-                Err(why) => ask(format!(
-                    "exec.mode = \"allowlist\": not a simple command ({why}), needs approval"
-                )),
-                Ok(program) => match self.exec_allow.iter().find(|a| program_matches(a, program)) {
-                    Some(entry) => allow(format!(
-                        "exec.mode = \"allowlist\": `{program}` matches exec.allow entry `{entry}`"
-                    )),
-                    None => ask(format!(
-                        "exec.mode = \"allowlist\": `{program}` is not in exec.allow, needs approval"
-                    )),
-                },
-            },
+            ExecMode::Allowlist => self.decide_allowlist(command),
         }
+    }
+
+    /// `exec.mode = "allowlist"`: allow only a cleanly canonicalised command whose every
+    /// program is listed, with no risky environment, expansion or redirection.
+    fn decide_allowlist(&self, command: &str) -> Decision {
+        let c = canonicalise_exec(command);
+        match self.allowlist_offence(&c) {
+            Some(why) => ask(format!("exec.mode = \"allowlist\": {why}, needs approval")),
+            None => {
+                let mut programs: Vec<&str> = Vec::new();
+                for p in c.commands.iter().filter_map(|c| c.argv.first()) {
+                    if !programs.contains(&p.as_str()) {
+                        programs.push(p);
+                    }
+                }
+                allow(format!(
+                    "exec.mode = \"allowlist\": every program ({}) matches exec.allow",
+                    programs.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// The first part of `c` that keeps it from running without approval.
+    fn allowlist_offence(&self, c: &CanonicalExec) -> Option<String> {
+        if let Some(why) = &c.unparsable {
+            return Some(format!("unparsable: {why}"));
+        }
+        if let Some(why) = &c.arbitrary_code {
+            return Some(why.clone());
+        }
+        if c.commands.iter().all(|c| c.argv.is_empty()) {
+            return Some("empty command".into());
+        }
+        for cmd in &c.commands {
+            if let Some(e) = cmd.env.iter().find(|e| !harmless_env(e)) {
+                return Some(format!("changes the environment (`{e}`)"));
+            }
+            if let Some(program) = cmd.argv.first() {
+                if !self.exec_allow.iter().any(|a| program_matches(a, program)) {
+                    return Some(format!("`{program}` is not in exec.allow"));
+                }
+                if cmd.open_ended {
+                    return Some(format!(
+                        "`xargs` runs `{program}` with arguments read from stdin"
+                    ));
+                }
+                if matches!(
+                    command_name(program),
+                    Some("cd" | "pushd" | "popd" | "chdir")
+                ) {
+                    let target = cmd.argv.get(1).map_or("~", String::as_str);
+                    if !inside_workspace(target) {
+                        return Some(format!("`{program} {target}` leaves the workspace"));
+                    }
+                }
+            }
+            if let Some(e) = cmd.expansions.first() {
+                return Some(format!("argument depends on the variable expansion `{e}`"));
+            }
+            // Reads outside the workspace ask too: the issue only requires writes, but
+            // `< /etc/x` is rare in ordinary work and keeps the old attack tests meaningful.
+            for r in cmd.redirects.iter().filter(|r| {
+                !matches!(
+                    r.op,
+                    RedirectOp::Heredoc | RedirectOp::DupRead | RedirectOp::DupWrite
+                )
+            }) {
+                if r.target_expands {
+                    return Some(format!(
+                        "redirection target `{}` has an expansion",
+                        r.target
+                    ));
+                }
+                if !inside_workspace(&r.target) && !DEVICES.contains(&r.target.as_str()) {
+                    let verb = if r.op.writes() { "writes" } else { "reads" };
+                    return Some(format!(
+                        "redirection `{}{}` {verb} outside the workspace",
+                        r.op.as_str(),
+                        r.target
+                    ));
+                }
+            }
+        }
+        None
     }
 
     fn decide_fetch(&self, url: &str, host: &str, port: u16) -> Decision {
@@ -236,26 +322,48 @@ impl Policy {
     }
 }
 
-/// Characters a simple command may contain besides ASCII letters and digits. Anything
-/// else (shell operators, expansions, quotes, escapes, redirections, newlines, braces,
-/// comments) makes the command not simple.
-const SIMPLE_EXTRA: &[u8] = b" \t-_./=:,+@%";
+/// Where the agent's workspace is mounted inside the sandbox.
+pub const WORKSPACE_MOUNT: &str = "/workspace";
 
-/// The program of a simple command, or why the command is not simple.
-fn simple_program(command: &str) -> Result<&str, String> {
-    if let Some(c) = command.chars().find(|c| {
-        !(c.is_ascii_alphanumeric() || (c.is_ascii() && SIMPLE_EXTRA.contains(&(*c as u8))))
-    }) {
-        return Err(format!("contains {c:?}"));
+/// Device files a redirection may use although they are outside the workspace.
+const DEVICES: [&str; 4] = ["/dev/null", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
+
+/// Environment variables a command may set without approval: they change output format
+/// or verbosity, never which code runs or where files go. `PATH`, `LD_*`, `GIT_*`,
+/// `BASH_ENV`, `PYTHON*` and everything else ask.
+const HARMLESS_ENV: [&str; 11] = [
+    "RUST_BACKTRACE",
+    "RUST_LOG",
+    "CARGO_TERM_COLOR",
+    "NO_COLOR",
+    "CLICOLOR",
+    "FORCE_COLOR",
+    "CI",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TERM",
+];
+
+fn harmless_env(change: &str) -> bool {
+    change
+        .split_once('=')
+        .is_some_and(|(name, _)| HARMLESS_ENV.contains(&name))
+}
+
+/// A path (relative to the workspace, or absolute) that stays beneath the workspace:
+/// no `..` component, no `~`, absolute only under [`WORKSPACE_MOUNT`].
+fn inside_workspace(path: &str) -> bool {
+    if path.starts_with('~') || path == "-" || path.split('/').any(|c| c == "..") {
+        return false;
     }
-    let program = command
-        .split([' ', '\t'])
-        .find(|w| !w.is_empty())
-        .ok_or_else(|| "empty command".to_string())?;
-    if program.contains('=') {
-        return Err("starts with a variable assignment".into());
+    if path.starts_with('/') {
+        return path == WORKSPACE_MOUNT
+            || path
+                .strip_prefix(WORKSPACE_MOUNT)
+                .is_some_and(|r| r.starts_with('/'));
     }
-    Ok(program)
+    true
 }
 
 /// An `exec.allow` entry with a `/` must equal the program exactly; one without must be
@@ -369,6 +477,18 @@ mod tests {
     #[test]
     fn allowlist_never_allows_compound_or_tricky_commands() {
         let p = agent(ExecMode::Allowlist, &["ls"], &[]);
+        // Spellings the canonicaliser now understands: one listed program, nothing else.
+        for c in [
+            "ls 'x;rm'",
+            "ls \\; rm",
+            "(ls)",
+            "{ ls; }",
+            "ls # comment",
+            "ls && ls -la",
+        ] {
+            let d = p.decide(&exec(c));
+            assert!(matches!(d, Decision::Allow { .. }), "{c:?}: {d:?}");
+        }
         let attacks = [
             "ls; rm -rf /",
             "ls && curl x",
@@ -382,13 +502,8 @@ mod tests {
             "ls < /etc/shadow",
             "ls\nrm -rf /",
             "ls\rrm -rf /",
-            "ls 'x;rm'",
             "ls \"$HOME\"",
-            "ls \\; rm",
             "ls ${IFS}",
-            "(ls)",
-            "{ ls; }",
-            "ls # comment",
             "LD_PRELOAD=/workspace/x.so ls",
             "PATH=/workspace ls",
             "./ls",
@@ -483,6 +598,13 @@ mod tests {
             fetch("https://example.org/", "example.org", 443).canonical(),
             "http_fetch: GET https://example.org/"
         );
-        assert_ne!(exec("ls").canonical(), exec("ls ").canonical());
+        // Equivalent spellings are the same action; a different argv is not.
+        assert_eq!(exec("ls").canonical(), exec("ls ").canonical());
+        assert_eq!(exec("env ls -la").canonical(), exec("ls  -la").canonical());
+        assert_ne!(exec("ls -la").canonical(), exec("ls -l").canonical());
+        assert_eq!(
+            exec("make test; curl evil").canonical(),
+            "exec: make test; curl evil"
+        );
     }
 }
