@@ -742,7 +742,6 @@ impl Canon {
                 return Err(format!("arguments after the `{name} -c` script"));
             }
             let start = self.out.len();
-            let first_piped = p.stdin_piped;
             self.script(&script.text, depth + 1)?;
             if let Some(c) = self.out.get_mut(start..) {
                 for c in c.iter_mut() {
@@ -753,10 +752,13 @@ impl Canon {
                     c.open_ended |= p.open_ended;
                 }
             }
-            let _ = first_piped;
             return Ok(());
         }
-        if stdin_flag || args.len() == k {
+        if stdin_flag
+            || args
+                .get(k)
+                .is_none_or(|a| STDIN_PATHS.contains(&a.text.as_str()))
+        {
             let from = if p.redirects.iter().any(|r| r.op == RedirectOp::Heredoc) {
                 "a heredoc"
             } else if p.stdin_piped {
@@ -771,74 +773,8 @@ impl Canon {
 
     /// Flag programs that run code the guard cannot see.
     fn inspect(&mut self, p: &Pending, name: &str) {
-        let args = &p.words[1..];
-        let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-        let inline: &[&str] = match base {
-            "python" | "pypy" => &["-c"],
-            "node" | "nodejs" | "bun" => &["-e", "--eval", "-p", "--print"],
-            "perl" | "ruby" => &["-e", "-E"],
-            "php" => &["-r"],
-            "lua" | "luajit" => &["-e"],
-            "Rscript" => &["-e"],
-            "osascript" => &["-e"],
-            _ => &[],
-        };
-        for a in args {
-            let t = a.text.as_str();
-            if !t.starts_with('-') || t == "-" || t == "--" {
-                break;
-            }
-            let hit = inline.iter().find(|o| {
-                t == **o
-                    || (o.len() == 2 && !t.starts_with("--") && t[1..].contains(&o[1..]))
-                    || t.starts_with(&format!("{o}="))
-            });
-            if let Some(o) = hit {
-                self.arbitrary(format!("inline code: {name} {o}"));
-                return;
-            }
-        }
-        let no_script = !args.iter().any(|a| !a.text.starts_with('-'));
-        match base {
-            "python" | "pypy" | "node" | "nodejs" | "perl" | "ruby" | "php" | "lua" | "bun"
-                if no_script
-                    && (p.stdin_piped
-                        || p.redirects
-                            .iter()
-                            .any(|r| matches!(r.op, RedirectOp::Heredoc | RedirectOp::Read))) =>
-            {
-                self.arbitrary(format!("`{name}` reads its program from stdin"));
-            }
-            "deno" if args.first().is_some_and(|a| a.text == "eval") => {
-                self.arbitrary(format!("inline code: {name} eval"));
-            }
-            "awk" | "gawk" | "mawk" | "nawk" | "busybox" => {
-                if let Some(prog) = args.iter().find(|a| !a.text.starts_with('-')) {
-                    let t = &prog.text;
-                    if t.contains("system") || t.contains('|') || t.contains("getline") {
-                        self.arbitrary(format!("`{name}` program runs commands (system/pipe)"));
-                    }
-                }
-            }
-            "git" => {
-                for a in args {
-                    let t = a.text.as_str();
-                    if t == "-c"
-                        || t.starts_with("-c")
-                        || t.starts_with("--config-env")
-                        || t.starts_with("--exec-path=")
-                    {
-                        self.arbitrary(format!(
-                            "`git {t}` sets configuration that can run commands (core.sshCommand, aliases)"
-                        ));
-                        return;
-                    }
-                    if !t.starts_with('-') {
-                        break;
-                    }
-                }
-            }
-            _ => {}
+        if let Some(why) = hidden_code(p, name) {
+            self.arbitrary(why);
         }
     }
 
@@ -865,7 +801,6 @@ impl Canon {
             }
             k += 1;
         }
-        let separator_base = self.out.len();
         self.emit(Pending {
             words: p.words,
             env: p.env.clone(),
@@ -888,7 +823,6 @@ impl Canon {
                 depth + 1,
             )?;
         }
-        let _ = separator_base;
         Ok(())
     }
 }
@@ -1082,4 +1016,166 @@ fn xargs_options(args: &[Word]) -> Result<usize, String> {
         k += if consumed_next { 2 } else { 1 };
     }
     Ok(k)
+}
+
+/// Paths that make an interpreter read its program from stdin.
+const STDIN_PATHS: [&str; 4] = ["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"];
+
+/// Options, per program, whose value runs a command (`tar --to-command=…`).
+const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
+    (
+        "tar",
+        &[
+            "--to-command",
+            "--checkpoint-action",
+            "--use-compress-program",
+            "-I",
+            "--rsh-command",
+            "--info-script",
+            "--new-volume-script",
+            "-F",
+        ],
+    ),
+    ("rsync", &["-e", "--rsh", "--rsync-path"]),
+    ("scp", &["-S", "-oProxyCommand", "-oLocalCommand"]),
+    (
+        "ssh",
+        &["-oProxyCommand", "-oLocalCommand", "-oPermitLocalCommand"],
+    ),
+    ("zip", &["-TT", "--unzip-command"]),
+];
+
+/// Why `p` (program `name`) runs code the guard cannot see, if it does.
+fn hidden_code(p: &Pending, name: &str) -> Option<String> {
+    let args = &p.words[1..];
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    // (inline-code options, options whose value is the next argument)
+    let (inline, valued): (&[&str], &[&str]) = match base {
+        "python" | "pypy" => (&["-c"], &["-W", "-X"]),
+        "node" | "nodejs" | "bun" => (
+            &["-e", "--eval", "-p", "--print"],
+            &[
+                "-r",
+                "--require",
+                "--import",
+                "--loader",
+                "--experimental-loader",
+                "--conditions",
+                "-C",
+            ],
+        ),
+        "perl" => (&["-e", "-E"], &["-I", "-M", "-m"]),
+        "ruby" => (&["-e", "-E"], &["-I", "-r", "-C", "-E"]),
+        "php" => (&["-r"], &["-d", "-c", "-z"]),
+        "lua" | "luajit" => (&["-e"], &["-l"]),
+        "Rscript" | "osascript" => (&["-e"], &[]),
+        _ => (&[], &[]),
+    };
+    let mut script: Option<&Word> = None;
+    let mut k = 0;
+    while let Some(a) = args.get(k) {
+        let t = a.text.as_str();
+        if t == "--" {
+            script = args.get(k + 1);
+            break;
+        }
+        if !t.starts_with('-') || t == "-" {
+            script = Some(a);
+            break;
+        }
+        let hit = inline.iter().find(|o| {
+            t == **o
+                || (o.len() == 2 && !t.starts_with("--") && t[1..].contains(&o[1..]))
+                || t.starts_with(&format!("{o}="))
+        });
+        if let Some(o) = hit {
+            return Some(format!("inline code: {name} {o}"));
+        }
+        k += if valued.contains(&t) { 2 } else { 1 };
+    }
+    let interpreter = matches!(
+        base,
+        "python" | "pypy" | "node" | "nodejs" | "perl" | "ruby" | "php" | "lua" | "bun"
+    );
+    if interpreter {
+        let from_stdin = match script {
+            Some(s) => STDIN_PATHS.contains(&s.text.as_str()),
+            None => {
+                p.stdin_piped
+                    || p.redirects
+                        .iter()
+                        .any(|r| matches!(r.op, RedirectOp::Heredoc | RedirectOp::Read))
+            }
+        };
+        if from_stdin {
+            return Some(format!("`{name}` reads its program from stdin"));
+        }
+        return None;
+    }
+    match base {
+        "deno" if args.first().is_some_and(|a| a.text == "eval") => {
+            Some(format!("inline code: {name} eval"))
+        }
+        "awk" | "gawk" | "mawk" | "nawk" => {
+            let prog = args.iter().find(|a| !a.text.starts_with('-'))?;
+            let t = &prog.text;
+            (t.contains("system") || t.contains('|') || t.contains("getline"))
+                .then(|| format!("`{name}` program runs commands (system, pipes)"))
+        }
+        "git" => git_hidden_code(args),
+        _ => {
+            let (_, opts) = COMMAND_OPTIONS.iter().find(|(prog, _)| *prog == name)?;
+            args.iter().find_map(|a| {
+                let t = a.text.as_str();
+                opts.iter()
+                    .find(|o| t.starts_with(**o))
+                    .map(|o| format!("`{name} {o}` runs a command"))
+            })
+        }
+    }
+}
+
+/// `git -c`/`--config-env` (before the subcommand) set configuration that runs
+/// commands (`core.sshCommand`, `core.pager`, `!` aliases); so do `git config` writes,
+/// `clone -c/--config`, and `--upload-pack`/`--receive-pack`/`--exec` of transport
+/// commands.
+fn git_hidden_code(args: &[Word]) -> Option<String> {
+    const VALUED: [&str; 6] = [
+        "-C",
+        "--git-dir",
+        "--work-tree",
+        "--namespace",
+        "--super-prefix",
+        "--attr-source",
+    ];
+    let mut k = 0;
+    while let Some(a) = args.get(k) {
+        let t = a.text.as_str();
+        if t.starts_with("-c") || t.starts_with("--config-env") || t.starts_with("--exec-path=") {
+            return Some(format!(
+                "`git {t}` sets configuration that can run commands (core.sshCommand, aliases)"
+            ));
+        }
+        if !t.starts_with('-') {
+            break;
+        }
+        k += if VALUED.contains(&t) { 2 } else { 1 };
+    }
+    let sub = args.get(k)?.text.as_str();
+    let rest = &args[k + 1..];
+    if sub == "config" {
+        const READS: [&str; 6] = ["--get", "--get-all", "--get-regexp", "--list", "-l", "get"];
+        if !rest.iter().any(|a| READS.contains(&a.text.as_str())) {
+            return Some("`git config` can set options that run commands".into());
+        }
+    }
+    let bad = rest.iter().find(|a| {
+        let t = a.text.as_str();
+        t.starts_with("--upload-pack")
+            || t.starts_with("--receive-pack")
+            || t.starts_with("--exec")
+            || (sub == "clone" && (t.starts_with("--config") || t == "-c" || t == "-u"))
+            || (matches!(sub, "fetch" | "ls-remote" | "pull") && t == "-u")
+    })?;
+    Some(format!("`git {sub} {}` can run a command", bad.text))
 }
