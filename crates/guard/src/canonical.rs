@@ -220,6 +220,64 @@ struct Pending {
     stdin_piped: bool,
 }
 
+/// Builtins that change what later commands in the same shell resolve to or run
+/// (aliases, traps, the command hash, loadable builtins, exported variables).
+const STATE_BUILTINS: [&str; 13] = [
+    "alias", "trap", "hash", "enable", "shopt", "export", "declare", "typeset", "readonly",
+    "local", "unset", "let", "bind",
+];
+
+/// `set` with only harmless options: `-e -u -x -v -f -C`, bundles of them, and
+/// `-o`/`+o` with `pipefail errexit nounset xtrace noclobber noglob`.
+fn safe_set(args: &[Word]) -> bool {
+    const OPTS: [&str; 6] = [
+        "pipefail",
+        "errexit",
+        "nounset",
+        "xtrace",
+        "noclobber",
+        "noglob",
+    ];
+    let mut k = 0;
+    while let Some(a) = args.get(k) {
+        let t = a.text.as_str();
+        if !a.is_literal() {
+            return false;
+        }
+        if t == "-o" || t == "+o" {
+            if !args
+                .get(k + 1)
+                .is_some_and(|o| OPTS.contains(&o.text.as_str()))
+            {
+                return false;
+            }
+            k += 2;
+            continue;
+        }
+        let ok = (t.starts_with('-') || t.starts_with('+'))
+            && t.len() > 1
+            && t[1..].bytes().all(|c| b"euxvfC".contains(&c) || c == b'o');
+        // A bundle ending in `o` (`-euo pipefail`) takes the next word as the option name.
+        if !ok {
+            return false;
+        }
+        if t.ends_with('o') {
+            if !args
+                .get(k + 1)
+                .is_some_and(|o| OPTS.contains(&o.text.as_str()))
+            {
+                return false;
+            }
+            k += 2;
+        } else if t[1..].contains('o') {
+            return false;
+        } else {
+            k += 1;
+        }
+    }
+    true
+}
+
 const SHELLS: [&str; 7] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash"];
 const CONTROL: [&str; 17] = [
     "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
@@ -658,6 +716,14 @@ impl Canon {
                     return Err("`eval`".into());
                 }
                 "source" | "." => return Err(format!("`{name}` runs a script file in this shell")),
+                n if STATE_BUILTINS.contains(&n) => {
+                    return Err(format!(
+                        "shell builtin `{n}` changes how later commands are found or run"
+                    ));
+                }
+                "set" if !safe_set(args) => {
+                    return Err("`set` with options other than -e -u -x -o pipefail".into());
+                }
                 n if SHELLS.contains(&n) => return self.shell(p, name, depth),
                 _ => {
                     self.inspect(&p, name);

@@ -245,7 +245,9 @@ impl Policy {
                 return Some(format!("changes the environment (`{e}`)"));
             }
             if let Some(program) = cmd.argv.first() {
-                if !self.exec_allow.iter().any(|a| program_matches(a, program)) {
+                if !IMPLICIT.contains(&program.as_str())
+                    && !self.exec_allow.iter().any(|a| program_matches(a, program))
+                {
                     return Some(format!("`{program}` is not in exec.allow"));
                 }
                 if cmd.open_ended {
@@ -327,6 +329,10 @@ pub const WORKSPACE_MOUNT: &str = "/workspace";
 
 /// Device files a redirection may use although they are outside the workspace.
 const DEVICES: [&str; 4] = ["/dev/null", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
+
+/// Builtins that need no `exec.allow` entry: no-ops, and `set`, which the canonicaliser
+/// only lets through with harmless options (`-e -u -x -o pipefail` …).
+const IMPLICIT: [&str; 4] = ["set", "true", "false", ":"];
 
 /// Environment variables a command may set without approval: they change output format
 /// or verbosity, never which code runs or where files go. `PATH`, `LD_*`, `GIT_*`,

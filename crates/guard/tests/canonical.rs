@@ -99,6 +99,8 @@ fn quoting_and_operators() {
         ("{ ls; cat x; }", &["ls", "cat x"]),
         ("! grep -q x f", &["grep -q x f"]),
         ("ls # ; rm -rf /", &["ls"]),
+        ("set -euo pipefail; make", &["set -euo pipefail", "make"]),
+        ("set -e -o pipefail\nmake", &["set -e -o pipefail", "make"]),
         ("echo a#b", &["echo a#b"]),
         ("ls \"$HOME\"", &["ls \"$HOME\""]),
         ("echo \\$HOME", &["echo $HOME"]),
@@ -279,6 +281,13 @@ fn unparsable_forms() {
         ("find . -exec rm {}", "terminating"),
         ("X=$(id) ls", "command substitution"),
         ("X=$Y ls", "assignment"),
+        ("alias ls='rm -rf /'\nls", "alias"),
+        ("trap 'rm -rf /' EXIT; ls", "trap"),
+        ("hash -p /tmp/evil ls; ls", "hash"),
+        ("export PATH=/tmp; ls", "export"),
+        ("enable -f ./x.so x", "enable"),
+        ("set -k; ls X=1", "`set`"),
+        ("set -- a b", "`set`"),
     ];
     for (cmd, why) in table {
         let c = canonicalise_exec(cmd);
@@ -453,6 +462,7 @@ fn allowlist_allows_ordinary_work() {
         "python3 script.py",
         "ls *.rs",
         "git log --oneline | head -5",
+        "set -euo pipefail; cargo test || true",
     ] {
         let d = decide(&p, cmd);
         assert!(matches!(d, Decision::Allow { .. }), "{cmd:?}: {d:?}");
@@ -551,5 +561,51 @@ fn approvals_bind_to_the_canonical_action() {
     assert_ne!(
         exec("echo $(id)").canonical(),
         exec("echo $(id) ").canonical()
+    );
+}
+
+/// Random shell-ish input never panics, and an Allow only ever happens for a cleanly
+/// parsed command whose every program is listed.
+#[test]
+fn random_input_never_panics_or_allows_unlisted_programs() {
+    const ALPHABET: &[&str] = &[
+        "ls", "rm", "sh", "-c", "env", "xargs", "find", "-exec", "{}", "\\;", " ", " ", "\t", "\n",
+        ";", "&", "&&", "|", "||", "(", ")", "{", "}", "!", "<", ">", ">>", "2>&1", "<<", "EOF",
+        "'", "\"", "\\", "$", "$X", "${", "`", "#", "*", "?", "[", "]", "~", "=", "X=1", "/", "..",
+        "/etc/x", "é", "\u{a0}", "\r", "time", "-p", "sudo", "python3", "-e", "git", "0", "9",
+    ];
+    let p = policy(&["ls", "cat"]);
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut allowed = 0;
+    for _ in 0..20_000 {
+        let len = (next() % 12) as usize;
+        let cmd: String = (0..len)
+            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+            .collect();
+        let c = canonicalise_exec(&cmd);
+        let _ = c.fingerprint();
+        if let Decision::Allow { .. } = decide(&p, &cmd) {
+            allowed += 1;
+            assert!(
+                c.unparsable.is_none() && c.arbitrary_code.is_none(),
+                "{cmd:?}"
+            );
+            for sc in &c.commands {
+                if let Some(prog) = sc.argv.first() {
+                    assert!(prog == "ls" || prog == "cat", "{cmd:?} allowed {prog:?}");
+                }
+                assert!(sc.env.is_empty(), "{cmd:?}");
+            }
+        }
+    }
+    assert!(
+        allowed > 0,
+        "the generator should produce some allowed commands"
     );
 }
