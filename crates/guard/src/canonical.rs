@@ -148,7 +148,7 @@ impl CanonicalExec {
         }
         let mut s = String::new();
         for c in &self.commands {
-            let mut parts: Vec<String> = c.env.iter().map(|e| quote(e)).collect();
+            let mut parts: Vec<String> = c.env.iter().map(|e| quote_env(e)).collect();
             if !c.env.is_empty() {
                 parts.insert(0, "env".into());
             }
@@ -179,6 +179,17 @@ impl CanonicalExec {
         h.update(b"cordon-exec-v1\0");
         h.update(self.text().as_bytes());
         hex::encode(h.finalize())
+    }
+}
+
+/// Render one environment change: `-i`, `-u NAME`, `NAME=value` (value quoted).
+fn quote_env(e: &str) -> String {
+    if let Some(name) = e.strip_prefix("-u ") {
+        format!("-u {}", quote(name))
+    } else if let Some((name, value)) = e.split_once('=') {
+        format!("{}={}", quote(name), quote(value))
+    } else {
+        quote(e)
     }
 }
 
@@ -218,6 +229,8 @@ struct Pending {
     open_ended: bool,
     redirects: Vec<Redirect>,
     stdin_piped: bool,
+    /// Run by `find -exec`, which replaces `{}` anywhere in an argument by a file name.
+    from_find: bool,
 }
 
 /// Builtins that change what later commands in the same shell resolve to or run
@@ -453,6 +466,7 @@ impl Canon {
                 open_ended: false,
                 redirects,
                 stdin_piped: piped,
+                from_find: false,
             },
             depth,
         )
@@ -807,6 +821,16 @@ impl Canon {
             if args.len() > k + 1 {
                 return Err(format!("arguments after the `{name} -c` script"));
             }
+            // Input spliced into a script is code nobody has seen: file names from `find`
+            // (`{}` inside the script) or lines from `xargs` (`-I` or positional args).
+            if p.open_ended {
+                self.arbitrary(format!("`xargs` feeds its input into a `{name} -c` script"));
+            }
+            if p.from_find && script.text.contains("{}") {
+                self.arbitrary(format!(
+                    "`find` substitutes file names into a `{name} -c` script"
+                ));
+            }
             let start = self.out.len();
             self.script(&script.text, depth + 1)?;
             if let Some(c) = self.out.get_mut(start..) {
@@ -873,6 +897,7 @@ impl Canon {
             open_ended: p.open_ended,
             redirects: p.redirects,
             stdin_piped: p.stdin_piped,
+            from_find: p.from_find,
         })?;
         for words in nested {
             if let Some(last) = self.out.last_mut() {
@@ -885,6 +910,7 @@ impl Canon {
                     open_ended: false,
                     redirects: Vec::new(),
                     stdin_piped: false,
+                    from_find: true,
                 },
                 depth + 1,
             )?;

@@ -68,9 +68,10 @@ fn wrappers_unwrap_to_the_real_argv() {
 
 #[test]
 fn environment_changes_are_kept() {
-    let c = clean("env -i -u HOME FOO=1 make");
+    let c = clean("env -i -u HOME FOO='a b' make");
     assert_eq!(argvs(&c), ["make"]);
-    assert_eq!(c.commands[0].env, ["-i", "-u HOME", "FOO=1"]);
+    assert_eq!(c.text(), "env -i -u HOME FOO='a b' make");
+    assert_eq!(c.commands[0].env, ["-i", "-u HOME", "FOO=a b"]);
     let c = clean("LD_PRELOAD=/workspace/x.so ls");
     assert_eq!(c.commands[0].env, ["LD_PRELOAD=/workspace/x.so"]);
     assert_eq!(c.commands[0].argv, ["ls"]);
@@ -208,6 +209,12 @@ fn arbitrary_code_forms() {
         ("doas ls", "doas"),
         ("su -c 'id' root", "privilege escalation: su"),
         ("timeout 5 sudo ls", "sudo"),
+        (
+            "find . -exec sh -c 'echo {}' \\;",
+            "`find` substitutes file names",
+        ),
+        ("ls | xargs -I{} sh -c 'rm {}'", "`xargs` feeds its input"),
+        ("ls | xargs sh -c 'rm x'", "`xargs` feeds its input"),
     ];
     for (cmd, why) in table {
         let c = canonicalise_exec(cmd);
@@ -278,6 +285,10 @@ fn unparsable_forms() {
         ("env -S 'rm -rf /'", "env"),
         ("timeout --bogus 1 ls", "timeout"),
         ("sh -c 'ls' extra", "arguments after"),
+        (
+            "find . -exec bash -c 'cat \"$1\"' _ {} \\;",
+            "arguments after",
+        ),
         ("find . -exec rm {}", "terminating"),
         ("X=$(id) ls", "command substitution"),
         ("X=$Y ls", "assignment"),
