@@ -10,13 +10,15 @@
 //!
 //! Guarantees:
 //! - Anything not fully understood (command/arithmetic/process substitution, backticks,
-//!   here-strings, `eval`, `source`, functions, `if`/`case`/`for`/`while`…, an expansion,
+//!   here-strings, `eval`, `source`, functions, `if`/`case`/`for`/`while`…, builtins that
+//!   change later lookups (`alias`, `trap`, `hash`, `export`, `set -k` …), an expansion,
 //!   glob or brace in a program name, unknown launcher options, nesting deeper than
 //!   [`MAX_DEPTH`]) sets [`CanonicalExec::unparsable`]; the result never guesses toward a
 //!   harmless reading.
 //! - Code the guard cannot see (inline interpreter code, a shell reading its program
-//!   from stdin — `curl … | sh`, heredocs —, `awk` programs calling `system`, `git -c`,
-//!   privilege escalation) sets [`CanonicalExec::arbitrary_code`].
+//!   from stdin — `curl … | sh`, heredocs —, `awk` programs calling `system`, `git -c` and
+//!   `git config`, `tar --to-command`-style options, `find`/`xargs` input spliced into a
+//!   `sh -c` script, privilege escalation) sets [`CanonicalExec::arbitrary_code`].
 //! - [`CanonicalExec::fingerprint`] is a SHA-256 over [`CanonicalExec::text`].
 //!
 //! Fingerprint rule (decided for issue #5): launchers that only schedule, time, limit or
@@ -28,9 +30,11 @@
 //! `env -i`, `env -u X`), `sudo` (recorded as arbitrary code), `xargs` (the argv is
 //! marked open-ended), redirections and the operators between commands.
 //!
-//! Not guaranteed: the meaning of a program's own options (beyond `find -exec`, `git -c`,
-//! interpreters and `awk`), and exact control-flow structure — nested scripts are
-//! flattened into the outer list, so `sh -c 'a; b' | c` and `a; b | c` share a form.
+//! Not guaranteed: the meaning of a program's own options beyond the few listed above
+//! (`sed`'s `e` command, `make`, `watch`, `ssh host CMD`, `busybox APPLET` and build tools
+//! that run project code are only as safe as listing them in `exec.allow` is), and exact
+//! control-flow structure — nested scripts are flattened into the outer list, so
+//! `sh -c 'a; b' | c` and `a; b | c` share a form.
 
 use crate::shell::{Op, RedirectOp, Token, Word, tokenize};
 use serde::Serialize;
