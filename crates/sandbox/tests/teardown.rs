@@ -292,3 +292,85 @@ fn find_process(cmdline: &str) -> Option<u32> {
     }
     None
 }
+
+/// As root, starts after the first fork init from the armed thread, into a network
+/// namespace made in advance: it must be the sandbox's own (only `lo`, up; the host's
+/// loopback unreachable; not shared between two live sandboxes) and still serve a low
+/// egress port.
+#[test]
+fn a_network_namespace_made_in_advance_is_as_isolated_and_serves_the_egress_port() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    let ws = tempfile::tempdir().unwrap();
+    if !cgroup_applies(ws.path()) {
+        eprintln!("SKIPPED: no writable cgroup hierarchy (not root?)");
+        return;
+    }
+    // A service on the host's loopback that the sandbox must not reach.
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = host.local_addr().unwrap().port();
+    let mut p = profile(ws.path());
+    // Below 1024: binding it needs the unprivileged port range to start at 0.
+    p.egress_port = Some(81);
+    let native = NativeSandbox::new();
+    let script = format!(
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+         tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; \
+         cat /sys/class/net/lo/operstate 2>/dev/null; \
+         readlink /proc/self/ns/net; \
+         (exec 3<>/dev/tcp/127.0.0.1/{host_port}) 2>/dev/null && echo HOST-REACHED; \
+         exec 3<>/dev/tcp/127.0.0.1/81 && echo egress >&3 && echo sent"
+    );
+    let mut premade = 0;
+    let mut live = Vec::new();
+    let mut namespaces = Vec::new();
+    for _ in 0..5 {
+        // Spaced out: the worker re-arms in between.
+        std::thread::sleep(Duration::from_millis(60));
+        let mut sb = native.start(&p).unwrap();
+        let listener = TcpListener::from(sb.egress_listener().expect("egress listener"));
+        listener.set_nonblocking(false).unwrap();
+        let acceptor = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = String::new();
+            conn.read_to_string(&mut got).unwrap();
+            got
+        });
+        let out = sb.exec(&req(&["/bin/bash", "-c", &script])).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(acceptor.join().unwrap(), "egress\n", "{stdout}");
+        assert!(!stdout.contains("HOST-REACHED"), "{stdout}");
+        assert_eq!(lines.get(1), Some(&"lo"), "only lo: {stdout}");
+        assert!(lines.last() == Some(&"sent"), "{stdout}");
+        let ns = lines
+            .iter()
+            .find(|l| l.starts_with("net:["))
+            .unwrap_or_else(|| panic!("{stdout}"))
+            .to_string();
+        assert!(!namespaces.contains(&ns), "shared network namespace {ns}");
+        namespaces.push(ns);
+        if lines.first() == Some(&"0") {
+            premade += 1;
+        }
+        // Loopback is up: a listener inside is reachable from inside.
+        let out = sb
+            .exec(&req(&[
+                "/usr/bin/python3",
+                "-c",
+                "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); \
+                 c=socket.create_connection(s.getsockname()); print('LO-OK')",
+            ]))
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("LO-OK"),
+            "{out:?}"
+        );
+        live.push(sb);
+    }
+    assert!(
+        premade >= 3,
+        "only {premade} of 5 starts used a premade namespace"
+    );
+    drop(host);
+}

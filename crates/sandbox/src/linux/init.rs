@@ -34,6 +34,9 @@ pub(crate) struct ChildContext<'a> {
     pub egress_port: Option<u16>,
     /// Init's end of the control socketpair; init closes every other inherited descriptor.
     pub ctl: RawFd,
+    /// Init was forked into a network namespace made in advance (by the armed thread, see
+    /// `worker`) whose `lo` is already up: init does not touch it.
+    pub net_ready: bool,
 }
 
 /// The descriptors received with one exec request.
@@ -195,7 +198,9 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     if unsafe { libc::sethostname(ctx.hostname.as_ptr().cast(), ctx.hostname.len()) } != 0 {
         fail(ctl, Stage::Hostname, 0, errno());
     }
-    if let Err(e) = net::bring_up_loopback() {
+    if !ctx.net_ready
+        && let Err(e) = net::bring_up_loopback()
+    {
         fail(ctl, Stage::Loopback, 0, e);
     }
     if let Err((i, e)) = ctx.mounts.apply() {

@@ -135,6 +135,13 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
     )
     .map_err(|e| SandboxError::Io(e.into()))?;
     let mut scratch = init::Scratch::new();
+    // On cgroup v1, init is forked by a thread already inside a pooled cgroup (no attach
+    // on this path), into the network namespace it made; otherwise forked here and
+    // attached below.
+    let slot = prepared
+        .cgroup
+        .key()
+        .and_then(|key| super::worker::take_armed(&key));
     let ctx = ChildContext {
         mounts: &prepared.mounts,
         rlimits: &prepared.rlimits,
@@ -142,13 +149,9 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
         last_cap: prepared.last_cap,
         egress_port,
         ctl: child_ctl.as_raw_fd(),
+        net_ready: slot.as_ref().is_some_and(super::worker::Armed::net_ready),
     };
-    // On cgroup v1, init is forked by a thread already inside a pooled cgroup (no attach
-    // on this path); otherwise forked here and attached below.
-    let armed = prepared
-        .cgroup
-        .key()
-        .and_then(|key| super::worker::fork_armed(&key, &ctx, &mut scratch));
+    let armed = slot.map(|a| a.fork(&ctx, &mut scratch));
     let (forked, cgroup) = match armed {
         Some((Ok(pid), cg)) => (Ok(Forked::Parent(pid)), Some(cg)),
         Some((Err(e), cg)) => {

@@ -161,9 +161,10 @@ enum Request {
 /// A thread that moved itself into a pooled cgroup and waits to fork one init from there,
 /// so that init starts inside the cgroup without the `cgroup.procs` write (which on cgroup
 /// v1 takes a global lock that waits for an RCU grace period: ~10-19 ms after idle time).
-struct Armed {
-    key: PoolKey,
+pub(crate) struct Armed {
     cgroup: Cgroup,
+    /// The thread made a network namespace with `lo` up: init is forked into it.
+    net_ready: bool,
     requests: mpsc::Sender<Request>,
     replies: mpsc::Receiver<std::io::Result<libc::pid_t>>,
     thread: std::thread::JoinHandle<()>,
@@ -171,10 +172,10 @@ struct Armed {
 
 impl Armed {
     /// Create a cgroup for `key` (or use `pooled`) and a thread inside it.
-    fn new(key: PoolKey, pooled: Option<Cgroup>) -> Result<Armed, Option<Cgroup>> {
+    fn new(key: &PoolKey, pooled: Option<Cgroup>) -> Result<Armed, Option<Cgroup>> {
         let cgroup = match pooled {
             Some(cg) => cg,
-            None => cgroup::create(&key).map_err(|_| None)?,
+            None => cgroup::create(key).map_err(|_| None)?,
         };
         let tasks: Vec<std::path::PathBuf> =
             cgroup.dirs().iter().map(|d| d.join("tasks")).collect();
@@ -187,13 +188,13 @@ impl Armed {
         let Ok(thread) = spawned else {
             return Err(Some(cgroup));
         };
-        if ready_rx.recv() != Ok(true) {
+        let Ok(Some(net_ready)) = ready_rx.recv() else {
             let _ = thread.join();
             return Err(Some(cgroup));
-        }
+        };
         Ok(Armed {
-            key,
             cgroup,
+            net_ready,
             requests,
             replies,
             thread,
@@ -210,7 +211,7 @@ impl Armed {
 
 fn armed_thread(
     tasks: &[std::path::PathBuf],
-    ready: &mpsc::Sender<bool>,
+    ready: &mpsc::Sender<Option<bool>>,
     requests: &mpsc::Receiver<Request>,
     replies: &mpsc::Sender<std::io::Result<libc::pid_t>>,
 ) {
@@ -218,14 +219,21 @@ fn armed_thread(
     // global threadgroup lock for it. A thread that moved only partly exits below, which
     // takes it out of every cgroup.
     let moved = tasks.iter().all(|t| std::fs::write(t, "0").is_ok());
-    let _ = ready.send(moved);
     if !moved {
+        let _ = ready.send(None);
         return;
     }
+    let net_ready = new_network_namespace();
+    let _ = ready.send(Some(net_ready));
     let Ok(Request::Fork { ctx, scratch }) = requests.recv() else {
         return;
     };
-    let result = match namespaces::fork_into(namespaces::NAMESPACES) {
+    let flags = if net_ready {
+        namespaces::NAMESPACES & !libc::CLONE_NEWNET
+    } else {
+        namespaces::NAMESPACES
+    };
+    let result = match namespaces::fork_into(flags) {
         Ok(Forked::Child) => {
             // SAFETY: the requester passed the addresses of a live `ChildContext` and a
             // `Scratch` it owns exclusively, and blocks until our reply: they are valid
@@ -245,14 +253,28 @@ fn armed_thread(
     // Returning ends the thread, which leaves the sandbox's cgroup.
 }
 
-/// Fork the sandbox's init from the armed thread inside a pooled cgroup with `key`'s
-/// limits: init starts in that cgroup (never handed out again). `None`: no armed thread
-/// for `key` now; fork inline and attach instead.
-pub(crate) fn fork_armed(
-    key: &PoolKey,
-    ctx: &ChildContext<'_>,
-    scratch: &mut init::Scratch,
-) -> Option<(std::io::Result<libc::pid_t>, Cgroup)> {
+/// Move this thread (only) into a new network namespace and bring its `lo` up, so that
+/// creating it (~0.5 ms, the costliest namespace) is off the `start` path. The namespace
+/// is owned by the host's user namespace, not the sandbox's: nothing inside has
+/// capabilities over it (no interface, route or firewall change, which the sandbox
+/// could do in its own one); unprivileged ports start at 0 in it, as in a namespace the
+/// sandbox owns, so init can still bind any egress port. False: not made (or only
+/// partly: the thread is then in an unusable namespace, which is fine since it forks
+/// with `CLONE_NEWNET` as usual and then exits).
+fn new_network_namespace() -> bool {
+    // SAFETY: unshare takes an integer flag; it affects only the calling thread's
+    // namespaces (this thread exits after its one fork).
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return false;
+    }
+    // /proc/sys/net shows the writing thread's network namespace.
+    super::net::bring_up_loopback().is_ok()
+        && std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0").is_ok()
+}
+
+/// The armed thread for `key`, removed from the pool (its cgroup is never handed out
+/// again). `None`: none armed for `key` now; fork inline and attach instead.
+pub(crate) fn take_armed(key: &PoolKey) -> Option<Armed> {
     if !started() {
         return None;
     }
@@ -264,23 +286,38 @@ pub(crate) fn fork_armed(
     let armed = s.armed.take();
     drop(s);
     WORKER.wake.notify_one();
-    let armed = armed?;
-    let request = Request::Fork {
-        ctx: ctx as *const ChildContext<'_> as usize,
-        scratch: scratch as *mut init::Scratch as usize,
-    };
-    let result = match armed.requests.send(request) {
-        Ok(()) => armed.replies.recv().unwrap_or_else(|_| {
-            Err(std::io::Error::other(
-                "the armed thread ended without forking",
-            ))
-        }),
-        Err(_) => Err(std::io::Error::other("the armed thread is gone")),
-    };
-    // The thread exits on its own; not joined (that would wait on the critical path).
-    drop(armed.thread);
-    debug_assert!(armed.key == *key);
-    Some((result, armed.cgroup))
+    armed
+}
+
+impl Armed {
+    pub(crate) fn net_ready(&self) -> bool {
+        self.net_ready
+    }
+
+    /// Fork the sandbox's init from this thread, inside its cgroup (and, if
+    /// [`Armed::net_ready`], its network namespace: `ctx.net_ready` must say so).
+    pub(crate) fn fork(
+        self,
+        ctx: &ChildContext<'_>,
+        scratch: &mut init::Scratch,
+    ) -> (std::io::Result<libc::pid_t>, Cgroup) {
+        let armed = self;
+        let request = Request::Fork {
+            ctx: ctx as *const ChildContext<'_> as usize,
+            scratch: scratch as *mut init::Scratch as usize,
+        };
+        let result = match armed.requests.send(request) {
+            Ok(()) => armed.replies.recv().unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "the armed thread ended without forking",
+                ))
+            }),
+            Err(_) => Err(std::io::Error::other("the armed thread is gone")),
+        };
+        // The thread exits on its own; not joined (that would wait on the critical path).
+        drop(armed.thread);
+        (result, armed.cgroup)
+    }
 }
 
 fn finish(pid: libc::pid_t, cgroup: Option<Cgroup>) {
@@ -349,7 +386,7 @@ fn run() {
             Job::Reap(pid, cg) => finish(pid, cg),
             Job::Remove(cg) => drop(cg),
             Job::Arm(key, pooled) => {
-                let armed = Armed::new(key.clone(), pooled);
+                let armed = Armed::new(&key, pooled);
                 let mut s = lock();
                 match armed {
                     Ok(a) if s.key.as_ref() == Some(&key) && !s.exiting && s.armed.is_none() => {
