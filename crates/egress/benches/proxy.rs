@@ -24,6 +24,10 @@ use tokio::net::{TcpListener, TcpStream};
 const REQUESTS: usize = 2000;
 const WARMUP: usize = 200;
 const BIG: usize = 100 * 1024 * 1024;
+/// Interleaved rounds per throughput measure; the best counts (other load only slows).
+const ROUNDS: usize = 15;
+/// Back-to-back transfers per CPU-cost measure.
+const CPU_ROUNDS: u32 = 10;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -155,6 +159,30 @@ async fn http_big(client: &reqwest::Client, url: &str) -> Duration {
     t.elapsed()
 }
 
+/// CPU time this process has used (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time per 100 MiB transfer, over CPU_ROUNDS transfers back to back.
+async fn cpu_per_transfer<F, Fut>(mut one: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let before = cpu_time();
+    for _ in 0..CPU_ROUNDS {
+        one().await;
+    }
+    (cpu_time() - before) / CPU_ROUNDS
+}
+
 fn best(runs: Vec<Duration>) -> Duration {
     runs.into_iter().min().unwrap()
 }
@@ -207,21 +235,28 @@ fn main() {
         let mut hp = Vec::new();
         let big_direct = format!("http://127.0.0.1:{}/", big.port());
         let big_proxied = format!("http://big.test:{}/", big.port());
-        for _ in 0..5 {
+        for _ in 0..ROUNDS {
             td.push(tunnel_direct(src).await);
             tp.push(tunnel_proxied(h.handle.local_addr(), src.port()).await);
             hd.push(http_big(&direct, &big_direct).await);
             hp.push(http_big(&proxied, &big_proxied).await);
         }
         let (td, tp, hd, hp) = (best(td), best(tp), best(hd), best(hp));
+        let proxy_addr = h.handle.local_addr();
+        let ctd = cpu_per_transfer(|| tunnel_direct(src)).await;
+        let ctp = cpu_per_transfer(|| tunnel_proxied(proxy_addr, src.port())).await;
+        let chd = cpu_per_transfer(|| http_big(&direct, &big_direct)).await;
+        let chp = cpu_per_transfer(|| http_big(&proxied, &big_proxied)).await;
 
         let added = ms(p50) - ms(d50);
-        println!("egress proxy benchmark (loopback, {REQUESTS} keep-alive requests, 100 MiB transfers, best of 3)");
+        println!("egress proxy benchmark (loopback, {REQUESTS} keep-alive requests, 100 MiB transfers, best of {ROUNDS})");
         println!("{:<34} {:>12} {:>12} {:>10}", "", "direct", "via proxy", "ratio");
         println!("{:<34} {:>9.3} ms {:>9.3} ms {:>9.2}x", "small request median", ms(d50), ms(p50), ms(p50) / ms(d50));
         println!("{:<34} {:>9.3} ms {:>9.3} ms {:>9.2}x", "small request p99", ms(d99), ms(p99), ms(p99) / ms(d99));
         println!("{:<34} {:>7.0} MiB/s {:>7.0} MiB/s {:>9.0}%", "100 MiB through CONNECT tunnel", mbps(td), mbps(tp), 100.0 * mbps(tp) / mbps(td));
         println!("{:<34} {:>7.0} MiB/s {:>7.0} MiB/s {:>9.0}%", "100 MiB plain HTTP", mbps(hd), mbps(hp), 100.0 * mbps(hp) / mbps(hd));
+        println!("{:<34} {:>9.0} ms {:>9.0} ms {:>9.2}x", "CPU per 100 MiB, CONNECT tunnel", ms(ctd), ms(ctp), ms(ctp) / ms(ctd));
+        println!("{:<34} {:>9.0} ms {:>9.0} ms {:>9.2}x", "CPU per 100 MiB, plain HTTP", ms(chd), ms(chp), ms(chp) / ms(chd));
         println!(
             "targets: added median {added:.3} ms (target <= 0.3 ms: {}); tunnel {:.0}% and HTTP {:.0}% of direct (target >= 90%: {})",
             if added <= 0.3 { "met" } else { "MISSED" },
