@@ -54,6 +54,19 @@ impl<S> Metered<S> {
         true
     }
 
+    /// Bytes that may still be written; `None` (and the limit marked as hit) when the
+    /// policy's total is spent.
+    fn allowance(&self) -> Option<usize> {
+        let left = self
+            .max_bytes
+            .saturating_sub(self.usage.bytes.load(Ordering::Relaxed));
+        if left == 0 {
+            self.conn.limit_hit.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(usize::try_from(left).unwrap_or(usize::MAX))
+    }
+
     fn over(&self) -> bool {
         self.usage.bytes.load(Ordering::Relaxed) > self.max_bytes
     }
@@ -94,17 +107,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.over() {
-            self.conn.limit_hit.store(true, Ordering::Relaxed);
-            return Poll::Ready(Err(limit_error(self.max_bytes)));
-        }
         // Never write more than the remaining allowance.
-        let left = self
-            .max_bytes
-            .saturating_sub(self.usage.bytes.load(Ordering::Relaxed));
-        let cap = data
-            .len()
-            .min(usize::try_from(left).unwrap_or(usize::MAX).max(1));
+        let Some(left) = self.allowance() else {
+            return Poll::Ready(Err(limit_error(self.max_bytes)));
+        };
+        let cap = data.len().min(left);
         let res = Pin::new(&mut self.inner).poll_write(cx, &data[..cap]);
         if let Poll::Ready(Ok(n)) = res {
             self.conn.down.fetch_add(n as u64, Ordering::Relaxed);
@@ -113,21 +120,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
         res
     }
 
-    /// Vectored too, so hyper queues body chunks instead of copying them into one
-    /// buffer ("flatten"): that copy cost a third of plain-HTTP throughput.
+    /// Vectored too, so hyper queues body chunks as they are instead of first copying
+    /// them into one buffer (its "flatten" strategy for non-vectored streams).
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.over() {
-            self.conn.limit_hit.store(true, Ordering::Relaxed);
+        let Some(left) = self.allowance() else {
             return Poll::Ready(Err(limit_error(self.max_bytes)));
-        }
-        let left = self
-            .max_bytes
-            .saturating_sub(self.usage.bytes.load(Ordering::Relaxed));
-        let left = usize::try_from(left).unwrap_or(usize::MAX).max(1);
+        };
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let res = if total <= left {
             Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
@@ -157,5 +159,51 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::IoSlice;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_stop_exactly_at_the_byte_limit() {
+        let usage = Arc::new(Usage::default());
+        let conn = Arc::new(ConnBytes::default());
+        let mut m = Metered::new(Vec::new(), usage.clone(), conn.clone(), 10);
+        let (a, b) = ([1u8; 6], [2u8; 6]);
+        let n = m
+            .write_vectored(&[IoSlice::new(&a), IoSlice::new(&b)])
+            .await
+            .unwrap();
+        assert_eq!(n, 6, "12 bytes do not fit in 10: only the first slice goes");
+        let n = m.write_vectored(&[IoSlice::new(&b)]).await.unwrap();
+        assert_eq!(n, 4, "capped at what is left");
+        assert!(m.write_vectored(&[IoSlice::new(&b)]).await.is_err());
+        assert!(m.write(&b).await.is_err());
+        assert!(conn.limit_hit.load(Ordering::Relaxed));
+        let (sent, ..) = m.into_parts();
+        assert_eq!(sent, [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(usage.bytes.load(Ordering::Relaxed), 10);
+        assert_eq!(conn.down.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_within_the_allowance_go_whole() {
+        let usage = Arc::new(Usage::default());
+        let conn = Arc::new(ConnBytes::default());
+        let mut m = Metered::new(Vec::new(), usage.clone(), conn, 1 << 20);
+        let (a, b) = ([1u8; 6], [2u8; 6]);
+        assert!(m.is_write_vectored());
+        let n = m
+            .write_vectored(&[IoSlice::new(&a), IoSlice::new(&b)])
+            .await
+            .unwrap();
+        assert_eq!(n, 12);
+        assert_eq!(usage.bytes.load(Ordering::Relaxed), 12);
     }
 }
