@@ -5,7 +5,8 @@
 //! [`idmap`] (inner 1000 -> caller), `hostname`, [`net`] (`lo` up), [`mounts`] (the root),
 //! then in the command's process [`rlimits`], [`caps`], [`landlock`], [`seccomp`] and
 //! `execve` ([`command`]). [`init`] is the child code, [`spawn`] the parent side (which also
-//! puts init into its [`cgroup`] before releasing it), [`report`] the failure channel;
+//! puts init into its [`cgroup`] before releasing it), [`worker`] the background thread
+//! (teardown, cgroup pool, armed thread), [`report`] the failure channel;
 //! [`explain`] describes all of it from the same plan and probes.
 //!
 //! Guarantees: see the crate docs and each module; every step either succeeds or the

@@ -4,11 +4,13 @@
 //! writable by the caller, every run gets its own cgroup under `cordon/` (v2: in
 //! `/sys/fs/cgroup`; v1: in each controller's mount), with `memory.max` /
 //! `memory.limit_in_bytes` (+ `memory.memsw.limit_in_bytes` when present), `pids.max` and
-//! `cpu.max` / `cpu.cfs_quota_us` from [`Limits`], and the sandbox's init is moved into it
-//! before it is released to set up and start the command; everything it starts inherits
-//! it. This bounds a fork bomb even when the caller is host root (which the kernel exempts
-//! from RLIMIT_NPROC). When the run ends the cgroup's remaining tasks are killed and the
-//! cgroup removed. Once a writable hierarchy was found, any failure to create, limit or join
+//! `cpu.max` / `cpu.cfs_quota_us` from [`Limits`], and the sandbox's init is in it before it
+//! is released to set up and start the command (on v1 it is usually forked inside it by the
+//! worker's armed thread, see `worker`; otherwise moved in by pid); everything it starts
+//! inherits it. Each cgroup is created for one sandbox (`sandbox-<owner pid>-<n>`, never
+//! reused; possibly ahead of time by the worker's pool). This bounds a fork bomb even when the caller is host root (which the kernel exempts
+//! from RLIMIT_NPROC). When the run ends the cgroup's remaining tasks (never our own process) are
+//! killed and the cgroup removed. Once a writable hierarchy was found, any failure to create, limit or join
 //! the cgroup stops the run (fail closed).
 //!
 //! Does not apply when no hierarchy is writable (an unprivileged caller, a read-only

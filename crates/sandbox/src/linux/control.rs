@@ -200,7 +200,7 @@ impl Parsed {
         rest.is_empty().then_some(())
     }
 
-    /// Child side: `execve` each candidate in turn, as [`CommandPlan::exec`]. Returns only
+    /// Child side: `execve` each candidate in turn, as `CommandPlan::exec` did. Returns only
     /// on failure, with the errno that best explains it.
     pub(crate) fn exec(&self) -> i32 {
         let mut best = libc::ENOENT;

@@ -1,4 +1,6 @@
 //! Networking inside the sandbox: a fresh network namespace with only `lo`, brought up.
+//! (Made by init's `clone`, or in advance by the worker's armed thread as root on cgroup v1:
+//! then owned by the host's user namespace, with unprivileged ports from 0.)
 //!
 //! Guarantees: the sandbox has no interface but its own loopback, so it can talk to
 //! itself on 127.0.0.1 and cannot reach the host's loopback or any other network. Does not

@@ -1,5 +1,10 @@
 //! The one background thread of the native backend: reaps dropped sandboxes, removes their
-//! cgroups, and keeps a small pool of pre-created cgroups ready for the next `start`.
+//! cgroups, and keeps a small pool of pre-created cgroups ready for the next `start`; on
+//! cgroup v1 it also keeps one "armed" thread: a short-lived thread that moved itself
+//! into a pooled cgroup (`tasks`, which skips the global lock `cgroup.procs` takes) and
+//! into a new network namespace with `lo` up, and forks the next sandbox's init from
+//! there, then exits. Refills start [`REFILL_DELAY`] after the last `start` took from the
+//! pool, so they do not compete with that sandbox's own setup.
 //!
 //! Guarantees: one long-lived thread per process (started on first use), never one per
 //! sandbox. Every init handed to [`dispose`] has already been SIGKILLed by the caller; the
@@ -8,11 +13,15 @@
 //! once (it leaves the pool when taken and is removed after its sandbox ends), so no two
 //! sandboxes ever share one; the pool only holds cgroups for the limit set last asked for
 //! (a different set is a miss: the caller creates its cgroup inline and the pool switches
-//! to the new set, removing the old entries). At process exit (`atexit`, i.e. a return from
+//! to the new set, removing the old entries). The armed thread forks exactly one init and
+//! its network namespace is never shared either. At process exit (`atexit`, i.e. a return from
 //! `main` or `std::process::exit`) pending reaps are finished and pooled directories are
 //! removed, waiting at most about a second for the worker.
 //!
-//! Does not guarantee cleanup when the process is killed or aborts: pooled directories are
+//! Does not guarantee that the pool is ready: a `start` that finds it empty (two starts
+//! within the refill delay, another limit set, an unprivileged caller, cgroup v2) creates
+//! its cgroup and namespaces inline, as before. Does not guarantee cleanup when the process
+//! is killed or aborts: pooled directories are
 //! then left behind as empty cgroups with limits and no tasks (harmless); their names
 //! `sandbox-<owner pid>-<n>` identify the dead owner and the next Cordon process removes
 //! them when its pool first fills. If the thread cannot be started, everything is done
