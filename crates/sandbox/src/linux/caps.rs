@@ -9,12 +9,27 @@ use super::report::errno;
 
 /// Child side: drop capabilities `0..=last_cap` from the bounding set.
 pub(crate) fn drop_bounding_set(last_cap: u32) -> Result<(), (u32, i32)> {
+    // Init empties the set once for all its commands (they inherit it); then the command
+    // has nothing left to drop. Init and command share memory (`CLONE_VM`).
+    if BOUNDING_EMPTY.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
     for cap in 0..=last_cap {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
             return Err((cap, errno()));
         }
     }
+    Ok(())
+}
+
+static BOUNDING_EMPTY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Init side: empty the bounding set once; the commands it starts inherit the empty set.
+/// Init keeps its effective capabilities (it never execs), so this takes nothing it needs.
+pub(crate) fn drop_bounding_set_for_commands(last_cap: u32) -> Result<(), (u32, i32)> {
+    drop_bounding_set(last_cap)?;
+    BOUNDING_EMPTY.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
 }
 

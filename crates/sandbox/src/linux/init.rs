@@ -206,6 +206,14 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     if let Err((i, e)) = ctx.mounts.apply() {
         fail(ctl, Stage::Mount, i, e);
     }
+    // Work every command would repeat, done once: the Landlock ruleset and the empty
+    // bounding set. The command still applies both (restrict_self; its set is empty).
+    if let Err((i, e)) = landlock::prepare(ctx.mounts.workspace_writable()) {
+        fail(ctl, Stage::Landlock, i, e);
+    }
+    if let Err((cap, e)) = caps::drop_bounding_set_for_commands(ctx.last_cap) {
+        fail(ctl, Stage::CapBound, cap, e);
+    }
     let listener = match ctx.egress_port.map(net::egress_listener) {
         None => None,
         Some(Ok(fd)) => Some(fd),
