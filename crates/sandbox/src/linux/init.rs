@@ -227,6 +227,9 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     if sigfd < 0 {
         fail(ctl, Stage::InitPrctl, 3, errno());
     }
+    if let Err(e) = seccomp::install_for_commands() {
+        fail(ctl, Stage::Seccomp, 0, e);
+    }
     let ready = Reply::Ready.encode();
     let sent = match listener {
         Some(fd) => control::send(ctl, &ready, &[fd]),

@@ -257,7 +257,25 @@ pub(crate) fn prepare() -> Result<&'static Filters, String> {
 
 /// Child side: install the filters prepared by [`prepare`]. Needs `no_new_privs` (or
 /// CAP_SYS_ADMIN). No allocation: the programs were built before `clone`.
+/// Set in init once it runs under the filters itself: its commands inherit them.
+static INHERITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Init side, after setup and before the first command: filter init itself, so every
+/// command it starts inherits the filters (installed once per sandbox, not per call).
+/// Init needs none of the denied calls any more: it only forks, waits, signals and talks
+/// to the parent.
+pub(crate) fn install_for_commands() -> Result<(), i32> {
+    install()?;
+    INHERITED.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
 pub(crate) fn install() -> Result<(), i32> {
+    // Already filtered (inherited from init, which shares our memory): a second copy of
+    // the same filters would only double their cost on every syscall.
+    if INHERITED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
     // `get` is a plain atomic load once initialised: no lock is taken.
     let Some(Ok(filters)) = FILTERS.get() else {
         return Err(libc::EINVAL); // not prepared: refuse to run unfiltered
