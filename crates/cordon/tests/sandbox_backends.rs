@@ -91,3 +91,42 @@ async fn a_container_backend_without_an_engine_fails_closed() {
     );
     assert!(!marker.exists(), "the command never ran on the host");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_reports_the_native_layers_and_what_is_visible() {
+    let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
+    let out = inst.cordon(&["sandbox", "explain", "--json"]).await;
+    assert_ok(&out);
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["backend"], "native");
+    assert_eq!(e["uid"], 1000);
+    let layers = e["layers"].as_array().unwrap();
+    let active = |name: &str| {
+        layers
+            .iter()
+            .any(|l| l["layer"].as_str().unwrap_or("").contains(name) && l["active"] == true)
+    };
+    for layer in ["seccomp", "landlock", "user", "network"] {
+        assert!(active(layer), "{layer} is not reported active: {layers:?}");
+    }
+    let mounts = e["mounts"].as_array().unwrap();
+    let ws = mounts
+        .iter()
+        .find(|m| m["path"] == "/workspace")
+        .expect("/workspace listed");
+    assert_eq!(ws["access"], "read_write");
+    for hidden in ["/home", "/root", "/var", "/sys"] {
+        assert!(
+            mounts.iter().all(|m| m["path"] != hidden),
+            "{hidden} must not be visible"
+        );
+    }
+    // The text form names the same things for a person.
+    let text_out = inst.cordon(&["sandbox", "explain"]).await;
+    assert_ok(&text_out);
+    let t = text(&text_out.stdout);
+    assert!(
+        t.contains("/workspace") && t.contains("seccomp") && t.contains("uid 1000"),
+        "{t}"
+    );
+}
