@@ -12,6 +12,7 @@
 //! loop and never fall back to something weaker.
 
 mod approval;
+pub mod hygiene;
 mod model_endpoint;
 mod perform;
 mod tools;

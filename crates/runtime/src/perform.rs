@@ -6,8 +6,9 @@
 //! human's `Once`/`Session` answer or a session grant for the exact same canonical
 //! action (noted as `session_grant` on the decision record; `approval` records are
 //! written only when a human was actually asked); every result is redacted before it
-//! leaves, labelled (`http_fetch` is untrusted), and audited with a digest. Any failure
-//! becomes an error observation and an `error` audit record; nothing panics and nothing
+//! leaves, labelled (`http_fetch` is untrusted; its content is cleaned and wrapped in
+//! the session's boundary markers by [`crate::hygiene`]), and audited with a digest. Any
+//! failure becomes an error observation and an `error` audit record; nothing panics and nothing
 //! runs outside the sandbox / workspace confinement. If the audit log cannot record the
 //! decision, the action does not run.
 
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::approval::{ApprovalAnswer, ApprovalRequest, Approver};
+use crate::hygiene;
 use crate::tools::exec::SharedInstance;
 use crate::tools::http_fetch::Target;
 use crate::tools::{
@@ -77,6 +79,8 @@ struct SessionState {
     grants: HashSet<String>,
     /// Placeholders and the egress policy of the session, made on first use.
     egress: Option<SessionEgress>,
+    /// The marker around the session's untrusted content, made on first use.
+    boundary: Option<hygiene::Boundary>,
 }
 
 /// What a session's traffic is decided with: its own placeholders (unguessable, new
@@ -238,6 +242,25 @@ impl Runtime {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 
+    /// Untrusted content is cleaned and wrapped in the session's boundary (see
+    /// [`crate::hygiene`]) before redaction; without a boundary it is withheld.
+    fn hygiene(&self, session: &str, source: &str, response: bool, output: &mut ToolOutput) {
+        let made = self.with_session(session, |s| match &s.boundary {
+            Some(b) => Ok(b.clone()),
+            None => hygiene::Boundary::new().map(|b| s.boundary.insert(b).clone()),
+        });
+        match made {
+            Ok(b) if response => {
+                output.content = hygiene::http_response(&b, source, &output.content);
+            }
+            Ok(b) => output.content = hygiene::untrusted_text(&b, source, &output.content),
+            Err(e) => {
+                output.content = e.to_string();
+                output.is_error = true;
+            }
+        }
+    }
+
     /// Drop the session's sandbox instance and its grants.
     pub fn end_session(&self, session: &str) {
         let removed = match self.sessions.lock() {
@@ -261,8 +284,8 @@ impl Runtime {
             }),
         );
         let untrusted_source = || format!("tool:{}", call.name);
-        let (output, source, integrity) = match self.run(session, call).await {
-            Ok((out, source, integrity)) => (out, source, integrity),
+        let (mut output, source, integrity, responded) = match self.run(session, call).await {
+            Ok((out, source, integrity)) => (out, source, integrity, true),
             Err(f) => {
                 let message = self.redact(&f.message);
                 let _ = self.audit.append(
@@ -285,9 +308,12 @@ impl Runtime {
                     is_error: true,
                     ..ToolOutput::default()
                 };
-                (out, untrusted_source(), integrity)
+                (out, untrusted_source(), integrity, false)
             }
         };
+        if integrity == Integrity::Untrusted {
+            self.hygiene(session, &source, responded, &mut output);
+        }
         let redacted = self.redactor.redact(&output.content);
         let digest = hex::encode(sha2::Sha256::digest(redacted.text.as_bytes()));
         let result = self.audit.record(

@@ -168,7 +168,8 @@ async fn fetch_from_an_allowed_loopback_server() {
     assert!(!obs.is_error, "{}", obs.content);
     assert!(obs.content.starts_with("HTTP 200 OK"), "{}", obs.content);
     assert!(
-        obs.content.ends_with("hello from loopback"),
+        obs.content
+            .contains("\nhello from loopback\n<</untrusted nonce="),
         "{}",
         obs.content
     );
@@ -202,7 +203,11 @@ async fn fetch_from_an_allowed_loopback_server() {
     let (_, obs) = h
         .call("http_fetch", json!({"url": format!("http://127.0.0.1:{port}/echo"), "method": "POST", "body": "ping"}))
         .await;
-    assert!(obs.content.ends_with("got: ping"), "{}", obs.content);
+    assert!(
+        obs.content.contains("\ngot: ping\n<</untrusted nonce="),
+        "{}",
+        obs.content
+    );
 }
 
 #[tokio::test]
@@ -244,7 +249,10 @@ async fn redirects_are_checked_hop_by_hop() {
         )
         .await;
     assert!(!obs.is_error, "{}", obs.content);
-    assert!(obs.content.ends_with("hello from loopback"));
+    assert!(
+        obs.content
+            .contains("\nhello from loopback\n<</untrusted nonce=")
+    );
     let decisions: Vec<_> = h
         .records_of(&id)
         .into_iter()
@@ -461,7 +469,8 @@ async fn https_to_a_bound_host_gets_the_real_credential() {
     assert!(!obs.is_error, "{}", obs.content);
     assert!(obs.content.starts_with("HTTP 200 OK"), "{}", obs.content);
     assert!(
-        obs.content.ends_with("hello from loopback"),
+        obs.content
+            .contains("\nhello from loopback\n<</untrusted nonce="),
         "{}",
         obs.content
     );
