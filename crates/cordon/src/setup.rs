@@ -22,13 +22,22 @@ pub struct State {
 
 /// Load and validate the config file named by the environment.
 pub fn load_config(paths: &Paths) -> Result<Config> {
-    if !paths.config_file.exists() {
+    Ok(read_config(paths)?.0)
+}
+
+/// The config and the exact text it was parsed from (read once, so the digest recorded
+/// in the audit log is of what was actually loaded).
+fn read_config(paths: &Paths) -> Result<(Config, String)> {
+    let file = &paths.config_file;
+    if !file.exists() {
         bail!(
             "no config at {} — run `cordon init` first, or point CORDON_CONFIG at one",
-            paths.config_file.display()
+            file.display()
         );
     }
-    Ok(config::load(&paths.config_file)?)
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read config {}", file.display()))?;
+    Ok((config::load_str(&text, file)?, text))
 }
 
 /// Create the state directory with mode 0700, or tighten it if it is more open.
@@ -62,7 +71,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// Open config, state dir, audit log and store; record that the config was loaded.
 pub fn open_state() -> Result<State> {
     let paths = Paths::from_env();
-    let config = load_config(&paths)?;
+    let (config, text) = read_config(&paths)?;
     ensure_private_dir(&paths.state_dir)?;
     let audit = audit::Log::open(&paths.audit_dir()).with_context(|| {
         format!(
@@ -76,13 +85,12 @@ pub fn open_state() -> Result<State> {
             paths.db_file().display()
         )
     })?;
-    let text = std::fs::read(&paths.config_file).unwrap_or_default();
     audit.record(
         EventKind::ConfigLoaded,
         None,
         json!({
             "path": paths.config_file.display().to_string(),
-            "sha256": sha256_hex(&text),
+            "sha256": sha256_hex(text.as_bytes()),
             "tier": config.tier,
             "agents": config.agents.keys().collect::<Vec<_>>(),
         }),
