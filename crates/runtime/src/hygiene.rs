@@ -253,6 +253,9 @@ const BLOCK: [&str; 38] = [
 /// Elements a new one of the same name implicitly closes.
 const SELF_CLOSING_SIBLINGS: [&str; 6] = ["p", "li", "dt", "dd", "tr", "option"];
 
+/// Deepest element nesting followed; real pages stay far below it.
+const MAX_DEPTH: usize = 256;
+
 /// One open element: its name and whether it hides its content.
 struct Open {
     name: String,
@@ -261,7 +264,8 @@ struct Open {
 
 /// Reduce HTML to the text a browser would show: see the module docs for what is
 /// dropped. Entities are decoded, block elements become line breaks, whitespace is
-/// collapsed and blank lines dropped.
+/// collapsed and blank lines dropped. Linear in the input; a document nested deeper
+/// than 256 elements is cut there (and says so).
 pub fn visible_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut stack: Vec<Open> = Vec::new();
@@ -343,6 +347,15 @@ pub fn visible_text(html: &str) -> String {
             }
             if VOID.contains(&name) {
                 continue;
+            }
+            if stack.len() >= MAX_DEPTH {
+                // Past this depth end tags can no longer be matched reliably (and each
+                // would cost a long scan): drop the rest rather than risk showing
+                // hidden text.
+                out.push_str(&format!(
+                    "\n[rest of the page dropped: elements nested deeper than {MAX_DEPTH}]"
+                ));
+                break;
             }
             let hidden = name == "head" || tag.hides;
             if hidden {
@@ -492,15 +505,20 @@ fn is_zero(value: &str) -> bool {
 }
 
 /// Skip the content of a raw-text element up to and including `</name>`; everything
-/// when it is never closed.
+/// when it is never closed. Linear in what it skips (no copy of the rest).
 fn skip_raw<'a>(s: &'a str, name: &str) -> &'a str {
-    let lower = s.to_ascii_lowercase();
-    let needle = format!("</{name}");
     let mut from = 0;
-    while let Some(pos) = lower[from..].find(&needle) {
-        let at = from + pos;
-        let after = at + needle.len();
-        let next = lower[after..].chars().next();
+    while let Some(pos) = s[from..].find("</") {
+        let at = from + pos + 2;
+        let matches_name = s
+            .get(at..at + name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        if !matches_name {
+            from = at;
+            continue;
+        }
+        let after = at + name.len();
+        let next = s[after..].chars().next();
         if matches!(next, None | Some('>' | '/')) || next.is_some_and(char::is_whitespace) {
             return match s[after..].find('>') {
                 Some(end) => &s[after + end + 1..],
