@@ -5,6 +5,10 @@
 //! As root, `unprivileged_caller_cannot_escape_either` re-runs the important attacks as
 //! uid 65534 through `setpriv`.
 
+mod support;
+
+use support::euid;
+
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -57,16 +61,6 @@ fn bash(ws: &Path, script: &str) -> String {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn euid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 fn assert_has(all: &str, needle: &str) {
@@ -553,52 +547,23 @@ const INNER_SECRET: &str = "CORDON_ESCAPE_TEST_SECRET";
 
 #[test]
 fn unprivileged_caller_cannot_escape_either() {
-    if euid() != 0 {
-        eprintln!("already unprivileged: every other test in this suite covers this case");
+    let Some(run) = support::NobodyRun::prepare() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
-    chown(dir.path());
-    let bin = dir.path().join("suite");
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ws = dir.path().join("ws");
-    std::fs::create_dir(&ws).unwrap();
-    chown(&ws);
+    };
+    let ws = run.owned_dir("ws");
+    // World-readable on the host, so only the sandbox can hide it from uid 65534.
     let state = tempfile::tempdir().unwrap();
     std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let secret = state.path().join("secret");
     std::fs::write(&secret, "TOPSECRET-UNPRIV").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut attempts = 0;
-    let out = loop {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args(["--exact", "unprivileged_escape_inner", "--include-ignored"])
-            .args(["--nocapture", "--test-threads=1"])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env(INNER_WS, &ws)
-            .env(INNER_SECRET, &secret)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        attempts += 1;
-        if attempts < 20 && text(&out.stderr).contains("Text file busy") {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        break out;
-    };
-    let stdout = text(&out.stdout);
-    assert!(
-        out.status.success(),
-        "inner run failed:\n{stdout}\n{}",
-        text(&out.stderr)
+    run.run(
+        "unprivileged_escape_inner",
+        &[
+            (INNER_WS, ws.as_os_str()),
+            (INNER_SECRET, secret.as_os_str()),
+        ],
     );
-    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 #[test]

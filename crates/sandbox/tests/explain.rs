@@ -1,6 +1,10 @@
 //! `NativeSandbox::explain` checked against reality: every claim it makes is verified by a
 //! command inside a real sandbox started from the same profile.
 
+mod support;
+
+use support::euid;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -216,55 +220,12 @@ fn explain_serialises_to_json() {
     );
 }
 
-fn euid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// As root, re-runs the claims check as uid 65534 (no cgroup, other id mapping).
 #[test]
 fn every_claim_holds_for_an_unprivileged_caller() {
-    use std::os::unix::fs::PermissionsExt;
-    if euid() != 0 {
-        eprintln!("already unprivileged: the other tests cover this case");
-        return;
+    if let Some(run) = support::NobodyRun::prepare() {
+        run.run("unprivileged_explain_inner", &[]);
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
-    let bin = dir.path().join("suite");
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut attempts = 0;
-    let out = loop {
-        let out = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args(["--exact", "unprivileged_explain_inner", "--include-ignored"])
-            .args(["--nocapture", "--test-threads=1"])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        attempts += 1;
-        if attempts < 20 && text(&out.stderr).contains("Text file busy") {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        break out;
-    };
-    let stdout = text(&out.stdout);
-    assert!(
-        out.status.success(),
-        "inner run failed:\n{stdout}\n{}",
-        text(&out.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 #[test]

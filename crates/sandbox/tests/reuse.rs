@@ -5,9 +5,12 @@
 //! sandboxes cannot see or signal each other, and that the egress listener is reachable
 //! from inside only.
 
+mod support;
+
+use support::euid;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -285,66 +288,11 @@ const INNER_WS: &str = "CORDON_REUSE_TEST_WS";
 /// Re-runs `reuse_unprivileged_inner` as uid 65534 when this suite runs as root.
 #[test]
 fn reuse_works_for_an_unprivileged_caller() {
-    if euid() != 0 {
-        eprintln!("already unprivileged: every other test in this suite covers this case");
+    let Some(run) = support::NobodyRun::prepare() else {
         return;
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: setpriv is not installed, cannot re-run as an unprivileged user");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
-    chown(dir.path());
-    let bin = dir.path().join("suite");
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ws = dir.path().join("ws");
-    std::fs::create_dir(&ws).unwrap();
-    chown(&ws);
-    let mut attempts = 0;
-    let out = loop {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args([
-                "--exact",
-                "reuse_unprivileged_inner",
-                "--include-ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env(INNER_WS, &ws)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        attempts += 1;
-        // A sandbox cloned by a concurrent test may briefly hold the copy open (ETXTBSY).
-        if attempts < 20 && String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        break out;
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "inner run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
-}
-
-fn euid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    let ws = run.owned_dir("ws");
+    run.run("reuse_unprivileged_inner", &[(INNER_WS, ws.as_os_str())]);
 }
 
 #[test]
