@@ -907,12 +907,7 @@ fn unprivileged_caller_gets_the_same_isolation() {
         return;
     };
     let ws = run.owned_dir("ws");
-    // World-readable on the host, so only the sandbox can hide it from uid 65534.
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let secret = state.path().join("secret");
-    std::fs::write(&secret, "TOPSECRET-UNPRIV").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_state, secret) = support::world_readable_secret("TOPSECRET-UNPRIV");
     run.run(
         "unprivileged_inner",
         &[

@@ -94,3 +94,14 @@ pub fn chown_nobody(p: &Path) {
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
+
+/// A world-readable file outside any workspace (a stand-in for the host's secrets), so
+/// only the sandbox can hide it from an unprivileged caller. Keep the directory alive.
+pub fn world_readable_secret(content: &str) -> (tempfile::TempDir, PathBuf) {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = state.path().join("secret");
+    std::fs::write(&secret, content).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (state, secret)
+}
