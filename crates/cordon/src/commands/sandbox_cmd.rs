@@ -1,17 +1,15 @@
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use audit::EventKind;
+use runtime::NoHumanApprover;
 use sandbox::ExitStatus;
 use serde_json::json;
 
 use crate::cli::SandboxCommand;
-use std::sync::Arc;
-
-use runtime::NoHumanApprover;
-
 use crate::setup::{agent_config, build_runtime, open_state, sandbox_backend};
 
 pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
@@ -40,14 +38,20 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             cmd,
         } => {
             let state = open_state()?;
+            // The same error as everywhere else (it lists the agents that exist).
+            agent_config(&state.config, &agent)?;
             let mut config = (*state.config).clone();
             let agent_cfg = config
                 .agents
                 .get_mut(&agent)
-                .with_context(|| format!("no agent `{agent}` in the config"))?;
+                .context("the agent disappeared from the config")?;
             if let Some(ws) = workspace {
-                agent_cfg.workspace = std::fs::canonicalize(&ws)
-                    .with_context(|| format!("workspace {} does not exist", ws.display()))?;
+                agent_cfg.workspace = std::fs::canonicalize(&ws).with_context(|| {
+                    format!(
+                        "--workspace {}: no such directory; create it first",
+                        ws.display()
+                    )
+                })?;
             }
             let workspace = agent_cfg.workspace.clone();
             let timeout = timeout.unwrap_or(Duration::from_secs(agent_cfg.exec.timeout_secs));
