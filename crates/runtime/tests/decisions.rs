@@ -308,3 +308,38 @@ async fn unknown_agent_and_missing_workspace_are_clear_errors() {
         "{e}"
     );
 }
+
+/// Fail closed on the audit log: once the log cannot make the decision durable (here a
+/// line that does not continue the chain was written behind the writer's back, which
+/// fails its next sync), an allowed write does not happen and the model is told why.
+#[tokio::test]
+async fn nothing_runs_when_the_audit_log_cannot_record_the_decision() {
+    use std::io::Write;
+    let h = Harness::new(Setup::default());
+    let (_, obs) = h
+        .call("write_file", json!({"path": "before.txt", "content": "x"}))
+        .await;
+    assert!(!obs.is_error, "{}", obs.content);
+
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(h.audit_dir.join(audit::LOG_FILE))
+        .unwrap()
+        .write_all(b"{\"seq\":999999,\"forged\":true}\n")
+        .unwrap();
+
+    let (_, obs) = h
+        .call("write_file", json!({"path": "after.txt", "content": "x"}))
+        .await;
+    assert!(obs.is_error, "{}", obs.content);
+    assert!(
+        obs.content
+            .contains("write_file not run: the audit log cannot record the decision"),
+        "{}",
+        obs.content
+    );
+    assert!(
+        !h.ws.join("after.txt").exists(),
+        "the write happened anyway"
+    );
+}
