@@ -100,8 +100,8 @@ pub(crate) fn parse_target(input: &str) -> Result<(String, u16), String> {
                 .map_err(|_| format!("`{s}`: port must be a number 1-65535"))?;
             Ok((h.to_string(), port))
         }
-        Some(_) => Ok((s.to_string(), 443)),
-        None => Ok((s.to_string(), 443)),
+        // No port, or a bare IPv6 address: the default.
+        _ => Ok((s.to_string(), 443)),
     }
 }
 
@@ -135,9 +135,9 @@ impl Proxy {
                 addresses: vec![ip],
             };
         }
-        if !policy.allows(&host, port) {
+        let Some(pattern) = policy.allow.iter().find(|p| p.matches(&host, port)) else {
             return Verdict::deny(&host, port, vec![], not_listed(policy, &host, port));
-        }
+        };
         let addresses = match self.cfg.resolve.get(&host) {
             Some(ip) => vec![*ip],
             None => match tokio::time::timeout(
@@ -182,12 +182,6 @@ impl Proxy {
                 return Verdict::deny(&host, port, addresses.clone(), reason);
             }
         }
-        let pattern = policy
-            .allow
-            .iter()
-            .find(|p| p.matches(&host, port))
-            .map(|p| p.to_string())
-            .unwrap_or_default();
         Verdict {
             allowed: true,
             reason: format!("allowed by allowlist entry `{pattern}`"),
