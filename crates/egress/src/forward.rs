@@ -368,10 +368,14 @@ impl Conn {
         let uri = match Uri::try_from(path) {
             Ok(u) => u,
             Err(e) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cordon egress: bad path: {e}"),
+                // Reachable when an injected value is not valid in a path: recorded.
+                let mut r = v.clone();
+                r.allowed = false;
+                r.reason = format!(
+                    "the request path is not valid after placeholder injection ({e}); send \
+                     the credential in a header or the body instead"
                 );
+                return self.refuse(&r, scheme, StatusCode::BAD_REQUEST);
             }
         };
         let default_port = if scheme == "https" { 443 } else { 80 };

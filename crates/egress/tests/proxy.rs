@@ -376,16 +376,10 @@ async fn placeholder_is_injected_over_plain_http_only_for_the_bound_host() {
             .any(|r| r.data["credentials"] == serde_json::json!(["GH_TOKEN"])
                 && r.data["decision"] == "allow")
     );
-    let raw_log = std::fs::read_to_string(h.log.dir().join("log.jsonl"))
-        .or_else(|_| {
-            // Whatever the file is called: search every file of the audit dir.
-            let mut all = String::new();
-            for e in std::fs::read_dir(h.log.dir()).unwrap() {
-                all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
-            }
-            Ok::<_, std::io::Error>(all)
-        })
-        .unwrap();
+    // The file itself (records() synced it), not a parse of it: the check cannot pass
+    // on an empty or misnamed file.
+    let raw_log = std::fs::read_to_string(h.log.dir().join(audit::LOG_FILE)).unwrap();
+    assert!(raw_log.contains("GH_TOKEN"), "the log names the credential");
     assert!(
         !raw_log.contains(REAL),
         "the audit log never holds the value"
@@ -821,4 +815,40 @@ async fn watched_secrets_are_blocked_without_credentials_and_upstream_failure_is
         .unwrap();
     assert_eq!(r.status(), 502);
     assert!(r.text().await.unwrap().contains("could not connect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_that_cannot_go_in_a_path_is_refused_and_recorded() {
+    let web = http_server().await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let api = format!("api.test:{}", web.port());
+    // A space is fine in a header but not in a request path.
+    let spaced: Vec<(String, String, Vec<u8>, Vec<config::HostPattern>)> = vec![(
+        "SPACED".to_string(),
+        PH.to_string(),
+        b"has a space inside".to_vec(),
+        vec![pat(&api)],
+    )];
+    let policy = EgressPolicy::new("coder", "s1", vec![pat(&api)]).with_credentials(&spaced);
+    let h = start(cfg, policy).await;
+
+    let r = h
+        .client()
+        .get(format!("http://{api}/q?key={PH}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("placeholder injection"));
+    assert_eq!(web.count(), 0, "nothing reached the server");
+    let denied = h
+        .records()
+        .into_iter()
+        .filter(|r| r.data["decision"] == "deny" && r.data["kind"] == "http")
+        .count();
+    assert_eq!(denied, 1, "{}", h.audit_text());
 }
