@@ -74,7 +74,8 @@ pub struct Limits {
     pub cgroup_memory: u64,
     /// cgroup limit on tasks in the whole sandbox (pids.max).
     pub cgroup_pids: u64,
-    /// cgroup CPU bandwidth for the whole sandbox, in percent of one CPU (100 = one core).
+    /// cgroup CPU bandwidth for the whole sandbox, in percent of one CPU (100 = one core);
+    /// 0 sets no CPU cap (`cpu.max` "max").
     pub cgroup_cpu_percent: u32,
 }
 

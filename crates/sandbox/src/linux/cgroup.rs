@@ -225,7 +225,11 @@ pub(crate) fn create(key: &PoolKey) -> Result<Cgroup, String> {
             make_dir(&dir)?;
             cg.dirs.push(dir.clone());
             write(&dir.join("memory.max"), &key.memory.to_string())?;
-            write(&dir.join("memory.swap.max"), "0").or_else(ignore_missing)?;
+            // Absent when the kernel does not account swap: then there is none to cap.
+            let swap = dir.join("memory.swap.max");
+            if swap.exists() {
+                write(&swap, "0")?;
+            }
             write(&dir.join("pids.max"), &key.pids.to_string())?;
             let cpu = if quota == 0 {
                 format!("max {CPU_PERIOD_US}")
@@ -286,14 +290,6 @@ pub(crate) fn sweep_dead_owners(key: &PoolKey) {
                 let _ = fs::remove_dir(entry.path());
             }
         }
-    }
-}
-
-fn ignore_missing(e: String) -> Result<(), String> {
-    if e.contains("No such file") {
-        Ok(())
-    } else {
-        Err(e)
     }
 }
 
