@@ -1,16 +1,16 @@
 //! [`Runtime::perform`]: one tool call from proposal to labelled, redacted, audited
 //! observation.
 //!
-//! Guarantees: the proposal is audited before anything else; the guard's decision is
-//! made durable (`Log::record`) before anything executes; `Ask` never runs without a
-//! human's `Once`/`Session` answer or a session grant for the exact same canonical
-//! action (noted as `session_grant` on the decision record; `approval` records are
-//! written only when a human was actually asked); every result is redacted before it
-//! leaves, labelled (`http_fetch` is untrusted; its content is cleaned and wrapped in
-//! the session's boundary markers by [`crate::hygiene`]), and audited with a digest. Any
-//! failure becomes an error observation and an `error` audit record; nothing panics and nothing
-//! runs outside the sandbox / workspace confinement. If the audit log cannot record the
-//! decision, the action does not run.
+//! Guarantees: the proposal is audited before anything else (a proposal the log refuses
+//! does not run); the guard's decision is made durable (`Log::record`) before anything
+//! executes; `Ask` never runs without a human's `Once`/`Session` answer or a session
+//! grant for the exact same canonical action (noted as `session_grant` on the decision
+//! record; `approval` records are written only when a human was actually asked); every
+//! result is redacted before it leaves, labelled (`http_fetch` is untrusted; its content
+//! is cleaned and wrapped in the session's boundary markers by [`crate::hygiene`]), and
+//! audited with a digest. Any failure becomes an error observation and an `error` audit
+//! record; nothing panics and nothing runs outside the sandbox / workspace confinement.
+//! If the audit log cannot record the decision, the action does not run.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -274,7 +274,7 @@ impl Runtime {
     /// Decide, execute, redact, label and audit one proposed tool call.
     pub async fn perform(&self, session: &str, call: &ToolCall) -> Observation {
         let started = Instant::now();
-        let _ = self.audit.append(
+        let proposed = self.audit.append(
             EventKind::ToolProposed,
             Some(session),
             json!({
@@ -283,8 +283,18 @@ impl Runtime {
                 "arguments": self.redacted_arguments(&call.arguments),
             }),
         );
+        let outcome = match proposed {
+            Ok(()) => self.run(session, call).await,
+            Err(e) => Err(fail(
+                "audit",
+                format!(
+                    "{} not run: the audit log cannot record the proposal: {e}",
+                    call.name
+                ),
+            )),
+        };
         let untrusted_source = || format!("tool:{}", call.name);
-        let (mut output, source, integrity, responded) = match self.run(session, call).await {
+        let (mut output, source, integrity, responded) = match outcome {
             Ok((out, source, integrity)) => (out, source, integrity, true),
             Err(f) => {
                 let message = self.redact(&f.message);

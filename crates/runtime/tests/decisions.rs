@@ -338,8 +338,19 @@ async fn nothing_runs_when_the_audit_log_cannot_record_the_decision() {
         "{}",
         obs.content
     );
+    assert!(!h.ws.join("after.txt").exists(), "the write happened");
+
+    // The failed sync poisons the handle: the next proposal itself cannot be recorded,
+    // and that alone keeps the call from running.
+    let (_, obs) = h
+        .call("write_file", json!({"path": "later.txt", "content": "x"}))
+        .await;
+    assert!(obs.is_error, "{}", obs.content);
     assert!(
-        !h.ws.join("after.txt").exists(),
-        "the write happened anyway"
+        obs.content
+            .contains("write_file not run: the audit log cannot record the proposal"),
+        "{}",
+        obs.content
     );
+    assert!(!h.ws.join("later.txt").exists(), "the write happened");
 }
