@@ -18,6 +18,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::EgressError;
@@ -73,9 +74,11 @@ impl CertificateAuthority {
                 let ca_pem =
                     fs::read_to_string(&cert_path).map_err(|e| io(&cert_path, "read", e))?;
                 let key = KeyPair::from_pem(&key_pem).map_err(|e| invalid(&key_path, e))?;
-                let ca_der = pem_to_der(&ca_pem).ok_or_else(|| EgressError::CaInvalid {
-                    path: cert_path.clone(),
-                    reason: "no PEM certificate in the file".into(),
+                let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| {
+                    EgressError::CaInvalid {
+                        path: cert_path.clone(),
+                        reason: format!("no PEM certificate in the file ({e})"),
+                    }
                 })?;
                 Ok(CertificateAuthority::from_parts(key, ca_pem, ca_der))
             }
@@ -175,20 +178,4 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(data)?;
     f.sync_all()
-}
-
-/// The first certificate of a PEM text, DER.
-pub(crate) fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
-    use base64::Engine;
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    let start = pem.find(BEGIN)? + BEGIN.len();
-    let end = pem[start..].find("-----END CERTIFICATE-----")? + start;
-    let b64: String = pem[start..end]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .ok()
-        .map(CertificateDer::from)
 }
