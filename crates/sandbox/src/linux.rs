@@ -88,19 +88,7 @@ impl Sandbox for NativeSandbox {
     }
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
-        let ws = &profile.workspace;
-        let workspace = ws.canonicalize().map_err(|e| {
-            SandboxError::Invalid(format!(
-                "workspace {}: {e}; create it or fix `workspace` in the agent's profile",
-                ws.display()
-            ))
-        })?;
-        if !workspace.is_dir() {
-            return Err(SandboxError::Invalid(format!(
-                "workspace {} is not a directory; point `workspace` at a directory",
-                ws.display()
-            )));
-        }
+        let workspace = crate::host::resolve_workspace(profile)?;
         let last_cap = caps::last_cap().map_err(|detail| SandboxError::Setup {
             layer: Layer::Capabilities,
             detail,

@@ -7,8 +7,6 @@
 //! inside a real sandbox. Does not run anything: a layer that would fail at run time (e.g.
 //! a kernel refusing the Landlock ruleset) is still reported as it is planned.
 
-use std::path::Path;
-
 use crate::{Access, Explanation, LayerStatus, MountView, Profile};
 
 use super::cgroup::CgroupPlan;
@@ -191,8 +189,8 @@ pub(crate) fn explain(profile: &Profile) -> Explanation {
 }
 
 fn plan(profile: &Profile) -> Result<MountPlan, crate::SandboxError> {
-    let ws: &Path = &profile.workspace;
-    let workspace = ws.canonicalize()?;
+    // The same check as `start`, so the warning is the error `start` would give.
+    let workspace = crate::host::resolve_workspace(profile)?;
     MountPlan::build(
         &workspace,
         profile.workspace_writable,
