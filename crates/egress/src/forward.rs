@@ -337,7 +337,7 @@ impl Conn {
                     );
                     return self.alert(v, scheme, &method, reason, vec![c.name.clone()]);
                 }
-                let (ph, val) = (c.placeholder.as_bytes(), c.value.as_slice());
+                let (ph, val) = (c.placeholder.as_bytes(), c.value.expose_bytes());
                 if contains(&path, ph) {
                     path = replace_all(&path, ph, val);
                 }

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use config::HostPattern;
-use zeroize::Zeroizing;
+use secrets::Secret;
 
 /// A credential the proxy may inject: tools only ever see `placeholder`; `value` is
 /// written into requests to `hosts` and nowhere else.
 pub struct BoundCredential {
     pub name: String,
     pub placeholder: String,
-    /// Zeroed when dropped.
-    pub value: Zeroizing<Vec<u8>>,
+    /// UTF-8 (so the leak scanner looks for exactly these bytes), zeroed when dropped.
+    pub value: Secret,
     pub hosts: Vec<HostPattern>,
 }
 
@@ -26,13 +26,13 @@ impl BoundCredential {
     pub fn new(
         name: impl Into<String>,
         placeholder: impl Into<String>,
-        value: Vec<u8>,
+        value: Secret,
         hosts: Vec<HostPattern>,
     ) -> BoundCredential {
         BoundCredential {
             name: name.into(),
             placeholder: placeholder.into(),
-            value: Zeroizing::new(value),
+            value,
             hosts,
         }
     }
@@ -58,7 +58,7 @@ pub trait CredentialSource {
     fn credentials(&self) -> Vec<BoundCredential>;
 }
 
-impl CredentialSource for Vec<(String, String, Vec<u8>, Vec<HostPattern>)> {
+impl CredentialSource for Vec<(String, String, Secret, Vec<HostPattern>)> {
     fn credentials(&self) -> Vec<BoundCredential> {
         self.iter()
             .map(|(n, p, v, h)| BoundCredential::new(n.clone(), p.clone(), v.clone(), h.clone()))
@@ -75,7 +75,7 @@ impl CredentialSource for secrets::PlaceholderSet {
                 BoundCredential::new(
                     e.name.clone(),
                     e.placeholder.as_str(),
-                    e.secret.expose_bytes().to_vec(),
+                    e.secret.clone(),
                     e.hosts.clone(),
                 )
             })
@@ -133,12 +133,7 @@ impl EgressPolicy {
         let added = source.credentials();
         let pairs = added
             .iter()
-            .map(|c| {
-                (
-                    c.name.clone(),
-                    String::from_utf8_lossy(&c.value).into_owned(),
-                )
-            })
+            .map(|c| (c.name.clone(), c.value.expose().to_string()))
             .collect();
         self.leak_scanner = self.leak_scanner.with_secrets(pairs);
         self.credentials.extend(added);

@@ -12,11 +12,11 @@ use support::*;
 const PH: &str = "CORDON_PLACEHOLDER_GH_TOKEN_7f3a";
 const REAL: &str = "ghp_RealSecretValue0123456789";
 
-fn creds(bound: &[&str]) -> Vec<(String, String, Vec<u8>, Vec<config::HostPattern>)> {
+fn creds(bound: &[&str]) -> Vec<(String, String, secrets::Secret, Vec<config::HostPattern>)> {
     vec![(
         "GH_TOKEN".to_string(),
         PH.to_string(),
-        REAL.as_bytes().to_vec(),
+        secrets::Secret::from(REAL),
         bound.iter().map(|b| pat(b)).collect(),
     )]
 }
@@ -827,10 +827,10 @@ async fn a_value_that_cannot_go_in_a_path_is_refused_and_recorded() {
     };
     let api = format!("api.test:{}", web.port());
     // A space is fine in a header but not in a request path.
-    let spaced: Vec<(String, String, Vec<u8>, Vec<config::HostPattern>)> = vec![(
+    let spaced: Vec<(String, String, secrets::Secret, Vec<config::HostPattern>)> = vec![(
         "SPACED".to_string(),
         PH.to_string(),
-        b"has a space inside".to_vec(),
+        secrets::Secret::from("has a space inside"),
         vec![pat(&api)],
     )];
     let policy = EgressPolicy::new("coder", "s1", vec![pat(&api)]).with_credentials(&spaced);
