@@ -196,7 +196,10 @@ impl MountPlan {
             let inside = format!("/newroot/{dir}");
             match std::fs::symlink_metadata(&host) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    let target = std::fs::read_link(&host)?;
+                    let target = std::fs::read_link(&host).map_err(|e| SandboxError::Setup {
+                        layer: rfs,
+                        detail: format!("reading the host symlink {}: {e}", host.display()),
+                    })?;
                     p.push(
                         Op::Symlink {
                             target: cstr(target.as_os_str().as_bytes())?,
@@ -614,7 +617,10 @@ impl Builder {
         let shown = inside.strip_prefix("/newroot").unwrap_or(inside);
         // Resolve symlinks now: under /oldroot an absolute link would point into the scratch
         // root (e.g. /etc/localtime -> /usr/share/zoneinfo/...).
-        let real = std::fs::canonicalize(host)?;
+        let real = std::fs::canonicalize(host).map_err(|e| SandboxError::Setup {
+            layer: Layer::RootFilesystem,
+            detail: format!("resolving {host} on the host to bind it at {shown}: {e}"),
+        })?;
         let mut src = b"/oldroot".to_vec();
         src.extend_from_slice(real.as_os_str().as_bytes());
         self.push(
