@@ -6,11 +6,12 @@
 //! executes; `Ask` never runs without a human's `Once`/`Session` answer or a session
 //! grant for the exact same canonical action (noted as `session_grant` on the decision
 //! record; `approval` records are written only when a human was actually asked); every
-//! result is redacted before it leaves, labelled (`http_fetch` is untrusted; its content
-//! is cleaned and wrapped in the session's boundary markers by [`crate::hygiene`]), and
-//! audited with a digest. Any failure becomes an error observation and an `error` audit
-//! record; nothing panics and nothing runs outside the sandbox / workspace confinement.
-//! If the audit log cannot record the decision, the action does not run.
+//! result is redacted before it leaves, labelled (`http_fetch`, and `exec` when it can
+//! reach the network, are untrusted; their content is cleaned and wrapped in the
+//! session's boundary markers by [`crate::hygiene`]), and audited with a digest. Any
+//! failure becomes an error observation and an `error` audit record; nothing panics and
+//! nothing runs outside the sandbox / workspace confinement. If the audit log cannot
+//! record the decision, the action does not run.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -322,7 +323,8 @@ impl Runtime {
             }
         };
         if integrity == Integrity::Untrusted {
-            self.hygiene(session, &source, responded, &mut output);
+            let http_response = responded && call.name == ToolName::HttpFetch.as_str();
+            self.hygiene(session, &source, http_response, &mut output);
         }
         let redacted = self.redactor.redact(&output.content);
         let digest = hex::encode(sha2::Sha256::digest(redacted.text.as_bytes()));
@@ -417,7 +419,16 @@ impl Runtime {
             Plan::Search(a, p) => {
                 trusted(tools::files::search(ws, &p, &a).map_err(|m| fail("workspace", m))?)
             }
-            Plan::Exec(a) => trusted(self.exec(session, call, &a.command).await?),
+            Plan::Exec(a) => {
+                let out = self.exec(session, call, &a.command).await?;
+                // What a command printed may come from the network it could reach.
+                let integrity = if self.exec_reaches_network() {
+                    Integrity::Untrusted
+                } else {
+                    Integrity::Trusted
+                };
+                Ok((out, format!("tool:{tool}"), integrity))
+            }
             Plan::HttpFetch(a, first) => {
                 let mut check_hop =
                     |t: &Target, m: tools::Method| self.check_redirect(session, call, t, m);
@@ -653,6 +664,12 @@ impl Runtime {
             }),
         );
         Ok(tools::exec::format(&out, &self.agent_cfg.exec))
+    }
+
+    /// Whether `exec` can reach the network: the agent has an egress allowlist, or the
+    /// `none` backend runs commands on the host.
+    fn exec_reaches_network(&self) -> bool {
+        !self.agent_cfg.egress.allow.is_empty() || self.sandbox.backend() == "none"
     }
 
     fn with_session<R>(&self, session: &str, f: impl FnOnce(&mut SessionState) -> R) -> R {

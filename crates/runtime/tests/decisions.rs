@@ -6,7 +6,9 @@ mod common;
 
 use audit::EventKind;
 use common::{Harness, SESSION, Setup};
-use cordon_runtime::{ApprovalAnswer, NoHumanApprover, Runtime, RuntimeOptions, ToolCall};
+use cordon_runtime::{
+    ApprovalAnswer, Integrity, NoHumanApprover, Runtime, RuntimeOptions, ToolCall,
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -353,4 +355,35 @@ async fn nothing_runs_when_the_audit_log_cannot_record_the_decision() {
         obs.content
     );
     assert!(!h.ws.join("later.txt").exists(), "the write happened");
+}
+
+/// What a command prints is untrusted once its sandbox can reach the network (it may be
+/// a fetched page): labelled so, and wrapped in the session's boundary markers. Without
+/// an egress allowlist it stays trusted and unwrapped.
+#[tokio::test]
+async fn exec_output_is_untrusted_when_the_sandbox_can_reach_the_network() {
+    let online = Harness::new(Setup {
+        exec_mode: "auto",
+        egress_allow: r#"["example.com"]"#.into(),
+        ..Setup::default()
+    });
+    let (_, obs) = online
+        .call("exec", json!({"command": "curl example.com"}))
+        .await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert_eq!(obs.provenance.integrity, Integrity::Untrusted);
+    assert!(
+        obs.content.contains("<<untrusted nonce="),
+        "{}",
+        obs.content
+    );
+    assert!(obs.content.contains("recorded"), "{}", obs.content);
+
+    let offline = Harness::new(Setup {
+        exec_mode: "auto",
+        ..Setup::default()
+    });
+    let (_, obs) = offline.call("exec", json!({"command": "ls"})).await;
+    assert_eq!(obs.provenance.integrity, Integrity::Trusted);
+    assert!(!obs.content.contains("<<untrusted"), "{}", obs.content);
 }
