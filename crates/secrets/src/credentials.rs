@@ -3,7 +3,8 @@
 //!
 //! Each format is matched exactly (prefix, length and alphabet) and bounded so it does
 //! not fire inside longer identifiers. Documented example values are skipped: anything
-//! whose match contains `example` (any case) or `xxxx` (any case).
+//! whose match contains `example` (any case) or `xxxx` (any case), except private key
+//! blocks, which are always reported.
 //!
 //! Not guaranteed: credentials in formats not listed in [`CredentialKind`], generic
 //! high-entropy strings, or keys split, encoded or reformatted (e.g. a private key with
@@ -173,7 +174,9 @@ pub fn detect_credentials(text: &str) -> Vec<Finding> {
             if text.as_bytes().get(m.end()).is_some_and(|&b| (f.tail)(b)) {
                 continue;
             }
-            if is_example(m.as_str()) {
+            // Not for key blocks: their base64 body holds `xxxx` in about 1 real RSA key
+            // in 600, and a cut-off block runs to the end of the text, prose included.
+            if f.kind != CredentialKind::PrivateKey && is_example(m.as_str()) {
                 continue;
             }
             found.push(Finding {
@@ -320,6 +323,12 @@ mod tests {
         // Cut off: everything from BEGIN on.
         let cut = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE";
         one(&format!("out: {cut}"), CredentialKind::PrivateKey, cut);
+        // `example` / `xxxx` never exempt a key block (base64 bodies contain them by
+        // chance; a cut-off block runs into whatever prose follows).
+        let xs = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBxXxXADANBg\n-----END PRIVATE KEY-----";
+        one(xs, CredentialKind::PrivateKey, xs);
+        let cut_prose = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n(see the example above)";
+        one(cut_prose, CredentialKind::PrivateKey, cut_prose);
         none("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----");
         none("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----");
     }
