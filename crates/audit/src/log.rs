@@ -139,7 +139,8 @@ impl Log {
         let (report, recovered) = {
             let _lock = FileLock::take(&file, &path)?;
             // Another process may have created the head between our check and the lock.
-            if head::read(dir).ok().flatten().is_none()
+            // Only a missing head starts a fresh log; an unreadable one is damage.
+            if matches!(head::read(dir), Ok(None))
                 && file.metadata().map(|m| m.len()).unwrap_or(1) == 0
             {
                 let genesis = Head {

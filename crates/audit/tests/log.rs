@@ -324,6 +324,19 @@ fn missing_files_are_reported() {
         "open must not start over"
     );
     assert!(!audit.join("audit.jsonl").exists());
+
+    // An emptied log with an unreadable head is damage, not a fresh log: open must not
+    // write a new genesis anchor over the evidence.
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 3);
+    std::fs::write(audit.join("audit.jsonl"), b"").unwrap();
+    std::fs::write(audit.join("head"), b"garbage").unwrap();
+    assert!(
+        matches!(Log::open(&audit), Err(AuditError::Broken(_))),
+        "open must not start over"
+    );
+    assert_eq!(std::fs::read(audit.join("head")).unwrap(), b"garbage");
 }
 
 #[test]
