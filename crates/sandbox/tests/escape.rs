@@ -293,6 +293,7 @@ fn kernel_attack_surface_syscalls_are_filtered() {
          perl -e 'syscall(250, 0, -1, 0, 0, 0) == -1 and print \"keyctl: $!\\n\"'; \
          perl -e 'syscall(321, 0, 0, 0) == -1 and print \"bpf: $!\\n\"'; \
          perl -e 'syscall(323, 0) == -1 and print \"userfaultfd: $!\\n\"'; \
+         perl -e 'syscall(425, 1, 0) == -1 and print \"io_uring_setup: $!\\n\"'; \
          setarch x86_64 -R true; \
          perl -e 'syscall(135, 0xffffffff) >= 0 and print \"query ok\\n\"'; \
          grep -E '^Seccomp' /proc/self/status",
@@ -302,6 +303,8 @@ fn kernel_attack_surface_syscalls_are_filtered() {
     assert_has(&all, "keyctl: Operation not permitted");
     assert_has(&all, "bpf: Operation not permitted");
     assert_has(&all, "userfaultfd: Operation not permitted");
+    // Unfiltered, io_uring_setup(1, NULL) fails with EFAULT (io_uring_disabled = 0 here).
+    assert_has(&all, "io_uring_setup: Operation not permitted");
     assert_has(&all, "Operation not permitted"); // setarch's personality(ADDR_NO_RANDOMIZE)
     assert_has(&all, "query ok");
     assert_has(&all, "Seccomp:\t2");

@@ -6,8 +6,9 @@
 //! changes (`unshare`, `setns`, `clone` with any `CLONE_NEW*` flag), `ptrace` and
 //! `process_vm_*`, `bpf`, `perf_event_open`, keyrings, module and kexec loading, reboot,
 //! swap, accounting, quotas, `userfaultfd`, file handles, clock setting, port I/O,
-//! `lookup_dcookie`, `syslog`, `vhangup`, `personality` with a non-default persona, the
-//! `TIOCSTI`/`TIOCLINUX` ioctls, and sockets other than `AF_UNIX`/`AF_INET`/`AF_INET6`/
+//! `lookup_dcookie`, `syslog`, `vhangup`, io_uring (whose ring operations would bypass this
+//! filter), `personality` with a non-default persona, the `TIOCSTI`/`TIOCLINUX` ioctls,
+//! and sockets other than `AF_UNIX`/`AF_INET`/`AF_INET6`/
 //! `AF_NETLINK` (netlink: `NETLINK_ROUTE` only; inet: no `SOCK_RAW`/`SOCK_PACKET`).
 //! `clone3` fails with `ENOSYS`, so libc falls back to `clone`, whose flags are inspected.
 //! A call from another architecture's ABI (i386 `int 0x80`) kills the process; x32 calls
@@ -93,6 +94,11 @@ const DENIED: &[(libc::c_long, &str)] = &[
     (libc::SYS_lookup_dcookie, "lookup_dcookie"),
     (libc::SYS_syslog, "syslog"),
     (libc::SYS_vhangup, "vhangup"),
+    // io_uring runs socket(), openat() and others as ring operations that this filter
+    // never sees: without these, the socket family rules below could be bypassed.
+    (libc::SYS_io_uring_setup, "io_uring_setup"),
+    (libc::SYS_io_uring_enter, "io_uring_enter"),
+    (libc::SYS_io_uring_register, "io_uring_register"),
 ];
 
 /// `CLONE_NEW*` flags that `clone` may not carry (`CLONE_NEWTIME` shares its bit with the
