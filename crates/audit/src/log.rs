@@ -317,7 +317,9 @@ impl Log {
             return Err(broken("another writer left a torn record".into()));
         }
         let (mut seq, mut prev) = (state.tail_seq, state.tail_hash.clone());
-        for raw in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        // `buf` ends with a newline (checked above); every line before it, even an empty
+        // one, must be a record that continues the chain.
+        for raw in buf[..buf.len() - 1].split(|&b| b == b'\n') {
             let record: Record = std::str::from_utf8(raw)
                 .ok()
                 .and_then(|t| serde_json::from_str(t).ok())

@@ -664,3 +664,21 @@ fn recovery_refuses_real_damage() {
     std::fs::write(&path, text.replace("\"written\"", "\"WRITTEN\"")).unwrap();
     assert!(matches!(Log::open(&audit), Err(AuditError::Broken(_))));
 }
+
+#[test]
+fn a_blank_line_slipped_in_while_the_writer_runs_is_caught_at_its_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let log = Log::open(&audit).unwrap();
+    log.record(EventKind::SessionStart, Some("s"), json!({}))
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(audit.join("audit.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"\n").unwrap();
+    let err = log
+        .record(EventKind::UserMessage, Some("s"), json!({"text": "hi"}))
+        .unwrap_err();
+    assert!(matches!(err, AuditError::Broken(_)), "{err}");
+}
