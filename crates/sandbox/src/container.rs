@@ -394,7 +394,8 @@ struct ContainerInstance {
 }
 
 impl ContainerInstance {
-    fn create(&mut self) -> Result<(), SandboxError> {
+    /// Create the task's container and record it as running.
+    fn create(&mut self) -> Result<ContainerConfig, SandboxError> {
         let config = ContainerConfig {
             engine: self.engine,
             image: self.image.clone(),
@@ -420,8 +421,8 @@ impl ContainerInstance {
                 ),
             });
         }
-        self.running = Some(config);
-        Ok(())
+        self.running = Some(config.clone());
+        Ok(config)
     }
 
     fn remove(&self, name: &str) {
@@ -434,14 +435,9 @@ impl ContainerInstance {
 
 impl Instance for ContainerInstance {
     fn exec(&mut self, req: &ExecRequest) -> Result<ExecOutput, SandboxError> {
-        if self.running.is_none() {
-            self.create()?;
-        }
-        let Some(config) = self.running.clone() else {
-            return Err(SandboxError::Setup {
-                layer: Layer::Exec,
-                detail: "the task's container is gone and could not be recreated".into(),
-            });
+        let config = match &self.running {
+            Some(c) => c.clone(),
+            None => self.create()?,
         };
         let args = exec_args(&self.profile, &config, req)?;
         let mut cmd = Command::new(&self.program);
