@@ -26,16 +26,36 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// Bytes that may still move, at most `CHUNK`.
-    fn allowance(&self) -> usize {
-        let used = self.usage.bytes.load(Ordering::Relaxed);
-        let left = self.max_bytes.saturating_sub(used);
-        usize::try_from(left).unwrap_or(usize::MAX).min(CHUNK)
+    /// Take up to `CHUNK` bytes of what is left, atomically, so that concurrent
+    /// directions and tunnels of one policy cannot each spend the same remainder.
+    /// 0 when the budget is spent.
+    fn reserve(&self) -> usize {
+        let mut used = self.usage.bytes.load(Ordering::Relaxed);
+        loop {
+            let left = self.max_bytes.saturating_sub(used).min(CHUNK as u64);
+            if left == 0 {
+                return 0;
+            }
+            match self.usage.bytes.compare_exchange_weak(
+                used,
+                used + left,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                // `left` <= CHUNK, so it fits a usize.
+                Ok(_) => return left as usize,
+                Err(now) => used = now,
+            }
+        }
     }
 
-    fn charge(&self, n: usize, dir: &AtomicU64) {
-        self.usage.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        dir.fetch_add(n as u64, Ordering::Relaxed);
+    fn spent(&self) -> bool {
+        self.usage.bytes.load(Ordering::Relaxed) >= self.max_bytes
+    }
+
+    /// Give back the part of a reservation that did not move.
+    fn refund(&self, n: usize) {
+        self.usage.bytes.fetch_sub(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -58,18 +78,26 @@ async fn one_way(
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     let result = async {
         loop {
-            let allowance = budget.allowance();
-            if allowance == 0 {
-                budget.conn.limit_hit.store(true, Ordering::Relaxed);
-                return Err(io::Error::other("egress byte limit reached"));
-            }
-            // The pipe is empty here: fill it from the source socket.
+            // The pipe is empty here: fill it from the source socket. The allowance is
+            // reserved only around the (non-blocking) splice, so an idle direction holds
+            // none of the budget.
             let n = loop {
+                if budget.spent() {
+                    budget.conn.limit_hit.store(true, Ordering::Relaxed);
+                    return Err(io::Error::other("egress byte limit reached"));
+                }
                 from.readable().await?;
-                match from.try_io(Interest::READABLE, || {
+                let allowance = budget.reserve();
+                if allowance == 0 {
+                    budget.conn.limit_hit.store(true, Ordering::Relaxed);
+                    return Err(io::Error::other("egress byte limit reached"));
+                }
+                let res = from.try_io(Interest::READABLE, || {
                     rustix::pipe::splice(from, None, &pipe_w, None, allowance, flags)
                         .map_err(io::Error::from)
-                }) {
+                });
+                budget.refund(allowance - res.as_ref().map_or(0, |n| *n));
+                match res {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(e),
@@ -78,6 +106,7 @@ async fn one_way(
             if n == 0 {
                 return Ok(());
             }
+            counter.fetch_add(n as u64, Ordering::Relaxed);
             let mut left = n;
             while left > 0 {
                 to.writable().await?;
@@ -90,7 +119,6 @@ async fn one_way(
                     Err(e) => return Err(e),
                 }
             }
-            budget.charge(n, counter);
         }
     }
     .await;

@@ -852,3 +852,35 @@ async fn a_value_that_cannot_go_in_a_path_is_refused_and_recorded() {
         .count();
     assert_eq!(denied, 1, "{}", h.audit_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_tunnels_share_one_byte_budget() {
+    let large = source(4 << 20).await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("src.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        max_bytes: 1 << 20,
+        ..ProxyConfig::default()
+    };
+    let target = format!("src.test:{}", large.port());
+    let h = start(cfg, EgressPolicy::new("a", "s", vec![pat(&target)])).await;
+    let addr = h.handle.local_addr();
+    // Six tunnels at once, each offered 4 MiB: together they may not pass 1 MiB.
+    let tunnels: Vec<_> = (0..6)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move { through_tunnel(addr, &target).await })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tunnels {
+        let (head, n) = t.await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        total += n;
+    }
+    assert!(total > 0, "the tunnels carried data");
+    assert!(
+        total <= 1 << 20,
+        "six tunnels together went past the 1 MiB budget: {total} bytes"
+    );
+}
