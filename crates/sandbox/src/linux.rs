@@ -213,7 +213,7 @@ impl NativeInstance {
             Stage::Exec => {
                 let detail = match r.errno {
                     libc::ENOENT if cmd.is_some_and(|c| c.candidates.len() > 1) => {
-                        let path = self.path();
+                        let path = command::search_path(&self.prepared.env);
                         format!("not found in PATH ({path}) inside the sandbox")
                     }
                     libc::ENOENT => "no such file inside the sandbox".to_owned(),
@@ -238,14 +238,5 @@ impl NativeInstance {
                  new instance",
             )),
         }
-    }
-
-    fn path(&self) -> &str {
-        self.prepared
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map_or(command::DEFAULT_PATH, |(_, v)| v.as_str())
     }
 }

@@ -13,7 +13,15 @@ use std::path::Path;
 use crate::{ExecRequest, SandboxError, WORKSPACE_MOUNT};
 
 /// `PATH` used for lookup when the profile's environment has none.
-pub(crate) const DEFAULT_PATH: &str = "/usr/bin:/bin";
+const DEFAULT_PATH: &str = "/usr/bin:/bin";
+
+/// The `PATH` programs are looked up in: the profile's last `PATH`, else [`DEFAULT_PATH`].
+pub(crate) fn search_path(env: &[(String, String)]) -> &str {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or(DEFAULT_PATH, |(_, v)| v.as_str())
+}
 
 /// The command, validated and converted to C strings, ready to be sent to init.
 pub(crate) struct CommandPlan {
@@ -48,16 +56,13 @@ impl CommandPlan {
         for (k, v) in env {
             if k.is_empty() || k.contains('=') {
                 return Err(SandboxError::Invalid(format!(
-                    "environment variable name {k:?} is empty or contains '='"
+                    "environment variable name {k:?} is empty or contains '='; fix the \
+                     profile's env"
                 )));
             }
             envs.push(c(&format!("{k}={v}"), "an environment variable")?);
         }
-        let path = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map_or(DEFAULT_PATH, |(_, v)| v);
+        let path = search_path(env);
         let candidates = if program.contains('/') {
             vec![c(&program, "the program")?]
         } else {
