@@ -437,7 +437,7 @@ impl Runtime {
                 // placeholders; the proxy swaps in real values for bound hosts only.
                 let a = tools::http_fetch::expand_secret_refs(a, &egress.env);
                 let via = tools::http_fetch::Via {
-                    proxy: self.egress(),
+                    proxy: &self.egress,
                     policy: egress.policy,
                     tls: &self.http_tls,
                 };
@@ -707,10 +707,6 @@ impl Runtime {
             .map_err(|f| f.message)
     }
 
-    fn egress(&self) -> &Arc<egress::Proxy> {
-        &self.egress
-    }
-
     fn egress_policy(
         &self,
         session: &str,
@@ -749,10 +745,10 @@ impl Runtime {
             timeout,
             output_limit: self.agent_cfg.exec.output_limit,
         };
-        let instance = self.instance(session);
+        // `scope = call`: a sandbox of its own, never the session's instance.
         tools::exec::run(
             self.sandbox.clone(),
-            instance,
+            SharedInstance::default(),
             config::SandboxScope::Call,
             profile,
             Some(egress),
