@@ -872,13 +872,14 @@ async fn concurrent_tunnels_share_one_byte_budget() {
             tokio::spawn(async move { through_tunnel(addr, &target).await })
         })
         .collect();
-    let mut total = 0;
+    let (mut total, mut opened) = (0, 0);
     for t in tunnels {
+        // A tunnel that starts after the budget is spent is cut before its 200.
         let (head, n) = t.await.unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        opened += usize::from(head.starts_with("HTTP/1.1 200"));
         total += n;
     }
-    assert!(total > 0, "the tunnels carried data");
+    assert!(opened > 0 && total > 0, "the tunnels carried data");
     assert!(
         total <= 1 << 20,
         "six tunnels together went past the 1 MiB budget: {total} bytes"
