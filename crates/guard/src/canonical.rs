@@ -1224,10 +1224,31 @@ fn hidden_code(p: &Pending, name: &str) -> Option<String> {
             args.iter().find_map(|a| {
                 let t = a.text.as_str();
                 opts.iter()
-                    .find(|o| t.starts_with(**o))
+                    .find(|o| option_is(t, o))
                     .map(|o| format!("`{name} {o}` runs a command"))
             })
         }
+    }
+}
+
+/// Whether argument `arg` gives option `opt`: `opt` itself or with its value attached
+/// (`-Icmd`, `--to-command=cmd`); a GNU long option abbreviated to a prefix
+/// (`--to-comm=cmd`, which getopt and argp accept); a one-letter option inside a
+/// cluster (`-xI cmd`, `-avze cmd`). Ambiguous abbreviations also count: asking for
+/// one is harmless.
+fn option_is(arg: &str, opt: &str) -> bool {
+    if arg.starts_with(opt) {
+        return true;
+    }
+    if opt.starts_with("--") {
+        let key = arg.split('=').next().unwrap_or(arg);
+        return key.len() > 2 && key.starts_with("--") && opt.starts_with(key);
+    }
+    match opt.strip_prefix('-') {
+        Some(letter) if letter.len() == 1 => {
+            arg.starts_with('-') && !arg.starts_with("--") && arg[1..].contains(letter)
+        }
+        _ => false,
     }
 }
 
