@@ -1139,6 +1139,9 @@ const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
         &["-oProxyCommand", "-oLocalCommand", "-oPermitLocalCommand"],
     ),
     ("zip", &["-TT", "--unzip-command"]),
+    ("sort", &["--compress-program"]),
+    // ripgrep runs the `--pre` command on every file it searches.
+    ("rg", &["--pre"]),
 ];
 
 /// Why `p` (program `name`) runs code the guard cannot see, if it does.
