@@ -1222,6 +1222,19 @@ fn hidden_code(p: &Pending, name: &str) -> Option<String> {
                 .then(|| format!("`{name}` program runs commands (system, pipes)"))
         }
         "git" => git_hidden_code(args),
+        // `-o ProxyCommand=…` / `-oLocalCommand=…` run a local command; ssh option names
+        // are case-insensitive and the value may be the next argument, so any argument
+        // naming them counts.
+        "ssh" | "scp" | "sftp"
+            if args.iter().any(|a| {
+                let t = a.text.to_ascii_lowercase();
+                t.contains("proxycommand") || t.contains("localcommand")
+            }) =>
+        {
+            Some(format!(
+                "`{name} -o ProxyCommand/LocalCommand` runs a command"
+            ))
+        }
         _ => {
             let (_, opts) = COMMAND_OPTIONS.iter().find(|(prog, _)| *prog == name)?;
             args.iter().find_map(|a| {

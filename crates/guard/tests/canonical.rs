@@ -216,6 +216,12 @@ fn arbitrary_code_forms() {
         ("sort --compress-prog=sh -S 1 f", "sort --compress-program"),
         ("rg --pre ./x.sh pattern", "rg --pre"),
         ("ssh -oProxyCommand=id host", "ProxyCommand"),
+        ("ssh -o ProxyCommand=id host", "ProxyCommand"),
+        ("ssh -oproxycommand=id host", "ProxyCommand"),
+        (
+            "scp -o 'LocalCommand id' -o PermitLocalCommand=yes a h:b",
+            "LocalCommand",
+        ),
         ("sudo -u x id", "privilege escalation: sudo"),
         ("sudo -n -E make install", "sudo"),
         ("doas ls", "doas"),
