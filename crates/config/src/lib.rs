@@ -23,7 +23,8 @@ pub use load::{load, load_str};
 pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
-    AgentConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode, GatewayEgressConfig,
-    ModelConfig, Provider, SandboxBackend, SandboxConfig, SandboxScope, Tier, ToolName,
+    AgentConfig, ApprovalsConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode,
+    GatewayEgressConfig, LabelsConfig, ModelConfig, PolicyConfig, Provider, SandboxBackend,
+    SandboxConfig, SandboxScope, SubagentsConfig, Tier, ToolName,
 };
 pub use tier::init_template;

@@ -362,6 +362,28 @@ fn validate(config: &Config) -> Result<(), Problem> {
                 return Err((key, format!("secret `{secret}` is listed twice")));
             }
         }
+        let labels = at.clone().key("labels");
+        for (i, pattern) in agent.labels.private.iter().enumerate() {
+            check_workspace_glob(pattern)
+                .map_err(|e| (labels.clone().key("private").index(i), e))?;
+        }
+        for (i, dir) in agent.labels.scratch.iter().enumerate() {
+            check_workspace_glob(dir).map_err(|e| (labels.clone().key("scratch").index(i), e))?;
+            if dir.contains('*') {
+                return Err((
+                    labels.clone().key("scratch").index(i),
+                    format!("`{dir}` must be a directory, not a pattern"),
+                ));
+            }
+        }
+        let sub = at.clone().key("subagents");
+        range(
+            sub.clone().key("max_depth"),
+            agent.subagents.max_depth,
+            0,
+            4,
+        )?;
+        range(sub.key("max_children"), agent.subagents.max_children, 1, 32)?;
         for (i, program) in agent.exec.allow.iter().enumerate() {
             if program.is_empty() || program.chars().any(char::is_whitespace) {
                 return Err((
@@ -372,6 +394,28 @@ fn validate(config: &Config) -> Result<(), Problem> {
                     ),
                 ));
             }
+        }
+    }
+
+    let approvals = KeyPath::of(&["approvals"]);
+    range(
+        approvals.clone().key("timeout_secs"),
+        config.approvals.timeout_secs,
+        1,
+        86_400,
+    )?;
+    range(
+        approvals.key("grant_max_days"),
+        config.approvals.grant_max_days,
+        1,
+        365,
+    )?;
+    for (i, file) in config.policy.files.iter().enumerate() {
+        if file.as_os_str().is_empty() {
+            return Err((
+                KeyPath::of(&["policy", "files"]).index(i),
+                "must not be empty; name a `.cedar` file".into(),
+            ));
         }
     }
 
@@ -489,4 +533,20 @@ mod tests {
             assert!(check_url(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// A workspace-relative path or glob: not empty, not absolute, no `..`.
+fn check_workspace_glob(pattern: &str) -> Result<(), String> {
+    if pattern.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if pattern.starts_with('/') || pattern.starts_with('~') {
+        return Err(format!(
+            "`{pattern}` must be relative to the workspace (no leading `/` or `~`)"
+        ));
+    }
+    if pattern.split('/').any(|c| c == "..") {
+        return Err(format!("`{pattern}` must not contain `..`"));
+    }
+    Ok(())
 }

@@ -33,6 +33,48 @@ pub struct Config {
     /// The egress proxy every outbound connection of tools goes through.
     #[serde(default)]
     pub egress: GatewayEgressConfig,
+    /// Extra Cedar policies added to the ones compiled from this file.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// How approval requests are kept and answered.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+}
+
+/// `[policy]`: user policies in Cedar, on top of the policies Cordon compiles from this
+/// file (`cordon policy explain` prints both). They are validated against Cordon's
+/// Cedar schema when the config is loaded; a `forbid` always wins over a `permit`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `.cedar` files, relative to the directory of this config file. A policy annotated
+    /// `@ask("reason")` on a `forbid` asks a human instead of denying; `@reason("...")`
+    /// gives the text shown for its decision.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `[approvals]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Seconds a pending approval waits for an answer (from `cordon chat`,
+    /// `cordon approvals approve|deny`, or the web UI) before it expires and the action
+    /// is denied (1-86400).
+    #[serde(default = "defaults::approval_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Longest lifetime, in days, of an "always for this agent" grant (1-365).
+    #[serde(default = "defaults::grant_max_days")]
+    pub grant_max_days: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            timeout_secs: defaults::approval_timeout_secs(),
+            grant_max_days: defaults::grant_max_days(),
+        }
+    }
 }
 
 /// Security tier presets.
@@ -167,6 +209,64 @@ pub struct AgentConfig {
     /// Outbound network.
     #[serde(default)]
     pub egress: EgressConfig,
+    /// Which workspace content is labelled private, and where an untrusted session may
+    /// still write without approval.
+    #[serde(default)]
+    pub labels: LabelsConfig,
+    /// Limits on sub-agents started with the `spawn_agent` tool.
+    #[serde(default)]
+    pub subagents: SubagentsConfig,
+}
+
+/// `[agents.NAME.labels]`: information-flow labels of workspace content.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsConfig {
+    /// Workspace paths whose content is private (glob patterns relative to the workspace,
+    /// e.g. `finance/**`, `*.key`, `.env`). Reading one labels the session `private`;
+    /// a private session may not send data to any host.
+    #[serde(default)]
+    pub private: Vec<String>,
+    /// Workspace directories (relative, e.g. `scratch`) a session that has read untrusted
+    /// content may still write to without approval. Writes anywhere else ask.
+    #[serde(default = "defaults::scratch")]
+    pub scratch: Vec<String>,
+}
+
+impl Default for LabelsConfig {
+    fn default() -> Self {
+        LabelsConfig {
+            private: Vec::new(),
+            scratch: defaults::scratch(),
+        }
+    }
+}
+
+/// `[agents.NAME.subagents]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubagentsConfig {
+    /// How deep sub-agents may nest: 1 lets this agent start children that cannot start
+    /// their own (0-4; 0 disables `spawn_agent`).
+    #[serde(default = "defaults::subagent_max_depth")]
+    pub max_depth: u32,
+    /// Most sub-agents one session may start (1-32).
+    #[serde(default = "defaults::subagent_max_children")]
+    pub max_children: u32,
+    /// Refuse to start a sub-agent unless tool processes are sandboxed
+    /// (`sandbox.backend` is not `none`).
+    #[serde(default = "defaults::yes")]
+    pub require_sandbox: bool,
+}
+
+impl Default for SubagentsConfig {
+    fn default() -> Self {
+        SubagentsConfig {
+            max_depth: defaults::subagent_max_depth(),
+            max_children: defaults::subagent_max_children(),
+            require_sandbox: true,
+        }
+    }
 }
 
 /// When `exec` may run without a human.
@@ -404,6 +504,21 @@ pub(crate) mod defaults {
     }
     pub fn max_steps() -> u32 {
         24
+    }
+    pub fn approval_timeout_secs() -> u64 {
+        300
+    }
+    pub fn grant_max_days() -> u64 {
+        30
+    }
+    pub fn scratch() -> Vec<String> {
+        vec!["scratch".to_string()]
+    }
+    pub fn subagent_max_depth() -> u32 {
+        1
+    }
+    pub fn subagent_max_children() -> u32 {
+        4
     }
     pub fn exec_timeout_secs() -> u64 {
         60

@@ -36,6 +36,8 @@ fn policy(mode: ExecMode) -> Policy {
             ..ExecConfig::default()
         },
         egress: EgressConfig::default(),
+        labels: Default::default(),
+        subagents: Default::default(),
     };
     Policy::new("bench", &cfg)
 }

@@ -411,6 +411,8 @@ mod tests {
                     .collect(),
                 ..EgressConfig::default()
             },
+            labels: Default::default(),
+            subagents: Default::default(),
         };
         Policy::new("dev", &cfg)
     }

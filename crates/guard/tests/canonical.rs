@@ -458,6 +458,8 @@ fn policy(allow: &[&str]) -> Policy {
             ..ExecConfig::default()
         },
         egress: EgressConfig::default(),
+        labels: Default::default(),
+        subagents: Default::default(),
     };
     Policy::new("dev", &cfg)
 }
