@@ -148,12 +148,18 @@ pub enum ToolName {
     Search,
     /// Run a shell command in the sandbox.
     Exec,
-    /// HTTP GET/POST to an allowed host.
+    /// HTTP GET/POST to an allowed host; with `extract`, a quarantined model reads the
+    /// page and only its schema-checked answer comes back.
     HttpFetch,
+    /// Write to the agent's long-term memory (`MEMORY.md`, `memory/*.md`). From a session
+    /// that has read untrusted content the write waits for a human.
+    MemoryWrite,
+    /// Start a sub-agent with a task and a subset of this agent's tools.
+    SpawnAgent,
 }
 
 impl ToolName {
-    pub const ALL: [ToolName; 7] = [
+    pub const ALL: [ToolName; 9] = [
         ToolName::ReadFile,
         ToolName::WriteFile,
         ToolName::EditFile,
@@ -161,6 +167,8 @@ impl ToolName {
         ToolName::Search,
         ToolName::Exec,
         ToolName::HttpFetch,
+        ToolName::MemoryWrite,
+        ToolName::SpawnAgent,
     ];
 
     /// The name the model uses.
@@ -173,6 +181,8 @@ impl ToolName {
             ToolName::Search => "search",
             ToolName::Exec => "exec",
             ToolName::HttpFetch => "http_fetch",
+            ToolName::MemoryWrite => "memory_write",
+            ToolName::SpawnAgent => "spawn_agent",
         }
     }
 

@@ -489,6 +489,9 @@ impl Runtime {
                 Plan::Search(a, p)
             }
             Args::Exec(a) => Plan::Exec(a),
+            Args::MemoryWrite(_) | Args::SpawnAgent(_) => {
+                return Err(fail("tool", "this tool is being built and cannot run yet"));
+            }
             Args::HttpFetch(a) => {
                 tools::http_fetch::check_headers(&a).map_err(|m| fail("arguments", m))?;
                 let t = tools::http_fetch::target(&a.url).map_err(|m| {

@@ -87,6 +87,40 @@ pub(crate) struct HttpFetchArgs {
     pub method: Option<Method>,
     pub body: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Quarantined reading: the page goes to a separate model call without tools and
+    /// only its answer, checked against `schema`, enters the context.
+    pub extract: Option<ExtractArgs>,
+}
+
+/// `extract` of `http_fetch`: read the page in quarantine and return only an answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExtractArgs {
+    /// What to extract, e.g. "the price of the product".
+    pub instruction: String,
+    /// JSON Schema the answer must satisfy, e.g. `{"type":"object","properties":{"price":{"type":"number"}},"required":["price"]}`.
+    pub schema: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemoryWriteArgs {
+    /// `MEMORY.md` (default) or `NAME.md` for `memory/NAME.md`.
+    pub file: Option<String>,
+    /// The entry to add.
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpawnAgentArgs {
+    /// The child's task.
+    pub task: String,
+    /// Tools the child gets; each must be one of the parent's. Default: read-only file
+    /// tools the parent has.
+    pub tools: Option<Vec<String>>,
+    /// Most model steps of the child (at most the parent's `max_steps`).
+    pub max_steps: Option<u32>,
 }
 
 /// Parsed arguments of one call.
@@ -99,6 +133,8 @@ pub(crate) enum Args {
     Search(SearchArgs),
     Exec(ExecArgs),
     HttpFetch(HttpFetchArgs),
+    MemoryWrite(MemoryWriteArgs),
+    SpawnAgent(SpawnAgentArgs),
 }
 
 /// Parse the model's raw argument text for `tool`. Empty text means `{}`.
@@ -123,6 +159,8 @@ pub(crate) fn parse_args(tool: ToolName, raw: &str) -> Result<Args, String> {
         ToolName::Search => Args::Search(p(tool, raw)?),
         ToolName::Exec => Args::Exec(p(tool, raw)?),
         ToolName::HttpFetch => Args::HttpFetch(p(tool, raw)?),
+        ToolName::MemoryWrite => Args::MemoryWrite(p(tool, raw)?),
+        ToolName::SpawnAgent => Args::SpawnAgent(p(tool, raw)?),
     })
 }
 
@@ -209,9 +247,44 @@ pub(crate) fn spec(tool: ToolName) -> ToolSpec {
                     "url": {"type": "string", "description": "http:// or https:// URL"},
                     "method": {"type": "string", "enum": ["GET", "POST"], "description": "Default GET"},
                     "body": {"type": "string", "description": "Request body (POST)"},
-                    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra request headers"}
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra request headers"},
+                    "extract": {
+                        "type": "object",
+                        "description": "Instead of returning the page, have a separate model without tools read it and return only a JSON answer matching `schema` (safer for untrusted pages)",
+                        "properties": {
+                            "instruction": {"type": "string", "description": "What to extract"},
+                            "schema": {"type": "object", "description": "JSON Schema of the answer"}
+                        },
+                        "required": ["instruction", "schema"],
+                        "additionalProperties": false
+                    }
                 },
                 "required": ["url"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::MemoryWrite => (
+            "Add an entry to your long-term memory, which later sessions read. `file` is `MEMORY.md` (default) or `NAME.md` for a topic file. Each entry records which session wrote it and that session's trust label; from a session that has read untrusted content the entry waits for a human to accept it.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "description": "MEMORY.md or NAME.md (letters, digits, -, _)"},
+                    "content": {"type": "string", "description": "The entry (markdown)"}
+                },
+                "required": ["content"],
+                "additionalProperties": false
+            }),
+        ),
+        ToolName::SpawnAgent => (
+            "Start a sub-agent with its own empty context to do a task, and get its final answer. It gets only the tools you list (a subset of yours) and at most your step limit. Its answer carries its trust label.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "task": {"type": "string", "description": "The task, complete and self-contained"},
+                    "tools": {"type": "array", "items": {"type": "string"}, "description": "Tools for the child (subset of yours; default: your read-only file tools)"},
+                    "max_steps": {"type": "integer", "minimum": 1, "description": "Step limit of the child"}
+                },
+                "required": ["task"],
                 "additionalProperties": false
             }),
         ),
