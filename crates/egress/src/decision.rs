@@ -106,8 +106,31 @@ pub(crate) fn parse_target(input: &str) -> Result<(String, u16), String> {
 }
 
 impl Proxy {
-    /// Decide `host:port` for `policy`, resolving once.
-    pub(crate) async fn decide(&self, policy: &EgressPolicy, raw_host: &str, port: u16) -> Verdict {
+    /// Decide `host:port` for `policy` (allowlist, the session's gate, one resolution,
+    /// SSRF guard); a connection allowed is reported to the gate as contacted.
+    pub(crate) async fn decide(
+        &self,
+        policy: &EgressPolicy,
+        raw_host: &str,
+        port: u16,
+        kind: &str,
+    ) -> Verdict {
+        let v = self.decide_target(policy, raw_host, port, kind).await;
+        if v.allowed
+            && let Some(gate) = policy.gate()
+        {
+            gate.contacted(&v.host);
+        }
+        v
+    }
+
+    async fn decide_target(
+        &self,
+        policy: &EgressPolicy,
+        raw_host: &str,
+        port: u16,
+        kind: &str,
+    ) -> Verdict {
         let host = normalise_host(raw_host);
         if host.is_empty() || port == 0 {
             return Verdict::deny(&host, port, vec![], "empty host or port 0".into());
@@ -127,6 +150,9 @@ impl Proxy {
             if !policy.allows(&host, port) {
                 return Verdict::deny(&host, port, vec![ip], not_listed(policy, &host, port));
             }
+            if let Some(Err(why)) = policy.gate().map(|g| g.admit(&host, port, kind)) {
+                return Verdict::deny(&host, port, vec![ip], why);
+            }
             return Verdict {
                 allowed: true,
                 reason: format!("{ip} is in allow_ranges and on the allowlist"),
@@ -138,6 +164,9 @@ impl Proxy {
         let Some(pattern) = policy.allow.iter().find(|p| p.matches(&host, port)) else {
             return Verdict::deny(&host, port, vec![], not_listed(policy, &host, port));
         };
+        if let Some(Err(why)) = policy.gate().map(|g| g.admit(&host, port, kind)) {
+            return Verdict::deny(&host, port, vec![], why);
+        }
         let addresses = match self.cfg.resolve.get(&host) {
             Some(ip) => vec![*ip],
             None => match tokio::time::timeout(
@@ -198,7 +227,7 @@ impl Proxy {
     /// The decision alone, for `cordon egress test`: resolves, does not connect.
     pub async fn check(&self, policy: &EgressPolicy, url_or_host_port: &str) -> Verdict {
         match parse_target(url_or_host_port) {
-            Ok((host, port)) => self.decide(policy, &host, port).await,
+            Ok((host, port)) => self.decide(policy, &host, port, "connect").await,
             Err(reason) => Verdict::deny(url_or_host_port, 0, vec![], reason),
         }
     }

@@ -195,7 +195,7 @@ impl Conn {
             return text(StatusCode::BAD_REQUEST, "cordon egress: URL has no host");
         };
         let port = uri.port_u16().unwrap_or(80);
-        let v = self.proxy.decide(&self.policy, &host, port).await;
+        let v = self.proxy.decide(&self.policy, &host, port, "http").await;
         if !v.allowed {
             return self.refuse(&v, "http", StatusCode::FORBIDDEN);
         }

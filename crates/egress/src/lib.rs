@@ -37,6 +37,6 @@ mod splice;
 pub use ca::CertificateAuthority;
 pub use decision::Verdict;
 pub use error::EgressError;
-pub use policy::{BoundCredential, CredentialSource, EgressPolicy};
+pub use policy::{BoundCredential, ConnectGate, CredentialSource, EgressPolicy};
 pub use proxy::{Proxy, ProxyConfig, ServeHandle};
 pub use resolve::{Lookup, Resolve, SystemResolver};

@@ -83,6 +83,18 @@ impl CredentialSource for secrets::PlaceholderSet {
     }
 }
 
+/// A check a session applies on top of the allowlist: the runtime's information-flow
+/// rules (a session that has read untrusted content may not open a connection to a host
+/// it has not contacted yet; private or secret data may not leave for an unbound host).
+pub trait ConnectGate: Send + Sync {
+    /// Called after the allowlist matched and before resolving. `Err(reason)` refuses
+    /// the connection with that reason (audited like any other refusal). `kind` is
+    /// `http` (absolute-form request) or `connect` (a CONNECT tunnel).
+    fn admit(&self, host: &str, port: u16, kind: &str) -> Result<(), String>;
+    /// The connection to `host` was allowed (it is now a contacted host).
+    fn contacted(&self, host: &str);
+}
+
 /// What one sandbox (agent, session) may reach.
 pub struct EgressPolicy {
     pub agent: String,
@@ -91,6 +103,7 @@ pub struct EgressPolicy {
     credentials: Vec<BoundCredential>,
     /// Detects real credential values (and encodings) in outbound traffic.
     leak_scanner: secrets::Redactor,
+    gate: Option<Arc<dyn ConnectGate>>,
     pub(crate) usage: Arc<Usage>,
 }
 
@@ -124,6 +137,7 @@ impl EgressPolicy {
             allow,
             credentials: Vec::new(),
             leak_scanner: secrets::Redactor::empty(),
+            gate: None,
             usage: Arc::new(Usage::default()),
         }
     }
@@ -145,6 +159,16 @@ impl EgressPolicy {
     pub fn with_watched_secrets(mut self, pairs: Vec<(String, String)>) -> EgressPolicy {
         self.leak_scanner = self.leak_scanner.with_secrets(pairs);
         self
+    }
+
+    /// Consult `gate` for every connection the allowlist allows.
+    pub fn with_gate(mut self, gate: Arc<dyn ConnectGate>) -> EgressPolicy {
+        self.gate = Some(gate);
+        self
+    }
+
+    pub(crate) fn gate(&self) -> Option<&dyn ConnectGate> {
+        self.gate.as_deref()
     }
 
     /// Whether requests must be buffered and scanned (credentials or watched secrets).

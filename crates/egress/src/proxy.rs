@@ -416,7 +416,10 @@ impl Conn {
                 "cordon egress: CONNECT needs `host:port`",
             );
         };
-        let v = self.proxy.decide(&self.policy, &host, port).await;
+        let v = self
+            .proxy
+            .decide(&self.policy, &host, port, "connect")
+            .await;
         if !v.allowed {
             return self.refuse(&v, "connect", StatusCode::FORBIDDEN);
         }

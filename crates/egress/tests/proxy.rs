@@ -885,3 +885,100 @@ async fn concurrent_tunnels_share_one_byte_budget() {
         "six tunnels together went past the 1 MiB budget: {total} bytes"
     );
 }
+
+/// A gate in the style of the runtime's taint rule: only hosts already contacted pass.
+struct OnlyContacted {
+    contacted: std::sync::Mutex<Vec<String>>,
+    asked: AtomicUsize,
+}
+
+impl egress::ConnectGate for OnlyContacted {
+    fn admit(&self, host: &str, _port: u16, kind: &str) -> Result<(), String> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if self.contacted.lock().unwrap().iter().any(|h| h == host) {
+            Ok(())
+        } else {
+            Err(format!(
+                "session is untrusted-tainted and has not contacted {host} ({kind})"
+            ))
+        }
+    }
+    fn contacted(&self, host: &str) {
+        let mut c = self.contacted.lock().unwrap();
+        if !c.iter().any(|h| h == host) {
+            c.push(host.to_string());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_gate_refuses_allowlisted_hosts_it_does_not_admit_and_is_told_of_contacts() {
+    let web = http_server().await;
+    let p = web.port();
+    let cfg = ProxyConfig {
+        resolve: names(&[("docs.test", "127.0.0.1"), ("leak.docs.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let gate = Arc::new(OnlyContacted {
+        contacted: std::sync::Mutex::new(vec!["docs.test".into()]),
+        asked: AtomicUsize::new(0),
+    });
+    let policy = EgressPolicy::new(
+        "coder",
+        "s1",
+        vec![
+            pat(&format!("*.docs.test:{p}")),
+            pat(&format!("docs.test:{p}")),
+        ],
+    )
+    .with_gate(gate.clone());
+    let h = start(cfg, policy).await;
+    let c = h.client();
+    // Allowlisted and admitted.
+    let r = c
+        .get(format!("http://docs.test:{p}/a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Allowlisted (wildcard) but not admitted: refused before any connection, over
+    // plain HTTP and over CONNECT.
+    let r = c
+        .get(format!("http://leak.docs.test:{p}/x?d=secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("untrusted-tainted"));
+    let resp = raw(
+        h.handle.local_addr(),
+        &format!("CONNECT leak.docs.test:{p} HTTP/1.1\r\nhost: leak.docs.test:{p}\r\nconnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(
+        !web.all_seen().contains("/x?d=secret"),
+        "nothing reached the server"
+    );
+    assert_eq!(web.count(), 1);
+    assert_eq!(gate.asked.load(Ordering::SeqCst), 3);
+    let audit = h.audit_text();
+    assert!(
+        audit.contains("has not contacted leak.docs.test (http)"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("has not contacted leak.docs.test (connect)"),
+        "{audit}"
+    );
+    // Not on the allowlist: the gate is not even asked.
+    let r = c.get("http://other.test/").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(gate.asked.load(Ordering::SeqCst), 3);
+    // The admitted host was reported as contacted exactly once.
+    assert_eq!(
+        *gate.contacted.lock().unwrap(),
+        vec!["docs.test".to_string()]
+    );
+}
