@@ -14,12 +14,14 @@
 //! What it does not do: it checks no API key and validates requests only as far as it
 //! needs to read them; a request it cannot read is still recorded and answered.
 
+pub mod compromised;
 mod conversation;
 mod https;
 mod render;
 mod script;
 mod server;
 
+pub use compromised::{CompromisedModel, INSTRUCTION_MARKER, MadeCall};
 pub use conversation::{Conversation, Protocol, ToolResult, Turn};
 pub use https::HttpsServer;
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
