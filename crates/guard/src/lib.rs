@@ -1,103 +1,63 @@
 //! Policy decisions: may this agent perform this action, must a human be asked first, or
 //! is it refused?
 //!
-//! The runtime turns each parsed tool call into an [`Action`] and asks
-//! [`Policy::decide`]; the answer is a [`Decision`] whose reason names the config rule
-//! that produced it (`exec.mode = "ask"`, `egress.allow does not match evil.com:443`), so
-//! the human, the model and the audit log all see *why*.
+//! The runtime turns each tool call into a typed [`Action`] and asks
+//! [`Policy::evaluate`] with a [`SessionView`] (the session's [`Labels`], the hosts it
+//! has contacted, its depth). The policy is Cedar: the agent's `cordon.toml` settings are
+//! compiled into Cedar policies, Cordon's built-in label rules (`builtin.cedar`) and the
+//! user's `[policy] files` are added, all validated against `cordon.cedarschema` at
+//! load. The answer is a [`Verdict`]: a [`Decision`] whose reason names the deciding
+//! policy (`exec.mode = "ask"`, `egress.allow does not match evil.com:443`,
+//! `taint.connect_new_host`), the rule id, every matched policy and the labels used.
 //!
-//! Guarantees (v1):
-//! - a tool not in `agents.NAME.tools` is always denied;
+//! Guarantees:
+//! - a tool not in `agents.NAME.tools` is always denied (a compiled `forbid`);
 //! - `exec.mode = "deny"` never runs a command; `"ask"` always asks; `"allowlist"` runs
 //!   without asking only a command that [`canonicalise_exec`] understands completely
 //!   (launchers such as `env`, `sh -c`, `timeout`, `time` unwrapped; no unparsable part,
 //!   no inline/arbitrary code, no privilege escalation, no `xargs`-supplied arguments,
 //!   no variable expansion in an argument, no environment change outside a short
 //!   harmless list) in which EVERY program is listed in `exec.allow` and no redirection
-//!   or `cd` reaches outside the workspace; everything else asks, never allows, and the
-//!   reason names the first offending part;
-//! - the canonical text of an exec action (what approvals and grants bind to) is the
-//!   canonical command, so `env bash -lc 'make test'` and `make test` are one action and
-//!   a changed argv, path or redirection is a new one;
-//! - `http_fetch` is allowed only to `http`/`https` URLs whose host and port match
-//!   `egress.allow`; anything else is denied (not asked).
+//!   or `cd` reaches outside the workspace; everything else asks, and the reason names
+//!   the first offending part;
+//! - the canonical text and fingerprint of an action (what approvals and grants bind
+//!   to) come from the canonical form, so `env bash -lc 'make test'` and `make test` are
+//!   one action and a changed argv, path, host or port is a new one;
+//! - connects (`http_fetch`) are permitted only to `http`/`https` URLs whose host and
+//!   port match `egress.allow`; anything else is denied (not asked);
+//! - while the session is untrusted-tainted, the built-in rules ask before a connect to
+//!   a host not yet contacted, exec of arbitrary code or a network-enabled command,
+//!   writes outside the scratch area, memory writes, sub-agents and secret use; data
+//!   labelled private or secret never goes to a host not bound to it (deny);
+//! - a `forbid` always wins over a `permit`.
 //!
 //! Not guaranteed here: path confinement of file tools (the runtime's workspace layer
-//! resolves every path beneath the root and refuses escapes; the guard allows file tools
-//! because that layer makes them safe), and what an allowed program does with its
-//! arguments (it runs in the sandbox).
+//! resolves every path beneath the root and refuses escapes), what an allowed program
+//! does with its arguments (it runs in the sandbox), and that the runtime labels context
+//! correctly.
 
+mod action;
 pub mod canonical;
+mod compile;
+mod exec_facts;
+pub mod labels;
+mod policy;
+pub mod policy_test;
 mod shell;
 
+pub use action::Action;
 pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonicalise_exec};
+pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
+pub use labels::{Confidentiality, Integrity, Labels};
+pub use policy::{
+    BUILTIN, Effect, MatchedPolicy, ORIGIN_BUILTIN, ORIGIN_CONFIG, Policy, PolicyError, SCHEMA,
+    SessionView, Verdict,
+};
 pub use shell::RedirectOp;
 
-use canonical::command_name;
-use config::{AgentConfig, ExecMode, HostPattern, ToolName};
 use serde::Serialize;
 
-/// An action a tool call would perform, with the arguments that matter for policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    ReadFile {
-        path: String,
-    },
-    WriteFile {
-        path: String,
-    },
-    EditFile {
-        path: String,
-    },
-    ListDir {
-        path: String,
-    },
-    Search {
-        path: String,
-    },
-    Exec {
-        command: String,
-    },
-    HttpFetch {
-        method: String,
-        url: String,
-        host: String,
-        port: u16,
-    },
-}
-
-impl Action {
-    /// The tool that performs this action.
-    pub fn tool(&self) -> ToolName {
-        match self {
-            Action::ReadFile { .. } => ToolName::ReadFile,
-            Action::WriteFile { .. } => ToolName::WriteFile,
-            Action::EditFile { .. } => ToolName::EditFile,
-            Action::ListDir { .. } => ToolName::ListDir,
-            Action::Search { .. } => ToolName::Search,
-            Action::Exec { .. } => ToolName::Exec,
-            Action::HttpFetch { .. } => ToolName::HttpFetch,
-        }
-    }
-
-    /// The action as shown to humans and used as the key of session grants, e.g.
-    /// `exec: rm -rf build` or `http_fetch: GET https://example.org/`. Two actions with
-    /// the same canonical text are the same action.
-    pub fn canonical(&self) -> String {
-        match self {
-            Action::ReadFile { path }
-            | Action::WriteFile { path }
-            | Action::EditFile { path }
-            | Action::ListDir { path }
-            | Action::Search { path } => format!("{}: {path}", self.tool()),
-            Action::Exec { command } => format!("exec: {}", canonicalise_exec(command).text()),
-            Action::HttpFetch { method, url, .. } => format!("http_fetch: {method} {url}"),
-        }
-    }
-}
-
-/// The outcome of [`Policy::decide`]. Every variant carries the reason, naming the rule.
+/// The outcome of a decision. Every variant carries the reason, naming the rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
 pub enum Decision {
@@ -125,278 +85,19 @@ impl Decision {
     }
 }
 
-fn allow(reason: impl Into<String>) -> Decision {
-    Decision::Allow {
-        reason: reason.into(),
-    }
-}
-fn deny(reason: impl Into<String>) -> Decision {
-    Decision::Deny {
-        reason: reason.into(),
-    }
-}
-fn ask(reason: impl Into<String>) -> Decision {
-    Decision::Ask {
-        reason: reason.into(),
-    }
-}
-
-/// One agent's policy, built from its config.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    agent: String,
-    tools: Vec<ToolName>,
-    exec_mode: ExecMode,
-    exec_allow: Vec<String>,
-    egress_allow: Vec<HostPattern>,
-}
-
-/// Directories the sandbox's fixed `PATH` searches; `/usr/bin/ls` counts as `ls`.
-const SYSTEM_BIN_DIRS: [&str; 3] = ["/usr/local/bin/", "/usr/bin/", "/bin/"];
-
-impl Policy {
-    pub fn new(agent: &str, cfg: &AgentConfig) -> Policy {
-        Policy {
-            agent: agent.to_string(),
-            tools: cfg.tools.clone(),
-            exec_mode: cfg.exec.mode,
-            exec_allow: cfg.exec.allow.clone(),
-            egress_allow: cfg.egress.allow.clone(),
-        }
-    }
-
-    /// Decide one action.
-    pub fn decide(&self, action: &Action) -> Decision {
-        let tool = action.tool();
-        if !self.tools.contains(&tool) {
-            return deny(format!(
-                "tool `{tool}` is not in agents.{}.tools",
-                self.agent
-            ));
-        }
-        match action {
-            Action::ReadFile { .. }
-            | Action::WriteFile { .. }
-            | Action::EditFile { .. }
-            | Action::ListDir { .. }
-            | Action::Search { .. } => allow(format!(
-                "`{tool}` is in agents.{}.tools; workspace file tools are confined to the workspace",
-                self.agent
-            )),
-            Action::Exec { command } => self.decide_exec(command),
-            Action::HttpFetch {
-                url, host, port, ..
-            } => self.decide_fetch(url, host, *port),
-        }
-    }
-
-    fn decide_exec(&self, command: &str) -> Decision {
-        match self.exec_mode {
-            ExecMode::Deny => deny(format!(
-                "exec.mode = \"deny\" for agent `{}`: commands never run",
-                self.agent
-            )),
-            ExecMode::Ask => ask(format!(
-                "exec.mode = \"ask\" for agent `{}`: every command needs approval",
-                self.agent
-            )),
-            ExecMode::Auto => allow(format!(
-                "exec.mode = \"auto\" for agent `{}` (sandboxed)",
-                self.agent
-            )),
-            ExecMode::Allowlist => self.decide_allowlist(command),
-        }
-    }
-
-    /// `exec.mode = "allowlist"`: allow only a cleanly canonicalised command whose every
-    /// program is listed, with no risky environment, expansion or redirection.
-    fn decide_allowlist(&self, command: &str) -> Decision {
-        let c = canonicalise_exec(command);
-        match self.allowlist_offence(&c) {
-            Some(why) => ask(format!("exec.mode = \"allowlist\": {why}, needs approval")),
-            None => {
-                let mut programs: Vec<&str> = Vec::new();
-                for p in c.commands.iter().filter_map(|c| c.argv.first()) {
-                    if !programs.contains(&p.as_str()) {
-                        programs.push(p);
-                    }
-                }
-                allow(format!(
-                    "exec.mode = \"allowlist\": every program ({}) matches exec.allow",
-                    programs.join(", ")
-                ))
-            }
-        }
-    }
-
-    /// The first part of `c` that keeps it from running without approval.
-    fn allowlist_offence(&self, c: &CanonicalExec) -> Option<String> {
-        if let Some(why) = &c.unparsable {
-            return Some(format!("unparsable: {why}"));
-        }
-        if let Some(why) = &c.arbitrary_code {
-            return Some(why.clone());
-        }
-        if c.commands.iter().all(|c| c.argv.is_empty()) {
-            return Some("empty command".into());
-        }
-        for cmd in &c.commands {
-            if let Some(e) = cmd.env.iter().find(|e| !harmless_env(e)) {
-                return Some(format!("changes the environment (`{e}`)"));
-            }
-            if let Some(program) = cmd.argv.first() {
-                if !IMPLICIT.contains(&program.as_str())
-                    && !self.exec_allow.iter().any(|a| program_matches(a, program))
-                {
-                    return Some(format!("`{program}` is not in exec.allow"));
-                }
-                if cmd.open_ended {
-                    return Some(format!(
-                        "`xargs` runs `{program}` with arguments read from stdin"
-                    ));
-                }
-                if matches!(
-                    command_name(program),
-                    Some("cd" | "pushd" | "popd" | "chdir")
-                ) {
-                    let target = cmd.argv.get(1).map_or("~", String::as_str);
-                    if !inside_workspace(target) {
-                        return Some(format!("`{program} {target}` leaves the workspace"));
-                    }
-                }
-            }
-            if let Some(e) = cmd.expansions.first() {
-                return Some(format!("argument depends on the variable expansion `{e}`"));
-            }
-            // Reads outside the workspace ask too: the issue only requires writes, but
-            // `< /etc/x` is rare in ordinary work and keeps the old attack tests meaningful.
-            for r in cmd.redirects.iter().filter(|r| {
-                !matches!(
-                    r.op,
-                    RedirectOp::Heredoc | RedirectOp::DupRead | RedirectOp::DupWrite
-                )
-            }) {
-                if r.target_expands {
-                    return Some(format!(
-                        "redirection target `{}` has an expansion",
-                        r.target
-                    ));
-                }
-                if !inside_workspace(&r.target) && !DEVICES.contains(&r.target.as_str()) {
-                    let verb = if r.op.writes() { "writes" } else { "reads" };
-                    return Some(format!(
-                        "redirection `{}{}` {verb} outside the workspace",
-                        r.op.as_str(),
-                        r.target
-                    ));
-                }
-            }
-        }
-        None
-    }
-
-    fn decide_fetch(&self, url: &str, host: &str, port: u16) -> Decision {
-        let scheme_ok = url
-            .get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
-            || url
-                .get(..7)
-                .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
-        if !scheme_ok {
-            return deny(format!(
-                "http_fetch allows only http:// and https:// URLs, not `{url}`"
-            ));
-        }
-        if host.is_empty() {
-            return deny(format!("http_fetch: URL `{url}` has no host"));
-        }
-        match self.egress_allow.iter().find(|p| p.matches(host, port)) {
-            Some(p) => allow(format!("egress.allow entry `{p}` matches {host}:{port}")),
-            None if self.egress_allow.is_empty() => deny(format!(
-                "egress.allow does not match {host}:{port} (agents.{}.egress.allow is empty: no network)",
-                self.agent
-            )),
-            None => deny(format!(
-                "egress.allow does not match {host}:{port} (agents.{}.egress.allow)",
-                self.agent
-            )),
-        }
-    }
-}
-
-/// Where the agent's workspace is mounted inside the sandbox.
-pub const WORKSPACE_MOUNT: &str = "/workspace";
-
-/// Device files a redirection may use although they are outside the workspace.
-const DEVICES: [&str; 4] = ["/dev/null", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
-
-/// Builtins that need no `exec.allow` entry: no-ops, and `set`, which the canonicaliser
-/// only lets through with harmless options (`-e -u -x -o pipefail` …).
-const IMPLICIT: [&str; 4] = ["set", "true", "false", ":"];
-
-/// Environment variables a command may set without approval: they change output format
-/// or verbosity, never which code runs or where files go. `PATH`, `LD_*`, `GIT_*`,
-/// `BASH_ENV`, `PYTHON*` and everything else ask.
-const HARMLESS_ENV: [&str; 11] = [
-    "RUST_BACKTRACE",
-    "RUST_LOG",
-    "CARGO_TERM_COLOR",
-    "NO_COLOR",
-    "CLICOLOR",
-    "FORCE_COLOR",
-    "CI",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "TERM",
-];
-
-fn harmless_env(change: &str) -> bool {
-    change
-        .split_once('=')
-        .is_some_and(|(name, _)| HARMLESS_ENV.contains(&name))
-}
-
-/// A path (relative to the workspace, or absolute) that stays beneath the workspace:
-/// no `..` component, no `~`, absolute only under [`WORKSPACE_MOUNT`].
-fn inside_workspace(path: &str) -> bool {
-    if path.starts_with('~') || path == "-" || path.split('/').any(|c| c == "..") {
-        return false;
-    }
-    if path.starts_with('/') {
-        return path == WORKSPACE_MOUNT
-            || path
-                .strip_prefix(WORKSPACE_MOUNT)
-                .is_some_and(|r| r.starts_with('/'));
-    }
-    true
-}
-
-/// An `exec.allow` entry with a `/` must equal the program exactly; one without must be
-/// the program itself (found through the sandbox's fixed `PATH`) or that name in one of
-/// the system bin directories. `./ls` or `/workspace/ls` never match `ls`.
-fn program_matches(entry: &str, program: &str) -> bool {
-    if entry.contains('/') {
-        return entry == program;
-    }
-    if entry.is_empty() {
-        return false;
-    }
-    program == entry
-        || SYSTEM_BIN_DIRS
-            .iter()
-            .any(|d| program.strip_prefix(d) == Some(entry))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use config::{EgressConfig, ExecConfig};
+    use config::{AgentConfig, EgressConfig, ExecConfig, ExecMode, HostPattern, ToolName};
 
     fn agent(mode: ExecMode, allow_: &[&str], egress: &[&str]) -> Policy {
+        agent_with(mode, allow_, egress, ToolName::ALL.to_vec())
+    }
+
+    fn agent_with(mode: ExecMode, allow_: &[&str], egress: &[&str], tools: Vec<ToolName>) -> Policy {
         let cfg = AgentConfig {
             workspace: "/tmp/ws".into(),
-            tools: ToolName::ALL.to_vec(),
+            tools,
             max_steps: 10,
             instructions: None,
             exec: ExecConfig {
@@ -432,8 +133,7 @@ mod tests {
 
     #[test]
     fn tool_not_given_is_denied() {
-        let mut p = agent(ExecMode::Auto, &[], &[]);
-        p.tools = vec![ToolName::ReadFile];
+        let p = agent_with(ExecMode::Auto, &[], &[], vec![ToolName::ReadFile]);
         let d = p.decide(&exec("ls"));
         assert_eq!(d.kind(), "deny");
         assert!(d.reason().contains("agents.dev.tools"), "{d:?}");

@@ -1,0 +1,275 @@
+//! Typed actions: what a tool call would do, in the form policies decide on.
+//!
+//! Guarantees: [`Action::canonical`] and [`Action::fingerprint`] depend only on what the
+//! action does, not on how it was spelled: an exec command is canonicalised with
+//! [`canonicalise_exec`] (so `env bash -lc 'make test'` and `make test` share a
+//! fingerprint), host names are lower-cased without a trailing dot. A changed argv, path,
+//! host, port, method or URL is a different fingerprint. `HttpFetch` is the older name of
+//! an http_fetch [`Action::Connect`] and has the same fingerprint.
+//!
+//! Not guaranteed: path resolution (the runtime resolves paths before building actions).
+
+use config::ToolName;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::canonical::canonicalise_exec;
+
+/// An action a tool call would perform, with the arguments that matter for policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    ReadFile {
+        path: String,
+    },
+    WriteFile {
+        path: String,
+    },
+    EditFile {
+        path: String,
+    },
+    DeleteFile {
+        path: String,
+    },
+    ListDir {
+        path: String,
+    },
+    Search {
+        path: String,
+    },
+    /// A shell command line as the model wrote it; canonicalised inside the guard.
+    Exec {
+        command: String,
+    },
+    /// An outbound connection. `method` is the HTTP method of an `http_fetch` call; an
+    /// empty `method` is a connection opened by an exec'd process through the egress
+    /// proxy (then `url` may be empty too).
+    Connect {
+        host: String,
+        port: u16,
+        scheme: String,
+        method: String,
+        url: String,
+    },
+    /// Deprecated spelling of an http_fetch [`Action::Connect`]; decided exactly like it.
+    HttpFetch {
+        method: String,
+        url: String,
+        host: String,
+        port: u16,
+    },
+    SpawnAgent {
+        tools: Vec<String>,
+        max_steps: u32,
+        task_sha256: String,
+    },
+    MemoryWrite {
+        file: String,
+    },
+    /// `host` is empty when unknown (a secret placeholder passed to exec).
+    UseSecret {
+        name: String,
+        host: String,
+    },
+    InstallSkill {
+        name: String,
+        sha256: String,
+    },
+}
+
+impl Action {
+    /// The Cedar action name: `exec`, `read_file`, `connect`, `spawn_agent`, …
+    /// (`HttpFetch` is `connect`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::ReadFile { .. } => "read_file",
+            Action::WriteFile { .. } => "write_file",
+            Action::EditFile { .. } => "edit_file",
+            Action::DeleteFile { .. } => "delete_file",
+            Action::ListDir { .. } => "list_dir",
+            Action::Search { .. } => "search",
+            Action::Exec { .. } => "exec",
+            Action::Connect { .. } | Action::HttpFetch { .. } => "connect",
+            Action::SpawnAgent { .. } => "spawn_agent",
+            Action::MemoryWrite { .. } => "memory_write",
+            Action::UseSecret { .. } => "use_secret",
+            Action::InstallSkill { .. } => "install_skill",
+        }
+    }
+
+    /// The tool that must be in `agents.NAME.tools` for this action, if any. A connect
+    /// made by an exec'd process needs `exec`; `delete_file` needs `write_file`;
+    /// `use_secret` and `install_skill` need no tool (policies decide them alone).
+    pub fn tool(&self) -> Option<ToolName> {
+        Some(match self {
+            Action::ReadFile { .. } => ToolName::ReadFile,
+            Action::WriteFile { .. } | Action::DeleteFile { .. } => ToolName::WriteFile,
+            Action::EditFile { .. } => ToolName::EditFile,
+            Action::ListDir { .. } => ToolName::ListDir,
+            Action::Search { .. } => ToolName::Search,
+            Action::Exec { .. } => ToolName::Exec,
+            Action::Connect { method, .. } if method.is_empty() => ToolName::Exec,
+            Action::Connect { .. } | Action::HttpFetch { .. } => ToolName::HttpFetch,
+            Action::SpawnAgent { .. } => ToolName::SpawnAgent,
+            Action::MemoryWrite { .. } => ToolName::MemoryWrite,
+            Action::UseSecret { .. } | Action::InstallSkill { .. } => return None,
+        })
+    }
+
+    /// The action as shown to humans, e.g. `exec: rm -rf build`,
+    /// `connect: GET https://h/p`. `HttpFetch` keeps its old text
+    /// `http_fetch: GET https://h/p` (existing session grants are keyed on it).
+    pub fn canonical(&self) -> String {
+        match self {
+            Action::ReadFile { path }
+            | Action::WriteFile { path }
+            | Action::EditFile { path }
+            | Action::DeleteFile { path }
+            | Action::ListDir { path }
+            | Action::Search { path } => format!("{}: {path}", self.name()),
+            Action::Exec { command } => format!("exec: {}", canonicalise_exec(command).text()),
+            Action::Connect {
+                host,
+                port,
+                method,
+                url,
+                ..
+            } => {
+                if method.is_empty() || url.is_empty() {
+                    format!("connect: {}:{port}", normalise_host(host))
+                } else {
+                    format!("connect: {method} {url}")
+                }
+            }
+            Action::HttpFetch { method, url, .. } => format!("http_fetch: {method} {url}"),
+            Action::SpawnAgent {
+                tools,
+                max_steps,
+                task_sha256,
+            } => format!(
+                "spawn_agent: tools [{}], max_steps {max_steps}, task sha256 {task_sha256}",
+                tools.join(", ")
+            ),
+            Action::MemoryWrite { file } => format!("memory_write: {file}"),
+            Action::UseSecret { name, host } if host.is_empty() => {
+                format!("use_secret: {name}")
+            }
+            Action::UseSecret { name, host } => format!("use_secret: {name} -> {host}"),
+            Action::InstallSkill { name, sha256 } => {
+                format!("install_skill: {name} (sha256 {sha256})")
+            }
+        }
+    }
+
+    /// Lowercase hex SHA-256 of the canonical JSON of the action: its kind and its
+    /// canonical fields (an exec's canonical command text, a normalised host, …).
+    pub fn fingerprint(&self) -> String {
+        let canonical = self.canonical_json();
+        let mut h = Sha256::new();
+        h.update(b"cordon-action-v1\0");
+        h.update(canonical.to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// The canonical JSON the fingerprint is computed over (keys sorted).
+    pub fn canonical_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let kind = self.name();
+        match self {
+            Action::ReadFile { path }
+            | Action::WriteFile { path }
+            | Action::EditFile { path }
+            | Action::DeleteFile { path }
+            | Action::ListDir { path }
+            | Action::Search { path } => json!({"kind": kind, "path": path}),
+            Action::Exec { command } => {
+                json!({"kind": kind, "command": canonicalise_exec(command).text()})
+            }
+            Action::Connect { .. } | Action::HttpFetch { .. } => {
+                let c = ConnectParts::of(self);
+                json!({
+                    "kind": kind,
+                    "host": c.host,
+                    "port": c.port,
+                    "scheme": c.scheme,
+                    "method": c.method,
+                    "url": c.url,
+                })
+            }
+            Action::SpawnAgent {
+                tools,
+                max_steps,
+                task_sha256,
+            } => {
+                let mut tools = tools.clone();
+                tools.sort();
+                tools.dedup();
+                json!({"kind": kind, "tools": tools, "max_steps": max_steps, "task_sha256": task_sha256})
+            }
+            Action::MemoryWrite { file } => json!({"kind": kind, "file": file}),
+            Action::UseSecret { name, host } => {
+                json!({"kind": kind, "name": name, "host": normalise_host(host)})
+            }
+            Action::InstallSkill { name, sha256 } => {
+                json!({"kind": kind, "name": name, "sha256": sha256.to_ascii_lowercase()})
+            }
+        }
+    }
+}
+
+/// Lower case, no trailing dot.
+pub(crate) fn normalise_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The fields of a connect, whichever variant spelled it.
+pub(crate) struct ConnectParts<'a> {
+    pub host: String,
+    pub port: u16,
+    pub scheme: String,
+    pub method: &'a str,
+    pub url: &'a str,
+}
+
+impl<'a> ConnectParts<'a> {
+    /// Panics never; returns empty parts for a non-connect action.
+    pub(crate) fn of(action: &'a Action) -> ConnectParts<'a> {
+        match action {
+            Action::Connect {
+                host,
+                port,
+                scheme,
+                method,
+                url,
+            } => ConnectParts {
+                host: normalise_host(host),
+                port: *port,
+                scheme: scheme.to_ascii_lowercase(),
+                method,
+                url,
+            },
+            Action::HttpFetch {
+                method,
+                url,
+                host,
+                port,
+            } => ConnectParts {
+                host: normalise_host(host),
+                port: *port,
+                scheme: url
+                    .split_once("://")
+                    .map(|(s, _)| s.to_ascii_lowercase())
+                    .unwrap_or_default(),
+                method,
+                url,
+            },
+            _ => ConnectParts {
+                host: String::new(),
+                port: 0,
+                scheme: String::new(),
+                method: "",
+                url: "",
+            },
+        }
+    }
+}
