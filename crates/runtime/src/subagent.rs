@@ -1,0 +1,253 @@
+//! Sub-agents: the `spawn_agent` tool hands a task to a child agent through a
+//! [`SubagentRunner`] (implemented by the agent crate, which owns the agent loop).
+//!
+//! What the runtime guarantees before a runner is called: the child's tools are a subset
+//! of the parent's, its step limit is at most the parent's, the nesting depth stays below
+//! `agents.NAME.subagents.max_depth`, a session starts at most `max_children` children,
+//! and with `require_sandbox` no child starts while `sandbox.backend = "none"`. The
+//! child's [`Runtime`] comes from [`Runtime::child`]: same agent config, sandbox backend,
+//! egress proxy, approver and audit log, tools narrowed.
+//!
+//! What it takes from the runner: the child's answer and the child's label; the parent's
+//! observation carries that label (a child that read untrusted content returns an
+//! untrusted result).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use config::ToolName;
+
+use sha2::Digest;
+
+use guard::Action;
+
+use crate::{Integrity, Labels, Runtime};
+
+/// What the parent asked for, checked against the parent's limits.
+#[derive(Debug, Clone)]
+pub struct SubagentSpec {
+    /// The parent's session id.
+    pub parent_session: String,
+    /// The tool call of the parent that started the child.
+    pub call_id: String,
+    pub task: String,
+    pub tools: Vec<ToolName>,
+    pub max_steps: u32,
+    /// The child's depth (1 for a child of a top-level session).
+    pub depth: u32,
+}
+
+/// What came back from the child.
+#[derive(Debug, Clone)]
+pub struct SubagentResult {
+    /// The child's session id.
+    pub session: String,
+    /// The child's final answer, or why it has none.
+    pub answer: String,
+    pub is_error: bool,
+    /// The child's integrity label: untrusted once it read anything untrusted.
+    pub integrity: Integrity,
+    /// Where the child's untrusted content came from.
+    pub untrusted_sources: Vec<String>,
+    pub steps: u32,
+}
+
+/// Runs a child agent to its final answer.
+#[async_trait]
+pub trait SubagentRunner: Send + Sync {
+    /// `runtime` is the child's runtime (made by [`Runtime::child`]); every effect of the
+    /// child must go through it.
+    async fn run(&self, runtime: Arc<Runtime>, spec: SubagentSpec) -> SubagentResult;
+}
+
+/// The child's tools as named by the model (`None`: the parent's read-only file tools).
+/// Unknown names are an argument error; tools the parent lacks are kept, so the decision
+/// can deny them by name.
+pub(crate) fn child_tools(
+    parent: &config::AgentConfig,
+    names: Option<&[String]>,
+) -> Result<Vec<ToolName>, String> {
+    let Some(names) = names else {
+        return Ok([ToolName::ReadFile, ToolName::ListDir, ToolName::Search]
+            .into_iter()
+            .filter(|t| parent.tools.contains(t))
+            .collect());
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let t = ToolName::parse(n).ok_or_else(|| {
+            format!(
+                "unknown tool `{n}` in `tools`; known tools: {}",
+                ToolName::ALL.map(|t| t.as_str()).join(", ")
+            )
+        })?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+impl Runtime {
+    /// The runtime's own limits on a child (tools a subset of this agent's, steps, depth,
+    /// `require_sandbox`, `max_children`). A refusal is recorded as a `deny` decision;
+    /// otherwise the guard's action for the call is returned, for `authorize`.
+    pub(crate) fn check_spawn(
+        &self,
+        session: &str,
+        call: &crate::ToolCall,
+        args: &crate::tools::SpawnAgentArgs,
+        tools: &[ToolName],
+    ) -> Result<Action, (&'static str, String)> {
+        let cfg = self.agent_cfg();
+        let agent = self.agent().to_string();
+        let max_steps = args.max_steps.unwrap_or(cfg.max_steps);
+        let depth = self.depth() + 1;
+        let lacking: Vec<&str> = tools
+            .iter()
+            .filter(|t| !cfg.tools.contains(t))
+            .map(|t| t.as_str())
+            .collect();
+        let denial = if !lacking.is_empty() {
+            Some((
+                "subagent.tools_subset",
+                format!(
+                    "the child would get tools this agent does not have ({}); a sub-agent only gets a subset of its parent's tools",
+                    lacking.join(", ")
+                ),
+            ))
+        } else if max_steps > cfg.max_steps {
+            Some((
+                "subagent.max_steps",
+                format!(
+                    "max_steps {max_steps} is more than this agent's {} (agents.{agent}.max_steps)",
+                    cfg.max_steps
+                ),
+            ))
+        } else if depth > cfg.subagents.max_depth {
+            Some((
+                "subagent.max_depth",
+                format!(
+                    "a child here would be at depth {depth}; agents.{agent}.subagents.max_depth is {}",
+                    cfg.subagents.max_depth
+                ),
+            ))
+        } else if cfg.subagents.require_sandbox && self.sandbox_backend() == "none" {
+            Some((
+                "subagent.require_sandbox",
+                format!(
+                    "agents.{agent}.subagents.require_sandbox is set and sandbox.backend = \"none\": children run only sandboxed"
+                ),
+            ))
+        } else if !self
+            .ext
+            .take_child_slot(session, cfg.subagents.max_children)
+        {
+            Some((
+                "subagent.max_children",
+                format!(
+                    "this session already started {} sub-agents (agents.{agent}.subagents.max_children)",
+                    cfg.subagents.max_children
+                ),
+            ))
+        } else {
+            None
+        };
+        let action = Action::SpawnAgent {
+            tools: tools.iter().map(|t| t.as_str().to_string()).collect(),
+            max_steps,
+            task_sha256: hex::encode(sha2::Sha256::digest(args.task.as_bytes())),
+        };
+        let Some((rule, reason)) = denial else {
+            return Ok(action);
+        };
+        self.audit_log()
+            .record(
+                audit::EventKind::Decision,
+                Some(session),
+                serde_json::json!({
+                    "call_id": call.id,
+                    "tool": "spawn_agent",
+                    "action": action.canonical(),
+                    "action_kind": action.name(),
+                    "fingerprint": action.fingerprint(),
+                    "decision": "deny",
+                    "rule": rule,
+                    "reason": reason,
+                }),
+            )
+            .map_err(|e| {
+                (
+                    "audit",
+                    format!("spawn_agent not run: the audit log cannot record the decision: {e}"),
+                )
+            })?;
+        Err((
+            "decision",
+            format!("spawn_agent denied: {reason} [rule {rule}]"),
+        ))
+    }
+
+    /// Run the child (after `check_spawn` and the guard allowed it) and return its
+    /// answer with its label; the child's untrusted sources join the parent's label.
+    pub(crate) async fn spawn_agent(
+        &self,
+        session: &str,
+        call: &crate::ToolCall,
+        args: crate::tools::SpawnAgentArgs,
+        tools: Vec<ToolName>,
+    ) -> Result<(crate::tools::ToolOutput, String, Integrity), (&'static str, String)> {
+        let max_steps = args.max_steps.unwrap_or(self.max_steps());
+        let Some(runner) = self.ext.subagents.get().cloned() else {
+            return Err((
+                "spawn_agent",
+                "spawn_agent is unavailable: no sub-agent runner is attached to this runtime"
+                    .into(),
+            ));
+        };
+        let child = self
+            .child(tools.clone(), max_steps)
+            .map_err(|e| ("spawn_agent", e.to_string()))?;
+        let spec = SubagentSpec {
+            parent_session: session.to_string(),
+            call_id: call.id.clone(),
+            task: args.task,
+            tools,
+            max_steps,
+            depth: self.depth() + 1,
+        };
+        let result = runner.run(Arc::new(child), spec).await;
+        if result.integrity == Integrity::Untrusted {
+            let mut labels = Labels::untrusted(format!("spawn_agent {}", result.session));
+            for s in &result.untrusted_sources {
+                labels.join(&Labels::untrusted(s.clone()));
+            }
+            self.join_session_labels(session, &labels);
+        }
+        let content = format!(
+            "sub-agent (session {}, {} steps, {}){}:\n{}",
+            result.session,
+            result.steps,
+            match result.integrity {
+                Integrity::Trusted => "trusted",
+                Integrity::Untrusted => "untrusted: it read untrusted content",
+            },
+            if result.is_error {
+                " failed"
+            } else {
+                " answered"
+            },
+            result.answer
+        );
+        let out = crate::tools::ToolOutput {
+            content,
+            is_error: result.is_error,
+            ..Default::default()
+        };
+        Ok((
+            out,
+            format!("tool:spawn_agent {}", result.session),
+            result.integrity,
+        ))
+    }
+}
