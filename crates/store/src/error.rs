@@ -49,6 +49,31 @@ pub enum StoreError {
     },
     #[error("cannot encode session item as JSON: {0}")]
     Encode(serde_json::Error),
+    #[error("no approval `{id}`; list pending ones with `cordon approvals list`")]
+    NoApproval { id: String },
+    #[error(
+        "approval `{id}` was already answered: {status} by {by}; nothing changed \
+         (see it with `cordon approvals list --all`)"
+    )]
+    AlreadyAnswered {
+        id: String,
+        status: String,
+        by: String,
+    },
+    #[error("approval `{id}` expired at {expires_at} and was denied; the agent has to ask again")]
+    ApprovalExpired { id: String, expires_at: String },
+    #[error("approval `{id}`: cannot grant that scope: {reason}")]
+    BadScope { id: String, reason: String },
+    #[error("no grant `{id}`; list them with `cordon approvals grants --all`")]
+    NoGrant { id: String },
+    #[error("grant `{id}` was already revoked at {at}")]
+    AlreadyRevoked { id: String, at: String },
+    #[error("{table} row `{id}` is damaged: {reason}")]
+    BadRow {
+        table: &'static str,
+        id: String,
+        reason: String,
+    },
     #[error("cannot format the current time: {0}")]
     Clock(#[from] time::error::Format),
     #[error("session database handle is unusable: a thread panicked while using it")]

@@ -1,5 +1,6 @@
-//! Persistence of agent sessions in SQLite (`state_dir/cordon.db`), so `cordon chat`
-//! can resume where it stopped.
+//! Persistence of agent sessions, approval requests and grants in SQLite
+//! (`state_dir/cordon.db`), so `cordon chat` can resume where it stopped and an approval
+//! asked in one process can be answered from another.
 //!
 //! Guarantees: the database file is created 0600; every write is one transaction taken
 //! with `BEGIN IMMEDIATE`, so several handles (threads or processes) on one file append
@@ -12,9 +13,14 @@
 //! directory is 0700 and never mounted into a sandbox), or keep secrets (they live in
 //! the vault).
 
+mod approvals;
 mod error;
 mod schema;
 mod store;
 
+pub use approvals::{
+    Answer, AnswerReach, Answered, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus,
+    GrantQuery, GrantRecord, GrantScope, NewApproval,
+};
 pub use error::StoreError;
 pub use store::{SessionRecord, Store};

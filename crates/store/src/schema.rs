@@ -19,10 +19,54 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         item TEXT NOT NULL,
         PRIMARY KEY (session, seq)
     ) STRICT, WITHOUT ROWID;",
+    // 1 -> 2: approval requests and the grants their answers created.
+    "CREATE TABLE approvals (
+        id TEXT PRIMARY KEY NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        session TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('action', 'memory_write')),
+        tool TEXT NOT NULL,
+        action TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        argv TEXT,
+        host TEXT,
+        arguments TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        untrusted_sources TEXT NOT NULL,
+        payload TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired')),
+        answer TEXT CHECK (answer IN ('once', 'session', 'agent')),
+        grant_id TEXT,
+        answered_by TEXT,
+        answered_at TEXT
+    ) STRICT;
+    CREATE INDEX approvals_status_expires ON approvals (status, expires_at);
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        agent TEXT NOT NULL,
+        session TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('action', 'memory_write')),
+        tool TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('exact', 'prefix', 'host')),
+        fingerprint TEXT,
+        argv_prefix TEXT,
+        host TEXT,
+        action TEXT NOT NULL,
+        source TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        revoked_at TEXT
+    ) STRICT;
+    CREATE INDEX grants_lookup ON grants (agent, kind, tool);",
 ];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Tables every current database must have.
-pub(crate) const TABLES: &[&str] = &["sessions", "items"];
+pub(crate) const TABLES: &[&str] = &["sessions", "items", "approvals", "grants"];

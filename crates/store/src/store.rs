@@ -35,14 +35,19 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { action, source }
 }
 
 fn now() -> Result<String, StoreError> {
+    timestamp(OffsetDateTime::now_utc())
+}
+
+/// `t` in the store's fixed-width UTC form, which sorts as text.
+pub(crate) fn timestamp(t: OffsetDateTime) -> Result<String, StoreError> {
     let fmt =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    Ok(OffsetDateTime::now_utc().format(fmt)?)
+    Ok(t.to_offset(time::UtcOffset::UTC).format(fmt)?)
 }
 
 fn to_u64(n: i64) -> u64 {
@@ -164,7 +169,7 @@ impl Store {
         tx.commit().map_err(sql("migrate schema"))
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
     }
 

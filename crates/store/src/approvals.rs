@@ -1,0 +1,854 @@
+//! Approval requests and the grants their answers create (`approvals` and `grants`
+//! tables), shared by every process on the database (`cordon chat` asking in one
+//! terminal, `cordon approvals approve` answering in another).
+//!
+//! Guarantees: an approval is answered at most once — the answer is written by one
+//! `BEGIN IMMEDIATE` transaction whose
+//! `UPDATE … WHERE status = 'pending' AND expires_at > now` decides the race, so of two concurrent answers exactly one wins and the other
+//! gets [`StoreError::AlreadyAnswered`]; an answer after `expires_at` is refused and the
+//! request is marked expired. A grant is created in the same transaction as the answer
+//! that made it, and only for the action that was asked: an argv-prefix grant must be a
+//! non-empty prefix of the asked command's argv, a host grant must name the asked host.
+//! A grant covers an action only for the same agent, kind and tool, while unrevoked and
+//! unexpired, and (session grants) in the same session.
+//!
+//! Does not: decide what is asked (the guard does), compute fingerprints (the guard's
+//! canonical action does), or check that `argv` is a single simple command (the caller
+//! passes `None` for anything else, so prefix grants never match it).
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::store::{Store, sql, timestamp};
+
+/// What an approval is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    /// A tool action the runtime holds until it is answered.
+    Action,
+    /// A memory change from an untrusted session, applied only once accepted.
+    MemoryWrite,
+}
+
+impl ApprovalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::Action => "action",
+            ApprovalKind::MemoryWrite => "memory_write",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ApprovalKind> {
+        match s {
+            "action" => Some(ApprovalKind::Action),
+            "memory_write" => Some(ApprovalKind::MemoryWrite),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Nobody answered in time: a denial.
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ApprovalStatus> {
+        match s {
+            "pending" => Some(ApprovalStatus::Pending),
+            "approved" => Some(ApprovalStatus::Approved),
+            "denied" => Some(ApprovalStatus::Denied),
+            "expired" => Some(ApprovalStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// How far an approving answer reaches (the `answer` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerReach {
+    Once,
+    Session,
+    Agent,
+}
+
+impl AnswerReach {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerReach::Once => "once",
+            AnswerReach::Session => "session",
+            AnswerReach::Agent => "agent",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AnswerReach> {
+        match s {
+            "once" => Some(AnswerReach::Once),
+            "session" => Some(AnswerReach::Session),
+            "agent" => Some(AnswerReach::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// Which later actions a grant covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "scope", content = "value")]
+pub enum GrantScope {
+    /// The same canonical action (same fingerprint).
+    Exact,
+    /// A single simple command whose argv starts with these words.
+    Prefix(Vec<String>),
+    /// A connection to exactly this host.
+    Host(String),
+}
+
+impl GrantScope {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GrantScope::Exact => "exact",
+            GrantScope::Prefix(_) => "prefix",
+            GrantScope::Host(_) => "host",
+        }
+    }
+}
+
+/// A human's answer to one approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "answer")]
+pub enum Answer {
+    Once,
+    /// A grant for the asked action, for the rest of the asking session.
+    Session,
+    /// A grant for every session of the agent, for `days` days.
+    Agent {
+        days: u64,
+        scope: GrantScope,
+    },
+    Deny,
+}
+
+/// A request to be stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewApproval {
+    pub agent: String,
+    pub session: String,
+    pub kind: ApprovalKind,
+    pub tool: String,
+    /// The canonical action text, e.g. `exec: git push origin main`.
+    pub action: String,
+    pub fingerprint: String,
+    /// The canonical argv of a single simple command (exec), for prefix grants.
+    pub argv: Option<Vec<String>>,
+    /// The host of a connection, for host grants.
+    pub host: Option<String>,
+    pub arguments: Value,
+    pub reason: String,
+    /// Id of the deciding policy.
+    pub rule: String,
+    pub labels: Value,
+    pub untrusted_sources: Vec<String>,
+    /// What to apply once accepted (memory_write: file and entry).
+    pub payload: Option<Value>,
+    /// How long it stays answerable.
+    pub timeout: Duration,
+}
+
+/// A stored request and, once answered, its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// A ULID.
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub agent: String,
+    pub session: String,
+    pub kind: ApprovalKind,
+    pub tool: String,
+    pub action: String,
+    pub fingerprint: String,
+    pub argv: Option<Vec<String>>,
+    pub host: Option<String>,
+    pub arguments: Value,
+    pub reason: String,
+    pub rule: String,
+    pub labels: Value,
+    pub untrusted_sources: Vec<String>,
+    pub payload: Option<Value>,
+    pub status: ApprovalStatus,
+    pub answer: Option<AnswerReach>,
+    pub grant_id: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<String>,
+}
+
+/// A standing permission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub id: String,
+    pub created_at: String,
+    /// `None`: until revoked (session grants end with their session).
+    pub expires_at: Option<String>,
+    pub agent: String,
+    /// `None`: every session of the agent.
+    pub session: Option<String>,
+    pub kind: ApprovalKind,
+    pub tool: String,
+    pub scope: GrantScope,
+    pub fingerprint: Option<String>,
+    /// The canonical action of the approval that created it.
+    pub action: String,
+    /// Id of that approval.
+    pub source: String,
+    pub granted_by: String,
+    pub revoked_at: Option<String>,
+}
+
+impl GrantRecord {
+    /// Does this grant's scope cover the action? (Agent, session, kind, tool, expiry
+    /// and revocation are checked by [`Store::find_grant`].)
+    pub fn covers(&self, fingerprint: &str, argv: Option<&[String]>, host: Option<&str>) -> bool {
+        match &self.scope {
+            GrantScope::Exact => self.fingerprint.as_deref() == Some(fingerprint),
+            GrantScope::Prefix(prefix) => {
+                !prefix.is_empty() && argv.is_some_and(|a| a.starts_with(prefix))
+            }
+            GrantScope::Host(h) => host.is_some_and(|x| x.eq_ignore_ascii_case(h)),
+        }
+    }
+}
+
+/// The result of a successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub approval: ApprovalRecord,
+    /// The grant a `Session` / `Agent` answer created.
+    pub grant: Option<GrantRecord>,
+}
+
+/// Which approvals to list; `None` fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalFilter {
+    pub status: Option<ApprovalStatus>,
+    pub agent: Option<String>,
+    pub session: Option<String>,
+}
+
+/// The action a grant is looked up for.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantQuery<'a> {
+    pub agent: &'a str,
+    pub session: &'a str,
+    pub kind: ApprovalKind,
+    pub tool: &'a str,
+    pub fingerprint: &'a str,
+    /// `None` unless the action is a single simple command.
+    pub argv: Option<&'a [String]>,
+    pub host: Option<&'a str>,
+}
+
+const APPROVAL_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, action, \
+     fingerprint, argv, host, arguments, reason, rule, labels, untrusted_sources, payload, \
+     status, answer, grant_id, answered_by, answered_at";
+
+const GRANT_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, scope, \
+     fingerprint, argv_prefix, host, action, source, granted_by, revoked_at";
+
+fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(StoreError::Encode)
+}
+
+fn add(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    let d = time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+    now.checked_add(d)
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+}
+
+impl Store {
+    /// Store a pending request; it expires `req.timeout` from now.
+    pub fn create_approval(&self, req: &NewApproval) -> Result<ApprovalRecord, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let record = ApprovalRecord {
+            id: ulid::Ulid::new().to_string(),
+            created_at: timestamp(now)?,
+            expires_at: timestamp(add(now, req.timeout))?,
+            agent: req.agent.clone(),
+            session: req.session.clone(),
+            kind: req.kind,
+            tool: req.tool.clone(),
+            action: req.action.clone(),
+            fingerprint: req.fingerprint.clone(),
+            argv: req.argv.clone(),
+            host: req.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            arguments: req.arguments.clone(),
+            reason: req.reason.clone(),
+            rule: req.rule.clone(),
+            labels: req.labels.clone(),
+            untrusted_sources: req.untrusted_sources.clone(),
+            payload: req.payload.clone(),
+            status: ApprovalStatus::Pending,
+            answer: None,
+            grant_id: None,
+            answered_by: None,
+            answered_at: None,
+        };
+        let argv = record.argv.as_ref().map(encode).transpose()?;
+        let payload = record.payload.as_ref().map(encode).transpose()?;
+        self.conn()?
+            .execute(
+                &format!(
+                    "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                     ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'pending', NULL, NULL, \
+                     NULL, NULL)"
+                ),
+                params![
+                    record.id,
+                    record.created_at,
+                    record.expires_at,
+                    record.agent,
+                    record.session,
+                    record.kind.as_str(),
+                    record.tool,
+                    record.action,
+                    record.fingerprint,
+                    argv,
+                    record.host,
+                    encode(&record.arguments)?,
+                    record.reason,
+                    record.rule,
+                    encode(&record.labels)?,
+                    encode(&record.untrusted_sources)?,
+                    payload,
+                ],
+            )
+            .map_err(sql("create approval"))?;
+        Ok(record)
+    }
+
+    pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        let conn = self.conn()?;
+        get_approval(&conn, id)
+    }
+
+    /// Approvals matching `filter`, oldest first.
+    pub fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR session = ?3) ORDER BY created_at, rowid"
+            ))
+            .map_err(sql("list approvals"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    filter.status.map(ApprovalStatus::as_str),
+                    filter.agent,
+                    filter.session
+                ],
+                read_approval,
+            )
+            .map_err(sql("list approvals"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(sql("list approvals"))??);
+        }
+        Ok(out)
+    }
+
+    /// Answer a pending approval, atomically: of concurrent answers (from any process)
+    /// exactly one wins; the others get [`StoreError::AlreadyAnswered`]. A `Session` or
+    /// `Agent` answer creates its grant in the same transaction. `by` says who answered
+    /// (e.g. `terminal`, `cli`).
+    pub fn answer_approval(
+        &self,
+        id: &str,
+        answer: &Answer,
+        by: &str,
+    ) -> Result<Answered, StoreError> {
+        let now_t = OffsetDateTime::now_utc();
+        let now = timestamp(now_t)?;
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin answer"))?;
+        let Some(current) = get_approval(&tx, id)? else {
+            return Err(StoreError::NoApproval { id: id.to_string() });
+        };
+        match current.status {
+            ApprovalStatus::Pending => {}
+            ApprovalStatus::Expired => {
+                return Err(StoreError::ApprovalExpired {
+                    id: id.to_string(),
+                    expires_at: current.expires_at,
+                });
+            }
+            status => {
+                return Err(StoreError::AlreadyAnswered {
+                    id: id.to_string(),
+                    status: status.as_str().to_string(),
+                    by: current.answered_by.unwrap_or_else(|| "?".into()),
+                });
+            }
+        }
+        if current.expires_at <= now {
+            tx.execute(
+                "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+                 answered_at = ?2 WHERE id = ?1 AND status = 'pending'",
+                params![id, now],
+            )
+            .map_err(sql("expire approval"))?;
+            tx.commit().map_err(sql("commit expiry"))?;
+            return Err(StoreError::ApprovalExpired {
+                id: id.to_string(),
+                expires_at: current.expires_at,
+            });
+        }
+        let (status, reach, grant) = match answer {
+            Answer::Once => (ApprovalStatus::Approved, Some(AnswerReach::Once), None),
+            Answer::Deny => (ApprovalStatus::Denied, None, None),
+            Answer::Session => {
+                let grant = grant_for(
+                    &current,
+                    &now,
+                    None,
+                    Some(&current.session),
+                    &GrantScope::Exact,
+                    by,
+                )?;
+                (
+                    ApprovalStatus::Approved,
+                    Some(AnswerReach::Session),
+                    Some(grant),
+                )
+            }
+            Answer::Agent { days, scope } => {
+                if *days == 0 {
+                    return Err(StoreError::BadScope {
+                        id: id.to_string(),
+                        reason: "an agent grant must last at least one day".into(),
+                    });
+                }
+                let expires =
+                    timestamp(add(now_t, Duration::from_secs(days.saturating_mul(86_400))))?;
+                let grant = grant_for(&current, &now, Some(expires), None, scope, by)?;
+                (
+                    ApprovalStatus::Approved,
+                    Some(AnswerReach::Agent),
+                    Some(grant),
+                )
+            }
+        };
+        if let Some(g) = &grant {
+            insert_grant(&tx, g)?;
+        }
+        let changed = tx
+            .execute(
+                "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
+                 answered_at = ?6 WHERE id = ?1 AND status = 'pending' AND expires_at > ?6",
+                params![
+                    id,
+                    status.as_str(),
+                    reach.map(AnswerReach::as_str),
+                    grant.as_ref().map(|g| g.id.clone()),
+                    by,
+                    now
+                ],
+            )
+            .map_err(sql("answer approval"))?;
+        if changed != 1 {
+            // Unreachable under the IMMEDIATE lock, but never report a lost race as a win.
+            return Err(StoreError::AlreadyAnswered {
+                id: id.to_string(),
+                status: "answered".into(),
+                by: "another process".into(),
+            });
+        }
+        let approval =
+            get_approval(&tx, id)?.ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?;
+        tx.commit().map_err(sql("commit answer"))?;
+        Ok(Answered { approval, grant })
+    }
+
+    /// Mark `id` expired if it is still pending (whatever its `expires_at`: the waiting
+    /// runtime's own clock ran out). Returns the record as it now stands: if another
+    /// process answered first, that answer is what comes back.
+    pub fn expire_approval(&self, id: &str) -> Result<ApprovalRecord, StoreError> {
+        let now = timestamp(OffsetDateTime::now_utc())?;
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE approvals SET status = 'expired', answered_by = 'timeout', answered_at = ?2 \
+             WHERE id = ?1 AND status = 'pending'",
+            params![id, now],
+        )
+        .map_err(sql("expire approval"))?;
+        get_approval(&conn, id)?.ok_or_else(|| StoreError::NoApproval { id: id.to_string() })
+    }
+
+    /// Mark every pending approval whose `expires_at` is not after `now` expired; returns
+    /// their ids.
+    pub fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let now = timestamp(now)?;
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+                 answered_at = ?1 WHERE status = 'pending' AND expires_at <= ?1 RETURNING id",
+            )
+            .map_err(sql("expire approvals"))?;
+        let rows = stmt
+            .query_map([now], |r| r.get::<_, String>(0))
+            .map_err(sql("expire approvals"))?;
+        let mut ids = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("expire approvals"))?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Grants of `agent` (all agents when `None`), oldest first. Without
+    /// `include_inactive`, only those neither revoked nor expired.
+    pub fn list_grants(
+        &self,
+        agent: Option<&str>,
+        include_inactive: bool,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let now = timestamp(OffsetDateTime::now_utc())?;
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {GRANT_COLUMNS} FROM grants WHERE (?1 IS NULL OR agent = ?1) AND \
+                 (?2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3))) \
+                 ORDER BY created_at, rowid"
+            ))
+            .map_err(sql("list grants"))?;
+        let rows = stmt
+            .query_map(params![agent, include_inactive, now], read_grant)
+            .map_err(sql("list grants"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(sql("list grants"))??);
+        }
+        Ok(out)
+    }
+
+    pub fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        let conn = self.conn()?;
+        get_grant(&conn, id)
+    }
+
+    /// Revoke a grant; it covers nothing from now on.
+    pub fn revoke_grant(&self, id: &str) -> Result<GrantRecord, StoreError> {
+        let now = timestamp(OffsetDateTime::now_utc())?;
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin revoke"))?;
+        let Some(grant) = get_grant(&tx, id)? else {
+            return Err(StoreError::NoGrant { id: id.to_string() });
+        };
+        if let Some(at) = grant.revoked_at {
+            return Err(StoreError::AlreadyRevoked {
+                id: id.to_string(),
+                at,
+            });
+        }
+        tx.execute(
+            "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )
+        .map_err(sql("revoke grant"))?;
+        let grant =
+            get_grant(&tx, id)?.ok_or_else(|| StoreError::NoGrant { id: id.to_string() })?;
+        tx.commit().map_err(sql("commit revoke"))?;
+        Ok(grant)
+    }
+
+    /// The oldest active grant that covers the action, if any.
+    pub fn find_grant(&self, q: &GrantQuery<'_>) -> Result<Option<GrantRecord>, StoreError> {
+        let now = timestamp(OffsetDateTime::now_utc())?;
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {GRANT_COLUMNS} FROM grants WHERE agent = ?1 AND kind = ?2 AND tool = ?3 \
+                 AND (session IS NULL OR session = ?4) AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > ?5) ORDER BY created_at, rowid"
+            ))
+            .map_err(sql("find grant"))?;
+        let rows = stmt
+            .query_map(
+                params![q.agent, q.kind.as_str(), q.tool, q.session, now],
+                read_grant,
+            )
+            .map_err(sql("find grant"))?;
+        for row in rows {
+            let grant = row.map_err(sql("find grant"))??;
+            if grant.covers(q.fingerprint, q.argv, q.host) {
+                return Ok(Some(grant));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The grant an answer to `approval` creates, after checking that `scope` covers the
+/// asked action (a human approving `rm -rf build` cannot thereby grant `curl`).
+fn grant_for(
+    approval: &ApprovalRecord,
+    now: &str,
+    expires_at: Option<String>,
+    session: Option<&String>,
+    scope: &GrantScope,
+    by: &str,
+) -> Result<GrantRecord, StoreError> {
+    let bad = |reason: String| StoreError::BadScope {
+        id: approval.id.clone(),
+        reason,
+    };
+    let scope = match scope {
+        GrantScope::Exact => GrantScope::Exact,
+        GrantScope::Prefix(prefix) => {
+            let Some(argv) = &approval.argv else {
+                return Err(bad(format!(
+                    "`{}` is not a single simple command, so it has no argv prefix to grant; \
+                     grant the exact action instead",
+                    approval.action
+                )));
+            };
+            if prefix.is_empty() || !argv.starts_with(prefix) {
+                return Err(bad(format!(
+                    "{prefix:?} is not a non-empty prefix of the asked command {argv:?}"
+                )));
+            }
+            GrantScope::Prefix(prefix.clone())
+        }
+        GrantScope::Host(host) => {
+            if !approval
+                .host
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(host))
+            {
+                return Err(bad(format!(
+                    "host `{host}` is not the asked action's host ({})",
+                    approval.host.as_deref().unwrap_or("none")
+                )));
+            }
+            GrantScope::Host(host.to_ascii_lowercase())
+        }
+    };
+    Ok(GrantRecord {
+        id: ulid::Ulid::new().to_string(),
+        created_at: now.to_string(),
+        expires_at,
+        agent: approval.agent.clone(),
+        session: session.cloned(),
+        kind: approval.kind,
+        tool: approval.tool.clone(),
+        fingerprint: matches!(scope, GrantScope::Exact).then(|| approval.fingerprint.clone()),
+        scope,
+        action: approval.action.clone(),
+        source: approval.id.clone(),
+        granted_by: by.to_string(),
+        revoked_at: None,
+    })
+}
+
+fn insert_grant(conn: &rusqlite::Connection, g: &GrantRecord) -> Result<(), StoreError> {
+    let (prefix, host) = match &g.scope {
+        GrantScope::Exact => (None, None),
+        GrantScope::Prefix(p) => (Some(encode(p)?), None),
+        GrantScope::Host(h) => (None, Some(h.clone())),
+    };
+    conn.execute(
+        &format!(
+            "INSERT INTO grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             ?10, ?11, ?12, ?13, ?14, NULL)"
+        ),
+        params![
+            g.id,
+            g.created_at,
+            g.expires_at,
+            g.agent,
+            g.session,
+            g.kind.as_str(),
+            g.tool,
+            g.scope.name(),
+            g.fingerprint,
+            prefix,
+            host,
+            g.action,
+            g.source,
+            g.granted_by,
+        ],
+    )
+    .map_err(sql("create grant"))?;
+    Ok(())
+}
+
+fn get_approval(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<ApprovalRecord>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
+        [id],
+        read_approval,
+    )
+    .optional()
+    .map_err(sql("read approval"))?
+    .transpose()
+}
+
+fn get_grant(conn: &rusqlite::Connection, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"),
+        [id],
+        read_grant,
+    )
+    .optional()
+    .map_err(sql("read grant"))?
+    .transpose()
+}
+
+/// A row decoder: SQLite errors on the outside, damaged content on the inside.
+type Decoded<T> = rusqlite::Result<Result<T, StoreError>>;
+
+fn json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    id: &str,
+    column: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::BadRow {
+        table,
+        id: id.to_string(),
+        reason: format!("column `{column}` is not the expected JSON: {e}"),
+    })
+}
+
+fn bad_enum(table: &'static str, id: &str, column: &str, value: &str) -> StoreError {
+    StoreError::BadRow {
+        table,
+        id: id.to_string(),
+        reason: format!("column `{column}` has unknown value `{value}`"),
+    }
+}
+
+fn read_approval(r: &rusqlite::Row<'_>) -> Decoded<ApprovalRecord> {
+    let id: String = r.get(0)?;
+    let kind: String = r.get(5)?;
+    let argv: Option<String> = r.get(9)?;
+    let arguments: String = r.get(11)?;
+    let labels: String = r.get(14)?;
+    let sources: String = r.get(15)?;
+    let payload: Option<String> = r.get(16)?;
+    let status: String = r.get(17)?;
+    let answer: Option<String> = r.get(18)?;
+    let (created_at, expires_at, agent, session, tool, action, fingerprint, host) = (
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(10)?,
+    );
+    let (reason, rule, grant_id, answered_by, answered_at) =
+        (r.get(12)?, r.get(13)?, r.get(19)?, r.get(20)?, r.get(21)?);
+    let t = "approvals";
+    Ok((|| {
+        Ok(ApprovalRecord {
+            kind: ApprovalKind::parse(&kind).ok_or_else(|| bad_enum(t, &id, "kind", &kind))?,
+            argv: argv.map(|a| json(t, &id, "argv", &a)).transpose()?,
+            arguments: json(t, &id, "arguments", &arguments)?,
+            labels: json(t, &id, "labels", &labels)?,
+            untrusted_sources: json(t, &id, "untrusted_sources", &sources)?,
+            payload: payload.map(|p| json(t, &id, "payload", &p)).transpose()?,
+            status: ApprovalStatus::parse(&status)
+                .ok_or_else(|| bad_enum(t, &id, "status", &status))?,
+            answer: answer
+                .map(|a| AnswerReach::parse(&a).ok_or_else(|| bad_enum(t, &id, "answer", &a)))
+                .transpose()?,
+            id: id.clone(),
+            created_at,
+            expires_at,
+            agent,
+            session,
+            tool,
+            action,
+            fingerprint,
+            host,
+            reason,
+            rule,
+            grant_id,
+            answered_by,
+            answered_at,
+        })
+    })())
+}
+
+fn read_grant(r: &rusqlite::Row<'_>) -> Decoded<GrantRecord> {
+    let id: String = r.get(0)?;
+    let kind: String = r.get(5)?;
+    let scope: String = r.get(7)?;
+    let prefix: Option<String> = r.get(9)?;
+    let host: Option<String> = r.get(10)?;
+    let (created_at, expires_at, agent, session, tool, fingerprint) = (
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(6)?,
+        r.get(8)?,
+    );
+    let (action, source, granted_by, revoked_at) = (r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?);
+    let t = "grants";
+    Ok((|| {
+        let scope = match (scope.as_str(), prefix, host) {
+            ("exact", _, _) => GrantScope::Exact,
+            ("prefix", Some(p), _) => GrantScope::Prefix(json(t, &id, "argv_prefix", &p)?),
+            ("host", _, Some(h)) => GrantScope::Host(h),
+            (other, _, _) => return Err(bad_enum(t, &id, "scope", other)),
+        };
+        Ok(GrantRecord {
+            kind: ApprovalKind::parse(&kind).ok_or_else(|| bad_enum(t, &id, "kind", &kind))?,
+            id: id.clone(),
+            scope,
+            created_at,
+            expires_at,
+            agent,
+            session,
+            tool,
+            fingerprint,
+            action,
+            source,
+            granted_by,
+            revoked_at,
+        })
+    })())
+}
