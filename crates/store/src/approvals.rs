@@ -27,10 +27,11 @@ use crate::error::StoreError;
 use crate::store::{Store, sql, timestamp};
 
 /// What an approval is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalKind {
     /// A tool action the runtime holds until it is answered.
+    #[default]
     Action,
     /// A memory change from an untrusted session, applied only once accepted.
     MemoryWrite,
@@ -203,6 +204,22 @@ pub struct ApprovalRecord {
     pub answered_at: Option<String>,
 }
 
+impl ApprovalRecord {
+    /// The audit data of its answer (`approval` record, `"state": "answered"`), the same
+    /// whichever process wrote the answer.
+    pub fn answer_audit(&self) -> Value {
+        serde_json::json!({
+            "state": "answered",
+            "approval_id": self.id,
+            "action": self.action,
+            "status": self.status,
+            "answer": self.answer,
+            "grant_id": self.grant_id,
+            "by": self.answered_by,
+        })
+    }
+}
+
 /// A standing permission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantRecord {
@@ -226,6 +243,34 @@ pub struct GrantRecord {
 }
 
 impl GrantRecord {
+    /// The audit data of its creation (`"state": "granted"`) or, with `state`
+    /// `"revoked"`, of its revocation.
+    pub fn audit(&self, state: &str) -> Value {
+        serde_json::json!({
+            "state": state,
+            "grant_id": self.id,
+            "approval_id": self.source,
+            "agent": self.agent,
+            "session": self.session,
+            "tool": self.tool,
+            "scope": self.scope,
+            "fingerprint": self.fingerprint,
+            "action": self.action,
+            "expires_at": self.expires_at,
+            "by": self.granted_by,
+            "revoked_at": self.revoked_at,
+        })
+    }
+
+    /// Whole days between creation and expiry (rounded up); `None` for grants without
+    /// an expiry or with unreadable timestamps.
+    pub fn lifetime_days(&self) -> Option<u64> {
+        let created = parse_timestamp(&self.created_at)?;
+        let expires = parse_timestamp(self.expires_at.as_deref()?)?;
+        let secs = u64::try_from((expires - created).whole_seconds()).ok()?;
+        Some(secs.div_ceil(86_400))
+    }
+
     /// Does this grant's scope cover the action? (Agent, session, kind, tool, expiry
     /// and revocation are checked by [`Store::find_grant`].)
     pub fn covers(&self, fingerprint: &str, argv: Option<&[String]>, host: Option<&str>) -> bool {
@@ -274,6 +319,15 @@ const APPROVAL_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind
 
 const GRANT_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, scope, \
      fingerprint, argv_prefix, host, action, source, granted_by, revoked_at";
+
+fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::PrimitiveDateTime::parse(s, fmt)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
 
 fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(StoreError::Encode)
@@ -528,6 +582,11 @@ impl Store {
             .map_err(sql("expire approvals"))?;
         ids.sort();
         Ok(ids)
+    }
+
+    /// [`Store::expire_due`] now.
+    pub fn expire_overdue(&self) -> Result<Vec<String>, StoreError> {
+        self.expire_due(OffsetDateTime::now_utc())
     }
 
     /// Grants of `agent` (all agents when `None`), oldest first. Without

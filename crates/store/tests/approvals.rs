@@ -328,6 +328,7 @@ fn an_agent_prefix_grant_covers_longer_argv_in_every_session_and_nothing_else() 
         .unwrap();
     assert!(grant.session.is_none());
     assert!(grant.fingerprint.is_none());
+    assert_eq!(grant.lifetime_days(), Some(7));
     let expires = grant.expires_at.clone().unwrap();
     let in_six = time::OffsetDateTime::now_utc() + time::Duration::days(6);
     let in_eight = time::OffsetDateTime::now_utc() + time::Duration::days(8);
@@ -515,4 +516,26 @@ fn a_database_from_before_approvals_is_migrated() {
     store
         .create_approval(&exec_request("S1", &["ls"], Duration::from_secs(5)))
         .unwrap();
+}
+
+#[test]
+fn many_handles_opening_a_new_database_at_once_all_succeed() {
+    // `cordon run` creating the database while `cordon approvals list` opens it.
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cordon.db");
+        let barrier = Arc::new(Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
 }
