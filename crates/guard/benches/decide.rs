@@ -1,14 +1,36 @@
-//! Median latency of canonicalise + decide in `exec.mode = "allowlist"` over a mix of
-//! ordinary commands and attacks, with a baseline (the cheapest decision, `ask` mode)
-//! measured in the same run. Run: `cargo bench -p cordon-guard --bench decide`.
+//! Median latency of one policy decision (canonicalisation + Cedar evaluation, labels
+//! included) over a mix of actions and session labels, and its ratio to running
+//! `/bin/true` in a live native sandbox (the cost of the cheapest tool call it guards).
+//! Run: `cargo bench -p cordon-guard --bench decide`. Target: ≤ 20 µs per decision.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use config::{AgentConfig, EgressConfig, ExecConfig, ExecMode, ToolName};
-use cordon_guard::{Action, Policy};
+use config::HostPattern;
+use cordon_guard::{Action, Labels, Policy, SessionView};
+use sandbox::{ExecRequest, NativeSandbox, Profile, Sandbox};
 
-const MIX: [&str; 10] = [
+const CONFIG: &str = r#"
+[model]
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+model = "m"
+
+[agents.bench]
+workspace = "/tmp/cordon-bench-ws"
+[agents.bench.exec]
+mode = "allowlist"
+allow = ["cargo", "git", "ls", "grep", "make", "find", "cat", "echo", "curl"]
+[agents.bench.egress]
+allow = ["docs.rs", "*.pypi.org", "api.github.com", "*.example.com"]
+secrets = ["GH"]
+[agents.bench.labels]
+private = ["finance/**", "*.key"]
+"#;
+
+const COMMANDS: [&str; 10] = [
     "cargo test -p cordon-guard",
     "git status && git diff",
     "ls -la | grep foo",
@@ -21,55 +43,172 @@ const MIX: [&str; 10] = [
     "cat <<EOF > notes.txt\nhello\nEOF",
 ];
 
-fn policy(mode: ExecMode) -> Policy {
-    let cfg = AgentConfig {
-        workspace: "/tmp/ws".into(),
-        tools: ToolName::ALL.to_vec(),
-        max_steps: 10,
-        instructions: None,
-        exec: ExecConfig {
-            mode,
-            allow: ["cargo", "git", "ls", "grep", "make", "find", "cat", "echo"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ..ExecConfig::default()
-        },
-        egress: EgressConfig::default(),
-        labels: Default::default(),
-        subagents: Default::default(),
-    };
-    Policy::new("bench", &cfg)
-}
-
-fn median_ns(p: &Policy, actions: &[Action], n: usize) -> u128 {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let a = &actions[i % actions.len()];
-        let t = Instant::now();
-        black_box(p.decide(black_box(a)));
-        samples.push(t.elapsed().as_nanos());
-    }
-    samples.sort_unstable();
-    samples[n / 2]
-}
-
-fn main() {
-    let actions: Vec<Action> = MIX
+fn actions() -> Vec<Action> {
+    let mut a: Vec<Action> = COMMANDS
         .iter()
         .map(|c| Action::Exec {
             command: c.to_string(),
         })
         .collect();
-    let n = 100_000;
-    let base = median_ns(&policy(ExecMode::Ask), &actions, n);
-    let allowlist = median_ns(&policy(ExecMode::Allowlist), &actions, n);
+    for (host, url) in [
+        ("docs.rs", "https://docs.rs/serde"),
+        ("leak-abc.docs.example.com", "https://leak-abc.docs.example.com/"),
+        ("evil.org", "https://evil.org/x"),
+    ] {
+        a.push(Action::Connect {
+            host: host.into(),
+            port: 443,
+            scheme: "https".into(),
+            method: "GET".into(),
+            url: url.into(),
+        });
+    }
+    a.push(Action::WriteFile {
+        path: "src/main.rs".into(),
+    });
+    a.push(Action::ReadFile {
+        path: "finance/q3.csv".into(),
+    });
+    a.push(Action::MemoryWrite {
+        file: "MEMORY.md".into(),
+    });
+    a.push(Action::SpawnAgent {
+        tools: vec!["read_file".into(), "exec".into()],
+        max_steps: 5,
+        task_sha256: "ab".repeat(32),
+    });
+    a.push(Action::UseSecret {
+        name: "GH".into(),
+        host: "api.github.com".into(),
+    });
+    a
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Median of `/bin/true` exec'd in one live native sandbox, or `None` (with the reason
+/// printed) when sandboxes cannot start here.
+fn sandbox_true(n: usize) -> Option<Duration> {
+    let ws = tempfile::tempdir().ok()?;
+    let profile = Profile {
+        workspace: ws.path().to_path_buf(),
+        workspace_writable: true,
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        limits: Default::default(),
+        egress_port: None,
+        etc_files: Vec::new(),
+    };
+    let req = ExecRequest {
+        argv: vec!["/bin/true".into()],
+        cwd: None,
+        stdin: Vec::new(),
+        timeout: Duration::from_secs(10),
+        output_limit: 4096,
+    };
+    let mut sb = match NativeSandbox::new().start(&profile) {
+        Ok(sb) => sb,
+        Err(e) => {
+            println!("native sandbox unavailable here ({e}); baseline falls back to fork+exec");
+            return None;
+        }
+    };
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        match sb.exec(&req) {
+            Ok(out) if out.status.success() => v.push(t.elapsed()),
+            other => {
+                println!("sandboxed /bin/true failed ({other:?}); baseline falls back to fork+exec");
+                return None;
+            }
+        }
+    }
+    Some(median(v))
+}
+
+fn plain_true(n: usize) -> Duration {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let ok = Command::new("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "/bin/true failed");
+        v.push(t.elapsed());
+    }
+    median(v)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cordon.toml");
+    std::fs::write(&path, CONFIG).expect("write config");
+    let cfg = config::load(&path).expect("config loads");
+    let t = Instant::now();
+    let policy = Policy::load(&cfg, dir.path(), "bench").expect("policy loads");
+    println!("Policy::load (compile + validate): {:?}", t.elapsed());
+
+    let actions = actions();
+    let trusted = Labels::trusted();
+    let mut tainted = Labels::untrusted("http_fetch https://evil.example.com/");
+    tainted.secrets.push("GH".into());
+    let contacted = BTreeSet::from(["docs.rs".to_string()]);
+    let secret_hosts = BTreeMap::from([(
+        "GH".to_string(),
+        vec![HostPattern::parse("api.github.com").expect("pattern")],
+    )]);
+    let views = [&trusted, &tainted].map(|labels| SessionView {
+        session: "bench-session",
+        labels,
+        contacted: &contacted,
+        depth: 0,
+        secret_hosts: &secret_hosts,
+    });
+
+    let n = 60_000;
+    let mut samples = Vec::with_capacity(n);
+    let mut kinds = [0usize; 3];
+    for i in 0..n {
+        let a = &actions[i % actions.len()];
+        let v = &views[(i / actions.len()) % 2];
+        let t = Instant::now();
+        let verdict = black_box(policy.evaluate(black_box(a), black_box(v)));
+        samples.push(t.elapsed());
+        kinds[match verdict.decision.kind() {
+            "allow" => 0,
+            "ask" => 1,
+            _ => 2,
+        }] += 1;
+    }
+    let decide = median(samples);
     println!(
-        "decide over {n} decisions: allowlist (canonicalise+decide) median {:.2} µs; \
-         ask-mode baseline median {:.2} µs; ratio {:.1}x; target ≤ 20 µs: {}",
-        allowlist as f64 / 1000.0,
-        base as f64 / 1000.0,
-        allowlist as f64 / base.max(1) as f64,
-        if allowlist <= 20_000 { "met" } else { "MISSED" }
+        "decide over {n} decisions ({} actions x trusted/tainted; allow {} / ask {} / deny {}): \
+         median {:.2} µs; target ≤ 20 µs: {}",
+        actions.len(),
+        kinds[0],
+        kinds[1],
+        kinds[2],
+        decide.as_secs_f64() * 1e6,
+        if decide <= Duration::from_micros(20) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    let (base, what) = match sandbox_true(200) {
+        Some(d) => (d, "/bin/true exec in a live native sandbox"),
+        None => (plain_true(200), "/bin/true fork+exec (no sandbox)"),
+    };
+    println!(
+        "baseline {what}: median {:.1} µs; decide / baseline = {:.4} ({:.2}%)",
+        base.as_secs_f64() * 1e6,
+        decide.as_secs_f64() / base.as_secs_f64(),
+        100.0 * decide.as_secs_f64() / base.as_secs_f64()
     );
 }
