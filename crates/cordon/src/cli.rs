@@ -73,6 +73,68 @@ pub enum Command {
         #[command(subcommand)]
         command: EgressCommand,
     },
+    /// Pending approval requests (from any running `cordon run`/`chat`), answers and
+    /// the grants they created. Every answer, grant and revocation is audited.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending requests: id, age, agent, session, the canonical action, why it was asked
+    /// (rule and reason), the session's labels and its untrusted sources.
+    List {
+        /// Also answered and expired requests.
+        #[arg(long)]
+        all: bool,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request: once (default), for its session, or for every session
+    /// of its agent. Exit 1, naming the id, if it is unknown, answered or expired.
+    Approve {
+        /// The request's id (from `cordon approvals list`).
+        id: String,
+        /// Also allow this exact action for the rest of the request's session.
+        #[arg(long, conflicts_with = "agent")]
+        session: bool,
+        /// Also allow it in every session of the agent, for --days days.
+        #[arg(long)]
+        agent: bool,
+        /// Lifetime of an --agent grant in days (default 30, at most
+        /// approvals.grant_max_days).
+        #[arg(long, requires = "agent")]
+        days: Option<u64>,
+        /// Widen an --agent grant to every single command starting with these words,
+        /// e.g. "git push"; must be a prefix of the asked command.
+        #[arg(long, requires = "agent", conflicts_with = "host")]
+        prefix: Option<String>,
+        /// Widen an --agent grant to every request to the asked host.
+        #[arg(long, requires = "agent")]
+        host: bool,
+    },
+    /// Deny a pending request.
+    Deny {
+        /// The request's id.
+        id: String,
+    },
+    /// Active grants (exact action, argv prefix or host) and their expiry.
+    Grants {
+        /// Also revoked and expired grants.
+        #[arg(long)]
+        all: bool,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant: the action asks again.
+    Revoke {
+        /// The grant's id (from `cordon approvals grants`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,6 +75,27 @@ impl Approver for TerminalApprover {
     }
 }
 
+/// `untrusted, public, secrets: A, B` from the labels' JSON.
+pub fn describe_labels(labels: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for key in ["integrity", "confidentiality"] {
+        if let Some(v) = labels.get(key).and_then(|v| v.as_str()) {
+            parts.push(v.to_string());
+        }
+    }
+    if let Some(secrets) = labels.get("secrets").and_then(|v| v.as_array())
+        && !secrets.is_empty()
+    {
+        let names: Vec<&str> = secrets.iter().filter_map(|s| s.as_str()).collect();
+        parts.push(format!("secrets: {}", names.join(", ")));
+    }
+    if parts.is_empty() {
+        labels.to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// One line describing an event, for stderr.
 pub fn describe_event(event: &agent::AgentEvent) -> Option<String> {
     match event {

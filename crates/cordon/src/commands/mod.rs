@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod approvals_cmd;
 mod chat;
 mod config_cmd;
 mod egress_cmd;
@@ -23,5 +24,6 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sandbox { command } => sandbox_cmd::sandbox(command).await,
         Command::Secrets { command } => secrets_cmd::secrets(command),
         Command::Egress { command } => egress_cmd::egress(command).await,
+        Command::Approvals { command } => approvals_cmd::approvals(command),
     }
 }
