@@ -105,7 +105,7 @@ impl Runtime {
             return Ok(None);
         };
         let labels = memory.labels();
-        self.join_session_labels(session, &labels);
+        self.join_labels(session, &labels);
         let _ = self.audit_log().append(
             audit::EventKind::ToolResult,
             Some(session),

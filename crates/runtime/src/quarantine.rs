@@ -286,6 +286,44 @@ pub(crate) async fn extract_checked(
     ))
 }
 
+impl crate::Runtime {
+    /// Before fetching: the schema is one [`validate`] enforces, and a reader is attached.
+    pub(crate) fn check_extract(&self, x: &crate::tools::ExtractArgs) -> Result<(), String> {
+        check_schema(&x.schema)
+            .map_err(|e| format!("invalid arguments for http_fetch: extract.{e}"))?;
+        if x.instruction.trim().is_empty() {
+            return Err("invalid arguments for http_fetch: extract.instruction is empty".into());
+        }
+        if self.ext.quarantine.get().is_none() {
+            return Err(
+                "http_fetch extract is unavailable: no quarantined reader is attached to this runtime"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Hand the fetched response to the quarantined reader; only its validated answer
+    /// (with the status and URL lines the runtime wrote) comes back.
+    pub(crate) async fn quarantined_extract(
+        &self,
+        response: &str,
+        url: &str,
+        x: &crate::tools::ExtractArgs,
+    ) -> Result<crate::tools::ToolOutput, String> {
+        let Some(q) = self.ext.quarantine.get().cloned() else {
+            return Err("no quarantined reader is attached to this runtime".into());
+        };
+        let status = response.lines().next().unwrap_or("");
+        // The reader is a model too: it never sees secrets.
+        let content = self.redact(response);
+        let answer = extract_checked(q.as_ref(), &content, &x.instruction, &x.schema).await?;
+        Ok(crate::tools::ToolOutput::ok(format!(
+            "{status}\nURL: {url}\nextract: the answer of a quarantined reader without tools, checked against your schema (the page itself is not shown)\n\n{answer}"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,43 +403,5 @@ mod tests {
         ]));
         let e = extract_checked(&q, "page", "n", &s).await.unwrap_err();
         assert!(e.contains("after 2 attempts") && e.contains("`n`"), "{e}");
-    }
-}
-
-impl crate::Runtime {
-    /// Before fetching: the schema is one [`validate`] enforces, and a reader is attached.
-    pub(crate) fn check_extract(&self, x: &crate::tools::ExtractArgs) -> Result<(), String> {
-        check_schema(&x.schema)
-            .map_err(|e| format!("invalid arguments for http_fetch: extract.{e}"))?;
-        if x.instruction.trim().is_empty() {
-            return Err("invalid arguments for http_fetch: extract.instruction is empty".into());
-        }
-        if self.ext.quarantine.get().is_none() {
-            return Err(
-                "http_fetch extract is unavailable: no quarantined reader is attached to this runtime"
-                    .into(),
-            );
-        }
-        Ok(())
-    }
-
-    /// Hand the fetched response to the quarantined reader; only its validated answer
-    /// (with the status and URL lines the runtime wrote) comes back.
-    pub(crate) async fn quarantined_extract(
-        &self,
-        response: &str,
-        url: &str,
-        x: &crate::tools::ExtractArgs,
-    ) -> Result<crate::tools::ToolOutput, String> {
-        let Some(q) = self.ext.quarantine.get().cloned() else {
-            return Err("no quarantined reader is attached to this runtime".into());
-        };
-        let status = response.lines().next().unwrap_or("");
-        // The reader is a model too: it never sees secrets.
-        let content = self.redact(response);
-        let answer = extract_checked(q.as_ref(), &content, &x.instruction, &x.schema).await?;
-        Ok(crate::tools::ToolOutput::ok(format!(
-            "{status}\nURL: {url}\nextract: the answer of a quarantined reader without tools, checked against your schema (the page itself is not shown)\n\n{answer}"
-        )))
     }
 }

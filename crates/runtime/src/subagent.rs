@@ -222,7 +222,7 @@ impl Runtime {
             for s in &result.untrusted_sources {
                 labels.join(&Labels::untrusted(s.clone()));
             }
-            self.join_session_labels(session, &labels);
+            self.join_labels(session, &labels);
         }
         let content = format!(
             "sub-agent (session {}, {} steps, {}){}:\n{}",
