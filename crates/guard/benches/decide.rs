@@ -52,7 +52,10 @@ fn actions() -> Vec<Action> {
         .collect();
     for (host, url) in [
         ("docs.rs", "https://docs.rs/serde"),
-        ("leak-abc.docs.example.com", "https://leak-abc.docs.example.com/"),
+        (
+            "leak-abc.docs.example.com",
+            "https://leak-abc.docs.example.com/",
+        ),
         ("evil.org", "https://evil.org/x"),
     ] {
         a.push(Action::Connect {
@@ -121,7 +124,9 @@ fn sandbox_true(n: usize) -> Option<Duration> {
         match sb.exec(&req) {
             Ok(out) if out.status.success() => v.push(t.elapsed()),
             other => {
-                println!("sandboxed /bin/true failed ({other:?}); baseline falls back to fork+exec");
+                println!(
+                    "sandboxed /bin/true failed ({other:?}); baseline falls back to fork+exec"
+                );
                 return None;
             }
         }

@@ -30,7 +30,10 @@ pub(crate) fn lit(s: &str) -> String {
 }
 
 fn actions(names: &[&str]) -> String {
-    let list: Vec<String> = names.iter().map(|n| format!("Action::{}", lit(n))).collect();
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| format!("Action::{}", lit(n)))
+        .collect();
     if list.len() == 1 {
         format!("action == {}", list[0])
     } else {
@@ -77,28 +80,63 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
         let id = format!("tools.{tool}");
         if cfg.tools.contains(&tool) {
             let why = format!("`{tool}` is in agents.{name}.tools");
-            policy(&mut out, &id, ("reason", &why), "permit", &actions(acts), "");
+            policy(
+                &mut out,
+                &id,
+                ("reason", &why),
+                "permit",
+                &actions(acts),
+                "",
+            );
         } else {
             let why = format!("tool `{tool}` is not in agents.{name}.tools");
-            policy(&mut out, &id, ("reason", &why), "forbid", &actions(acts), "");
+            policy(
+                &mut out,
+                &id,
+                ("reason", &why),
+                "forbid",
+                &actions(acts),
+                "",
+            );
         }
     }
     if !cfg.tools.contains(&ToolName::HttpFetch) {
         let why = format!("tool `http_fetch` is not in agents.{name}.tools");
         let cond = "when { context.via == \"http_fetch\" }";
         let scope = actions(&["connect"]);
-        policy(&mut out, "tools.http_fetch", ("reason", &why), "forbid", &scope, cond);
+        policy(
+            &mut out,
+            "tools.http_fetch",
+            ("reason", &why),
+            "forbid",
+            &scope,
+            cond,
+        );
     }
 
     // Exec.
     let exec = actions(&["exec"]);
     if !cfg.tools.contains(&ToolName::Exec) {
         let why = format!("tool `exec` is not in agents.{name}.tools");
-        policy(&mut out, "tools.exec", ("reason", &why), "forbid", &exec, "");
+        policy(
+            &mut out,
+            "tools.exec",
+            ("reason", &why),
+            "forbid",
+            &exec,
+            "",
+        );
         let cond = "when { context.via == \"exec\" }";
         let scope = actions(&["connect"]);
         let why = format!("tool `exec` is not in agents.{name}.tools (connection from a command)");
-        policy(&mut out, "tools.exec.connect", ("reason", &why), "forbid", &scope, cond);
+        policy(
+            &mut out,
+            "tools.exec.connect",
+            ("reason", &why),
+            "forbid",
+            &scope,
+            cond,
+        );
     }
     match cfg.exec.mode {
         ExecMode::Deny => {
@@ -106,9 +144,11 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
             policy(&mut out, "exec.mode", ("reason", &why), "forbid", &exec, "");
         }
         ExecMode::Ask => {
-            let why = format!("exec.mode = \"ask\" for agent `{name}`: commands run after approval");
+            let why =
+                format!("exec.mode = \"ask\" for agent `{name}`: commands run after approval");
             policy(&mut out, "exec.mode", ("reason", &why), "permit", &exec, "");
-            let why = format!("exec.mode = \"ask\" for agent `{name}`: every command needs approval");
+            let why =
+                format!("exec.mode = \"ask\" for agent `{name}`: every command needs approval");
             policy(&mut out, "exec.ask", ("ask", &why), "forbid", &exec, "");
         }
         ExecMode::Auto => {
@@ -127,15 +167,32 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
                     list.push(l);
                 }
             }
-            let listed = format!("context.clean && [{}].containsAll(context.programs)", list.join(", "));
+            let listed = format!(
+                "context.clean && [{}].containsAll(context.programs)",
+                list.join(", ")
+            );
             let why = "exec.mode = \"allowlist\": every program matches exec.allow";
             let cond = format!("when {{ {listed} }}");
-            policy(&mut out, "exec.allowlist", ("reason", why), "permit", &exec, &cond);
+            policy(
+                &mut out,
+                "exec.allowlist",
+                ("reason", why),
+                "permit",
+                &exec,
+                &cond,
+            );
             let why = "exec.mode = \"allowlist\": other commands run after approval";
             policy(&mut out, "exec.mode", ("reason", why), "permit", &exec, "");
             let why = "exec.mode = \"allowlist\": needs approval";
             let cond = format!("unless {{ {listed} }}");
-            policy(&mut out, "exec.allowlist.ask", ("ask", why), "forbid", &exec, &cond);
+            policy(
+                &mut out,
+                "exec.allowlist.ask",
+                ("ask", why),
+                "forbid",
+                &exec,
+                &cond,
+            );
         }
     }
 
@@ -148,14 +205,28 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
             "when {{\n  (context.scheme == \"http\" || context.scheme == \"https\") &&\n  ({})\n}}",
             hosts.join(" ||\n   ")
         );
-        policy(&mut out, "egress.allow", ("reason", &why), "permit", &actions(&["connect"]), &cond);
+        policy(
+            &mut out,
+            "egress.allow",
+            ("reason", &why),
+            "permit",
+            &actions(&["connect"]),
+            &cond,
+        );
     }
     if !cfg.egress.secrets.is_empty() {
         let names: Vec<String> = cfg.egress.secrets.iter().map(|s| lit(s)).collect();
         let why = format!("the secret is in agents.{name}.egress.secrets");
         let cond = format!("when {{ [{}].contains(context.name) }}", names.join(", "));
         let scope = actions(&["use_secret"]);
-        policy(&mut out, "egress.secrets", ("reason", &why), "permit", &scope, &cond);
+        policy(
+            &mut out,
+            "egress.secrets",
+            ("reason", &why),
+            "permit",
+            &scope,
+            &cond,
+        );
     }
     out
 }

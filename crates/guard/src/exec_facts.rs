@@ -256,7 +256,10 @@ mod tests {
 
     #[test]
     fn programs_are_normalised() {
-        assert_eq!(facts("/usr/bin/ls && ./ls; ls", false).programs, ["ls", "./ls"]);
+        assert_eq!(
+            facts("/usr/bin/ls && ./ls; ls", false).programs,
+            ["ls", "./ls"]
+        );
         assert_eq!(program_name("/opt/x/ls"), "/opt/x/ls");
     }
 

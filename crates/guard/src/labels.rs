@@ -159,7 +159,10 @@ mod tests {
         assert!(Integrity::Trusted < Integrity::Untrusted);
         assert!(Confidentiality::Public < Confidentiality::Private);
         let json = serde_json::to_string(&a).unwrap();
-        assert!(json.contains("\"untrusted\"") && json.contains("\"secret\""), "{json}");
+        assert!(
+            json.contains("\"untrusted\"") && json.contains("\"secret\""),
+            "{json}"
+        );
         let back: Labels = serde_json::from_str(&json).unwrap();
         assert_eq!(back, a);
         let d: Labels = serde_json::from_str("{}").unwrap();

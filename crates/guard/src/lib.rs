@@ -94,7 +94,12 @@ mod tests {
         agent_with(mode, allow_, egress, ToolName::ALL.to_vec())
     }
 
-    fn agent_with(mode: ExecMode, allow_: &[&str], egress: &[&str], tools: Vec<ToolName>) -> Policy {
+    fn agent_with(
+        mode: ExecMode,
+        allow_: &[&str],
+        egress: &[&str],
+        tools: Vec<ToolName>,
+    ) -> Policy {
         let cfg = AgentConfig {
             workspace: "/tmp/ws".into(),
             tools,

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
     Authorizer, Context, Effect as CedarEffect, Entities, Entity, EntityId, EntityTypeName,
@@ -26,12 +27,12 @@ use config::{AgentConfig, Config, ExecMode, HostPattern, SandboxBackend, Tier, T
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
+use crate::Decision;
 use crate::action::{Action, ConnectParts, normalise_host};
 use crate::canonical::canonicalise_exec;
 use crate::compile::compile;
 use crate::exec_facts::{ExecFacts, in_scratch, offence, workspace_relative};
 use crate::labels::{Confidentiality, Labels};
-use crate::Decision;
 
 /// The Cedar schema user policies are validated against.
 pub const SCHEMA: &str = include_str!("cordon.cedarschema");
@@ -223,6 +224,9 @@ pub struct Policy {
     agent_uid: EntityUid,
     names: Names,
     authorizer: Authorizer,
+    /// The entity sets of the last few sessions (agent + session entity), keyed by what
+    /// the session entity holds: rebuilt only when a session's labels change.
+    entities: Arc<Mutex<EntityCache>>,
     /// Set when [`Policy::new`] could not build the policy: everything is denied.
     broken: Option<String>,
 }
@@ -327,7 +331,8 @@ impl Policy {
             Tier::Team => "team",
             Tier::Enterprise => "enterprise",
         };
-        let network = !cfg.egress.allow.is_empty() || config.sandbox.backend == SandboxBackend::None;
+        let network =
+            !cfg.egress.allow.is_empty() || config.sandbox.backend == SandboxBackend::None;
         Policy::build(agent, cfg, tier, network, user)
     }
 
@@ -374,7 +379,8 @@ impl Policy {
         sandbox_network: bool,
         user: Vec<Source>,
     ) -> Result<Policy, PolicyError> {
-        let (schema, _) = Schema::from_cedarschema_str(SCHEMA).map_err(|e| internal("schema", e))?;
+        let (schema, _) =
+            Schema::from_cedarschema_str(SCHEMA).map_err(|e| internal("schema", e))?;
         let validator = Validator::new(schema);
         let mut sources = vec![
             Source {
@@ -507,6 +513,7 @@ impl Policy {
             agent_uid,
             names,
             authorizer: Authorizer::new(),
+            entities: Arc::new(Mutex::new(Vec::new())),
             broken: None,
         })
     }
@@ -577,7 +584,9 @@ impl Policy {
             entities,
             exec,
         } = facts;
-        let response = self.authorizer.is_authorized(&request, &self.eval, &entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.eval, &entities);
         let mut hit: Vec<usize> = response
             .diagnostics()
             .reason()
@@ -655,7 +664,11 @@ impl Policy {
             }
             "egress.allow" => {
                 let c = ConnectParts::of(action);
-                if let Some(p) = self.egress_allow.iter().find(|p| p.matches(&c.host, c.port)) {
+                if let Some(p) = self
+                    .egress_allow
+                    .iter()
+                    .find(|p| p.matches(&c.host, c.port))
+                {
                     reason = format!("egress.allow entry `{p}` matches {}:{}", c.host, c.port);
                 }
             }
@@ -779,7 +792,11 @@ impl Policy {
                         ("data_bound", boolean(bound)),
                         (
                             "via",
-                            string(if c.method.is_empty() { "exec" } else { "http_fetch" }),
+                            string(if c.method.is_empty() {
+                                "exec"
+                            } else {
+                                "http_fetch"
+                            }),
                         ),
                     ];
                     (&n.host, c.host.clone(), ctx)
@@ -810,8 +827,7 @@ impl Policy {
                 Action::UseSecret { name, host } => {
                     let host = normalise_host(host);
                     let bound = s.secret_hosts.get(name).is_some_and(|ps| {
-                        ps.iter()
-                            .any(|p| p.matches(&host, p.port().unwrap_or(443)))
+                        ps.iter().any(|p| p.matches(&host, p.port().unwrap_or(443)))
                     });
                     let ctx = vec![
                         ("name", string(name)),
@@ -836,29 +852,52 @@ impl Policy {
             EntityUid::from_type_name_and_id(n.session.clone(), EntityId::new(s.session));
         let context = Context::from_pairs(ctx.into_iter().map(|(k, v)| (k.to_string(), v)))
             .map_err(|e| e.to_string())?;
-        let request =
-            Request::new(principal.clone(), action_uid, resource, context, None).map_err(|e| e.to_string())?;
-        let attrs = HashMap::from([
-            (
-                "integrity".to_string(),
-                string(s.labels.integrity.as_str()),
-            ),
-            (
-                "confidentiality".to_string(),
-                string(s.labels.confidentiality.as_str()),
-            ),
-            ("tier".to_string(), string(self.tier)),
-            ("depth".to_string(), long(i64::from(s.depth))),
-        ]);
-        let session = Entity::new(principal, attrs, HashSet::from([self.agent_uid.clone()]))
+        let request = Request::new(principal.clone(), action_uid, resource, context, None)
             .map_err(|e| e.to_string())?;
-        let entities = Entities::from_entities([self.agent_entity.clone(), session], None)
-            .map_err(|e| e.to_string())?;
+        let key = EntityKey {
+            session: s.session.to_string(),
+            integrity: s.labels.integrity.as_str(),
+            confidentiality: s.labels.confidentiality.as_str(),
+            depth: s.depth,
+        };
+        let entities = self.entities(key, principal)?;
         Ok(Prepared {
             request,
             entities,
             exec,
         })
+    }
+
+    /// The entities for a session (cached: a session decides many actions with the same
+    /// labels).
+    fn entities(&self, key: EntityKey, principal: EntityUid) -> Result<Arc<Entities>, String> {
+        // A poisoned lock only means another thread panicked mid-update; the cache is
+        // still a valid list.
+        let mut cache = self.entities.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, e)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(e.clone());
+        }
+        let string = |v: &str| RestrictedExpression::new_string(v.to_string());
+        let attrs = HashMap::from([
+            ("integrity".to_string(), string(key.integrity)),
+            ("confidentiality".to_string(), string(key.confidentiality)),
+            ("tier".to_string(), string(self.tier)),
+            (
+                "depth".to_string(),
+                RestrictedExpression::new_long(i64::from(key.depth)),
+            ),
+        ]);
+        let session = Entity::new(principal, attrs, HashSet::from([self.agent_uid.clone()]))
+            .map_err(|e| e.to_string())?;
+        let entities = Arc::new(
+            Entities::from_entities([self.agent_entity.clone(), session], None)
+                .map_err(|e| e.to_string())?,
+        );
+        if cache.len() >= ENTITY_CACHE {
+            cache.remove(0);
+        }
+        cache.push((key, entities.clone()));
+        Ok(entities)
     }
 
     /// Whether the session's data may be sent to `host:port`: public data anywhere;
@@ -885,8 +924,22 @@ impl Policy {
     }
 }
 
+/// Recent sessions' entity sets, oldest first.
+type EntityCache = Vec<(EntityKey, Arc<Entities>)>;
+
+/// How many sessions' entity sets are kept.
+const ENTITY_CACHE: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntityKey {
+    session: String,
+    integrity: &'static str,
+    confidentiality: &'static str,
+    depth: u32,
+}
+
 struct Prepared {
     request: Request,
-    entities: Entities,
+    entities: Arc<Entities>,
     exec: Option<(crate::CanonicalExec, ExecFacts)>,
 }

@@ -179,7 +179,13 @@ impl fmt::Display for TestReport {
         if bad.is_empty() {
             writeln!(f, "\n{}: all {} cases passed", self.file, self.rows.len())
         } else {
-            writeln!(f, "\n{}: {} of {} cases MISMATCHED:", self.file, bad.len(), self.rows.len())?;
+            writeln!(
+                f,
+                "\n{}: {} of {} cases MISMATCHED:",
+                self.file,
+                bad.len(),
+                self.rows.len()
+            )?;
             for r in bad {
                 writeln!(
                     f,
@@ -192,11 +198,21 @@ impl fmt::Display for TestReport {
     }
 }
 
-fn invalid(file: &str, text: &str, span: Option<std::ops::Range<usize>>, msg: String) -> PolicyError {
+fn invalid(
+    file: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    msg: String,
+) -> PolicyError {
     let offset = span.map_or(0, |s| s.start).min(text.len());
     let before = text.get(..offset).unwrap_or("");
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit_once('\n').map_or(before, |(_, l)| l).chars().count() + 1;
+    let col = before
+        .rsplit_once('\n')
+        .map_or(before, |(_, l)| l)
+        .chars()
+        .count()
+        + 1;
     PolicyError::Invalid {
         file: file.into(),
         line,
@@ -235,11 +251,20 @@ pub fn run(
     let mut rows = Vec::new();
     for (i, c) in cases.case.into_iter().enumerate() {
         let n = i + 1;
-        let bad = |msg: String| invalid(&file, file_text, case_span(file_text, n), format!("case {n}: {msg}"));
+        let bad = |msg: String| {
+            invalid(
+                &file,
+                file_text,
+                case_span(file_text, n),
+                format!("case {n}: {msg}"),
+            )
+        };
         if !policies.contains_key(&c.agent) {
             let p = match Policy::load(config, config_dir, &c.agent) {
                 Err(PolicyError::UnknownAgent { agent, known }) => {
-                    return Err(bad(format!("no agent `{agent}` in the config (agents: {known})")));
+                    return Err(bad(format!(
+                        "no agent `{agent}` in the config (agents: {known})"
+                    )));
                 }
                 other => other?,
             };

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, HostPattern};
 use cordon_guard::{
-    Action, Confidentiality, Effect, Integrity, Labels, Policy, PolicyError, SessionView,
-    Verdict,
+    Action, Confidentiality, Effect, Integrity, Labels, Policy, PolicyError, SessionView, Verdict,
 };
 
 struct Env {
@@ -167,14 +166,23 @@ fn wrappers_do_not_hide_the_real_command() {
     ] {
         let v = s.decide(&p, &exec(c));
         expect(&v, "ask", "exec.allowlist.ask");
-        assert!(v.decision.reason().starts_with("exec.mode = \"allowlist\""), "{c}: {v:?}");
+        assert!(
+            v.decision.reason().starts_with("exec.mode = \"allowlist\""),
+            "{c}: {v:?}"
+        );
     }
     let v = s.decide(&p, &exec("/usr/bin/time -p nice make test"));
     expect(&v, "allow", "exec.allowlist");
     assert!(v.decision.reason().contains("make"), "{v:?}");
     assert!(
-        s.decide(&p, &exec("sudo ls")).decision.reason().contains("sudo")
-            || s.decide(&p, &exec("sudo ls")).decision.reason().contains("privilege"),
+        s.decide(&p, &exec("sudo ls"))
+            .decision
+            .reason()
+            .contains("sudo")
+            || s.decide(&p, &exec("sudo ls"))
+                .decision
+                .reason()
+                .contains("privilege"),
     );
 }
 
@@ -188,7 +196,11 @@ fn exec_taint_rules() {
         expect(&u.decide(&p, &exec(c)), "allow", "exec.allowlist");
     }
     // Allowlisted but network-enabled (the sandbox has egress): asks only when tainted.
-    for c in ["curl https://docs.rs/", "git push origin main", "cargo install x"] {
+    for c in [
+        "curl https://docs.rs/",
+        "git push origin main",
+        "cargo install x",
+    ] {
         expect(&t.decide(&p, &exec(c)), "allow", "exec.allowlist");
         let v = u.decide(&p, &exec(c));
         expect(&v, "ask", "taint.exec_code");
@@ -196,7 +208,11 @@ fn exec_taint_rules() {
         assert!(v.labels.is_tainted());
     }
     // Writes outside the scratch area: asks only when tainted.
-    expect(&t.decide(&p, &exec("echo x > notes.txt")), "allow", "exec.allowlist");
+    expect(
+        &t.decide(&p, &exec("echo x > notes.txt")),
+        "allow",
+        "exec.allowlist",
+    );
     expect(
         &u.decide(&p, &exec("echo x > notes.txt")),
         "ask",
@@ -208,9 +224,16 @@ fn exec_taint_rules() {
 
 #[test]
 fn network_rule_depends_on_the_sandbox_having_network() {
-    let no_net = DEV.replace("allow = [\"docs.rs\", \"*.example.com\", \"*.herokuapp.com\"]", "allow = []");
+    let no_net = DEV.replace(
+        "allow = [\"docs.rs\", \"*.example.com\", \"*.herokuapp.com\"]",
+        "allow = []",
+    );
     let p = env(&no_net, &[]).policy();
-    expect(&Session::tainted().decide(&p, &exec("curl https://x/")), "allow", "exec.allowlist");
+    expect(
+        &Session::tainted().decide(&p, &exec("curl https://x/")),
+        "allow",
+        "exec.allowlist",
+    );
 }
 
 #[test]
@@ -218,19 +241,39 @@ fn file_taint_rules() {
     let p = env(DEV, &[]).policy();
     let (t, u) = (Session::trusted(), Session::tainted());
     for a in [
-        Action::WriteFile { path: "src/main.rs".into() },
-        Action::EditFile { path: "src/main.rs".into() },
-        Action::DeleteFile { path: "src/main.rs".into() },
-        Action::WriteFile { path: "scratch/../src/x".into() },
-        Action::WriteFile { path: "scratchpad/x".into() },
+        Action::WriteFile {
+            path: "src/main.rs".into(),
+        },
+        Action::EditFile {
+            path: "src/main.rs".into(),
+        },
+        Action::DeleteFile {
+            path: "src/main.rs".into(),
+        },
+        Action::WriteFile {
+            path: "scratch/../src/x".into(),
+        },
+        Action::WriteFile {
+            path: "scratchpad/x".into(),
+        },
     ] {
-        expect(&t.decide(&p, &a), "allow", &format!("tools.{}", a.tool().unwrap()));
+        expect(
+            &t.decide(&p, &a),
+            "allow",
+            &format!("tools.{}", a.tool().unwrap()),
+        );
         expect(&u.decide(&p, &a), "ask", "taint.write_outside_scratch");
     }
     for a in [
-        Action::WriteFile { path: "scratch/a.txt".into() },
-        Action::EditFile { path: "/workspace/scratch/b/c".into() },
-        Action::ReadFile { path: "src/main.rs".into() },
+        Action::WriteFile {
+            path: "scratch/a.txt".into(),
+        },
+        Action::EditFile {
+            path: "/workspace/scratch/b/c".into(),
+        },
+        Action::ReadFile {
+            path: "src/main.rs".into(),
+        },
     ] {
         assert_eq!(u.decide(&p, &a).decision.kind(), "allow", "{a:?}");
     }
@@ -240,7 +283,9 @@ fn file_taint_rules() {
 fn memory_spawn_and_secret_rules() {
     let p = env(DEV, &[]).policy();
     let (t, u) = (Session::trusted(), Session::tainted());
-    let mem = Action::MemoryWrite { file: "MEMORY.md".into() };
+    let mem = Action::MemoryWrite {
+        file: "MEMORY.md".into(),
+    };
     expect(&t.decide(&p, &mem), "allow", "tools.memory_write");
     expect(&u.decide(&p, &mem), "ask", "taint.memory_write");
 
@@ -249,21 +294,44 @@ fn memory_spawn_and_secret_rules() {
         max_steps: 5,
         task_sha256: "ab".repeat(32),
     };
-    expect(&t.decide(&p, &spawn(&["read_file", "exec"])), "allow", "tools.spawn_agent");
-    expect(&u.decide(&p, &spawn(&["read_file"])), "ask", "taint.spawn_agent");
+    expect(
+        &t.decide(&p, &spawn(&["read_file", "exec"])),
+        "allow",
+        "tools.spawn_agent",
+    );
+    expect(
+        &u.decide(&p, &spawn(&["read_file"])),
+        "ask",
+        "taint.spawn_agent",
+    );
 
-    let secret = Action::UseSecret { name: "GH".into(), host: "api.github.com".into() };
+    let secret = Action::UseSecret {
+        name: "GH".into(),
+        host: "api.github.com".into(),
+    };
     expect(&t.decide(&p, &secret), "allow", "egress.secrets");
     expect(&u.decide(&p, &secret), "ask", "taint.use_secret");
-    let elsewhere = Action::UseSecret { name: "GH".into(), host: "evil.com".into() };
+    let elsewhere = Action::UseSecret {
+        name: "GH".into(),
+        host: "evil.com".into(),
+    };
     expect(&t.decide(&p, &elsewhere), "deny", "secret.unbound_host");
-    let other = Action::UseSecret { name: "AWS".into(), host: "api.github.com".into() };
+    let other = Action::UseSecret {
+        name: "AWS".into(),
+        host: "api.github.com".into(),
+    };
     expect(&t.decide(&p, &other), "deny", "secret.unbound_host");
-    let unknown_host = Action::UseSecret { name: "AWS".into(), host: String::new() };
+    let unknown_host = Action::UseSecret {
+        name: "AWS".into(),
+        host: String::new(),
+    };
     let v = t.decide(&p, &unknown_host);
     expect(&v, "deny", "no_permit");
     assert!(v.decision.reason().contains("egress.secrets"), "{v:?}");
-    let skill = Action::InstallSkill { name: "x".into(), sha256: "0".repeat(64) };
+    let skill = Action::InstallSkill {
+        name: "x".into(),
+        sha256: "0".repeat(64),
+    };
     expect(&t.decide(&p, &skill), "deny", "no_permit");
 }
 
@@ -280,14 +348,41 @@ fn spawn_with_more_tools_is_denied_even_when_trusted() {
         max_steps: 5,
         task_sha256: "cd".repeat(32),
     };
-    expect(&Session::trusted().decide(&p, &spawn), "deny", "spawn.narrow");
-    expect(&Session::tainted().decide(&p, &spawn), "deny", "spawn.narrow");
-    let bogus = Action::SpawnAgent { tools: vec!["root_shell".into()], max_steps: 1, task_sha256: String::new() };
-    expect(&Session::trusted().decide(&p, &bogus), "deny", "spawn.narrow");
+    expect(
+        &Session::trusted().decide(&p, &spawn),
+        "deny",
+        "spawn.narrow",
+    );
+    expect(
+        &Session::tainted().decide(&p, &spawn),
+        "deny",
+        "spawn.narrow",
+    );
+    let bogus = Action::SpawnAgent {
+        tools: vec!["root_shell".into()],
+        max_steps: 1,
+        task_sha256: String::new(),
+    };
+    expect(
+        &Session::trusted().decide(&p, &bogus),
+        "deny",
+        "spawn.narrow",
+    );
     // Depth: max_depth = 1 (default) lets a top-level session spawn, not its child.
-    let ok = Action::SpawnAgent { tools: vec!["read_file".into()], max_steps: 1, task_sha256: String::new() };
-    expect(&Session::trusted().decide(&p, &ok), "allow", "tools.spawn_agent");
-    let child = Session { depth: 1, ..Session::trusted() };
+    let ok = Action::SpawnAgent {
+        tools: vec!["read_file".into()],
+        max_steps: 1,
+        task_sha256: String::new(),
+    };
+    expect(
+        &Session::trusted().decide(&p, &ok),
+        "allow",
+        "tools.spawn_agent",
+    );
+    let child = Session {
+        depth: 1,
+        ..Session::trusted()
+    };
     expect(&child.decide(&p, &ok), "deny", "spawn.depth");
 }
 
@@ -299,9 +394,26 @@ fn tools_not_given_are_denied() {
     let v = t.decide(&p, &exec("ls"));
     expect(&v, "deny", "tools.exec");
     assert!(v.decision.reason().contains("agents.dev.tools"), "{v:?}");
-    expect(&t.decide(&p, &connect("https://docs.rs/")), "deny", "tools.http_fetch");
-    expect(&t.decide(&p, &Action::MemoryWrite { file: "MEMORY.md".into() }), "deny", "tools.memory_write");
-    expect(&t.decide(&p, &Action::ReadFile { path: "a".into() }), "allow", "tools.read_file");
+    expect(
+        &t.decide(&p, &connect("https://docs.rs/")),
+        "deny",
+        "tools.http_fetch",
+    );
+    expect(
+        &t.decide(
+            &p,
+            &Action::MemoryWrite {
+                file: "MEMORY.md".into(),
+            },
+        ),
+        "deny",
+        "tools.memory_write",
+    );
+    expect(
+        &t.decide(&p, &Action::ReadFile { path: "a".into() }),
+        "allow",
+        "tools.read_file",
+    );
 }
 
 #[test]
@@ -311,31 +423,79 @@ fn connect_new_host_rule_and_broad_wildcards() {
     let mut u = Session::tainted();
     u.contacted.insert("docs.rs".into());
     // Trusted: egress.allow decides; the too-broad `*.herokuapp.com` lets anyone's app in.
-    expect(&t.decide(&p, &connect("https://attacker.herokuapp.com/x")), "allow", "egress.allow");
-    expect(&t.decide(&p, &connect("https://docs.rs/serde")), "allow", "egress.allow");
+    expect(
+        &t.decide(&p, &connect("https://attacker.herokuapp.com/x")),
+        "allow",
+        "egress.allow",
+    );
+    expect(
+        &t.decide(&p, &connect("https://docs.rs/serde")),
+        "allow",
+        "egress.allow",
+    );
     // Tainted: already-contacted hosts are fine, every new host asks — including one
     // only a too-broad `*.herokuapp.com` admits.
-    expect(&u.decide(&p, &connect("https://docs.rs/tokio")), "allow", "egress.allow");
+    expect(
+        &u.decide(&p, &connect("https://docs.rs/tokio")),
+        "allow",
+        "egress.allow",
+    );
     let v = u.decide(&p, &connect("https://attacker.herokuapp.com/?d=secret"));
     expect(&v, "ask", "taint.connect_new_host");
-    assert!(v.matched.iter().any(|m| m.id == "egress.allow" && m.effect == Effect::Permit));
+    assert!(
+        v.matched
+            .iter()
+            .any(|m| m.id == "egress.allow" && m.effect == Effect::Permit)
+    );
     // DNS-like exfiltration through subdomains of an allowed wildcard: each is new.
     u.contacted.insert("docs.example.com".into());
-    expect(&u.decide(&p, &connect("https://docs.example.com/a")), "allow", "egress.allow");
-    for leak in ["https://leak-abc.docs.example.com/", "https://LEAK-def.docs.example.com./"] {
-        expect(&u.decide(&p, &connect(leak)), "ask", "taint.connect_new_host");
+    expect(
+        &u.decide(&p, &connect("https://docs.example.com/a")),
+        "allow",
+        "egress.allow",
+    );
+    for leak in [
+        "https://leak-abc.docs.example.com/",
+        "https://LEAK-def.docs.example.com./",
+    ] {
+        expect(
+            &u.decide(&p, &connect(leak)),
+            "ask",
+            "taint.connect_new_host",
+        );
     }
     // Not in egress.allow at all: denied, never asked.
     let v = u.decide(&p, &connect("https://evil.org/"));
     expect(&v, "deny", "no_permit");
-    assert!(v.decision.reason().contains("egress.allow does not match evil.org:443"), "{v:?}");
+    assert!(
+        v.decision
+            .reason()
+            .contains("egress.allow does not match evil.org:443"),
+        "{v:?}"
+    );
     // Non-http schemes and odd ports are denied.
-    expect(&t.decide(&p, &connect("ftp://docs.rs/")), "deny", "no_permit");
-    expect(&t.decide(&p, &connect("https://docs.rs:8443/")), "deny", "no_permit");
+    expect(
+        &t.decide(&p, &connect("ftp://docs.rs/")),
+        "deny",
+        "no_permit",
+    );
+    expect(
+        &t.decide(&p, &connect("https://docs.rs:8443/")),
+        "deny",
+        "no_permit",
+    );
     // `*.example.com` does not cover example.com itself.
-    expect(&t.decide(&p, &connect("https://example.com/")), "deny", "no_permit");
+    expect(
+        &t.decide(&p, &connect("https://example.com/")),
+        "deny",
+        "no_permit",
+    );
     let strict = &p;
-    expect(&t.decide(strict, &connect("https://a.example.com/")), "allow", "egress.allow");
+    expect(
+        &t.decide(strict, &connect("https://a.example.com/")),
+        "allow",
+        "egress.allow",
+    );
 }
 
 #[test]
@@ -351,14 +511,34 @@ fn private_and_secret_data_only_go_to_bound_hosts() {
     // Secret data: only hosts bound to every secret.
     s.labels.confidentiality = Confidentiality::Secret;
     s.labels.secrets = vec!["GH".into()];
-    let gh = env(&DEV.replace("\"*.herokuapp.com\"", "\"api.github.com\""), &[]).policy();
-    expect(&s.decide(&gh, &connect("https://api.github.com/user")), "allow", "egress.allow");
-    expect(&s.decide(&gh, &connect("https://docs.rs/")), "deny", "label.data_unbound");
+    let gh = env(
+        &DEV.replace("\"*.herokuapp.com\"", "\"api.github.com\""),
+        &[],
+    )
+    .policy();
+    expect(
+        &s.decide(&gh, &connect("https://api.github.com/user")),
+        "allow",
+        "egress.allow",
+    );
+    expect(
+        &s.decide(&gh, &connect("https://docs.rs/")),
+        "deny",
+        "label.data_unbound",
+    );
     s.labels.secrets.push("*".into());
-    expect(&s.decide(&gh, &connect("https://api.github.com/user")), "deny", "label.data_unbound");
+    expect(
+        &s.decide(&gh, &connect("https://api.github.com/user")),
+        "deny",
+        "label.data_unbound",
+    );
     // Untrusted and secret: deny beats ask.
     s.labels.integrity = Integrity::Untrusted;
-    expect(&s.decide(&gh, &connect("https://x.example.com/")), "deny", "label.data_unbound");
+    expect(
+        &s.decide(&gh, &connect("https://x.example.com/")),
+        "deny",
+        "label.data_unbound",
+    );
 }
 
 #[test]
@@ -374,10 +554,28 @@ when { context.private };"#,
     )
     .policy();
     let t = Session::trusted();
-    for path in ["finance/q3.csv", "keys/id.key", "a.key", "/workspace/finance/x"] {
-        expect(&t.decide(&p, &Action::WriteFile { path: path.into() }), "deny", "no-private-writes");
+    for path in [
+        "finance/q3.csv",
+        "keys/id.key",
+        "a.key",
+        "/workspace/finance/x",
+    ] {
+        expect(
+            &t.decide(&p, &Action::WriteFile { path: path.into() }),
+            "deny",
+            "no-private-writes",
+        );
     }
-    expect(&t.decide(&p, &Action::WriteFile { path: "src/finance.rs".into() }), "allow", "tools.write_file");
+    expect(
+        &t.decide(
+            &p,
+            &Action::WriteFile {
+                path: "src/finance.rs".into(),
+            },
+        ),
+        "allow",
+        "tools.write_file",
+    );
 }
 
 #[test]
@@ -407,20 +605,38 @@ when { principal.tier == "enterprise" };
     expect(&v, "deny", "no-push");
     assert_eq!(v.decision.reason(), "pushing is done by CI");
     assert!(v.matched.iter().any(|m| m.id == "exec.allowlist"));
-    assert_eq!(v.matched.iter().find(|m| m.id == "no-push").unwrap().origin, "team.cedar");
+    assert_eq!(
+        v.matched.iter().find(|m| m.id == "no-push").unwrap().origin,
+        "team.cedar"
+    );
     let v = t.decide(&p, &exec("env bash -lc 'git push origin main'"));
     expect(&v, "deny", "no-push");
-    expect(&t.decide(&p, &exec("git status")), "allow", "exec.allowlist");
+    expect(
+        &t.decide(&p, &exec("git status")),
+        "allow",
+        "exec.allowlist",
+    );
     let v = t.decide(&p, &connect("https://docs.rs/"));
     expect(&v, "ask", "ask-docs");
     assert_eq!(v.decision.reason(), "docs.rs is fine but tell me");
-    let skill = Action::InstallSkill { name: "x".into(), sha256: "0".repeat(64) };
+    let skill = Action::InstallSkill {
+        name: "x".into(),
+        sha256: "0".repeat(64),
+    };
     expect(&t.decide(&p, &skill), "deny", "no_permit");
     let texts = p.policy_text();
     let origins: Vec<&str> = texts.iter().map(|(o, _)| o.as_str()).collect();
     assert_eq!(origins, ["cordon.toml", "builtin", "team.cedar"]);
-    assert!(texts[0].1.contains("@id(\"exec.allowlist\")"), "{}", texts[0].1);
-    assert!(texts[0].1.contains("context.host like \"*.example.com\""), "{}", texts[0].1);
+    assert!(
+        texts[0].1.contains("@id(\"exec.allowlist\")"),
+        "{}",
+        texts[0].1
+    );
+    assert!(
+        texts[0].1.contains("context.host like \"*.example.com\""),
+        "{}",
+        texts[0].1
+    );
 }
 
 fn load_err(files: &[(&str, &str)]) -> String {
@@ -434,7 +650,10 @@ fn load_err(files: &[(&str, &str)]) -> String {
 #[test]
 fn invalid_policy_files_give_file_line_col() {
     // Syntax error on line 3.
-    let msg = load_err(&[("bad.cedar", "// x\n\nforbid (principal, action, resource) when { ;\n")]);
+    let msg = load_err(&[(
+        "bad.cedar",
+        "// x\n\nforbid (principal, action, resource) when { ;\n",
+    )]);
     assert!(msg.starts_with("bad.cedar:3:"), "{msg}");
     // Type error: an attribute the schema does not have, on line 2 col 46 or so.
     let msg = load_err(&[(
@@ -444,29 +663,57 @@ fn invalid_policy_files_give_file_line_col() {
     assert!(msg.starts_with("typo.cedar:2:"), "{msg}");
     assert!(msg.contains("comand"), "{msg}");
     // Unknown action.
-    let msg = load_err(&[("act.cedar", "permit (principal, action == Action::\"rm\", resource);")]);
+    let msg = load_err(&[(
+        "act.cedar",
+        "permit (principal, action == Action::\"rm\", resource);",
+    )]);
     assert!(msg.starts_with("act.cedar:1:"), "{msg}");
     // @ask on a permit, duplicate ids, a missing file.
-    let msg = load_err(&[("a.cedar", "@id(\"x\")\n@ask(\"?\")\npermit (principal, action, resource);")]);
-    assert!(msg.starts_with("a.cedar:2:1:") && msg.contains("@ask"), "{msg}");
-    let msg = load_err(&[("d.cedar", "@id(\"taint.memory_write\")\nforbid (principal, action, resource);")]);
-    assert!(msg.starts_with("d.cedar:1:") && msg.contains("already used"), "{msg}");
+    let msg = load_err(&[(
+        "a.cedar",
+        "@id(\"x\")\n@ask(\"?\")\npermit (principal, action, resource);",
+    )]);
+    assert!(
+        msg.starts_with("a.cedar:2:1:") && msg.contains("@ask"),
+        "{msg}"
+    );
+    let msg = load_err(&[(
+        "d.cedar",
+        "@id(\"taint.memory_write\")\nforbid (principal, action, resource);",
+    )]);
+    assert!(
+        msg.starts_with("d.cedar:1:") && msg.contains("already used"),
+        "{msg}"
+    );
     let e = env(DEV, &[]);
     let mut cfg = e.config.clone();
     cfg.policy.files.push(PathBuf::from("missing.cedar"));
     let err = Policy::load(&cfg, &e.dir, "dev").err().unwrap();
     assert!(matches!(err, PolicyError::Read { .. }), "{err}");
-    assert!(err.to_string().starts_with("missing.cedar: cannot read"), "{err}");
-    let err = Policy::load(&e.config, Path::new("/"), "nobody").err().unwrap();
+    assert!(
+        err.to_string().starts_with("missing.cedar: cannot read"),
+        "{err}"
+    );
+    let err = Policy::load(&e.config, Path::new("/"), "nobody")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no agent `nobody`"), "{err}");
 }
 
 #[test]
 fn ask_mode_deny_mode_and_v1_wrapper() {
     let ask = env(&DEV.replace("\"allowlist\"", "\"ask\""), &[]).policy();
-    expect(&Session::trusted().decide(&ask, &exec("ls")), "ask", "exec.ask");
+    expect(
+        &Session::trusted().decide(&ask, &exec("ls")),
+        "ask",
+        "exec.ask",
+    );
     let deny = env(&DEV.replace("\"allowlist\"", "\"deny\""), &[]).policy();
-    expect(&Session::trusted().decide(&deny, &exec("ls")), "deny", "exec.mode");
+    expect(
+        &Session::trusted().decide(&deny, &exec("ls")),
+        "deny",
+        "exec.mode",
+    );
     let p = env(DEV, &[]).policy();
     assert_eq!(p.decide(&exec("ls")).kind(), "allow");
     assert_eq!(
@@ -486,7 +733,10 @@ fn fingerprints_change_with_what_matters() {
     let a = connect("https://docs.rs/a");
     assert_eq!(a.fingerprint(), connect("https://docs.rs/a").fingerprint());
     assert_ne!(a.fingerprint(), connect("https://docs.rs/b").fingerprint());
-    assert_ne!(a.fingerprint(), connect("https://docs.rs:8443/a").fingerprint());
+    assert_ne!(
+        a.fingerprint(),
+        connect("https://docs.rs:8443/a").fingerprint()
+    );
     assert_eq!(
         Action::HttpFetch {
             method: "GET".into(),
@@ -499,7 +749,10 @@ fn fingerprints_change_with_what_matters() {
     );
     let w = |p: &str| Action::WriteFile { path: p.into() };
     assert_ne!(w("a").fingerprint(), w("b").fingerprint());
-    assert_ne!(w("a").fingerprint(), Action::EditFile { path: "a".into() }.fingerprint());
+    assert_ne!(
+        w("a").fingerprint(),
+        Action::EditFile { path: "a".into() }.fingerprint()
+    );
     assert_eq!(a.fingerprint().len(), 64);
     assert_eq!(a.canonical(), "connect: GET https://docs.rs/a");
 }

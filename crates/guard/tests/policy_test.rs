@@ -78,12 +78,25 @@ fn cases_run_and_mismatches_are_reported() {
     assert_eq!(report.rows[1].action, "exec: ls -la");
     assert_eq!(report.rows[2].rule, "taint.connect_new_host");
     let table = report.to_string();
-    assert!(table.lines().next().unwrap().starts_with("#  agent  action"), "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("#  agent  action"),
+        "{table}"
+    );
     assert!(table.contains("deny MISMATCH"), "{table}");
     assert!(table.contains("1 of 5 cases MISMATCHED"), "{table}");
-    assert!(table.contains("case 4 (connect: GET https://evil.org/)"), "{table}");
+    assert!(
+        table.contains("case 4 (connect: GET https://evil.org/)"),
+        "{table}"
+    );
 
-    let ok = CASES.replace("expect = \"allow\"   # wrong on purpose", "expect = \"deny\"");
+    let ok = CASES.replace(
+        "expect = \"allow\"   # wrong on purpose",
+        "expect = \"deny\"",
+    );
     let report = run(&cfg, dir.path(), &ok, Path::new("cases.toml")).unwrap();
     assert!(report.passed(), "{report}");
     assert!(report.to_string().contains("all 5 cases passed"));
@@ -98,18 +111,24 @@ fn bad_case_files_name_file_line_col() {
             .unwrap()
             .to_string()
     };
-    let unknown_key = "[[case]]\nagent = \"dev\"\naction = \"exec\"\ncommnd = \"ls\"\nexpect = \"allow\"\n";
+    let unknown_key =
+        "[[case]]\nagent = \"dev\"\naction = \"exec\"\ncommnd = \"ls\"\nexpect = \"allow\"\n";
     let e = err(unknown_key);
     assert!(e.starts_with("c.toml:4:1:") && e.contains("commnd"), "{e}");
-    let bad_expect = "[[case]]\nagent = \"dev\"\naction = \"exec\"\ncommand = \"ls\"\nexpect = \"maybe\"\n";
+    let bad_expect =
+        "[[case]]\nagent = \"dev\"\naction = \"exec\"\ncommand = \"ls\"\nexpect = \"maybe\"\n";
     let e = err(bad_expect);
     assert!(e.starts_with("c.toml:5:"), "{e}");
     let missing = "\n\n[[case]]\nagent = \"dev\"\naction = \"exec\"\nexpect = \"allow\"\n";
     let e = err(missing);
     assert!(e.starts_with("c.toml:3:1:") && e.contains("command"), "{e}");
-    let agent = "[[case]]\nagent = \"ops\"\naction = \"exec\"\ncommand = \"ls\"\nexpect = \"allow\"\n";
+    let agent =
+        "[[case]]\nagent = \"ops\"\naction = \"exec\"\ncommand = \"ls\"\nexpect = \"allow\"\n";
     let e = err(agent);
-    assert!(e.starts_with("c.toml:1:1:") && e.contains("no agent `ops`"), "{e}");
+    assert!(
+        e.starts_with("c.toml:1:1:") && e.contains("no agent `ops`"),
+        "{e}"
+    );
     let e = err("");
     assert!(e.contains("no [[case]]"), "{e}");
 }
