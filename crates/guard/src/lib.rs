@@ -321,3 +321,44 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod escaping {
+    use super::*;
+    use config::{AgentConfig, ExecConfig, ExecMode, ToolName};
+
+    /// Config strings become Cedar string literals: quotes, backslashes, non-ASCII and
+    /// would-be Cedar syntax stay data.
+    #[test]
+    fn config_strings_cannot_change_policy_structure() {
+        let allow = ["it's", "lś", "a\"b", "x\\y", "\" || true || \""];
+        let cfg = AgentConfig {
+            workspace: "/tmp/ws".into(),
+            tools: ToolName::ALL.to_vec(),
+            max_steps: 10,
+            instructions: None,
+            exec: ExecConfig {
+                mode: ExecMode::Allowlist,
+                allow: allow.iter().map(|s| s.to_string()).collect(),
+                ..ExecConfig::default()
+            },
+            egress: Default::default(),
+            labels: Default::default(),
+            subagents: Default::default(),
+        };
+        let p = Policy::new("dev", &cfg);
+        for (cmd, kind) in [
+            ("\"it's\" -x", "allow"),
+            ("lś", "allow"),
+            ("'a\"b'", "allow"),
+            ("'x\\y'", "allow"),
+            ("rm -rf /", "ask"),
+            ("true", "allow"),
+        ] {
+            let d = p.decide(&Action::Exec {
+                command: cmd.into(),
+            });
+            assert_eq!(d.kind(), kind, "{cmd}: {d:?}");
+        }
+    }
+}
