@@ -2,6 +2,7 @@
 //! [`testkit::CompromisedModel`] machinery as `injection.rs`, but nothing it reads carries
 //! an instruction, so it only follows its plan: edit files, run checks with allowlisted
 //! commands, fetch documentation from an allowed host, write a summary into `scratch/`,
+//! then check it (the session is untrusted by then, and read-only checks must still run),
 //! all in `exec.mode = "allowlist"`, with zero approval requests and every step
 //! succeeding. `cordon policy explain` agrees with every decision.
 
@@ -46,6 +47,12 @@ async fn ordinary_tasks_need_no_approval_in_allowlist_mode() {
             "write_file",
             json!({"path": "scratch/summary.md", "content": "# Summary\n\nThe guide says:\n{{last}}\n"}),
         ),
+        // After reading the page the session is untrusted; read-only checks still run.
+        call(
+            "exec",
+            json!({"command": "grep -c Restart scratch/summary.md"}),
+        ),
+        call("read_file", json!({"path": "scratch/summary.md"})),
     ];
     let steps = plan.len();
     let model = CompromisedModel::new(plan).final_answer("All done: config updated, checks pass.");
