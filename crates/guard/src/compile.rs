@@ -5,7 +5,8 @@
 //! Guarantees: every string from the config is embedded as an escaped Cedar string
 //! literal (it cannot change the policy's structure); host patterns keep
 //! [`config::HostPattern`] semantics (`*.x` covers strict subdomains of `x` only; no
-//! port means 80 and 443); only `http`/`https` connects are permitted by `egress.allow`.
+//! port means 80 and 443); only `http`/`https` http_fetch connects are permitted by `egress.allow` (a
+//! connection from an exec'd process through the egress proxy may be any TCP stream).
 
 use std::fmt::Write as _;
 
@@ -202,7 +203,7 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
         let shown: Vec<String> = cfg.egress.allow.iter().map(|p| p.to_string()).collect();
         let why = format!("agents.{name}.egress.allow ({}) matches", shown.join(", "));
         let cond = format!(
-            "when {{\n  (context.scheme == \"http\" || context.scheme == \"https\") &&\n  ({})\n}}",
+            "when {{\n  (context.via == \"exec\" || context.scheme == \"http\" || context.scheme == \"https\") &&\n  ({})\n}}",
             hosts.join(" ||\n   ")
         );
         policy(

@@ -756,3 +756,36 @@ fn fingerprints_change_with_what_matters() {
     assert_eq!(a.fingerprint().len(), 64);
     assert_eq!(a.canonical(), "connect: GET https://docs.rs/a");
 }
+
+#[test]
+fn connections_from_exec_need_the_exec_tool_and_egress_allow() {
+    let p = env(DEV, &[]).policy();
+    let raw = |host: &str| Action::Connect {
+        host: host.into(),
+        port: 443,
+        scheme: String::new(),
+        method: String::new(),
+        url: String::new(),
+    };
+    let t = Session::trusted();
+    expect(&t.decide(&p, &raw("docs.rs")), "allow", "egress.allow");
+    expect(&t.decide(&p, &raw("evil.org")), "deny", "no_permit");
+    assert_eq!(raw("docs.rs").canonical(), "connect: docs.rs:443");
+    assert_eq!(raw("docs.rs").tool(), Some(config::ToolName::Exec));
+    expect(
+        &Session::tainted().decide(&p, &raw("a.example.com")),
+        "ask",
+        "taint.connect_new_host",
+    );
+    let no_exec = env(&format!("tools = [\"http_fetch\"]\n{DEV}"), &[]).policy();
+    expect(
+        &t.decide(&no_exec, &raw("docs.rs")),
+        "deny",
+        "tools.exec.connect",
+    );
+    expect(
+        &t.decide(&no_exec, &connect("https://docs.rs/")),
+        "allow",
+        "egress.allow",
+    );
+}
