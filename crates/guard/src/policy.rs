@@ -413,7 +413,13 @@ impl Policy {
             }
             let result = validator.validate(&parsed, ValidationMode::Strict);
             if let Some(e) = result.validation_errors().next() {
-                return Err(diag_error(file, &src.text, e, e.to_string()));
+                // Name the policy by its @id, not Cedar's internal `policyN`.
+                let cedar_id = e.policy_id();
+                let mut msg = e.to_string();
+                if let Some(id) = parsed.annotation(cedar_id, "id") {
+                    msg = msg.replace(&format!("`{cedar_id}`"), &format!("`{id}`"));
+                }
+                return Err(diag_error(file, &src.text, e, msg));
             }
             let mut policies: Vec<_> = parsed.policies().collect();
             // Cedar names them policy0, policy1 … in source order.
@@ -521,12 +527,6 @@ impl Policy {
     /// The agent this policy is for.
     pub fn agent(&self) -> &str {
         &self.agent
-    }
-
-    /// Whether a workspace path (relative, or under `/workspace`) matches
-    /// `agents.NAME.labels.private`: its content labels a session `private`.
-    pub fn is_private(&self, path: &str) -> bool {
-        workspace_relative(path).is_some_and(|r| self.private.is_match(r))
     }
 
     /// Every policy source, in evaluation order: (`cordon.toml` | `builtin` | file, text).
@@ -749,8 +749,7 @@ impl Policy {
                 | Action::DeleteFile { path }
                 | Action::ListDir { path }
                 | Action::Search { path } => {
-                    let rel = workspace_relative(path);
-                    let private = rel.as_deref().is_some_and(|r| self.private.is_match(r));
+                    let private = self.is_private(path);
                     (
                         &n.path,
                         path.clone(),
@@ -916,6 +915,22 @@ impl Policy {
                     })
             }
         }
+    }
+
+    /// Whether reading `path` (workspace-relative or under `/workspace`) labels the
+    /// session private: it matches `agents.NAME.labels.private`.
+    pub fn is_private(&self, path: &str) -> bool {
+        workspace_relative(path).is_some_and(|r| self.private.is_match(r))
+    }
+
+    /// What the policies see of an exec command; `network` says whether its output must
+    /// be labelled untrusted (a network-enabled command in a sandbox with network).
+    pub fn exec_facts(&self, command: &str) -> ExecFacts {
+        ExecFacts::of(
+            &canonicalise_exec(command),
+            self.sandbox_network,
+            &self.scratch,
+        )
     }
 
     /// The exec mode this policy was compiled from.

@@ -661,7 +661,10 @@ fn invalid_policy_files_give_file_line_col() {
         "@id(\"t\")\nforbid (principal, action == Action::\"exec\", resource) when { context.comand == \"x\" };\n",
     )]);
     assert!(msg.starts_with("typo.cedar:2:"), "{msg}");
-    assert!(msg.contains("comand"), "{msg}");
+    assert!(
+        msg.contains("comand") && msg.contains("policy `t`"),
+        "{msg}"
+    );
     // Unknown action.
     let msg = load_err(&[(
         "act.cedar",
