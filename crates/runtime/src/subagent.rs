@@ -35,6 +35,9 @@ pub struct SubagentSpec {
     pub max_steps: u32,
     /// The child's depth (1 for a child of a top-level session).
     pub depth: u32,
+    /// The label of the task: the parent session's label when it wrote it. The child's
+    /// session starts with it (a task written by a tainted parent taints the child).
+    pub labels: Labels,
 }
 
 /// What came back from the child.
@@ -215,6 +218,7 @@ impl Runtime {
             tools,
             max_steps,
             depth: self.depth() + 1,
+            labels: self.session_labels(session),
         };
         let result = runner.run(Arc::new(child), spec).await;
         if result.integrity == Integrity::Untrusted {
