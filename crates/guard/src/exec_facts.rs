@@ -6,7 +6,8 @@
 //! for inline/arbitrary code, a non-harmless environment change, `xargs`-supplied
 //! arguments, a variable expansion in an argument, a `cd` or redirection outside the
 //! workspace. `network` is true for unparsable or arbitrary code whenever the sandbox can
-//! reach the network. Not guaranteed: that a program not in [`NETWORK_CLIENTS`] never
+//! reach the network, and so is a program given by a path outside the system bin
+//! directories (`./run.sh`). Not guaranteed: that a program not in [`NETWORK_CLIENTS`] never
 //! opens a connection (the egress proxy still enforces `egress.allow`).
 
 use crate::canonical::{CanonicalExec, command_name};
@@ -93,7 +94,11 @@ fn uses_network(c: &CanonicalExec) -> bool {
         let Some(p) = cmd.argv.first() else {
             return false;
         };
-        let name = command_name(p).unwrap_or(p.as_str());
+        // A program given by a path outside the system bin directories (`./run.sh`,
+        // `/workspace/x`) is code the guard cannot see: assume it may use the network.
+        let Some(name) = command_name(p) else {
+            return true;
+        };
         let sub = cmd.argv.get(1).map_or("", String::as_str);
         NETWORK_CLIENTS.contains(&name)
             || name == "apt-get"
@@ -272,6 +277,9 @@ mod tests {
         assert!(facts("python3 -c 'print(1)'", true).network);
         assert!(facts("cargo install ripgrep", true).network);
         assert!(!facts("cargo test", true).network);
+        assert!(facts("./run.sh", true).network);
+        assert!(facts("/usr/bin/curl x", true).network);
+        assert!(!facts("/usr/bin/ls", true).network);
     }
 
     #[test]
