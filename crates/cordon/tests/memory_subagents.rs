@@ -326,6 +326,13 @@ async fn extract_returns_only_the_validated_answer() {
         .filter(|r| r["data"]["tool"] == "http_fetch")
         .collect();
     assert_eq!(results[0]["data"]["labels"]["integrity"], "untrusted");
+    let readers: Vec<&Value> = of_kind(&records, "model_output")
+        .into_iter()
+        .filter(|r| r["data"]["quarantine"] == true)
+        .collect();
+    assert_eq!(readers.len(), 2, "each extraction is audited");
+    assert_eq!(readers[0]["data"]["answer"], json!({"price": 42}));
+    assert!(readers[1]["data"]["error"].is_string());
     let sources = results[0]["data"]["labels"]["untrusted_sources"].to_string();
     assert!(
         sources.contains("tool:http_fetch extract http://docs.test"),

@@ -307,6 +307,8 @@ impl crate::Runtime {
     /// (with the status and URL lines the runtime wrote) comes back.
     pub(crate) async fn quarantined_extract(
         &self,
+        session: &str,
+        call: &crate::ToolCall,
         response: &str,
         url: &str,
         x: &crate::tools::ExtractArgs,
@@ -317,7 +319,21 @@ impl crate::Runtime {
         let status = response.lines().next().unwrap_or("");
         // The reader is a model too: it never sees secrets.
         let content = self.redact(response);
-        let answer = extract_checked(q.as_ref(), &content, &x.instruction, &x.schema).await?;
+        let outcome = extract_checked(q.as_ref(), &content, &x.instruction, &x.schema).await;
+        // The reader is a model call: recorded like one (the answer is small and checked).
+        let _ = self.audit_log().append(
+            audit::EventKind::ModelOutput,
+            Some(session),
+            serde_json::json!({
+                "call_id": call.id,
+                "quarantine": true,
+                "url": url,
+                "instruction": self.redact(&x.instruction),
+                "answer": outcome.as_ref().ok(),
+                "error": outcome.as_ref().err(),
+            }),
+        );
+        let answer = outcome?;
         Ok(crate::tools::ToolOutput::ok(format!(
             "{status}\nURL: {url}\nextract: the answer of a quarantined reader without tools, checked against your schema (the page itself is not shown)\n\n{answer}"
         )))
