@@ -10,11 +10,11 @@
 use std::sync::Arc;
 
 use audit::EventKind;
-use runtime::{Integrity, Observation, Runtime, ToolCall};
+use runtime::{Labels, Observation, Runtime, ToolCall};
 use serde_json::json;
 use store::Store;
 
-use crate::context::{ContextItem, session_integrity};
+use crate::context::{ContextItem, session_labels};
 use crate::provider::{ChatRequest, Message, Provider, ProviderError};
 
 /// What the loop reports while it works (for terminals and, later, the web UI).
@@ -38,6 +38,8 @@ pub enum AgentError {
     Store(#[from] store::StoreError),
     #[error("audit log failed: {0}")]
     Audit(#[from] audit::AuditError),
+    #[error("cannot load the agent's memory: {0}")]
+    Memory(#[from] runtime::memory::MemoryError),
     #[error("session {id} has an unreadable item #{index}: {detail}")]
     CorruptSession {
         id: String,
@@ -69,10 +71,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// The session's integrity label: untrusted once anything untrusted is in context.
-    pub fn integrity(&self) -> Integrity {
-        session_integrity(&self.items)
+    /// The label of the session's stored context (the join of its items' labels).
+    /// The runtime's label ([`Agent::labels`]) also counts what is not stored as an item.
+    pub fn stored_labels(&self) -> Labels {
+        session_labels(&self.items)
     }
+}
+
+/// Where a child session comes from (`spawn_agent`).
+#[derive(Debug, Clone)]
+pub(crate) struct Lineage {
+    pub parent: String,
+    pub call_id: String,
+    pub depth: u32,
+    pub tools: Vec<String>,
 }
 
 /// The outcome of one user turn.
@@ -97,16 +109,47 @@ impl Agent {
 
     /// Start a fresh session and record it.
     pub fn new_session(&self) -> Result<Session, AgentError> {
+        self.start_session(None)
+    }
+
+    /// Start a session: a top-level one begins with the agent's memory as one context
+    /// item (labelled with the join of its entries' labels, which also joins the
+    /// session's label in the runtime); a child's (`lineage`) begins empty and its
+    /// `session_start` record names its parent and depth.
+    pub(crate) fn start_session(&self, lineage: Option<&Lineage>) -> Result<Session, AgentError> {
         let rec = self.opts.store.create_session(self.opts.runtime.agent())?;
-        self.opts.audit.record(
-            EventKind::SessionStart,
-            Some(&rec.id),
-            json!({ "agent": self.opts.runtime.agent(), "model": self.opts.provider.describe() }),
-        )?;
-        Ok(Session {
+        let mut data =
+            json!({ "agent": self.opts.runtime.agent(), "model": self.opts.provider.describe() });
+        if let Some(l) = lineage {
+            data["parent"] = json!(l.parent);
+            data["parent_call_id"] = json!(l.call_id);
+            data["depth"] = json!(l.depth);
+            data["tools"] = json!(l.tools);
+        }
+        self.opts
+            .audit
+            .record(EventKind::SessionStart, Some(&rec.id), data)?;
+        let mut session = Session {
             id: rec.id,
             items: Vec::new(),
-        })
+        };
+        if lineage.is_none()
+            && let Some(memory) = self.opts.runtime.load_memory(&session.id)?
+        {
+            let item = ContextItem {
+                message: Message::User {
+                    content: memory.text,
+                },
+                provenance: runtime::Provenance {
+                    source: "memory".into(),
+                    integrity: memory.labels.integrity,
+                    confidentiality: memory.labels.confidentiality,
+                    secrets: memory.labels.secrets,
+                },
+            };
+            self.push(&mut session, item)?;
+        }
+        Ok(session)
     }
 
     /// Reopen a stored session.
@@ -121,6 +164,8 @@ impl Agent {
             })?;
             items.push(item);
         }
+        // A resumed session keeps the label of what its context holds.
+        self.opts.runtime.join_labels(id, &session_labels(&items));
         Ok(Session {
             id: id.to_string(),
             items,
@@ -133,6 +178,11 @@ impl Agent {
             Some(rec) => Ok(Some(self.load_session(&rec.id)?)),
             None => Ok(None),
         }
+    }
+
+    /// The session's label: the join of everything in its context.
+    pub fn labels(&self, session: &Session) -> Labels {
+        self.opts.runtime.session_labels(&session.id)
     }
 
     /// Forget a session's runtime state (sandbox, grants). Its history stays stored.
@@ -189,12 +239,12 @@ impl Agent {
             }
             self.audit(EventKind::ModelOutput, &session.id, output)?;
 
-            let integrity = session.integrity();
+            let labels = self.opts.runtime.session_labels(&session.id);
             let message = Message::Assistant {
                 content: text.clone(),
                 tool_calls: reply.tool_calls.clone(),
             };
-            self.push(session, ContextItem::model(message, integrity))?;
+            self.push(session, ContextItem::model(message, &labels))?;
 
             if reply.tool_calls.is_empty() {
                 return Ok(TurnOutcome {

@@ -1,7 +1,7 @@
 //! The conversation as the agent holds it: every item carries its provenance, so later
 //! layers (labels, containment) can reason about where each piece of context came from.
 
-use runtime::{Integrity, Provenance};
+use runtime::{Labels, Provenance};
 use serde::{Deserialize, Serialize};
 
 use crate::provider::Message;
@@ -19,20 +19,20 @@ impl ContextItem {
             message: Message::User {
                 content: text.to_string(),
             },
-            provenance: Provenance {
-                source: "user".into(),
-                integrity: Integrity::Trusted,
-            },
+            provenance: Provenance::trusted("user"),
         }
     }
 
-    /// Model output is as trustworthy as the least trusted thing the model had read.
-    pub fn model(message: Message, integrity: Integrity) -> ContextItem {
+    /// Model output carries the label of everything the model had read (the session's
+    /// label when it answered).
+    pub fn model(message: Message, labels: &Labels) -> ContextItem {
         ContextItem {
             message,
             provenance: Provenance {
                 source: "model".into(),
-                integrity,
+                integrity: labels.integrity,
+                confidentiality: labels.confidentiality,
+                secrets: labels.secrets.clone(),
             },
         }
     }
@@ -45,11 +45,11 @@ impl ContextItem {
     }
 }
 
-/// The least trusted integrity among `items` (the session's integrity label).
-pub fn session_integrity(items: &[ContextItem]) -> Integrity {
-    items
-        .iter()
-        .map(|i| i.provenance.integrity)
-        .max()
-        .unwrap_or(Integrity::Trusted)
+/// The join of the labels of `items` (a stored session's label).
+pub fn session_labels(items: &[ContextItem]) -> Labels {
+    let mut labels = Labels::trusted();
+    for i in items {
+        labels.join(&i.provenance.labels());
+    }
+    labels
 }

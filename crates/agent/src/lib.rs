@@ -5,8 +5,12 @@
 mod agent_loop;
 mod context;
 pub mod provider;
+mod quarantine;
+mod subagent;
 
 pub use agent_loop::{
     Agent, AgentError, AgentEvent, AgentOptions, Session, TurnOutcome, system_prompt,
 };
-pub use context::{ContextItem, session_integrity};
+pub use context::{ContextItem, session_labels};
+pub use quarantine::ProviderQuarantine;
+pub use subagent::{ChildAgents, SharedProvider};

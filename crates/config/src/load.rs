@@ -494,6 +494,22 @@ fn validate(config: &Config) -> Result<(), Problem> {
     Ok(())
 }
 
+/// A workspace-relative path or glob: not empty, not absolute, no `..`.
+fn check_workspace_glob(pattern: &str) -> Result<(), String> {
+    if pattern.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if pattern.starts_with('/') || pattern.starts_with('~') {
+        return Err(format!(
+            "`{pattern}` must be relative to the workspace (no leading `/` or `~`)"
+        ));
+    }
+    if pattern.split('/').any(|c| c == "..") {
+        return Err(format!("`{pattern}` must not contain `..`"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,20 +549,4 @@ mod tests {
             assert!(check_url(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// A workspace-relative path or glob: not empty, not absolute, no `..`.
-fn check_workspace_glob(pattern: &str) -> Result<(), String> {
-    if pattern.trim().is_empty() {
-        return Err("must not be empty".into());
-    }
-    if pattern.starts_with('/') || pattern.starts_with('~') {
-        return Err(format!(
-            "`{pattern}` must be relative to the workspace (no leading `/` or `~`)"
-        ));
-    }
-    if pattern.split('/').any(|c| c == "..") {
-        return Err(format!("`{pattern}` must not contain `..`"));
-    }
-    Ok(())
 }

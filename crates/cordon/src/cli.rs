@@ -79,6 +79,39 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// An agent's long-term memory and the memory changes waiting for a human.
+    Memory {
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Print every memory entry with the session and label that wrote it.
+    Show {
+        #[arg(long, default_value = "default")]
+        agent: String,
+    },
+    /// List memory writes waiting for a human (from sessions that read untrusted content).
+    Pending {
+        #[arg(long, default_value = "default")]
+        agent: String,
+    },
+    /// Accept a pending memory write: it is appended with the writer's (untrusted) label.
+    Accept {
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// The id shown by `cordon memory pending`.
+        id: String,
+    },
+    /// Reject a pending memory write: it is discarded.
+    Reject {
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// The id shown by `cordon memory pending`.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

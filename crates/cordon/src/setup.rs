@@ -20,6 +20,23 @@ pub struct State {
     pub store: Arc<store::Store>,
 }
 
+/// Agent `agent`'s policy: compiled from the config, the built-in rules and the
+/// `[policy] files` (relative to the config file's directory), validated.
+pub fn load_policy(config: &Config, agent: &str) -> Result<guard::Policy> {
+    let paths = Paths::from_env();
+    let dir = paths
+        .config_file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    guard::Policy::load(config, &dir, agent).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: policy of agent `{agent}`: {e}",
+            paths.config_file.display()
+        )
+    })
+}
+
 /// Load and validate the config file named by the environment.
 pub fn load_config(paths: &Paths) -> Result<Config> {
     Ok(read_config(paths)?.0)
@@ -190,7 +207,12 @@ pub fn build_agent(
         base_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(30),
     };
-    let provider = agent::provider::from_config(model, key.map(|(_, v)| v), endpoint, retry);
+    let provider: Arc<dyn agent::provider::Provider> = Arc::from(agent::provider::from_config(
+        model,
+        key.map(|(_, v)| v),
+        endpoint,
+        retry,
+    ));
     let mut extra = String::new();
     if !agent_cfg.egress.secrets.is_empty() {
         extra.push_str(&format!(
@@ -211,14 +233,37 @@ pub fn build_agent(
         (!extra.is_empty()).then_some(extra.as_str()),
     );
     Ok(agent::Agent::new(agent::AgentOptions {
-        provider,
-        runtime: Arc::new(runtime),
+        provider: Box::new(agent::SharedProvider(provider.clone())),
+        runtime: attach(state, runtime, agent_name, provider),
         store: state.store.clone(),
         audit: state.audit.clone(),
         max_steps: agent_cfg.max_steps,
         system_prompt,
         record_content: config.audit.record_content,
     }))
+}
+
+/// Attach memory (`STATE/agents/NAME/memory`), the quarantined reader and the
+/// sub-agent runner (both on the agent's model) to `runtime`.
+fn attach(
+    state: &State,
+    runtime: Runtime,
+    agent_name: &str,
+    provider: Arc<dyn agent::provider::Provider>,
+) -> Arc<Runtime> {
+    let runtime = Arc::new(runtime);
+    runtime.set_memory(runtime::memory::MemoryStore::for_agent(
+        &state.state_dir,
+        agent_name,
+    ));
+    runtime.set_quarantine(Arc::new(agent::ProviderQuarantine::new(provider.clone())));
+    runtime.set_subagent_runner(Arc::new(agent::ChildAgents::new(
+        provider,
+        state.store.clone(),
+        state.audit.clone(),
+        state.config.audit.record_content,
+    )));
+    runtime
 }
 
 /// The runtime of `agent_name` under `config` (normally the loaded config; `cordon
@@ -261,12 +306,21 @@ pub fn build_runtime(
             hosts,
         });
     }
+    let policy = load_policy(&config, agent_name)?;
+    let approvals = Arc::new(runtime::StoredApprovals::new(
+        state.store.clone(),
+        state.audit.clone(),
+        std::time::Duration::from_secs(config.approvals.timeout_secs),
+        config.approvals.grant_max_days,
+    ));
     Ok(Runtime::new(RuntimeOptions {
+        policy: Some(Arc::new(policy)),
         sandbox: sandbox_backend(&config)?,
         config,
         agent: agent_name.to_string(),
         audit: state.audit.clone(),
         approver,
+        approvals,
         redactor,
         egress: egress_proxy(state)?,
         secrets: agent_secrets,

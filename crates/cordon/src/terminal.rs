@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
+use runtime::{ApprovalAnswer, ApprovalRequest, Approver, GrantScope};
 use tokio::sync::{Mutex, mpsc};
 
 /// Lines from stdin, read on a dedicated thread so the async runtime never blocks.
@@ -39,10 +39,15 @@ impl Lines {
     }
 }
 
-/// Asks the person at the terminal.
+/// Asks the person at the terminal. The same request can be answered from another
+/// terminal (`cordon approvals approve ID`); then this question is dropped and
+/// [`Approver::settled_elsewhere`] says so.
 pub struct TerminalApprover {
     pub lines: Lines,
 }
+
+/// Days an "always for this agent" answer lasts (capped by `approvals.grant_max_days`).
+const AGENT_GRANT_DAYS: u64 = 30;
 
 #[async_trait]
 impl Approver for TerminalApprover {
@@ -52,13 +57,24 @@ impl Approver for TerminalApprover {
             "┌ approval needed ─ agent `{}`, session {}",
             req.agent, req.session
         );
-        eprintln!("│ tool:   {}", req.tool);
         eprintln!("│ action: {}", req.action);
-        eprintln!("│ why:    {}", req.reason);
+        eprintln!("│ why:    {} [{}]", req.reason, req.rule);
+        if !req.labels.is_null() {
+            eprintln!("│ labels: {}", describe_labels(&req.labels));
+        }
+        if !req.untrusted_sources.is_empty() {
+            eprintln!("│ untrusted content in context from:");
+            for s in &req.untrusted_sources {
+                eprintln!("│   - {s}");
+            }
+        }
+        if let Some(id) = &req.id {
+            eprintln!("│ id:     {id} (or answer with `cordon approvals approve|deny {id}`)");
+        }
         loop {
             let Some(answer) = self
                 .lines
-                .next("└ allow? [y]es once / [s]ession / [n]o: ")
+                .next("└ allow? [y]es once / [s]ession / [a]lways for this agent / [n]o: ")
                 .await
             else {
                 return ApprovalAnswer::Unavailable(
@@ -68,10 +84,30 @@ impl Approver for TerminalApprover {
             match answer.trim().to_ascii_lowercase().as_str() {
                 "y" | "yes" => return ApprovalAnswer::Once,
                 "s" | "session" => return ApprovalAnswer::Session,
+                "a" | "always" => {
+                    return ApprovalAnswer::Agent {
+                        days: AGENT_GRANT_DAYS,
+                        scope: GrantScope::Exact,
+                    };
+                }
                 "n" | "no" | "" => return ApprovalAnswer::Deny,
-                other => eprintln!("  `{other}` is not an answer: type y, s or n"),
+                other => eprintln!("  `{other}` is not an answer: type y, s, a or n"),
             }
         }
+    }
+
+    fn settled_elsewhere(&self, req: &ApprovalRequest, answer: &ApprovalAnswer, by: &str) {
+        let what = if answer.approves() {
+            "approved"
+        } else {
+            "denied"
+        };
+        eprintln!();
+        eprintln!(
+            "  ({} was {what} by {by}: {}; no need to answer here)",
+            req.id.as_deref().unwrap_or("the request"),
+            serde_json::to_string(answer).unwrap_or_default()
+        );
     }
 }
 

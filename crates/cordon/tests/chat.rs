@@ -39,6 +39,7 @@ async fn approvals_inline_and_session_grants() {
     let records = inst.audit().await;
     let answers: Vec<String> = of_kind(&records, "approval")
         .iter()
+        .filter(|r| r["data"]["state"] == "decided")
         .map(|r| r["data"].to_string())
         .collect();
     assert_eq!(answers.len(), 2, "{answers:?}");

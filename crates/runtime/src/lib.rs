@@ -12,13 +12,22 @@
 //! loop and never fall back to something weaker.
 
 mod approval;
+mod extensions;
+mod flow;
 pub mod hygiene;
+pub mod memory;
 mod model_endpoint;
 mod perform;
+pub mod quarantine;
+pub mod subagent;
 mod tools;
 mod workspace;
 
-pub use approval::{ApprovalAnswer, ApprovalRequest, Approver, NoHumanApprover};
+pub use approval::{
+    ApprovalAnswer, ApprovalKind, ApprovalRequest, Approver, GrantScope, NoHumanApprover,
+    StoredApprovals,
+};
+pub use extensions::MemoryContext;
 pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
 pub use perform::{AgentSecret, Runtime, RuntimeError, RuntimeOptions};
 pub use tools::exec::sandbox_profile;
@@ -45,22 +54,44 @@ pub struct ToolSpec {
     pub parameters: serde_json::Value,
 }
 
-/// Whether content may be believed. Anything fetched from the network or produced by a
-/// network-reaching command is untrusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Integrity {
-    Trusted,
-    Untrusted,
-}
+pub use guard::{Confidentiality, Integrity, Labels};
 
-/// Where a piece of context came from.
+/// Where a piece of context came from, and its label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// `user`, `model`, `system`, or `tool:NAME` (with the target, e.g.
+    /// `user`, `model`, `system`, `memory`, or `tool:NAME` (with the target, e.g.
     /// `tool:http_fetch https://example.org/`).
     pub source: String,
     pub integrity: Integrity,
+    #[serde(default)]
+    pub confidentiality: Confidentiality,
+    /// Vault secrets (names; `*` for an unknown credential) this content carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl Provenance {
+    /// Trusted, public content from `source`.
+    pub fn trusted(source: impl Into<String>) -> Provenance {
+        Provenance {
+            source: source.into(),
+            integrity: Integrity::Trusted,
+            confidentiality: Confidentiality::Public,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// The item's label (an untrusted item names its source).
+    pub fn labels(&self) -> Labels {
+        let mut l = if self.integrity == Integrity::Untrusted {
+            Labels::untrusted(self.source.clone())
+        } else {
+            Labels::trusted()
+        };
+        l.confidentiality = self.confidentiality;
+        l.secrets = self.secrets.clone();
+        l
+    }
 }
 
 /// What a tool call produced, ready for the model's context.

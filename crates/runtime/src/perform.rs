@@ -13,23 +13,25 @@
 //! nothing runs outside the sandbox / workspace confinement. If the audit log cannot
 //! record the decision, the action does not run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use audit::EventKind;
 use config::{AgentConfig, ToolName};
-use guard::{Action, Decision, Policy};
+use guard::{Action, Confidentiality, Decision, Labels, Policy, Verdict};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::approval::{ApprovalAnswer, ApprovalRequest, Approver};
+use crate::approval::{ApprovalAnswer, ApprovalKind, ApprovalRequest, Approver, StoredApprovals};
+use crate::flow::SessionFlow;
 use crate::hygiene;
+use crate::memory::MemoryFile;
 use crate::tools::exec::SharedInstance;
 use crate::tools::http_fetch::Target;
 use crate::tools::{
-    self, Args, EditFileArgs, ExecArgs, HttpFetchArgs, ListDirArgs, ReadFileArgs, SearchArgs,
-    ToolOutput, WriteFileArgs,
+    self, Args, EditFileArgs, ExecArgs, HttpFetchArgs, ListDirArgs, MemoryWriteArgs, ReadFileArgs,
+    SearchArgs, SpawnAgentArgs, ToolOutput, WriteFileArgs,
 };
 use crate::workspace::{Workspace, WorkspaceError, WorkspacePath};
 use crate::{Integrity, Observation, Provenance, ToolCall, ToolSpec};
@@ -40,6 +42,8 @@ pub struct RuntimeOptions {
     pub audit: Arc<audit::Log>,
     pub sandbox: Arc<dyn sandbox::Sandbox>,
     pub approver: Arc<dyn Approver>,
+    /// Pending approvals and grants, kept in the store (answerable from any process).
+    pub approvals: Arc<StoredApprovals>,
     /// Redacts every vault value (and known credential formats) from what comes back.
     pub redactor: secrets::Redactor,
     /// The one way out: every outbound connection of this agent's tools goes through it.
@@ -49,6 +53,9 @@ pub struct RuntimeOptions {
     pub secrets: Vec<AgentSecret>,
     /// Every vault value (name, value): blocked wherever it appears in outbound traffic.
     pub watched_secrets: Vec<(String, String)>,
+    /// The agent's policy (`guard::Policy::load`, with the `[policy] files`). `None`
+    /// builds it from the config alone and refuses a config that lists policy files.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// A vault secret an agent may use.
@@ -72,16 +79,19 @@ pub enum RuntimeError {
     },
     #[error("cannot set up http_fetch for agent `{agent}`: {detail}")]
     Http { agent: String, detail: String },
+    #[error("the policy of agent `{agent}` cannot be loaded: {detail}")]
+    Policy { agent: String, detail: String },
 }
 
 #[derive(Default)]
 struct SessionState {
     instance: SharedInstance,
-    grants: HashSet<String>,
     /// Placeholders and the egress policy of the session, made on first use.
     egress: Option<SessionEgress>,
     /// The marker around the session's untrusted content, made on first use.
     boundary: Option<hygiene::Boundary>,
+    /// The session's label and contacted hosts, made on first use.
+    flow: Option<Arc<SessionFlow>>,
 }
 
 /// What a session's traffic is decided with: its own placeholders (unguessable, new
@@ -104,8 +114,11 @@ pub struct Runtime {
     audit: Arc<audit::Log>,
     sandbox: Arc<dyn sandbox::Sandbox>,
     approver: Arc<dyn Approver>,
+    approvals: Arc<StoredApprovals>,
     redactor: secrets::Redactor,
-    policy: Policy,
+    policy: Arc<Policy>,
+    /// Bound hosts of the agent's secrets, for decisions on secret-labelled data.
+    secret_hosts: Arc<BTreeMap<String, Vec<config::HostPattern>>>,
     workspace: Workspace,
     http_tls: Arc<rustls::ClientConfig>,
     sessions: Mutex<HashMap<String, SessionState>>,
@@ -113,6 +126,8 @@ pub struct Runtime {
     secrets: Vec<AgentSecret>,
     watched_secrets: Vec<(String, String)>,
     ca_bundle: Arc<Vec<u8>>,
+    /// Memory, quarantined reader and sub-agent runner, attached after construction.
+    pub(crate) ext: crate::extensions::Extensions,
 }
 
 /// A call whose arguments are parsed and whose targets are resolved: what the guard
@@ -125,11 +140,15 @@ enum Plan {
     Search(SearchArgs, WorkspacePath),
     Exec(ExecArgs),
     HttpFetch(HttpFetchArgs, Target),
+    MemoryWrite(MemoryWriteArgs, MemoryFile),
+    SpawnAgent(SpawnAgentArgs, Vec<ToolName>),
 }
 
 impl Plan {
-    fn action(&self) -> Action {
-        match self {
+    /// `None` for `memory_write` and `spawn_agent` until `guard::Action` can express them:
+    /// the runtime decides those itself (and audits the decision) in their execute arms.
+    fn action(&self) -> Option<Action> {
+        Some(match self {
             Plan::ReadFile(_, p) => Action::ReadFile { path: p.as_str() },
             Plan::WriteFile(_, p) => Action::WriteFile { path: p.as_str() },
             Plan::EditFile(_, p) => Action::EditFile { path: p.as_str() },
@@ -138,13 +157,9 @@ impl Plan {
             Plan::Exec(a) => Action::Exec {
                 command: a.command.clone(),
             },
-            Plan::HttpFetch(a, t) => Action::HttpFetch {
-                method: a.method.unwrap_or(tools::Method::Get).as_str().to_string(),
-                url: t.url.to_string(),
-                host: t.host.clone(),
-                port: t.port,
-            },
-        }
+            Plan::HttpFetch(a, t) => connect_action(a.method.unwrap_or(tools::Method::Get), t),
+            Plan::MemoryWrite(..) | Plan::SpawnAgent(..) => return None,
+        })
     }
 }
 
@@ -195,14 +210,40 @@ impl Runtime {
         {
             redactor = redactor.with_secrets(vec![(var.clone(), value)]);
         }
+        let policy = match opts.policy {
+            Some(p) => p,
+            None if !opts.config.policy.files.is_empty() => {
+                return Err(RuntimeError::Policy {
+                    agent: opts.agent,
+                    detail: "[policy] files are listed but the runtime was given no loaded policy"
+                        .into(),
+                });
+            }
+            None => Arc::new(
+                Policy::load(&opts.config, std::path::Path::new("."), &opts.agent).map_err(
+                    |e| RuntimeError::Policy {
+                        agent: opts.agent.clone(),
+                        detail: e.to_string(),
+                    },
+                )?,
+            ),
+        };
+        let secret_hosts = Arc::new(
+            opts.secrets
+                .iter()
+                .map(|s| (s.name.clone(), s.hosts.clone()))
+                .collect(),
+        );
         Ok(Runtime {
-            policy: Policy::new(&opts.agent, &agent_cfg),
+            policy,
+            secret_hosts,
             config: opts.config,
             agent: opts.agent,
             agent_cfg,
             audit: opts.audit,
             sandbox: opts.sandbox,
             approver: opts.approver,
+            approvals: opts.approvals,
             redactor,
             workspace,
             http_tls,
@@ -211,6 +252,7 @@ impl Runtime {
             egress: opts.egress,
             secrets: opts.secrets,
             watched_secrets: opts.watched_secrets,
+            ext: crate::extensions::Extensions::default(),
         })
     }
 
@@ -309,7 +351,13 @@ impl Runtime {
                         "message": message,
                     }),
                 );
-                let integrity = if call.name == ToolName::HttpFetch.as_str() {
+                // A refusal before anything was sent (Cordon's own words) is trusted;
+                // a failure of the fetch itself may quote what a server answered.
+                let cordon_refusal = matches!(
+                    f.stage,
+                    "tool" | "arguments" | "decision" | "approval" | "audit" | "secrets"
+                );
+                let integrity = if call.name == ToolName::HttpFetch.as_str() && !cordon_refusal {
                     Integrity::Untrusted
                 } else {
                     Integrity::Trusted
@@ -327,6 +375,8 @@ impl Runtime {
             self.hygiene(session, &source, http_response, &mut output);
         }
         let redacted = self.redactor.redact(&output.content);
+        let labels = self.result_labels(session, call, &source, integrity, &redacted, &output);
+        self.flow(session).join(&labels);
         let digest = hex::encode(sha2::Sha256::digest(redacted.text.as_bytes()));
         let result = self.audit.record(
             EventKind::ToolResult,
@@ -341,6 +391,7 @@ impl Runtime {
                 "sha256": digest,
                 "truncated": output.truncated,
                 "redacted": redacted.hits,
+                "labels": labels,
             }),
         );
         let (content, is_error) = match result {
@@ -357,7 +408,68 @@ impl Runtime {
             call_id: call.id.clone(),
             content,
             is_error,
-            provenance: Provenance { source, integrity },
+            provenance: Provenance {
+                source,
+                integrity,
+                confidentiality: labels.confidentiality,
+                secrets: labels.secrets,
+            },
+        }
+    }
+
+    /// The label of one result: its integrity and source; `private` when it shows a
+    /// workspace file matching `labels.private`; `secret` (with the names) when a vault
+    /// value or credential was redacted from it or it carries a secret's placeholder.
+    fn result_labels(
+        &self,
+        session: &str,
+        call: &ToolCall,
+        source: &str,
+        integrity: Integrity,
+        redacted: &secrets::Redacted,
+        output: &ToolOutput,
+    ) -> Labels {
+        let mut labels = if integrity == Integrity::Untrusted {
+            Labels::untrusted(source)
+        } else {
+            Labels::trusted()
+        };
+        let mut secrets: Vec<String> = redacted.hits.clone();
+        if !redacted.credentials.is_empty() {
+            secrets.push("*".into());
+        }
+        if let Some(e) = self.with_session(session, |s| s.egress.clone()) {
+            for (name, placeholder) in &e.env {
+                if output.content.contains(placeholder.as_str()) && !secrets.contains(name) {
+                    secrets.push(name.clone());
+                }
+            }
+        }
+        if !secrets.is_empty() {
+            labels.confidentiality = Confidentiality::Secret;
+            labels.secrets = secrets;
+        } else if !output.is_error && self.shows_private(call, &output.content) {
+            labels.confidentiality = Confidentiality::Private;
+        }
+        labels
+    }
+
+    /// Whether a successful `read_file` or `search` result shows a private file.
+    fn shows_private(&self, call: &ToolCall, content: &str) -> bool {
+        let Some(tool) = ToolName::parse(&call.name) else {
+            return false;
+        };
+        match tools::parse_args(tool, &call.arguments) {
+            Ok(Args::ReadFile(a)) => self
+                .workspace
+                .resolve(&a.path)
+                .is_ok_and(|p| self.policy.is_private(&p.as_str())),
+            // `path:line: text` per match.
+            Ok(Args::Search(_)) => content.lines().any(|l| {
+                l.split_once(':')
+                    .is_some_and(|(path, _)| self.policy.is_private(path))
+            }),
+            _ => false,
         }
     }
 
@@ -402,8 +514,17 @@ impl Runtime {
         let args_json: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
 
         let plan = self.plan(args)?;
-        self.authorize(session, call, tool, &plan.action(), &args_json)
-            .await?;
+        let mut authorized = None;
+        if let Some(action) = plan.action() {
+            authorized = Some(
+                self.authorize(session, call, tool, &action, &args_json)
+                    .await?,
+            );
+            if let Action::Connect { host, .. } = &action {
+                // Allowed or approved: the host is now one this session contacts.
+                self.flow(session).contact(host);
+            }
+        }
 
         // Execute.
         let ws = &self.workspace;
@@ -420,16 +541,34 @@ impl Runtime {
                 trusted(tools::files::search(ws, &p, &a).map_err(|m| fail("workspace", m))?)
             }
             Plan::Exec(a) => {
+                let flow = self.flow(session);
+                let before = flow.connections();
+                // A human approved this command: the connections it opens to hosts the
+                // session has not contacted are covered by that approval.
+                let approved =
+                    (authorized == Some(Authorized::Human)).then(|| flow.approved_exec());
                 let out = self.exec(session, call, &a.command).await?;
-                // What a command printed may come from the network it could reach.
-                let integrity = if self.exec_reaches_network() {
+                drop(approved);
+                // What a command printed may come from the network: untrusted when it
+                // opened a connection (or when commands run on the host, unisolated).
+                let reached = flow.connections() > before
+                    || (self.sandbox.backend() == "none" && self.exec_reaches_network());
+                let integrity = if reached {
                     Integrity::Untrusted
                 } else {
                     Integrity::Trusted
                 };
-                Ok((out, format!("tool:{tool}"), integrity))
+                let source = if reached {
+                    format!("tool:exec (network) {}", a.command)
+                } else {
+                    format!("tool:{tool}")
+                };
+                Ok((out, source, integrity))
             }
             Plan::HttpFetch(a, first) => {
+                if let Some(x) = &a.extract {
+                    self.check_extract(x).map_err(|m| fail("arguments", m))?;
+                }
                 let mut check_hop =
                     |t: &Target, m: tools::Method| self.check_redirect(session, call, t, m);
                 let egress = self.session_egress(session)?;
@@ -453,8 +592,57 @@ impl Runtime {
                         "status": fetched.output.status,
                     }),
                 );
+                if let Some(x) = &a.extract {
+                    // Quarantined reading: only the validated answer leaves this arm.
+                    let answer = self
+                        .quarantined_extract(
+                            session,
+                            call,
+                            &fetched.output.content,
+                            &fetched.final_url,
+                            x,
+                        )
+                        .await
+                        .map_err(|m| fail("extract", m))?;
+                    let source = format!("tool:http_fetch extract {}", fetched.final_url);
+                    return Ok((answer, source, Integrity::Untrusted));
+                }
                 let source = format!("tool:http_fetch {}", fetched.final_url);
                 Ok((fetched.output, source, Integrity::Untrusted))
+            }
+            Plan::MemoryWrite(a, file) => {
+                // Decided here, not in `authorize`: an `Ask` is answered by a pending
+                // change a human reviews later, so the session is not blocked.
+                let action = Action::MemoryWrite {
+                    file: file.to_string(),
+                };
+                let verdict = self.flow(session).decide(&action);
+                let data = self.decision_record(call, tool.as_str(), &action, &verdict);
+                self.audit
+                    .record(EventKind::Decision, Some(session), data)
+                    .map_err(|e| {
+                        fail(
+                            "audit",
+                            format!(
+                                "{tool} not run: the audit log cannot record the decision: {e}"
+                            ),
+                        )
+                    })?;
+                let out = self
+                    .memory_write(session, call, &verdict, &file, &a.content)
+                    .map_err(|(stage, m)| fail(stage, m))?;
+                Ok((out, format!("tool:{tool}"), Integrity::Trusted))
+            }
+            Plan::SpawnAgent(a, tools) => {
+                // The runtime's own limits first (audited as a decision), then the guard.
+                let action = self
+                    .check_spawn(session, call, &a, &tools)
+                    .map_err(|(stage, m)| fail(stage, m))?;
+                self.authorize(session, call, tool, &action, &args_json)
+                    .await?;
+                self.spawn_agent(session, call, a, tools)
+                    .await
+                    .map_err(|(stage, m)| fail(stage, m))
             }
         }
     }
@@ -489,8 +677,28 @@ impl Runtime {
                 Plan::Search(a, p)
             }
             Args::Exec(a) => Plan::Exec(a),
-            Args::MemoryWrite(_) | Args::SpawnAgent(_) => {
-                return Err(fail("tool", "this tool is being built and cannot run yet"));
+            Args::MemoryWrite(a) => {
+                let file = match &a.file {
+                    Some(f) => MemoryFile::parse(f),
+                    None => Ok(MemoryFile::main()),
+                }
+                .map_err(|e| {
+                    fail(
+                        "arguments",
+                        format!("invalid arguments for memory_write: {e}"),
+                    )
+                })?;
+                Plan::MemoryWrite(a, file)
+            }
+            Args::SpawnAgent(a) => {
+                let tools = crate::subagent::child_tools(&self.agent_cfg, a.tools.as_deref())
+                    .map_err(|m| {
+                        fail(
+                            "arguments",
+                            format!("invalid arguments for spawn_agent: {m}"),
+                        )
+                    })?;
+                Plan::SpawnAgent(a, tools)
             }
             Args::HttpFetch(a) => {
                 tools::http_fetch::check_headers(&a).map_err(|m| fail("arguments", m))?;
@@ -505,7 +713,8 @@ impl Runtime {
         })
     }
 
-    /// Guard decision (durably audited), then approval when asked.
+    /// Guard decision (durably audited, with the rule and the session's labels), then
+    /// approval when asked. Returns who allowed it.
     async fn authorize(
         &self,
         session: &str,
@@ -513,22 +722,42 @@ impl Runtime {
         tool: ToolName,
         action: &Action,
         args_json: &Value,
-    ) -> Result<(), Failure> {
-        let decision = self.policy.decide(action);
+    ) -> Result<Authorized, Failure> {
+        let flow = self.flow(session);
+        let verdict = flow.decide(action);
+        let decision = verdict.decision.clone();
         let canonical = action.canonical();
-        // A session grant answers an `Ask` without a new question; the decision record
-        // says so (there is no `approval` record: nobody was asked).
-        let granted =
-            matches!(decision, Decision::Ask { .. }) && self.has_grant(session, &canonical);
-        let mut data = json!({
-            "call_id": call.id,
-            "tool": tool.as_str(),
-            "action": self.redact(&canonical),
-            "decision": decision.kind(),
-            "reason": decision.reason(),
-        });
-        if granted {
-            data["session_grant"] = Value::Bool(true);
+        // What a human would be asked; also the key of stored grants.
+        let req = ApprovalRequest {
+            session: session.to_string(),
+            agent: self.agent.clone(),
+            kind: ApprovalKind::Action,
+            tool: tool.as_str().to_string(),
+            action: self.redact(&canonical),
+            fingerprint: action.fingerprint(),
+            argv: simple_argv(action),
+            host: action_host(action),
+            arguments: args_json.clone(),
+            reason: decision.reason().to_string(),
+            rule: verdict.rule.clone(),
+            labels: serde_json::to_value(&verdict.labels).unwrap_or(Value::Null),
+            untrusted_sources: verdict.labels.untrusted_sources.clone(),
+            ..Default::default()
+        };
+        // A stored grant (this session's, or the agent's) answers an `Ask` without a new
+        // question; the decision record names it. A store error means "no grant": ask.
+        let grant = if matches!(decision, Decision::Ask { .. }) {
+            self.approvals.find_grant(&req).unwrap_or_else(|e| {
+                tracing::warn!("grant lookup failed, asking instead: {e}");
+                None
+            })
+        } else {
+            None
+        };
+        let mut data = self.decision_record(call, tool.as_str(), action, &verdict);
+        if let Some(g) = &grant {
+            data["grant_id"] = Value::String(g.id.clone());
+            data["session_grant"] = Value::Bool(g.session.is_some());
         }
         self.audit
             .record(EventKind::Decision, Some(session), data)
@@ -539,42 +768,50 @@ impl Runtime {
                 )
             })?;
         match decision {
-            Decision::Allow { .. } => Ok(()),
-            Decision::Deny { reason } => Err(fail("decision", format!("{tool} denied: {reason}"))),
+            Decision::Allow { .. } => Ok(Authorized::Policy),
+            Decision::Deny { reason } => Err(fail(
+                "decision",
+                format!("{tool} denied: {reason} [rule {}]", verdict.rule),
+            )),
             Decision::Ask { reason } => {
-                if granted {
-                    return Ok(());
+                if grant.is_some() {
+                    return Ok(Authorized::Human);
                 }
-                let req = ApprovalRequest {
-                    session: session.to_string(),
-                    agent: self.agent.clone(),
-                    tool: tool.as_str().to_string(),
-                    action: canonical.clone(),
-                    arguments: args_json.clone(),
-                    reason: reason.clone(),
-                };
-                let answer = self.approver.ask(&req).await;
+                let answer = self.approvals.ask(&req, self.approver.as_ref()).await;
                 let answer_json = serde_json::to_value(&answer).unwrap_or(Value::Null);
                 self.audit
                     .record(
                         EventKind::Approval,
                         Some(session),
                         json!({
+                            // StoredApprovals wrote "requested"/"answered"/"granted"/
+                            // "expired"; this is the call's outcome.
+                            "state": "decided",
                             "call_id": call.id,
                             "action": self.redact(&canonical),
+                            "fingerprint": req.fingerprint,
+                            "rule": verdict.rule,
+                            "labels": verdict.labels,
                             "answer": answer_json,
                         }),
                     )
                     .map_err(|e| fail("audit", format!("{tool} not run: {e}")))?;
                 match answer {
-                    ApprovalAnswer::Once => Ok(()),
-                    ApprovalAnswer::Session => {
-                        self.add_grant(session, canonical);
-                        Ok(())
-                    }
+                    ApprovalAnswer::Once
+                    | ApprovalAnswer::Session
+                    | ApprovalAnswer::Agent { .. } => Ok(Authorized::Human),
                     ApprovalAnswer::Deny => Err(fail(
                         "approval",
                         format!("{tool} denied: the human refused ({reason})"),
+                    )),
+                    ApprovalAnswer::Expired => Err(fail(
+                        "approval",
+                        format!(
+                            "{tool} denied: approval required ({reason}) and nobody answered \
+                             within approvals.timeout_secs; it expired. In a non-interactive \
+                             run (`cordon run`) answer from another terminal with `cordon \
+                             approvals list` and `cordon approvals approve ID`"
+                        ),
                     )),
                     ApprovalAnswer::Unavailable(why) => Err(fail(
                         "approval",
@@ -587,6 +824,23 @@ impl Runtime {
         }
     }
 
+    /// The audit record of a guard decision: the action, its fingerprint, the decision,
+    /// the deciding rule, the policies that matched and the session's labels.
+    fn decision_record(&self, call: &ToolCall, tool: &str, action: &Action, v: &Verdict) -> Value {
+        json!({
+            "call_id": call.id,
+            "tool": tool,
+            "action": self.redact(&action.canonical()),
+            "action_kind": action.name(),
+            "fingerprint": action.fingerprint(),
+            "decision": v.decision.kind(),
+            "reason": v.decision.reason(),
+            "rule": v.rule,
+            "matched": v.matched.iter().map(|m| format!("{}:{}", m.effect.as_str(), m.id)).collect::<Vec<_>>(),
+            "labels": v.labels,
+        })
+    }
+
     /// Run one redirect hop through the guard; only `Allow` proceeds (a redirect is not
     /// put to a human: the model did not ask for that host).
     fn check_redirect(
@@ -596,34 +850,25 @@ impl Runtime {
         t: &Target,
         method: tools::Method,
     ) -> Result<(), String> {
-        let action = Action::HttpFetch {
-            method: method.as_str().to_string(),
-            url: t.url.to_string(),
-            host: t.host.clone(),
-            port: t.port,
-        };
-        let decision = self.policy.decide(&action);
+        let action = connect_action(method, t);
+        let flow = self.flow(session);
+        let verdict = flow.decide(&action);
+        let mut data = self.decision_record(call, "http_fetch", &action, &verdict);
+        data["redirect"] = Value::Bool(true);
         self.audit
-            .record(
-                EventKind::Decision,
-                Some(session),
-                json!({
-                    "call_id": call.id,
-                    "tool": "http_fetch",
-                    "action": self.redact(&action.canonical()),
-                    "redirect": true,
-                    "decision": decision.kind(),
-                    "reason": decision.reason(),
-                }),
-            )
+            .record(EventKind::Decision, Some(session), data)
             .map_err(|e| {
                 format!("http_fetch stopped: the audit log cannot record the redirect: {e}")
             })?;
-        match decision {
-            Decision::Allow { .. } => Ok(()),
-            Decision::Deny { reason } | Decision::Ask { reason } => {
-                Err(format!("http_fetch redirect to {} denied: {reason}", t.url))
+        match verdict.decision {
+            Decision::Allow { .. } => {
+                flow.contact(&t.host);
+                Ok(())
             }
+            Decision::Deny { reason } | Decision::Ask { reason } => Err(format!(
+                "http_fetch redirect to {} denied: {reason} [rule {}]",
+                t.url, verdict.rule
+            )),
         }
     }
 
@@ -722,9 +967,11 @@ impl Runtime {
 
     fn egress_setup(&self, session: &str) -> Result<tools::exec::EgressSetup, Failure> {
         let e = self.session_egress(session)?;
+        // Commands' connections are decided by the same policy, with the session's label.
+        let gate: Arc<dyn egress::ConnectGate> = self.flow(session);
         Ok(tools::exec::EgressSetup {
             proxy: self.egress.clone(),
-            policy: self.egress_policy(session, &e.placeholders),
+            policy: self.egress_policy(session, &e.placeholders).with_gate(gate),
             env: e.env,
             ca_bundle: self.ca_bundle.clone(),
         })
@@ -760,17 +1007,157 @@ impl Runtime {
         .await
     }
 
+    /// The session's information-flow state, made (trusted) on first use.
+    fn flow(&self, session: &str) -> Arc<SessionFlow> {
+        self.with_session(session, |s| {
+            s.flow
+                .get_or_insert_with(|| {
+                    Arc::new(SessionFlow::new(
+                        session,
+                        self.ext.depth,
+                        self.policy.clone(),
+                        self.secret_hosts.clone(),
+                        Labels::trusted(),
+                    ))
+                })
+                .clone()
+        })
+    }
+
+    /// The session's label: the join of everything in its context.
+    pub fn session_labels(&self, session: &str) -> Labels {
+        self.flow(session).labels()
+    }
+
+    /// Add `labels` to the session's label: for context the agent puts there itself (a
+    /// resumed session's stored items, memory, a sub-agent's answer).
+    pub fn join_labels(&self, session: &str, labels: &Labels) {
+        self.flow(session).join(labels);
+    }
+
+    /// The agent's policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
     fn instance(&self, session: &str) -> SharedInstance {
         self.with_session(session, |s| s.instance.clone())
     }
+}
 
-    fn has_grant(&self, session: &str, canonical: &str) -> bool {
-        self.with_session(session, |s| s.grants.contains(canonical))
+/// What the parts attached after construction (memory, quarantine, sub-agents; see
+/// [`crate::extensions`]) need of the runtime.
+impl Runtime {
+    /// A runtime for a child agent: the same agent config, sandbox backend, egress proxy,
+    /// approver, redaction and audit log, with `tools` (a subset of this runtime's,
+    /// checked by the caller) and at most `max_steps`; one level deeper.
+    pub fn child(&self, tools: Vec<ToolName>, max_steps: u32) -> Result<Runtime, RuntimeError> {
+        let mut agent_cfg = self.agent_cfg.clone();
+        agent_cfg.tools.retain(|t| tools.contains(t));
+        agent_cfg.max_steps = max_steps.min(self.agent_cfg.max_steps);
+        let workspace =
+            Workspace::open(self.workspace.root()).map_err(|source| RuntimeError::Workspace {
+                agent: self.agent.clone(),
+                path: self.workspace.root().to_path_buf(),
+                source,
+            })?;
+        Ok(Runtime {
+            config: self.config.clone(),
+            agent: self.agent.clone(),
+            // The parent's policy (with its `[policy] files`): a forbid binds children too.
+            // The narrowed tool set is enforced by `run` (tools outside `agent_cfg.tools`
+            // do not exist for the child) and by `check_spawn` for grandchildren.
+            policy: self.policy.clone(),
+            secret_hosts: self.secret_hosts.clone(),
+            agent_cfg,
+            audit: self.audit.clone(),
+            sandbox: self.sandbox.clone(),
+            approver: self.approver.clone(),
+            approvals: self.approvals.clone(),
+            redactor: self.redactor.clone(),
+            workspace,
+            http_tls: self.http_tls.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            egress: self.egress.clone(),
+            secrets: self.secrets.clone(),
+            watched_secrets: self.watched_secrets.clone(),
+            ca_bundle: self.ca_bundle.clone(),
+            ext: self.ext.child(self.ext.depth + 1),
+        })
     }
 
-    fn add_grant(&self, session: &str, canonical: String) {
-        self.with_session(session, |s| {
-            s.grants.insert(canonical);
-        });
+    /// The tools and step limit this runtime's agent has.
+    pub fn tools(&self) -> &[ToolName] {
+        &self.agent_cfg.tools
+    }
+
+    pub fn max_steps(&self) -> u32 {
+        self.agent_cfg.max_steps
+    }
+
+    pub(crate) fn audit_log(&self) -> &audit::Log {
+        &self.audit
+    }
+
+    pub(crate) fn agent_cfg(&self) -> &AgentConfig {
+        &self.agent_cfg
+    }
+
+    pub(crate) fn sandbox_backend(&self) -> &str {
+        self.sandbox.backend()
+    }
+}
+
+/// The `connect` action of an http_fetch request (or redirect hop) to `t`.
+fn connect_action(method: tools::Method, t: &Target) -> Action {
+    Action::Connect {
+        host: t.host.clone(),
+        port: t.port,
+        scheme: t.url.scheme().to_string(),
+        method: method.as_str().to_string(),
+        url: t.url.to_string(),
+    }
+}
+
+/// Who let an action run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authorized {
+    /// The policy allowed it.
+    Policy,
+    /// A human approved it (now, or by a grant).
+    Human,
+}
+
+/// The argv of an exec that is one plain command (no `;`/pipe/redirection/env change/
+/// expansion/xargs/arbitrary code): the only actions an argv-prefix grant may cover.
+fn simple_argv(action: &Action) -> Option<Vec<String>> {
+    let Action::Exec { command } = action else {
+        return None;
+    };
+    let c = guard::canonicalise_exec(command);
+    if c.unparsable.is_some() || c.arbitrary_code.is_some() {
+        return None;
+    }
+    match c.commands.as_slice() {
+        [one]
+            if !one.argv.is_empty()
+                && one.redirects.is_empty()
+                && one.env.is_empty()
+                && one.expansions.is_empty()
+                && !one.open_ended =>
+        {
+            Some(one.argv.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The host of a connection, for host grants.
+fn action_host(action: &Action) -> Option<String> {
+    match action {
+        Action::Connect { host, .. } | Action::HttpFetch { host, .. } => {
+            Some(host.to_ascii_lowercase())
+        }
+        _ => None,
     }
 }

@@ -10,6 +10,7 @@
 pub(crate) mod exec;
 pub(crate) mod files;
 pub(crate) mod http_fetch;
+pub(crate) mod memory;
 
 use std::collections::BTreeMap;
 

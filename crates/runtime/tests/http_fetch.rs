@@ -177,7 +177,8 @@ async fn fetch_from_an_allowed_loopback_server() {
     assert_eq!(obs.provenance.source, format!("tool:http_fetch {url}"));
     let d = h.one(&id, EventKind::Decision);
     assert_eq!(d.data["decision"], "allow");
-    assert_eq!(d.data["action"], format!("http_fetch: GET {url}"));
+    assert_eq!(d.data["action"], format!("connect: GET {url}"));
+    assert_eq!(d.data["action_kind"], "connect");
     let r = h.one(&id, EventKind::ToolResult);
     assert_eq!(r.data["status"]["http_status"], 200);
     // The runtime's record of the call, and the proxy's record of the request it let out.
@@ -223,10 +224,12 @@ async fn fetch_to_a_host_not_allowed_is_denied_before_connecting() {
     h.assert_refused(
         &id,
         &obs,
-        &format!("http_fetch denied: egress.allow does not match localhost:{port}"),
+        &format!("http_fetch denied: no policy permits connect: egress.allow does not match localhost:{port}"),
     );
     assert_eq!(h.one(&id, EventKind::Decision).data["decision"], "deny");
-    assert_eq!(obs.provenance.integrity, Integrity::Untrusted);
+    // Refused before anything was sent: the text is Cordon's, the session stays clean.
+    assert_eq!(obs.provenance.integrity, Integrity::Trusted);
+    assert!(!h.rt.session_labels(SESSION).is_tainted());
     // Right host, other port.
     let (id, obs) = h
         .call("http_fetch", json!({"url": "http://127.0.0.1:1/hello"}))
@@ -273,7 +276,7 @@ async fn redirects_are_checked_hop_by_hop() {
             json!({"url": format!("http://127.0.0.1:{port}/to-evil")}),
         )
         .await;
-    h.assert_refused(&id, &obs, &format!("redirect to http://localhost:{port}/hello denied: egress.allow does not match localhost:{port}"));
+    h.assert_refused(&id, &obs, &format!("redirect to http://localhost:{port}/hello denied: no policy permits connect: egress.allow does not match localhost:{port}"));
     let decisions: Vec<_> = h
         .records_of(&id)
         .into_iter()
@@ -334,20 +337,22 @@ async fn a_name_resolving_to_an_internal_address_is_refused_by_the_proxy() {
     let (port, seen) = server().await;
     // Both names pass the guard (they are on the agent's allowlist), but resolve to
     // addresses outside the proxy's allow_ranges (127.0.0.1/32 only).
-    let h = Harness::new(Setup {
-        egress_allow: format!(
-            r#"["metadata.test:{port}", "inside.test:{port}", "127.0.0.1:{port}"]"#
-        ),
-        resolve: vec![
-            ("metadata.test", "169.254.169.254".parse().unwrap()),
-            ("inside.test", "127.0.0.2".parse().unwrap()),
-        ],
-        ..Setup::default()
-    });
     for (host, ip) in [
         ("metadata.test", "169.254.169.254"),
         ("inside.test", "127.0.0.2"),
     ] {
+        // A fresh session each: a failed fetch's text labels the session untrusted, and
+        // the second host would then be a new host that asks.
+        let h = Harness::new(Setup {
+            egress_allow: format!(
+                r#"["metadata.test:{port}", "inside.test:{port}", "127.0.0.1:{port}"]"#
+            ),
+            resolve: vec![
+                ("metadata.test", "169.254.169.254".parse().unwrap()),
+                ("inside.test", "127.0.0.2".parse().unwrap()),
+            ],
+            ..Setup::default()
+        });
         let url = format!("http://{host}:{port}/hello");
         let (id, obs) = h.call("http_fetch", json!({"url": url})).await;
         assert_eq!(h.one(&id, EventKind::Decision).data["decision"], "allow");
@@ -371,6 +376,11 @@ async fn a_name_resolving_to_an_internal_address_is_refused_by_the_proxy() {
     assert!(lines(&seen).is_empty(), "the server was contacted");
 
     // A redirect there passes the guard (the name is allowed) but not the proxy.
+    let h = Harness::new(Setup {
+        egress_allow: format!(r#"["inside.test:{port}", "127.0.0.1:{port}"]"#),
+        resolve: vec![("inside.test", "127.0.0.2".parse().unwrap())],
+        ..Setup::default()
+    });
     let (id, obs) = h
         .call(
             "http_fetch",

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use runtime::Integrity;
+use runtime::Confidentiality;
 
 use crate::setup::{build_agent, open_state};
 use crate::terminal::{Lines, TerminalApprover, describe_event};
@@ -39,9 +39,10 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
         agent.provider_description()
     );
     loop {
-        let label = match session.integrity() {
-            Integrity::Trusted => "trusted",
-            Integrity::Untrusted => "untrusted",
+        let labels = agent.labels(&session);
+        let label = match labels.confidentiality {
+            Confidentiality::Public => labels.integrity.as_str().to_string(),
+            c => format!("{} {}", labels.integrity.as_str(), c.as_str()),
         };
         let Some(line) = lines.next(&format!("[{label}] you> ")).await else {
             break;

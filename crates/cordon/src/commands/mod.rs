@@ -6,6 +6,7 @@ mod config_cmd;
 mod egress_cmd;
 mod init;
 mod log;
+mod memory_cmd;
 mod run;
 mod sandbox_cmd;
 mod secrets_cmd;
@@ -25,5 +26,6 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Secrets { command } => secrets_cmd::secrets(command),
         Command::Egress { command } => egress_cmd::egress(command).await,
         Command::Approvals { command } => approvals_cmd::approvals(command),
+        Command::Memory { command } => memory_cmd::memory(command),
     }
 }

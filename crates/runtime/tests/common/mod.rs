@@ -34,6 +34,8 @@ pub struct Setup {
     pub resolve: Vec<(&'static str, IpAddr)>,
     /// Extra trust anchors of the test proxy's upstream TLS (a test server's CA).
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// TOML appended to the config (e.g. `[agents.dev.labels]`).
+    pub extra_toml: &'static str,
 }
 
 impl Default for Setup {
@@ -49,6 +51,7 @@ impl Default for Setup {
             agent_secrets: Vec::new(),
             resolve: Vec::new(),
             extra_roots: Vec::new(),
+            extra_toml: "",
         }
     }
 }
@@ -158,7 +161,9 @@ output_limit = 4096
 
 [agents.dev.egress]
 allow = {egress}
+{extra}
 "#,
+            extra = setup.extra_toml,
             ws = ws.display(),
             tools = setup.tools,
             mode = setup.exec_mode,
@@ -178,12 +183,19 @@ allow = {egress}
         } else {
             recording.clone()
         };
+        let approvals = Arc::new(cordon_runtime::StoredApprovals::new(
+            Arc::new(store::Store::open(&dir.path().join("cordon.db")).unwrap()),
+            audit.clone(),
+            std::time::Duration::from_secs(5),
+            30,
+        ));
         let rt = Runtime::new(RuntimeOptions {
             config: Arc::new(config),
             agent: "dev".into(),
             audit,
             sandbox,
             approver: approver.clone(),
+            approvals,
             redactor: secrets::Redactor::new(setup.secrets),
             egress: test_proxy_with(
                 &dir.path().join("egress"),
@@ -193,6 +205,7 @@ allow = {egress}
             ),
             secrets: setup.agent_secrets,
             watched_secrets: Vec::new(),
+            policy: None,
         })
         .unwrap();
         Harness {
@@ -252,6 +265,9 @@ allow = {egress}
             .records_of(call_id)
             .into_iter()
             .filter(|r| r.kind == kind)
+            // An approval's request/answer/grant records come from the store side; the
+            // call's own outcome is the `decided` one.
+            .filter(|r| r.kind != EventKind::Approval || r.data["state"] == "decided")
             .collect();
         assert_eq!(
             recs.len(),

@@ -1,0 +1,147 @@
+//! Information flow of one session: its label (the join of everything its context holds)
+//! and the hosts it has contacted, and the gate that applies the same policy to the
+//! connections its sandboxed commands open through the egress proxy.
+//!
+//! Guarantees: a session's label only gets worse (joins) until the session ends; the
+//! label used for a decision is a snapshot taken at decision time; every connection a
+//! command opens is decided by the agent's [`guard::Policy`] as a `connect` action with
+//! the session's current label and contacted hosts, so a command cannot reach a host the
+//! same session could not reach with `http_fetch`. An `ask` for a command's connection
+//! passes only while a human-approved command of this session runs (the approval of the
+//! command covers the hosts it contacts); otherwise it is refused (a proxy connection
+//! cannot wait for a human) and the refusal is audited by the proxy with the rule.
+//!
+//! Not guaranteed: labels of data laundered through workspace files (a file written from
+//! a tainted session and read back later carries no label).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use config::HostPattern;
+use guard::{Action, Decision, Labels, Policy, SessionView, Verdict};
+
+/// The label and contacts of one session.
+pub(crate) struct SessionFlow {
+    session: String,
+    depth: u32,
+    policy: Arc<Policy>,
+    secret_hosts: Arc<BTreeMap<String, Vec<HostPattern>>>,
+    labels: Mutex<Labels>,
+    contacted: Mutex<BTreeSet<String>>,
+    /// Set while a command a human approved runs.
+    approved_exec: AtomicBool,
+    /// Connections the proxy allowed for this session (all time).
+    connections: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl SessionFlow {
+    pub(crate) fn new(
+        session: &str,
+        depth: u32,
+        policy: Arc<Policy>,
+        secret_hosts: Arc<BTreeMap<String, Vec<HostPattern>>>,
+        labels: Labels,
+    ) -> SessionFlow {
+        SessionFlow {
+            session: session.to_string(),
+            depth,
+            policy,
+            secret_hosts,
+            labels: Mutex::new(labels),
+            contacted: Mutex::new(BTreeSet::new()),
+            approved_exec: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn labels(&self) -> Labels {
+        lock(&self.labels).clone()
+    }
+
+    /// Add what entered the context.
+    pub(crate) fn join(&self, other: &Labels) {
+        lock(&self.labels).join(other);
+    }
+
+    pub(crate) fn contacted_hosts(&self) -> BTreeSet<String> {
+        lock(&self.contacted).clone()
+    }
+
+    /// Record `host` as contacted (an allowed or approved connection).
+    pub(crate) fn contact(&self, host: &str) {
+        lock(&self.contacted).insert(host.to_ascii_lowercase());
+    }
+
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Decide `action` with the session's current label and contacts.
+    pub(crate) fn decide(&self, action: &Action) -> Verdict {
+        let labels = self.labels();
+        let contacted = self.contacted_hosts();
+        let view = SessionView {
+            session: &self.session,
+            labels: &labels,
+            contacted: &contacted,
+            depth: self.depth,
+            secret_hosts: &self.secret_hosts,
+        };
+        self.policy.evaluate(action, &view)
+    }
+
+    /// Mark a human-approved command as running until the guard is dropped.
+    pub(crate) fn approved_exec(self: &Arc<Self>) -> ApprovedExec {
+        self.approved_exec.store(true, Ordering::SeqCst);
+        ApprovedExec(self.clone())
+    }
+}
+
+/// While alive, connections of the session's commands that would ask are let through.
+pub(crate) struct ApprovedExec(Arc<SessionFlow>);
+
+impl Drop for ApprovedExec {
+    fn drop(&mut self) {
+        self.0.approved_exec.store(false, Ordering::SeqCst);
+    }
+}
+
+impl egress::ConnectGate for SessionFlow {
+    fn admit(&self, host: &str, port: u16, kind: &str) -> Result<(), String> {
+        let action = Action::Connect {
+            host: host.to_string(),
+            port,
+            // A CONNECT tunnel is decided as https (the allowlist port rules still apply).
+            scheme: if kind == "http" { "http" } else { "https" }.to_string(),
+            // An empty method marks a connection a command opened (tool `exec`).
+            method: String::new(),
+            url: String::new(),
+        };
+        let v = self.decide(&action);
+        match v.decision {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Ask { .. } if self.approved_exec.load(Ordering::SeqCst) => Ok(()),
+            Decision::Ask { reason } => Err(format!(
+                "{reason} [rule {}; labels {}] — a command's {kind} connection cannot wait for \
+                 approval: ask for the command to be approved, or use http_fetch",
+                v.rule, v.labels
+            )),
+            Decision::Deny { reason } => {
+                Err(format!("{reason} [rule {}; labels {}]", v.rule, v.labels))
+            }
+        }
+    }
+
+    fn contacted(&self, host: &str) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        self.contact(host);
+    }
+}
