@@ -214,9 +214,10 @@ pub struct Policy {
     private: GlobSet,
     max_depth: u32,
     tier: &'static str,
-    /// Every policy as a `permit` with its real id, so one authorization call reports all
-    /// that match; `infos` says what each really is.
-    eval: PolicySet,
+    /// Per action name, every policy whose scope can match it, as a `permit` with its
+    /// real id, so one authorization call reports all that match; `infos` says what each
+    /// really is.
+    eval: HashMap<&'static str, PolicySet>,
     infos: HashMap<String, usize>,
     order: Vec<PolicyInfo>,
     texts: Vec<(String, String)>,
@@ -394,7 +395,10 @@ impl Policy {
         ];
         sources.extend(user);
 
-        let mut eval = PolicySet::new();
+        let mut eval: HashMap<&'static str, PolicySet> = ACTION_NAMES
+            .iter()
+            .map(|a| (*a, PolicySet::new()))
+            .collect();
         let mut infos = HashMap::new();
         let mut order: Vec<PolicyInfo> = Vec::new();
         for src in &sources {
@@ -482,7 +486,20 @@ impl Policy {
                 }
                 let as_permit = cedar_policy::Policy::from_json(Some(PolicyId::new(&id)), json)
                     .map_err(|e| internal("policy conversion", e))?;
-                eval.add(as_permit).map_err(|e| internal("policy set", e))?;
+                // Cordon's schema has no action groups, so `action in [..]` is membership.
+                let applies = |name: &str| match p.action_constraint() {
+                    cedar_policy::ActionConstraint::Eq(uid) => uid.id().unescaped() == name,
+                    cedar_policy::ActionConstraint::In(uids) => {
+                        uids.iter().any(|u| u.id().unescaped() == name)
+                    }
+                    _ => true,
+                };
+                for (name, set) in eval.iter_mut() {
+                    if applies(name) {
+                        set.add(as_permit.clone())
+                            .map_err(|e| internal("policy set", e))?;
+                    }
+                }
                 infos.insert(id.clone(), order.len());
                 order.push(PolicyInfo {
                     id,
@@ -584,9 +601,16 @@ impl Policy {
             entities,
             exec,
         } = facts;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.eval, &entities);
+        let Some(set) = self.eval.get(action.name()) else {
+            return verdict(
+                Decision::Deny {
+                    reason: format!("no policies for action `{}`", action.name()),
+                },
+                "evaluation_error",
+                Vec::new(),
+            );
+        };
+        let response = self.authorizer.is_authorized(&request, set, &entities);
         let mut hit: Vec<usize> = response
             .diagnostics()
             .reason()

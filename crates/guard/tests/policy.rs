@@ -593,6 +593,10 @@ when { context.programs.contains("git") && context.command like "git push*" };
 forbid (principal, action == Action::"connect", resource)
 when { context.host == "docs.rs" };
 
+@id("no-blocked-host") @reason("that host is blocked for every action")
+forbid (principal, action, resource)
+when { context has host && context.host == "blocked.example.com" };
+
 @id("enterprise-only") @reason("only enterprise installs skills")
 permit (principal, action == Action::"install_skill", resource)
 when { principal.tier == "enterprise" };
@@ -624,6 +628,23 @@ when { principal.tier == "enterprise" };
         sha256: "0".repeat(64),
     };
     expect(&t.decide(&p, &skill), "deny", "no_permit");
+    // A policy scoped to every action applies to each one that has the attribute.
+    expect(
+        &t.decide(&p, &connect("https://blocked.example.com/")),
+        "deny",
+        "no-blocked-host",
+    );
+    let secret = Action::UseSecret {
+        name: "GH".into(),
+        host: "blocked.example.com".into(),
+    };
+    let v = t.decide(&p, &secret);
+    expect(&v, "deny", "secret.unbound_host");
+    assert!(
+        v.matched
+            .iter()
+            .any(|m| m.id == "no-blocked-host" && m.effect == Effect::Forbid)
+    );
     let texts = p.policy_text();
     let origins: Vec<&str> = texts.iter().map(|(o, _)| o.as_str()).collect();
     assert_eq!(origins, ["cordon.toml", "builtin", "team.cedar"]);
