@@ -79,10 +79,66 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// The policy decisions (Cedar, compiled from cordon.toml plus `[policy] files`).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// An agent's long-term memory and the memory changes waiting for a human.
     Memory {
         #[command(subcommand)]
         command: MemoryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Decide one action as the runtime would: which policies matched, the decision and
+    /// the reason. Actions: `exec CMD`, `connect [METHOD] URL`, `read_file PATH`,
+    /// `write_file PATH`, `edit_file PATH`, `delete_file PATH`, `list_dir PATH`,
+    /// `search PATH`, `memory_write FILE`, `spawn_agent TOOL…`, `use_secret NAME HOST`,
+    /// `install_skill NAME SHA256`.
+    ///
+    /// Example: `cordon policy explain --agent default --labels untrusted -- exec "git push"`
+    Explain {
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// The session's labels, comma-separated: `trusted|untrusted`,
+        /// `public|private|secret` (default: trusted,public).
+        #[arg(long)]
+        labels: Option<String>,
+        /// Secrets the session's data carries (implies `secret`), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        secrets: Vec<String>,
+        /// Untrusted sources to name in the labels.
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// A host the session already contacted (repeatable).
+        #[arg(long)]
+        contacted: Vec<String>,
+        /// A vault secret's bound hosts, `NAME=HOST[,HOST…]` (repeatable).
+        #[arg(long = "secret-host")]
+        secret_hosts: Vec<String>,
+        /// Sub-agent depth of the session (0 = top level).
+        #[arg(long, default_value_t = 0)]
+        depth: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The action, after `--`.
+        #[arg(last = true, required = true)]
+        action: Vec<String>,
+    },
+    /// Run a table of actions with their expected decisions (`[[case]]` entries: agent,
+    /// action, command/url/path/…, labels, contacted, expect); exit 1 on any mismatch.
+    Test {
+        /// The cases file (TOML).
+        file: PathBuf,
+    },
+    /// Print every policy of an agent, compiled and user-written, in evaluation order.
+    Show {
+        #[arg(long, default_value = "default")]
+        agent: String,
     },
 }
 

@@ -23,7 +23,11 @@ pub struct State {
 /// Agent `agent`'s policy: compiled from the config, the built-in rules and the
 /// `[policy] files` (relative to the config file's directory), validated.
 pub fn load_policy(config: &Config, agent: &str) -> Result<guard::Policy> {
-    let paths = Paths::from_env();
+    load_policy_from(&Paths::from_env(), config, agent)
+}
+
+/// [`load_policy`] for the config file named in `paths`.
+pub fn load_policy_from(paths: &Paths, config: &Config, agent: &str) -> Result<guard::Policy> {
     let dir = paths
         .config_file
         .parent()

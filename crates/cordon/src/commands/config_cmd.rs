@@ -14,6 +14,10 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode> {
                 paths.config_file = file;
             }
             let cfg = load_config(&paths)?;
+            // The policies too: compiled settings, built-in rules and `[policy] files`.
+            for name in cfg.agents.keys() {
+                crate::setup::load_policy_from(&paths, &cfg, name)?;
+            }
             println!("{}: ok (tier {:?})", paths.config_file.display(), cfg.tier);
             for (name, agent) in &cfg.agents {
                 let tools: Vec<&str> = agent.tools.iter().map(|t| t.as_str()).collect();

@@ -7,6 +7,7 @@ mod egress_cmd;
 mod init;
 mod log;
 mod memory_cmd;
+mod policy_cmd;
 mod run;
 mod sandbox_cmd;
 mod secrets_cmd;
@@ -27,5 +28,6 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Egress { command } => egress_cmd::egress(command).await,
         Command::Approvals { command } => approvals_cmd::approvals(command),
         Command::Memory { command } => memory_cmd::memory(command),
+        Command::Policy { command } => policy_cmd::policy(command),
     }
 }

@@ -407,9 +407,17 @@ fn explained_decision(out: &str) -> Option<String> {
 pub async fn assert_explain_matches(inst: &Install, rows: &[Value]) -> usize {
     let mut compared = 0;
     for row in rows {
+        // The runtime's canonical action text names the resolved path of file tools.
+        let resolved = row["action"]
+            .as_str()
+            .and_then(|a| a.split_once(": "))
+            .map(|(_, t)| t);
         let (kind, target) = match row["tool"].as_str() {
             Some("exec") => ("exec", row["arguments"]["command"].as_str()),
             Some("http_fetch") => ("connect", row["arguments"]["url"].as_str()),
+            Some(k @ ("read_file" | "write_file" | "edit_file" | "list_dir" | "search")) => {
+                (k, resolved)
+            }
             _ => continue,
         };
         let Some(target) = target else { continue };

@@ -1,0 +1,277 @@
+//! `cordon policy explain|test|show`: the decisions the runtime would make, from the
+//! same compiled policy (`guard::Policy::evaluate`), without running anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use config::{HostPattern, Paths};
+use guard::{Action, Confidentiality, Integrity, Labels, SessionView};
+
+use crate::cli::PolicyCommand;
+use crate::setup::{load_config, load_policy};
+
+pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
+    match command {
+        PolicyCommand::Explain {
+            agent,
+            labels,
+            secrets,
+            sources,
+            contacted,
+            secret_hosts,
+            depth,
+            json,
+            action,
+        } => {
+            let config = load_config(&Paths::from_env())?;
+            let policy = load_policy(&config, &agent)?;
+            let action = parse_action(&action)?;
+            let labels = parse_labels(labels.as_deref(), &secrets, &sources)?;
+            let contacted: BTreeSet<String> =
+                contacted.iter().map(|h| h.to_ascii_lowercase()).collect();
+            let mut bound: BTreeMap<String, Vec<HostPattern>> = BTreeMap::new();
+            for spec in &secret_hosts {
+                let (name, hosts) = spec.split_once('=').with_context(|| {
+                    format!("--secret-host `{spec}`: expected NAME=HOST[,HOST…]")
+                })?;
+                let mut patterns = Vec::new();
+                for h in hosts.split(',').filter(|h| !h.is_empty()) {
+                    patterns.push(
+                        HostPattern::parse(h)
+                            .map_err(|e| anyhow::anyhow!("--secret-host `{spec}`: {e}"))?,
+                    );
+                }
+                bound.insert(name.to_string(), patterns);
+            }
+            let view = SessionView {
+                session: "explain",
+                labels: &labels,
+                contacted: &contacted,
+                depth,
+                secret_hosts: &bound,
+            };
+            let v = policy.evaluate(&action, &view);
+            if json {
+                let out = serde_json::json!({
+                    "agent": agent,
+                    "action": action.canonical(),
+                    "action_kind": action.name(),
+                    "fingerprint": action.fingerprint(),
+                    "decision": v.decision.kind(),
+                    "reason": v.decision.reason(),
+                    "rule": v.rule,
+                    "matched": v.matched,
+                    "labels": v.labels,
+                    "contacted": contacted,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("agent        {agent}");
+            println!("action       {}", action.canonical());
+            println!("fingerprint  {}", action.fingerprint());
+            println!(
+                "session      labels {}; contacted: {}",
+                v.labels,
+                if contacted.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    contacted.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
+            );
+            if v.matched.is_empty() {
+                println!("matched      (no policy matched)");
+            } else {
+                println!("matched");
+                for m in &v.matched {
+                    println!(
+                        "  {:<7} {:<32} [{}] {}",
+                        m.effect.as_str(),
+                        m.id,
+                        m.origin,
+                        m.reason
+                    );
+                }
+            }
+            println!("decision     {}", v.decision.kind());
+            println!("rule         {}", v.rule);
+            println!("reason       {}", v.decision.reason());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test { file } => {
+            let paths = Paths::from_env();
+            let config = load_config(&paths)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let dir = paths
+                .config_file
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            let report = guard::policy_test::run(&config, &dir, &text, &file)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{report}");
+            if report.passed() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "{} of {} cases did not get the expected decision",
+                    report.mismatches().len(),
+                    report.rows.len()
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
+        PolicyCommand::Show { agent } => {
+            let config = load_config(&Paths::from_env())?;
+            let policy = load_policy(&config, &agent)?;
+            for (origin, text) in policy.policy_text() {
+                println!("// ---- {origin} ----");
+                println!("{}", text.trim_end());
+                println!();
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `trusted|untrusted` and `public|private|secret`, comma-separated.
+fn parse_labels(spec: Option<&str>, secrets: &[String], sources: &[String]) -> Result<Labels> {
+    let mut labels = Labels::trusted();
+    for word in spec
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        match word {
+            "trusted" => labels.integrity = Integrity::Trusted,
+            "untrusted" => labels.integrity = Integrity::Untrusted,
+            "public" => labels.confidentiality = Confidentiality::Public,
+            "private" => labels.confidentiality = Confidentiality::Private,
+            "secret" => labels.confidentiality = Confidentiality::Secret,
+            other => bail!(
+                "--labels: unknown label `{other}` (use trusted|untrusted and public|private|secret, comma-separated)"
+            ),
+        }
+    }
+    if !secrets.is_empty() {
+        labels.confidentiality = Confidentiality::Secret;
+        labels.secrets = secrets.to_vec();
+    } else if labels.confidentiality == Confidentiality::Secret {
+        // A secret of unknown owner: bound to no host.
+        labels.secrets = vec!["*".into()];
+    }
+    if labels.integrity == Integrity::Untrusted {
+        labels.untrusted_sources = if sources.is_empty() {
+            vec!["(given with --labels)".into()]
+        } else {
+            sources.to_vec()
+        };
+    }
+    Ok(labels)
+}
+
+/// The action words after `--`.
+fn parse_action(words: &[String]) -> Result<Action> {
+    let Some((kind, rest)) = words.split_first() else {
+        bail!("name an action after `--`, e.g. `-- exec \"git push origin main\"`");
+    };
+    let one = |what: &str| -> Result<String> {
+        match rest {
+            [x] => Ok(x.clone()),
+            _ => bail!("`{kind}` takes one {what}, got {}", rest.len()),
+        }
+    };
+    Ok(match kind.as_str() {
+        "exec" => {
+            if rest.is_empty() {
+                bail!("`exec` needs the command, e.g. `-- exec \"make test\"`");
+            }
+            Action::Exec {
+                command: rest.join(" "),
+            }
+        }
+        "connect" | "http_fetch" => {
+            let (method, url) = match rest {
+                [url] => ("GET".to_string(), url.clone()),
+                [m, url] => (m.to_ascii_uppercase(), url.clone()),
+                _ => bail!("`{kind}` takes [METHOD] URL"),
+            };
+            let (scheme, host, port) = split_url(&url)?;
+            Action::Connect {
+                host,
+                port,
+                scheme,
+                method,
+                url,
+            }
+        }
+        "read_file" => Action::ReadFile { path: one("path")? },
+        "write_file" => Action::WriteFile { path: one("path")? },
+        "edit_file" => Action::EditFile { path: one("path")? },
+        "delete_file" => Action::DeleteFile { path: one("path")? },
+        "list_dir" => Action::ListDir { path: one("path")? },
+        "search" => Action::Search { path: one("path")? },
+        "memory_write" => Action::MemoryWrite {
+            file: one("memory file")?,
+        },
+        "spawn_agent" => Action::SpawnAgent {
+            tools: rest.to_vec(),
+            max_steps: 1,
+            task_sha256: String::new(),
+        },
+        "use_secret" => match rest {
+            [name, host] => Action::UseSecret {
+                name: name.clone(),
+                host: host.clone(),
+            },
+            _ => bail!("`use_secret` takes NAME HOST"),
+        },
+        "install_skill" => match rest {
+            [name, sha] => Action::InstallSkill {
+                name: name.clone(),
+                sha256: sha.clone(),
+            },
+            _ => bail!("`install_skill` takes NAME SHA256"),
+        },
+        other => bail!(
+            "unknown action `{other}`; use exec, connect, read_file, write_file, edit_file, \
+             delete_file, list_dir, search, memory_write, spawn_agent, use_secret or install_skill"
+        ),
+    })
+}
+
+/// `scheme://host[:port]/…` → (scheme, lower-case host, port).
+fn split_url(url: &str) -> Result<(String, String, u16)> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .with_context(|| format!("`{url}` is not a URL (scheme://host/…)"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .with_context(|| format!("`{url}`: missing `]`"))?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        bail!("`{url}` has no host");
+    }
+    let port = match (port, scheme.as_str()) {
+        (Some(p), _) => p
+            .parse()
+            .with_context(|| format!("`{url}`: port must be a number 1-65535"))?,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        (None, other) => bail!("`{url}`: scheme `{other}` has no default port"),
+    };
+    Ok((scheme, host.to_ascii_lowercase(), port))
+}
