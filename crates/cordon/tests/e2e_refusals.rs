@@ -15,6 +15,9 @@ async fn attempt(
     replies.push(Reply::Text("finished".into()));
     let llm = MockLlm::start(Script::new(replies)).await;
     let inst = Install::new(&llm.base_url(), setup);
+    // Nobody answers here: a pending approval expires after a second and is denied.
+    let cfg = format!("{}\n[approvals]\ntimeout_secs = 1\n", read(&inst.config));
+    std::fs::write(&inst.config, cfg).unwrap();
     let out = inst.cordon(&["run", "do the thing"]).await;
     assert_ok(&out);
     assert_eq!(
@@ -153,8 +156,14 @@ async fn exec_needing_approval_under_run_is_denied() {
             "{needle} needed approval"
         );
     }
-    let approvals = of_kind(&records, "approval");
+    let approvals: Vec<_> = of_kind(&records, "approval")
+        .into_iter()
+        .filter(|r| r["data"]["state"] == "decided")
+        .collect();
     assert_eq!(approvals.len(), 2, "both questions recorded");
+    for a in &approvals {
+        assert_eq!(a["data"]["answer"]["answer"], "expired", "{a}");
+    }
     let seen = tool_results_seen_by_model(&requests).join("\n");
     assert!(
         seen.contains("non-interactive"),

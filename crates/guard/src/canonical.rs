@@ -104,6 +104,10 @@ pub struct SimpleCommand {
     pub open_ended: bool,
     /// Arguments whose value depends on a parameter expansion (`$X`, `${X}`), as written.
     pub expansions: Vec<String>,
+    /// Indices in `argv` of words with an unquoted glob (`*`, `?`, `[…]`): the shell
+    /// replaces them with the matching file names when the command runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub globs: Vec<usize>,
     /// How this command is joined to the next.
     pub separator: Separator,
 }
@@ -156,7 +160,13 @@ impl CanonicalExec {
             if !c.env.is_empty() {
                 parts.insert(0, "env".into());
             }
-            parts.extend(c.argv.iter().map(|a| quote(a)));
+            parts.extend(c.argv.iter().enumerate().map(|(i, a)| {
+                if c.globs.contains(&i) {
+                    quote_glob(a)
+                } else {
+                    quote(a)
+                }
+            }));
             if c.open_ended {
                 parts.push("<args from stdin>".into());
             }
@@ -198,6 +208,28 @@ fn quote_env(e: &str) -> String {
 }
 
 /// Quote an argument for the canonical text only where a shell would need it.
+/// A glob word as the shell sees it: glob characters unquoted (they expand), anything
+/// else outside the safe set quoted around them.
+fn quote_glob(s: &str) -> String {
+    let mut out = String::new();
+    let mut literal = String::new();
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']') {
+            if !literal.is_empty() {
+                out.push_str(&quote(&literal));
+                literal.clear();
+            }
+            out.push(ch);
+        } else {
+            literal.push(ch);
+        }
+    }
+    if !literal.is_empty() {
+        out.push_str(&quote(&literal));
+    }
+    out
+}
+
 fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
@@ -762,7 +794,14 @@ impl Canon {
 
     fn emit(&mut self, p: Pending) -> Result<(), String> {
         let expansions = p.words.iter().filter_map(|w| w.expansion.clone()).collect();
+        let globs = p
+            .words
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.glob.then_some(i))
+            .collect();
         self.out.push(SimpleCommand {
+            globs,
             argv: p.words.into_iter().map(|w| w.text).collect(),
             redirects: p.redirects,
             env: p.env,

@@ -192,8 +192,102 @@ fn writes_outside_scratch(c: &CanonicalExec, scratch: &[String]) -> bool {
                 && r.op.writes()
                 && !DEVICES.contains(&r.target.as_str())
                 && (r.target_expands || !in_scratch(&r.target, scratch))
-        })
+        }) || mutates_outside_scratch(cmd, scratch)
     })
+}
+
+/// Programs that create, change or delete the files named by their operands.
+const FILE_MUTATORS: [&str; 20] = [
+    "rm", "rmdir", "unlink", "shred", "truncate", "touch", "mkdir", "mv", "cp", "ln", "install",
+    "chmod", "chown", "chgrp", "tee", "dd", "rsync", "mktemp", "split", "csplit",
+];
+
+/// Programs that write files where they run (the workspace) whatever their operands.
+const TREE_WRITERS: [&str; 8] = [
+    "tar", "unzip", "cpio", "patch", "7z", "ar", "gunzip", "bunzip2",
+];
+
+/// `git` subcommands that change or delete working-tree files.
+const GIT_WRITERS: [&str; 12] = [
+    "clean", "reset", "checkout", "restore", "rm", "mv", "stash", "apply", "am", "switch", "merge",
+    "rebase",
+];
+
+/// Whether `cmd` changes files outside the scratch area through its operands: a file
+/// mutator (`rm`, `mv`, `cp`, `tee`, `dd of=` …) with an operand outside scratch (a glob
+/// or expansion counts as outside: its real value is unknown), an in-place editor
+/// (`sed -i`, `perl -i`), `find -delete/-exec`, an archive extractor, or a `git`
+/// subcommand that rewrites the working tree.
+fn mutates_outside_scratch(cmd: &crate::canonical::SimpleCommand, scratch: &[String]) -> bool {
+    let Some(program) = cmd.argv.first() else {
+        return false;
+    };
+    let name = command_name(program).unwrap_or(program.as_str());
+    let operands = || {
+        let mut after_dashdash = false;
+        cmd.argv[1..].iter().enumerate().filter_map(move |(i, a)| {
+            if after_dashdash {
+                return Some((i + 1, a.as_str()));
+            }
+            if a == "--" {
+                after_dashdash = true;
+                return None;
+            }
+            (!a.starts_with('-') || a == "-").then_some((i + 1, a.as_str()))
+        })
+    };
+    let outside = |i: usize, a: &str| {
+        cmd.globs.contains(&i)
+            || cmd.expansions.iter().any(|e| a.contains(e.as_str()))
+            || !in_scratch(a, scratch)
+    };
+    if FILE_MUTATORS.contains(&name) {
+        if name == "dd" {
+            return cmd.argv[1..]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.strip_prefix("of=").map(|t| (i + 1, t)))
+                .any(|(i, t)| outside(i, t));
+        }
+        // Copying programs write only their destination: the last operand, or the
+        // directory of `-t DIR` / `--target-directory=DIR`.
+        if matches!(name, "cp" | "ln" | "install" | "rsync") {
+            let args = &cmd.argv[1..];
+            if let Some(k) = args.iter().position(|a| a == "-t") {
+                return args.get(k + 1).is_none_or(|d| outside(k + 2, d));
+            }
+            if let Some(d) = args
+                .iter()
+                .find_map(|a| a.strip_prefix("--target-directory="))
+            {
+                return outside(usize::MAX, d);
+            }
+            let all: Vec<(usize, &str)> = operands().collect();
+            return all.last().is_some_and(|&(i, a)| outside(i, a));
+        }
+        return operands().any(|(i, a)| outside(i, a));
+    }
+    if TREE_WRITERS.contains(&name) {
+        return true;
+    }
+    match name {
+        "sed" | "perl" | "ruby" => cmd.argv[1..].iter().any(|a| {
+            a == "-i"
+                || a.starts_with("--in-place")
+                || (a.starts_with('-') && !a.starts_with("--") && a.contains('i'))
+        }),
+        "find" => cmd.argv[1..].iter().any(|a| {
+            matches!(
+                a.as_str(),
+                "-delete" | "-exec" | "-execdir" | "-ok" | "-okdir"
+            )
+        }),
+        "git" => cmd.argv[1..]
+            .iter()
+            .find(|a| !a.starts_with('-'))
+            .is_some_and(|sub| GIT_WRITERS.contains(&sub.as_str())),
+        _ => false,
+    }
 }
 
 fn harmless_env(change: &str) -> bool {
@@ -290,6 +384,37 @@ mod tests {
         assert!(facts("ls > scratch/../x", false).writes_outside_scratch);
         assert!(facts("ls > scratchy", false).writes_outside_scratch);
         assert!(!facts("ls > /dev/null 2>&1", false).writes_outside_scratch);
+        // File mutators with operands outside scratch, however they are wrapped.
+        for c in [
+            "rm -rf /workspace/*",
+            "env bash -lc 'rm -rf /workspace/*'",
+            "rm -f src/main.rs",
+            "mv scratch/a src/a",
+            "cp scratch/a ../a",
+            "tee notes.txt",
+            "dd if=scratch/x of=src/x",
+            "sed -i s/a/b/ src/lib.rs",
+            "find . -name '*.rs' -delete",
+            "tar -xf scratch/a.tar",
+            "git checkout -- src",
+            "rm -rf scratch/$X",
+            "rm scratch/../src/x",
+        ] {
+            assert!(facts(c, false).writes_outside_scratch, "{c}");
+        }
+        for c in [
+            "rm -rf scratch/build",
+            "mkdir -p scratch/out",
+            "cp README.md scratch/readme.txt",
+            "touch /workspace/scratch/t",
+            "sed s/a/b/ src/lib.rs",
+            "find . -name x",
+            "git status",
+            "git log -1",
+            "ls *.rs",
+        ] {
+            assert!(!facts(c, false).writes_outside_scratch, "{c}");
+        }
         assert!(in_scratch("./scratch", &["scratch/".to_string()]));
     }
 }

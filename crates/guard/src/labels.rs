@@ -59,6 +59,10 @@ impl Confidentiality {
     }
 }
 
+/// The entry of [`Labels::secrets`] that stands for private data joined with secret
+/// data: bound to no host.
+pub const PRIVATE_DATA: &str = "(private data)";
+
 /// The label of a context item or of a whole session.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,9 +98,20 @@ impl Labels {
     }
 
     /// Combine with the label of another item now in the same context.
+    ///
+    /// Private data may go to no host. When private and secret data meet, the result is
+    /// `secret` and its secret list gains [`PRIVATE_DATA`], which is bound to no host:
+    /// the mix may not go where the secret alone could.
     pub fn join(&mut self, other: &Labels) {
         self.integrity = self.integrity.max(other.integrity);
+        let levels = [self.confidentiality, other.confidentiality];
         self.confidentiality = self.confidentiality.max(other.confidentiality);
+        if self.confidentiality == Confidentiality::Secret
+            && levels.contains(&Confidentiality::Private)
+            && !self.secrets.iter().any(|s| s == PRIVATE_DATA)
+        {
+            self.secrets.push(PRIVATE_DATA.to_string());
+        }
         for s in &other.untrusted_sources {
             if !self.untrusted_sources.contains(s) {
                 self.untrusted_sources.push(s.clone());
@@ -155,7 +170,8 @@ mod tests {
         assert!(a.is_tainted());
         assert_eq!(a.confidentiality, Confidentiality::Secret);
         assert_eq!(a.untrusted_sources, vec!["http_fetch https://x/"]);
-        assert_eq!(a.secrets, vec!["GH"]);
+        // Private data joined in: the mix is bound to no host.
+        assert_eq!(a.secrets, vec!["GH", PRIVATE_DATA]);
         assert!(Integrity::Trusted < Integrity::Untrusted);
         assert!(Confidentiality::Public < Confidentiality::Private);
         let json = serde_json::to_string(&a).unwrap();
@@ -167,5 +183,32 @@ mod tests {
         assert_eq!(back, a);
         let d: Labels = serde_json::from_str("{}").unwrap();
         assert_eq!(d, Labels::trusted());
+    }
+
+    #[test]
+    fn private_joined_with_secret_stays_bound_to_no_host() {
+        let mut a = Labels {
+            confidentiality: Confidentiality::Private,
+            ..Labels::default()
+        };
+        let b = Labels {
+            confidentiality: Confidentiality::Secret,
+            secrets: vec!["GH".into()],
+            ..Labels::default()
+        };
+        a.join(&b);
+        assert_eq!(a.confidentiality, Confidentiality::Secret);
+        assert!(a.secrets.contains(&PRIVATE_DATA.to_string()), "{a:?}");
+        // And the other way round.
+        let mut c = b.clone();
+        c.join(&Labels {
+            confidentiality: Confidentiality::Private,
+            ..Labels::default()
+        });
+        assert!(c.secrets.contains(&PRIVATE_DATA.to_string()), "{c:?}");
+        // Secret with secret: no marker.
+        let mut d = b.clone();
+        d.join(&b);
+        assert_eq!(d.secrets, vec!["GH".to_string()]);
     }
 }

@@ -218,8 +218,25 @@ fn exec_taint_rules() {
         "ask",
         "taint.exec_write_outside_scratch",
     );
-    let v = u.decide(&p, &exec("env bash -lc 'rm -rf /workspace'"));
-    assert_eq!(v.decision.kind(), "allow", "rm is allowlisted: {v:?}");
+    // An allowlisted file mutator deleting outside scratch, however wrapped: asks when
+    // tainted (a glob is outside: its expansion is unknown), runs in scratch.
+    for c in [
+        "env bash -lc 'rm -rf /workspace'",
+        "env bash -lc 'rm -rf /workspace/*'",
+        "/usr/bin/time rm -rf src",
+    ] {
+        expect(&t.decide(&p, &exec(c)), "allow", "exec.allowlist");
+        expect(
+            &u.decide(&p, &exec(c)),
+            "ask",
+            "taint.exec_write_outside_scratch",
+        );
+    }
+    expect(
+        &u.decide(&p, &exec("rm -rf scratch/build")),
+        "allow",
+        "exec.allowlist",
+    );
 }
 
 #[test]

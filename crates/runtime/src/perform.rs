@@ -769,10 +769,27 @@ impl Runtime {
             })?;
         match decision {
             Decision::Allow { .. } => Ok(Authorized::Policy),
-            Decision::Deny { reason } => Err(fail(
-                "decision",
-                format!("{tool} denied: {reason} [rule {}]", verdict.rule),
-            )),
+            Decision::Deny { reason } => {
+                if verdict.rule.starts_with("label.") || verdict.rule.starts_with("secret.") {
+                    // Private or secret data headed for an unbound host: an exfiltration
+                    // attempt, whoever asked for it.
+                    let _ = self.audit.append(
+                        EventKind::Alert,
+                        Some(session),
+                        json!({
+                            "call_id": call.id,
+                            "alert": "data_exfiltration_blocked",
+                            "action": self.redact(&canonical),
+                            "rule": verdict.rule,
+                            "labels": verdict.labels,
+                        }),
+                    );
+                }
+                Err(fail(
+                    "decision",
+                    format!("{tool} denied: {reason} [rule {}]", verdict.rule),
+                ))
+            }
             Decision::Ask { reason } => {
                 if grant.is_some() {
                     return Ok(Authorized::Human);

