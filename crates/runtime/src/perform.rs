@@ -520,6 +520,12 @@ impl Runtime {
                 self.authorize(session, call, tool, &action, &args_json)
                     .await?,
             );
+            // Each of the agent's secrets the call names is a `use_secret` action of its
+            // own (tainted sessions ask; a host the secret is not bound to is denied).
+            for use_secret in self.secret_uses(session, &plan) {
+                self.authorize(session, call, tool, &use_secret, &args_json)
+                    .await?;
+            }
             if let Action::Connect { host, .. } = &action {
                 // Allowed or approved: the host is now one this session contacts.
                 self.flow(session).contact(host);
@@ -1024,6 +1030,44 @@ impl Runtime {
         .await
     }
 
+    /// The `use_secret` actions of a call: every agent secret an exec command or an
+    /// http_fetch header/body/URL names (`$NAME`, `${NAME}`, or the session's placeholder
+    /// itself), with the request's host (empty for exec: unknown until it connects).
+    fn secret_uses(&self, session: &str, plan: &Plan) -> Vec<Action> {
+        let (texts, host): (Vec<&str>, String) = match plan {
+            Plan::Exec(a) => (vec![a.command.as_str()], String::new()),
+            Plan::HttpFetch(a, t) => {
+                let mut texts = vec![a.url.as_str()];
+                texts.extend(a.body.as_deref());
+                if let Some(h) = &a.headers {
+                    texts.extend(h.values().map(String::as_str));
+                }
+                (texts, t.host.clone())
+            }
+            _ => return Vec::new(),
+        };
+        let placeholders = self
+            .with_session(session, |s| s.egress.clone())
+            .map(|e| e.env)
+            .unwrap_or_default();
+        self.secrets
+            .iter()
+            .filter(|s| {
+                let placeholder = placeholders
+                    .iter()
+                    .find(|(n, _)| n == &s.name)
+                    .map(|(_, p)| p.as_str());
+                texts.iter().any(|t| {
+                    names_variable(t, &s.name) || placeholder.is_some_and(|p| t.contains(p))
+                })
+            })
+            .map(|s| Action::UseSecret {
+                name: s.name.clone(),
+                host: host.clone(),
+            })
+            .collect()
+    }
+
     /// The session's information-flow state, made (trusted) on first use.
     fn flow(&self, session: &str) -> Arc<SessionFlow> {
         self.with_session(session, |s| {
@@ -1177,4 +1221,19 @@ fn action_host(action: &Action) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether `text` names the variable `name` as `${name}` or as `$name` not followed by
+/// another name character.
+fn names_variable(text: &str, name: &str) -> bool {
+    if text.contains(&format!("${{{name}}}")) {
+        return true;
+    }
+    let bare = format!("${name}");
+    text.match_indices(&bare).any(|(i, _)| {
+        !text[i + bare.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }

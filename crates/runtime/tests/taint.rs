@@ -303,3 +303,88 @@ async fn private_and_secret_data_may_not_leave_for_an_unbound_host() {
     );
     assert!(seen_hosts(&seen).is_empty());
 }
+
+#[tokio::test]
+async fn using_a_secret_is_its_own_action_asked_when_tainted_and_denied_off_its_hosts() {
+    let (port, seen) = server().await;
+    let h = Harness::new(Setup {
+        egress_allow: format!(
+            r#"["docs.test:{port}", "api.test:{port}"]
+secrets = ["API_TOKEN"]"#
+        ),
+        resolve: vec![("docs.test", LOOPBACK), ("api.test", LOOPBACK)],
+        agent_secrets: vec![cordon_runtime::AgentSecret {
+            name: "API_TOKEN".into(),
+            value: "tok-real-value-123456".into(),
+            hosts: vec![config::HostPattern::parse(&format!("api.test:{port}")).unwrap()],
+        }],
+        secrets: vec![("API_TOKEN".into(), "tok-real-value-123456".into())],
+        approver: vec![ApprovalAnswer::Deny],
+        ..Setup::default()
+    });
+    // Trusted: the secret goes to its own host without a question.
+    let (id, obs) = h
+        .call(
+            "http_fetch",
+            json!({"url": format!("http://api.test:{port}/me"), "headers": {"Authorization": "Bearer ${API_TOKEN}"}}),
+        )
+        .await;
+    assert!(!obs.is_error, "{}", obs.content);
+    let uses: Vec<_> = h
+        .records_of(&id)
+        .into_iter()
+        .filter(|r| r.kind == EventKind::Decision && r.data["action_kind"] == "use_secret")
+        .collect();
+    assert_eq!(uses.len(), 1, "{uses:#?}");
+    assert_eq!(uses[0].data["decision"], "allow");
+    assert!(h.approver.asked.lock().unwrap().is_empty());
+    // Now tainted (it read a response). Using the secret again asks, even toward its
+    // own host; the human says no and nothing is sent.
+    let before = seen_hosts(&seen).len();
+    let (id, obs) = h
+        .call(
+            "http_fetch",
+            json!({"url": format!("http://api.test:{port}/again"), "headers": {"Authorization": "Bearer $API_TOKEN"}}),
+        )
+        .await;
+    assert!(obs.is_error);
+    let d: Vec<_> = h
+        .records_of(&id)
+        .into_iter()
+        .filter(|r| r.kind == EventKind::Decision && r.data["action_kind"] == "use_secret")
+        .collect();
+    assert_eq!(d[0].data["decision"], "ask", "{d:#?}");
+    assert_eq!(d[0].data["rule"], "taint.use_secret");
+    assert_eq!(seen_hosts(&seen).len(), before);
+
+    // A fresh session: naming the secret toward a host it is not bound to is denied,
+    // trusted or not.
+    let h2 = Harness::new(Setup {
+        egress_allow: format!(
+            r#"["docs.test:{port}", "api.test:{port}"]
+secrets = ["API_TOKEN"]"#
+        ),
+        resolve: vec![("docs.test", LOOPBACK), ("api.test", LOOPBACK)],
+        agent_secrets: vec![cordon_runtime::AgentSecret {
+            name: "API_TOKEN".into(),
+            value: "tok-real-value-123456".into(),
+            hosts: vec![config::HostPattern::parse(&format!("api.test:{port}")).unwrap()],
+        }],
+        ..Setup::default()
+    });
+    let (id, obs) = h2
+        .call(
+            "http_fetch",
+            json!({"url": format!("http://docs.test:{port}/x"), "body": "t=${API_TOKEN}", "method": "POST"}),
+        )
+        .await;
+    assert!(obs.is_error);
+    let d = h2
+        .records_of(&id)
+        .into_iter()
+        .find(|r| r.kind == EventKind::Decision && r.data["action_kind"] == "use_secret")
+        .expect("a use_secret decision");
+    assert_eq!(d.data["decision"], "deny");
+    assert_eq!(d.data["rule"], "secret.unbound_host");
+    assert_eq!(seen_hosts(&seen).len(), before);
+}
