@@ -102,7 +102,10 @@ max_tokens = 4096
 # Directory the agent works on; `/workspace` inside the sandbox.
 workspace = "~/cordon-workspace/default"
 # Tools this agent is given; a tool not listed does not exist for the model.
-tools = ["read_file", "write_file", "edit_file", "list_dir", "search", "exec", "http_fetch"]
+tools = [
+  "read_file", "write_file", "edit_file", "list_dir", "search", "exec", "http_fetch",
+  "memory_write", "spawn_agent",
+]
 # Most model replies in one task before it is stopped (1-200).
 max_steps = {max_steps}
 

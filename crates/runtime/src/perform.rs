@@ -617,8 +617,9 @@ impl Runtime {
                 Ok((fetched.output, source, Integrity::Untrusted))
             }
             Plan::MemoryWrite(a, file) => {
-                // Decided here, not in `authorize`: an `Ask` is answered by a pending
-                // change a human reviews later, so the session is not blocked.
+                // Decided here, not in `authorize`: an `Ask` becomes a request in the
+                // approvals queue that a human answers later, so the session is not
+                // blocked (and no grant covers it).
                 let action = Action::MemoryWrite {
                     file: file.to_string(),
                 };
@@ -634,8 +635,14 @@ impl Runtime {
                             ),
                         )
                     })?;
+                let write = tools::memory::Write {
+                    agent: &self.agent,
+                    session,
+                    file: &file,
+                    text: &a.content,
+                };
                 let out = self
-                    .memory_write(session, call, &verdict, &file, &a.content)
+                    .memory_write(&self.approvals, call, &verdict, &write)
                     .map_err(|(stage, m)| fail(stage, m))?;
                 Ok((out, format!("tool:{tool}"), Integrity::Trusted))
             }
@@ -791,9 +798,14 @@ impl Runtime {
                         }),
                     );
                 }
+                // A secondary action (a secret the call names) says which one it was.
+                let what = match action {
+                    Action::UseSecret { .. } => format!(" ({})", self.redact(&canonical)),
+                    _ => String::new(),
+                };
                 Err(fail(
                     "decision",
-                    format!("{tool} denied: {reason} [rule {}]", verdict.rule),
+                    format!("{tool} denied: {reason}{what} [rule {}]", verdict.rule),
                 ))
             }
             Decision::Ask { reason } => {
