@@ -27,8 +27,10 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run one task non-interactively and print the final answer. Actions that need a
-    /// human's approval are denied (nobody can answer).
+    /// Run one task non-interactively and print the final answer. An action that needs a
+    /// human's approval waits, for `approvals.timeout_secs`, for an answer given from
+    /// another terminal (`cordon approvals list`, `cordon approvals approve ID`); if none
+    /// comes it expires and is denied.
     Run {
         /// Agent to use (from `[agents.NAME]`).
         #[arg(long, default_value = "default")]
@@ -149,23 +151,31 @@ pub enum MemoryCommand {
         #[arg(long, default_value = "default")]
         agent: String,
     },
-    /// List memory writes waiting for a human (from sessions that read untrusted content).
+    /// List memory writes waiting for a human (from sessions that read untrusted
+    /// content): the `memory_write` requests of `cordon approvals list`.
     Pending {
         #[arg(long, default_value = "default")]
         agent: String,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
     },
-    /// Accept a pending memory write: it is appended with the writer's (untrusted) label.
+    /// Accept a pending memory write (same as `cordon approvals approve ID`): it is
+    /// appended with the writer's (untrusted) label.
     Accept {
-        #[arg(long, default_value = "default")]
-        agent: String,
-        /// The id shown by `cordon memory pending`.
+        /// Refuse unless the change belongs to this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The id shown by `cordon memory pending` or `cordon approvals list`.
         id: String,
     },
-    /// Reject a pending memory write: it is discarded.
+    /// Reject a pending memory write (same as `cordon approvals deny ID`): it is
+    /// discarded.
     Reject {
-        #[arg(long, default_value = "default")]
-        agent: String,
-        /// The id shown by `cordon memory pending`.
+        /// Refuse unless the change belongs to this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The id shown by `cordon memory pending` or `cordon approvals list`.
         id: String,
     },
 }
@@ -183,7 +193,9 @@ pub enum ApprovalsCommand {
         json: bool,
     },
     /// Approve a pending request: once (default), for its session, or for every session
-    /// of its agent. Exit 1, naming the id, if it is unknown, answered or expired.
+    /// of its agent. A memory change (kind `memory_write`) is appended to the agent's
+    /// memory and takes no grant options. Exit 1, naming the id, if it is unknown,
+    /// answered or expired (or a memory change could not be written: it stays pending).
     Approve {
         /// The request's id (from `cordon approvals list`).
         id: String,
@@ -205,7 +217,7 @@ pub enum ApprovalsCommand {
         #[arg(long, requires = "agent")]
         host: bool,
     },
-    /// Deny a pending request.
+    /// Deny a pending request (a memory change is discarded).
     Deny {
         /// The request's id.
         id: String,
