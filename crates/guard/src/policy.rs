@@ -233,7 +233,7 @@ pub struct Policy {
 }
 
 /// Byte offset -> 1-based line and column (in characters).
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

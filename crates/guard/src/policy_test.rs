@@ -204,15 +204,7 @@ fn invalid(
     span: Option<std::ops::Range<usize>>,
     msg: String,
 ) -> PolicyError {
-    let offset = span.map_or(0, |s| s.start).min(text.len());
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit_once('\n')
-        .map_or(before, |(_, l)| l)
-        .chars()
-        .count()
-        + 1;
+    let (line, col) = crate::policy::line_col(text, span.map_or(0, |s| s.start));
     PolicyError::Invalid {
         file: file.into(),
         line,
