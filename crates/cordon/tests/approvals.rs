@@ -7,6 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::scenario::{Scenario, Site, run_task};
 use common::*;
 use serde_json::{Value, json};
 use testkit::{MockLlm, Reply, Script};
@@ -389,4 +390,67 @@ async fn chat_is_unblocked_by_an_answer_from_another_terminal() {
     assert!(stderr.contains(&id), "the prompt shows the id: {stderr}");
     assert!(stderr.contains("approved by cli"), "{stderr}");
     assert!(text(&out.stdout).contains("chat done"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_change_waits_past_the_timeout_and_a_failed_write_leaves_it_pending() {
+    let docs = Site::start().await;
+    docs.page("/note", "The build server is build.internal.");
+    let url = format!("http://docs.test:{}/note", docs.port);
+    let llm = MockLlm::start(Script::new(vec![
+        tool("http_fetch", json!({ "url": url })),
+        tool(
+            "memory_write",
+            json!({"content": "build server: build.internal"}),
+        ),
+        Reply::Text("noted".into()),
+    ]))
+    .await;
+    let inst = Scenario {
+        tools: r#"["read_file", "http_fetch", "memory_write"]"#,
+        egress_allow: vec![format!("docs.test:{}", docs.port)],
+        resolve: vec!["docs.test".into()],
+        approval_timeout_secs: 1,
+        ..Default::default()
+    }
+    .install(&llm.base_url());
+    let out = run_task(&inst, "note the build server").await;
+    assert_ok(&out);
+    // Nobody waits for it, and approvals.timeout_secs does not deny it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pending = list(&inst, false).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let req = &pending[0];
+    assert_eq!(req["kind"], "memory_write");
+    assert_eq!(req["tool"], "memory_write");
+    assert_eq!(req["payload"]["text"], "build server: build.internal");
+    assert_eq!(req["payload"]["labels"]["integrity"], "untrusted");
+    assert!(req["rule"].as_str().unwrap().contains("memory"), "{req}");
+    let id = req["id"].as_str().unwrap().to_string();
+
+    // The memory file cannot be written: the approval fails, says so, stays pending.
+    let memory = inst.state.join("agents/default/memory");
+    std::fs::create_dir_all(memory.join("MEMORY.md")).unwrap();
+    let out = inst.cordon(&["approvals", "approve", &id]).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&id) && err.contains("not applied"), "{err}");
+    assert_eq!(list(&inst, false).await.len(), 1, "still pending");
+
+    std::fs::remove_dir(memory.join("MEMORY.md")).unwrap();
+    let out = inst.cordon(&["approvals", "approve", &id]).await;
+    assert_ok(&out);
+    assert!(text(&out.stdout).contains("added to MEMORY.md"));
+    let written = read(&memory.join("MEMORY.md"));
+    assert_eq!(written.matches("build server: build.internal").count(), 1);
+    assert!(written.contains(&format!("id={id} ")), "{written}");
+    let all = list(&inst, true).await;
+    assert_eq!(all[0]["status"], "approved");
+
+    let records = inst.audit().await;
+    assert_eq!(approval_states(&records, "requested").len(), 1);
+    let answered = approval_states(&records, "answered");
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0]["data"]["entry"], id.as_str());
+    assert_ok(&inst.cordon(&["log", "verify"]).await);
 }

@@ -114,18 +114,69 @@ async fn untrusted_session_memory_waits_for_a_human_and_then_taints_readers() {
     assert_eq!(asked[0]["data"]["decision"], "ask", "{}", asked[0]);
     assert_eq!(asked[0]["data"]["labels"]["integrity"], "untrusted");
 
+    // One queue: the change is a `memory_write` request in `cordon approvals list`, with
+    // a preview of its text; `cordon memory pending` lists the same request.
+    let out = inst.cordon(&["approvals", "list"]).await;
+    assert_ok(&out);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains(&id)
+            && listed.contains("kind:      memory_write")
+            && listed.contains("memory_write: MEMORY.md")
+            && listed.contains("IGNORE ALL PREVIOUS INSTRUCTIONS"),
+        "{listed}"
+    );
     let out = inst.cordon(&["memory", "pending"]).await;
     assert_ok(&out);
     assert!(text(&out.stdout).contains(&id), "{}", text(&out.stdout));
-    let out = inst.cordon(&["memory", "accept", &id]).await;
+    // Grant scopes make no sense for a memory change.
+    for scope in [&["--session"][..], &["--agent", "--days", "1"][..]] {
+        let mut args = vec!["approvals", "approve", &id];
+        args.extend_from_slice(scope);
+        let out = inst.cordon(&args).await;
+        assert!(!out.status.success(), "{scope:?} accepted");
+        assert!(
+            text(&out.stderr).contains("is a memory change"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!memory_file(&inst).exists() || !read(&memory_file(&inst)).contains("evil"));
+    let out = inst.cordon(&["approvals", "approve", &id]).await;
     assert_ok(&out);
     let mem = read(&memory_file(&inst));
     assert!(
-        mem.contains("integrity=untrusted") && mem.contains("evil.example"),
+        mem.contains(&format!("<!-- cordon-memory id={id} "))
+            && mem.contains("integrity=untrusted")
+            && mem.contains("evil.example"),
         "{mem}"
     );
     let out = inst.cordon(&["memory", "accept", &id]).await;
     assert!(!out.status.success(), "accepting twice must fail");
+    assert!(
+        text(&out.stderr).contains("already answered"),
+        "{}",
+        text(&out.stderr)
+    );
+    let records = inst.audit().await;
+    let answered: Vec<&Value> = of_kind(&records, "approval")
+        .into_iter()
+        .filter(|r| r["data"]["approval_id"] == id.as_str())
+        .collect();
+    let states: Vec<&str> = answered
+        .iter()
+        .filter_map(|r| r["data"]["state"].as_str())
+        .collect();
+    assert!(
+        states.contains(&"requested") && states.contains(&"answered"),
+        "{answered:?}"
+    );
+    let answer = answered
+        .iter()
+        .find(|r| r["data"]["state"] == "answered")
+        .unwrap();
+    assert_eq!(answer["data"]["entry"], id.as_str(), "{answer}");
+    assert_eq!(answer["data"]["kind"], "memory_write", "{answer}");
 
     // Session 2 reads memory at its start: it is in the model's context, labelled, and
     // taints the session (its own memory write now waits too).
@@ -157,6 +208,11 @@ async fn untrusted_session_memory_waits_for_a_human_and_then_taints_readers() {
     let out = inst.cordon(&["memory", "reject", &pending_id(&seen)]).await;
     assert_ok(&out);
     assert!(!read(&memory_file(&inst)).contains("another note"));
+    let out = inst.cordon(&["approvals", "list", "--all", "--json"]).await;
+    assert_ok(&out);
+    let all: Vec<Value> = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let statuses: Vec<&str> = all.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["approved", "denied"], "{all:?}");
 }
 
 fn set_base_url(inst: &Install, base_url: &str) {

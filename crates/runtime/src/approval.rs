@@ -37,6 +37,12 @@ pub use store::{ApprovalKind, GrantScope};
 /// How often a waiting request looks for an answer written by another process.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How long a submitted request (a memory change, which nobody waits for) stays
+/// answerable: a year, not `approvals.timeout_secs`, so that it waits for a human's
+/// answer instead of being denied by a timeout nobody sees; after a year it expires
+/// (denied, discarded) so the queue cannot grow forever.
+pub const MEMORY_REVIEW: Duration = Duration::from_secs(365 * 86_400);
+
 /// What a human is asked to approve.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApprovalRequest {
@@ -171,7 +177,7 @@ impl StoredApprovals {
     /// written by another process, or the timeout ([`ApprovalAnswer::Expired`]). Never
     /// approves anything that was not approved by a human through the store.
     pub async fn ask(&self, req: &ApprovalRequest, front: &dyn Approver) -> ApprovalAnswer {
-        let record = match self.request(req) {
+        let record = match self.request(req, self.timeout) {
             Ok(r) => r,
             Err(why) => return ApprovalAnswer::Unavailable(why),
         };
@@ -215,9 +221,10 @@ impl StoredApprovals {
     }
 
     /// Store and audit a request that nobody waits for (memory_write): returns its id at
-    /// once. Whoever answers it later applies it; see [`StoredApprovals::answered`].
+    /// once. It stays pending for [`MEMORY_REVIEW`]; whoever answers it applies it (see
+    /// [`crate::memory::answer_change`]).
     pub fn submit(&self, req: &ApprovalRequest) -> Result<String, String> {
-        self.request(req).map(|r| r.id)
+        self.request(req, MEMORY_REVIEW).map(|r| r.id)
     }
 
     /// The request `id` once it is no longer pending (approved, denied or expired — an
@@ -240,7 +247,7 @@ impl StoredApprovals {
         Ok(None)
     }
 
-    fn request(&self, req: &ApprovalRequest) -> Result<ApprovalRecord, String> {
+    fn request(&self, req: &ApprovalRequest, timeout: Duration) -> Result<ApprovalRecord, String> {
         let record = self
             .store
             .create_approval(&NewApproval {
@@ -258,7 +265,7 @@ impl StoredApprovals {
                 labels: req.labels.clone(),
                 untrusted_sources: req.untrusted_sources.clone(),
                 payload: req.payload.clone(),
-                timeout: self.timeout,
+                timeout,
             })
             .map_err(|e| format!("the approval request cannot be stored: {e}"))?;
         let audited = self.audit.record(
@@ -611,9 +618,21 @@ mod tests {
         let mut req = request();
         req.kind = ApprovalKind::MemoryWrite;
         req.payload = Some(json!({"file": "MEMORY.md", "entry": "remember"}));
+        // Submitted with a timeout of 10 s, it still waits far longer for a human.
         let id = f.approvals.submit(&req).unwrap();
+        let stored = f.other.get_approval(&id).unwrap().unwrap();
+        let year = time::OffsetDateTime::now_utc() + time::Duration::days(364);
+        assert!(
+            stored.expires_at > year.year().to_string(),
+            "{}",
+            stored.expires_at
+        );
         assert!(f.approvals.answered(&id).unwrap().is_none(), "pending");
-        f.other.answer_approval(&id, &Answer::Once, "cli").unwrap();
+        assert_eq!(states(&f), ["requested"]);
+        f.other
+            .answer_approval_applying(&id, &Answer::Once, "cli", |_| Ok::<(), String>(()))
+            .unwrap()
+            .unwrap();
         let done = f.approvals.answered(&id).unwrap().unwrap();
         assert_eq!(done.status, ApprovalStatus::Approved);
         assert_eq!(done.payload.unwrap()["entry"], "remember");

@@ -320,6 +320,9 @@ const APPROVAL_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind
 const GRANT_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, scope, \
      fingerprint, argv_prefix, host, action, source, granted_by, revoked_at";
 
+/// The `apply` of an answer that applies nothing.
+type NoApply = fn(&ApprovalRecord) -> Result<(), std::convert::Infallible>;
+
 fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
@@ -437,13 +440,45 @@ impl Store {
     /// Answer a pending approval, atomically: of concurrent answers (from any process)
     /// exactly one wins; the others get [`StoreError::AlreadyAnswered`]. A `Session` or
     /// `Agent` answer creates its grant in the same transaction. `by` says who answered
-    /// (e.g. `terminal`, `cli`).
+    /// (e.g. `terminal`, `cli`). A memory change cannot be approved here (it would be
+    /// marked approved without being written): use
+    /// [`Store::answer_approval_applying`].
     pub fn answer_approval(
         &self,
         id: &str,
         answer: &Answer,
         by: &str,
     ) -> Result<Answered, StoreError> {
+        match self.answer(id, answer, by, None::<NoApply>)? {
+            Ok(done) => Ok(done),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Store::answer_approval`] for a request that carries something to apply (a memory
+    /// change): an approving answer runs `apply` inside the answer's transaction, after
+    /// the request was found pending and unexpired and before it is marked approved. If
+    /// `apply` fails, nothing is written and its error comes back as the inner `Err`:
+    /// the request stays pending. `apply` is not run for a denial. Should the commit fail
+    /// after `apply` succeeded, the request stays pending too, so `apply` must be
+    /// idempotent (a retried answer runs it again).
+    pub fn answer_approval_applying<E>(
+        &self,
+        id: &str,
+        answer: &Answer,
+        by: &str,
+        apply: impl FnOnce(&ApprovalRecord) -> Result<(), E>,
+    ) -> Result<Result<Answered, E>, StoreError> {
+        self.answer(id, answer, by, Some(apply))
+    }
+
+    fn answer<E>(
+        &self,
+        id: &str,
+        answer: &Answer,
+        by: &str,
+        apply: Option<impl FnOnce(&ApprovalRecord) -> Result<(), E>>,
+    ) -> Result<Result<Answered, E>, StoreError> {
         let now_t = OffsetDateTime::now_utc();
         let now = timestamp(now_t)?;
         let mut conn = self.conn()?;
@@ -481,6 +516,28 @@ impl Store {
                 id: id.to_string(),
                 expires_at: current.expires_at,
             });
+        }
+        if current.kind == ApprovalKind::MemoryWrite {
+            match answer {
+                Answer::Session | Answer::Agent { .. } => {
+                    return Err(StoreError::BadScope {
+                        id: id.to_string(),
+                        reason: "a memory change is approved once, on its own; it creates no \
+                                 session or agent grant"
+                            .into(),
+                    });
+                }
+                Answer::Once if apply.is_none() => {
+                    return Err(StoreError::BadScope {
+                        id: id.to_string(),
+                        reason: format!(
+                            "a memory change is approved only together with writing it: \
+                             answer it with `cordon approvals approve {id}`"
+                        ),
+                    });
+                }
+                Answer::Once | Answer::Deny => {}
+            }
         }
         let (status, reach, grant) = match answer {
             Answer::Once => (ApprovalStatus::Approved, Some(AnswerReach::Once), None),
@@ -520,6 +577,13 @@ impl Store {
         if let Some(g) = &grant {
             insert_grant(&tx, g)?;
         }
+        if status == ApprovalStatus::Approved
+            && let Some(apply) = apply
+            && let Err(e) = apply(&current)
+        {
+            // Dropping the transaction rolls it back: still pending.
+            return Ok(Err(e));
+        }
         let changed = tx
             .execute(
                 "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
@@ -545,7 +609,7 @@ impl Store {
         let approval =
             get_approval(&tx, id)?.ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?;
         tx.commit().map_err(sql("commit answer"))?;
-        Ok(Answered { approval, grant })
+        Ok(Ok(Answered { approval, grant }))
     }
 
     /// Mark `id` expired if it is still pending (whatever its `expires_at`: the waiting

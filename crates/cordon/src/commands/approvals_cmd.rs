@@ -1,14 +1,20 @@
 //! `cordon approvals list|approve|deny|grants|revoke`: answering requests that a
-//! `cordon run` or `cordon chat` in another process is waiting on, and managing the
-//! grants those answers created. Writes go through the store's atomic answer, so an
-//! answer here and one at the chat terminal never both win; each is audited.
+//! `cordon run` or `cordon chat` in another process is waiting on, and the memory changes
+//! that sessions which read untrusted content asked to write (kind `memory_write`;
+//! approving one appends it to the agent's memory in the same store transaction, denying
+//! discards it), and managing the grants answers created. Writes go through the store's
+//! atomic answer, so an answer here and one at the chat terminal never both win; each is
+//! audited.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use audit::EventKind;
-use store::{Answer, ApprovalFilter, ApprovalRecord, ApprovalStatus, GrantRecord, GrantScope};
+use runtime::memory::{MemoryStore, PendingChange, answer_change};
+use store::{
+    Answer, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, GrantRecord, GrantScope,
+};
 use time::OffsetDateTime;
 
 use crate::cli::ApprovalsCommand;
@@ -20,6 +26,9 @@ const BY: &str = "cli";
 
 /// Default lifetime of an `--agent` grant, in days (capped by `grant_max_days`).
 const DEFAULT_DAYS: u64 = 30;
+
+/// Characters of a memory change's text shown by `list`.
+const PREVIEW_CHARS: usize = 100;
 
 pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
     let state = open_state()?;
@@ -34,6 +43,16 @@ pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
             prefix,
             host,
         } => {
+            if get(&state, &id)?.kind == ApprovalKind::MemoryWrite {
+                if session || agent || days.is_some() || prefix.is_some() || host {
+                    bail!(
+                        "approval `{id}` is a memory change: it is approved once, on its own; \
+                         --session, --agent, --days, --prefix and --host grant later actions \
+                         and do not apply. Run `cordon approvals approve {id}`"
+                    );
+                }
+                return answer_memory(&state, &id, true);
+            }
             let answer = if agent {
                 let max = state.config.approvals.grant_max_days;
                 let days = days.unwrap_or(DEFAULT_DAYS.min(max));
@@ -72,7 +91,12 @@ pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
             };
             answer_it(&state, &id, &answer)
         }
-        ApprovalsCommand::Deny { id } => answer_it(&state, &id, &Answer::Deny),
+        ApprovalsCommand::Deny { id } => {
+            if get(&state, &id)?.kind == ApprovalKind::MemoryWrite {
+                return answer_memory(&state, &id, false);
+            }
+            answer_it(&state, &id, &Answer::Deny)
+        }
         ApprovalsCommand::Grants { all, json } => grants(&state, all, json),
         ApprovalsCommand::Revoke { id } => {
             let grant = state.store.revoke_grant(&id)?;
@@ -91,6 +115,44 @@ pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
     }
 }
 
+/// Answer the memory change `id`: approving appends it to its agent's memory with the
+/// writer's labels (if that fails, it stays pending and the error says why), denying
+/// discards it. The answer is audited like any other, naming the entry written.
+pub fn answer_memory(state: &State, id: &str, approve: bool) -> Result<ExitCode> {
+    let done = answer_change(&state.store, id, approve, BY, |agent| {
+        MemoryStore::for_agent(&state.state_dir, agent)
+    })
+    .with_context(|| {
+        if approve {
+            format!("memory change `{id}` not applied")
+        } else {
+            format!("memory change `{id}` not denied")
+        }
+    })?;
+    let a = &done.approval;
+    let mut data = a.answer_audit();
+    data["kind"] = serde_json::json!(a.kind);
+    data["file"] = serde_json::json!(done.change.file);
+    data["entry"] = serde_json::json!(done.entry);
+    state
+        .audit
+        .record(EventKind::Approval, Some(&a.session), data)?;
+    match &done.entry {
+        Some(entry) => println!(
+            "approved {id}: entry {entry} added to {} of agent `{}` with label {} {}",
+            done.change.file,
+            a.agent,
+            done.change.labels.integrity.as_str(),
+            done.change.labels.confidentiality.as_str()
+        ),
+        None => println!(
+            "denied {id}: memory change to {} of agent `{}` discarded",
+            done.change.file, a.agent
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn get(state: &State, id: &str) -> Result<ApprovalRecord> {
     state.store.get_approval(id)?.with_context(|| {
         format!("no approval `{id}`; list pending ones with `cordon approvals list`")
@@ -99,7 +161,7 @@ fn get(state: &State, id: &str) -> Result<ApprovalRecord> {
 
 /// Requests whose waiting process is gone are expired here (and audited), so nothing
 /// stays answerable past its deadline.
-fn expire_overdue(state: &State) -> Result<()> {
+pub fn expire_overdue(state: &State) -> Result<()> {
     for id in state.store.expire_overdue()? {
         let session = state.store.get_approval(&id)?.map(|r| r.session);
         state.audit.record(
@@ -148,11 +210,26 @@ fn answer_it(state: &State, id: &str, answer: &Answer) -> Result<ExitCode> {
 }
 
 fn list(state: &State, all: bool, json: bool) -> Result<ExitCode> {
+    list_where(state, all, json, None, None)
+}
+
+/// `list`, optionally only the requests of one kind and agent.
+pub fn list_where(
+    state: &State,
+    all: bool,
+    json: bool,
+    kind: Option<ApprovalKind>,
+    agent: Option<&str>,
+) -> Result<ExitCode> {
     let filter = ApprovalFilter {
         status: (!all).then_some(ApprovalStatus::Pending),
+        agent: agent.map(str::to_string),
         ..Default::default()
     };
-    let records = state.store.list_approvals(&filter)?;
+    let mut records = state.store.list_approvals(&filter)?;
+    if let Some(k) = kind {
+        records.retain(|r| r.kind == k);
+    }
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?;
@@ -161,8 +238,12 @@ fn list(state: &State, all: bool, json: bool) -> Result<ExitCode> {
     if records.is_empty() {
         writeln!(
             out,
-            "no {}approval requests",
-            if all { "" } else { "pending " }
+            "no {}{}",
+            if all { "" } else { "pending " },
+            match kind {
+                Some(ApprovalKind::MemoryWrite) => "memory changes",
+                _ => "approval requests",
+            }
         )?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -183,7 +264,14 @@ fn list(state: &State, all: bool, json: bool) -> Result<ExitCode> {
             head.push_str(&format!(" by {by}"));
         }
         writeln!(out, "{head}")?;
+        writeln!(out, "  kind:      {}", r.kind.as_str())?;
         writeln!(out, "  action:    {}", r.action)?;
+        if r.kind == ApprovalKind::MemoryWrite {
+            match PendingChange::of(r) {
+                Ok(c) => writeln!(out, "  text:      {}", c.preview(PREVIEW_CHARS))?,
+                Err(e) => writeln!(out, "  text:      (unreadable: {e})")?,
+            }
+        }
         writeln!(out, "  why:       {} [{}]", r.reason, r.rule)?;
         if !r.labels.is_null() {
             writeln!(out, "  labels:    {}", describe_labels(&r.labels))?;
@@ -192,7 +280,15 @@ fn list(state: &State, all: bool, json: bool) -> Result<ExitCode> {
             writeln!(out, "  untrusted: {}", r.untrusted_sources.join(", "))?;
         }
         if r.status == ApprovalStatus::Pending {
-            writeln!(out, "  expires:   {}", r.expires_at)?;
+            if r.kind == ApprovalKind::MemoryWrite {
+                writeln!(
+                    out,
+                    "  waits:     for `cordon approvals approve|deny {}` (until {})",
+                    r.id, r.expires_at
+                )?;
+            } else {
+                writeln!(out, "  expires:   {}", r.expires_at)?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,26 +1,38 @@
-//! `cordon memory show|pending|accept|reject`: an agent's long-term memory and the
-//! memory changes waiting for a human (writes from sessions that read untrusted
-//! content). Accepting appends the entry with the writer's label (untrusted), so every
-//! session that later reads it is tainted by it; rejecting discards it. Both answers are
-//! recorded in the audit log.
+//! `cordon memory show|pending|accept|reject`: an agent's long-term memory, and aliases
+//! for the memory changes in the approvals queue (writes from sessions that read
+//! untrusted content, kind `memory_write`): `pending` lists them, `accept` / `reject` are
+//! `cordon approvals approve` / `deny` restricted to memory changes. Accepting appends
+//! the entry with the writer's label (untrusted), so every session that later reads it
+//! is tainted by it; rejecting discards it. Both answers are audited by the approvals
+//! path.
 
 use std::process::ExitCode;
 
-use anyhow::Result;
-use audit::EventKind;
+use anyhow::{Context, Result, bail};
 use runtime::memory::MemoryStore;
-use serde_json::json;
+use store::ApprovalKind;
 
 use crate::cli::MemoryCommand;
+use crate::commands::approvals_cmd::{answer_memory, expire_overdue, list_where};
 use crate::setup::{State, agent_config, open_state};
 
 pub fn memory(command: MemoryCommand) -> Result<ExitCode> {
     let state = open_state()?;
     match command {
         MemoryCommand::Show { agent } => show(&store(&state, &agent)?),
-        MemoryCommand::Pending { agent } => pending(&store(&state, &agent)?),
-        MemoryCommand::Accept { agent, id } => answer(&state, &store(&state, &agent)?, &id, true),
-        MemoryCommand::Reject { agent, id } => answer(&state, &store(&state, &agent)?, &id, false),
+        MemoryCommand::Pending { agent, json } => {
+            agent_config(&state.config, &agent)?;
+            expire_overdue(&state)?;
+            list_where(
+                &state,
+                false,
+                json,
+                Some(ApprovalKind::MemoryWrite),
+                Some(&agent),
+            )
+        }
+        MemoryCommand::Accept { agent, id } => answer(&state, agent.as_deref(), &id, true),
+        MemoryCommand::Reject { agent, id } => answer(&state, agent.as_deref(), &id, false),
     }
 }
 
@@ -52,57 +64,19 @@ fn show(store: &MemoryStore) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn pending(store: &MemoryStore) -> Result<ExitCode> {
-    let changes = store.pending()?;
-    if changes.is_empty() {
-        println!("no pending memory changes");
-    }
-    for c in changes {
-        println!(
-            "{}  {}  from session {} ({}; read: {})  {}\n{}\n",
-            c.id,
-            c.file,
-            c.session,
-            c.labels.integrity.as_str(),
-            if c.labels.untrusted_sources.is_empty() {
-                "-".to_string()
-            } else {
-                c.labels.untrusted_sources.join(", ")
-            },
-            c.at,
-            c.text
+fn answer(state: &State, agent: Option<&str>, id: &str, accept: bool) -> Result<ExitCode> {
+    expire_overdue(state)?;
+    let record = state.store.get_approval(id)?.with_context(|| {
+        format!("no memory change `{id}`; list pending ones with `cordon memory pending`")
+    })?;
+    if let Some(agent) = agent
+        && agent != record.agent
+    {
+        bail!(
+            "memory change `{id}` belongs to agent `{}`, not `{agent}`; drop --agent or \
+             name the right one",
+            record.agent
         );
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn answer(state: &State, store: &MemoryStore, id: &str, accept: bool) -> Result<ExitCode> {
-    let (change, entry) = if accept {
-        let (c, e) = store.accept(id)?;
-        (c, Some(e))
-    } else {
-        (store.reject(id)?, None)
-    };
-    state.audit.record(
-        EventKind::Approval,
-        Some(&change.session),
-        json!({
-            "kind": "memory_write",
-            "id": change.id,
-            "file": change.file.as_str(),
-            "answer": if accept { "accept" } else { "reject" },
-            "entry": entry,
-            "labels": change.labels,
-            "by": "cli",
-        }),
-    )?;
-    match entry {
-        Some(e) => println!(
-            "accepted: entry {e} added to {} with label {}",
-            change.file,
-            change.labels.integrity.as_str()
-        ),
-        None => println!("rejected: memory change {} discarded", change.id),
-    }
-    Ok(ExitCode::SUCCESS)
+    answer_memory(state, id, accept)
 }
