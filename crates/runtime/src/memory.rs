@@ -837,6 +837,26 @@ mod tests {
         let id3 = request(&db, &other);
         let e = db.answer_approval(&id3, &Answer::Once, "test").unwrap_err();
         assert!(e.to_string().contains("together with writing it"), "{e}");
+        // No grant scope applies to a memory change, whichever path answers.
+        for scope in [
+            Answer::Session,
+            Answer::Agent {
+                days: 1,
+                scope: store::GrantScope::Exact,
+            },
+        ] {
+            let e = db.answer_approval(&id3, &scope, "test").unwrap_err();
+            assert!(matches!(e, StoreError::BadScope { .. }), "{e}");
+            let e = db
+                .answer_approval_applying(&id3, &scope, "test", |_| Ok::<(), String>(()))
+                .unwrap_err();
+            assert!(e.to_string().contains("creates no"), "{e}");
+        }
+        assert!(db.list_grants(None, true).unwrap().is_empty());
+        assert_eq!(
+            db.get_approval(&id3).unwrap().unwrap().status,
+            store::ApprovalStatus::Pending
+        );
     }
 
     #[test]
