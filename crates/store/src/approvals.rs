@@ -10,7 +10,9 @@
 //! that made it, and only for the action that was asked: an argv-prefix grant must be a
 //! non-empty prefix of the asked command's argv, a host grant must name the asked host.
 //! A grant covers an action only for the same agent, kind and tool, while unrevoked and
-//! unexpired, and (session grants) in the same session.
+//! unexpired, and (session grants) in the same session. A memory change (kind
+//! `memory_write`) is approved only by [`Store::answer_approval_applying`], whose `apply`
+//! (writing the change) runs inside the answer's transaction, and never creates a grant.
 //!
 //! Does not: decide what is asked (the guard does), compute fingerprints (the guard's
 //! canonical action does), or check that `argv` is a single simple command (the caller
