@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use runtime::Runtime;
 use runtime::subagent::{SubagentResult, SubagentRunner, SubagentSpec};
-use runtime::{Integrity, Runtime};
 use store::Store;
 
 use crate::agent_loop::{Agent, AgentOptions, Lineage, system_prompt};
@@ -94,8 +94,7 @@ impl SubagentRunner for ChildAgents {
                     session: String::new(),
                     answer: format!("the sub-agent could not start: {e}"),
                     is_error: true,
-                    integrity: Integrity::Trusted,
-                    untrusted_sources: Vec::new(),
+                    labels: spec.labels.clone(),
                     steps: 0,
                 };
             }
@@ -113,8 +112,7 @@ impl SubagentRunner for ChildAgents {
             session: session.id,
             answer,
             is_error,
-            integrity: labels.integrity,
-            untrusted_sources: labels.untrusted_sources,
+            labels,
             steps,
         }
     }

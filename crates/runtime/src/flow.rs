@@ -33,6 +33,8 @@ pub(crate) struct SessionFlow {
     approved_exec: AtomicBool,
     /// Connections the proxy allowed for this session (all time).
     connections: AtomicU64,
+    /// Where a refused exfiltration attempt raises an alert.
+    audit: Arc<audit::Log>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,6 +51,7 @@ impl SessionFlow {
         policy: Arc<Policy>,
         secret_hosts: Arc<BTreeMap<String, Vec<HostPattern>>>,
         labels: Labels,
+        audit: Arc<audit::Log>,
     ) -> SessionFlow {
         SessionFlow {
             session: session.to_string(),
@@ -59,6 +62,7 @@ impl SessionFlow {
             contacted: Mutex::new(BTreeSet::new()),
             approved_exec: AtomicBool::new(false),
             connections: AtomicU64::new(0),
+            audit,
         }
     }
 
@@ -135,6 +139,20 @@ impl egress::ConnectGate for SessionFlow {
                 v.rule, v.labels
             )),
             Decision::Deny { reason } => {
+                if v.rule.starts_with("label.") || v.rule.starts_with("secret.") {
+                    // Private or secret data headed for an unbound host from inside a
+                    // command: an exfiltration attempt.
+                    let _ = self.audit.append(
+                        audit::EventKind::Alert,
+                        Some(&self.session),
+                        serde_json::json!({
+                            "alert": "data_exfiltration_blocked",
+                            "action": format!("connect: {host}:{port} ({kind}, from a command)"),
+                            "rule": v.rule,
+                            "labels": v.labels,
+                        }),
+                    );
+                }
                 Err(format!("{reason} [rule {}; labels {}]", v.rule, v.labels))
             }
         }

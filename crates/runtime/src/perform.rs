@@ -469,6 +469,25 @@ impl Runtime {
                 l.split_once(':')
                     .is_some_and(|(path, _)| self.policy.is_private(path))
             }),
+            // A command that names a private file (as an argument, a glob that can match
+            // one, or a redirection source): `cat finance/q3.csv`, `tar c finance/*`.
+            Ok(Args::Exec(a)) => {
+                let c = guard::canonicalise_exec(&a.command);
+                c.commands.iter().any(|cmd| {
+                    let args = cmd.argv.iter().skip(1).enumerate().map(|(i, w)| {
+                        if cmd.globs.contains(&(i + 1)) {
+                            // The literal part before the first glob character, plus a
+                            // name: what the glob may expand to beneath it.
+                            let cut = w.find(['*', '?', '[']).unwrap_or(w.len());
+                            format!("{}x", &w[..cut])
+                        } else {
+                            w.clone()
+                        }
+                    });
+                    args.chain(cmd.redirects.iter().map(|r| r.target.clone()))
+                        .any(|p| self.policy.is_private(&p))
+                })
+            }
             _ => false,
         }
     }
@@ -1091,6 +1110,7 @@ impl Runtime {
                         self.policy.clone(),
                         self.secret_hosts.clone(),
                         Labels::trusted(),
+                        self.audit.clone(),
                     ))
                 })
                 .clone()

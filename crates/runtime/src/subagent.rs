@@ -48,10 +48,9 @@ pub struct SubagentResult {
     /// The child's final answer, or why it has none.
     pub answer: String,
     pub is_error: bool,
-    /// The child's integrity label: untrusted once it read anything untrusted.
-    pub integrity: Integrity,
-    /// Where the child's untrusted content came from.
-    pub untrusted_sources: Vec<String>,
+    /// The child session's label: untrusted once it read anything untrusted, private or
+    /// secret once it held such data (its answer may carry it).
+    pub labels: Labels,
     pub steps: u32,
 }
 
@@ -221,18 +220,20 @@ impl Runtime {
             labels: self.session_labels(session),
         };
         let result = runner.run(Arc::new(child), spec).await;
-        if result.integrity == Integrity::Untrusted {
-            let mut labels = Labels::untrusted(format!("spawn_agent {}", result.session));
-            for s in &result.untrusted_sources {
-                labels.join(&Labels::untrusted(s.clone()));
-            }
-            self.join_labels(session, &labels);
+        // The answer carries the child's whole label: integrity and confidentiality.
+        let mut labels = result.labels.clone();
+        if labels.is_tainted() {
+            labels.join(&Labels::untrusted(format!(
+                "spawn_agent {}",
+                result.session
+            )));
         }
+        self.join_labels(session, &labels);
         let content = format!(
             "sub-agent (session {}, {} steps, {}){}:\n{}",
             result.session,
             result.steps,
-            match result.integrity {
+            match result.labels.integrity {
                 Integrity::Trusted => "trusted",
                 Integrity::Untrusted => "untrusted: it read untrusted content",
             },
@@ -251,7 +252,7 @@ impl Runtime {
         Ok((
             out,
             format!("tool:spawn_agent {}", result.session),
-            result.integrity,
+            result.labels.integrity,
         ))
     }
 }

@@ -10,7 +10,7 @@ use audit::EventKind;
 use common::*;
 use cordon_runtime::memory::{MemoryStore, PendingChange, answer_change};
 use cordon_runtime::subagent::{SubagentResult, SubagentRunner, SubagentSpec};
-use cordon_runtime::{Integrity, Runtime, ToolCall};
+use cordon_runtime::{Confidentiality, Integrity, Labels, Runtime, ToolCall};
 use serde_json::json;
 
 const TOOLS: &str = r#"["read_file", "list_dir", "http_fetch", "memory_write", "spawn_agent"]"#;
@@ -46,11 +46,10 @@ impl SubagentRunner for Runner {
             session: "child-session".into(),
             answer,
             is_error: false,
-            integrity: self.integrity,
-            untrusted_sources: if self.integrity == Integrity::Untrusted {
-                vec!["tool:http_fetch http://evil.test/".into()]
+            labels: if self.integrity == Integrity::Untrusted {
+                Labels::untrusted("tool:http_fetch http://evil.test/")
             } else {
-                Vec::new()
+                Labels::trusted()
             },
             steps: 2,
         }
@@ -229,4 +228,48 @@ async fn a_trusted_session_writes_memory_and_a_reader_inherits_its_label() {
     );
     assert_eq!(h.rt.session_labels("s2").integrity, Integrity::Untrusted);
     assert_eq!(h.rt.session_labels(SESSION).integrity, Integrity::Trusted);
+}
+
+/// A child that read a private file: its answer carries `private`.
+struct PrivateChild;
+
+#[async_trait]
+impl SubagentRunner for PrivateChild {
+    async fn run(&self, _runtime: Arc<Runtime>, _spec: SubagentSpec) -> SubagentResult {
+        SubagentResult {
+            session: "child".into(),
+            answer: "q3 revenue is 1234".into(),
+            is_error: false,
+            labels: Labels {
+                confidentiality: Confidentiality::Private,
+                ..Labels::trusted()
+            },
+            steps: 1,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_childs_private_answer_makes_the_parent_private_so_it_cannot_send_it_out() {
+    let h = Harness::new(Setup {
+        tools: TOOLS,
+        extra_toml: LIMITS,
+        egress_allow: r#"["docs.test"]"#.into(),
+        ..Default::default()
+    });
+    assert!(h.rt.set_subagent_runner(Arc::new(PrivateChild)));
+    let (_, obs) = h.call("spawn_agent", json!({"task": "read finance"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert_eq!(
+        h.rt.session_labels(SESSION).confidentiality,
+        Confidentiality::Private
+    );
+    let (id, obs) = h
+        .call(
+            "http_fetch",
+            json!({"url": "https://docs.test/?q=q3+revenue+is+1234"}),
+        )
+        .await;
+    assert!(obs.is_error);
+    assert_eq!(decision(&h, &id)["rule"], "label.data_unbound");
 }
