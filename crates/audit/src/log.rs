@@ -136,7 +136,7 @@ impl Log {
             })?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(io("set file mode 0600", &path))?;
-        let (report, recovered) = {
+        let (report, recovered, tail_len) = {
             let _lock = FileLock::take(&file, &path)?;
             // Another process may have created the head between our check and the lock.
             // Only a missing head starts a fresh log; an unreadable one is damage.
@@ -149,12 +149,16 @@ impl Log {
                 };
                 head::write(dir, &genesis).map_err(io("write head anchor", dir))?;
             }
-            match scan(dir, |_| ()) {
+            let scanned = match scan(dir, |_| ()) {
                 Ok(report) => (report, None),
                 Err(_) => recover_interrupted_write(dir, &file).map_err(AuditError::Broken)?,
-            }
+            };
+            // The length that goes with the scanned records, read while still holding the
+            // lock: another writer may append the moment it is released, and those
+            // records must be caught up with (not counted as ours) at our first sync.
+            let tail_len = file.metadata().map_err(io("stat", &path))?.len();
+            (scanned.0, scanned.1, tail_len)
         };
-        let tail_len = file.metadata().map_err(io("stat", &path))?.len();
         let log = Log {
             dir: dir.to_path_buf(),
             file,

@@ -682,3 +682,37 @@ fn a_blank_line_slipped_in_while_the_writer_runs_is_caught_at_its_next_sync() {
         .unwrap_err();
     assert!(matches!(err, AuditError::Broken(_)), "{err}");
 }
+
+#[test]
+fn a_log_opened_while_another_process_writes_continues_the_chain() {
+    // `cordon approvals approve` opens the log while `cordon run` keeps recording: a
+    // handle opened between another writer's records must not count those records as
+    // its own tail (it did: the length was read after the lock was released, and the
+    // next record reused a sequence number).
+    let dir = tempfile::tempdir().unwrap();
+    Log::open(dir.path()).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let dir = dir.path().to_path_buf();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let log = Log::open(&dir).unwrap();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                log.record(EventKind::ToolResult, Some("run"), json!({ "n": n }))
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..200 {
+        let log = Log::open(dir.path()).unwrap();
+        log.record(EventKind::Approval, Some("cli"), json!({ "i": i }))
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.records, 200 + written);
+}
