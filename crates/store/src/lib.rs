@@ -17,6 +17,7 @@ mod approvals;
 mod error;
 mod schema;
 mod store;
+mod tokens;
 
 pub use approvals::{
     Answer, AnswerReach, Answered, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus,
@@ -24,3 +25,4 @@ pub use approvals::{
 };
 pub use error::StoreError;
 pub use store::{SessionRecord, Store};
+pub use tokens::{ActiveToken, NewToken, Revoked, TokenRecord, TokenScope};

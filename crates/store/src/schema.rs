@@ -63,10 +63,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         revoked_at TEXT
     ) STRICT;
     CREATE INDEX grants_lookup ON grants (agent, kind, tool);",
+    // 2 -> 3: gateway API tokens (SHA-256 hashes only).
+    "CREATE TABLE tokens (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'approver', 'operator', 'admin')),
+        hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT,
+        last_used_at TEXT
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Tables every current database must have.
-pub(crate) const TABLES: &[&str] = &["sessions", "items", "approvals", "grants"];
+pub(crate) const TABLES: &[&str] = &["sessions", "items", "approvals", "grants", "tokens"];
