@@ -24,7 +24,7 @@ pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
     AgentConfig, ApprovalsConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode,
-    GatewayEgressConfig, LabelsConfig, ModelConfig, PolicyConfig, Provider, SandboxBackend,
-    SandboxConfig, SandboxScope, SubagentsConfig, Tier, ToolName,
+    GatewayConfig, GatewayEgressConfig, LabelsConfig, ModelConfig, PolicyConfig, Provider,
+    SandboxBackend, SandboxConfig, SandboxScope, SubagentsConfig, Tier, ToolName,
 };
 pub use tier::init_template;

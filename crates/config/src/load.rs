@@ -282,6 +282,113 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `[gateway]`: the bind address parses, TLS files come in pairs, proxies are CIDRs,
+/// origins are bare `scheme://host[:port]`, lifetimes and limits are in range.
+fn validate_gateway(g: &crate::GatewayConfig) -> Result<(), Problem> {
+    let at = KeyPath::of(&["gateway"]);
+    if let Err(e) = g.bind.parse::<std::net::SocketAddr>() {
+        return Err((
+            at.key("bind"),
+            format!(
+                "`{}` is not an address and port like `127.0.0.1:7777` or `[::1]:7777` ({e})",
+                g.bind
+            ),
+        ));
+    }
+    match (&g.tls_cert, &g.tls_key) {
+        (Some(_), None) => {
+            return Err((
+                at.key("tls_key"),
+                "`tls_cert` is set but `tls_key` is not; set both (PEM files) or neither".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err((
+                at.key("tls_cert"),
+                "`tls_key` is set but `tls_cert` is not; set both (PEM files) or neither".into(),
+            ));
+        }
+        (Some(c), Some(k)) => {
+            for (key, p) in [("tls_cert", c), ("tls_key", k)] {
+                if p.as_os_str().is_empty() {
+                    return Err((at.clone().key(key), "must not be empty".into()));
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    for (i, cidr) in g.trusted_proxies.iter().enumerate() {
+        if let Err(err) = cidr.parse::<ipnet::IpNet>() {
+            return Err((
+                at.clone().key("trusted_proxies").index(i),
+                format!("`{cidr}` is not a CIDR range like `10.0.0.5/32` ({err})"),
+            ));
+        }
+    }
+    for (i, origin) in g.allowed_origins.iter().enumerate() {
+        check_origin(origin).map_err(|e| (at.clone().key("allowed_origins").index(i), e))?;
+    }
+    range(
+        at.clone().key("session_idle_secs"),
+        g.session_idle_secs,
+        60,
+        86_400,
+    )?;
+    range(
+        at.clone().key("session_max_secs"),
+        g.session_max_secs,
+        60,
+        604_800,
+    )?;
+    if g.session_max_secs < g.session_idle_secs {
+        return Err((
+            at.key("session_max_secs"),
+            format!(
+                "{} is shorter than session_idle_secs ({}); the absolute lifetime must be at \
+                 least the idle one",
+                g.session_max_secs, g.session_idle_secs
+            ),
+        ));
+    }
+    range(
+        at.clone().key("login_max_failures"),
+        g.login_max_failures,
+        1,
+        1000,
+    )?;
+    range(
+        at.key("login_lockout_secs"),
+        g.login_lockout_secs,
+        1,
+        86_400,
+    )?;
+    Ok(())
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{origin}` must start with `http://` or `https://`"))?;
+    if rest.is_empty()
+        || rest.contains(['/', '?', '#', '@'])
+        || rest.chars().any(char::is_whitespace)
+        || rest.starts_with(':')
+    {
+        return Err(format!(
+            "`{origin}` is not an origin; write scheme://host[:port] with no path, e.g. \
+             `https://cordon.example.com`"
+        ));
+    }
+    if origin.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "`{origin}` must be lowercase, as browsers send it in the Origin header"
+        ));
+    }
+    Ok(())
+}
+
 /// Semantic checks serde cannot express. Returns the first problem found.
 fn validate(config: &Config) -> Result<(), Problem> {
     let m = &config.model;
@@ -418,6 +525,8 @@ fn validate(config: &Config) -> Result<(), Problem> {
             ));
         }
     }
+
+    validate_gateway(&config.gateway)?;
 
     let e = &config.egress;
     let egress = KeyPath::of(&["egress"]);

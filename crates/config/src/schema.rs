@@ -39,6 +39,67 @@ pub struct Config {
     /// How approval requests are kept and answered.
     #[serde(default)]
     pub approvals: ApprovalsConfig,
+    /// The HTTP gateway (`cordon serve`).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// `[gateway]`: the HTTP API and web UI served by `cordon serve`. A bind address that is
+/// not loopback is refused unless `tls_cert` and `tls_key` are set and at least one
+/// unrevoked, unexpired token exists (`cordon token create`); nothing turns that refusal
+/// into a warning.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address and port to listen on, e.g. `127.0.0.1:7777` or `[::1]:7777`.
+    /// `cordon serve --bind` overrides it.
+    #[serde(default = "defaults::gateway_bind")]
+    pub bind: String,
+    /// TLS certificate chain (PEM file). Set together with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM file, PKCS#8, PKCS#1 or SEC1). Set together with `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (CIDRs, e.g. `10.0.0.5/32`) whose `X-Forwarded-For` header is
+    /// believed. From any other peer the header is ignored and the socket address is the
+    /// client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Extra origins (`https://cordon.example.com`, scheme://host[:port], no path) whose
+    /// pages may send state-changing requests; the gateway's own origin always may.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// A browser session ends after this many seconds without a request (60-86400).
+    #[serde(default = "defaults::session_idle_secs")]
+    pub session_idle_secs: u64,
+    /// A browser session ends this many seconds after login, however active (60-604800,
+    /// at least `session_idle_secs`).
+    #[serde(default = "defaults::session_max_secs")]
+    pub session_max_secs: u64,
+    /// Failed logins from one client address before it is locked out (1-1000).
+    #[serde(default = "defaults::login_max_failures")]
+    pub login_max_failures: u32,
+    /// Seconds a locked-out address stays locked out; failures older than this are
+    /// forgotten (1-86400).
+    #[serde(default = "defaults::login_lockout_secs")]
+    pub login_lockout_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            bind: defaults::gateway_bind(),
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            session_idle_secs: defaults::session_idle_secs(),
+            session_max_secs: defaults::session_max_secs(),
+            login_max_failures: defaults::login_max_failures(),
+            login_lockout_secs: defaults::login_lockout_secs(),
+        }
+    }
 }
 
 /// `[policy]`: user policies in Cedar, on top of the policies Cordon compiles from this
@@ -571,5 +632,20 @@ pub(crate) mod defaults {
     }
     pub fn tmp_size_mb() -> u64 {
         256
+    }
+    pub fn gateway_bind() -> String {
+        "127.0.0.1:7777".into()
+    }
+    pub fn session_idle_secs() -> u64 {
+        1800
+    }
+    pub fn session_max_secs() -> u64 {
+        12 * 3600
+    }
+    pub fn login_max_failures() -> u32 {
+        10
+    }
+    pub fn login_lockout_secs() -> u64 {
+        900
     }
 }

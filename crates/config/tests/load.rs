@@ -365,3 +365,63 @@ fn egress_settings_are_validated() {
     let c = load_str(&text, Path::new(FILE)).unwrap();
     assert_eq!(c.egress.resolve["mirror.internal"].to_string(), "10.0.0.5");
 }
+
+#[test]
+fn gateway_defaults_to_loopback_and_checks_its_keys() {
+    let c = load_str(VALID, Path::new(FILE)).unwrap();
+    assert_eq!(c.gateway.bind, "127.0.0.1:7777");
+    assert!(c.gateway.tls_cert.is_none() && c.gateway.tls_key.is_none());
+    let good = format!(
+        "{VALID}\n[gateway]\nbind = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n\
+         trusted_proxies = [\"10.0.0.5/32\"]\nallowed_origins = [\"https://cordon.example.com\"]\n"
+    );
+    let c = load_str(&good, Path::new(FILE)).unwrap();
+    assert_eq!(c.gateway.trusted_proxies, ["10.0.0.5/32"]);
+    let cases: &[(&str, &str, &str)] = &[
+        ("bind = \"localhost\"", "gateway.bind", "address and port"),
+        ("tls_cert = \"c.pem\"", "gateway.tls_key", "set both"),
+        ("tls_key = \"k.pem\"", "gateway.tls_cert", "set both"),
+        (
+            "trusted_proxies = [\"10.0.0.0/33\"]",
+            "gateway.trusted_proxies[0]",
+            "CIDR",
+        ),
+        (
+            "allowed_origins = [\"https://x.example/ui\"]",
+            "gateway.allowed_origins[0]",
+            "no path",
+        ),
+        (
+            "allowed_origins = [\"x.example\"]",
+            "gateway.allowed_origins[0]",
+            "http://",
+        ),
+        (
+            "session_idle_secs = 10",
+            "gateway.session_idle_secs",
+            "out of range",
+        ),
+        (
+            "session_idle_secs = 7200\nsession_max_secs = 3600",
+            "gateway.session_max_secs",
+            "at least the idle",
+        ),
+        (
+            "login_max_failures = 0",
+            "gateway.login_max_failures",
+            "out of range",
+        ),
+        (
+            "login_lockout_secs = 0",
+            "gateway.login_lockout_secs",
+            "out of range",
+        ),
+    ];
+    for (body, key, says) in cases {
+        let text = format!("{VALID}\n[gateway]\n{body}\n");
+        let (line, k, shown) = fails(&text);
+        assert_eq!(&k, key, "{shown}");
+        assert!(shown.contains(says), "{shown} lacks {says}");
+        assert!(line > line_of(&text, "[gateway]") - 1, "{shown}");
+    }
+}
