@@ -53,6 +53,12 @@ impl Extensions {
         *n += 1;
         true
     }
+
+    /// Forget `session`'s counters (the session ended).
+    pub(crate) fn forget(&self, session: &str) {
+        let mut c = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        c.remove(session);
+    }
 }
 
 /// Memory as it enters a session's context.

@@ -312,6 +312,7 @@ impl Runtime {
         };
         // Dropping the instance tears the sandbox down; do it outside the lock.
         drop(removed);
+        self.ext.forget(session);
     }
 
     /// Decide, execute, redact, label and audit one proposed tool call.
