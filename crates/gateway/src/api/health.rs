@@ -1,0 +1,37 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store and audit log are
+//! usable). No authentication; they reveal nothing but up/down.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::layers::ApiError;
+use crate::server::AppState;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let st = state.clone();
+    let ok = tokio::task::spawn_blocking(move || st.store.get_token("").is_ok())
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not readable",
+        ));
+    }
+    Ok(Json(json!({ "status": "ready" })))
+}

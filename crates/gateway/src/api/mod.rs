@@ -1,0 +1,36 @@
+//! The HTTP API, one router module per area. Each area states the minimum scope of its
+//! routes where it builds them, through [`crate::auth::require`].
+//!
+//! Areas: [`health`] (no auth), [`login`] (login, logout, whoami), [`status`],
+//! [`tokens`] (admin). Sessions, approvals, grants and audit follow as their own modules.
+
+pub mod health;
+pub mod login;
+pub mod status;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use store::TokenScope;
+
+use crate::auth::require;
+use crate::server::AppState;
+
+/// `router` with every route requiring at least `scope`.
+pub(crate) fn scoped(
+    state: &Arc<AppState>,
+    scope: TokenScope,
+    router: Router<Arc<AppState>>,
+) -> Router<Arc<AppState>> {
+    router.route_layer(from_fn_with_state((state.clone(), scope), require))
+}
+
+pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .merge(health::router())
+        .merge(login::router(state))
+        .merge(status::router(state))
+        .merge(tokens::router(state))
+}
