@@ -91,6 +91,60 @@ pub enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// Run the gateway (HTTP API) until SIGINT/SIGTERM. Listens on `[gateway] bind`
+    /// (default 127.0.0.1:7777). An address that is not loopback is refused unless
+    /// `[gateway] tls_cert` and `tls_key` are set and a usable token exists; no flag
+    /// changes that.
+    Serve {
+        /// Address and port to listen on, overriding `[gateway] bind`.
+        #[arg(long, value_name = "ADDR:PORT")]
+        bind: Option<std::net::SocketAddr>,
+    },
+    /// API tokens for the gateway: shown once at creation, stored only as hashes.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once (on stdout, alone; details on stderr).
+    Create {
+        /// What it may do: `read` (look), `approver` (+ answer approvals), `operator`
+        /// (+ talk to agents), `admin` (everything).
+        #[arg(long, value_enum)]
+        scope: TokenScopeArg,
+        /// Lifetime: `30d`, `12h`, `90m` (1 minute to 365 days).
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+        /// A name to recognise it by (e.g. the device it is for).
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+    /// List tokens (never the tokens themselves): id, name, scope, dates, state.
+    List {
+        /// Also revoked and expired tokens.
+        #[arg(long)]
+        all: bool,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it stops working at once, and so do browser sessions made with it.
+    Revoke {
+        /// The token's id (from `cordon token list`).
+        id: String,
+    },
+}
+
+/// A token's scope.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TokenScopeArg {
+    Read,
+    Approver,
+    Operator,
+    Admin,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,8 @@ mod policy_cmd;
 mod run;
 mod sandbox_cmd;
 mod secrets_cmd;
+mod serve_cmd;
+mod token_cmd;
 
 use std::process::ExitCode;
 
@@ -29,5 +31,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Approvals { command } => approvals_cmd::approvals(command),
         Command::Memory { command } => memory_cmd::memory(command),
         Command::Policy { command } => policy_cmd::policy(command),
+        Command::Serve { bind } => serve_cmd::serve(bind).await,
+        Command::Token { command } => token_cmd::token(command),
     }
 }

@@ -1,0 +1,54 @@
+//! `cordon serve`: the gateway daemon. Binds (refusing a network address without TLS and
+//! a token), prints the URL and how to log in, serves until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::setup::open_state;
+
+pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
+    let started = Instant::now();
+    let state = open_state()?;
+    let gw = gateway::Gateway::bind(gateway::GatewayOptions {
+        config: state.config.clone(),
+        store: state.store.clone(),
+        audit: state.audit.clone(),
+        bind,
+    })
+    .await?;
+    let url = gw.url();
+    // Written once and errors ignored: a closed stdout (a supervisor that stopped
+    // reading) must not take the gateway down.
+    let banner = format!(
+        "cordon gateway listening on {url}\n  \
+         log in: POST {url}/api/login with {{\"token\": \"…\"}}, or send \
+         `Authorization: Bearer TOKEN` (create a token with \
+         `cordon token create --scope operator`; never put it in a URL)\n  \
+         health: {url}/healthz, ready: {url}/readyz (ready in {} ms)\n",
+        started.elapsed().as_millis()
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot watch SIGTERM: {e}");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    gw.serve(shutdown).await.context("the gateway stopped")?;
+    Ok(ExitCode::SUCCESS)
+}
