@@ -55,10 +55,12 @@ pub struct GatewayConfig {
     /// `cordon serve --bind` overrides it.
     #[serde(default = "defaults::gateway_bind")]
     pub bind: String,
-    /// TLS certificate chain (PEM file). Set together with `tls_key`.
+    /// TLS certificate chain (PEM file; a relative path is relative to the directory of
+    /// this config file). Set together with `tls_key`.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM file, PKCS#8, PKCS#1 or SEC1). Set together with `tls_cert`.
+    /// TLS private key (PEM file, PKCS#8, PKCS#1 or SEC1; relative like `tls_cert`).
+    /// Set together with `tls_cert`. Keep it readable only by the Cordon user.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
     /// Reverse proxies (CIDRs, e.g. `10.0.0.5/32`) whose `X-Forwarded-For` header is

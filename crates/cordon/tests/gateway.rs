@@ -172,3 +172,46 @@ async fn a_network_bind_is_refused_with_the_remedy_and_nothing_listens() {
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[tokio::test]
+async fn tls_on_all_interfaces_with_a_token_serves_https() {
+    let inst = install();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = inst.config.parent().unwrap();
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    std::fs::write(dir.join("tls/cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("tls/key.pem"), key.serialize_pem()).unwrap();
+    let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
+    // Relative to the config file's directory, not to the working directory.
+    cfg.push_str(
+        "\n[gateway]\nbind = \"0.0.0.0:0\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+    );
+    std::fs::write(&inst.config, cfg).unwrap();
+
+    let out = run(&inst, &["serve"]).await;
+    assert!(!out.status.success(), "served on 0.0.0.0 without a token");
+    assert!(text(&out.stderr).contains("cordon token create"));
+
+    let (_id, token) = create_token(&inst, "read").await;
+    let (child, url) = serve(&inst, &[]).await;
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{url}/api/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("strict-transport-security").is_some());
+    let plain = url.replace("https://", "http://");
+    assert!(reqwest::get(format!("{plain}/healthz")).await.is_err());
+    terminate(&child);
+}

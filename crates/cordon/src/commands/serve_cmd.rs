@@ -13,8 +13,21 @@ use crate::setup::open_state;
 pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     let started = Instant::now();
     let state = open_state()?;
+    // TLS files are relative to the config file's directory, like `[policy] files`.
+    let dir = config::Paths::from_env()
+        .config_file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let mut cfg = (*state.config).clone();
+    for file in [&mut cfg.gateway.tls_cert, &mut cfg.gateway.tls_key]
+        .into_iter()
+        .flatten()
+    {
+        *file = dir.join(config::expand_tilde(file));
+    }
     let gw = gateway::Gateway::bind(gateway::GatewayOptions {
-        config: state.config.clone(),
+        config: std::sync::Arc::new(cfg),
         store: state.store.clone(),
         audit: state.audit.clone(),
         bind,
