@@ -51,6 +51,4 @@ pub enum GatewayError {
     Audit(#[from] audit::AuditError),
     #[error("cannot generate random bytes: {0}")]
     Random(String),
-    #[error("the gateway server stopped: {0}")]
-    Serve(std::io::Error),
 }

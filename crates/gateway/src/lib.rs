@@ -25,6 +25,7 @@ pub mod api;
 pub mod auth;
 pub mod bind;
 mod client;
+mod conn;
 mod error;
 pub mod layers;
 mod login_limit;

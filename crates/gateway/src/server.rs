@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::bind::{Exposure, check_exposure};
-use crate::client::{PeerAddr, TrustedProxies};
+use crate::client::TrustedProxies;
 use crate::error::GatewayError;
 use crate::layers::{ApiError, envelope, guard_origin};
 use crate::login_limit::LoginLimiter;
@@ -194,17 +194,12 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
-        let app = app(&self.state).into_make_service_with_connect_info::<PeerAddr>();
+        let app = app(&self.state);
         match self.bound {
-            Bound::Plain(l) => axum::serve(l, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(GatewayError::Serve),
-            Bound::Tls(l) => axum::serve(l, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(GatewayError::Serve),
+            Bound::Plain(l) => crate::conn::run(l, app, shutdown).await,
+            Bound::Tls(l) => crate::conn::run(l, app, shutdown).await,
         }
+        Ok(())
     }
 }
 

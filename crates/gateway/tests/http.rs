@@ -760,3 +760,32 @@ async fn tls_on_all_interfaces_with_a_token_serves_https() {
     let plain = h.url.replace("https://", "http://");
     assert!(reqwest::get(format!("{plain}/healthz")).await.is_err());
 }
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = start("").await;
+    let addr = h.url.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    // One sends half a request head and stalls; one sends nothing at all.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for conn in [&mut slow, &mut silent] {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            conn.read_to_end(&mut buf),
+        )
+        .await;
+        assert!(read.is_ok(), "connection still open after 20 s");
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_secs(9));
+    // The server still answers others.
+    assert_eq!(
+        h.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
