@@ -13,10 +13,21 @@ fn configuration_md_is_current() {
         return;
     }
     let have = std::fs::read_to_string(&path).unwrap_or_default();
+    let first_difference = have
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (h, w))| h != w)
+        .map(|(i, (h, w))| format!("line {}: file has {h:?}, schema gives {w:?}", i + 1));
     assert!(
         have == want,
-        "{} is out of date; run `UPDATE_DOCS=1 cargo test -p cordon-config --test docs`",
-        path.display()
+        "{} is out of date ({}); run `UPDATE_DOCS=1 cargo test -p cordon-config --test docs`",
+        path.display(),
+        first_difference.unwrap_or_else(|| format!(
+            "lengths differ: file {} lines, schema {} lines",
+            have.lines().count(),
+            want.lines().count()
+        ))
     );
 }
 
