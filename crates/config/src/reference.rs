@@ -163,7 +163,11 @@ fn walk(schema: &Value, defs: &Map<String, Value>, prefix: &str, rows: &mut Vec<
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    for (name, field) in props {
+    // Alphabetical whatever map serde_json was built with: another crate in the
+    // workspace turning on its `preserve_order` feature must not reorder the reference.
+    let mut sorted: Vec<(&String, &Value)> = props.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, field) in sorted {
         let path = if prefix.is_empty() {
             name.clone()
         } else {
