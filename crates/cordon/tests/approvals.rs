@@ -107,6 +107,13 @@ async fn a_run_waits_for_an_approval_given_from_another_process() {
     let out = run.wait_with_output().await.unwrap();
     assert_ok(&out);
     assert_eq!(text(&out.stdout).trim(), "done");
+    // The waiting run told its user what waits and how to answer it.
+    let told = text(&out.stderr);
+    assert!(
+        told.contains(&format!("approval needed [{id}]"))
+            && told.contains(&format!("cordon approvals approve {id}")),
+        "{told}"
+    );
     assert!(
         inst.workspace.join("approved.txt").exists(),
         "the action ran"

@@ -3,15 +3,42 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use runtime::NoHumanApprover;
+use async_trait::async_trait;
+use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
 
 use crate::setup::{build_agent, open_state};
-use crate::terminal::describe_event;
+use crate::terminal::{describe_event, describe_labels};
+
+/// Nobody is at this terminal: say on stderr what waits for approval and how to answer it
+/// from another terminal, then leave the wait to the stored request (it expires after
+/// `approvals.timeout_secs` and is denied).
+struct NoticeApprover {
+    timeout_secs: u64,
+}
+
+#[async_trait]
+impl Approver for NoticeApprover {
+    async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
+        let id = req.id.as_deref().unwrap_or("?");
+        eprintln!(
+            "approval needed [{id}]: {}\n  why: {} (rule {})\n  session: {}\n  answer from another terminal within {}s: `cordon approvals approve {id}` or `cordon approvals deny {id}`; unanswered, it is denied",
+            req.action,
+            req.reason,
+            req.rule,
+            describe_labels(&req.labels),
+            self.timeout_secs,
+        );
+        ApprovalAnswer::Unavailable("non-interactive run (`cordon run`)".into())
+    }
+}
 
 /// One task, no human: print the final answer on stdout, progress on stderr.
 pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     let state = open_state()?;
-    let agent = build_agent(&state, agent_name, Arc::new(NoHumanApprover))?;
+    let notice = NoticeApprover {
+        timeout_secs: state.config.approvals.timeout_secs,
+    };
+    let agent = build_agent(&state, agent_name, Arc::new(notice))?;
     let mut session = agent.new_session()?;
     eprintln!(
         "session {} · agent `{agent_name}` · {}",
