@@ -652,6 +652,14 @@ impl Policy {
         } else if let Some(m) = first(Effect::Ask) {
             let reason = self.detail(m, action, session, exec.as_ref(), &errors);
             (Decision::Ask { reason }, m.id.clone())
+        } else if response.decision() != cedar_policy::Decision::Allow {
+            // Cedar itself denies although no known forbid matched (e.g. a policy id
+            // missing from our index): never turn that into an allow.
+            let reason = format!(
+                "Cedar denies {} but no known forbid matched: refused (report this)",
+                action.name()
+            );
+            (Decision::Deny { reason }, "evaluation_error".to_string())
         } else {
             let m = first(Effect::Permit).map_or_else(|| matched[0].clone(), Clone::clone);
             let reason = self.detail(&m, action, session, exec.as_ref(), &errors);
