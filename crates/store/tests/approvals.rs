@@ -539,3 +539,45 @@ fn many_handles_opening_a_new_database_at_once_all_succeed() {
         }
     }
 }
+
+#[test]
+fn an_expired_agent_grant_covers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    let store = Store::open(&path).unwrap();
+    let a = store
+        .create_approval(&exec_request(
+            "S1",
+            &["make", "test"],
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+    let grant = store
+        .answer_approval(
+            &a.id,
+            &Answer::Agent {
+                days: 1,
+                scope: GrantScope::Exact,
+            },
+            "cli",
+        )
+        .unwrap()
+        .grant
+        .unwrap();
+    let argv = words("make test");
+    let q = query("S2", "exec", "fp:make test", Some(&argv), None);
+    assert!(store.find_grant(&q).unwrap().is_some(), "live grant covers");
+    // Age the grant past its expiry, as a day having passed would.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE grants SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?1",
+            [&grant.id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert!(
+        store.find_grant(&q).unwrap().is_none(),
+        "expired grant covers nothing"
+    );
+}
