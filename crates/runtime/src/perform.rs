@@ -376,7 +376,9 @@ impl Runtime {
             self.hygiene(session, &source, http_response, &mut output);
         }
         let redacted = self.redactor.redact(&output.content);
-        let labels = self.result_labels(session, call, &source, integrity, &redacted, &output);
+        let labels = self.result_labels(
+            session, call, &source, integrity, &redacted, &output, responded,
+        );
         self.flow(session).join(&labels);
         let digest = hex::encode(sha2::Sha256::digest(redacted.text.as_bytes()));
         let result = self.audit.record(
@@ -421,6 +423,9 @@ impl Runtime {
     /// The label of one result: its integrity and source; `private` when it shows a
     /// workspace file matching `labels.private`; `secret` (with the names) when a vault
     /// value or credential was redacted from it or it carries a secret's placeholder.
+    /// `ran`: the tool ran (a failed command's output may still show the file; a refusal
+    /// before running shows nothing).
+    #[allow(clippy::too_many_arguments)]
     fn result_labels(
         &self,
         session: &str,
@@ -429,6 +434,7 @@ impl Runtime {
         integrity: Integrity,
         redacted: &secrets::Redacted,
         output: &ToolOutput,
+        ran: bool,
     ) -> Labels {
         let mut labels = if integrity == Integrity::Untrusted {
             Labels::untrusted(source)
@@ -449,13 +455,13 @@ impl Runtime {
         if !secrets.is_empty() {
             labels.confidentiality = Confidentiality::Secret;
             labels.secrets = secrets;
-        } else if !output.is_error && self.shows_private(call, &output.content) {
+        } else if ran && self.shows_private(call, &output.content) {
             labels.confidentiality = Confidentiality::Private;
         }
         labels
     }
 
-    /// Whether a successful `read_file` or `search` result shows a private file.
+    /// Whether a `read_file`, `search` or `exec` result shows a private file.
     fn shows_private(&self, call: &ToolCall, content: &str) -> bool {
         let Some(tool) = ToolName::parse(&call.name) else {
             return false;

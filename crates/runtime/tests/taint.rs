@@ -434,6 +434,16 @@ async fn a_command_cannot_carry_private_data_out_and_the_attempt_raises_an_alert
     .unwrap();
     let (_, obs) = h.call("read_file", json!({"path": "finance/q3.txt"})).await;
     assert_eq!(obs.provenance.confidentiality, Confidentiality::Private);
+    // A failing command still showed the file: its output is private too.
+    let (_, obs) = h
+        .call("exec", json!({"command": "cat finance/q3.txt; exit 3"}))
+        .await;
+    assert!(
+        obs.is_error && obs.content.contains("revenue 1234"),
+        "{}",
+        obs.content
+    );
+    assert_eq!(obs.provenance.confidentiality, Confidentiality::Private);
     // Trusted but private: the command runs, its connection is refused by the gate.
     let (id, obs) = h
         .call(
