@@ -506,7 +506,8 @@ impl Store {
                 });
             }
         }
-        if current.expires_at <= now {
+        // An expiry that does not parse counts as passed: never approve on a bad clock.
+        if parse_timestamp(&current.expires_at).is_none_or(|e| e <= now_t) {
             tx.execute(
                 "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
                  answered_at = ?2 WHERE id = ?1 AND status = 'pending'",

@@ -581,3 +581,26 @@ fn an_expired_agent_grant_covers_nothing() {
         "expired grant covers nothing"
     );
 }
+
+#[test]
+fn a_request_whose_expiry_does_not_read_as_a_time_cannot_be_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.db");
+    let store = Store::open(&path).unwrap();
+    let a = store
+        .create_approval(&exec_request("S1", &["ls"], Duration::from_secs(60)))
+        .unwrap();
+    // Text that sorts after any real timestamp but is no time at all.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE approvals SET expires_at = 'zzzz' WHERE id = ?1",
+            [&a.id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let err = store
+        .answer_approval(&a.id, &Answer::Once, "cli")
+        .unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+}
