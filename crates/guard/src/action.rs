@@ -78,6 +78,51 @@ pub enum Action {
 }
 
 impl Action {
+    /// The `connect` of a request to `url` (`scheme://[user@]host[:port]/…`, IPv6 in
+    /// brackets; ports default to 80 for http and 443 for https). For `cordon policy
+    /// explain` and policy test cases; the runtime builds its own from a parsed URL.
+    pub fn connect_to(method: &str, url: &str) -> Result<Action, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("`{url}` is not a URL (scheme://host/…)"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("`{url}`: missing `]`"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` has no host"));
+        }
+        let port = match (port, scheme.as_str()) {
+            (Some(p), _) => p
+                .parse()
+                .map_err(|_| format!("`{url}`: the port must be a number 1-65535"))?,
+            (None, "http") => 80,
+            (None, "https") => 443,
+            (None, other) => {
+                return Err(format!(
+                    "`{url}`: scheme `{other}` has no default port; give one"
+                ));
+            }
+        };
+        Ok(Action::Connect {
+            host: host.to_ascii_lowercase(),
+            port,
+            scheme,
+            method: method.to_ascii_uppercase(),
+            url: url.to_string(),
+        })
+    }
+
     /// The Cedar action name: `exec`, `read_file`, `connect`, `spawn_agent`, …
     /// (`HttpFetch` is `connect`).
     pub fn name(&self) -> &'static str {
@@ -270,6 +315,48 @@ impl<'a> ConnectParts<'a> {
                 method: "",
                 url: "",
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod connect_to_tests {
+    use super::Action;
+
+    fn parts(url: &str) -> (String, u16, String) {
+        match Action::connect_to("get", url).unwrap() {
+            Action::Connect {
+                host,
+                port,
+                scheme,
+                method,
+                ..
+            } => {
+                assert_eq!(method, "GET");
+                (host, port, scheme)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls_split_into_host_port_and_scheme() {
+        assert_eq!(
+            parts("https://Docs.RS/x"),
+            ("docs.rs".into(), 443, "https".into())
+        );
+        assert_eq!(parts("http://h:8080?q"), ("h".into(), 8080, "http".into()));
+        assert_eq!(parts("https://u:p@h/"), ("h".into(), 443, "https".into()));
+        assert_eq!(parts("http://[::1]:81/"), ("::1".into(), 81, "http".into()));
+        for bad in [
+            "docs.rs",
+            "https:///x",
+            "ftp://h/",
+            "http://h:99999/",
+            "http://[::1/",
+        ] {
+            let e = Action::connect_to("GET", bad).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
         }
     }
 }

@@ -310,30 +310,10 @@ fn case_action(c: &Case) -> Result<Action, String> {
         "delete_file" => Action::DeleteFile { path: path()? },
         "list_dir" => Action::ListDir { path: path()? },
         "search" => Action::Search { path: path()? },
-        "connect" | "http_fetch" => {
-            let url = need(&c.url, "url", a)?;
-            let (scheme, rest) = url
-                .split_once("://")
-                .ok_or_else(|| format!("`url = \"{url}\"` has no scheme (https://…)"))?;
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((h, p)) => (
-                    h,
-                    p.parse::<u16>()
-                        .map_err(|_| format!("bad port in `url = \"{url}\"`"))?,
-                ),
-                None if scheme.eq_ignore_ascii_case("http") => (authority, 80),
-                None => (authority, 443),
-            };
-            Action::Connect {
-                host: host.into(),
-                port,
-                scheme: scheme.to_ascii_lowercase(),
-                method: c.method.clone().unwrap_or_else(|| "GET".into()),
-                url: url.into(),
-            }
-        }
+        "connect" | "http_fetch" => Action::connect_to(
+            c.method.as_deref().unwrap_or("GET"),
+            need(&c.url, "url", a)?,
+        )?,
         "memory_write" => Action::MemoryWrite {
             file: c.file.clone().unwrap_or_else(|| "MEMORY.md".into()),
         },

@@ -193,21 +193,12 @@ fn parse_action(words: &[String]) -> Result<Action> {
                 command: rest.join(" "),
             }
         }
-        "connect" | "http_fetch" => {
-            let (method, url) = match rest {
-                [url] => ("GET".to_string(), url.clone()),
-                [m, url] => (m.to_ascii_uppercase(), url.clone()),
-                _ => bail!("`{kind}` takes [METHOD] URL"),
-            };
-            let (scheme, host, port) = split_url(&url)?;
-            Action::Connect {
-                host,
-                port,
-                scheme,
-                method,
-                url,
-            }
+        "connect" | "http_fetch" => match rest {
+            [url] => Action::connect_to("GET", url),
+            [method, url] => Action::connect_to(method, url),
+            _ => bail!("`{kind}` takes [METHOD] URL"),
         }
+        .map_err(|e| anyhow::anyhow!(e))?,
         "read_file" => Action::ReadFile { path: one("path")? },
         "write_file" => Action::WriteFile { path: one("path")? },
         "edit_file" => Action::EditFile { path: one("path")? },
@@ -241,37 +232,4 @@ fn parse_action(words: &[String]) -> Result<Action> {
              delete_file, list_dir, search, memory_write, spawn_agent, use_secret or install_skill"
         ),
     })
-}
-
-/// `scheme://host[:port]/…` → (scheme, lower-case host, port).
-fn split_url(url: &str) -> Result<(String, String, u16)> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .with_context(|| format!("`{url}` is not a URL (scheme://host/…)"))?;
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .with_context(|| format!("`{url}`: missing `]`"))?;
-        (h.to_string(), after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (authority.to_string(), None),
-        }
-    };
-    if host.is_empty() {
-        bail!("`{url}` has no host");
-    }
-    let port = match (port, scheme.as_str()) {
-        (Some(p), _) => p
-            .parse()
-            .with_context(|| format!("`{url}`: port must be a number 1-65535"))?,
-        (None, "http") => 80,
-        (None, "https") => 443,
-        (None, other) => bail!("`{url}`: scheme `{other}` has no default port"),
-    };
-    Ok((scheme, host.to_ascii_lowercase(), port))
 }
