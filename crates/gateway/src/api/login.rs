@@ -118,7 +118,7 @@ async fn login(
         let max = state.config.gateway.login_max_failures;
         let lockout = state.config.gateway.login_lockout_secs;
         tokio::task::spawn_blocking(move || {
-            let _ = st.audit.append(
+            st.audit.append(
                 audit::EventKind::Decision,
                 None,
                 json!({
@@ -127,7 +127,7 @@ async fn login(
                     "reason": "invalid token",
                     "client": client.to_string(),
                 }),
-            );
+            )?;
             if let Some(b) = burst {
                 st.audit.record(
                     audit::EventKind::Alert,
