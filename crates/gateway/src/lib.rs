@@ -33,6 +33,7 @@ mod server;
 mod session;
 mod tls;
 pub mod token;
+mod ui;
 
 pub use bind::{Exposure, check_exposure};
 pub use error::GatewayError;

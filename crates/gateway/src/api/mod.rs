@@ -33,4 +33,5 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(login::router(state))
         .merge(status::router(state))
         .merge(tokens::router(state))
+        .merge(crate::ui::router())
 }
