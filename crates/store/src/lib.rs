@@ -15,6 +15,7 @@
 
 mod approvals;
 mod error;
+mod events;
 mod schema;
 mod store;
 mod tokens;
@@ -24,5 +25,6 @@ pub use approvals::{
     GrantQuery, GrantRecord, GrantScope, NewApproval,
 };
 pub use error::StoreError;
+pub use events::EventRecord;
 pub use store::{SessionRecord, Store};
 pub use tokens::{ActiveToken, NewToken, Revoked, TokenRecord, TokenScope};

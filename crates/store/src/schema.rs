@@ -74,10 +74,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         revoked_at TEXT,
         last_used_at TEXT
     ) STRICT;",
+    // 3 -> 4: each session's event log (what the gateway streams), replayable by seq.
+    "CREATE TABLE events (
+        session TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (session, seq)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Tables every current database must have.
-pub(crate) const TABLES: &[&str] = &["sessions", "items", "approvals", "grants", "tokens"];
+pub(crate) const TABLES: &[&str] = &[
+    "sessions",
+    "items",
+    "approvals",
+    "grants",
+    "tokens",
+    "events",
+];
