@@ -194,18 +194,25 @@ pub async fn guard_origin(
             return Err(ApiError::forbidden("cross-site request refused"));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
-            let scheme = if state.tls { "https" } else { "http" };
-            let own = format!("{scheme}://{}", host.to_ascii_lowercase());
-            if origin != own && !state.allowed_origins.contains(&origin) {
-                return Err(ApiError::forbidden(format!(
-                    "origin `{origin}` may not send requests here (only {own} and \
-                     [gateway] allowed_origins)"
-                )));
-            }
+            check_origin(&state, &host, origin.to_str().unwrap_or(""))?;
         }
     }
     Ok(next.run(req).await)
+}
+
+/// `origin` must be the gateway's own (`http(s)://` + the request's `Host`) or one of
+/// `[gateway] allowed_origins`.
+pub(crate) fn check_origin(state: &AppState, host: &str, origin: &str) -> Result<(), ApiError> {
+    let origin = origin.to_ascii_lowercase();
+    let scheme = if state.tls { "https" } else { "http" };
+    let own = format!("{scheme}://{}", host.to_ascii_lowercase());
+    if origin != own && !state.allowed_origins.contains(&origin) {
+        return Err(ApiError::forbidden(format!(
+            "origin `{origin}` may not send requests here (only {own} and \
+             [gateway] allowed_origins)"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

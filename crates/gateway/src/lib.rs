@@ -27,6 +27,7 @@ pub mod bind;
 mod client;
 mod conn;
 mod error;
+mod hub;
 pub mod layers;
 mod login_limit;
 mod server;
@@ -37,6 +38,7 @@ mod ui;
 
 pub use bind::{Exposure, check_exposure};
 pub use error::GatewayError;
+pub use hub::AgentFactory;
 pub use server::{Gateway, GatewayOptions};
 pub use store::TokenScope;
 pub use token::{IssuedToken, TokenSecret};

@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::bind::{Exposure, check_exposure};
 use crate::client::TrustedProxies;
 use crate::error::GatewayError;
+use crate::hub::{AgentFactory, Hub};
 use crate::layers::{ApiError, envelope, guard_origin};
 use crate::login_limit::LoginLimiter;
 use crate::session::Sessions;
@@ -36,6 +37,10 @@ pub struct GatewayOptions {
     pub audit: Arc<audit::Log>,
     /// Overrides `[gateway] bind`.
     pub bind: Option<SocketAddr>,
+    /// The state directory (agents' memory lives under it).
+    pub state_dir: std::path::PathBuf,
+    /// Builds the agents sessions talk to; `None` serves no sessions (`503`).
+    pub agents: Option<Arc<dyn AgentFactory>>,
 }
 
 /// Shared by every request.
@@ -44,6 +49,8 @@ pub struct AppState {
     pub(crate) store: Arc<Store>,
     pub(crate) audit: Arc<audit::Log>,
     pub(crate) sessions: Sessions,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) state_dir: std::path::PathBuf,
     pub(crate) limiter: LoginLimiter,
     pub(crate) proxies: TrustedProxies,
     pub(crate) allowed_origins: Vec<String>,
@@ -127,6 +134,8 @@ impl Gateway {
             .local_addr()
             .map_err(|source| GatewayError::Listen { addr, source })?;
         let state = Arc::new(AppState {
+            hub: Hub::new(opts.store.clone(), opts.agents),
+            state_dir: opts.state_dir,
             sessions: Sessions::new(
                 Duration::from_secs(g.session_idle_secs),
                 Duration::from_secs(g.session_max_secs),

@@ -64,6 +64,8 @@ async fn bind(e: &Env, gateway: &str) -> Result<Gateway, GatewayError> {
         store: e.store.clone(),
         audit: e.audit.clone(),
         bind: None,
+        state_dir: e.dir.path().to_path_buf(),
+        agents: None,
     })
     .await
 }

@@ -6,9 +6,28 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 
-use crate::setup::open_state;
+use crate::setup::{State, build_agent, open_state};
+
+/// The gateway's agents, wired exactly as `cordon chat` wires them.
+struct Agents(Arc<State>);
+
+impl gateway::AgentFactory for Agents {
+    fn names(&self) -> Vec<String> {
+        self.0.config.agents.keys().cloned().collect()
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        approver: Arc<dyn runtime::Approver>,
+    ) -> Result<agent::Agent, String> {
+        build_agent(&self.0, name, approver).map_err(|e| format!("{e:#}"))
+    }
+}
 
 pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     let started = Instant::now();
@@ -26,11 +45,14 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     {
         *file = dir.join(config::expand_tilde(file));
     }
+    let state = Arc::new(state);
     let gw = gateway::Gateway::bind(gateway::GatewayOptions {
-        config: std::sync::Arc::new(cfg),
+        config: Arc::new(cfg),
         store: state.store.clone(),
         audit: state.audit.clone(),
         bind,
+        state_dir: state.state_dir.clone(),
+        agents: Some(Arc::new(Agents(state.clone()))),
     })
     .await?;
     let url = gw.url();

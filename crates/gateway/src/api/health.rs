@@ -18,11 +18,16 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<Value> {
+#[utoipa::path(get, path = "/healthz", tag = "status", security(),
+    responses((status = 200, description = "`{status: \"ok\"}`")))]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "status", security(),
+    responses((status = 200, description = "`{status: \"ready\"}`"),
+              (status = 503, description = "the store is not readable")))]
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let st = state.clone();
     let ok = tokio::task::spawn_blocking(move || st.store.get_token("").is_ok())
         .await

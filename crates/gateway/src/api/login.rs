@@ -39,8 +39,9 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         ))
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct LoginBody {
+    /// A token from `cordon token create` (`cdn_…`).
     token: String,
 }
 
@@ -88,7 +89,12 @@ fn cookie(state: &AppState, value: &str, max_age: u64) -> Result<HeaderValue, Ap
     .map_err(ApiError::internal)
 }
 
-async fn login(
+#[utoipa::path(post, path = "/api/login", tag = "auth", security(),
+    request_body(content = LoginBody, description = "the token, as JSON or a form; never in the URL"),
+    responses((status = 200, description = "`{scope, csrf, expires_in}` and a session cookie"),
+              (status = 401, description = "wrong, revoked or expired token"),
+              (status = 429, description = "this client address is locked out")))]
+pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
@@ -187,7 +193,9 @@ async fn login(
     Ok(([(header::SET_COOKIE, set)], body).into_response())
 }
 
-async fn logout(
+#[utoipa::path(post, path = "/api/logout", tag = "auth",
+    responses((status = 200, description = "the session is ended and the cookie cleared")))]
+pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -198,7 +206,9 @@ async fn logout(
     Ok(([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 
-async fn whoami(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/api/whoami", tag = "auth",
+    responses((status = 200, description = "`{token_id, scope, via, csrf?}`")))]
+pub(crate) async fn whoami(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
     let (via, csrf) = match &p.via {
         Via::Bearer => ("bearer", None),
         Via::Session { csrf } => ("session", Some(csrf.clone())),

@@ -2,10 +2,16 @@
 //! routes where it builds them, through [`crate::auth::require`].
 //!
 //! Areas: [`health`] (no auth), [`login`] (login, logout, whoami), [`status`],
-//! [`tokens`] (admin). Sessions, approvals, grants and audit follow as their own modules.
+//! [`sessions`] (agents, sessions, messages, events, the WebSocket stream),
+//! [`approvals`] (approvals and grants), [`audit`] (audit log, configuration),
+//! [`tokens`] (admin), and the [`openapi`] document of all of them.
 
+pub mod approvals;
+pub mod audit;
 pub mod health;
 pub mod login;
+pub mod openapi;
+pub mod sessions;
 pub mod status;
 pub mod tokens;
 
@@ -33,5 +39,9 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(login::router(state))
         .merge(status::router(state))
         .merge(tokens::router(state))
+        .merge(sessions::router(state))
+        .merge(approvals::router(state))
+        .merge(audit::router(state))
+        .merge(openapi::router(state))
         .merge(crate::ui::router())
 }

@@ -18,7 +18,9 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     )
 }
 
-async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
+#[utoipa::path(get, path = "/api/status", tag = "status",
+    responses((status = 200, description = "`{version, tier, agents, tls, loopback_only, uptime_secs}`")))]
+pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "tier": state.config.tier,

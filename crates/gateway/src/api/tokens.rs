@@ -25,7 +25,9 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     )
 }
 
-async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/tokens", tag = "tokens",
+    responses((status = 200, description = "`{tokens: [Token]}` (never the tokens or their hashes)")))]
+pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let tokens = tokio::task::spawn_blocking(move || state.store.list_tokens(true))
         .await
         .map_err(ApiError::internal)?
@@ -33,7 +35,11 @@ async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiErro
     Ok(Json(json!({ "tokens": tokens })))
 }
 
-async fn revoke(
+#[utoipa::path(post, path = "/api/tokens/{id}/revoke", tag = "tokens",
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 200, description = "`{revoked}`"), (status = 404, description = "no such token"),
+              (status = 409, description = "already revoked")))]
+pub(crate) async fn revoke(
     State(state): State<Arc<AppState>>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,

@@ -1,0 +1,356 @@
+//! Running agent sessions for the gateway: building agents on first use, running turns in
+//! the background, and each session's event log (persisted, then broadcast to whoever
+//! follows the session).
+//!
+//! Guarantees: sessions run concurrently (each turn is its own task; a slow model or
+//! tool holds up only its own session); one turn per session at a time (a second message
+//! while a turn runs is refused, so a session's tool calls never overlap and an approval
+//! covers exactly the command it was given for); every event is stored before it is
+//! broadcast, under the session's lock, so `seq` order is broadcast order and a follower
+//! that subscribes, then replays the store, then forwards live events with a higher
+//! `seq`, sees each event exactly once and in order; a client that disconnects loses
+//! nothing (the turn goes on, and its events wait in the store).
+//!
+//! Does not: persist a running turn across a gateway restart (the turn's finished items
+//! are stored; an interrupted turn simply has no `turn_finished` event), or route a
+//! sub-agent's approval request to its parent's stream (it appears in the approvals
+//! list, which every client polls).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use agent::{Agent, AgentEvent};
+use async_trait::async_trait;
+use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
+use serde_json::{Value, json};
+use store::{EventRecord, SessionRecord, Store};
+use tokio::sync::{OnceCell, broadcast};
+
+/// Builds the agents a gateway runs. The `cordon` binary implements it with the same
+/// wiring as `cordon chat` (sandbox, egress proxy, vault, policy).
+pub trait AgentFactory: Send + Sync {
+    /// The configured agents' names.
+    fn names(&self) -> Vec<String>;
+    /// Build agent `name`, asking humans through `approver`.
+    fn build(&self, name: &str, approver: Arc<dyn Approver>) -> Result<Agent, String>;
+}
+
+/// Live events buffered per follower before it counts as lagging (it then catches up
+/// from the store).
+const CHANNEL_CAPACITY: usize = 256;
+
+struct Channel {
+    tx: broadcast::Sender<Arc<EventRecord>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why a turn could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("a turn of session {0} is running; wait for its turn_finished event")]
+    Busy(String),
+    #[error("{0}")]
+    Agent(String),
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+}
+
+pub struct Hub {
+    store: Arc<Store>,
+    factory: Option<Arc<dyn AgentFactory>>,
+    agents: Mutex<HashMap<String, Arc<OnceCell<Arc<Agent>>>>>,
+    channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
+    running: Mutex<HashSet<String>>,
+    me: Weak<Hub>,
+}
+
+impl Hub {
+    pub fn new(store: Arc<Store>, factory: Option<Arc<dyn AgentFactory>>) -> Arc<Hub> {
+        Arc::new_cyclic(|me| Hub {
+            store,
+            factory,
+            agents: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
+            me: me.clone(),
+        })
+    }
+
+    /// Agent `name`, built on first use (and again after a failed build).
+    pub async fn agent(&self, name: &str) -> Result<Arc<Agent>, String> {
+        let Some(factory) = self.factory.clone() else {
+            return Err("this gateway runs no agents".into());
+        };
+        if !factory.names().iter().any(|n| n == name) {
+            return Err(format!(
+                "no agent `{name}`; configured agents: {}",
+                factory.names().join(", ")
+            ));
+        }
+        let cell = lock(&self.agents)
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let approver: Arc<dyn Approver> = Arc::new(HubApprover {
+            hub: self.me.clone(),
+        });
+        let name = name.to_string();
+        cell.get_or_try_init(|| async move {
+            tokio::task::spawn_blocking(move || factory.build(&name, approver).map(Arc::new))
+                .await
+                .map_err(|e| format!("building the agent failed: {e}"))?
+        })
+        .await
+        .cloned()
+    }
+
+    fn channel(&self, session: &str) -> Arc<Mutex<Channel>> {
+        lock(&self.channels)
+            .entry(session.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Channel {
+                    tx: broadcast::channel(CHANNEL_CAPACITY).0,
+                }))
+            })
+            .clone()
+    }
+
+    /// Store an event of `session`, then broadcast it to its followers.
+    pub fn emit(&self, session: &str, kind: &str, data: Value) -> Result<EventRecord, String> {
+        let channel = self.channel(session);
+        let ch = lock(&channel);
+        let event = self
+            .store
+            .append_event(session, kind, data)
+            .map_err(|e| format!("cannot store event `{kind}` of session {session}: {e}"))?;
+        // No follower is not an error.
+        let _ = ch.tx.send(Arc::new(event.clone()));
+        Ok(event)
+    }
+
+    /// Follow `session`: subscribe first, then replay the store, so nothing falls
+    /// between the two (see [`Follower`]).
+    pub fn follow(&self, session: &str, after: u64) -> Follower {
+        let rx = lock(&self.channel(session)).tx.subscribe();
+        Follower {
+            store: self.store.clone(),
+            session: session.to_string(),
+            last: after,
+            backlog: std::collections::VecDeque::new(),
+            rx,
+            replayed: false,
+        }
+    }
+
+    pub fn is_running(&self, session: &str) -> bool {
+        lock(&self.running).contains(session)
+    }
+
+    /// Create a session of agent `name` (its memory loaded, `session_start` audited).
+    pub async fn create_session(&self, name: &str) -> Result<SessionRecord, String> {
+        let agent = self.agent(name).await?;
+        let session = agent.new_session().map_err(|e| e.to_string())?;
+        agent.end_session(&session);
+        self.store
+            .get_session(&session.id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("session {} vanished", session.id))
+    }
+
+    /// Start a turn of `session` with the user's `text`; returns the `turn_started`
+    /// event. The turn runs in its own task; its events go to the session's log.
+    pub fn start_turn(
+        &self,
+        session: &SessionRecord,
+        text: &str,
+    ) -> Result<EventRecord, StartError> {
+        if !lock(&self.running).insert(session.id.clone()) {
+            return Err(StartError::Busy(session.id.clone()));
+        }
+        let started = match self.emit(&session.id, "turn_started", json!({ "text": text })) {
+            Ok(e) => e,
+            Err(e) => {
+                lock(&self.running).remove(&session.id);
+                return Err(StartError::Agent(e));
+            }
+        };
+        let Some(hub) = self.me.upgrade() else {
+            lock(&self.running).remove(&session.id);
+            return Err(StartError::Agent("the gateway is shutting down".into()));
+        };
+        let id = session.id.clone();
+        let agent_name = session.agent.clone();
+        let text = text.to_string();
+        tokio::spawn(async move {
+            let outcome = hub.run_turn(&id, &agent_name, &text).await;
+            let (kind, data) = match outcome {
+                Ok(data) => ("turn_finished", data),
+                Err(error) => ("turn_failed", json!({ "error": error })),
+            };
+            if let Err(e) = hub.emit(&id, kind, data) {
+                tracing::warn!("{e}");
+            }
+            lock(&hub.running).remove(&id);
+        });
+        Ok(started)
+    }
+
+    async fn run_turn(&self, id: &str, agent_name: &str, text: &str) -> Result<Value, String> {
+        let agent = self.agent(agent_name).await?;
+        let mut session = agent.load_session(id).map_err(|e| e.to_string())?;
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut on_event = |event: AgentEvent| {
+            let (kind, data) = match event {
+                AgentEvent::TextDelta(t) => ("text_delta", json!({ "text": t })),
+                AgentEvent::ToolCall(c) => {
+                    names.insert(c.id.clone(), c.name.clone());
+                    (
+                        "tool_call",
+                        json!({ "id": c.id, "name": c.name, "arguments": c.arguments }),
+                    )
+                }
+                AgentEvent::ToolResult(o) => (
+                    "tool_result",
+                    json!({
+                        "call_id": o.call_id,
+                        "name": names.get(&o.call_id),
+                        "content": o.content,
+                        "is_error": o.is_error,
+                    }),
+                ),
+            };
+            if let Err(e) = self.emit(id, kind, data) {
+                tracing::warn!("{e}");
+            }
+        };
+        let result = agent.run_turn(&mut session, text, &mut on_event).await;
+        let labels = agent.labels(&session);
+        match result {
+            Ok(outcome) => Ok(json!({
+                "answer": outcome.answer,
+                "steps": outcome.steps,
+                "labels": labels,
+            })),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Labels of a stored session: its items' join, plus what the running agent knows.
+    pub async fn labels(&self, session: &SessionRecord) -> Result<Value, String> {
+        let items = self
+            .store
+            .load_items(&session.id)
+            .map_err(|e| e.to_string())?;
+        let items: Vec<agent::ContextItem> = items
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect();
+        let mut labels = agent::session_labels(&items);
+        let cell = lock(&self.agents).get(&session.agent).cloned();
+        if let Some(agent) = cell.and_then(|c| c.get().cloned()) {
+            labels.join(&agent.runtime().session_labels(&session.id));
+        }
+        serde_json::to_value(labels).map_err(|e| e.to_string())
+    }
+}
+
+/// One follower of a session's events: yields each event with `seq` above the starting
+/// point exactly once, in order, replaying the store first and catching up from it again
+/// whenever the live channel lags or skips.
+pub struct Follower {
+    store: Arc<Store>,
+    session: String,
+    last: u64,
+    backlog: std::collections::VecDeque<EventRecord>,
+    rx: broadcast::Receiver<Arc<EventRecord>>,
+    replayed: bool,
+}
+
+/// Events read from the store at a time.
+const REPLAY_BATCH: usize = 500;
+
+impl Follower {
+    fn refill(&mut self) -> Result<bool, String> {
+        let batch = self
+            .store
+            .events_after(&self.session, self.last, REPLAY_BATCH)
+            .map_err(|e| e.to_string())?;
+        let more = batch.len() == REPLAY_BATCH;
+        self.backlog.extend(batch);
+        Ok(more)
+    }
+
+    /// The next event; `Ok(None)` when the hub is gone.
+    pub async fn next(&mut self) -> Result<Option<EventRecord>, String> {
+        loop {
+            if let Some(e) = self.backlog.pop_front() {
+                if e.seq <= self.last {
+                    continue;
+                }
+                self.last = e.seq;
+                return Ok(Some(e));
+            }
+            if !self.replayed {
+                if !self.refill()? {
+                    self.replayed = true;
+                }
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(e) if e.seq <= self.last => {}
+                Ok(e) if e.seq == self.last + 1 => {
+                    self.last = e.seq;
+                    return Ok(Some((*e).clone()));
+                }
+                // A gap or lag: the store has everything.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.replayed = false;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The gateway's approval front: a request is shown in its session's event stream
+/// (`approval_requested`) and answered through `POST /api/approvals/{id}` by whoever
+/// holds an `approver` token; the answer (or the timeout) is shown as
+/// `approval_settled`. It never answers by itself.
+struct HubApprover {
+    hub: Weak<Hub>,
+}
+
+#[async_trait]
+impl Approver for HubApprover {
+    async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
+        if let Some(hub) = self.hub.upgrade() {
+            let data = json!({
+                "id": req.id,
+                "action": req.action,
+                "tool": req.tool,
+                "reason": req.reason,
+                "rule": req.rule,
+                "labels": req.labels,
+                "untrusted_sources": req.untrusted_sources,
+            });
+            if let Err(e) = hub.emit(&req.session, "approval_requested", data) {
+                tracing::warn!("{e}");
+            }
+        }
+        // Answered through the store by the API (or expired): StoredApprovals notices.
+        std::future::pending().await
+    }
+
+    fn settled_elsewhere(&self, req: &ApprovalRequest, answer: &ApprovalAnswer, by: &str) {
+        if let Some(hub) = self.hub.upgrade() {
+            let answer = serde_json::to_value(answer).unwrap_or(Value::Null);
+            let data = json!({ "id": req.id, "answer": answer, "by": by });
+            if let Err(e) = hub.emit(&req.session, "approval_settled", data) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
