@@ -91,7 +91,7 @@ fn cookie(state: &AppState, value: &str, max_age: u64) -> Result<HeaderValue, Ap
 
 #[utoipa::path(post, path = "/api/login", tag = "auth", security(),
     request_body(content = LoginBody, description = "the token, as JSON or a form; never in the URL"),
-    responses((status = 200, description = "`{scope, csrf, expires_in}` and a session cookie"),
+    responses((status = 200, description = "`{scope, token_id, csrf_token, session_idle_secs, session_max_secs}` and a session cookie"),
               (status = 401, description = "wrong, revoked or expired token"),
               (status = 429, description = "this client address is locked out")))]
 pub(crate) async fn login(
@@ -207,7 +207,7 @@ pub(crate) async fn logout(
 }
 
 #[utoipa::path(get, path = "/api/whoami", tag = "auth",
-    responses((status = 200, description = "`{token_id, scope, via, csrf?}`")))]
+    responses((status = 200, description = "`{token_id, scope, via, csrf_token}` (`csrf_token` is null for a bearer token)")))]
 pub(crate) async fn whoami(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
     let (via, csrf) = match &p.via {
         Via::Bearer => ("bearer", None),
