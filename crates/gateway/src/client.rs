@@ -61,6 +61,23 @@ impl TrustedProxies {
     }
 }
 
+impl TrustedProxies {
+    /// Whether a request from `peer` reached the proxy over HTTPS: only a trusted proxy
+    /// is believed, and only the value it set (the last `X-Forwarded-Proto` entry).
+    pub fn forwarded_https(&self, peer: SocketAddr, headers: &HeaderMap) -> bool {
+        if !self.contains(peer.ip()) {
+            return false;
+        }
+        headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }
+}
+
 /// The key rate limits are kept under: the address, or its /64 for IPv6.
 pub fn limit_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
@@ -100,6 +117,25 @@ mod tests {
         assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert_eq!(t.client(peer, &headers("garbage")), peer.ip());
         assert_eq!(t.client(peer, &HeaderMap::new()), peer.ip());
+    }
+
+    #[test]
+    fn forwarded_proto_is_believed_only_from_trusted_proxies() {
+        let p = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-proto", "http".parse().unwrap());
+        h.append("x-forwarded-proto", "https".parse().unwrap());
+        let proxy: SocketAddr = "10.1.2.3:4000".parse().unwrap();
+        let stranger: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        assert!(p.forwarded_https(proxy, &h));
+        assert!(!p.forwarded_https(stranger, &h));
+        let mut spoofed = HeaderMap::new();
+        spoofed.insert("x-forwarded-proto", "https, http".parse().unwrap());
+        assert!(
+            !p.forwarded_https(proxy, &spoofed),
+            "the proxy's own entry is the last"
+        );
+        assert!(!p.forwarded_https(proxy, &HeaderMap::new()));
     }
 
     #[test]

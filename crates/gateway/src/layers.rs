@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::client::PeerAddr;
 use crate::server::AppState;
 
 /// Headers set on every response.
@@ -185,6 +186,12 @@ pub async fn guard_origin(
             )));
         }
     }
+    // HTTPS to the client: our own TLS, or a trusted proxy's (X-Forwarded-Proto).
+    let https = state.tls
+        || req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<PeerAddr>>()
+            .is_some_and(|c| state.proxies.forwarded_https(c.0.0, headers));
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
         if headers
@@ -194,17 +201,28 @@ pub async fn guard_origin(
             return Err(ApiError::forbidden("cross-site request refused"));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
-            check_origin(&state, &host, origin.to_str().unwrap_or(""))?;
+            check_origin(&state, https, &host, origin.to_str().unwrap_or(""))?;
         }
     }
+    let mut req = req;
+    req.extensions_mut().insert(Https(https));
     Ok(next.run(req).await)
 }
 
+/// Whether the client reached the gateway over HTTPS (in request extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct Https(pub bool);
+
 /// `origin` must be the gateway's own (`http(s)://` + the request's `Host`) or one of
 /// `[gateway] allowed_origins`.
-pub(crate) fn check_origin(state: &AppState, host: &str, origin: &str) -> Result<(), ApiError> {
+pub(crate) fn check_origin(
+    state: &AppState,
+    https: bool,
+    host: &str,
+    origin: &str,
+) -> Result<(), ApiError> {
     let origin = origin.to_ascii_lowercase();
-    let scheme = if state.tls { "https" } else { "http" };
+    let scheme = if https { "https" } else { "http" };
     let own = format!("{scheme}://{}", host.to_ascii_lowercase());
     if origin != own && !state.allowed_origins.contains(&origin) {
         return Err(ApiError::forbidden(format!(

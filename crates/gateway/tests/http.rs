@@ -793,3 +793,55 @@ async fn slow_and_silent_clients_are_disconnected() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn forwarded_https_is_believed_only_from_a_trusted_proxy() {
+    async fn login_over(h: &Harness, token: &str) -> (StatusCode, String) {
+        let r = h
+            .post("/api/login")
+            .header("x-forwarded-proto", "https")
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (r.status(), cookie)
+    }
+    let https_origin = |h: &Harness| h.url.replacen("http://", "https://", 1);
+
+    // Behind a trusted TLS-terminating proxy: the cookie is Secure, and the browser's
+    // https:// Origin is the gateway's own.
+    let h = start("trusted_proxies = [\"127.0.0.1/32\"]").await;
+    let t = h.token(TokenScope::Operator);
+    let (status, cookie) = login_over(&h, &t).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let r = h
+        .post("/api/logout")
+        .bearer_auth(&t)
+        .header("x-forwarded-proto", "https")
+        .header("origin", https_origin(&h))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    // From an untrusted peer the header is a claim, not a fact.
+    let h = start("").await;
+    let t = h.token(TokenScope::Operator);
+    let (_, cookie) = login_over(&h, &t).await;
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let r = h
+        .post("/api/logout")
+        .bearer_auth(&t)
+        .header("x-forwarded-proto", "https")
+        .header("origin", https_origin(&h))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -24,7 +24,7 @@ use store::TokenScope;
 
 use crate::auth::{Principal, Via, session_cookie};
 use crate::client::PeerAddr;
-use crate::layers::ApiError;
+use crate::layers::{ApiError, Https};
 use crate::server::AppState;
 
 pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
@@ -80,8 +80,15 @@ fn serde_urlencoded_token(body: &[u8]) -> Option<LoginBody> {
     serde_urlencoded::from_bytes(body).ok()
 }
 
-fn cookie(state: &AppState, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
-    let secure = if state.tls { "; Secure" } else { "" };
+/// The session cookie; `Secure` whenever the client is on HTTPS (our TLS or a trusted
+/// proxy's).
+fn cookie(
+    state: &AppState,
+    https: bool,
+    value: &str,
+    max_age: u64,
+) -> Result<HeaderValue, ApiError> {
+    let secure = if state.tls || https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         state.cookie_name
@@ -97,6 +104,7 @@ fn cookie(state: &AppState, value: &str, max_age: u64) -> Result<HeaderValue, Ap
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Extension(Https(https)): Extension<Https>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -182,7 +190,7 @@ pub(crate) async fn login(
     .map_err(ApiError::internal)?;
     state.note_use(&v.token_id);
     let max = state.sessions.max().as_secs();
-    let set = cookie(&state, &value, max)?;
+    let set = cookie(&state, https, &value, max)?;
     let body = Json(json!({
         "scope": v.scope.as_str(),
         "token_id": v.token_id,
@@ -197,12 +205,13 @@ pub(crate) async fn login(
     responses((status = 200, description = "the session is ended and the cookie cleared")))]
 pub(crate) async fn logout(
     State(state): State<Arc<AppState>>,
+    Extension(Https(https)): Extension<Https>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(c) = session_cookie(&headers, &state.cookie_name) {
         state.sessions.remove(c);
     }
-    let clear = cookie(&state, "", 0)?;
+    let clear = cookie(&state, https, "", 0)?;
     Ok(([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 

@@ -18,14 +18,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::{SessionRecord, TokenScope};
 use utoipa::ToSchema;
 
 use crate::hub::{Follower, StartError};
-use crate::layers::{ApiError, check_origin};
+use crate::layers::{ApiError, Https, check_origin};
 use crate::server::AppState;
 
 /// Longest accepted user message, in bytes.
@@ -346,6 +346,7 @@ pub(crate) async fn stream(
     Path(id): Path<String>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
+    Extension(Https(https)): Extension<Https>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let host = headers
@@ -357,7 +358,7 @@ pub(crate) async fn stream(
             "a WebSocket upgrade must send an Origin header naming this gateway",
         ));
     };
-    check_origin(&state, host, origin.to_str().unwrap_or(""))?;
+    check_origin(&state, https, host, origin.to_str().unwrap_or(""))?;
     session_record(&state, &id).await?;
     let follower = state.hub.follow(&id, q.after.unwrap_or(0));
     Ok(ws.on_upgrade(move |socket| pump(socket, follower)))
