@@ -18,8 +18,12 @@
 //!   name (DNS-rebinding defence).
 //! - URL query parameters are never read for authentication or for a server address.
 //!
-//! Does not (yet): serve the web UI, sessions/approvals/audit APIs or the WebSocket event
-//! stream; browser sessions live in memory, so a restart logs browsers out.
+//! - **Sessions** ([`hub`]): agents run turns concurrently in the background, one turn
+//!   per session at a time; every event is stored, then broadcast, and the WebSocket
+//!   stream replays from any `seq` (the upgrade needs credentials and the gateway's own
+//!   `Origin`).
+//!
+//! Does not: keep browser sessions across a restart (they live in memory).
 
 pub mod api;
 pub mod auth;
@@ -27,7 +31,7 @@ pub mod bind;
 mod client;
 mod conn;
 mod error;
-mod hub;
+pub mod hub;
 pub mod layers;
 mod login_limit;
 mod server;
