@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use agent::{Agent, AgentEvent};
 use async_trait::async_trait;
@@ -43,6 +44,12 @@ struct Channel {
     tx: broadcast::Sender<Arc<EventRecord>>,
 }
 
+fn new_channel() -> Arc<Mutex<Channel>> {
+    Arc::new(Mutex::new(Channel {
+        tx: broadcast::channel(CHANNEL_CAPACITY).0,
+    }))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -64,8 +71,14 @@ pub struct Hub {
     agents: Mutex<HashMap<String, Arc<OnceCell<Arc<Agent>>>>>,
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
     running: Mutex<HashSet<String>>,
+    /// Sessions whose runtime state is live: agent name and last activity.
+    active: Mutex<HashMap<String, (String, Instant)>>,
     me: Weak<Hub>,
 }
+
+/// A session idle this long has its runtime state (sandbox, placeholders, contacted
+/// hosts) released; its label comes back from its stored items when it is used again.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 impl Hub {
     pub fn new(store: Arc<Store>, factory: Option<Arc<dyn AgentFactory>>) -> Arc<Hub> {
@@ -75,6 +88,7 @@ impl Hub {
             agents: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             running: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
             me: me.clone(),
         })
     }
@@ -110,11 +124,7 @@ impl Hub {
     fn channel(&self, session: &str) -> Arc<Mutex<Channel>> {
         lock(&self.channels)
             .entry(session.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Channel {
-                    tx: broadcast::channel(CHANNEL_CAPACITY).0,
-                }))
-            })
+            .or_insert_with(new_channel)
             .clone()
     }
 
@@ -134,7 +144,16 @@ impl Hub {
     /// Follow `session`: subscribe first, then replay the store, so nothing falls
     /// between the two (see [`Follower`]).
     pub fn follow(&self, session: &str, after: u64) -> Follower {
-        let rx = lock(&self.channel(session)).tx.subscribe();
+        // Subscribed under the map's lock, so `release_channel` cannot drop the channel
+        // between finding it and subscribing.
+        let rx = {
+            let mut channels = lock(&self.channels);
+            let ch = channels
+                .entry(session.to_string())
+                .or_insert_with(new_channel)
+                .clone();
+            lock(&ch).tx.subscribe()
+        };
         Follower {
             store: self.store.clone(),
             session: session.to_string(),
@@ -183,6 +202,7 @@ impl Hub {
         };
         let id = session.id.clone();
         let agent_name = session.agent.clone();
+        self.touch(&id, &agent_name);
         let text = text.to_string();
         tokio::spawn(async move {
             let outcome = hub.run_turn(&id, &agent_name, &text).await;
@@ -193,9 +213,55 @@ impl Hub {
             if let Err(e) = hub.emit(&id, kind, data) {
                 tracing::warn!("{e}");
             }
+            hub.touch(&id, &agent_name);
             lock(&hub.running).remove(&id);
+            hub.release_channel(&id);
         });
         Ok(started)
+    }
+
+    fn touch(&self, session: &str, agent: &str) {
+        lock(&self.active).insert(session.to_string(), (agent.to_string(), Instant::now()));
+    }
+
+    /// Drop `session`'s broadcast channel when nobody follows it and no turn runs.
+    pub fn release_channel(&self, session: &str) {
+        if self.is_running(session) {
+            return;
+        }
+        let mut channels = lock(&self.channels);
+        if channels
+            .get(session)
+            .is_some_and(|c| lock(c).tx.receiver_count() == 0)
+        {
+            channels.remove(session);
+        }
+    }
+
+    /// Release the runtime state of sessions idle for `idle` (not running); returns how
+    /// many were released.
+    pub fn reap_idle(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let due: Vec<(String, String)> = {
+            let mut active = lock(&self.active);
+            let due: Vec<(String, String)> = active
+                .iter()
+                .filter(|(id, (_, at))| now.duration_since(*at) >= idle && !self.is_running(id))
+                .map(|(id, (agent, _))| (id.clone(), agent.clone()))
+                .collect();
+            for (id, _) in &due {
+                active.remove(id);
+            }
+            due
+        };
+        for (id, agent) in &due {
+            let cell = lock(&self.agents).get(agent).cloned();
+            if let Some(a) = cell.and_then(|c| c.get().cloned()) {
+                a.runtime().end_session(id);
+            }
+            self.release_channel(id);
+        }
+        due.len()
     }
 
     async fn run_turn(&self, id: &str, agent_name: &str, text: &str) -> Result<Value, String> {
@@ -352,5 +418,55 @@ impl Approver for HubApprover {
                 tracing::warn!("{e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_follower_gets_every_event_once_in_order_across_replay_and_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        let s = store.create_session("a").unwrap().id;
+        let hub = Hub::new(store, None);
+        for i in 0..3 {
+            hub.emit(&s, "text_delta", json!({ "i": i })).unwrap();
+        }
+        let mut f = hub.follow(&s, 1);
+        let writer = {
+            let hub = hub.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 3..600 {
+                    hub.emit(&s, "text_delta", json!({ "i": i })).unwrap();
+                    if i % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        while seen.len() < 599 {
+            let e = tokio::time::timeout(Duration::from_secs(10), f.next())
+                .await
+                .expect("follower stalled")
+                .unwrap()
+                .unwrap();
+            seen.push(e.seq);
+        }
+        writer.await.unwrap();
+        // More than the channel holds was sent while the follower read: it caught up
+        // from the store without a gap or a repeat.
+        assert_eq!(seen, (2..=600).collect::<Vec<u64>>());
+
+        // Released only when nobody follows.
+        hub.release_channel(&s);
+        assert!(lock(&hub.channels).contains_key(&s));
+        drop(f);
+        hub.release_channel(&s);
+        assert!(!lock(&hub.channels).contains_key(&s));
+        assert_eq!(hub.reap_idle(Duration::ZERO), 0);
     }
 }

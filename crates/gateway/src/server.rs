@@ -204,10 +204,24 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
         let app = app(&self.state);
+        // Release the runtime state of sessions nobody used for a while.
+        let hub = Arc::downgrade(&self.state.hub);
+        let reaper = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                let n = hub.reap_idle(crate::hub::SESSION_IDLE);
+                if n > 0 {
+                    tracing::debug!("released the runtime state of {n} idle sessions");
+                }
+            }
+        });
         match self.bound {
             Bound::Plain(l) => crate::conn::run(l, app, shutdown).await,
             Bound::Tls(l) => crate::conn::run(l, app, shutdown).await,
         }
+        reaper.abort();
         Ok(())
     }
 }

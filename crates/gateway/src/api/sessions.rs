@@ -361,7 +361,11 @@ pub(crate) async fn stream(
     check_origin(&state, https, host, origin.to_str().unwrap_or(""))?;
     session_record(&state, &id).await?;
     let follower = state.hub.follow(&id, q.after.unwrap_or(0));
-    Ok(ws.on_upgrade(move |socket| pump(socket, follower)))
+    let hub = state.hub.clone();
+    Ok(ws.on_upgrade(move |socket| async move {
+        pump(socket, follower).await;
+        hub.release_channel(&id);
+    }))
 }
 
 /// Send the follower's events until the client goes away.
