@@ -145,12 +145,17 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        store.append_event(&other, "turn_started", json!({})).unwrap();
+        store
+            .append_event(&other, "turn_started", json!({}))
+            .unwrap();
         let all = store.events_after(&s, 0, 1000).unwrap();
         let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=100).collect::<Vec<u64>>());
         let tail = store.events_after(&s, 97, 1000).unwrap();
-        assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [98, 99, 100]);
+        assert_eq!(
+            tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [98, 99, 100]
+        );
         assert_eq!(store.events_after(&s, 10, 5).unwrap().len(), 5);
         assert_eq!(store.events_after(&other, 0, 10).unwrap()[0].seq, 1);
         assert!(matches!(
