@@ -95,25 +95,7 @@ async fn start_browser(port: u16, chromium: &Path) -> Client {
 
 /// `cordon serve --bind 127.0.0.1:0` and the URL it printed.
 async fn serve(inst: &Install) -> (tokio::process::Child, String) {
-    let mut child = inst
-        .command()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("serve printed nothing")
-        .unwrap()
-        .expect("serve exited");
-    let url = first
-        .strip_prefix("cordon gateway listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_string();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    common::serve_gateway(inst, &["--bind", "127.0.0.1:0"]).await
 }
 
 async fn create_token(inst: &Install) -> String {

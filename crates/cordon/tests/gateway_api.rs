@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{AgentSetup, Install, text};
+use common::{AgentSetup, Install};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use testkit::{MockLlm, Reply, Script, ScriptedCall};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -41,34 +39,12 @@ struct Gateway {
 }
 
 async fn serve(inst: &Install) -> Gateway {
-    let mut child = inst
-        .command()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("serve printed nothing")
-        .unwrap()
-        .expect("serve exited");
-    let url = first
-        .strip_prefix("cordon gateway listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_string();
-    // Keep draining stdout so the gateway never blocks on it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, url) = common::serve_gateway(inst, &["--bind", "127.0.0.1:0"]).await;
     Gateway { child, url }
 }
 
 async fn token(inst: &Install, scope: &str) -> String {
-    let out = inst
-        .cordon(&["token", "create", "--scope", scope, "--name", scope])
-        .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
+    common::gateway_token(inst, scope).await
 }
 
 struct Api {

@@ -265,3 +265,38 @@ fn chown_tree(path: &Path, id: u32) {
         }
     }
 }
+
+/// Start `cordon serve ARGS` and return it with the URL it printed (the rest of its
+/// stdout is drained so the gateway never blocks on it).
+pub async fn serve_gateway(inst: &Install, args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = inst
+        .command()
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("serve printed nothing")
+        .unwrap()
+        .expect("serve exited");
+    let url = first
+        .strip_prefix("cordon gateway listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+/// `cordon token create --scope SCOPE`: the token it printed.
+pub async fn gateway_token(inst: &Install, scope: &str) -> String {
+    let out = inst
+        .cordon(&["token", "create", "--scope", scope, "--name", scope])
+        .await;
+    assert_ok(&out);
+    text(&out.stdout).trim().to_string()
+}
