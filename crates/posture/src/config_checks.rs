@@ -1,0 +1,429 @@
+//! Checks of the config file's text, read leniently: a config that Cordon refuses to
+//! load is reported as `config.invalid` *and* still checked key by key, so a dangerous
+//! setting is named even when another mistake stops the loader first.
+//!
+//! Guarantees: a credential-looking value is reported by kind and line, never quoted;
+//! every finding names the key (`agents.NAME.egress.allow`) it is about.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use secrets::detect_credentials;
+use toml::{Table, Value};
+
+use crate::{Finding, Severity};
+
+/// Suffixes under which anyone can publish content (a wildcard over them lets an agent
+/// reach pages an attacker wrote, or upload to the attacker's bucket).
+const USER_CONTENT: &[&str] = &[
+    "github.io",
+    "githubusercontent.com",
+    "gitlab.io",
+    "s3.amazonaws.com",
+    "amazonaws.com",
+    "cloudfront.net",
+    "blob.core.windows.net",
+    "azurewebsites.net",
+    "storage.googleapis.com",
+    "appspot.com",
+    "web.app",
+    "firebaseapp.com",
+    "herokuapp.com",
+    "vercel.app",
+    "netlify.app",
+    "pages.dev",
+    "workers.dev",
+    "ngrok.io",
+    "ngrok-free.app",
+    "pastebin.com",
+    "glitch.me",
+    "repl.co",
+    "blogspot.com",
+    "wordpress.com",
+];
+
+/// The tier a config declares (`personal` when absent or unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    Personal,
+    Team,
+    Enterprise,
+}
+
+impl Tier {
+    fn of(table: &Table) -> Tier {
+        match table.get("tier").and_then(Value::as_str) {
+            Some("team") => Tier::Team,
+            Some("enterprise") => Tier::Enterprise,
+            _ => Tier::Personal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Personal => "personal",
+            Tier::Team => "team",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+}
+
+fn get<'a>(table: &'a Table, path: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(*p)?.as_table()?;
+    }
+    t.get(*last)
+}
+
+fn str_at<'a>(table: &'a Table, path: &[&str]) -> Option<&'a str> {
+    get(table, path).and_then(Value::as_str)
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Everything the config's text says about the deployment. `path` is only shown.
+pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
+    let mut out = Vec::new();
+    plaintext_secrets(text, path, &mut out);
+    let table: Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Finding::new(
+                "config.unparsable",
+                Severity::Critical,
+                "the config file is not valid TOML",
+                format!("{}: {e}", path.display()),
+                "fix the syntax; `cordon config check` names the line",
+            ));
+            return (None, out);
+        }
+    };
+    if let Err(e) = config::load_str(text, path) {
+        out.push(Finding::new(
+            "config.invalid",
+            Severity::Critical,
+            "Cordon refuses to load this config",
+            e.to_string(),
+            "fix what the error names; `cordon config check` shows it",
+        ));
+    }
+    let tier = Tier::of(&table);
+    gateway(&table, tier, &mut out);
+    sandbox(&table, tier, &mut out);
+    model(&table, &mut out);
+    if tier == Tier::Enterprise
+        && get(&table, &["policy", "files"])
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty())
+    {
+        out.push(Finding::new(
+            "tier.policy_files_missing",
+            Severity::Warn,
+            "tier enterprise requires Cedar policy files",
+            "[policy] files is empty",
+            "write the organisation's rules as Cedar and list them in [policy] files \
+             (docs/policy.md)",
+        ));
+    }
+    if let Some(agents) = table.get("agents").and_then(Value::as_table) {
+        for (name, agent) in agents {
+            if let Some(agent) = agent.as_table() {
+                self::agent(name, agent, tier, &mut out);
+            }
+        }
+    }
+    (Some(tier), out)
+}
+
+fn plaintext_secrets(text: &str, path: &Path, out: &mut Vec<Finding>) {
+    for f in detect_credentials(text) {
+        out.push(Finding::new(
+            "config.plaintext_secret",
+            Severity::Critical,
+            format!("a {} is written in the config file", f.kind),
+            format!("{} line {}", path.display(), line_of(text, f.range.start)),
+            "remove it from the file and rotate it (it may be in backups and history); \
+             store it with `cordon secrets set NAME --hosts HOST`",
+        ));
+    }
+    // Cordon's own gateway tokens: `cdn_` + 43 base64url characters.
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("cdn_") {
+        let start = from + i;
+        let body = &bytes[start + 4..];
+        let n = body
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+            .count();
+        let boundary = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+        if n >= 40 && boundary {
+            out.push(Finding::new(
+                "config.plaintext_token",
+                Severity::Critical,
+                "a gateway token is written in the config file",
+                format!("{} line {}", path.display(), line_of(text, start)),
+                "revoke it (`cordon token revoke ID`) and create a new one; tokens are \
+                 shown once and never belong in a file",
+            ));
+        }
+        from = start + 4;
+    }
+}
+
+fn gateway(table: &Table, tier: Tier, out: &mut Vec<Finding>) {
+    let bind = str_at(table, &["gateway", "bind"]).unwrap_or("127.0.0.1:7777");
+    let Ok(addr) = bind.parse::<SocketAddr>() else {
+        return;
+    };
+    let ip = addr.ip().to_canonical();
+    if ip.is_loopback() {
+        return;
+    }
+    let tls = str_at(table, &["gateway", "tls_cert"]).is_some()
+        && str_at(table, &["gateway", "tls_key"]).is_some();
+    if !tls {
+        out.push(Finding::new(
+            "gateway.bind_public_without_tls",
+            Severity::Critical,
+            "the gateway is set to listen on the network without TLS",
+            format!("[gateway] bind = \"{bind}\", no tls_cert/tls_key"),
+            "bind 127.0.0.1 (reach it over SSH or a reverse proxy), or set [gateway] \
+             tls_cert and tls_key and create a token (`cordon serve` refuses to start \
+             otherwise)",
+        ));
+    } else if tier == Tier::Personal {
+        out.push(Finding::new(
+            "tier.personal_remote_access",
+            Severity::Warn,
+            "tier personal is loopback only, but the gateway listens on the network",
+            format!("tier = \"personal\", [gateway] bind = \"{bind}\""),
+            "bind 127.0.0.1, or declare tier = \"team\" and configure its protections",
+        ));
+    }
+    if ip.is_unspecified()
+        && tier >= Tier::Team
+        && get(table, &["gateway", "trusted_proxies"])
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty())
+    {
+        out.push(Finding::new(
+            "gateway.no_trusted_proxies",
+            Severity::Info,
+            "no trusted proxies: forwarded headers are ignored",
+            format!("[gateway] bind = \"{bind}\", trusted_proxies = []"),
+            "if a reverse proxy fronts the gateway, list its address in \
+             [gateway] trusted_proxies so lockouts apply per real client",
+        ));
+    }
+}
+
+fn sandbox(table: &Table, tier: Tier, out: &mut Vec<Finding>) {
+    if str_at(table, &["sandbox", "backend"]) == Some("none") {
+        out.push(Finding::new(
+            "sandbox.backend_none",
+            Severity::Critical,
+            "tool commands run on the host without any isolation",
+            "[sandbox] backend = \"none\"",
+            "use backend = \"native\" (needs user namespaces) or \"docker\"/\"podman\"; \
+             `cordon sandbox explain` shows what this host supports",
+        ));
+    }
+    let scope = str_at(table, &["sandbox", "scope"]).unwrap_or("task");
+    if tier == Tier::Enterprise && scope != "call" {
+        out.push(Finding::new(
+            "tier.sandbox_scope",
+            Severity::Warn,
+            "tier enterprise requires a fresh sandbox per call",
+            format!("[sandbox] scope = \"{scope}\""),
+            "set [sandbox] scope = \"call\"",
+        ));
+    }
+}
+
+fn model(table: &Table, out: &mut Vec<Finding>) {
+    let Some(url) = str_at(table, &["model", "base_url"]) else {
+        return;
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return;
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    let local = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        out.push(Finding::new(
+            "model.plaintext_endpoint",
+            Severity::Warn,
+            "prompts, tool output and the API key go to the model in clear text",
+            format!("[model] base_url = \"{url}\""),
+            "use https:// (or a model on this machine)",
+        ));
+    }
+}
+
+fn agent(name: &str, agent: &Table, tier: Tier, out: &mut Vec<Finding>) {
+    let mode = str_at(agent, &["exec", "mode"]).unwrap_or("ask");
+    let allow: Vec<&str> = get(agent, &["egress", "allow"])
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let key = format!("agents.{name}.egress.allow");
+    let mut open = false;
+    for pattern in &allow {
+        let p = pattern.trim().to_ascii_lowercase();
+        let host = p.split(':').next().unwrap_or("");
+        if host == "*" {
+            open = true;
+            out.push(Finding::new(
+                "egress.allow_any",
+                Severity::Critical,
+                format!("agent `{name}` may connect to any host"),
+                format!("{key} contains \"{pattern}\""),
+                "list the hosts the agent needs (e.g. \"api.github.com\")",
+            ));
+        } else if let Some(rest) = host.strip_prefix("*.") {
+            if !rest.contains('.') {
+                open = true;
+                out.push(Finding::new(
+                    "egress.allow_tld",
+                    Severity::Critical,
+                    format!("agent `{name}` may connect to a whole top-level domain"),
+                    format!("{key} contains \"{pattern}\""),
+                    "list the hosts the agent needs",
+                ));
+            } else if USER_CONTENT
+                .iter()
+                .any(|s| rest == *s || rest.ends_with(&format!(".{s}")))
+            {
+                out.push(Finding::new(
+                    "egress.wildcard_user_content",
+                    Severity::Warn,
+                    format!(
+                        "agent `{name}` may reach any site under `{rest}`, where anyone can \
+                         publish (a place to fetch instructions from or upload data to)"
+                    ),
+                    format!("{key} contains \"{pattern}\""),
+                    "name the exact host (e.g. \"myorg.github.io\")",
+                ));
+            }
+        }
+    }
+    match mode {
+        "auto" if open => out.push(Finding::new(
+            "exec.auto_with_open_egress",
+            Severity::Critical,
+            format!(
+                "agent `{name}` runs any command without asking and may connect anywhere: a \
+                 prompt injection is one step from exfiltration"
+            ),
+            format!("agents.{name}.exec.mode = \"auto\" with {key} = {allow:?}"),
+            "use exec.mode = \"allowlist\" or \"ask\", and list exact hosts",
+        )),
+        "auto" => out.push(Finding::new(
+            "exec.auto",
+            if tier == Tier::Personal {
+                Severity::Warn
+            } else {
+                Severity::Info
+            },
+            format!("agent `{name}` runs any command without asking (still sandboxed)"),
+            format!("agents.{name}.exec.mode = \"auto\""),
+            "tier personal presets exec.mode = \"ask\"; use \"allowlist\" for the commands \
+             the agent needs",
+        )),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(text: &str) -> Vec<&'static str> {
+        check(text, Path::new("cordon.toml"))
+            .1
+            .iter()
+            .map(|f| f.id)
+            .collect()
+    }
+
+    #[test]
+    fn dangerous_settings_are_named_even_when_the_loader_refuses_the_file() {
+        let found = ids(
+            "[agents.a]\nworkspace = \"/w\"\n[agents.a.exec]\nmode = \"auto\"\n\
+             [agents.a.egress]\nallow = [\"*\"]\n",
+        );
+        assert!(found.contains(&"config.invalid"), "{found:?}");
+        assert!(found.contains(&"egress.allow_any"), "{found:?}");
+        assert!(found.contains(&"exec.auto_with_open_egress"), "{found:?}");
+        let found = ids(
+            "[agents.a]\nworkspace = \"/w\"\n[agents.a.egress]\nallow = [\"*.com\", \"*.github.io\"]\n",
+        );
+        assert!(found.contains(&"egress.allow_tld"), "{found:?}");
+        assert!(found.contains(&"egress.wildcard_user_content"), "{found:?}");
+    }
+
+    #[test]
+    fn public_bind_sandbox_none_and_plaintext_credentials() {
+        let text = format!(
+            "[gateway]\nbind = \"0.0.0.0:7777\"\n[sandbox]\nbackend = \"none\"\n\
+             # token = \"cdn_{}\"\n# key = \"ghp_{}\"\n",
+            "A".repeat(43),
+            "a1B2".repeat(9)
+        );
+        let (_, findings) = check(&text, Path::new("c.toml"));
+        let found: Vec<_> = findings.iter().map(|f| f.id).collect();
+        for id in [
+            "gateway.bind_public_without_tls",
+            "sandbox.backend_none",
+            "config.plaintext_token",
+            "config.plaintext_secret",
+        ] {
+            assert!(found.contains(&id), "{id} missing from {found:?}");
+        }
+        let token = findings
+            .iter()
+            .find(|f| f.id == "config.plaintext_token")
+            .unwrap();
+        assert_eq!(token.evidence, "c.toml line 5");
+        assert!(findings.iter().all(|f| !f.evidence.contains("ghp_")));
+        let key = findings
+            .iter()
+            .find(|f| f.id == "config.plaintext_secret")
+            .unwrap();
+        assert_eq!(key.evidence, "c.toml line 6");
+        // TLS configured: no longer critical, but below tier personal.
+        let found = ids("[gateway]\nbind = \"0.0.0.0:7777\"\ntls_cert = \"c\"\ntls_key = \"k\"\n");
+        assert!(
+            !found.contains(&"gateway.bind_public_without_tls"),
+            "{found:?}"
+        );
+        assert!(found.contains(&"tier.personal_remote_access"), "{found:?}");
+    }
+
+    #[test]
+    fn every_init_template_has_no_critical_finding() {
+        for tier in [
+            config::Tier::Personal,
+            config::Tier::Team,
+            config::Tier::Enterprise,
+        ] {
+            let text = config::init_template(tier);
+            let (_, findings) = check(&text, Path::new("cordon.toml"));
+            let critical: Vec<_> = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Critical)
+                .collect();
+            assert!(critical.is_empty(), "{tier:?}: {critical:?}");
+        }
+    }
+}
