@@ -41,6 +41,10 @@ pub enum Command {
     },
     /// Talk to an agent in the terminal; approvals are asked inline. Resumes the agent's
     /// last session unless --new. Type /new for a fresh session, /exit to leave.
+    ///
+    /// With --remote, talk to an agent of a running gateway (`cordon serve`) instead, as
+    /// the web UI does; a new session unless --session. The token is read from
+    /// $CORDON_TOKEN or asked for without echo, never from the command line or the URL.
     Chat {
         /// Agent to use (from `[agents.NAME]`).
         #[arg(long, default_value = "default")]
@@ -48,6 +52,18 @@ pub enum Command {
         /// Start a new session instead of resuming the last one.
         #[arg(long)]
         new: bool,
+        /// The gateway's URL, e.g. https://cordon.example:7777. Plain http:// only to
+        /// this machine (127.0.0.1, [::1], localhost). No query, fragment or credentials.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// With --remote: resume this session (an id from the web UI) instead of
+        /// starting one.
+        #[arg(long, value_name = "ID", requires = "remote", conflicts_with = "new")]
+        session: Option<String>,
+        /// With --remote: also trust this CA certificate (PEM file) for the gateway's
+        /// TLS, besides the built-in web roots.
+        #[arg(long, value_name = "FILE", requires = "remote")]
+        ca: Option<PathBuf>,
     },
     /// The audit log.
     Log {

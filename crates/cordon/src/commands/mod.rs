@@ -8,6 +8,7 @@ mod init;
 mod log;
 mod memory_cmd;
 mod policy_cmd;
+mod remote;
 mod run;
 mod sandbox_cmd;
 mod secrets_cmd;
@@ -22,7 +23,14 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Init { tier, force } => init::init(tier.into(), force),
         Command::Run { agent, task } => run::run(&agent, &task.join(" ")).await,
-        Command::Chat { agent, new } => chat::chat(&agent, new).await,
+        Command::Chat {
+            agent,
+            remote: Some(url),
+            session,
+            ca,
+            new: _,
+        } => remote::chat(&url, &agent, session.as_deref(), ca.as_deref()).await,
+        Command::Chat { agent, new, .. } => chat::chat(&agent, new).await,
         Command::Log { command } => log::log(command),
         Command::Config { command } => config_cmd::config(command),
         Command::Sandbox { command } => sandbox_cmd::sandbox(command).await,
