@@ -121,6 +121,33 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Check this deployment the way an attacker would look at it: config, files, what
+    /// listens, the host. Exits 1 on any critical finding.
+    Audit {
+        /// Findings as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Apply the safe, local fixes (file modes) and report each.
+        #[arg(long)]
+        fix: bool,
+        /// Also check the sandbox layers this kernel applies and Docker's published
+        /// ports (slower).
+        #[arg(long)]
+        deep: bool,
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// What a fully compromised agent could reach: hosts, secrets and where they can be
+    /// sent, writable paths, actions without a human — from the effective policy.
+    BlastRadius {
+        /// Only this agent (default: every agent).
+        #[arg(long)]
+        agent: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

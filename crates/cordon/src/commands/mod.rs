@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod approvals_cmd;
+mod audit_cmd;
 mod chat;
 mod config_cmd;
 mod egress_cmd;
@@ -41,5 +42,16 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => policy_cmd::policy(command),
         Command::Serve { bind } => serve_cmd::serve(bind).await,
         Command::Token { command } => token_cmd::token(command),
+        Command::Audit {
+            json,
+            fix,
+            deep,
+            command,
+        } => match command {
+            None => audit_cmd::audit(json, fix, deep),
+            Some(crate::cli::AuditCommand::BlastRadius { agent }) => {
+                audit_cmd::blast_radius(agent.as_deref(), json)
+            }
+        },
     }
 }

@@ -1,0 +1,345 @@
+//! `cordon audit [--json] [--fix] [--deep]` and `cordon audit blast-radius [--agent NAME]`:
+//! the deployment as an attacker would look at it (`crates/posture`), and what a fully
+//! compromised agent could reach.
+//!
+//! Exit status: 1 when any finding is critical, 0 otherwise (2 for usage errors). The
+//! audit reads; only `--fix` changes anything (file modes), and it says what it changed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use config::{HostPattern, Paths};
+use posture::{Finding, Severity, blast, config_checks, host, sorted};
+use serde_json::json;
+
+/// Tokens older than this are worth rotating.
+const TOKEN_OLD_DAYS: i64 = 90;
+/// A secret bound to more hosts than this is reusable in too many places.
+const SECRET_MAX_HOSTS: usize = 3;
+
+pub fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
+    let paths = Paths::from_env();
+    let file = &paths.config_file;
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "cannot read the config {} (run `cordon init` first, or point CORDON_CONFIG at it)",
+            file.display()
+        )
+    })?;
+    let (tier, mut findings) = config_checks::check(&text, file);
+    let loaded = config::load_str(&text, file).ok();
+    let mut fixed = Vec::new();
+
+    // Files and the state directory.
+    let guarded = host::guarded_files(file, &paths.state_dir);
+    if fix {
+        fixed.extend(host::fix_modes(&guarded));
+    }
+    findings.extend(host::check_modes(&guarded));
+    if let Some(f) = host::running_as_root(rustix::process::geteuid().as_raw()) {
+        findings.push(f);
+    }
+
+    if let Some(cfg) = &loaded {
+        for (name, agent) in &cfg.agents {
+            findings.extend(host::env_files(name, &agent.workspace));
+        }
+        findings.extend(state_checks(&paths));
+        // What really listens on the gateway's port.
+        if let Ok(bind) = cfg.gateway.bind.parse::<SocketAddr>() {
+            let tls = cfg.gateway.tls_cert.is_some() && cfg.gateway.tls_key.is_some();
+            let (_, f) = host::gateway_exposure(bind.port(), tls, Path::new("/proc/net"));
+            findings.extend(f);
+            if deep {
+                findings.extend(docker_published(bind.port()));
+            }
+        }
+        if deep {
+            findings.extend(sandbox_layers(cfg));
+        }
+    }
+    let metadata = host::reachable(host::METADATA, Duration::from_millis(300));
+    findings.extend(host::metadata_from_host(metadata));
+
+    let findings = sorted(findings);
+    let critical = findings.iter().any(|f| f.severity == Severity::Critical);
+    if json_out {
+        let out = json!({
+            "config": file.display().to_string(),
+            "tier": tier.map(config_checks::Tier::as_str),
+            "findings": findings,
+            "fixed": fixed,
+            "critical": critical,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_findings(file, tier, &findings, &fixed);
+    }
+    Ok(if critical {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_findings(
+    file: &Path,
+    tier: Option<config_checks::Tier>,
+    findings: &[Finding],
+    fixed: &[String],
+) {
+    println!(
+        "cordon audit of {} (tier {})",
+        file.display(),
+        tier.map_or("unknown", config_checks::Tier::as_str)
+    );
+    for line in fixed {
+        println!("  {line}");
+    }
+    if findings.is_empty() {
+        println!("no findings");
+        return;
+    }
+    for f in findings {
+        println!("\n[{}] {}: {}", f.severity.as_str(), f.id, f.title);
+        println!("  evidence: {}", f.evidence);
+        println!("  remedy:   {}", f.remedy);
+    }
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    println!(
+        "\n{} critical, {} warn, {} info",
+        count(Severity::Critical),
+        count(Severity::Warn),
+        count(Severity::Info)
+    );
+}
+
+/// Tokens, the audit log and vault bindings (state that exists only after use).
+fn state_checks(paths: &Paths) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let audit_dir = paths.audit_dir();
+    if audit_dir.exists()
+        && let Err(e) = audit::verify(&audit_dir)
+    {
+        out.push(Finding::new(
+            "audit.verify_failed",
+            Severity::Critical,
+            "the audit log does not verify: records were changed, removed or reordered",
+            e.to_string(),
+            "keep the damaged log for investigation (copy it elsewhere); `cordon log \
+             verify` names the first bad record",
+        ));
+    }
+    if paths.db_file().exists()
+        && let Ok(store) = store::Store::open(&paths.db_file())
+        && let Ok(tokens) = store.list_tokens(false)
+    {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        for t in tokens {
+            let Ok(created) = time::PrimitiveDateTime::parse(&t.created_at, fmt) else {
+                continue;
+            };
+            let age = (now - created.assume_utc()).whole_days();
+            if age > TOKEN_OLD_DAYS {
+                out.push(Finding::new(
+                    "tokens.old",
+                    Severity::Warn,
+                    format!("token `{}` ({}) is {age} days old", t.name, t.scope),
+                    format!("token {} created {}", t.id, t.created_at),
+                    format!(
+                        "create a new one and `cordon token revoke {}`; prefer --ttl 30d",
+                        t.id
+                    ),
+                ));
+            }
+        }
+    }
+    if let Ok(vault) = secrets::Vault::open(&paths.state_dir) {
+        for s in vault.list() {
+            let wild: Vec<String> = s
+                .hosts
+                .iter()
+                .filter(|h| h.is_wildcard())
+                .map(ToString::to_string)
+                .collect();
+            if s.hosts.len() > SECRET_MAX_HOSTS || !wild.is_empty() {
+                let hosts: Vec<String> = s.hosts.iter().map(ToString::to_string).collect();
+                out.push(Finding::new(
+                    "secrets.bound_too_widely",
+                    Severity::Warn,
+                    format!("secret {} may be sent to many hosts", s.name),
+                    format!("bound to {}", hosts.join(", ")),
+                    format!(
+                        "bind it to the one API host that needs it: `cordon secrets set {} \
+                         --hosts HOST`",
+                        s.name
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Sandbox layers this kernel cannot apply.
+fn sandbox_layers(cfg: &config::Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Ok(backend) = crate::setup::sandbox_backend(cfg) else {
+        return out;
+    };
+    let Some((_, agent)) = cfg.agents.iter().next() else {
+        return out;
+    };
+    let profile = runtime::sandbox_profile(cfg, &agent.workspace);
+    let e = backend.explain(&profile);
+    for l in e.layers.iter().filter(|l| !l.active) {
+        out.push(Finding::new(
+            "sandbox.layer_unavailable",
+            Severity::Warn,
+            format!("sandbox layer {} is not applied on this host", l.layer),
+            l.detail.clone(),
+            "see `cordon sandbox explain`; a newer kernel or enabling the feature restores it",
+        ));
+    }
+    out
+}
+
+/// Docker containers publishing the gateway's port on every interface.
+fn docker_published(port: u16) -> Vec<Finding> {
+    let Ok(out) = std::process::Command::new("docker")
+        .args(["ps", "--format", "{{.Names}}\t{{.Ports}}"])
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let (name, ports) = line.split_once('\t').unwrap_or((line, ""));
+        for p in ports.split(", ") {
+            let public =
+                p.starts_with("0.0.0.0:") || p.starts_with("[::]:") || p.starts_with(":::");
+            if public && p.contains(&format!(":{port}->")) {
+                found.push(Finding::new(
+                    "docker.port_published_public",
+                    Severity::Critical,
+                    format!("container `{name}` publishes Cordon's port on every interface"),
+                    format!("docker ps: {p}"),
+                    format!("publish it as 127.0.0.1:{port}:{port} (see `cordon deploy compose`)"),
+                ));
+            }
+        }
+    }
+    found
+}
+
+pub fn blast_radius(agent: Option<&str>, json_out: bool) -> Result<ExitCode> {
+    let paths = Paths::from_env();
+    let cfg = crate::setup::load_config(&paths)?;
+    let names: Vec<String> = match agent {
+        Some(a) => {
+            crate::setup::agent_config(&cfg, a)?;
+            vec![a.to_string()]
+        }
+        None => cfg.agents.keys().cloned().collect(),
+    };
+    if names.is_empty() {
+        bail!("the config has no agents");
+    }
+    let (vault, vault_note) = match secrets::Vault::open(&paths.state_dir) {
+        Ok(v) => (
+            v.list()
+                .into_iter()
+                .map(|s| (s.name, s.hosts))
+                .collect::<BTreeMap<String, Vec<HostPattern>>>(),
+            None,
+        ),
+        Err(e) => (
+            BTreeMap::new(),
+            Some(format!("vault not readable ({e}): secret bindings unknown")),
+        ),
+    };
+    let mut radii = Vec::new();
+    for name in &names {
+        let policy = crate::setup::load_policy_from(&paths, &cfg, name)?;
+        let memory = paths.state_dir.join("agents").join(name).join("memory");
+        radii.push(blast::blast_radius(
+            name,
+            &cfg.agents[name],
+            &policy,
+            &vault,
+            &memory.display().to_string(),
+        ));
+    }
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "agents": radii, "note": vault_note }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(n) = vault_note {
+        println!("note: {n}");
+    }
+    for r in &radii {
+        println!("agent `{}` — if its model were fully compromised:", r.agent);
+        println!("  worst:");
+        for w in &r.worst {
+            println!("    [{}] {}", w.severity.as_str(), w.what);
+        }
+        if r.worst.is_empty() {
+            println!("    nothing without a human");
+        }
+        println!("  hosts reachable without a human:");
+        for h in &r.hosts {
+            println!("    {} ({})", h.pattern, h.methods.join(", "));
+        }
+        if r.hosts.is_empty() {
+            println!("    none");
+        }
+        println!("  secrets:");
+        for s in &r.secrets {
+            println!(
+                "    {}: bound to {}; usable without a human at {}",
+                s.name,
+                if s.bound.is_empty() {
+                    "nothing (not in the vault)".to_string()
+                } else {
+                    s.bound.join(", ")
+                },
+                if s.usable_at.is_empty() {
+                    "none".to_string()
+                } else {
+                    s.usable_at.join(", ")
+                }
+            );
+        }
+        if r.secrets.is_empty() {
+            println!("    none");
+        }
+        println!("  writable without a human: {}", list_or_none(&r.writable));
+        println!("  without a human: {}", list_or_none(&r.without_human));
+        println!("  after a human approves: {}", list_or_none(&r.with_human));
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
+}
