@@ -1,0 +1,258 @@
+//! `cordon audit` end to end: deliberately bad deployments each get their finding and
+//! exit 1, fresh `cordon init` configs of every tier have no critical finding, the
+//! gateway's real listening address is read from the kernel, and the blast radius
+//! follows the config.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{AgentSetup, Install, text};
+use serde_json::Value;
+
+fn install() -> Install {
+    Install::new("http://127.0.0.1:9/v1", AgentSetup::default())
+}
+
+fn append(inst: &Install, extra: &str) {
+    let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
+    cfg.push_str(extra);
+    std::fs::write(&inst.config, cfg).unwrap();
+}
+
+/// `cordon audit --json`: exit code and findings.
+async fn audit(inst: &Install, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["audit", "--json"];
+    args.extend_from_slice(extra);
+    let out = inst.cordon(&args).await;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn finding<'a>(report: &'a Value, id: &str) -> Option<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+}
+
+fn critical(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "critical")
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_bad_deployment_gets_its_finding_and_exit_1() {
+    // (what is appended to a good config, the finding, its severity)
+    let token = format!("cdn_{}", "x".repeat(43));
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "\n[gateway]\nbind = \"0.0.0.0:7777\"\n".into(),
+            "gateway.bind_public_without_tls",
+        ),
+        (
+            "\n[sandbox]\nbackend = \"none\"\ni_understand_this_disables_isolation = true\n".into(),
+            "sandbox.backend_none",
+        ),
+        (
+            format!("\n# gateway token: {token}\n"),
+            "config.plaintext_token",
+        ),
+    ];
+    for (extra, id) in cases {
+        let inst = install();
+        append(&inst, &extra);
+        let (code, report) = audit(&inst, &[]).await;
+        let f = finding(&report, id).unwrap_or_else(|| panic!("{id} missing: {report:#}"));
+        assert_eq!(f["severity"], "critical", "{f}");
+        assert_eq!(code, 1, "{id}");
+        assert!(!report.to_string().contains(&token), "the token was echoed");
+    }
+
+    // exec auto with every host allowed: the loader refuses it, the audit still names it.
+    let inst = Install::new(
+        "http://127.0.0.1:9/v1",
+        AgentSetup {
+            exec_mode: "auto",
+            egress_allow: r#"["*"]"#,
+            ..AgentSetup::default()
+        },
+    );
+    let (code, report) = audit(&inst, &[]).await;
+    assert_eq!(code, 1);
+    for id in [
+        "egress.allow_any",
+        "exec.auto_with_open_egress",
+        "config.invalid",
+    ] {
+        assert!(finding(&report, id).is_some(), "{id} missing: {report:#}");
+    }
+
+    // A world-readable vault: found, and fixed by --fix.
+    let inst = install();
+    let out = inst
+        .cordon_stdin(
+            &["secrets", "set", "GH", "--hosts", "api.github.com"],
+            "ghs-value-1234\n",
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let vault = inst.state.join("vault").join("secrets.enc");
+    std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, report) = audit(&inst, &[]).await;
+    assert_eq!(code, 1);
+    let f = finding(&report, "files.vault_readable").expect("vault finding");
+    assert!(f["evidence"].as_str().unwrap().contains("0644"), "{f}");
+    let (code, report) = audit(&inst, &["--fix"]).await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["fixed"][0]
+            .as_str()
+            .unwrap()
+            .contains("0644 -> 0600"),
+        "{report:#}"
+    );
+    assert!(finding(&report, "files.vault_readable").is_none());
+}
+
+#[tokio::test]
+async fn fresh_init_of_every_tier_has_no_critical_finding() {
+    for tier in ["personal", "team", "enterprise"] {
+        let inst = install();
+        let out = inst.cordon(&["init", "--tier", tier, "--force"]).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let (code, report) = audit(&inst, &[]).await;
+        assert_eq!(
+            critical(&report),
+            Vec::<String>::new(),
+            "{tier}: {report:#}"
+        );
+        assert_eq!(code, 0, "{tier}");
+        assert_eq!(report["tier"], tier);
+    }
+}
+
+#[tokio::test]
+async fn the_real_listening_address_of_a_tls_gateway_is_reported() {
+    let inst = install();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = inst.config.parent().unwrap();
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    std::fs::write(dir.join("tls/cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("tls/key.pem"), key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    append(
+        &inst,
+        &format!(
+            "\n[gateway]\nbind = \"0.0.0.0:{port}\"\ntls_cert = \"tls/cert.pem\"\n\
+             tls_key = \"tls/key.pem\"\n"
+        ),
+    );
+    // Nothing listens yet: nothing reported.
+    let (_, report) = audit(&inst, &[]).await;
+    assert!(
+        finding(&report, "host.gateway_listens_public").is_none(),
+        "{report:#}"
+    );
+
+    common::gateway_token(&inst, "read").await;
+    let (mut child, _url) = common::serve_gateway(&inst, &[]).await;
+    let (_, report) = audit(&inst, &[]).await;
+    let f = finding(&report, "host.gateway_listens_public")
+        .unwrap_or_else(|| panic!("no listening finding: {report:#}"));
+    assert_eq!(f["severity"], "info");
+    assert!(
+        f["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("0.0.0.0:{port}")),
+        "{f}"
+    );
+    assert!(finding(&report, "gateway.bind_public_without_tls").is_none());
+    child.kill().await.ok();
+}
+
+async fn radius(inst: &Install) -> Value {
+    let out = inst.cordon(&["audit", "blast-radius", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["agents"][0].clone()
+}
+
+#[tokio::test]
+async fn blast_radius_lists_exactly_the_bound_secret_and_allowed_hosts() {
+    let inst = Install::new(
+        "http://127.0.0.1:9/v1",
+        AgentSetup {
+            egress_allow: r#"["api.github.com", "docs.rs"]"#,
+            ..AgentSetup::default()
+        },
+    );
+    let out = inst
+        .cordon_stdin(
+            &["secrets", "set", "GH", "--hosts", "api.github.com"],
+            "ghs-value-1234\n",
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
+    cfg = cfg.replace(
+        "allow = [\"api.github.com\", \"docs.rs\"]",
+        "allow = [\"api.github.com\", \"docs.rs\"]\nsecrets = [\"GH\"]",
+    );
+    std::fs::write(&inst.config, &cfg).unwrap();
+
+    let r = radius(&inst).await;
+    let hosts: Vec<&str> = r["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["pattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["api.github.com", "docs.rs"]);
+    assert_eq!(r["secrets"][0]["name"], "GH");
+    assert_eq!(
+        r["secrets"][0]["usable_at"],
+        serde_json::json!(["api.github.com"])
+    );
+
+    // A changed config changes the answer.
+    std::fs::write(
+        &inst.config,
+        cfg.replace("\"docs.rs\"]", "\"docs.rs\", \"crates.io\"]")
+            .replace("mode = \"ask\"", "mode = \"auto\""),
+    )
+    .unwrap();
+    let r = radius(&inst).await;
+    let hosts: Vec<&str> = r["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["pattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["api.github.com", "docs.rs", "crates.io"]);
+    assert_eq!(r["worst"][0]["severity"], "critical", "{r:#}");
+    let out = inst
+        .cordon(&["audit", "blast-radius", "--agent", "nope"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("known agents: default"),
+        "{}",
+        text(&out.stderr)
+    );
+}
