@@ -137,6 +137,49 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<AuditCommand>,
     },
+    /// Hardened deployment files generated from the config and its tier: a compose
+    /// project, a systemd unit, Kubernetes manifests or host firewall rules. Each comes
+    /// with its own cordon.toml (the config with only paths, bind and TLS moved) and
+    /// comments on every setting the native sandbox needs relaxed, and why. Prints to
+    /// stdout unless --out.
+    Deploy {
+        /// What to generate.
+        #[arg(value_enum)]
+        target: DeployTarget,
+        /// Write the files into DIR (created 0755 if missing; files 0644) and print each
+        /// path, instead of printing the files.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// With --out: replace files whose contents differ (otherwise nothing is written).
+        #[arg(long, requires = "out")]
+        force: bool,
+    },
+}
+
+/// A `cordon deploy` target.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeployTarget {
+    /// compose.yaml, Dockerfile, cordon-seccomp.json and cordon.toml: one hardened
+    /// container, published on 127.0.0.1.
+    Compose,
+    /// cordon.service (systemd sandboxing on) and cordon.toml.
+    Systemd,
+    /// cordon-k8s.yaml: Namespace, ConfigMap, PVC, Deployment, Service, NetworkPolicy.
+    Kubernetes,
+    /// nftables and iptables rules dropping traffic to the cloud metadata service,
+    /// DOCKER-USER included.
+    Firewall,
+}
+
+impl From<DeployTarget> for crate::deploy::Target {
+    fn from(t: DeployTarget) -> crate::deploy::Target {
+        match t {
+            DeployTarget::Compose => crate::deploy::Target::Compose,
+            DeployTarget::Systemd => crate::deploy::Target::Systemd,
+            DeployTarget::Kubernetes => crate::deploy::Target::Kubernetes,
+            DeployTarget::Firewall => crate::deploy::Target::Firewall,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

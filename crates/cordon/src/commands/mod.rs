@@ -4,6 +4,7 @@ mod approvals_cmd;
 mod audit_cmd;
 mod chat;
 mod config_cmd;
+mod deploy;
 mod egress_cmd;
 mod init;
 mod log;
@@ -53,5 +54,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 audit_cmd::blast_radius(agent.as_deref(), json)
             }
         },
+        Command::Deploy { target, out, force } => {
+            deploy::deploy(target.into(), out.as_deref(), force).await
+        }
     }
 }
