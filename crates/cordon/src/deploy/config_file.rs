@@ -60,7 +60,8 @@ pub fn render(plan: &Plan, place: &Placement, target: &str) -> Result<String> {
          #   gateway.bind          -> {}\n",
         place.bind,
     ));
-    head.push_str(&comment(place.gateway_note, "    "));
+    // The reason, hanging under its line.
+    head.push_str(&comment(place.gateway_note, "").replace("# ", "#     "));
     if let Some((c, k)) = &place.tls {
         head.push_str(&format!("#   gateway.tls_cert/key  -> {c}, {k}\n"));
     }

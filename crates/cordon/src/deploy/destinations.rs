@@ -33,7 +33,7 @@ pub enum Outcome {
     Addresses {
         addrs: Vec<IpAddr>,
         how: String,
-        refused: Vec<(IpAddr, &'static str)>,
+        refused: Vec<(IpAddr, String)>,
     },
     /// No rule, for this reason.
     NoRule(String),
@@ -97,7 +97,13 @@ pub async fn resolve(plan: &Plan) -> Result<Vec<Destination>> {
                         let (mut ok, mut refused) = (Vec::new(), Vec::new());
                         for ip in addrs {
                             match egress::address::refusal(ip) {
-                                Some(why) if !in_ranges(&ip) => refused.push((ip, why)),
+                                Some(why) if !in_ranges(&ip) => refused.push((
+                                    ip,
+                                    format!(
+                                        "{why}, which the egress proxy refuses \
+                                         (egress.allow_ranges can exempt a range)"
+                                    ),
+                                )),
                                 _ => ok.push(ip),
                             }
                         }
@@ -131,11 +137,11 @@ fn model_outcome(addrs: Vec<IpAddr>, how: String) -> Outcome {
     let (mut ok, mut refused) = (Vec::new(), Vec::new());
     for ip in addrs {
         if ip.is_loopback() {
-            refused.push((ip, "loopback: inside a pod that is the pod itself"));
+            refused.push((ip, "loopback: inside a pod that is the pod itself".into()));
         } else if egress::address::refusal(ip).is_some_and(|why| why.starts_with("link-local"))
             || matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
         {
-            refused.push((ip, "link-local (cloud metadata lives there)"));
+            refused.push((ip, "link-local (cloud metadata lives there)".into()));
         } else {
             ok.push(ip);
         }

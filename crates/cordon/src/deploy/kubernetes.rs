@@ -331,7 +331,8 @@ fn deployment(y: &mut String, plan: &Plan) {
                  - name: \"config\"\n          \
                    configMap:\n            \
                      name: \"cordon-config\"\n            \
-                     defaultMode: 0444\n            \
+                     # 0444 (written in decimal: YAML 1.1 and 1.2 read octal differently).\n            \
+                     defaultMode: 292\n            \
                      items:\n              \
                        - key: \"cordon.toml\"\n                \
                          path: \"cordon.toml\"\n",
@@ -366,8 +367,8 @@ fn deployment(y: &mut String, plan: &Plan) {
         "        - name: \"tls\"\n          \
                    secret:\n            \
                      secretName: \"cordon-tls\"\n            \
-                     # Group-readable for fsGroup {UID}, nobody else.\n            \
-                     defaultMode: 0440\n        \
+                     # 0440, group-readable for fsGroup {UID}, nobody else (in decimal).\n            \
+                     defaultMode: 288\n        \
                  - name: \"state\"\n          \
                    persistentVolumeClaim:\n            \
                      claimName: \"cordon-state\"\n        \
@@ -449,65 +450,55 @@ fn network_policy(y: &mut String, plan: &Plan, destinations: &[Destination]) {
         port = plan.bind.port(),
     );
     for d in destinations {
-        let ports = d
-            .ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        match &d.outcome {
+        let ports = match d.ports.as_slice() {
+            [one] => format!("port {one}"),
+            many => format!(
+                "ports {}",
+                many.iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let what = format!("{}: {} ({ports})", d.purpose, one_line(&d.host));
+        let (addrs, how, refused) = match &d.outcome {
             Outcome::NoRule(why) => {
-                let _ = writeln!(
-                    y,
-                    "    # {}: {} (ports {ports}): NO RULE: {}",
-                    d.purpose,
-                    one_line(&d.host),
-                    one_line(why)
-                );
+                y.push_str(&comment(
+                    &format!("{what}: NO RULE: {}", one_line(why)),
+                    "    ",
+                ));
+                continue;
             }
             Outcome::Addresses {
                 addrs,
                 how,
                 refused,
-            } => {
-                for (ip, why) in refused {
-                    let _ = writeln!(
-                        y,
-                        "    # {}: {} -> {ip} left out: {why}",
-                        d.purpose,
-                        one_line(&d.host)
-                    );
-                }
-                if addrs.is_empty() {
-                    // An empty `to` would allow every destination: never write one.
-                    let _ = writeln!(
-                        y,
-                        "    # {}: {} (ports {ports}): NO RULE: no usable address",
-                        d.purpose,
-                        one_line(&d.host)
-                    );
-                    continue;
-                }
-                let _ = write!(
-                    y,
-                    "    # {}: {} (ports {ports}), {}\n    - to:\n",
-                    d.purpose,
-                    one_line(&d.host),
-                    one_line(how)
-                );
-                for ip in addrs {
-                    let prefix = if ip.is_ipv4() { 32 } else { 128 };
-                    let _ = write!(
-                        y,
-                        "        - ipBlock:\n            cidr: {}\n",
-                        q(&format!("{ip}/{prefix}"))
-                    );
-                }
-                let _ = writeln!(y, "      ports:");
-                for p in &d.ports {
-                    let _ = write!(y, "        - protocol: \"TCP\"\n          port: {p}\n");
-                }
-            }
+            } => (addrs, how, refused),
+        };
+        for (ip, why) in refused {
+            y.push_str(&comment(&format!("{what}: {ip} left out: {why}"), "    "));
+        }
+        if addrs.is_empty() {
+            // An empty `to` would allow every destination: never write one.
+            y.push_str(&comment(
+                &format!("{what}: NO RULE: no usable address"),
+                "    ",
+            ));
+            continue;
+        }
+        y.push_str(&comment(&format!("{what}, {}", one_line(how)), "    "));
+        y.push_str("    - to:\n");
+        for ip in addrs {
+            let prefix = if ip.is_ipv4() { 32 } else { 128 };
+            let _ = write!(
+                y,
+                "        - ipBlock:\n            cidr: {}\n",
+                q(&format!("{ip}/{prefix}"))
+            );
+        }
+        y.push_str("      ports:\n");
+        for p in &d.ports {
+            let _ = write!(y, "        - protocol: \"TCP\"\n          port: {p}\n");
         }
     }
 }

@@ -24,9 +24,11 @@ pub fn q(s: &str) -> String {
     out
 }
 
-/// YAML's c-printable set, without TAB, LF and CR (escaped instead).
+/// YAML's c-printable set, without TAB, LF and CR (escaped instead), and without what
+/// libyaml also reads as a line break (NEL, LS, PS) or a byte order mark.
 fn printable(c: char) -> bool {
-    matches!(c, ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+    matches!(c, ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+        && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
         || u32::from(c) > 0xFFFF
 }
 
@@ -70,6 +72,8 @@ mod tests {
         assert_eq!(q("no"), "\"no\"");
         assert_eq!(q("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
         assert_eq!(q("\u{7f}\u{1}"), "\"\\u007F\\u0001\"");
+        assert_eq!(q("a\u{85}b\u{2028}"), "\"a\\u0085b\\u2028\"");
+        assert_eq!(block("a\u{85}b\n", 2), "\"a\\u0085b\\n\"");
         assert_eq!(compose_q("$HOME"), "\"$$HOME\"");
     }
 
