@@ -154,6 +154,14 @@ pub enum Command {
         #[arg(long, requires = "out")]
         force: bool,
     },
+    /// Watch a prompt-injection attack meet Cordon, offline with a scripted model, in a
+    /// throwaway directory (deleted afterwards unless --keep).
+    Demo {
+        /// Keep the demo's config, state (audit log, store, vault) and workspace in DIR,
+        /// which must not exist yet.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
 }
 
 /// A `cordon deploy` target.

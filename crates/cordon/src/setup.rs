@@ -91,8 +91,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 
 /// Open config, state dir, audit log and store; record that the config was loaded.
 pub fn open_state() -> Result<State> {
-    let paths = Paths::from_env();
-    let (config, text) = read_config(&paths)?;
+    open_state_at(&Paths::from_env())
+}
+
+/// [`open_state`] for the config file and state directory in `paths`.
+pub fn open_state_at(paths: &Paths) -> Result<State> {
+    let (config, text) = read_config(paths)?;
     ensure_private_dir(&paths.state_dir)?;
     let audit = audit::Log::open(&paths.audit_dir()).with_context(|| {
         format!(
@@ -194,15 +198,13 @@ fn api_key(config: &Config) -> Option<(String, String)> {
     Some((var.clone(), value))
 }
 
-/// Wire runtime and agent for `agent_name`.
+/// Wire runtime and agent for `agent_name`, talking to the configured model.
 pub fn build_agent(
     state: &State,
     agent_name: &str,
     approver: Arc<dyn Approver>,
 ) -> Result<agent::Agent> {
     let config = &state.config;
-    let agent_cfg = agent_config(config, agent_name)?;
-    let runtime = build_runtime(state, config.clone(), agent_name, approver)?;
     let key = api_key(config);
     let model = &config.model;
     let endpoint = ModelEndpoint::new(&model.base_url, Duration::from_secs(model.timeout_secs))?;
@@ -217,6 +219,19 @@ pub fn build_agent(
         endpoint,
         retry,
     ));
+    build_agent_with(state, agent_name, approver, provider)
+}
+
+/// [`build_agent`] with the model given (`cordon demo`'s scripted one).
+pub fn build_agent_with(
+    state: &State,
+    agent_name: &str,
+    approver: Arc<dyn Approver>,
+    provider: Arc<dyn agent::provider::Provider>,
+) -> Result<agent::Agent> {
+    let config = &state.config;
+    let agent_cfg = agent_config(config, agent_name)?;
+    let runtime = build_runtime(state, config.clone(), agent_name, approver)?;
     let mut extra = String::new();
     if !agent_cfg.egress.secrets.is_empty() {
         extra.push_str(&format!(

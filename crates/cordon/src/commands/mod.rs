@@ -4,6 +4,7 @@ mod approvals_cmd;
 mod audit_cmd;
 mod chat;
 mod config_cmd;
+mod demo;
 mod deploy;
 mod egress_cmd;
 mod init;
@@ -57,5 +58,6 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Deploy { target, out, force } => {
             deploy::deploy(target.into(), out.as_deref(), force).await
         }
+        Command::Demo { keep } => demo::demo(keep).await,
     }
 }
