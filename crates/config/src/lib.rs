@@ -27,4 +27,4 @@ pub use schema::{
     GatewayConfig, GatewayEgressConfig, LabelsConfig, ModelConfig, PolicyConfig, Provider,
     SandboxBackend, SandboxConfig, SandboxScope, SubagentsConfig, Tier, ToolName,
 };
-pub use tier::init_template;
+pub use tier::{init_files, init_template};

@@ -20,7 +20,32 @@ struct Preset {
     max_cpu_secs: u64,
     max_memory_mb: u64,
     tmp_size_mb: u64,
+    /// `sandbox.scope`: one sandbox per task, or a fresh one per call.
+    scope: &'static str,
+    /// Files `cordon init` writes next to the config, listed in `[policy] files`.
+    policy_files: &'static [(&'static str, &'static str)],
 }
+
+/// The organisation's rules an enterprise install starts from (Cedar, validated against
+/// Cordon's schema when the agent loads): deleting files and installing skills need a
+/// human, and nothing pushes to a protected branch.
+const ENTERPRISE_POLICY: &str = r#"// Organisation rules, added to what cordon.toml compiles to and to Cordon's built-in
+// rules. A plain `forbid` denies (it wins over every permit); a `forbid` annotated
+// @ask("why") asks a human instead. See docs/policy.md; check changes with
+// `cordon policy test` and `cordon policy explain`.
+
+@id("org.ask_delete")
+@ask("deleting files needs a human (organisation policy)")
+forbid (principal, action == Action::"delete_file", resource);
+
+@id("org.no_push_protected")
+@reason("agents never push to main or release branches (organisation policy)")
+forbid (principal, action == Action::"exec", resource)
+when {
+  context.programs.contains("git") &&
+  (context.command like "*push*main*" || context.command like "*push*release*")
+};
+"#;
 
 fn preset(tier: Tier) -> Preset {
     match tier {
@@ -37,6 +62,8 @@ fn preset(tier: Tier) -> Preset {
             max_cpu_secs: 300,
             max_memory_mb: 4096,
             tmp_size_mb: 256,
+            scope: "task",
+            policy_files: &[],
         },
         Tier::Team => Preset {
             tier: "team",
@@ -51,6 +78,8 @@ fn preset(tier: Tier) -> Preset {
             max_cpu_secs: 120,
             max_memory_mb: 2048,
             tmp_size_mb: 128,
+            scope: "task",
+            policy_files: &[],
         },
         Tier::Enterprise => Preset {
             tier: "enterprise",
@@ -65,8 +94,33 @@ fn preset(tier: Tier) -> Preset {
             max_cpu_secs: 60,
             max_memory_mb: 1024,
             tmp_size_mb: 64,
+            scope: "call",
+            policy_files: &[("policy/organisation.cedar", ENTERPRISE_POLICY)],
         },
     }
+}
+
+/// `[policy] files` naming the tier's policy files (empty for none).
+fn policy_section(p: &Preset) -> String {
+    if p.policy_files.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = p
+        .policy_files
+        .iter()
+        .map(|(n, _)| format!("\"{n}\""))
+        .collect();
+    format!(
+        "\n[policy]\n# Cedar policy files (relative to this file), required by tier enterprise.\n\
+         files = [{}]\n",
+        names.join(", ")
+    )
+}
+
+/// The files besides the config that `cordon init --tier T` writes (path relative to the
+/// config file's directory, contents).
+pub fn init_files(tier: Tier) -> &'static [(&'static str, &'static str)] {
+    preset(tier).policy_files
 }
 
 /// The text `cordon init --tier T` writes.
@@ -126,6 +180,8 @@ allow = []
 [sandbox]
 # Isolation backend: native (Linux namespaces).
 backend = "native"
+# "task": one sandbox per task, reused by its calls; "call": a fresh one per call.
+scope = "{scope}"
 # Most processes the sandbox may have.
 max_processes = {max_processes}
 # Most open files per process.
@@ -142,8 +198,10 @@ tmp_size_mb = {tmp_size_mb}
 [audit]
 # Record full prompts and model output (otherwise sizes and digests only).
 record_content = true
-"#,
+{policy}"#,
         tier = p.tier,
+        scope = p.scope,
+        policy = policy_section(&p),
         model_timeout_secs = p.model_timeout_secs,
         max_retries = p.max_retries,
         max_steps = p.max_steps,

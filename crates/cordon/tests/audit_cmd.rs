@@ -128,12 +128,23 @@ async fn fresh_init_of_every_tier_has_no_critical_finding() {
         let inst = install();
         let out = inst.cordon(&["init", "--tier", tier, "--force"]).await;
         assert!(out.status.success(), "{}", text(&out.stderr));
+        // The tier's files compile (enterprise writes a Cedar policy file).
+        let check = inst.cordon(&["config", "check"]).await;
+        assert!(check.status.success(), "{tier}: {}", text(&check.stderr));
         let (code, report) = audit(&inst, &[]).await;
         assert_eq!(
             critical(&report),
             Vec::<String>::new(),
             "{tier}: {report:#}"
         );
+        // A fresh install meets its own tier.
+        let tier_gaps: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"].as_str().unwrap().starts_with("tier."))
+            .collect();
+        assert!(tier_gaps.is_empty(), "{tier}: {tier_gaps:?}");
         assert_eq!(code, 0, "{tier}");
         assert_eq!(report["tier"], tier);
     }

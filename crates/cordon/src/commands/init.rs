@@ -39,6 +39,30 @@ pub fn init(tier: Tier, force: bool) -> Result<ExitCode> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    for (name, text) in config::init_files(tier) {
+        let path = dir.join(name);
+        if path.exists() && !force {
+            println!("kept {} (exists; --force replaces it)", path.display());
+            continue;
+        }
+        if let Some(p) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     ensure_private_dir(&paths.state_dir)?;
     println!("wrote {} (tier {:?})", file.display(), tier);
     println!("state directory {} (mode 0700)", paths.state_dir.display());
