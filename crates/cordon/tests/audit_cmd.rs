@@ -267,3 +267,29 @@ async fn blast_radius_lists_exactly_the_bound_secret_and_allowed_hosts() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn fix_moves_a_public_bind_without_tls_to_loopback() {
+    let inst = install();
+    append(
+        &inst,
+        "\n[gateway]\n# reachable from the LAN\nbind = \"0.0.0.0:7777\"\n",
+    );
+    let (code, report) = audit(&inst, &["--fix"]).await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(finding(&report, "gateway.bind_public_without_tls").is_none());
+    assert!(
+        report["fixed"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"0.0.0.0:7777\" -> \"127.0.0.1:7777\""),
+        "{report:#}"
+    );
+    let cfg = std::fs::read_to_string(&inst.config).unwrap();
+    assert!(
+        cfg.contains("# reachable from the LAN\nbind = \"127.0.0.1:7777\"\n"),
+        "{cfg}"
+    );
+    let check = inst.cordon(&["config", "check"]).await;
+    assert!(check.status.success(), "{}", text(&check.stderr));
+}

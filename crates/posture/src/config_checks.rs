@@ -116,6 +116,7 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
     gateway(&table, tier, &mut out);
     sandbox(&table, tier, &mut out);
     model(&table, &mut out);
+    allow_ranges(&table, &mut out);
     if tier == Tier::Enterprise
         && get(&table, &["policy", "files"])
             .and_then(Value::as_array)
@@ -138,6 +139,48 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
         }
     }
     (Some(tier), out)
+}
+
+/// The safe fix for `gateway.bind_public_without_tls`: `[gateway] bind` moved to
+/// `127.0.0.1` on the same port, every other line (comments included) unchanged. `None`
+/// when there is nothing to fix or the line cannot be found exactly.
+pub fn tighten_bind(text: &str) -> Option<(String, String)> {
+    let table: Table = text.parse().ok()?;
+    let bind = str_at(&table, &["gateway", "bind"])?;
+    let addr: SocketAddr = bind.parse().ok()?;
+    let tls = str_at(&table, &["gateway", "tls_cert"]).is_some()
+        && str_at(&table, &["gateway", "tls_key"]).is_some();
+    if addr.ip().to_canonical().is_loopback() || tls {
+        return None;
+    }
+    let new_bind = format!("127.0.0.1:{}", addr.port());
+    let mut section = String::new();
+    let mut done = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.trim_matches(['[', ']', ' ']).to_string();
+        }
+        let is_bind = section == "gateway"
+            && t.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "bind" && v.trim().trim_matches('"') == bind);
+        if is_bind && !done {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let end = if line.ends_with('\n') { "\n" } else { "" };
+            out.push_str(&format!("{indent}bind = \"{new_bind}\"{end}"));
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    let check: Table = out.parse().ok()?;
+    (done && str_at(&check, &["gateway", "bind"]) == Some(new_bind.as_str())).then(|| {
+        (
+            out,
+            format!("[gateway] bind \"{bind}\" -> \"{new_bind}\" (no TLS was configured)"),
+        )
+    })
 }
 
 fn plaintext_secrets(text: &str, path: &Path, out: &mut Vec<Finding>) {
@@ -243,6 +286,41 @@ fn sandbox(table: &Table, tier: Tier, out: &mut Vec<Finding>) {
             format!("[sandbox] scope = \"{scope}\""),
             "set [sandbox] scope = \"call\"",
         ));
+    }
+}
+
+/// `[egress] allow_ranges` exempts addresses from the proxy's private-address block.
+fn allow_ranges(table: &Table, out: &mut Vec<Finding>) {
+    let Some(ranges) = get(table, &["egress", "allow_ranges"]).and_then(Value::as_array) else {
+        return;
+    };
+    let metadata: [std::net::IpAddr; 2] = [
+        std::net::Ipv4Addr::new(169, 254, 169, 254).into(),
+        "fd00:ec2::254"
+            .parse()
+            .unwrap_or(std::net::Ipv6Addr::UNSPECIFIED.into()),
+    ];
+    for r in ranges.iter().filter_map(Value::as_str) {
+        let Ok(net) = r.parse::<ipnet::IpNet>() else {
+            continue;
+        };
+        if metadata.iter().any(|ip| net.contains(ip)) {
+            out.push(Finding::new(
+                "egress.allow_ranges_metadata",
+                Severity::Critical,
+                "the egress proxy may reach the cloud metadata service (instance credentials)",
+                format!("[egress] allow_ranges contains \"{r}\""),
+                "remove it, or narrow it to the exact internal addresses agents need",
+            ));
+        } else if net.prefix_len() < if net.addr().is_ipv4() { 16 } else { 48 } {
+            out.push(Finding::new(
+                "egress.allow_ranges_broad",
+                Severity::Warn,
+                "a wide private range is exempt from the proxy's private-address block",
+                format!("[egress] allow_ranges contains \"{r}\""),
+                "list the exact hosts or the narrowest range agents need",
+            ));
+        }
     }
 }
 
@@ -408,6 +486,39 @@ mod tests {
             "{found:?}"
         );
         assert!(found.contains(&"tier.personal_remote_access"), "{found:?}");
+    }
+
+    #[test]
+    fn allow_ranges_over_the_metadata_address_are_critical() {
+        let found =
+            ids("[egress]\nallow_ranges = [\"169.254.0.0/16\", \"10.0.0.0/8\", \"10.1.2.0/24\"]\n");
+        assert_eq!(
+            found,
+            [
+                "config.invalid",
+                "egress.allow_ranges_metadata",
+                "egress.allow_ranges_broad"
+            ],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn tightening_the_bind_changes_that_line_only() {
+        let text =
+            "# mine\n[gateway]\n  bind = \"0.0.0.0:8080\" \n[agents.a]\nworkspace = \"/w\"\n";
+        let (new, what) = tighten_bind(text).unwrap();
+        assert_eq!(
+            new,
+            "# mine\n[gateway]\n  bind = \"127.0.0.1:8080\"\n[agents.a]\nworkspace = \"/w\"\n"
+        );
+        assert!(what.contains("127.0.0.1:8080"));
+        assert!(tighten_bind(&new).is_none());
+        let tls = "[gateway]\nbind = \"0.0.0.0:1\"\ntls_cert = \"c\"\ntls_key = \"k\"\n";
+        assert!(
+            tighten_bind(tls).is_none(),
+            "a TLS bind is a choice, not a mistake"
+        );
     }
 
     #[test]

@@ -325,6 +325,64 @@ pub fn metadata_from_host(answers: bool) -> Option<Finding> {
     })
 }
 
+/// The cloud provider this machine runs on, from its DMI strings (files in `dmi`, normally
+/// `/sys/class/dmi/id`), or `None`.
+pub fn cloud_vendor(dmi: &Path) -> Option<&'static str> {
+    let read = |f: &str| std::fs::read_to_string(dmi.join(f)).unwrap_or_default();
+    let text = format!(
+        "{} {} {} {}",
+        read("sys_vendor"),
+        read("product_name"),
+        read("bios_vendor"),
+        read("chassis_asset_tag")
+    )
+    .to_ascii_lowercase();
+    [
+        ("amazon", "AWS"),
+        ("google", "Google Cloud"),
+        ("7783-7084-3265-9085-8269-3286-77", "Azure"),
+        ("microsoft corporation", "Azure"),
+        ("digitalocean", "DigitalOcean"),
+        ("hetzner", "Hetzner"),
+        ("openstack", "OpenStack"),
+        ("alibaba", "Alibaba Cloud"),
+        ("oraclecloud", "Oracle Cloud"),
+        ("scaleway", "Scaleway"),
+    ]
+    .into_iter()
+    .find(|(needle, _)| text.contains(needle))
+    .map(|(_, name)| name)
+}
+
+/// Whether a firewall ruleset (the text of `nft list ruleset` or `iptables-save`) drops
+/// or rejects traffic to the metadata address.
+pub fn blocks_metadata(ruleset: &str) -> bool {
+    ruleset.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("169.254.169.254") && (l.contains("drop") || l.contains("reject"))
+    })
+}
+
+/// On a cloud VM, a finding when no firewall rule blocks the metadata address.
+/// `rulesets` are the texts the firewall tools printed (empty when none answered).
+pub fn metadata_firewall(vendor: Option<&str>, rulesets: &[String]) -> Option<Finding> {
+    let vendor = vendor?;
+    if rulesets.iter().any(|r| blocks_metadata(r)) {
+        return None;
+    }
+    Some(Finding::new(
+        "host.metadata_not_firewalled",
+        Severity::Warn,
+        format!("this {vendor} VM has no firewall rule blocking the metadata address"),
+        if rulesets.is_empty() {
+            "neither `nft list ruleset` nor `iptables-save` answered".to_string()
+        } else {
+            "no rule mentioning 169.254.169.254 with drop/reject".to_string()
+        },
+        "apply `cordon deploy firewall` (it covers containers through DOCKER-USER too)",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +446,21 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn cloud_vms_without_a_metadata_rule_are_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(cloud_vendor(dir.path()), None);
+        assert!(metadata_firewall(None, &[]).is_none());
+        std::fs::write(dir.path().join("sys_vendor"), "Amazon EC2\n").unwrap();
+        assert_eq!(cloud_vendor(dir.path()), Some("AWS"));
+        let open = metadata_firewall(Some("AWS"), &["table inet filter {}".into()]).unwrap();
+        assert_eq!(open.id, "host.metadata_not_firewalled");
+        let nft = "table inet cordon {\n chain out {\n  ip daddr 169.254.169.254 drop\n }\n}";
+        assert!(metadata_firewall(Some("AWS"), &[nft.into()]).is_none());
+        let ipt = "-A DOCKER-USER -d 169.254.169.254/32 -j REJECT";
+        assert!(metadata_firewall(Some("AWS"), &[String::new(), ipt.into()]).is_none());
     }
 
     #[test]

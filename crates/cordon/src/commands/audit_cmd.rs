@@ -30,9 +30,15 @@ pub fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
             file.display()
         )
     })?;
+    let mut text = text;
+    let mut fixed = Vec::new();
+    if fix && let Some((tightened, what)) = config_checks::tighten_bind(&text) {
+        write_config(file, &tightened)?;
+        fixed.push(format!("fixed {}: {what}", file.display()));
+        text = tightened;
+    }
     let (tier, mut findings) = config_checks::check(&text, file);
     let loaded = config::load_str(&text, file).ok();
-    let mut fixed = Vec::new();
 
     // Files and the state directory.
     let guarded = host::guarded_files(file, &paths.state_dir);
@@ -64,6 +70,10 @@ pub fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     }
     let metadata = host::reachable(host::METADATA, Duration::from_millis(300));
     findings.extend(host::metadata_from_host(metadata));
+    let vendor = host::cloud_vendor(Path::new("/sys/class/dmi/id"));
+    if vendor.is_some() {
+        findings.extend(host::metadata_firewall(vendor, &firewall_rulesets()));
+    }
 
     let findings = sorted(findings);
     let critical = findings.iter().any(|f| f.severity == Severity::Critical);
@@ -84,6 +94,23 @@ pub fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Replace the config file atomically, keeping its mode.
+fn write_config(file: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(file)?.permissions());
+    let tmp = file.with_extension("toml.fix");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o7777)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))
 }
 
 fn print_findings(
@@ -209,6 +236,27 @@ fn sandbox_layers(cfg: &config::Config) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// What the firewall tools print (those that answer).
+fn firewall_rulesets() -> Vec<String> {
+    [
+        ("nft", &["list", "ruleset"][..]),
+        ("iptables-save", &[][..]),
+        ("ip6tables-save", &[][..]),
+    ]
+    .iter()
+    .filter_map(|(cmd, args)| {
+        let out = std::process::Command::new(cmd)
+            .args(*args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .collect()
 }
 
 /// Docker containers publishing the gateway's port on every interface.
