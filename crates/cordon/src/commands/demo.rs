@@ -366,12 +366,7 @@ timeout_secs = 30
         "  session label after reading the page: {} {} (untrusted content from {})",
         labels.integrity.as_str(),
         labels.confidentiality.as_str(),
-        labels
-            .untrusted_sources
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+        labels.untrusted_sources.join(", ")
     );
     println!(
         "  requests that reached attacker.example: {}",
