@@ -23,7 +23,7 @@ pub use load::{load, load_str};
 pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
-    AgentConfig, ApprovalsConfig, AuditConfig, Config, EgressConfig, ExecConfig, ExecMode,
+    AgentConfig, ApprovalsConfig, AuditConfig, AuditExportConfig, Config, EgressConfig, ExecConfig, ExecMode,
     GatewayConfig, GatewayEgressConfig, LabelsConfig, ModelConfig, PolicyConfig, Provider,
     SandboxBackend, SandboxConfig, SandboxScope, SubagentsConfig, Tier, ToolName,
 };

@@ -528,6 +528,42 @@ fn validate(config: &Config) -> Result<(), Problem> {
 
     validate_gateway(&config.gateway)?;
 
+    if let Some(x) = &config.audit.export {
+        let at = KeyPath::of(&["audit", "export"]);
+        check_url(&x.url).map_err(|m| (at.clone().key("url"), m))?;
+        if let Some(rest) = x.url.strip_prefix("http://") {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err((
+                    at.key("url"),
+                    format!(
+                        "`{}`: audit records would cross the network in clear text; use \
+                         https:// (plain http only to a loopback address)",
+                        x.url
+                    ),
+                ));
+            }
+        }
+        if !(1..=3600).contains(&x.interval_secs) {
+            return Err((at.key("interval_secs"), "must be 1-3600".into()));
+        }
+        if !(1..=10_000).contains(&x.batch) {
+            return Err((at.key("batch"), "must be 1-10000".into()));
+        }
+        if x.token_env.as_deref().is_some_and(str::is_empty) {
+            return Err((
+                at.key("token_env"),
+                "must name an environment variable, e.g. `CORDON_AUDIT_TOKEN`".into(),
+            ));
+        }
+    }
+
     let e = &config.egress;
     let egress = KeyPath::of(&["egress"]);
     for (i, cidr) in e.allow_ranges.iter().enumerate() {

@@ -547,17 +547,50 @@ pub struct AuditConfig {
     /// Record full prompts and model output in the log (otherwise sizes and digests only).
     #[serde(default = "defaults::yes")]
     pub record_content: bool,
+    /// Ship every audit record to a central collector (required by tiers team and
+    /// enterprise): `cordon serve` sends new records as they are written, and `cordon log
+    /// export` sends what is pending. Delivery is at least once, in order, resumed from a
+    /// cursor in the state directory after a restart or an outage.
+    #[serde(default)]
+    pub export: Option<AuditExportConfig>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             record_content: true,
+            export: None,
         }
     }
 }
 
+/// `[audit.export]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditExportConfig {
+    /// Where records are POSTed, as `application/x-ndjson` batches of the exact stored
+    /// lines (so the collector can check the hash chain): `https://…`, or `http://` to a
+    /// loopback address only (e.g. a local log shipper).
+    pub url: String,
+    /// Name of the environment variable holding a bearer token for the collector (not
+    /// the token itself).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Seconds between shipments while `cordon serve` runs (1-3600).
+    #[serde(default = "defaults::export_interval_secs")]
+    pub interval_secs: u64,
+    /// Most records per request (1-10000).
+    #[serde(default = "defaults::export_batch")]
+    pub batch: usize,
+}
+
 pub(crate) mod defaults {
+    pub fn export_interval_secs() -> u64 {
+        5
+    }
+    pub fn export_batch() -> usize {
+        500
+    }
     use super::ToolName;
 
     pub fn yes() -> bool {

@@ -198,10 +198,18 @@ tmp_size_mb = {tmp_size_mb}
 [audit]
 # Record full prompts and model output (otherwise sizes and digests only).
 record_content = true
-{policy}"#,
+{export}{policy}"#,
         tier = p.tier,
         scope = p.scope,
         policy = policy_section(&p),
+        export = if p.tier == "personal" {
+            ""
+        } else {
+            "\n# This tier ships the audit log to a central collector: uncomment and set.\n\
+             # [audit.export]\n\
+             # url = \"https://logs.example.com/cordon\"\n\
+             # token_env = \"CORDON_AUDIT_TOKEN\"\n"
+        },
         model_timeout_secs = p.model_timeout_secs,
         max_retries = p.max_retries,
         max_steps = p.max_steps,

@@ -405,6 +405,9 @@ pub enum LogCommand {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// Ship the records not yet delivered to `[audit.export] url` now (`cordon serve`
+    /// does it continuously). Exit 1 if the collector did not take them.
+    Export,
 }
 
 #[derive(Debug, Subcommand)]

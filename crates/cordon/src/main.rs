@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod deploy;
+mod export;
 mod setup;
 mod terminal;
 

@@ -131,6 +131,19 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
              (docs/policy.md)",
         ));
     }
+    if tier >= Tier::Team && get(&table, &["audit", "export"]).is_none() {
+        out.push(Finding::new(
+            "tier.no_log_export",
+            Severity::Warn,
+            format!(
+                "tier {} requires the audit log to be shipped to a central collector",
+                tier.as_str()
+            ),
+            "no [audit.export]",
+            "set [audit.export] url (https) and token_env; `cordon serve` then ships every \
+             record, and `cordon log export` ships what is pending",
+        ));
+    }
     if let Some(agents) = table.get("agents").and_then(Value::as_table) {
         for (name, agent) in agents {
             if let Some(agent) = agent.as_table() {

@@ -10,6 +10,7 @@ pub fn log(command: LogCommand) -> Result<ExitCode> {
     let paths = Paths::from_env();
     let dir = paths.audit_dir();
     match command {
+        LogCommand::Export => unreachable!("dispatched to log::export"),
         LogCommand::Verify => match audit::verify(&dir) {
             Ok(report) => {
                 println!(
@@ -68,6 +69,33 @@ pub fn log(command: LogCommand) -> Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `cordon log export`: ship what is pending to the configured collector.
+pub async fn export() -> Result<ExitCode> {
+    let state = crate::setup::open_state()?;
+    let Some(cfg) = &state.config.audit.export else {
+        anyhow::bail!(
+            "no [audit.export] in the config: set `url` (and `token_env`) to ship the audit \
+             log to a collector"
+        );
+    };
+    let exporter = crate::export::Exporter::new(&state.state_dir, state.audit.dir(), cfg)?;
+    match exporter.ship().await {
+        Ok(s) => {
+            println!(
+                "sent {} records to {} (delivered through #{})",
+                s.records,
+                exporter.url(),
+                s.through
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("cordon: audit export failed: {e:#}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

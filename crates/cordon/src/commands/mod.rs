@@ -34,6 +34,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             new: _,
         } => remote::chat(&url, &agent, session.as_deref(), ca.as_deref()).await,
         Command::Chat { agent, new, .. } => chat::chat(&agent, new).await,
+        Command::Log {
+            command: crate::cli::LogCommand::Export,
+        } => log::export().await,
         Command::Log { command } => log::log(command),
         Command::Config { command } => config_cmd::config(command),
         Command::Sandbox { command } => sandbox_cmd::sandbox(command).await,

@@ -45,6 +45,16 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     {
         *file = dir.join(config::expand_tilde(file));
     }
+    // Ship the audit log to the collector, if one is configured (a missing token is an
+    // error here, not a silently unexported log).
+    if let Some(x) = &state.config.audit.export {
+        let exporter = crate::export::Exporter::new(&state.state_dir, state.audit.dir(), x)?;
+        tokio::spawn(crate::export::run(
+            exporter,
+            std::time::Duration::from_secs(x.interval_secs),
+            state.audit.clone(),
+        ));
+    }
     let state = Arc::new(state);
     let gw = gateway::Gateway::bind(gateway::GatewayOptions {
         config: Arc::new(cfg),
