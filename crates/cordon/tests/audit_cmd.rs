@@ -97,13 +97,7 @@ async fn each_bad_deployment_gets_its_finding_and_exit_1() {
 
     // A world-readable vault: found, and fixed by --fix.
     let inst = install();
-    let out = inst
-        .cordon_stdin(
-            &["secrets", "set", "GH", "--hosts", "api.github.com"],
-            "ghs-value-1234\n",
-        )
-        .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    common::set_secret(&inst, "GH", "api.github.com", "ghs-value-1234").await;
     let vault = inst.state.join("vault").join("secrets.enc");
     std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, report) = audit(&inst, &[]).await;
@@ -160,15 +154,7 @@ async fn fresh_init_of_every_tier_has_no_critical_finding() {
 #[tokio::test]
 async fn the_real_listening_address_of_a_tls_gateway_is_reported() {
     let inst = install();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let dir = inst.config.parent().unwrap();
-    std::fs::create_dir_all(dir.join("tls")).unwrap();
-    std::fs::write(dir.join("tls/cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("tls/key.pem"), key.serialize_pem()).unwrap();
+    common::write_tls(&inst);
     let port = std::net::TcpListener::bind("0.0.0.0:0")
         .unwrap()
         .local_addr()
@@ -220,13 +206,7 @@ async fn blast_radius_lists_exactly_the_bound_secret_and_allowed_hosts() {
             ..AgentSetup::default()
         },
     );
-    let out = inst
-        .cordon_stdin(
-            &["secrets", "set", "GH", "--hosts", "api.github.com"],
-            "ghs-value-1234\n",
-        )
-        .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    common::set_secret(&inst, "GH", "api.github.com", "ghs-value-1234").await;
     let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
     cfg = cfg.replace(
         "allow = [\"api.github.com\", \"docs.rs\"]",

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{AgentSetup, Install, text};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn install() -> Install {
     // The model is never called here.
@@ -20,29 +18,7 @@ async fn run(inst: &Install, args: &[&str]) -> std::process::Output {
 
 /// Start `cordon serve ARGS` and return it with the URL it printed.
 async fn serve(inst: &Install, args: &[&str]) -> (tokio::process::Child, String) {
-    let mut child = inst
-        .command()
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("serve printed nothing")
-        .unwrap()
-        .expect("serve exited");
-    let url = first
-        .strip_prefix("cordon gateway listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_string();
-    let rest = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_or_default();
+    let (child, url, rest) = common::serve_gateway_banner(inst, args).await;
     assert!(
         rest.contains("/api/login") && rest.contains("cordon token create"),
         "{rest}"
@@ -176,15 +152,7 @@ async fn a_network_bind_is_refused_with_the_remedy_and_nothing_listens() {
 #[tokio::test]
 async fn tls_on_all_interfaces_with_a_token_serves_https() {
     let inst = install();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let dir = inst.config.parent().unwrap();
-    std::fs::create_dir_all(dir.join("tls")).unwrap();
-    std::fs::write(dir.join("tls/cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("tls/key.pem"), key.serialize_pem()).unwrap();
+    let cert_pem = common::write_tls(&inst);
     let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
     // Relative to the config file's directory, not to the working directory.
     cfg.push_str(
@@ -200,7 +168,7 @@ async fn tls_on_all_interfaces_with_a_token_serves_https() {
     let (child, url) = serve(&inst, &[]).await;
     assert!(url.starts_with("https://localhost:"), "{url}");
     let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .build()
         .unwrap();
     let r = http

@@ -269,6 +269,15 @@ fn chown_tree(path: &Path, id: u32) {
 /// Start `cordon serve ARGS` and return it with the URL it printed (the rest of its
 /// stdout is drained so the gateway never blocks on it).
 pub async fn serve_gateway(inst: &Install, args: &[&str]) -> (tokio::process::Child, String) {
+    let (child, url, _) = serve_gateway_banner(inst, args).await;
+    (child, url)
+}
+
+/// [`serve_gateway`], also returning the banner's second line (how to log in).
+pub async fn serve_gateway_banner(
+    inst: &Install,
+    args: &[&str],
+) -> (tokio::process::Child, String, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = inst
         .command()
@@ -279,17 +288,47 @@ pub async fn serve_gateway(inst: &Install, args: &[&str]) -> (tokio::process::Ch
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("serve printed nothing")
-        .unwrap()
-        .expect("serve exited");
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("serve printed nothing")
+            .unwrap()
+            .expect("serve exited")
+    };
+    let first = next().await;
+    let second = next().await;
     let url = first
         .strip_prefix("cordon gateway listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_string();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    (child, url, second)
+}
+
+/// A self-signed certificate for `localhost` in `tls/cert.pem` and `tls/key.pem` next to
+/// the config (where `tls_cert = "tls/cert.pem"` finds them); returns the certificate.
+pub fn write_tls(inst: &Install) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = inst.config.parent().unwrap().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    cert.pem()
+}
+
+/// `cordon secrets set NAME --hosts HOSTS` with `value` on stdin.
+pub async fn set_secret(inst: &Install, name: &str, hosts: &str, value: &str) {
+    let out = inst
+        .cordon_stdin(
+            &["secrets", "set", name, "--hosts", hosts],
+            &format!("{value}\n"),
+        )
+        .await;
+    assert_ok(&out);
 }
 
 /// `cordon token create --scope SCOPE`: the token it printed.
