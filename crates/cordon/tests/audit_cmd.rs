@@ -280,3 +280,22 @@ async fn fix_moves_a_public_bind_without_tls_to_loopback() {
     let check = inst.cordon(&["config", "check"]).await;
     assert!(check.status.success(), "{}", text(&check.stderr));
 }
+
+#[tokio::test]
+async fn deep_probes_the_metadata_address_from_a_sandbox() {
+    let inst = install();
+    let (code, report) = audit(&inst, &["--deep"]).await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(finding(&report, "sandbox.metadata_reachable").is_none());
+    assert!(
+        finding(&report, "sandbox.unavailable").is_none(),
+        "{report:#}"
+    );
+    // The probe really ran: the proxy refused it and said so in the audit log.
+    let log = std::fs::read_to_string(inst.audit_file()).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"egress\"") && l.contains("169.254.169.254")),
+        "no egress record of the probe"
+    );
+}

@@ -3,7 +3,9 @@
 //! compromised agent could reach.
 //!
 //! Exit status: 1 when any finding is critical, 0 otherwise (2 for usage errors). The
-//! audit reads; only `--fix` changes anything (file modes), and it says what it changed.
+//! audit reads; only `--fix` changes anything (file modes, a public bind without TLS),
+//! and it says what it changed. `--deep` also runs two probe commands in a sandbox
+//! (recorded in the audit log like any sandboxed command).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ const TOKEN_OLD_DAYS: i64 = 90;
 /// A secret bound to more hosts than this is reusable in too many places.
 const SECRET_MAX_HOSTS: usize = 3;
 
-pub fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
+pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     let paths = Paths::from_env();
     let file = &paths.config_file;
     let text = std::fs::read_to_string(file).with_context(|| {
@@ -66,6 +68,7 @@ pub fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
         }
         if deep {
             findings.extend(sandbox_layers(cfg));
+            findings.extend(metadata_from_sandbox(&paths).await);
         }
     }
     let metadata = host::reachable(host::METADATA, Duration::from_millis(300));
@@ -213,6 +216,102 @@ fn state_checks(paths: &Paths) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Whether a sandboxed command reaches the metadata service, directly or through the
+/// egress proxy (it must do neither).
+async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
+    let unavailable = |why: String| {
+        vec![Finding::new(
+            "sandbox.unavailable",
+            Severity::Warn,
+            "cannot run a command in the sandbox to probe the metadata address",
+            why,
+            "see `cordon sandbox explain`",
+        )]
+    };
+    if which("curl").is_none() {
+        return vec![Finding::new(
+            "sandbox.metadata_probe_skipped",
+            Severity::Info,
+            "curl is not installed: the metadata probe from a sandbox was skipped",
+            "no curl on PATH",
+            "install curl and run `cordon audit --deep` again",
+        )];
+    }
+    let state = match crate::setup::open_state_at(paths) {
+        Ok(s) => s,
+        Err(e) => return unavailable(format!("{e:#}")),
+    };
+    let Some(agent) = state.config.agents.keys().next().cloned() else {
+        return Vec::new();
+    };
+    let runtime = match crate::setup::build_runtime(
+        &state,
+        state.config.clone(),
+        &agent,
+        std::sync::Arc::new(runtime::NoHumanApprover),
+    ) {
+        Ok(r) => r,
+        Err(e) => return unavailable(format!("{e:#}")),
+    };
+    let url = "http://169.254.169.254/latest/meta-data/";
+    let session = format!("audit-deep-{}", std::process::id());
+    let probe = |direct: bool| {
+        let mut argv: Vec<String> = [
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ]
+        .map(String::from)
+        .to_vec();
+        if direct {
+            argv.extend(["--noproxy".into(), "*".into()]);
+        }
+        argv.push(url.into());
+        argv
+    };
+    let mut out = Vec::new();
+    for (direct, how) in [(true, "directly"), (false, "through the egress proxy")] {
+        match runtime
+            .sandbox_exec(&session, probe(direct), Duration::from_secs(10))
+            .await
+        {
+            Ok(o) => {
+                let code = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                let reached = if direct {
+                    o.status == sandbox::ExitStatus::Exited(0)
+                } else {
+                    code == "200"
+                };
+                if reached {
+                    out.push(Finding::new(
+                        "sandbox.metadata_reachable",
+                        Severity::Critical,
+                        format!("a sandboxed command reaches the cloud metadata service {how}"),
+                        format!("curl {url} in the sandbox of agent `{agent}`: HTTP {code}"),
+                        "check [egress] allow_ranges and the sandbox backend                          (`cordon sandbox explain`)",
+                    ));
+                }
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+    runtime.end_session(&session);
+    out
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
 }
 
 /// Sandbox layers this kernel cannot apply.

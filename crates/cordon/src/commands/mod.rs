@@ -53,7 +53,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             deep,
             command,
         } => match command {
-            None => audit_cmd::audit(json, fix, deep),
+            None => audit_cmd::audit(json, fix, deep).await,
             Some(crate::cli::AuditCommand::BlastRadius { agent }) => {
                 audit_cmd::blast_radius(agent.as_deref(), json)
             }
