@@ -233,6 +233,55 @@ pub fn fix_modes(files: &[Guarded]) -> Vec<String> {
     done
 }
 
+/// A workspace is mounted read-write into every sandbox of its agent: it must not be `/`,
+/// the home directory, or a directory holding Cordon's own state, its config, or the
+/// user's credentials (`~/.ssh`, `~/.aws`, …).
+pub fn workspace_scope(
+    agent: &str,
+    workspace: &Path,
+    home: &Path,
+    protected: &[&Path],
+) -> Option<Finding> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let ws = canon(workspace);
+    let home = canon(home);
+    let mut inside: Vec<String> = Vec::new();
+    if ws == Path::new("/") {
+        inside.push("the whole file system".into());
+    }
+    if ws == home {
+        inside.push(format!("the home directory {}", home.display()));
+    }
+    for name in [
+        ".ssh", ".aws", ".gnupg", ".kube", ".docker", ".config", ".netrc",
+    ] {
+        let p = home.join(name);
+        if p.exists() && canon(&p).starts_with(&ws) {
+            inside.push(p.display().to_string());
+        }
+    }
+    for p in protected {
+        if p.exists() && canon(p).starts_with(&ws) {
+            inside.push(p.display().to_string());
+        }
+    }
+    if inside.is_empty() {
+        return None;
+    }
+    inside.dedup();
+    Some(Finding::new(
+        "workspace.too_broad",
+        Severity::Critical,
+        format!(
+            "agent `{agent}`'s workspace (read-write in its sandbox) contains {}",
+            inside.join(", ")
+        ),
+        format!("agents.{agent}.workspace = \"{}\"", workspace.display()),
+        "give the agent a directory of its own (e.g. ~/cordon/workspaces/NAME) holding only \
+         what it works on",
+    ))
+}
+
 /// Files an agent can read whose names say they hold secrets.
 fn is_env_file(name: &str) -> bool {
     name == ".env" || name.starts_with(".env.") || name.ends_with(".env")
@@ -461,6 +510,28 @@ mod tests {
         assert!(metadata_firewall(Some("AWS"), &[nft.into()]).is_none());
         let ipt = "-A DOCKER-USER -d 169.254.169.254/32 -j REJECT";
         assert!(metadata_firewall(Some("AWS"), &[String::new(), ipt.into()]).is_none());
+    }
+
+    #[test]
+    fn a_workspace_holding_home_credentials_or_state_is_critical() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::create_dir_all(home.join("work/project")).unwrap();
+        let state = home.join("work/state");
+        std::fs::create_dir_all(&state).unwrap();
+        let ok = home.join("work/project");
+        assert!(workspace_scope("a", &ok, &home, &[&state]).is_none());
+        let f = workspace_scope("a", &home, &home, &[&state]).unwrap();
+        assert_eq!(f.id, "workspace.too_broad");
+        assert!(
+            f.title.contains(".ssh") && f.title.contains("home directory"),
+            "{}",
+            f.title
+        );
+        let f = workspace_scope("a", &home.join("work"), &home, &[&state]).unwrap();
+        assert!(f.title.contains("state"), "{}", f.title);
+        assert!(workspace_scope("a", Path::new("/"), &home, &[]).is_some());
     }
 
     #[test]

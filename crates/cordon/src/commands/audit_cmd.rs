@@ -53,8 +53,15 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     }
 
     if let Some(cfg) = &loaded {
+        let home = config::home_dir();
         for (name, agent) in &cfg.agents {
             findings.extend(host::env_files(name, &agent.workspace));
+            findings.extend(host::workspace_scope(
+                name,
+                &agent.workspace,
+                &home,
+                &[&paths.state_dir, file.as_path()],
+            ));
         }
         findings.extend(state_checks(&paths));
         // What really listens on the gateway's port.
