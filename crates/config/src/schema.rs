@@ -129,6 +129,13 @@ pub struct ApprovalsConfig {
     /// Longest lifetime, in days, of an "always for this agent" grant (1-365).
     #[serde(default = "defaults::grant_max_days")]
     pub grant_max_days: u64,
+    /// Who may answer: `anyone` (the terminal that asked, `cordon approvals` on this
+    /// machine, or an approver token through the gateway) or `approvers` (only a person
+    /// holding an `approver`, `operator` or `admin` token, through the gateway: the web
+    /// UI or `cordon chat --remote`; the terminal running the agent shows the request and
+    /// waits). Tiers team and enterprise use `approvers`.
+    #[serde(default)]
+    pub answered_by: AnsweredBy,
 }
 
 impl Default for ApprovalsConfig {
@@ -136,8 +143,20 @@ impl Default for ApprovalsConfig {
         ApprovalsConfig {
             timeout_secs: defaults::approval_timeout_secs(),
             grant_max_days: defaults::grant_max_days(),
+            answered_by: AnsweredBy::default(),
         }
     }
+}
+
+/// `approvals.answered_by`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnsweredBy {
+    /// The asking terminal, the local CLI, or an approver token.
+    #[default]
+    Anyone,
+    /// Only approver tokens, through the gateway.
+    Approvers,
 }
 
 /// Security tier presets.
