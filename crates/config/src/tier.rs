@@ -195,12 +195,24 @@ max_memory_mb = {max_memory_mb}
 # Size of the sandbox's private /tmp, in MiB.
 tmp_size_mb = {tmp_size_mb}
 
+[approvals]
+# Seconds a pending approval waits for an answer before it is denied.
+timeout_secs = 300
+# Who may answer: "anyone" (this terminal, `cordon approvals` here, or an approver token)
+# or "approvers" (only approver tokens through the gateway: web UI, `cordon chat --remote`).
+answered_by = "{answered_by}"
+
 [audit]
 # Record full prompts and model output (otherwise sizes and digests only).
 record_content = true
 {export}{policy}"#,
         tier = p.tier,
         scope = p.scope,
+        answered_by = if p.tier == "personal" {
+            "anyone"
+        } else {
+            "approvers"
+        },
         policy = policy_section(&p),
         export = if p.tier == "personal" {
             ""

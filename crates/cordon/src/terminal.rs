@@ -44,6 +44,18 @@ impl Lines {
 /// [`Approver::settled_elsewhere`] says so.
 pub struct TerminalApprover {
     pub lines: Lines,
+    /// `approvals.answered_by = "approvers"`: show the request, let an approver answer
+    /// through the gateway, never answer here.
+    pub approvers_only: bool,
+}
+
+/// How a request is answered when only approvers may answer it.
+pub fn approvers_only_hint(id: &str) -> String {
+    format!(
+        "approvals.answered_by = \"approvers\": request {id} waits for a person with an \
+         approver token (web UI, or `cordon chat --remote URL`); it cannot be answered on \
+         this machine"
+    )
 }
 
 /// Days an "always for this agent" answer lasts (capped by `approvals.grant_max_days`).
@@ -67,6 +79,11 @@ impl Approver for TerminalApprover {
             for s in &req.untrusted_sources {
                 eprintln!("│   - {s}");
             }
+        }
+        if self.approvers_only {
+            let id = req.id.as_deref().unwrap_or("?");
+            eprintln!("└ {}", approvers_only_hint(id));
+            return ApprovalAnswer::Unavailable("only approvers may answer".into());
         }
         if let Some(id) = &req.id {
             eprintln!("│ id:     {id} (or answer with `cordon approvals approve|deny {id}`)");

@@ -131,6 +131,23 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
              (docs/policy.md)",
         ));
     }
+    if tier >= Tier::Team && str_at(&table, &["approvals", "answered_by"]) != Some("approvers") {
+        out.push(Finding::new(
+            "tier.approvals_not_routed",
+            Severity::Warn,
+            format!(
+                "tier {} routes approvals to approvers, but the terminal running the agent \
+                 may answer its own requests",
+                tier.as_str()
+            ),
+            format!(
+                "approvals.answered_by = \"{}\"",
+                str_at(&table, &["approvals", "answered_by"]).unwrap_or("anyone")
+            ),
+            "set [approvals] answered_by = \"approvers\" and give approver tokens to the \
+             people who review (`cordon token create --scope approver`)",
+        ));
+    }
     if tier >= Tier::Team && get(&table, &["audit", "export"]).is_none() {
         out.push(Finding::new(
             "tier.no_log_export",

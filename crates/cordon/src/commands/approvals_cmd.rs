@@ -33,6 +33,9 @@ const PREVIEW_CHARS: usize = 100;
 pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
     let state = open_state()?;
     expire_overdue(&state)?;
+    if let ApprovalsCommand::Approve { id, .. } | ApprovalsCommand::Deny { id } = &command {
+        refuse_unless_local_answers(&state, id)?;
+    }
     match command {
         ApprovalsCommand::List { all, json } => list(&state, all, json),
         ApprovalsCommand::Approve {
@@ -113,6 +116,15 @@ pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// With `approvals.answered_by = "approvers"`, nothing on this machine answers: the
+/// request waits for an approver token through the gateway.
+pub fn refuse_unless_local_answers(state: &State, id: &str) -> Result<()> {
+    if state.config.approvals.answered_by == config::AnsweredBy::Approvers {
+        bail!("{}", crate::terminal::approvers_only_hint(id));
+    }
+    Ok(())
 }
 
 /// Answer the memory change `id`: approving appends it to its agent's memory with the

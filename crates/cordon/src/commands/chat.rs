@@ -17,6 +17,7 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
         agent_name,
         Arc::new(TerminalApprover {
             lines: lines.clone(),
+            approvers_only: state.config.approvals.answered_by == config::AnsweredBy::Approvers,
         }),
     )?;
     let mut session = match (new, agent.latest_session()?) {

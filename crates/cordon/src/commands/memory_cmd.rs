@@ -78,5 +78,6 @@ fn answer(state: &State, agent: Option<&str>, id: &str, accept: bool) -> Result<
             record.agent
         );
     }
+    crate::commands::approvals_cmd::refuse_unless_local_answers(state, id)?;
     answer_memory(state, id, accept)
 }

@@ -14,12 +14,24 @@ use crate::terminal::{describe_event, describe_labels};
 /// `approvals.timeout_secs` and is denied).
 struct NoticeApprover {
     timeout_secs: u64,
+    approvers_only: bool,
 }
 
 #[async_trait]
 impl Approver for NoticeApprover {
     async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
         let id = req.id.as_deref().unwrap_or("?");
+        if self.approvers_only {
+            eprintln!(
+                "approval needed [{id}]: {}\n  why: {} (rule {})\n  {} (within {}s; unanswered, it is denied)",
+                req.action,
+                req.reason,
+                req.rule,
+                crate::terminal::approvers_only_hint(id),
+                self.timeout_secs,
+            );
+            return ApprovalAnswer::Unavailable("only approvers may answer".into());
+        }
         eprintln!(
             "approval needed [{id}]: {}\n  why: {} (rule {})\n  session: {}\n  answer from another terminal within {}s: `cordon approvals approve {id}` or `cordon approvals deny {id}`; unanswered, it is denied",
             req.action,
@@ -37,6 +49,7 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     let state = open_state()?;
     let notice = NoticeApprover {
         timeout_secs: state.config.approvals.timeout_secs,
+        approvers_only: state.config.approvals.answered_by == config::AnsweredBy::Approvers,
     };
     let agent = build_agent(&state, agent_name, Arc::new(notice))?;
     let mut session = agent.new_session()?;
