@@ -70,9 +70,9 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     // reading) must not take the gateway down.
     let banner = format!(
         "cordon gateway listening on {url}\n  \
-         log in: POST {url}/api/login with {{\"token\": \"…\"}}, or send \
-         `Authorization: Bearer TOKEN` (create a token with \
-         `cordon token create --scope operator`; never put it in a URL)\n  \
+         web UI: open {url} and log in with a token from \
+         `cordon token create --scope operator` (API: POST {url}/api/login with \
+         {{\"token\": \"…\"}}, or `Authorization: Bearer TOKEN`; never put a token in a URL)\n  \
          health: {url}/healthz, ready: {url}/readyz (ready in {} ms)\n",
         started.elapsed().as_millis()
     );
