@@ -23,9 +23,9 @@ pub use load::{load, load_str};
 pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
-    AgentConfig, AnsweredBy, ApprovalsConfig, AuditConfig, AuditExportConfig, Config, EgressConfig,
-    ExecConfig, ExecMode, GatewayConfig, GatewayEgressConfig, LabelsConfig, ModelConfig,
-    PolicyConfig, Provider, SandboxBackend, SandboxConfig, SandboxScope, SubagentsConfig, Tier,
-    ToolName,
+    AgentConfig, AlertFormat, AlertsConfig, AnsweredBy, ApprovalsConfig, AuditConfig,
+    AuditExportConfig, Config, EgressConfig, ExecConfig, ExecMode, GatewayConfig,
+    GatewayEgressConfig, LabelsConfig, ModelConfig, PolicyConfig, Provider, SandboxBackend,
+    SandboxConfig, SandboxScope, SubagentsConfig, Tier, ToolName,
 };
 pub use tier::{init_files, init_template};

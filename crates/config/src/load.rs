@@ -282,6 +282,34 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A URL that audit data is sent to off the host: `https://`, or `http://` to a loopback
+/// address only (`what` crossing the network in clear text is refused).
+fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
+    check_url(url)?;
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.rsplit_once(':') {
+        // `[::1]:80` or `127.0.0.1:80`; a bare `[::1]` has no port to strip.
+        Some((h, port)) if !port.contains(']') => h,
+        _ => host,
+    };
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(format!(
+        "`{url}`: {what} would cross the network in clear text; use https:// (plain http \
+         only to a loopback address)"
+    ))
+}
+
 /// `[gateway]`: the bind address parses, TLS files come in pairs, proxies are CIDRs,
 /// origins are bare `scheme://host[:port]`, lifetimes and limits are in range.
 fn validate_gateway(g: &crate::GatewayConfig) -> Result<(), Problem> {
@@ -530,26 +558,7 @@ fn validate(config: &Config) -> Result<(), Problem> {
 
     if let Some(x) = &config.audit.export {
         let at = KeyPath::of(&["audit", "export"]);
-        check_url(&x.url).map_err(|m| (at.clone().key("url"), m))?;
-        if let Some(rest) = x.url.strip_prefix("http://") {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            let loopback = host == "localhost"
-                || host
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if !loopback {
-                return Err((
-                    at.key("url"),
-                    format!(
-                        "`{}`: audit records would cross the network in clear text; use \
-                         https:// (plain http only to a loopback address)",
-                        x.url
-                    ),
-                ));
-            }
-        }
+        check_off_host_url(&x.url, "audit records").map_err(|m| (at.clone().key("url"), m))?;
         if !(1..=3600).contains(&x.interval_secs) {
             return Err((at.key("interval_secs"), "must be 1-3600".into()));
         }
@@ -560,6 +569,18 @@ fn validate(config: &Config) -> Result<(), Problem> {
             return Err((
                 at.key("token_env"),
                 "must name an environment variable, e.g. `CORDON_AUDIT_TOKEN`".into(),
+            ));
+        }
+    }
+
+    if let Some(a) = &config.alerts {
+        let at = KeyPath::of(&["alerts"]);
+        check_off_host_url(&a.webhook_url, "alerts")
+            .map_err(|m| (at.clone().key("webhook_url"), m))?;
+        if a.token_env.as_deref().is_some_and(|v| !is_env_name(v)) {
+            return Err((
+                at.key("token_env"),
+                "must name an environment variable, e.g. `CORDON_ALERTS_TOKEN`".into(),
             ));
         }
     }
@@ -692,6 +713,28 @@ mod tests {
             "http://a b",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn off_host_urls_are_https_or_loopback() {
+        for ok in [
+            "https://hooks.example.com/services/x",
+            "http://127.0.0.1:8080/in",
+            "http://[::1]:9/in",
+            "http://[::1]/in",
+            "http://localhost/in",
+        ] {
+            assert!(check_off_host_url(ok, "alerts").is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.com/x",
+            "http://10.0.0.1:8080/in",
+            "http://127.0.0.1@evil.example/in",
+            "http://localhost.evil.example/in",
+        ] {
+            let e = check_off_host_url(bad, "alerts").unwrap_err();
+            assert!(e.contains("clear text"), "{bad}: {e}");
         }
     }
 }

@@ -173,8 +173,10 @@ fn walk(schema: &Value, defs: &Map<String, Value>, prefix: &str, rows: &mut Vec<
         } else {
             format!("{prefix}.{name}")
         };
-        let target = resolve(field, defs);
+        let optional = optional_table(field, defs);
+        let target = optional.unwrap_or_else(|| resolve(field, defs));
         let default = match field.get("default") {
+            _ if optional.is_some() => "none (absent: off)".to_string(),
             Some(v) if target.get("properties").is_none() => format!("`{}`", compact(v)),
             Some(_) => "see the keys below".to_string(),
             None if required.contains(&name.as_str()) => "none, required".to_string(),
@@ -189,7 +191,9 @@ fn walk(schema: &Value, defs: &Map<String, Value>, prefix: &str, rows: &mut Vec<
         }
         let is_table = target.get("properties").is_some();
         let map_of = target.get("additionalProperties").filter(|a| a.is_object());
-        let ty = if is_table {
+        let ty = if optional.is_some() {
+            "table (optional)".to_string()
+        } else if is_table {
             "table".to_string()
         } else if let Some(values) = map_of {
             let inner = resolve(values, defs);
@@ -213,6 +217,18 @@ fn walk(schema: &Value, defs: &Map<String, Value>, prefix: &str, rows: &mut Vec<
             walk(values, defs, &format!("{path}.<name>"), rows);
         }
     }
+}
+
+/// The table of an `Option<T>` field whose `T` is a table (`anyOf [T, null]`), so its
+/// keys are documented too.
+fn optional_table<'a>(field: &'a Value, defs: &'a Map<String, Value>) -> Option<&'a Value> {
+    let any = resolve(field, defs).get("anyOf")?.as_array()?;
+    let mut tables = any
+        .iter()
+        .filter(|s| s.get("type").and_then(Value::as_str) != Some("null"))
+        .map(|s| resolve(s, defs));
+    let table = tables.next()?;
+    (tables.next().is_none() && table.get("properties").is_some()).then_some(table)
 }
 
 fn compact(v: &Value) -> String {

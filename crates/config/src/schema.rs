@@ -30,6 +30,16 @@ pub struct Config {
     /// The tamper-evident audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Deliver every `alert` audit record (login bursts, blocked exfiltration, audit
+    /// export failing…) to a webhook (Slack, Mattermost, a pager bridge); required by
+    /// tier enterprise. `cordon serve` looks for new alerts every 2 seconds, and `cordon
+    /// log export` delivers what is pending. Delivery is at least once and in order, from
+    /// a cursor in the state directory (`alerts-delivery.json`): a failed POST is logged
+    /// and retried, never skipped, and a restart resumes after the last alert the webhook
+    /// accepted. Only `alert` records are sent; a failing webhook is recorded as an
+    /// `error` record, not as another alert.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
     /// The egress proxy every outbound connection of tools goes through.
     #[serde(default)]
     pub egress: GatewayEgressConfig,
@@ -601,6 +611,35 @@ pub struct AuditExportConfig {
     /// Most records per request (1-10000).
     #[serde(default = "defaults::export_batch")]
     pub batch: usize,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where each alert is POSTed: `https://…`, or `http://` to a loopback address only.
+    /// An incoming-webhook URL (Slack, Mattermost) is itself a credential: Cordon never
+    /// logs or records more of it than its host.
+    pub webhook_url: String,
+    /// Name of the environment variable holding a bearer token for the webhook (not the
+    /// token itself); unset sends no `Authorization` header.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Body of each POST.
+    #[serde(default)]
+    pub format: AlertFormat,
+}
+
+/// `alerts.format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// One POST per alert, `application/json`: `{"text": "<one-line summary>", "record":
+    /// <the audit record exactly as stored>}`. The `text` field is what Slack and
+    /// Mattermost incoming webhooks display; `record` carries `seq` and `hash` to
+    /// deduplicate by and check against the log.
+    #[default]
+    Json,
 }
 
 pub(crate) mod defaults {

@@ -205,7 +205,7 @@ answered_by = "{answered_by}"
 [audit]
 # Record full prompts and model output (otherwise sizes and digests only).
 record_content = true
-{export}{policy}"#,
+{export}{alerts}{policy}"#,
         tier = p.tier,
         scope = p.scope,
         answered_by = if p.tier == "personal" {
@@ -221,6 +221,15 @@ record_content = true
              # [audit.export]\n\
              # url = \"https://logs.example.com/cordon\"\n\
              # token_env = \"CORDON_AUDIT_TOKEN\"\n"
+        },
+        alerts = if p.tier == "enterprise" {
+            "\n# This tier delivers alerts to people: uncomment and set (a Slack or Mattermost\n\
+             # incoming webhook works; its URL is a credential, keep this file 0600).\n\
+             # [alerts]\n\
+             # webhook_url = \"https://hooks.example.com/cordon\"\n\
+             # token_env = \"CORDON_ALERTS_TOKEN\"\n"
+        } else {
+            ""
         },
         model_timeout_secs = p.model_timeout_secs,
         max_retries = p.max_retries,

@@ -44,6 +44,9 @@ fn reference_covers_every_key() {
         "`agents.<name>.egress.allow`",
         "`sandbox.tmp_size_mb`",
         "`audit.record_content`",
+        "`audit.export.url`",
+        "`alerts.webhook_url`",
+        "`alerts.format`",
     ] {
         assert!(md.contains(&format!("## {key}")), "reference lacks {key}");
     }

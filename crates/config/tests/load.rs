@@ -425,3 +425,52 @@ fn gateway_defaults_to_loopback_and_checks_its_keys() {
         assert!(line > line_of(&text, "[gateway]") - 1, "{shown}");
     }
 }
+
+#[test]
+fn alerts_need_https_or_loopback_and_name_their_token_variable() {
+    let c = load_str(VALID, Path::new(FILE)).unwrap();
+    assert!(c.alerts.is_none());
+    let good = format!(
+        "{VALID}\n[alerts]\nwebhook_url = \"https://hooks.example.com/services/T0/B0/x\"\n\
+         token_env = \"CORDON_ALERTS_TOKEN\"\nformat = \"json\"\n"
+    );
+    let a = load_str(&good, Path::new(FILE)).unwrap().alerts.unwrap();
+    assert_eq!(a.format, cordon_config::AlertFormat::Json);
+    assert_eq!(a.token_env.as_deref(), Some("CORDON_ALERTS_TOKEN"));
+    let loopback = format!("{VALID}\n[alerts]\nwebhook_url = \"http://127.0.0.1:9000/hook\"\n");
+    assert!(load_str(&loopback, Path::new(FILE)).is_ok());
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "webhook_url = \"http://hooks.example.com/x\"",
+            "alerts.webhook_url",
+            "clear text",
+        ),
+        (
+            "webhook_url = \"hooks.example.com\"",
+            "alerts.webhook_url",
+            "https://",
+        ),
+        (
+            "webhook_url = \"https://h.example/x\"\ntoken_env = \"not a name\"",
+            "alerts.token_env",
+            "environment variable",
+        ),
+        (
+            "webhook_url = \"https://h.example/x\"\nformat = \"xml\"",
+            "alerts.format",
+            "unknown variant",
+        ),
+        (
+            "webhook_url = \"https://h.example/x\"\ntoken = \"abc\"",
+            "alerts.token",
+            "secrets never go in cordon.toml",
+        ),
+    ];
+    for (body, key, says) in cases {
+        let text = format!("{VALID}\n[alerts]\n{body}\n");
+        let (line, k, shown) = fails(&text);
+        assert_eq!(&k, key, "{shown}");
+        assert!(shown.contains(says), "{shown} lacks {says}");
+        assert!(line > line_of(&text, "[alerts]"), "{shown}");
+    }
+}

@@ -405,8 +405,9 @@ pub enum LogCommand {
         #[arg(long)]
         tail: Option<usize>,
     },
-    /// Ship the records not yet delivered to `[audit.export] url` now (`cordon serve`
-    /// does it continuously). Exit 1 if the collector did not take them.
+    /// Deliver what is pending now (`cordon serve` does it continuously): the records not
+    /// yet shipped to `[audit.export] url`, and the alerts not yet sent to `[alerts]
+    /// webhook_url`. Exit 1 if either did not take them.
     Export,
 }
 

@@ -139,11 +139,11 @@ async fn fresh_init_of_every_tier_has_no_critical_finding() {
             .filter(|f| f["id"].as_str().unwrap().starts_with("tier."))
             .map(|f| f["id"].as_str().unwrap())
             .collect();
-        // Except the collector, which only the user can name.
-        let expected: &[&str] = if tier == "personal" {
-            &[]
-        } else {
-            &["tier.no_log_export"]
+        // Except the collector and the alert webhook, which only the user can name.
+        let expected: &[&str] = match tier {
+            "personal" => &[],
+            "team" => &["tier.no_log_export"],
+            _ => &["tier.no_alert_delivery", "tier.no_log_export"],
         };
         assert_eq!(tier_gaps, expected, "{tier}");
         assert_eq!(code, 0, "{tier}");

@@ -161,6 +161,17 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
              record, and `cordon log export` ships what is pending",
         ));
     }
+    if tier == Tier::Enterprise && get(&table, &["alerts"]).is_none() {
+        out.push(Finding::new(
+            "tier.no_alert_delivery",
+            Severity::Warn,
+            "tier enterprise requires alerts to be delivered to people, not only recorded",
+            "no [alerts]",
+            "set [alerts] webhook_url (https; a Slack or Mattermost incoming webhook works) \
+             and, if the receiver needs one, token_env; `cordon serve` then posts every \
+             `alert` record",
+        ));
+    }
     if let Some(agents) = table.get("agents").and_then(Value::as_table) {
         for (name, agent) in agents {
             if let Some(agent) = agent.as_table() {
@@ -549,6 +560,20 @@ mod tests {
             tighten_bind(tls).is_none(),
             "a TLS bind is a choice, not a mistake"
         );
+    }
+
+    #[test]
+    fn enterprise_needs_alert_delivery_and_team_does_not() {
+        let agent = "[agents.a]\nworkspace = \"/w\"\n";
+        let found = ids(&format!("tier = \"enterprise\"\n{agent}"));
+        assert!(found.contains(&"tier.no_alert_delivery"), "{found:?}");
+        let found = ids(&format!(
+            "tier = \"enterprise\"\n[alerts]\nwebhook_url = \"https://hooks.example.com/x\"\n{agent}"
+        ));
+        assert!(!found.contains(&"tier.no_alert_delivery"), "{found:?}");
+        let found = ids(&format!("tier = \"team\"\n{agent}"));
+        assert!(!found.contains(&"tier.no_alert_delivery"), "{found:?}");
+        assert!(found.contains(&"tier.no_log_export"), "{found:?}");
     }
 
     #[test]

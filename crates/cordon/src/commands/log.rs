@@ -73,31 +73,49 @@ pub fn log(command: LogCommand) -> Result<ExitCode> {
     }
 }
 
-/// `cordon log export`: ship what is pending to the configured collector.
+/// `cordon log export`: deliver what is pending to each configured destination, the
+/// audit collector (`[audit.export]`) and the alert webhook (`[alerts]`). Exit 1 if any
+/// of them did not take it.
 pub async fn export() -> Result<ExitCode> {
     let state = crate::setup::open_state()?;
-    let Some(cfg) = &state.config.audit.export else {
+    let mut deliveries = Vec::new();
+    if let Some(cfg) = &state.config.audit.export {
+        deliveries.push(crate::export::Delivery::audit_export(
+            &state.state_dir,
+            state.audit.dir(),
+            cfg,
+        )?);
+    }
+    if let Some(cfg) = &state.config.alerts {
+        deliveries.push(crate::export::Delivery::alerts(
+            &state.state_dir,
+            state.audit.dir(),
+            cfg,
+        )?);
+    }
+    if deliveries.is_empty() {
         anyhow::bail!(
-            "no [audit.export] in the config: set `url` (and `token_env`) to ship the audit \
-             log to a collector"
+            "no [audit.export] and no [alerts] in the config: set [audit.export] `url` (and \
+             `token_env`) to ship the audit log to a collector, [alerts] `webhook_url` to \
+             deliver alerts"
         );
-    };
-    let exporter = crate::export::Exporter::new(&state.state_dir, state.audit.dir(), cfg)?;
-    match exporter.ship().await {
-        Ok(s) => {
-            println!(
+    }
+    let mut code = ExitCode::SUCCESS;
+    for d in &deliveries {
+        match d.ship().await {
+            Ok(s) => println!(
                 "sent {} records to {} (delivered through #{})",
                 s.records,
-                exporter.url(),
+                d.shown_url(),
                 s.through
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("cordon: audit export failed: {e:#}");
-            Ok(ExitCode::FAILURE)
+            ),
+            Err(e) => {
+                eprintln!("cordon: delivery to the {} failed: {e:#}", d.what());
+                code = ExitCode::FAILURE;
+            }
         }
     }
+    Ok(code)
 }
 
 fn kind_name(kind: &audit::EventKind) -> String {

@@ -45,13 +45,22 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     {
         *file = dir.join(config::expand_tilde(file));
     }
-    // Ship the audit log to the collector, if one is configured (a missing token is an
-    // error here, not a silently unexported log).
+    // Ship the audit log to the collector and alerts to the webhook, if configured (a
+    // missing token is an error here, not a silently undelivered log).
     if let Some(x) = &state.config.audit.export {
-        let exporter = crate::export::Exporter::new(&state.state_dir, state.audit.dir(), x)?;
+        let delivery =
+            crate::export::Delivery::audit_export(&state.state_dir, state.audit.dir(), x)?;
         tokio::spawn(crate::export::run(
-            exporter,
+            delivery,
             std::time::Duration::from_secs(x.interval_secs),
+            state.audit.clone(),
+        ));
+    }
+    if let Some(a) = &state.config.alerts {
+        let delivery = crate::export::Delivery::alerts(&state.state_dir, state.audit.dir(), a)?;
+        tokio::spawn(crate::export::run(
+            delivery,
+            crate::export::ALERT_INTERVAL,
             state.audit.clone(),
         ));
     }
