@@ -299,3 +299,182 @@ async fn deep_probes_the_metadata_address_from_a_sandbox() {
         "no egress record of the probe"
     );
 }
+
+/// `GET /api/whoami` with a bearer token: the status and the scope it proves.
+async fn whoami(url: &str, token: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .get(format!("{url}/api/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// `cordon token create --ttl TTL`: the token printed.
+async fn token_with_ttl(inst: &Install, name: &str, scope: &str, ttl: &str) -> String {
+    let out = inst
+        .cordon(&[
+            "token", "create", "--scope", scope, "--ttl", ttl, "--name", name,
+        ])
+        .await;
+    common::assert_ok(&out);
+    text(&out.stdout).trim().to_string()
+}
+
+/// Every byte under `dir`, as text (the store, its journal, the audit log, cursors…).
+fn everything_under(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.push_str(&everything_under(&path));
+        } else {
+            all.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fix_rotates_long_lived_tokens_and_shows_each_new_token_once() {
+    let inst = install();
+    let weak = token_with_ttl(&inst, "laptop", "operator", "365d").await;
+    let healthy = token_with_ttl(&inst, "phone", "read", "90d").await;
+    let (mut gateway, url) = common::serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    assert_eq!(whoami(&url, &weak).await.0, 200);
+
+    // Reported, not changed, without --fix.
+    let (code, report) = audit(&inst, &[]).await;
+    assert_eq!(code, 0, "{report:#}");
+    let long: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "tokens.long_lived")
+        .collect();
+    assert_eq!(long.len(), 1, "only the 365-day token: {report:#}");
+    assert_eq!(long[0]["severity"], "warn");
+    assert!(long[0]["title"].as_str().unwrap().contains("`laptop`"));
+    assert_eq!(report["rotated_tokens"], serde_json::json!([]));
+    assert!(!report.to_string().contains(&weak));
+
+    // --fix --json: replaced, the new token under rotated_tokens and nowhere else.
+    let out = inst.cordon(&["audit", "--json", "--fix"]).await;
+    let stdout = text(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let rotated = report["rotated_tokens"].as_array().unwrap();
+    assert_eq!(rotated.len(), 1, "{report:#}");
+    let r = &rotated[0];
+    let (old_id, new_id) = (r["old_id"].as_str().unwrap(), r["new_id"].as_str().unwrap());
+    let new = r["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        (r["name"].as_str(), r["scope"].as_str()),
+        (Some("laptop"), Some("operator"))
+    );
+    assert!(new.starts_with("cdn_") && new != weak);
+    assert_eq!(stdout.matches(&new).count(), 1, "{stdout}");
+    assert!(!stdout.contains(&weak));
+    let fixed = report["fixed"].to_string();
+    assert!(fixed.contains(old_id) && fixed.contains(new_id), "{fixed}");
+    assert!(
+        finding(&report, "tokens.long_lived").is_none(),
+        "{report:#}"
+    );
+
+    // The running gateway refuses the old token at once and takes the new one.
+    assert_eq!(whoami(&url, &weak).await.0, 401);
+    let (status, me) = whoami(&url, &new).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (me["token_id"].as_str(), me["scope"].as_str()),
+        (Some(new_id), Some("operator"))
+    );
+    assert_eq!(
+        whoami(&url, &healthy).await.0,
+        200,
+        "a healthy token was touched"
+    );
+
+    // The store agrees: old revoked, new for 30 days, same name and scope.
+    let out = inst.cordon(&["token", "list", "--all", "--json"]).await;
+    let tokens: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert!(by_id(old_id)["revoked_at"].is_string());
+    let n = by_id(new_id);
+    assert!(n["revoked_at"].is_null());
+    assert_eq!(
+        (n["name"].as_str(), n["scope"].as_str()),
+        (Some("laptop"), Some("operator"))
+    );
+    let at = |key: &str| {
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::parse(n[key].as_str().unwrap(), rfc3339).unwrap()
+    };
+    let life = at("expires_at") - at("created_at");
+    assert_eq!(
+        life.whole_days(),
+        29,
+        "a 30-day lifetime, minus the insert: {n}"
+    );
+
+    // Both halves are audited, naming the rotation; the token itself is written nowhere.
+    let records = inst.audit().await;
+    let changes: Vec<&Value> = common::of_kind(&records, "secret_change")
+        .into_iter()
+        .filter(|r| r["data"]["by"] == "cordon audit --fix")
+        .collect();
+    let actions: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|r| {
+            (
+                r["data"]["action"].as_str().unwrap(),
+                r["data"]["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [("token_created", new_id), ("token_revoked", old_id)]
+    );
+    let stored = everything_under(&inst.state);
+    assert!(!stored.contains(&new) && !stored.contains(&weak));
+
+    // Text output: an old admin token is rotated too, its new token printed once.
+    let admin = token_with_ttl(&inst, "ops", "admin", "200d").await;
+    let out = inst.cordon(&["audit", "--fix"]).await;
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("new token ") && l.contains("(`ops`)"))
+        .unwrap_or_else(|| panic!("no new token line: {stdout}"));
+    let new_admin = line.rsplit(' ').next().unwrap();
+    assert!(new_admin.starts_with("cdn_"), "{line}");
+    assert_eq!(stdout.matches(new_admin).count(), 1, "{stdout}");
+    assert!(
+        text(&out.stderr).contains("shown only now"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(whoami(&url, &admin).await.0, 401);
+    assert_eq!(whoami(&url, new_admin).await.1["scope"], "admin");
+    assert!(!everything_under(&inst.state).contains(new_admin));
+
+    // Nothing weak is left: a second --fix rotates nothing.
+    let (_, report) = audit(&inst, &["--fix"]).await;
+    assert_eq!(
+        report["rotated_tokens"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    gateway.kill().await.ok();
+}

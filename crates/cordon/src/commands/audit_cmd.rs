@@ -3,9 +3,14 @@
 //! compromised agent could reach.
 //!
 //! Exit status: 1 when any finding is critical, 0 otherwise (2 for usage errors). The
-//! audit reads; only `--fix` changes anything (file modes, a public bind without TLS),
-//! and it says what it changed. `--deep` also runs two probe commands in a sandbox
-//! (recorded in the audit log like any sandboxed command).
+//! audit reads; only `--fix` changes anything (file modes, a public bind without TLS,
+//! weak gateway tokens), and it says what it changed. `--deep` also runs two probe
+//! commands in a sandbox (recorded in the audit log like any sandboxed command).
+//!
+//! A weak token (older than 90 days, or living longer than 90 days) is rotated by `--fix`:
+//! a token with the same name and scope and a 30-day lifetime is created, the old one is
+//! revoked (both audited, as by `cordon token`), and the new token is printed once on
+//! stdout — in `--json`, only under `rotated_tokens` — and written nowhere else.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,8 +23,12 @@ use config::{HostPattern, Paths};
 use posture::{Finding, Severity, blast, config_checks, host, sorted};
 use serde_json::json;
 
-/// Tokens older than this are worth rotating.
+/// Tokens older than this, or living longer than this, are worth rotating.
 const TOKEN_OLD_DAYS: i64 = 90;
+/// Lifetime of a token `--fix` creates in place of a weak one.
+const ROTATED_TTL_DAYS: i64 = 30;
+/// Who rotated a token, in the audit log.
+const ROTATED_BY: &str = "cordon audit --fix";
 /// A secret bound to more hosts than this is reusable in too many places.
 const SECRET_MAX_HOSTS: usize = 3;
 
@@ -41,6 +50,7 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     }
     let (tier, mut findings) = config_checks::check(&text, file);
     let loaded = config::load_str(&text, file).ok();
+    let mut rotated = Vec::new();
 
     // Files and the state directory.
     let guarded = host::guarded_files(file, &paths.state_dir);
@@ -62,6 +72,13 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
                 &home,
                 &[&paths.state_dir, file.as_path()],
             ));
+        }
+        if fix {
+            match rotate_weak_tokens(&paths) {
+                Ok(r) => rotated = r,
+                Err(e) => eprintln!("cordon: weak tokens were not rotated: {e:#}"),
+            }
+            fixed.extend(rotated.iter().map(Rotated::describe));
         }
         findings.extend(state_checks(&paths));
         // What really listens on the gateway's port.
@@ -93,11 +110,25 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
             "tier": tier.map(config_checks::Tier::as_str),
             "findings": findings,
             "fixed": fixed,
+            "rotated_tokens": rotated.iter().map(|r| json!({
+                "old_id": r.old.id,
+                "new_id": r.new.record.id,
+                "name": r.new.record.name,
+                "scope": r.new.record.scope.as_str(),
+                "expires_at": r.new.record.expires_at,
+                "token": r.new.token.expose(),
+            })).collect::<Vec<_>>(),
             "critical": critical,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_findings(file, tier, &findings, &fixed);
+        print_findings(file, tier, &findings, &fixed, &rotated);
+    }
+    if !rotated.is_empty() {
+        eprintln!(
+            "The new tokens above are shown only now and stored nowhere in clear: give each \
+             to whoever used the old one, which no longer works."
+        );
     }
     Ok(if critical {
         ExitCode::from(1)
@@ -128,6 +159,7 @@ fn print_findings(
     tier: Option<config_checks::Tier>,
     findings: &[Finding],
     fixed: &[String],
+    rotated: &[Rotated],
 ) {
     println!(
         "cordon audit of {} (tier {})",
@@ -136,6 +168,14 @@ fn print_findings(
     );
     for line in fixed {
         println!("  {line}");
+    }
+    for r in rotated {
+        println!(
+            "  new token {} (`{}`): {}",
+            r.new.record.id,
+            r.new.record.name,
+            r.new.token.expose()
+        );
     }
     if findings.is_empty() {
         println!("no findings");
@@ -173,30 +213,8 @@ fn state_checks(paths: &Paths) -> Vec<Finding> {
     }
     if paths.db_file().exists()
         && let Ok(store) = store::Store::open(&paths.db_file())
-        && let Ok(tokens) = store.list_tokens(false)
     {
-        let now = time::OffsetDateTime::now_utc();
-        let fmt = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-        );
-        for t in tokens {
-            let Ok(created) = time::PrimitiveDateTime::parse(&t.created_at, fmt) else {
-                continue;
-            };
-            let age = (now - created.assume_utc()).whole_days();
-            if age > TOKEN_OLD_DAYS {
-                out.push(Finding::new(
-                    "tokens.old",
-                    Severity::Warn,
-                    format!("token `{}` ({}) is {age} days old", t.name, t.scope),
-                    format!("token {} created {}", t.id, t.created_at),
-                    format!(
-                        "create a new one and `cordon token revoke {}`; prefer --ttl 30d",
-                        t.id
-                    ),
-                ));
-            }
-        }
+        out.extend(weak_tokens(&store).into_iter().flat_map(|w| w.findings));
     }
     if let Ok(vault) = secrets::Vault::open(&paths.state_dir) {
         for s in vault.list() {
@@ -223,6 +241,155 @@ fn state_checks(paths: &Paths) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// A usable gateway token worth replacing, and why.
+struct WeakToken {
+    record: store::TokenRecord,
+    findings: Vec<Finding>,
+}
+
+/// Usable tokens created more than [`TOKEN_OLD_DAYS`] ago (`tokens.old`) or living longer
+/// than that (`tokens.long_lived`): a leaked one stays useful for too long.
+fn weak_tokens(store: &store::Store) -> Vec<WeakToken> {
+    let Ok(tokens) = store.list_tokens(false) else {
+        return Vec::new();
+    };
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    let parse = |ts: &str| {
+        time::PrimitiveDateTime::parse(ts, fmt)
+            .ok()
+            .map(time::PrimitiveDateTime::assume_utc)
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let limit = time::Duration::days(TOKEN_OLD_DAYS);
+    let remedy = |id: &str| {
+        format!(
+            "`cordon audit --fix` replaces it with a {ROTATED_TTL_DAYS}-day token of the same \
+             name and scope and revokes it (or create one with --ttl 30d and `cordon token \
+             revoke {id}`)"
+        )
+    };
+    let mut out = Vec::new();
+    for t in tokens {
+        let (Some(created), Some(expires)) = (parse(&t.created_at), parse(&t.expires_at)) else {
+            continue;
+        };
+        let mut findings = Vec::new();
+        let age = (now - created).whole_days();
+        if age > TOKEN_OLD_DAYS {
+            findings.push(Finding::new(
+                "tokens.old",
+                Severity::Warn,
+                format!("token `{}` ({}) is {age} days old", t.name, t.scope),
+                format!("token {} created {}", t.id, t.created_at),
+                remedy(&t.id),
+            ));
+        }
+        if expires - created > limit {
+            findings.push(Finding::new(
+                "tokens.long_lived",
+                Severity::Warn,
+                format!(
+                    "token `{}` ({}) lives {} days: if it leaks, it keeps working that long",
+                    t.name,
+                    t.scope,
+                    (expires - created).whole_days()
+                ),
+                format!(
+                    "token {} created {}, expires {}",
+                    t.id, t.created_at, t.expires_at
+                ),
+                remedy(&t.id),
+            ));
+        }
+        if !findings.is_empty() {
+            out.push(WeakToken {
+                record: t,
+                findings,
+            });
+        }
+    }
+    out
+}
+
+/// A weak token replaced by `--fix`.
+struct Rotated {
+    old: store::TokenRecord,
+    /// The replacement, with the one copy of the token in clear.
+    new: gateway::token::IssuedToken,
+}
+
+impl Rotated {
+    /// The `fixed` line (without the token, which is printed once, separately).
+    fn describe(&self) -> String {
+        format!(
+            "rotated token `{}` ({}): {} revoked, replaced by {} (expires {})",
+            self.old.name,
+            self.old.scope,
+            self.old.id,
+            self.new.record.id,
+            self.new.record.expires_at
+        )
+    }
+}
+
+/// Replace every weak token: first a new token with the same name and scope for
+/// [`ROTATED_TTL_DAYS`], then the old one revoked; both audited like `cordon token`.
+/// Stops at the first failure (said on stderr) and returns what was rotated so far, so a
+/// token that was created is always printed.
+fn rotate_weak_tokens(paths: &Paths) -> Result<Vec<Rotated>> {
+    if !paths.db_file().exists() {
+        return Ok(Vec::new());
+    }
+    let store = store::Store::open(&paths.db_file())
+        .with_context(|| format!("cannot open {}", paths.db_file().display()))?;
+    let weak = weak_tokens(&store);
+    if weak.is_empty() {
+        return Ok(Vec::new());
+    }
+    let audit = audit::Log::open(&paths.audit_dir()).with_context(|| {
+        format!(
+            "cannot open the audit log in {} (a rotation must be recorded)",
+            paths.audit_dir().display()
+        )
+    })?;
+    let mut rotated = Vec::new();
+    for w in weak {
+        let old = w.record;
+        let new = match gateway::token::create(
+            &store,
+            &audit,
+            &old.name,
+            old.scope,
+            time::Duration::days(ROTATED_TTL_DAYS),
+            ROTATED_BY,
+        ) {
+            Ok(new) => new,
+            Err(e) => {
+                eprintln!(
+                    "cordon: cannot create a replacement for token {}: {e}",
+                    old.id
+                );
+                break;
+            }
+        };
+        let revoked = gateway::token::revoke(&store, &audit, &old.id, ROTATED_BY);
+        if let Err(e) = &revoked {
+            eprintln!(
+                "cordon: token {} was replaced by {} but could not be revoked: {e}; run \
+                 `cordon token revoke {}`",
+                old.id, new.record.id, old.id
+            );
+        }
+        rotated.push(Rotated { old, new });
+        if revoked.is_err() {
+            break;
+        }
+    }
+    Ok(rotated)
 }
 
 /// Whether a sandboxed command reaches the metadata service, directly or through the
