@@ -310,6 +310,108 @@ fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
     ))
 }
 
+/// `[store] url`: a PostgreSQL URL without password whose hosts are Unix socket
+/// directories or loopback (the connection has no TLS, so nothing else is accepted).
+fn check_store_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| {
+            "must start with `postgres://`, e.g. `postgres://cordon@127.0.0.1/cordon` or \
+             `postgres://cordon@/cordon?host=/run/postgresql`"
+                .to_string()
+        })?;
+    if url.chars().any(char::is_whitespace) {
+        return Err("must not contain whitespace".into());
+    }
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, db) = before_query.split_once('/').unwrap_or((before_query, ""));
+    let (userinfo, hosts) = authority.rsplit_once('@').unwrap_or(("", authority));
+    if userinfo.contains(':') {
+        return Err(
+            "must not contain a password; put it in the environment variable named by \
+             `password_env`"
+                .into(),
+        );
+    }
+    if db.is_empty() {
+        return Err(format!("`{url}` names no database; add `/DB` after the host"));
+    }
+    let mut named: Vec<String> = Vec::new();
+    for host in hosts.split(',').filter(|h| !h.is_empty()) {
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
+            None => host.split(':').next().unwrap_or("").to_string(),
+        };
+        named.push(percent_decode(&host));
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match key {
+            "host" | "hostaddr" => named.extend(value.split(',').map(str::to_string)),
+            "password" => {
+                return Err(
+                    "must not contain a password; put it in the environment variable named \
+                     by `password_env`"
+                        .into(),
+                );
+            }
+            "port" | "user" | "dbname" | "application_name" | "connect_timeout" => {}
+            other => {
+                return Err(format!(
+                    "`{url}`: parameter `{other}` is not supported here (use host, port, \
+                     user, dbname, application_name or connect_timeout)"
+                ));
+            }
+        }
+    }
+    if named.is_empty() {
+        return Err(format!(
+            "`{url}` names no host; use a loopback host (`postgres://cordon@127.0.0.1/cordon`) \
+             or a Unix socket directory (`postgres://cordon@/cordon?host=/run/postgresql`)"
+        ));
+    }
+    for host in &named {
+        let loopback = host.starts_with('/')
+            || host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!(
+                "host `{host}` is not loopback; TLS to PostgreSQL is not implemented, so only \
+                 a Unix socket directory or localhost/127.0.0.1/::1 is accepted (the store \
+                 holds conversation content and token hashes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `[gateway]`: the bind address parses, TLS files come in pairs, proxies are CIDRs,
 /// origins are bare `scheme://host[:port]`, lifetimes and limits are in range.
 fn validate_gateway(g: &crate::GatewayConfig) -> Result<(), Problem> {
@@ -581,6 +683,28 @@ fn validate(config: &Config) -> Result<(), Problem> {
             return Err((
                 at.key("token_env"),
                 "must name an environment variable, e.g. `CORDON_ALERTS_TOKEN`".into(),
+            ));
+        }
+    }
+
+    let at = KeyPath::of(&["store"]);
+    if let Some(url) = &config.store.url {
+        check_store_url(url).map_err(|m| (at.clone().key("url"), m))?;
+    }
+    if let Some(env) = &config.store.password_env {
+        if config.store.url.is_none() {
+            return Err((
+                at.key("password_env"),
+                "is only used with `url` (PostgreSQL); SQLite needs no password".into(),
+            ));
+        }
+        if !is_env_name(env) {
+            return Err((
+                at.key("password_env"),
+                format!(
+                    "`{env}` is not an environment variable name; put the password in that \
+                     variable, never in this file, e.g. `CORDON_STORE_PASSWORD`"
+                ),
             ));
         }
     }

@@ -52,6 +52,33 @@ pub struct Config {
     /// The HTTP gateway (`cordon serve`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Where sessions, approvals, grants, gateway tokens and session events are kept:
+    /// SQLite in the state directory (`STATE/cordon.db`) unless `url` names a PostgreSQL
+    /// database, which several Cordon processes or hosts can share.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the session store. Without `url`, SQLite at `STATE/cordon.db`.
+///
+/// PostgreSQL is reached without TLS (not implemented yet), so the URL must name a Unix
+/// socket directory or a loopback host (`localhost`, `127.0.0.1`, `::1`); any other host
+/// is refused. The database holds conversation content and token hashes: give the role
+/// access to that database only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A PostgreSQL database instead of SQLite: `postgres://USER@HOST[:PORT]/DB` with a
+    /// loopback HOST, or `postgres://USER@/DB?host=/run/postgresql` for a Unix socket
+    /// directory. No password in the URL: use `password_env`. Cordon creates its tables
+    /// in an empty database and refuses one that has other tables or a newer Cordon
+    /// schema.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Name of the environment variable holding the PostgreSQL password (not the password
+    /// itself); unset sends none (peer or trust authentication on a socket).
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 /// `[gateway]`: the HTTP API and web UI served by `cordon serve`. A bind address that is

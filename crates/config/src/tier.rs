@@ -205,7 +205,7 @@ answered_by = "{answered_by}"
 [audit]
 # Record full prompts and model output (otherwise sizes and digests only).
 record_content = true
-{export}{alerts}{policy}"#,
+{export}{alerts}{store}{policy}"#,
         tier = p.tier,
         scope = p.scope,
         answered_by = if p.tier == "personal" {
@@ -228,6 +228,15 @@ record_content = true
              # [alerts]\n\
              # webhook_url = \"https://hooks.example.com/cordon\"\n\
              # token_env = \"CORDON_ALERTS_TOKEN\"\n"
+        } else {
+            ""
+        },
+        store = if p.tier == "enterprise" {
+            "\n# Several processes or hosts share one store in PostgreSQL: uncomment and set.\n\
+             # Only a Unix socket or a loopback host (no TLS to PostgreSQL yet).\n\
+             # [store]\n\
+             # url = \"postgres://cordon@/cordon?host=/run/postgresql\"\n\
+             # password_env = \"CORDON_STORE_PASSWORD\"\n"
         } else {
             ""
         },

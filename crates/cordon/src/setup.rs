@@ -48,6 +48,37 @@ pub fn load_config(paths: &Paths) -> Result<Config> {
 
 /// The config and the exact text it was parsed from (read once, so the digest recorded
 /// in the audit log is of what was actually loaded).
+/// The session store `config` names: the PostgreSQL database at `[store] url` (with the
+/// password from the variable `[store] password_env` names), else SQLite at
+/// `STATE/cordon.db`. Every command opens the store here.
+pub fn open_store(config: &Config, paths: &Paths) -> Result<store::Store> {
+    let Some(url) = &config.store.url else {
+        return store::Store::open(&paths.db_file()).with_context(|| {
+            format!(
+                "cannot open the session store {}",
+                paths.db_file().display()
+            )
+        });
+    };
+    let password = match &config.store.password_env {
+        Some(var) => Some(std::env::var(var).with_context(|| {
+            format!(
+                "[store] password_env names `{var}`, but that environment variable is not set \
+                 (or not UTF-8); set it to the PostgreSQL password"
+            )
+        })?),
+        None => None,
+    };
+    store::Store::connect(url, password.as_deref())
+        .context("cannot open the session store ([store] url)")
+}
+
+/// Is there a store to look into without creating one? PostgreSQL always; SQLite once
+/// its file exists.
+pub fn store_exists(config: &Config, paths: &Paths) -> bool {
+    config.store.url.is_some() || paths.db_file().exists()
+}
+
 fn read_config(paths: &Paths) -> Result<(Config, String)> {
     let file = &paths.config_file;
     if !file.exists() {
@@ -104,12 +135,7 @@ pub fn open_state_at(paths: &Paths) -> Result<State> {
             paths.audit_dir().display()
         )
     })?;
-    let store = store::Store::open(&paths.db_file()).with_context(|| {
-        format!(
-            "cannot open the session store {}",
-            paths.db_file().display()
-        )
-    })?;
+    let store = open_store(&config, paths)?;
     audit.record(
         EventKind::ConfigLoaded,
         None,

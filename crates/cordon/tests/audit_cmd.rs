@@ -139,11 +139,16 @@ async fn fresh_init_of_every_tier_has_no_critical_finding() {
             .filter(|f| f["id"].as_str().unwrap().starts_with("tier."))
             .map(|f| f["id"].as_str().unwrap())
             .collect();
-        // Except the collector and the alert webhook, which only the user can name.
+        // Except the collector, the alert webhook and the shared store, which only the
+        // user can name.
         let expected: &[&str] = match tier {
             "personal" => &[],
             "team" => &["tier.no_log_export"],
-            _ => &["tier.no_alert_delivery", "tier.no_log_export"],
+            _ => &[
+                "tier.no_alert_delivery",
+                "tier.no_log_export",
+                "tier.store_not_shared",
+            ],
         };
         assert_eq!(tier_gaps, expected, "{tier}");
         assert_eq!(code, 0, "{tier}");

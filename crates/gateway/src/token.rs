@@ -204,8 +204,8 @@ mod tests {
         assert!(t1.token.expose().starts_with(PREFIX));
         assert_eq!(t1.token.expose().len(), PREFIX.len() + 43);
         assert_ne!(t1.token.expose(), t2.token.expose());
-        let db = std::fs::read(s.path()).unwrap();
-        let wal = std::fs::read(s.path().with_extension("db-wal")).unwrap_or_default();
+        let db = std::fs::read(s.path().unwrap()).unwrap();
+        let wal = std::fs::read(s.path().unwrap().with_extension("db-wal")).unwrap_or_default();
         for t in [&t1, &t2] {
             let clear = t.token.expose().as_bytes();
             assert!(!db.windows(clear.len()).any(|w| w == clear));

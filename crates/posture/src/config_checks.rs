@@ -172,6 +172,17 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
              `alert` record",
         ));
     }
+    if tier == Tier::Enterprise && get(&table, &["store", "url"]).is_none() {
+        out.push(Finding::new(
+            "tier.store_not_shared",
+            Severity::Info,
+            "tier enterprise usually runs several Cordon processes or hosts on one store, \
+             but sessions and approvals are in this host's SQLite file",
+            "no [store] url",
+            "set [store] url to a PostgreSQL database (a Unix socket or loopback host) and \
+             password_env if it needs a password",
+        ));
+    }
     if let Some(agents) = table.get("agents").and_then(Value::as_table) {
         for (name, agent) in agents {
             if let Some(agent) = agent.as_table() {
@@ -574,6 +585,19 @@ mod tests {
         let found = ids(&format!("tier = \"team\"\n{agent}"));
         assert!(!found.contains(&"tier.no_alert_delivery"), "{found:?}");
         assert!(found.contains(&"tier.no_log_export"), "{found:?}");
+    }
+
+    #[test]
+    fn enterprise_without_a_shared_store_is_told() {
+        let agent = "[agents.a]\nworkspace = \"/w\"\n";
+        let found = ids(&format!("tier = \"enterprise\"\n{agent}"));
+        assert!(found.contains(&"tier.store_not_shared"), "{found:?}");
+        let found = ids(&format!(
+            "tier = \"enterprise\"\n[store]\nurl = \"postgres://cordon@/cordon?host=/run/postgresql\"\n{agent}"
+        ));
+        assert!(!found.contains(&"tier.store_not_shared"), "{found:?}");
+        let found = ids(&format!("tier = \"team\"\n{agent}"));
+        assert!(!found.contains(&"tier.store_not_shared"), "{found:?}");
     }
 
     #[test]

@@ -315,11 +315,11 @@ pub struct GrantQuery<'a> {
     pub host: Option<&'a str>,
 }
 
-const APPROVAL_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, action, \
+pub(crate) const APPROVAL_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, action, \
      fingerprint, argv, host, arguments, reason, rule, labels, untrusted_sources, payload, \
      status, answer, grant_id, answered_by, answered_at";
 
-const GRANT_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, scope, \
+pub(crate) const GRANT_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, scope, \
      fingerprint, argv_prefix, host, action, source, granted_by, revoked_at";
 
 /// The `apply` of an answer that applies nothing.
@@ -334,7 +334,7 @@ fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
         .map(time::PrimitiveDateTime::assume_utc)
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(StoreError::Encode)
 }
 
@@ -374,6 +374,29 @@ impl Store {
         };
         let argv = record.argv.as_ref().map(encode).transpose()?;
         let payload = record.payload.as_ref().map(encode).transpose()?;
+        if let Some(db) = self.pg() {
+            let values = vec![
+                Some(record.id.clone()),
+                Some(record.created_at.clone()),
+                Some(record.expires_at.clone()),
+                Some(record.agent.clone()),
+                Some(record.session.clone()),
+                Some(record.kind.as_str().to_string()),
+                Some(record.tool.clone()),
+                Some(record.action.clone()),
+                Some(record.fingerprint.clone()),
+                argv,
+                record.host.clone(),
+                Some(encode(&record.arguments)?),
+                Some(record.reason.clone()),
+                Some(record.rule.clone()),
+                Some(encode(&record.labels)?),
+                Some(encode(&record.untrusted_sources)?),
+                payload,
+            ];
+            db.create_approval(values)?;
+            return Ok(record);
+        }
         self.conn()?
             .execute(
                 &format!(
@@ -406,6 +429,9 @@ impl Store {
     }
 
     pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.get_approval(id);
+        }
         let conn = self.conn()?;
         get_approval(&conn, id)
     }
@@ -415,6 +441,9 @@ impl Store {
         &self,
         filter: &ApprovalFilter,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.list_approvals(filter);
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(&format!(
@@ -482,137 +511,14 @@ impl Store {
         apply: Option<impl FnOnce(&ApprovalRecord) -> Result<(), E>>,
     ) -> Result<Result<Answered, E>, StoreError> {
         let now_t = OffsetDateTime::now_utc();
-        let now = timestamp(now_t)?;
+        if let Some(db) = self.pg() {
+            return answer_in(db.begin()?, id, answer, by, apply, now_t);
+        }
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin answer"))?;
-        let Some(current) = get_approval(&tx, id)? else {
-            return Err(StoreError::NoApproval { id: id.to_string() });
-        };
-        match current.status {
-            ApprovalStatus::Pending => {}
-            ApprovalStatus::Expired => {
-                return Err(StoreError::ApprovalExpired {
-                    id: id.to_string(),
-                    expires_at: current.expires_at,
-                });
-            }
-            status => {
-                return Err(StoreError::AlreadyAnswered {
-                    id: id.to_string(),
-                    status: status.as_str().to_string(),
-                    by: current.answered_by.unwrap_or_else(|| "?".into()),
-                });
-            }
-        }
-        // An expiry that does not parse counts as passed: never approve on a bad clock.
-        if parse_timestamp(&current.expires_at).is_none_or(|e| e <= now_t) {
-            tx.execute(
-                "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-                 answered_at = ?2 WHERE id = ?1 AND status = 'pending'",
-                params![id, now],
-            )
-            .map_err(sql("expire approval"))?;
-            tx.commit().map_err(sql("commit expiry"))?;
-            return Err(StoreError::ApprovalExpired {
-                id: id.to_string(),
-                expires_at: current.expires_at,
-            });
-        }
-        if current.kind == ApprovalKind::MemoryWrite {
-            match answer {
-                Answer::Session | Answer::Agent { .. } => {
-                    return Err(StoreError::BadScope {
-                        id: id.to_string(),
-                        reason: "a memory change is approved once, on its own; it creates no \
-                                 session or agent grant"
-                            .into(),
-                    });
-                }
-                Answer::Once if apply.is_none() => {
-                    return Err(StoreError::BadScope {
-                        id: id.to_string(),
-                        reason: format!(
-                            "a memory change is approved only together with writing it: \
-                             answer it with `cordon approvals approve {id}`"
-                        ),
-                    });
-                }
-                Answer::Once | Answer::Deny => {}
-            }
-        }
-        let (status, reach, grant) = match answer {
-            Answer::Once => (ApprovalStatus::Approved, Some(AnswerReach::Once), None),
-            Answer::Deny => (ApprovalStatus::Denied, None, None),
-            Answer::Session => {
-                let grant = grant_for(
-                    &current,
-                    &now,
-                    None,
-                    Some(&current.session),
-                    &GrantScope::Exact,
-                    by,
-                )?;
-                (
-                    ApprovalStatus::Approved,
-                    Some(AnswerReach::Session),
-                    Some(grant),
-                )
-            }
-            Answer::Agent { days, scope } => {
-                if *days == 0 {
-                    return Err(StoreError::BadScope {
-                        id: id.to_string(),
-                        reason: "an agent grant must last at least one day".into(),
-                    });
-                }
-                let expires =
-                    timestamp(add(now_t, Duration::from_secs(days.saturating_mul(86_400))))?;
-                let grant = grant_for(&current, &now, Some(expires), None, scope, by)?;
-                (
-                    ApprovalStatus::Approved,
-                    Some(AnswerReach::Agent),
-                    Some(grant),
-                )
-            }
-        };
-        if let Some(g) = &grant {
-            insert_grant(&tx, g)?;
-        }
-        if status == ApprovalStatus::Approved
-            && let Some(apply) = apply
-            && let Err(e) = apply(&current)
-        {
-            // Dropping the transaction rolls it back: still pending.
-            return Ok(Err(e));
-        }
-        let changed = tx
-            .execute(
-                "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
-                 answered_at = ?6 WHERE id = ?1 AND status = 'pending' AND expires_at > ?6",
-                params![
-                    id,
-                    status.as_str(),
-                    reach.map(AnswerReach::as_str),
-                    grant.as_ref().map(|g| g.id.clone()),
-                    by,
-                    now
-                ],
-            )
-            .map_err(sql("answer approval"))?;
-        if changed != 1 {
-            // Unreachable under the IMMEDIATE lock, but never report a lost race as a win.
-            return Err(StoreError::AlreadyAnswered {
-                id: id.to_string(),
-                status: "answered".into(),
-                by: "another process".into(),
-            });
-        }
-        let approval =
-            get_approval(&tx, id)?.ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?;
-        tx.commit().map_err(sql("commit answer"))?;
-        Ok(Ok(Answered { approval, grant }))
+        answer_in(tx, id, answer, by, apply, now_t)
     }
 
     /// Mark `id` expired if it is still pending (whatever its `expires_at`: the waiting
@@ -620,6 +526,9 @@ impl Store {
     /// process answered first, that answer is what comes back.
     pub fn expire_approval(&self, id: &str) -> Result<ApprovalRecord, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
+        if let Some(db) = self.pg() {
+            return db.expire_approval(id, now);
+        }
         let conn = self.conn()?;
         conn.execute(
             "UPDATE approvals SET status = 'expired', answered_by = 'timeout', answered_at = ?2 \
@@ -634,6 +543,9 @@ impl Store {
     /// their ids.
     pub fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
         let now = timestamp(now)?;
+        if let Some(db) = self.pg() {
+            return db.expire_due(now);
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
@@ -664,6 +576,9 @@ impl Store {
         include_inactive: bool,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
+        if let Some(db) = self.pg() {
+            return db.list_grants(agent, include_inactive, now);
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(&format!(
@@ -683,6 +598,9 @@ impl Store {
     }
 
     pub fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.get_grant(id);
+        }
         let conn = self.conn()?;
         get_grant(&conn, id)
     }
@@ -690,6 +608,9 @@ impl Store {
     /// Revoke a grant; it covers nothing from now on.
     pub fn revoke_grant(&self, id: &str) -> Result<GrantRecord, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
+        if let Some(db) = self.pg() {
+            return db.revoke_grant(id, now);
+        }
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -717,6 +638,12 @@ impl Store {
     /// The oldest active grant that covers the action, if any.
     pub fn find_grant(&self, q: &GrantQuery<'_>) -> Result<Option<GrantRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
+        if let Some(db) = self.pg() {
+            let candidates = db.active_grants_for(q, now)?;
+            return Ok(candidates
+                .into_iter()
+                .find(|g| g.covers(q.fingerprint, q.argv, q.host)));
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(&format!(
@@ -739,6 +666,184 @@ impl Store {
         }
         Ok(None)
     }
+}
+
+/// The steps of an answer, inside one transaction that holds the approval against
+/// other answers until it commits or is dropped (rolled back): SQLite's `BEGIN
+/// IMMEDIATE`, PostgreSQL's `SELECT … FOR UPDATE`.
+pub(crate) trait AnswerTx {
+    /// The approval, locked.
+    fn approval(&mut self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Mark it expired (if still pending).
+    fn expire(&mut self, id: &str, now: &str) -> Result<(), StoreError>;
+    fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError>;
+    /// Write the answer if still pending and unexpired: `[id, status, answer, grant_id,
+    /// answered_by, now]`; returns the rows changed.
+    fn mark_answered(&mut self, values: [Option<String>; 6]) -> Result<u64, StoreError>;
+    fn commit(self) -> Result<(), StoreError>;
+}
+
+impl AnswerTx for rusqlite::Transaction<'_> {
+    fn approval(&mut self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        get_approval(self, id)
+    }
+
+    fn expire(&mut self, id: &str, now: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+             answered_at = ?2 WHERE id = ?1 AND status = 'pending'",
+            params![id, now],
+        )
+        .map_err(sql("expire approval"))?;
+        Ok(())
+    }
+
+    fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
+        insert_grant(self, g)
+    }
+
+    fn mark_answered(&mut self, values: [Option<String>; 6]) -> Result<u64, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
+                 answered_at = ?6 WHERE id = ?1 AND status = 'pending' AND expires_at > ?6",
+                rusqlite::params_from_iter(values),
+            )
+            .map_err(sql("answer approval"))?;
+        Ok(changed as u64)
+    }
+
+    fn commit(self) -> Result<(), StoreError> {
+        rusqlite::Transaction::commit(self).map_err(sql("commit answer"))
+    }
+}
+
+/// [`Store::answer_approval_applying`] on either backend.
+fn answer_in<T: AnswerTx, E>(
+    mut tx: T,
+    id: &str,
+    answer: &Answer,
+    by: &str,
+    apply: Option<impl FnOnce(&ApprovalRecord) -> Result<(), E>>,
+    now_t: OffsetDateTime,
+) -> Result<Result<Answered, E>, StoreError> {
+    let now = timestamp(now_t)?;
+    let Some(current) = tx.approval(id)? else {
+        return Err(StoreError::NoApproval { id: id.to_string() });
+    };
+    match current.status {
+        ApprovalStatus::Pending => {}
+        ApprovalStatus::Expired => {
+            return Err(StoreError::ApprovalExpired {
+                id: id.to_string(),
+                expires_at: current.expires_at,
+            });
+        }
+        status => {
+            return Err(StoreError::AlreadyAnswered {
+                id: id.to_string(),
+                status: status.as_str().to_string(),
+                by: current.answered_by.unwrap_or_else(|| "?".into()),
+            });
+        }
+    }
+    // An expiry that does not parse counts as passed: never approve on a bad clock.
+    if parse_timestamp(&current.expires_at).is_none_or(|e| e <= now_t) {
+        tx.expire(id, &now)?;
+        tx.commit()?;
+        return Err(StoreError::ApprovalExpired {
+            id: id.to_string(),
+            expires_at: current.expires_at,
+        });
+    }
+    if current.kind == ApprovalKind::MemoryWrite {
+        match answer {
+            Answer::Session | Answer::Agent { .. } => {
+                return Err(StoreError::BadScope {
+                    id: id.to_string(),
+                    reason: "a memory change is approved once, on its own; it creates no \
+                             session or agent grant"
+                        .into(),
+                });
+            }
+            Answer::Once if apply.is_none() => {
+                return Err(StoreError::BadScope {
+                    id: id.to_string(),
+                    reason: format!(
+                        "a memory change is approved only together with writing it: \
+                         answer it with `cordon approvals approve {id}`"
+                    ),
+                });
+            }
+            Answer::Once | Answer::Deny => {}
+        }
+    }
+    let (status, reach, grant) = match answer {
+        Answer::Once => (ApprovalStatus::Approved, Some(AnswerReach::Once), None),
+        Answer::Deny => (ApprovalStatus::Denied, None, None),
+        Answer::Session => {
+            let grant = grant_for(
+                &current,
+                &now,
+                None,
+                Some(&current.session),
+                &GrantScope::Exact,
+                by,
+            )?;
+            (
+                ApprovalStatus::Approved,
+                Some(AnswerReach::Session),
+                Some(grant),
+            )
+        }
+        Answer::Agent { days, scope } => {
+            if *days == 0 {
+                return Err(StoreError::BadScope {
+                    id: id.to_string(),
+                    reason: "an agent grant must last at least one day".into(),
+                });
+            }
+            let expires =
+                timestamp(add(now_t, Duration::from_secs(days.saturating_mul(86_400))))?;
+            let grant = grant_for(&current, &now, Some(expires), None, scope, by)?;
+            (
+                ApprovalStatus::Approved,
+                Some(AnswerReach::Agent),
+                Some(grant),
+            )
+        }
+    };
+    if let Some(g) = &grant {
+        tx.insert_grant(g)?;
+    }
+    if status == ApprovalStatus::Approved
+        && let Some(apply) = apply
+        && let Err(e) = apply(&current)
+    {
+        // Dropping the transaction rolls it back: still pending.
+        return Ok(Err(e));
+    }
+    let changed = tx.mark_answered([
+        Some(id.to_string()),
+        Some(status.as_str().to_string()),
+        reach.map(|r| r.as_str().to_string()),
+        grant.as_ref().map(|g| g.id.clone()),
+        Some(by.to_string()),
+        Some(now.clone()),
+    ])?;
+    if changed != 1 {
+        // Unreachable under the lock, but never report a lost race as a win.
+        return Err(StoreError::AlreadyAnswered {
+            id: id.to_string(),
+            status: "answered".into(),
+            by: "another process".into(),
+        });
+    }
+    let approval = tx
+        .approval(id)?
+        .ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?;
+    tx.commit()?;
+    Ok(Ok(Answered { approval, grant }))
 }
 
 /// The grant an answer to `approval` creates, after checking that `scope` covers the
@@ -884,97 +989,189 @@ fn bad_enum(table: &'static str, id: &str, column: &str, value: &str) -> StoreEr
     }
 }
 
-fn read_approval(r: &rusqlite::Row<'_>) -> Decoded<ApprovalRecord> {
-    let id: String = r.get(0)?;
-    let kind: String = r.get(5)?;
-    let argv: Option<String> = r.get(9)?;
-    let arguments: String = r.get(11)?;
-    let labels: String = r.get(14)?;
-    let sources: String = r.get(15)?;
-    let payload: Option<String> = r.get(16)?;
-    let status: String = r.get(17)?;
-    let answer: Option<String> = r.get(18)?;
-    let (created_at, expires_at, agent, session, tool, action, fingerprint, host) = (
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(10)?,
-    );
-    let (reason, rule, grant_id, answered_by, answered_at) =
-        (r.get(12)?, r.get(13)?, r.get(19)?, r.get(20)?, r.get(21)?);
-    let t = "approvals";
-    Ok((|| {
-        Ok(ApprovalRecord {
-            kind: ApprovalKind::parse(&kind).ok_or_else(|| bad_enum(t, &id, "kind", &kind))?,
-            argv: argv.map(|a| json(t, &id, "argv", &a)).transpose()?,
-            arguments: json(t, &id, "arguments", &arguments)?,
-            labels: json(t, &id, "labels", &labels)?,
-            untrusted_sources: json(t, &id, "untrusted_sources", &sources)?,
-            payload: payload.map(|p| json(t, &id, "payload", &p)).transpose()?,
-            status: ApprovalStatus::parse(&status)
-                .ok_or_else(|| bad_enum(t, &id, "status", &status))?,
-            answer: answer
-                .map(|a| AnswerReach::parse(&a).ok_or_else(|| bad_enum(t, &id, "answer", &a)))
-                .transpose()?,
-            id: id.clone(),
-            created_at,
-            expires_at,
-            agent,
-            session,
-            tool,
-            action,
-            fingerprint,
-            host,
-            reason,
-            rule,
-            grant_id,
-            answered_by,
-            answered_at,
-        })
-    })())
+/// An `approvals` row as stored ([`APPROVAL_COLUMNS`], in order), before its text
+/// columns are checked.
+pub(crate) struct ApprovalRow {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub agent: String,
+    pub session: String,
+    pub kind: String,
+    pub tool: String,
+    pub action: String,
+    pub fingerprint: String,
+    pub argv: Option<String>,
+    pub host: Option<String>,
+    pub arguments: String,
+    pub reason: String,
+    pub rule: String,
+    pub labels: String,
+    pub untrusted_sources: String,
+    pub payload: Option<String>,
+    pub status: String,
+    pub answer: Option<String>,
+    pub grant_id: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<String>,
 }
 
-fn read_grant(r: &rusqlite::Row<'_>) -> Decoded<GrantRecord> {
-    let id: String = r.get(0)?;
-    let kind: String = r.get(5)?;
-    let scope: String = r.get(7)?;
-    let prefix: Option<String> = r.get(9)?;
-    let host: Option<String> = r.get(10)?;
-    let (created_at, expires_at, agent, session, tool, fingerprint) = (
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(6)?,
-        r.get(8)?,
-    );
-    let (action, source, granted_by, revoked_at) = (r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?);
-    let t = "grants";
-    Ok((|| {
-        let scope = match (scope.as_str(), prefix, host) {
+/// Fill an [`ApprovalRow`] from a row of either backend (`$get`: its fallible getter).
+macro_rules! approval_row {
+    ($r:expr, $get:ident) => {
+        $crate::approvals::ApprovalRow {
+            id: $r.$get(0)?,
+            created_at: $r.$get(1)?,
+            expires_at: $r.$get(2)?,
+            agent: $r.$get(3)?,
+            session: $r.$get(4)?,
+            kind: $r.$get(5)?,
+            tool: $r.$get(6)?,
+            action: $r.$get(7)?,
+            fingerprint: $r.$get(8)?,
+            argv: $r.$get(9)?,
+            host: $r.$get(10)?,
+            arguments: $r.$get(11)?,
+            reason: $r.$get(12)?,
+            rule: $r.$get(13)?,
+            labels: $r.$get(14)?,
+            untrusted_sources: $r.$get(15)?,
+            payload: $r.$get(16)?,
+            status: $r.$get(17)?,
+            answer: $r.$get(18)?,
+            grant_id: $r.$get(19)?,
+            answered_by: $r.$get(20)?,
+            answered_at: $r.$get(21)?,
+        }
+    };
+}
+pub(crate) use approval_row;
+
+impl ApprovalRow {
+    pub(crate) fn decode(self) -> Result<ApprovalRecord, StoreError> {
+        let ApprovalRow {
+            id,
+            kind,
+            argv,
+            arguments,
+            labels,
+            untrusted_sources,
+            payload,
+            status,
+            answer,
+            ..
+        } = &self;
+        let t = "approvals";
+        Ok(ApprovalRecord {
+            kind: ApprovalKind::parse(kind).ok_or_else(|| bad_enum(t, id, "kind", kind))?,
+            argv: argv.as_ref().map(|a| json(t, id, "argv", a)).transpose()?,
+            arguments: json(t, id, "arguments", arguments)?,
+            labels: json(t, id, "labels", labels)?,
+            untrusted_sources: json(t, id, "untrusted_sources", untrusted_sources)?,
+            payload: payload
+                .as_ref()
+                .map(|p| json(t, id, "payload", p))
+                .transpose()?,
+            status: ApprovalStatus::parse(status)
+                .ok_or_else(|| bad_enum(t, id, "status", status))?,
+            answer: answer
+                .as_ref()
+                .map(|a| AnswerReach::parse(a).ok_or_else(|| bad_enum(t, id, "answer", a)))
+                .transpose()?,
+            id: self.id,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            agent: self.agent,
+            session: self.session,
+            tool: self.tool,
+            action: self.action,
+            fingerprint: self.fingerprint,
+            host: self.host,
+            reason: self.reason,
+            rule: self.rule,
+            grant_id: self.grant_id,
+            answered_by: self.answered_by,
+            answered_at: self.answered_at,
+        })
+    }
+}
+
+fn read_approval(r: &rusqlite::Row<'_>) -> Decoded<ApprovalRecord> {
+    Ok(approval_row!(r, get).decode())
+}
+
+/// A `grants` row as stored ([`GRANT_COLUMNS`], in order).
+pub(crate) struct GrantRow {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub agent: String,
+    pub session: Option<String>,
+    pub kind: String,
+    pub tool: String,
+    pub scope: String,
+    pub fingerprint: Option<String>,
+    pub argv_prefix: Option<String>,
+    pub host: Option<String>,
+    pub action: String,
+    pub source: String,
+    pub granted_by: String,
+    pub revoked_at: Option<String>,
+}
+
+/// Fill a [`GrantRow`] from a row of either backend.
+macro_rules! grant_row {
+    ($r:expr, $get:ident) => {
+        $crate::approvals::GrantRow {
+            id: $r.$get(0)?,
+            created_at: $r.$get(1)?,
+            expires_at: $r.$get(2)?,
+            agent: $r.$get(3)?,
+            session: $r.$get(4)?,
+            kind: $r.$get(5)?,
+            tool: $r.$get(6)?,
+            scope: $r.$get(7)?,
+            fingerprint: $r.$get(8)?,
+            argv_prefix: $r.$get(9)?,
+            host: $r.$get(10)?,
+            action: $r.$get(11)?,
+            source: $r.$get(12)?,
+            granted_by: $r.$get(13)?,
+            revoked_at: $r.$get(14)?,
+        }
+    };
+}
+pub(crate) use grant_row;
+
+impl GrantRow {
+    pub(crate) fn decode(self) -> Result<GrantRecord, StoreError> {
+        let t = "grants";
+        let id = self.id;
+        let scope = match (self.scope.as_str(), self.argv_prefix, self.host) {
             ("exact", _, _) => GrantScope::Exact,
             ("prefix", Some(p), _) => GrantScope::Prefix(json(t, &id, "argv_prefix", &p)?),
             ("host", _, Some(h)) => GrantScope::Host(h),
             (other, _, _) => return Err(bad_enum(t, &id, "scope", other)),
         };
         Ok(GrantRecord {
-            kind: ApprovalKind::parse(&kind).ok_or_else(|| bad_enum(t, &id, "kind", &kind))?,
-            id: id.clone(),
+            kind: ApprovalKind::parse(&self.kind)
+                .ok_or_else(|| bad_enum(t, &id, "kind", &self.kind))?,
+            id,
             scope,
-            created_at,
-            expires_at,
-            agent,
-            session,
-            tool,
-            fingerprint,
-            action,
-            source,
-            granted_by,
-            revoked_at,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            agent: self.agent,
+            session: self.session,
+            tool: self.tool,
+            fingerprint: self.fingerprint,
+            action: self.action,
+            source: self.source,
+            granted_by: self.granted_by,
+            revoked_at: self.revoked_at,
         })
-    })())
+    }
+}
+
+fn read_grant(r: &rusqlite::Row<'_>) -> Decoded<GrantRecord> {
+    Ok(grant_row!(r, get).decode())
 }

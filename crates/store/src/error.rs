@@ -19,12 +19,12 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "session database {} has schema version {found}, but this Cordon knows versions up \
-         to {supported}; it was written by a newer Cordon, upgrade Cordon to use it",
-        path.display()
+        "session database {database} has schema version {found}, but this Cordon knows \
+         versions up to {supported}; it was written by a newer Cordon, upgrade Cordon to use it"
     )]
     SchemaTooNew {
-        path: PathBuf,
+        /// The file, or the PostgreSQL database (without password).
+        database: String,
         found: i64,
         supported: i64,
     },
@@ -39,6 +39,31 @@ pub enum StoreError {
         action: &'static str,
         source: rusqlite::Error,
     },
+    #[error(
+        "[store] url `{url}` cannot be used: {reason}"
+    )]
+    BadUrl { url: String, reason: String },
+    #[error(
+        "cannot connect to the PostgreSQL session database {target}: {source}; check that \
+         the server is running, `[store] url` and the password in `[store] password_env`"
+    )]
+    Connect {
+        /// Where it was connecting to, without password.
+        target: String,
+        source: postgres::Error,
+    },
+    #[error(
+        "PostgreSQL database {target} is not a valid Cordon database ({reason}); point \
+         `[store] url` at an empty database or one Cordon created"
+    )]
+    NotCordon { target: String, reason: String },
+    #[error("session database (PostgreSQL): {action}: {source}")]
+    Postgres {
+        action: &'static str,
+        source: postgres::Error,
+    },
+    #[error("session database (PostgreSQL): the connection thread stopped; restart Cordon")]
+    Disconnected,
     #[error("no session `{id}`; list sessions with `cordon sessions`")]
     NoSession { id: String },
     #[error("session `{session}` item #{seq} is not valid JSON: {source}")]

@@ -1,6 +1,8 @@
 //! Persistence of agent sessions, approval requests and grants in SQLite
-//! (`state_dir/cordon.db`), so `cordon chat` can resume where it stopped and an approval
-//! asked in one process can be answered from another.
+//! (`state_dir/cordon.db`, [`Store::open`]) or, for several processes or hosts sharing
+//! one store, PostgreSQL ([`Store::connect`], `[store] url`), so `cordon chat` can resume
+//! where it stopped and an approval asked in one process can be answered from another.
+//! Both backends keep the same guarantees; the PostgreSQL side is described in `pg`.
 //!
 //! Guarantees: the database file is created 0600; every write is one transaction taken
 //! with `BEGIN IMMEDIATE`, so several handles (threads or processes) on one file append
@@ -16,6 +18,7 @@
 mod approvals;
 mod error;
 mod events;
+mod pg;
 mod schema;
 mod store;
 mod tokens;

@@ -1,4 +1,5 @@
-//! [`Store`]: one SQLite connection behind a mutex, shared as `Arc<Store>`.
+//! [`Store`]: one database connection behind a mutex, shared as `Arc<Store>`: SQLite
+//! (the embedded default) or PostgreSQL (see [`crate::pg`]).
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::error::StoreError;
+use crate::pg;
 use crate::schema;
 
 /// How long a write waits for another handle's transaction before giving up.
@@ -31,15 +33,23 @@ pub struct SessionRecord {
 
 /// The session database. `Send + Sync`.
 pub struct Store {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    pub(crate) backend: Backend,
+}
+
+/// Where the data lives. Every public method works the same on both.
+pub(crate) enum Backend {
+    Sqlite {
+        path: PathBuf,
+        conn: Mutex<Connection>,
+    },
+    Postgres(pg::Db),
 }
 
 pub(crate) fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { action, source }
 }
 
-fn now() -> Result<String, StoreError> {
+pub(crate) fn now() -> Result<String, StoreError> {
     timestamp(OffsetDateTime::now_utc())
 }
 
@@ -50,7 +60,7 @@ pub(crate) fn timestamp(t: OffsetDateTime) -> Result<String, StoreError> {
     Ok(t.to_offset(time::UtcOffset::UTC).format(fmt)?)
 }
 
-fn to_u64(n: i64) -> u64 {
+pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
@@ -91,22 +101,55 @@ impl Store {
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(open_err)?;
         let store = Store {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            backend: Backend::Sqlite {
+                path: path.to_path_buf(),
+                conn: Mutex::new(conn),
+            },
         };
-        store.migrate()?;
+        store.migrate(path)?;
         Ok(store)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connect to (and migrate) the PostgreSQL database at `url`
+    /// (`postgres://USER@HOST[:PORT]/DB`, or `postgres:///DB?host=/socket/dir`), with
+    /// `password` if the server asks for one. Only Unix sockets and loopback hosts are
+    /// accepted: the connection is not encrypted.
+    pub fn connect(url: &str, password: Option<&str>) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(pg::Db::connect(url, password)?),
+        })
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
+    /// The database file; `None` on PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Where the data lives, for messages: the file, or the PostgreSQL target without
+    /// password.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => path.display().to_string(),
+            Backend::Postgres(db) => db.target().to_string(),
+        }
+    }
+
+    /// The PostgreSQL backend, when that is the one in use.
+    pub(crate) fn pg(&self) -> Option<&pg::Db> {
+        match &self.backend {
+            Backend::Postgres(db) => Some(db),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    fn migrate(&self, path: &Path) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
+        let path = path.to_path_buf();
         let open_err = |source| StoreError::Open {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
         let tx = conn
@@ -117,14 +160,14 @@ impl Store {
             .map_err(open_err)?;
         if version > schema::VERSION {
             return Err(StoreError::SchemaTooNew {
-                path: self.path.clone(),
+                database: path.display().to_string(),
                 found: version,
                 supported: schema::VERSION,
             });
         }
         if version < 0 {
             return Err(StoreError::Corrupt {
-                path: self.path.clone(),
+                path: path.clone(),
                 reason: format!("negative schema version {version}"),
             });
         }
@@ -135,7 +178,7 @@ impl Store {
                 .map_err(open_err)?;
             if tables != 0 {
                 return Err(StoreError::Corrupt {
-                    path: self.path.clone(),
+                    path: path.clone(),
                     reason: "it has tables but no Cordon schema version".into(),
                 });
             }
@@ -159,7 +202,7 @@ impl Store {
                 .map_err(open_err)?;
             if found != 1 {
                 return Err(StoreError::Corrupt {
-                    path: self.path.clone(),
+                    path: path.clone(),
                     reason: format!("table `{table}` is missing"),
                 });
             }
@@ -167,12 +210,20 @@ impl Store {
         tx.commit().map_err(sql("migrate schema"))
     }
 
+    /// The SQLite connection. Every public method first hands PostgreSQL to [`pg`], so
+    /// reaching this with PostgreSQL is a bug, reported as an error rather than a panic.
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Poisoned)
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => conn.lock().map_err(|_| StoreError::Poisoned),
+            Backend::Postgres(_) => Err(StoreError::Disconnected),
+        }
     }
 
     /// Start a new, empty session for `agent`.
     pub fn create_session(&self, agent: &str) -> Result<SessionRecord, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.create_session(agent);
+        }
         let now = now()?;
         let record = SessionRecord {
             id: ulid::Ulid::new().to_string(),
@@ -198,6 +249,9 @@ impl Store {
 
     /// The session of `agent` that was used most recently.
     pub fn latest_session(&self, agent: &str) -> Result<Option<SessionRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.latest_session(agent);
+        }
         self.conn()?
             .query_row(
                 "SELECT id, agent, created_at, updated_at, items FROM sessions \
@@ -210,6 +264,9 @@ impl Store {
     }
 
     pub fn get_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.get_session(id);
+        }
         self.conn()?
             .query_row(
                 "SELECT id, agent, created_at, updated_at, items FROM sessions WHERE id = ?1",
@@ -222,6 +279,9 @@ impl Store {
 
     /// Sessions, most recently used first; all agents when `agent` is `None`.
     pub fn list_sessions(&self, agent: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.list_sessions(agent);
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
@@ -238,6 +298,9 @@ impl Store {
 
     /// Append one item to `session`; returns its `seq` (from 1).
     pub fn append_item(&self, session: &str, item: &serde_json::Value) -> Result<u64, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.append_item(session, item);
+        }
         let text = serde_json::to_string(item).map_err(StoreError::Encode)?;
         let now = now()?;
         let mut conn = self.conn()?;
@@ -274,6 +337,9 @@ impl Store {
 
     /// Every item of `session`, in append order. An unknown session is an error.
     pub fn load_items(&self, session: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.load_items(session);
+        }
         let conn = self.conn()?;
         let exists: Option<i64> = conn
             .query_row("SELECT 1 FROM sessions WHERE id = ?1", [session], |r| {

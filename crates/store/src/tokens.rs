@@ -103,7 +103,7 @@ pub enum Revoked {
     NotFound,
 }
 
-const COLUMNS: &str = "id, name, scope, created_at, expires_at, revoked_at, last_used_at";
+pub(crate) const COLUMNS: &str = "id, name, scope, created_at, expires_at, revoked_at, last_used_at";
 
 impl Store {
     /// Store a new token; returns its record (the id is new).
@@ -117,6 +117,10 @@ impl Store {
             revoked_at: None,
             last_used_at: None,
         };
+        if let Some(db) = self.pg() {
+            db.create_token(record.clone(), &new.hash)?;
+            return Ok(record);
+        }
         self.conn()?
             .execute(
                 "INSERT INTO tokens (id, name, scope, hash, created_at, expires_at) \
@@ -137,6 +141,9 @@ impl Store {
     /// Tokens, newest first; with `all == false` only those usable now.
     pub fn list_tokens(&self, all: bool) -> Result<Vec<TokenRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
+        if let Some(db) = self.pg() {
+            return db.list_tokens(all, now);
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(&format!(
@@ -155,6 +162,9 @@ impl Store {
 
     /// One token by id, whatever its state.
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        if let Some(db) = self.pg() {
+            return db.get_token(id);
+        }
         self.conn()?
             .query_row(
                 &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
@@ -169,6 +179,9 @@ impl Store {
     /// Every token neither revoked nor expired now, with its hash.
     pub fn active_tokens(&self) -> Result<Vec<ActiveToken>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
+        if let Some(db) = self.pg() {
+            return db.active_tokens(now);
+        }
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare(
@@ -202,13 +215,20 @@ impl Store {
     /// Revoke token `id` (audit it in the caller).
     pub fn revoke_token(&self, id: &str) -> Result<Revoked, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        let changed = self
-            .conn()?
-            .execute(
-                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![id, now],
-            )
-            .map_err(sql("revoke token"))?;
+        let changed = match self.pg() {
+            Some(db) => db.execute(
+                "revoke token",
+                "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                vec![id.to_string(), now],
+            )?,
+            None => self
+                .conn()?
+                .execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id, now],
+                )
+                .map_err(sql("revoke token"))? as u64,
+        };
         Ok(match (changed, self.get_token(id)?) {
             (_, None) => Revoked::NotFound,
             (0, Some(record)) => Revoked::AlreadyRevoked(record),
@@ -218,6 +238,14 @@ impl Store {
 
     /// Record that token `id` was used at `at`.
     pub fn touch_token(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(db) = self.pg() {
+            db.execute(
+                "record token use",
+                "UPDATE tokens SET last_used_at = $2 WHERE id = $1",
+                vec![id.to_string(), timestamp(at)?],
+            )?;
+            return Ok(());
+        }
         self.conn()?
             .execute(
                 "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
@@ -228,7 +256,7 @@ impl Store {
     }
 }
 
-fn parse_scope(id: &str, scope: &str) -> Result<TokenScope, StoreError> {
+pub(crate) fn parse_scope(id: &str, scope: &str) -> Result<TokenScope, StoreError> {
     TokenScope::parse(scope).ok_or_else(|| StoreError::BadRow {
         table: "tokens",
         id: id.to_string(),
@@ -254,78 +282,4 @@ fn row_to_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         revoked_at: r.get(5)?,
         last_used_at: r.get(6)?,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::Duration;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("cordon.db")).unwrap();
-        (dir, store)
-    }
-
-    fn new(name: &str, scope: TokenScope, ttl: Duration) -> NewToken {
-        NewToken {
-            name: name.into(),
-            scope,
-            hash: format!("{:064x}", name.len()),
-            expires_at: OffsetDateTime::now_utc() + ttl,
-        }
-    }
-
-    #[test]
-    fn create_list_revoke() {
-        let (_d, s) = store();
-        let a = s
-            .create_token(&new("laptop", TokenScope::Operator, Duration::days(30)))
-            .unwrap();
-        assert_eq!(s.active_tokens().unwrap().len(), 1);
-        assert_eq!(s.active_tokens().unwrap()[0].scope, TokenScope::Operator);
-        assert_eq!(s.list_tokens(false).unwrap(), vec![a.clone()]);
-        let Revoked::Now(r) = s.revoke_token(&a.id).unwrap() else {
-            panic!("not revoked")
-        };
-        assert!(r.revoked_at.is_some());
-        assert!(matches!(
-            s.revoke_token(&a.id).unwrap(),
-            Revoked::AlreadyRevoked(_)
-        ));
-        assert_eq!(s.revoke_token("nope").unwrap(), Revoked::NotFound);
-        assert!(s.active_tokens().unwrap().is_empty());
-        assert!(s.list_tokens(false).unwrap().is_empty());
-        assert_eq!(s.list_tokens(true).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn expired_tokens_are_not_active() {
-        let (_d, s) = store();
-        s.create_token(&new("old", TokenScope::Admin, Duration::seconds(-1)))
-            .unwrap();
-        assert!(s.active_tokens().unwrap().is_empty());
-        assert!(s.list_tokens(false).unwrap().is_empty());
-        assert_eq!(s.list_tokens(true).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn touch_records_last_use() {
-        let (_d, s) = store();
-        let a = s
-            .create_token(&new("x", TokenScope::Read, Duration::days(1)))
-            .unwrap();
-        s.touch_token(&a.id, OffsetDateTime::now_utc()).unwrap();
-        assert!(s.get_token(&a.id).unwrap().unwrap().last_used_at.is_some());
-    }
-
-    #[test]
-    fn scopes_are_ordered() {
-        assert!(TokenScope::Read < TokenScope::Approver);
-        assert!(TokenScope::Approver < TokenScope::Operator);
-        assert!(TokenScope::Operator < TokenScope::Admin);
-        for s in TokenScope::ALL {
-            assert_eq!(TokenScope::parse(s.as_str()), Some(s));
-        }
-    }
 }

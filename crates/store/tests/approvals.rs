@@ -1,8 +1,12 @@
-//! Approvals and grants on real SQLite files, several handles at once.
+//! Approvals and grants on both backends (real SQLite files, a real PostgreSQL server),
+//! several handles at once.
+
+mod backend;
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use backend::Db;
 use cordon_store::{
     Answer, AnswerReach, ApprovalFilter, ApprovalKind, ApprovalStatus, GrantQuery, GrantScope,
     NewApproval, Store, StoreError,
@@ -64,18 +68,15 @@ fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
-#[test]
-fn a_request_round_trips_and_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
+fn a_request_round_trips_and_survives_reopen(db: &Db) {
     let created = {
-        let store = Store::open(&path).unwrap();
+        let store = db.open();
         let mut req = exec_request("S1", &["git", "push"], Duration::from_secs(60));
         req.kind = ApprovalKind::MemoryWrite;
         req.payload = Some(json!({"file": "MEMORY.md", "entry": "hello"}));
         store.create_approval(&req).unwrap()
     };
-    let store = Store::open(&path).unwrap();
+    let store = db.open();
     let got = store.get_approval(&created.id).unwrap().unwrap();
     assert_eq!(got, created);
     assert_eq!(got.status, ApprovalStatus::Pending);
@@ -86,31 +87,30 @@ fn a_request_round_trips_and_survives_reopen() {
     assert!(store.get_approval("01NOPE").unwrap().is_none());
 }
 
-#[test]
-fn two_concurrent_answers_one_wins_the_other_is_told() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
+fn two_concurrent_answers_one_wins_the_other_is_told(db: &Db) {
     for round in 0..10 {
-        let first = Store::open(&path).unwrap();
+        let first = db.open();
         let id = first
             .create_approval(&exec_request("S1", &["make"], Duration::from_secs(60)))
             .unwrap()
             .id;
         // Separate connections, as separate processes would have.
         let barrier = Arc::new(Barrier::new(2));
-        let handles: Vec<_> = [Answer::Once, Answer::Deny]
-            .into_iter()
-            .enumerate()
-            .map(|(i, answer)| {
-                let (path, id, barrier) = (path.clone(), id.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let store = Store::open(&path).unwrap();
-                    barrier.wait();
-                    store.answer_approval(&id, &answer, &format!("answerer{i}"))
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [Answer::Once, Answer::Deny]
+                .into_iter()
+                .enumerate()
+                .map(|(i, answer)| {
+                    let (id, barrier) = (id.clone(), barrier.clone());
+                    scope.spawn(move || {
+                        let store = db.open();
+                        barrier.wait();
+                        store.answer_approval(&id, &answer, &format!("answerer{i}"))
+                    })
                 })
-            })
-            .collect();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
         let wins: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert_eq!(wins.len(), 1, "round {round}: {results:?}");
         let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
@@ -128,10 +128,8 @@ fn two_concurrent_answers_one_wins_the_other_is_told() {
     }
 }
 
-#[test]
-fn unknown_answered_and_expired_ids_are_clear_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn unknown_answered_and_expired_ids_are_clear_errors(db: &Db) {
+    let store = db.open();
     let err = store
         .answer_approval("01UNKNOWN", &Answer::Once, "cli")
         .unwrap_err();
@@ -170,10 +168,8 @@ fn unknown_answered_and_expired_ids_are_clear_errors() {
     assert!(matches!(err, StoreError::ApprovalExpired { .. }), "{err}");
 }
 
-#[test]
-fn expire_due_marks_only_overdue_pending_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn expire_due_marks_only_overdue_pending_requests(db: &Db) {
+    let store = db.open();
     let short = store
         .create_approval(&exec_request("S1", &["a"], Duration::from_secs(1)))
         .unwrap();
@@ -214,10 +210,8 @@ fn expire_due_marks_only_overdue_pending_requests() {
     );
 }
 
-#[test]
-fn list_filters_by_status_agent_and_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn list_filters_by_status_agent_and_session(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&exec_request("S1", &["a"], Duration::from_secs(60)))
         .unwrap();
@@ -258,10 +252,8 @@ fn list_filters_by_status_agent_and_session() {
     );
 }
 
-#[test]
-fn a_session_grant_covers_the_exact_action_in_its_session_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn a_session_grant_covers_the_exact_action_in_its_session_only(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&exec_request(
             "S1",
@@ -303,10 +295,8 @@ fn a_session_grant_covers_the_exact_action_in_its_session_only() {
     assert!(store.find_grant(&memory).unwrap().is_none());
 }
 
-#[test]
-fn an_agent_prefix_grant_covers_longer_argv_in_every_session_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn an_agent_prefix_grant_covers_longer_argv_in_every_session_and_nothing_else(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&exec_request(
             "S1",
@@ -368,10 +358,8 @@ fn an_agent_prefix_grant_covers_longer_argv_in_every_session_and_nothing_else() 
     assert_eq!(store.list_grants(Some("default"), false).unwrap().len(), 1);
 }
 
-#[test]
-fn a_grant_wider_than_the_asked_action_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn a_grant_wider_than_the_asked_action_is_refused(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&exec_request(
             "S1",
@@ -426,11 +414,8 @@ fn a_grant_wider_than_the_asked_action_is_refused() {
     );
 }
 
-#[test]
-fn a_host_grant_matches_that_host_exactly_and_revoke_ends_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    let store = Store::open(&path).unwrap();
+fn a_host_grant_matches_that_host_exactly_and_revoke_ends_it(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&connect_request("S1", "Docs.Example.org"))
         .unwrap();
@@ -473,7 +458,7 @@ fn a_host_grant_matches_that_host_exactly_and_revoke_ends_it() {
     );
 
     // Revoked from another handle (another process): the first one sees it at once.
-    let other = Store::open(&path).unwrap();
+    let other = db.open();
     let revoked = other.revoke_grant(&grant.id).unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(!hit("docs.example.org"));
@@ -518,33 +503,69 @@ fn a_database_from_before_approvals_is_migrated() {
         .unwrap();
 }
 
+/// A memory change: `apply` runs inside the answer; when it fails nothing is written and
+/// the request stays pending, when it succeeds the request is approved.
+fn an_applying_answer_commits_only_when_apply_succeeds(db: &Db) {
+    let store = db.open();
+    let mut req = exec_request("S1", &["unused"], Duration::from_secs(60));
+    req.kind = ApprovalKind::MemoryWrite;
+    req.payload = Some(json!({"file": "MEMORY.md", "entry": "hello"}));
+    let a = store.create_approval(&req).unwrap();
+    let failed = store
+        .answer_approval_applying(&a.id, &Answer::Once, "cli", |r| {
+            assert_eq!(r.status, ApprovalStatus::Pending);
+            Err("disk full")
+        })
+        .unwrap();
+    assert_eq!(failed.unwrap_err(), "disk full");
+    assert_eq!(
+        store.get_approval(&a.id).unwrap().unwrap().status,
+        ApprovalStatus::Pending
+    );
+    // The store is usable right after the rolled-back answer.
+    let mut seen = None;
+    let done = store
+        .answer_approval_applying(&a.id, &Answer::Once, "cli", |r| {
+            seen = Some(r.id.clone());
+            Ok::<_, &str>(())
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.as_deref(), Some(a.id.as_str()));
+    assert_eq!(done.approval.status, ApprovalStatus::Approved);
+    let err = store.answer_approval(&a.id, &Answer::Once, "cli").unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyAnswered { .. }), "{err}");
+}
+
+/// SQLite creates the file on first open: race that twenty times.
 #[test]
-fn many_handles_opening_a_new_database_at_once_all_succeed() {
-    // `cordon run` creating the database while `cordon approvals list` opens it.
+fn many_handles_creating_a_new_sqlite_file_at_once_all_succeed() {
     for _ in 0..20 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cordon.db");
-        let barrier = Arc::new(Barrier::new(6));
+        many_handles_opening_a_new_database_at_once_all_succeed(&Db::sqlite());
+    }
+}
+
+fn many_handles_opening_a_new_database_at_once_all_succeed(db: &Db) {
+    // `cordon run` creating the database while `cordon approvals list` opens it.
+    let barrier = Arc::new(Barrier::new(6));
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..6)
             .map(|_| {
-                let (path, barrier) = (path.clone(), barrier.clone());
-                std::thread::spawn(move || {
+                let barrier = barrier.clone();
+                scope.spawn(move || {
                     barrier.wait();
-                    Store::open(&path).map(|_| ())
+                    db.try_open().map(|_| ())
                 })
             })
             .collect();
         for h in handles {
             h.join().unwrap().unwrap();
         }
-    }
+    });
 }
 
-#[test]
-fn an_expired_agent_grant_covers_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    let store = Store::open(&path).unwrap();
+fn an_expired_agent_grant_covers_nothing(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&exec_request(
             "S1",
@@ -568,39 +589,51 @@ fn an_expired_agent_grant_covers_nothing() {
     let q = query("S2", "exec", "fp:make test", Some(&argv), None);
     assert!(store.find_grant(&q).unwrap().is_some(), "live grant covers");
     // Age the grant past its expiry, as a day having passed would.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let changed = conn
-        .execute(
-            "UPDATE grants SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?1",
-            [&grant.id],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
+    db.exec(&format!(
+        "UPDATE grants SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = '{}'",
+        grant.id
+    ));
     assert!(
         store.find_grant(&q).unwrap().is_none(),
         "expired grant covers nothing"
     );
 }
 
-#[test]
-fn a_request_whose_expiry_does_not_read_as_a_time_cannot_be_approved() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    let store = Store::open(&path).unwrap();
+fn a_request_whose_expiry_does_not_read_as_a_time_cannot_be_approved(db: &Db) {
+    let store = db.open();
     let a = store
         .create_approval(&exec_request("S1", &["ls"], Duration::from_secs(60)))
         .unwrap();
     // Text that sorts after any real timestamp but is no time at all.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let changed = conn
-        .execute(
-            "UPDATE approvals SET expires_at = 'zzzz' WHERE id = ?1",
-            [&a.id],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
+    db.exec(&format!(
+        "UPDATE approvals SET expires_at = 'zzzz' WHERE id = '{}'",
+        a.id
+    ));
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM approvals WHERE expires_at = 'zzzz' AND id = '{}'",
+            a.id
+        )),
+        1
+    );
     let err = store
         .answer_approval(&a.id, &Answer::Once, "cli")
         .unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
 }
+
+on_both!(
+    an_applying_answer_commits_only_when_apply_succeeds,
+    a_request_round_trips_and_survives_reopen,
+    two_concurrent_answers_one_wins_the_other_is_told,
+    unknown_answered_and_expired_ids_are_clear_errors,
+    expire_due_marks_only_overdue_pending_requests,
+    list_filters_by_status_agent_and_session,
+    a_session_grant_covers_the_exact_action_in_its_session_only,
+    an_agent_prefix_grant_covers_longer_argv_in_every_session_and_nothing_else,
+    a_grant_wider_than_the_asked_action_is_refused,
+    a_host_grant_matches_that_host_exactly_and_revoke_ends_it,
+    an_expired_agent_grant_covers_nothing,
+    a_request_whose_expiry_does_not_read_as_a_time_cannot_be_approved,
+    many_handles_opening_a_new_database_at_once_all_succeed,
+);

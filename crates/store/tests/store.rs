@@ -1,17 +1,17 @@
-//! The session store on real SQLite files.
+//! The session store on both backends: real SQLite files and a real PostgreSQL server.
+
+mod backend;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+use backend::Db;
 use cordon_store::{Store, StoreError};
 use serde_json::json;
 
-#[test]
-fn sessions_and_items_round_trip_and_survive_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state/cordon.db");
+fn sessions_and_items_round_trip_and_survive_reopen(db: &Db) {
     let (a, b) = {
-        let store = Store::open(&path).unwrap();
+        let store = db.open();
         let a = store.create_session("default").unwrap();
         let b = store.create_session("default").unwrap();
         assert_eq!(a.id.len(), 26, "ULID: {}", a.id);
@@ -26,7 +26,7 @@ fn sessions_and_items_round_trip_and_survive_reopen() {
         }
         (a, b)
     };
-    let store = Store::open(&path).unwrap();
+    let store = db.open();
     let items = store.load_items(&a.id).unwrap();
     assert_eq!(
         items,
@@ -47,10 +47,8 @@ fn sessions_and_items_round_trip_and_survive_reopen() {
     assert!(store.get_session("01NOPE").unwrap().is_none());
 }
 
-#[test]
-fn list_sessions_filters_by_agent() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn list_sessions_filters_by_agent(db: &Db) {
+    let store = db.open();
     let x = store.create_session("x").unwrap();
     let y = store.create_session("y").unwrap();
     let x2 = store.create_session("x").unwrap();
@@ -67,10 +65,8 @@ fn list_sessions_filters_by_agent() {
     assert!(store.list_sessions(Some("z")).unwrap().is_empty());
 }
 
-#[test]
-fn unknown_session_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.db")).unwrap();
+fn unknown_session_is_an_error(db: &Db) {
+    let store = db.open();
     let err = store.append_item("missing", &json!(1)).unwrap_err();
     assert!(matches!(err, StoreError::NoSession { .. }), "{err}");
     assert!(err.to_string().contains("missing"));
@@ -80,12 +76,9 @@ fn unknown_session_is_an_error() {
     ));
 }
 
-#[test]
-fn two_handles_interleave_appends_safely() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    let first = Arc::new(Store::open(&path).unwrap());
-    let second = Arc::new(Store::open(&path).unwrap());
+fn two_handles_interleave_appends_safely(db: &Db) {
+    let first = Arc::new(db.open());
+    let second = Arc::new(db.open());
     let session = first.create_session("default").unwrap().id;
     let mut threads = Vec::new();
     for (h, store) in [first.clone(), second.clone(), first.clone(), second.clone()]
@@ -138,15 +131,11 @@ fn file_is_private() {
     assert_eq!(mode, 0o600);
 }
 
-#[test]
-fn newer_schema_version_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    drop(Store::open(&path).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", 99).unwrap();
-    drop(conn);
-    let err = Store::open(&path)
+fn newer_schema_version_is_refused(db: &Db) {
+    drop(db.open());
+    db.set_schema_version(99);
+    let err = db
+        .try_open()
         .err()
         .expect("newer schema must be refused");
     assert!(
@@ -156,34 +145,31 @@ fn newer_schema_version_is_refused() {
     assert!(err.to_string().contains("newer Cordon"), "{err}");
 }
 
-#[test]
-fn foreign_database_is_refused_not_migrated() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("CREATE TABLE precious (x); INSERT INTO precious VALUES (1);")
-        .unwrap();
-    drop(conn);
-    let err = Store::open(&path)
+fn foreign_database_is_refused_not_migrated(db: &Db) {
+    db.exec("CREATE TABLE precious (x INTEGER); INSERT INTO precious VALUES (1);");
+    let err = db
+        .try_open()
         .err()
         .expect("foreign database must be refused");
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM precious", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 1, "the foreign database was not touched");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::NotCordon { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM precious"),
+        1,
+        "the foreign database was not touched"
+    );
 }
 
-#[test]
-fn missing_table_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    drop(Store::open(&path).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE items;").unwrap();
-    drop(conn);
-    let err = Store::open(&path)
+fn missing_table_is_reported(db: &Db) {
+    drop(db.open());
+    db.exec("DROP TABLE items;");
+    let err = db
+        .try_open()
         .err()
         .expect("damaged schema must be refused");
     assert!(err.to_string().contains("`items` is missing"), "{err}");
@@ -209,14 +195,15 @@ fn store_is_send_and_sync() {
 /// Runs only as a child of `two_processes_append_to_one_session`.
 #[test]
 fn child_appender() {
-    let (Ok(db), Ok(session), Ok(tag)) = (
-        std::env::var("CORDON_STORE_CHILD_DB"),
+    let (Ok(session), Ok(tag)) = (
         std::env::var("CORDON_STORE_CHILD_SESSION"),
         std::env::var("CORDON_STORE_CHILD_TAG"),
     ) else {
         return;
     };
-    let store = Store::open(std::path::Path::new(&db)).unwrap();
+    let Some(store) = backend::open_from_env() else {
+        return;
+    };
     for i in 0..150 {
         store
             .append_item(&session, &json!({"p": tag, "i": i}))
@@ -224,11 +211,9 @@ fn child_appender() {
     }
 }
 
-#[test]
-fn two_processes_append_to_one_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.db");
-    let store = Store::open(&path).unwrap();
+fn two_processes_append_to_one_session(db: &Db) {
+    let store = db.open();
+    let (var, value) = db.env();
     let session = store.create_session("default").unwrap().id;
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = ["a", "b"]
@@ -236,7 +221,7 @@ fn two_processes_append_to_one_session() {
         .map(|tag| {
             std::process::Command::new(&exe)
                 .args(["--exact", "child_appender", "--test-threads=1"])
-                .env("CORDON_STORE_CHILD_DB", &path)
+                .env(var, &value)
                 .env("CORDON_STORE_CHILD_SESSION", &session)
                 .env("CORDON_STORE_CHILD_TAG", tag)
                 .stdout(std::process::Stdio::null())
@@ -267,3 +252,14 @@ fn two_processes_append_to_one_session() {
     }
     assert_eq!(store.get_session(&session).unwrap().unwrap().items, 450);
 }
+
+on_both!(
+    list_sessions_filters_by_agent,
+    unknown_session_is_an_error,
+    two_handles_interleave_appends_safely,
+    newer_schema_version_is_refused,
+    foreign_database_is_refused_not_migrated,
+    missing_table_is_reported,
+    two_processes_append_to_one_session,
+    sessions_and_items_round_trip_and_survive_reopen,
+);

@@ -11,12 +11,16 @@
 //! pieces, tool-call arguments in fragments, lines split mid-way, mixed `\n`/`\r\n`, SSE
 //! comments) so that client parsers are exercised; dropping the [`MockLlm`] stops it.
 //!
+//! [`PgCluster`] is a throwaway PostgreSQL server on a Unix socket, for the store's
+//! PostgreSQL backend.
+//!
 //! What it does not do: it checks no API key and validates requests only as far as it
 //! needs to read them; a request it cannot read is still recorded and answered.
 
 pub mod compromised;
 mod conversation;
 mod https;
+pub mod pg;
 mod render;
 mod script;
 mod server;
@@ -24,5 +28,6 @@ mod server;
 pub use compromised::{CompromisedModel, INSTRUCTION_MARKER, MadeCall};
 pub use conversation::{Conversation, Protocol, ToolResult, Turn};
 pub use https::HttpsServer;
+pub use pg::PgCluster;
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;

@@ -74,13 +74,13 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
             ));
         }
         if fix {
-            match rotate_weak_tokens(&paths) {
+            match rotate_weak_tokens(cfg, &paths) {
                 Ok(r) => rotated = r,
                 Err(e) => eprintln!("cordon: weak tokens were not rotated: {e:#}"),
             }
             fixed.extend(rotated.iter().map(Rotated::describe));
         }
-        findings.extend(state_checks(&paths));
+        findings.extend(state_checks(cfg, &paths));
         // What really listens on the gateway's port.
         if let Ok(bind) = cfg.gateway.bind.parse::<SocketAddr>() {
             let tls = cfg.gateway.tls_cert.is_some() && cfg.gateway.tls_key.is_some();
@@ -196,7 +196,7 @@ fn print_findings(
 }
 
 /// Tokens, the audit log and vault bindings (state that exists only after use).
-fn state_checks(paths: &Paths) -> Vec<Finding> {
+fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
     let mut out = Vec::new();
     let audit_dir = paths.audit_dir();
     if audit_dir.exists()
@@ -211,8 +211,8 @@ fn state_checks(paths: &Paths) -> Vec<Finding> {
              verify` names the first bad record",
         ));
     }
-    if paths.db_file().exists()
-        && let Ok(store) = store::Store::open(&paths.db_file())
+    if crate::setup::store_exists(cfg, paths)
+        && let Ok(store) = crate::setup::open_store(cfg, paths)
     {
         out.extend(weak_tokens(&store).into_iter().flat_map(|w| w.findings));
     }
@@ -340,12 +340,11 @@ impl Rotated {
 /// [`ROTATED_TTL_DAYS`], then the old one revoked; both audited like `cordon token`.
 /// Stops at the first failure (said on stderr) and returns what was rotated so far, so a
 /// token that was created is always printed.
-fn rotate_weak_tokens(paths: &Paths) -> Result<Vec<Rotated>> {
-    if !paths.db_file().exists() {
+fn rotate_weak_tokens(cfg: &config::Config, paths: &Paths) -> Result<Vec<Rotated>> {
+    if !crate::setup::store_exists(cfg, paths) {
         return Ok(Vec::new());
     }
-    let store = store::Store::open(&paths.db_file())
-        .with_context(|| format!("cannot open {}", paths.db_file().display()))?;
+    let store = crate::setup::open_store(cfg, paths)?;
     let weak = weak_tokens(&store);
     if weak.is_empty() {
         return Ok(Vec::new());
