@@ -805,6 +805,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_urls_stay_on_this_host() {
+        for ok in [
+            "postgres://cordon@127.0.0.1/cordon",
+            "postgres://cordon@localhost:5433/cordon",
+            "postgres://cordon@[::1]:5432/cordon",
+            "postgresql://cordon@/cordon?host=/run/postgresql",
+            "postgres:///cordon?host=%2Frun%2Fpostgresql&user=cordon",
+        ] {
+            assert!(check_store_url(ok).is_ok(), "{ok}: {:?}", check_store_url(ok));
+        }
+        for (bad, says) in [
+            ("postgres://cordon@db.example.com/cordon", "not loopback"),
+            ("postgres://cordon@10.0.0.5/cordon", "TLS"),
+            ("postgres://cordon@127.0.0.1,db.internal/cordon", "db.internal"),
+            ("postgres:///cordon?host=db.internal", "not loopback"),
+            ("postgres://cordon@localhost/cordon?hostaddr=192.0.2.1", "192.0.2.1"),
+            ("postgres://cordon:pw@127.0.0.1/cordon", "password_env"),
+            ("postgres://cordon@127.0.0.1/cordon?password=pw", "password_env"),
+            ("postgres://cordon@127.0.0.1/cordon?sslmode=disable", "sslmode"),
+            ("postgres://cordon@127.0.0.1", "no database"),
+            ("postgres:///cordon", "no host"),
+            ("mysql://cordon@127.0.0.1/cordon", "postgres://"),
+        ] {
+            let e = check_store_url(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn key_paths_display() {
         let k = KeyPath::of(&["agents", "default"]).key("tools").index(2);
         assert_eq!(k.to_string(), "agents.default.tools[2]");

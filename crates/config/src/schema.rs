@@ -54,7 +54,10 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Where sessions, approvals, grants, gateway tokens and session events are kept:
     /// SQLite in the state directory (`STATE/cordon.db`) unless `url` names a PostgreSQL
-    /// database, which several Cordon processes or hosts can share.
+    /// database, which several Cordon processes or hosts can share. TLS to PostgreSQL is
+    /// not implemented: `url` must name a Unix socket directory or a loopback host
+    /// (`localhost`, `127.0.0.1`, `::1`), and any other host is refused, because the
+    /// store holds conversation content and token hashes.
     #[serde(default)]
     pub store: StoreConfig,
 }
