@@ -335,7 +335,9 @@ fn check_store_url(url: &str) -> Result<(), String> {
         );
     }
     if db.is_empty() {
-        return Err(format!("`{url}` names no database; add `/DB` after the host"));
+        return Err(format!(
+            "`{url}` names no database; add `/DB` after the host"
+        ));
     }
     let mut named: Vec<String> = Vec::new();
     for host in hosts.split(',').filter(|h| !h.is_empty()) {
@@ -813,17 +815,33 @@ mod tests {
             "postgresql://cordon@/cordon?host=/run/postgresql",
             "postgres:///cordon?host=%2Frun%2Fpostgresql&user=cordon",
         ] {
-            assert!(check_store_url(ok).is_ok(), "{ok}: {:?}", check_store_url(ok));
+            assert!(
+                check_store_url(ok).is_ok(),
+                "{ok}: {:?}",
+                check_store_url(ok)
+            );
         }
         for (bad, says) in [
             ("postgres://cordon@db.example.com/cordon", "not loopback"),
             ("postgres://cordon@10.0.0.5/cordon", "TLS"),
-            ("postgres://cordon@127.0.0.1,db.internal/cordon", "db.internal"),
+            (
+                "postgres://cordon@127.0.0.1,db.internal/cordon",
+                "db.internal",
+            ),
             ("postgres:///cordon?host=db.internal", "not loopback"),
-            ("postgres://cordon@localhost/cordon?hostaddr=192.0.2.1", "192.0.2.1"),
+            (
+                "postgres://cordon@localhost/cordon?hostaddr=192.0.2.1",
+                "192.0.2.1",
+            ),
             ("postgres://cordon:pw@127.0.0.1/cordon", "password_env"),
-            ("postgres://cordon@127.0.0.1/cordon?password=pw", "password_env"),
-            ("postgres://cordon@127.0.0.1/cordon?sslmode=disable", "sslmode"),
+            (
+                "postgres://cordon@127.0.0.1/cordon?password=pw",
+                "password_env",
+            ),
+            (
+                "postgres://cordon@127.0.0.1/cordon?sslmode=disable",
+                "sslmode",
+            ),
             ("postgres://cordon@127.0.0.1", "no database"),
             ("postgres:///cordon", "no host"),
             ("mysql://cordon@127.0.0.1/cordon", "postgres://"),

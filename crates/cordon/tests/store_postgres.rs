@@ -20,7 +20,11 @@ async fn tokens_and_sessions_live_in_postgres() {
     assert!(!token.is_empty());
     let out = inst.cordon(&["token", "list"]).await;
     assert_ok(&out);
-    assert!(text(&out.stdout).contains("approver"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("approver"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = inst.cordon(&["run", "say something"]).await;
     assert_ok(&out);
@@ -28,9 +32,14 @@ async fn tokens_and_sessions_live_in_postgres() {
 
     // Where it went: PostgreSQL has the token (its hash only) and the session's items.
     let rows = |sql: &str| -> i64 { cluster.psql("cordon", sql).trim().parse().unwrap() };
-    assert_eq!(rows("SELECT count(*) FROM tokens WHERE scope = 'approver'"), 1);
     assert_eq!(
-        rows(&format!("SELECT count(*) FROM tokens WHERE hash LIKE '%{token}%'")),
+        rows("SELECT count(*) FROM tokens WHERE scope = 'approver'"),
+        1
+    );
+    assert_eq!(
+        rows(&format!(
+            "SELECT count(*) FROM tokens WHERE hash LIKE '%{token}%'"
+        )),
         0,
         "the token itself is not stored"
     );
@@ -51,6 +60,9 @@ async fn a_store_url_off_this_host_is_refused_naming_the_key() {
     let out = inst.cordon(&["token", "list"]).await;
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("store.url") || err.contains("[store] url"), "{err}");
+    assert!(
+        err.contains("store.url") || err.contains("[store] url"),
+        "{err}"
+    );
     assert!(err.contains("loopback"), "{err}");
 }

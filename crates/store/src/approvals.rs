@@ -803,8 +803,7 @@ fn answer_in<T: AnswerTx, E>(
                     reason: "an agent grant must last at least one day".into(),
                 });
             }
-            let expires =
-                timestamp(add(now_t, Duration::from_secs(days.saturating_mul(86_400))))?;
+            let expires = timestamp(add(now_t, Duration::from_secs(days.saturating_mul(86_400))))?;
             let grant = grant_for(&current, &now, Some(expires), None, scope, by)?;
             (
                 ApprovalStatus::Approved,

@@ -39,9 +39,7 @@ pub enum StoreError {
         action: &'static str,
         source: rusqlite::Error,
     },
-    #[error(
-        "[store] url `{url}` cannot be used: {reason}"
-    )]
+    #[error("[store] url `{url}` cannot be used: {reason}")]
     BadUrl { url: String, reason: String },
     #[error(
         "cannot connect to the PostgreSQL session database {target}: {source}; check that \

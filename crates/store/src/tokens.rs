@@ -103,7 +103,8 @@ pub enum Revoked {
     NotFound,
 }
 
-pub(crate) const COLUMNS: &str = "id, name, scope, created_at, expires_at, revoked_at, last_used_at";
+pub(crate) const COLUMNS: &str =
+    "id, name, scope, created_at, expires_at, revoked_at, last_used_at";
 
 impl Store {
     /// Store a new token; returns its record (the id is new).

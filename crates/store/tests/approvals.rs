@@ -533,7 +533,9 @@ fn an_applying_answer_commits_only_when_apply_succeeds(db: &Db) {
         .unwrap();
     assert_eq!(seen.as_deref(), Some(a.id.as_str()));
     assert_eq!(done.approval.status, ApprovalStatus::Approved);
-    let err = store.answer_approval(&a.id, &Answer::Once, "cli").unwrap_err();
+    let err = store
+        .answer_approval(&a.id, &Answer::Once, "cli")
+        .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyAnswered { .. }), "{err}");
 }
 

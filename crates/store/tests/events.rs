@@ -16,7 +16,11 @@ fn events_are_numbered_without_gaps_and_replay_from_any_seq(db: &Db) {
     let other = store.create_session("a").unwrap().id;
     let threads: Vec<_> = (0..4)
         .map(|t| {
-            let store = if t % 2 == 0 { store.clone() } else { second.clone() };
+            let store = if t % 2 == 0 {
+                store.clone()
+            } else {
+                second.clone()
+            };
             let s = s.clone();
             std::thread::spawn(move || {
                 for i in 0..25 {

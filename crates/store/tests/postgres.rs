@@ -40,7 +40,11 @@ async fn the_store_works_from_inside_a_current_thread_runtime() {
     store.append_item(&s.id, &json!({"role": "user"})).unwrap();
     assert_eq!(store.load_items(&s.id).unwrap().len(), 1);
     assert!(store.path().is_none());
-    assert!(store.location().starts_with("postgres://cordon@"), "{}", store.location());
+    assert!(
+        store.location().starts_with("postgres://cordon@"),
+        "{}",
+        store.location()
+    );
 }
 
 #[test]
@@ -55,7 +59,10 @@ fn a_host_that_is_not_loopback_is_refused_before_connecting() {
         let err = Store::connect(url, None).err().expect(url);
         assert!(matches!(err, StoreError::BadUrl { .. }), "{url}: {err}");
         let shown = err.to_string();
-        assert!(shown.contains("[store] url") && shown.contains("TLS"), "{shown}");
+        assert!(
+            shown.contains("[store] url") && shown.contains("TLS"),
+            "{shown}"
+        );
     }
 }
 

@@ -134,10 +134,7 @@ fn file_is_private() {
 fn newer_schema_version_is_refused(db: &Db) {
     drop(db.open());
     db.set_schema_version(99);
-    let err = db
-        .try_open()
-        .err()
-        .expect("newer schema must be refused");
+    let err = db.try_open().err().expect("newer schema must be refused");
     assert!(
         matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
         "{err}"
@@ -168,10 +165,7 @@ fn foreign_database_is_refused_not_migrated(db: &Db) {
 fn missing_table_is_reported(db: &Db) {
     drop(db.open());
     db.exec("DROP TABLE items;");
-    let err = db
-        .try_open()
-        .err()
-        .expect("damaged schema must be refused");
+    let err = db.try_open().err().expect("damaged schema must be refused");
     assert!(err.to_string().contains("`items` is missing"), "{err}");
 }
 

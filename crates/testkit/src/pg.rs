@@ -54,7 +54,8 @@ fn unprivileged_user() -> (u32, u32) {
         .lines()
         .find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
-            (f.len() > 3 && f[0] == "postgres").then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+            (f.len() > 3 && f[0] == "postgres")
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
         })
         .unwrap_or((65534, 65534))
 }
@@ -69,7 +70,9 @@ impl PgCluster {
             .prefix("cordon-pg")
             .tempdir_in("/tmp")
             .expect("create a temporary directory for PostgreSQL");
-        let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1);
+        let euid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(1);
         let run_as = (euid == 0).then(unprivileged_user);
         if let Some((uid, gid)) = run_as {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
@@ -211,8 +214,8 @@ impl PgCluster {
             .output()
             .unwrap_or_else(|e| panic!("cannot run PostgreSQL's {program}: {e}"));
         if !out.status.success() {
-            let log = std::fs::read_to_string(self.dir.path().join("server.log"))
-                .unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
             panic!(
                 "PostgreSQL {program} failed ({}):\n{}\n{}\nserver log:\n{log}",
                 out.status,

@@ -106,7 +106,11 @@ impl Db {
         })
     }
 
-    pub(crate) fn expire_approval(&self, id: &str, now: String) -> Result<ApprovalRecord, StoreError> {
+    pub(crate) fn expire_approval(
+        &self,
+        id: &str,
+        now: String,
+    ) -> Result<ApprovalRecord, StoreError> {
         let id = id.to_string();
         self.run(move |c| {
             c.execute(

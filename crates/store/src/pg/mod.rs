@@ -148,10 +148,7 @@ impl Db {
     pub(crate) fn begin(&self) -> Result<Tx<'_>, StoreError> {
         let actor = self.actor()?;
         actor.run(|c| c.batch_execute("BEGIN").map_err(pg("begin transaction")))??;
-        Ok(Tx {
-            actor,
-            open: true,
-        })
+        Ok(Tx { actor, open: true })
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -162,8 +159,11 @@ impl Db {
                 reason,
             };
             let mut tx = c.transaction().map_err(pg("begin migration"))?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::MIGRATION_LOCK])
-                .map_err(pg("lock for migration"))?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&schema::MIGRATION_LOCK],
+            )
+            .map_err(pg("lock for migration"))?;
             let table_count = |tx: &mut postgres::Transaction<'_>, name: Option<&str>| {
                 tx.query_one(
                     "SELECT count(*) FROM information_schema.tables \
@@ -514,7 +514,11 @@ impl Db {
         })
     }
 
-    pub(crate) fn list_tokens(&self, all: bool, now: String) -> Result<Vec<TokenRecord>, StoreError> {
+    pub(crate) fn list_tokens(
+        &self,
+        all: bool,
+        now: String,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         self.tokens(
             "list tokens",
             format!(
@@ -530,7 +534,10 @@ impl Db {
         Ok(self
             .tokens(
                 "read token",
-                format!("SELECT {} FROM tokens WHERE id = $1", crate::tokens::COLUMNS),
+                format!(
+                    "SELECT {} FROM tokens WHERE id = $1",
+                    crate::tokens::COLUMNS
+                ),
                 vec![Box::new(id.to_string())],
             )?
             .pop())
