@@ -268,9 +268,28 @@ impl Hub {
         let agent = self.agent(agent_name).await?;
         let mut session = agent.load_session(id).map_err(|e| e.to_string())?;
         let mut names: HashMap<String, String> = HashMap::new();
+        // Streamed text is stored and sent in pieces of at most DELTA_EVERY (or
+        // DELTA_MAX_BYTES), not one event per token: each event is a store transaction.
+        let mut pending = String::new();
+        let mut last_flush = Instant::now();
+        let flush = |pending: &mut String, last_flush: &mut Instant| {
+            if !pending.is_empty() {
+                let text = std::mem::take(pending);
+                if let Err(e) = self.emit(id, "text_delta", json!({ "text": text })) {
+                    tracing::warn!("{e}");
+                }
+            }
+            *last_flush = Instant::now();
+        };
         let mut on_event = |event: AgentEvent| {
             let (kind, data) = match event {
-                AgentEvent::TextDelta(t) => ("text_delta", json!({ "text": t })),
+                AgentEvent::TextDelta(t) => {
+                    pending.push_str(&t);
+                    if pending.len() >= DELTA_MAX_BYTES || last_flush.elapsed() >= DELTA_EVERY {
+                        flush(&mut pending, &mut last_flush);
+                    }
+                    return;
+                }
                 AgentEvent::ToolCall(c) => {
                     names.insert(c.id.clone(), c.name.clone());
                     (
@@ -288,11 +307,14 @@ impl Hub {
                     }),
                 ),
             };
+            flush(&mut pending, &mut last_flush);
             if let Err(e) = self.emit(id, kind, data) {
                 tracing::warn!("{e}");
             }
         };
         let result = agent.run_turn(&mut session, text, &mut on_event).await;
+        drop(on_event);
+        flush(&mut pending, &mut last_flush);
         let labels = agent.labels(&session);
         match result {
             Ok(outcome) => Ok(json!({
@@ -334,6 +356,12 @@ pub struct Follower {
     rx: broadcast::Receiver<Arc<EventRecord>>,
     replayed: bool,
 }
+
+/// Streamed text waits at most this long before it is stored and sent (while more
+/// arrives; what remains is sent with the next event or at the end of the turn).
+const DELTA_EVERY: Duration = Duration::from_millis(30);
+/// ... or until this many bytes are waiting.
+const DELTA_MAX_BYTES: usize = 1024;
 
 /// Events read from the store at a time.
 const REPLAY_BATCH: usize = 500;
