@@ -313,7 +313,6 @@ impl Hub {
             }
         };
         let result = agent.run_turn(&mut session, text, &mut on_event).await;
-        drop(on_event);
         flush(&mut pending, &mut last_flush);
         let labels = agent.labels(&session);
         match result {
