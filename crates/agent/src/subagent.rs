@@ -101,6 +101,7 @@ impl SubagentRunner for ChildAgents {
         };
         // The task carries the label of the parent that wrote it.
         runtime.join_labels(&session.id, &spec.labels);
+        runtime.link_child(&session.id, &spec.parent_session);
         let outcome = agent.run_turn(&mut session, &spec.task, &mut |_| {}).await;
         let labels = runtime.session_labels(&session.id);
         agent.end_session(&session);

@@ -549,3 +549,87 @@ impl Drop for Gateway {
         let _ = self.child.start_kill();
     }
 }
+
+/// The parent delegates; the sub-agent runs a command that asks a human.
+fn delegating_model() -> Script {
+    Script::dynamic(|c| {
+        let child = c.system_text().contains("You are a sub-agent");
+        if c.turns.last().is_some_and(|t| t.role == "tool") {
+            return Reply::Text(if child { "child done" } else { "parent done" }.into());
+        }
+        if child {
+            Reply::ToolCalls(vec![ScriptedCall::new(
+                "exec",
+                json!({ "command": "touch child.txt" }),
+            )])
+        } else {
+            Reply::ToolCalls(vec![ScriptedCall::new(
+                "spawn_agent",
+                json!({ "task": "make the file", "tools": ["exec"] }),
+            )])
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sub_agents_approval_is_shown_in_the_parent_sessions_stream() {
+    let llm = MockLlm::start(delegating_model()).await;
+    let inst = Install::new(
+        &llm.base_url(),
+        AgentSetup {
+            tools: r#"["read_file", "exec", "spawn_agent"]"#,
+            ..AgentSetup::default()
+        },
+    );
+    let gw = serve(&inst).await;
+    let operator = token(&inst, "operator").await;
+    let api = Api {
+        http: reqwest::Client::new(),
+        url: gw.url.clone(),
+    };
+    let (_, created) = api
+        .call(
+            "POST",
+            "/api/sessions",
+            &operator,
+            Some(json!({"agent": "default"})),
+        )
+        .await;
+    let parent = created["id"].as_str().unwrap().to_string();
+    let mut ws = follow(&gw.url, &parent, 0, &operator).await;
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/sessions/{parent}/messages"),
+            &operator,
+            Some(json!({"text": "delegate it"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let asked = events_until(&mut ws, "approval_requested").await;
+    let req = &asked.last().unwrap()["data"];
+    let child = req["session"].as_str().unwrap();
+    assert_ne!(
+        child, parent,
+        "the request should name the sub-agent's session"
+    );
+    assert!(
+        req["action"].as_str().unwrap().contains("touch child.txt"),
+        "{req}"
+    );
+    let id = req["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/approvals/{id}"),
+            &operator,
+            Some(json!({"answer": "once"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let rest = events_until(&mut ws, "turn_finished").await;
+    assert_eq!(rest[0]["kind"], "approval_settled");
+    assert_eq!(rest.last().unwrap()["data"]["answer"], "parent done");
+    assert!(inst.workspace.join("child.txt").exists());
+    drop(gw);
+}

@@ -11,10 +11,11 @@
 //! `seq`, sees each event exactly once and in order; a client that disconnects loses
 //! nothing (the turn goes on, and its events wait in the store).
 //!
+//! A sub-agent's approval request is shown in the stream of the top-level session it
+//! descends from (its `session` field names the sub-agent's session).
+//!
 //! Does not: persist a running turn across a gateway restart (the turn's finished items
-//! are stored; an interrupted turn simply has no `turn_finished` event), or route a
-//! sub-agent's approval request to its parent's stream (it appears in the approvals
-//! list, which every client polls).
+//! are stored; an interrupted turn simply has no `turn_finished` event).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -422,6 +423,7 @@ impl Approver for HubApprover {
         if let Some(hub) = self.hub.upgrade() {
             let data = json!({
                 "id": req.id,
+                "session": req.session,
                 "action": req.action,
                 "tool": req.tool,
                 "reason": req.reason,
@@ -429,7 +431,9 @@ impl Approver for HubApprover {
                 "labels": req.labels,
                 "untrusted_sources": req.untrusted_sources,
             });
-            if let Err(e) = hub.emit(&req.session, "approval_requested", data) {
+            // A sub-agent's request is shown in the top-level session's stream.
+            let shown_in = req.root_session.as_deref().unwrap_or(&req.session);
+            if let Err(e) = hub.emit(shown_in, "approval_requested", data) {
                 tracing::warn!("{e}");
             }
         }
@@ -440,8 +444,9 @@ impl Approver for HubApprover {
     fn settled_elsewhere(&self, req: &ApprovalRequest, answer: &ApprovalAnswer, by: &str) {
         if let Some(hub) = self.hub.upgrade() {
             let answer = serde_json::to_value(answer).unwrap_or(Value::Null);
-            let data = json!({ "id": req.id, "answer": answer, "by": by });
-            if let Err(e) = hub.emit(&req.session, "approval_settled", data) {
+            let data = json!({ "id": req.id, "session": req.session, "answer": answer, "by": by });
+            let shown_in = req.root_session.as_deref().unwrap_or(&req.session);
+            if let Err(e) = hub.emit(shown_in, "approval_settled", data) {
                 tracing::warn!("{e}");
             }
         }

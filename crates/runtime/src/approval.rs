@@ -72,6 +72,9 @@ pub struct ApprovalRequest {
     pub untrusted_sources: Vec<String>,
     /// What to apply once accepted (memory_write: file and entry).
     pub payload: Option<serde_json::Value>,
+    /// For a sub-agent's request: the top-level session it descends from (where a
+    /// front shows it).
+    pub root_session: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -122,6 +122,8 @@ pub struct Runtime {
     workspace: Workspace,
     http_tls: Arc<rustls::ClientConfig>,
     sessions: Mutex<HashMap<String, SessionState>>,
+    /// Sub-agent session -> the session that spawned it (shared with child runtimes).
+    lineage: Arc<Mutex<HashMap<String, String>>>,
     egress: Arc<egress::Proxy>,
     secrets: Vec<AgentSecret>,
     watched_secrets: Vec<(String, String)>,
@@ -248,6 +250,7 @@ impl Runtime {
             workspace,
             http_tls,
             sessions: Mutex::new(HashMap::new()),
+            lineage: Arc::default(),
             ca_bundle: Arc::new(tools::exec::ca_bundle(opts.egress.ca().ca_pem())),
             egress: opts.egress,
             secrets: opts.secrets,
@@ -305,7 +308,37 @@ impl Runtime {
     }
 
     /// Drop the session's sandbox instance and its grants.
+    /// Record that sub-agent session `child` was spawned by `parent` (so that what it
+    /// asks a human is shown where the human is looking: the top-level session).
+    pub fn link_child(&self, child: &str, parent: &str) {
+        self.lineage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(child.to_string(), parent.to_string());
+    }
+
+    /// The top-level session `session` descends from (itself if it has no parent).
+    pub fn root_session(&self, session: &str) -> String {
+        let lineage = self
+            .lineage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = session;
+        // Depth is bounded by subagents.max_depth; the bound only guards a cycle.
+        for _ in 0..64 {
+            match lineage.get(s) {
+                Some(p) => s = p,
+                None => break,
+            }
+        }
+        s.to_string()
+    }
+
     pub fn end_session(&self, session: &str) {
+        self.lineage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(session);
         let removed = match self.sessions.lock() {
             Ok(mut s) => s.remove(session),
             Err(poisoned) => poisoned.into_inner().remove(session),
@@ -781,6 +814,7 @@ impl Runtime {
             rule: verdict.rule.clone(),
             labels: serde_json::to_value(&verdict.labels).unwrap_or(Value::Null),
             untrusted_sources: verdict.labels.untrusted_sources.clone(),
+            root_session: Some(self.root_session(session)).filter(|r| r != session),
             ..Default::default()
         };
         // A stored grant (this session's, or the agent's) answers an `Ask` without a new
@@ -1178,6 +1212,7 @@ impl Runtime {
             workspace,
             http_tls: self.http_tls.clone(),
             sessions: Mutex::new(HashMap::new()),
+            lineage: self.lineage.clone(),
             egress: self.egress.clone(),
             secrets: self.secrets.clone(),
             watched_secrets: self.watched_secrets.clone(),
