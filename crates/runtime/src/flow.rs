@@ -163,3 +163,53 @@ impl egress::ConnectGate for SessionFlow {
         self.contact(host);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use egress::ConnectGate;
+
+    use super::*;
+
+    /// A flow of a session that read untrusted content and contacted `docs.test`; both
+    /// `docs.test` and `other.test` are allowlisted.
+    fn tainted_flow(dir: &std::path::Path) -> Arc<SessionFlow> {
+        let toml = format!(
+            "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+             model = \"m\"\n[agents.dev]\nworkspace = \"{}\"\n\
+             tools = [\"exec\", \"http_fetch\"]\n[agents.dev.egress]\n\
+             allow = [\"docs.test\", \"other.test\"]\n",
+            dir.display()
+        );
+        let config = config::load_str(&toml, std::path::Path::new("t.toml")).unwrap();
+        let policy = Arc::new(Policy::load(&config, dir, "dev").unwrap());
+        let audit = Arc::new(audit::Log::open(&dir.join("audit")).unwrap());
+        let flow = Arc::new(SessionFlow::new(
+            "s1",
+            0,
+            policy,
+            Arc::default(),
+            Labels::untrusted("tool:http_fetch https://docs.test/"),
+            audit,
+        ));
+        flow.contact("docs.test");
+        flow
+    }
+
+    #[test]
+    fn a_commands_new_host_passes_only_while_an_approved_command_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = tainted_flow(dir.path());
+        assert!(flow.admit("docs.test", 443, "connect").is_ok(), "contacted");
+        let refused = flow.admit("other.test", 443, "connect").unwrap_err();
+        assert!(
+            refused.contains("taint.connect_new_host") && refused.contains("approved"),
+            "{refused}"
+        );
+        {
+            let _approved = flow.approved_exec();
+            assert!(flow.admit("other.test", 443, "connect").is_ok());
+        }
+        // The approval covered that command only: the next one is refused again.
+        assert!(flow.admit("other.test", 443, "connect").is_err());
+    }
+}
