@@ -60,6 +60,11 @@ pub enum StoreError {
         action: &'static str,
         source: postgres::Error,
     },
+    #[error(
+        "session database (PostgreSQL): {action}: the connection to the server was lost and \
+         Cordon does not reconnect; restart Cordon once the server is reachable again"
+    )]
+    ConnectionLost { action: &'static str },
     #[error("session database (PostgreSQL): the connection thread stopped; restart Cordon")]
     Disconnected,
     #[error("no session `{id}`; list sessions with `cordon sessions`")]

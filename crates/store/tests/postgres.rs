@@ -84,3 +84,52 @@ fn a_server_that_is_not_there_is_a_clear_error() {
     assert!(matches!(err, StoreError::Connect { .. }), "{err}");
     assert!(err.to_string().contains("[store] url"), "{err}");
 }
+
+/// The client does not reconnect: once the server dropped the connection, every call is
+/// an error that says to restart (never a silent success), and nothing was approved.
+#[test]
+fn a_lost_connection_is_an_error_that_says_to_restart_and_approves_nothing() {
+    let cluster = PgCluster::start();
+    let store = Store::connect(&cluster.url(), None).unwrap();
+    let id = store
+        .create_approval(&cordon_store::NewApproval {
+            agent: "default".into(),
+            session: "S1".into(),
+            kind: cordon_store::ApprovalKind::Action,
+            tool: "exec".into(),
+            action: "exec: ls".into(),
+            fingerprint: "fp:ls".into(),
+            argv: Some(vec!["ls".into()]),
+            host: None,
+            arguments: json!({"command": "ls"}),
+            reason: "ask".into(),
+            rule: "exec.mode".into(),
+            labels: json!({}),
+            untrusted_sources: Vec::new(),
+            payload: None,
+            timeout: std::time::Duration::from_secs(60),
+        })
+        .unwrap()
+        .id;
+    cluster.psql(
+        "cordon",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'cordon' AND pid <> pg_backend_pid()",
+    );
+    // The first call may see the server's goodbye; from then on the connection is closed.
+    assert!(
+        store
+            .answer_approval(&id, &cordon_store::Answer::Once, "cli")
+            .is_err()
+    );
+    let err = store
+        .answer_approval(&id, &cordon_store::Answer::Once, "cli")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConnectionLost { .. }), "{err}");
+    assert!(err.to_string().contains("restart Cordon"), "{err}");
+    let again = Store::connect(&cluster.url(), None).unwrap();
+    assert_eq!(
+        again.get_approval(&id).unwrap().unwrap().status,
+        cordon_store::ApprovalStatus::Pending
+    );
+}

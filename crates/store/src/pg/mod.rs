@@ -31,8 +31,19 @@ use crate::tokens::{ActiveToken, TokenRecord, TokenScope, parse_scope};
 
 pub(crate) use actor::Actor;
 
+/// A PostgreSQL error as a store error. A lost connection stays lost (the client does
+/// not reconnect), so it gets its own error that says to restart.
 pub(crate) fn pg(action: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
-    move |source| StoreError::Postgres { action, source }
+    move |source| {
+        let lost = source.is_closed()
+            || source.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN)
+            || std::error::Error::source(&source).is_some_and(|s| s.is::<std::io::Error>());
+        if lost {
+            StoreError::ConnectionLost { action }
+        } else {
+            StoreError::Postgres { action, source }
+        }
+    }
 }
 
 /// One PostgreSQL connection (on its own thread) behind a mutex.
