@@ -171,7 +171,14 @@ pub async fn guard_origin(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "the request has no Host header"))?;
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the request has no usable Host header; send `Host: NAME[:PORT]` naming this \
+                 gateway",
+            )
+        })?;
     if state.loopback {
         let name = host_name(&host);
         let allowed = is_loopback_name(name)
@@ -201,11 +208,12 @@ pub async fn guard_origin(
             return Err(ApiError::forbidden("cross-site request refused"));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
-            check_origin(&state, https, &host, origin.to_str().unwrap_or(""))?;
+            check_origin(&state.allowed_origins, https, &host, origin)?;
         }
     }
     let mut req = req;
     req.extensions_mut().insert(Https(https));
+    req.extensions_mut().insert(RequestHost(host));
     Ok(next.run(req).await)
 }
 
@@ -213,18 +221,34 @@ pub async fn guard_origin(
 #[derive(Debug, Clone, Copy)]
 pub struct Https(pub bool);
 
+/// The request's non-empty `Host` (or URI authority), as [`guard_origin`] checked it (in
+/// request extensions), so later origin checks compare against the same name.
+#[derive(Debug, Clone)]
+pub struct RequestHost(pub String);
+
 /// `origin` must be the gateway's own (`http(s)://` + the request's `Host`) or one of
-/// `[gateway] allowed_origins`.
+/// `allowed` (`[gateway] allowed_origins`, lowercase). An Origin that is not text, or an
+/// empty `host`, is refused rather than compared.
 pub(crate) fn check_origin(
-    state: &AppState,
+    allowed: &[String],
     https: bool,
     host: &str,
-    origin: &str,
+    origin: &HeaderValue,
 ) -> Result<(), ApiError> {
+    let Ok(origin) = origin.to_str() else {
+        return Err(ApiError::forbidden(
+            "the Origin header is not valid text; send the origin this page was loaded from",
+        ));
+    };
+    if host.is_empty() {
+        return Err(ApiError::forbidden(
+            "cannot check the Origin: the request names no Host",
+        ));
+    }
     let origin = origin.to_ascii_lowercase();
     let scheme = if https { "https" } else { "http" };
     let own = format!("{scheme}://{}", host.to_ascii_lowercase());
-    if origin != own && !state.allowed_origins.contains(&origin) {
+    if origin != own && !allowed.contains(&origin) {
         return Err(ApiError::forbidden(format!(
             "origin `{origin}` may not send requests here (only {own} and \
              [gateway] allowed_origins)"
@@ -248,5 +272,29 @@ mod tests {
         assert!(!is_loopback_name("evil.example"));
         assert!(!is_loopback_name("127.0.0.1.evil.example"));
         assert!(!is_loopback_name("localhost.evil.example"));
+    }
+
+    #[test]
+    fn origins_are_checked_against_the_host_and_the_allowed_list() {
+        let allowed = vec!["https://cordon.example.com".to_string()];
+        let check = |https, host: &str, origin: &[u8]| {
+            check_origin(
+                &allowed,
+                https,
+                host,
+                &HeaderValue::from_bytes(origin).unwrap(),
+            )
+        };
+        assert!(check(false, "127.0.0.1:7777", b"http://127.0.0.1:7777").is_ok());
+        assert!(check(false, "LOCALHOST:1", b"http://localhost:1").is_ok());
+        assert!(check(false, "127.0.0.1:7777", b"https://cordon.example.com").is_ok());
+        assert!(check(false, "127.0.0.1:7777", b"https://127.0.0.1:7777").is_err());
+        assert!(check(true, "127.0.0.1:7777", b"http://127.0.0.1:7777").is_err());
+        assert!(check(false, "127.0.0.1:7777", b"http://evil.example").is_err());
+        assert!(check(false, "127.0.0.1:7777", b"null").is_err());
+        // Unknown is not allowed: no host to compare with, or an Origin that is not text.
+        assert!(check(false, "", b"http://").is_err());
+        let e = check(false, "127.0.0.1:7777", b"http://\xff").unwrap_err();
+        assert!(e.message.contains("not valid text"), "{}", e.message);
     }
 }

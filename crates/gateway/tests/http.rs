@@ -760,6 +760,17 @@ async fn tls_on_all_interfaces_with_a_token_serves_https() {
         (b["tls"].as_bool(), b["loopback_only"].as_bool()),
         (Some(true), Some(false))
     );
+    // An empty Host is refused, not compared: else `Origin: https://` would pass as ours.
+    let r = h
+        .post("/api/logout")
+        .header("host", "")
+        .header("origin", "https://")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = check_envelope(r).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     // Plain HTTP on the TLS port gets no answer.
     let plain = h.url.replace("https://", "http://");
     assert!(reqwest::get(format!("{plain}/healthz")).await.is_err());

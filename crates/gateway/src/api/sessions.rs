@@ -25,7 +25,7 @@ use store::{SessionRecord, TokenScope};
 use utoipa::ToSchema;
 
 use crate::hub::{Follower, StartError};
-use crate::layers::{ApiError, Https, check_origin};
+use crate::layers::{ApiError, Https, RequestHost, check_origin};
 use crate::server::AppState;
 
 /// Longest accepted user message, in bytes.
@@ -347,18 +347,15 @@ pub(crate) async fn stream(
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
     Extension(Https(https)): Extension<Https>,
+    Extension(RequestHost(host)): Extension<RequestHost>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Err(ApiError::forbidden(
             "a WebSocket upgrade must send an Origin header naming this gateway",
         ));
     };
-    check_origin(&state, https, host, origin.to_str().unwrap_or(""))?;
+    check_origin(&state.allowed_origins, https, &host, origin)?;
     session_record(&state, &id).await?;
     let follower = state.hub.follow(&id, q.after.unwrap_or(0));
     let hub = state.hub.clone();
