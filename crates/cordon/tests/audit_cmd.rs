@@ -196,6 +196,41 @@ async fn the_real_listening_address_of_a_tls_gateway_is_reported() {
     child.kill().await.ok();
 }
 
+#[tokio::test]
+async fn state_the_audit_cannot_read_is_reported_not_passed_as_clean() {
+    // A fresh install has no vault: the audit, which only reads, must not create one.
+    let inst = install();
+    let (_, report) = audit(&inst, &[]).await;
+    assert!(
+        finding(&report, "audit.not_checked").is_none(),
+        "{report:#}"
+    );
+    assert!(
+        !inst.state.join("vault").exists(),
+        "the audit created a vault"
+    );
+
+    // A vault and a store it cannot open: each is named, not skipped.
+    common::set_secret(&inst, "GH", "api.github.com", "ghs-value-1234").await;
+    common::gateway_token(&inst, "read").await;
+    std::fs::write(inst.state.join("vault").join("secrets.enc"), "not a vault").unwrap();
+    std::fs::write(inst.state.join("cordon.db"), "not a database, not at all").unwrap();
+    let (_, report) = audit(&inst, &[]).await;
+    let unchecked: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "audit.not_checked")
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    assert!(unchecked.iter().any(|t| t.contains("vault")), "{report:#}");
+    assert!(
+        unchecked.iter().any(|t| t.contains("gateway tokens")),
+        "{report:#}"
+    );
+    assert_ne!(report["findings"].as_array().unwrap().len(), 0);
+}
+
 async fn radius(inst: &Install) -> Value {
     let out = inst.cordon(&["audit", "blast-radius", "--json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));

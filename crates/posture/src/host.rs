@@ -179,12 +179,22 @@ pub fn guarded_files(config_file: &Path, state_dir: &Path) -> Vec<Guarded> {
     ]
 }
 
-/// Findings for guarded files whose mode is too open (missing files are skipped).
+/// Findings for guarded files whose mode is too open (missing files are skipped; one
+/// whose mode cannot be read is reported as not checked).
 pub fn check_modes(files: &[Guarded]) -> Vec<Finding> {
     let mut out = Vec::new();
     for f in files {
-        let Ok(meta) = std::fs::symlink_metadata(&f.path) else {
-            continue;
+        let meta = match std::fs::symlink_metadata(&f.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.push(Finding::not_checked(
+                    format!("the mode of {}", f.what),
+                    format!("{}: {e}", f.path.display()),
+                    "run `cordon audit` as the user Cordon runs as",
+                ));
+                continue;
+            }
         };
         let mode = meta.mode() & 0o7777;
         if mode & f.forbidden != 0 {
@@ -288,15 +298,29 @@ fn is_env_file(name: &str) -> bool {
 }
 
 /// Credential-looking values in `.env` files under `workspace` (depth-limited, symlinks
-/// not followed).
+/// not followed). A directory that cannot be listed, or an `.env` file that cannot be
+/// read or is too large to scan, is reported as not checked (a missing workspace is not:
+/// there is nothing in it to read).
 pub fn env_files(agent: &str, workspace: &Path) -> Vec<Finding> {
     const MAX_DEPTH: usize = 4;
     const MAX_BYTES: u64 = 256 * 1024;
     let mut out = Vec::new();
+    let not_checked = |path: &Path, why: String| {
+        Finding::not_checked(
+            format!("agent `{agent}`'s workspace for secrets in `.env` files"),
+            format!("{}: {why}", path.display()),
+            "run `cordon audit` as the user Cordon runs as, or look at the file yourself",
+        )
+    };
     let mut stack = vec![(workspace.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if depth == 0 && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.push(not_checked(&dir, e.to_string()));
+                continue;
+            }
         };
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
@@ -305,11 +329,20 @@ pub fn env_files(agent: &str, workspace: &Path) -> Vec<Finding> {
             if ft.is_dir() && depth < MAX_DEPTH && name != ".git" && name != "node_modules" {
                 stack.push((path, depth + 1));
             } else if ft.is_file() && is_env_file(&name) {
-                if e.metadata().map(|m| m.len()).unwrap_or(0) > MAX_BYTES {
-                    continue;
-                }
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    continue;
+                let text = match e.metadata() {
+                    Ok(m) if m.len() > MAX_BYTES => Err(format!(
+                        "{} bytes, more than the {MAX_BYTES} scanned",
+                        m.len()
+                    )),
+                    Ok(_) => std::fs::read_to_string(&path).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let text = match text {
+                    Ok(text) => text,
+                    Err(why) => {
+                        out.push(not_checked(&path, why));
+                        continue;
+                    }
                 };
                 let secretish = text.lines().enumerate().filter(|(_, l)| {
                     let l = l.trim();
@@ -552,5 +585,18 @@ mod tests {
             found[0].evidence
         );
         assert!(!found[0].evidence.contains("sk_live"));
+    }
+
+    #[test]
+    fn env_files_that_cannot_be_scanned_are_reported_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = format!("API_TOKEN=abcdefghijkl\n{}", "#\n".repeat(200 * 1024));
+        std::fs::write(dir.path().join(".env"), big).unwrap();
+        let found = env_files("a", dir.path());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].id, "audit.not_checked");
+        assert!(found[0].evidence.contains(".env"), "{}", found[0].evidence);
+        // A workspace that does not exist yet holds nothing to read.
+        assert!(env_files("a", &dir.path().join("missing")).is_empty());
     }
 }

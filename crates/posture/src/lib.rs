@@ -70,6 +70,22 @@ impl Finding {
             remedy: remedy.into(),
         }
     }
+
+    /// A check that could not run (`audit.not_checked`): the audit says so instead of
+    /// reporting nothing, since "nothing found" would read as "checked and clean".
+    pub fn not_checked(
+        what: impl std::fmt::Display,
+        why: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Finding {
+        Finding::new(
+            "audit.not_checked",
+            Severity::Warn,
+            format!("{what} could not be checked"),
+            why,
+            remedy,
+        )
+    }
 }
 
 /// Findings sorted worst first, then by id.

@@ -211,12 +211,30 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
              verify` names the first bad record",
         ));
     }
-    if crate::setup::store_exists(cfg, paths)
-        && let Ok(store) = crate::setup::open_store(cfg, paths)
-    {
-        out.extend(weak_tokens(&store).into_iter().flat_map(|w| w.findings));
+    if crate::setup::store_exists(cfg, paths) {
+        match crate::setup::open_store(cfg, paths).and_then(|s| weak_tokens(&s)) {
+            Ok(weak) => out.extend(weak.into_iter().flat_map(|w| w.findings)),
+            Err(e) => out.push(Finding::not_checked(
+                "gateway tokens (age and lifetime)",
+                format!("{e:#}"),
+                "fix what the error names and run `cordon audit` again; `cordon token list` \
+                 shows the tokens",
+            )),
+        }
     }
-    if let Ok(vault) = secrets::Vault::open(&paths.state_dir) {
+    let vault = match existing_vault(paths) {
+        Ok(v) => v,
+        Err(e) => {
+            out.push(Finding::not_checked(
+                "the vault's secret bindings",
+                e.to_string(),
+                "run `cordon audit` as the user Cordon runs as, with the vault's passphrase \
+                 in the environment if it has one",
+            ));
+            None
+        }
+    };
+    if let Some(vault) = vault {
         for s in vault.list() {
             let wild: Vec<String> = s
                 .hosts
@@ -243,6 +261,15 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
     out
 }
 
+/// The vault, if one was ever written. Opening a missing vault would create it (and its
+/// key file), and the audit only reads.
+fn existing_vault(paths: &Paths) -> Result<Option<secrets::Vault>, secrets::VaultError> {
+    if !paths.state_dir.join("vault").join("secrets.enc").exists() {
+        return Ok(None);
+    }
+    secrets::Vault::open(&paths.state_dir).map(Some)
+}
+
 /// A usable gateway token worth replacing, and why.
 struct WeakToken {
     record: store::TokenRecord,
@@ -251,10 +278,12 @@ struct WeakToken {
 
 /// Usable tokens created more than [`TOKEN_OLD_DAYS`] ago (`tokens.old`) or living longer
 /// than that (`tokens.long_lived`): a leaked one stays useful for too long.
-fn weak_tokens(store: &store::Store) -> Vec<WeakToken> {
-    let Ok(tokens) = store.list_tokens(false) else {
-        return Vec::new();
-    };
+/// A token whose timestamps do not parse is returned with an `audit.not_checked` finding
+/// (its age is unknown, so replacing it is the safe side).
+fn weak_tokens(store: &store::Store) -> Result<Vec<WeakToken>> {
+    let tokens = store
+        .list_tokens(false)
+        .context("cannot list the gateway tokens")?;
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     );
@@ -275,6 +304,18 @@ fn weak_tokens(store: &store::Store) -> Vec<WeakToken> {
     let mut out = Vec::new();
     for t in tokens {
         let (Some(created), Some(expires)) = (parse(&t.created_at), parse(&t.expires_at)) else {
+            let why = format!(
+                "token {} has timestamps that do not parse: created {:?}, expires {:?}",
+                t.id, t.created_at, t.expires_at
+            );
+            out.push(WeakToken {
+                findings: vec![Finding::not_checked(
+                    format!("token `{}` ({})'s age", t.name, t.scope),
+                    why,
+                    remedy(&t.id),
+                )],
+                record: t,
+            });
             continue;
         };
         let mut findings = Vec::new();
@@ -312,7 +353,7 @@ fn weak_tokens(store: &store::Store) -> Vec<WeakToken> {
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// A weak token replaced by `--fix`.
@@ -345,7 +386,7 @@ fn rotate_weak_tokens(cfg: &config::Config, paths: &Paths) -> Result<Vec<Rotated
         return Ok(Vec::new());
     }
     let store = crate::setup::open_store(cfg, paths)?;
-    let weak = weak_tokens(&store);
+    let weak = weak_tokens(&store)?;
     if weak.is_empty() {
         return Ok(Vec::new());
     }
@@ -490,8 +531,15 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 /// Sandbox layers this kernel cannot apply.
 fn sandbox_layers(cfg: &config::Config) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Ok(backend) = crate::setup::sandbox_backend(cfg) else {
-        return out;
+    let backend = match crate::setup::sandbox_backend(cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            return vec![Finding::not_checked(
+                "the sandbox layers this host applies",
+                format!("{e:#}"),
+                "see `cordon sandbox explain`",
+            )];
+        }
     };
     let Some((_, agent)) = cfg.agents.iter().next() else {
         return out;
@@ -577,8 +625,9 @@ pub fn blast_radius(agent: Option<&str>, json_out: bool) -> Result<ExitCode> {
     if names.is_empty() {
         bail!("the config has no agents");
     }
-    let (vault, vault_note) = match secrets::Vault::open(&paths.state_dir) {
-        Ok(v) => (
+    let (vault, vault_note) = match existing_vault(&paths) {
+        Ok(None) => (BTreeMap::new(), None),
+        Ok(Some(v)) => (
             v.list()
                 .into_iter()
                 .map(|s| (s.name, s.hosts))
