@@ -331,6 +331,10 @@ async fn deep_probes_the_metadata_address_from_a_sandbox() {
         finding(&report, "sandbox.unavailable").is_none(),
         "{report:#}"
     );
+    assert!(
+        finding(&report, "audit.not_checked").is_none(),
+        "{report:#}"
+    );
     // The probe really ran: the proxy refused it and said so in the audit log.
     let log = std::fs::read_to_string(inst.audit_file()).unwrap();
     assert!(

@@ -472,6 +472,8 @@ async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
     let url = "http://169.254.169.254/latest/meta-data/";
     let session = format!("audit-deep-{}", std::process::id());
     let probe = |direct: bool| {
+        // Headers and then the status code on stdout: the proxy marks every response it
+        // makes itself (a refusal, an unreachable upstream) with `x-cordon-egress`.
         let mut argv: Vec<String> = [
             "curl",
             "-s",
@@ -479,6 +481,8 @@ async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
             "3",
             "-o",
             "/dev/null",
+            "-D",
+            "-",
             "-w",
             "%{http_code}",
         ]
@@ -492,32 +496,67 @@ async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
     };
     let mut out = Vec::new();
     for (direct, how) in [(true, "directly"), (false, "through the egress proxy")] {
-        match runtime
+        let o = match runtime
             .sandbox_exec(&session, probe(direct), Duration::from_secs(10))
             .await
         {
-            Ok(o) => {
-                let code = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                let reached = if direct {
-                    o.status == sandbox::ExitStatus::Exited(0)
-                } else {
-                    code == "200"
-                };
-                if reached {
-                    out.push(Finding::new(
-                        "sandbox.metadata_reachable",
-                        Severity::Critical,
-                        format!("a sandboxed command reaches the cloud metadata service {how}"),
-                        format!("curl {url} in the sandbox of agent `{agent}`: HTTP {code}"),
-                        "check [egress] allow_ranges and the sandbox backend                          (`cordon sandbox explain`)",
-                    ));
-                }
-            }
+            Ok(o) => o,
             Err(e) => return unavailable(e),
+        };
+        match metadata_probe(&o.status, &String::from_utf8_lossy(&o.stdout)) {
+            Probe::Blocked => {}
+            Probe::Reached(code) => out.push(Finding::new(
+                "sandbox.metadata_reachable",
+                Severity::Critical,
+                format!("a sandboxed command reaches the cloud metadata service {how}"),
+                format!("curl {url} in the sandbox of agent `{agent}`: HTTP {code}"),
+                "check [egress] allow_ranges and the sandbox backend (`cordon sandbox explain`)",
+            )),
+            Probe::DidNotRun(why) => out.push(Finding::not_checked(
+                format!("whether a sandboxed command reaches the metadata service {how}"),
+                format!("curl in the sandbox of agent `{agent}`: {why}"),
+                "make curl available inside the sandbox (`cordon sandbox explain` shows what \
+                 it mounts) and run `cordon audit --deep` again",
+            )),
         }
     }
     runtime.end_session(&session);
     out
+}
+
+/// What one curl probe of the metadata address showed.
+#[derive(Debug, PartialEq)]
+enum Probe {
+    /// The metadata service answered, with this HTTP status (any status: a 401 or 403
+    /// from IMDSv2 or GCP still means the connection got through).
+    Reached(String),
+    /// No connection, or the egress proxy refused it.
+    Blocked,
+    /// curl did not run, so the probe says nothing.
+    DidNotRun(String),
+}
+
+/// `stdout` is curl's `-D -` headers followed by `-w %{http_code}`.
+fn metadata_probe(status: &sandbox::ExitStatus, stdout: &str) -> Probe {
+    match status {
+        sandbox::ExitStatus::Exited(0) => {}
+        // 1-3: curl refused its own arguments; 126/127: it is not there to run.
+        sandbox::ExitStatus::Exited(c @ (1..=3 | 126 | 127)) => {
+            return Probe::DidNotRun(format!("exit status {c}"));
+        }
+        // Could not resolve, connect, or got no answer in time.
+        sandbox::ExitStatus::Exited(_) => return Probe::Blocked,
+        other => return Probe::DidNotRun(format!("{other:?}")),
+    }
+    let code = stdout.lines().last().unwrap_or("").trim();
+    let from_proxy = stdout
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("x-cordon-egress:"));
+    if from_proxy || code.is_empty() || code == "000" {
+        Probe::Blocked
+    } else {
+        Probe::Reached(code.to_string())
+    }
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
@@ -710,5 +749,39 @@ fn list_or_none(items: &[String]) -> String {
         "none".into()
     } else {
         items.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Probe, metadata_probe};
+    use sandbox::ExitStatus;
+
+    #[test]
+    fn a_metadata_answer_of_any_status_is_reached_and_a_curl_that_did_not_run_is_not_blocked() {
+        let imds_v2 = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n401";
+        assert_eq!(
+            metadata_probe(&ExitStatus::Exited(0), imds_v2),
+            Probe::Reached("401".into())
+        );
+        let refused = "HTTP/1.1 403 Forbidden\r\nx-cordon-egress: refused\r\n\r\n403";
+        assert_eq!(
+            metadata_probe(&ExitStatus::Exited(0), refused),
+            Probe::Blocked
+        );
+        assert_eq!(
+            metadata_probe(&ExitStatus::Exited(7), "000"),
+            Probe::Blocked
+        );
+        assert_eq!(
+            metadata_probe(&ExitStatus::Exited(28), "000"),
+            Probe::Blocked
+        );
+        for status in [ExitStatus::Exited(127), ExitStatus::Signaled(31)] {
+            assert!(
+                matches!(metadata_probe(&status, ""), Probe::DidNotRun(_)),
+                "{status:?}"
+            );
+        }
     }
 }
