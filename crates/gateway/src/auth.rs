@@ -17,7 +17,7 @@ use axum::response::Response;
 use store::TokenScope;
 use subtle::ConstantTimeEq;
 
-use crate::layers::ApiError;
+use crate::layers::{ApiError, blocking};
 use crate::server::AppState;
 use crate::token;
 
@@ -52,15 +52,6 @@ pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str>
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::GatewayError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
 }
 
 /// Resolve the caller of `headers`, or the 401 to answer.

@@ -75,6 +75,52 @@ impl ApiError {
     }
 }
 
+/// A store error as the HTTP answer a client can act on; anything else is a 500.
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> ApiError {
+        use store::StoreError as E;
+        let status = match &e {
+            E::NoApproval { .. } | E::NoGrant { .. } => StatusCode::NOT_FOUND,
+            E::AlreadyAnswered { .. } | E::ApprovalExpired { .. } | E::AlreadyRevoked { .. } => {
+                StatusCode::CONFLICT
+            }
+            E::BadScope { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => return ApiError::internal(e),
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<crate::GatewayError> for ApiError {
+    fn from(e: crate::GatewayError) -> ApiError {
+        match e {
+            crate::GatewayError::Store(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<audit::AuditError> for ApiError {
+    fn from(e: audit::AuditError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+/// Run store or audit work (blocking I/O) off the async workers. A panic in `f` is a
+/// 500, and so is any error the client cannot act on (see the `From` impls above).
+pub(crate) async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = self.status.into_response();

@@ -22,7 +22,7 @@ use store::{Answer, ApprovalFilter, ApprovalKind, ApprovalStatus, GrantScope, St
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::layers::ApiError;
+use crate::layers::{ApiError, blocking};
 use crate::server::AppState;
 
 pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
@@ -42,43 +42,15 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     ))
 }
 
-/// A store error as the HTTP answer a client can act on.
-fn store_error(e: StoreError) -> ApiError {
-    let status = match &e {
-        StoreError::NoApproval { .. } | StoreError::NoGrant { .. } => StatusCode::NOT_FOUND,
-        StoreError::AlreadyAnswered { .. }
-        | StoreError::ApprovalExpired { .. }
-        | StoreError::AlreadyRevoked { .. } => StatusCode::CONFLICT,
-        StoreError::BadScope { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => return ApiError::internal(e),
-    };
-    ApiError::new(status, e.to_string())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-}
-
 /// Expire requests whose waiting process is gone, and audit each (as the CLI does).
 fn expire_overdue(state: &AppState) -> Result<(), ApiError> {
-    for id in state.store.expire_overdue().map_err(store_error)? {
-        let session = state
-            .store
-            .get_approval(&id)
-            .map_err(store_error)?
-            .map(|r| r.session);
-        state
-            .audit
-            .record(
-                EventKind::Approval,
-                session.as_deref(),
-                json!({"state": "expired", "approval_id": id, "by": "timeout"}),
-            )
-            .map_err(ApiError::internal)?;
+    for id in state.store.expire_overdue()? {
+        let session = state.store.get_approval(&id)?.map(|r| r.session);
+        state.audit.record(
+            EventKind::Approval,
+            session.as_deref(),
+            json!({"state": "expired", "approval_id": id, "by": "timeout"}),
+        )?;
     }
     Ok(())
 }
@@ -120,7 +92,7 @@ pub(crate) async fn list(
                 agent: None,
                 session: q.session,
             })
-            .map_err(store_error)
+            .map_err(ApiError::from)
     })
     .await?;
     Ok(Json(json!({ "approvals": records })))
@@ -217,9 +189,8 @@ pub(crate) async fn answer(
         expire_overdue(&state)?;
         let record = state
             .store
-            .get_approval(&id)
-            .map_err(store_error)?
-            .ok_or_else(|| store_error(StoreError::NoApproval { id: id.clone() }))?;
+            .get_approval(&id)?
+            .ok_or_else(|| StoreError::NoApproval { id: id.clone() })?;
         let unfit = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
         let answer = parse_answer(
             &body,
@@ -239,24 +210,17 @@ pub(crate) async fn answer(
             };
             return answer_memory(&state, &id, approve, &by);
         }
-        let done = state
-            .store
-            .answer_approval(&id, &answer, &by)
-            .map_err(store_error)?;
+        let done = state.store.answer_approval(&id, &answer, &by)?;
         let a = &done.approval;
         state
             .audit
-            .record(EventKind::Approval, Some(&a.session), a.answer_audit())
-            .map_err(ApiError::internal)?;
+            .record(EventKind::Approval, Some(&a.session), a.answer_audit())?;
         if let Some(g) = &done.grant {
-            state
-                .audit
-                .record(
-                    EventKind::Approval,
-                    g.session.as_deref(),
-                    g.audit("granted"),
-                )
-                .map_err(ApiError::internal)?;
+            state.audit.record(
+                EventKind::Approval,
+                g.session.as_deref(),
+                g.audit("granted"),
+            )?;
         }
         Ok(Json(
             json!({ "approval": done.approval, "grant": done.grant }),
@@ -276,7 +240,7 @@ fn answer_memory(
         runtime::memory::MemoryStore::for_agent(&dir, agent)
     })
     .map_err(|e| match e {
-        runtime::memory::MemoryError::Approvals(s) => store_error(s),
+        runtime::memory::MemoryError::Approvals(s) => s.into(),
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
     })?;
     let a = &done.approval;
@@ -286,8 +250,7 @@ fn answer_memory(
     data["entry"] = json!(done.entry);
     state
         .audit
-        .record(EventKind::Approval, Some(&a.session), data)
-        .map_err(ApiError::internal)?;
+        .record(EventKind::Approval, Some(&a.session), data)?;
     Ok(Json(
         json!({ "approval": done.approval, "entry": done.entry }),
     ))
@@ -308,13 +271,7 @@ pub(crate) async fn grants(
     State(state): State<Arc<AppState>>,
     Query(q): Query<GrantsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let grants = blocking(move || {
-        state
-            .store
-            .list_grants(None, q.all.unwrap_or(false))
-            .map_err(store_error)
-    })
-    .await?;
+    let grants = blocking(move || state.store.list_grants(None, q.all.unwrap_or(false))).await?;
     Ok(Json(json!({ "grants": grants })))
 }
 
@@ -331,14 +288,13 @@ pub(crate) async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     let by = format!("gateway token {}", p.token_id);
     blocking(move || {
-        let grant = state.store.revoke_grant(&id).map_err(store_error)?;
+        let grant = state.store.revoke_grant(&id)?;
         let mut data = grant.audit("revoked");
         data["by"] = json!(by);
         state
             .audit
-            .record(EventKind::Approval, grant.session.as_deref(), data)
-            .map_err(ApiError::internal)?;
-        Ok(Json(json!({ "grant": grant })))
+            .record(EventKind::Approval, grant.session.as_deref(), data)?;
+        Ok::<_, ApiError>(Json(json!({ "grant": grant })))
     })
     .await
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use store::TokenScope;
 use utoipa::ToSchema;
 
-use crate::layers::ApiError;
+use crate::layers::{ApiError, blocking};
 use crate::server::AppState;
 
 /// Records one query returns at most.
@@ -90,10 +90,7 @@ pub(crate) async fn query(
         kinds,
     };
     let dir = state.audit.dir().to_path_buf();
-    let records = tokio::task::spawn_blocking(move || audit::read_filtered(&dir, &filter))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let records = blocking(move || audit::read_filtered(&dir, &filter)).await?;
     let selected: Vec<&audit::Record> = records
         .iter()
         .rev()
@@ -114,9 +111,7 @@ pub(crate) async fn query(
     responses((status = 200, description = "`{ok, records, head, error}`")))]
 pub(crate) async fn verify(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let dir = state.audit.dir().to_path_buf();
-    let report = tokio::task::spawn_blocking(move || audit::verify(&dir))
-        .await
-        .map_err(ApiError::internal)?;
+    let report = blocking(move || Ok::<_, ApiError>(audit::verify(&dir))).await?;
     Ok(Json(match report {
         Ok(r) => json!({ "ok": true, "records": r.records, "head": r.last_hash, "error": null }),
         Err(e) => json!({ "ok": false, "records": null, "head": null, "error": e.to_string() }),

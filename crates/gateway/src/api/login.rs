@@ -24,7 +24,7 @@ use store::TokenScope;
 
 use crate::auth::{Principal, Via, session_cookie};
 use crate::client::PeerAddr;
-use crate::layers::{ApiError, Https};
+use crate::layers::{ApiError, Https, blocking};
 use crate::server::AppState;
 
 pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
@@ -122,16 +122,13 @@ pub(crate) async fn login(
     }
     let presented = read_token(&headers, &body)?;
     let st = state.clone();
-    let verified = tokio::task::spawn_blocking(move || crate::token::verify(&st.store, &presented))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let verified = blocking(move || crate::token::verify(&st.store, &presented)).await?;
     let Some(v) = verified else {
         let burst = state.limiter.failure(client, Instant::now());
         let st = state.clone();
         let max = state.config.gateway.login_max_failures;
         let lockout = state.config.gateway.login_lockout_secs;
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             st.audit.append(
                 audit::EventKind::Decision,
                 None,
@@ -158,9 +155,7 @@ pub(crate) async fn login(
                 st.audit.sync()
             }
         })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .await?;
         return Err(ApiError::unauthorized(
             "the token is not valid (unknown, revoked or expired)",
         ));
@@ -172,7 +167,7 @@ pub(crate) async fn login(
         .map_err(ApiError::internal)?;
     let st = state.clone();
     let (id, scope) = (v.token_id.clone(), v.scope);
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         st.audit.record(
             audit::EventKind::Decision,
             None,
@@ -185,9 +180,7 @@ pub(crate) async fn login(
             }),
         )
     })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .await?;
     state.note_use(&v.token_id);
     let max = state.sessions.max().as_secs();
     let set = cookie(&state, https, &value, max)?;

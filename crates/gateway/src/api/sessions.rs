@@ -25,7 +25,7 @@ use store::{SessionRecord, TokenScope};
 use utoipa::ToSchema;
 
 use crate::hub::{Follower, StartError};
-use crate::layers::{ApiError, Https, RequestHost, check_origin};
+use crate::layers::{ApiError, Https, RequestHost, blocking, check_origin};
 use crate::server::AppState;
 
 /// Longest accepted user message, in bytes.
@@ -53,15 +53,6 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             .route("/api/sessions", post(create))
             .route("/api/sessions/{id}/messages", post(send)),
     ))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
 }
 
 async fn session_record(state: &Arc<AppState>, id: &str) -> Result<SessionRecord, ApiError> {

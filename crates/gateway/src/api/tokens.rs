@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use store::{Revoked, TokenScope};
 
 use crate::auth::Principal;
-use crate::layers::ApiError;
+use crate::layers::{ApiError, blocking};
 use crate::server::AppState;
 
 pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
@@ -28,10 +28,7 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens",
     responses((status = 200, description = "`{tokens: [Token]}` (never the tokens or their hashes)")))]
 pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let tokens = tokio::task::spawn_blocking(move || state.store.list_tokens(true))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let tokens = blocking(move || state.store.list_tokens(true)).await?;
     Ok(Json(json!({ "tokens": tokens })))
 }
 
@@ -45,12 +42,8 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let by = format!("gateway token {}", p.token_id);
-    let outcome = tokio::task::spawn_blocking(move || {
-        crate::token::revoke(&state.store, &state.audit, &id, &by)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let outcome =
+        blocking(move || crate::token::revoke(&state.store, &state.audit, &id, &by)).await?;
     match outcome {
         Revoked::Now(r) => Ok(Json(json!({ "revoked": r }))),
         Revoked::AlreadyRevoked(r) => Err(ApiError::new(
