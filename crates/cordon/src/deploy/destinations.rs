@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::firewall::METADATA_V6;
 use super::plan::{ModelHost, Plan};
 
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -131,17 +132,21 @@ pub async fn resolve(plan: &Plan) -> Result<Vec<Destination>> {
 }
 
 /// The model connection does not go through the egress proxy (private addresses are
-/// normal for a local model server), but loopback means the pod itself and link-local
-/// is where the metadata service lives.
+/// normal for a local model server), but loopback means the pod itself, and link-local
+/// and AWS's IPv6 metadata address are where the metadata service lives. Each address is
+/// judged in its IPv4 form where it has one, so `::ffff:169.254.169.254` is refused too.
 fn model_outcome(addrs: Vec<IpAddr>, how: String) -> Outcome {
     let (mut ok, mut refused) = (Vec::new(), Vec::new());
     for ip in addrs {
-        if ip.is_loopback() {
+        let canonical = ip.to_canonical();
+        let link_local = match canonical {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        };
+        if canonical.is_loopback() {
             refused.push((ip, "loopback: inside a pod that is the pod itself".into()));
-        } else if egress::address::refusal(ip).is_some_and(|why| why.starts_with("link-local"))
-            || matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
-        {
-            refused.push((ip, "link-local (cloud metadata lives there)".into()));
+        } else if link_local || canonical == IpAddr::V6(METADATA_V6) {
+            refused.push((ip, "cloud metadata address (link-local or AWS IPv6)".into()));
         } else {
             ok.push(ip);
         }
@@ -162,5 +167,46 @@ async fn lookup(host: &str) -> Result<Vec<IpAddr>, String> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(ip: &str) -> bool {
+        let ip: IpAddr = ip.parse().unwrap();
+        match model_outcome(vec![ip], String::new()) {
+            Outcome::Addresses { addrs, refused, .. } => {
+                assert_eq!(addrs.is_empty(), refused.len() == 1, "{ip}");
+                addrs.is_empty()
+            }
+            Outcome::NoRule(_) => panic!("{ip}: no rule"),
+        }
+    }
+
+    #[test]
+    fn the_model_endpoint_never_opens_the_pod_or_the_metadata_service() {
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "fe80::1",
+            "fd00:ec2::254",
+        ] {
+            assert!(refused(ip), "{ip} would get an ipBlock");
+        }
+        // A model server on a private network is normal.
+        for ip in [
+            "10.0.0.7",
+            "192.168.1.2",
+            "fd00::7",
+            "203.0.113.7",
+            "2001:db8::7",
+        ] {
+            assert!(!refused(ip), "{ip} was refused");
+        }
     }
 }
