@@ -1359,33 +1359,39 @@ async fn firewall_rules_drop_the_metadata_service() {
         restore_test(program, &path);
     }
 
-    let path = out.join("cordon-docker-user.iptables");
-    let tables = parse_restore(&read(&path));
-    let (name, chains, rules) = &tables[0];
-    assert_eq!(name, "filter");
-    // Declaring DOCKER-USER would empty it, and it may hold the admin's own rules.
-    assert!(chains.is_empty(), "{chains:?}");
-    assert_eq!(
-        rules,
-        &[[
-            "-I",
-            "DOCKER-USER",
-            "1",
-            "-d",
+    // Docker's own FORWARD rules, for both address families.
+    for (file, program, addr) in [
+        (
+            "cordon-docker-user.iptables",
+            "iptables-restore",
             "169.254.169.254/32",
-            "-j",
-            "DROP"
-        ]
-        .map(String::from)]
-    );
-    // --test needs the chain to exist; a copy declares it (nothing is applied).
-    let copy = inst.dir.path().join("docker-user-test.iptables");
-    std::fs::write(
-        &copy,
-        read(&path).replace("*filter\n", "*filter\n:DOCKER-USER - [0:0]\n"),
-    )
-    .unwrap();
-    restore_test("iptables-restore", &copy);
+        ),
+        (
+            "cordon-docker-user.ip6tables",
+            "ip6tables-restore",
+            "fd00:ec2::254/128",
+        ),
+    ] {
+        let path = out.join(file);
+        let tables = parse_restore(&read(&path));
+        let (name, chains, rules) = &tables[0];
+        assert_eq!(name, "filter");
+        // Declaring DOCKER-USER would empty it, and it may hold the admin's own rules.
+        assert!(chains.is_empty(), "{file}: {chains:?}");
+        assert_eq!(
+            rules,
+            &[["-I", "DOCKER-USER", "1", "-d", addr, "-j", "DROP"].map(String::from)],
+            "{file}"
+        );
+        // --test needs the chain to exist; a copy declares it (nothing is applied).
+        let copy = inst.dir.path().join(format!("test-{file}"));
+        std::fs::write(
+            &copy,
+            read(&path).replace("*filter\n", "*filter\n:DOCKER-USER - [0:0]\n"),
+        )
+        .unwrap();
+        restore_test(program, &copy);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
