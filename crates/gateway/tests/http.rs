@@ -373,6 +373,15 @@ async fn login_sets_a_strict_cookie_and_state_changes_need_csrf() {
         (b["via"].as_str(), b["csrf_token"].as_str()),
         (Some("session"), Some(csrf.as_str()))
     );
+    // A wrong Authorization header is not rescued by a valid cookie.
+    let r = h
+        .get("/api/whoami")
+        .header("cookie", &cookie)
+        .bearer_auth("cdn_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let victim = cordon_gateway::token::create(
         &h.store,
