@@ -216,7 +216,18 @@ async fn compose_has_every_hardening_item() {
         .collect();
     assert_eq!(top, [s(&vols[0], "source")]);
     let tmpfs = strings(&svc["tmpfs"]);
-    assert!(tmpfs.iter().all(|t| t.starts_with("/tmp:")), "{tmpfs:?}");
+    for t in &tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        assert_eq!(path, "/tmp", "{tmpfs:?}");
+        let opts: BTreeSet<&str> = opts.split(',').collect();
+        for must in ["nosuid", "nodev", "noexec"] {
+            assert!(opts.contains(must), "/tmp without {must}: {t}");
+        }
+        assert!(
+            opts.iter().any(|o| o.starts_with("size=")),
+            "/tmp unbounded: {t}"
+        );
+    }
     let mut every = Vec::new();
     all_strings(&doc, &mut every);
     assert!(
@@ -529,10 +540,19 @@ fn check_unit(unit: &Unit) {
         ("CapabilityBoundingSet", ""),
         ("AmbientCapabilities", ""),
         ("RestrictSUIDSGID", "yes"),
+        ("RestrictRealtime", "yes"),
         ("LockPersonality", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("ProtectClock", "yes"),
+        ("ProtectProc", "invisible"),
+        ("KeyringMode", "private"),
+        ("RemoveIPC", "yes"),
         ("SystemCallArchitectures", "native"),
         ("UMask", "0077"),
         ("StateDirectoryMode", "0700"),
+        ("MemorySwapMax", "0"),
+        ("LimitCORE", "0"),
     ] {
         assert_eq!(one(unit, key), want, "{key}");
     }
@@ -583,11 +603,13 @@ fn check_unit(unit: &Unit) {
             "{absent} is set"
         );
     }
-    assert!(
-        one(unit, "IPAddressDeny")
-            .split_whitespace()
-            .any(|a| a == "169.254.169.254")
-    );
+    let denied: BTreeSet<&str> = one(unit, "IPAddressDeny").split_whitespace().collect();
+    for metadata in ["169.254.169.254", "fd00:ec2::254"] {
+        assert!(
+            denied.contains(metadata),
+            "{metadata} not denied: {denied:?}"
+        );
+    }
     let env = values(unit, "Service", "Environment");
     assert!(env.contains(&"CORDON_CONFIG=/etc/cordon/cordon.toml"));
     assert!(env.contains(&"CORDON_STATE_DIR=/var/lib/cordon/state"));
@@ -920,6 +942,7 @@ async fn kubernetes_manifests_have_every_hardening_item_and_a_closed_network_pol
     assert_eq!(psc["runAsNonRoot"], Value::Bool(true));
     assert_eq!(s(&psc["seccompProfile"], "type"), "RuntimeDefault");
     assert_eq!(pod["automountServiceAccountToken"], Value::Bool(false));
+    assert_eq!(pod["enableServiceLinks"], Value::Bool(false));
     for host in ["hostNetwork", "hostPID", "hostIPC"] {
         assert!(pod.get(host).is_none(), "{host}");
     }
@@ -957,6 +980,22 @@ async fn kubernetes_manifests_have_every_hardening_item_and_a_closed_network_pol
         ),
         "{volume_kinds:?}"
     );
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+    };
+    // The TLS key: readable by the pod's group (fsGroup) at most, never by others.
+    let tls_mode = volume("tls")["secret"]["defaultMode"].as_u64().unwrap();
+    assert_eq!(tls_mode & 0o027, 0, "TLS secret mode {tls_mode:o}");
+    assert_eq!(psc["fsGroup"].as_u64(), Some(1000));
+    // /tmp is memory, bounded: nothing in it outlives the pod or fills the node's disk.
+    let tmp = &volume("tmp")["emptyDir"];
+    assert_eq!(s(tmp, "medium"), "Memory");
+    assert!(tmp["sizeLimit"].is_string());
     // The API key comes from a Secret by reference, never as a value.
     let env = main["env"].as_sequence().unwrap();
     let key = env.iter().find(|e| e["name"] == "OPENAI_API_KEY").unwrap();
