@@ -117,7 +117,9 @@ pub fn profile() -> String {
         ],
         "syscalls": syscalls,
     });
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    // Never fall back to an empty file: that is no profile at all.
+    let mut text =
+        serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serialises");
     text.push('\n');
     text
 }
