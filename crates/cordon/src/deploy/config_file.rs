@@ -84,7 +84,12 @@ pub fn render(plan: &Plan, place: &Placement, target: &str) -> Result<String> {
     let text = head + &body;
     // Never ship a config the strict loader would refuse.
     config::load_str(&text, Path::new("cordon.toml")).map_err(|e| {
-        anyhow::anyhow!("internal error: the deployed cordon.toml does not load: {e}")
+        anyhow::anyhow!(
+            "internal error: the cordon.toml generated for `cordon deploy {target}` does not \
+             load ({e}); nothing was written. This is a bug in `cordon deploy`: please report \
+             it with {}",
+            plan.config_file.display()
+        )
     })?;
     Ok(text)
 }
