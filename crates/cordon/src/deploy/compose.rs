@@ -235,20 +235,13 @@ fn compose_yaml(plan: &Plan) -> String {
         root = q(STATE_ROOT),
         cfgpath = q(CONFIG_PATH),
     );
-    for f in &plan.policy_files {
+    for (kind, f) in plan.external_files() {
+        let dir = if kind == "policy" { POLICY_DIR } else { CA_DIR };
         let _ = write!(
             y,
             "      - source: {}\n        target: {}\n",
-            q(&config_name("policy", &f.name)),
-            q(&format!("{POLICY_DIR}/{}", f.name))
-        );
-    }
-    for f in &plan.ca_files {
-        let _ = write!(
-            y,
-            "      - source: {}\n        target: {}\n",
-            q(&config_name("ca", &f.name)),
-            q(&format!("{CA_DIR}/{}", f.name))
+            q(&config_name(kind, &f.name)),
+            q(&format!("{dir}/{}", f.name))
         );
     }
     let _ = write!(
@@ -275,21 +268,12 @@ fn compose_yaml(plan: &Plan) -> String {
              file: \"./cordon.toml\"\n",
         url = q(&format!("https://127.0.0.1:{port}/readyz")),
     );
-    for f in &plan.policy_files {
+    for (kind, f) in plan.external_files() {
         let _ = write!(
             y,
             "  # {}\n  {}:\n    file: {}\n",
             f.key,
-            config_name("policy", &f.name),
-            q(&f.source.display().to_string())
-        );
-    }
-    for f in &plan.ca_files {
-        let _ = write!(
-            y,
-            "  # {}\n  {}:\n    file: {}\n",
-            f.key,
-            config_name("ca", &f.name),
+            config_name(kind, &f.name),
             q(&f.source.display().to_string())
         );
     }

@@ -147,12 +147,10 @@ fn config_map(y: &mut String, plan: &Plan, config: &str) -> Result<()> {
         ns = q(NAMESPACE),
         config = block(config, 4),
     );
-    for (kind, files) in [("policy", &plan.policy_files), ("ca", &plan.ca_files)] {
-        for f in files.iter() {
-            let text = std::fs::read_to_string(&f.source)
-                .with_context(|| format!("{} = {}: cannot read", f.key, f.source.display()))?;
-            let _ = write!(y, "  # {}\n  {kind}-{}: {}\n", f.key, f.name, q(&text));
-        }
+    for (kind, f) in plan.external_files() {
+        let text = std::fs::read_to_string(&f.source)
+            .with_context(|| format!("{} = {}: cannot read", f.key, f.source.display()))?;
+        let _ = write!(y, "  # {}\n  {kind}-{}: {}\n", f.key, f.name, q(&text));
     }
     Ok(())
 }
@@ -352,15 +350,13 @@ fn deployment(y: &mut String, plan: &Plan) {
         tls = q(TLS_DIR),
         root = q(STATE_ROOT),
     );
-    for (kind, files) in [("policy", &plan.policy_files), ("ca", &plan.ca_files)] {
-        for f in files.iter() {
-            let _ = write!(
-                y,
-                "              - key: {}\n                path: {}\n",
-                q(&format!("{kind}-{}", f.name)),
-                q(&format!("{kind}/{}", f.name)),
-            );
-        }
+    for (kind, f) in plan.external_files() {
+        let _ = write!(
+            y,
+            "              - key: {}\n                path: {}\n",
+            q(&format!("{kind}-{}", f.name)),
+            q(&format!("{kind}/{}", f.name)),
+        );
     }
     let _ = write!(
         y,

@@ -153,22 +153,14 @@ impl Plan {
             .parse()
             .with_context(|| at("gateway.bind"))?;
         let model = model_endpoint(&config.model.base_url).with_context(|| at("model.base_url"))?;
-        let policy_files = config
-            .policy
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| external(&dir, format!("policy.files[{i}]"), i, f))
-            .collect::<Result<Vec<_>>>()
+        let policy_files = externals(&dir, "policy.files", &config.policy.files)
             .with_context(|| config_file.display().to_string())?;
-        let ca_files = config
-            .egress
-            .upstream_ca_files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| external(&dir, format!("egress.upstream_ca_files[{i}]"), i, f))
-            .collect::<Result<Vec<_>>>()
-            .with_context(|| config_file.display().to_string())?;
+        let ca_files = externals(
+            &dir,
+            "egress.upstream_ca_files",
+            &config.egress.upstream_ca_files,
+        )
+        .with_context(|| config_file.display().to_string())?;
         let tls = match (&config.gateway.tls_cert, &config.gateway.tls_key) {
             (Some(c), Some(k)) => Some((absolute(&dir, c), absolute(&dir, k))),
             _ => None,
@@ -218,6 +210,12 @@ impl Plan {
         tier_name(self.config.tier)
     }
 
+    /// Every file the config names, with its kind (`policy` or `ca`), in config order.
+    pub fn external_files(&self) -> impl Iterator<Item = (&'static str, &External)> {
+        let policy = self.policy_files.iter().map(|f| ("policy", f));
+        policy.chain(self.ca_files.iter().map(|f| ("ca", f)))
+    }
+
     pub fn agent_names(&self) -> impl Iterator<Item = &str> {
         self.config.agents.keys().map(String::as_str)
     }
@@ -225,6 +223,15 @@ impl Plan {
 
 fn absolute(dir: &Path, p: &Path) -> PathBuf {
     dir.join(config::expand_tilde(p))
+}
+
+/// `key`'s files, each checked by [`external`].
+fn externals(dir: &Path, key: &str, paths: &[PathBuf]) -> Result<Vec<External>> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, f)| external(dir, format!("{key}[{i}]"), i, f))
+        .collect()
 }
 
 /// A referenced file must exist now: a deployment that names a missing file fails only

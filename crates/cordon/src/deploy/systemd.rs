@@ -52,11 +52,8 @@ pub fn render(plan: &Plan) -> Result<Vec<Artifact>> {
         credentials.push(("tls-cert".to_string(), path_value(Path::new(c))?));
         credentials.push(("tls-key".to_string(), path_value(Path::new(k))?));
     }
-    for f in &plan.policy_files {
-        credentials.push((format!("policy-{}", f.name), path_value(&f.source)?));
-    }
-    for f in &plan.ca_files {
-        credentials.push((format!("ca-{}", f.name), path_value(&f.source)?));
+    for (kind, f) in plan.external_files() {
+        credentials.push((format!("{kind}-{}", f.name), path_value(&f.source)?));
     }
     Ok(vec![
         Artifact {
