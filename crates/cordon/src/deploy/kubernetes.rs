@@ -119,34 +119,36 @@ fn namespace(y: &mut String) {
            name: {ns}\n  \
            labels:\n    \
              # The pods below meet the `restricted` Pod Security level; refuse anything less.\n    \
-             pod-security.kubernetes.io/enforce: \"restricted\"\n\
-         ---\n\
-         apiVersion: \"v1\"\n\
-         kind: \"ServiceAccount\"\n\
-         metadata:\n  \
-           name: {app}\n  \
-           namespace: {ns}\n\
-         # Cordon never talks to the Kubernetes API: no token in the pod.\n\
-         automountServiceAccountToken: false\n",
+             pod-security.kubernetes.io/enforce: \"restricted\"\n",
         ns = q(NAMESPACE),
-        app = q(APP),
+    );
+    object(y, "v1", "ServiceAccount", APP);
+    y.push_str(
+        "# Cordon never talks to the Kubernetes API: no token in the pod.\n\
+         automountServiceAccountToken: false\n",
+    );
+}
+
+/// The start of a namespaced object: `---`, apiVersion, kind, name and namespace.
+fn object(y: &mut String, api_version: &str, kind: &str, name: &str) {
+    let _ = write!(
+        y,
+        "---\n\
+         apiVersion: {}\n\
+         kind: {}\n\
+         metadata:\n  \
+           name: {}\n  \
+           namespace: {}\n",
+        q(api_version),
+        q(kind),
+        q(name),
+        q(NAMESPACE),
     );
 }
 
 fn config_map(y: &mut String, plan: &Plan, config: &str) -> Result<()> {
-    let _ = write!(
-        y,
-        "---\n\
-         apiVersion: \"v1\"\n\
-         kind: \"ConfigMap\"\n\
-         metadata:\n  \
-           name: \"cordon-config\"\n  \
-           namespace: {ns}\n\
-         data:\n  \
-           cordon.toml: {config}\n",
-        ns = q(NAMESPACE),
-        config = block(config, 4),
-    );
+    object(y, "v1", "ConfigMap", "cordon-config");
+    let _ = write!(y, "data:\n  cordon.toml: {}\n", block(config, 4));
     for (kind, f) in plan.external_files() {
         let text = std::fs::read_to_string(&f.source)
             .with_context(|| format!("{} = {}: cannot read", f.key, f.source.display()))?;
@@ -156,22 +158,16 @@ fn config_map(y: &mut String, plan: &Plan, config: &str) -> Result<()> {
 }
 
 fn storage(y: &mut String, plan: &Plan) {
+    object(y, "v1", "PersistentVolumeClaim", "cordon-state");
     let _ = write!(
         y,
-        "---\n\
-         apiVersion: \"v1\"\n\
-         kind: \"PersistentVolumeClaim\"\n\
-         metadata:\n  \
-           name: \"cordon-state\"\n  \
-           namespace: {ns}\n\
-         # State (0700: database, audit log, vault) and the workspaces; nothing else in the\n\
+        "# State (0700: database, audit log, vault) and the workspaces; nothing else in the\n\
          # pod is writable and persistent.\n\
          spec:\n  \
            accessModes: [\"ReadWriteOnce\"]\n  \
            resources:\n    \
              requests:\n      \
                storage: \"{gib}Gi\"\n",
-        ns = q(NAMESPACE),
         gib = plan.sizing.storage_gib,
     );
 }
@@ -201,15 +197,10 @@ fn deployment(y: &mut String, plan: &Plan) {
     let mut dirs = vec![STATE_DIR.to_string()];
     dirs.extend(plan.agent_names().map(|n| format!("{WORKSPACES}/{n}")));
     let mkdir = format!("umask 077 && mkdir -p {}", dirs.join(" "));
+    object(y, "apps/v1", "Deployment", APP);
     let _ = write!(
         y,
-        "---\n\
-         apiVersion: \"apps/v1\"\n\
-         kind: \"Deployment\"\n\
-         metadata:\n  \
-           name: {app}\n  \
-           namespace: {ns}\n\
-         spec:\n  \
+        "spec:\n  \
            # One gateway: the state is an embedded database on a ReadWriteOnce volume.\n  \
            replicas: 1\n  \
            strategy:\n    \
@@ -239,7 +230,6 @@ fn deployment(y: &mut String, plan: &Plan) {
                    image: {image}\n          \
                    command: [\"/bin/sh\", \"-c\", {mkdir}]\n",
         app = q(APP),
-        ns = q(NAMESPACE),
         image = q(IMAGE),
         mkdir = q(&mkdir),
     );
@@ -376,15 +366,10 @@ fn deployment(y: &mut String, plan: &Plan) {
 }
 
 fn service(y: &mut String, plan: &Plan) {
+    object(y, "v1", "Service", APP);
     let _ = write!(
         y,
-        "---\n\
-         apiVersion: \"v1\"\n\
-         kind: \"Service\"\n\
-         metadata:\n  \
-           name: {app}\n  \
-           namespace: {ns}\n\
-         # Inside the cluster only; expose it through your ingress with TLS passthrough or\n\
+        "# Inside the cluster only; expose it through your ingress with TLS passthrough or\n\
          # re-encryption, and list the ingress's addresses in gateway.trusted_proxies.\n\
          spec:\n  \
            type: \"ClusterIP\"\n  \
@@ -396,21 +381,15 @@ fn service(y: &mut String, plan: &Plan) {
                targetPort: \"https\"\n      \
                protocol: \"TCP\"\n",
         app = q(APP),
-        ns = q(NAMESPACE),
         port = plan.bind.port(),
     );
 }
 
 fn network_policy(y: &mut String, plan: &Plan, destinations: &[Destination]) {
+    object(y, "networking.k8s.io/v1", "NetworkPolicy", APP);
     let _ = write!(
         y,
-        "---\n\
-         apiVersion: \"networking.k8s.io/v1\"\n\
-         kind: \"NetworkPolicy\"\n\
-         metadata:\n  \
-           name: {app}\n  \
-           namespace: {ns}\n\
-         # Everything not listed is dropped, cloud metadata (169.254.169.254) included.\n\
+        "# Everything not listed is dropped, cloud metadata (169.254.169.254) included.\n\
          # NetworkPolicy takes addresses, not names: each host below was resolved when this\n\
          # file was generated. Regenerate when those answers change. A host that cannot be\n\
          # written as addresses gets no rule (it is named below with the reason): add an\n\
@@ -442,7 +421,6 @@ fn network_policy(y: &mut String, plan: &Plan, destinations: &[Destination]) {
                  - protocol: \"TCP\"\n          \
                    port: 53\n",
         app = q(APP),
-        ns = q(NAMESPACE),
         port = plan.bind.port(),
     );
     for d in destinations {
