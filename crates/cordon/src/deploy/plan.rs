@@ -201,7 +201,7 @@ impl Plan {
     /// container itself.
     pub fn model_is_loopback(&self) -> bool {
         match &self.model.host {
-            ModelHost::Ip(ip) => ip.is_loopback(),
+            ModelHost::Ip(ip) => ip.to_canonical().is_loopback(),
             ModelHost::Name(n) => n == "localhost" || n.ends_with(".localhost"),
         }
     }

@@ -19,7 +19,8 @@ const CONFIG: &str = "/etc/cordon/cordon.toml";
 const ENV_FILE: &str = "/etc/cordon/cordon.env";
 
 pub fn render(plan: &Plan) -> Result<Vec<Artifact>> {
-    let loopback = plan.bind.ip().is_loopback();
+    // As the gateway judges it: IPv4-mapped loopback is loopback.
+    let loopback = plan.bind.ip().to_canonical().is_loopback();
     // TLS files become credentials: systemd reads them as root and hands the service a
     // private copy, so the key on disk can stay root-only.
     let tls_sources = match &plan.tls {
