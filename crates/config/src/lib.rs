@@ -19,7 +19,7 @@ mod tier;
 
 pub use error::ConfigError;
 pub use host::{HostPattern, HostPatternError};
-pub use load::{load, load_str};
+pub use load::{is_cleartext_off_host, is_loopback_host, load, load_str};
 pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{

@@ -282,12 +282,22 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A URL that audit data is sent to off the host: `https://`, or `http://` to a loopback
-/// address only (`what` crossing the network in clear text is refused).
-fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
-    check_url(url)?;
+/// Whether `host` (a URL's host; an IPv6 address with or without brackets) is this
+/// machine: `localhost` or a loopback address.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Whether `url` is plain `http://` to a host other than this machine: what it carries
+/// crosses the network in clear text.
+pub fn is_cleartext_off_host(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
-        return Ok(());
+        return false;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -296,12 +306,14 @@ fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
         Some((h, port)) if !port.contains(']') => h,
         _ => host,
     };
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
+    !is_loopback_host(host)
+}
+
+/// A URL that audit data is sent to off the host: `https://`, or `http://` to a loopback
+/// address only (`what` crossing the network in clear text is refused).
+fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
+    check_url(url)?;
+    if !is_cleartext_off_host(url) {
         return Ok(());
     }
     Err(format!(
@@ -375,12 +387,7 @@ fn check_store_url(url: &str) -> Result<(), String> {
         ));
     }
     for host in &named {
-        let loopback = host.starts_with('/')
-            || host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
+        if !(host.starts_with('/') || is_loopback_host(host)) {
             return Err(format!(
                 "host `{host}` is not loopback; TLS to PostgreSQL is not implemented, so only \
                  a Unix socket directory or localhost/127.0.0.1/::1 is accepted (the store \

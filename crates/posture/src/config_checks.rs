@@ -380,16 +380,7 @@ fn model(table: &Table, out: &mut Vec<Finding>) {
     let Some(url) = str_at(table, &["model", "base_url"]) else {
         return;
     };
-    let Some(rest) = url.strip_prefix("http://") else {
-        return;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    let local = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !local {
+    if config::is_cleartext_off_host(url) {
         out.push(Finding::new(
             "model.plaintext_endpoint",
             Severity::Warn,
@@ -484,6 +475,32 @@ mod tests {
             .iter()
             .map(|f| f.id)
             .collect()
+    }
+
+    #[test]
+    fn a_model_reached_over_plain_http_off_this_machine_is_named() {
+        let model = |url: &str| ids(&format!("[model]\nbase_url = \"{url}\"\n"));
+        for off_host in [
+            "http://10.0.0.5:11434/v1",
+            "http://localhost@evil.example/v1",
+            "http://localhost.evil.example/v1",
+        ] {
+            assert!(
+                model(off_host).contains(&"model.plaintext_endpoint"),
+                "{off_host}"
+            );
+        }
+        for local in [
+            "http://127.0.0.1:11434/v1",
+            "http://localhost:11434/v1",
+            "http://[::1]:11434/v1",
+            "https://api.example.com/v1",
+        ] {
+            assert!(
+                !model(local).contains(&"model.plaintext_endpoint"),
+                "{local}"
+            );
+        }
     }
 
     #[test]

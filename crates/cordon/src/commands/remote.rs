@@ -487,8 +487,9 @@ impl GatewayUrl {
             )
         };
         if !self.tls {
-            let named_loopback = host == "localhost" || host.ends_with(".localhost");
-            if !literal.map_or(named_loopback, |ip| ip.to_canonical().is_loopback()) {
+            // `*.localhost` names are let through here; what they resolve to is checked
+            // below.
+            if !(config::is_loopback_host(host) || host.ends_with(".localhost")) {
                 return Err(refuse());
             }
         }
