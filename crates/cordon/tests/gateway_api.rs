@@ -53,6 +53,38 @@ struct Api {
 }
 
 impl Api {
+    fn new(gw: &Gateway) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            url: gw.url.clone(),
+        }
+    }
+
+    /// A new session of the `default` agent, started with `token`; its id.
+    async fn new_session(&self, token: &str) -> String {
+        let (status, created) = self
+            .call(
+                "POST",
+                "/api/sessions",
+                token,
+                Some(json!({"agent": "default"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    /// Send `text` to `session` with `token`.
+    async fn send(&self, session: &str, token: &str, text: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/api/sessions/{session}/messages"),
+            token,
+            Some(json!({ "text": text })),
+        )
+        .await
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -162,10 +194,7 @@ async fn a_turn_streams_waits_for_an_api_approval_and_replays_from_any_seq() {
     let operator = token(&inst, "operator").await;
     let approver = token(&inst, "approver").await;
     let reader = token(&inst, "read").await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        url: gw.url.clone(),
-    };
+    let api = Api::new(&gw);
 
     let (status, agents) = api.call("GET", "/api/agents", &reader, None).await;
     assert_eq!(status, 200);
@@ -214,23 +243,9 @@ async fn a_turn_streams_waits_for_an_api_approval_and_replays_from_any_seq() {
     assert_eq!(created["labels"]["integrity"], "trusted");
 
     let mut ws = follow(&gw.url, &a, 0, &reader).await;
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/sessions/{a}/messages"),
-            &reader,
-            Some(json!({"text": "touch it"})),
-        )
-        .await;
+    let (status, _) = api.send(&a, &reader, "touch it").await;
     assert_eq!(status, 403, "a read token sent a message");
-    let (status, sent) = api
-        .call(
-            "POST",
-            &format!("/api/sessions/{a}/messages"),
-            &operator,
-            Some(json!({"text": "please touch the file"})),
-        )
-        .await;
+    let (status, sent) = api.send(&a, &operator, "please touch the file").await;
     assert_eq!(status, 202, "{sent}");
     assert_eq!(sent["seq"], 1);
 
@@ -251,32 +266,11 @@ async fn a_turn_streams_waits_for_an_api_approval_and_replays_from_any_seq() {
     let approval = asked["id"].as_str().unwrap().to_string();
 
     // While A waits for a human, A takes no second message and B runs to the end.
-    let (status, busy) = api
-        .call(
-            "POST",
-            &format!("/api/sessions/{a}/messages"),
-            &operator,
-            Some(json!({"text": "again"})),
-        )
-        .await;
+    let (status, busy) = api.send(&a, &operator, "again").await;
     assert_eq!(status, 409, "{busy}");
-    let (_, b) = api
-        .call(
-            "POST",
-            "/api/sessions",
-            &operator,
-            Some(json!({"agent": "default"})),
-        )
-        .await;
-    let b = b["id"].as_str().unwrap().to_string();
+    let b = api.new_session(&operator).await;
     let mut ws_b = follow(&gw.url, &b, 0, &reader).await;
-    api.call(
-        "POST",
-        &format!("/api/sessions/{b}/messages"),
-        &operator,
-        Some(json!({"text": "hi"})),
-    )
-    .await;
+    api.send(&b, &operator, "hi").await;
     let b_events = events_until(&mut ws_b, "turn_finished").await;
     assert_eq!(b_events.last().unwrap()["data"]["answer"], "you said: hi");
     let streamed: String = b_events
@@ -408,19 +402,8 @@ async fn the_stream_refuses_foreign_origins_missing_origins_and_strangers() {
     let inst = Install::new(&llm.base_url(), AgentSetup::default());
     let gw = serve(&inst).await;
     let operator = token(&inst, "operator").await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        url: gw.url.clone(),
-    };
-    let (_, s) = api
-        .call(
-            "POST",
-            "/api/sessions",
-            &operator,
-            Some(json!({"agent": "default"})),
-        )
-        .await;
-    let s = s["id"].as_str().unwrap().to_string();
+    let api = Api::new(&gw);
+    let s = api.new_session(&operator).await;
     let bearer = format!("Bearer {operator}");
     let auth = Some(("authorization", bearer.as_str()));
 
@@ -508,14 +491,7 @@ async fn the_stream_refuses_foreign_origins_missing_origins_and_strangers() {
     ws.close(None).await.ok();
 
     // Bad requests name what is wrong.
-    let (status, err) = api
-        .call(
-            "POST",
-            &format!("/api/sessions/{s}/messages"),
-            &operator,
-            Some(json!({"text": "  "})),
-        )
-        .await;
+    let (status, err) = api.send(&s, &operator, "  ").await;
     assert_eq!(status, 422);
     assert!(err["error"].as_str().unwrap().contains("empty"), "{err}");
     let (status, err) = api
@@ -583,28 +559,10 @@ async fn a_sub_agents_approval_is_shown_in_the_parent_sessions_stream() {
     );
     let gw = serve(&inst).await;
     let operator = token(&inst, "operator").await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        url: gw.url.clone(),
-    };
-    let (_, created) = api
-        .call(
-            "POST",
-            "/api/sessions",
-            &operator,
-            Some(json!({"agent": "default"})),
-        )
-        .await;
-    let parent = created["id"].as_str().unwrap().to_string();
+    let api = Api::new(&gw);
+    let parent = api.new_session(&operator).await;
     let mut ws = follow(&gw.url, &parent, 0, &operator).await;
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/sessions/{parent}/messages"),
-            &operator,
-            Some(json!({"text": "delegate it"})),
-        )
-        .await;
+    let (status, _) = api.send(&parent, &operator, "delegate it").await;
     assert_eq!(status, 202);
     let asked = events_until(&mut ws, "approval_requested").await;
     let req = &asked.last().unwrap()["data"];
