@@ -64,7 +64,7 @@ fn read_token(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let parsed: LoginBody = match ctype.as_str() {
         "application/json" => serde_json::from_slice(body).map_err(|_| bad("bad JSON body"))?,
         "application/x-www-form-urlencoded" => {
-            serde_urlencoded_token(body).ok_or_else(|| bad("no token field in the form"))?
+            serde_urlencoded::from_bytes(body).map_err(|_| bad("no token field in the form"))?
         }
         _ => {
             return Err(ApiError::new(
@@ -76,19 +76,15 @@ fn read_token(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     Ok(parsed.token)
 }
 
-fn serde_urlencoded_token(body: &[u8]) -> Option<LoginBody> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
-/// The session cookie; `Secure` whenever the client is on HTTPS (our TLS or a trusted
-/// proxy's).
+/// The session cookie; `Secure` whenever the client is on HTTPS (`https` is our TLS or
+/// a trusted proxy's, as [`crate::layers::guard_origin`] decided).
 fn cookie(
     state: &AppState,
     https: bool,
     value: &str,
     max_age: u64,
 ) -> Result<HeaderValue, ApiError> {
-    let secure = if state.tls || https { "; Secure" } else { "" };
+    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         state.cookie_name
