@@ -195,14 +195,10 @@ fn host_name(value: &str) -> &str {
     value.rsplit_once(':').map_or(value, |(h, _)| h)
 }
 
+/// A loopback address or `localhost`, or a `*.localhost` name (which browsers resolve
+/// to loopback themselves).
 fn is_loopback_name(host: &str) -> bool {
-    let host = host.to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    config::is_loopback_host(host) || host.to_ascii_lowercase().ends_with(".localhost")
 }
 
 /// Refuse foreign `Host` names on a loopback bind, and cross-site state changes.
