@@ -9,6 +9,7 @@
 //! it; the JSON Schema (`cordon config schema`) and `docs/configuration.md` are generated
 //! from those definitions.
 
+mod destination;
 mod error;
 mod host;
 mod load;
@@ -17,9 +18,10 @@ mod reference;
 pub mod schema;
 mod tier;
 
+pub use destination::{http_url, is_cleartext_off_host, is_loopback_host, is_loopback_url};
 pub use error::ConfigError;
 pub use host::{HostPattern, HostPatternError};
-pub use load::{is_cleartext_off_host, is_loopback_host, load, load_str};
+pub use load::{load, load_str};
 pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
+use crate::destination::{check_store_url, http_url, is_cleartext_off_host};
 use crate::paths::expand_tilde;
 use crate::{Config, ConfigError};
 
@@ -265,48 +266,7 @@ fn is_agent_name(s: &str) -> bool {
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{url}` must start with `http://` or `https://`"))?;
-    if url.chars().any(char::is_whitespace) {
-        return Err(format!("`{url}` contains whitespace"));
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() || host.starts_with(':') {
-        return Err(format!(
-            "`{url}` has no host; e.g. `http://127.0.0.1:11434/v1`"
-        ));
-    }
-    Ok(())
-}
-
-/// Whether `host` (a URL's host; an IPv6 address with or without brackets) is this
-/// machine: `localhost` or a loopback address.
-pub fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
-/// Whether `url` is plain `http://` to a host other than this machine: what it carries
-/// crosses the network in clear text.
-pub fn is_cleartext_off_host(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.rsplit_once(':') {
-        // `[::1]:80` or `127.0.0.1:80`; a bare `[::1]` has no port to strip.
-        Some((h, port)) if !port.contains(']') => h,
-        _ => host,
-    };
-    !is_loopback_host(host)
+    http_url(url).map(drop)
 }
 
 /// A URL that audit data is sent to off the host: `https://`, or `http://` to a loopback
@@ -320,105 +280,6 @@ fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
         "`{url}`: {what} would cross the network in clear text; use https:// (plain http \
          only to a loopback address)"
     ))
-}
-
-/// `[store] url`: a PostgreSQL URL without password whose hosts are Unix socket
-/// directories or loopback (the connection has no TLS, so nothing else is accepted).
-fn check_store_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .ok_or_else(|| {
-            "must start with `postgres://`, e.g. `postgres://cordon@127.0.0.1/cordon` or \
-             `postgres://cordon@/cordon?host=/run/postgresql`"
-                .to_string()
-        })?;
-    if url.chars().any(char::is_whitespace) {
-        return Err("must not contain whitespace".into());
-    }
-    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, db) = before_query.split_once('/').unwrap_or((before_query, ""));
-    let (userinfo, hosts) = authority.rsplit_once('@').unwrap_or(("", authority));
-    if userinfo.contains(':') {
-        return Err(
-            "must not contain a password; put it in the environment variable named by \
-             `password_env`"
-                .into(),
-        );
-    }
-    if db.is_empty() {
-        return Err(format!(
-            "`{url}` names no database; add `/DB` after the host"
-        ));
-    }
-    let mut named: Vec<String> = Vec::new();
-    for host in hosts.split(',').filter(|h| !h.is_empty()) {
-        let host = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
-            None => host.split(':').next().unwrap_or("").to_string(),
-        };
-        named.push(percent_decode(&host));
-    }
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
-        match key {
-            "host" | "hostaddr" => named.extend(value.split(',').map(str::to_string)),
-            "password" => {
-                return Err(
-                    "must not contain a password; put it in the environment variable named \
-                     by `password_env`"
-                        .into(),
-                );
-            }
-            "port" | "user" | "dbname" | "application_name" | "connect_timeout" => {}
-            other => {
-                return Err(format!(
-                    "`{url}`: parameter `{other}` is not supported here (use host, port, \
-                     user, dbname, application_name or connect_timeout)"
-                ));
-            }
-        }
-    }
-    if named.is_empty() {
-        return Err(format!(
-            "`{url}` names no host; use a loopback host (`postgres://cordon@127.0.0.1/cordon`) \
-             or a Unix socket directory (`postgres://cordon@/cordon?host=/run/postgresql`)"
-        ));
-    }
-    for host in &named {
-        if !(host.starts_with('/') || is_loopback_host(host)) {
-            return Err(format!(
-                "host `{host}` is not loopback; TLS to PostgreSQL is not implemented, so only \
-                 a Unix socket directory or localhost/127.0.0.1/::1 is accepted (the store \
-                 holds conversation content and token hashes)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `[gateway]`: the bind address parses, TLS files come in pairs, proxies are CIDRs,
@@ -812,51 +673,6 @@ fn check_workspace_glob(pattern: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn store_urls_stay_on_this_host() {
-        for ok in [
-            "postgres://cordon@127.0.0.1/cordon",
-            "postgres://cordon@localhost:5433/cordon",
-            "postgres://cordon@[::1]:5432/cordon",
-            "postgresql://cordon@/cordon?host=/run/postgresql",
-            "postgres:///cordon?host=%2Frun%2Fpostgresql&user=cordon",
-        ] {
-            assert!(
-                check_store_url(ok).is_ok(),
-                "{ok}: {:?}",
-                check_store_url(ok)
-            );
-        }
-        for (bad, says) in [
-            ("postgres://cordon@db.example.com/cordon", "not loopback"),
-            ("postgres://cordon@10.0.0.5/cordon", "TLS"),
-            (
-                "postgres://cordon@127.0.0.1,db.internal/cordon",
-                "db.internal",
-            ),
-            ("postgres:///cordon?host=db.internal", "not loopback"),
-            (
-                "postgres://cordon@localhost/cordon?hostaddr=192.0.2.1",
-                "192.0.2.1",
-            ),
-            ("postgres://cordon:pw@127.0.0.1/cordon", "password_env"),
-            (
-                "postgres://cordon@127.0.0.1/cordon?password=pw",
-                "password_env",
-            ),
-            (
-                "postgres://cordon@127.0.0.1/cordon?sslmode=disable",
-                "sslmode",
-            ),
-            ("postgres://cordon@127.0.0.1", "no database"),
-            ("postgres:///cordon", "no host"),
-            ("mysql://cordon@127.0.0.1/cordon", "postgres://"),
-        ] {
-            let e = check_store_url(bad).unwrap_err();
-            assert!(e.contains(says), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn key_paths_display() {

@@ -474,3 +474,32 @@ fn alerts_need_https_or_loopback_and_name_their_token_variable() {
         assert!(line > line_of(&text, "[alerts]"), "{shown}");
     }
 }
+
+/// The URL check uses the HTTP client's own (WHATWG) parser: a URL that looks like it
+/// names a loopback address but is sent elsewhere is clear text off this machine.
+#[test]
+fn cleartext_urls_are_judged_by_where_the_client_sends_them() {
+    for (table, key) in [("alerts", "webhook_url"), ("audit.export", "url")] {
+        for url in [
+            r"http://evil.example\\@127.0.0.1:9000/",
+            "http://127.0.0.1@evil.example/in",
+            "http://evil.example#@127.0.0.1/",
+            "HTTP://evil.example/in",
+            "http://%65vil.example/in",
+            "http://[::ffff:10.0.0.1]/in",
+        ] {
+            let text = format!("{VALID}\n[{table}]\n{key} = \"{url}\"\n");
+            let (_, k, shown) = fails(&text);
+            assert_eq!(k, format!("{table}.{key}"), "{url}: {shown}");
+            assert!(shown.contains("clear text"), "{url}: {shown}");
+        }
+        for url in [
+            "http://127.1:9000/in",
+            "http://[::1]/in",
+            "http://evil.example@127.0.0.1/",
+        ] {
+            let text = format!("{VALID}\n[{table}]\n{key} = \"{url}\"\n");
+            assert!(load_str(&text, Path::new(FILE)).is_ok(), "{table}: {url}");
+        }
+    }
+}
