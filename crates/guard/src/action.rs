@@ -4,8 +4,7 @@
 //! action does, not on how it was spelled: an exec command is canonicalised with
 //! [`canonicalise_exec`] (so `env bash -lc 'make test'` and `make test` share a
 //! fingerprint), host names are lower-cased without a trailing dot. A changed argv, path,
-//! host, port, method or URL is a different fingerprint. `HttpFetch` is the older name of
-//! an http_fetch [`Action::Connect`] and has the same fingerprint.
+//! host, port, method or URL is a different fingerprint.
 //!
 //! Not guaranteed: path resolution (the runtime resolves paths before building actions).
 
@@ -51,13 +50,6 @@ pub enum Action {
         method: String,
         url: String,
     },
-    /// Deprecated spelling of an http_fetch [`Action::Connect`]; decided exactly like it.
-    HttpFetch {
-        method: String,
-        url: String,
-        host: String,
-        port: u16,
-    },
     SpawnAgent {
         tools: Vec<String>,
         max_steps: u32,
@@ -78,53 +70,39 @@ pub enum Action {
 }
 
 impl Action {
-    /// The `connect` of a request to `url` (`scheme://[user@]host[:port]/…`, IPv6 in
-    /// brackets; ports default to 80 for http and 443 for https). For `cordon policy
-    /// explain` and policy test cases; the runtime builds its own from a parsed URL.
+    /// The `connect` of a request to `url`, parsed by WHATWG rules (ports default to the
+    /// scheme's: 80 for http, 443 for https). For `cordon policy explain` and policy test
+    /// cases; the runtime builds its own from the same parser's URL.
     pub fn connect_to(method: &str, url: &str) -> Result<Action, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("`{url}` is not a URL (scheme://host/…)"))?;
-        let scheme = scheme.to_ascii_lowercase();
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("`{url}`: missing `]`"))?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
+        // The WHATWG parser the HTTP client uses, so the host decided on is the host
+        // connected to (`http://a\@b/` goes to `a`).
+        let parsed = match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => config::http_url(url)?,
+            Ok(u) => u,
+            Err(e) => return Err(format!("`{url}` is not a URL (scheme://host/…): {e}")),
         };
-        if host.is_empty() {
-            return Err(format!("`{url}` has no host"));
-        }
-        let port = match (port, scheme.as_str()) {
-            (Some(p), _) => p
-                .parse()
-                .map_err(|_| format!("`{url}`: the port must be a number 1-65535"))?,
-            (None, "http") => 80,
-            (None, "https") => 443,
-            (None, other) => {
-                return Err(format!(
-                    "`{url}`: scheme `{other}` has no default port; give one"
-                ));
-            }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(name)) if !name.is_empty() => name.to_ascii_lowercase(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(format!("`{url}` has no host")),
         };
+        let port = parsed.port_or_known_default().ok_or_else(|| {
+            format!(
+                "`{url}`: scheme `{}` has no default port; give one",
+                parsed.scheme()
+            )
+        })?;
         Ok(Action::Connect {
-            host: host.to_ascii_lowercase(),
+            host: host.trim_end_matches('.').to_string(),
             port,
-            scheme,
+            scheme: parsed.scheme().to_string(),
             method: method.to_ascii_uppercase(),
             url: url.to_string(),
         })
     }
 
     /// The Cedar action name: `exec`, `read_file`, `connect`, `spawn_agent`, …
-    /// (`HttpFetch` is `connect`).
     pub fn name(&self) -> &'static str {
         match self {
             Action::ReadFile { .. } => "read_file",
@@ -134,7 +112,7 @@ impl Action {
             Action::ListDir { .. } => "list_dir",
             Action::Search { .. } => "search",
             Action::Exec { .. } => "exec",
-            Action::Connect { .. } | Action::HttpFetch { .. } => "connect",
+            Action::Connect { .. } => "connect",
             Action::SpawnAgent { .. } => "spawn_agent",
             Action::MemoryWrite { .. } => "memory_write",
             Action::UseSecret { .. } => "use_secret",
@@ -154,7 +132,7 @@ impl Action {
             Action::Search { .. } => ToolName::Search,
             Action::Exec { .. } => ToolName::Exec,
             Action::Connect { method, .. } if method.is_empty() => ToolName::Exec,
-            Action::Connect { .. } | Action::HttpFetch { .. } => ToolName::HttpFetch,
+            Action::Connect { .. } => ToolName::HttpFetch,
             Action::SpawnAgent { .. } => ToolName::SpawnAgent,
             Action::MemoryWrite { .. } => ToolName::MemoryWrite,
             Action::UseSecret { .. } | Action::InstallSkill { .. } => return None,
@@ -162,8 +140,7 @@ impl Action {
     }
 
     /// The action as shown to humans, e.g. `exec: rm -rf build`,
-    /// `connect: GET https://h/p`. `HttpFetch` keeps its old text
-    /// `http_fetch: GET https://h/p` (existing session grants are keyed on it).
+    /// `connect: GET https://h/p`.
     pub fn canonical(&self) -> String {
         match self {
             Action::ReadFile { path }
@@ -186,7 +163,6 @@ impl Action {
                     format!("connect: {method} {url}")
                 }
             }
-            Action::HttpFetch { method, url, .. } => format!("http_fetch: {method} {url}"),
             Action::SpawnAgent {
                 tools,
                 max_steps,
@@ -230,7 +206,7 @@ impl Action {
             Action::Exec { command } => {
                 json!({"kind": kind, "command": canonicalise_exec(command).text()})
             }
-            Action::Connect { .. } | Action::HttpFetch { .. } => {
+            Action::Connect { .. } => {
                 let c = ConnectParts::of(self);
                 json!({
                     "kind": kind,
@@ -293,21 +269,6 @@ impl<'a> ConnectParts<'a> {
                 method,
                 url,
             },
-            Action::HttpFetch {
-                method,
-                url,
-                host,
-                port,
-            } => ConnectParts {
-                host: normalise_host(host),
-                port: *port,
-                scheme: url
-                    .split_once("://")
-                    .map(|(s, _)| s.to_ascii_lowercase())
-                    .unwrap_or_default(),
-                method,
-                url,
-            },
             _ => ConnectParts {
                 host: String::new(),
                 port: 0,
@@ -348,10 +309,19 @@ mod connect_to_tests {
         assert_eq!(parts("http://h:8080?q"), ("h".into(), 8080, "http".into()));
         assert_eq!(parts("https://u:p@h/"), ("h".into(), 443, "https".into()));
         assert_eq!(parts("http://[::1]:81/"), ("::1".into(), 81, "http".into()));
+        // The host the HTTP client connects to, whatever the spelling.
+        assert_eq!(
+            parts("http://evil.example\\@127.0.0.1:9000/"),
+            ("evil.example".into(), 80, "http".into())
+        );
+        assert_eq!(
+            parts("http://127.1/"),
+            ("127.0.0.1".into(), 80, "http".into())
+        );
         for bad in [
             "docs.rs",
             "https:///x",
-            "ftp://h/",
+            "git+ssh://h/",
             "http://h:99999/",
             "http://[::1/",
         ] {

@@ -37,6 +37,7 @@
 //! correctly.
 
 mod action;
+mod action_text;
 pub mod canonical;
 mod compile;
 mod exec_facts;
@@ -46,6 +47,7 @@ pub mod policy_test;
 mod shell;
 
 pub use action::Action;
+pub use action_text::ActionText;
 pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonicalise_exec};
 pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
 pub use labels::{Confidentiality, Integrity, Labels};
@@ -90,6 +92,38 @@ mod tests {
     use super::*;
     use config::{AgentConfig, EgressConfig, ExecConfig, ExecMode, HostPattern, ToolName};
 
+    /// The decision for a trusted session that has contacted nothing.
+    pub(crate) trait DecideTrusted {
+        fn decide(&self, action: &Action) -> Decision;
+    }
+
+    impl DecideTrusted for Policy {
+        fn decide(&self, action: &Action) -> Decision {
+            let labels = Labels::trusted();
+            let none = std::collections::BTreeSet::new();
+            let view = SessionView {
+                session: "test",
+                labels: &labels,
+                contacted: &none,
+                depth: 0,
+                secret_hosts: &std::collections::BTreeMap::new(),
+            };
+            self.evaluate(action, &view).decision
+        }
+    }
+
+    /// The agent's policy as `cordon.toml` alone builds it (tier personal, no user files).
+    pub(crate) fn policy_for(cfg: &AgentConfig) -> Policy {
+        Policy::build(
+            "dev",
+            cfg,
+            "personal",
+            !cfg.egress.allow.is_empty(),
+            Vec::new(),
+        )
+        .expect("the test policy builds")
+    }
+
     fn agent(mode: ExecMode, allow_: &[&str], egress: &[&str]) -> Policy {
         agent_with(mode, allow_, egress, ToolName::ALL.to_vec())
     }
@@ -120,19 +154,22 @@ mod tests {
             labels: Default::default(),
             subagents: Default::default(),
         };
-        Policy::new("dev", &cfg)
+        policy_for(&cfg)
     }
 
     fn exec(c: &str) -> Action {
         Action::Exec { command: c.into() }
     }
 
+    /// An http_fetch of `url`; `host` and `port` are given apart so a test can make
+    /// them disagree with the URL.
     fn fetch(url: &str, host: &str, port: u16) -> Action {
-        Action::HttpFetch {
-            method: "GET".into(),
-            url: url.into(),
+        Action::Connect {
             host: host.into(),
             port,
+            scheme: url.split("://").next().unwrap_or_default().into(),
+            method: "GET".into(),
+            url: url.into(),
         }
     }
 
@@ -309,7 +346,7 @@ mod tests {
         );
         assert_eq!(
             fetch("https://example.org/", "example.org", 443).canonical(),
-            "http_fetch: GET https://example.org/"
+            "connect: GET https://example.org/"
         );
         // Equivalent spellings are the same action; a different argv is not.
         assert_eq!(exec("ls").canonical(), exec("ls ").canonical());
@@ -324,6 +361,7 @@ mod tests {
 
 #[cfg(test)]
 mod escaping {
+    use super::tests::{DecideTrusted, policy_for};
     use super::*;
     use config::{AgentConfig, ExecConfig, ExecMode, ToolName};
 
@@ -346,7 +384,7 @@ mod escaping {
             labels: Default::default(),
             subagents: Default::default(),
         };
-        let p = Policy::new("dev", &cfg);
+        let p = policy_for(&cfg);
         for (cmd, kind) in [
             ("\"it's\" -x", "allow"),
             ("lś", "allow"),

@@ -228,8 +228,6 @@ pub struct Policy {
     /// The entity sets of the last few sessions (agent + session entity), keyed by what
     /// the session entity holds: rebuilt only when a session's labels change.
     entities: Arc<Mutex<EntityCache>>,
-    /// Set when [`Policy::new`] could not build the policy: everything is denied.
-    broken: Option<String>,
 }
 
 /// Byte offset -> 1-based line and column (in characters).
@@ -300,7 +298,7 @@ fn build_globs(agent: &str, patterns: &[String]) -> Result<GlobSet, PolicyError>
     })
 }
 
-struct Source {
+pub(crate) struct Source {
     origin: String,
     text: String,
 }
@@ -337,43 +335,7 @@ impl Policy {
         Policy::build(agent, cfg, tier, network, user)
     }
 
-    /// The v1 constructor, kept until the runtime moves to [`Policy::load`]: the agent's
-    /// settings and built-in rules, no user files, tier `personal`, a native sandbox.
-    /// If the policy cannot be built every action is denied with the reason.
-    pub fn new(agent: &str, cfg: &AgentConfig) -> Policy {
-        let network = !cfg.egress.allow.is_empty();
-        match Policy::build(agent, cfg, "personal", network, Vec::new()) {
-            Ok(p) => p,
-            Err(e) => {
-                // A constant config: nothing from the input reaches it but the agent
-                // name, which is escaped like every string.
-                let empty = AgentConfig {
-                    workspace: cfg.workspace.clone(),
-                    tools: Vec::new(),
-                    max_steps: 1,
-                    instructions: None,
-                    exec: Default::default(),
-                    egress: Default::default(),
-                    labels: config::LabelsConfig {
-                        private: Vec::new(),
-                        scratch: Vec::new(),
-                    },
-                    subagents: Default::default(),
-                };
-                match Policy::build(agent, &empty, "personal", false, Vec::new()) {
-                    Ok(mut p) => {
-                        p.broken = Some(e.to_string());
-                        p
-                    }
-                    // Only a bug in the embedded schema or rules gets here (tests load
-                    // them); there is no policy to fall back to.
-                    Err(e2) => panic!("cordon-guard: built-in policies do not load: {e2}"),
-                }
-            }
-        }
-    }
-
-    fn build(
+    pub(crate) fn build(
         agent: &str,
         cfg: &AgentConfig,
         tier: &'static str,
@@ -537,7 +499,6 @@ impl Policy {
             names,
             authorizer: Authorizer::new(),
             entities: Arc::new(Mutex::new(Vec::new())),
-            broken: None,
         })
     }
 
@@ -551,22 +512,6 @@ impl Policy {
         self.texts.clone()
     }
 
-    /// The v1 decision, kept until the runtime moves to [`Policy::evaluate`]: a trusted
-    /// session with an empty context that has contacted no host.
-    pub fn decide(&self, action: &Action) -> Decision {
-        let labels = Labels::trusted();
-        let contacted = BTreeSet::new();
-        let secret_hosts = BTreeMap::new();
-        let view = SessionView {
-            session: "v1",
-            labels: &labels,
-            contacted: &contacted,
-            depth: 0,
-            secret_hosts: &secret_hosts,
-        };
-        self.evaluate(action, &view).decision
-    }
-
     /// Decide one action for one session (the contract's `decide(&Action, &SessionView)`).
     pub fn evaluate(&self, action: &Action, session: &SessionView) -> Verdict {
         let verdict = |decision, rule: &str, matched| Verdict {
@@ -575,15 +520,6 @@ impl Policy {
             matched,
             labels: session.labels.clone(),
         };
-        if let Some(why) = &self.broken {
-            return verdict(
-                Decision::Deny {
-                    reason: format!("the policy of agent `{}` did not load: {why}", self.agent),
-                },
-                "load_error",
-                Vec::new(),
-            );
-        }
         let facts = match self.request(action, session) {
             Ok(f) => f,
             Err(why) => {
@@ -727,7 +663,7 @@ impl Policy {
 
     fn no_permit(&self, action: &Action) -> String {
         let hint = match action {
-            Action::Connect { .. } | Action::HttpFetch { .. } => {
+            Action::Connect { .. } => {
                 let c = ConnectParts::of(action);
                 if c.scheme != "http" && c.scheme != "https" && !c.method.is_empty() {
                     format!(
@@ -810,7 +746,7 @@ impl Policy {
                     exec = Some((c, f));
                     (&n.command, text, ctx)
                 }
-                Action::Connect { .. } | Action::HttpFetch { .. } => {
+                Action::Connect { .. } => {
                     let c = ConnectParts::of(action);
                     let bound = self.data_bound(s, &c.host, c.port);
                     let ctx = vec![

@@ -26,7 +26,7 @@ use std::path::Path;
 use config::{Config, HostPattern};
 use serde::Deserialize;
 
-use crate::action::Action;
+use crate::action_text::ActionText;
 use crate::labels::Labels;
 use crate::policy::{Policy, PolicyError, SessionView};
 
@@ -265,7 +265,10 @@ pub fn run(
         let Some(policy) = policies.get(&c.agent) else {
             continue;
         };
-        let action = case_action(&c).map_err(bad)?;
+        let action = c
+            .action_text()
+            .to_action(config.agents.get(&c.agent).map_or(1, |a| a.max_steps))
+            .map_err(bad)?;
         let contacted: BTreeSet<String> = c
             .contacted
             .iter()
@@ -292,53 +295,21 @@ pub fn run(
     Ok(TestReport { file, rows })
 }
 
-fn need<'a>(v: &'a Option<String>, key: &str, action: &str) -> Result<&'a str, String> {
-    v.as_deref()
-        .ok_or_else(|| format!("action `{action}` needs `{key} = \"...\"`"))
-}
-
-fn case_action(c: &Case) -> Result<Action, String> {
-    let a = c.action.as_str();
-    let path = || need(&c.path, "path", a).map(str::to_string);
-    Ok(match a {
-        "exec" => Action::Exec {
-            command: need(&c.command, "command", a)?.into(),
-        },
-        "read_file" => Action::ReadFile { path: path()? },
-        "write_file" => Action::WriteFile { path: path()? },
-        "edit_file" => Action::EditFile { path: path()? },
-        "delete_file" => Action::DeleteFile { path: path()? },
-        "list_dir" => Action::ListDir { path: path()? },
-        "search" => Action::Search { path: path()? },
-        "connect" | "http_fetch" => Action::connect_to(
-            c.method.as_deref().unwrap_or("GET"),
-            need(&c.url, "url", a)?,
-        )?,
-        "memory_write" => Action::MemoryWrite {
-            file: c.file.clone().unwrap_or_else(|| "MEMORY.md".into()),
-        },
-        "spawn_agent" => Action::SpawnAgent {
-            tools: c
-                .tools
-                .clone()
-                .ok_or_else(|| "action `spawn_agent` needs `tools = [...]`".to_string())?,
-            max_steps: c.max_steps.unwrap_or(10),
-            task_sha256: "0".repeat(64),
-        },
-        "use_secret" => Action::UseSecret {
-            name: need(&c.name, "name", a)?.into(),
-            host: c.host.clone().unwrap_or_default(),
-        },
-        "install_skill" => Action::InstallSkill {
-            name: need(&c.name, "name", a)?.into(),
-            sha256: c.sha256.clone().unwrap_or_default(),
-        },
-        other => {
-            return Err(format!(
-                "unknown action `{other}` (exec, connect, read_file, write_file, edit_file, \
-                 delete_file, list_dir, search, memory_write, spawn_agent, use_secret, \
-                 install_skill)"
-            ));
+impl Case {
+    /// The case's action fields, for the one action parser.
+    fn action_text(&self) -> ActionText {
+        ActionText {
+            action: self.action.clone(),
+            command: self.command.clone(),
+            url: self.url.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            file: self.file.clone(),
+            tools: self.tools.clone(),
+            max_steps: self.max_steps,
+            name: self.name.clone(),
+            host: self.host.clone(),
+            sha256: self.sha256.clone(),
         }
-    })
+    }
 }

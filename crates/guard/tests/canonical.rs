@@ -2,9 +2,13 @@
 //! unparsable constructs are caught, fingerprints bind to what really runs, and
 //! `exec.mode = "allowlist"` allows ordinary work while every bypass attempt asks.
 
-use config::{AgentConfig, EgressConfig, ExecConfig, ExecMode, ToolName};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use config::ToolName;
 use cordon_guard::{
-    Action, CanonicalExec, Decision, Policy, RedirectOp, canonical::MAX_DEPTH, canonicalise_exec,
+    Action, CanonicalExec, Decision, Labels, Policy, RedirectOp, SessionView, canonical::MAX_DEPTH,
+    canonicalise_exec,
 };
 
 fn argvs(c: &CanonicalExec) -> Vec<String> {
@@ -447,27 +451,47 @@ fn fingerprints() {
 }
 
 fn policy(allow: &[&str]) -> Policy {
-    let cfg = AgentConfig {
-        workspace: "/tmp/ws".into(),
-        tools: ToolName::ALL.to_vec(),
-        max_steps: 10,
-        instructions: None,
-        exec: ExecConfig {
-            mode: ExecMode::Allowlist,
-            allow: allow.iter().map(|s| s.to_string()).collect(),
-            ..ExecConfig::default()
-        },
-        egress: EgressConfig::default(),
-        labels: Default::default(),
-        subagents: Default::default(),
+    let quoted = |items: Vec<String>| {
+        items
+            .into_iter()
+            .map(|a| toml::Value::String(a).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    Policy::new("dev", &cfg)
+    let tools = quoted(
+        ToolName::ALL
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect(),
+    );
+    let allow = quoted(allow.iter().map(|a| a.to_string()).collect());
+    let text = format!(
+        "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nmodel = \"m\"\n\n\
+         [agents.dev]\nworkspace = \"/tmp/ws\"\ntools = [{tools}]\n\
+         [agents.dev.exec]\nmode = \"allowlist\"\nallow = [{allow}]\n"
+    );
+    let config = config::load_str(&text, Path::new("cordon.toml")).unwrap();
+    Policy::load(&config, Path::new("/nonexistent"), "dev").unwrap()
 }
 
+/// A trusted session that has contacted nothing.
 fn decide(p: &Policy, cmd: &str) -> Decision {
-    p.decide(&Action::Exec {
-        command: cmd.into(),
-    })
+    let labels = Labels::trusted();
+    let none = BTreeSet::new();
+    let view = SessionView {
+        session: "test",
+        labels: &labels,
+        contacted: &none,
+        depth: 0,
+        secret_hosts: &BTreeMap::new(),
+    };
+    p.evaluate(
+        &Action::Exec {
+            command: cmd.into(),
+        },
+        &view,
+    )
+    .decision
 }
 
 const ALLOW: &[&str] = &[

@@ -1290,9 +1290,7 @@ fn simple_argv(action: &Action) -> Option<Vec<String>> {
 /// The host of a connection, for host grants.
 fn action_host(action: &Action) -> Option<String> {
     match action {
-        Action::Connect { host, .. } | Action::HttpFetch { host, .. } => {
-            Some(host.to_ascii_lowercase())
-        }
+        Action::Connect { host, .. } => Some(host.to_ascii_lowercase()),
         _ => None,
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use config::{HostPattern, Paths};
-use guard::{Action, Confidentiality, Integrity, Labels, SessionView};
+use guard::{ActionText, Confidentiality, Integrity, Labels, SessionView};
 
 use crate::cli::PolicyCommand;
 use crate::setup::{load_config, load_policy};
@@ -26,7 +26,10 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
         } => {
             let config = load_config(&Paths::from_env())?;
             let policy = load_policy(&config, &agent)?;
-            let action = parse_action(&action)?;
+            let max_steps = config.agents.get(&agent).map_or(1, |a| a.max_steps);
+            let action = ActionText::from_words(&action)
+                .and_then(|t| t.to_action(max_steps))
+                .map_err(|e| anyhow::anyhow!(e))?;
             let labels = parse_labels(labels.as_deref(), &secrets, &sources)?;
             let contacted: BTreeSet<String> =
                 contacted.iter().map(|h| h.to_ascii_lowercase()).collect();
@@ -171,65 +174,4 @@ fn parse_labels(spec: Option<&str>, secrets: &[String], sources: &[String]) -> R
         };
     }
     Ok(labels)
-}
-
-/// The action words after `--`.
-fn parse_action(words: &[String]) -> Result<Action> {
-    let Some((kind, rest)) = words.split_first() else {
-        bail!("name an action after `--`, e.g. `-- exec \"git push origin main\"`");
-    };
-    let one = |what: &str| -> Result<String> {
-        match rest {
-            [x] => Ok(x.clone()),
-            _ => bail!("`{kind}` takes one {what}, got {}", rest.len()),
-        }
-    };
-    Ok(match kind.as_str() {
-        "exec" => {
-            if rest.is_empty() {
-                bail!("`exec` needs the command, e.g. `-- exec \"make test\"`");
-            }
-            Action::Exec {
-                command: rest.join(" "),
-            }
-        }
-        "connect" | "http_fetch" => match rest {
-            [url] => Action::connect_to("GET", url),
-            [method, url] => Action::connect_to(method, url),
-            _ => bail!("`{kind}` takes [METHOD] URL"),
-        }
-        .map_err(|e| anyhow::anyhow!(e))?,
-        "read_file" => Action::ReadFile { path: one("path")? },
-        "write_file" => Action::WriteFile { path: one("path")? },
-        "edit_file" => Action::EditFile { path: one("path")? },
-        "delete_file" => Action::DeleteFile { path: one("path")? },
-        "list_dir" => Action::ListDir { path: one("path")? },
-        "search" => Action::Search { path: one("path")? },
-        "memory_write" => Action::MemoryWrite {
-            file: one("memory file")?,
-        },
-        "spawn_agent" => Action::SpawnAgent {
-            tools: rest.to_vec(),
-            max_steps: 1,
-            task_sha256: String::new(),
-        },
-        "use_secret" => match rest {
-            [name, host] => Action::UseSecret {
-                name: name.clone(),
-                host: host.clone(),
-            },
-            _ => bail!("`use_secret` takes NAME HOST"),
-        },
-        "install_skill" => match rest {
-            [name, sha] => Action::InstallSkill {
-                name: name.clone(),
-                sha256: sha.clone(),
-            },
-            _ => bail!("`install_skill` takes NAME SHA256"),
-        },
-        other => bail!(
-            "unknown action `{other}`; use exec, connect, read_file, write_file, edit_file, \
-             delete_file, list_dir, search, memory_write, spawn_agent, use_secret or install_skill"
-        ),
-    })
 }
