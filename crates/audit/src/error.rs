@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::record::EventKind;
+
 /// The first bad record found by [`crate::verify`]. `line` is 1-based; `line` past the
 /// last line means records are missing at the end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,11 +35,12 @@ pub enum AuditError {
     )]
     Failed { path: PathBuf, reason: String },
     #[error(
-        "record #{seq} was not appended: its data does not survive a JSON round trip \
-         unchanged (a number outside what serde_json reproduces exactly?); convert it to a \
-         string"
+        "a `{kind}` record was not appended: its data does not survive a JSON round trip \
+         unchanged ({reason})"
     )]
-    Unrepresentable { seq: u64 },
+    Unrepresentable { kind: EventKind, reason: String },
+    #[error("a `{kind}` record was not appended: its data cannot be serialised ({reason})")]
+    Serialize { kind: EventKind, reason: String },
     #[error("cannot format the current time as RFC 3339: {0}")]
     Clock(#[from] time::error::Format),
 }

@@ -18,8 +18,13 @@
 //! defend against that. The directory is created 0700 and the files 0600 so other local
 //! users cannot read or change them; the sandboxed agent never sees the directory.
 //!
-//! Durability: [`Log::append`] buffers; [`Log::sync`] makes everything appended so far
-//! durable with one `fsync` (group commit); [`Log::record`] is both, to be used before
+//! Records are typed: writers build an [`Event`] (one payload type per [`EventKind`], see
+//! [`event`]) and append it with [`Log::append_event`] / [`Log::record_event`]; the agent
+//! loop gets an [`AgentLog`] that can write only its own kinds. The shapes are published in
+//! `docs/audit-events.md`.
+//!
+//! Durability: [`Log::append_event`] buffers; [`Log::sync`] makes everything appended so far
+//! durable with one `fsync` (group commit); [`Log::record_event`] is both, to be used before
 //! acknowledging the action a record describes. Several processes may write one log
 //! (`cordon chat` and `cordon run` side by side): records are numbered and chained at
 //! sync time under an exclusive `flock`, after checking what other writers added. A
@@ -29,13 +34,17 @@
 //! well-chained records just past the anchor (the writer is between writing them and
 //! replacing `head`), which stay checked at every later sync and open.
 
+mod agent_log;
 mod error;
+pub mod event;
 mod head;
 mod log;
 pub mod record;
 mod verify;
 
+pub use agent_log::{AgentEvent, AgentLog};
 pub use error::{AuditError, VerifyError};
+pub use event::Event;
 pub use log::Log;
 pub use record::{EventKind, Record};
 pub use verify::{Filter, VerifyReport, read, read_filtered, verify};

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::AuditError;
+use crate::event::{Alert, Event, Failure, LogRecovered, NamedAlert};
 use crate::head::{self, Head};
 use crate::record::{EventKind, Record};
 use crate::verify::{scan, scan_with};
@@ -174,15 +175,13 @@ impl Log {
             }),
         };
         if let Some(r) = recovered {
-            log.record(
-                EventKind::Alert,
+            log.record_event(
                 None,
-                serde_json::json!({
-                    "alert": "audit_log_recovered",
-                    "detail": "the previous writer stopped between writing records and anchoring them (crash or kill); complete records were adopted, a torn partial record was dropped",
-                    "adopted_records": r.adopted,
-                    "dropped_bytes": r.dropped_bytes,
-                }),
+                Alert::Named(NamedAlert::AuditLogRecovered(LogRecovered {
+                    detail: "the previous writer stopped between writing records and anchoring them (crash or kill); complete records were adopted, a torn partial record was dropped".into(),
+                    adopted_records: r.adopted,
+                    dropped_bytes: r.dropped_bytes,
+                })),
             )?;
         }
         Ok(log)
@@ -193,14 +192,95 @@ impl Log {
         &self.dir
     }
 
-    /// Append a record (buffered, not yet durable). Its `seq` and chain link are assigned
-    /// when it is synced, under the file lock, so several processes can share the log.
+    /// Append a typed record (buffered, not yet durable). Its `seq` and chain link are
+    /// assigned when it is synced, under the file lock, so several processes can share the
+    /// log. A record that cannot be represented is not dropped silently: an `error` record
+    /// naming its kind and the reason takes its place, and the error is returned.
+    pub fn append_event(
+        &self,
+        session: Option<&str>,
+        event: impl Into<Event>,
+    ) -> Result<(), AuditError> {
+        let event = event.into();
+        let kind = event.kind();
+        match event.data() {
+            Ok(data) => self.append_data(kind, session, data),
+            Err(e) => {
+                let error = AuditError::Serialize {
+                    kind,
+                    reason: e.to_string(),
+                };
+                self.record_unwritten(kind, session, &error);
+                Err(error)
+            }
+        }
+    }
+
+    /// [`Log::append_event`] and [`Log::sync`]: use before acknowledging the action the
+    /// record describes.
+    pub fn record_event(
+        &self,
+        session: Option<&str>,
+        event: impl Into<Event>,
+    ) -> Result<(), AuditError> {
+        self.append_event(session, event)?;
+        self.sync()
+    }
+
+    /// Legacy, untyped: append `data` as a record of `kind` without checking its shape.
+    /// Kept only for writers not yet converted to [`Log::append_event`]; new code must not
+    /// use it. Like `append_event`, an unrepresentable record leaves an `error` record.
     pub fn append(
         &self,
         kind: EventKind,
         session: Option<&str>,
         data: Value,
     ) -> Result<(), AuditError> {
+        self.append_data(kind, session, data)
+    }
+
+    /// Legacy, untyped [`Log::append`] and [`Log::sync`]; use [`Log::record_event`].
+    pub fn record(
+        &self,
+        kind: EventKind,
+        session: Option<&str>,
+        data: Value,
+    ) -> Result<(), AuditError> {
+        self.append_data(kind, session, data)?;
+        self.sync()
+    }
+
+    /// Append, and on an unrepresentable record leave an `error` record in its place.
+    fn append_data(
+        &self,
+        kind: EventKind,
+        session: Option<&str>,
+        data: Value,
+    ) -> Result<(), AuditError> {
+        let result = self.push(kind, session, data);
+        if let Err(e @ AuditError::Unrepresentable { .. }) = &result {
+            self.record_unwritten(kind, session, e);
+        }
+        result
+    }
+
+    /// The `error` record standing for a record of `kind` that could not be written. Its
+    /// data is Cordon's own text, so it is always representable; if the log itself is
+    /// failing, the caller's error already says so.
+    fn record_unwritten(&self, kind: EventKind, session: Option<&str>, error: &AuditError) {
+        let failure = Failure {
+            stage: "audit".into(),
+            error: format!("a `{kind}` record was not written: {error}"),
+            webhook: None,
+            record_kind: Some(kind),
+        };
+        if let Ok(data) = serde_json::to_value(failure) {
+            let _ = self.push(EventKind::Error, session, data);
+        }
+    }
+
+    /// Buffer one record after checking it reads back identically.
+    fn push(&self, kind: EventKind, session: Option<&str>, data: Value) -> Result<(), AuditError> {
         let ts = OffsetDateTime::now_utc().format(&Rfc3339)?;
         // The log is only worth something if `verify` can re-derive every hash; refuse a
         // value whose JSON does not read back identically rather than write a record that
@@ -214,13 +294,15 @@ impl Log {
             GENESIS_HASH.to_string(),
         );
         let line = probe.line();
-        let reread: Option<Record> = serde_json::from_str(&line).ok();
-        let mut state = self.lock_state()?;
-        if reread.is_none_or(|r| r.line() != line) {
-            return Err(AuditError::Unrepresentable {
-                seq: state.tail_seq + state.pending.len() as u64 + 1,
-            });
+        let problem = match serde_json::from_str::<Record>(&line) {
+            Ok(r) if r.line() == line => None,
+            Ok(_) => Some("it reads back differently".to_string()),
+            Err(e) => Some(format!("it does not read back: {e}")),
+        };
+        if let Some(reason) = problem {
+            return Err(AuditError::Unrepresentable { kind, reason });
         }
+        let mut state = self.lock_state()?;
         state.pending.push(Entry {
             ts,
             kind,
@@ -350,17 +432,6 @@ impl Log {
         state.tail_hash = prev;
         state.tail_len = len;
         Ok(())
-    }
-
-    /// Append and sync: use before acknowledging the action the record describes.
-    pub fn record(
-        &self,
-        kind: EventKind,
-        session: Option<&str>,
-        data: Value,
-    ) -> Result<(), AuditError> {
-        self.append(kind, session, data)?;
-        self.sync()
     }
 
     fn lock_state(&self) -> Result<MutexGuard<'_, State>, AuditError> {

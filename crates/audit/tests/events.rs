@@ -1,0 +1,476 @@
+//! Typed records on a real log: every shape is written and read back as the same event,
+//! the JSON keeps the field names readers use, the agent's handle writes only its kinds,
+//! and a record that cannot be represented leaves an `error` record, never silence.
+
+use std::sync::Arc;
+
+use cordon_audit::event::*;
+use cordon_audit::{AgentEvent, AgentLog, AuditError, Event, EventKind, Log, read, verify};
+use serde_json::{Value, json};
+
+fn labels() -> Value {
+    json!({"integrity": "untrusted", "confidentiality": "private",
+           "untrusted_sources": ["http_fetch https://x.example/"], "secrets": []})
+}
+
+/// One event of every shape of every kind.
+fn samples() -> Vec<Event> {
+    vec![
+        ConfigLoaded {
+            path: "/etc/cordon.toml".into(),
+            sha256: "ab".repeat(32),
+            tier: config::Tier::Team,
+            agents: vec!["a".into(), "b".into()],
+        }
+        .into(),
+        SessionStart {
+            agent: "a".into(),
+            model: "openai m at http://127.0.0.1:1/v1".into(),
+            parent: None,
+            parent_call_id: None,
+            depth: None,
+            tools: None,
+        }
+        .into(),
+        SessionStart {
+            agent: "a".into(),
+            model: "m".into(),
+            parent: Some("S0".into()),
+            parent_call_id: Some("c1".into()),
+            depth: Some(1),
+            tools: Some(vec!["read_file".into()]),
+        }
+        .into(),
+        UserMessage {
+            text: Some("hello é".into()),
+            bytes: 8,
+        }
+        .into(),
+        ModelOutput::Reply(ModelReply {
+            text: None,
+            bytes: 0,
+            tool_calls: vec![ModelToolCall {
+                id: "c1".into(),
+                name: "exec".into(),
+                arguments: "{\"command\":\"ls\"}".into(),
+            }],
+            step: 1,
+            usage: Some(TokenUsage {
+                input_tokens: 10,
+                output_tokens: 2,
+            }),
+        })
+        .into(),
+        ModelOutput::Quarantine(QuarantineReading {
+            call_id: "c2".into(),
+            quarantine: true,
+            url: "https://x.example/".into(),
+            instruction: "the price".into(),
+            answer: Some(json!({"price": 3})),
+            error: None,
+        })
+        .into(),
+        ToolProposed {
+            call_id: "c1".into(),
+            tool: "exec".into(),
+            arguments: json!({"command": "ls"}),
+        }
+        .into(),
+        Decision::Tool(ToolDecision {
+            call_id: "c1".into(),
+            tool: "exec".into(),
+            action: "exec: ls".into(),
+            action_kind: "exec".into(),
+            fingerprint: "f".into(),
+            decision: "ask".into(),
+            reason: "r".into(),
+            rule: "default.exec".into(),
+            matched: vec!["permit:p1".into()],
+            labels: labels(),
+            grant_id: Some("G1".into()),
+            session_grant: Some(false),
+            redirect: None,
+        })
+        .into(),
+        Decision::Login(LoginDecision {
+            action: LoginAction::GatewayLogin,
+            decision: "deny".into(),
+            reason: Some("invalid token".into()),
+            client: "127.0.0.1".into(),
+            token_id: None,
+            scope: None,
+        })
+        .into(),
+        Approval::State(ApprovalState::Requested(ApprovalRequested {
+            approval_id: "A1".into(),
+            kind: "action".into(),
+            tool: "exec".into(),
+            action: "exec: ls".into(),
+            fingerprint: "f".into(),
+            rule: "default.exec".into(),
+            reason: "r".into(),
+            labels: labels(),
+            untrusted_sources: vec![],
+            expires_at: "2026-01-01T00:00:00Z".into(),
+        }))
+        .into(),
+        Approval::State(ApprovalState::Decided(ApprovalDecided {
+            call_id: "c1".into(),
+            action: "exec: ls".into(),
+            fingerprint: "f".into(),
+            rule: "default.exec".into(),
+            labels: labels(),
+            answer: json!({"answer": "once"}),
+        }))
+        .into(),
+        Approval::State(ApprovalState::Answered(ApprovalAnswered {
+            approval_id: "A1".into(),
+            action: "exec: ls".into(),
+            status: "approved".into(),
+            answer: Some("agent".into()),
+            grant_id: Some("G1".into()),
+            by: Some("cli".into()),
+            entry: None,
+        }))
+        .into(),
+        Approval::State(ApprovalState::Revoked(GrantChange {
+            grant_id: "G1".into(),
+            approval_id: "A1".into(),
+            agent: "a".into(),
+            session: None,
+            tool: "exec".into(),
+            scope: json!({"scope": "prefix", "value": ["git", "status"]}),
+            fingerprint: None,
+            action: "exec: git status".into(),
+            expires_at: None,
+            by: "cli".into(),
+            revoked_at: Some("2026-01-01T00:00:00Z".into()),
+        }))
+        .into(),
+        Approval::State(ApprovalState::Expired(ApprovalExpired {
+            approval_id: "A2".into(),
+            by: Some("timeout".into()),
+            action: None,
+            answer: None,
+        }))
+        .into(),
+        Approval::MemoryWrite(MemoryWrite {
+            state: Some("submitted".into()),
+            call_id: "c3".into(),
+            kind: "memory_write".into(),
+            file: "MEMORY.md".into(),
+            outcome: "pending".into(),
+            id: Some("A3".into()),
+            labels: labels(),
+            approval_id: Some("A3".into()),
+        })
+        .into(),
+        ToolResult::Call(CallResult {
+            call_id: "c1".into(),
+            tool: "exec".into(),
+            is_error: false,
+            status: Some(json!({"exit_code": 0})),
+            duration_ms: 5,
+            bytes: 3,
+            sha256: "cd".repeat(32),
+            truncated: false,
+            redacted: vec!["TOKEN".into()],
+            labels: labels(),
+        })
+        .into(),
+        ToolResult::MemoryLoad(MemoryLoad {
+            tool: "memory_load".into(),
+            entries: 2,
+            labels: labels(),
+            problems: vec![],
+        })
+        .into(),
+        SandboxExec::Tool(ToolExec {
+            call_id: "c1".into(),
+            backend: "native".into(),
+            isolation: "sandboxed".into(),
+            status: json!({"signal": 9}),
+            duration_ms: 1,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+        })
+        .into(),
+        SandboxExec::Command(CommandExec {
+            argv: vec!["true".into()],
+            backend: config::SandboxBackend::Native,
+            workspace: "/w".into(),
+            status: "exit code 0".into(),
+            duration_ms: 1,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+        })
+        .into(),
+        SandboxExec::CommandFailed(CommandExecFailed {
+            argv: vec!["nope".into()],
+            backend: config::SandboxBackend::Docker,
+            error: "no such command".into(),
+        })
+        .into(),
+        Egress::Fetch(FetchEgress {
+            call_id: "c2".into(),
+            url: "https://x.example/".into(),
+            status: Some(json!(200)),
+        })
+        .into(),
+        Egress::Proxy(ProxyEgress {
+            agent: "a".into(),
+            session: "S1".into(),
+            kind: "https-response".into(),
+            host: Some("x.example".into()),
+            port: Some(443),
+            addresses: Some(vec!["192.0.2.1".into()]),
+            decision: "allow".into(),
+            reason: "allowlisted".into(),
+            method: Some("GET".into()),
+            address: None,
+            credentials: None,
+            status: Some(200),
+            bytes_up: Some(0),
+            bytes_down: Some(10),
+        })
+        .into(),
+        ErrorEvent::Tool(ToolFailure {
+            call_id: "c1".into(),
+            tool: "exec".into(),
+            stage: "decision".into(),
+            message: "exec denied".into(),
+        })
+        .into(),
+        ErrorEvent::Other(Failure::new("model", "connection refused")).into(),
+        Alert::Named(NamedAlert::LoginBurst(LoginBurst {
+            client: "203.0.113.9".into(),
+            failures: 10,
+            max_failures: 10,
+            lockout_secs: 900,
+        }))
+        .into(),
+        Alert::Named(NamedAlert::DataExfiltrationBlocked(ExfiltrationBlocked {
+            call_id: None,
+            action: "connect: x.example:443 (https, from a command)".into(),
+            rule: "label.private".into(),
+            labels: json!("untrusted private"),
+        }))
+        .into(),
+        Alert::Credential(CredentialAlert {
+            agent: "a".into(),
+            session: "S1".into(),
+            kind: "https".into(),
+            host: "x.example".into(),
+            port: 443,
+            addresses: vec![],
+            decision: "deny".into(),
+            reason: "request blocked".into(),
+            method: "POST".into(),
+            credentials: vec!["TOKEN".into()],
+        })
+        .into(),
+        SecretChange::SecretSet(SecretSet {
+            name: "TOKEN".into(),
+            hosts: vec!["api.example".into()],
+            replaced: false,
+            by: "cli".into(),
+        })
+        .into(),
+        SecretChange::TokenRevoked(TokenRevoked {
+            id: "T1".into(),
+            name: "ci".into(),
+            scope: "read".into(),
+            by: "cli".into(),
+        })
+        .into(),
+    ]
+}
+
+#[test]
+fn every_shape_is_written_and_read_back_as_the_same_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let events = samples();
+    for e in &events {
+        log.append_event(Some("S1"), e.clone()).unwrap();
+    }
+    log.sync().unwrap();
+    let records = read(dir.path()).unwrap();
+    assert_eq!(records.len(), events.len());
+    for (r, e) in records.iter().zip(&events) {
+        assert_eq!(r.kind, e.kind());
+        assert_eq!(&Event::from_record(r).unwrap(), e, "record #{}", r.seq);
+    }
+    let mut kinds: Vec<EventKind> = events.iter().map(Event::kind).collect();
+    kinds.dedup();
+    assert_eq!(kinds, EventKind::ALL, "a kind has no sample");
+}
+
+#[test]
+fn the_json_keeps_the_field_names_readers_use() {
+    let data = |e: Event| e.data().unwrap();
+    let all = samples();
+    let decision = data(all[7].clone());
+    for key in [
+        "call_id",
+        "tool",
+        "action",
+        "action_kind",
+        "fingerprint",
+        "decision",
+        "reason",
+        "rule",
+        "matched",
+        "labels",
+        "grant_id",
+        "session_grant",
+    ] {
+        assert!(decision.get(key).is_some(), "decision lacks {key}");
+    }
+    assert!(
+        decision.get("redirect").is_none(),
+        "absent when not a redirect"
+    );
+    assert_eq!(data(all[8].clone())["action"], "gateway_login");
+    assert_eq!(data(all[9].clone())["state"], "requested");
+    assert_eq!(data(all[12].clone())["state"], "revoked");
+    // Written as null, not omitted: readers see the key.
+    let answered = data(all[11].clone());
+    assert!(answered.get("by").is_some());
+    let expired = data(all[13].clone());
+    assert_eq!(
+        expired,
+        json!({"state": "expired", "approval_id": "A2", "by": "timeout"})
+    );
+    assert_eq!(data(all[24].clone())["alert"], "login_burst");
+    assert!(data(all[26].clone()).get("alert").is_none());
+    assert_eq!(data(all[27].clone())["action"], "secret_set");
+    assert_eq!(
+        data(all[23].clone()),
+        json!({"stage": "model", "error": "connection refused"})
+    );
+}
+
+#[test]
+fn a_payload_of_the_wrong_shape_is_not_read_as_an_event() {
+    // A decision without `matched` is the drift this API exists to stop.
+    let bad = json!({"call_id": "c", "tool": "spawn_agent", "action": "a", "action_kind": "k",
+                     "fingerprint": "f", "decision": "deny", "rule": "r", "reason": "x"});
+    assert!(Event::from_parts(EventKind::Decision, bad).is_err());
+    assert!(Event::from_parts(EventKind::Alert, json!({"alert": "no_such_alert"})).is_err());
+}
+
+/// Nested deeper than a JSON reader accepts (serde_json stops at 128 levels): such a
+/// value serialises but can never be read back, so the record could never be verified.
+fn too_deep() -> Value {
+    let mut v = json!("x");
+    for _ in 0..200 {
+        v = json!([v]);
+    }
+    v
+}
+
+fn errors(dir: &std::path::Path) -> Vec<Value> {
+    read(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == EventKind::Error)
+        .map(|r| r.data)
+        .collect()
+}
+
+#[test]
+fn an_unrepresentable_record_leaves_an_error_record_and_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let proposal = ToolProposed {
+        call_id: "c1".into(),
+        tool: "exec".into(),
+        arguments: too_deep(),
+    };
+    let err = log.record_event(Some("S1"), proposal).unwrap_err();
+    assert!(matches!(
+        err,
+        AuditError::Unrepresentable {
+            kind: EventKind::ToolProposed,
+            ..
+        }
+    ));
+    log.sync().unwrap();
+    let errors = errors(dir.path());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["stage"], "audit");
+    assert_eq!(errors[0]["record_kind"], "tool_proposed");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("`tool_proposed` record was not written"),
+        "{}",
+        errors[0]
+    );
+    let records = read(dir.path()).unwrap();
+    assert_eq!(records[0].session.as_deref(), Some("S1"));
+    // The log stays usable and verifiable.
+    log.record_event(Some("S1"), ErrorEvent::Other(Failure::new("model", "x")))
+        .unwrap();
+    assert_eq!(verify(dir.path()).unwrap().records, 2);
+}
+
+#[test]
+fn the_legacy_untyped_path_does_not_drop_an_unrepresentable_record_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    // Ignoring the error (as `let _ = log.append(..)` did) no longer loses the trace.
+    let _ = log.append(
+        EventKind::ModelOutput,
+        Some("S1"),
+        json!({"answer": too_deep()}),
+    );
+    log.sync().unwrap();
+    let errors = errors(dir.path());
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["record_kind"], "model_output");
+}
+
+#[test]
+fn the_agent_handle_writes_its_kinds_into_the_shared_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path()).unwrap());
+    let agent = AgentLog::from(log.clone());
+    agent
+        .record(
+            "S1",
+            AgentEvent::SessionStart(SessionStart {
+                agent: "a".into(),
+                model: "m".into(),
+                parent: None,
+                parent_call_id: None,
+                depth: None,
+                tools: None,
+            }),
+        )
+        .unwrap();
+    agent
+        .record(
+            "S1",
+            AgentEvent::Error(Failure::new("loop", "step limit 1 reached")),
+        )
+        .unwrap();
+    log.record_event(None, ErrorEvent::Other(Failure::new("model", "y")))
+        .unwrap();
+    let records = read(dir.path()).unwrap();
+    let kinds: Vec<_> = records
+        .iter()
+        .map(|r| (r.kind, r.session.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::SessionStart, Some("S1".to_string())),
+            (EventKind::Error, Some("S1".to_string())),
+            (EventKind::Error, None),
+        ]
+    );
+    assert_eq!(records[1].data["stage"], "loop");
+}
