@@ -6,7 +6,8 @@
 //! Readers may turn a [`crate::Record`] back into an [`Event`] with [`Event::from_record`].
 //!
 //! The shapes are published in `docs/audit-events.md`, generated from these types and
-//! their doc comments (a test keeps the document current): the
+//! their doc comments by [`reference_markdown`](crate::reference_markdown) (a test keeps
+//! the document current): the
 //! doc comments are what SIEM users read, so they say what each field means.
 //!
 //! Compatibility: fields are only ever added. A kind that several writers record in
@@ -240,7 +241,9 @@ pub struct ModelToolCall {
 /// Tokens a model call consumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenUsage {
+    /// Tokens of the request (prompt and context).
     pub input_tokens: u64,
+    /// Tokens of the answer.
     pub output_tokens: u64,
 }
 
@@ -450,8 +453,8 @@ pub struct ApprovalAnswered {
     pub grant_id: Option<String>,
     /// Who answered (`terminal`, `cli`, `gateway:<token id>`, …); `null` when unknown.
     pub by: Option<String>,
-    /// For an approved memory change: the id of the memory entry written (`null` when
-    /// it was denied). Absent for other requests.
+    /// For an approved memory change: the id of the memory entry written. Absent
+    /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
 }
@@ -517,10 +520,10 @@ pub struct MemoryWrite {
     pub kind: String,
     /// The memory file written (`MEMORY.md`, …).
     pub file: String,
-    /// `written`, `pending` (held for review) or `denied`.
+    /// `appended` (written to memory) or `pending` (held for a human's review).
     pub outcome: String,
-    /// The entry written, or the review request's id when pending; `null` when denied.
-    pub id: Option<String>,
+    /// The entry written, or the review request's id when pending.
+    pub id: String,
     /// The writing session's labels (shape as in `decision`), which the entry keeps.
     pub labels: Value,
     /// The review request, when `state` is `submitted`. Absent otherwise.

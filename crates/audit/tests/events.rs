@@ -160,7 +160,7 @@ fn samples() -> Vec<Event> {
             kind: "memory_write".into(),
             file: "MEMORY.md".into(),
             outcome: "pending".into(),
-            id: Some("A3".into()),
+            id: "A3".into(),
             labels: labels(),
             approval_id: Some("A3".into()),
         })
