@@ -3,9 +3,10 @@
 //! terminal, `cordon approvals approve` answering in another).
 //!
 //! Guarantees: an approval is answered at most once — the answer is written by one
-//! `BEGIN IMMEDIATE` transaction whose
-//! `UPDATE … WHERE status = 'pending' AND expires_at > now` decides the race, so of two concurrent answers exactly one wins and the other
-//! gets [`StoreError::AlreadyAnswered`]; an answer after `expires_at` is refused and the
+//! transaction that holds the request against other answers (SQLite's `BEGIN
+//! IMMEDIATE`, PostgreSQL's `SELECT … FOR UPDATE`) and whose `UPDATE … WHERE status =
+//! 'pending' AND expires_at > now` decides the race, so of two concurrent answers
+//! exactly one wins and the other gets [`StoreError::AlreadyAnswered`]; an answer after `expires_at` is refused and the
 //! request is marked expired. A grant is created in the same transaction as the answer
 //! that made it, and only for the action that was asked: an argv-prefix grant must be a
 //! non-empty prefix of the asked command's argv, a host grant must name the asked host.
@@ -20,13 +21,17 @@
 
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+pub(crate) mod sql;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::store::{Store, sql, timestamp};
+use crate::store::{Store, timestamp};
+
+pub(crate) use sql::Approvals;
+use sql::{AnswerTx, AnswerUpdate, ApprovalRow, GrantRow};
 
 /// What an approval is about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,13 +320,6 @@ pub struct GrantQuery<'a> {
     pub host: Option<&'a str>,
 }
 
-pub(crate) const APPROVAL_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, action, \
-     fingerprint, argv, host, arguments, reason, rule, labels, untrusted_sources, payload, \
-     status, answer, grant_id, answered_by, answered_at";
-
-pub(crate) const GRANT_COLUMNS: &str = "id, created_at, expires_at, agent, session, kind, tool, scope, \
-     fingerprint, argv_prefix, host, action, source, granted_by, revoked_at";
-
 /// The `apply` of an answer that applies nothing.
 type NoApply = fn(&ApprovalRecord) -> Result<(), std::convert::Infallible>;
 
@@ -332,10 +330,6 @@ fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
     time::PrimitiveDateTime::parse(s, fmt)
         .ok()
         .map(time::PrimitiveDateTime::assume_utc)
-}
-
-pub(crate) fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(StoreError::Encode)
 }
 
 fn add(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
@@ -372,68 +366,16 @@ impl Store {
             answered_by: None,
             answered_at: None,
         };
-        let argv = record.argv.as_ref().map(encode).transpose()?;
-        let payload = record.payload.as_ref().map(encode).transpose()?;
-        if let Some(db) = self.pg() {
-            let values = vec![
-                Some(record.id.clone()),
-                Some(record.created_at.clone()),
-                Some(record.expires_at.clone()),
-                Some(record.agent.clone()),
-                Some(record.session.clone()),
-                Some(record.kind.as_str().to_string()),
-                Some(record.tool.clone()),
-                Some(record.action.clone()),
-                Some(record.fingerprint.clone()),
-                argv,
-                record.host.clone(),
-                Some(encode(&record.arguments)?),
-                Some(record.reason.clone()),
-                Some(record.rule.clone()),
-                Some(encode(&record.labels)?),
-                Some(encode(&record.untrusted_sources)?),
-                payload,
-            ];
-            db.create_approval(values)?;
-            return Ok(record);
-        }
-        self.conn()?
-            .execute(
-                &format!(
-                    "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                     ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'pending', NULL, NULL, \
-                     NULL, NULL)"
-                ),
-                params![
-                    record.id,
-                    record.created_at,
-                    record.expires_at,
-                    record.agent,
-                    record.session,
-                    record.kind.as_str(),
-                    record.tool,
-                    record.action,
-                    record.fingerprint,
-                    argv,
-                    record.host,
-                    encode(&record.arguments)?,
-                    record.reason,
-                    record.rule,
-                    encode(&record.labels)?,
-                    encode(&record.untrusted_sources)?,
-                    payload,
-                ],
-            )
-            .map_err(sql("create approval"))?;
+        self.backend
+            .insert_approval(ApprovalRow::encode(&record)?)?;
         Ok(record)
     }
 
     pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
-        if let Some(db) = self.pg() {
-            return db.get_approval(id);
-        }
-        let conn = self.conn()?;
-        get_approval(&conn, id)
+        self.backend
+            .get_approval(id)?
+            .map(ApprovalRow::decode)
+            .transpose()
     }
 
     /// Approvals matching `filter`, oldest first.
@@ -441,31 +383,8 @@ impl Store {
         &self,
         filter: &ApprovalFilter,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        if let Some(db) = self.pg() {
-            return db.list_approvals(filter);
-        }
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 IS NULL OR status = ?1) \
-                 AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR session = ?3) ORDER BY created_at, rowid"
-            ))
-            .map_err(sql("list approvals"))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    filter.status.map(ApprovalStatus::as_str),
-                    filter.agent,
-                    filter.session
-                ],
-                read_approval,
-            )
-            .map_err(sql("list approvals"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(sql("list approvals"))??);
-        }
-        Ok(out)
+        let rows = self.backend.list_approvals(filter)?;
+        rows.into_iter().map(ApprovalRow::decode).collect()
     }
 
     /// Answer a pending approval, atomically: of concurrent answers (from any process)
@@ -511,13 +430,7 @@ impl Store {
         apply: Option<impl FnOnce(&ApprovalRecord) -> Result<(), E>>,
     ) -> Result<Result<Answered, E>, StoreError> {
         let now_t = OffsetDateTime::now_utc();
-        if let Some(db) = self.pg() {
-            return answer_in(db.begin()?, id, answer, by, apply, now_t);
-        }
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin answer"))?;
+        let tx = self.backend.begin_answer()?;
         answer_in(tx, id, answer, by, apply, now_t)
     }
 
@@ -526,39 +439,16 @@ impl Store {
     /// process answered first, that answer is what comes back.
     pub fn expire_approval(&self, id: &str) -> Result<ApprovalRecord, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        if let Some(db) = self.pg() {
-            return db.expire_approval(id, now);
-        }
-        let conn = self.conn()?;
-        conn.execute(
-            "UPDATE approvals SET status = 'expired', answered_by = 'timeout', answered_at = ?2 \
-             WHERE id = ?1 AND status = 'pending'",
-            params![id, now],
-        )
-        .map_err(sql("expire approval"))?;
-        get_approval(&conn, id)?.ok_or_else(|| StoreError::NoApproval { id: id.to_string() })
+        self.backend
+            .expire_approval(id, now)?
+            .ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?
+            .decode()
     }
 
     /// Mark every pending approval whose `expires_at` is not after `now` expired; returns
     /// their ids.
     pub fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
-        let now = timestamp(now)?;
-        if let Some(db) = self.pg() {
-            return db.expire_due(now);
-        }
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
-                "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-                 answered_at = ?1 WHERE status = 'pending' AND expires_at <= ?1 RETURNING id",
-            )
-            .map_err(sql("expire approvals"))?;
-        let rows = stmt
-            .query_map([now], |r| r.get::<_, String>(0))
-            .map_err(sql("expire approvals"))?;
-        let mut ids = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("expire approvals"))?;
+        let mut ids = self.backend.expire_due(timestamp(now)?)?;
         ids.sort();
         Ok(ids)
     }
@@ -576,90 +466,29 @@ impl Store {
         include_inactive: bool,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        if let Some(db) = self.pg() {
-            return db.list_grants(agent, include_inactive, now);
-        }
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {GRANT_COLUMNS} FROM grants WHERE (?1 IS NULL OR agent = ?1) AND \
-                 (?2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3))) \
-                 ORDER BY created_at, rowid"
-            ))
-            .map_err(sql("list grants"))?;
-        let rows = stmt
-            .query_map(params![agent, include_inactive, now], read_grant)
-            .map_err(sql("list grants"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(sql("list grants"))??);
-        }
-        Ok(out)
+        let rows = self.backend.list_grants(agent, include_inactive, now)?;
+        rows.into_iter().map(GrantRow::decode).collect()
     }
 
     pub fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
-        if let Some(db) = self.pg() {
-            return db.get_grant(id);
-        }
-        let conn = self.conn()?;
-        get_grant(&conn, id)
+        self.backend
+            .get_grant(id)?
+            .map(GrantRow::decode)
+            .transpose()
     }
 
     /// Revoke a grant; it covers nothing from now on.
     pub fn revoke_grant(&self, id: &str) -> Result<GrantRecord, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        if let Some(db) = self.pg() {
-            return db.revoke_grant(id, now);
-        }
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin revoke"))?;
-        let Some(grant) = get_grant(&tx, id)? else {
-            return Err(StoreError::NoGrant { id: id.to_string() });
-        };
-        if let Some(at) = grant.revoked_at {
-            return Err(StoreError::AlreadyRevoked {
-                id: id.to_string(),
-                at,
-            });
-        }
-        tx.execute(
-            "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            params![id, now],
-        )
-        .map_err(sql("revoke grant"))?;
-        let grant =
-            get_grant(&tx, id)?.ok_or_else(|| StoreError::NoGrant { id: id.to_string() })?;
-        tx.commit().map_err(sql("commit revoke"))?;
-        Ok(grant)
+        self.backend.revoke_grant(id, now)
     }
 
     /// The oldest active grant that covers the action, if any.
     pub fn find_grant(&self, q: &GrantQuery<'_>) -> Result<Option<GrantRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        if let Some(db) = self.pg() {
-            let candidates = db.active_grants_for(q, now)?;
-            return Ok(candidates
-                .into_iter()
-                .find(|g| g.covers(q.fingerprint, q.argv, q.host)));
-        }
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {GRANT_COLUMNS} FROM grants WHERE agent = ?1 AND kind = ?2 AND tool = ?3 \
-                 AND (session IS NULL OR session = ?4) AND revoked_at IS NULL \
-                 AND (expires_at IS NULL OR expires_at > ?5) ORDER BY created_at, rowid"
-            ))
-            .map_err(sql("find grant"))?;
-        let rows = stmt
-            .query_map(
-                params![q.agent, q.kind.as_str(), q.tool, q.session, now],
-                read_grant,
-            )
-            .map_err(sql("find grant"))?;
-        for row in rows {
-            let grant = row.map_err(sql("find grant"))??;
+        // Oldest first, decoded in order up to the first that covers.
+        for row in self.backend.active_grants(q, now)? {
+            let grant = row.decode()?;
             if grant.covers(q.fingerprint, q.argv, q.host) {
                 return Ok(Some(grant));
             }
@@ -668,59 +497,9 @@ impl Store {
     }
 }
 
-/// The steps of an answer, inside one transaction that holds the approval against
-/// other answers until it commits or is dropped (rolled back): SQLite's `BEGIN
-/// IMMEDIATE`, PostgreSQL's `SELECT … FOR UPDATE`.
-pub(crate) trait AnswerTx {
-    /// The approval, locked.
-    fn approval(&mut self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
-    /// Mark it expired (if still pending).
-    fn expire(&mut self, id: &str, now: &str) -> Result<(), StoreError>;
-    fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError>;
-    /// Write the answer if still pending and unexpired: `[id, status, answer, grant_id,
-    /// answered_by, now]`; returns the rows changed.
-    fn mark_answered(&mut self, values: [Option<String>; 6]) -> Result<u64, StoreError>;
-    fn commit(self) -> Result<(), StoreError>;
-}
-
-impl AnswerTx for rusqlite::Transaction<'_> {
-    fn approval(&mut self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
-        get_approval(self, id)
-    }
-
-    fn expire(&mut self, id: &str, now: &str) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-             answered_at = ?2 WHERE id = ?1 AND status = 'pending'",
-            params![id, now],
-        )
-        .map_err(sql("expire approval"))?;
-        Ok(())
-    }
-
-    fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
-        insert_grant(self, g)
-    }
-
-    fn mark_answered(&mut self, values: [Option<String>; 6]) -> Result<u64, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
-                 answered_at = ?6 WHERE id = ?1 AND status = 'pending' AND expires_at > ?6",
-                rusqlite::params_from_iter(values),
-            )
-            .map_err(sql("answer approval"))?;
-        Ok(changed as u64)
-    }
-
-    fn commit(self) -> Result<(), StoreError> {
-        rusqlite::Transaction::commit(self).map_err(sql("commit answer"))
-    }
-}
-
 /// [`Store::answer_approval_applying`] on either backend.
-fn answer_in<T: AnswerTx, E>(
-    mut tx: T,
+fn answer_in<E>(
+    mut tx: Box<dyn AnswerTx + '_>,
     id: &str,
     answer: &Answer,
     by: &str,
@@ -728,7 +507,7 @@ fn answer_in<T: AnswerTx, E>(
     now_t: OffsetDateTime,
 ) -> Result<Result<Answered, E>, StoreError> {
     let now = timestamp(now_t)?;
-    let Some(current) = tx.approval(id)? else {
+    let Some(current) = tx.approval(id)?.map(ApprovalRow::decode).transpose()? else {
         return Err(StoreError::NoApproval { id: id.to_string() });
     };
     match current.status {
@@ -813,7 +592,7 @@ fn answer_in<T: AnswerTx, E>(
         }
     };
     if let Some(g) = &grant {
-        tx.insert_grant(g)?;
+        tx.insert_grant(GrantRow::encode(g)?)?;
     }
     if status == ApprovalStatus::Approved
         && let Some(apply) = apply
@@ -822,14 +601,14 @@ fn answer_in<T: AnswerTx, E>(
         // Dropping the transaction rolls it back: still pending.
         return Ok(Err(e));
     }
-    let changed = tx.mark_answered([
-        Some(id.to_string()),
-        Some(status.as_str().to_string()),
-        reach.map(|r| r.as_str().to_string()),
-        grant.as_ref().map(|g| g.id.clone()),
-        Some(by.to_string()),
-        Some(now.clone()),
-    ])?;
+    let changed = tx.mark_answered(AnswerUpdate {
+        id: id.to_string(),
+        status: status.as_str(),
+        answer: reach.map(AnswerReach::as_str),
+        grant_id: grant.as_ref().map(|g| g.id.clone()),
+        answered_by: by.to_string(),
+        answered_at: now.clone(),
+    })?;
     if changed != 1 {
         // Unreachable under the lock, but never report a lost race as a win.
         return Err(StoreError::AlreadyAnswered {
@@ -840,7 +619,8 @@ fn answer_in<T: AnswerTx, E>(
     }
     let approval = tx
         .approval(id)?
-        .ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?;
+        .ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?
+        .decode()?;
     tx.commit()?;
     Ok(Ok(Answered { approval, grant }))
 }
@@ -905,272 +685,4 @@ fn grant_for(
         granted_by: by.to_string(),
         revoked_at: None,
     })
-}
-
-fn insert_grant(conn: &rusqlite::Connection, g: &GrantRecord) -> Result<(), StoreError> {
-    let (prefix, host) = match &g.scope {
-        GrantScope::Exact => (None, None),
-        GrantScope::Prefix(p) => (Some(encode(p)?), None),
-        GrantScope::Host(h) => (None, Some(h.clone())),
-    };
-    conn.execute(
-        &format!(
-            "INSERT INTO grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-             ?10, ?11, ?12, ?13, ?14, NULL)"
-        ),
-        params![
-            g.id,
-            g.created_at,
-            g.expires_at,
-            g.agent,
-            g.session,
-            g.kind.as_str(),
-            g.tool,
-            g.scope.name(),
-            g.fingerprint,
-            prefix,
-            host,
-            g.action,
-            g.source,
-            g.granted_by,
-        ],
-    )
-    .map_err(sql("create grant"))?;
-    Ok(())
-}
-
-fn get_approval(
-    conn: &rusqlite::Connection,
-    id: &str,
-) -> Result<Option<ApprovalRecord>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
-        [id],
-        read_approval,
-    )
-    .optional()
-    .map_err(sql("read approval"))?
-    .transpose()
-}
-
-fn get_grant(conn: &rusqlite::Connection, id: &str) -> Result<Option<GrantRecord>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"),
-        [id],
-        read_grant,
-    )
-    .optional()
-    .map_err(sql("read grant"))?
-    .transpose()
-}
-
-/// A row decoder: SQLite errors on the outside, damaged content on the inside.
-type Decoded<T> = rusqlite::Result<Result<T, StoreError>>;
-
-fn json<T: serde::de::DeserializeOwned>(
-    table: &'static str,
-    id: &str,
-    column: &str,
-    text: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::BadRow {
-        table,
-        id: id.to_string(),
-        reason: format!("column `{column}` is not the expected JSON: {e}"),
-    })
-}
-
-fn bad_enum(table: &'static str, id: &str, column: &str, value: &str) -> StoreError {
-    StoreError::BadRow {
-        table,
-        id: id.to_string(),
-        reason: format!("column `{column}` has unknown value `{value}`"),
-    }
-}
-
-/// An `approvals` row as stored ([`APPROVAL_COLUMNS`], in order), before its text
-/// columns are checked.
-pub(crate) struct ApprovalRow {
-    pub id: String,
-    pub created_at: String,
-    pub expires_at: String,
-    pub agent: String,
-    pub session: String,
-    pub kind: String,
-    pub tool: String,
-    pub action: String,
-    pub fingerprint: String,
-    pub argv: Option<String>,
-    pub host: Option<String>,
-    pub arguments: String,
-    pub reason: String,
-    pub rule: String,
-    pub labels: String,
-    pub untrusted_sources: String,
-    pub payload: Option<String>,
-    pub status: String,
-    pub answer: Option<String>,
-    pub grant_id: Option<String>,
-    pub answered_by: Option<String>,
-    pub answered_at: Option<String>,
-}
-
-/// Fill an [`ApprovalRow`] from a row of either backend (`$get`: its fallible getter).
-macro_rules! approval_row {
-    ($r:expr, $get:ident) => {
-        $crate::approvals::ApprovalRow {
-            id: $r.$get(0)?,
-            created_at: $r.$get(1)?,
-            expires_at: $r.$get(2)?,
-            agent: $r.$get(3)?,
-            session: $r.$get(4)?,
-            kind: $r.$get(5)?,
-            tool: $r.$get(6)?,
-            action: $r.$get(7)?,
-            fingerprint: $r.$get(8)?,
-            argv: $r.$get(9)?,
-            host: $r.$get(10)?,
-            arguments: $r.$get(11)?,
-            reason: $r.$get(12)?,
-            rule: $r.$get(13)?,
-            labels: $r.$get(14)?,
-            untrusted_sources: $r.$get(15)?,
-            payload: $r.$get(16)?,
-            status: $r.$get(17)?,
-            answer: $r.$get(18)?,
-            grant_id: $r.$get(19)?,
-            answered_by: $r.$get(20)?,
-            answered_at: $r.$get(21)?,
-        }
-    };
-}
-pub(crate) use approval_row;
-
-impl ApprovalRow {
-    pub(crate) fn decode(self) -> Result<ApprovalRecord, StoreError> {
-        let ApprovalRow {
-            id,
-            kind,
-            argv,
-            arguments,
-            labels,
-            untrusted_sources,
-            payload,
-            status,
-            answer,
-            ..
-        } = &self;
-        let t = "approvals";
-        Ok(ApprovalRecord {
-            kind: ApprovalKind::parse(kind).ok_or_else(|| bad_enum(t, id, "kind", kind))?,
-            argv: argv.as_ref().map(|a| json(t, id, "argv", a)).transpose()?,
-            arguments: json(t, id, "arguments", arguments)?,
-            labels: json(t, id, "labels", labels)?,
-            untrusted_sources: json(t, id, "untrusted_sources", untrusted_sources)?,
-            payload: payload
-                .as_ref()
-                .map(|p| json(t, id, "payload", p))
-                .transpose()?,
-            status: ApprovalStatus::parse(status)
-                .ok_or_else(|| bad_enum(t, id, "status", status))?,
-            answer: answer
-                .as_ref()
-                .map(|a| AnswerReach::parse(a).ok_or_else(|| bad_enum(t, id, "answer", a)))
-                .transpose()?,
-            id: self.id,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            agent: self.agent,
-            session: self.session,
-            tool: self.tool,
-            action: self.action,
-            fingerprint: self.fingerprint,
-            host: self.host,
-            reason: self.reason,
-            rule: self.rule,
-            grant_id: self.grant_id,
-            answered_by: self.answered_by,
-            answered_at: self.answered_at,
-        })
-    }
-}
-
-fn read_approval(r: &rusqlite::Row<'_>) -> Decoded<ApprovalRecord> {
-    Ok(approval_row!(r, get).decode())
-}
-
-/// A `grants` row as stored ([`GRANT_COLUMNS`], in order).
-pub(crate) struct GrantRow {
-    pub id: String,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub agent: String,
-    pub session: Option<String>,
-    pub kind: String,
-    pub tool: String,
-    pub scope: String,
-    pub fingerprint: Option<String>,
-    pub argv_prefix: Option<String>,
-    pub host: Option<String>,
-    pub action: String,
-    pub source: String,
-    pub granted_by: String,
-    pub revoked_at: Option<String>,
-}
-
-/// Fill a [`GrantRow`] from a row of either backend.
-macro_rules! grant_row {
-    ($r:expr, $get:ident) => {
-        $crate::approvals::GrantRow {
-            id: $r.$get(0)?,
-            created_at: $r.$get(1)?,
-            expires_at: $r.$get(2)?,
-            agent: $r.$get(3)?,
-            session: $r.$get(4)?,
-            kind: $r.$get(5)?,
-            tool: $r.$get(6)?,
-            scope: $r.$get(7)?,
-            fingerprint: $r.$get(8)?,
-            argv_prefix: $r.$get(9)?,
-            host: $r.$get(10)?,
-            action: $r.$get(11)?,
-            source: $r.$get(12)?,
-            granted_by: $r.$get(13)?,
-            revoked_at: $r.$get(14)?,
-        }
-    };
-}
-pub(crate) use grant_row;
-
-impl GrantRow {
-    pub(crate) fn decode(self) -> Result<GrantRecord, StoreError> {
-        let t = "grants";
-        let id = self.id;
-        let scope = match (self.scope.as_str(), self.argv_prefix, self.host) {
-            ("exact", _, _) => GrantScope::Exact,
-            ("prefix", Some(p), _) => GrantScope::Prefix(json(t, &id, "argv_prefix", &p)?),
-            ("host", _, Some(h)) => GrantScope::Host(h),
-            (other, _, _) => return Err(bad_enum(t, &id, "scope", other)),
-        };
-        Ok(GrantRecord {
-            kind: ApprovalKind::parse(&self.kind)
-                .ok_or_else(|| bad_enum(t, &id, "kind", &self.kind))?,
-            id,
-            scope,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            agent: self.agent,
-            session: self.session,
-            tool: self.tool,
-            fingerprint: self.fingerprint,
-            action: self.action,
-            source: self.source,
-            granted_by: self.granted_by,
-            revoked_at: self.revoked_at,
-        })
-    }
-}
-
-fn read_grant(r: &rusqlite::Row<'_>) -> Decoded<GrantRecord> {
-    Ok(grant_row!(r, get).decode())
 }

@@ -2,7 +2,9 @@
 //! (`state_dir/cordon.db`, [`Store::open`]) or, for several processes or hosts sharing
 //! one store, PostgreSQL ([`Store::connect`], `[store] url`), so `cordon chat` can resume
 //! where it stopped and an approval asked in one process can be answered from another.
-//! Both backends keep the same guarantees; the PostgreSQL side is described in `pg`.
+//! Both backends keep the same guarantees: each implements the `backend::Backend`
+//! trait once (`sqlite`, `pg`), and each area (`sessions`, `events`, `tokens`,
+//! `approvals`) keeps its statements for both next to each other.
 //!
 //! Guarantees: the database file is created 0600; every write is one transaction taken
 //! with `BEGIN IMMEDIATE`, so several handles (threads or processes) on one file append
@@ -16,10 +18,13 @@
 //! the vault).
 
 mod approvals;
+mod backend;
 mod error;
 mod events;
 mod pg;
 mod schema;
+mod sessions;
+mod sqlite;
 mod store;
 mod tokens;
 
@@ -29,5 +34,6 @@ pub use approvals::{
 };
 pub use error::StoreError;
 pub use events::EventRecord;
-pub use store::{SessionRecord, Store};
+pub use sessions::SessionRecord;
+pub use store::Store;
 pub use tokens::{ActiveToken, NewToken, Revoked, TokenRecord, TokenScope};

@@ -7,29 +7,29 @@
 //! transaction, so `seq`s have no gap or repeat under concurrent writers and of two
 //! concurrent answers exactly one wins; migrations run under a transaction-scoped
 //! advisory lock, a database whose `cordon_schema` version is newer than this build is
-//! refused, and a database with tables but no `cordon_schema` is never migrated.
+//! refused, and a database with tables but no `cordon_schema` is never migrated. This
+//! module connects, migrates and runs; the statements live with their area, next to
+//! SQLite's.
 //!
 //! Does not: speak TLS. The URL must name a Unix socket directory or a loopback host
 //! (`localhost`, `127.0.0.1`, `::1`); anything else is refused before connecting,
 //! because conversation content and token hashes would cross the network in clear text.
 
 mod actor;
-pub(crate) mod approvals;
-mod schema;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 
 use postgres::Client;
 use postgres::config::Host;
-use postgres::types::ToSql;
 
+use crate::backend::Backend;
 use crate::error::StoreError;
-use crate::events::EventRecord;
-use crate::store::{SessionRecord, now, timestamp, to_u64};
-use crate::tokens::{ActiveToken, TokenRecord, TokenScope, parse_scope};
+use crate::schema;
+use crate::store::to_u64;
 
-pub(crate) use actor::Actor;
+use actor::Actor;
 
 /// A PostgreSQL error as a store error. A lost connection stays lost (the client does
 /// not reconnect), so it gets its own error that says to restart.
@@ -47,7 +47,7 @@ pub(crate) fn pg(action: &'static str) -> impl FnOnce(postgres::Error) -> StoreE
 }
 
 /// One PostgreSQL connection (on its own thread) behind a mutex.
-pub(crate) struct Db {
+pub(crate) struct Postgres {
     target: String,
     actor: Mutex<Actor>,
 }
@@ -125,21 +125,16 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-impl Db {
-    pub(crate) fn connect(url: &str, password: Option<&str>) -> Result<Db, StoreError> {
+impl Postgres {
+    pub(crate) fn connect(url: &str, password: Option<&str>) -> Result<Postgres, StoreError> {
         let (config, target) = parse_url(url, password)?;
         let actor = Actor::spawn(config, &target)?;
-        let db = Db {
+        let db = Postgres {
             target,
             actor: Mutex::new(actor),
         };
         db.migrate()?;
         Ok(db)
-    }
-
-    /// The database, for messages (no password).
-    pub(crate) fn target(&self) -> &str {
-        &self.target
     }
 
     fn actor(&self) -> Result<MutexGuard<'_, Actor>, StoreError> {
@@ -210,17 +205,17 @@ impl Db {
                     versions.len()
                 )));
             };
-            if version > schema::VERSION {
+            if version > schema::POSTGRES_VERSION {
                 return Err(StoreError::SchemaTooNew {
                     database: target.clone(),
                     found: version,
-                    supported: schema::VERSION,
+                    supported: schema::POSTGRES_VERSION,
                 });
             }
             if version < 0 {
                 return Err(not_cordon(format!("negative schema version {version}")));
             }
-            for (from, migration) in schema::MIGRATIONS
+            for (from, migration) in schema::POSTGRES
                 .iter()
                 .enumerate()
                 .skip(to_u64(version) as usize)
@@ -232,7 +227,7 @@ impl Db {
                 )
                 .map_err(pg("migrate schema"))?;
             }
-            for table in crate::schema::TABLES {
+            for table in schema::TABLES {
                 if table_count(&mut tx, Some(table))? != 1 {
                     return Err(not_cordon(format!("table `{table}` is missing")));
                 }
@@ -240,361 +235,19 @@ impl Db {
             tx.commit().map_err(pg("commit migration"))
         })
     }
+}
 
-    pub(crate) fn create_session(&self, agent: &str) -> Result<SessionRecord, StoreError> {
-        let now = now()?;
-        let record = SessionRecord {
-            id: ulid::Ulid::new().to_string(),
-            agent: agent.to_string(),
-            created_at: now.clone(),
-            updated_at: now,
-            items: 0,
-        };
-        let r = record.clone();
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO sessions (id, agent, created_at, updated_at, items) \
-                 VALUES ($1, $2, $3, $4, 0)",
-                &[&r.id, &r.agent, &r.created_at, &r.updated_at],
-            )
-            .map_err(pg("create session"))
-        })?;
-        Ok(record)
+impl Backend for Postgres {
+    fn path(&self) -> Option<&Path> {
+        None
     }
 
-    fn sessions(
-        &self,
-        action: &'static str,
-        sql: &'static str,
-        arg: Option<String>,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.run(move |c| {
-            let rows = c.query(sql, &[&arg]).map_err(pg(action))?;
-            Ok(rows
-                .iter()
-                .map(|r| SessionRecord {
-                    id: r.get(0),
-                    agent: r.get(1),
-                    created_at: r.get(2),
-                    updated_at: r.get(3),
-                    items: to_u64(r.get(4)),
-                })
-                .collect())
-        })
-    }
-
-    pub(crate) fn latest_session(&self, agent: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self
-            .sessions(
-                "find latest session",
-                "SELECT id, agent, created_at, updated_at, items FROM sessions \
-                 WHERE agent = $1 ORDER BY updated_at DESC, id DESC LIMIT 1",
-                Some(agent.to_string()),
-            )?
-            .pop())
-    }
-
-    pub(crate) fn get_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self
-            .sessions(
-                "read session",
-                "SELECT id, agent, created_at, updated_at, items FROM sessions WHERE id = $1",
-                Some(id.to_string()),
-            )?
-            .pop())
-    }
-
-    pub(crate) fn list_sessions(
-        &self,
-        agent: Option<&str>,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.sessions(
-            "list sessions",
-            "SELECT id, agent, created_at, updated_at, items FROM sessions \
-             WHERE $1::text IS NULL OR agent = $1::text ORDER BY updated_at DESC, id DESC",
-            agent.map(str::to_string),
-        )
-    }
-
-    pub(crate) fn append_item(
-        &self,
-        session: &str,
-        item: &serde_json::Value,
-    ) -> Result<u64, StoreError> {
-        let text = serde_json::to_string(item).map_err(StoreError::Encode)?;
-        let now = now()?;
-        let session = session.to_string();
-        self.run(move |c| {
-            let mut tx = c.transaction().map_err(pg("begin append"))?;
-            // The row lock serialises appends to one session: a waiting writer reads
-            // the count its predecessor committed.
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT items FROM sessions WHERE id = $1 FOR UPDATE",
-                    &[&session],
-                )
-                .map_err(pg("append item"))?
-            else {
-                return Err(StoreError::NoSession { id: session });
-            };
-            let seq = row.get::<_, i64>(0) + 1;
-            tx.execute(
-                "INSERT INTO items (session, seq, item) VALUES ($1, $2, $3)",
-                &[&session, &seq, &text],
-            )
-            .map_err(pg("append item"))?;
-            tx.execute(
-                "UPDATE sessions SET items = $2, updated_at = $3 WHERE id = $1",
-                &[&session, &seq, &now],
-            )
-            .map_err(pg("append item"))?;
-            tx.commit().map_err(pg("commit append"))?;
-            Ok(to_u64(seq))
-        })
-    }
-
-    pub(crate) fn load_items(&self, session: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-        let session = session.to_string();
-        self.run(move |c| {
-            let mut tx = c
-                .build_transaction()
-                .read_only(true)
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .start()
-                .map_err(pg("load items"))?;
-            if tx
-                .query_opt("SELECT 1 FROM sessions WHERE id = $1", &[&session])
-                .map_err(pg("load items"))?
-                .is_none()
-            {
-                return Err(StoreError::NoSession { id: session });
-            }
-            let rows = tx
-                .query(
-                    "SELECT seq, item FROM items WHERE session = $1 ORDER BY seq",
-                    &[&session],
-                )
-                .map_err(pg("load items"))?;
-            tx.commit().map_err(pg("load items"))?;
-            rows.iter()
-                .map(|r| {
-                    let seq: i64 = r.get(0);
-                    let text: String = r.get(1);
-                    serde_json::from_str(&text).map_err(|source| StoreError::BadItem {
-                        session: session.clone(),
-                        seq: to_u64(seq),
-                        source,
-                    })
-                })
-                .collect()
-        })
-    }
-
-    pub(crate) fn append_event(
-        &self,
-        session: &str,
-        kind: &str,
-        data: serde_json::Value,
-    ) -> Result<EventRecord, StoreError> {
-        let text = serde_json::to_string(&data).map_err(StoreError::Encode)?;
-        let at = timestamp(time::OffsetDateTime::now_utc())?;
-        let (session, kind_owned, at_owned) = (session.to_string(), kind.to_string(), at.clone());
-        let seq = self.run(move |c| {
-            let mut tx = c.transaction().map_err(pg("begin event append"))?;
-            // Locking the session row serialises its writers; the next statement then
-            // sees the event the previous holder committed.
-            if tx
-                .query_opt(
-                    "SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE",
-                    &[&session],
-                )
-                .map_err(pg("append event"))?
-                .is_none()
-            {
-                return Err(StoreError::NoSession { id: session });
-            }
-            let last: i64 = tx
-                .query_one(
-                    "SELECT coalesce(max(seq), 0)::bigint FROM events WHERE session = $1",
-                    &[&session],
-                )
-                .map_err(pg("append event"))?
-                .get(0);
-            let seq = last + 1;
-            tx.execute(
-                "INSERT INTO events (session, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
-                &[&session, &seq, &at_owned, &kind_owned, &text],
-            )
-            .map_err(pg("append event"))?;
-            tx.commit().map_err(pg("commit event append"))?;
-            Ok(seq)
-        })?;
-        Ok(EventRecord {
-            seq: to_u64(seq),
-            at,
-            kind: kind.to_string(),
-            data,
-        })
-    }
-
-    pub(crate) fn events_after(
-        &self,
-        session: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        let session = session.to_string();
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
-            let rows = c
-                .query(
-                    "SELECT seq, at, kind, data FROM events WHERE session = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3",
-                    &[&session, &after, &limit],
-                )
-                .map_err(pg("read events"))?;
-            rows.iter()
-                .map(|r| {
-                    let seq = to_u64(r.get(0));
-                    let data: String = r.get(3);
-                    Ok(EventRecord {
-                        seq,
-                        at: r.get(1),
-                        kind: r.get(2),
-                        data: serde_json::from_str(&data).map_err(|source| {
-                            StoreError::BadItem {
-                                session: session.clone(),
-                                seq,
-                                source,
-                            }
-                        })?,
-                    })
-                })
-                .collect()
-        })
-    }
-
-    pub(crate) fn create_token(&self, record: TokenRecord, hash: &str) -> Result<(), StoreError> {
-        let hash = hash.to_string();
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO tokens (id, name, scope, hash, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &record.id,
-                    &record.name,
-                    &record.scope.as_str(),
-                    &hash,
-                    &record.created_at,
-                    &record.expires_at,
-                ],
-            )
-            .map_err(pg("create token"))?;
-            Ok(())
-        })
-    }
-
-    fn tokens(
-        &self,
-        action: &'static str,
-        sql: String,
-        args: Vec<Box<dyn ToSql + Send + Sync>>,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.run(move |c| {
-            let params: Vec<&(dyn ToSql + Sync)> = args
-                .iter()
-                .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            let rows = c.query(&sql, &params).map_err(pg(action))?;
-            rows.iter()
-                .map(|r| {
-                    let id: String = r.get(0);
-                    let scope: String = r.get(2);
-                    Ok(TokenRecord {
-                        scope: parse_scope(&id, &scope)?,
-                        id,
-                        name: r.get(1),
-                        created_at: r.get(3),
-                        expires_at: r.get(4),
-                        revoked_at: r.get(5),
-                        last_used_at: r.get(6),
-                    })
-                })
-                .collect()
-        })
-    }
-
-    pub(crate) fn list_tokens(
-        &self,
-        all: bool,
-        now: String,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.tokens(
-            "list tokens",
-            format!(
-                "SELECT {} FROM tokens WHERE $1 OR (revoked_at IS NULL AND expires_at > $2) \
-                 ORDER BY created_at DESC, id DESC",
-                crate::tokens::COLUMNS
-            ),
-            vec![Box::new(all), Box::new(now)],
-        )
-    }
-
-    pub(crate) fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self
-            .tokens(
-                "read token",
-                format!(
-                    "SELECT {} FROM tokens WHERE id = $1",
-                    crate::tokens::COLUMNS
-                ),
-                vec![Box::new(id.to_string())],
-            )?
-            .pop())
-    }
-
-    pub(crate) fn active_tokens(&self, now: String) -> Result<Vec<ActiveToken>, StoreError> {
-        self.run(move |c| {
-            let rows = c
-                .query(
-                    "SELECT id, scope, hash, expires_at FROM tokens \
-                     WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY id",
-                    &[&now],
-                )
-                .map_err(pg("list active tokens"))?;
-            rows.iter()
-                .map(|r| {
-                    let id: String = r.get(0);
-                    let scope: String = r.get(1);
-                    let scope: TokenScope = parse_scope(&id, &scope)?;
-                    Ok(ActiveToken {
-                        scope,
-                        id,
-                        hash: r.get(2),
-                        expires_at: r.get(3),
-                    })
-                })
-                .collect()
-        })
-    }
-
-    /// Rows changed by one statement.
-    pub(crate) fn execute(
-        &self,
-        action: &'static str,
-        sql: &'static str,
-        args: Vec<String>,
-    ) -> Result<u64, StoreError> {
-        self.run(move |c| {
-            let params: Vec<&(dyn ToSql + Sync)> =
-                args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-            c.execute(sql, &params).map_err(pg(action))
-        })
+    fn location(&self) -> String {
+        self.target.clone()
     }
 }
 
-/// A transaction held open across several calls; see [`Db::begin`].
+/// A transaction held open across several calls; see [`Postgres::begin`].
 pub(crate) struct Tx<'a> {
     actor: MutexGuard<'a, Actor>,
     open: bool,
