@@ -624,7 +624,58 @@ fn a_request_whose_expiry_does_not_read_as_a_time_cannot_be_approved(db: &Db) {
     assert!(err.to_string().contains("expired"), "{err}");
 }
 
+/// Two handles revoke one grant at once: exactly one revokes it, the other is told it
+/// already was (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the grant's row lock).
+fn two_concurrent_revocations_of_a_grant_one_wins(db: &Db) {
+    let store = db.open();
+    for round in 0..5 {
+        let a = store
+            .create_approval(&exec_request("S1", &["make"], Duration::from_secs(60)))
+            .unwrap();
+        let grant = store
+            .answer_approval(&a.id, &Answer::Session, "cli")
+            .unwrap()
+            .grant
+            .unwrap();
+        assert_eq!(store.get_grant(&grant.id).unwrap(), Some(grant.clone()));
+        let barrier = Arc::new(Barrier::new(2));
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (id, barrier) = (grant.id.clone(), barrier.clone());
+                    scope.spawn(move || {
+                        let store = db.open();
+                        barrier.wait();
+                        store.revoke_grant(&id)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let revoked: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(revoked.len(), 1, "round {round}: {results:?}");
+        let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        match loser {
+            StoreError::AlreadyRevoked { id, at } => {
+                assert_eq!(id, &grant.id);
+                assert_eq!(Some(at), revoked[0].revoked_at.as_ref());
+            }
+            other => panic!("round {round}: wrong error {other}"),
+        }
+        assert_eq!(
+            store.get_grant(&grant.id).unwrap().as_ref(),
+            Some(revoked[0])
+        );
+    }
+    assert!(store.get_grant("01NOGRANT").unwrap().is_none());
+    assert!(matches!(
+        store.revoke_grant("01NOGRANT"),
+        Err(StoreError::NoGrant { .. })
+    ));
+}
+
 on_both!(
+    two_concurrent_revocations_of_a_grant_one_wins,
     an_applying_answer_commits_only_when_apply_succeeds,
     a_request_round_trips_and_survives_reopen,
     two_concurrent_answers_one_wins_the_other_is_told,

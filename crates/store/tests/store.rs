@@ -248,6 +248,7 @@ fn two_processes_append_to_one_session(db: &Db) {
 }
 
 on_both!(
+    a_failed_write_leaves_no_transaction_open,
     list_sessions_filters_by_agent,
     unknown_session_is_an_error,
     two_handles_interleave_appends_safely,
@@ -257,3 +258,88 @@ on_both!(
     two_processes_append_to_one_session,
     sessions_and_items_round_trip_and_survive_reopen,
 );
+
+/// Every write that fails after its transaction began (unknown session, a refused
+/// answer, an `apply` that fails, an unknown grant) rolls back and lets go: the same
+/// handle writes again at once, and so does another one (on SQLite, a transaction left
+/// open would hold the file's write lock and make both wait, then fail).
+fn a_failed_write_leaves_no_transaction_open(db: &Db) {
+    let first = db.open();
+    let second = db.open();
+    let session = first.create_session("default").unwrap().id;
+    let request = |store: &Store| {
+        store
+            .create_approval(&cordon_store::NewApproval {
+                agent: "default".into(),
+                session: session.clone(),
+                kind: cordon_store::ApprovalKind::Action,
+                tool: "exec".into(),
+                action: "exec: make".into(),
+                fingerprint: "fp:make".into(),
+                argv: Some(vec!["make".into()]),
+                host: None,
+                arguments: json!({"command": "make"}),
+                reason: "ask".into(),
+                rule: "exec.mode".into(),
+                labels: json!({}),
+                untrusted_sources: Vec::new(),
+                payload: None,
+                timeout: std::time::Duration::from_secs(60),
+            })
+            .unwrap()
+            .id
+    };
+    let id = request(&first);
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        first.append_item("missing", &json!(1)),
+        Err(StoreError::NoSession { .. })
+    ));
+    assert!(matches!(
+        first.append_event("missing", "x", json!({})),
+        Err(StoreError::NoSession { .. })
+    ));
+    let zero_days = cordon_store::Answer::Agent {
+        days: 0,
+        scope: cordon_store::GrantScope::Exact,
+    };
+    assert!(matches!(
+        first.answer_approval(&id, &zero_days, "cli"),
+        Err(StoreError::BadScope { .. })
+    ));
+    let failed = first
+        .answer_approval_applying(&id, &cordon_store::Answer::Once, "cli", |_| Err("no"))
+        .unwrap();
+    assert_eq!(failed.unwrap_err(), "no");
+    assert!(matches!(
+        first.revoke_grant("01NOGRANT"),
+        Err(StoreError::NoGrant { .. })
+    ));
+    assert!(matches!(
+        first.answer_approval("01NOPE", &cordon_store::Answer::Once, "cli"),
+        Err(StoreError::NoApproval { .. })
+    ));
+    // Another handle, then the same one, write and answer.
+    assert_eq!(second.append_item(&session, &json!("b")).unwrap(), 1);
+    assert_eq!(first.append_item(&session, &json!("a")).unwrap(), 2);
+    assert_eq!(
+        second.append_event(&session, "x", json!({})).unwrap().seq,
+        1
+    );
+    let answered = second
+        .answer_approval(&id, &cordon_store::Answer::Once, "cli")
+        .unwrap();
+    assert_eq!(
+        answered.approval.status,
+        cordon_store::ApprovalStatus::Approved
+    );
+    let other = request(&first);
+    first
+        .answer_approval(&other, &cordon_store::Answer::Deny, "cli")
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a write waited on a lock nobody should hold: {:?}",
+        started.elapsed()
+    );
+}
