@@ -497,7 +497,8 @@ impl Store {
     }
 }
 
-/// [`Store::answer_approval_applying`] on either backend.
+/// The rules of an answer, written once: run inside the backend's answer transaction
+/// ([`AnswerTx`]), which holds the request until it commits or is dropped.
 fn answer_in<E>(
     mut tx: Box<dyn AnswerTx + '_>,
     id: &str,

@@ -40,6 +40,18 @@ pub(crate) struct Sql {
     pub(crate) postgres: &'static str,
 }
 
+/// An area's statements: `const NAME: Sql = Sql { … };` items, kept as they are, plus
+/// `ALL` (in tests), so the check that both dialects say the same sees every one.
+macro_rules! statements {
+    ($($(#[$meta:meta])* const $name:ident: Sql = $value:expr;)*) => {
+        $($(#[$meta])* const $name: Sql = $value;)*
+
+        #[cfg(test)]
+        pub(crate) const ALL: &[Sql] = &[$($name),*];
+    };
+}
+pub(crate) use statements;
+
 /// A row as stored: a struct with one named field per column, read by column name from
 /// a row of either backend (`from_sqlite`, `from_postgres`), so a `SELECT` may list its
 /// columns in any order and a missing one is an error, never a shifted value.

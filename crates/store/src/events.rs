@@ -14,7 +14,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Sql, row};
+use crate::backend::{Sql, row, statements};
 use crate::error::StoreError;
 use crate::pg::{Postgres, pg};
 use crate::sqlite::{Sqlite, sql};
@@ -117,34 +117,32 @@ row! {
 }
 
 // The statements, SQLite's and PostgreSQL's side by side.
+statements! {
+    /// The session, under the write lock (SQLite) or its row's lock (PostgreSQL), which
+    /// serialises the session's writers: the next statement sees the event the previous
+    /// holder committed.
+    const SESSION_FOR_UPDATE: Sql = Sql {
+        sqlite: "SELECT 1 FROM sessions WHERE id = ?1",
+        postgres: "SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE",
+    };
 
-/// The session, under the write lock (SQLite) or its row's lock (PostgreSQL), which
-/// serialises the session's writers: the next statement sees the event the previous
-/// holder committed.
-const SESSION_FOR_UPDATE: Sql = Sql {
-    sqlite: "SELECT 1 FROM sessions WHERE id = ?1",
-    postgres: "SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE",
-};
+    const LAST_SEQ: Sql = Sql {
+        sqlite: "SELECT coalesce(max(seq), 0) FROM events WHERE session = ?1",
+        postgres: "SELECT coalesce(max(seq), 0)::bigint FROM events WHERE session = $1",
+    };
 
-const LAST_SEQ: Sql = Sql {
-    sqlite: "SELECT coalesce(max(seq), 0) FROM events WHERE session = ?1",
-    postgres: "SELECT coalesce(max(seq), 0)::bigint FROM events WHERE session = $1",
-};
+    const INSERT: Sql = Sql {
+        sqlite: "INSERT INTO events (session, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        postgres: "INSERT INTO events (session, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
+    };
 
-const INSERT: Sql = Sql {
-    sqlite: "INSERT INTO events (session, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-    postgres: "INSERT INTO events (session, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
-};
-
-const AFTER: Sql = Sql {
-    sqlite: "SELECT seq, at, kind, data FROM events WHERE session = ?1 AND seq > ?2 \
-             ORDER BY seq LIMIT ?3",
-    postgres: "SELECT seq, at, kind, data FROM events WHERE session = $1 AND seq > $2 \
-               ORDER BY seq LIMIT $3",
-};
-
-#[cfg(test)]
-pub(crate) const ALL: &[Sql] = &[SESSION_FOR_UPDATE, LAST_SEQ, INSERT, AFTER];
+    const AFTER: Sql = Sql {
+        sqlite: "SELECT seq, at, kind, data FROM events WHERE session = ?1 AND seq > ?2 \
+                 ORDER BY seq LIMIT ?3",
+        postgres: "SELECT seq, at, kind, data FROM events WHERE session = $1 AND seq > $2 \
+                   ORDER BY seq LIMIT $3",
+    };
+}
 
 impl Events for Sqlite {
     fn append_event(&self, e: NewEvent) -> Result<i64, StoreError> {

@@ -10,7 +10,7 @@ use postgres::IsolationLevel;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Sql, row};
+use crate::backend::{Sql, row, statements};
 use crate::error::StoreError;
 use crate::pg::{Postgres, pg};
 use crate::sqlite::{Sqlite, sql};
@@ -128,72 +128,60 @@ row! {
 }
 
 // The statements, SQLite's and PostgreSQL's side by side.
+statements! {
+    const INSERT: Sql = Sql {
+        sqlite: "INSERT INTO sessions (id, agent, created_at, updated_at, items) \
+                 VALUES (?1, ?2, ?3, ?4, 0)",
+        postgres: "INSERT INTO sessions (id, agent, created_at, updated_at, items) \
+                   VALUES ($1, $2, $3, $4, 0)",
+    };
 
-const INSERT: Sql = Sql {
-    sqlite: "INSERT INTO sessions (id, agent, created_at, updated_at, items) \
-             VALUES (?1, ?2, ?3, ?4, 0)",
-    postgres: "INSERT INTO sessions (id, agent, created_at, updated_at, items) \
-               VALUES ($1, $2, $3, $4, 0)",
-};
+    const LATEST: Sql = Sql {
+        sqlite: "SELECT id, agent, created_at, updated_at, items FROM sessions \
+                 WHERE agent = ?1 ORDER BY updated_at DESC, id DESC LIMIT 1",
+        postgres: "SELECT id, agent, created_at, updated_at, items FROM sessions \
+                   WHERE agent = $1 ORDER BY updated_at DESC, id DESC LIMIT 1",
+    };
 
-const LATEST: Sql = Sql {
-    sqlite: "SELECT id, agent, created_at, updated_at, items FROM sessions \
-             WHERE agent = ?1 ORDER BY updated_at DESC, id DESC LIMIT 1",
-    postgres: "SELECT id, agent, created_at, updated_at, items FROM sessions \
-               WHERE agent = $1 ORDER BY updated_at DESC, id DESC LIMIT 1",
-};
+    const GET: Sql = Sql {
+        sqlite: "SELECT id, agent, created_at, updated_at, items FROM sessions WHERE id = ?1",
+        postgres: "SELECT id, agent, created_at, updated_at, items FROM sessions WHERE id = $1",
+    };
 
-const GET: Sql = Sql {
-    sqlite: "SELECT id, agent, created_at, updated_at, items FROM sessions WHERE id = ?1",
-    postgres: "SELECT id, agent, created_at, updated_at, items FROM sessions WHERE id = $1",
-};
+    const LIST: Sql = Sql {
+        sqlite: "SELECT id, agent, created_at, updated_at, items FROM sessions \
+                 WHERE ?1 IS NULL OR agent = ?1 ORDER BY updated_at DESC, id DESC",
+        postgres: "SELECT id, agent, created_at, updated_at, items FROM sessions \
+                   WHERE $1::text IS NULL OR agent = $1::text ORDER BY updated_at DESC, id DESC",
+    };
 
-const LIST: Sql = Sql {
-    sqlite: "SELECT id, agent, created_at, updated_at, items FROM sessions \
-             WHERE ?1 IS NULL OR agent = ?1 ORDER BY updated_at DESC, id DESC",
-    postgres: "SELECT id, agent, created_at, updated_at, items FROM sessions \
-               WHERE $1::text IS NULL OR agent = $1::text ORDER BY updated_at DESC, id DESC",
-};
+    /// The item count, under the write lock (SQLite) or the row's lock (PostgreSQL): a
+    /// waiting appender reads the count its predecessor committed.
+    const COUNT_FOR_UPDATE: Sql = Sql {
+        sqlite: "SELECT items FROM sessions WHERE id = ?1",
+        postgres: "SELECT items FROM sessions WHERE id = $1 FOR UPDATE",
+    };
 
-/// The item count, under the write lock (SQLite) or the row's lock (PostgreSQL): a
-/// waiting appender reads the count its predecessor committed.
-const COUNT_FOR_UPDATE: Sql = Sql {
-    sqlite: "SELECT items FROM sessions WHERE id = ?1",
-    postgres: "SELECT items FROM sessions WHERE id = $1 FOR UPDATE",
-};
+    const INSERT_ITEM: Sql = Sql {
+        sqlite: "INSERT INTO items (session, seq, item) VALUES (?1, ?2, ?3)",
+        postgres: "INSERT INTO items (session, seq, item) VALUES ($1, $2, $3)",
+    };
 
-const INSERT_ITEM: Sql = Sql {
-    sqlite: "INSERT INTO items (session, seq, item) VALUES (?1, ?2, ?3)",
-    postgres: "INSERT INTO items (session, seq, item) VALUES ($1, $2, $3)",
-};
+    const SET_COUNT: Sql = Sql {
+        sqlite: "UPDATE sessions SET items = ?2, updated_at = ?3 WHERE id = ?1",
+        postgres: "UPDATE sessions SET items = $2, updated_at = $3 WHERE id = $1",
+    };
 
-const SET_COUNT: Sql = Sql {
-    sqlite: "UPDATE sessions SET items = ?2, updated_at = ?3 WHERE id = ?1",
-    postgres: "UPDATE sessions SET items = $2, updated_at = $3 WHERE id = $1",
-};
+    const EXISTS: Sql = Sql {
+        sqlite: "SELECT 1 FROM sessions WHERE id = ?1",
+        postgres: "SELECT 1 FROM sessions WHERE id = $1",
+    };
 
-const EXISTS: Sql = Sql {
-    sqlite: "SELECT 1 FROM sessions WHERE id = ?1",
-    postgres: "SELECT 1 FROM sessions WHERE id = $1",
-};
-
-const ITEMS: Sql = Sql {
-    sqlite: "SELECT seq, item FROM items WHERE session = ?1 ORDER BY seq",
-    postgres: "SELECT seq, item FROM items WHERE session = $1 ORDER BY seq",
-};
-
-#[cfg(test)]
-pub(crate) const ALL: &[Sql] = &[
-    INSERT,
-    LATEST,
-    GET,
-    LIST,
-    COUNT_FOR_UPDATE,
-    INSERT_ITEM,
-    SET_COUNT,
-    EXISTS,
-    ITEMS,
-];
+    const ITEMS: Sql = Sql {
+        sqlite: "SELECT seq, item FROM items WHERE session = ?1 ORDER BY seq",
+        postgres: "SELECT seq, item FROM items WHERE session = $1 ORDER BY seq",
+    };
+}
 
 impl Sessions for Sqlite {
     fn insert_session(&self, r: &SessionRecord) -> Result<(), StoreError> {

@@ -14,7 +14,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::backend::{Sql, row};
+use crate::backend::{Sql, row, statements};
 use crate::error::StoreError;
 use crate::pg::{Postgres, pg};
 use crate::sqlite::{Sqlite, sql};
@@ -225,50 +225,48 @@ row! {
 }
 
 // The statements, SQLite's and PostgreSQL's side by side.
+statements! {
+    const INSERT: Sql = Sql {
+        sqlite: "INSERT INTO tokens (id, name, scope, hash, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        postgres: "INSERT INTO tokens (id, name, scope, hash, created_at, expires_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)",
+    };
 
-const INSERT: Sql = Sql {
-    sqlite: "INSERT INTO tokens (id, name, scope, hash, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    postgres: "INSERT INTO tokens (id, name, scope, hash, created_at, expires_at) \
-               VALUES ($1, $2, $3, $4, $5, $6)",
-};
+    const LIST: Sql = Sql {
+        sqlite: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
+                 FROM tokens WHERE ?1 OR (revoked_at IS NULL AND expires_at > ?2) \
+                 ORDER BY created_at DESC, id DESC",
+        postgres: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
+                   FROM tokens WHERE $1 OR (revoked_at IS NULL AND expires_at > $2) \
+                   ORDER BY created_at DESC, id DESC",
+    };
 
-const LIST: Sql = Sql {
-    sqlite: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
-             FROM tokens WHERE ?1 OR (revoked_at IS NULL AND expires_at > ?2) \
-             ORDER BY created_at DESC, id DESC",
-    postgres: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
-               FROM tokens WHERE $1 OR (revoked_at IS NULL AND expires_at > $2) \
-               ORDER BY created_at DESC, id DESC",
-};
+    const GET: Sql = Sql {
+        sqlite: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
+                 FROM tokens WHERE id = ?1",
+        postgres: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
+                   FROM tokens WHERE id = $1",
+    };
 
-const GET: Sql = Sql {
-    sqlite: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
-             FROM tokens WHERE id = ?1",
-    postgres: "SELECT id, name, scope, created_at, expires_at, revoked_at, last_used_at \
-               FROM tokens WHERE id = $1",
-};
+    const ACTIVE: Sql = Sql {
+        sqlite: "SELECT id, scope, hash, expires_at FROM tokens \
+                 WHERE revoked_at IS NULL AND expires_at > ?1 ORDER BY id",
+        postgres: "SELECT id, scope, hash, expires_at FROM tokens \
+                   WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY id",
+    };
 
-const ACTIVE: Sql = Sql {
-    sqlite: "SELECT id, scope, hash, expires_at FROM tokens \
-             WHERE revoked_at IS NULL AND expires_at > ?1 ORDER BY id",
-    postgres: "SELECT id, scope, hash, expires_at FROM tokens \
-               WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY id",
-};
+    /// One statement, so of two concurrent revocations exactly one changes the row.
+    const REVOKE: Sql = Sql {
+        sqlite: "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        postgres: "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+    };
 
-/// One statement, so of two concurrent revocations exactly one changes the row.
-const REVOKE: Sql = Sql {
-    sqlite: "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-    postgres: "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-};
-
-const TOUCH: Sql = Sql {
-    sqlite: "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
-    postgres: "UPDATE tokens SET last_used_at = $2 WHERE id = $1",
-};
-
-#[cfg(test)]
-pub(crate) const ALL: &[Sql] = &[INSERT, LIST, GET, ACTIVE, REVOKE, TOUCH];
+    const TOUCH: Sql = Sql {
+        sqlite: "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
+        postgres: "UPDATE tokens SET last_used_at = $2 WHERE id = $1",
+    };
+}
 
 impl Tokens for Sqlite {
     fn insert_token(&self, r: &TokenRecord, hash: &str) -> Result<(), StoreError> {

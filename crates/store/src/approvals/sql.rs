@@ -9,7 +9,7 @@ use super::{
     AnswerReach, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, GrantQuery,
     GrantRecord, GrantScope,
 };
-use crate::backend::{Sql, row};
+use crate::backend::{Sql, row, statements};
 use crate::error::StoreError;
 use crate::pg::{self, Postgres, pg};
 use crate::sqlite::{self, Sqlite, sql};
@@ -291,170 +291,155 @@ macro_rules! grant_columns {
     };
 }
 
-const INSERT_APPROVAL: Sql = Sql {
-    sqlite: concat!(
-        "INSERT INTO approvals (",
-        approval_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-         ?17, ?18, ?19, ?20, ?21, ?22)"
-    ),
-    postgres: concat!(
-        "INSERT INTO approvals (",
-        approval_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20, $21, $22)"
-    ),
-};
+statements! {
+    const INSERT_APPROVAL: Sql = Sql {
+        sqlite: concat!(
+            "INSERT INTO approvals (",
+            approval_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18, ?19, ?20, ?21, ?22)"
+        ),
+        postgres: concat!(
+            "INSERT INTO approvals (",
+            approval_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22)"
+        ),
+    };
 
-const GET_APPROVAL: Sql = Sql {
-    sqlite: concat!(
-        "SELECT ",
-        approval_columns!(),
-        " FROM approvals WHERE id = ?1"
-    ),
-    postgres: concat!(
-        "SELECT ",
-        approval_columns!(),
-        " FROM approvals WHERE id = $1"
-    ),
-};
+    const GET_APPROVAL: Sql = Sql {
+        sqlite: concat!(
+            "SELECT ",
+            approval_columns!(),
+            " FROM approvals WHERE id = ?1"
+        ),
+        postgres: concat!(
+            "SELECT ",
+            approval_columns!(),
+            " FROM approvals WHERE id = $1"
+        ),
+    };
 
-/// The request an answer decides on, held against other answers until the answer's
-/// transaction ends (SQLite: by its `BEGIN IMMEDIATE`).
-const LOCK_APPROVAL: Sql = Sql {
-    sqlite: concat!(
-        "SELECT ",
-        approval_columns!(),
-        " FROM approvals WHERE id = ?1"
-    ),
-    postgres: concat!(
-        "SELECT ",
-        approval_columns!(),
-        " FROM approvals WHERE id = $1 FOR UPDATE"
-    ),
-};
+    /// The request an answer decides on, held against other answers until the answer's
+    /// transaction ends (SQLite: by its `BEGIN IMMEDIATE`).
+    const LOCK_APPROVAL: Sql = Sql {
+        sqlite: concat!(
+            "SELECT ",
+            approval_columns!(),
+            " FROM approvals WHERE id = ?1"
+        ),
+        postgres: concat!(
+            "SELECT ",
+            approval_columns!(),
+            " FROM approvals WHERE id = $1 FOR UPDATE"
+        ),
+    };
 
-const LIST_APPROVALS: Sql = Sql {
-    sqlite: concat!(
-        "SELECT ",
-        approval_columns!(),
-        " FROM approvals WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR agent = ?2) \
-         AND (?3 IS NULL OR session = ?3) ORDER BY created_at, rowid"
-    ),
-    postgres: concat!(
-        "SELECT ",
-        approval_columns!(),
-        " FROM approvals WHERE ($1::text IS NULL OR status = $1::text) \
-         AND ($2::text IS NULL OR agent = $2::text) \
-         AND ($3::text IS NULL OR session = $3::text) ORDER BY created_at, n"
-    ),
-};
+    const LIST_APPROVALS: Sql = Sql {
+        sqlite: concat!(
+            "SELECT ",
+            approval_columns!(),
+            " FROM approvals WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR agent = ?2) \
+             AND (?3 IS NULL OR session = ?3) ORDER BY created_at, rowid"
+        ),
+        postgres: concat!(
+            "SELECT ",
+            approval_columns!(),
+            " FROM approvals WHERE ($1::text IS NULL OR status = $1::text) \
+             AND ($2::text IS NULL OR agent = $2::text) \
+             AND ($3::text IS NULL OR session = $3::text) ORDER BY created_at, n"
+        ),
+    };
 
-const EXPIRE: Sql = Sql {
-    sqlite: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-             answered_at = ?2 WHERE id = ?1 AND status = 'pending'",
-    postgres: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-               answered_at = $2 WHERE id = $1 AND status = 'pending'",
-};
+    const EXPIRE: Sql = Sql {
+        sqlite: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+                 answered_at = ?2 WHERE id = ?1 AND status = 'pending'",
+        postgres: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+                   answered_at = $2 WHERE id = $1 AND status = 'pending'",
+    };
 
-const EXPIRE_DUE: Sql = Sql {
-    sqlite: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-             answered_at = ?1 WHERE status = 'pending' AND expires_at <= ?1 RETURNING id",
-    postgres: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
-               answered_at = $1 WHERE status = 'pending' AND expires_at <= $1 RETURNING id",
-};
+    const EXPIRE_DUE: Sql = Sql {
+        sqlite: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+                 answered_at = ?1 WHERE status = 'pending' AND expires_at <= ?1 RETURNING id",
+        postgres: "UPDATE approvals SET status = 'expired', answered_by = 'timeout', \
+                   answered_at = $1 WHERE status = 'pending' AND expires_at <= $1 RETURNING id",
+    };
 
-/// Decides the race between answers: only a pending, unexpired request changes.
-const MARK_ANSWERED: Sql = Sql {
-    sqlite: "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
-             answered_at = ?6 WHERE id = ?1 AND status = 'pending' AND expires_at > ?6",
-    postgres: "UPDATE approvals SET status = $2, answer = $3, grant_id = $4, answered_by = $5, \
-               answered_at = $6 WHERE id = $1 AND status = 'pending' AND expires_at > $6",
-};
+    /// Decides the race between answers: only a pending, unexpired request changes.
+    const MARK_ANSWERED: Sql = Sql {
+        sqlite: "UPDATE approvals SET status = ?2, answer = ?3, grant_id = ?4, answered_by = ?5, \
+                 answered_at = ?6 WHERE id = ?1 AND status = 'pending' AND expires_at > ?6",
+        postgres: "UPDATE approvals SET status = $2, answer = $3, grant_id = $4, answered_by = $5, \
+                   answered_at = $6 WHERE id = $1 AND status = 'pending' AND expires_at > $6",
+    };
 
-const INSERT_GRANT: Sql = Sql {
-    sqlite: concat!(
-        "INSERT INTO grants (",
-        grant_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-    ),
-    postgres: concat!(
-        "INSERT INTO grants (",
-        grant_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-    ),
-};
+    const INSERT_GRANT: Sql = Sql {
+        sqlite: concat!(
+            "INSERT INTO grants (",
+            grant_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        ),
+        postgres: concat!(
+            "INSERT INTO grants (",
+            grant_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ),
+    };
 
-const GET_GRANT: Sql = Sql {
-    sqlite: concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = ?1"),
-    postgres: concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"),
-};
+    const GET_GRANT: Sql = Sql {
+        sqlite: concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = ?1"),
+        postgres: concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"),
+    };
 
-/// The grant a revocation decides on, held until it commits.
-const LOCK_GRANT: Sql = Sql {
-    sqlite: concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = ?1"),
-    postgres: concat!(
-        "SELECT ",
-        grant_columns!(),
-        " FROM grants WHERE id = $1 FOR UPDATE"
-    ),
-};
+    /// The grant a revocation decides on, held until it commits.
+    const LOCK_GRANT: Sql = Sql {
+        sqlite: concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = ?1"),
+        postgres: concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE id = $1 FOR UPDATE"
+        ),
+    };
 
-const LIST_GRANTS: Sql = Sql {
-    sqlite: concat!(
-        "SELECT ",
-        grant_columns!(),
-        " FROM grants WHERE (?1 IS NULL OR agent = ?1) \
-         AND (?2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3))) \
-         ORDER BY created_at, rowid"
-    ),
-    postgres: concat!(
-        "SELECT ",
-        grant_columns!(),
-        " FROM grants WHERE ($1::text IS NULL OR agent = $1::text) \
-         AND ($2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3))) \
-         ORDER BY created_at, n"
-    ),
-};
+    const LIST_GRANTS: Sql = Sql {
+        sqlite: concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE (?1 IS NULL OR agent = ?1) \
+             AND (?2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3))) \
+             ORDER BY created_at, rowid"
+        ),
+        postgres: concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE ($1::text IS NULL OR agent = $1::text) \
+             AND ($2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3))) \
+             ORDER BY created_at, n"
+        ),
+    };
 
-const REVOKE_GRANT: Sql = Sql {
-    sqlite: "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-    postgres: "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-};
+    const REVOKE_GRANT: Sql = Sql {
+        sqlite: "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        postgres: "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+    };
 
-const ACTIVE_GRANTS: Sql = Sql {
-    sqlite: concat!(
-        "SELECT ",
-        grant_columns!(),
-        " FROM grants WHERE agent = ?1 AND kind = ?2 AND tool = ?3 \
-         AND (session IS NULL OR session = ?4) AND revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > ?5) ORDER BY created_at, rowid"
-    ),
-    postgres: concat!(
-        "SELECT ",
-        grant_columns!(),
-        " FROM grants WHERE agent = $1 AND kind = $2 AND tool = $3 \
-         AND (session IS NULL OR session = $4) AND revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > $5) ORDER BY created_at, n"
-    ),
-};
-
-#[cfg(test)]
-pub(crate) const ALL: &[Sql] = &[
-    INSERT_APPROVAL,
-    GET_APPROVAL,
-    LOCK_APPROVAL,
-    LIST_APPROVALS,
-    EXPIRE,
-    EXPIRE_DUE,
-    MARK_ANSWERED,
-    INSERT_GRANT,
-    GET_GRANT,
-    LOCK_GRANT,
-    LIST_GRANTS,
-    REVOKE_GRANT,
-    ACTIVE_GRANTS,
-];
+    const ACTIVE_GRANTS: Sql = Sql {
+        sqlite: concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE agent = ?1 AND kind = ?2 AND tool = ?3 \
+             AND (session IS NULL OR session = ?4) AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?5) ORDER BY created_at, rowid"
+        ),
+        postgres: concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE agent = $1 AND kind = $2 AND tool = $3 \
+             AND (session IS NULL OR session = $4) AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $5) ORDER BY created_at, n"
+        ),
+    };
+}
 
 // SQLite.
 
