@@ -8,9 +8,11 @@
 //! implementations. What is the same on both (ids, timestamps, JSON, the rules of an
 //! answer) lives above the trait, in the area's `impl Store`, and is written once.
 //!
-//! Guarantees: a `Backend` method is one transaction or one statement, so it keeps the
-//! guarantees of the area (SQLite serialises writers with `BEGIN IMMEDIATE`, PostgreSQL
-//! with a row lock, `SELECT … FOR UPDATE`).
+//! Guarantees: a `Backend` method that reads before it writes does both in one
+//! transaction that excludes other writers of the same thing (SQLite: `BEGIN
+//! IMMEDIATE`; PostgreSQL: a row lock, `SELECT … FOR UPDATE`), so the areas' guarantees
+//! hold on both; the two dialects of a statement differ only in spelling (a test
+//! compares them).
 
 use std::path::Path;
 
@@ -30,10 +32,10 @@ pub(crate) trait Backend: Sessions + Events + Tokens + Approvals + Send + Sync {
 
 /// One statement in both dialects, side by side: SQLite numbers its parameters `?1`,
 /// PostgreSQL `$1`; PostgreSQL needs some types spelled out (`$1::text` for a parameter
-/// that may be NULL, `::bigint` for an aggregate);
-/// where SQLite has its write lock (`BEGIN IMMEDIATE`), PostgreSQL locks the row
-/// (`FOR UPDATE`); SQLite orders ties by `rowid`, PostgreSQL by its identity column `n`.
-/// Nothing else may differ (checked by a test).
+/// that may be NULL, `::bigint` for an aggregate); where SQLite has its write lock
+/// (`BEGIN IMMEDIATE`), PostgreSQL locks the row (`FOR UPDATE`); SQLite orders ties by
+/// `rowid`, PostgreSQL by its identity column `n`. Nothing else may differ (checked by
+/// a test).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sql {
     pub(crate) sqlite: &'static str,
