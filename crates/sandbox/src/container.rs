@@ -364,6 +364,10 @@ impl Sandbox for ContainerSandbox {
         self.engine.program()
     }
 
+    fn isolation(&self) -> crate::Isolation {
+        crate::Isolation::Isolated
+    }
+
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         let mut profile = profile.clone();
         profile.workspace = resolve_workspace(&profile)?;

@@ -62,6 +62,10 @@ impl Sandbox for HostSandbox {
         "none"
     }
 
+    fn isolation(&self) -> crate::Isolation {
+        crate::Isolation::None
+    }
+
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         let workspace = resolve_workspace(profile)?;
         Ok(Box::new(HostInstance {

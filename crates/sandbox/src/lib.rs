@@ -151,10 +151,23 @@ pub struct ExecOutput {
     pub duration: Duration,
 }
 
+/// Whether a backend isolates the commands it runs. Callers decide on this (labels,
+/// `require_sandbox`), never on a backend's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Commands run in their own namespaces or container ([`NativeSandbox`],
+    /// [`ContainerSandbox`]).
+    Isolated,
+    /// Commands run on the host as the calling user ([`HostSandbox`], `backend = "none"`).
+    None,
+}
+
 /// An isolation backend.
 pub trait Sandbox: Send + Sync {
     /// Short backend name for logs and `sandbox explain` (`native`, `docker`, …).
     fn backend(&self) -> &'static str;
+    /// Whether commands are isolated from the host.
+    fn isolation(&self) -> Isolation;
     /// Prepare a sandbox for a task. Its [`Instance::exec`] runs commands inside it.
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError>;
     /// What a process sandboxed with `profile` sees and may do, as this backend would

@@ -83,6 +83,10 @@ impl Sandbox for NativeSandbox {
         "native"
     }
 
+    fn isolation(&self) -> crate::Isolation {
+        crate::Isolation::Isolated
+    }
+
     fn explain(&self, profile: &Profile) -> crate::Explanation {
         explain::explain(profile)
     }

@@ -90,6 +90,9 @@ impl Sandbox for RecordingSandbox {
     fn backend(&self) -> &'static str {
         "recording-double"
     }
+    fn isolation(&self) -> sandbox::Isolation {
+        sandbox::Isolation::Isolated
+    }
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         self.starts.lock().unwrap().push(profile.clone());
         Ok(Box::new(RecordingInstance {
