@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use serde_json::json;
-
 use crate::memory::{Memory, MemoryError, MemoryStore};
 use crate::quarantine::Quarantine;
 use crate::subagent::SubagentRunner;
@@ -112,15 +110,12 @@ impl Runtime {
         };
         let labels = memory.labels();
         self.join_labels(session, &labels);
-        let _ = self.audit_log().append(
-            audit::EventKind::ToolResult,
-            Some(session),
-            json!({
-                "tool": "memory_load",
-                "entries": memory.entries.len(),
-                "labels": labels,
-                "problems": memory.problems,
-            }),
+        crate::record::memory_load(
+            self.audit_log(),
+            session,
+            memory.entries.len(),
+            &labels,
+            &memory.problems,
         );
         Ok(Some(MemoryContext {
             text: self.redact(&text),

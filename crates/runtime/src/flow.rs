@@ -130,7 +130,7 @@ impl egress::ConnectGate for SessionFlow {
             url: String::new(),
         };
         let v = self.decide(&action);
-        match v.decision {
+        match &v.decision {
             Decision::Allow { .. } => Ok(()),
             Decision::Ask { .. } if self.approved_exec.load(Ordering::SeqCst) => Ok(()),
             Decision::Ask { reason } => Err(format!(
@@ -139,18 +139,15 @@ impl egress::ConnectGate for SessionFlow {
                 v.rule, v.labels
             )),
             Decision::Deny { reason } => {
-                if v.rule.starts_with("label.") || v.rule.starts_with("secret.") {
+                if crate::authorise::is_exfiltration_rule(&v.rule) {
                     // Private or secret data headed for an unbound host from inside a
                     // command: an exfiltration attempt.
-                    let _ = self.audit.append(
-                        audit::EventKind::Alert,
-                        Some(&self.session),
-                        serde_json::json!({
-                            "alert": "data_exfiltration_blocked",
-                            "action": format!("connect: {host}:{port} ({kind}, from a command)"),
-                            "rule": v.rule,
-                            "labels": v.labels,
-                        }),
+                    crate::record::exfiltration_blocked(
+                        &self.audit,
+                        &self.session,
+                        None,
+                        &format!("connect: {host}:{port} ({kind}, from a command)"),
+                        &v,
                     );
                 }
                 Err(format!("{reason} [rule {}; labels {}]", v.rule, v.labels))

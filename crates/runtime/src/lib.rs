@@ -1,10 +1,16 @@
 //! The effect boundary. The agent only *proposes* tool calls; [`Runtime::perform`]
-//! decides and executes them:
+//! decides and executes them, every tool through the same stages:
 //!
 //! ```text
-//! parse arguments -> guard::decide -> (ask a human) -> execute (sandbox | workspace fs | http)
-//!   -> redact secrets -> label provenance -> audit
+//! canonicalise -> decide -> approve -> execute (sandbox | workspace fs | http)
+//!   -> redact secrets -> label provenance -> record
 //! ```
+//!
+//! Modules, by concern: `runtime` (construction), `session` (per-session state),
+//! `pipeline` (the stages, [`Runtime::perform`]), `authorise` (decide and approve),
+//! `execute` (sandbox and egress plumbing), `label` (integrity, confidentiality,
+//! hygiene), `record` (every audit record), `tools` (the `Tool` trait and the
+//! registry; one file per tool under `tools/`).
 //!
 //! Nothing reaches the world except through here. Every step is recorded in the audit
 //! log before the observation is returned. Errors (unknown tool, bad arguments, denial,
@@ -12,13 +18,19 @@
 //! loop and never fall back to something weaker.
 
 mod approval;
+mod authorise;
+mod execute;
 mod extensions;
 mod flow;
 pub mod hygiene;
+mod label;
 pub mod memory;
 mod model_endpoint;
-mod perform;
+mod pipeline;
 pub mod quarantine;
+mod record;
+mod runtime;
+mod session;
 pub mod subagent;
 mod tools;
 mod workspace;
@@ -29,7 +41,7 @@ pub use approval::{
 };
 pub use extensions::MemoryContext;
 pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
-pub use perform::{AgentSecret, Runtime, RuntimeError, RuntimeOptions};
+pub use runtime::{AgentSecret, Runtime, RuntimeError, RuntimeOptions};
 pub use tools::exec::sandbox_profile;
 pub use workspace::{
     DirEntry, EntryKind, Listing, WalkLimits, WalkSummary, Workspace, WorkspaceError, WorkspacePath,

@@ -288,7 +288,10 @@ pub(crate) async fn extract_checked(
 
 impl crate::Runtime {
     /// Before fetching: the schema is one [`validate`] enforces, and a reader is attached.
-    pub(crate) fn check_extract(&self, x: &crate::tools::ExtractArgs) -> Result<(), String> {
+    pub(crate) fn check_extract(
+        &self,
+        x: &crate::tools::http_fetch::ExtractArgs,
+    ) -> Result<(), String> {
         check_schema(&x.schema)
             .map_err(|e| format!("invalid arguments for http_fetch: extract.{e}"))?;
         if x.instruction.trim().is_empty() {
@@ -311,7 +314,7 @@ impl crate::Runtime {
         call: &crate::ToolCall,
         response: &str,
         url: &str,
-        x: &crate::tools::ExtractArgs,
+        x: &crate::tools::http_fetch::ExtractArgs,
     ) -> Result<crate::tools::ToolOutput, String> {
         let Some(q) = self.ext.quarantine.get().cloned() else {
             return Err("no quarantined reader is attached to this runtime".into());
@@ -321,17 +324,13 @@ impl crate::Runtime {
         let content = self.redact(response);
         let outcome = extract_checked(q.as_ref(), &content, &x.instruction, &x.schema).await;
         // The reader is a model call: recorded like one (the answer is small and checked).
-        let _ = self.audit_log().append(
-            audit::EventKind::ModelOutput,
-            Some(session),
-            serde_json::json!({
-                "call_id": call.id,
-                "quarantine": true,
-                "url": url,
-                "instruction": self.redact(&x.instruction),
-                "answer": outcome.as_ref().ok(),
-                "error": outcome.as_ref().err(),
-            }),
+        crate::record::quarantined_answer(
+            self.audit_log(),
+            session,
+            call,
+            url,
+            &self.redact(&x.instruction),
+            &outcome,
         );
         let answer = outcome?;
         Ok(crate::tools::ToolOutput::ok(format!(

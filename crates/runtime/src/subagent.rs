@@ -17,10 +17,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use config::ToolName;
 
-use sha2::Digest;
-
-use guard::Action;
-
+use crate::authorise::Refusal;
+use crate::pipeline::{Cx, Failure, Stage};
+use crate::tools::spawn_agent::Child;
+use crate::tools::{Executed, ToolOutput};
 use crate::{Integrity, Labels, Runtime};
 
 /// What the parent asked for, checked against the parent's limits.
@@ -92,134 +92,93 @@ pub(crate) fn child_tools(
 
 impl Runtime {
     /// The runtime's own limits on a child (tools a subset of this agent's, steps, depth,
-    /// `require_sandbox`, `max_children`). A refusal is recorded as a `deny` decision;
-    /// otherwise the guard's action for the call is returned, for `authorize`.
-    pub(crate) fn check_spawn(
-        &self,
-        session: &str,
-        call: &crate::ToolCall,
-        args: &crate::tools::SpawnAgentArgs,
-        tools: &[ToolName],
-    ) -> Result<Action, (&'static str, String)> {
+    /// `require_sandbox`, `max_children`): the refusal, recorded by the pipeline as a
+    /// `deny` decision. A call within them takes one of the session's child slots.
+    pub(crate) fn spawn_refusal(&self, session: &str, child: &Child) -> Option<Refusal> {
         let cfg = self.agent_cfg();
-        let agent = self.agent().to_string();
-        let max_steps = args.max_steps.unwrap_or(cfg.max_steps);
+        let agent = self.agent();
+        let max_steps = child.max_steps;
         let depth = self.depth() + 1;
-        let lacking: Vec<&str> = tools
+        let lacking: Vec<&str> = child
+            .tools
             .iter()
             .filter(|t| !cfg.tools.contains(t))
             .map(|t| t.as_str())
             .collect();
-        let denial = if !lacking.is_empty() {
-            Some((
+        let (rule, reason) = if !lacking.is_empty() {
+            (
                 "subagent.tools_subset",
                 format!(
                     "the child would get tools this agent does not have ({}); a sub-agent only gets a subset of its parent's tools",
                     lacking.join(", ")
                 ),
-            ))
+            )
         } else if max_steps > cfg.max_steps {
-            Some((
+            (
                 "subagent.max_steps",
                 format!(
                     "max_steps {max_steps} is more than this agent's {} (agents.{agent}.max_steps)",
                     cfg.max_steps
                 ),
-            ))
+            )
         } else if depth > cfg.subagents.max_depth {
-            Some((
+            (
                 "subagent.max_depth",
                 format!(
                     "a child here would be at depth {depth}; agents.{agent}.subagents.max_depth is {}",
                     cfg.subagents.max_depth
                 ),
-            ))
-        } else if cfg.subagents.require_sandbox && self.sandbox_backend() == "none" {
-            Some((
+            )
+        } else if cfg.subagents.require_sandbox && self.isolation() == sandbox::Isolation::None {
+            (
                 "subagent.require_sandbox",
                 format!(
                     "agents.{agent}.subagents.require_sandbox is set and sandbox.backend = \"none\": children run only sandboxed"
                 ),
-            ))
+            )
         } else if !self
             .ext
             .take_child_slot(session, cfg.subagents.max_children)
         {
-            Some((
+            (
                 "subagent.max_children",
                 format!(
                     "this session already started {} sub-agents (agents.{agent}.subagents.max_children)",
                     cfg.subagents.max_children
                 ),
-            ))
-        } else {
-            None
-        };
-        let action = Action::SpawnAgent {
-            tools: tools.iter().map(|t| t.as_str().to_string()).collect(),
-            max_steps,
-            task_sha256: hex::encode(sha2::Sha256::digest(args.task.as_bytes())),
-        };
-        let Some((rule, reason)) = denial else {
-            return Ok(action);
-        };
-        self.audit_log()
-            .record(
-                audit::EventKind::Decision,
-                Some(session),
-                serde_json::json!({
-                    "call_id": call.id,
-                    "tool": "spawn_agent",
-                    "action": action.canonical(),
-                    "action_kind": action.name(),
-                    "fingerprint": action.fingerprint(),
-                    "decision": "deny",
-                    "rule": rule,
-                    "reason": reason,
-                }),
             )
-            .map_err(|e| {
-                (
-                    "audit",
-                    format!("spawn_agent not run: the audit log cannot record the decision: {e}"),
-                )
-            })?;
-        Err((
-            "decision",
-            format!("spawn_agent denied: {reason} [rule {rule}]"),
-        ))
+        } else {
+            return None;
+        };
+        Some(Refusal { rule, reason })
     }
 
-    /// Run the child (after `check_spawn` and the guard allowed it) and return its
-    /// answer with its label; the child's untrusted sources join the parent's label.
+    /// Run the child (after its limits and the guard allowed it) and return its answer;
+    /// the child's whole label comes with it (its untrusted sources name the child).
     pub(crate) async fn spawn_agent(
         &self,
-        session: &str,
-        call: &crate::ToolCall,
-        args: crate::tools::SpawnAgentArgs,
-        tools: Vec<ToolName>,
-    ) -> Result<(crate::tools::ToolOutput, String, Integrity), (&'static str, String)> {
-        let max_steps = args.max_steps.unwrap_or(self.max_steps());
+        cx: &Cx<'_>,
+        child: &Child,
+    ) -> Result<Executed, Failure> {
         let Some(runner) = self.ext.subagents.get().cloned() else {
-            return Err((
-                "spawn_agent",
-                "spawn_agent is unavailable: no sub-agent runner is attached to this runtime"
-                    .into(),
+            return Err(Failure::new(
+                Stage::SpawnAgent,
+                "spawn_agent is unavailable: no sub-agent runner is attached to this runtime",
             ));
         };
-        let child = self
-            .child(tools.clone(), max_steps)
-            .map_err(|e| ("spawn_agent", e.to_string()))?;
+        let runtime = self
+            .child(child.tools.clone(), child.max_steps)
+            .map_err(|e| Failure::new(Stage::SpawnAgent, e.to_string()))?;
         let spec = SubagentSpec {
-            parent_session: session.to_string(),
-            call_id: call.id.clone(),
-            task: args.task,
-            tools,
-            max_steps,
+            parent_session: cx.session.to_string(),
+            call_id: cx.call.id.clone(),
+            task: child.task.clone(),
+            tools: child.tools.clone(),
+            max_steps: child.max_steps,
             depth: self.depth() + 1,
-            labels: self.session_labels(session),
+            labels: self.session_labels(cx.session),
         };
-        let result = runner.run(Arc::new(child), spec).await;
+        let result = runner.run(Arc::new(runtime), spec).await;
         // The answer carries the child's whole label: integrity and confidentiality.
         let mut labels = result.labels.clone();
         if labels.is_tainted() {
@@ -228,7 +187,6 @@ impl Runtime {
                 result.session
             )));
         }
-        self.join_labels(session, &labels);
         let content = format!(
             "sub-agent (session {}, {} steps, {}){}:\n{}",
             result.session,
@@ -244,15 +202,17 @@ impl Runtime {
             },
             result.answer
         );
-        let out = crate::tools::ToolOutput {
+        let output = ToolOutput {
             content,
             is_error: result.is_error,
             ..Default::default()
         };
-        Ok((
-            out,
-            format!("tool:spawn_agent {}", result.session),
-            result.labels.integrity,
-        ))
+        Ok(Executed {
+            output,
+            source: format!("tool:spawn_agent {}", result.session),
+            integrity: result.labels.integrity,
+            private: false,
+            carries: Some(labels),
+        })
     }
 }

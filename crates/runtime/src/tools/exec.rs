@@ -3,7 +3,11 @@
 //! Guarantees: the command only ever runs through [`sandbox::Instance::exec`] with a
 //! fixed minimal environment (nothing inherited from the host) and the limits of
 //! `[sandbox]`; if the sandbox cannot be started the command does not run. The blocking
-//! call runs on tokio's blocking pool.
+//! call runs on tokio's blocking pool. The guard decides `exec: COMMAND` (canonicalised
+//! inside the guard), and each agent secret the command names as `use_secret`. While a
+//! command a human approved runs, its new connections are covered by that approval. Its
+//! output is untrusted when it opened a connection, or when commands run unisolated on
+//! the host; it is private when the command names a private file.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +17,96 @@ use sandbox::{
     ExecOutput, ExecRequest, ExitStatus, Instance, Limits, Profile, Sandbox, SandboxError,
 };
 
-use super::{ToolOutput, truncate_utf8};
+use async_trait::async_trait;
+use guard::Action;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Executed, Sends, Tool, ToolOutput, truncate_utf8};
+use crate::authorise::{Authorization, Authorized};
+use crate::pipeline::{Cx, Failure};
+
+pub(crate) struct Exec;
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecArgs {
+    /// The shell command
+    pub command: String,
+}
+
+#[async_trait]
+impl Tool for Exec {
+    type Args = ExecArgs;
+    type Plan = ExecArgs;
+
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+
+    fn description(&self) -> &'static str {
+        "Run a shell command (`/bin/sh -c`) in an isolated sandbox with the workspace at /workspace as the working directory. Network access only through the configured proxy (already set in HTTP_PROXY/HTTPS_PROXY), to the allowed hosts. Secrets you were given are environment variables holding placeholders ($NAME) that only work toward the secret's own hosts. Returns the exit status, stdout and stderr."
+    }
+
+    fn canonicalise(&self, _cx: &Cx<'_>, args: ExecArgs) -> Result<ExecArgs, Failure> {
+        Ok(args)
+    }
+
+    fn action(&self, _cx: &Cx<'_>, a: &ExecArgs) -> Action {
+        Action::Exec {
+            command: a.command.clone(),
+        }
+    }
+
+    fn sends<'p>(&self, a: &'p ExecArgs) -> Option<Sends<'p>> {
+        Some(Sends {
+            texts: vec![a.command.as_str()],
+            host: String::new(),
+        })
+    }
+
+    /// A command that names a private file (as an argument, a glob that can match one,
+    /// or a redirection source): `cat finance/q3.csv`, `tar c finance/*`.
+    fn shows_private(&self, cx: &Cx<'_>, a: &ExecArgs, _content: &str) -> bool {
+        let c = guard::canonicalise_exec(&a.command);
+        c.commands.iter().any(|cmd| {
+            let args = cmd.argv.iter().skip(1).enumerate().map(|(i, w)| {
+                if cmd.globs.contains(&(i + 1)) {
+                    // The literal part before the first glob character, plus a name:
+                    // what the glob may expand to beneath it.
+                    let cut = w.find(['*', '?', '[']).unwrap_or(w.len());
+                    format!("{}x", &w[..cut])
+                } else {
+                    w.clone()
+                }
+            });
+            args.chain(cmd.redirects.iter().map(|r| r.target.clone()))
+                .any(|p| cx.rt.policy.is_private(&p))
+        })
+    }
+
+    async fn execute(
+        &self,
+        cx: &Cx<'_>,
+        a: &ExecArgs,
+        auth: &Authorization,
+    ) -> Result<Executed, Failure> {
+        let flow = cx.rt.flow(cx.session);
+        let before = flow.connections();
+        // A human approved this command: the connections it opens to hosts the session
+        // has not contacted are covered by that approval.
+        let approved = (auth.by == Authorized::Human).then(|| flow.approved_exec());
+        let out = cx.rt.run_command(cx, &a.command).await?;
+        drop(approved);
+        // What a command printed may come from the network: untrusted when it opened a
+        // connection (or when commands run on the host, unisolated).
+        if flow.connections() > before || cx.rt.runs_unisolated() {
+            let source = format!("tool:exec (network) {}", a.command);
+            return Ok(Executed::untrusted(out, source));
+        }
+        Ok(Executed::new(cx, out))
+    }
+}
 
 /// The sandbox's environment: exactly this.
 const ENV: [(&str, &str); 5] = [

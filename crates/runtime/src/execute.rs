@@ -1,0 +1,117 @@
+//! Execution plumbing the tools share: running a command in the session's sandbox with
+//! the session's egress, and the way out for the runtime's own requests. Tools reach
+//! the world only through these (files through [`crate::Workspace`]).
+//!
+//! Guarantees: a command runs only through the sandbox backend, with the profile of
+//! `[sandbox]`, the session's placeholders and an egress policy whose connections are
+//! decided by the session's flow ([`crate::flow`]); how it ran (backend, whether it was
+//! isolated) is recorded as `sandbox_exec`. If the sandbox cannot be started the
+//! command does not run. A request of the runtime's own goes through the egress proxy
+//! under the session's policy, never through a direct socket.
+
+use std::sync::Arc;
+
+use crate::Runtime;
+use crate::pipeline::{Cx, Failure, Stage};
+use crate::record;
+use crate::tools::ToolOutput;
+use crate::tools::exec::{EgressSetup, SharedInstance};
+use crate::tools::http_fetch::transport::Via;
+
+impl Runtime {
+    /// Run `command` (`/bin/sh -c`) in the session's sandbox instance and record how it
+    /// ran; the output formatted for the model.
+    pub(crate) async fn run_command(
+        &self,
+        cx: &Cx<'_>,
+        command: &str,
+    ) -> Result<ToolOutput, Failure> {
+        let instance = self.instance(cx.session);
+        let profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
+        let req = crate::tools::exec::request(command, &self.agent_cfg.exec);
+        let scope = self.config.sandbox.scope;
+        let egress = self.egress_setup(cx.session)?;
+        let out = crate::tools::exec::run(
+            self.sandbox.clone(),
+            instance,
+            scope,
+            profile,
+            Some(egress),
+            req,
+        )
+        .await
+        .map_err(|m| Failure::new(Stage::Sandbox, m))?;
+        record::sandbox_exec(
+            &self.audit,
+            cx.session,
+            cx.call,
+            self.sandbox.backend(),
+            self.sandbox.isolation(),
+            &out,
+        );
+        Ok(crate::tools::exec::format(&out, &self.agent_cfg.exec))
+    }
+
+    /// Whether commands run on the host, unisolated: their output may then come from the
+    /// network without the proxy seeing it.
+    pub(crate) fn runs_unisolated(&self) -> bool {
+        self.sandbox.isolation() == sandbox::Isolation::None
+    }
+
+    fn egress_setup(&self, session: &str) -> Result<EgressSetup, Failure> {
+        let e = self.session_egress(session)?;
+        // Commands' connections are decided by the same policy, with the session's label.
+        let gate: Arc<dyn egress::ConnectGate> = self.flow(session);
+        Ok(EgressSetup {
+            proxy: self.egress.clone(),
+            policy: self.egress_policy(session, &e.placeholders).with_gate(gate),
+            env: e.env,
+            ca_bundle: self.ca_bundle.clone(),
+        })
+    }
+
+    /// The way out for the session's own requests: the proxy, the session's policy and
+    /// the TLS settings, with the session's placeholders.
+    pub(crate) fn fetch_via(
+        &self,
+        session: &str,
+    ) -> Result<(Via<'_>, Vec<(String, String)>), Failure> {
+        let egress = self.session_egress(session)?;
+        let via = Via {
+            proxy: &self.egress,
+            policy: egress.policy,
+            tls: &self.http_tls,
+        };
+        Ok((via, egress.env))
+    }
+
+    /// Run `argv` in this agent's sandbox exactly as the `exec` tool would (same profile,
+    /// egress, placeholders), without the guard: for `cordon sandbox exec`, where a human
+    /// typed the command. The caller records it in the audit log.
+    pub async fn sandbox_exec(
+        &self,
+        session: &str,
+        argv: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<sandbox::ExecOutput, String> {
+        let profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
+        let egress = self.egress_setup(session).map_err(|f| f.message)?;
+        let req = sandbox::ExecRequest {
+            argv,
+            cwd: None,
+            stdin: Vec::new(),
+            timeout,
+            output_limit: self.agent_cfg.exec.output_limit,
+        };
+        // `scope = call`: a sandbox of its own, never the session's instance.
+        crate::tools::exec::run(
+            self.sandbox.clone(),
+            SharedInstance::default(),
+            config::SandboxScope::Call,
+            profile,
+            Some(egress),
+            req,
+        )
+        .await
+    }
+}
