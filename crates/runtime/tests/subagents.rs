@@ -273,3 +273,24 @@ async fn a_childs_private_answer_makes_the_parent_private_so_it_cannot_send_it_o
     assert!(obs.is_error);
     assert_eq!(decision(&h, &id)["rule"], "label.data_unbound");
 }
+
+/// Every decision record has the same fields whoever decided: a runtime limit's refusal
+/// (here `max_steps`) is recorded like the guard's decision on the same tool, with the
+/// policies that matched (none) and the session's labels.
+#[tokio::test]
+async fn a_limit_refusal_is_recorded_like_a_guard_decision() {
+    let (h, _runner) = harness(Integrity::Trusted, false);
+    let (refused, obs) = h
+        .call("spawn_agent", json!({"task": "x", "max_steps": 25}))
+        .await;
+    h.assert_refused(&refused, &obs, "max_steps 25");
+    let (allowed, obs) = h.call("spawn_agent", json!({"task": "x"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    let (refused, allowed) = (decision(&h, &refused), decision(&h, &allowed));
+    assert_eq!(refused["rule"], "subagent.max_steps");
+    assert_eq!(allowed["decision"], "allow");
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&refused), keys(&allowed));
+    assert_eq!(refused["matched"], json!([]));
+    assert_eq!(refused["labels"], allowed["labels"]);
+}
