@@ -1,20 +1,26 @@
-//! Every audit record the runtime writes, built in one place: one function per record,
-//! the record's fields spelled once.
+//! Every audit record the runtime writes, built in one place as a typed
+//! [`audit::Event`]: one function per record.
 //!
 //! Guarantees: a decision, an approval outcome and a tool result are written durably
-//! (`Log::record`) and their failure is returned to the caller, which stops the call (or
-//! marks its result); the proposal is appended before anything runs. Records whose
-//! failure cannot stop anything any more (an error, an effect already done, an alert)
-//! are appended, and a failure to append them is logged with `tracing`.
+//! (`Log::record_event`) and their failure is returned to the caller, which stops the
+//! call (or marks its result); the proposal is appended before anything runs. Records
+//! whose failure cannot stop anything any more (an error, an effect already done, an
+//! alert) are appended, and a failure to append them is logged with `tracing`.
 //!
 //! Every decision record — the guard's, a runtime limit's, a redirect hop's — is built
 //! by [`decision`], so all carry the same fields.
 
 use std::time::Duration;
 
-use audit::{AuditError, EventKind, Log};
+use audit::event::{
+    Alert, Approval, ApprovalDecided, ApprovalState, CallResult, Egress, ErrorEvent,
+    ExfiltrationBlocked, FetchEgress, MemoryLoad, MemoryWrite, ModelOutput, NamedAlert,
+    QuarantineReading, SandboxExec, ToolDecision, ToolExec, ToolFailure, ToolProposed, ToolResult,
+};
+use audit::{AuditError, Event, Log};
 use guard::{Action, Labels, Verdict};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::ToolCall;
 use crate::approval::ApprovalAnswer;
@@ -22,10 +28,17 @@ use crate::pipeline::Stage;
 use crate::tools::ToolOutput;
 
 /// Append a record whose loss cannot stop anything any more; a failure is logged.
-fn append_or_warn(log: &Log, kind: EventKind, session: Option<&str>, data: Value) {
-    if let Err(e) = log.append(kind, session, data) {
-        tracing::warn!("audit: cannot append a {kind:?} record: {e}");
+fn append_or_warn(log: &Log, session: &str, event: impl Into<Event>) {
+    let event = event.into();
+    let kind = event.kind();
+    if let Err(e) = log.append_event(Some(session), event) {
+        tracing::warn!("audit: cannot append a {} record: {e}", kind.as_str());
     }
+}
+
+/// A value of another crate's type (labels, an answer) as the record carries it.
+fn json(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -39,14 +52,13 @@ pub(crate) fn tool_proposed(
     call: &ToolCall,
     arguments: Value,
 ) -> Result<(), AuditError> {
-    log.append(
-        EventKind::ToolProposed,
+    log.append_event(
         Some(session),
-        json!({
-            "call_id": call.id,
-            "tool": call.name,
-            "arguments": arguments,
-        }),
+        ToolProposed {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            arguments,
+        },
     )
 }
 
@@ -73,27 +85,34 @@ pub(crate) fn decision(
     v: &Verdict,
     note: DecisionNote<'_>,
 ) -> Result<(), AuditError> {
-    let mut data = json!({
-        "call_id": call.id,
-        "tool": call.name,
-        "action": canonical,
-        "action_kind": action.name(),
-        "fingerprint": action.fingerprint(),
-        "decision": v.decision.kind(),
-        "reason": v.decision.reason(),
-        "rule": v.rule,
-        "matched": v.matched.iter().map(|m| format!("{}:{}", m.effect.as_str(), m.id)).collect::<Vec<_>>(),
-        "labels": v.labels,
-    });
+    let mut d = ToolDecision {
+        call_id: call.id.clone(),
+        tool: call.name.clone(),
+        action: canonical.to_string(),
+        action_kind: action.name().to_string(),
+        fingerprint: action.fingerprint(),
+        decision: v.decision.kind().to_string(),
+        reason: v.decision.reason().to_string(),
+        rule: v.rule.clone(),
+        matched: v
+            .matched
+            .iter()
+            .map(|m| format!("{}:{}", m.effect.as_str(), m.id))
+            .collect(),
+        labels: json(&v.labels),
+        grant_id: None,
+        session_grant: None,
+        redirect: None,
+    };
     match note {
         DecisionNote::None => {}
         DecisionNote::Grant { id, session } => {
-            data["grant_id"] = Value::String(id.to_string());
-            data["session_grant"] = Value::Bool(session);
+            d.grant_id = Some(id.to_string());
+            d.session_grant = Some(session);
         }
-        DecisionNote::Redirect => data["redirect"] = Value::Bool(true),
+        DecisionNote::Redirect => d.redirect = Some(true),
     }
-    log.record(EventKind::Decision, Some(session), data)
+    log.record_event(Some(session), audit::event::Decision::Tool(d))
 }
 
 /// `approval` with state `decided`: the outcome of asking a human for this call
@@ -107,22 +126,21 @@ pub(crate) fn approval_decided(
     v: &Verdict,
     answer: &ApprovalAnswer,
 ) -> Result<(), AuditError> {
-    log.record(
-        EventKind::Approval,
+    log.record_event(
         Some(session),
-        json!({
-            "state": "decided",
-            "call_id": call.id,
-            "action": canonical,
-            "fingerprint": fingerprint,
-            "rule": v.rule,
-            "labels": v.labels,
-            "answer": serde_json::to_value(answer).unwrap_or(Value::Null),
-        }),
+        Approval::State(ApprovalState::Decided(ApprovalDecided {
+            call_id: call.id.clone(),
+            action: canonical.to_string(),
+            fingerprint: fingerprint.to_string(),
+            rule: v.rule.clone(),
+            labels: json(&v.labels),
+            answer: json(answer),
+        })),
     )
 }
 
-/// `approval` for a memory write: appended at once, or submitted for review.
+/// `approval` for a memory write: appended at once, or (`pending`) submitted for
+/// review as approval request `id`.
 pub(crate) fn memory_write(
     log: &Log,
     session: &str,
@@ -132,20 +150,22 @@ pub(crate) fn memory_write(
     id: &str,
     labels: &Labels,
 ) {
-    let mut data = json!({
-        "call_id": call.id,
-        "kind": "memory_write",
-        "file": file,
-        "outcome": outcome,
-        "id": id,
-        "labels": labels,
-    });
-    if outcome == "pending" {
-        // The request itself was audited as `requested` by `submit`.
-        data["state"] = json!("submitted");
-        data["approval_id"] = json!(id);
-    }
-    append_or_warn(log, EventKind::Approval, Some(session), data);
+    // The request itself was audited as `requested` by `submit`.
+    let pending = outcome == "pending";
+    append_or_warn(
+        log,
+        session,
+        Approval::MemoryWrite(MemoryWrite {
+            state: pending.then(|| "submitted".to_string()),
+            call_id: call.id.clone(),
+            kind: "memory_write".into(),
+            file: file.to_string(),
+            outcome: outcome.to_string(),
+            id: id.to_string(),
+            labels: json(labels),
+            approval_id: pending.then(|| id.to_string()),
+        }),
+    );
 }
 
 /// `alert` `data_exfiltration_blocked`: private or secret data headed for a host it is
@@ -157,29 +177,28 @@ pub(crate) fn exfiltration_blocked(
     action: &str,
     v: &Verdict,
 ) {
-    let mut data = json!({
-        "alert": "data_exfiltration_blocked",
-        "action": action,
-        "rule": v.rule,
-        "labels": v.labels,
-    });
-    if let Some(id) = call_id {
-        data["call_id"] = json!(id);
-    }
-    append_or_warn(log, EventKind::Alert, Some(session), data);
+    append_or_warn(
+        log,
+        session,
+        Alert::Named(NamedAlert::DataExfiltrationBlocked(ExfiltrationBlocked {
+            call_id: call_id.map(str::to_string),
+            action: action.to_string(),
+            rule: v.rule.clone(),
+            labels: json(&v.labels),
+        })),
+    );
 }
 
 /// `error`: the stage at which a call ended, and the (redacted) message.
 pub(crate) fn error(log: &Log, session: &str, call: &ToolCall, stage: Stage, message: &str) {
     append_or_warn(
         log,
-        EventKind::Error,
-        Some(session),
-        json!({
-            "call_id": call.id,
-            "tool": call.name,
-            "stage": stage.as_str(),
-            "message": message,
+        session,
+        ErrorEvent::Tool(ToolFailure {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            stage: stage.as_str().to_string(),
+            message: message.to_string(),
         }),
     );
 }
@@ -195,21 +214,19 @@ pub(crate) fn tool_result(
     labels: &Labels,
 ) -> Result<(), AuditError> {
     use sha2::Digest;
-    let digest = hex::encode(sha2::Sha256::digest(redacted.text.as_bytes()));
-    log.record(
-        EventKind::ToolResult,
+    log.record_event(
         Some(session),
-        json!({
-            "call_id": call.id,
-            "tool": call.name,
-            "is_error": output.is_error,
-            "status": output.status,
-            "duration_ms": millis(elapsed),
-            "bytes": redacted.text.len(),
-            "sha256": digest,
-            "truncated": output.truncated,
-            "redacted": redacted.hits,
-            "labels": labels,
+        ToolResult::Call(CallResult {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            is_error: output.is_error,
+            status: output.status.clone(),
+            duration_ms: millis(elapsed),
+            bytes: redacted.text.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(redacted.text.as_bytes())),
+            truncated: output.truncated,
+            redacted: redacted.hits.clone(),
+            labels: json(labels),
         }),
     )
 }
@@ -224,13 +241,12 @@ pub(crate) fn memory_load(
 ) {
     append_or_warn(
         log,
-        EventKind::ToolResult,
-        Some(session),
-        json!({
-            "tool": "memory_load",
-            "entries": entries,
-            "labels": labels,
-            "problems": problems,
+        session,
+        ToolResult::MemoryLoad(MemoryLoad {
+            tool: "memory_load".into(),
+            entries: entries as u64,
+            labels: json(labels),
+            problems: problems.to_vec(),
         }),
     );
 }
@@ -244,37 +260,36 @@ pub(crate) fn sandbox_exec(
     isolation: sandbox::Isolation,
     out: &sandbox::ExecOutput,
 ) {
+    let isolation = match isolation {
+        sandbox::Isolation::None => {
+            "NONE: the command ran on the host without a sandbox (sandbox.backend = \"none\")"
+        }
+        sandbox::Isolation::Isolated => "sandboxed",
+    };
     append_or_warn(
         log,
-        EventKind::SandboxExec,
-        Some(session),
-        json!({
-            "call_id": call.id,
-            "backend": backend,
-            "isolation": match isolation {
-                sandbox::Isolation::None => {
-                    "NONE: the command ran on the host without a sandbox (sandbox.backend = \"none\")"
-                }
-                sandbox::Isolation::Isolated => "sandboxed",
-            },
-            "status": crate::tools::exec::status_json(out.status),
-            "duration_ms": millis(out.duration),
-            "stdout_bytes": out.stdout.len() as u64 + out.stdout_dropped,
-            "stderr_bytes": out.stderr.len() as u64 + out.stderr_dropped,
+        session,
+        SandboxExec::Tool(ToolExec {
+            call_id: call.id.clone(),
+            backend: backend.to_string(),
+            isolation: isolation.to_string(),
+            status: crate::tools::exec::status_json(out.status),
+            duration_ms: millis(out.duration),
+            stdout_bytes: out.stdout.len() as u64 + out.stdout_dropped,
+            stderr_bytes: out.stderr.len() as u64 + out.stderr_dropped,
         }),
     );
 }
 
 /// `egress`: a request of the runtime's own (`http_fetch`) completed.
-pub(crate) fn egress(log: &Log, session: &str, call: &ToolCall, url: &str, status: &Value) {
+pub(crate) fn egress(log: &Log, session: &str, call: &ToolCall, url: &str, status: Option<Value>) {
     append_or_warn(
         log,
-        EventKind::Egress,
-        Some(session),
-        json!({
-            "call_id": call.id,
-            "url": url,
-            "status": status,
+        session,
+        Egress::Fetch(FetchEgress {
+            call_id: call.id.clone(),
+            url: url.to_string(),
+            status,
         }),
     );
 }
@@ -290,15 +305,14 @@ pub(crate) fn quarantined_answer(
 ) {
     append_or_warn(
         log,
-        EventKind::ModelOutput,
-        Some(session),
-        json!({
-            "call_id": call.id,
-            "quarantine": true,
-            "url": url,
-            "instruction": instruction,
-            "answer": outcome.as_ref().ok(),
-            "error": outcome.as_ref().err(),
+        session,
+        ModelOutput::Quarantine(QuarantineReading {
+            call_id: call.id.clone(),
+            quarantine: true,
+            url: url.to_string(),
+            instruction: instruction.to_string(),
+            answer: outcome.as_ref().ok().cloned(),
+            error: outcome.as_ref().err().cloned(),
         }),
     );
 }

@@ -133,13 +133,12 @@ impl Tool for HttpFetch {
         let fetched = transport::fetch(&via, &args, first.clone(), &mut check_hop)
             .await
             .map_err(|m| Failure::new(Stage::HttpFetch, m))?;
-        let status = fetched.output.status.clone().unwrap_or_default();
         crate::record::egress(
             cx.rt.audit_log(),
             cx.session,
             cx.call,
             &fetched.final_url,
-            &status,
+            fetched.output.status.clone(),
         );
         if let Some(x) = &args.extract {
             // Quarantined reading: only the validated answer leaves here.
