@@ -1,11 +1,10 @@
 //! The head anchor: `seq` and `hash` of the last durable record, in `DIR/head`.
 //!
-//! Replaced atomically (write `head.tmp`, fsync, rename over `head`, fsync the
-//! directory), so a crash leaves either the old or the new anchor, never a torn one.
+//! Replaced atomically ([`config::atomic_write`]: a temporary file, fsync, rename over
+//! `head`, fsync the directory), so a crash leaves either the old or the new anchor,
+//! never a torn one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -39,18 +38,8 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Head>, String> {
 }
 
 pub(crate) fn write(dir: &Path, head: &Head) -> std::io::Result<()> {
-    let tmp = dir.join("head.tmp");
     let mut text = serde_json::to_string(head).map_err(std::io::Error::other)?;
     text.push('\n');
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(HEAD_FILE))?;
-    File::open(dir)?.sync_all()
+    config::atomic_write(&dir.join(HEAD_FILE), text.as_bytes(), 0o600)
+        .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))
 }

@@ -419,7 +419,12 @@ fn sync_makes_appends_durable_and_anchored() {
     let report = verify(&audit).unwrap();
     assert_eq!(report.records, 2);
     assert!(head.contains(&report.last_hash), "{head}");
-    assert!(!audit.join("head.tmp").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! it; the JSON Schema (`cordon config schema`) and `docs/configuration.md` are generated
 //! from those definitions.
 
+mod atomic_file;
 mod destination;
 mod error;
 mod host;
@@ -18,6 +19,7 @@ mod reference;
 pub mod schema;
 mod tier;
 
+pub use atomic_file::{AtomicWriteError, atomic_write};
 pub use destination::{http_url, is_cleartext_off_host, is_loopback_host, is_loopback_url};
 pub use error::ConfigError;
 pub use host::{HostPattern, HostPatternError};

@@ -200,11 +200,9 @@ impl Delivery {
             seq: r.seq,
             hash: r.hash.clone(),
         };
-        let tmp = self.cursor_file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&c)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.cursor_file)
-            .with_context(|| format!("cannot write {}", self.cursor_file.display()))?;
+        // Durable before the next batch goes out: a cursor lost in a crash would deliver
+        // records twice, a torn one would stop delivery.
+        config::atomic_write(&self.cursor_file, &serde_json::to_vec(&c)?, 0o600)?;
         Ok(c)
     }
 

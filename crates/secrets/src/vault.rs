@@ -559,7 +559,7 @@ impl Vault {
         bytes.extend_from_slice(&self.header);
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&ciphertext);
-        write_atomic(&self.dir, &path, &bytes)
+        write_atomic(&path, &bytes)
     }
 }
 
@@ -875,24 +875,10 @@ fn sync_dir(dir: &Path) -> Result<(), VaultError> {
         .map_err(io_err("sync", dir))
 }
 
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
-    let mut tag = [0u8; 8];
-    fill_random(&mut tag)?;
-    let tmp = dir.join(format!(".secrets.enc.{}.tmp", hex::encode(tag)));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        f.write_all(bytes).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("sync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("replace", path))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
+    config::atomic_write(path, bytes, 0o600).map_err(|e| VaultError::Io {
+        action: e.step,
+        path: e.path,
+        source: e.source,
+    })
 }

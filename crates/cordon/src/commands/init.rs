@@ -1,5 +1,4 @@
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -26,19 +25,7 @@ pub fn init(tier: Tier, force: bool) -> Result<ExitCode> {
             .create(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let tmp = file.with_extension("toml.tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    config::atomic_write(file, text.as_bytes(), 0o600)?;
     let dir = file.parent().unwrap_or(std::path::Path::new("."));
     for (name, text) in config::init_files(tier) {
         let path = dir.join(name);
@@ -53,14 +40,7 @@ pub fn init(tier: Tier, force: bool) -> Result<ExitCode> {
                 .create(p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
         }
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        config::atomic_write(&path, text.as_bytes(), 0o600)?;
         println!("wrote {}", path.display());
     }
     ensure_private_dir(&paths.state_dir)?;

@@ -1,12 +1,12 @@
 //! Putting generated files somewhere: stdout, or a directory.
 //!
 //! Guarantees for a directory: it is created (0755) if missing; every file is written
-//! whole (temporary file, then rename) with mode 0644 whatever the umask; an existing
+//! whole ([`config::atomic_write`]) with mode 0644 whatever the umask; an existing
 //! file with other contents is never replaced without `force`, and that is checked for
 //! every file before the first is written, so a refusal leaves the directory unchanged.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -107,24 +107,5 @@ pub fn write_dir(files: &[Artifact], dir: &Path, force: bool) -> Result<Vec<Writ
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{}.tmp", name.unwrap_or_default()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    let result = (|| -> std::io::Result<()> {
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
+    Ok(config::atomic_write(path, text.as_bytes(), 0o644)?)
 }
