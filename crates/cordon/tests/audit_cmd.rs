@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{AgentSetup, Install, text};
+use common::{AgentSetup, Install, MetadataStandIn, text};
 use serde_json::Value;
 
 fn install() -> Install {
@@ -321,11 +321,55 @@ async fn fix_moves_a_public_bind_without_tls_to_loopback() {
     assert!(check.status.success(), "{}", text(&check.stderr));
 }
 
+/// Wait (briefly) until `stand_in` has accepted `n` connections; the count it reached.
+async fn accepted(stand_in: &MetadataStandIn, n: usize) -> usize {
+    for _ in 0..50 {
+        if stand_in.connections() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stand_in.connections()
+}
+
+/// Every `cordon audit` the suite runs (through `Install::command`) probes this process's
+/// loopback stand-in: if the harness stopped setting the override, or `cordon audit`
+/// stopped honouring it, the probe would go to 169.254.169.254 and this test fails.
+#[tokio::test]
+async fn the_suites_audits_probe_a_loopback_stand_in_not_the_metadata_service() {
+    let inst = install();
+    let stand_in = common::metadata_stand_in();
+    let before = stand_in.connections();
+    let (_, report) = audit(&inst, &[]).await;
+    assert!(
+        accepted(stand_in, before + 1).await > before,
+        "cordon audit did not probe the stand-in {}: the suite's audits would reach the \
+         real metadata service",
+        stand_in.addr
+    );
+    let f = finding(&report, "host.metadata_reachable").expect("the stand-in answered");
+    assert_eq!(
+        f["evidence"],
+        format!("TCP connect to {} succeeded", stand_in.addr),
+        "{report:#}"
+    );
+}
+
 #[tokio::test]
 async fn deep_probes_the_metadata_address_from_a_sandbox() {
     let inst = install();
-    let (code, report) = audit(&inst, &["--deep"]).await;
-    assert_eq!(code, 0, "{report:#}");
+    // A stand-in of this test's own, so that every connection it counts is this audit's.
+    let stand_in = MetadataStandIn::start();
+    let out = inst
+        .command()
+        .env(common::METADATA_PROBE_ENV, stand_in.addr.to_string())
+        .args(["audit", "--json", "--deep"])
+        .output()
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", text(&out.stdout), text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert!(finding(&report, "sandbox.metadata_reachable").is_none());
     assert!(
         finding(&report, "sandbox.unavailable").is_none(),
@@ -336,12 +380,17 @@ async fn deep_probes_the_metadata_address_from_a_sandbox() {
         "{report:#}"
     );
     // The probe really ran: the proxy refused it and said so in the audit log.
-    let log = std::fs::read_to_string(inst.audit_file()).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("\"egress\"") && l.contains("169.254.169.254")),
-        "no egress record of the probe"
-    );
+    let refused = inst.audit().await.into_iter().any(|r| {
+        r["kind"] == "egress"
+            && r["data"]["decision"] == "deny"
+            && r["data"]["host"] == stand_in.addr.ip().to_string()
+            && r["data"]["port"] == stand_in.addr.port()
+    });
+    assert!(refused, "no egress record of the probe");
+    // The host's probe arrived; neither sandboxed probe (direct, or through the proxy)
+    // reached the host's loopback.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(stand_in.connections(), 1, "{report:#}");
 }
 
 /// `GET /api/whoami` with a bearer token: the status and the scope it proves.

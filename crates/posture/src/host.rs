@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Finding, Severity};
+use crate::{Finding, MetadataTarget, Severity};
 
 /// TCP sockets in LISTEN state, from `/proc/net/tcp` and `/proc/net/tcp6` (or the files
 /// in `dir`, for tests).
@@ -384,22 +384,19 @@ pub fn env_files(agent: &str, workspace: &Path) -> Vec<Finding> {
     out
 }
 
-/// The cloud metadata service, reached directly from this host.
-pub const METADATA: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 80);
-
 /// Whether `addr` accepts a TCP connection within `timeout`.
 pub fn reachable(addr: SocketAddr, timeout: Duration) -> bool {
     TcpStream::connect_timeout(&addr, timeout).is_ok()
 }
 
-/// A finding when the metadata address answers from this host.
-pub fn metadata_from_host(answers: bool) -> Option<Finding> {
+/// A finding when the metadata address (`target`) answers from this host.
+pub fn metadata_from_host(target: MetadataTarget, answers: bool) -> Option<Finding> {
     answers.then(|| {
         Finding::new(
             "host.metadata_reachable",
             Severity::Warn,
             "the cloud metadata service answers from this host",
-            format!("TCP connect to {METADATA} succeeded"),
+            format!("TCP connect to {} succeeded", target.addr()),
             "Cordon's egress proxy refuses it for agents, but any other process on the host \
              can read instance credentials: add the firewall rules from `cordon deploy \
              firewall` (and IMDSv2 / hop limit 1 on AWS)",

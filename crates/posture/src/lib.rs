@@ -18,6 +18,9 @@
 pub mod blast;
 pub mod config_checks;
 pub mod host;
+mod metadata;
+
+pub use metadata::{METADATA, METADATA_PROBE_ENV, MetadataTarget, MetadataTargetError};
 
 use serde::Serialize;
 

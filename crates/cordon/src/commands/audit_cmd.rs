@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use config::{HostPattern, Paths};
-use posture::{Finding, Severity, blast, config_checks, host, sorted};
+use posture::{Finding, MetadataTarget, Severity, blast, config_checks, host, sorted};
 use serde_json::json;
 
 /// Tokens older than this, or living longer than this, are worth rotating.
@@ -34,6 +34,7 @@ const SECRET_MAX_HOSTS: usize = 3;
 
 pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     let paths = Paths::from_env();
+    let metadata = MetadataTarget::from_env()?;
     let file = &paths.config_file;
     let text = std::fs::read_to_string(file).with_context(|| {
         format!(
@@ -92,11 +93,11 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
         }
         if deep {
             findings.extend(sandbox_layers(cfg));
-            findings.extend(metadata_from_sandbox(&paths).await);
+            findings.extend(metadata_from_sandbox(&paths, metadata).await);
         }
     }
-    let metadata = host::reachable(host::METADATA, Duration::from_millis(300));
-    findings.extend(host::metadata_from_host(metadata));
+    let answers = host::reachable(metadata.addr(), Duration::from_millis(300));
+    findings.extend(host::metadata_from_host(metadata, answers));
     let vendor = host::cloud_vendor(Path::new("/sys/class/dmi/id"));
     if vendor.is_some() {
         findings.extend(host::metadata_firewall(vendor, &firewall_rulesets()));
@@ -139,19 +140,9 @@ pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
 
 /// Replace the config file atomically, keeping its mode.
 fn write_config(file: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(file)?.permissions());
-    let tmp = file.with_extension("toml.fix");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode & 0o7777)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file)?.permissions().mode() & 0o7777;
+    Ok(config::atomic_write(file, text.as_bytes(), mode)?)
 }
 
 fn print_findings(
@@ -434,7 +425,7 @@ fn rotate_weak_tokens(cfg: &config::Config, paths: &Paths) -> Result<Vec<Rotated
 
 /// Whether a sandboxed command reaches the metadata service, directly or through the
 /// egress proxy (it must do neither).
-async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
+async fn metadata_from_sandbox(paths: &Paths, target: MetadataTarget) -> Vec<Finding> {
     let unavailable = |why: String| {
         vec![Finding::new(
             "sandbox.unavailable",
@@ -469,7 +460,7 @@ async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
         Ok(r) => r,
         Err(e) => return unavailable(format!("{e:#}")),
     };
-    let url = "http://169.254.169.254/latest/meta-data/";
+    let url = target.url();
     let session = format!("audit-deep-{}", std::process::id());
     let probe = |direct: bool| {
         // Headers and then the status code on stdout: the proxy marks every response it
@@ -488,10 +479,11 @@ async fn metadata_from_sandbox(paths: &Paths) -> Vec<Finding> {
         ]
         .map(String::from)
         .to_vec();
-        if direct {
-            argv.extend(["--noproxy".into(), "*".into()]);
-        }
-        argv.push(url.into());
+        // Direct: past the proxy variables. Through the proxy: even for an address the
+        // sandbox's NO_PROXY exempts (a loopback stand-in in tests).
+        let bypass = if direct { "*" } else { "" };
+        argv.extend(["--noproxy".into(), bypass.into()]);
+        argv.push(url.clone());
         argv
     };
     let mut out = Vec::new();

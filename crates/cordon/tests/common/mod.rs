@@ -5,8 +5,11 @@
 
 pub mod scenario;
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -84,6 +87,8 @@ allow = {egress}
         }
     }
 
+    /// `cordon` against this installation. Its metadata probes (`cordon audit`) go to this
+    /// test process's loopback [`metadata_stand_in`], never to 169.254.169.254.
     pub fn command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cordon"));
         cmd.env_clear()
@@ -91,6 +96,7 @@ allow = {egress}
             .env("HOME", &self.home)
             .env("CORDON_CONFIG", &self.config)
             .env("CORDON_STATE_DIR", &self.state)
+            .env(METADATA_PROBE_ENV, metadata_stand_in().addr.to_string())
             .kill_on_drop(true);
         cmd
     }
@@ -111,6 +117,7 @@ allow = {egress}
             .env("HOME", &self.home)
             .env("CORDON_CONFIG", &self.config)
             .env("CORDON_STATE_DIR", &self.state)
+            .env(METADATA_PROBE_ENV, metadata_stand_in().addr.to_string())
             .kill_on_drop(true);
         Some(cmd)
     }
@@ -153,6 +160,44 @@ allow = {egress}
     pub fn audit_file(&self) -> PathBuf {
         self.state.join("audit").join("audit.jsonl")
     }
+}
+
+/// The hidden override that points `cordon audit`'s metadata probes at a loopback address
+/// (`posture::METADATA_PROBE_ENV`).
+pub const METADATA_PROBE_ENV: &str = "CORDON_METADATA_PROBE_ADDR";
+
+/// A loopback listener standing in for the cloud metadata service: it accepts and counts
+/// connections. No test may send a packet to 169.254.169.254.
+pub struct MetadataStandIn {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl MetadataStandIn {
+    pub fn start() -> MetadataStandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        MetadataStandIn { addr, connections }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// This test process's stand-in, which every [`Install::command`] points at.
+pub fn metadata_stand_in() -> &'static MetadataStandIn {
+    static STAND_IN: OnceLock<MetadataStandIn> = OnceLock::new();
+    STAND_IN.get_or_init(MetadataStandIn::start)
 }
 
 pub fn text(b: &[u8]) -> String {
