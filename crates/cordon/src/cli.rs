@@ -179,13 +179,13 @@ pub enum DeployTarget {
     Firewall,
 }
 
-impl From<DeployTarget> for crate::deploy::Target {
-    fn from(t: DeployTarget) -> crate::deploy::Target {
+impl From<DeployTarget> for ::deploy::Target {
+    fn from(t: DeployTarget) -> ::deploy::Target {
         match t {
-            DeployTarget::Compose => crate::deploy::Target::Compose,
-            DeployTarget::Systemd => crate::deploy::Target::Systemd,
-            DeployTarget::Kubernetes => crate::deploy::Target::Kubernetes,
-            DeployTarget::Firewall => crate::deploy::Target::Firewall,
+            DeployTarget::Compose => ::deploy::Target::Compose,
+            DeployTarget::Systemd => ::deploy::Target::Systemd,
+            DeployTarget::Kubernetes => ::deploy::Target::Kubernetes,
+            DeployTarget::Firewall => ::deploy::Target::Firewall,
         }
     }
 }

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use config::Paths;
 
-use crate::deploy::{self, Source, Target};
 use crate::setup::load_config;
+use ::deploy::{Source, Target, Written};
 
 pub async fn deploy(target: Target, out: Option<&Path>, force: bool) -> Result<ExitCode> {
-    let files = deploy::generate(target, || {
+    let files = ::deploy::generate(target, || -> Result<Source> {
         let paths = Paths::from_env();
         Ok(Source {
             config: load_config(&paths)?,
@@ -21,15 +21,15 @@ pub async fn deploy(target: Target, out: Option<&Path>, force: bool) -> Result<E
     .await?;
     let Some(dir) = out else {
         let mut stdout = std::io::stdout().lock();
-        deploy::print(&files, &mut stdout)?;
+        ::deploy::print(&files, &mut stdout)?;
         stdout.flush()?;
         return Ok(ExitCode::SUCCESS);
     };
-    for written in deploy::write_dir(&files, dir, force)? {
+    for written in ::deploy::write_dir(&files, dir, force)? {
         match written {
-            deploy::Written::Created(p) => println!("wrote {}", p.display()),
-            deploy::Written::Replaced(p) => println!("replaced {}", p.display()),
-            deploy::Written::Unchanged(p) => println!("unchanged {}", p.display()),
+            Written::Created(p) => println!("wrote {}", p.display()),
+            Written::Replaced(p) => println!("replaced {}", p.display()),
+            Written::Unchanged(p) => println!("unchanged {}", p.display()),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::Artifact;
+use crate::Artifact;
 
 pub const METADATA_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// AWS's IPv6 endpoint; a unique-local address, so no range check catches it.

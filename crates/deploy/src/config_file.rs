@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::DeployError;
 
-use super::comment;
-use super::plan::{Plan, WORKSPACES};
+use crate::comment;
+use crate::plan::{Plan, WORKSPACES};
 
 /// Where the deployment puts what the config points at.
 pub struct Placement {
@@ -24,7 +24,7 @@ pub struct Placement {
 }
 
 /// The deployed config's text, with a header naming its origin and every change.
-pub fn render(plan: &Plan, place: &Placement, target: &str) -> Result<String> {
+pub fn render(plan: &Plan, place: &Placement, target: &str) -> Result<String, DeployError> {
     let mut cfg = plan.config.clone();
     for (name, agent) in cfg.agents.iter_mut() {
         agent.workspace = PathBuf::from(format!("{WORKSPACES}/{name}"));
@@ -44,7 +44,9 @@ pub fn render(plan: &Plan, place: &Placement, target: &str) -> Result<String> {
         .iter()
         .map(|f| PathBuf::from(format!("{}{}", place.ca_prefix, f.name)))
         .collect();
-    let body = toml::to_string(&cfg).context("cannot write the deployed cordon.toml")?;
+    let body = toml::to_string(&cfg).map_err(|e| {
+        DeployError::Internal(format!("cannot write the deployed cordon.toml: {e}"))
+    })?;
 
     let mut head = comment(
         &format!(
@@ -84,12 +86,12 @@ pub fn render(plan: &Plan, place: &Placement, target: &str) -> Result<String> {
     let text = head + &body;
     // Never ship a config the strict loader would refuse.
     config::load_str(&text, Path::new("cordon.toml")).map_err(|e| {
-        anyhow::anyhow!(
+        DeployError::Internal(format!(
             "internal error: the cordon.toml generated for `cordon deploy {target}` does not \
              load ({e}); nothing was written. This is a bug in `cordon deploy`: please report \
              it with {}",
             plan.config_file.display()
-        )
+        ))
     })?;
     Ok(text)
 }

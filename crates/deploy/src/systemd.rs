@@ -6,11 +6,11 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use crate::DeployError;
 
-use super::config_file::{self, Placement};
-use super::plan::{Plan, STATE_DIR, STATE_ROOT, WORKSPACES};
-use super::{Artifact, comment};
+use crate::config_file::{self, Placement};
+use crate::plan::{Plan, STATE_DIR, STATE_ROOT, WORKSPACES};
+use crate::{Artifact, comment};
 
 /// Where systemd puts `LoadCredential=` files for this unit.
 const CREDENTIALS: &str = "/run/credentials/cordon.service";
@@ -18,7 +18,7 @@ const BINARY: &str = "/usr/local/bin/cordon";
 const CONFIG: &str = "/etc/cordon/cordon.toml";
 const ENV_FILE: &str = "/etc/cordon/cordon.env";
 
-pub fn render(plan: &Plan) -> Result<Vec<Artifact>> {
+pub fn render(plan: &Plan) -> Result<Vec<Artifact>, DeployError> {
     // As the gateway judges it: IPv4-mapped loopback is loopback.
     let loopback = plan.bind.ip().to_canonical().is_loopback();
     // TLS files become credentials: systemd reads them as root and hands the service a
@@ -74,12 +74,12 @@ pub fn render(plan: &Plan) -> Result<Vec<Artifact>> {
 }
 
 /// A path as a unit file value: `%` is a specifier there.
-fn path_value(p: &Path) -> Result<String> {
+fn path_value(p: &Path) -> Result<String, DeployError> {
     let s = p.display().to_string();
     if s.chars().any(|c| c.is_control() || c == '\\') {
-        bail!(
+        return Err(DeployError::Config(format!(
             "{s}: a path with control characters or `\\` cannot go in a unit file; move the file"
-        );
+        )));
     }
     Ok(s.replace('%', "%%"))
 }

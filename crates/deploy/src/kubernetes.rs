@@ -5,20 +5,20 @@
 
 use std::fmt::Write;
 
-use anyhow::{Context, Result};
+use crate::DeployError;
 
-use super::compose::IMAGE;
-use super::config_file::{self, Placement};
-use super::destinations::{Destination, Outcome};
-use super::plan::{CONFIG_PATH, Plan, STATE_DIR, STATE_ROOT, UID, WORKSPACES};
-use super::yaml::{block, q};
-use super::{Artifact, comment};
+use crate::compose::IMAGE;
+use crate::config_file::{self, Placement};
+use crate::destinations::{Destination, Outcome};
+use crate::plan::{CONFIG_PATH, Plan, STATE_DIR, STATE_ROOT, UID, WORKSPACES};
+use crate::yaml::{block, q};
+use crate::{Artifact, comment};
 
 const NAMESPACE: &str = "cordon";
 const APP: &str = "cordon";
 const TLS_DIR: &str = "/run/secrets/cordon-tls";
 
-pub fn render(plan: &Plan, destinations: &[Destination]) -> Result<Vec<Artifact>> {
+pub fn render(plan: &Plan, destinations: &[Destination]) -> Result<Vec<Artifact>, DeployError> {
     plan.require_in_container_backend("kubernetes")?;
     let config = config_file::render(
         plan,
@@ -146,12 +146,15 @@ fn object(y: &mut String, api_version: &str, kind: &str, name: &str) {
     );
 }
 
-fn config_map(y: &mut String, plan: &Plan, config: &str) -> Result<()> {
+fn config_map(y: &mut String, plan: &Plan, config: &str) -> Result<(), DeployError> {
     object(y, "v1", "ConfigMap", "cordon-config");
     let _ = write!(y, "data:\n  cordon.toml: {}\n", block(config, 4));
     for (kind, f) in plan.external_files() {
-        let text = std::fs::read_to_string(&f.source)
-            .with_context(|| format!("{} = {}: cannot read", f.key, f.source.display()))?;
+        let text = std::fs::read_to_string(&f.source).map_err(|source| DeployError::Read {
+            key: f.key.clone(),
+            path: f.source.clone(),
+            source,
+        })?;
         let _ = write!(y, "  # {}\n  {kind}-{}: {}\n", f.key, f.name, q(&text));
     }
     Ok(())

@@ -3,13 +3,13 @@
 
 use std::fmt::Write;
 
-use anyhow::Result;
+use crate::DeployError;
 
-use super::config_file::{self, Placement};
-use super::plan::{CONFIG_PATH, Plan, STATE_DIR, STATE_ROOT, UID, WORKSPACES};
-use super::seccomp;
-use super::yaml::compose_q as q;
-use super::{Artifact, comment};
+use crate::config_file::{self, Placement};
+use crate::plan::{CONFIG_PATH, Plan, STATE_DIR, STATE_ROOT, UID, WORKSPACES};
+use crate::seccomp;
+use crate::yaml::compose_q as q;
+use crate::{Artifact, comment};
 
 const TLS_CERT: &str = "/run/secrets/cordon_tls_cert";
 const TLS_KEY: &str = "/run/secrets/cordon_tls_key";
@@ -17,7 +17,7 @@ const POLICY_DIR: &str = "/etc/cordon/policy";
 const CA_DIR: &str = "/etc/cordon/ca";
 pub const IMAGE: &str = "cordon:local";
 
-pub fn render(plan: &Plan) -> Result<Vec<Artifact>> {
+pub fn render(plan: &Plan) -> Result<Vec<Artifact>, DeployError> {
     plan.require_in_container_backend("compose")?;
     let port = plan.bind.port();
     let config = config_file::render(

@@ -11,10 +11,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use anyhow::Result;
-
-use super::firewall::METADATA_V6;
-use super::plan::{ModelHost, Plan};
+use crate::DeployError;
+use crate::firewall::METADATA_V6;
+use crate::plan::{ModelHost, Plan};
 
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,7 +39,7 @@ pub enum Outcome {
     NoRule(String),
 }
 
-pub async fn resolve(plan: &Plan) -> Result<Vec<Destination>> {
+pub async fn resolve(plan: &Plan) -> Result<Vec<Destination>, DeployError> {
     let cfg = &plan.config;
     // The same ranges the proxy exempts from its private-address refusal, parsed by the
     // proxy's own code (with the CA files as found here, which it also reads).

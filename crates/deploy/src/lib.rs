@@ -1,4 +1,5 @@
 //! `cordon deploy`: hardened deployment files generated from the loaded config.
+//! The binary only loads the config, calls [`generate`], and prints or writes the result.
 //!
 //! Guarantees:
 //! - Every target that runs Cordon (`compose`, `systemd`, `kubernetes`) ships its own
@@ -18,6 +19,7 @@
 mod compose;
 mod config_file;
 mod destinations;
+mod error;
 mod firewall;
 mod kubernetes;
 mod output;
@@ -26,8 +28,7 @@ mod seccomp;
 mod systemd;
 mod yaml;
 
-use anyhow::Result;
-
+pub use error::DeployError;
 pub use output::{Written, print, write_dir};
 pub use plan::Source;
 
@@ -47,21 +48,22 @@ pub struct Artifact {
 }
 
 /// Generate `target`'s files. `load` is called only by targets that depend on the config
-/// (the firewall rules do not).
-pub async fn generate(
+/// (the firewall rules do not); its error is the caller's, into which a [`DeployError`]
+/// converts.
+pub async fn generate<E: From<DeployError>>(
     target: Target,
-    load: impl FnOnce() -> Result<Source>,
-) -> Result<Vec<Artifact>> {
-    match target {
-        Target::Firewall => Ok(firewall::render()),
-        Target::Compose => compose::render(&plan::Plan::new(load()?)?),
-        Target::Systemd => systemd::render(&plan::Plan::new(load()?)?),
+    load: impl FnOnce() -> Result<Source, E>,
+) -> Result<Vec<Artifact>, E> {
+    Ok(match target {
+        Target::Firewall => firewall::render(),
+        Target::Compose => compose::render(&plan::Plan::new(load()?)?)?,
+        Target::Systemd => systemd::render(&plan::Plan::new(load()?)?)?,
         Target::Kubernetes => {
             let plan = plan::Plan::new(load()?)?;
             let destinations = destinations::resolve(&plan).await?;
-            kubernetes::render(&plan, &destinations)
+            kubernetes::render(&plan, &destinations)?
         }
-    }
+    })
 }
 
 /// `text` as `#` comment lines of at most 88 columns (longer words stay whole), each

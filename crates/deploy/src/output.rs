@@ -9,13 +9,15 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-
-use super::Artifact;
+use crate::{Artifact, DeployError};
 
 /// One file: its text. Several: each after a `# ==> NAME <==` line (like `head`), since
 /// they only make sense as separate files (`--out`).
-pub fn print(files: &[Artifact], out: &mut dyn Write) -> Result<()> {
+pub fn print(files: &[Artifact], out: &mut dyn Write) -> Result<(), DeployError> {
+    print_to(files, out).map_err(DeployError::Print)
+}
+
+fn print_to(files: &[Artifact], out: &mut dyn Write) -> std::io::Result<()> {
     if let [only] = files {
         out.write_all(only.text.as_bytes())?;
         return Ok(());
@@ -37,26 +39,33 @@ pub enum Written {
     Unchanged(PathBuf),
 }
 
-pub fn write_dir(files: &[Artifact], dir: &Path, force: bool) -> Result<Vec<Written>> {
+pub fn write_dir(files: &[Artifact], dir: &Path, force: bool) -> Result<Vec<Written>, DeployError> {
+    let failed = |what: String| move |source| DeployError::Write { what, source };
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(m) if m.file_type().is_symlink() && dir.is_dir() => {}
-        Ok(_) => bail!(
-            "--out {}: exists and is not a directory; give a directory (it is created if \
-             missing)",
-            dir.display()
-        ),
+        Ok(_) => {
+            return Err(DeployError::Out(format!(
+                "--out {}: exists and is not a directory; give a directory (it is created if \
+                 missing)",
+                dir.display()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
                 .create(dir)
-                .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+                .map_err(failed(format!(
+                    "--out {}: cannot create the directory",
+                    dir.display()
+                )))?;
             // The umask may have taken bits away.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                .with_context(|| format!("--out {}: cannot set mode 0755", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(
+                failed(format!("--out {}: cannot set mode 0755", dir.display())),
+            )?;
         }
-        Err(e) => bail!("--out {}: {e}", dir.display()),
+        Err(e) => return Err(DeployError::Out(format!("--out {}: {e}", dir.display()))),
     }
 
     // Decide for every file first.
@@ -66,11 +75,13 @@ pub fn write_dir(files: &[Artifact], dir: &Path, force: bool) -> Result<Vec<Writ
         let path = dir.join(f.name);
         let state = match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Written::Created(path),
-            Err(e) => bail!("{}: {e}", path.display()),
-            Ok(m) if m.is_dir() => bail!(
-                "{}: is a directory; move it away or choose another --out",
-                path.display()
-            ),
+            Err(e) => return Err(DeployError::Out(format!("{}: {e}", path.display()))),
+            Ok(m) if m.is_dir() => {
+                return Err(DeployError::Out(format!(
+                    "{}: is a directory; move it away or choose another --out",
+                    path.display()
+                )));
+            }
             Ok(m) => {
                 let same =
                     m.is_file() && std::fs::read(&path).is_ok_and(|old| old == f.text.as_bytes());
@@ -85,27 +96,25 @@ pub fn write_dir(files: &[Artifact], dir: &Path, force: bool) -> Result<Vec<Writ
         plan.push((f, state));
     }
     if !conflicts.is_empty() && !force {
-        bail!(
+        return Err(DeployError::Out(format!(
             "refusing to overwrite {} (different contents); nothing was written. Pass --force \
              to replace, or choose another --out",
             conflicts.join(", ")
-        );
+        )));
     }
     let mut done = Vec::new();
     for (f, state) in plan {
         match &state {
-            Written::Created(path) | Written::Replaced(path) => write_file(path, &f.text)?,
+            Written::Created(path) | Written::Replaced(path) => {
+                config::atomic_write(path, f.text.as_bytes(), 0o644)?;
+            }
             // Same contents: only the mode is made right.
             Written::Unchanged(path) => {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-                    .with_context(|| format!("{}: cannot set mode 0644", path.display()))?;
+                    .map_err(failed(format!("{}: cannot set mode 0644", path.display())))?;
             }
         }
         done.push(state);
     }
     Ok(done)
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    Ok(config::atomic_write(path, text.as_bytes(), 0o644)?)
 }

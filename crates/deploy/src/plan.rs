@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::DeployError;
 use config::{Config, SandboxBackend, Tier};
 
 /// The loaded config and the file it came from.
@@ -137,7 +137,7 @@ pub fn tier_name(tier: Tier) -> &'static str {
 }
 
 impl Plan {
-    pub fn new(source: Source) -> Result<Plan> {
+    pub fn new(source: Source) -> Result<Plan, DeployError> {
         let Source {
             config,
             config_file,
@@ -151,16 +151,18 @@ impl Plan {
             .gateway
             .bind
             .parse()
-            .with_context(|| at("gateway.bind"))?;
-        let model = model_endpoint(&config.model.base_url).with_context(|| at("model.base_url"))?;
-        let policy_files = externals(&dir, "policy.files", &config.policy.files)
-            .with_context(|| config_file.display().to_string())?;
+            .map_err(|e| DeployError::Config(format!("{}: {e}", at("gateway.bind"))))?;
+        let model = model_endpoint(&config.model.base_url)
+            .map_err(|e| DeployError::Config(format!("{}: {e}", at("model.base_url"))))?;
+        let in_file = |e: String| DeployError::Config(format!("{}: {e}", config_file.display()));
+        let policy_files =
+            externals(&dir, "policy.files", &config.policy.files).map_err(in_file)?;
         let ca_files = externals(
             &dir,
             "egress.upstream_ca_files",
             &config.egress.upstream_ca_files,
         )
-        .with_context(|| config_file.display().to_string())?;
+        .map_err(in_file)?;
         let tls = match (&config.gateway.tls_cert, &config.gateway.tls_key) {
             (Some(c), Some(k)) => Some((absolute(&dir, c), absolute(&dir, k))),
             _ => None,
@@ -179,21 +181,23 @@ impl Plan {
 
     /// Containers run the native sandbox inside themselves; a container engine backend
     /// would need the engine's socket mounted in, which is root on the host.
-    pub fn require_in_container_backend(&self, target: &str) -> Result<()> {
+    pub fn require_in_container_backend(&self, target: &str) -> Result<(), DeployError> {
         match self.config.sandbox.backend {
             SandboxBackend::Native | SandboxBackend::None => Ok(()),
-            b @ (SandboxBackend::Docker | SandboxBackend::Podman) => bail!(
-                "{}: sandbox.backend = \"{}\" cannot work inside the {target} deployment: it \
+            b @ (SandboxBackend::Docker | SandboxBackend::Podman) => {
+                Err(DeployError::Config(format!(
+                    "{}: sandbox.backend = \"{}\" cannot work inside the {target} deployment: it \
                  would need the container engine's socket mounted in, which is root on the \
                  host. Set sandbox.backend = \"native\" (the generated files allow the user \
                  namespaces it needs), or use `cordon deploy systemd`",
-                self.config_file.display(),
-                if b == SandboxBackend::Docker {
-                    "docker"
-                } else {
-                    "podman"
-                },
-            ),
+                    self.config_file.display(),
+                    if b == SandboxBackend::Docker {
+                        "docker"
+                    } else {
+                        "podman"
+                    },
+                )))
+            }
         }
     }
 
@@ -226,7 +230,7 @@ fn absolute(dir: &Path, p: &Path) -> PathBuf {
 }
 
 /// `key`'s files, each checked by [`external`].
-fn externals(dir: &Path, key: &str, paths: &[PathBuf]) -> Result<Vec<External>> {
+fn externals(dir: &Path, key: &str, paths: &[PathBuf]) -> Result<Vec<External>, String> {
     paths
         .iter()
         .enumerate()
@@ -236,14 +240,14 @@ fn externals(dir: &Path, key: &str, paths: &[PathBuf]) -> Result<Vec<External>> 
 
 /// A referenced file must exist now: a deployment that names a missing file fails only
 /// later, on the host.
-fn external(dir: &Path, key: String, index: usize, path: &Path) -> Result<External> {
+fn external(dir: &Path, key: String, index: usize, path: &Path) -> Result<External, String> {
     let source = absolute(dir, path);
     if !source.is_file() {
-        bail!(
+        return Err(format!(
             "{key} = `{}`: no such file ({} here); fix the path before deploying",
             path.display(),
             source.display()
-        );
+        ));
     }
     let base = source
         .file_name()
@@ -266,12 +270,12 @@ fn external(dir: &Path, key: String, index: usize, path: &Path) -> Result<Extern
     })
 }
 
-fn model_endpoint(base_url: &str) -> Result<ModelEndpoint> {
-    let url = reqwest::Url::parse(base_url).context("not a URL")?;
+fn model_endpoint(base_url: &str) -> Result<ModelEndpoint, String> {
+    let url = reqwest::Url::parse(base_url).map_err(|e| format!("not a URL: {e}"))?;
     let port = url
         .port_or_known_default()
-        .context("no port and no default port for this scheme")?;
-    let raw = url.host_str().context("no host")?;
+        .ok_or("no port and no default port for this scheme")?;
+    let raw = url.host_str().ok_or("no host")?;
     // IPv6 hosts come back in brackets.
     let bare = raw.trim_start_matches('[').trim_end_matches(']');
     let host = match bare.parse::<IpAddr>() {
