@@ -462,6 +462,48 @@ pub fn metadata_firewall(vendor: Option<&str>, rulesets: &[String]) -> Option<Fi
     ))
 }
 
+/// `docker.port_published_public`: containers that publish `port` on every interface, from
+/// the text of `docker ps --format '{{.Names}}\t{{.Ports}}'`.
+pub fn docker_published(ps: &str, port: u16) -> Vec<Finding> {
+    let mut found = Vec::new();
+    for line in ps.lines() {
+        let (name, ports) = line.split_once('\t').unwrap_or((line, ""));
+        for p in ports.split(", ") {
+            let public =
+                p.starts_with("0.0.0.0:") || p.starts_with("[::]:") || p.starts_with(":::");
+            if public && p.contains(&format!(":{port}->")) {
+                found.push(Finding::new(
+                    "docker.port_published_public",
+                    Severity::Critical,
+                    format!("container `{name}` publishes Cordon's port on every interface"),
+                    format!("docker ps: {p}"),
+                    format!("publish it as 127.0.0.1:{port}:{port} (see `cordon deploy compose`)"),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// `sandbox.layer_unavailable` for each sandbox layer (name, why) this host does not
+/// apply.
+pub fn sandbox_layers_unavailable<'a>(
+    inactive: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<Finding> {
+    inactive
+        .into_iter()
+        .map(|(layer, detail)| {
+            Finding::new(
+                "sandbox.layer_unavailable",
+                Severity::Warn,
+                format!("sandbox layer {layer} is not applied on this host"),
+                detail,
+                "see `cordon sandbox explain`; a newer kernel or enabling the feature restores it",
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,5 +637,18 @@ mod tests {
         assert!(found[0].evidence.contains(".env"), "{}", found[0].evidence);
         // A workspace that does not exist yet holds nothing to read.
         assert!(env_files("a", &dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn only_a_container_publishing_the_port_on_every_interface_is_flagged() {
+        let ps = "public\t0.0.0.0:7777->7777/tcp, [::]:7777->7777/tcp\n\
+                  local\t127.0.0.1:7777->7777/tcp\n\
+                  other\t0.0.0.0:8080->8080/tcp\n";
+        let found = docker_published(ps, 7777);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found.iter().all(|f| f.title.contains("`public`")),
+            "{found:?}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `cordon audit`: a deployment looked at the way an attacker would look at it.
 //!
-//! Three parts, each a pure function of what it is given so that tests can feed it
+//! Each part is a pure function of what it is given so that tests can feed it
 //! deliberately bad deployments:
 //! - [`config_checks`]: the config file's text, read leniently as TOML so that a config
 //!   Cordon would refuse to load (`egress.allow = ["*"]`) still gets its findings, plus
@@ -8,6 +8,9 @@
 //! - [`host`]: the running host — which addresses a port really listens on
 //!   (`/proc/net/tcp*`), whether we run as root, modes of the config, state, vault and
 //!   audit files, and whether the cloud metadata address answers;
+//! - [`tokens`] and [`state`]: gateway tokens worth rotating, a damaged audit log, secrets
+//!   bound too widely, from what the caller read out of the store, log and vault;
+//! - [`MetadataTarget`]: where the metadata probes go, and how a sandboxed probe is read;
 //! - [`blast`]: what a fully compromised agent could reach, computed from the effective
 //!   policy (the guard decides sample actions), not guessed from the config.
 //!
@@ -19,8 +22,13 @@ pub mod blast;
 pub mod config_checks;
 pub mod host;
 mod metadata;
+pub mod state;
+pub mod tokens;
 
-pub use metadata::{METADATA, METADATA_PROBE_ENV, MetadataTarget, MetadataTargetError};
+pub use metadata::{
+    CurlExit, METADATA, METADATA_PROBE_ENV, MetadataTarget, MetadataTargetError, Probe, ProbePath,
+    curl_missing, read_probe, sandbox_probe_finding, sandbox_unavailable,
+};
 
 use serde::Serialize;
 

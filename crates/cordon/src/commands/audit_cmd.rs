@@ -20,17 +20,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use config::{HostPattern, Paths};
-use posture::{Finding, MetadataTarget, Severity, blast, config_checks, host, sorted};
+use posture::{
+    CurlExit, Finding, MetadataTarget, ProbePath, Severity, blast, config_checks, host, sorted,
+    state, tokens,
+};
 use serde_json::json;
 
-/// Tokens older than this, or living longer than this, are worth rotating.
-const TOKEN_OLD_DAYS: i64 = 90;
-/// Lifetime of a token `--fix` creates in place of a weak one.
-const ROTATED_TTL_DAYS: i64 = 30;
 /// Who rotated a token, in the audit log.
 const ROTATED_BY: &str = "cordon audit --fix";
-/// A secret bound to more hosts than this is reusable in too many places.
-const SECRET_MAX_HOSTS: usize = 3;
 
 pub async fn audit(json_out: bool, fix: bool, deep: bool) -> Result<ExitCode> {
     let paths = Paths::from_env();
@@ -193,14 +190,7 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
     if audit_dir.exists()
         && let Err(e) = audit::verify(&audit_dir)
     {
-        out.push(Finding::new(
-            "audit.verify_failed",
-            Severity::Critical,
-            "the audit log does not verify: records were changed, removed or reordered",
-            e.to_string(),
-            "keep the damaged log for investigation (copy it elsewhere); `cordon log \
-             verify` names the first bad record",
-        ));
+        out.push(state::audit_log_damaged(e.to_string()));
     }
     if crate::setup::store_exists(cfg, paths) {
         match crate::setup::open_store(cfg, paths).and_then(|s| weak_tokens(&s)) {
@@ -226,28 +216,7 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
         }
     };
     if let Some(vault) = vault {
-        for s in vault.list() {
-            let wild: Vec<String> = s
-                .hosts
-                .iter()
-                .filter(|h| h.is_wildcard())
-                .map(ToString::to_string)
-                .collect();
-            if s.hosts.len() > SECRET_MAX_HOSTS || !wild.is_empty() {
-                let hosts: Vec<String> = s.hosts.iter().map(ToString::to_string).collect();
-                out.push(Finding::new(
-                    "secrets.bound_too_widely",
-                    Severity::Warn,
-                    format!("secret {} may be sent to many hosts", s.name),
-                    format!("bound to {}", hosts.join(", ")),
-                    format!(
-                        "bind it to the one API host that needs it: `cordon secrets set {} \
-                         --hosts HOST`",
-                        s.name
-                    ),
-                ));
-            }
-        }
+        out.extend(state::secret_bindings(&vault.list()));
     }
     out
 }
@@ -261,90 +230,12 @@ fn existing_vault(paths: &Paths) -> Result<Option<secrets::Vault>, secrets::Vaul
     secrets::Vault::open(&paths.state_dir).map(Some)
 }
 
-/// A usable gateway token worth replacing, and why.
-struct WeakToken {
-    record: store::TokenRecord,
-    findings: Vec<Finding>,
-}
-
-/// Usable tokens created more than [`TOKEN_OLD_DAYS`] ago (`tokens.old`) or living longer
-/// than that (`tokens.long_lived`): a leaked one stays useful for too long.
-/// A token whose timestamps do not parse is returned with an `audit.not_checked` finding
-/// (its age is unknown, so replacing it is the safe side).
-fn weak_tokens(store: &store::Store) -> Result<Vec<WeakToken>> {
+/// The usable gateway tokens worth replacing (`posture::tokens`).
+fn weak_tokens(store: &store::Store) -> Result<Vec<tokens::WeakToken>> {
     let tokens = store
         .list_tokens(false)
         .context("cannot list the gateway tokens")?;
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    let parse = |ts: &str| {
-        time::PrimitiveDateTime::parse(ts, fmt)
-            .ok()
-            .map(time::PrimitiveDateTime::assume_utc)
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let limit = time::Duration::days(TOKEN_OLD_DAYS);
-    let remedy = |id: &str| {
-        format!(
-            "`cordon audit --fix` replaces it with a {ROTATED_TTL_DAYS}-day token of the same \
-             name and scope and revokes it (or create one with --ttl 30d and `cordon token \
-             revoke {id}`)"
-        )
-    };
-    let mut out = Vec::new();
-    for t in tokens {
-        let (Some(created), Some(expires)) = (parse(&t.created_at), parse(&t.expires_at)) else {
-            let why = format!(
-                "token {} has timestamps that do not parse: created {:?}, expires {:?}",
-                t.id, t.created_at, t.expires_at
-            );
-            out.push(WeakToken {
-                findings: vec![Finding::not_checked(
-                    format!("token `{}` ({})'s age", t.name, t.scope),
-                    why,
-                    remedy(&t.id),
-                )],
-                record: t,
-            });
-            continue;
-        };
-        let mut findings = Vec::new();
-        let age = (now - created).whole_days();
-        if age > TOKEN_OLD_DAYS {
-            findings.push(Finding::new(
-                "tokens.old",
-                Severity::Warn,
-                format!("token `{}` ({}) is {age} days old", t.name, t.scope),
-                format!("token {} created {}", t.id, t.created_at),
-                remedy(&t.id),
-            ));
-        }
-        if expires - created > limit {
-            findings.push(Finding::new(
-                "tokens.long_lived",
-                Severity::Warn,
-                format!(
-                    "token `{}` ({}) lives {} days: if it leaks, it keeps working that long",
-                    t.name,
-                    t.scope,
-                    (expires - created).whole_days()
-                ),
-                format!(
-                    "token {} created {}, expires {}",
-                    t.id, t.created_at, t.expires_at
-                ),
-                remedy(&t.id),
-            ));
-        }
-        if !findings.is_empty() {
-            out.push(WeakToken {
-                record: t,
-                findings,
-            });
-        }
-    }
-    Ok(out)
+    Ok(tokens::weak_tokens(tokens, time::OffsetDateTime::now_utc()))
 }
 
 /// A weak token replaced by `--fix`.
@@ -369,7 +260,7 @@ impl Rotated {
 }
 
 /// Replace every weak token: first a new token with the same name and scope for
-/// [`ROTATED_TTL_DAYS`], then the old one revoked; both audited like `cordon token`.
+/// [`tokens::ROTATED_TTL_DAYS`], then the old one revoked; both audited like `cordon token`.
 /// Stops at the first failure (said on stderr) and returns what was rotated so far, so a
 /// token that was created is always printed.
 fn rotate_weak_tokens(cfg: &config::Config, paths: &Paths) -> Result<Vec<Rotated>> {
@@ -395,7 +286,7 @@ fn rotate_weak_tokens(cfg: &config::Config, paths: &Paths) -> Result<Vec<Rotated
             &audit,
             &old.name,
             old.scope,
-            time::Duration::days(ROTATED_TTL_DAYS),
+            time::Duration::days(tokens::ROTATED_TTL_DAYS),
             ROTATED_BY,
         ) {
             Ok(new) => new,
@@ -426,24 +317,10 @@ fn rotate_weak_tokens(cfg: &config::Config, paths: &Paths) -> Result<Vec<Rotated
 /// Whether a sandboxed command reaches the metadata service, directly or through the
 /// egress proxy (it must do neither).
 async fn metadata_from_sandbox(paths: &Paths, target: MetadataTarget) -> Vec<Finding> {
-    let unavailable = |why: String| {
-        vec![Finding::new(
-            "sandbox.unavailable",
-            Severity::Warn,
-            "cannot run a command in the sandbox to probe the metadata address",
-            why,
-            "see `cordon sandbox explain`",
-        )]
-    };
     if which("curl").is_none() {
-        return vec![Finding::new(
-            "sandbox.metadata_probe_skipped",
-            Severity::Info,
-            "curl is not installed: the metadata probe from a sandbox was skipped",
-            "no curl on PATH",
-            "install curl and run `cordon audit --deep` again",
-        )];
+        return vec![posture::curl_missing()];
     }
+    let unavailable = |why: String| vec![posture::sandbox_unavailable(why)];
     let state = match crate::setup::open_state_at(paths) {
         Ok(s) => s,
         Err(e) => return unavailable(format!("{e:#}")),
@@ -460,95 +337,25 @@ async fn metadata_from_sandbox(paths: &Paths, target: MetadataTarget) -> Vec<Fin
         Ok(r) => r,
         Err(e) => return unavailable(format!("{e:#}")),
     };
-    let url = target.url();
     let session = format!("audit-deep-{}", std::process::id());
-    let probe = |direct: bool| {
-        // Headers and then the status code on stdout: the proxy marks every response it
-        // makes itself (a refusal, an unreachable upstream) with `x-cordon-egress`.
-        let mut argv: Vec<String> = [
-            "curl",
-            "-s",
-            "-m",
-            "3",
-            "-o",
-            "/dev/null",
-            "-D",
-            "-",
-            "-w",
-            "%{http_code}",
-        ]
-        .map(String::from)
-        .to_vec();
-        // Direct: past the proxy variables. Through the proxy: even for an address the
-        // sandbox's NO_PROXY exempts (a loopback stand-in in tests).
-        let bypass = if direct { "*" } else { "" };
-        argv.extend(["--noproxy".into(), bypass.into()]);
-        argv.push(url.clone());
-        argv
-    };
     let mut out = Vec::new();
-    for (direct, how) in [(true, "directly"), (false, "through the egress proxy")] {
+    for path in ProbePath::BOTH {
         let o = match runtime
-            .sandbox_exec(&session, probe(direct), Duration::from_secs(10))
+            .sandbox_exec(&session, target.curl_probe(path), Duration::from_secs(10))
             .await
         {
             Ok(o) => o,
             Err(e) => return unavailable(e),
         };
-        match metadata_probe(&o.status, &String::from_utf8_lossy(&o.stdout)) {
-            Probe::Blocked => {}
-            Probe::Reached(code) => out.push(Finding::new(
-                "sandbox.metadata_reachable",
-                Severity::Critical,
-                format!("a sandboxed command reaches the cloud metadata service {how}"),
-                format!("curl {url} in the sandbox of agent `{agent}`: HTTP {code}"),
-                "check [egress] allow_ranges and the sandbox backend (`cordon sandbox explain`)",
-            )),
-            Probe::DidNotRun(why) => out.push(Finding::not_checked(
-                format!("whether a sandboxed command reaches the metadata service {how}"),
-                format!("curl in the sandbox of agent `{agent}`: {why}"),
-                "make curl available inside the sandbox (`cordon sandbox explain` shows what \
-                 it mounts) and run `cordon audit --deep` again",
-            )),
-        }
+        let exit = match o.status {
+            sandbox::ExitStatus::Exited(c) => CurlExit::Code(c),
+            other => CurlExit::Other(format!("{other:?}")),
+        };
+        let probe = posture::read_probe(&exit, &String::from_utf8_lossy(&o.stdout));
+        out.extend(posture::sandbox_probe_finding(target, path, &agent, probe));
     }
     runtime.end_session(&session);
     out
-}
-
-/// What one curl probe of the metadata address showed.
-#[derive(Debug, PartialEq)]
-enum Probe {
-    /// The metadata service answered, with this HTTP status (any status: a 401 or 403
-    /// from IMDSv2 or GCP still means the connection got through).
-    Reached(String),
-    /// No connection, or the egress proxy refused it.
-    Blocked,
-    /// curl did not run, so the probe says nothing.
-    DidNotRun(String),
-}
-
-/// `stdout` is curl's `-D -` headers followed by `-w %{http_code}`.
-fn metadata_probe(status: &sandbox::ExitStatus, stdout: &str) -> Probe {
-    match status {
-        sandbox::ExitStatus::Exited(0) => {}
-        // 1-3: curl refused its own arguments; 126/127: it is not there to run.
-        sandbox::ExitStatus::Exited(c @ (1..=3 | 126 | 127)) => {
-            return Probe::DidNotRun(format!("exit status {c}"));
-        }
-        // Could not resolve, connect, or got no answer in time.
-        sandbox::ExitStatus::Exited(_) => return Probe::Blocked,
-        other => return Probe::DidNotRun(format!("{other:?}")),
-    }
-    let code = stdout.lines().last().unwrap_or("").trim();
-    let from_proxy = stdout
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("x-cordon-egress:"));
-    if from_proxy || code.is_empty() || code == "000" {
-        Probe::Blocked
-    } else {
-        Probe::Reached(code.to_string())
-    }
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
@@ -561,7 +368,6 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 
 /// Sandbox layers this kernel cannot apply.
 fn sandbox_layers(cfg: &config::Config) -> Vec<Finding> {
-    let mut out = Vec::new();
     let backend = match crate::setup::sandbox_backend(cfg) {
         Ok(b) => b,
         Err(e) => {
@@ -573,20 +379,16 @@ fn sandbox_layers(cfg: &config::Config) -> Vec<Finding> {
         }
     };
     let Some((_, agent)) = cfg.agents.iter().next() else {
-        return out;
+        return Vec::new();
     };
     let profile = runtime::sandbox_profile(cfg, &agent.workspace);
     let e = backend.explain(&profile);
-    for l in e.layers.iter().filter(|l| !l.active) {
-        out.push(Finding::new(
-            "sandbox.layer_unavailable",
-            Severity::Warn,
-            format!("sandbox layer {} is not applied on this host", l.layer),
-            l.detail.clone(),
-            "see `cordon sandbox explain`; a newer kernel or enabling the feature restores it",
-        ));
-    }
-    out
+    host::sandbox_layers_unavailable(
+        e.layers
+            .iter()
+            .filter(|l| !l.active)
+            .map(|l| (l.layer.as_str(), l.detail.as_str())),
+    )
 }
 
 /// What the firewall tools print (those that answer).
@@ -622,25 +424,7 @@ fn docker_published(port: u16) -> Vec<Finding> {
     if !out.status.success() {
         return Vec::new();
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut found = Vec::new();
-    for line in text.lines() {
-        let (name, ports) = line.split_once('\t').unwrap_or((line, ""));
-        for p in ports.split(", ") {
-            let public =
-                p.starts_with("0.0.0.0:") || p.starts_with("[::]:") || p.starts_with(":::");
-            if public && p.contains(&format!(":{port}->")) {
-                found.push(Finding::new(
-                    "docker.port_published_public",
-                    Severity::Critical,
-                    format!("container `{name}` publishes Cordon's port on every interface"),
-                    format!("docker ps: {p}"),
-                    format!("publish it as 127.0.0.1:{port}:{port} (see `cordon deploy compose`)"),
-                ));
-            }
-        }
-    }
-    found
+    host::docker_published(&String::from_utf8_lossy(&out.stdout), port)
 }
 
 pub fn blast_radius(agent: Option<&str>, json_out: bool) -> Result<ExitCode> {
@@ -741,39 +525,5 @@ fn list_or_none(items: &[String]) -> String {
         "none".into()
     } else {
         items.join("; ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Probe, metadata_probe};
-    use sandbox::ExitStatus;
-
-    #[test]
-    fn a_metadata_answer_of_any_status_is_reached_and_a_curl_that_did_not_run_is_not_blocked() {
-        let imds_v2 = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n401";
-        assert_eq!(
-            metadata_probe(&ExitStatus::Exited(0), imds_v2),
-            Probe::Reached("401".into())
-        );
-        let refused = "HTTP/1.1 403 Forbidden\r\nx-cordon-egress: refused\r\n\r\n403";
-        assert_eq!(
-            metadata_probe(&ExitStatus::Exited(0), refused),
-            Probe::Blocked
-        );
-        assert_eq!(
-            metadata_probe(&ExitStatus::Exited(7), "000"),
-            Probe::Blocked
-        );
-        assert_eq!(
-            metadata_probe(&ExitStatus::Exited(28), "000"),
-            Probe::Blocked
-        );
-        for status in [ExitStatus::Exited(127), ExitStatus::Signaled(31)] {
-            assert!(
-                matches!(metadata_probe(&status, ""), Probe::DidNotRun(_)),
-                "{status:?}"
-            );
-        }
     }
 }
