@@ -37,6 +37,7 @@
 mod agent_log;
 mod error;
 pub mod event;
+pub mod export;
 mod head;
 mod log;
 pub mod record;

@@ -3,7 +3,6 @@
 
 mod cli;
 mod commands;
-mod export;
 mod setup;
 mod terminal;
 

@@ -80,14 +80,14 @@ pub async fn export() -> Result<ExitCode> {
     let state = crate::setup::open_state()?;
     let mut deliveries = Vec::new();
     if let Some(cfg) = &state.config.audit.export {
-        deliveries.push(crate::export::Delivery::audit_export(
+        deliveries.push(audit::export::Delivery::audit_export(
             &state.state_dir,
             state.audit.dir(),
             cfg,
         )?);
     }
     if let Some(cfg) = &state.config.alerts {
-        deliveries.push(crate::export::Delivery::alerts(
+        deliveries.push(audit::export::Delivery::alerts(
             &state.state_dir,
             state.audit.dir(),
             cfg,

@@ -49,18 +49,18 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     // missing token is an error here, not a silently undelivered log).
     if let Some(x) = &state.config.audit.export {
         let delivery =
-            crate::export::Delivery::audit_export(&state.state_dir, state.audit.dir(), x)?;
-        tokio::spawn(crate::export::run(
+            audit::export::Delivery::audit_export(&state.state_dir, state.audit.dir(), x)?;
+        tokio::spawn(audit::export::run(
             delivery,
             std::time::Duration::from_secs(x.interval_secs),
             state.audit.clone(),
         ));
     }
     if let Some(a) = &state.config.alerts {
-        let delivery = crate::export::Delivery::alerts(&state.state_dir, state.audit.dir(), a)?;
-        tokio::spawn(crate::export::run(
+        let delivery = audit::export::Delivery::alerts(&state.state_dir, state.audit.dir(), a)?;
+        tokio::spawn(audit::export::run(
             delivery,
-            crate::export::ALERT_INTERVAL,
+            audit::export::ALERT_INTERVAL,
             state.audit.clone(),
         ));
     }

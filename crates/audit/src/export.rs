@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use audit::{EventKind, Record};
 use config::{AlertFormat, AlertsConfig, AuditExportConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::{AuditError, EventKind, Log, Record};
 
 /// Longest a collector or webhook may take to answer one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +59,56 @@ enum Route {
     Webhook { format: AlertFormat },
 }
 
+/// Why a delivery could not be set up, or a delivery run stopped. Messages show a webhook
+/// URL only as scheme and host.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{table} token_env names `{var}`, which is not set")]
+    TokenEnvUnset { table: &'static str, var: String },
+    #[error("cannot build the HTTP client for the {what}: {source}")]
+    Client {
+        what: &'static str,
+        source: reqwest::Error,
+    },
+    #[error("{} is damaged; delete it to deliver everything again: {source}", path.display())]
+    CursorDamaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    CursorRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    CursorWrite(#[from] config::AtomicWriteError),
+    #[error("the audit log cannot be read (it is not sent): {0}")]
+    LogUnreadable(String),
+    #[error(
+        "the audit log no longer holds record #{seq} as it was when it was delivered to the \
+         {what} {url} (the log was replaced or rewritten); nothing was sent"
+    )]
+    LogRewritten {
+        seq: u64,
+        what: &'static str,
+        url: String,
+    },
+    #[error("cannot reach the {what} {url}: {error}")]
+    Unreachable {
+        what: &'static str,
+        url: String,
+        error: String,
+    },
+    #[error("the {what} {url} answered {status} for records #{first}-#{last}")]
+    Rejected {
+        what: &'static str,
+        url: String,
+        status: reqwest::StatusCode,
+        first: u64,
+        last: u64,
+    },
+}
+
 /// One destination with its cursor.
 pub struct Delivery {
     audit_dir: PathBuf,
@@ -80,7 +130,7 @@ pub struct Shipped {
 }
 
 /// The value of the environment variable `var` names (`table` for the error).
-fn token_from(var: Option<&str>, table: &str) -> Result<Option<String>> {
+fn token_from(var: Option<&str>, table: &'static str) -> Result<Option<String>, ExportError> {
     let Some(var) = var else {
         return Ok(None);
     };
@@ -88,16 +138,19 @@ fn token_from(var: Option<&str>, table: &str) -> Result<Option<String>> {
         .ok()
         .filter(|v| !v.is_empty())
         .map(Some)
-        .with_context(|| format!("{table} token_env names `{var}`, which is not set"))
+        .ok_or_else(|| ExportError::TokenEnvUnset {
+            table,
+            var: var.to_string(),
+        })
 }
 
-fn client(what: &str) -> Result<reqwest::Client> {
+fn client(what: &'static str) -> Result<reqwest::Client, ExportError> {
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
-        .with_context(|| format!("cannot build the HTTP client for the {what}"))
+        .map_err(|source| ExportError::Client { what, source })
 }
 
 /// `scheme://host[:port]/…`: a URL without the part that can be a credential.
@@ -119,7 +172,7 @@ impl Delivery {
         state_dir: &Path,
         audit_dir: &Path,
         cfg: &AuditExportConfig,
-    ) -> Result<Delivery> {
+    ) -> Result<Delivery, ExportError> {
         Ok(Delivery {
             audit_dir: audit_dir.to_path_buf(),
             cursor_file: state_dir.join("audit-export.json"),
@@ -134,7 +187,11 @@ impl Delivery {
     }
 
     /// `[alerts]`.
-    pub fn alerts(state_dir: &Path, audit_dir: &Path, cfg: &AlertsConfig) -> Result<Delivery> {
+    pub fn alerts(
+        state_dir: &Path,
+        audit_dir: &Path,
+        cfg: &AlertsConfig,
+    ) -> Result<Delivery, ExportError> {
         Ok(Delivery {
             audit_dir: audit_dir.to_path_buf(),
             cursor_file: state_dir.join("alerts-delivery.json"),
@@ -174,14 +231,14 @@ impl Delivery {
         }
     }
 
-    fn cursor(&self) -> Result<Cursor> {
+    fn cursor(&self) -> Result<Cursor, ExportError> {
         match std::fs::read(&self.cursor_file) {
             Ok(bytes) => {
-                let c: Cursor = serde_json::from_slice(&bytes).with_context(|| {
-                    format!(
-                        "{} is damaged; delete it to deliver everything again",
-                        self.cursor_file.display()
-                    )
+                let c: Cursor = serde_json::from_slice(&bytes).map_err(|source| {
+                    ExportError::CursorDamaged {
+                        path: self.cursor_file.clone(),
+                        source,
+                    }
                 })?;
                 Ok(if c.url == self.cursor_url() {
                     c
@@ -190,11 +247,14 @@ impl Delivery {
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cursor::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.cursor_file.display())),
+            Err(source) => Err(ExportError::CursorRead {
+                path: self.cursor_file.clone(),
+                source,
+            }),
         }
     }
 
-    fn save(&self, r: &Record) -> Result<Cursor> {
+    fn save(&self, r: &Record) -> Result<Cursor, ExportError> {
         let c = Cursor {
             url: self.cursor_url().to_string(),
             seq: r.seq,
@@ -202,12 +262,13 @@ impl Delivery {
         };
         // Durable before the next batch goes out: a cursor lost in a crash would deliver
         // records twice, a torn one would stop delivery.
-        config::atomic_write(&self.cursor_file, &serde_json::to_vec(&c)?, 0o600)?;
+        let text = serde_json::to_vec(&c).expect("a cursor (strings and a number) serialises");
+        config::atomic_write(&self.cursor_file, &text, 0o600)?;
         Ok(c)
     }
 
     /// One request carrying `records` (consecutive among those this route takes).
-    fn request(&self, records: &[&Record]) -> Result<reqwest::RequestBuilder> {
+    fn request(&self, records: &[&Record]) -> reqwest::RequestBuilder {
         let req = match self.route {
             Route::Collector { .. } => {
                 let mut body = String::new();
@@ -224,13 +285,12 @@ impl Delivery {
             Route::Webhook {
                 format: AlertFormat::Json,
             } => {
-                let [r] = records else {
-                    bail!("an alert webhook takes one alert per request");
-                };
+                // One alert per request ([`Delivery::ship`] sends chunks of one).
+                let r = records[0];
                 // The stored line as it is, so the receiver can check its hash.
                 let body = format!(
                     "{{\"text\":{},\"record\":{}}}",
-                    serde_json::to_string(&summary(r))?,
+                    serde_json::Value::String(summary(r)),
                     r.line()
                 );
                 self.http
@@ -239,30 +299,31 @@ impl Delivery {
                     .body(body)
             }
         };
-        Ok(match &self.token {
+        match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
-        })
+        }
     }
 
     /// Send every record not yet delivered. Stops at the first failed request (what was
     /// delivered before it stays delivered).
-    pub async fn ship(&self) -> Result<Shipped> {
+    pub async fn ship(&self) -> Result<Shipped, ExportError> {
         let mut cursor = self.cursor()?;
         let dir = self.audit_dir.clone();
-        let records = tokio::task::spawn_blocking(move || audit::read(&dir))
-            .await?
-            .context("the audit log cannot be read (it is not sent)")?;
+        let records = tokio::task::spawn_blocking(move || crate::read(&dir))
+            .await
+            .map_err(|e| ExportError::LogUnreadable(e.to_string()))?
+            .map_err(|e: AuditError| ExportError::LogUnreadable(e.to_string()))?;
         if cursor.seq > 0 {
             match records.iter().find(|r| r.seq == cursor.seq) {
                 Some(r) if r.hash == cursor.hash => {}
-                _ => bail!(
-                    "the audit log no longer holds record #{} as it was when it was delivered \
-                     to the {} {} (the log was replaced or rewritten); nothing was sent",
-                    cursor.seq,
-                    self.what(),
-                    self.shown
-                ),
+                _ => {
+                    return Err(ExportError::LogRewritten {
+                        seq: cursor.seq,
+                        what: self.what(),
+                        url: self.shown.clone(),
+                    });
+                }
             }
         }
         let pending: Vec<&Record> = records
@@ -276,23 +337,23 @@ impl Delivery {
         let mut sent = 0u64;
         for chunk in pending.chunks(per_request) {
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
-            let res = self.request(chunk)?.send().await.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach the {} {}: {}",
-                    self.what(),
-                    self.shown,
-                    e.without_url()
-                )
-            })?;
+            let res = self
+                .request(chunk)
+                .send()
+                .await
+                .map_err(|e| ExportError::Unreachable {
+                    what: self.what(),
+                    url: self.shown.clone(),
+                    error: e.without_url().to_string(),
+                })?;
             if !res.status().is_success() {
-                bail!(
-                    "the {} {} answered {} for records #{}-#{}",
-                    self.what(),
-                    self.shown,
-                    res.status(),
-                    first.seq,
-                    last.seq
-                );
+                return Err(ExportError::Rejected {
+                    what: self.what(),
+                    url: self.shown.clone(),
+                    status: res.status(),
+                    first: first.seq,
+                    last: last.seq,
+                });
             }
             cursor = self.save(last)?;
             sent += chunk.len() as u64;
@@ -385,7 +446,7 @@ fn chat_safe(s: &str) -> String {
 /// once a minute while it lasts) and retried at the next tick. An audit collector that
 /// fails is recorded as an `alert` once per outage; a failing alert webhook as an `error`
 /// record (an alert about it would only queue behind the alerts it cannot deliver).
-pub async fn run(delivery: Delivery, interval: Duration, audit: Arc<audit::Log>) {
+pub async fn run(delivery: Delivery, interval: Duration, audit: Arc<Log>) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing_since: Option<Instant> = None;
@@ -448,7 +509,7 @@ mod tests {
             EventKind::Alert,
             session.map(str::to_string),
             data,
-            audit::GENESIS_HASH.into(),
+            crate::GENESIS_HASH.into(),
         )
     }
 
