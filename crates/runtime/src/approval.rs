@@ -405,6 +405,66 @@ fn by(r: &ApprovalRecord) -> &str {
     r.answered_by.as_deref().unwrap_or("another process")
 }
 
+/// Why an answer was not given (or, for [`AnswerError::Audit`], given but not recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// Unknown, already answered or expired request, or the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A memory change that cannot be applied (it stays pending) or is not one.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    /// The answer was written but its audit record was not.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+}
+
+/// Answer the pending request `id` (not a memory change) for every interface — the CLI
+/// and the gateway — the same way: the store's atomic answer (the first answer written
+/// wins), then an `approval` record of the answer and one of the grant it created.
+pub fn answer_request(
+    store: &Store,
+    audit: &audit::Log,
+    id: &str,
+    answer: &Answer,
+    by: &str,
+) -> Result<store::Answered, AnswerError> {
+    let done = store.answer_approval(id, answer, by)?;
+    let a = &done.approval;
+    audit.record(EventKind::Approval, Some(&a.session), a.answer_audit())?;
+    if let Some(g) = &done.grant {
+        audit.record(
+            EventKind::Approval,
+            g.session.as_deref(),
+            g.audit("granted"),
+        )?;
+    }
+    Ok(done)
+}
+
+/// Answer the pending memory change `id`: approving appends it to its agent's memory
+/// (under `state_dir`) with the writer's labels, in the answer's transaction; denying
+/// discards it. Then an `approval` record naming the file and the entry written.
+pub fn answer_memory_change(
+    store: &Store,
+    audit: &audit::Log,
+    state_dir: &std::path::Path,
+    id: &str,
+    approve: bool,
+    by: &str,
+) -> Result<crate::memory::ChangeAnswered, AnswerError> {
+    let done = crate::memory::answer_change(store, id, approve, by, |agent| {
+        crate::memory::MemoryStore::for_agent(state_dir, agent)
+    })?;
+    let a = &done.approval;
+    let mut data = a.answer_audit();
+    data["kind"] = json!(a.kind);
+    data["file"] = json!(done.change.file);
+    data["entry"] = json!(done.entry);
+    audit.record(EventKind::Approval, Some(&a.session), data)?;
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

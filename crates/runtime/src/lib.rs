@@ -17,7 +17,7 @@
 //! sandbox failure) become error observations the model can read; they never crash the
 //! loop and never fall back to something weaker.
 
-mod approval;
+pub mod approval;
 mod authorise;
 mod execute;
 mod extensions;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use audit::EventKind;
-use runtime::memory::{MemoryStore, PendingChange, answer_change};
+use runtime::memory::PendingChange;
 use store::{
     Answer, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, GrantRecord, GrantScope,
 };
@@ -131,24 +131,25 @@ pub fn refuse_unless_local_answers(state: &State, id: &str) -> Result<()> {
 /// writer's labels (if that fails, it stays pending and the error says why), denying
 /// discards it. The answer is audited like any other, naming the entry written.
 pub fn answer_memory(state: &State, id: &str, approve: bool) -> Result<ExitCode> {
-    let done = answer_change(&state.store, id, approve, BY, |agent| {
-        MemoryStore::for_agent(&state.state_dir, agent)
-    })
-    .with_context(|| {
-        if approve {
-            format!("memory change `{id}` not applied")
-        } else {
-            format!("memory change `{id}` not denied")
-        }
-    })?;
+    let done = runtime::approval::answer_memory_change(
+        &state.store,
+        &state.audit,
+        &state.state_dir,
+        id,
+        approve,
+        BY,
+    );
+    let done = match done {
+        Err(runtime::approval::AnswerError::Audit(e)) => return Err(e.into()),
+        other => other.with_context(|| {
+            if approve {
+                format!("memory change `{id}` not applied")
+            } else {
+                format!("memory change `{id}` not denied")
+            }
+        })?,
+    };
     let a = &done.approval;
-    let mut data = a.answer_audit();
-    data["kind"] = serde_json::json!(a.kind);
-    data["file"] = serde_json::json!(done.change.file);
-    data["entry"] = serde_json::json!(done.entry);
-    state
-        .audit
-        .record(EventKind::Approval, Some(&a.session), data)?;
     match &done.entry {
         Some(entry) => println!(
             "approved {id}: entry {entry} added to {} of agent `{}` with label {} {}",
@@ -186,18 +187,8 @@ pub fn expire_overdue(state: &State) -> Result<()> {
 }
 
 fn answer_it(state: &State, id: &str, answer: &Answer) -> Result<ExitCode> {
-    let done = state.store.answer_approval(id, answer, BY)?;
+    let done = runtime::approval::answer_request(&state.store, &state.audit, id, answer, BY)?;
     let a = &done.approval;
-    state
-        .audit
-        .record(EventKind::Approval, Some(&a.session), a.answer_audit())?;
-    if let Some(g) = &done.grant {
-        state.audit.record(
-            EventKind::Approval,
-            g.session.as_deref(),
-            g.audit("granted"),
-        )?;
-    }
     let verb = match a.status {
         ApprovalStatus::Denied => "denied",
         _ => "approved",

@@ -8,7 +8,6 @@
 //! cannot be given a grant; every answer, grant and revocation is audited naming the
 //! token that made it (`by: "gateway token ID"`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use audit::EventKind;
@@ -210,18 +209,8 @@ pub(crate) async fn answer(
             };
             return answer_memory(&state, &id, approve, &by);
         }
-        let done = state.store.answer_approval(&id, &answer, &by)?;
-        let a = &done.approval;
-        state
-            .audit
-            .record(EventKind::Approval, Some(&a.session), a.answer_audit())?;
-        if let Some(g) = &done.grant {
-            state.audit.record(
-                EventKind::Approval,
-                g.session.as_deref(),
-                g.audit("granted"),
-            )?;
-        }
+        let done = runtime::approval::answer_request(&state.store, &state.audit, &id, &answer, &by)
+            .map_err(answer_error)?;
         Ok(Json(
             json!({ "approval": done.approval, "grant": done.grant }),
         ))
@@ -235,25 +224,32 @@ fn answer_memory(
     approve: bool,
     by: &str,
 ) -> Result<Json<Value>, ApiError> {
-    let dir: PathBuf = state.state_dir.clone();
-    let done = runtime::memory::answer_change(&state.store, id, approve, by, |agent| {
-        runtime::memory::MemoryStore::for_agent(&dir, agent)
-    })
-    .map_err(|e| match e {
-        runtime::memory::MemoryError::Approvals(s) => s.into(),
-        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
-    })?;
-    let a = &done.approval;
-    let mut data = a.answer_audit();
-    data["kind"] = json!(a.kind);
-    data["file"] = json!(done.change.file);
-    data["entry"] = json!(done.entry);
-    state
-        .audit
-        .record(EventKind::Approval, Some(&a.session), data)?;
+    let done = runtime::approval::answer_memory_change(
+        &state.store,
+        &state.audit,
+        &state.state_dir,
+        id,
+        approve,
+        by,
+    )
+    .map_err(answer_error)?;
     Ok(Json(
         json!({ "approval": done.approval, "entry": done.entry }),
     ))
+}
+
+/// A store or audit failure keeps its status; a memory change that cannot be applied is
+/// an answer that does not fit (422).
+fn answer_error(e: runtime::approval::AnswerError) -> ApiError {
+    use runtime::approval::AnswerError;
+    use runtime::memory::MemoryError;
+    match e {
+        AnswerError::Store(e) | AnswerError::Memory(MemoryError::Approvals(e)) => e.into(),
+        AnswerError::Audit(e) => e.into(),
+        AnswerError::Memory(other) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string())
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
