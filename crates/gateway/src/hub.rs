@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 use agent::{Agent, AgentEvent};
 use async_trait::async_trait;
 use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
-use serde_json::{Value, json};
+use serde_json::Value;
 use store::{EventRecord, SessionRecord, Store};
+
+use crate::events::SessionEvent;
 use tokio::sync::{OnceCell, broadcast};
 
 /// Builds the agents a gateway runs. The `cordon` binary implements it with the same
@@ -130,12 +132,13 @@ impl Hub {
     }
 
     /// Store an event of `session`, then broadcast it to its followers.
-    pub fn emit(&self, session: &str, kind: &str, data: Value) -> Result<EventRecord, String> {
+    pub fn emit(&self, session: &str, event: &SessionEvent) -> Result<EventRecord, String> {
+        let (kind, data) = event.to_parts();
         let channel = self.channel(session);
         let ch = lock(&channel);
         let event = self
             .store
-            .append_event(session, kind, data)
+            .append_event(session, &kind, data)
             .map_err(|e| format!("cannot store event `{kind}` of session {session}: {e}"))?;
         // No follower is not an error.
         let _ = ch.tx.send(Arc::new(event.clone()));
@@ -190,7 +193,12 @@ impl Hub {
         if !lock(&self.running).insert(session.id.clone()) {
             return Err(StartError::Busy(session.id.clone()));
         }
-        let started = match self.emit(&session.id, "turn_started", json!({ "text": text })) {
+        let started = match self.emit(
+            &session.id,
+            &SessionEvent::TurnStarted {
+                text: text.to_string(),
+            },
+        ) {
             Ok(e) => e,
             Err(e) => {
                 lock(&self.running).remove(&session.id);
@@ -207,11 +215,11 @@ impl Hub {
         let text = text.to_string();
         tokio::spawn(async move {
             let outcome = hub.run_turn(&id, &agent_name, &text).await;
-            let (kind, data) = match outcome {
-                Ok(data) => ("turn_finished", data),
-                Err(error) => ("turn_failed", json!({ "error": error })),
+            let event = match outcome {
+                Ok(finished) => finished,
+                Err(error) => SessionEvent::TurnFailed { error },
             };
-            if let Err(e) = hub.emit(&id, kind, data) {
+            if let Err(e) = hub.emit(&id, &event) {
                 tracing::warn!("{e}");
             }
             hub.touch(&id, &agent_name);
@@ -265,7 +273,12 @@ impl Hub {
         due.len()
     }
 
-    async fn run_turn(&self, id: &str, agent_name: &str, text: &str) -> Result<Value, String> {
+    async fn run_turn(
+        &self,
+        id: &str,
+        agent_name: &str,
+        text: &str,
+    ) -> Result<SessionEvent, String> {
         let agent = self.agent(agent_name).await?;
         let mut session = agent.load_session(id).map_err(|e| e.to_string())?;
         let mut names: HashMap<String, String> = HashMap::new();
@@ -276,14 +289,14 @@ impl Hub {
         let flush = |pending: &mut String, last_flush: &mut Instant| {
             if !pending.is_empty() {
                 let text = std::mem::take(pending);
-                if let Err(e) = self.emit(id, "text_delta", json!({ "text": text })) {
+                if let Err(e) = self.emit(id, &SessionEvent::TextDelta { text }) {
                     tracing::warn!("{e}");
                 }
             }
             *last_flush = Instant::now();
         };
         let mut on_event = |event: AgentEvent| {
-            let (kind, data) = match event {
+            let event = match event {
                 AgentEvent::TextDelta(t) => {
                     pending.push_str(&t);
                     if pending.len() >= DELTA_MAX_BYTES || last_flush.elapsed() >= DELTA_EVERY {
@@ -293,23 +306,21 @@ impl Hub {
                 }
                 AgentEvent::ToolCall(c) => {
                     names.insert(c.id.clone(), c.name.clone());
-                    (
-                        "tool_call",
-                        json!({ "id": c.id, "name": c.name, "arguments": c.arguments }),
-                    )
+                    SessionEvent::ToolCall {
+                        id: c.id,
+                        name: c.name,
+                        arguments: c.arguments,
+                    }
                 }
-                AgentEvent::ToolResult(o) => (
-                    "tool_result",
-                    json!({
-                        "call_id": o.call_id,
-                        "name": names.get(&o.call_id),
-                        "content": o.content,
-                        "is_error": o.is_error,
-                    }),
-                ),
+                AgentEvent::ToolResult(o) => SessionEvent::ToolResult {
+                    name: names.get(&o.call_id).cloned(),
+                    call_id: o.call_id,
+                    content: o.content,
+                    is_error: o.is_error,
+                },
             };
             flush(&mut pending, &mut last_flush);
-            if let Err(e) = self.emit(id, kind, data) {
+            if let Err(e) = self.emit(id, &event) {
                 tracing::warn!("{e}");
             }
         };
@@ -317,11 +328,11 @@ impl Hub {
         flush(&mut pending, &mut last_flush);
         let labels = agent.labels(&session);
         match result {
-            Ok(outcome) => Ok(json!({
-                "answer": outcome.answer,
-                "steps": outcome.steps,
-                "labels": labels,
-            })),
+            Ok(outcome) => Ok(SessionEvent::TurnFinished {
+                answer: outcome.answer,
+                steps: u64::from(outcome.steps),
+                labels: serde_json::to_value(labels).unwrap_or(Value::Null),
+            }),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -421,19 +432,19 @@ struct HubApprover {
 impl Approver for HubApprover {
     async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
         if let Some(hub) = self.hub.upgrade() {
-            let data = json!({
-                "id": req.id,
-                "session": req.session,
-                "action": req.action,
-                "tool": req.tool,
-                "reason": req.reason,
-                "rule": req.rule,
-                "labels": req.labels,
-                "untrusted_sources": req.untrusted_sources,
-            });
+            let event = SessionEvent::ApprovalRequested {
+                id: req.id.clone(),
+                session: req.session.clone(),
+                action: req.action.clone(),
+                tool: req.tool.clone(),
+                reason: req.reason.clone(),
+                rule: req.rule.clone(),
+                labels: req.labels.clone(),
+                untrusted_sources: req.untrusted_sources.clone(),
+            };
             // A sub-agent's request is shown in the top-level session's stream.
             let shown_in = req.root_session.as_deref().unwrap_or(&req.session);
-            if let Err(e) = hub.emit(shown_in, "approval_requested", data) {
+            if let Err(e) = hub.emit(shown_in, &event) {
                 tracing::warn!("{e}");
             }
         }
@@ -444,9 +455,14 @@ impl Approver for HubApprover {
     fn settled_elsewhere(&self, req: &ApprovalRequest, answer: &ApprovalAnswer, by: &str) {
         if let Some(hub) = self.hub.upgrade() {
             let answer = serde_json::to_value(answer).unwrap_or(Value::Null);
-            let data = json!({ "id": req.id, "session": req.session, "answer": answer, "by": by });
+            let event = SessionEvent::ApprovalSettled {
+                id: req.id.clone(),
+                session: req.session.clone(),
+                answer,
+                by: Some(by.to_string()),
+            };
             let shown_in = req.root_session.as_deref().unwrap_or(&req.session);
-            if let Err(e) = hub.emit(shown_in, "approval_settled", data) {
+            if let Err(e) = hub.emit(shown_in, &event) {
                 tracing::warn!("{e}");
             }
         }
@@ -464,7 +480,13 @@ mod tests {
         let s = store.create_session("a").unwrap().id;
         let hub = Hub::new(store, None);
         for i in 0..3 {
-            hub.emit(&s, "text_delta", json!({ "i": i })).unwrap();
+            hub.emit(
+                &s,
+                &SessionEvent::TextDelta {
+                    text: i.to_string(),
+                },
+            )
+            .unwrap();
         }
         let mut f = hub.follow(&s, 1);
         let writer = {
@@ -472,7 +494,13 @@ mod tests {
             let s = s.clone();
             tokio::spawn(async move {
                 for i in 3..600 {
-                    hub.emit(&s, "text_delta", json!({ "i": i })).unwrap();
+                    hub.emit(
+                        &s,
+                        &SessionEvent::TextDelta {
+                            text: i.to_string(),
+                        },
+                    )
+                    .unwrap();
                     if i % 50 == 0 {
                         tokio::task::yield_now().await;
                     }

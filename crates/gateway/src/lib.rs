@@ -21,7 +21,8 @@
 //! - **Sessions** ([`hub`]): agents run turns concurrently in the background, one turn
 //!   per session at a time; every event is stored, then broadcast, and the WebSocket
 //!   stream replays from any `seq` (the upgrade needs credentials and the gateway's own
-//!   `Origin`).
+//!   `Origin`). Events are one typed enum ([`events::SessionEvent`]) that clients parse
+//!   with too.
 //!
 //! Does not: keep browser sessions across a restart (they live in memory).
 
@@ -31,6 +32,7 @@ pub mod bind;
 mod client;
 mod conn;
 mod error;
+pub mod events;
 pub mod hub;
 pub mod layers;
 mod login_limit;

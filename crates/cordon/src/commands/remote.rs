@@ -39,6 +39,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use zeroize::Zeroizing;
 
+use gateway::events::SessionEvent;
+
 use crate::terminal::{Lines, describe_event, describe_labels};
 
 /// The environment variable the token is read from.
@@ -256,11 +258,7 @@ impl RemoteChat {
             self.session.agent, self.session.id
         );
         eprintln!("│ action: {}", ask.action);
-        eprintln!(
-            "│ why:    {} [{}]",
-            ask.reason.as_deref().unwrap_or("-"),
-            ask.rule.as_deref().unwrap_or("-")
-        );
+        eprintln!("│ why:    {} [{}]", ask.reason, ask.rule);
         if !ask.labels.is_null() {
             eprintln!("│ labels: {}", describe_labels(&ask.labels));
         }
@@ -807,86 +805,92 @@ struct Envelope {
     data: Value,
 }
 
-#[derive(Deserialize)]
 struct ToolResultData {
     call_id: String,
-    /// `null` when the gateway did not see the call.
-    #[serde(default)]
+    /// `None` when the gateway did not see the call.
     name: Option<String>,
     content: String,
-    #[serde(default)]
     is_error: bool,
 }
 
-#[derive(Deserialize)]
 struct ApprovalAsk {
     id: String,
     action: String,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    rule: Option<String>,
-    #[serde(default)]
+    reason: String,
+    rule: String,
     labels: Value,
-    #[serde(default)]
     untrusted_sources: Vec<String>,
 }
 
-#[derive(Deserialize)]
 struct Settled {
     id: String,
     /// The runtime's answer: `{"answer": "once"}`, `{"answer": "agent", "detail": …}`.
-    #[serde(default)]
     answer: Value,
-    #[serde(default)]
     by: Option<String>,
 }
 
 impl Settled {
     /// `once`, `deny`, `expired`…
     fn answer(&self) -> &str {
-        self.answer
-            .as_str()
-            .or_else(|| self.answer["answer"].as_str())
-            .unwrap_or("answered")
+        SessionEvent::settled_answer(&self.answer)
     }
 }
 
 impl Event {
+    /// The gateway's event (`gateway::events::SessionEvent`, the type the hub writes) as
+    /// this client shows it.
     fn parse(kind: &str, data: Value) -> Result<Event, serde_json::Error> {
-        #[derive(Deserialize)]
-        struct Text {
-            text: String,
-        }
-        #[derive(Deserialize)]
-        struct Finished {
-            #[serde(default)]
-            answer: String,
-            #[serde(default)]
-            labels: Value,
-        }
-        #[derive(Deserialize)]
-        struct Failed {
-            error: String,
-        }
-        Ok(match kind {
-            "turn_started" => Event::TurnStarted,
-            "text_delta" => Event::TextDelta(serde_json::from_value::<Text>(data)?.text),
-            "tool_call" => Event::ToolCall(serde_json::from_value(data)?),
-            "tool_result" => Event::ToolResult(serde_json::from_value(data)?),
-            "approval_requested" => Event::ApprovalRequested(serde_json::from_value(data)?),
-            "approval_settled" => Event::ApprovalSettled(serde_json::from_value(data)?),
-            "turn_finished" => {
-                let f: Finished = serde_json::from_value(data)?;
-                Event::TurnFinished {
-                    answer: f.answer,
-                    labels: f.labels,
-                }
+        Ok(match SessionEvent::from_parts(kind, data)? {
+            SessionEvent::TurnStarted { .. } => Event::TurnStarted,
+            SessionEvent::TextDelta { text } => Event::TextDelta(text),
+            SessionEvent::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Event::ToolCall(runtime::ToolCall {
+                id,
+                name,
+                arguments,
+            }),
+            SessionEvent::ToolResult {
+                call_id,
+                name,
+                content,
+                is_error,
+            } => Event::ToolResult(ToolResultData {
+                call_id,
+                name,
+                content,
+                is_error,
+            }),
+            SessionEvent::ApprovalRequested {
+                id,
+                action,
+                reason,
+                rule,
+                labels,
+                untrusted_sources,
+                ..
+            } => Event::ApprovalRequested(ApprovalAsk {
+                id: id.unwrap_or_default(),
+                action,
+                reason,
+                rule,
+                labels,
+                untrusted_sources,
+            }),
+            SessionEvent::ApprovalSettled { id, answer, by, .. } => {
+                Event::ApprovalSettled(Settled {
+                    id: id.unwrap_or_default(),
+                    answer,
+                    by,
+                })
             }
-            "turn_failed" => Event::TurnFailed {
-                error: serde_json::from_value::<Failed>(data)?.error,
-            },
-            _ => Event::Other,
+            SessionEvent::TurnFinished { answer, labels, .. } => {
+                Event::TurnFinished { answer, labels }
+            }
+            SessionEvent::TurnFailed { error } => Event::TurnFailed { error },
+            SessionEvent::Unknown => Event::Other,
         })
     }
 }
