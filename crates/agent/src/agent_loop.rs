@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use audit::EventKind;
+use audit::event::{Failure, ModelReply, ModelToolCall, SessionStart, TokenUsage, UserMessage};
+use audit::{AgentEvent as Record, AgentLog};
 use runtime::{Labels, Observation, Runtime, ToolCall};
-use serde_json::json;
 use store::Store;
 
 use crate::context::{ContextItem, session_labels};
@@ -52,7 +52,8 @@ pub struct AgentOptions {
     pub provider: Box<dyn Provider>,
     pub runtime: Arc<Runtime>,
     pub store: Arc<Store>,
-    pub audit: Arc<audit::Log>,
+    /// The audit log, restricted to the kinds the loop writes.
+    pub audit: AgentLog,
     pub max_steps: u32,
     /// Full system prompt.
     pub system_prompt: String,
@@ -118,17 +119,15 @@ impl Agent {
     /// `session_start` record names its parent and depth.
     pub(crate) fn start_session(&self, lineage: Option<&Lineage>) -> Result<Session, AgentError> {
         let rec = self.opts.store.create_session(self.opts.runtime.agent())?;
-        let mut data =
-            json!({ "agent": self.opts.runtime.agent(), "model": self.opts.provider.describe() });
-        if let Some(l) = lineage {
-            data["parent"] = json!(l.parent);
-            data["parent_call_id"] = json!(l.call_id);
-            data["depth"] = json!(l.depth);
-            data["tools"] = json!(l.tools);
-        }
-        self.opts
-            .audit
-            .record(EventKind::SessionStart, Some(&rec.id), data)?;
+        let start = SessionStart {
+            agent: self.opts.runtime.agent().to_string(),
+            model: self.opts.provider.describe(),
+            parent: lineage.map(|l| l.parent.clone()),
+            parent_call_id: lineage.map(|l| l.call_id.clone()),
+            depth: lineage.map(|l| l.depth),
+            tools: lineage.map(|l| l.tools.clone()),
+        };
+        self.audit(&rec.id, Record::SessionStart(start))?;
         let mut session = Session {
             id: rec.id,
             items: Vec::new(),
@@ -198,10 +197,10 @@ impl Agent {
         on_event: &mut (dyn FnMut(AgentEvent) + Send),
     ) -> Result<TurnOutcome, AgentError> {
         let item = ContextItem::user(user_text);
+        let (text, bytes) = self.content(user_text);
         self.audit(
-            EventKind::UserMessage,
             &session.id,
-            self.content_field(user_text),
+            Record::UserMessage(UserMessage { text, bytes }),
         )?;
         self.push(session, item)?;
 
@@ -217,27 +216,31 @@ impl Agent {
                 Ok(reply) => reply,
                 Err(e) => {
                     let detail = self.opts.runtime.redact(&e.to_string());
-                    self.audit(
-                        EventKind::Error,
-                        &session.id,
-                        json!({ "stage": "model", "error": detail }),
-                    )?;
+                    self.audit(&session.id, Record::Error(Failure::new("model", detail)))?;
                     return Err(AgentError::Provider(e));
                 }
             };
             let text = reply.text.as_deref().map(|t| self.opts.runtime.redact(t));
-            let mut output = self.content_field(text.as_deref().unwrap_or(""));
-            output["tool_calls"] = json!(reply
-                .tool_calls
-                .iter()
-                .map(|c| json!({ "id": c.id, "name": c.name, "arguments": self.opts.runtime.redact(&c.arguments) }))
-                .collect::<Vec<_>>());
-            output["step"] = json!(step);
-            if let Some(u) = &reply.usage {
-                output["usage"] =
-                    json!({ "input_tokens": u.input_tokens, "output_tokens": u.output_tokens });
-            }
-            self.audit(EventKind::ModelOutput, &session.id, output)?;
+            let (recorded, bytes) = self.content(text.as_deref().unwrap_or(""));
+            let output = ModelReply {
+                text: recorded,
+                bytes,
+                tool_calls: reply
+                    .tool_calls
+                    .iter()
+                    .map(|c| ModelToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        arguments: self.opts.runtime.redact(&c.arguments),
+                    })
+                    .collect(),
+                step,
+                usage: reply.usage.as_ref().map(|u| TokenUsage {
+                    input_tokens: u.input_tokens,
+                    output_tokens: u.output_tokens,
+                }),
+            };
+            self.audit(&session.id, Record::ModelOutput(output))?;
 
             let labels = self.opts.runtime.session_labels(&session.id);
             let message = Message::Assistant {
@@ -265,11 +268,8 @@ impl Agent {
                 self.push(session, ContextItem::tool(message, obs.provenance.clone()))?;
             }
         }
-        self.audit(
-            EventKind::Error,
-            &session.id,
-            json!({ "stage": "loop", "error": format!("step limit {} reached", self.opts.max_steps) }),
-        )?;
+        let limit = format!("step limit {} reached", self.opts.max_steps);
+        self.audit(&session.id, Record::Error(Failure::new("loop", limit)))?;
         Err(AgentError::StepLimit(self.opts.max_steps))
     }
 
@@ -293,22 +293,15 @@ impl Agent {
         Ok(())
     }
 
-    fn audit(
-        &self,
-        kind: EventKind,
-        session: &str,
-        data: serde_json::Value,
-    ) -> Result<(), AgentError> {
-        self.opts.audit.record(kind, Some(session), data)?;
+    fn audit(&self, session: &str, record: Record) -> Result<(), AgentError> {
+        self.opts.audit.record(session, record)?;
         Ok(())
     }
 
-    fn content_field(&self, text: &str) -> serde_json::Value {
-        if self.opts.record_content {
-            json!({ "text": text, "bytes": text.len() })
-        } else {
-            json!({ "bytes": text.len() })
-        }
+    /// The text as the audit log keeps it (only with `record_content`) and its size.
+    fn content(&self, text: &str) -> (Option<String>, u64) {
+        let kept = self.opts.record_content.then(|| text.to_string());
+        (kept, text.len() as u64)
     }
 }
 

@@ -40,7 +40,7 @@ impl Provider for SharedProvider {
 pub struct ChildAgents {
     provider: Arc<dyn Provider>,
     store: Arc<Store>,
-    audit: Arc<audit::Log>,
+    audit: audit::AgentLog,
     record_content: bool,
 }
 
@@ -48,13 +48,13 @@ impl ChildAgents {
     pub fn new(
         provider: Arc<dyn Provider>,
         store: Arc<Store>,
-        audit: Arc<audit::Log>,
+        audit: impl Into<audit::AgentLog>,
         record_content: bool,
     ) -> ChildAgents {
         ChildAgents {
             provider,
             store,
-            audit,
+            audit: audit.into(),
             record_content,
         }
     }

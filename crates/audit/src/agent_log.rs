@@ -33,6 +33,14 @@ impl From<AgentEvent> for Event {
 }
 
 /// The agent loop's handle on the shared log. Cheap to clone.
+///
+/// It takes only [`AgentEvent`]s; any other record does not compile:
+///
+/// ```compile_fail
+/// # fn f(log: &cordon_audit::AgentLog, d: cordon_audit::event::Decision) {
+/// log.record("S1", cordon_audit::Event::Decision(d));
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct AgentLog(Arc<Log>);
 

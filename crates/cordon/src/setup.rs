@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use audit::EventKind;
 use config::{Config, Paths};
 use runtime::{Approver, ModelEndpoint, Runtime, RuntimeOptions};
-use serde_json::json;
 
 /// Everything that lives in the state directory, opened.
 pub struct State {
@@ -136,15 +134,14 @@ pub fn open_state_at(paths: &Paths) -> Result<State> {
         )
     })?;
     let store = open_store(&config, paths)?;
-    audit.record(
-        EventKind::ConfigLoaded,
+    audit.record_event(
         None,
-        json!({
-            "path": paths.config_file.display().to_string(),
-            "sha256": sha256_hex(text.as_bytes()),
-            "tier": config.tier,
-            "agents": config.agents.keys().collect::<Vec<_>>(),
-        }),
+        audit::event::ConfigLoaded {
+            path: paths.config_file.display().to_string(),
+            sha256: sha256_hex(text.as_bytes()),
+            tier: config.tier,
+            agents: config.agents.keys().cloned().collect(),
+        },
     )?;
     Ok(State {
         state_dir: paths.state_dir.clone(),
@@ -281,7 +278,7 @@ pub fn build_agent_with(
         provider: Box::new(agent::SharedProvider(provider.clone())),
         runtime: attach(state, runtime, agent_name, provider),
         store: state.store.clone(),
-        audit: state.audit.clone(),
+        audit: state.audit.clone().into(),
         max_steps: agent_cfg.max_steps,
         system_prompt,
         record_content: config.audit.record_content,
