@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use audit::event::ProxyEgress;
 
 use crate::address::refusal;
 use crate::policy::EgressPolicy;
@@ -37,16 +37,42 @@ impl Verdict {
         }
     }
 
-    pub(crate) fn audit_fields(&self, policy: &EgressPolicy) -> Value {
-        json!({
-            "agent": policy.agent,
-            "session": policy.session,
-            "host": self.host,
-            "port": self.port,
-            "addresses": self.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "decision": if self.allowed { "allow" } else { "deny" },
-            "reason": self.reason,
-        })
+    /// The `egress` record of this verdict for a step of `kind` (`connect`, `http`, …);
+    /// the caller adds what the step knows (method, address, sizes).
+    pub(crate) fn record(&self, policy: &EgressPolicy, kind: impl Into<String>) -> ProxyEgress {
+        ProxyEgress {
+            host: Some(self.host.clone()),
+            port: Some(self.port),
+            addresses: Some(self.addresses.iter().map(IpAddr::to_string).collect()),
+            decision: if self.allowed { "allow" } else { "deny" }.into(),
+            reason: self.reason.clone(),
+            ..connection_record(policy, kind, "")
+        }
+    }
+}
+
+/// An `egress` record about a client connection (no target yet): `decision` and
+/// `reason` as given, everything target-related absent.
+pub(crate) fn connection_record(
+    policy: &EgressPolicy,
+    kind: impl Into<String>,
+    decision: &str,
+) -> ProxyEgress {
+    ProxyEgress {
+        agent: policy.agent.clone(),
+        session: policy.session.clone(),
+        kind: kind.into(),
+        host: None,
+        port: None,
+        addresses: None,
+        decision: decision.into(),
+        reason: String::new(),
+        method: None,
+        address: None,
+        credentials: None,
+        status: None,
+        bytes_up: None,
+        bytes_down: None,
     }
 }
 

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use audit::event::{Alert, CredentialAlert, Egress, ProxyEgress};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
@@ -19,7 +20,6 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -394,16 +394,14 @@ impl Conn {
         let bytes_up = body.len();
         let out = Request::from_parts(parts, Full::new(body));
 
-        let mut data = v.audit_fields(&self.policy);
-        data["kind"] = json!(scheme);
-        data["method"] = json!(method);
-        data["address"] = json!(upstream.addr.to_string());
-        data["credentials"] = json!(injected);
-        data["bytes_up"] = json!(bytes_up);
-        if !self
-            .proxy
-            .audit_event(audit::EventKind::Egress, &self.policy, data)
-        {
+        let record = ProxyEgress {
+            method: Some(method.clone()),
+            address: Some(upstream.addr.to_string()),
+            credentials: Some(injected),
+            bytes_up: Some(bytes_up as u64),
+            ..v.record(&self.policy, scheme)
+        };
+        if !self.proxy.audit_event(&self.policy, Egress::Proxy(record)) {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cordon egress: the audit log cannot be written; refusing",
@@ -413,11 +411,12 @@ impl Conn {
             Ok(resp) => {
                 let (mut p, b) = resp.into_parts();
                 strip_hop_by_hop(&mut p.headers);
-                let mut done = v.audit_fields(&self.policy);
-                done["kind"] = json!(format!("{scheme}-response"));
-                done["method"] = json!(method);
-                done["status"] = json!(p.status.as_u16());
-                done["bytes_up"] = json!(bytes_up);
+                let done = ProxyEgress {
+                    method: Some(method),
+                    status: Some(p.status.as_u16()),
+                    bytes_up: Some(bytes_up as u64),
+                    ..v.record(&self.policy, format!("{scheme}-response"))
+                };
                 let body = Counted {
                     inner: b,
                     bytes: 0,
@@ -444,12 +443,20 @@ impl Conn {
         let mut r = v.clone();
         r.allowed = false;
         r.reason = reason;
-        let mut data = r.audit_fields(&self.policy);
-        data["kind"] = json!(scheme);
-        data["method"] = json!(method);
-        data["credentials"] = json!(credentials);
+        let alert = CredentialAlert {
+            agent: self.policy.agent.clone(),
+            session: self.policy.session.clone(),
+            kind: scheme.to_string(),
+            host: r.host.clone(),
+            port: r.port,
+            addresses: r.addresses.iter().map(ToString::to_string).collect(),
+            decision: "deny".into(),
+            reason: r.reason.clone(),
+            method: method.to_string(),
+            credentials,
+        };
         self.proxy
-            .audit_event(audit::EventKind::Alert, &self.policy, data);
+            .audit_event(&self.policy, Alert::Credential(alert));
         self.refuse(&r, scheme, StatusCode::FORBIDDEN)
     }
 }
@@ -459,11 +466,7 @@ impl Conn {
 struct Counted {
     inner: hyper::body::Incoming,
     bytes: u64,
-    finish: Option<(
-        Arc<crate::Proxy>,
-        Arc<crate::EgressPolicy>,
-        serde_json::Value,
-    )>,
+    finish: Option<(Arc<crate::Proxy>, Arc<crate::EgressPolicy>, ProxyEgress)>,
 }
 
 impl hyper::body::Body for Counted {
@@ -494,9 +497,9 @@ impl hyper::body::Body for Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        if let Some((proxy, policy, mut data)) = self.finish.take() {
-            data["bytes_down"] = json!(self.bytes);
-            proxy.audit_event(audit::EventKind::Egress, &policy, data);
+        if let Some((proxy, policy, mut record)) = self.finish.take() {
+            record.bytes_down = Some(self.bytes);
+            proxy.audit_event(&policy, Egress::Proxy(record));
         }
     }
 }

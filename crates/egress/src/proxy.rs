@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use audit::Event;
+use audit::event::{Egress, ProxyEgress};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::service::service_fn;
@@ -25,14 +27,13 @@ use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use rustls::ClientConfig;
 use rustls_pki_types::CertificateDer;
-use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::EgressError;
 use crate::ca::CertificateAuthority;
-use crate::decision::Verdict;
+use crate::decision::{Verdict, connection_record};
 use crate::forward::Upstream;
 use crate::meter::{ConnBytes, Metered};
 use crate::policy::{EgressPolicy, Usage};
@@ -250,10 +251,11 @@ impl Proxy {
                 self.cfg.max_connections
             );
             self.audit_event(
-                audit::EventKind::Egress,
                 &policy,
-                json!({"agent": policy.agent, "session": policy.session, "kind": "connection",
-                       "decision": "deny", "reason": reason}),
+                Egress::Proxy(ProxyEgress {
+                    reason: reason.clone(),
+                    ..connection_record(&policy, "connection", "deny")
+                }),
             );
             let body = format!("{reason}\n");
             let head = format!(
@@ -288,19 +290,27 @@ impl Proxy {
             .await;
     }
 
-    /// Append an audit record; false when the log could not take it (callers refuse).
-    pub(crate) fn audit_event(
-        &self,
-        kind: audit::EventKind,
-        policy: &EgressPolicy,
-        data: Value,
-    ) -> bool {
+    /// Append an audit record (an alert is synced at once); false when the log could
+    /// not take it. Callers that can still refuse do; the failure is reported either way
+    /// (a record that cannot be represented has left an `error` record in the log).
+    pub(crate) fn audit_event(&self, policy: &EgressPolicy, event: impl Into<Event>) -> bool {
+        let event = event.into();
+        let kind = event.kind();
         let res = if kind == audit::EventKind::Alert {
-            self.audit.record(kind, Some(&policy.session), data)
+            self.audit.record_event(Some(&policy.session), event)
         } else {
-            self.audit.append(kind, Some(&policy.session), data)
+            self.audit.append_event(Some(&policy.session), event)
         };
-        res.is_ok()
+        match res {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    session = %policy.session,
+                    "egress: the audit log did not take a `{kind}` record: {e}"
+                );
+                false
+            }
+        }
     }
 
     /// Connect to the first vetted address that answers.
@@ -351,17 +361,14 @@ impl Drop for Conn {
         } else {
             "closed".to_string()
         };
+        let decision = if limit { "limit" } else { "end" };
         self.proxy.audit_event(
-            audit::EventKind::Egress,
             &self.policy,
-            json!({
-                "agent": self.policy.agent,
-                "session": self.policy.session,
-                "kind": "connection",
-                "decision": if limit { "limit" } else { "end" },
-                "reason": reason,
-                "bytes_up": self.bytes.up.load(Ordering::Relaxed),
-                "bytes_down": self.bytes.down.load(Ordering::Relaxed),
+            Egress::Proxy(ProxyEgress {
+                reason,
+                bytes_up: Some(self.bytes.up.load(Ordering::Relaxed)),
+                bytes_down: Some(self.bytes.down.load(Ordering::Relaxed)),
+                ..connection_record(&self.policy, "connection", decision)
             }),
         );
     }
@@ -398,10 +405,8 @@ impl Conn {
     /// Refuse with an audit record, appended before the client hears (durable at the
     /// log's next sync; alerts are synced at once).
     pub(crate) fn refuse(&self, v: &Verdict, kind: &str, status: StatusCode) -> Response<Body> {
-        let mut data = v.audit_fields(&self.policy);
-        data["kind"] = json!(kind);
         self.proxy
-            .audit_event(audit::EventKind::Egress, &self.policy, data);
+            .audit_event(&self.policy, Egress::Proxy(v.record(&self.policy, kind)));
         text(status, &format!("cordon egress: {}", v.reason))
     }
 
@@ -432,17 +437,16 @@ impl Conn {
             }
         };
         let terminate = self.policy.injects_for(&v.host, v.port);
-        let mut data = v.audit_fields(&self.policy);
-        data["kind"] = json!(if terminate {
+        let kind = if terminate {
             "connect-terminated"
         } else {
             "connect"
-        });
-        data["address"] = json!(addr.to_string());
-        if !self
-            .proxy
-            .audit_event(audit::EventKind::Egress, &self.policy, data)
-        {
+        };
+        let record = ProxyEgress {
+            address: Some(addr.to_string()),
+            ..v.record(&self.policy, kind)
+        };
+        if !self.proxy.audit_event(&self.policy, Egress::Proxy(record)) {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cordon egress: the audit log cannot be written; refusing",

@@ -10,9 +10,9 @@
 //! Does not: rate-limit guessing (the login limiter does, and 256 bits make guessing
 //! hopeless anyway) or decide what a scope may do (the routes do).
 
+use audit::event::{SecretChange, TokenCreated, TokenRevoked};
 use base64::Engine;
 use rand::TryRngCore;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::{NewToken, Revoked, Store, TokenRecord, TokenScope};
 use subtle::ConstantTimeEq;
@@ -115,16 +115,14 @@ pub fn create(
         hash: hash(token.expose()),
         expires_at: OffsetDateTime::now_utc() + ttl,
     })?;
-    audit.record(
-        audit::EventKind::SecretChange,
+    audit.record_event(
         None,
-        json!({
-            "action": "token_created",
-            "id": record.id,
-            "name": record.name,
-            "scope": scope.as_str(),
-            "expires_at": record.expires_at,
-            "by": by,
+        SecretChange::TokenCreated(TokenCreated {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            scope: scope.as_str().to_string(),
+            expires_at: record.expires_at.clone(),
+            by: by.to_string(),
         }),
     )?;
     Ok(IssuedToken { record, token })
@@ -139,15 +137,13 @@ pub fn revoke(
 ) -> Result<Revoked, GatewayError> {
     let outcome = store.revoke_token(id)?;
     if let Revoked::Now(record) = &outcome {
-        audit.record(
-            audit::EventKind::SecretChange,
+        audit.record_event(
             None,
-            json!({
-                "action": "token_revoked",
-                "id": record.id,
-                "name": record.name,
-                "scope": record.scope.as_str(),
-                "by": by,
+            SecretChange::TokenRevoked(TokenRevoked {
+                id: record.id.clone(),
+                name: record.name.clone(),
+                scope: record.scope.as_str().to_string(),
+                by: by.to_string(),
             }),
         )?;
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use audit::EventKind;
+use audit::event::{CommandExec, CommandExecFailed, SandboxExec};
 use runtime::NoHumanApprover;
 use sandbox::ExitStatus;
 use serde_json::json;
@@ -62,16 +62,22 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             let session = format!("sandbox-exec-{}", std::process::id());
             let result = runtime.sandbox_exec(&session, cmd.clone(), timeout).await;
             let record = match &result {
-                Ok(out) => json!({
-                    "argv": cmd, "backend": backend_name, "workspace": workspace.display().to_string(),
-                    "status": out.status.to_string(), "duration_ms": out.duration.as_millis() as u64,
-                    "stdout_bytes": out.stdout.len(), "stderr_bytes": out.stderr.len(),
+                Ok(out) => SandboxExec::Command(CommandExec {
+                    argv: cmd,
+                    backend: backend_name,
+                    workspace: workspace.display().to_string(),
+                    status: out.status.to_string(),
+                    duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
+                    stdout_bytes: out.stdout.len() as u64,
+                    stderr_bytes: out.stderr.len() as u64,
                 }),
-                Err(e) => json!({ "argv": cmd, "backend": backend_name, "error": e }),
+                Err(e) => SandboxExec::CommandFailed(CommandExecFailed {
+                    argv: cmd,
+                    backend: backend_name,
+                    error: e.clone(),
+                }),
             };
-            state
-                .audit
-                .record(EventKind::SandboxExec, Some(&session), record)?;
+            state.audit.record_event(Some(&session), record)?;
             let out = match result {
                 Ok(out) => out,
                 Err(e) => {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use audit::EventKind;
+use audit::event::{SecretChange, SecretRemoved, SecretSet};
 use config::HostPattern;
 use secrets::{Secret, SecretInfo, VaultError};
 use serde_json::{Value, json};
@@ -61,15 +61,13 @@ fn set(name: &str, hosts: Vec<HostPattern>) -> Result<ExitCode> {
     vault
         .set(name, value, hosts.clone())
         .with_context(|| format!("secret `{name}` was not stored"))?;
-    state.audit.record(
-        EventKind::SecretChange,
+    state.audit.record_event(
         None,
-        json!({
-            "action": "secret_set",
-            "name": name,
-            "hosts": host_strings(&hosts),
-            "replaced": replaced,
-            "by": "cli",
+        SecretChange::SecretSet(SecretSet {
+            name: name.to_string(),
+            hosts: host_strings(&hosts),
+            replaced,
+            by: "cli".into(),
         }),
     )?;
     let verb = if replaced { "replaced" } else { "stored" };
@@ -210,14 +208,12 @@ fn remove(name: &str) -> Result<ExitCode> {
         }
         .into());
     }
-    state.audit.record(
-        EventKind::SecretChange,
+    state.audit.record_event(
         None,
-        json!({
-            "action": "secret_removed",
-            "name": name,
-            "hosts": hosts,
-            "by": "cli",
+        SecretChange::SecretRemoved(SecretRemoved {
+            name: name.to_string(),
+            hosts,
+            by: "cli".into(),
         }),
     )?;
     eprintln!("secret `{name}` removed");

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use audit::event::{Alert, Decision, LoginAction, LoginBurst, LoginDecision, NamedAlert};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -125,27 +126,26 @@ pub(crate) async fn login(
         let max = state.config.gateway.login_max_failures;
         let lockout = state.config.gateway.login_lockout_secs;
         blocking(move || {
-            st.audit.append(
-                audit::EventKind::Decision,
+            st.audit.append_event(
                 None,
-                json!({
-                    "action": "gateway_login",
-                    "decision": "deny",
-                    "reason": "invalid token",
-                    "client": client.to_string(),
+                Decision::Login(LoginDecision {
+                    action: LoginAction::GatewayLogin,
+                    decision: "deny".into(),
+                    reason: Some("invalid token".into()),
+                    client: client.to_string(),
+                    token_id: None,
+                    scope: None,
                 }),
             )?;
             if let Some(b) = burst {
-                st.audit.record(
-                    audit::EventKind::Alert,
+                st.audit.record_event(
                     None,
-                    json!({
-                        "alert": "login_burst",
-                        "client": b.key.to_string(),
-                        "failures": b.failures,
-                        "max_failures": max,
-                        "lockout_secs": lockout,
-                    }),
+                    Alert::Named(NamedAlert::LoginBurst(LoginBurst {
+                        client: b.key.to_string(),
+                        failures: u64::from(b.failures),
+                        max_failures: u64::from(max),
+                        lockout_secs: lockout,
+                    })),
                 )
             } else {
                 st.audit.sync()
@@ -164,15 +164,15 @@ pub(crate) async fn login(
     let st = state.clone();
     let (id, scope) = (v.token_id.clone(), v.scope);
     blocking(move || {
-        st.audit.record(
-            audit::EventKind::Decision,
+        st.audit.record_event(
             None,
-            json!({
-                "action": "gateway_login",
-                "decision": "allow",
-                "token_id": id,
-                "scope": scope.as_str(),
-                "client": client.to_string(),
+            Decision::Login(LoginDecision {
+                action: LoginAction::GatewayLogin,
+                decision: "allow".into(),
+                reason: None,
+                client: client.to_string(),
+                token_id: Some(id),
+                scope: Some(scope.as_str().to_string()),
             }),
         )
     })
