@@ -819,8 +819,7 @@ pub struct ExfiltrationBlocked {
     pub action: String,
     /// The rule that refused it (`label.*` or `secret.*`).
     pub rule: String,
-    /// The session's labels (shape as in `decision`; for a command's connection, their
-    /// text form).
+    /// The session's labels (shape as in `decision`).
     pub labels: Value,
 }
 

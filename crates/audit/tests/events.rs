@@ -253,7 +253,7 @@ fn samples() -> Vec<Event> {
             call_id: None,
             action: "connect: x.example:443 (https, from a command)".into(),
             rule: "label.private".into(),
-            labels: json!("untrusted private"),
+            labels: labels(),
         }))
         .into(),
         Alert::Credential(CredentialAlert {
