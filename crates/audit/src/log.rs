@@ -511,9 +511,12 @@ fn recover_interrupted_write(
 
 impl Drop for Log {
     /// Best effort: make buffered records durable. Callers that need the guarantee call
-    /// [`Log::sync`] themselves.
+    /// [`Log::sync`] themselves; a failure here has no caller to go to, so it is reported
+    /// rather than dropped in silence.
     fn drop(&mut self) {
-        let _ = self.sync();
+        if let Err(e) = self.sync() {
+            tracing::error!("audit log closed with records it could not make durable: {e}");
+        }
     }
 }
 
