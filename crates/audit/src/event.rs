@@ -453,6 +453,12 @@ pub struct ApprovalAnswered {
     pub grant_id: Option<String>,
     /// Who answered (`terminal`, `cli`, `gateway:<token id>`, …); `null` when unknown.
     pub by: Option<String>,
+    /// For a memory change: `memory_write`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// For a memory change: the memory file (`MEMORY.md`, …). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// For an approved memory change: the id of the memory entry written. Absent
     /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use config::{AlertFormat, AlertsConfig, AuditExportConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Alert, ErrorEvent, ExportFailing, Failure, NamedAlert};
 use crate::{AuditError, EventKind, Log, Record};
 
 /// Longest a collector or webhook may take to answer one request.
@@ -472,26 +473,29 @@ pub async fn run(delivery: Delivery, interval: Duration, audit: Arc<Log>) {
                 if first {
                     failing_since = Some(Instant::now());
                     let error = format!("{e:#}");
-                    let _ = match delivery.route {
-                        Route::Collector { .. } => audit.record(
-                            EventKind::Alert,
+                    let written = match delivery.route {
+                        Route::Collector { .. } => audit.record_event(
                             None,
-                            serde_json::json!({
-                                "alert": "audit_export_failing",
-                                "url": delivery.shown_url(),
-                                "error": error,
-                            }),
+                            Alert::Named(NamedAlert::AuditExportFailing(ExportFailing {
+                                url: delivery.shown_url().to_string(),
+                                error,
+                            })),
                         ),
-                        Route::Webhook { .. } => audit.record(
-                            EventKind::Error,
+                        Route::Webhook { .. } => audit.record_event(
                             None,
-                            serde_json::json!({
-                                "stage": "alert_delivery",
-                                "webhook": delivery.shown_url(),
-                                "error": error,
+                            ErrorEvent::Other(Failure {
+                                webhook: Some(delivery.shown_url().to_string()),
+                                ..Failure::new("alert_delivery", error)
                             }),
                         ),
                     };
+                    if let Err(e) = written {
+                        // Nothing else will say it: the log itself is what failed.
+                        tracing::error!(
+                            "the audit log cannot record that delivery to the {} fails: {e}",
+                            delivery.what()
+                        );
+                    }
                 }
             }
         }

@@ -227,9 +227,11 @@ impl Log {
         self.sync()
     }
 
-    /// Legacy, untyped: append `data` as a record of `kind` without checking its shape.
-    /// Kept only for writers not yet converted to [`Log::append_event`]; new code must not
-    /// use it. Like `append_event`, an unrepresentable record leaves an `error` record.
+    /// Untyped: append `data` as a record of `kind` without checking its shape. Only for
+    /// the log's own tests of chaining and verification with arbitrary data (feature
+    /// `untyped`, which nothing but this crate's tests enables): every writer uses
+    /// [`Log::append_event`]. An unrepresentable record leaves an `error` record.
+    #[cfg(feature = "untyped")]
     pub fn append(
         &self,
         kind: EventKind,
@@ -239,7 +241,8 @@ impl Log {
         self.append_data(kind, session, data)
     }
 
-    /// Legacy, untyped [`Log::append`] and [`Log::sync`]; use [`Log::record_event`].
+    /// Untyped [`Log::append`] and [`Log::sync`], for the log's own tests only.
+    #[cfg(feature = "untyped")]
     pub fn record(
         &self,
         kind: EventKind,

@@ -130,6 +130,8 @@ fn samples() -> Vec<Event> {
             answer: Some("agent".into()),
             grant_id: Some("G1".into()),
             by: Some("cli".into()),
+            kind: None,
+            file: None,
             entry: None,
         }))
         .into(),

@@ -188,3 +188,24 @@ fn readme_links_only_to_files_in_the_repository() {
         "README.md links to no file: the parser is wrong"
     );
 }
+
+/// Audit records are written only as typed events: the untyped `Log::append/record`
+/// exist behind the audit crate's `untyped` feature, for its own tests of the chain.
+#[test]
+fn only_the_audit_crates_own_tests_write_untyped_records() {
+    for (name, m) in members() {
+        for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(dep) = m.get(table).and_then(|t| t.get("audit")) else {
+                continue;
+            };
+            let untyped = dep
+                .get("features")
+                .and_then(|f| f.as_array())
+                .is_some_and(|f| f.iter().any(|x| x.as_str() == Some("untyped")));
+            assert!(
+                !untyped || (name == "audit" && table == "dev-dependencies"),
+                "crates/{name} [{table}] enables audit's `untyped` feature: write an audit::Event"
+            );
+        }
+    }
+}

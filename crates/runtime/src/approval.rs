@@ -24,9 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audit::EventKind;
+use audit::event::ApprovalExpired;
 use serde::Serialize;
-use serde_json::{Value, json};
 use store::{
     Answer, AnswerReach, ApprovalRecord, ApprovalStatus, GrantQuery, GrantRecord, NewApproval,
     Store, StoreError,
@@ -241,10 +240,16 @@ impl StoredApprovals {
         }
         let expired = self.store.expire_overdue()?;
         if expired.iter().any(|e| e == id) {
-            self.audit_state(
-                &record.session,
-                json!({"state": "expired", "approval_id": id}),
-            );
+            self.audit_or_warn(crate::record::approval_expired(
+                &self.audit,
+                Some(&record.session),
+                ApprovalExpired {
+                    approval_id: id.to_string(),
+                    by: None,
+                    action: None,
+                    answer: None,
+                },
+            ));
             return self.store.get_approval(id);
         }
         Ok(None)
@@ -271,23 +276,7 @@ impl StoredApprovals {
                 timeout,
             })
             .map_err(|e| format!("the approval request cannot be stored: {e}"))?;
-        let audited = self.audit.record(
-            EventKind::Approval,
-            Some(&req.session),
-            json!({
-                "state": "requested",
-                "approval_id": record.id,
-                "kind": record.kind,
-                "tool": record.tool,
-                "action": record.action,
-                "fingerprint": record.fingerprint,
-                "rule": record.rule,
-                "reason": record.reason,
-                "labels": record.labels,
-                "untrusted_sources": record.untrusted_sources,
-                "expires_at": record.expires_at,
-            }),
-        );
+        let audited = crate::record::approval_requested(&self.audit, &record);
         if let Err(e) = audited {
             // Nobody may approve what the log does not show was asked.
             let _ = self.store.expire_approval(&record.id);
@@ -343,15 +332,16 @@ impl StoredApprovals {
         match self.store.expire_approval(id) {
             Ok(r) => {
                 if r.status == ApprovalStatus::Expired {
-                    self.audit_state(
-                        &req.session,
-                        json!({
-                            "state": "expired",
-                            "approval_id": id,
-                            "action": req.action,
-                            "answer": ApprovalAnswer::Expired,
-                        }),
-                    );
+                    self.audit_or_warn(crate::record::approval_expired(
+                        &self.audit,
+                        Some(&req.session),
+                        ApprovalExpired {
+                            approval_id: id.to_string(),
+                            by: None,
+                            action: Some(req.action.clone()),
+                            answer: serde_json::to_value(ApprovalAnswer::Expired).ok(),
+                        },
+                    ));
                 }
                 self.settled(&r)
             }
@@ -386,14 +376,14 @@ impl StoredApprovals {
     }
 
     fn audit_answer(&self, r: &ApprovalRecord, grant: Option<&GrantRecord>) {
-        self.audit_state(&r.session, r.answer_audit());
+        self.audit_or_warn(crate::record::approval_answered(&self.audit, r, None));
         if let Some(g) = grant {
-            self.audit_state(&r.session, g.audit("granted"));
+            self.audit_or_warn(crate::record::grant_changed(&self.audit, g, None));
         }
     }
 
-    fn audit_state(&self, session: &str, data: Value) {
-        if let Err(e) = self.audit.record(EventKind::Approval, Some(session), data) {
+    fn audit_or_warn(&self, written: Result<(), audit::AuditError>) {
+        if let Err(e) = written {
             // The caller records the outcome again (with the call id) and refuses to run
             // the action if that fails too.
             tracing::error!("audit log cannot record an approval state: {e}");
@@ -430,16 +420,40 @@ pub fn answer_request(
     by: &str,
 ) -> Result<store::Answered, AnswerError> {
     let done = store.answer_approval(id, answer, by)?;
-    let a = &done.approval;
-    audit.record(EventKind::Approval, Some(&a.session), a.answer_audit())?;
+    crate::record::approval_answered(audit, &done.approval, None)?;
     if let Some(g) = &done.grant {
-        audit.record(
-            EventKind::Approval,
-            g.session.as_deref(),
-            g.audit("granted"),
-        )?;
+        crate::record::grant_changed(audit, g, None)?;
     }
     Ok(done)
+}
+
+/// Expire every request whose waiting process is gone (so nothing stays answerable past
+/// its deadline), each recorded as `expired` by `timeout`. For every interface alike.
+pub fn expire_overdue(store: &Store, audit: &audit::Log) -> Result<Vec<String>, AnswerError> {
+    let expired = store.expire_overdue()?;
+    for id in &expired {
+        let session = store.get_approval(id)?.map(|r| r.session);
+        let expired = ApprovalExpired {
+            approval_id: id.clone(),
+            by: Some("timeout".into()),
+            action: None,
+            answer: None,
+        };
+        crate::record::approval_expired(audit, session.as_deref(), expired)?;
+    }
+    Ok(expired)
+}
+
+/// Revoke grant `id` and record it; `by` names who revoked it when the interface knows.
+pub fn revoke_grant(
+    store: &Store,
+    audit: &audit::Log,
+    id: &str,
+    by: Option<&str>,
+) -> Result<GrantRecord, AnswerError> {
+    let grant = store.revoke_grant(id)?;
+    crate::record::grant_changed(audit, &grant, by)?;
+    Ok(grant)
 }
 
 /// Answer the pending memory change `id`: approving appends it to its agent's memory
@@ -456,17 +470,17 @@ pub fn answer_memory_change(
     let done = crate::memory::answer_change(store, id, approve, by, |agent| {
         crate::memory::MemoryStore::for_agent(state_dir, agent)
     })?;
-    let a = &done.approval;
-    let mut data = a.answer_audit();
-    data["kind"] = json!(a.kind);
-    data["file"] = json!(done.change.file);
-    data["entry"] = json!(done.entry);
-    audit.record(EventKind::Approval, Some(&a.session), data)?;
+    crate::record::approval_answered(
+        audit,
+        &done.approval,
+        Some((done.change.file.as_str(), done.entry.as_deref())),
+    )?;
     Ok(done)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use std::sync::Mutex;
 
     use super::*;
@@ -555,7 +569,7 @@ mod tests {
         audit::read(&f.audit_dir)
             .unwrap()
             .into_iter()
-            .filter(|r| r.kind == EventKind::Approval)
+            .filter(|r| r.kind == audit::EventKind::Approval)
             .map(|r| r.data["state"].as_str().unwrap_or_default().to_string())
             .collect()
     }

@@ -13,9 +13,10 @@
 use std::time::Duration;
 
 use audit::event::{
-    Alert, Approval, ApprovalDecided, ApprovalState, CallResult, Egress, ErrorEvent,
-    ExfiltrationBlocked, FetchEgress, MemoryLoad, MemoryWrite, ModelOutput, NamedAlert,
-    QuarantineReading, SandboxExec, ToolDecision, ToolExec, ToolFailure, ToolProposed, ToolResult,
+    Alert, Approval, ApprovalAnswered, ApprovalDecided, ApprovalExpired, ApprovalRequested,
+    ApprovalState, CallResult, Egress, ErrorEvent, ExfiltrationBlocked, FetchEgress, GrantChange,
+    MemoryLoad, MemoryWrite, ModelOutput, NamedAlert, QuarantineReading, SandboxExec, ToolDecision,
+    ToolExec, ToolFailure, ToolProposed, ToolResult,
 };
 use audit::{AuditError, Event, Log};
 use guard::{Action, Labels, Verdict};
@@ -315,4 +316,84 @@ pub(crate) fn quarantined_answer(
             error: outcome.as_ref().err().cloned(),
         }),
     );
+}
+
+/// `approval` `requested`: the request as stored (nobody may approve what the log does
+/// not show was asked).
+pub(crate) fn approval_requested(log: &Log, r: &store::ApprovalRecord) -> Result<(), AuditError> {
+    log.record_event(
+        Some(&r.session),
+        Approval::State(ApprovalState::Requested(ApprovalRequested {
+            approval_id: r.id.clone(),
+            kind: json(&r.kind).as_str().unwrap_or_default().to_string(),
+            tool: r.tool.clone(),
+            action: r.action.clone(),
+            fingerprint: r.fingerprint.clone(),
+            rule: r.rule.clone(),
+            reason: r.reason.clone(),
+            labels: r.labels.clone(),
+            untrusted_sources: r.untrusted_sources.clone(),
+            expires_at: r.expires_at.clone(),
+        })),
+    )
+}
+
+/// `approval` `answered`; `memory` names the file and the entry an approved memory
+/// change wrote.
+pub(crate) fn approval_answered(
+    log: &Log,
+    r: &store::ApprovalRecord,
+    memory: Option<(&str, Option<&str>)>,
+) -> Result<(), AuditError> {
+    log.record_event(
+        Some(&r.session),
+        Approval::State(ApprovalState::Answered(ApprovalAnswered {
+            approval_id: r.id.clone(),
+            action: r.action.clone(),
+            status: r.status.as_str().to_string(),
+            answer: r.answer.map(|a| a.as_str().to_string()),
+            grant_id: r.grant_id.clone(),
+            by: r.answered_by.clone(),
+            kind: memory.map(|_| json(&r.kind).as_str().unwrap_or_default().to_string()),
+            file: memory.map(|(file, _)| file.to_string()),
+            entry: memory.and_then(|(_, entry)| entry.map(str::to_string)),
+        })),
+    )
+}
+
+/// `approval` `granted` or `revoked`; `by` is who revoked it, when known.
+pub(crate) fn grant_changed(
+    log: &Log,
+    g: &store::GrantRecord,
+    revoked_by: Option<&str>,
+) -> Result<(), AuditError> {
+    let change = GrantChange {
+        grant_id: g.id.clone(),
+        approval_id: g.source.clone(),
+        agent: g.agent.clone(),
+        session: g.session.clone(),
+        tool: g.tool.clone(),
+        scope: json(&g.scope),
+        fingerprint: g.fingerprint.clone(),
+        action: g.action.clone(),
+        expires_at: g.expires_at.clone(),
+        by: revoked_by.unwrap_or(&g.granted_by).to_string(),
+        revoked_at: g.revoked_at.clone(),
+    };
+    let state = if g.revoked_at.is_some() {
+        ApprovalState::Revoked(change)
+    } else {
+        ApprovalState::Granted(change)
+    };
+    log.record_event(g.session.as_deref(), Approval::State(state))
+}
+
+/// `approval` `expired`: by a command or the gateway (`by: timeout`), or by the waiting
+/// runtime (with the action and the answer it settled on).
+pub(crate) fn approval_expired(
+    log: &Log,
+    session: Option<&str>,
+    expired: ApprovalExpired,
+) -> Result<(), AuditError> {
+    log.record_event(session, Approval::State(ApprovalState::Expired(expired)))
 }

@@ -211,22 +211,6 @@ pub struct ApprovalRecord {
     pub answered_at: Option<String>,
 }
 
-impl ApprovalRecord {
-    /// The audit data of its answer (`approval` record, `"state": "answered"`), the same
-    /// whichever process wrote the answer.
-    pub fn answer_audit(&self) -> Value {
-        serde_json::json!({
-            "state": "answered",
-            "approval_id": self.id,
-            "action": self.action,
-            "status": self.status,
-            "answer": self.answer,
-            "grant_id": self.grant_id,
-            "by": self.answered_by,
-        })
-    }
-}
-
 /// A standing permission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantRecord {
@@ -250,25 +234,6 @@ pub struct GrantRecord {
 }
 
 impl GrantRecord {
-    /// The audit data of its creation (`"state": "granted"`) or, with `state`
-    /// `"revoked"`, of its revocation.
-    pub fn audit(&self, state: &str) -> Value {
-        serde_json::json!({
-            "state": state,
-            "grant_id": self.id,
-            "approval_id": self.source,
-            "agent": self.agent,
-            "session": self.session,
-            "tool": self.tool,
-            "scope": self.scope,
-            "fingerprint": self.fingerprint,
-            "action": self.action,
-            "expires_at": self.expires_at,
-            "by": self.granted_by,
-            "revoked_at": self.revoked_at,
-        })
-    }
-
     /// Whole days between creation and expiry (rounded up); `None` for grants without
     /// an expiry or with unreadable timestamps.
     pub fn lifetime_days(&self) -> Option<u64> {

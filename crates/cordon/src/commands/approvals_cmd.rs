@@ -10,7 +10,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use audit::EventKind;
 use runtime::memory::PendingChange;
 use store::{
     Answer, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus, GrantRecord, GrantScope,
@@ -102,12 +101,7 @@ pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
         }
         ApprovalsCommand::Grants { all, json } => grants(&state, all, json),
         ApprovalsCommand::Revoke { id } => {
-            let grant = state.store.revoke_grant(&id)?;
-            state.audit.record(
-                EventKind::Approval,
-                grant.session.as_deref(),
-                grant.audit("revoked"),
-            )?;
+            let grant = runtime::approval::revoke_grant(&state.store, &state.audit, &id, None)?;
             println!(
                 "revoked grant {id} ({}: {})",
                 scope_text(&grant),
@@ -175,14 +169,7 @@ fn get(state: &State, id: &str) -> Result<ApprovalRecord> {
 /// Requests whose waiting process is gone are expired here (and audited), so nothing
 /// stays answerable past its deadline.
 pub fn expire_overdue(state: &State) -> Result<()> {
-    for id in state.store.expire_overdue()? {
-        let session = state.store.get_approval(&id)?.map(|r| r.session);
-        state.audit.record(
-            EventKind::Approval,
-            session.as_deref(),
-            serde_json::json!({"state": "expired", "approval_id": id, "by": "timeout"}),
-        )?;
-    }
+    runtime::approval::expire_overdue(&state.store, &state.audit)?;
     Ok(())
 }
 

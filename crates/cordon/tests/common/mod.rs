@@ -143,7 +143,8 @@ allow = {egress}
         child.wait_with_output().await.unwrap()
     }
 
-    /// Every audit record, via `cordon log show --json`.
+    /// Every audit record, via `cordon log show --json`. Each must have a shape its kind
+    /// documents (`docs/audit-events.md`), whichever component wrote it.
     pub async fn audit(&self) -> Vec<Value> {
         let out = self.cordon(&["log", "show", "--json"]).await;
         assert!(
@@ -153,7 +154,16 @@ allow = {egress}
         );
         text(&out.stdout)
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            .map(|l| {
+                let record: audit::Record = serde_json::from_str(l).unwrap();
+                if let Err(e) = audit::Event::from_record(&record) {
+                    panic!(
+                        "record #{} is not a documented `{}` record: {e}\n{l}",
+                        record.seq, record.kind
+                    );
+                }
+                serde_json::from_str(l).unwrap()
+            })
             .collect()
     }
 

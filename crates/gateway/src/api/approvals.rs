@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use audit::EventKind;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -43,14 +42,7 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// Expire requests whose waiting process is gone, and audit each (as the CLI does).
 fn expire_overdue(state: &AppState) -> Result<(), ApiError> {
-    for id in state.store.expire_overdue()? {
-        let session = state.store.get_approval(&id)?.map(|r| r.session);
-        state.audit.record(
-            EventKind::Approval,
-            session.as_deref(),
-            json!({"state": "expired", "approval_id": id, "by": "timeout"}),
-        )?;
-    }
+    runtime::approval::expire_overdue(&state.store, &state.audit).map_err(answer_error)?;
     Ok(())
 }
 
@@ -284,12 +276,8 @@ pub(crate) async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     let by = format!("gateway token {}", p.token_id);
     blocking(move || {
-        let grant = state.store.revoke_grant(&id)?;
-        let mut data = grant.audit("revoked");
-        data["by"] = json!(by);
-        state
-            .audit
-            .record(EventKind::Approval, grant.session.as_deref(), data)?;
+        let grant = runtime::approval::revoke_grant(&state.store, &state.audit, &id, Some(&by))
+            .map_err(answer_error)?;
         Ok::<_, ApiError>(Json(json!({ "grant": grant })))
     })
     .await
