@@ -24,6 +24,10 @@
 //!   `Origin`). Events are one typed enum ([`events::SessionEvent`]) that clients parse
 //!   with too.
 //!
+//! - **Remote client** ([`remote`]): what `cordon chat --remote` talks to a gateway with:
+//!   the token never in the URL, plain HTTP only to loopback, the gateway's own `Origin`
+//!   on the stream, which reopens from the last event without gaps or repeats.
+//!
 //! Does not: keep browser sessions across a restart (they live in memory).
 
 pub mod api;
@@ -36,6 +40,7 @@ pub mod events;
 pub mod hub;
 pub mod layers;
 mod login_limit;
+pub mod remote;
 mod server;
 mod session;
 mod tls;

@@ -5,54 +5,31 @@
 //!
 //! Guarantees:
 //! - The token comes from `$CORDON_TOKEN` or a prompt without echo, never from the
-//!   command line or the URL: a URL with a user name, password, query or fragment is
-//!   refused before anything is sent, and its query is never echoed.
-//! - The token is sent only as `Authorization: Bearer`, only to the URL's host and
-//!   port: over TLS (the webpki roots, plus `--ca`), or over plain HTTP only to a
-//!   loopback address (`127.0.0.1`, `[::1]`, or `localhost` resolving only to loopback,
-//!   and then to exactly those addresses). No proxy is used and no redirect followed.
-//! - A stream that drops is reopened from the last event seen, so nothing of the turn is
-//!   missed or shown twice.
+//!   command line or the URL.
+//! - Everything sent goes through [`gateway::remote`], which keeps the token out of the
+//!   URL, sends it only over TLS or to loopback, and reopens a dropped stream from the
+//!   last event seen, so nothing of the turn is missed or shown twice.
 //!
-//! Does not: pin the gateway's certificate (any certificate a trusted CA issued for the
-//! name is accepted), or keep anything on disk.
+//! Does not: keep anything on disk.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use futures::StreamExt;
-use reqwest::header::{AUTHORIZATION, HeaderValue, ORIGIN};
-use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use anyhow::{Result, anyhow, bail};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
 use zeroize::Zeroizing;
 
 use gateway::events::SessionEvent;
+use gateway::remote::{
+    Accepted, Client, EventStream, GatewayUrl, Session, SessionView, StreamNotice, TOKEN_ENV,
+    tls_config,
+};
 
 use crate::terminal::{Lines, describe_event, describe_labels};
-
-/// The environment variable the token is read from.
-const TOKEN_ENV: &str = "CORDON_TOKEN";
-/// The gateway pings every 20 s; this much silence means the connection is dead.
-const STREAM_SILENCE: Duration = Duration::from_secs(60);
-/// Attempts to reopen a dropped stream (about 30 s in all with the backoff).
-const RECONNECT_ATTEMPTS: u32 = 15;
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest event message accepted (a tool result is capped well below this).
-const MAX_EVENT_BYTES: usize = 8 << 20;
 
 pub async fn chat(
     url: &str,
@@ -61,7 +38,7 @@ pub async fn chat(
     ca: Option<&Path>,
 ) -> Result<ExitCode> {
     let gateway = GatewayUrl::parse(url)?;
-    if ca.is_some() && !gateway.tls {
+    if ca.is_some() && !gateway.is_tls() {
         bail!(
             "--ca is for an https:// gateway; {} is plain http",
             gateway.origin()
@@ -71,18 +48,18 @@ pub async fn chat(
         check_id("--session", id)?;
     }
     let addrs = gateway.resolve().await?;
-    let tls = match gateway.tls {
+    let tls = match gateway.is_tls() {
         true => Some(Arc::new(tls_config(ca)?)),
         false => None,
     };
     let token = read_token()?;
-    let api = Api::new(gateway, addrs, tls, &token)?;
+    let api = Client::new(gateway, addrs, tls, &token)?;
     drop(token);
 
     let who: Value = api
         .call(Method::GET, "/api/whoami", None)
         .await
-        .map_err(|f| f.explain(&format!("cannot use the gateway at {}", api.url.origin())))?;
+        .map_err(|f| f.explain(&format!("cannot use the gateway at {}", api.url().origin())))?;
     let scope = who["scope"].as_str().unwrap_or("?").to_string();
     let lines = Lines::stdin();
     let session = match session {
@@ -109,7 +86,7 @@ pub async fn chat(
     eprintln!(
         "agent `{}` · gateway {} (token scope {scope}) · /exit to leave",
         session.agent,
-        api.url.origin()
+        api.url().origin()
     );
     let mut chat = RemoteChat {
         api,
@@ -123,7 +100,7 @@ pub async fn chat(
 }
 
 struct RemoteChat {
-    api: Api,
+    api: Client,
     lines: Lines,
     session: Session,
     /// The last event of this session the stream delivered.
@@ -157,7 +134,8 @@ impl RemoteChat {
     /// can work (the token is refused, the session is gone, the stream cannot reopen).
     async fn turn(&mut self, text: &str) -> Result<()> {
         // Opened before sending, so a refused stream stops us before the turn starts.
-        let mut stream = EventStream::open(&self.api, &self.session.id, self.seen).await?;
+        let mut stream =
+            EventStream::open(&self.api, &self.session.id, self.seen, show_notice).await?;
         let path = format!("/api/sessions/{}/messages", self.session.id);
         let accepted: Accepted = match self
             .api
@@ -165,7 +143,7 @@ impl RemoteChat {
             .await
         {
             Ok(a) => a,
-            Err(f) if f.is_fatal() => return Err(f.explain("cannot send the message")),
+            Err(f) if f.is_fatal() => return Err(f.explain("cannot send the message").into()),
             // 409: a turn sent from elsewhere is running; 422: empty or too long.
             Err(f) => {
                 eprintln!("error: cannot send the message: {f}");
@@ -181,7 +159,7 @@ impl RemoteChat {
         loop {
             let (seq, event) = match turn.backlog.pop_front() {
                 Some(e) => e,
-                None => stream.next().await?,
+                None => next_event(&mut stream).await?,
             };
             // Events up to the accepted one are earlier turns (a resumed session's
             // history, or turns sent from elsewhere since our last one).
@@ -284,7 +262,7 @@ impl RemoteChat {
             let line = loop {
                 tokio::select! {
                     line = &mut line => break line,
-                    next = stream.next() => {
+                    next = next_event(stream) => {
                         turn.backlog.push_back(next?);
                         if settled_elsewhere(turn) {
                             eprintln!();
@@ -321,7 +299,7 @@ impl RemoteChat {
                     eprintln!("  ({} was already answered by someone else)", ask.id);
                 }
                 Err(f) if f.status() == Some(StatusCode::UNAUTHORIZED) => {
-                    return Err(f.explain("cannot answer the approval"));
+                    return Err(f.explain("cannot answer the approval").into());
                 }
                 Err(f) => eprintln!(
                     "  cannot answer {}: {f}; it stays pending for someone who can",
@@ -388,125 +366,7 @@ fn check_id(what: &str, id: &str) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The URL and the token.
-
-/// The gateway's base URL, checked: http(s), no credentials, no query, no fragment.
-struct GatewayUrl {
-    tls: bool,
-    /// As in the URL: a name, an IPv4 address or `[v6]`.
-    host: String,
-    port: u16,
-    /// `host`, or `host:port` when the port is not the scheme's default: the `Host`
-    /// header both clients send, so that `scheme://authority` is the gateway's own origin.
-    authority: String,
-    /// A path the gateway is mounted under (behind a reverse proxy); usually empty.
-    prefix: String,
-}
-
-impl GatewayUrl {
-    fn parse(text: &str) -> Result<GatewayUrl> {
-        // The text itself is not echoed in errors: it may hold a token.
-        let url = Url::parse(text.trim()).map_err(|e| {
-            anyhow!(
-                "--remote: not a URL ({e}); give the gateway's address, e.g. \
-                 https://cordon.example:7777 or http://127.0.0.1:7777"
-            )
-        })?;
-        let tls = match url.scheme() {
-            "https" => true,
-            "http" => false,
-            other => bail!(
-                "--remote: scheme `{other}` is not supported: use https://HOST[:PORT], or \
-                 http://127.0.0.1:PORT for a gateway on this machine"
-            ),
-        };
-        let never_in_url = "the token is read from $CORDON_TOKEN or asked for, never \
-                            taken from the URL (a URL ends up in shell history and logs)";
-        if !url.username().is_empty() || url.password().is_some() {
-            bail!("--remote: the URL carries a user name or password; remove it: {never_in_url}");
-        }
-        if url.query().is_some() {
-            bail!("--remote: the URL has a query (`?…`); remove it: {never_in_url}");
-        }
-        if url.fragment().is_some() {
-            bail!("--remote: the URL has a fragment (`#…`); remove it");
-        }
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            bail!("--remote: the URL has no host; e.g. https://cordon.example:7777");
-        };
-        let authority = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        };
-        Ok(GatewayUrl {
-            tls,
-            host: host.to_string(),
-            port,
-            authority,
-            prefix: url.path().trim_end_matches('/').to_string(),
-        })
-    }
-
-    fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
-    }
-
-    /// `https://host:port`, what the WebSocket upgrade sends as `Origin`.
-    fn origin(&self) -> String {
-        format!("{}://{}", self.scheme(), self.authority)
-    }
-
-    fn http(&self, path: &str) -> String {
-        format!("{}{}{path}", self.origin(), self.prefix)
-    }
-
-    fn ws(&self, path: &str) -> String {
-        let scheme = if self.tls { "wss" } else { "ws" };
-        format!("{scheme}://{}{}{path}", self.authority, self.prefix)
-    }
-
-    /// The host without IPv6 brackets.
-    fn bare_host(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
-
-    /// The addresses to connect to. Plain HTTP only to loopback: the token would
-    /// otherwise cross the network in clear.
-    async fn resolve(&self) -> Result<Vec<SocketAddr>> {
-        let host = self.bare_host();
-        let literal = host.parse::<IpAddr>().ok();
-        let refuse = || {
-            anyhow!(
-                "refusing plain http:// to {}: it is not this machine, and the token would \
-                 cross the network unencrypted. Use https:// (serve with [gateway] tls_cert \
-                 and tls_key), or a tunnel: `ssh -L 7777:127.0.0.1:7777 HOST`, then \
-                 --remote http://127.0.0.1:7777",
-                self.host
-            )
-        };
-        if !self.tls {
-            // `*.localhost` names are let through here; what they resolve to is checked
-            // below.
-            if !(config::is_loopback_host(host) || host.ends_with(".localhost")) {
-                return Err(refuse());
-            }
-        }
-        let addrs: Vec<SocketAddr> = match literal {
-            Some(ip) => vec![SocketAddr::new(ip, self.port)],
-            None => tokio::net::lookup_host((host, self.port))
-                .await
-                .with_context(|| format!("--remote: cannot resolve {host}"))?
-                .collect(),
-        };
-        if addrs.is_empty() {
-            bail!("--remote: {host} has no address");
-        }
-        if !self.tls && addrs.iter().any(|a| !a.ip().to_canonical().is_loopback()) {
-            return Err(refuse());
-        }
-        Ok(addrs)
-    }
-}
+// The token.
 
 /// `$CORDON_TOKEN`, or asked on the terminal without echo.
 fn read_token() -> Result<Zeroizing<String>> {
@@ -535,248 +395,8 @@ fn read_token() -> Result<Zeroizing<String>> {
     Ok(Zeroizing::new(trimmed.to_string()))
 }
 
-/// The webpki roots, plus the certificates of `ca` (PEM).
-fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca {
-        let shown = path.display();
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| anyhow!("--ca {shown}: cannot read PEM certificates: {e}"))?;
-        if certs.is_empty() {
-            bail!("--ca {shown}: no `BEGIN CERTIFICATE` block in the file");
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| anyhow!("--ca {shown}: not a usable CA certificate: {e}"))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS setup")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 // ---------------------------------------------------------------------------------------
-// The JSON API.
-
-struct Api {
-    http: reqwest::Client,
-    url: GatewayUrl,
-    addrs: Vec<SocketAddr>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// `Bearer cdn_…`, marked sensitive (never shown in debug output).
-    bearer: HeaderValue,
-}
-
-#[derive(Deserialize)]
-struct Session {
-    id: String,
-    agent: String,
-    #[serde(default)]
-    labels: Value,
-}
-
-#[derive(Deserialize)]
-struct SessionView {
-    session: Session,
-    #[serde(default)]
-    items: Vec<Value>,
-}
-
-#[derive(Deserialize)]
-struct Accepted {
-    seq: u64,
-}
-
-/// A request the gateway did not answer with success.
-#[derive(Debug)]
-enum Failure {
-    Refused {
-        status: StatusCode,
-        error: String,
-        request_id: Option<String>,
-    },
-    Unreachable(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Refused {
-                status,
-                error,
-                request_id,
-            } => {
-                write!(f, "{} {error}", status.as_u16())?;
-                if let Some(id) = request_id {
-                    write!(f, " (request id {id})")?;
-                }
-                Ok(())
-            }
-            Failure::Unreachable(why) => write!(f, "{why}"),
-        }
-    }
-}
-
-impl Failure {
-    fn status(&self) -> Option<StatusCode> {
-        match self {
-            Failure::Refused { status, .. } => Some(*status),
-            Failure::Unreachable(_) => None,
-        }
-    }
-
-    /// Nothing further can work: the token, its scope or the session is refused.
-    fn is_fatal(&self) -> bool {
-        matches!(
-            self.status(),
-            Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
-        )
-    }
-
-    /// A user-facing error: what failed, the gateway's reason, what to do.
-    fn explain(self, doing: &str) -> anyhow::Error {
-        match self.status() {
-            Some(StatusCode::UNAUTHORIZED) => anyhow!(
-                "{doing}: the gateway refused the token ({self}). It is unknown, expired or \
-                 revoked: create one on the gateway's host with `cordon token create --scope \
-                 operator` and put it in ${TOKEN_ENV}"
-            ),
-            Some(StatusCode::FORBIDDEN) if self.to_string().contains("scope") => anyhow!(
-                "{doing}: refused ({self}). Talking to an agent needs a token with the \
-                 `operator` scope (`cordon token create --scope operator`)"
-            ),
-            Some(StatusCode::FORBIDDEN) => anyhow!("{doing}: refused ({self})"),
-            _ => anyhow!("{doing}: {self}"),
-        }
-    }
-}
-
-impl Api {
-    fn new(
-        url: GatewayUrl,
-        addrs: Vec<SocketAddr>,
-        tls: Option<Arc<rustls::ClientConfig>>,
-        token: &str,
-    ) -> Result<Api> {
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-            .context("the token is not a valid header value")?;
-        bearer.set_sensitive(true);
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(HTTP_TIMEOUT)
-            .user_agent(concat!("cordon/", env!("CARGO_PKG_VERSION")));
-        if url.bare_host().parse::<IpAddr>().is_err() {
-            // Connect to the addresses checked above, not to a second lookup's.
-            builder = builder.resolve_to_addrs(url.bare_host(), &addrs);
-        }
-        if let Some(tls) = &tls {
-            builder = builder.use_preconfigured_tls((**tls).clone());
-        }
-        let http = builder.build().context("cannot set up the HTTP client")?;
-        Ok(Api {
-            http,
-            url,
-            addrs,
-            tls,
-            bearer,
-        })
-    }
-
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<T, Failure> {
-        let mut req = self
-            .http
-            .request(method, self.url.http(path))
-            .header(AUTHORIZATION, self.bearer.clone());
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Failure::Unreachable(format!("{}: {}", self.url.origin(), chain(&e))))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Failure::Unreachable(format!("reading the answer: {e}")))?;
-        if !status.is_success() {
-            return Err(refusal(status, &bytes));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::Unreachable(format!(
-                "the gateway's answer to {path} is not what docs/api.md describes: {e}"
-            ))
-        })
-    }
-
-    async fn create_session(&self, agent: &str) -> Result<Session> {
-        self.call(
-            Method::POST,
-            "/api/sessions",
-            Some(json!({ "agent": agent })),
-        )
-        .await
-        .map_err(|f| f.explain(&format!("cannot start a session with agent `{agent}`")))
-    }
-}
-
-/// An error with its causes (reqwest's own message says only "error sending request").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// The gateway's `{error, request_id}` (or whatever body came instead).
-fn refusal(status: StatusCode, body: &[u8]) -> Failure {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let error = parsed
-        .as_ref()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                status.canonical_reason().unwrap_or("").to_string()
-            } else {
-                text.chars().take(300).collect()
-            }
-        });
-    let request_id = parsed.and_then(|v| v["request_id"].as_str().map(str::to_string));
-    Failure::Refused {
-        status,
-        error,
-        request_id,
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The event stream.
+// The events as shown.
 
 /// A session event, as `docs/api.md` lists them.
 enum Event {
@@ -795,14 +415,6 @@ enum Event {
     },
     /// A kind this client does not know: skipped.
     Other,
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    seq: u64,
-    kind: String,
-    #[serde(default)]
-    data: Value,
 }
 
 struct ToolResultData {
@@ -839,8 +451,8 @@ impl Settled {
 impl Event {
     /// The gateway's event (`gateway::events::SessionEvent`, the type the hub writes) as
     /// this client shows it.
-    fn parse(kind: &str, data: Value) -> Result<Event, serde_json::Error> {
-        Ok(match SessionEvent::from_parts(kind, data)? {
+    fn from_gateway(event: SessionEvent) -> Event {
+        match event {
             SessionEvent::TurnStarted { .. } => Event::TurnStarted,
             SessionEvent::TextDelta { text } => Event::TextDelta(text),
             SessionEvent::ToolCall {
@@ -891,231 +503,20 @@ impl Event {
             }
             SessionEvent::TurnFailed { error } => Event::TurnFailed { error },
             SessionEvent::Unknown => Event::Other,
-        })
-    }
-}
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-type Socket = WebSocketStream<Box<dyn Io>>;
-
-/// `GET /api/sessions/{id}/stream?after=N`, reopened from the last event seen when it
-/// drops.
-struct EventStream<'a> {
-    api: &'a Api,
-    session: String,
-    after: u64,
-    socket: Option<Socket>,
-}
-
-/// Why a stream could not be opened.
-enum OpenError {
-    /// The gateway answered the upgrade with a 4xx: retrying cannot help.
-    Refused(anyhow::Error),
-    Failed(String),
-}
-
-impl<'a> EventStream<'a> {
-    async fn open(api: &'a Api, session: &str, after: u64) -> Result<EventStream<'a>> {
-        let mut stream = EventStream {
-            api,
-            session: session.to_string(),
-            after,
-            socket: None,
-        };
-        stream.socket = Some(match stream.connect().await {
-            Ok(s) => s,
-            Err(OpenError::Refused(e)) => return Err(e),
-            Err(OpenError::Failed(why)) => bail!("cannot open the event stream: {why}"),
-        });
-        Ok(stream)
-    }
-
-    /// The next event after the last one returned.
-    async fn next(&mut self) -> Result<(u64, Event)> {
-        loop {
-            let Some(socket) = self.socket.as_mut() else {
-                self.reconnect().await?;
-                continue;
-            };
-            let why = match tokio::time::timeout(STREAM_SILENCE, socket.next()).await {
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    let env: Envelope = match serde_json::from_str(&text) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            eprintln!("(skipped an event that is not JSON as documented: {e})");
-                            continue;
-                        }
-                    };
-                    // A repeat would mean a gateway bug; showing it twice would be ours.
-                    if env.seq <= self.after {
-                        continue;
-                    }
-                    self.after = env.seq;
-                    match Event::parse(&env.kind, env.data) {
-                        Ok(event) => return Ok((env.seq, event)),
-                        Err(e) => {
-                            eprintln!("(skipped event {} `{}`: {e})", env.seq, env.kind);
-                            continue;
-                        }
-                    }
-                }
-                Ok(Some(Ok(Message::Close(frame)))) => match frame {
-                    Some(f) if !f.reason.is_empty() => {
-                        format!("the gateway closed it ({})", f.reason)
-                    }
-                    _ => "the gateway closed it".to_string(),
-                },
-                Ok(Some(Ok(_))) => continue,
-                Ok(Some(Err(e))) => e.to_string(),
-                Ok(None) => "the connection ended".to_string(),
-                Err(_) => format!("nothing received for {} s", STREAM_SILENCE.as_secs()),
-            };
-            self.socket = None;
-            eprintln!(
-                "\n(event stream lost: {why}; reopening from event {})",
-                self.after
-            );
-        }
-    }
-
-    async fn reconnect(&mut self) -> Result<()> {
-        let mut delay = Duration::from_millis(100);
-        let mut last = String::new();
-        for _ in 0..RECONNECT_ATTEMPTS {
-            tokio::time::sleep(delay).await;
-            match self.connect().await {
-                Ok(socket) => {
-                    self.socket = Some(socket);
-                    eprintln!("(event stream reopened)");
-                    return Ok(());
-                }
-                Err(OpenError::Refused(e)) => return Err(e),
-                Err(OpenError::Failed(why)) => last = why,
-            }
-            delay = (delay * 2).min(Duration::from_secs(3));
-        }
-        bail!(
-            "the event stream of session {} could not be reopened ({last}); the turn may \
-             still be running on the gateway",
-            self.session
-        )
-    }
-
-    async fn connect(&self) -> Result<Socket, OpenError> {
-        let api = self.api;
-        let path = format!("/api/sessions/{}/stream?after={}", self.session, self.after);
-        let failed =
-            |what: &str, e: &dyn std::fmt::Display| OpenError::Failed(format!("{what}: {e}"));
-        let mut req = api
-            .url
-            .ws(&path)
-            .into_client_request()
-            .map_err(|e| failed("bad stream URL", &e))?;
-        // `Host` is the URL's authority, so this is the gateway's own origin.
-        let origin =
-            HeaderValue::from_str(&api.url.origin()).map_err(|e| failed("bad origin", &e))?;
-        req.headers_mut().insert(ORIGIN, origin);
-        req.headers_mut().insert(AUTHORIZATION, api.bearer.clone());
-
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect(&api.addrs[..]),
-        )
-        .await
-        .map_err(|_| OpenError::Failed(format!("{}: connect timed out", api.url.origin())))?
-        .map_err(|e| failed(&api.url.origin(), &e))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = match &api.tls {
-            None => Box::new(tcp),
-            Some(tls) => {
-                let name = rustls_pki_types::ServerName::try_from(api.url.bare_host().to_string())
-                    .map_err(|e| failed("TLS server name", &e))?;
-                let conn = tokio_rustls::TlsConnector::from(tls.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| failed("TLS", &e))?;
-                Box::new(conn)
-            }
-        };
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_EVENT_BYTES));
-        let handshake = tokio_tungstenite::client_async_with_config(req, io, Some(config));
-        match tokio::time::timeout(HTTP_TIMEOUT, handshake).await {
-            Err(_) => Err(OpenError::Failed("the WebSocket upgrade timed out".into())),
-            Ok(Ok((socket, _))) => Ok(socket),
-            Ok(Err(tungstenite::Error::Http(resp))) => {
-                let status = resp.status();
-                let failure = refusal(status, resp.body().as_deref().unwrap_or_default());
-                if status.is_client_error() {
-                    Err(OpenError::Refused(
-                        failure.explain("the gateway refused the event stream"),
-                    ))
-                } else {
-                    Err(OpenError::Failed(failure.to_string()))
-                }
-            }
-            Ok(Err(e)) => Err(failed("WebSocket upgrade", &e)),
-        }
-    }
-
-    /// A polite close; the turn is over, so failures do not matter.
-    async fn close(mut self) {
-        if let Some(socket) = self.socket.as_mut() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The next event of the turn's stream, as this client shows it.
+async fn next_event(stream: &mut EventStream<'_>) -> Result<(u64, Event)> {
+    let (seq, event) = stream.next().await?;
+    Ok((seq, Event::from_gateway(event)))
+}
 
-    #[test]
-    fn urls_with_secrets_or_other_schemes_are_refused_without_echoing_them() {
-        for (url, says) in [
-            ("http://127.0.0.1:7777/?token=cdn_SECRET", "query"),
-            ("https://cordon.example/#cdn_SECRET", "fragment"),
-            ("https://me:cdn_SECRET@cordon.example", "password"),
-            ("ftp://cordon.example", "scheme `ftp`"),
-            ("ws://127.0.0.1:7777", "scheme `ws`"),
-        ] {
-            let err = GatewayUrl::parse(url).err().unwrap().to_string();
-            assert!(err.contains(says), "{url}: {err}");
-            assert!(!err.contains("SECRET"), "{url}: {err}");
-        }
-    }
-
-    #[test]
-    fn origin_matches_the_host_header() {
-        let u = GatewayUrl::parse("https://Cordon.Example:443/").unwrap();
-        assert_eq!(u.origin(), "https://cordon.example");
-        assert_eq!(u.ws("/api/x"), "wss://cordon.example/api/x");
-        let u = GatewayUrl::parse("http://[::1]:7777/cordon/").unwrap();
-        assert_eq!(u.origin(), "http://[::1]:7777");
-        assert_eq!(u.http("/api/x"), "http://[::1]:7777/cordon/api/x");
-        assert_eq!(u.bare_host(), "::1");
-    }
-
-    #[tokio::test]
-    async fn plain_http_only_to_loopback() {
-        for ok in ["http://127.0.0.1:1", "http://[::1]:1", "http://127.0.0.2:1"] {
-            let addrs = GatewayUrl::parse(ok).unwrap().resolve().await.unwrap();
-            assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{ok}");
-        }
-        for bad in [
-            "http://192.0.2.1:7777",
-            "http://cordon.example:7777",
-            "http://127.0.0.1.nip.io:7777",
-            "http://[::ffff:10.0.0.1]:7777",
-        ] {
-            let err = GatewayUrl::parse(bad)
-                .unwrap()
-                .resolve()
-                .await
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("refusing plain http://"), "{bad}: {err}");
-        }
+/// What the stream skipped, or that it reconnects.
+fn show_notice(notice: &StreamNotice) {
+    match notice {
+        StreamNotice::Lost { .. } => eprintln!("\n({notice})"),
+        _ => eprintln!("({notice})"),
     }
 }
