@@ -791,4 +791,50 @@ mod tests {
             assert!(err.contains("refusing plain http://"), "{bad}: {err}");
         }
     }
+
+    #[test]
+    fn refusals_say_what_to_do_and_which_are_fatal() {
+        let refused = |code: u16, error: &str| Failure::Refused {
+            status: StatusCode::from_u16(code).unwrap(),
+            error: error.to_string(),
+            request_id: Some("r1".to_string()),
+        };
+        let f = refused(401, "unknown token");
+        assert!(f.is_fatal());
+        let msg = f.explain("cannot send").to_string();
+        assert!(
+            msg.starts_with(
+                "cannot send: the gateway refused the token (401 unknown token (request id r1))"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("$CORDON_TOKEN"), "{msg}");
+        let msg = refused(403, "token scope read is below operator")
+            .explain("x")
+            .to_string();
+        assert!(msg.contains("`operator` scope"), "{msg}");
+        let msg = refused(403, "foreign origin").explain("x").to_string();
+        assert_eq!(msg, "x: refused (403 foreign origin (request id r1))");
+        assert!(refused(404, "no such session").is_fatal());
+        let busy = refused(409, "a turn is running");
+        assert!(!busy.is_fatal());
+        assert_eq!(
+            busy.explain("x").to_string(),
+            "x: 409 a turn is running (request id r1)"
+        );
+        assert!(!Failure::Unreachable("down".into()).is_fatal());
+    }
+
+    #[test]
+    fn a_refusal_without_json_keeps_the_body_or_the_reason() {
+        let f = refusal(StatusCode::BAD_GATEWAY, b"  upstream down \n");
+        assert_eq!(f.to_string(), "502 upstream down");
+        let f = refusal(StatusCode::SERVICE_UNAVAILABLE, b"");
+        assert_eq!(f.to_string(), "503 Service Unavailable");
+        let f = refusal(
+            StatusCode::FORBIDDEN,
+            br#"{"error":"foreign origin","request_id":"abc"}"#,
+        );
+        assert_eq!(f.to_string(), "403 foreign origin (request id abc)");
+    }
 }
