@@ -5,29 +5,11 @@ use std::path::Path;
 
 #[test]
 fn configuration_md_is_current() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
-    let want = cordon_config::reference_markdown();
-    if std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &want).unwrap();
-        return;
-    }
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    let first_difference = have
-        .lines()
-        .zip(want.lines())
-        .enumerate()
-        .find(|(_, (h, w))| h != w)
-        .map(|(i, (h, w))| format!("line {}: file has {h:?}, schema gives {w:?}", i + 1));
-    assert!(
-        have == want,
-        "{} is out of date ({}); run `UPDATE_DOCS=1 cargo test -p cordon-config --test docs`",
-        path.display(),
-        first_difference.unwrap_or_else(|| format!(
-            "lengths differ: file {} lines, schema {} lines",
-            have.lines().count(),
-            want.lines().count()
-        ))
+    testkit::generated_doc::assert_current(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+        &cordon_config::reference_markdown(),
+        "the schema",
+        "cargo test -p cordon-config --test docs",
     );
 }
 

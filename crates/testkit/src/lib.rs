@@ -14,11 +14,14 @@
 //! [`PgCluster`] is a throwaway PostgreSQL server on a Unix socket, for the store's
 //! PostgreSQL backend.
 //!
+//! [`generated_doc::assert_current`] keeps a document generated from code current.
+//!
 //! What it does not do: it checks no API key and validates requests only as far as it
 //! needs to read them; a request it cannot read is still recorded and answered.
 
 pub mod compromised;
 mod conversation;
+pub mod generated_doc;
 mod https;
 pub mod pg;
 mod render;
