@@ -490,7 +490,7 @@ pub struct GrantChange {
     /// When it ends (RFC 3339); `null`: until revoked (a session grant ends with its
     /// session).
     pub expires_at: Option<String>,
-    /// Who granted it; for `revoked`, who revoked it when the gateway did.
+    /// Who granted it; for `revoked`, who revoked it (`cli`, `gateway token ID`).
     pub by: String,
     /// When it was revoked (RFC 3339); `null` while it stands.
     pub revoked_at: Option<String>,

@@ -73,15 +73,15 @@ pub fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
-/// Whether what is sent to `url` would cross the network in clear text: plain `http://`
-/// (in any spelling) to a host other than this machine. A URL that does not parse is
-/// counted as clear text off the host: what cannot be judged is not let through.
+/// Whether what is sent to `url` could cross the network in clear text: anything but
+/// `https://`, unless it is plain `http://` (in any spelling) to this machine. A URL that
+/// does not parse, or has another scheme, counts as clear text off the host: what cannot
+/// be judged is not let through.
 pub fn is_cleartext_off_host(url: &str) -> bool {
     match Url::parse(url) {
         Ok(u) if u.scheme() == "https" => false,
         Ok(u) if u.scheme() == "http" => !is_loopback_url(&u),
-        Ok(_) => false,
-        Err(_) => true,
+        _ => true,
     }
 }
 
@@ -201,8 +201,10 @@ mod tests {
             "http://[::ffff:10.0.0.1]/in",
             // percent-encoded host that decodes to a public name
             "http://%65vil.example/",
-            // not parseable: refused rather than guessed
+            // not parseable, or another scheme: refused rather than guessed
             "http://[::1/",
+            "ws://evil.example/",
+            "ftp://127.0.0.1/",
         ] {
             assert!(is_cleartext_off_host(off), "{off} must count as off-host");
         }

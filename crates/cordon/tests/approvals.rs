@@ -285,6 +285,13 @@ async fn an_agent_grant_is_listed_covers_later_sessions_and_revoke_asks_again() 
     assert_ok(&out);
     let out = inst.cordon(&["approvals", "grants"]).await;
     assert!(text(&out.stdout).contains("no active grants"));
+    // The revocation is recorded with who revoked it (here the CLI, which also granted).
+    let records = inst.audit().await;
+    let revoked = of_kind(&records, "approval")
+        .into_iter()
+        .find(|r| r["data"]["state"] == "revoked" && r["data"]["grant_id"] == grant_id.as_str())
+        .expect("a revoked record for the grant");
+    assert_eq!(revoked["data"]["by"], "cli", "{revoked}");
 
     let run = spawn_run(&inst, "third");
     let id3 = wait_pending(&inst, 1).await[0]["id"]

@@ -265,9 +265,11 @@ pub fn run(
         let Some(policy) = policies.get(&c.agent) else {
             continue;
         };
-        let action = c
-            .action_text()
-            .to_action(config.agents.get(&c.agent).map_or(1, |a| a.max_steps))
+        // The agent exists: its policy loaded above.
+        let max_steps = config.agents.get(&c.agent).map(|a| a.max_steps);
+        let action = max_steps
+            .ok_or_else(|| format!("no agent `{}` in the config", c.agent))
+            .and_then(|steps| c.action_text().to_action(steps))
             .map_err(bad)?;
         let contacted: BTreeSet<String> = c
             .contacted

@@ -325,7 +325,7 @@ pub(crate) fn approval_requested(log: &Log, r: &store::ApprovalRecord) -> Result
         Some(&r.session),
         Approval::State(ApprovalState::Requested(ApprovalRequested {
             approval_id: r.id.clone(),
-            kind: json(&r.kind).as_str().unwrap_or_default().to_string(),
+            kind: r.kind.as_str().to_string(),
             tool: r.tool.clone(),
             action: r.action.clone(),
             fingerprint: r.fingerprint.clone(),
@@ -354,7 +354,7 @@ pub(crate) fn approval_answered(
             answer: r.answer.map(|a| a.as_str().to_string()),
             grant_id: r.grant_id.clone(),
             by: r.answered_by.clone(),
-            kind: memory.map(|_| json(&r.kind).as_str().unwrap_or_default().to_string()),
+            kind: memory.map(|_| r.kind.as_str().to_string()),
             file: memory.map(|(file, _)| file.to_string()),
             entry: memory.and_then(|(_, entry)| entry.map(str::to_string)),
         })),

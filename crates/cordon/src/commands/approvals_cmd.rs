@@ -101,7 +101,7 @@ pub fn approvals(command: ApprovalsCommand) -> Result<ExitCode> {
         }
         ApprovalsCommand::Grants { all, json } => grants(&state, all, json),
         ApprovalsCommand::Revoke { id } => {
-            let grant = runtime::approval::revoke_grant(&state.store, &state.audit, &id, None)?;
+            let grant = runtime::approval::revoke_grant(&state.store, &state.audit, &id, Some(BY))?;
             println!(
                 "revoked grant {id} ({}: {})",
                 scope_text(&grant),

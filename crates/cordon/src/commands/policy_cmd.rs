@@ -26,7 +26,11 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
         } => {
             let config = load_config(&Paths::from_env())?;
             let policy = load_policy(&config, &agent)?;
-            let max_steps = config.agents.get(&agent).map_or(1, |a| a.max_steps);
+            let max_steps = config
+                .agents
+                .get(&agent)
+                .with_context(|| format!("no agent `{agent}` in the config"))?
+                .max_steps;
             let action = ActionText::from_words(&action)
                 .and_then(|t| t.to_action(max_steps))
                 .map_err(|e| anyhow::anyhow!(e))?;
