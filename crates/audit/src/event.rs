@@ -59,6 +59,9 @@ pub enum Event {
     /// A vault secret or a gateway token was added, replaced, removed or revoked (names,
     /// hosts and scopes, never values).
     SecretChange(SecretChange),
+    /// A skill was added, updated or removed (by a human at the CLI), or loaded, used or
+    /// refused (by the runtime).
+    Skill(SkillEvent),
 }
 
 impl Event {
@@ -78,6 +81,7 @@ impl Event {
             Event::Error(_) => EventKind::Error,
             Event::Alert(_) => EventKind::Alert,
             Event::SecretChange(_) => EventKind::SecretChange,
+            Event::Skill(_) => EventKind::Skill,
         }
     }
 
@@ -97,6 +101,7 @@ impl Event {
             Event::Error(p) => serde_json::to_value(p),
             Event::Alert(p) => serde_json::to_value(p),
             Event::SecretChange(p) => serde_json::to_value(p),
+            Event::Skill(p) => serde_json::to_value(p),
         }
     }
 
@@ -139,6 +144,7 @@ into_event! {
     ErrorEvent => Error,
     Alert => Alert,
     SecretChange => SecretChange,
+    SkillEvent => Skill,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -812,6 +818,25 @@ pub enum NamedAlert {
     AuditLogRecovered(LogRecovered),
     /// Delivering the audit log to `[audit.export] url` is failing.
     AuditExportFailing(ExportFailing),
+    /// An installed skill's files no longer hash to the pin in `skills.lock`: the skill
+    /// was refused.
+    SkillDrifted(SkillDrifted),
+}
+
+/// `alert: skill_drifted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillDrifted {
+    /// The skill's name.
+    pub skill: String,
+    /// The pinned canonical tree hash.
+    pub expected: String,
+    /// What the installed tree hashes to now; absent when it is missing or unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    /// Files added, removed or changed since the install.
+    pub files: Vec<String>,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// `alert: data_exfiltration_blocked`.
@@ -954,4 +979,95 @@ pub struct TokenRevoked {
     pub scope: String,
     /// Who revoked it.
     pub by: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// skill
+
+/// `skill`: told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum SkillEvent {
+    /// A human installed a skill (`cordon skills add`).
+    Added(SkillInstalled),
+    /// A human replaced an installed skill with a new tree (`cordon skills update`).
+    Updated(SkillInstalled),
+    /// A human removed a skill (`cordon skills remove`).
+    Removed(SkillRemoved),
+    /// A skill's instructions entered a session's context (`load_skill`).
+    Loaded(SkillUse),
+    /// A command ran one of a skill's scripts with the skill's capabilities.
+    Used(SkillUse),
+    /// A skill, or a use of it, was refused: its tree drifted from the pin, an install
+    /// had critical or unaccepted findings, or a command went beyond its capabilities.
+    Refused(SkillRefused),
+}
+
+/// `action: added` / `updated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillInstalled {
+    /// The skill's name.
+    pub skill: String,
+    /// Where it came from (folder, archive, or `https://…#sha256=…`).
+    pub source: String,
+    /// The canonical tree hash now pinned in `skills.lock`.
+    pub sha256: String,
+    /// The hash it replaced (updates only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The scan verdict: `clean` or the worst severity found.
+    pub verdict: String,
+    /// Number of findings, by severity name.
+    pub findings: std::collections::BTreeMap<String, usize>,
+    /// A human accepted high findings.
+    pub accepted_risk: bool,
+    /// The approved capabilities (`egress`, `secrets`, `bins`, `workspace`), and the
+    /// approved `requires.env` mapping under `env`.
+    pub capabilities: Value,
+    /// Agents it is enabled for; empty means every agent.
+    pub agents: Vec<String>,
+    /// Who approved it (`cli` at a terminal, or `cli --yes`).
+    pub by: String,
+}
+
+/// `action: removed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillRemoved {
+    /// The skill's name.
+    pub skill: String,
+    /// The hash it had.
+    pub sha256: String,
+    /// Who removed it.
+    pub by: String,
+}
+
+/// `action: loaded` / `used`; the record's `session` is the session's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillUse {
+    /// The skill's name.
+    pub skill: String,
+    /// The verified tree hash.
+    pub sha256: String,
+    /// The tool call (`load_skill`, or the `exec` that ran its script).
+    pub call_id: String,
+    /// The command that ran (`used` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+/// `action: refused`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SkillRefused {
+    /// The skill's name (or the name a refused install would have had).
+    pub skill: String,
+    /// The hash concerned, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Where the refusal happened: `install`, `load` or `run`.
+    pub stage: String,
+    /// Why, in words.
+    pub reason: String,
+    /// The tool call, when a call was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
 }

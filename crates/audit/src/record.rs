@@ -31,10 +31,12 @@ pub enum EventKind {
     Alert,
     /// A vault secret was added, replaced or removed (names and hosts, never values).
     SecretChange,
+    /// A skill was added, updated, removed, loaded, used or refused.
+    Skill,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -48,6 +50,7 @@ impl EventKind {
         EventKind::Error,
         EventKind::Alert,
         EventKind::SecretChange,
+        EventKind::Skill,
     ];
 
     /// The snake_case name used in the log.
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::Error => "error",
             EventKind::Alert => "alert",
             EventKind::SecretChange => "secret_change",
+            EventKind::Skill => "skill",
         }
     }
 

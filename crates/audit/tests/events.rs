@@ -258,6 +258,14 @@ fn samples() -> Vec<Event> {
             labels: labels(),
         }))
         .into(),
+        Alert::Named(NamedAlert::SkillDrifted(SkillDrifted {
+            skill: "weather".into(),
+            expected: "ab".repeat(32),
+            actual: Some("cd".repeat(32)),
+            files: vec!["scripts/get.py".into()],
+            reason: "changed".into(),
+        }))
+        .into(),
         Alert::Credential(CredentialAlert {
             agent: "a".into(),
             session: "S1".into(),
@@ -283,6 +291,60 @@ fn samples() -> Vec<Event> {
             name: "ci".into(),
             scope: "read".into(),
             by: "cli".into(),
+        })
+        .into(),
+        SkillEvent::Added(SkillInstalled {
+            skill: "weather".into(),
+            source: "/src/weather".into(),
+            sha256: "ab".repeat(32),
+            previous: None,
+            verdict: "clean".into(),
+            findings: Default::default(),
+            accepted_risk: false,
+            capabilities: json!({"egress": ["api.weather.test"], "secrets": [], "bins": ["python3"], "workspace": "read", "env": {}}),
+            agents: vec![],
+            by: "cli".into(),
+        })
+        .into(),
+        SkillEvent::Updated(SkillInstalled {
+            skill: "weather".into(),
+            source: "https://x.test/w.tar.gz#sha256=00".into(),
+            sha256: "cd".repeat(32),
+            previous: Some("ab".repeat(32)),
+            verdict: "high".into(),
+            findings: [("high".to_string(), 1usize)].into_iter().collect(),
+            accepted_risk: true,
+            capabilities: json!({"egress": [], "secrets": [], "bins": [], "workspace": "none", "env": {}}),
+            agents: vec!["dev".into()],
+            by: "cli".into(),
+        })
+        .into(),
+        SkillEvent::Removed(SkillRemoved {
+            skill: "weather".into(),
+            sha256: "cd".repeat(32),
+            by: "cli".into(),
+        })
+        .into(),
+        SkillEvent::Loaded(SkillUse {
+            skill: "weather".into(),
+            sha256: "ab".repeat(32),
+            call_id: "c1".into(),
+            command: None,
+        })
+        .into(),
+        SkillEvent::Used(SkillUse {
+            skill: "weather".into(),
+            sha256: "ab".repeat(32),
+            call_id: "c2".into(),
+            command: Some("python3 /skills/weather/get.py".into()),
+        })
+        .into(),
+        SkillEvent::Refused(SkillRefused {
+            skill: "weather".into(),
+            sha256: None,
+            stage: "run".into(),
+            reason: "no".into(),
+            call_id: Some("c3".into()),
         })
         .into(),
     ]
@@ -345,8 +407,10 @@ fn the_json_keeps_the_field_names_readers_use() {
         json!({"state": "expired", "approval_id": "A2", "by": "timeout"})
     );
     assert_eq!(data(all[24].clone())["alert"], "login_burst");
-    assert!(data(all[26].clone()).get("alert").is_none());
-    assert_eq!(data(all[27].clone())["action"], "secret_set");
+    assert!(data(all[27].clone()).get("alert").is_none());
+    assert_eq!(data(all[28].clone())["action"], "secret_set");
+    assert_eq!(data(all[26].clone())["alert"], "skill_drifted");
+    assert_eq!(data(all[all.len() - 1].clone())["action"], "refused");
     assert_eq!(
         data(all[23].clone()),
         json!({"stage": "model", "error": "connection refused"})

@@ -116,6 +116,12 @@ pub enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         bind: Option<std::net::SocketAddr>,
     },
+    /// Skills (OpenClaw SKILL.md folders): scanned, pinned by hash in `skills.lock` beside
+    /// the config, installed read-only, and held to the capabilities a human approved.
+    Skills {
+        #[command(subcommand)]
+        command: SkillsCommand,
+    },
     /// API tokens for the gateway: shown once at creation, stored only as hashes.
     Token {
         #[command(subcommand)]
@@ -535,4 +541,73 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err("the timeout must be greater than zero".into());
     }
     Ok(d)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SkillsCommand {
+    /// Scan a skill, show its findings and the capabilities it asks for, and install it
+    /// after a human confirms at the terminal. Critical findings are never installed;
+    /// high ones need --accept-risk and the skill's name typed at the terminal.
+    Add {
+        /// A folder, a .zip / .tar.gz / .tgz archive, or an https:// archive URL with its
+        /// pin: `https://host/skill.tar.gz#sha256=HEX`.
+        source: String,
+        /// Enable it only for this agent (repeatable); default: every agent.
+        #[arg(long = "agent", value_name = "NAME")]
+        agents: Vec<String>,
+        /// Accept a skill with no high or critical finding without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Allow installing a skill with high findings (still asks at the terminal).
+        #[arg(long)]
+        accept_risk: bool,
+        /// Give the skill's `requires.env` variable VAR the vault secret SECRET (as a
+        /// placeholder, only for the secret's hosts). Repeatable.
+        #[arg(long = "env", value_name = "VAR=SECRET")]
+        env: Vec<String>,
+        /// Also trust this CA certificate (PEM) when downloading an https:// source.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
+    /// Installed skills: name, version, hash, verdict, agents and capabilities.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One installed skill in full: lock entry, files, and its findings rescanned.
+    Show {
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Uninstall a skill: its lock entry and its stored tree.
+    Remove { name: String },
+    /// Replace an installed skill with a new version: shows which files changed and the
+    /// capability difference, scans again; new capabilities need a human again.
+    Update {
+        name: String,
+        /// Where the new version comes from (as for `add`).
+        source: String,
+        /// Accept without asking when nothing is high or critical and no capability is new.
+        #[arg(long)]
+        yes: bool,
+        /// Allow high findings (still asks at the terminal).
+        #[arg(long)]
+        accept_risk: bool,
+        /// Also trust this CA certificate (PEM) when downloading an https:// source.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
+    /// Re-hash every installed skill against skills.lock; exit 1 on any drift.
+    Verify,
+    /// Run the scanner alone on a folder or archive: exit 0 when nothing is high or
+    /// critical, 1 otherwise.
+    Scan {
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }

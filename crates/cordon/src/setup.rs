@@ -269,6 +269,12 @@ pub fn build_agent_with(
         }
         extra.push_str(i);
     }
+    if let Some(catalog) = runtime.skill_catalog() {
+        if !extra.is_empty() {
+            extra.push_str("\n\n");
+        }
+        extra.push_str(&catalog);
+    }
     let system_prompt = agent::system_prompt(
         agent_name,
         &runtime.tool_specs(),
@@ -349,6 +355,7 @@ pub fn build_runtime(
         });
     }
     let policy = load_policy(&config, agent_name)?;
+    let skills = installed_skills(state, agent_name, &vault)?;
     let approvals = Arc::new(runtime::StoredApprovals::new(
         state.store.clone(),
         state.audit.clone(),
@@ -367,5 +374,26 @@ pub fn build_runtime(
         egress: egress_proxy(state)?,
         secrets: agent_secrets,
         watched_secrets: watched,
+        skills,
     })?)
+}
+
+/// The skills `skills.lock` enables for `agent`, each verified against its pin (a drifted
+/// one is refused, recorded and alerted, and the others still load). An unreadable lock
+/// stops the start: what is pinned cannot be known.
+fn installed_skills(
+    state: &State,
+    agent: &str,
+    vault: &secrets::Vault,
+) -> Result<Vec<runtime::skills::InstalledSkill>> {
+    let paths = Paths::from_env();
+    let (lock_path, store) = runtime::skills::locations(&paths.config_file, &state.state_dir);
+    let lock = skills::Lock::load(&lock_path)?;
+    Ok(runtime::skills::installed(
+        &lock,
+        &store,
+        agent,
+        &state.audit,
+        &|name| vault.get(name),
+    ))
 }

@@ -174,6 +174,7 @@ fn main() {
         contacted: &contacted,
         depth: 0,
         secret_hosts: &secret_hosts,
+        skill: None,
     });
 
     let n = 60_000;

@@ -67,6 +67,22 @@ pub enum Action {
         name: String,
         sha256: String,
     },
+    /// A skill's instructions entering the context (`load_skill`): an installed, pinned
+    /// skill enabled for the agent.
+    LoadSkill {
+        name: String,
+        sha256: String,
+    },
+    /// A command that runs one of a skill's scripts, with the skill's capabilities
+    /// instead of the agent's. `network`: the skill declares egress hosts; `writes`: it
+    /// may write the workspace.
+    RunSkill {
+        name: String,
+        sha256: String,
+        command: String,
+        network: bool,
+        writes: bool,
+    },
 }
 
 impl Action {
@@ -117,6 +133,8 @@ impl Action {
             Action::MemoryWrite { .. } => "memory_write",
             Action::UseSecret { .. } => "use_secret",
             Action::InstallSkill { .. } => "install_skill",
+            Action::LoadSkill { .. } => "load_skill",
+            Action::RunSkill { .. } => "run_skill",
         }
     }
 
@@ -135,7 +153,10 @@ impl Action {
             Action::Connect { .. } => ToolName::HttpFetch,
             Action::SpawnAgent { .. } => ToolName::SpawnAgent,
             Action::MemoryWrite { .. } => ToolName::MemoryWrite,
-            Action::UseSecret { .. } | Action::InstallSkill { .. } => return None,
+            Action::RunSkill { .. } => ToolName::Exec,
+            Action::UseSecret { .. } | Action::InstallSkill { .. } | Action::LoadSkill { .. } => {
+                return None;
+            }
         })
     }
 
@@ -179,6 +200,18 @@ impl Action {
             Action::InstallSkill { name, sha256 } => {
                 format!("install_skill: {name} (sha256 {sha256})")
             }
+            Action::LoadSkill { name, sha256 } => {
+                format!("load_skill: {name} (sha256 {sha256})")
+            }
+            Action::RunSkill {
+                name,
+                sha256,
+                command,
+                ..
+            } => format!(
+                "run_skill: {name} (sha256 {sha256}): {}",
+                canonicalise_exec(command).text()
+            ),
         }
     }
 
@@ -231,9 +264,23 @@ impl Action {
             Action::UseSecret { name, host } => {
                 json!({"kind": kind, "name": name, "host": normalise_host(host)})
             }
-            Action::InstallSkill { name, sha256 } => {
+            Action::InstallSkill { name, sha256 } | Action::LoadSkill { name, sha256 } => {
                 json!({"kind": kind, "name": name, "sha256": sha256.to_ascii_lowercase()})
             }
+            Action::RunSkill {
+                name,
+                sha256,
+                command,
+                network,
+                writes,
+            } => json!({
+                "kind": kind,
+                "name": name,
+                "sha256": sha256.to_ascii_lowercase(),
+                "command": canonicalise_exec(command).text(),
+                "network": network,
+                "writes": writes,
+            }),
         }
     }
 }

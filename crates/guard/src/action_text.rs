@@ -14,7 +14,8 @@ use crate::action::Action;
 
 /// The action kinds a person may write, for error messages.
 const KINDS: &str = "exec, connect, read_file, write_file, edit_file, delete_file, list_dir, \
-                     search, memory_write, spawn_agent, use_secret, install_skill";
+                     search, memory_write, spawn_agent, use_secret, install_skill, load_skill, \
+                     run_skill";
 
 /// One action as written, before its defaults are applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -31,12 +32,17 @@ pub struct ActionText {
     pub name: Option<String>,
     pub host: Option<String>,
     pub sha256: Option<String>,
+    /// `run_skill`: the skill declares egress hosts.
+    pub network: Option<bool>,
+    /// `run_skill`: the skill may write the workspace.
+    pub writes: Option<bool>,
 }
 
 impl ActionText {
     /// The command-line form: `exec CMD…`, `connect [METHOD] URL`, `read_file PATH`,
     /// `memory_write [FILE]`, `spawn_agent TOOL…`, `use_secret NAME [HOST]`,
-    /// `install_skill NAME [SHA256]`.
+    /// `install_skill NAME [SHA256]`, `load_skill NAME [SHA256]`, `run_skill NAME CMD…`
+    /// (a skill without network or workspace writes; the test-file form sets both).
     pub fn from_words(words: &[String]) -> Result<ActionText, String> {
         let Some((kind, rest)) = words.split_first() else {
             return Err(
@@ -74,14 +80,21 @@ impl ActionText {
             }
             "memory_write" => t.file = at_most_one("memory file")?,
             "spawn_agent" => t.tools = Some(rest.to_vec()),
-            "use_secret" | "install_skill" => {
+            "run_skill" => match rest {
+                [name, command @ ..] if !command.is_empty() => {
+                    t.name = Some(name.clone());
+                    t.command = Some(command.join(" "));
+                }
+                _ => return Err("`run_skill` takes NAME COMMAND…".into()),
+            },
+            "use_secret" | "install_skill" | "load_skill" => {
                 let (name, second) = match rest {
                     [name] => (name, None),
                     [name, second] => (name, Some(second.clone())),
                     _ if kind == "use_secret" => {
                         return Err("`use_secret` takes NAME [HOST]".into());
                     }
-                    _ => return Err("`install_skill` takes NAME [SHA256]".into()),
+                    _ => return Err(format!("`{kind}` takes NAME [SHA256]")),
                 };
                 t.name = Some(name.clone());
                 if kind == "use_secret" {
@@ -137,6 +150,17 @@ impl ActionText {
             "install_skill" => Action::InstallSkill {
                 name: need(&self.name, "name")?,
                 sha256: self.sha256.clone().unwrap_or_default(),
+            },
+            "load_skill" => Action::LoadSkill {
+                name: need(&self.name, "name")?,
+                sha256: self.sha256.clone().unwrap_or_default(),
+            },
+            "run_skill" => Action::RunSkill {
+                name: need(&self.name, "name")?,
+                sha256: self.sha256.clone().unwrap_or_default(),
+                command: need(&self.command, "command")?,
+                network: self.network.unwrap_or(false),
+                writes: self.writes.unwrap_or(false),
             },
             other => return Err(format!("unknown action `{other}`; use {KINDS}")),
         })

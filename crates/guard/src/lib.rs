@@ -53,7 +53,7 @@ pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
 pub use labels::{Confidentiality, Integrity, Labels};
 pub use policy::{
     BUILTIN, Effect, MatchedPolicy, ORIGIN_BUILTIN, ORIGIN_CONFIG, Policy, PolicyError, SCHEMA,
-    SessionView, Verdict,
+    SessionView, SkillScope, Verdict,
 };
 pub use shell::RedirectOp;
 
@@ -107,6 +107,7 @@ mod tests {
                 contacted: &none,
                 depth: 0,
                 secret_hosts: &std::collections::BTreeMap::new(),
+                skill: None,
             };
             self.evaluate(action, &view).decision
         }

@@ -55,6 +55,16 @@ pub struct SessionView<'a> {
     pub depth: u32,
     /// Vault secret name -> bound hosts (for the agent's secrets).
     pub secret_hosts: &'a BTreeMap<String, Vec<HostPattern>>,
+    /// The skill whose script is running, for the connections it opens; `None` for
+    /// every other decision.
+    pub skill: Option<&'a SkillScope>,
+}
+
+/// A running skill script's network scope: its name and the egress hosts approved for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillScope {
+    pub name: String,
+    pub egress: Vec<HostPattern>,
 }
 
 /// How a policy acts when it matches.
@@ -151,7 +161,7 @@ struct Names {
     actions: HashMap<&'static str, EntityUid>,
 }
 
-const ACTION_NAMES: [&str; 12] = [
+const ACTION_NAMES: [&str; 14] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -164,6 +174,8 @@ const ACTION_NAMES: [&str; 12] = [
     "memory_write",
     "use_secret",
     "install_skill",
+    "load_skill",
+    "run_skill",
 ];
 
 fn internal(what: &str, e: impl std::fmt::Display) -> PolicyError {
@@ -757,6 +769,13 @@ impl Policy {
                         ("url", string(c.url)),
                         ("new_host", boolean(!s.contacted.contains(&c.host))),
                         ("data_bound", boolean(bound)),
+                        ("skill", string(s.skill.map_or("", |k| k.name.as_str()))),
+                        (
+                            "skill_declared",
+                            boolean(s.skill.is_some_and(|k| {
+                                k.egress.iter().any(|p| p.matches(&c.host, c.port))
+                            })),
+                        ),
                         (
                             "via",
                             string(if c.method.is_empty() {
@@ -803,10 +822,27 @@ impl Policy {
                     ];
                     (&n.secret, name.clone(), ctx)
                 }
-                Action::InstallSkill { name, sha256 } => (
+                Action::InstallSkill { name, sha256 } | Action::LoadSkill { name, sha256 } => (
                     &n.skill,
                     name.clone(),
                     vec![("name", string(name)), ("sha256", string(sha256))],
+                ),
+                Action::RunSkill {
+                    name,
+                    sha256,
+                    command,
+                    network,
+                    writes,
+                } => (
+                    &n.skill,
+                    name.clone(),
+                    vec![
+                        ("name", string(name)),
+                        ("sha256", string(sha256)),
+                        ("command", string(&canonicalise_exec(command).text())),
+                        ("network", boolean(*network)),
+                        ("writes", boolean(*writes)),
+                    ],
                 ),
             };
         let action_uid = n

@@ -62,6 +62,12 @@ struct Case {
     host: Option<String>,
     #[serde(default)]
     sha256: Option<String>,
+    /// `run_skill`: the skill declares egress hosts.
+    #[serde(default)]
+    network: Option<bool>,
+    /// `run_skill`: the skill may write the workspace.
+    #[serde(default)]
+    writes: Option<bool>,
     #[serde(default)]
     labels: Labels,
     #[serde(default)]
@@ -282,6 +288,7 @@ pub fn run(
             contacted: &contacted,
             depth: c.depth,
             secret_hosts: &c.secret_hosts,
+            skill: None,
         };
         let v = policy.evaluate(&action, &view);
         rows.push(TestRow {
@@ -312,6 +319,8 @@ impl Case {
             name: self.name.clone(),
             host: self.host.clone(),
             sha256: self.sha256.clone(),
+            network: self.network,
+            writes: self.writes,
         }
     }
 }

@@ -484,6 +484,7 @@ fn decide(p: &Policy, cmd: &str) -> Decision {
         contacted: &none,
         depth: 0,
         secret_hosts: &BTreeMap::new(),
+        skill: None,
     };
     p.evaluate(
         &Action::Exec {

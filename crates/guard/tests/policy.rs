@@ -96,6 +96,7 @@ impl Session {
                 contacted: &self.contacted,
                 depth: self.depth,
                 secret_hosts: &self.secret_hosts,
+                skill: None,
             },
         )
     }
@@ -349,7 +350,109 @@ fn memory_spawn_and_secret_rules() {
         name: "x".into(),
         sha256: "0".repeat(64),
     };
-    expect(&t.decide(&p, &skill), "deny", "no_permit");
+    // A human at a terminal installs skills (`cordon skills add`); an organisation's
+    // forbid can still refuse or ask.
+    expect(&t.decide(&p, &skill), "allow", "skill.install");
+}
+
+fn run_skill(network: bool, writes: bool) -> Action {
+    Action::RunSkill {
+        name: "weather".into(),
+        sha256: "ab".repeat(32),
+        command: "python3 /skills/weather/get.py Paris".into(),
+        network,
+        writes,
+    }
+}
+
+/// Loading and running an enabled skill need no human in a trusted session; once the
+/// session read untrusted content, a script that can reach the network or write the
+/// workspace asks, and one that can do neither does not.
+#[test]
+fn skills_load_and_run_by_their_own_rules() {
+    let p = env(DEV, &[]).policy();
+    let (t, u) = (Session::trusted(), Session::tainted());
+    let load = Action::LoadSkill {
+        name: "weather".into(),
+        sha256: "ab".repeat(32),
+    };
+    expect(&t.decide(&p, &load), "allow", "skill.load");
+    expect(&u.decide(&p, &load), "allow", "skill.load");
+    expect(&t.decide(&p, &run_skill(true, true)), "allow", "skill.run");
+    expect(
+        &u.decide(&p, &run_skill(true, false)),
+        "ask",
+        "taint.run_skill",
+    );
+    expect(
+        &u.decide(&p, &run_skill(false, true)),
+        "ask",
+        "taint.run_skill",
+    );
+    expect(
+        &u.decide(&p, &run_skill(false, false)),
+        "allow",
+        "skill.run",
+    );
+}
+
+/// A skill script's connections: only the skill's declared hosts, even where the
+/// agent's own allowlist would permit more; and the session's data-flow rules still
+/// apply to the declared ones.
+#[test]
+fn a_skill_scripts_connections_are_held_to_its_declared_hosts() {
+    let p = env(DEV, &[]).policy();
+    let scope = cordon_guard::SkillScope {
+        name: "weather".into(),
+        egress: vec![HostPattern::parse("api.weather.test").unwrap()],
+    };
+    let decide = |s: &Session, a: &Action| {
+        p.evaluate(
+            a,
+            &SessionView {
+                session: "s1",
+                labels: &s.labels,
+                contacted: &s.contacted,
+                depth: s.depth,
+                secret_hosts: &s.secret_hosts,
+                skill: Some(&scope),
+            },
+        )
+    };
+    let raw = |host: &str| Action::Connect {
+        host: host.into(),
+        port: 443,
+        scheme: "https".into(),
+        method: String::new(),
+        url: String::new(),
+    };
+    let t = Session::trusted();
+    expect(
+        &decide(&t, &raw("api.weather.test")),
+        "allow",
+        "skill.egress",
+    );
+    // On the agent's allowlist, but not the skill's.
+    expect(
+        &decide(&t, &raw("docs.rs")),
+        "deny",
+        "skill.undeclared_host",
+    );
+    expect(
+        &decide(&t, &raw("evil.example")),
+        "deny",
+        "skill.undeclared_host",
+    );
+    let mut private = Session::trusted();
+    private.labels = Labels::trusted();
+    private.labels.confidentiality = cordon_guard::Confidentiality::Private;
+    expect(
+        &decide(&private, &raw("api.weather.test")),
+        "deny",
+        "label.data_unbound",
+    );
+    // Without a skill scope nothing changes for the agent's own commands.
+    expect(&t.decide(&p, &raw("docs.rs")), "allow", "egress.allow");
 }
 
 #[test]
@@ -615,8 +718,8 @@ forbid (principal, action, resource)
 when { context has host && context.host == "blocked.example.com" };
 
 @id("enterprise-only") @reason("only enterprise installs skills")
-permit (principal, action == Action::"install_skill", resource)
-when { principal.tier == "enterprise" };
+forbid (principal, action == Action::"install_skill", resource)
+unless { principal.tier == "enterprise" };
 "#,
         )],
     );
@@ -644,7 +747,7 @@ when { principal.tier == "enterprise" };
         name: "x".into(),
         sha256: "0".repeat(64),
     };
-    expect(&t.decide(&p, &skill), "deny", "no_permit");
+    expect(&t.decide(&p, &skill), "deny", "enterprise-only");
     // A policy scoped to every action applies to each one that has the attribute.
     expect(
         &t.decide(&p, &connect("https://blocked.example.com/")),

@@ -92,6 +92,7 @@ pub fn blast_radius(
         contacted: &contacted,
         depth: 0,
         secret_hosts: &secret_hosts,
+        skill: None,
     };
     let decide = |a: &Action| policy.evaluate(a, &view).decision;
     let mut without = Vec::new();

@@ -52,6 +52,76 @@ impl Runtime {
         Ok(crate::tools::exec::format(&out, &self.agent_cfg.exec))
     }
 
+    /// Run `command`, a run of `skill`'s script, in a sandbox of its own: the skill's tree
+    /// read-only at `/skills/NAME`, the skill's workspace access, its approved hosts as
+    /// the whole egress allowlist (decided by the session's flow with the skill's scope)
+    /// and its approved secrets as placeholders, under their own names and the
+    /// `requires.env` names mapped to them. None of the agent's secrets or hosts.
+    pub(crate) async fn run_skill_command(
+        &self,
+        cx: &Cx<'_>,
+        skill: &crate::skills::InstalledSkill,
+        command: &str,
+    ) -> Result<ToolOutput, Failure> {
+        let mut profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
+        crate::tools::exec::confine_to_skill(&mut profile, skill);
+        let mut set = secrets::PlaceholderSet::new();
+        for s in &skill.secrets {
+            set.insert(&s.name, s.value.clone(), s.hosts.clone())
+                .map_err(|e| {
+                    Failure::new(Stage::Secrets, format!("cannot make placeholders: {e}"))
+                })?;
+        }
+        let mut env = set.env();
+        for (var, secret) in &skill.env {
+            if let Some((_, placeholder)) = env.iter().find(|(n, _)| n == secret).cloned() {
+                env.push((var.clone(), placeholder));
+            }
+        }
+        let gate: Arc<dyn egress::ConnectGate> = Arc::new(crate::flow::SkillFlow {
+            flow: self.flow(cx.session),
+            scope: guard::SkillScope {
+                name: skill.name.clone(),
+                egress: skill.egress.clone(),
+            },
+        });
+        let policy = egress::EgressPolicy::new(
+            &format!("{} (skill {})", self.agent, skill.name),
+            cx.session,
+            skill.egress.clone(),
+        )
+        .with_credentials(&set)
+        .with_watched_secrets(self.watched_secrets.clone())
+        .with_gate(gate);
+        let egress = EgressSetup {
+            proxy: self.egress.clone(),
+            policy,
+            env,
+            ca_bundle: self.ca_bundle.clone(),
+        };
+        let req = crate::tools::exec::request(command, &self.agent_cfg.exec);
+        // A sandbox of its own: its mounts, workspace access and egress are the skill's.
+        let out = crate::tools::exec::run(
+            self.sandbox.clone(),
+            SharedInstance::default(),
+            config::SandboxScope::Call,
+            profile,
+            Some(egress),
+            req,
+        )
+        .await
+        .map_err(|m| Failure::new(Stage::Sandbox, m))?;
+        record::sandbox_exec(
+            &self.audit,
+            cx.session,
+            cx.call,
+            self.sandbox.backend(),
+            self.sandbox.isolation(),
+            &out,
+        );
+        Ok(crate::tools::exec::format(&out, &self.agent_cfg.exec))
+    }
+
     /// Whether commands run on the host, unisolated: their output may then come from the
     /// network without the proxy seeing it.
     pub(crate) fn runs_unisolated(&self) -> bool {

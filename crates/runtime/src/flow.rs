@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use config::HostPattern;
-use guard::{Action, Decision, Labels, Policy, SessionView, Verdict};
+use guard::{Action, Decision, Labels, Policy, SessionView, SkillScope, Verdict};
 
 /// The label and contacts of one session.
 pub(crate) struct SessionFlow {
@@ -90,6 +90,11 @@ impl SessionFlow {
 
     /// Decide `action` with the session's current label and contacts.
     pub(crate) fn decide(&self, action: &Action) -> Verdict {
+        self.decide_in(action, None)
+    }
+
+    /// Decide `action`, a connection a skill's script opened when `skill` is given.
+    fn decide_in(&self, action: &Action, skill: Option<&SkillScope>) -> Verdict {
         let labels = self.labels();
         let contacted = self.contacted_hosts();
         let view = SessionView {
@@ -98,6 +103,7 @@ impl SessionFlow {
             contacted: &contacted,
             depth: self.depth,
             secret_hosts: &self.secret_hosts,
+            skill,
         };
         self.policy.evaluate(action, &view)
     }
@@ -118,8 +124,42 @@ impl Drop for ApprovedExec {
     }
 }
 
+/// The gate of a command that runs a skill's script: the session's flow, deciding each
+/// connection with the skill's approved hosts (`skill.egress`, `skill.undeclared_host`).
+pub(crate) struct SkillFlow {
+    pub(crate) flow: Arc<SessionFlow>,
+    pub(crate) scope: SkillScope,
+}
+
+impl egress::ConnectGate for SkillFlow {
+    fn admit(&self, host: &str, port: u16, kind: &str) -> Result<(), String> {
+        self.flow.admit_in(host, port, kind, Some(&self.scope))
+    }
+
+    fn contacted(&self, host: &str) {
+        egress::ConnectGate::contacted(self.flow.as_ref(), host);
+    }
+}
+
 impl egress::ConnectGate for SessionFlow {
     fn admit(&self, host: &str, port: u16, kind: &str) -> Result<(), String> {
+        self.admit_in(host, port, kind, None)
+    }
+
+    fn contacted(&self, host: &str) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        self.contact(host);
+    }
+}
+
+impl SessionFlow {
+    fn admit_in(
+        &self,
+        host: &str,
+        port: u16,
+        kind: &str,
+        skill: Option<&SkillScope>,
+    ) -> Result<(), String> {
         let action = Action::Connect {
             host: host.to_string(),
             port,
@@ -129,7 +169,7 @@ impl egress::ConnectGate for SessionFlow {
             method: String::new(),
             url: String::new(),
         };
-        let v = self.decide(&action);
+        let v = self.decide_in(&action, skill);
         match &v.decision {
             Decision::Allow { .. } => Ok(()),
             Decision::Ask { .. } if self.approved_exec.load(Ordering::SeqCst) => Ok(()),
@@ -153,11 +193,6 @@ impl egress::ConnectGate for SessionFlow {
                 Err(format!("{reason} [rule {}; labels {}]", v.rule, v.labels))
             }
         }
-    }
-
-    fn contacted(&self, host: &str) {
-        self.connections.fetch_add(1, Ordering::SeqCst);
-        self.contact(host);
     }
 }
 

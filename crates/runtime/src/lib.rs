@@ -31,6 +31,7 @@ pub mod quarantine;
 mod record;
 mod runtime;
 mod session;
+pub mod skills;
 pub mod subagent;
 mod tools;
 mod workspace;

@@ -51,6 +51,8 @@ pub(crate) enum Stage {
     Memory,
     /// The sub-agent could not be started.
     SpawnAgent,
+    /// A skill was refused (drifted from its pin, or used beyond its capabilities).
+    Skill,
 }
 
 impl Stage {
@@ -67,6 +69,7 @@ impl Stage {
             Stage::HttpFetch => "http_fetch",
             Stage::Extract => "extract",
             Stage::Memory => "memory",
+            Stage::Skill => "skill",
             Stage::SpawnAgent => "spawn_agent",
         }
     }
@@ -154,7 +157,7 @@ impl Runtime {
                 .join(", ")
         };
         match self.registry.get(name) {
-            Some(tool) if tool.offered(&self.agent_cfg) => Ok(tool),
+            Some(tool) if tool.offered(self) => Ok(tool),
             Some(_) => Err(Failure::new(
                 Stage::Tool,
                 format!(

@@ -41,6 +41,8 @@ pub struct RuntimeOptions {
     /// The agent's policy (`guard::Policy::load`, with the `[policy] files`). `None`
     /// builds it from the config alone and refuses a config that lists policy files.
     pub policy: Option<Arc<Policy>>,
+    /// The skills enabled for this agent, verified ([`crate::skills::installed`]).
+    pub skills: Vec<crate::skills::InstalledSkill>,
 }
 
 /// A vault secret an agent may use.
@@ -94,6 +96,8 @@ pub struct Runtime {
     pub(crate) ext: crate::extensions::Extensions,
     /// The tools this runtime can run (the agent is offered those its config lists).
     pub(crate) registry: Arc<Registry>,
+    /// The skills enabled for this agent (shared with children).
+    pub(crate) skills: Arc<Vec<Arc<crate::skills::InstalledSkill>>>,
 }
 
 impl Runtime {
@@ -172,6 +176,7 @@ impl Runtime {
             watched_secrets: opts.watched_secrets,
             ext: crate::extensions::Extensions::default(),
             registry: Arc::new(tools::builtin()),
+            skills: Arc::new(opts.skills.into_iter().map(Arc::new).collect()),
         })
     }
 
@@ -187,7 +192,7 @@ impl Runtime {
     pub fn tool_specs(&self) -> Vec<ToolSpec> {
         self.registry
             .iter()
-            .filter(|t| t.offered(&self.agent_cfg))
+            .filter(|t| t.offered(self))
             .map(|t| t.spec())
             .collect()
     }
@@ -200,6 +205,16 @@ impl Runtime {
     /// The agent's policy.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The system prompt's list of enabled skills, if any are.
+    pub fn skill_catalog(&self) -> Option<String> {
+        crate::skills::catalog(&self.skills)
+    }
+
+    /// The enabled skills.
+    pub fn skills(&self) -> impl Iterator<Item = &crate::skills::InstalledSkill> {
+        self.skills.iter().map(|s| s.as_ref())
     }
 }
 
@@ -244,6 +259,7 @@ impl Runtime {
             ca_bundle: self.ca_bundle.clone(),
             ext: self.ext.child(self.ext.depth + 1),
             registry: self.registry.clone(),
+            skills: self.skills.clone(),
         })
     }
 

@@ -150,6 +150,7 @@ async fn exec_needing_approval_without_a_human_is_denied() {
         egress: common::test_proxy(&dir.path().join("egress"), audit),
         secrets: Vec::new(),
         watched_secrets: Vec::new(),
+        skills: Vec::new(),
         policy: None,
     })
     .unwrap();
@@ -322,6 +323,7 @@ async fn unknown_agent_and_missing_workspace_are_clear_errors() {
         egress: common::test_proxy(&dir.path().join("egress"), audit.clone()),
         secrets: Vec::new(),
         watched_secrets: Vec::new(),
+        skills: Vec::new(),
         policy: None,
     };
     let e = Runtime::new(opts("ghost")).err().unwrap().to_string();

@@ -16,6 +16,7 @@ mod run;
 mod sandbox_cmd;
 mod secrets_cmd;
 mod serve_cmd;
+mod skills_cmd;
 mod token_cmd;
 
 use std::process::ExitCode;
@@ -47,6 +48,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => policy_cmd::policy(command),
         Command::Serve { bind } => serve_cmd::serve(bind).await,
         Command::Token { command } => token_cmd::token(command),
+        Command::Skills { command } => skills_cmd::skills(command).await,
         Command::Audit {
             json,
             fix,

@@ -57,6 +57,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
                 contacted: &contacted,
                 depth,
                 secret_hosts: &bound,
+                skill: None,
             };
             let v = policy.evaluate(&action, &view);
             if json {

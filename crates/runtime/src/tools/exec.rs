@@ -24,9 +24,16 @@ use serde::Deserialize;
 
 use super::{Executed, Sends, Tool, ToolOutput, truncate_utf8};
 use crate::authorise::{Authorization, Authorized};
-use crate::pipeline::{Cx, Failure};
+use crate::pipeline::{Cx, Failure, Stage};
 
 pub(crate) struct Exec;
+
+/// A command, and the skill whose script it runs (then decided as `run_skill` and run
+/// with the skill's capabilities instead of the agent's).
+pub(crate) struct ExecPlan {
+    pub(crate) command: String,
+    pub(crate) skill: Option<Arc<crate::skills::InstalledSkill>>,
+}
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +45,7 @@ pub(crate) struct ExecArgs {
 #[async_trait]
 impl Tool for Exec {
     type Args = ExecArgs;
-    type Plan = ExecArgs;
+    type Plan = ExecPlan;
 
     fn name(&self) -> &'static str {
         "exec"
@@ -48,17 +55,43 @@ impl Tool for Exec {
         "Run a shell command (`/bin/sh -c`) in an isolated sandbox with the workspace at /workspace as the working directory. Network access only through the configured proxy (already set in HTTP_PROXY/HTTPS_PROXY), to the allowed hosts. Secrets you were given are environment variables holding placeholders ($NAME) that only work toward the secret's own hosts. Returns the exit status, stdout and stderr."
     }
 
-    fn canonicalise(&self, _cx: &Cx<'_>, args: ExecArgs) -> Result<ExecArgs, Failure> {
-        Ok(args)
-    }
-
-    fn action(&self, _cx: &Cx<'_>, a: &ExecArgs) -> Action {
-        Action::Exec {
-            command: a.command.clone(),
+    fn canonicalise(&self, cx: &Cx<'_>, args: ExecArgs) -> Result<ExecPlan, Failure> {
+        match crate::skills::skill_run(&args.command, &cx.rt.skills) {
+            Ok(skill) => Ok(ExecPlan {
+                skill: skill.cloned(),
+                command: args.command,
+            }),
+            Err(why) => {
+                crate::skills::refused_call(
+                    &cx.rt.audit,
+                    Some(cx.session),
+                    "",
+                    None,
+                    "run",
+                    &why,
+                    Some(&cx.call.id),
+                );
+                Err(Failure::new(Stage::Skill, why))
+            }
         }
     }
 
-    fn sends<'p>(&self, a: &'p ExecArgs) -> Option<Sends<'p>> {
+    fn action(&self, _cx: &Cx<'_>, a: &ExecPlan) -> Action {
+        match &a.skill {
+            Some(s) => Action::RunSkill {
+                name: s.name.clone(),
+                sha256: s.sha256.clone(),
+                command: a.command.clone(),
+                network: !s.egress.is_empty(),
+                writes: s.capabilities.workspace == skills::WorkspaceAccess::Write,
+            },
+            None => Action::Exec {
+                command: a.command.clone(),
+            },
+        }
+    }
+
+    fn sends<'p>(&self, a: &'p ExecPlan) -> Option<Sends<'p>> {
         Some(Sends {
             texts: vec![a.command.as_str()],
             host: String::new(),
@@ -67,7 +100,7 @@ impl Tool for Exec {
 
     /// A command that names a private file (as an argument, a glob that can match one,
     /// or a redirection source): `cat finance/q3.csv`, `tar c finance/*`.
-    fn shows_private(&self, cx: &Cx<'_>, a: &ExecArgs, _content: &str) -> bool {
+    fn shows_private(&self, cx: &Cx<'_>, a: &ExecPlan, _content: &str) -> bool {
         let c = guard::canonicalise_exec(&a.command);
         c.commands.iter().any(|cmd| {
             let args = cmd.argv.iter().skip(1).enumerate().map(|(i, w)| {
@@ -88,7 +121,7 @@ impl Tool for Exec {
     async fn execute(
         &self,
         cx: &Cx<'_>,
-        a: &ExecArgs,
+        a: &ExecPlan,
         auth: &Authorization,
     ) -> Result<Executed, Failure> {
         let flow = cx.rt.flow(cx.session);
@@ -96,7 +129,14 @@ impl Tool for Exec {
         // A human approved this command: the connections it opens to hosts the session
         // has not contacted are covered by that approval.
         let approved = (auth.by == Authorized::Human).then(|| flow.approved_exec());
-        let out = cx.rt.run_command(cx, &a.command).await?;
+        let out = match &a.skill {
+            Some(skill) => {
+                super::load_skill::verified(cx, skill)?;
+                crate::skills::used(&cx.rt.audit, cx.session, skill, &cx.call.id, Some(&a.command));
+                cx.rt.run_skill_command(cx, skill, &a.command).await?
+            }
+            None => cx.rt.run_command(cx, &a.command).await?,
+        };
         drop(approved);
         // What a command printed may come from the network: untrusted when it opened a
         // connection (or when commands run on the host, unisolated).
@@ -253,6 +293,13 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
         egress_port: None,
         etc_files: Vec::new(),
     }
+}
+
+/// Narrow `profile` to a run of `skill`'s script: its tree read-only at `/skills/NAME`
+/// and its workspace access.
+pub(crate) fn confine_to_skill(profile: &mut Profile, skill: &crate::skills::InstalledSkill) {
+    profile.workspace_writable = skill.capabilities.workspace == skills::WorkspaceAccess::Write;
+    let _ = skill;
 }
 
 pub(crate) fn request(command: &str, exec: &ExecConfig) -> ExecRequest {

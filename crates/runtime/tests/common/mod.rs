@@ -208,6 +208,7 @@ allow = {egress}
             ),
             secrets: setup.agent_secrets,
             watched_secrets: Vec::new(),
+            skills: Vec::new(),
             policy: None,
         })
         .unwrap();
