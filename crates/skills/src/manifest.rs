@@ -238,19 +238,40 @@ struct Frontmatter {
     metadata: Option<Metadata>,
 }
 
+/// A string checked by `check` inside the deserializer's own handling of the scalar, so
+/// an error carries the value's position (and its path, e.g. `metadata.cordon.egress[1]`).
+fn checked_str<'de, D, T, F>(d: D, check: F) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    F: FnOnce(String) -> Result<T, String>,
+{
+    struct V<F>(F);
+    impl<'de, T, F: FnOnce(String) -> Result<T, String>> serde::de::Visitor<'de> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            (self.0)(s.to_string()).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(check))
+}
+
 struct SkillName(String);
 
 impl<'de> Deserialize<'de> for SkillName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if crate::valid_name(&s) {
-            Ok(SkillName(s))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "`{s}` is not a valid skill name: use 1–64 of a-z, 0-9, `-` and `_`, \
-                 starting with a letter or digit"
-            )))
-        }
+        checked_str(d, |s| {
+            if crate::valid_name(&s) {
+                Ok(SkillName(s))
+            } else {
+                Err(format!(
+                    "`{s}` is not a valid skill name: use 1–64 of a-z, 0-9, `-` and `_`, \
+                     starting with a letter or digit"
+                ))
+            }
+        })
     }
 }
 
@@ -258,14 +279,13 @@ struct Description(String);
 
 impl<'de> Deserialize<'de> for Description {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.trim().is_empty() {
-            Err(serde::de::Error::custom(
-                "is empty: say what the skill does and when to use it",
-            ))
-        } else {
-            Ok(Description(s.trim().to_string()))
-        }
+        checked_str(d, |s| {
+            if s.trim().is_empty() {
+                Err("is empty: say what the skill does and when to use it".into())
+            } else {
+                Ok(Description(s.trim().to_string()))
+            }
+        })
     }
 }
 
@@ -384,14 +404,13 @@ struct Egress(String);
 
 impl<'de> Deserialize<'de> for Egress {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match config::HostPattern::parse(&s) {
+        checked_str(d, |s| match config::HostPattern::parse(&s) {
             Ok(p) => Ok(Egress(p.to_string())),
-            Err(e) => Err(serde::de::Error::custom(format!(
+            Err(e) => Err(format!(
                 "`{s}` is not a host pattern ({e}); write `api.example.com`, \
                  `*.example.com` or `host:port`"
-            ))),
-        }
+            )),
+        })
     }
 }
 
@@ -400,17 +419,18 @@ struct Word(String);
 
 impl<'de> Deserialize<'de> for Word {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.is_empty()
-            || s.chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-        {
-            Err(serde::de::Error::custom(format!(
-                "`{s}` is not a name: no spaces, `/` or control characters, and not empty"
-            )))
-        } else {
-            Ok(Word(s))
-        }
+        checked_str(d, |s| {
+            if s.is_empty()
+                || s.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            {
+                Err(format!(
+                    "`{s}` is not a name: no spaces, `/` or control characters, and not empty"
+                ))
+            } else {
+                Ok(Word(s))
+            }
+        })
     }
 }
 
