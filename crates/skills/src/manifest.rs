@@ -1,9 +1,12 @@
 //! `SKILL.md`: YAML frontmatter between `---` lines, then Markdown instructions.
 //!
 //! Fields read (OpenClaw and AgentSkills): `name`, `description`, `version` (or
-//! `metadata.version`), `metadata.openclaw.requires.{bins,env,config}`,
-//! `metadata.openclaw.os`, `metadata.openclaw.install`; unknown fields are kept, never an
-//! error, so existing skills load unchanged. Cordon's own block, `metadata.cordon`,
+//! `metadata.version`), `homepage`, `user-invocable`,
+//! `metadata.openclaw.requires.{bins,anyBins,env,config}`, `metadata.openclaw.primaryEnv`,
+//! `metadata.openclaw.os`, `metadata.openclaw.install`. `metadata` may be a YAML mapping,
+//! inline JSON (which is YAML) or a string holding JSON. Unknown keys are accepted and
+//! ignored, and OpenClaw's own block is read as leniently as OpenClaw reads it (a value
+//! of the wrong type is ignored), so existing skills load unchanged. Cordon's own block, `metadata.cordon`,
 //! declares capabilities ([`Capabilities`]); a skill that declares nothing gets no
 //! network, no secrets and read-only workspace access.
 //!

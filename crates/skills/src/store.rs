@@ -50,6 +50,11 @@ impl Store {
         }
     }
 
+    /// `STATE/skills`: every installed tree is a folder in it.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where the tree of `sha256` is (or would be) installed.
     pub fn path(&self, sha256: &str) -> PathBuf {
         self.root.join(sha256)
@@ -83,6 +88,10 @@ impl Store {
         if let Err(e) = result {
             let _ = make_writable(&staged);
             drop(staging);
+            // Another install of the same tree may have won the race: that copy is as good.
+            if self.load(&sha).is_ok() {
+                return Ok(dest);
+            }
             return Err(e);
         }
         // The folder now has its final name; the TempDir must not delete it.
