@@ -11,7 +11,12 @@
 //! mode (`644` or `755`: only the executable bit counts) and its contents, framed so no
 //! two different trees hash alike.
 
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+mod archive;
 
 /// At most this many files in a skill.
 pub const MAX_FILES: usize = 2_000;
@@ -49,16 +54,85 @@ pub enum TreeError {
 
 impl Tree {
     /// Read the directory `root` (not following symlinks anywhere).
+    ///
+    /// Stops as soon as a limit is passed: sizes are checked from the metadata before a
+    /// file is read, and no file is read past what the limit still allows.
     pub fn read_dir(root: &Path) -> Result<Tree, TreeError> {
-        let _ = root;
-        unimplemented!("helper: tree reading")
+        let meta = fs::symlink_metadata(root).map_err(|e| io_err(root, e))?;
+        if meta.file_type().is_symlink() {
+            return Err(refused(
+                &root.display().to_string(),
+                "is a symlink: give the skill's real folder".into(),
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(refused(
+                &root.display().to_string(),
+                "is not a folder".into(),
+            ));
+        }
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        // (directory on disk, its path relative to root)
+        let mut pending = vec![(root.to_path_buf(), String::new())];
+        while let Some((dir, rel_dir)) = pending.pop() {
+            let entries = fs::read_dir(&dir).map_err(|e| io_err(&dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| io_err(&dir, e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else {
+                    let shown = join(&rel_dir, &name.to_string_lossy());
+                    return Err(refused(&shown, "name is not valid UTF-8".into()));
+                };
+                let rel = join(&rel_dir, name);
+                // Not followed: the type of the entry itself.
+                let kind = entry.file_type().map_err(|e| io_err(&entry.path(), e))?;
+                if kind.is_symlink() {
+                    return Err(refused(
+                        &rel,
+                        "is a symlink (a skill has only regular files and folders)".into(),
+                    ));
+                }
+                if kind.is_dir() {
+                    check_path(&rel)?;
+                    pending.push((entry.path(), rel));
+                    continue;
+                }
+                if !kind.is_file() {
+                    return Err(refused(&rel, format!("is a {}", special_kind(kind))));
+                }
+                check_path(&rel)?;
+                if files.len() == MAX_FILES {
+                    return Err(refused(
+                        ".",
+                        format!("more than the {MAX_FILES} files a skill may have"),
+                    ));
+                }
+                let file = read_regular(&entry.path(), &rel, MAX_BYTES - total)?;
+                total += file.contents.len() as u64;
+                files.push(file);
+            }
+        }
+        Tree::from_files(files)
     }
 
     /// Read a `.zip` or `.tar.gz`/`.tgz` archive (`name` picks the format and is named in
-    /// errors). A single top-level folder holding `SKILL.md` is stripped.
+    /// errors; a name with neither suffix is recognised by its first bytes). A single
+    /// top-level folder holding `SKILL.md` is stripped. Everything stays in memory.
     pub fn read_archive(name: &str, bytes: &[u8]) -> Result<Tree, TreeError> {
-        let _ = (name, bytes);
-        unimplemented!("helper: archives")
+        let lower = name.to_ascii_lowercase();
+        let files = if lower.ends_with(".zip") {
+            archive::read_zip(name, bytes)?
+        } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+            archive::read_tar_gz(name, bytes)?
+        } else if bytes.starts_with(b"PK\x03\x04") {
+            archive::read_zip(name, bytes)?
+        } else if bytes.starts_with(&[0x1f, 0x8b]) {
+            archive::read_tar_gz(name, bytes)?
+        } else {
+            return Err(refused(name, "not a .zip, .tar.gz or .tgz archive".into()));
+        };
+        Tree::from_files(strip_top_folder(files))
     }
 
     /// Build a tree from files (tests, benches). Paths are checked as for archives.
@@ -166,6 +240,126 @@ impl TreeDiff {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
+}
+
+/// Open `path` without following a symlink and read it, refusing hard links and
+/// anything larger than `budget` bytes (what the tree's limit still allows).
+fn read_regular(path: &Path, rel: &str, budget: u64) -> Result<TreeFile, TreeError> {
+    // O_NOFOLLOW: a file swapped for a symlink after the directory was listed is refused
+    // by open() itself; O_NONBLOCK: a file swapped for a FIFO does not hang the read.
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                refused(
+                    rel,
+                    "is a symlink (a skill has only regular files and folders)".into(),
+                )
+            } else {
+                io_err(path, e)
+            }
+        })?;
+    // The checks are made on the opened file, not on the name that was listed.
+    let meta = file.metadata().map_err(|e| io_err(path, e))?;
+    if !meta.is_file() {
+        return Err(refused(
+            rel,
+            format!("is a {}", special_kind(meta.file_type())),
+        ));
+    }
+    if meta.nlink() > 1 {
+        return Err(refused(
+            rel,
+            format!(
+                "is a hard link ({} names for one file): it may be shared with a file outside the skill",
+                meta.nlink()
+            ),
+        ));
+    }
+    if meta.len() > budget {
+        return Err(too_big(rel));
+    }
+    let mut contents = Vec::with_capacity(meta.len() as usize);
+    // One byte more than allowed: a file that grew after the check is seen, not read whole.
+    (&mut file)
+        .take(budget + 1)
+        .read_to_end(&mut contents)
+        .map_err(|e| io_err(path, e))?;
+    if contents.len() as u64 > budget {
+        return Err(too_big(rel));
+    }
+    Ok(TreeFile {
+        path: rel.to_string(),
+        executable: meta.permissions().mode() & 0o111 != 0,
+        contents,
+    })
+}
+
+fn too_big(path: &str) -> TreeError {
+    refused(
+        path,
+        format!("the skill would hold more than the {MAX_BYTES} bytes a skill may have"),
+    )
+}
+
+fn special_kind(kind: fs::FileType) -> &'static str {
+    if kind.is_block_device() {
+        "block device (a skill has only regular files and folders)"
+    } else if kind.is_char_device() {
+        "character device (a skill has only regular files and folders)"
+    } else if kind.is_fifo() {
+        "FIFO (a skill has only regular files and folders)"
+    } else if kind.is_socket() {
+        "socket (a skill has only regular files and folders)"
+    } else {
+        "special file (a skill has only regular files and folders)"
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> TreeError {
+    TreeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// When nothing but one folder is at the top and that folder holds `SKILL.md` (the way
+/// archives of a folder are usually made), its contents are the skill.
+fn strip_top_folder(files: Vec<TreeFile>) -> Vec<TreeFile> {
+    if files.iter().any(|f| f.path == crate::manifest::FILE) {
+        return files;
+    }
+    let Some(top) = files
+        .first()
+        .and_then(|f| f.path.split_once('/'))
+        .map(|(top, _)| format!("{top}/"))
+    else {
+        return files;
+    };
+    let all_inside = files.iter().all(|f| f.path.starts_with(&top));
+    let has_manifest = files
+        .iter()
+        .any(|f| f.path.strip_prefix(&top) == Some(crate::manifest::FILE));
+    if !all_inside || !has_manifest {
+        return files;
+    }
+    files
+        .into_iter()
+        .map(|mut f| {
+            f.path = f.path[top.len()..].to_string();
+            f
+        })
+        .collect()
 }
 
 fn refused(path: &str, reason: String) -> TreeError {
