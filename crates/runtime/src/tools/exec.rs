@@ -273,7 +273,8 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
     let s = &config.sandbox;
     Profile {
         workspace: workspace.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: ENV
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
