@@ -98,7 +98,8 @@ fn sandbox_true(n: usize) -> Option<Duration> {
     let ws = tempfile::tempdir().ok()?;
     let profile = Profile {
         workspace: ws.path().to_path_buf(),
-        workspace_writable: true,
+        workspace_access: sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Default::default(),
         egress_port: None,

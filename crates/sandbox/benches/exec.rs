@@ -88,7 +88,8 @@ fn main() {
     let ws = tempfile::tempdir().expect("temp workspace");
     let profile = Profile {
         workspace: ws.path().to_path_buf(),
-        workspace_writable: true,
+        workspace_access: cordon_sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Default::default(),
         egress_port: None,

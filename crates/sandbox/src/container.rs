@@ -3,20 +3,24 @@
 //! Guarantees: [`Sandbox::start`] creates ONE long-lived container per task with the flags
 //! of [`run_args`] (non-root uid 1000, read-only image root, every capability dropped,
 //! `no-new-privileges`, `--network none`, cgroup and rlimit limits, a tmpfs `/tmp`, the
-//! workspace bound at [`WORKSPACE_MOUNT`], nothing published, no other volume — never the
+//! workspace bound at [`WORKSPACE_MOUNT`] (read-only unless writable; an empty read-only
+//! tmpfs there with workspace access `none`), each [`RoBind`](crate::RoBind) bound
+//! read-only at its `/skills/NAME`, nothing published, no other volume — never the
 //! engine socket); each [`Instance::exec`] is one `exec` into it ([`exec_args`]); dropping
 //! the instance runs `rm -f`. At a deadline the container is removed (that kills every
 //! process in it) and the next `exec` creates a fresh one (the workspace persists, `/tmp`
-//! does not). Every user-controlled value (workspace path, image, env) is validated so it
-//! cannot be read as a flag or change the meaning of `--mount`.
+//! does not). Every user-controlled value (workspace path, bind sources and targets, image,
+//! env) is validated so it cannot be read as a flag or change the meaning of `--mount`.
 //!
 //! Not guaranteed: the engine's own security (the Docker daemon runs as root); the seccomp
 //! profile is the engine's default (Cordon passes no `--security-opt seccomp=`); no
 //! Landlock; `RLIMIT_AS` is not set (the cgroup `--memory` limit bounds memory); the image's
 //! `ENV` stays visible unless the profile overrides the same names (`exec` cannot clear
-//! it); uid 1000 inside is host uid 1000 unless the engine remaps users. Because the
-//! container lives for the whole task, a process an `exec` leaves in the background keeps
-//! running until the deadline of a later `exec` or the instance's drop removes the container.
+//! it); uid 1000 inside is host uid 1000 unless the engine remaps users; a mount *inside* a
+//! read-only bound directory stays as the engine leaves it (read-only only where the engine
+//! makes `readonly` binds recursive). Because the container lives for the whole task, a
+//! process an `exec` leaves in the background keeps running until the deadline of a later
+//! `exec` or the instance's drop removes the container.
 //!
 //! Podman: no `--userns keep-id`. Rootless Podman already maps container uid 1000 to a
 //! subordinate (unprivileged) host uid; `keep-id` would instead make the command run as
@@ -30,7 +34,7 @@ use std::time::Duration;
 use crate::host::{resolve_workspace, supervise};
 use crate::{
     Access, ExecOutput, ExecRequest, ExitStatus, Explanation, Instance, Layer, LayerStatus,
-    MountView, Profile, Sandbox, SandboxError, WORKSPACE_MOUNT,
+    MountView, Profile, RoBind, Sandbox, SandboxError, WORKSPACE_MOUNT, WorkspaceAccess,
 };
 
 /// Hostname inside the container.
@@ -172,24 +176,24 @@ fn check_word(what: &str, value: &str) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// The workspace as a `--mount` source: absolute UTF-8, nothing `--mount`'s CSV parser
-/// would split or unquote.
-fn mount_source(ws: &Path) -> Result<&str, SandboxError> {
-    let s = ws.to_str().ok_or_else(|| {
+/// A host directory (`what`: `workspace`, `ro_binds[0].source`) as a `--mount` source:
+/// absolute UTF-8, nothing `--mount`'s CSV parser would split or unquote.
+fn mount_source<'a>(what: &str, dir: &'a Path) -> Result<&'a str, SandboxError> {
+    let s = dir.to_str().ok_or_else(|| {
         SandboxError::Invalid(format!(
-            "workspace {} is not valid UTF-8; the container engine cannot mount it, rename it",
-            ws.display()
+            "{what} {} is not valid UTF-8; the container engine cannot mount it, rename it",
+            dir.display()
         ))
     })?;
-    if !ws.is_absolute() {
-        return Err(invalid("workspace", s, "is not an absolute path; use one"));
+    if !dir.is_absolute() {
+        return Err(invalid(what, s, "is not an absolute path; use one"));
     }
     if let Some(c) = s
         .chars()
         .find(|c| matches!(c, ',' | '=' | '"') || c.is_control())
     {
         return Err(invalid(
-            "workspace",
+            what,
             s,
             &format!(
                 "contains {c:?}, which would change the meaning of the engine's --mount \
@@ -223,7 +227,7 @@ fn env_args(profile: &Profile, out: &mut Vec<String>) -> Result<(), SandboxError
 pub fn run_args(profile: &Profile, config: &ContainerConfig) -> Result<Vec<String>, SandboxError> {
     check_word("container image", &config.image)?;
     check_word("container name", &config.name)?;
-    let src = mount_source(&profile.workspace)?;
+    crate::ro_bind::check_targets(&profile.ro_binds)?;
     let l = &profile.limits;
     if l.cgroup_pids == 0 || l.cgroup_memory == 0 || l.cgroup_cpu_percent == 0 {
         return Err(SandboxError::Invalid(
@@ -232,10 +236,21 @@ pub fn run_args(profile: &Profile, config: &ContainerConfig) -> Result<Vec<Strin
                 .into(),
         ));
     }
-    let mut mount = format!("type=bind,src={src},dst={WORKSPACE_MOUNT}");
-    if !profile.workspace_writable {
-        mount.push_str(",readonly");
-    }
+    let workspace = match profile.workspace_access {
+        // Empty and read-only, but present: the default working directory.
+        WorkspaceAccess::None => [
+            "--tmpfs".to_owned(),
+            format!("{WORKSPACE_MOUNT}:ro,nosuid,nodev,noexec,size=4k,mode=0555"),
+        ],
+        access => {
+            let src = mount_source("workspace", &profile.workspace)?;
+            let mut mount = format!("type=bind,src={src},dst={WORKSPACE_MOUNT}");
+            if !access.writable() {
+                mount.push_str(",readonly");
+            }
+            ["--mount".to_owned(), mount]
+        }
+    };
     let cpus = format!(
         "{}.{:02}",
         l.cgroup_cpu_percent / 100,
@@ -275,8 +290,8 @@ pub fn run_args(profile: &Profile, config: &ContainerConfig) -> Result<Vec<Strin
         "core=0:0",
         "--tmpfs",
         &format!("/tmp:rw,nosuid,nodev,size={}", l.tmp_size),
-        "--mount",
-        &mount,
+        &workspace[0],
+        &workspace[1],
         "--workdir",
         WORKSPACE_MOUNT,
         "--hostname",
@@ -289,6 +304,11 @@ pub fn run_args(profile: &Profile, config: &ContainerConfig) -> Result<Vec<Strin
     .iter()
     .map(|s| s.to_string())
     .collect();
+    for (i, bind) in profile.ro_binds.iter().enumerate() {
+        let src = mount_source(&format!("ro_binds[{i}].source"), &bind.source)?;
+        a.push("--mount".into());
+        a.push(format!("type=bind,src={src},dst={},readonly", bind.target));
+    }
     if config.engine == Engine::Podman {
         // Podman's --read-only otherwise adds writable tmpfs at /run, /var/tmp and /tmp.
         a.push("--read-only-tmpfs=false".into());
@@ -371,6 +391,13 @@ impl Sandbox for ContainerSandbox {
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         let mut profile = profile.clone();
         profile.workspace = resolve_workspace(&profile)?;
+        profile.ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?
+            .into_iter()
+            .map(|b| RoBind {
+                source: b.source,
+                target: b.target,
+            })
+            .collect();
         let program = self.locate()?;
         let mut inst = ContainerInstance {
             program,
@@ -531,11 +558,30 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
     if let Err(why) = sb.probe() {
         warnings.push(format!("{why}: starting a sandbox will fail now"));
     }
-    let ws_access = if profile.workspace_writable {
-        Access::ReadWrite
-    } else {
-        Access::ReadOnly
+    let workspace = match profile.workspace_access {
+        WorkspaceAccess::None => MountView {
+            path: WORKSPACE_MOUNT.into(),
+            access: Access::ReadOnly,
+            source: "empty tmpfs (workspace access none)".into(),
+        },
+        access => MountView {
+            path: WORKSPACE_MOUNT.into(),
+            access: if access.writable() {
+                Access::ReadWrite
+            } else {
+                Access::ReadOnly
+            },
+            source: format!("host:{}", profile.workspace.display()),
+        },
     };
+    if let Err(e) = crate::ro_bind::check_targets(&profile.ro_binds) {
+        warnings.push(format!("this profile cannot start: {e}"));
+    }
+    let binds = profile.ro_binds.iter().map(|b| MountView {
+        path: b.target.clone(),
+        access: Access::ReadOnly,
+        source: format!("host:{} (readonly bind)", b.source.display()),
+    });
     Explanation {
         backend: engine.into(),
         layers: vec![
@@ -583,11 +629,7 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
                 access: Access::ReadOnly,
                 source: format!("image {} (--read-only)", sb.image),
             },
-            MountView {
-                path: WORKSPACE_MOUNT.into(),
-                access: ws_access,
-                source: format!("host:{}", profile.workspace.display()),
-            },
+            workspace,
             MountView {
                 path: "/tmp".into(),
                 access: Access::ReadWrite,
@@ -618,7 +660,10 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
                 access: Access::ReadOnly,
                 source: "generated by the engine (root-owned)".into(),
             },
-        ],
+        ]
+        .into_iter()
+        .chain(binds)
+        .collect(),
         uid: 1000,
         gid: 1000,
         limits: vec![

@@ -68,6 +68,16 @@ impl Sandbox for HostSandbox {
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         let workspace = resolve_workspace(profile)?;
+        crate::ro_bind::resolve(&profile.ro_binds)?;
+        if let Some(b) = profile.ro_binds.first() {
+            // The command would find nothing at /skills/NAME, and nothing here could keep
+            // the tree read-only: refuse rather than run a skill's script half-set-up.
+            return Err(SandboxError::Invalid(format!(
+                "ro_binds[0].target {:?}: backend \"none\" runs commands on the host and \
+                 cannot mount anything; use the native or container backend to run skills",
+                b.target
+            )));
+        }
         Ok(Box::new(HostInstance {
             workspace,
             env: profile.env.clone(),
@@ -98,10 +108,11 @@ impl Sandbox for HostSandbox {
         .map(inactive)
         .collect();
         let l = &profile.limits;
-        let write = if !profile.workspace_writable {
-            "(workspace_writable = false is NOT enforced: the host filesystem is yours)"
-        } else {
-            "(writable by you)"
+        let write = match profile.workspace_access {
+            crate::WorkspaceAccess::Write => "(writable by you)".to_owned(),
+            access => {
+                format!("(workspace access {access} is NOT enforced: the host filesystem is yours)")
+            }
         };
         let mut warnings = vec![
             HOST_WARNING.to_owned(),
@@ -116,6 +127,11 @@ impl Sandbox for HostSandbox {
                 "egress_port {port} is not applied: commands bypass the egress proxy and \
                  connect directly"
             ));
+        }
+        if !profile.ro_binds.is_empty() {
+            warnings.push(
+                "ro_binds cannot be mounted: starting a sandbox with them is refused".to_owned(),
+            );
         }
         Explanation {
             backend: "none".into(),

@@ -4,7 +4,9 @@
 //! ([`NativeSandbox`]) gives each instance (one task, or one call when the caller starts an
 //! instance per call) its own user, mount, pid, net, ipc, uts and cgroup namespaces,
 //! built once in [`Sandbox::start`], and runs each [`Instance::exec`] in them with no
-//! process surviving from one call to the next: a minimal read-only root, the workspace at `/workspace`, a private `/tmp`,
+//! process surviving from one call to the next: a minimal read-only root, the workspace at
+//! `/workspace` (writable, read-only or absent, per [`WorkspaceAccess`]), read-only binds
+//! of skill trees at `/skills/NAME` ([`RoBind`]), a private `/tmp`,
 //! only loopback networking, no capabilities, a seccomp filter, Landlock rules mirroring
 //! the mounts, rlimits, a per-sandbox cgroup when the caller may create one, and a
 //! wall-clock deadline that kills the whole process tree (by killing the pid namespace's
@@ -23,6 +25,7 @@ mod error;
 mod host;
 #[cfg(target_os = "linux")]
 mod linux;
+mod ro_bind;
 
 #[cfg(unix)]
 pub use container::{ContainerConfig, ContainerSandbox, Engine, exec_args, run_args};
@@ -31,17 +34,58 @@ pub use error::{Layer, SandboxError};
 pub use host::{HOST_WARNING, HostSandbox};
 #[cfg(target_os = "linux")]
 pub use linux::{HOSTNAME, NativeSandbox, SANDBOX_GID, SANDBOX_UID};
+pub use ro_bind::{RoBind, SKILLS_MOUNT};
 
 /// Path of the workspace inside the sandbox.
 pub const WORKSPACE_MOUNT: &str = "/workspace";
 
+/// How a sandboxed process may use the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceAccess {
+    /// Not mounted: [`WORKSPACE_MOUNT`] is an empty read-only directory (it still exists, so
+    /// it stays the default working directory).
+    None,
+    /// Mounted read-only.
+    Read,
+    /// Mounted writable.
+    Write,
+}
+
+impl WorkspaceAccess {
+    /// `none`, `read` or `write`: the words of configs and skill manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceAccess::None => "none",
+            WorkspaceAccess::Read => "read",
+            WorkspaceAccess::Write => "write",
+        }
+    }
+
+    /// Whether the command may write the workspace.
+    pub fn writable(self) -> bool {
+        self == WorkspaceAccess::Write
+    }
+}
+
+impl std::fmt::Display for WorkspaceAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a sandboxed process sees and may do.
 #[derive(Debug, Clone)]
 pub struct Profile {
-    /// Host directory mounted at [`WORKSPACE_MOUNT`]. Must exist.
+    /// Host directory mounted at [`WORKSPACE_MOUNT`]. Must exist, even with
+    /// [`WorkspaceAccess::None`] (every backend checks it the same way).
     pub workspace: PathBuf,
-    /// Whether the workspace is writable.
-    pub workspace_writable: bool,
+    /// Whether the workspace is mounted, and whether writable.
+    pub workspace_access: WorkspaceAccess,
+    /// Host directories bound read-only (nosuid, nodev; executable) at `/skills/NAME`:
+    /// a skill's installed tree, so its scripts run from there. Targets are checked by
+    /// every backend; a bad one is [`SandboxError::Invalid`] naming it.
+    pub ro_binds: Vec<RoBind>,
     /// Environment of the command: exactly this, nothing inherited from the host.
     pub env: Vec<(String, String)>,
     pub limits: Limits,

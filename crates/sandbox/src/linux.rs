@@ -76,6 +76,7 @@ pub(crate) struct Prepared {
     last_cap: u32,
     env: Vec<(String, String)>,
     workspace: PathBuf,
+    workspace_access: crate::WorkspaceAccess,
 }
 
 impl Sandbox for NativeSandbox {
@@ -93,6 +94,7 @@ impl Sandbox for NativeSandbox {
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         let workspace = crate::host::resolve_workspace(profile)?;
+        let ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?;
         let last_cap = caps::last_cap().map_err(|detail| SandboxError::Setup {
             layer: Layer::Capabilities,
             detail,
@@ -106,15 +108,17 @@ impl Sandbox for NativeSandbox {
             prepared: Prepared {
                 mounts: MountPlan::build(
                     &workspace,
-                    profile.workspace_writable,
+                    profile.workspace_access,
                     profile.limits.tmp_size,
                     &profile.etc_files,
+                    &ro_binds,
                 )?,
                 rlimits: Rlimits::new(&profile.limits),
                 cgroup: cgroup::CgroupPlan::new(&profile.limits),
                 last_cap,
                 env: profile.env.clone(),
                 workspace,
+                workspace_access: profile.workspace_access,
             },
             live: None,
         };
@@ -193,10 +197,19 @@ impl NativeInstance {
                 program,
                 detail: format!(
                     "working directory {}: {os}; use a directory that exists inside the sandbox \
-                     (the workspace is {} -> {})",
+                     ({})",
                     cmd.map_or_else(Default::default, |c| c.cwd.to_string_lossy()),
-                    self.prepared.workspace.display(),
-                    crate::WORKSPACE_MOUNT
+                    match self.prepared.workspace_access {
+                        crate::WorkspaceAccess::None => format!(
+                            "no workspace is mounted: {} is empty",
+                            crate::WORKSPACE_MOUNT
+                        ),
+                        _ => format!(
+                            "the workspace is {} -> {}",
+                            self.prepared.workspace.display(),
+                            crate::WORKSPACE_MOUNT
+                        ),
+                    }
                 ),
             },
             Stage::Rlimit => setup(Layer::Rlimits, self.prepared.rlimits.describe(r.index)),

@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cordon_sandbox::{
-    ContainerConfig, ContainerSandbox, Engine, ExecRequest, ExitStatus, Layer, Limits, Profile,
-    Sandbox, SandboxError, exec_args, run_args,
+    Access, ContainerConfig, ContainerSandbox, Engine, ExecRequest, ExitStatus, Layer, Limits,
+    Profile, RoBind, Sandbox, SandboxError, WorkspaceAccess, exec_args, run_args,
 };
 
 fn profile(ws: &Path) -> Profile {
     Profile {
         workspace: ws.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![
             ("PATH".into(), "/usr/bin:/bin".into()),
             ("HOME".into(), "/workspace".into()),
@@ -112,7 +113,7 @@ fn run_args_are_exactly_the_profile() {
 #[test]
 fn read_only_workspace_and_custom_limits() {
     let mut p = profile(Path::new("/srv/ws"));
-    p.workspace_writable = false;
+    p.workspace_access = WorkspaceAccess::Read;
     p.limits.cgroup_cpu_percent = 50;
     p.limits.cgroup_pids = 64;
     let args = run_args(&p, &config()).unwrap();
@@ -207,6 +208,64 @@ fn exec_args_are_exact() {
         strs(&args)[..4],
         ["exec", "--user", "1000:1000", "--workdir=/tmp"]
     );
+}
+
+#[test]
+fn skills_are_bound_read_only_and_no_workspace_is_an_empty_read_only_tmpfs() {
+    let mut p = profile(Path::new("/srv/ws"));
+    p.workspace_access = WorkspaceAccess::None;
+    p.ro_binds = vec![
+        RoBind {
+            source: "/var/lib/cordon/skills/ab12".into(),
+            target: "/skills/weather".into(),
+        },
+        RoBind {
+            source: "/var/lib/cordon/skills/cd34".into(),
+            target: "/skills/notes".into(),
+        },
+    ];
+    let args = run_args(&p, &config()).unwrap();
+    let values = |flag: &str| -> Vec<&str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    };
+    assert_eq!(
+        values("--mount"),
+        [
+            "type=bind,src=/var/lib/cordon/skills/ab12,dst=/skills/weather,readonly",
+            "type=bind,src=/var/lib/cordon/skills/cd34,dst=/skills/notes,readonly",
+        ]
+    );
+    assert_eq!(
+        values("--tmpfs")[1],
+        "/workspace:ro,nosuid,nodev,noexec,size=4k,mode=0555"
+    );
+    assert!(!args.iter().any(|a| a.contains("/srv/ws")), "{args:?}");
+    assert_eq!(values("--workdir"), ["/workspace"]);
+}
+
+#[test]
+fn attack_ro_bind_that_would_rewrite_the_mount_is_rejected() {
+    for (source, target, field) in [
+        ("/srv/s,dst=/etc", "/skills/a", "ro_binds[0].source"),
+        ("/srv/s", "/skills/a,dst=/etc", "ro_binds[0].target"),
+        ("/srv/s", "/etc", "ro_binds[0].target"),
+        ("/srv/s", "/skills/../etc", "ro_binds[0].target"),
+        ("/srv/s=x", "/skills/a", "ro_binds[0].source"),
+        ("relative", "/skills/a", "ro_binds[0].source"),
+    ] {
+        let mut p = profile(Path::new("/srv/ws"));
+        p.ro_binds = vec![RoBind {
+            source: source.into(),
+            target: target.into(),
+        }];
+        match run_args(&p, &config()) {
+            Err(SandboxError::Invalid(msg)) => assert!(msg.contains(field), "{msg}"),
+            other => panic!("{source:?} -> {target:?} accepted: {other:?}"),
+        }
+    }
 }
 
 // ------------------------------------------------------------ attacks on the vectors
@@ -517,6 +576,17 @@ fn explain_describes_the_container_profile() {
         assert!(paths.contains(&p), "{p} not in {paths:?}");
     }
     assert!(e.network.contains("loopback only"));
+    let mut skilled = profile(ws.path());
+    skilled.workspace_access = WorkspaceAccess::None;
+    skilled.ro_binds = vec![RoBind {
+        source: ws.path().to_path_buf(),
+        target: "/skills/s".into(),
+    }];
+    let e3 = sb.explain(&skilled);
+    let view = |path: &str| e3.mounts.iter().find(|m| m.path == path).unwrap().clone();
+    assert_eq!(view("/skills/s").access, Access::ReadOnly);
+    assert_eq!(view("/workspace").access, Access::ReadOnly);
+    assert!(view("/workspace").source.starts_with("empty tmpfs"));
     let mut with_port = profile(ws.path());
     with_port.egress_port = Some(3128);
     let e2 = sb.explain(&with_port);

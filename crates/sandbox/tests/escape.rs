@@ -21,7 +21,8 @@ use cordon_sandbox::{
 fn profile(ws: &Path) -> Profile {
     Profile {
         workspace: ws.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: cordon_sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![
             ("PATH".into(), "/usr/bin:/bin".into()),
             ("LANG".into(), "C.UTF-8".into()),

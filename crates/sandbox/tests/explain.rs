@@ -9,13 +9,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use cordon_sandbox::{
-    Access, ExecOutput, ExecRequest, Explanation, Limits, NativeSandbox, Profile, Sandbox,
+    Access, ExecOutput, ExecRequest, Explanation, Limits, NativeSandbox, Profile, RoBind, Sandbox,
+    WorkspaceAccess,
 };
 
-fn profile(ws: &Path, writable: bool) -> Profile {
+fn profile(ws: &Path, access: WorkspaceAccess) -> Profile {
     Profile {
         workspace: ws.to_path_buf(),
-        workspace_writable: writable,
+        workspace_access: access,
+        ro_binds: Vec::new(),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Limits::default(),
         egress_port: None,
@@ -63,9 +65,15 @@ fn probe_script(e: &Explanation) -> String {
     s
 }
 
-fn check_profile(writable: bool) {
+fn check_profile(access: WorkspaceAccess) {
     let ws = tempfile::tempdir().unwrap();
-    let p = profile(ws.path(), writable);
+    let skill = tempfile::tempdir().unwrap();
+    std::fs::write(skill.path().join("SKILL.md"), "---\nname: s\n---\n").unwrap();
+    let mut p = profile(ws.path(), access);
+    p.ro_binds = vec![RoBind {
+        source: skill.path().to_path_buf(),
+        target: "/skills/s".into(),
+    }];
     let e = NativeSandbox::new().explain(&p);
     assert_eq!(e.backend, "native");
     assert!(!e.mounts.is_empty(), "{e:#?}");
@@ -104,8 +112,16 @@ fn check_profile(writable: bool) {
         );
     }
     let ws_view = e.mounts.iter().find(|m| m.path == "/workspace").unwrap();
-    assert_eq!(ws_view.access == Access::ReadWrite, writable);
-    assert!(ws_view.source.starts_with("host:"), "{ws_view:?}");
+    assert_eq!(ws_view.access == Access::ReadWrite, access.writable());
+    assert_eq!(
+        ws_view.source.starts_with("host:"),
+        access != WorkspaceAccess::None,
+        "{ws_view:?}"
+    );
+    let skill_view = e.mounts.iter().find(|m| m.path == "/skills/s").unwrap();
+    assert_eq!(skill_view.access, Access::ReadOnly, "{skill_view:?}");
+    let real = skill.path().canonicalize().unwrap();
+    assert_eq!(skill_view.source, format!("host:{}", real.display()));
 
     // Paths not listed do not exist.
     for absent in [
@@ -200,18 +216,23 @@ fn check_profile(writable: bool) {
 
 #[test]
 fn every_claim_holds_for_a_writable_workspace() {
-    check_profile(true);
+    check_profile(WorkspaceAccess::Write);
 }
 
 #[test]
 fn every_claim_holds_for_a_read_only_workspace() {
-    check_profile(false);
+    check_profile(WorkspaceAccess::Read);
+}
+
+#[test]
+fn every_claim_holds_without_a_workspace() {
+    check_profile(WorkspaceAccess::None);
 }
 
 #[test]
 fn explain_serialises_to_json() {
     let ws = tempfile::tempdir().unwrap();
-    let e = NativeSandbox::new().explain(&profile(ws.path(), true));
+    let e = NativeSandbox::new().explain(&profile(ws.path(), WorkspaceAccess::Write));
     let json = serde_json::to_string_pretty(&e).unwrap();
     eprintln!("{json}");
     assert!(
@@ -233,11 +254,12 @@ fn every_claim_holds_for_an_unprivileged_caller() {
 fn unprivileged_explain_inner() {
     assert_eq!(euid(), 65534, "the re-run must be unprivileged");
     let ws = tempfile::tempdir().unwrap();
-    let e = NativeSandbox::new().explain(&profile(ws.path(), true));
+    let e = NativeSandbox::new().explain(&profile(ws.path(), WorkspaceAccess::Write));
     let cgroup = layer(&e, "cgroup");
     assert!(!cgroup.active, "{cgroup:?}");
     assert!(cgroup.detail.contains("not writable"), "{cgroup:?}");
     assert!(!e.warnings.iter().any(|w| w.contains("host root")));
-    check_profile(true);
-    check_profile(false);
+    check_profile(WorkspaceAccess::Write);
+    check_profile(WorkspaceAccess::Read);
+    check_profile(WorkspaceAccess::None);
 }

@@ -13,7 +13,8 @@ use cordon_sandbox::{
 fn profile(ws: &Path) -> Profile {
     Profile {
         workspace: ws.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: cordon_sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), "/workspace".into()),

@@ -10,19 +10,20 @@ use support::euid;
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cordon_sandbox::{
-    ExecOutput, ExecRequest, ExitStatus, Layer, Limits, NativeSandbox, Profile, Sandbox,
-    SandboxError,
+    Access, ExecOutput, ExecRequest, ExitStatus, HostSandbox, Layer, Limits, NativeSandbox,
+    Profile, RoBind, Sandbox, SandboxError, WorkspaceAccess,
 };
 
 fn profile(ws: &Path) -> Profile {
     Profile {
         workspace: ws.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), "/workspace".into()),
@@ -423,7 +424,7 @@ fn read_only_workspace_cannot_be_written_or_remounted() {
     let ws = tempfile::tempdir().unwrap();
     std::fs::write(ws.path().join("input"), "data").unwrap();
     let mut p = profile(ws.path());
-    p.workspace_writable = false;
+    p.workspace_access = WorkspaceAccess::Read;
     let out = bash_in(
         &p,
         "cat /workspace/input; echo; echo x > /workspace/new && echo wrote; \
@@ -458,7 +459,7 @@ fn read_only_workspace_covers_mounts_inside_it() {
         return;
     }
     let mut p = profile(ws.path());
-    p.workspace_writable = false;
+    p.workspace_access = WorkspaceAccess::Read;
     let out = bash_in(&p, "echo x > /workspace/sub/x && echo wrote; ls /workspace");
     let _ = Command::new("umount").arg(&sub).status();
     assert!(
@@ -589,6 +590,346 @@ fn mounting_fails() {
     let l = lines(&out.stdout);
     assert_ne!(l[0], "rc=0", "{}", text(&out.stderr));
     assert_eq!(l[1], "0");
+}
+
+// ---------------------------------------------------------------- skill trees and workspace access
+
+/// A skill tree on the host: `SKILL.md` and an executable `scripts/run.sh`.
+fn skill_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("SKILL.md"),
+        "---\nname: weather\n---\nSay hi.\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
+    let script = dir.path().join("scripts/run.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"forecast for $1 from $(pwd)\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn with_skill(ws: &Path, skill: &Path) -> Profile {
+    let mut p = profile(ws);
+    p.ro_binds = vec![RoBind {
+        source: skill.to_path_buf(),
+        target: "/skills/weather".into(),
+    }];
+    p
+}
+
+/// Every entry beneath `dir` with its type, mode, size, mtime and contents or link target.
+fn snapshot(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let body = if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if m.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else {
+                text(&std::fs::read(&path).unwrap())
+            };
+            out.insert(format!(
+                "{} {:o} {} {:?} {body}",
+                path.display(),
+                m.permissions().mode(),
+                m.len(),
+                m.modified().unwrap()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_skill_tree_is_readable_and_its_scripts_run_from_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let skill = skill_tree();
+    let p = with_skill(ws.path(), skill.path());
+    let out = bash_in(
+        &p,
+        "cat /skills/weather/SKILL.md; /skills/weather/scripts/run.sh Oslo; \
+         cd /skills/weather && ./scripts/run.sh Bergen; ls /skills",
+    );
+    assert_eq!(
+        lines(&out.stdout),
+        [
+            "---",
+            "name: weather",
+            "---",
+            "Say hi.",
+            "forecast for Oslo from /workspace",
+            "forecast for Bergen from /skills/weather",
+            "weather",
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+    // The script runs as the command's program too, with cwd inside the tree.
+    let mut r = req(&["/skills/weather/scripts/run.sh", "Tromsø"]);
+    r.cwd = Some("/skills/weather".into());
+    let out = run_in(&p, &r).unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "forecast for Tromsø from /skills/weather\n"
+    );
+}
+
+/// A shell command making one raw x86_64 syscall through perl: `strs` (passed as
+/// pointers), then `ints`; it fails with the errno's text.
+fn perl_syscall(nr: u32, strs: &[&str], ints: &[u64]) -> String {
+    let quoted: Vec<String> = strs.iter().map(|s| format!("\"{s}\"")).collect();
+    let mut args: Vec<String> = (0..strs.len()).map(|i| format!("$s[{i}]")).collect();
+    args.extend(ints.iter().map(u64::to_string));
+    format!(
+        "perl -e 'my @s = ({}); syscall({nr}, {}) == -1 and die \"$!\\n\"'",
+        quoted.join(", "),
+        args.join(", ")
+    )
+}
+
+#[test]
+fn attack_a_skill_tree_cannot_be_changed_from_inside() {
+    let ws = tempfile::tempdir().unwrap();
+    let skill = skill_tree();
+    // The caller can write the host tree: only the sandbox stands in the way.
+    assert!(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(skill.path().join("SKILL.md"))
+            .is_ok()
+    );
+    let before = snapshot(skill.path());
+    let s = "/skills/weather";
+    let attempts = [
+        ("overwrite", format!("echo pwned > {s}/SKILL.md")),
+        ("append", format!("echo pwned >> {s}/scripts/run.sh")),
+        ("truncate", format!("truncate -s 0 {s}/SKILL.md")),
+        ("create", format!("echo x > {s}/new")),
+        ("mkdir", format!("mkdir {s}/newdir")),
+        ("chmod file", format!("chmod 4777 {s}/scripts/run.sh")),
+        ("chmod dir", format!("chmod 777 {s}")),
+        ("chown", format!("chown 1000:1000 {s}/SKILL.md")),
+        ("touch", format!("touch -d 2001-01-01 {s}/SKILL.md")),
+        ("rename", format!("mv {s}/SKILL.md {s}/moved")),
+        ("rename out", format!("mv {s}/SKILL.md /tmp/moved")),
+        ("unlink", format!("rm -f {s}/SKILL.md")),
+        ("rmdir", format!("rm -rf {s}/scripts")),
+        ("hard link", format!("ln {s}/SKILL.md {s}/hard")),
+        ("symlink", format!("ln -s /tmp {s}/sym")),
+        ("new skill", "mkdir /skills/evil".to_owned()),
+        ("replace skill", format!("mv {s} /skills/other")),
+        // The syscalls themselves (mount(8) refuses uid 1000 before asking the kernel):
+        // mount(MS_REMOUNT|MS_BIND) without MS_RDONLY, umount2(MNT_DETACH), mount(MS_BIND).
+        (
+            "remount",
+            perl_syscall(165, &["none", s, "none"], &[0x1020, 0]),
+        ),
+        ("unmount", perl_syscall(166, &[s], &[2])),
+        (
+            "over-mount",
+            perl_syscall(165, &["/tmp", s, "none"], &[0x1000, 0]),
+        ),
+    ];
+    let script: String = attempts
+        .iter()
+        .map(|(name, cmd)| {
+            format!(
+                "if ({cmd}) 2>/tmp/err; then echo 'CHANGED {name}'; \
+                 else echo \"refused {name}: $(head -n1 /tmp/err)\"; fi\n"
+            )
+        })
+        .collect();
+    let out = bash_in(&with_skill(ws.path(), skill.path()), &script);
+    let stdout = text(&out.stdout);
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), attempts.len(), "{stdout}{}", text(&out.stderr));
+    for ((name, _), line) in attempts.iter().zip(&got) {
+        assert!(line.starts_with(&format!("refused {name}: ")), "{stdout}");
+        assert!(
+            [
+                "Read-only file system",
+                "Permission denied",
+                "Operation not permitted"
+            ]
+            .iter()
+            .any(|e| line.contains(e)),
+            "{name} failed for another reason: {line}"
+        );
+    }
+    assert_eq!(snapshot(skill.path()), before, "the host tree changed");
+}
+
+#[test]
+fn attack_symlinks_in_a_skill_tree_resolve_inside_the_sandbox() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("in-ws"), "WS-CONTENT").unwrap();
+    let (_state, secret) = support::world_readable_secret("TOPSECRET-SKILL-LINK");
+    let skill = skill_tree();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let links = [
+        ("shadow", PathBuf::from("/etc/shadow")),
+        ("secret", secret.clone()),
+        ("home", PathBuf::from(&home)),
+        ("ws", ws.path().join("in-ws")),
+        ("up", PathBuf::from("../../../../../..")),
+    ];
+    for (name, target) in &links {
+        std::os::unix::fs::symlink(target, skill.path().join(name)).unwrap();
+    }
+    // On the host the links lead out; the caller can follow the secret one.
+    assert_eq!(
+        std::fs::read_to_string(skill.path().join("secret")).unwrap(),
+        "TOPSECRET-SKILL-LINK"
+    );
+    let out = bash_in(
+        &with_skill(ws.path(), skill.path()),
+        "s=/skills/weather; for f in shadow secret ws up/etc/shadow; do \
+           cat $s/$f 2>/dev/null && echo \"READ $f\"; done; \
+         ls -A $s/home/ 2>/dev/null && echo 'LISTED home'; \
+         readlink -f $s/up; readlink -f $s/ws; echo end",
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("READ") && !stdout.contains("LISTED"),
+        "{stdout}"
+    );
+    for leaked in ["TOPSECRET", "WS-CONTENT", "root:"] {
+        assert!(!stdout.contains(leaked), "{leaked} leaked: {stdout}");
+    }
+    // `..` stops at the sandbox's root; the host workspace path means nothing inside.
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "/", "{stdout}");
+    assert_eq!(l.last().map(String::as_str), Some("end"));
+}
+
+#[test]
+fn ro_bind_targets_outside_skills_are_refused_naming_them() {
+    let ws = tempfile::tempdir().unwrap();
+    let skill = skill_tree();
+    let sandboxes: [&dyn Sandbox; 2] = [&NativeSandbox::new(), &HostSandbox::new()];
+    for bad in [
+        "/etc",
+        "/usr/bin",
+        "/workspace",
+        "/skills",
+        "/skills/../etc",
+        "/skills/a/../../etc",
+        "/skills/./a",
+        "/skills/a/b",
+        "/skills//a",
+        "skills/a",
+        "/tmp/skills/a",
+    ] {
+        let mut p = with_skill(ws.path(), skill.path());
+        p.ro_binds[0].target = bad.into();
+        for sb in sandboxes {
+            match sb.start(&p) {
+                Err(SandboxError::Invalid(m)) => assert!(
+                    m.contains("ro_binds[0].target") && m.contains(&format!("{bad:?}")),
+                    "{bad}: {m}"
+                ),
+                Err(e) => panic!("{bad}: wrong error {e}"),
+                Ok(_) => panic!("{} accepted target {bad}", sb.backend()),
+            }
+        }
+        let e = NativeSandbox::new().explain(&p);
+        assert!(
+            e.warnings.iter().any(|w| w.contains("ro_binds[0].target")),
+            "{:?}",
+            e.warnings
+        );
+        assert!(!e.mounts.iter().any(|m| m.path == bad));
+    }
+    let mut p = with_skill(ws.path(), skill.path());
+    p.ro_binds.push(p.ro_binds[0].clone());
+    let err = NativeSandbox::new()
+        .start(&p)
+        .err()
+        .expect("duplicate refused");
+    assert!(err.to_string().contains("ro_binds[1].target"), "{err}");
+    for source in [skill.path().join("missing"), skill.path().join("SKILL.md")] {
+        let mut p = with_skill(ws.path(), skill.path());
+        p.ro_binds[0].source = source;
+        let err = NativeSandbox::new()
+            .start(&p)
+            .err()
+            .expect("bad source refused");
+        assert!(err.to_string().contains("ro_binds[0].source"), "{err}");
+    }
+    // `none` runs on the host: it has nowhere to mount a skill and says so.
+    let err = HostSandbox::new()
+        .start(&with_skill(ws.path(), skill.path()))
+        .err()
+        .expect("the host backend cannot bind");
+    assert!(err.to_string().contains("ro_binds[0]"), "{err}");
+}
+
+#[test]
+fn without_a_workspace_the_host_workspace_is_invisible() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("in-ws"), "WS-CONTENT").unwrap();
+    // mountinfo names a bind's directory within its filesystem: the workspace's own name.
+    let ws_name = ws
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let script = format!(
+        "pwd; ls -A /workspace | wc -l; cat /workspace/in-ws 2>/dev/null; \
+         echo x > /workspace/new 2>/dev/null && echo WROTE; \
+         mkdir /workspace/d 2>/dev/null && echo MADE; \
+         grep -qF '{ws_name}' /proc/self/mountinfo && echo HOST-PATH; echo end"
+    );
+    let mut p = profile(ws.path());
+    p.workspace_access = WorkspaceAccess::Read;
+    let read = text(&bash_in(&p, &script).stdout);
+    // Control: with read access the same probes see the workspace.
+    assert_eq!(read, "/workspace\n1\nWS-CONTENTHOST-PATH\nend\n");
+
+    p.workspace_access = WorkspaceAccess::None;
+    let out = bash_in(&p, &script);
+    assert_eq!(
+        text(&out.stdout),
+        "/workspace\n0\nend\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(ws.path()).unwrap().count(),
+        1,
+        "something was created in the host workspace"
+    );
+    let e = NativeSandbox::new().explain(&p);
+    let view = e.mounts.iter().find(|m| m.path == "/workspace").unwrap();
+    assert_eq!(view.access, Access::ReadOnly);
+    assert!(!view.source.contains(&ws_name), "{view:?}");
+}
+
+/// Re-runs the skill-tree and workspace-access tests as uid 65534 when this suite runs as
+/// root: the caller then owns the skill files, so only the mounts keep them read-only.
+#[test]
+fn unprivileged_caller_gets_read_only_skills_and_no_workspace() {
+    if let Some(run) = support::NobodyRun::prepare() {
+        run.run("unprivileged_skills_inner", &[]);
+    }
+}
+
+#[test]
+#[ignore = "run by unprivileged_caller_gets_read_only_skills_and_no_workspace under setpriv"]
+fn unprivileged_skills_inner() {
+    assert_eq!(euid(), 65534, "the re-run must be unprivileged");
+    a_skill_tree_is_readable_and_its_scripts_run_from_it();
+    attack_a_skill_tree_cannot_be_changed_from_inside();
+    attack_symlinks_in_a_skill_tree_resolve_inside_the_sandbox();
+    ro_bind_targets_outside_skills_are_refused_naming_them();
+    without_a_workspace_the_host_workspace_is_invisible();
 }
 
 // ---------------------------------------------------------------- network

@@ -18,7 +18,8 @@ const POOL_SIZE: usize = 2;
 fn profile(ws: &Path) -> Profile {
     Profile {
         workspace: ws.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: cordon_sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         limits: Default::default(),
         egress_port: None,

@@ -273,7 +273,8 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
     let s = &config.sandbox;
     Profile {
         workspace: workspace.to_path_buf(),
-        workspace_writable: true,
+        workspace_access: sandbox::WorkspaceAccess::Write,
+        ro_binds: Vec::new(),
         env: ENV
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -298,8 +299,15 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
 /// Narrow `profile` to a run of `skill`'s script: its tree read-only at `/skills/NAME`
 /// and its workspace access.
 pub(crate) fn confine_to_skill(profile: &mut Profile, skill: &crate::skills::InstalledSkill) {
-    profile.workspace_writable = skill.capabilities.workspace == skills::WorkspaceAccess::Write;
-    let _ = skill;
+    profile.workspace_access = match skill.capabilities.workspace {
+        skills::WorkspaceAccess::None => sandbox::WorkspaceAccess::None,
+        skills::WorkspaceAccess::Read => sandbox::WorkspaceAccess::Read,
+        skills::WorkspaceAccess::Write => sandbox::WorkspaceAccess::Write,
+    };
+    profile.ro_binds.push(sandbox::RoBind {
+        source: skill.dir.clone(),
+        target: format!("{}/{}", sandbox::SKILLS_MOUNT, skill.name),
+    });
 }
 
 pub(crate) fn request(command: &str, exec: &ExecConfig) -> ExecRequest {

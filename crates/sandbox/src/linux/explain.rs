@@ -146,7 +146,9 @@ pub(crate) fn explain(profile: &Profile) -> Explanation {
                 let writable_by_landlock = match (abi, landlock_rule(rule_path)) {
                     (None, _) => true,
                     (Some(_), None) => false,
-                    (Some(_), Some(g)) => landlock::grants_write(g, profile.workspace_writable),
+                    (Some(_), Some(g)) => {
+                        landlock::grants_write(g, profile.workspace_access.writable())
+                    }
                 };
                 let access = if read_only || !writable_by_landlock {
                     Access::ReadOnly
@@ -191,11 +193,13 @@ pub(crate) fn explain(profile: &Profile) -> Explanation {
 fn plan(profile: &Profile) -> Result<MountPlan, crate::SandboxError> {
     // The same check as `start`, so the warning is the error `start` would give.
     let workspace = crate::host::resolve_workspace(profile)?;
+    let ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?;
     MountPlan::build(
         &workspace,
-        profile.workspace_writable,
+        profile.workspace_access,
         profile.limits.tmp_size,
         &profile.etc_files,
+        &ro_binds,
     )
 }
 
@@ -213,6 +217,10 @@ mod tests {
             Some(landlock::Grant::ReadExecute)
         );
         assert_eq!(landlock_rule("/usrx"), None);
+        assert_eq!(
+            landlock_rule("/skills/weather"),
+            Some(landlock::Grant::ReadExecute)
+        );
         assert_eq!(landlock_rule("/"), None);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Guarantees: when the kernel has Landlock (any ABI), the command's process is restricted,
 //! after the mounts are final and before `execve`, to: read and execute beneath `/usr`,
-//! `/etc`, `/bin`, `/sbin`, `/lib*` (those present); read beneath `/proc` and `/dev`; read and
+//! `/etc`, `/bin`, `/sbin`, `/lib*` and `/skills` (those present; never write beneath
+//! `/skills`, the read-only skill trees); read beneath `/proc` and `/dev`; read and
 //! write the device nodes `null`, `zero`, `full`, `random`, `urandom`, `tty`; every
 //! filesystem right the ABI has (except creating device nodes) beneath `/tmp`, `/dev/shm`
 //! and `/workspace` (read and execute only when the workspace is read-only). Anything else,
@@ -88,6 +89,7 @@ pub(crate) const RULES: &[(&CStr, Grant)] = &[
     (c"/tmp", Grant::ReadWrite),
     (c"/dev/shm", Grant::ReadWrite),
     (c"/workspace", Grant::Workspace),
+    (c"/skills", Grant::ReadExecute),
 ];
 
 /// The Landlock ABI version of the running kernel, or `None` without Landlock (not built
@@ -300,5 +302,7 @@ mod tests {
         assert!(!grants_write(Grant::Workspace, false));
         assert!(!grants_write(Grant::Read, true));
         assert!(!grants_write(Grant::ReadExecute, true));
+        let skills = RULES.iter().find(|(p, _)| *p == c"/skills").map(|r| r.1);
+        assert_eq!(skills, Some(Grant::ReadExecute));
     }
 }

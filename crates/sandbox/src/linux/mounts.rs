@@ -5,10 +5,13 @@
 //! a reduced `/etc` (generated `passwd`, `group`, `hosts`, `hostname` plus read-only binds of
 //! the few files programs need, never `shadow`), a fresh `/proc` of the sandbox's pid
 //! namespace (global knobs such as `/proc/sys` read-only, kernel memory and keys masked), a minimal read-only `/dev` (null, zero, full, random, urandom, tty, a tmpfs
-//! `/dev/shm`), a size-capped tmpfs `/tmp`, and the workspace at `/workspace`. The host's
+//! `/dev/shm`), a size-capped tmpfs `/tmp`, the workspace at `/workspace` (or, with
+//! workspace access `none`, an empty read-only tmpfs there), and each of the profile's
+//! read-only binds at `/skills/NAME` (read-only all the way down, nosuid, nodev). The host's
 //! root is detached, so nothing else (`/home`, `/root`, `/var`, `/sys`, the state dir,
-//! sockets) is reachable. Writable places: `/workspace` (if the profile allows), `/tmp`,
-//! `/dev/shm`. Mounts are private: nothing propagates back to the host.
+//! sockets) is reachable, and a symlink in a bound tree resolves inside this root. Writable
+//! places: `/workspace` (if the profile allows), `/tmp`, `/dev/shm`. Mounts are private:
+//! nothing propagates back to the host.
 //!
 //! Does not guarantee anything about the content of `/usr` (host binaries are visible,
 //! read-only), nor limit disk use of the workspace.
@@ -18,7 +21,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 
-use crate::{Layer, SandboxError};
+use crate::ro_bind::ResolvedBind;
+use crate::{Layer, SandboxError, WORKSPACE_MOUNT, WorkspaceAccess};
 
 use super::report::errno;
 
@@ -138,12 +142,14 @@ fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
 }
 
 impl MountPlan {
-    /// Build the plan for a workspace (already canonical and a directory).
+    /// Build the plan for a workspace (already canonical and a directory) and read-only
+    /// binds (already checked and resolved).
     pub(crate) fn build(
         workspace: &Path,
-        writable: bool,
+        access: WorkspaceAccess,
         tmp_size: u64,
         etc_files: &[(String, Vec<u8>)],
+        ro_binds: &[ResolvedBind],
     ) -> Result<MountPlan, SandboxError> {
         let mut p = Builder { steps: Vec::new() };
         let rfs = Layer::RootFilesystem;
@@ -325,24 +331,66 @@ impl MountPlan {
             rfs,
             format!("mounting the /tmp tmpfs (size={tmp_size})"),
         );
-        let ws_flags =
-            libc::MS_NOSUID | libc::MS_NODEV | if writable { 0 } else { libc::MS_RDONLY };
-        let mut ws_src = b"/oldroot".to_vec();
-        ws_src.extend_from_slice(workspace.as_os_str().as_bytes());
-        p.mkdir(format!("/newroot{}", crate::WORKSPACE_MOUNT))?;
-        p.push(
-            Op::Bind {
-                src: cstr(ws_src)?,
-                dst: cstr(format!("/newroot{}", crate::WORKSPACE_MOUNT))?,
-                extra: Some(ws_flags),
-            },
-            rfs,
-            format!(
-                "binding the workspace {} at {}",
-                workspace.display(),
-                crate::WORKSPACE_MOUNT
+        let ws_inside = format!("/newroot{WORKSPACE_MOUNT}");
+        p.mkdir(&ws_inside)?;
+        let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        match access {
+            WorkspaceAccess::None => p.push(
+                // Empty and read-only, but present: the default working directory.
+                Op::Tmpfs {
+                    target: cstr(&ws_inside)?,
+                    flags: nosuid_nodev | libc::MS_NOEXEC | libc::MS_RDONLY,
+                    data: cstr("mode=0555,size=4k")?,
+                },
+                rfs,
+                format!("mounting an empty read-only tmpfs at {WORKSPACE_MOUNT} (no workspace)"),
             ),
-        );
+            WorkspaceAccess::Read | WorkspaceAccess::Write => {
+                let ws_flags = nosuid_nodev
+                    | match access {
+                        WorkspaceAccess::Write => 0,
+                        _ => libc::MS_RDONLY,
+                    };
+                let mut ws_src = b"/oldroot".to_vec();
+                ws_src.extend_from_slice(workspace.as_os_str().as_bytes());
+                p.push(
+                    Op::Bind {
+                        src: cstr(ws_src)?,
+                        dst: cstr(&ws_inside)?,
+                        extra: Some(ws_flags),
+                    },
+                    rfs,
+                    format!(
+                        "binding the workspace {} at {WORKSPACE_MOUNT}",
+                        workspace.display()
+                    ),
+                );
+            }
+        }
+
+        // Skill trees: read-only (all the way down), nosuid, nodev; executable.
+        if !ro_binds.is_empty() {
+            p.mkdir(format!("/newroot{}", crate::SKILLS_MOUNT))?;
+        }
+        for bind in ro_binds {
+            let inside = format!("/newroot{}", bind.target);
+            p.mkdir(&inside)?;
+            let mut src = b"/oldroot".to_vec();
+            src.extend_from_slice(bind.source.as_os_str().as_bytes());
+            p.push(
+                Op::Bind {
+                    src: cstr(src)?,
+                    dst: cstr(&inside)?,
+                    extra: Some(libc::MS_RDONLY | nosuid_nodev),
+                },
+                rfs,
+                format!(
+                    "binding {} read-only at {}",
+                    bind.source.display(),
+                    bind.target
+                ),
+            );
+        }
 
         // /proc of the new pid namespace (needs the host /proc still attached).
         p.mkdir("/newroot/proc")?;
@@ -437,7 +485,7 @@ impl MountPlan {
         );
         Ok(MountPlan {
             steps: p.steps,
-            workspace_writable: writable,
+            workspace_writable: access.writable(),
         })
     }
 
@@ -485,9 +533,10 @@ impl MountPlan {
                             .split(',')
                             .find_map(|o| o.strip_prefix("size="))
                             .map_or(String::new(), |s| format!(" size={s}"));
-                        let masked = p.starts_with("/proc/");
-                        let src = if masked {
+                        let src = if p.starts_with("/proc/") {
                             "masked (empty tmpfs)".to_owned()
+                        } else if p == WORKSPACE_MOUNT {
+                            "empty tmpfs (workspace access none)".to_owned()
                         } else {
                             format!("tmpfs{size}")
                         };
@@ -818,13 +867,34 @@ fn write_file(path: &CStr, contents: &[u8], create: bool) -> Result<(), i32> {
 mod tests {
     use super::*;
 
-    fn plan(writable: bool) -> (MountPlan, tempfile::TempDir) {
+    fn plan_with(
+        access: WorkspaceAccess,
+        binds: &[ResolvedBind],
+    ) -> (MountPlan, tempfile::TempDir) {
         let ws = tempfile::tempdir().unwrap();
         let ws_path = ws.path().canonicalize().unwrap();
         (
-            MountPlan::build(&ws_path, writable, 1 << 20, &[]).unwrap(),
+            MountPlan::build(&ws_path, access, 1 << 20, &[], binds).unwrap(),
             ws,
         )
+    }
+
+    fn plan(writable: bool) -> (MountPlan, tempfile::TempDir) {
+        let access = if writable {
+            WorkspaceAccess::Write
+        } else {
+            WorkspaceAccess::Read
+        };
+        plan_with(access, &[])
+    }
+
+    fn bind_at<'a>(p: &'a MountPlan, inside: &[u8]) -> Option<(&'a CStr, Option<libc::c_ulong>)> {
+        p.steps.iter().find_map(|s| match &s.op {
+            Op::Bind { src, dst, extra } if dst.as_bytes() == inside => {
+                Some((src.as_c_str(), *extra))
+            }
+            _ => None,
+        })
     }
 
     fn sources(p: &MountPlan) -> Vec<String> {
@@ -874,6 +944,68 @@ mod tests {
             assert_eq!(extra & libc::MS_RDONLY != 0, !writable);
             assert!(extra & libc::MS_NOSUID != 0 && extra & libc::MS_NODEV != 0);
         }
+    }
+
+    #[test]
+    fn no_workspace_is_an_empty_read_only_tmpfs_and_binds_nothing() {
+        let (p, ws) = plan_with(WorkspaceAccess::None, &[]);
+        assert!(bind_at(&p, b"/newroot/workspace").is_none());
+        let ws = ws.path().canonicalize().unwrap();
+        assert!(
+            !sources(&p)
+                .iter()
+                .any(|s| s.contains(&*ws.to_string_lossy()))
+        );
+        let tmpfs = p.steps.iter().find_map(|s| match &s.op {
+            Op::Tmpfs { target, flags, .. } if target.as_bytes() == b"/newroot/workspace" => {
+                Some(*flags)
+            }
+            _ => None,
+        });
+        let flags = tmpfs.expect("a tmpfs at /workspace");
+        assert!(flags & libc::MS_RDONLY != 0 && flags & libc::MS_NOSUID != 0);
+        assert!(!p.workspace_writable());
+        let view = p.views().into_iter().find(|v| v.0 == "/workspace").unwrap();
+        assert!(view.1 && view.2.starts_with("empty tmpfs"), "{view:?}");
+    }
+
+    #[test]
+    fn ro_binds_are_read_only_nosuid_nodev_at_their_target() {
+        let skill = tempfile::tempdir().unwrap();
+        let source = skill.path().canonicalize().unwrap();
+        let binds = [ResolvedBind {
+            source: source.clone(),
+            target: "/skills/weather".into(),
+        }];
+        let (p, _ws) = plan_with(WorkspaceAccess::Write, &binds);
+        let (src, extra) = bind_at(&p, b"/newroot/skills/weather").expect("a skill bind");
+        assert_eq!(
+            src.to_bytes(),
+            format!("/oldroot{}", source.display()).as_bytes()
+        );
+        let extra = extra.expect("remount flags");
+        for flag in [libc::MS_RDONLY, libc::MS_NOSUID, libc::MS_NODEV] {
+            assert!(extra & flag != 0, "{extra:#x} lacks {flag:#x}");
+        }
+        assert_eq!(
+            extra & libc::MS_NOEXEC,
+            0,
+            "scripts run from the skill tree"
+        );
+        let view = p
+            .views()
+            .into_iter()
+            .find(|v| v.0 == "/skills/weather")
+            .unwrap();
+        assert!(view.1, "{view:?}");
+        assert_eq!(view.2, format!("host:{}", source.display()));
+        // Bound before the root is left: the host path is reachable only then.
+        let at = |pred: &dyn Fn(&Op) -> bool| p.steps.iter().position(|s| pred(&s.op)).unwrap();
+        let bound = at(
+            &|o| matches!(o, Op::Bind { dst, .. } if dst.as_bytes() == b"/newroot/skills/weather"),
+        );
+        let detached = at(&|o| matches!(o, Op::Detach(t) if t.as_bytes() == b"/oldroot"));
+        assert!(bound < detached);
     }
 
     #[test]
