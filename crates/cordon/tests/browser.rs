@@ -229,6 +229,19 @@ async fn chat_approve_in_the_page_and_find_it_in_the_audit_view() {
     let mut cfg = read(&inst.config);
     cfg.push_str("\n[approvals]\ntimeout_secs = 60\n");
     std::fs::write(&inst.config, cfg).unwrap();
+    // A text-only skill, listed in the skills view.
+    let skill = inst.dir.path().join("notes-skill");
+    std::fs::create_dir_all(&skill).unwrap();
+    std::fs::write(
+        skill.join("SKILL.md"),
+        "---\nname: notes\ndescription: Keep tidy notes.\n---\nWrite notes in notes/.\n",
+    )
+    .unwrap();
+    assert_ok(
+        &inst
+            .cordon(&["skills", "add", skill.to_str().unwrap(), "--yes"])
+            .await,
+    );
     let token = create_token(&inst).await;
     let (_server, url) = serve(&inst).await;
     let (_driver, port) = start_chromedriver(&chromedriver).await;
@@ -564,6 +577,18 @@ async fn flow(c: &Client, driver: u16, inst: &Install, url: &str, token: &str) {
         c,
         "the session in the sessions list",
         "return document.querySelectorAll('[data-testid=session-row]').length === 1",
+    )
+    .await;
+    click(c, "#nav-skills").await;
+    until(
+        c,
+        "the installed skill with its hash, verdict and capabilities",
+        "const r = document.querySelector('[data-testid=skill-row][data-skill=notes]'); \
+         return r && r.dataset.intact === 'true' && \
+           r.querySelector('[data-testid=skill-sha256]').textContent.length === 64 && \
+           r.querySelector('[data-testid=skill-verdict]').textContent === 'clean' && \
+           r.querySelector('[data-testid=skill-capabilities]').textContent.includes('egress none') \
+           ? true : null",
     )
     .await;
     click(c, "#nav-config").await;

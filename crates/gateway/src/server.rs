@@ -37,8 +37,10 @@ pub struct GatewayOptions {
     pub audit: Arc<audit::Log>,
     /// Overrides `[gateway] bind`.
     pub bind: Option<SocketAddr>,
-    /// The state directory (agents' memory lives under it).
+    /// The state directory (agents' memory and installed skills live under it).
     pub state_dir: std::path::PathBuf,
+    /// `skills.lock`, beside the config file.
+    pub skills_lock: std::path::PathBuf,
     /// Builds the agents sessions talk to; `None` serves no sessions (`503`).
     pub agents: Option<Arc<dyn AgentFactory>>,
 }
@@ -51,6 +53,7 @@ pub struct AppState {
     pub(crate) sessions: Sessions,
     pub(crate) hub: Arc<Hub>,
     pub(crate) state_dir: std::path::PathBuf,
+    pub(crate) skills_lock: std::path::PathBuf,
     pub(crate) limiter: LoginLimiter,
     pub(crate) proxies: TrustedProxies,
     pub(crate) allowed_origins: Vec<String>,
@@ -136,6 +139,7 @@ impl Gateway {
         let state = Arc::new(AppState {
             hub: Hub::new(opts.store.clone(), opts.agents),
             state_dir: opts.state_dir,
+            skills_lock: opts.skills_lock,
             sessions: Sessions::new(
                 Duration::from_secs(g.session_idle_secs),
                 Duration::from_secs(g.session_max_secs),

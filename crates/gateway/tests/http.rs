@@ -65,6 +65,7 @@ async fn bind(e: &Env, gateway: &str) -> Result<Gateway, GatewayError> {
         audit: e.audit.clone(),
         bind: None,
         state_dir: e.dir.path().to_path_buf(),
+        skills_lock: std::path::PathBuf::from("/nonexistent/skills.lock"),
         agents: None,
     })
     .await

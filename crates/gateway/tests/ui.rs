@@ -35,6 +35,7 @@ async fn start() -> Running {
         audit,
         bind: None,
         state_dir: dir.path().join("state"),
+        skills_lock: dir.path().join("skills.lock"),
         agents: None,
     })
     .await

@@ -31,6 +31,9 @@
 //   audit         #audit-verify #audit-verify-status[data-ok=true|false] #audit-form
 //                 #audit-session #audit-kind #audit-decision #audit-apply #audit-records
 //                 [data-testid=audit-record][data-seq][data-kind][data-decision] #audit-older
+//   skills        #skills-empty #skills-list [data-testid=skill-row][data-skill][data-intact=
+//                 true|false] with [data-testid=skill-sha256] [data-testid=skill-verdict]
+//                 [data-testid=skill-capabilities]
 //   config        #config-tier #config-json
 
 const $ = (id) => document.getElementById(id);
@@ -181,7 +184,7 @@ function sourcesList(sources) {
 
 // ---- views --------------------------------------------------------------------------
 
-const VIEWS = ["loading", "login", "chat", "approvals", "sessions", "audit", "config"];
+const VIEWS = ["loading", "login", "chat", "approvals", "sessions", "audit", "skills", "config"];
 
 function setView(name) {
   state.view = name;
@@ -200,6 +203,7 @@ function setView(name) {
     state.pollTimer = setInterval(loadApprovals, 5000);
   } else if (name === "sessions") loadSessions();
   else if (name === "audit") loadAudit(false);
+  else if (name === "skills") loadSkills();
   else if (name === "config") loadConfig();
   else if (name === "chat") $("message-input").focus({ preventScroll: true });
 }
@@ -807,6 +811,31 @@ async function verifyAudit() {
     s.dataset.ok = "false";
     s.className = "error";
     s.textContent = `Cannot verify: ${e.message}`;
+  }
+}
+
+// ---- skills -------------------------------------------------------------------------
+
+async function loadSkills() {
+  try {
+    const { skills } = await api("GET", "/api/skills");
+    const list = (v) => (v && v.length ? v.join(", ") : "none");
+    const rows = skills.map((s) => {
+      const c = s.capabilities || {};
+      const caps = `egress ${list(c.egress)}; secrets ${list(c.secrets)}; programs ${list(c.bins)}; workspace ${c.workspace || "read"}`;
+      return el("tr", { "data-testid": "skill-row", "data-skill": s.name, "data-intact": String(s.intact) },
+        el("td", { text: s.name }),
+        el("td", { text: s.version || "" }),
+        el("td", { "data-testid": "skill-sha256", title: s.sha256, text: s.sha256 }),
+        el("td", { "data-testid": "skill-verdict", text: s.verdict + (s.accepted_risk ? " (risk accepted)" : "") }),
+        el("td", { text: s.agents && s.agents.length ? s.agents.join(", ") : "all" }),
+        el("td", { "data-testid": "skill-capabilities", text: caps }),
+        el("td", { class: s.intact ? "" : "error", text: s.intact ? "matches its pin" : `REFUSED: ${s.drift}` }));
+    });
+    $("skills-list").replaceChildren(...rows);
+    show($("skills-empty"), rows.length === 0);
+  } catch (e) {
+    notice(`Cannot load the skills: ${e.message}`);
   }
 }
 

@@ -22,6 +22,7 @@ pub mod blast;
 pub mod config_checks;
 pub mod host;
 mod metadata;
+pub mod skills;
 pub mod state;
 pub mod tokens;
 

@@ -71,6 +71,7 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
         audit: state.audit.clone(),
         bind,
         state_dir: state.state_dir.clone(),
+        skills_lock: skills::Lock::path_for(&config::Paths::from_env().config_file),
         agents: Some(Arc::new(Agents(state.clone()))),
     })
     .await?;

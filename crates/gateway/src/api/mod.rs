@@ -12,6 +12,7 @@ pub mod health;
 pub mod login;
 pub mod openapi;
 pub mod sessions;
+pub mod skills;
 pub mod status;
 pub mod tokens;
 
@@ -42,6 +43,7 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(sessions::router(state))
         .merge(approvals::router(state))
         .merge(audit::router(state))
+        .merge(skills::router(state))
         .merge(openapi::router(state))
         .merge(crate::ui::router())
 }

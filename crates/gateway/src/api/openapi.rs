@@ -11,7 +11,7 @@ use store::TokenScope;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{approvals, audit, health, login, sessions, status, tokens};
+use super::{approvals, audit, health, login, sessions, skills, status, tokens};
 use crate::server::AppState;
 
 struct Security;
@@ -57,7 +57,7 @@ impl Modify for Security {
         sessions::agents, sessions::list, sessions::create, sessions::read, sessions::send,
         sessions::events, sessions::stream,
         approvals::list, approvals::answer, approvals::grants, approvals::revoke,
-        audit::query, audit::verify, audit::config,
+        audit::query, audit::verify, audit::config, skills::list,
         tokens::list, tokens::revoke,
     ),
     tags(
