@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use config::HostPattern;
 use regex::Regex;
 
-use super::rules::{Hit, Level, Rule};
+use super::rules::{Hit, Level, Rule, marked};
 use super::source::Source;
 use super::{Findings, Severity};
 use crate::manifest::Capabilities;
@@ -33,6 +33,18 @@ const WHY_EXFIL: &str =
 const WHY_HOMOGLYPH: &str = "a host name with non-ASCII letters or punycode: it can imitate a trusted name letter for letter";
 
 pub(crate) static RULES: &[Rule] = &[
+    // Lines that may hold a bare domain; [`BARE`] then runs on them only.
+    Rule::new(
+        "mark.tld",
+        Level::Mark,
+        "",
+        &[
+            ".com", ".net", ".org", ".io", ".ai", ".dev", ".app", ".co", ".me", ".xyz", ".ru", ".cn",
+            ".in", ".us", ".uk", ".de", ".fr", ".jp", ".su", ".pw", ".tk", ".ly", ".gd", ".gg", ".is",
+            ".info", ".biz", ".site", ".online", ".top", ".icu", ".ws", ".sh", ".st", ".lt",
+        ],
+        None,
+    ),
     Rule::new(
         "net.http_client",
         Level::Network,
@@ -144,8 +156,11 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("URL pattern")
 });
 
+/// A bare domain under a common top-level domain, on a line with a TLD trigger. ASCII
+/// word boundaries keep the automaton small; what precedes the name is checked by hand
+/// (a name inside a URL or a path is not a bare domain).
 static BARE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:^|[^\w.@/:\\-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|app|co|me|xyz|ru|cn|in|us|uk|de|fr|jp|su|pw|tk|ly|gd|gg|is|info|biz|site|online|top|icu|ws|sh|st|lt))(?::(\d{1,5}))?\b")
+    Regex::new(r"(?i)(?-u:\b)((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|app|co|me|xyz|ru|cn|in|us|uk|de|fr|jp|su|pw|tk|ly|gd|gg|is|info|biz|site|online|top|icu|ws|sh|st|lt))(?::([0-9]{1,5}))?(?-u:\b)")
         .expect("bare domain pattern")
 });
 
@@ -244,7 +259,7 @@ struct HostRef<'a> {
     kind: Kind,
 }
 
-fn hosts<'a>(text: &'a str) -> Vec<HostRef<'a>> {
+fn hosts<'a>(text: &'a str, tld_lines: impl Iterator<Item = (usize, usize)>) -> Vec<HostRef<'a>> {
     let mut out = Vec::new();
     for c in URL.captures_iter(text) {
         let (Some(scheme), Some(h)) = (c.get(1), c.get(2)) else {
@@ -278,33 +293,43 @@ fn hosts<'a>(text: &'a str) -> Vec<HostRef<'a>> {
             kind,
         });
     }
-    for c in BARE.captures_iter(text) {
-        let Some(h) = c.get(1) else { continue };
-        let after = text[h.end()..].chars().next();
-        // `logger.info(`, `foo.com_bar`: code, not a host.
-        if matches!(after, Some('(' | '_' | '=')) {
-            continue;
+    for (ls, le) in tld_lines {
+        for c in BARE.captures_iter(&text[ls..le]) {
+            let Some(h) = c.get(1) else { continue };
+            let (start, end) = (ls + h.start(), ls + h.end());
+            // Inside a URL, a path, an e-mail address or a longer name: not bare.
+            let before = text[..start].chars().next_back();
+            if before.is_some_and(|b| {
+                b.is_alphanumeric() || matches!(b, '.' | '@' | '/' | ':' | '\\' | '-' | '_')
+            }) {
+                continue;
+            }
+            let after = text[end..].chars().next();
+            // `logger.info(`, `foo.com_bar`: code, not a host.
+            if matches!(after, Some('(' | '_' | '=')) {
+                continue;
+            }
+            let host = h.as_str();
+            let first = host.split('.').next().unwrap_or("");
+            if CODE_RECEIVERS.iter().any(|r| r.eq_ignore_ascii_case(first)) {
+                continue;
+            }
+            let tld = host.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+            if FILE_LIKE_TLDS.contains(&tld.as_str()) && exfil_site(host).is_none() {
+                continue;
+            }
+            let port = c
+                .get(2)
+                .and_then(|p| p.as_str().parse().ok())
+                .unwrap_or(443);
+            out.push(HostRef {
+                host,
+                port,
+                start,
+                end,
+                kind: Kind::Bare,
+            });
         }
-        let host = h.as_str();
-        let first = host.split('.').next().unwrap_or("");
-        if CODE_RECEIVERS.iter().any(|r| r.eq_ignore_ascii_case(first)) {
-            continue;
-        }
-        let tld = host.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-        if FILE_LIKE_TLDS.contains(&tld.as_str()) && exfil_site(host).is_none() {
-            continue;
-        }
-        let port = c
-            .get(2)
-            .and_then(|p| p.as_str().parse().ok())
-            .unwrap_or(443);
-        out.push(HostRef {
-            host,
-            port,
-            start: h.start(),
-            end: h.end(),
-            kind: Kind::Bare,
-        });
     }
     for c in IPV4.captures_iter(text) {
         let Some(h) = c.get(1) else { continue };
@@ -385,8 +410,9 @@ fn ip_is_public(host: &str) -> bool {
 }
 
 /// Hosts and IP literals of `src` against the declared egress.
-pub(crate) fn check(src: &Source<'_>, _hits: &[Hit], declared: &Declared, out: &mut Findings) {
-    for h in hosts(src.text) {
+pub(crate) fn check(src: &Source<'_>, hits: &[Hit], declared: &Declared, out: &mut Findings) {
+    let tld_lines = marked(hits, "mark.tld").map(|h| src.line_range(h.line));
+    for h in hosts(src.text, tld_lines) {
         let lower = h.host.to_ascii_lowercase();
         let homoglyph = !h.host.is_ascii() || lower.split('.').any(|l| l.starts_with("xn--"));
         if homoglyph {
@@ -510,7 +536,13 @@ mod tests {
     #[test]
     fn hosts_are_found_in_urls_bare_names_and_literals() {
         let text = "x = 'https://api.a-b.com:8443/p'\nhost evil.io; logger.info('x') run install.sh\nconnect 203.0.113.9:4444 v1.2.3.4.5\n[2001:db8::1] and fe80:0:0:0:1:2:3:4\n";
-        let found: Vec<(&str, u16, Kind)> = hosts(text)
+        // Every line is a candidate here (the scan passes only lines with a TLD).
+        let lines = text.match_indices('\n').scan(0, |start, (i, _)| {
+            let range = (*start, i);
+            *start = i + 1;
+            Some(range)
+        });
+        let found: Vec<(&str, u16, Kind)> = hosts(text, lines)
             .iter()
             .map(|h| (h.host, h.port, h.kind))
             .collect();
