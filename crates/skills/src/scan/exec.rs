@@ -64,7 +64,7 @@ pub(crate) static RULES: &[Rule] = &[
             "requests.get",
         ],
         Some(
-            r#"(?i)(?:\b(?:ba|z|da|k)?sh|\bsource|\beval|(?:^|\s)\.)\s+(?:-c\s+)?["']?(?:\$\(|<\(|`)\s*(?:curl|wget)\b|\b(?:iex|invoke-expression)\b[^\n]*\b(?:iwr|irm|invoke-webrequest|invoke-restmethod|downloadstring|net\.webclient)\b|\bdownloadstring\b[^\n]*\|\s*(?:iex|invoke-expression)\b|\b(?:exec|eval)\s*\(\s*(?:urllib\.request\.)?(?:urlopen|requests\.get)\s*\("#,
+            r#"(?i)(?:\b(?:ba|z|da|k)?sh|\bpython[0-9.]*|\bperl|\bruby|\bnode|\bsource|\beval|(?:^|\s)\.)\s+(?:-[ce]\s+)?["']?(?:\$\(|<\(|`)\s*(?:curl|wget)\b|\b(?:iex|invoke-expression)\b[^\n]*\b(?:iwr|irm|invoke-webrequest|invoke-restmethod|downloadstring|net\.webclient)\b|\bdownloadstring\b[^\n]*\|\s*(?:iex|invoke-expression)\b|\b(?:exec|eval)\s*\(\s*(?:urllib\.request\.)?(?:urlopen|requests\.get)\s*\("#,
         ),
     ),
     Rule::new(
@@ -103,6 +103,15 @@ pub(crate) static RULES: &[Rule] = &[
         &["unzip", "7z", "unrar", "zip "],
         Some(
             r"(?i)\bunzip\b[^\n]*\s-P\s*\S+|\b7za?\b[^\n]*\s-p\S+|\bunrar\b[^\n]*\s-p\S+|\bzip\b[^\n]*\s(?:-P|--password)\s*\S+",
+        ),
+    ),
+    Rule::new(
+        "exec.run_downloaded",
+        Level::Fixed(Critical),
+        WHY_RUN_DOWNLOADED,
+        &["curl", "wget"],
+        Some(
+            r"(?i)\b(?:curl|wget)\b[^\n]*(?:>\s*|\s-o\s*|\s-O\s*|--output[ =]|--output-document[ =])\S+[^\n]*(?:&&|;|\|\|)\s*(?:sudo\s+(?:-\S+\s+)*)?(?:(?:(?:ba|z|da|k)?sh|python[0-9.]*|perl|ruby|node|source|\.)\s+\S|\./\S|/tmp/\S)",
         ),
     ),
     // Markers for the multi-line rules below.
