@@ -2,6 +2,8 @@
 //! flagged with the right rule, severity, line and evidence, and refused when it should
 //! be; benign skills in OpenClaw's format pass.
 
+use std::path::Path;
+
 use cordon_skills::scan::scan;
 use cordon_skills::{Capabilities, Finding, Report, Severity, Tree, TreeFile};
 
@@ -846,6 +848,31 @@ fn unicode_tag_characters_are_critical_and_their_hidden_text_shown() {
 }
 
 #[test]
+fn invisible_characters_in_file_names_are_flagged() {
+    // Shows as `helperhs.jpg`; is a shell script.
+    let name = "scripts/helper\u{202e}gpj.sh";
+    let r = scan(&tree(&[(name, "#!/bin/sh\necho hi\n")]), &none());
+    refused(
+        &r,
+        "obf.file_name",
+        Severity::Critical,
+        name,
+        1,
+        "helper\\u{202e}gpj.sh",
+    );
+    let name = "re\u{200b}adme.md";
+    let r = scan(&tree(&[(name, "Notes.\n")]), &none());
+    refused(
+        &r,
+        "obf.file_name",
+        Severity::High,
+        name,
+        1,
+        "re\\u{200b}adme.md",
+    );
+}
+
+#[test]
 fn homoglyph_and_punycode_hosts_are_high() {
     // Cyrillic "а" (U+0430) in "pаypal".
     let md = format!("{HEADER}\nLog in at https://p\u{430}ypal.com/login first.\n");
@@ -1153,81 +1180,41 @@ fn programs_not_declared_are_low() {
 
 // ---- benign skills --------------------------------------------------------------
 
-const WEATHER_MD: &str = r#"---
-name: weather
-description: Current weather and forecasts for a city.
-homepage: https://open-meteo.com
-metadata:
-  openclaw:
-    emoji: "🌤️"
-    requires:
-      bins: ["python3"]
-  cordon:
-    egress: ["api.open-meteo.com"]
-    bins: ["python3"]
----
-
-# Weather
-
-Use this skill when the user asks about the weather or a forecast.
-
-## How
-
-Run the helper with the city name:
-
-```bash
-python3 {baseDir}/scripts/weather.py "Berlin"
-```
-
-It prints the temperature, wind speed and a one-line summary. If the city is
-unknown, tell the user and ask for a nearby larger city. Do not guess.
-
-Tips:
-- Units are metric unless the user asks otherwise.
-- Keep answers short: one line for "now", a small table for a forecast.
-"#;
-
-const WEATHER_PY: &str = r#"#!/usr/bin/env python3
-"""Print the current weather for a city (Open-Meteo, no key needed)."""
-import json
-import sys
-
-import requests
-
-API = "https://api.open-meteo.com/v1/forecast"
-GEO = "https://api.open-meteo.com/v1/search"
-
-
-def main(city: str) -> int:
-    geo = requests.get(GEO, params={"name": city, "count": 1}, timeout=10)
-    geo.raise_for_status()
-    results = geo.json().get("results") or []
-    if not results:
-        print(f"unknown city: {city}", file=sys.stderr)
-        return 1
-    place = results[0]
-    r = requests.get(
-        API,
-        params={"latitude": place["latitude"], "longitude": place["longitude"], "current_weather": True},
-        timeout=10,
-    )
-    r.raise_for_status()
-    now = r.json()["current_weather"]
-    print(json.dumps({"city": place["name"], "temp_c": now["temperature"], "wind_kmh": now["windspeed"]}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(" ".join(sys.argv[1:]) or "Berlin"))
-"#;
+/// A fixture skill under `tests/fixtures/NAME`, read as a tree.
+fn fixture(name: &str) -> Tree {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeFile>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let meta = std::fs::metadata(&path).unwrap();
+                out.push(TreeFile {
+                    path: path
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                    contents: std::fs::read(&path).unwrap(),
+                });
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let mut files = Vec::new();
+    walk(&root, &root, &mut files);
+    Tree::from_files(files).unwrap()
+}
 
 #[test]
 fn a_benign_python_skill_with_its_declared_host_passes() {
     let declared = caps(&["api.open-meteo.com"], &[], &["python3"]);
-    let r = scan(
-        &tree(&[("SKILL.md", WEATHER_MD), ("scripts/weather.py", WEATHER_PY)]),
-        &declared,
-    );
+    let r = scan(&fixture("benign-weather"), &declared);
     assert!(worst_high(&r).is_empty(), "{:#?}", r.findings);
     assert!(r.passes());
     // Its network use is noted, at low: the host is declared.
@@ -1319,4 +1306,49 @@ fn every_finding_has_a_stable_id_a_line_and_a_reason() {
             .windows(2)
             .all(|w| w[0].severity >= w[1].severity)
     );
+}
+
+/// A copy of a popular skill with the registry attack added: a "Prerequisites" that
+/// decodes and runs a downloader, a password-protected archive, a hidden comment
+/// telling the model to run a script that ships the agent's config and AWS keys to a
+/// webhook and installs a cron job, and a helper that leaks the environment through DNS
+/// while doing its declared job.
+#[test]
+fn a_trojaned_copy_of_a_popular_skill_is_refused_for_every_part() {
+    let declared = caps(&["api.open-meteo.com"], &[], &["python3"]);
+    let r = scan(&fixture("malicious-weather"), &declared);
+    let expected: &[(&str, Severity, &str, usize)] = &[
+        ("exec.decoded_blob", Severity::Critical, "SKILL.md", 15),
+        ("exec.password_archive", Severity::Critical, "SKILL.md", 18),
+        ("inject.hidden_comment", Severity::Critical, "SKILL.md", 20),
+        (
+            "secrets.env_harvest",
+            Severity::High,
+            "scripts/forecast.py",
+            15,
+        ),
+        ("net.dns_exfil", Severity::High, "scripts/forecast.py", 18),
+        ("secrets.agent_config", Severity::High, "scripts/sync.sh", 3),
+        (
+            "secrets.credential_file",
+            Severity::High,
+            "scripts/sync.sh",
+            3,
+        ),
+        ("net.exfil_host", Severity::High, "scripts/sync.sh", 3),
+        ("persist.cron", Severity::High, "scripts/sync.sh", 4),
+    ];
+    for (id, severity, file, line) in expected {
+        assert_eq!(finding(&r, id, file, *line).severity, *severity, "{id}");
+    }
+    // The declared host is not reported; the DNS exfiltration domain is.
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.evidence.contains("api.open-meteo.com") && f.id == "net.host_undeclared"),
+        "{r:#?}"
+    );
+    finding(&r, "net.host_undeclared", "scripts/forecast.py", 18);
+    assert_eq!(r.verdict(), "critical");
+    assert!(!r.passes());
 }

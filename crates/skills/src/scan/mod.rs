@@ -115,6 +115,7 @@ pub fn scan(tree: &Tree, declared: &Capabilities) -> Report {
     let declared = Declared::new(declared);
     let mut out = Findings::default();
     for file in tree.files() {
+        obfuscation::check_path(&file.path, &mut out);
         match Source::new(&file.path, &file.contents) {
             Some(src) => scan_text(&src, &declared, &mut out),
             None => binary::check(file, &mut out),

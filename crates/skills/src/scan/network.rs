@@ -297,10 +297,11 @@ fn hosts<'a>(text: &'a str, tld_lines: impl Iterator<Item = (usize, usize)>) -> 
         for c in BARE.captures_iter(&text[ls..le]) {
             let Some(h) = c.get(1) else { continue };
             let (start, end) = (ls + h.start(), ls + h.end());
-            // Inside a URL, a path, an e-mail address or a longer name: not bare.
+            // Inside a URL, a path or an e-mail address: not bare. After a `.` it is the
+            // end of a name built at run time (`f"{data}.t.evil.io"`), which counts.
             let before = text[..start].chars().next_back();
             if before.is_some_and(|b| {
-                b.is_alphanumeric() || matches!(b, '.' | '@' | '/' | ':' | '\\' | '-' | '_')
+                b.is_alphanumeric() || matches!(b, '@' | '/' | ':' | '\\' | '-' | '_')
             }) {
                 continue;
             }

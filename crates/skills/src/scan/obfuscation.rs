@@ -35,6 +35,29 @@ pub(crate) static RULES: &[Rule] = &[Rule::new(
     Some(r"(?:\\x[0-9a-fA-F]{2}){40,}"),
 )];
 
+const WHY_NAME: &str = "a file name with invisible or reordering characters: what a reviewer sees is not the file's real name (`evil\\u{202e}gpj.sh` shows as `evilhs.jpg`)";
+
+/// Invisible characters in a file's name (the tree refuses control characters only).
+pub(crate) fn check_path(path: &str, out: &mut Findings) {
+    let worst = path.chars().filter_map(classify).max_by_key(|k| match k {
+        Invisible::BidiEmbedding | Invisible::ZeroWidth => 0,
+        Invisible::BidiOverride | Invisible::Tag => 1,
+    });
+    let Some(kind) = worst else { return };
+    let severity = match kind {
+        Invisible::BidiOverride | Invisible::Tag => Severity::Critical,
+        Invisible::BidiEmbedding | Invisible::ZeroWidth => Severity::High,
+    };
+    out.push_raw(Finding {
+        id: "obf.file_name",
+        severity,
+        file: path.to_string(),
+        line: 1,
+        evidence: escape(path),
+        why: WHY_NAME,
+    });
+}
+
 pub(crate) fn check(src: &Source<'_>, out: &mut Findings) {
     blobs(src, out);
     if !src.text.is_ascii() {
