@@ -24,6 +24,30 @@
 //! harvesting, secret variable names), [`persistence`], [`obfuscation`], [`injection`]
 //! (text addressed to the model), [`binary`] (files that are not text) and [`bins`]
 //! (programs not declared).
+//!
+//! Rule ids (stable; severity in brackets, `net.*` use is medium without declared
+//! egress and low with it):
+//!
+//! - download and run [critical]: `exec.pipe_to_shell`, `exec.run_remote`,
+//!   `exec.decoded_blob`, `exec.paste_terminal`, `exec.run_downloaded`,
+//!   `exec.password_archive`
+//! - `exec.dynamic_eval` [high], `shell.reverse` [critical], `dos.fork_bomb` [critical]
+//! - network: `net.host_undeclared` [medium in code, low in prose], `net.ip_literal`
+//!   [high public, medium local], `net.exfil_host` [high], `net.dns_exfil` [high],
+//!   `net.http_client`, `net.socket`, `net.curl_wget` [medium/low]
+//! - secrets [high]: `secrets.credential_file`, `secrets.agent_config`,
+//!   `secrets.dotenv`, `secrets.browser_profile`, `secrets.keychain`,
+//!   `secrets.env_harvest`; `secrets.undeclared_env` [medium]
+//! - persistence [high]: `persist.cron`, `persist.shell_rc`, `persist.service`,
+//!   `persist.launchd`, `persist.authorized_keys`, `persist.windows`
+//! - obfuscation: `obf.base64_blob`, `obf.hex_blob`, `obf.zero_width` [high],
+//!   `obf.bidi` [high; critical for overrides and isolates], `obf.tag_chars` [critical],
+//!   `obf.homoglyph_host` [high], `obf.file_name` [high or critical]
+//! - prompt injection: `inject.override` [high], `inject.hidden_comment` [critical],
+//!   `inject.html_comment` [low]
+//! - files: `file.executable` [high], `file.archive` [medium], `file.binary`
+//!   [info for media, medium otherwise]
+//! - `cap.undeclared_bin` [low]
 
 mod binary;
 mod bins;
@@ -43,7 +67,8 @@ use serde::Serialize;
 use crate::manifest::Capabilities;
 use crate::tree::Tree;
 
-pub use network::{Declared, host_declared};
+use network::Declared;
+pub use network::host_declared;
 use source::Source;
 
 /// How bad a finding is. `Critical` can never be installed; `High` needs a human's

@@ -92,7 +92,7 @@ pub(crate) static RULES: &[Rule] = &[
 ];
 
 /// A skill's declared capabilities, parsed once for the scan.
-pub struct Declared {
+pub(crate) struct Declared {
     egress: Vec<HostPattern>,
     secrets: Vec<String>,
     bins: Vec<String>,

@@ -104,9 +104,8 @@ pub(crate) struct Hit {
     pub end: usize,
 }
 
-/// Whether `hits` has a marker `id`, and the hits of it.
-pub(crate) fn marked<'h>(hits: &'h [Hit], id: &str) -> impl Iterator<Item = &'h Hit> + 'h {
-    let id = id.to_string();
+/// The hits of marker (or rule) `id`.
+pub(crate) fn marked<'h>(hits: &'h [Hit], id: &'h str) -> impl Iterator<Item = &'h Hit> + 'h {
     hits.iter().filter(move |h| h.rule.id == id)
 }
 
@@ -114,8 +113,9 @@ struct Engine {
     rules: Vec<&'static Rule>,
     regexes: Vec<Option<Regex>>,
     automaton: AhoCorasick,
-    /// Automaton pattern index → rule index.
-    owner: Vec<usize>,
+    /// Automaton pattern index → the rules with that trigger (a literal like `curl` is
+    /// a trigger of several; it is searched once).
+    owners: Vec<Vec<usize>>,
 }
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
@@ -127,12 +127,18 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
         .chain(super::injection::RULES)
         .chain(super::obfuscation::RULES)
         .collect();
-    let mut triggers = Vec::new();
-    let mut owner = Vec::new();
+    let mut triggers: Vec<String> = Vec::new();
+    let mut owners: Vec<Vec<usize>> = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         for t in r.triggers {
-            triggers.push(*t);
-            owner.push(i);
+            let t = t.to_ascii_lowercase();
+            match triggers.iter().position(|x| *x == t) {
+                Some(p) => owners[p].push(i),
+                None => {
+                    triggers.push(t);
+                    owners.push(vec![i]);
+                }
+            }
         }
     }
     let automaton = AhoCorasickBuilder::new()
@@ -152,7 +158,7 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
         rules,
         regexes,
         automaton,
-        owner,
+        owners,
     }
 });
 
@@ -162,9 +168,10 @@ pub(crate) fn run(src: &Source<'_>) -> Vec<Hit> {
     // (rule, line, trigger start, trigger end), first trigger per rule and line.
     let mut candidates: Vec<(usize, usize, usize, usize)> = Vec::new();
     for m in engine.automaton.find_overlapping_iter(src.text) {
-        let rule = engine.owner[m.pattern().as_usize()];
         let line = src.line_of(m.start());
-        candidates.push((rule, line, m.start(), m.end()));
+        for &rule in &engine.owners[m.pattern().as_usize()] {
+            candidates.push((rule, line, m.start(), m.end()));
+        }
     }
     candidates.sort_unstable();
     candidates.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
