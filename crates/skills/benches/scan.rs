@@ -1,6 +1,8 @@
 //! Scanning a ~1 MB skill tree (Markdown, Python and shell), against two baselines
 //! measured in the same run: one Aho-Corasick pass (a few literals) over the same
-//! bytes, and the tree's canonical SHA-256. Target: the scan's median ≤ 50 ms.
+//! bytes, and the tree's canonical SHA-256. Target: the scan's median ≤ 50 ms. A last
+//! row scans the trojaned test fixture repeated to ~1 MB (a trigger on nearly every
+//! line, thousands of findings): the worst case of realistic input.
 //!
 //! `cargo bench -p cordon-skills --bench scan`
 
@@ -63,6 +65,40 @@ fi
 jq -r '.items[] | "\(.name)\t\(.size)"' "$file" | sort -k2 -n | tail -n 20
 curl -s "https://api.open-meteo.com/v1/forecast?x={n}" | jq .current_weather
 "#;
+
+/// The trojaned fixture skill's files, repeated to ~1 MB: nearly every line holds a
+/// trigger and most confirm, the scanner's worst case short of crafted input.
+fn dense_tree() -> Tree {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malicious-weather");
+    let parts: Vec<(&str, String)> = ["SKILL.md", "scripts/forecast.py", "scripts/sync.sh"]
+        .iter()
+        .map(|p| (*p, std::fs::read_to_string(root.join(p)).expect("fixture")))
+        .collect();
+    let mut files = vec![TreeFile {
+        path: "SKILL.md".into(),
+        executable: false,
+        contents: parts[0].1.clone().into_bytes(),
+    }];
+    let mut total = 0;
+    let mut n = 0;
+    while total < TARGET {
+        for (path, text) in &parts {
+            let mut body = String::new();
+            while body.len() < 16 * 1024 {
+                body.push_str(text);
+            }
+            total += body.len();
+            n += 1;
+            files.push(TreeFile {
+                path: format!("copy_{n}/{path}"),
+                executable: false,
+                contents: body.into_bytes(),
+            });
+        }
+    }
+    Tree::from_files(files).expect("dense bench tree")
+}
 
 fn build_tree() -> Tree {
     let mut files = vec![TreeFile {
@@ -133,6 +169,11 @@ fn main() {
     let sha_t = median(|| {
         black_box(black_box(&tree).sha256());
     });
+    let dense = dense_tree();
+    let dense_report = scan(&dense, &declared);
+    let dense_t = median(|| {
+        black_box(scan(black_box(&dense), &declared));
+    });
 
     println!(
         "scan of a {:.2} MB tree ({files} files, {} findings, verdict {}), median of {RUNS}:",
@@ -158,5 +199,13 @@ fn main() {
         "baseline: sha256 of the tree",
         ms(sha_t),
         ms(scan_t) / ms(sha_t)
+    );
+    println!(
+        "  {:<34} {:>7.2}ms {:>10.2}x   ({:.2} MB, {} findings)",
+        "scan, attack fixture repeated",
+        ms(dense_t),
+        ms(dense_t) / ms(scan_t),
+        dense.size() as f64 / 1048576.0,
+        dense_report.findings.len()
     );
 }
