@@ -112,7 +112,7 @@ const BUILTINS: &[&str] = &[
 
 /// Shell-like lines: `cmd args`, possibly after `$ ` (console prompts) and assignments.
 static SUBPROCESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\b(?:subprocess\.\w+|spawn|spawnSync|execFile|execFileSync|Popen)\s*\(\s*\[?\s*["']([A-Za-z0-9][\w.+-]*)["']"#)
+    super::rules::compile(r#"\b(?:subprocess\.\w+|spawn|spawnSync|execFile|execFileSync|Popen)\s*\(\s*\[?\s*["']([A-Za-z0-9][\w.+-]*)["']"#)
         .expect("subprocess pattern")
 });
 

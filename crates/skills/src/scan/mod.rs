@@ -218,6 +218,11 @@ impl Findings {
         }
     }
 
+    /// Whether rule `id` already has a finding at `file:line`.
+    fn has(&self, id: &'static str, file: &str, line: usize) -> bool {
+        self.seen.contains(&(id, file.to_string(), line))
+    }
+
     /// A finding whose evidence is not a span of text (a binary file).
     fn push_raw(&mut self, finding: Finding) {
         if self

@@ -152,26 +152,27 @@ pub fn host_declared(caps: &Capabilities, host: &str) -> bool {
 }
 
 static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b(https?|ftps?|wss?|sftp|ssh|git|tcp|udp|smb|ldap|rtmp)://(?:[^\s/@"'<>`]*@)?(\[[0-9a-f:.]+\]|[^\s/:?#"'<>()\[\]{}\\`,;|*]+)(?::(\d{1,5}))?"#)
+    super::rules::compile(r#"(?i)\b(https?|ftps?|wss?|sftp|ssh|git|tcp|udp|smb|ldap|rtmp)://(?:[^\s/@"'<>`]*@)?(\[[0-9a-f:.]+\]|[^\s/:?#"'<>()\[\]{}\\`,;|*]+)(?::(\d{1,5}))?"#)
         .expect("URL pattern")
 });
 
-/// A bare domain under a common top-level domain, on a line with a TLD trigger. ASCII
-/// word boundaries keep the automaton small; what precedes the name is checked by hand
-/// (a name inside a URL or a path is not a bare domain).
+/// A bare domain under a common top-level domain, on a line with a TLD trigger. What
+/// precedes the name is checked by hand (a name inside a URL or a path is not bare).
 static BARE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?-u:\b)((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|app|co|me|xyz|ru|cn|in|us|uk|de|fr|jp|su|pw|tk|ly|gd|gg|is|info|biz|site|online|top|icu|ws|sh|st|lt))(?::([0-9]{1,5}))?(?-u:\b)")
+    super::rules::compile(r"(?i)\b((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|app|co|me|xyz|ru|cn|in|us|uk|de|fr|jp|su|pw|tk|ly|gd|gg|is|info|biz|site|online|top|icu|ws|sh|st|lt))(?::([0-9]{1,5}))?\b")
         .expect("bare domain pattern")
 });
 
 static IPV4: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[^\w.])((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})(?::(\d{1,5}))?\b")
+    super::rules::compile(r"(?:^|[^\w.])((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})(?::(\d{1,5}))?\b")
         .expect("IPv4 pattern")
 });
 
 static IPV6: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:^|[^\w:.\[])([0-9a-f]{0,4}(?::[0-9a-f]{0,4}){3,7})(?:$|[^\w:.\]])")
-        .expect("IPv6 pattern")
+    super::rules::compile(
+        r"(?i)(?:^|[^\w:.\[])([0-9a-f]{0,4}(?::[0-9a-f]{0,4}){3,7})(?:$|[^\w:.\]])",
+    )
+    .expect("IPv6 pattern")
 });
 
 /// First labels that make `a.b.com`-looking text code, not a host (`self.info`).

@@ -145,20 +145,21 @@ fn is_emoji_part(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2300..=0x23FF | 0x2B00..=0x2BFF | 0xFE0F | 0x20E3)
 }
 
-/// Zero-width, bidi and TAG characters, one finding per kind and line.
+/// Zero-width, bidi and TAG characters, one finding per kind and line. One pass over
+/// the characters, nothing collected (a skill may hold 20 MB of text).
 fn invisible(src: &Source<'_>, out: &mut Findings) {
     let text = src.text;
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let (off, c) = chars[i];
+    let mut prev: Option<char> = None;
+    let mut off = 0;
+    while let Some(c) = text[off..].chars().next() {
+        let len = c.len_utf8();
         let Some(kind) = classify(c) else {
-            i += 1;
+            prev = Some(c);
+            off += len;
             continue;
         };
-        let prev = i.checked_sub(1).map(|p| chars[p].1);
-        let next = chars.get(i + 1).map(|n| n.1);
-        match kind {
+        let next = text[off + len..].chars().next();
+        let (id, severity, why) = match kind {
             Invisible::ZeroWidth => {
                 let benign = (c == '\u{FEFF}' && off == 0)
                     || (c == '\u{200D}'
@@ -167,64 +168,52 @@ fn invisible(src: &Source<'_>, out: &mut Findings) {
                     || (c == '\u{200C}'
                         && prev.is_some_and(|p| p.is_alphabetic() && !p.is_ascii())
                         && next.is_some_and(|n| n.is_alphabetic() && !n.is_ascii()));
-                if !benign {
-                    out.push_at(
-                        src,
-                        "obf.zero_width",
-                        Severity::High,
-                        off,
-                        off + c.len_utf8(),
-                        WHY_ZW,
-                    );
+                if benign {
+                    prev = Some(c);
+                    off += len;
+                    continue;
                 }
-                i += 1;
+                ("obf.zero_width", Severity::High, WHY_ZW)
             }
-            Invisible::BidiEmbedding => {
-                out.push_at(
-                    src,
-                    "obf.bidi",
-                    Severity::High,
-                    off,
-                    off + c.len_utf8(),
-                    WHY_BIDI,
-                );
-                i += 1;
-            }
-            Invisible::BidiOverride => {
-                out.push_at(
-                    src,
-                    "obf.bidi",
-                    Severity::Critical,
-                    off,
-                    off + c.len_utf8(),
-                    WHY_BIDI,
-                );
-                i += 1;
-            }
+            Invisible::BidiEmbedding => ("obf.bidi", Severity::High, WHY_BIDI),
+            Invisible::BidiOverride => ("obf.bidi", Severity::Critical, WHY_BIDI),
             Invisible::Tag => {
-                let start = i;
-                while i < chars.len() && classify(chars[i].1) == Some(Invisible::Tag) {
-                    i += 1;
+                let run_start = off;
+                let mut hidden = String::new();
+                let mut count = 0;
+                let mut last = c;
+                // A subdivision flag: 🏴, lower-case tag letters or digits, CANCEL TAG.
+                let mut flag_letters = true;
+                while let Some(t) = text[off..]
+                    .chars()
+                    .next()
+                    .filter(|t| classify(*t) == Some(Invisible::Tag))
+                {
+                    count += 1;
+                    flag_letters &= t == '\u{E007F}'
+                        || matches!(t as u32, 0xE0030..=0xE0039 | 0xE0061..=0xE007A);
+                    last = t;
+                    let shown = char::from_u32(t as u32 - 0xE0000).filter(|h| !h.is_control());
+                    if let Some(h) = shown.filter(|_| hidden.len() < 200) {
+                        hidden.push(h);
+                    }
+                    off += t.len_utf8();
                 }
-                let run = &chars[start..i];
-                // 🏴 + a few lower-case tag letters + CANCEL TAG: a subdivision flag.
                 let flag = prev == Some('\u{1F3F4}')
-                    && run.len() <= 7
-                    && run.last().is_some_and(|&(_, c)| c == '\u{E007F}')
-                    && run[..run.len() - 1]
-                        .iter()
-                        .all(|&(_, c)| matches!(c as u32, 0xE0030..=0xE0039 | 0xE0061..=0xE007A));
+                    && (2..=7).contains(&count)
+                    && last == '\u{E007F}'
+                    && flag_letters;
+                prev = Some(last);
                 if flag {
                     continue;
                 }
-                let hidden: String = run
-                    .iter()
-                    .filter_map(|&(_, c)| char::from_u32(c as u32 - 0xE0000))
-                    .filter(|c| !c.is_control())
-                    .collect();
-                let line = src.line_of(off);
+                let line = src.line_of(run_start);
+                if out.has("obf.tag_chars", src.path, line) {
+                    continue;
+                }
                 let (ls, le) = src.line_range(line);
-                let shown = super::source::shorten(&text[ls..le], off - ls, off - ls);
+                let at = run_start - ls;
+                let shown = super::source::shorten(&text[ls..le], at, at);
                 out.push_raw(Finding {
                     id: "obf.tag_chars",
                     severity: Severity::Critical,
@@ -236,8 +225,12 @@ fn invisible(src: &Source<'_>, out: &mut Findings) {
                     ),
                     why: WHY_TAG,
                 });
+                continue;
             }
-        }
+        };
+        out.push_at(src, id, severity, off, off + len, why);
+        prev = Some(c);
+        off += len;
     }
 }
 

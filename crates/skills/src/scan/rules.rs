@@ -109,6 +109,30 @@ pub(crate) fn marked<'h>(hits: &'h [Hit], id: &'h str) -> impl Iterator<Item = &
     hits.iter().filter(move |h| h.rule.id == id)
 }
 
+/// Compiles `pattern` with ASCII word boundaries: a Unicode `\b` makes the regex
+/// engine leave its DFA for a far slower one on any non-ASCII text, which an attacker
+/// controls (a 4 MB line took seconds). Next to a non-ASCII letter an ASCII boundary
+/// matches *more* often, never less, which is the safe side for a scanner.
+pub(crate) fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    let mut out = String::with_capacity(pattern.len() + 32);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Regex::new(&out)
+}
+
 struct Engine {
     rules: Vec<&'static Rule>,
     regexes: Vec<Option<Regex>>,
@@ -149,9 +173,8 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let regexes = rules
         .iter()
         .map(|r| {
-            r.pattern.map(|p| {
-                Regex::new(p).unwrap_or_else(|e| panic!("rule {}: bad pattern: {e}", r.id))
-            })
+            r.pattern
+                .map(|p| compile(p).unwrap_or_else(|e| panic!("rule {}: bad pattern: {e}", r.id)))
         })
         .collect();
     Engine {
@@ -229,6 +252,14 @@ mod tests {
             assert!(!rule.triggers.is_empty(), "{} has no trigger", rule.id);
             assert_eq!(rule.pattern.is_some(), re.is_some());
         }
+    }
+
+    #[test]
+    fn word_boundaries_become_ascii_and_escapes_stay() {
+        let re = compile(r"\bcurl\b|a\\b").unwrap();
+        assert_eq!(re.as_str(), r"(?-u:\b)curl(?-u:\b)|a\\b");
+        assert!(re.is_match("é curl|"));
+        assert!(re.is_match(r"a\b"));
     }
 
     #[test]

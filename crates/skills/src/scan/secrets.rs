@@ -193,7 +193,7 @@ pub(crate) static RULES: &[Rule] = &[
 ];
 
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:AWS_[A-Z0-9_]*[A-Z0-9]|[A-Z][A-Z0-9_]*_(?:TOKEN|KEY|SECRET|SECRETS|PASSWORD|PASSWD|PAT|CREDENTIALS?|APIKEY|AUTH))\b")
+    super::rules::compile(r"\b(?:AWS_[A-Z0-9_]*[A-Z0-9]|[A-Z][A-Z0-9_]*_(?:TOKEN|KEY|SECRET|SECRETS|PASSWORD|PASSWD|PAT|CREDENTIALS?|APIKEY|AUTH))\b")
         .expect("secret name pattern")
 });
 

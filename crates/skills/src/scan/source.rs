@@ -81,6 +81,9 @@ pub(crate) struct Source<'a> {
     /// Markdown only: per line, the info string of the fenced block it is in (`""`
     /// for a fence without one), `None` for prose and fence lines.
     fences: Vec<Option<&'a str>>,
+    /// Markdown only: byte offsets of the backticks (inline code spans), so telling
+    /// whether an offset is inside one costs a binary search, not a rescan of the line.
+    backticks: Vec<usize>,
 }
 
 impl<'a> Source<'a> {
@@ -99,10 +102,16 @@ impl<'a> Source<'a> {
                 .map(|(i, _)| i + 1)
                 .filter(|&i| i < text.len()),
         );
-        let fences = if lang == Lang::Markdown {
-            fence_map(text)
+        let (fences, backticks) = if lang == Lang::Markdown {
+            let ticks = text
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'`')
+                .map(|(i, _)| i)
+                .collect();
+            (fence_map(text), ticks)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Some(Source {
             path,
@@ -110,6 +119,7 @@ impl<'a> Source<'a> {
             lang,
             line_starts,
             fences,
+            backticks,
         })
     }
 
@@ -154,9 +164,9 @@ impl<'a> Source<'a> {
         }
         let (start, _) = self.line_range(line);
         let before = &self.text[start..offset];
-        before.starts_with("    ")
-            || before.starts_with('\t')
-            || before.matches('`').count() % 2 == 1
+        let ticks = self.backticks.partition_point(|&b| b < offset)
+            - self.backticks.partition_point(|&b| b < start);
+        before.starts_with("    ") || before.starts_with('\t') || ticks % 2 == 1
     }
 
     /// Markdown: the info string of the fenced block `line` is in.
