@@ -927,7 +927,7 @@ fn override_phrasing_addressed_to_the_model_is_high() {
 #[test]
 fn ordinary_prose_is_not_injection() {
     let md = format!(
-        "{HEADER}\nIf the API fails, the script silently retries once.\nYou are now ready to ask for the weather.\nNever ask the user for their password.\nIgnore files listed in .gitignore.\n"
+        "{HEADER}\nIf the API fails, the script silently retries once.\nYou are now ready to ask for the weather.\nNever ask the user for their password.\nNever reveal the API key in a reply.\nIgnore files listed in .gitignore.\n"
     );
     let r = scan(&tree(&[("SKILL.md", &md)]), &none());
     assert!(!has(&r, "inject.override"), "{r:#?}");

@@ -40,7 +40,7 @@ pub(crate) static RULES: &[Rule] = &[Rule::new(
         r"|(?i)\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+)?(?:your|the)\s+(?:system\s+prompt|(?:system|safety|security|original)\s+(?:instructions|rules|guidelines|policies)|instructions|guidelines|guardrails)\b",
         r"|(?i)\byou\s+are\s+now\s+(?:an?\s+|DAN\b|no\s+longer\b|free\b|unrestricted\b|jailbroken\b|in\s+\w+\s+mode\b)",
         r"|(?i)\b(?:do\s+not|don't|dont|never)\s+(?:tell|inform|notify|alert|warn)\s+(?:the\s+|your\s+)?(?:user|human|operator|owner)\b",
-        r"|(?i)\b(?:do\s+not|don't|dont|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that|it|the|any|anything|your|to)\b",
+        r"|(?i)\b(?:do\s+not|don't|dont|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that|it|anything)\b",
         r"|(?i)\bwithout\s+(?:asking|telling|informing|notifying|alerting|consulting|confirming\s+with|the\s+knowledge\s+of)\s+(?:the\s+|your\s+)?(?:user|human|operator|owner)\b",
         r"|(?i)\bsilently\s+(?:run|execute|send|upload|install|download|copy|read|post|forward|exfiltrate|collect|include|append|add|modify|write|delete|fetch|call|submit|transmit|share)\b",
         r"|(?i)\b(?:run|execute|send|upload|install|do|perform|post)\s+(?:this|it|them|everything)\s+silently\b",
