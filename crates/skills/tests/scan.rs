@@ -1180,41 +1180,23 @@ fn programs_not_declared_are_low() {
 
 // ---- benign skills --------------------------------------------------------------
 
-/// A fixture skill under `tests/fixtures/NAME`, read as a tree.
-fn fixture(name: &str) -> Tree {
-    use std::os::unix::fs::PermissionsExt;
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<TreeFile>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let meta = std::fs::metadata(&path).unwrap();
-                out.push(TreeFile {
-                    path: path
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_str()
-                        .unwrap()
-                        .to_string(),
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                    contents: std::fs::read(&path).unwrap(),
-                });
-            }
-        }
-    }
+/// A fixture skill under `tests/fixtures/NAME`, read as `cordon skills scan` reads
+/// one: the folder as a tree, the capabilities its SKILL.md declares.
+fn fixture(name: &str) -> (Tree, Capabilities) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    let mut files = Vec::new();
-    walk(&root, &root, &mut files);
-    Tree::from_files(files).unwrap()
+    let tree = Tree::read_dir(&root).unwrap();
+    let text = std::str::from_utf8(&tree.get("SKILL.md").unwrap().contents).unwrap();
+    let manifest = cordon_skills::manifest::parse("SKILL.md", text).unwrap();
+    (tree, manifest.capabilities)
 }
 
 #[test]
 fn a_benign_python_skill_with_its_declared_host_passes() {
-    let declared = caps(&["api.open-meteo.com"], &[], &["python3"]);
-    let r = scan(&fixture("benign-weather"), &declared);
+    let (tree, declared) = fixture("benign-weather");
+    assert_eq!(declared, caps(&["api.open-meteo.com"], &[], &["python3"]));
+    let r = scan(&tree, &declared);
     assert!(worst_high(&r).is_empty(), "{:#?}", r.findings);
     assert!(r.passes());
     // Its network use is noted, at low: the host is declared.
@@ -1315,8 +1297,9 @@ fn every_finding_has_a_stable_id_a_line_and_a_reason() {
 /// while doing its declared job.
 #[test]
 fn a_trojaned_copy_of_a_popular_skill_is_refused_for_every_part() {
-    let declared = caps(&["api.open-meteo.com"], &[], &["python3"]);
-    let r = scan(&fixture("malicious-weather"), &declared);
+    let (tree, declared) = fixture("malicious-weather");
+    assert_eq!(declared, caps(&["api.open-meteo.com"], &[], &["python3"]));
+    let r = scan(&tree, &declared);
     let expected: &[(&str, Severity, &str, usize)] = &[
         ("exec.decoded_blob", Severity::Critical, "SKILL.md", 15),
         ("exec.password_archive", Severity::Critical, "SKILL.md", 18),
