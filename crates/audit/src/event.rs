@@ -580,6 +580,11 @@ pub struct CallResult {
     pub redacted: Vec<String>,
     /// The labels the result carries (shape as in `decision`).
     pub labels: Value,
+    /// Where the content came from, as its provenance in the context: `tool:NAME`, with
+    /// the target (`tool:http_fetch URL`), or `skill:NAME@SHA256` for a skill's
+    /// instructions. Absent in records written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The agent's memory, loaded at the start of a top-level session.

@@ -178,6 +178,7 @@ fn samples() -> Vec<Event> {
             truncated: false,
             redacted: vec!["TOKEN".into()],
             labels: labels(),
+            source: Some("skill:weather@abc".into()),
         })
         .into(),
         ToolResult::MemoryLoad(MemoryLoad {

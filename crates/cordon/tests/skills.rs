@@ -223,7 +223,10 @@ async fn a_benign_skill_installs_and_works_with_no_approval_prompt() {
         of_kind(&records, "approval").is_empty(),
         "no approval was needed"
     );
-    let rules: Vec<String> = decisions(&records).into_iter().map(|(_, r)| r).collect();
+    let rules: Vec<String> = of_kind(&records, "decision")
+        .into_iter()
+        .map(|r| r["data"]["rule"].as_str().unwrap_or_default().to_string())
+        .collect();
     assert!(rules.contains(&"skill.load".to_string()), "{rules:?}");
     assert!(rules.contains(&"skill.run".to_string()), "{rules:?}");
     assert_eq!(skill_records(&records, "added").len(), 1);
@@ -303,10 +306,14 @@ except Exception as e:
         "weather-secret-value-456",
     )
     .await;
+    // The agent itself may reach evil.test: a skill's script still may not.
     let cfg = read(&inst.config).replace(
         "[agents.default.egress]\nallow = []",
-        "[agents.default.egress]\nallow = []\nsecrets = [\"AGENT_TOKEN\"]",
+        &format!(
+            "[agents.default.egress]\nallow = [\"evil.test:{port}\", \"*.evil.test:{port}\"]\nsecrets = [\"AGENT_TOKEN\"]"
+        ),
     );
+    assert!(cfg.contains("secrets = [\"AGENT_TOKEN\"]"));
     std::fs::write(&inst.config, cfg).unwrap();
     let src = skill_dir(
         inst.dir.path(),
@@ -416,9 +423,15 @@ async fn commands_that_reach_into_skills_beyond_one_script_run_are_refused() {
     let out = inst.cordon(&["run", "try"]).await;
     assert_ok(&out);
     let records = inst.audit().await;
-    for c in &commands[..5] {
-        let r = assert_refused(&records, "exec", &c[..20]);
-        assert!(r.contains("skill"), "{c}: {r}");
+    for c in &commands {
+        assert_refused(&records, "exec", c);
+        let (_, result) = outcome(&records, "exec", c);
+        let call_id = &result.unwrap()["data"]["call_id"];
+        let error = of_kind(&records, "error")
+            .into_iter()
+            .find(|r| &r["data"]["call_id"] == call_id)
+            .unwrap_or_else(|| panic!("{c}: no error record"));
+        assert_eq!(error["data"]["stage"], "skill", "{c}: {error}");
     }
     assert_eq!(svc.seen.lock().unwrap().len(), 0, "no script ran");
     let refusals = skill_records(&records, "refused");

@@ -255,6 +255,7 @@ impl Runtime {
             &redacted,
             elapsed,
             &labels,
+            &self.redactor.redact(&done.source).text,
         );
         let (content, is_error) = match result {
             Ok(()) => (redacted.text, done.output.is_error),

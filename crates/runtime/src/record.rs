@@ -213,6 +213,7 @@ pub(crate) fn tool_result(
     redacted: &secrets::Redacted,
     elapsed: Duration,
     labels: &Labels,
+    source: &str,
 ) -> Result<(), AuditError> {
     use sha2::Digest;
     log.record_event(
@@ -228,6 +229,7 @@ pub(crate) fn tool_result(
             truncated: output.truncated,
             redacted: redacted.hits.clone(),
             labels: json(labels),
+            source: Some(source.to_string()),
         }),
     )
 }
