@@ -86,7 +86,7 @@ impl Runtime {
             },
         });
         let policy = egress::EgressPolicy::new(
-            &format!("{} (skill {})", self.agent, skill.name),
+            format!("{} (skill {})", self.agent, skill.name),
             cx.session,
             skill.egress.clone(),
         )

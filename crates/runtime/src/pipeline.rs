@@ -254,8 +254,7 @@ impl Runtime {
             &done.output,
             &redacted,
             elapsed,
-            &labels,
-            &self.redactor.redact(&done.source).text,
+            (&labels, &self.redactor.redact(&done.source).text),
         );
         let (content, is_error) = match result {
             Ok(()) => (redacted.text, done.output.is_error),

@@ -204,7 +204,7 @@ pub(crate) fn error(log: &Log, session: &str, call: &ToolCall, stage: Stage, mes
     );
 }
 
-/// `tool_result`: size, digest, status and label of what the model is shown.
+/// `tool_result`: size, digest, status, label and provenance source of what the model is shown.
 pub(crate) fn tool_result(
     log: &Log,
     session: &str,
@@ -212,8 +212,7 @@ pub(crate) fn tool_result(
     output: &ToolOutput,
     redacted: &secrets::Redacted,
     elapsed: Duration,
-    labels: &Labels,
-    source: &str,
+    (labels, source): (&Labels, &str),
 ) -> Result<(), AuditError> {
     use sha2::Digest;
     log.record_event(
