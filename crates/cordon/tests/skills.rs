@@ -697,3 +697,71 @@ async fn update_shows_the_change_and_new_capabilities_need_a_human() {
     let records = inst.audit().await;
     assert_eq!(skill_records(&records, "removed").len(), 1);
 }
+
+/// An `https://` source: installed only with its pin, over TLS to a trusted CA; a wrong
+/// pin installs nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_https_archive_installs_and_a_wrong_pin_does_not() {
+    let inst = install("http://127.0.0.1:9/v1");
+    let src = weather_skill(&inst.dir.path().join("src"), 8080);
+    let archive = inst.dir.path().join("weather.tar.gz");
+    let made = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(src.parent().unwrap())
+        .arg("weather")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(&archive).unwrap();
+    let pin = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let server = testkit::HttpsServer::serving(&["localhost"], bytes).await;
+    let ca = inst.dir.path().join("ca.pem");
+    std::fs::write(&ca, &server.ca_pem).unwrap();
+    let url = format!("https://localhost:{}/weather.tar.gz", server.port);
+
+    let wrong = format!("{url}#sha256={}", "0".repeat(64));
+    let out = inst
+        .cordon(&[
+            "skills",
+            "add",
+            &wrong,
+            "--yes",
+            "--ca",
+            ca.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains(&pin),
+        "both hashes shown: {}",
+        out_text(&out)
+    );
+    assert!(store_entries(&inst).is_empty() && !lock_file(&inst).exists());
+
+    let pinned = format!("{url}#sha256={pin}");
+    let out = inst
+        .cordon(&[
+            "skills",
+            "add",
+            &pinned,
+            "--yes",
+            "--ca",
+            ca.to_str().unwrap(),
+        ])
+        .await;
+    assert_ok(&out);
+    let lock = read(&lock_file(&inst));
+    assert!(lock.contains(&format!("source = \"{pinned}\"")), "{lock}");
+    // The same tree as the folder it was packed from.
+    let out = inst
+        .cordon(&["skills", "scan", src.to_str().unwrap(), "--json"])
+        .await;
+    let scanned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(lock.contains(scanned["sha256"].as_str().unwrap()), "{lock}");
+    assert_eq!(server.requests().len(), 2);
+}

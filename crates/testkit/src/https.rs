@@ -19,6 +19,13 @@ impl HttpsServer {
     /// Serve `names` (DNS names in the certificate) on a random loopback port, answering
     /// every request with `200 hello over tls`.
     pub async fn start(names: &[&str]) -> HttpsServer {
+        HttpsServer::serving(names, b"hello over tls\n".to_vec()).await
+    }
+
+    /// Serve `names` on a random loopback port, answering every request with `200` and
+    /// `body` (a file a test downloads).
+    pub async fn serving(names: &[&str], body: Vec<u8>) -> HttpsServer {
+        let body = Arc::new(body);
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         ca_params
@@ -56,6 +63,7 @@ impl HttpsServer {
             while let Ok((sock, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let log = log.clone();
+                let body = body.clone();
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(sock).await else {
                         return;
@@ -71,12 +79,12 @@ impl HttpsServer {
                     log.lock()
                         .expect("log")
                         .push(String::from_utf8_lossy(&buf).into_owned());
-                    let body = "hello over tls\n";
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                         body.len()
                     );
-                    let _ = tls.write_all(resp.as_bytes()).await;
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    let _ = tls.write_all(&body).await;
                     let _ = tls.shutdown().await;
                 });
             }
