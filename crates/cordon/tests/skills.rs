@@ -124,7 +124,7 @@ async fn weather_service() -> WeatherService {
 fn install(base_url: &str) -> Install {
     let inst = Install::new(base_url, AgentSetup::default());
     let cfg = format!(
-        "{}\n[egress]\nresolve = {{ \"api.weather.test\" = \"127.0.0.1\", \"evil.test\" = \"127.0.0.1\" }}\nallow_ranges = [\"127.0.0.1/32\"]\n",
+        "{}\n[egress]\nresolve = {{ \"api.weather.test\" = \"127.0.0.1\", \"evil.test\" = \"127.0.0.1\" }}\nallow_ranges = [\"127.0.0.1/32\"]\n\n[approvals]\ntimeout_secs = 5\n",
         read(&inst.config)
     );
     std::fs::write(&inst.config, cfg).unwrap();
@@ -764,4 +764,88 @@ async fn a_pinned_https_archive_installs_and_a_wrong_pin_does_not() {
     let scanned: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(lock.contains(scanned["sha256"].as_str().unwrap()), "{lock}");
     assert_eq!(server.requests().len(), 2);
+}
+
+/// A shell helper (curl to its declared host), installed and run by an unprivileged user
+/// (uid 65534 through setpriv): the same read-only mount, egress and no prompt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shell_helper_skill_works_for_an_unprivileged_user() {
+    let svc = weather_service().await;
+    let port = svc.port;
+    let llm = MockLlm::start(Script::new(vec![
+        tool("load_skill", json!({"name": "forecast"})),
+        // The tree is read-only inside, also for its own scripts.
+        tool(
+            "exec",
+            json!({"command": "sh /skills/forecast/forecast.sh --tamper"}),
+        ),
+        // (After this the session holds the service's answer, untrusted content: a
+        // further run of a networked skill would ask, `taint.run_skill`.)
+        tool(
+            "exec",
+            json!({"command": "sh /skills/forecast/forecast.sh Rome"}),
+        ),
+        Reply::Text("Rome: 21C".into()),
+    ]))
+    .await;
+    let inst = install(&llm.base_url());
+    let src = skill_dir(
+        inst.dir.path(),
+        "forecast",
+        &[
+            (
+                "SKILL.md",
+                &format!(
+                    "---\nname: forecast\ndescription: The forecast for a city.\nmetadata:\n  openclaw:\n    requires:\n      bins: [curl]\n  cordon:\n    egress: [\"api.weather.test:{port}\"]\n    bins: [sh, curl]\n---\nRun `sh {{baseDir}}/forecast.sh CITY`.\n"
+                ),
+            ),
+            (
+                "forecast.sh",
+                &format!(
+                    "#!/bin/sh\nif [ \"$1\" = --tamper ]; then\n  echo changed > \"$(dirname \"$0\")/SKILL.md\" && echo TAMPERED\n  exit 0\nfi\ncurl -sS \"http://api.weather.test:{port}/$1\"\n"
+                ),
+            ),
+        ],
+    );
+    let Some(mut add) = inst.command_unprivileged() else {
+        eprintln!("skipped: needs root (to become uid 65534) and /usr/bin/setpriv");
+        return;
+    };
+    let out = add
+        .args(["skills", "add", src.to_str().unwrap(), "--yes"])
+        .output()
+        .await
+        .unwrap();
+    assert_ok(&out);
+    let mut run = inst.command_unprivileged().unwrap();
+    let out = run.args(["run", "forecast", "for", "Rome"]).output().await.unwrap();
+    assert_ok(&out);
+    let seen = tool_results_seen_by_model(&llm.requests());
+    assert!(seen.iter().any(|r| r.contains("Rome: 21C")), "{seen:?}");
+    assert!(!seen.iter().any(|r| r.contains("TAMPERED")), "{seen:?}");
+    assert_eq!(svc.seen.lock().unwrap().len(), 1);
+    let records = inst.audit().await;
+    assert!(of_kind(&records, "approval").is_empty());
+    assert_eq!(skill_records(&records, "used").len(), 2);
+    let mut verify = inst.command_unprivileged().unwrap();
+    assert_ok(&verify.args(["skills", "verify"]).output().await.unwrap());
+}
+
+/// An organisation's policy decides installs: a `forbid` on `install_skill` refuses it
+/// for the agents it covers, naming the rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_install_forbidden_by_policy_is_refused() {
+    let inst = install("http://127.0.0.1:9/v1");
+    std::fs::write(
+        inst.dir.path().join("org.cedar"),
+        "@id(\"org.no_weather\")\n@reason(\"weather skills are not allowed here\")\nforbid (principal, action == Action::\"install_skill\", resource == Skill::\"weather\");\n",
+    )
+    .unwrap();
+    let cfg = format!("[policy]\nfiles = [\"org.cedar\"]\n{}", read(&inst.config));
+    std::fs::write(&inst.config, cfg).unwrap();
+    let src = weather_skill(inst.dir.path(), 8080);
+    let out = inst.cordon(&["skills", "add", src.to_str().unwrap(), "--yes"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
+    assert!(out_text(&out).contains("org.no_weather"), "{}", out_text(&out));
+    assert!(store_entries(&inst).is_empty() && !lock_file(&inst).exists());
 }
