@@ -818,7 +818,11 @@ async fn a_shell_helper_skill_works_for_an_unprivileged_user() {
         .unwrap();
     assert_ok(&out);
     let mut run = inst.command_unprivileged().unwrap();
-    let out = run.args(["run", "forecast", "for", "Rome"]).output().await.unwrap();
+    let out = run
+        .args(["run", "forecast", "for", "Rome"])
+        .output()
+        .await
+        .unwrap();
     assert_ok(&out);
     let seen = tool_results_seen_by_model(&llm.requests());
     assert!(seen.iter().any(|r| r.contains("Rome: 21C")), "{seen:?}");
@@ -844,8 +848,14 @@ async fn an_install_forbidden_by_policy_is_refused() {
     let cfg = format!("[policy]\nfiles = [\"org.cedar\"]\n{}", read(&inst.config));
     std::fs::write(&inst.config, cfg).unwrap();
     let src = weather_skill(inst.dir.path(), 8080);
-    let out = inst.cordon(&["skills", "add", src.to_str().unwrap(), "--yes"]).await;
+    let out = inst
+        .cordon(&["skills", "add", src.to_str().unwrap(), "--yes"])
+        .await;
     assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
-    assert!(out_text(&out).contains("org.no_weather"), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("org.no_weather"),
+        "{}",
+        out_text(&out)
+    );
     assert!(store_entries(&inst).is_empty() && !lock_file(&inst).exists());
 }

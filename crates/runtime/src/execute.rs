@@ -28,9 +28,23 @@ impl Runtime {
     ) -> Result<ToolOutput, Failure> {
         let instance = self.instance(cx.session);
         let profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
-        let req = crate::tools::exec::request(command, &self.agent_cfg.exec);
-        let scope = self.config.sandbox.scope;
         let egress = self.egress_setup(cx.session)?;
+        let scope = self.config.sandbox.scope;
+        self.run_recorded(cx, (instance, scope), profile, egress, command)
+            .await
+    }
+
+    /// Run `command` in `instance` (or a sandbox of its own for `SandboxScope::Call`),
+    /// record `sandbox_exec`, and format the output for the model.
+    async fn run_recorded(
+        &self,
+        cx: &Cx<'_>,
+        (instance, scope): (SharedInstance, config::SandboxScope),
+        profile: sandbox::Profile,
+        egress: EgressSetup,
+        command: &str,
+    ) -> Result<ToolOutput, Failure> {
+        let req = crate::tools::exec::request(command, &self.agent_cfg.exec);
         let out = crate::tools::exec::run(
             self.sandbox.clone(),
             instance,
@@ -99,27 +113,9 @@ impl Runtime {
             env,
             ca_bundle: self.ca_bundle.clone(),
         };
-        let req = crate::tools::exec::request(command, &self.agent_cfg.exec);
         // A sandbox of its own: its mounts, workspace access and egress are the skill's.
-        let out = crate::tools::exec::run(
-            self.sandbox.clone(),
-            SharedInstance::default(),
-            config::SandboxScope::Call,
-            profile,
-            Some(egress),
-            req,
-        )
-        .await
-        .map_err(|m| Failure::new(Stage::Sandbox, m))?;
-        record::sandbox_exec(
-            &self.audit,
-            cx.session,
-            cx.call,
-            self.sandbox.backend(),
-            self.sandbox.isolation(),
-            &out,
-        );
-        Ok(crate::tools::exec::format(&out, &self.agent_cfg.exec))
+        let own = (SharedInstance::default(), config::SandboxScope::Call);
+        self.run_recorded(cx, own, profile, egress, command).await
     }
 
     /// Whether commands run on the host, unisolated: their output may then come from the

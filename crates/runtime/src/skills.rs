@@ -252,6 +252,20 @@ pub(crate) fn skill_run<'s>(
     Ok(Some(skill))
 }
 
+/// The first skill name a command mentions (`/skills/NAME…`), for records.
+pub(crate) fn named_in(command: &str) -> String {
+    let root = format!("{}/", skills::MOUNT_ROOT);
+    command
+        .split(&root)
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Record `skill` `loaded` or `used`.
 pub(crate) fn used(
     log: &Log,

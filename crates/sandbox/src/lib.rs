@@ -39,21 +39,35 @@ pub use ro_bind::{RoBind, SKILLS_MOUNT};
 /// Path of the workspace inside the sandbox.
 pub const WORKSPACE_MOUNT: &str = "/workspace";
 
-/// How a sandboxed process may use the workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Workspace access of a sandboxed process, written `none`, `read` or `write`. Ordered
+/// from least to most.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum WorkspaceAccess {
-    /// Not mounted: [`WORKSPACE_MOUNT`] is an empty read-only directory (it still exists, so
-    /// it stays the default working directory).
+    /// Not mounted: `/workspace` is an empty read-only directory (it still exists, so it
+    /// stays the default working directory).
     None,
-    /// Mounted read-only.
+    /// Mounted read-only (what a skill that declares nothing gets).
+    #[default]
     Read,
     /// Mounted writable.
     Write,
 }
 
 impl WorkspaceAccess {
-    /// `none`, `read` or `write`: the words of configs and skill manifests.
+    /// `none`, `read` or `write`.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkspaceAccess::None => "none",
@@ -62,7 +76,7 @@ impl WorkspaceAccess {
         }
     }
 
-    /// Whether the command may write the workspace.
+    /// Whether the process may write the workspace.
     pub fn writable(self) -> bool {
         self == WorkspaceAccess::Write
     }

@@ -34,25 +34,8 @@ pub struct Capabilities {
     pub workspace: WorkspaceAccess,
 }
 
-/// A skill script's access to the agent's workspace.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkspaceAccess {
-    None,
-    #[default]
-    Read,
-    Write,
-}
-
-impl WorkspaceAccess {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkspaceAccess::None => "none",
-            WorkspaceAccess::Read => "read",
-            WorkspaceAccess::Write => "write",
-        }
-    }
-}
+/// A skill script's access to the agent's workspace (default `read`).
+pub use sandbox::WorkspaceAccess;
 
 /// A parsed `SKILL.md`.
 #[derive(Debug, Clone, PartialEq)]

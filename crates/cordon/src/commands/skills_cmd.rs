@@ -453,12 +453,7 @@ fn grown(old: &Capabilities, new: &Capabilities) -> Vec<String> {
     diff("egress", &old.egress, &new.egress, &mut out);
     diff("secret", &old.secrets, &new.secrets, &mut out);
     diff("bin", &old.bins, &new.bins, &mut out);
-    let rank = |w: skills::WorkspaceAccess| match w {
-        skills::WorkspaceAccess::None => 0,
-        skills::WorkspaceAccess::Read => 1,
-        skills::WorkspaceAccess::Write => 2,
-    };
-    if rank(new.workspace) > rank(old.workspace) {
+    if new.workspace > old.workspace {
         out.push(format!("workspace {}", new.workspace.as_str()));
     }
     out

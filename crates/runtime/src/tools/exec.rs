@@ -65,7 +65,7 @@ impl Tool for Exec {
                 crate::skills::refused_call(
                     &cx.rt.audit,
                     Some(cx.session),
-                    "",
+                    &crate::skills::named_in(&args.command),
                     None,
                     "run",
                     &why,
@@ -299,11 +299,7 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
 /// Narrow `profile` to a run of `skill`'s script: its tree read-only at `/skills/NAME`
 /// and its workspace access.
 pub(crate) fn confine_to_skill(profile: &mut Profile, skill: &crate::skills::InstalledSkill) {
-    profile.workspace_access = match skill.capabilities.workspace {
-        skills::WorkspaceAccess::None => sandbox::WorkspaceAccess::None,
-        skills::WorkspaceAccess::Read => sandbox::WorkspaceAccess::Read,
-        skills::WorkspaceAccess::Write => sandbox::WorkspaceAccess::Write,
-    };
+    profile.workspace_access = skill.capabilities.workspace;
     profile.ro_binds.push(sandbox::RoBind {
         source: skill.dir.clone(),
         target: format!("{}/{}", sandbox::SKILLS_MOUNT, skill.name),
