@@ -7,6 +7,7 @@
 //! Running a skill's script is the runtime's job (sandbox, egress proxy, guard); this
 //! crate tells it what the skill may do ([`Capabilities`]).
 
+pub mod install;
 pub mod lock;
 pub mod manifest;
 pub mod scan;

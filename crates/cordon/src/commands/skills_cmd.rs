@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use audit::event::{SkillEvent, SkillInstalled, SkillRemoved};
 use config::Paths;
 use serde_json::json;
+use skills::install::{Admission, Consent};
 use skills::source::Source;
 use skills::{Capabilities, Lock, Locked, Manifest, Report, Severity, Store, Tree};
 
@@ -53,13 +54,6 @@ pub async fn skills(command: SkillsCommand) -> Result<ExitCode> {
         SkillsCommand::Verify => verify(),
         SkillsCommand::Scan { path, json } => scan(&path, json),
     }
-}
-
-/// What the human said on the command line.
-#[derive(Clone, Copy)]
-struct Consent {
-    yes: bool,
-    accept_risk: bool,
 }
 
 /// A skill read from its source: its tree, manifest and scan.
@@ -144,10 +138,13 @@ async fn add(
     if lock.get(&name).is_some() {
         bail!("skill `{name}` is installed already; use `cordon skills update {name} SOURCE`");
     }
-    let env = env_mapping(&c.manifest, env)?;
+    let env = c
+        .manifest
+        .env_mapping(env)
+        .map_err(|e| anyhow::anyhow!("--env {e}"))?;
     print_candidate(&c, &env);
     check_vault(&state, &c.manifest.capabilities, &env)?;
-    if let Err(why) = consent(&state, &c, &agents, how, false) {
+    if let Err(why) = consent(&state, &c, &agents, how, &[]) {
         record_refused(&state, &name, &c, &why);
         bail!(why);
     }
@@ -163,7 +160,9 @@ async fn add(
         capabilities: c.manifest.capabilities.clone(),
         env,
     };
-    install(&store, &c.tree, &lock_path, &mut lock, &locked, None)?;
+    warn(skills::install::commit(
+        &store, &c.tree, &lock_path, &mut lock, &locked, None,
+    )?);
     record_installed(&state, &locked, &c.report, None, how)?;
     eprintln!(
         "skill `{name}` installed, pinned at {} in {}",
@@ -207,7 +206,7 @@ async fn update(name: &str, raw: &str, how: Consent, ca: Option<&Path>) -> Resul
             runtime::skills::drift_reason(&d)
         ),
     }
-    let new_caps = grown(&old.capabilities, &c.manifest.capabilities);
+    let new_caps = c.manifest.capabilities.added_since(&old.capabilities);
     if new_caps.is_empty() {
         eprintln!("capabilities: no new ones");
     } else {
@@ -224,7 +223,7 @@ async fn update(name: &str, raw: &str, how: Consent, ca: Option<&Path>) -> Resul
         .collect();
     print_candidate(&c, &env);
     check_vault(&state, &c.manifest.capabilities, &env)?;
-    if let Err(why) = consent(&state, &c, &old.agents, how, !new_caps.is_empty()) {
+    if let Err(why) = consent(&state, &c, &old.agents, how, &new_caps) {
         record_refused(&state, name, &c, &why);
         bail!(why);
     }
@@ -240,7 +239,14 @@ async fn update(name: &str, raw: &str, how: Consent, ca: Option<&Path>) -> Resul
         capabilities: c.manifest.capabilities.clone(),
         env,
     };
-    install(&store, &c.tree, &lock_path, &mut lock, &locked, Some(&old))?;
+    warn(skills::install::commit(
+        &store,
+        &c.tree,
+        &lock_path,
+        &mut lock,
+        &locked,
+        Some(&old),
+    )?);
     record_installed(&state, &locked, &c.report, Some(&old.sha256), how)?;
     eprintln!(
         "skill `{name}` updated: {} -> {}",
@@ -250,46 +256,14 @@ async fn update(name: &str, raw: &str, how: Consent, ca: Option<&Path>) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// Store the tree, then write the lock; if the lock cannot be written, the tree is
-/// removed again (unless another entry uses it). An old tree no entry uses any more is
-/// removed after.
-fn install(
-    store: &Store,
-    tree: &Tree,
-    lock_path: &Path,
-    lock: &mut Lock,
-    locked: &Locked,
-    replaces: Option<&Locked>,
-) -> Result<()> {
-    let used_before = lock.skills.iter().any(|s| s.sha256 == locked.sha256);
-    store.install(tree)?;
-    lock.put(locked.clone());
-    if let Err(e) = lock.save(lock_path) {
-        if !used_before {
-            let _ = store.remove(&locked.sha256);
-        }
-        return Err(e).context("the skill was not installed");
-    }
-    if let Some(old) = replaces
-        && old.sha256 != locked.sha256
-        && !lock.skills.iter().any(|s| s.sha256 == old.sha256)
-        && let Err(e) = store.remove(&old.sha256)
-    {
-        eprintln!(
-            "warning: the old tree {} stays in the store: {e}",
-            old.sha256
-        );
-    }
-    Ok(())
-}
-
-/// The `install_skill` decision of every agent the skill is for, and the human's consent.
+/// The `install_skill` decision of every agent the skill is for, then what the human
+/// must do ([`skills::install::admit`]), asked at the terminal when needed.
 fn consent(
     state: &State,
     c: &Candidate,
     agents: &[String],
     how: Consent,
-    new_capabilities: bool,
+    new_capabilities: &[String],
 ) -> std::result::Result<(), String> {
     let name = &c.manifest.name;
     let sha = c.tree.sha256();
@@ -328,39 +302,20 @@ fn consent(
             guard::Decision::Allow { .. } => {}
         }
     }
-    match c.report.worst() {
-        Some(Severity::Critical) => {
-            return Err(format!(
-                "`{name}` has critical findings and cannot be installed (nothing accepts them)"
-            ));
-        }
-        Some(Severity::High) => {
-            if !how.accept_risk {
-                return Err(format!(
-                    "`{name}` has high findings: read them, and if you still want it, run again \
-                     with --accept-risk at a terminal"
-                ));
+    match skills::install::admit(name, &c.report, new_capabilities, &asks, how) {
+        Admission::Accept => Ok(()),
+        Admission::Refuse(why) => Err(why),
+        Admission::Confirm {
+            prompt,
+            expected,
+            why,
+        } => {
+            if let Some(why) = why {
+                eprintln!("{why}");
             }
-            return typed_at_terminal(
-                &format!(
-                    "type the skill's name ({name}) to install it despite its high findings: "
-                ),
-                name,
-            );
+            typed_at_terminal(&prompt, &expected)
         }
-        _ => {}
     }
-    if !asks.is_empty() {
-        eprintln!("policy asks for a human: {}", asks.join("; "));
-        return typed_at_terminal("install it? type yes: ", "yes");
-    }
-    if how.yes && !new_capabilities {
-        return Ok(());
-    }
-    if how.yes && new_capabilities {
-        eprintln!("--yes does not approve new capabilities");
-    }
-    typed_at_terminal("install it? type yes: ", "yes")
 }
 
 /// Ask at the terminal and accept only `expected`.
@@ -384,31 +339,6 @@ fn typed_at_terminal(prompt: &str, expected: &str) -> std::result::Result<(), St
     } else {
         Err("not installed: not confirmed".into())
     }
-}
-
-/// `--env VAR=SECRET` pairs, each VAR one the skill requires.
-fn env_mapping(m: &Manifest, pairs: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for p in pairs {
-        let Some((var, secret)) = p.split_once('=') else {
-            bail!("--env `{p}`: write VAR=SECRET (a requires.env name and a vault secret name)");
-        };
-        if !m.requires_env.iter().any(|v| v == var) {
-            bail!(
-                "--env `{p}`: `{var}` is not in the skill's requires.env ({})",
-                if m.requires_env.is_empty() {
-                    "none".to_string()
-                } else {
-                    m.requires_env.join(", ")
-                }
-            );
-        }
-        if !secrets::vault::is_valid_name(secret) {
-            bail!("--env `{p}`: `{secret}` is not a valid secret name");
-        }
-        out.insert(var.to_string(), secret.to_string());
-    }
-    Ok(out)
 }
 
 /// Every approved secret must be in the vault, or the skill would be refused at load.
@@ -439,24 +369,6 @@ fn check_agents(state: &State, agents: &[String]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Capabilities in `new` that `old` did not have, in words.
-fn grown(old: &Capabilities, new: &Capabilities) -> Vec<String> {
-    let mut out = Vec::new();
-    let diff = |kind: &str, o: &[String], n: &[String], out: &mut Vec<String>| {
-        let o: BTreeSet<&String> = o.iter().collect();
-        for x in n.iter().filter(|x| !o.contains(x)) {
-            out.push(format!("{kind} {x}"));
-        }
-    };
-    diff("egress", &old.egress, &new.egress, &mut out);
-    diff("secret", &old.secrets, &new.secrets, &mut out);
-    diff("bin", &old.bins, &new.bins, &mut out);
-    if new.workspace > old.workspace {
-        out.push(format!("workspace {}", new.workspace.as_str()));
-    }
-    out
 }
 
 fn print_candidate(c: &Candidate, env: &BTreeMap<String, String>) {
@@ -698,15 +610,8 @@ fn remove(name: &str) -> Result<ExitCode> {
     let state = open_state()?;
     let (lock_path, store) = lock_and_store(&state);
     let mut lock = Lock::load(&lock_path)?;
-    let Some(old) = lock.remove(name) else {
-        bail!("no skill `{name}` is installed");
-    };
-    lock.save(&lock_path).context("the skill was not removed")?;
-    if !lock.skills.iter().any(|s| s.sha256 == old.sha256)
-        && let Err(e) = store.remove(&old.sha256)
-    {
-        eprintln!("warning: its tree stays in the store: {e}");
-    }
+    let (old, warning) = skills::install::uninstall(&store, &lock_path, &mut lock, name)?;
+    warn(warning);
     state.audit.record_event(
         None,
         SkillEvent::Removed(SkillRemoved {
@@ -717,6 +622,12 @@ fn remove(name: &str) -> Result<ExitCode> {
     )?;
     eprintln!("skill `{name}` removed");
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn(warning: Option<String>) {
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
 }
 
 fn verify() -> Result<ExitCode> {
