@@ -173,3 +173,40 @@ fn shorten(s: &str, max: usize) -> String {
         format!("{cut}…")
     }
 }
+
+/// Print `prompt` on the controlling terminal and read one line from it without echo.
+/// Echo is turned off *before* the prompt is shown, so nothing typed once the prompt is
+/// visible can be echoed (reading with echo turned off only after printing left a window
+/// in which a quick typist's or a paste's text appeared); the terminal's settings are
+/// restored on every path. The line is returned without its line ending.
+pub fn read_hidden(prompt: &str) -> std::io::Result<zeroize::Zeroizing<String>> {
+    use rustix::termios::{self, LocalModes, OptionalActions};
+
+    /// Restores the saved settings when dropped.
+    struct Restore<'a>(&'a std::fs::File, termios::Termios);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let _ = termios::tcsetattr(self.0, OptionalActions::Now, &self.1);
+        }
+    }
+
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = termios::tcgetattr(&tty)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    // The newline the user types still moves the cursor on.
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    termios::tcsetattr(&tty, OptionalActions::Now, &quiet)?;
+    let _restore = Restore(&tty, saved);
+    (&tty).write_all(prompt.as_bytes())?;
+    (&tty).flush()?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
+    while line.ends_with(['\n', '\r']) {
+        line.pop();
+    }
+    Ok(line)
+}

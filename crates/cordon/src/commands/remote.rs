@@ -375,15 +375,15 @@ fn read_token() -> Result<Zeroizing<String>> {
         Err(std::env::VarError::NotUnicode(_)) => {
             bail!("${TOKEN_ENV} is not valid UTF-8; it should hold a token like cdn_…")
         }
-        Err(std::env::VarError::NotPresent) => Zeroizing::new(
-            rpassword::prompt_password("gateway token (not shown): ").map_err(|e| {
+        Err(std::env::VarError::NotPresent) => {
+            crate::terminal::read_hidden("gateway token (not shown): ").map_err(|e| {
                 anyhow!(
                     "no token: set ${TOKEN_ENV}, or run in a terminal to be asked for it \
                          ({e}); create one on the gateway's host with \
                          `cordon token create --scope operator`"
                 )
-            })?,
-        ),
+            })?
+        }
     };
     let trimmed = token.trim();
     if !trimmed.starts_with("cdn_") || !trimmed.bytes().all(|b| b.is_ascii_graphic()) {

@@ -81,8 +81,9 @@ fn set(name: &str, hosts: Vec<HostPattern>) -> Result<ExitCode> {
 /// The value from the terminal without echo, or one line from stdin.
 fn read_value(name: &str) -> Result<Secret> {
     let value = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("value of {name} (not shown): "))
-            .map(Secret::new)
+        crate::terminal::read_hidden(&format!("value of {name} (not shown): "))
+            // Moved, not copied: the buffer read into is zeroed when dropped.
+            .map(|mut v| Secret::new(std::mem::take(&mut *v)))
             .context("cannot read the value from the terminal")?
     } else {
         read_stdin_line()?
