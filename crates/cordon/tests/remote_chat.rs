@@ -57,7 +57,9 @@ async fn remote_chat(inst: &Install, token: &str, args: &[&str], input: &str) ->
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
+    // A chat that refuses its arguments exits before reading: then the write fails with
+    // a broken pipe, which is not what these tests check (the race made them flaky).
+    let _ = stdin.write_all(input.as_bytes()).await;
     drop(stdin);
     tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
