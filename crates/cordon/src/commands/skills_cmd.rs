@@ -88,7 +88,7 @@ async fn fetch(raw: &str, ca: Option<&Path>) -> Result<Candidate> {
         }
     };
     let manifest = manifest_of(&tree)?;
-    let report = skills::scan::scan(&tree, &manifest.capabilities);
+    let report = skills::scan::scan(&tree, &manifest.declared());
     Ok(Candidate {
         source: source.display(),
         tree,
@@ -416,26 +416,32 @@ fn print_candidate(c: &Candidate, env: &BTreeMap<String, String>) {
 }
 
 fn print_report(r: &Report) {
+    eprint!("{}", report_text(r));
+}
+
+/// The findings as text: a summary line, then per finding its severity, rule, place,
+/// evidence and why.
+fn report_text(r: &Report) -> String {
     if r.findings.is_empty() {
-        eprintln!("scan: clean");
-        return;
+        return "scan: clean\n".into();
     }
-    eprintln!(
-        "scan: {} finding(s), worst {}",
+    let mut out = format!(
+        "scan: {} finding(s), worst {}\n",
         r.findings.len(),
         r.verdict()
     );
     for f in &r.findings {
-        eprintln!(
-            "  {:<8} {}  {}:{}  {}\n           {}",
+        out.push_str(&format!(
+            "  {:<8} {}  {}:{}  {}\n           {}\n",
             f.severity.as_str(),
             f.id,
             f.file,
             f.line,
             f.evidence,
             f.why
-        );
+        ));
     }
+    out
 }
 
 fn counts(r: &Report) -> BTreeMap<String, usize> {
@@ -552,10 +558,11 @@ fn show(name: &str, as_json: bool) -> Result<ExitCode> {
         .get(name)
         .with_context(|| format!("no skill `{name}` is installed"))?;
     let tree = store.load(&s.sha256);
-    let report = tree
-        .as_ref()
-        .ok()
-        .map(|t| skills::scan::scan(t, &s.capabilities));
+    let report = tree.as_ref().ok().map(|t| {
+        let mut declared = s.capabilities.clone();
+        declared.secrets.extend(s.env.keys().cloned());
+        skills::scan::scan(t, &declared)
+    });
     if as_json {
         println!(
             "{}",
@@ -664,7 +671,7 @@ fn scan(path: &Path, as_json: bool) -> Result<ExitCode> {
         Tree::read_archive(&path.display().to_string(), &bytes)?
     };
     let manifest = manifest_of(&tree)?;
-    let report = skills::scan::scan(&tree, &manifest.capabilities);
+    let report = skills::scan::scan(&tree, &manifest.declared());
     if as_json {
         println!(
             "{}",
@@ -678,7 +685,7 @@ fn scan(path: &Path, as_json: bool) -> Result<ExitCode> {
         );
     } else {
         println!("{} ({})", manifest.name, tree.sha256());
-        print_report(&report);
+        print!("{}", report_text(&report));
     }
     Ok(if report.passes() {
         ExitCode::SUCCESS

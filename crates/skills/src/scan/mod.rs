@@ -36,7 +36,7 @@
 //!   [high public, medium local], `net.exfil_host` [high], `net.dns_exfil` [high],
 //!   `net.http_client`, `net.socket`, `net.curl_wget` [medium/low]
 //! - secrets [high]: `secrets.credential_file`, `secrets.agent_config`,
-//!   `secrets.dotenv`, `secrets.browser_profile`, `secrets.keychain`,
+//!   `secrets.dotenv` [high in code, medium in prose], `secrets.browser_profile`, `secrets.keychain`,
 //!   `secrets.env_harvest`; `secrets.undeclared_env` [medium]
 //! - persistence [high]: `persist.cron`, `persist.shell_rc`, `persist.service`,
 //!   `persist.launchd`, `persist.authorized_keys`, `persist.windows`
@@ -152,7 +152,7 @@ pub fn scan(tree: &Tree, declared: &Capabilities) -> Report {
 fn scan_text(src: &Source<'_>, declared: &Declared, out: &mut Findings) {
     let hits = rules::run(src);
     for hit in hits.iter().filter(|h| h.rule.reports()) {
-        let severity = hit.rule.severity(declared);
+        let severity = hit.rule.severity(declared, src.is_code(hit.start));
         out.push_at(src, hit.rule.id, severity, hit.start, hit.end, hit.rule.why);
     }
     exec::correlate(src, &hits, out);

@@ -23,6 +23,9 @@ use super::source::{Lang, Source};
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Level {
     Fixed(Severity),
+    /// This severity in code (scripts, Markdown code blocks); medium in prose, where the
+    /// words are often benign advice (`put your key in .env`).
+    InCode(Severity),
     /// Network use: medium when the skill declares no egress (it should not reach
     /// the network at all), low when it does (the egress proxy holds it to its hosts).
     Network,
@@ -87,9 +90,11 @@ impl Rule {
         !matches!(self.level, Level::Mark)
     }
 
-    pub fn severity(&self, declared: &Declared) -> Severity {
+    pub fn severity(&self, declared: &Declared, in_code: bool) -> Severity {
         match self.level {
             Level::Fixed(s) => s,
+            Level::InCode(s) if in_code => s,
+            Level::InCode(_) => Severity::Medium,
             Level::Network if declared.has_egress() => Severity::Low,
             Level::Network | Level::Mark => Severity::Medium,
         }

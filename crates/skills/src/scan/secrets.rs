@@ -87,7 +87,7 @@ pub(crate) static RULES: &[Rule] = &[
     ),
     Rule::new(
         "secrets.dotenv",
-        Level::Fixed(High),
+        Level::InCode(High),
         WHY_DOTENV,
         &[".env"],
         Some(r#"(?:^|[\s"'=(/`:<])\.env(?:\.[A-Za-z0-9_-]+)?(?:$|[\s"')`,;>])"#),
