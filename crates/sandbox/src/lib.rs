@@ -37,7 +37,7 @@ mod ro_bind;
 mod stderr_tail;
 
 #[cfg(unix)]
-pub use container::{ContainerConfig, ContainerSandbox, Engine, exec_args, run_args};
+pub use container::{ContainerConfig, ContainerSandbox, Engine, exec_args, run_args, spawn_args};
 pub use error::{Layer, SandboxError};
 #[cfg(unix)]
 pub use host::{HOST_WARNING, HostSandbox};
