@@ -3,9 +3,11 @@
 //!
 //! Parent -> init: [`Op::Go`] (the id maps are written), [`Op::Exec`] (one command: a header
 //! and NUL-separated strings, with the command's stdin, stdout and stderr pipes attached
-//! by `SCM_RIGHTS`), [`Op::Kill`] (the deadline passed).
+//! by `SCM_RIGHTS`), [`Op::Spawn`] (the same for a long-running process), [`Op::Kill`] (the
+//! deadline passed).
 //! Init -> parent: a fixed [`REPLY_LEN`]-byte [`Reply`]: ready (with the egress listener
-//! attached when there is one), a setup failure, or the wait status of a finished command.
+//! attached when there is one), a setup failure, started (a spawned command passed
+//! `execve`), or the wait status of a finished command.
 //!
 //! Guarantees: a request is at most [`MAX_MESSAGE`] bytes with at most [`MAX_ARGS`]
 //! arguments, [`MAX_ENV`] variables and [`MAX_CANDIDATES`] program paths; the parent refuses
