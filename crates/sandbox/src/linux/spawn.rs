@@ -102,17 +102,23 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
         .map_err(|e| SandboxError::Io(e.into()))
 }
 
-/// Wait up to `timeout` for `fd` to become readable. False on timeout.
+/// Wait up to `timeout` for `fd` to become readable (a timeout too large to represent
+/// waits without limit). False on timeout.
 fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, SandboxError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = left.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+        let ms = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().clamp(0, i32::MAX as u128) as libc::c_int
+            }
+            None => -1,
+        };
         // SAFETY: `pfd` is one live pollfd struct.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n >= 0 {
