@@ -22,19 +22,27 @@
 //! process an `exec` leaves in the background keeps running until the deadline of a later
 //! `exec` or the instance's drop removes the container.
 //!
+//! [`Sandbox::spawn`] creates a container of its own for one long-running process and runs
+//! it with one `exec --interactive` ([`spawn_args`], no terminal); the container is removed
+//! when that process exits, is killed, or is dropped.
+//!
 //! Podman: no `--userns keep-id`. Rootless Podman already maps container uid 1000 to a
 //! subordinate (unprivileged) host uid; `keep-id` would instead make the command run as
 //! the calling host user (more reach, not less), and for rootful Podman it does not apply.
 
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::host::{resolve_workspace, supervise};
+use crate::stderr_tail::StderrTail;
 use crate::{
     Access, ExecOutput, ExecRequest, ExitStatus, Explanation, Instance, Layer, LayerStatus,
-    MountView, Profile, RoBind, Sandbox, SandboxError, WORKSPACE_MOUNT, WorkspaceAccess,
+    MountView, Process, Profile, RoBind, Sandbox, SandboxError, SpawnRequest, WORKSPACE_MOUNT,
+    WorkspaceAccess,
 };
 
 /// Hostname inside the container.
@@ -326,29 +334,56 @@ pub fn exec_args(
     config: &ContainerConfig,
     req: &ExecRequest,
 ) -> Result<Vec<String>, SandboxError> {
+    exec_vector(
+        profile,
+        config,
+        &req.argv,
+        req.cwd.as_deref(),
+        !req.stdin.is_empty(),
+    )
+}
+
+/// The exact `exec` argument vector (without the program) that starts the long-running
+/// process `req` in the container named in `config`: always `--interactive` (stdin stays
+/// open), never a terminal. `argv` follows the container name.
+pub fn spawn_args(
+    profile: &Profile,
+    config: &ContainerConfig,
+    req: &SpawnRequest,
+) -> Result<Vec<String>, SandboxError> {
+    exec_vector(profile, config, &req.argv, req.cwd.as_deref(), true)
+}
+
+fn exec_vector(
+    profile: &Profile,
+    config: &ContainerConfig,
+    argv: &[String],
+    cwd: Option<&Path>,
+    interactive: bool,
+) -> Result<Vec<String>, SandboxError> {
     check_word("container name", &config.name)?;
-    if req.argv.is_empty() {
+    if argv.first().is_none_or(String::is_empty) {
         return Err(SandboxError::Invalid(
             "empty argv: give at least the program to run".into(),
         ));
     }
-    let cwd = match &req.cwd {
+    let cwd = match cwd {
         None => PathBuf::from(WORKSPACE_MOUNT),
         Some(c) if c.is_relative() => Path::new(WORKSPACE_MOUNT).join(c),
-        Some(c) => c.clone(),
+        Some(c) => c.to_path_buf(),
     };
     let cwd = cwd.to_str().ok_or_else(|| {
         SandboxError::Invalid(format!("working directory {} is not UTF-8", cwd.display()))
     })?;
     let mut a = vec!["exec".to_owned()];
-    if !req.stdin.is_empty() {
+    if interactive {
         a.push("--interactive".into());
     }
     a.extend(["--user", USER].map(String::from));
     a.push(format!("--workdir={cwd}"));
     env_args(profile, &mut a)?;
     a.push(config.name.clone());
-    a.extend(req.argv.iter().cloned());
+    a.extend(argv.iter().cloned());
     Ok(a)
 }
 
@@ -389,6 +424,70 @@ impl Sandbox for ContainerSandbox {
     }
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
+        Ok(Box::new(self.instance(profile)?))
+    }
+
+    /// A container of its own (created as by [`Sandbox::start`]) and one `exec
+    /// --interactive` into it ([`spawn_args`]) whose stdin and stdout are the process's.
+    /// A program missing in the image is only seen when the engine's `exec` ends (exit
+    /// 126/127, its message in [`Process::stderr_tail`]).
+    fn spawn(
+        &self,
+        profile: &Profile,
+        req: &SpawnRequest,
+    ) -> Result<Box<dyn Process>, SandboxError> {
+        let inst = self.instance(profile)?;
+        let Some(config) = inst.running.clone() else {
+            return Err(SandboxError::Invalid(
+                "the container was not created".into(),
+            ));
+        };
+        let args = spawn_args(&inst.profile, &config, req)?;
+        let mut cmd = Command::new(&inst.program);
+        cmd.args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Dropping `inst` on an error below removes the container.
+        let mut child = cmd.spawn().map_err(|e| SandboxError::Setup {
+            layer: Layer::Exec,
+            detail: format!("could not run the container engine: {e}"),
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SandboxError::Io(std::io::Error::other(
+                "the engine's pipes were not created",
+            )));
+        };
+        let stderr = match StderrTail::start(stderr.into(), req.stderr_limit) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
+            }
+        };
+        Ok(Box::new(ContainerProcess {
+            instance: inst,
+            child,
+            stdin: Some(stdin.into()),
+            stdout: Some(stdout.into()),
+            stderr,
+            status: None,
+        }))
+    }
+
+    fn explain(&self, profile: &Profile) -> Explanation {
+        explain(self, profile)
+    }
+}
+
+impl ContainerSandbox {
+    /// The task's container, created.
+    fn instance(&self, profile: &Profile) -> Result<ContainerInstance, SandboxError> {
         let mut profile = profile.clone();
         profile.workspace = resolve_workspace(&profile)?;
         profile.ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?
@@ -407,11 +506,7 @@ impl Sandbox for ContainerSandbox {
             running: None,
         };
         inst.create()?;
-        Ok(Box::new(inst))
-    }
-
-    fn explain(&self, profile: &Profile) -> Explanation {
-        explain(self, profile)
+        Ok(inst)
     }
 }
 
@@ -509,6 +604,89 @@ impl Instance for ContainerInstance {
             }
         }
         Ok(out)
+    }
+}
+
+/// A long-running `exec` into a container of its own.
+struct ContainerProcess {
+    /// Removed (which kills every process in it) at exit, kill and drop.
+    instance: ContainerInstance,
+    /// The engine client running `exec --interactive`.
+    child: Child,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: StderrTail,
+    status: Option<ExitStatus>,
+}
+
+/// How often [`ContainerProcess::wait`] checks the engine client.
+const WAIT_POLL: Duration = Duration::from_millis(5);
+
+impl ContainerProcess {
+    /// Remove the container: whatever the process left running in it goes too.
+    fn remove_container(&mut self) {
+        if let Some(c) = self.instance.running.take() {
+            self.instance.remove(&c.name);
+        }
+    }
+}
+
+impl Process for ContainerProcess {
+    fn stdin(&mut self) -> Option<OwnedFd> {
+        self.stdin.take()
+    }
+
+    fn stdout(&mut self) -> Option<OwnedFd> {
+        self.stdout.take()
+    }
+
+    fn stderr_tail(&self) -> Vec<u8> {
+        self.stderr.bytes()
+    }
+
+    fn stderr_dropped(&self) -> u64 {
+        self.stderr.dropped()
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, SandboxError> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        loop {
+            if let Some(status) = self.status {
+                return Ok(Some(status));
+            }
+            if let Some(s) = self.child.try_wait()? {
+                self.status = Some(match (s.code(), s.signal()) {
+                    (Some(code), _) => ExitStatus::Exited(code),
+                    (None, Some(sig)) => ExitStatus::Signaled(sig),
+                    (None, None) => ExitStatus::Exited(-1),
+                });
+                self.remove_container();
+                continue;
+            }
+            let now = std::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            let left = deadline.map_or(WAIT_POLL, |d| d - now);
+            std::thread::sleep(left.min(WAIT_POLL));
+        }
+    }
+
+    fn kill(&mut self) -> Result<(), SandboxError> {
+        if self.status.is_none() {
+            self.remove_container();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.status = Some(ExitStatus::Signaled(libc::SIGKILL));
+        }
+        self.remove_container();
+        Ok(())
+    }
+}
+
+impl Drop for ContainerProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
     }
 }
 

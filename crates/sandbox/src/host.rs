@@ -4,7 +4,9 @@
 //! its working directory is the workspace (a `cwd` under [`WORKSPACE_MOUNT`] is mapped to
 //! the real workspace); it runs in its own process group, which is `SIGKILL`ed at the
 //! deadline and when the command exits; rlimits from [`Limits`] are set before `execve`;
-//! output is capped like the native backend's.
+//! output is capped like the native backend's. [`Sandbox::spawn`] starts the same kind of
+//! child, in its own process group, with piped stdin/stdout and a bounded stderr tail; the
+//! group is `SIGKILL`ed at kill, drop, and when the child exits.
 //!
 //! Not guaranteed — this is **no isolation**: the command sees the whole host filesystem
 //! with the caller's permissions, the host network, every process the caller can signal,
@@ -14,13 +16,16 @@
 
 pub(crate) mod supervise;
 
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+use crate::stderr_tail::StderrTail;
 use crate::{
-    Access, ExecOutput, ExecRequest, Explanation, Instance, LayerStatus, Limits, MountView,
-    Profile, Sandbox, SandboxError, WORKSPACE_MOUNT,
+    Access, ExecOutput, ExecRequest, ExitStatus, Explanation, Instance, LayerStatus, Limits,
+    MountView, Process, Profile, Sandbox, SandboxError, SpawnRequest, WORKSPACE_MOUNT,
 };
 
 /// Runs tool processes on the host with no isolation (`backend = "none"`).
@@ -67,21 +72,50 @@ impl Sandbox for HostSandbox {
     }
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
-        let workspace = resolve_workspace(profile)?;
-        crate::ro_bind::resolve(&profile.ro_binds)?;
-        if let Some(b) = profile.ro_binds.first() {
-            // The command would find nothing at /skills/NAME, and nothing here could keep
-            // the tree read-only: refuse rather than run a skill's script half-set-up.
-            return Err(SandboxError::Invalid(format!(
-                "ro_binds[0].target {:?}: backend \"none\" runs commands on the host and \
-                 cannot mount anything; use the native or container backend to run skills",
-                b.target
+        Ok(Box::new(HostInstance::new(profile)?))
+    }
+
+    /// A plain host child in its own process group, with the same environment, working
+    /// directory and rlimits as [`Instance::exec`] here: no isolation.
+    fn spawn(
+        &self,
+        profile: &Profile,
+        req: &SpawnRequest,
+    ) -> Result<Box<dyn Process>, SandboxError> {
+        let host = HostInstance::new(profile)?;
+        let Some(program) = req.argv.first().filter(|p| !p.is_empty()) else {
+            return Err(SandboxError::Invalid(
+                "empty argv: give at least the program to run".into(),
+            ));
+        };
+        let cwd = host_cwd(&host.workspace, req.cwd.as_deref());
+        let mut cmd = host.command(program, &req.argv[1..], &cwd);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|e| exec_error(program, &cwd, &e))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            kill_group(&mut child);
+            return Err(SandboxError::Io(std::io::Error::other(
+                "the child's pipes were not created",
             )));
-        }
-        Ok(Box::new(HostInstance {
-            workspace,
-            env: profile.env.clone(),
-            limits: profile.limits,
+        };
+        let stderr = match StderrTail::start(stderr.into(), req.stderr_limit) {
+            Ok(t) => t,
+            Err(e) => {
+                kill_group(&mut child);
+                return Err(e.into());
+            }
+        };
+        Ok(Box::new(HostProcess {
+            child,
+            stdin: Some(stdin.into()),
+            stdout: Some(stdout.into()),
+            stderr,
+            status: None,
         }))
     }
 
@@ -190,6 +224,57 @@ pub(crate) fn host_cwd(workspace: &Path, cwd: Option<&Path>) -> PathBuf {
     }
 }
 
+impl HostInstance {
+    fn new(profile: &Profile) -> Result<HostInstance, SandboxError> {
+        let workspace = resolve_workspace(profile)?;
+        crate::ro_bind::resolve(&profile.ro_binds)?;
+        if let Some(b) = profile.ro_binds.first() {
+            // The command would find nothing at /skills/NAME, and nothing here could keep
+            // the tree read-only: refuse rather than run a skill's script half-set-up.
+            return Err(SandboxError::Invalid(format!(
+                "ro_binds[0].target {:?}: backend \"none\" runs commands on the host and \
+                 cannot mount anything; use the native or container backend to run skills",
+                b.target
+            )));
+        }
+        Ok(HostInstance {
+            workspace,
+            env: profile.env.clone(),
+            limits: profile.limits,
+        })
+    }
+
+    /// `program args` in `cwd` with exactly the profile's environment and its rlimits.
+    fn command(&self, program: &str, args: &[String], cwd: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd);
+        let limits = rlimit_table(&self.limits);
+        // SAFETY: the closure runs in the forked child before execve and only calls
+        // getrlimit/setrlimit (async-signal-safe, no allocation, no locks) on a table
+        // built before the fork.
+        unsafe {
+            cmd.pre_exec(move || apply_rlimits(&limits));
+        }
+        cmd
+    }
+}
+
+fn exec_error(program: &str, cwd: &Path, e: &std::io::Error) -> SandboxError {
+    SandboxError::Exec {
+        program: program.to_owned(),
+        detail: match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "not found (PATH from the profile, or working directory {} missing): {e}",
+                cwd.display()
+            ),
+            _ => e.to_string(),
+        },
+    }
+}
+
 impl Instance for HostInstance {
     fn exec(&mut self, req: &ExecRequest) -> Result<ExecOutput, SandboxError> {
         let Some(program) = req.argv.first() else {
@@ -198,32 +283,127 @@ impl Instance for HostInstance {
             ));
         };
         let cwd = host_cwd(&self.workspace, req.cwd.as_deref());
-        let mut cmd = Command::new(program);
-        cmd.args(&req.argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&cwd);
-        let limits = rlimit_table(&self.limits);
-        // SAFETY: the closure runs in the forked child before execve and only calls
-        // getrlimit/setrlimit (async-signal-safe, no allocation, no locks) on a table
-        // built before the fork.
-        unsafe {
-            cmd.pre_exec(move || apply_rlimits(&limits));
-        }
+        let cmd = self.command(program, &req.argv[1..], &cwd);
         match supervise::run(cmd, &req.stdin, req.timeout, req.output_limit)? {
             Ok(out) => Ok(out),
-            Err(f) => Err(SandboxError::Exec {
-                program: program.clone(),
-                detail: match f.error.kind() {
-                    std::io::ErrorKind::NotFound => format!(
-                        "not found (PATH from the profile, or working directory {} missing): {}",
-                        cwd.display(),
-                        f.error
-                    ),
-                    _ => f.error.to_string(),
-                },
-            }),
+            Err(f) => Err(exec_error(program, &cwd, &f.error)),
         }
+    }
+}
+
+/// A long-running host child (backend `none`): no isolation.
+struct HostProcess {
+    child: Child,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: StderrTail,
+    status: Option<ExitStatus>,
+}
+
+/// How often [`HostProcess::wait`] checks the child.
+const WAIT_POLL: Duration = Duration::from_millis(2);
+
+/// SIGKILL the child's process group while the child is still unreaped (so the pgid cannot
+/// have been reused), then reap the child. Its status, if it could be reaped.
+fn kill_group(child: &mut Child) -> Option<std::process::ExitStatus> {
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill with integer arguments; the group leader is our unreaped child.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    child.wait().ok()
+}
+
+/// Whether `child` has exited, without reaping it.
+fn has_exited(child: &Child) -> Result<bool, SandboxError> {
+    let pid = libc::id_t::from(child.id());
+    // SAFETY: siginfo_t is plain old data; all-zero is valid and si_pid stays 0 when no
+    // child changed state.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child unreaped.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: filled by waitid (or still zero).
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(SandboxError::Io(e));
+        }
+    }
+}
+
+fn host_status(s: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(code), _) => ExitStatus::Exited(code),
+        (None, Some(sig)) => ExitStatus::Signaled(sig),
+        (None, None) => ExitStatus::Exited(-1),
+    }
+}
+
+impl Process for HostProcess {
+    fn stdin(&mut self) -> Option<OwnedFd> {
+        self.stdin.take()
+    }
+
+    fn stdout(&mut self) -> Option<OwnedFd> {
+        self.stdout.take()
+    }
+
+    fn stderr_tail(&self) -> Vec<u8> {
+        self.stderr.bytes()
+    }
+
+    fn stderr_dropped(&self) -> u64 {
+        self.stderr.dropped()
+    }
+
+    /// When the child has exited, what is left of its process group is killed (as for
+    /// exec here) before it is reaped.
+    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, SandboxError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(status) = self.status {
+                return Ok(Some(status));
+            }
+            if has_exited(&self.child)? {
+                let status = kill_group(&mut self.child).ok_or_else(|| {
+                    SandboxError::Io(std::io::Error::other("could not reap the process"))
+                })?;
+                self.status = Some(host_status(status));
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            let left = deadline.map_or(WAIT_POLL, |d| d - now);
+            std::thread::sleep(left.min(WAIT_POLL));
+        }
+    }
+
+    /// SIGKILLs the child's process group (a process that left it with `setsid` survives:
+    /// backend `none` isolates nothing).
+    fn kill(&mut self) -> Result<(), SandboxError> {
+        if self.status.is_none() {
+            let status = kill_group(&mut self.child).map(host_status);
+            self.status = Some(status.unwrap_or(ExitStatus::Signaled(libc::SIGKILL)));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
     }
 }
 

@@ -14,6 +14,14 @@
 //!
 //! Fail closed: if any layer cannot be set up the command does not run, and
 //! [`SandboxError::Setup`] names the layer. There is no fallback to running unsandboxed.
+//!
+//! Long-running processes (stdio MCP servers): [`Sandbox::spawn`] starts a sandbox of its
+//! own for one process with the same [`Profile`] (every layer above, the egress listener
+//! included) and returns a [`Process`]: its stdin and stdout as pipes the caller owns, the
+//! last [`SpawnRequest::stderr_limit`] bytes of its stderr, its exit status
+//! ([`Process::try_wait`], [`Process::wait`]), and [`Process::kill`], which ends the whole
+//! process tree and tears the sandbox down (dropping the [`Process`] does the same). When
+//! the process exits on its own, everything else it started is killed too.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,9 +34,10 @@ mod host;
 #[cfg(target_os = "linux")]
 mod linux;
 mod ro_bind;
+mod stderr_tail;
 
 #[cfg(unix)]
-pub use container::{ContainerConfig, ContainerSandbox, Engine, exec_args, run_args};
+pub use container::{ContainerConfig, ContainerSandbox, Engine, exec_args, run_args, spawn_args};
 pub use error::{Layer, SandboxError};
 #[cfg(unix)]
 pub use host::{HOST_WARNING, HostSandbox};
@@ -169,6 +178,30 @@ pub struct ExecRequest {
     pub output_limit: usize,
 }
 
+/// One long-running process to start with [`Sandbox::spawn`].
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    /// Program and arguments. `argv[0]` is looked up in the sandbox's `PATH` when it has
+    /// no `/`.
+    pub argv: Vec<String>,
+    /// Working directory inside the sandbox; [`WORKSPACE_MOUNT`] when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Bytes of stderr kept: the last ones ([`Process::stderr_tail`]); older bytes are
+    /// read and dropped, so a chatty process never blocks on stderr nor grows memory.
+    pub stderr_limit: usize,
+}
+
+impl SpawnRequest {
+    /// `argv` in the workspace, keeping the last 64 KiB of stderr.
+    pub fn new(argv: impl IntoIterator<Item = impl Into<String>>) -> SpawnRequest {
+        SpawnRequest {
+            argv: argv.into_iter().map(Into::into).collect(),
+            cwd: None,
+            stderr_limit: 64 * 1024,
+        }
+    }
+}
+
 /// How the command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -232,6 +265,57 @@ pub trait Sandbox: Send + Sync {
     /// set it up on this machine now (probing kernel support, cgroup writability…).
     /// `cordon sandbox explain` prints it; tests check every claim against reality.
     fn explain(&self, profile: &Profile) -> Explanation;
+    /// Start one long-running process in a sandbox of its own, set up from `profile`
+    /// exactly as [`Sandbox::start`] does, with piped stdin and stdout. Returns once the
+    /// program was executed: a program that cannot be started (not found, not executable,
+    /// bad working directory) is [`SandboxError::Exec`] naming it. There is no deadline:
+    /// the caller ends it with [`Process::kill`] or by dropping it.
+    ///
+    /// The default refuses: a backend that cannot keep a process running says so.
+    fn spawn(
+        &self,
+        profile: &Profile,
+        req: &SpawnRequest,
+    ) -> Result<Box<dyn Process>, SandboxError> {
+        let _ = (profile, req);
+        Err(SandboxError::Invalid(format!(
+            "the {} sandbox backend cannot run long-running processes; use the native, \
+             container or none backend",
+            self.backend()
+        )))
+    }
+}
+
+/// A long-running process started by [`Sandbox::spawn`]. Dropping it kills the process,
+/// everything it started, and its sandbox.
+pub trait Process: Send {
+    /// The write end of the process's stdin, once (later calls return `None`). Closing it
+    /// is end-of-file for the process. Blocking; set `O_NONBLOCK` to use it with an async
+    /// runtime.
+    fn stdin(&mut self) -> Option<std::os::fd::OwnedFd>;
+    /// The read end of the process's stdout, once. End-of-file once the process and
+    /// everything it started are gone.
+    fn stdout(&mut self) -> Option<std::os::fd::OwnedFd>;
+    /// The last bytes the process wrote to stderr (at most
+    /// [`SpawnRequest::stderr_limit`]), also after it exited.
+    fn stderr_tail(&self) -> Vec<u8>;
+    /// Bytes of stderr dropped from the front of [`Process::stderr_tail`] so far.
+    fn stderr_dropped(&self) -> u64;
+    /// Wait up to `timeout` for the process to exit; `None` if it is still running.
+    /// Once it has exited (or was killed), every call returns the same status.
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<ExitStatus>, SandboxError>;
+    /// The exit status if the process has exited, without waiting.
+    fn try_wait(&mut self) -> Result<Option<ExitStatus>, SandboxError> {
+        self.wait(Duration::ZERO)
+    }
+    /// Kill the process and everything it started, and tear its sandbox down. Its status
+    /// becomes [`ExitStatus::Signaled`] with `SIGKILL` unless it had already exited.
+    /// Killing twice is harmless.
+    fn kill(&mut self) -> Result<(), SandboxError>;
+    /// The sandbox's egress listener (see [`Instance::egress_listener`]), once.
+    fn egress_listener(&mut self) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
 }
 
 /// What a sandboxed process sees and may do. Every field is a claim the escape suite

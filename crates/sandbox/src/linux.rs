@@ -15,7 +15,10 @@
 //!
 //! [`Sandbox::start`] prepares the plan (mount steps, rlimits, C strings) and builds one
 //! live sandbox: init in its namespaces, set up once. Each [`Instance::exec`] sends one
-//! command to init over the [`control`] channel.
+//! command to init over the [`control`] channel. [`Sandbox::spawn`] builds a live sandbox
+//! the same way and sends it one long-running command, whose pipes go to the caller; its
+//! [`Process`] owns the sandbox, so killing or dropping it kills init and with it the
+//! whole pid namespace.
 
 mod caps;
 mod cgroup;
@@ -34,9 +37,15 @@ mod seccomp;
 mod spawn;
 mod worker;
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::{ExecOutput, ExecRequest, Instance, Layer, Profile, Sandbox, SandboxError};
+use crate::stderr_tail::StderrTail;
+use crate::{
+    ExecOutput, ExecRequest, ExitStatus, Instance, Layer, Process, Profile, Sandbox, SandboxError,
+    SpawnRequest,
+};
 
 pub use idmap::{SANDBOX_GID, SANDBOX_UID};
 
@@ -93,6 +102,38 @@ impl Sandbox for NativeSandbox {
     }
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
+        Ok(Box::new(NativeInstance::start(profile)?))
+    }
+
+    /// A sandbox of its own for one long-running process: [`Sandbox::start`], then the
+    /// command sent to init as a spawn (init answers as soon as it passed `execve`).
+    fn spawn(
+        &self,
+        profile: &Profile,
+        req: &SpawnRequest,
+    ) -> Result<Box<dyn Process>, SandboxError> {
+        let cmd = CommandPlan::from_parts(&req.argv, req.cwd.as_deref(), &profile.env)?;
+        let mut instance = NativeInstance::start(profile)?;
+        let live = instance.live.as_mut().ok_or_else(|| {
+            SandboxError::Invalid("this sandbox instance was never started".into())
+        })?;
+        let io = match live.spawn(&cmd)? {
+            Ok(io) => io,
+            Err(report) => return Err(instance.explain(report, Some(&cmd))),
+        };
+        let stderr = StderrTail::start(io.stderr, req.stderr_limit)?;
+        Ok(Box::new(NativeProcess {
+            instance,
+            stdin: Some(io.stdin),
+            stdout: Some(io.stdout),
+            stderr,
+            status: None,
+        }))
+    }
+}
+
+impl NativeInstance {
+    fn start(profile: &Profile) -> Result<NativeInstance, SandboxError> {
         let workspace = crate::host::resolve_workspace(profile)?;
         let ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?;
         let last_cap = caps::last_cap().map_err(|detail| SandboxError::Setup {
@@ -127,7 +168,67 @@ impl Sandbox for NativeSandbox {
             Err(spawn::StartError::Other(e)) => return Err(e),
             Err(spawn::StartError::Step(report)) => return Err(instance.explain(report, None)),
         }
-        Ok(Box::new(instance))
+        Ok(instance)
+    }
+}
+
+/// A long-running process in a native sandbox of its own.
+struct NativeProcess {
+    /// Its sandbox, serving only this process.
+    instance: NativeInstance,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: StderrTail,
+    /// Known once it exited or was killed.
+    status: Option<ExitStatus>,
+}
+
+impl Process for NativeProcess {
+    fn stdin(&mut self) -> Option<OwnedFd> {
+        self.stdin.take()
+    }
+
+    fn stdout(&mut self) -> Option<OwnedFd> {
+        self.stdout.take()
+    }
+
+    fn stderr_tail(&self) -> Vec<u8> {
+        self.stderr.bytes()
+    }
+
+    fn stderr_dropped(&self) -> u64 {
+        self.stderr.dropped()
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, SandboxError> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let Some(live) = self.instance.live.as_mut() else {
+            return Err(SandboxError::Invalid(
+                "this sandbox instance was never started".into(),
+            ));
+        };
+        self.status = live.wait_status(timeout)?;
+        Ok(self.status)
+    }
+
+    /// Kills the sandbox's init, which takes every process in its pid namespace with it,
+    /// and reaps it before returning; the cgroup is removed in the background.
+    fn kill(&mut self) -> Result<(), SandboxError> {
+        if self.status.is_none() {
+            // An exit that already happened is its real status, not the kill.
+            let exited = self.wait(Duration::ZERO).ok().flatten();
+            self.status = Some(exited.unwrap_or(ExitStatus::Signaled(libc::SIGKILL)));
+        }
+        if let Some(live) = self.instance.live.as_mut() {
+            live.kill_now();
+        }
+        Ok(())
+    }
+
+    fn egress_listener(&mut self) -> Option<OwnedFd> {
+        self.instance.egress_listener()
     }
 }
 

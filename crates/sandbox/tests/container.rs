@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cordon_sandbox::{
     Access, ContainerConfig, ContainerSandbox, Engine, ExecRequest, ExitStatus, Layer, Limits,
-    Profile, RoBind, Sandbox, SandboxError, WorkspaceAccess, exec_args, run_args,
+    Profile, RoBind, Sandbox, SandboxError, SpawnRequest, WorkspaceAccess, exec_args, run_args,
+    spawn_args,
 };
 
 fn profile(ws: &Path) -> Profile {
@@ -208,6 +209,43 @@ fn exec_args_are_exact() {
         strs(&args)[..4],
         ["exec", "--user", "1000:1000", "--workdir=/tmp"]
     );
+}
+
+#[test]
+fn spawn_args_keep_stdin_open_without_a_terminal() {
+    let mut r = SpawnRequest::new(["npx", "-y", "@modelcontextprotocol/server-filesystem", "/"]);
+    r.cwd = Some("src".into());
+    let args = spawn_args(&profile(Path::new("/srv/ws")), &config(), &r).unwrap();
+    assert_eq!(
+        strs(&args),
+        [
+            "exec",
+            "--interactive",
+            "--user",
+            "1000:1000",
+            "--workdir=/workspace/src",
+            "--env=PATH=/usr/bin:/bin",
+            "--env=HOME=/workspace",
+            "cordon-test-1",
+            "npx",
+            "-y",
+            "@modelcontextprotocol/server-filesystem",
+            "/",
+        ]
+    );
+    assert!(!args.iter().any(|a| a == "--tty" || a == "-t" || a == "-it"));
+    // Flags in argv stay after the container name; an empty argv is refused.
+    let r = SpawnRequest::new(["--privileged", "x"]);
+    let args = spawn_args(&profile(Path::new("/srv/ws")), &config(), &r).unwrap();
+    let name_at = args.iter().position(|a| a == "cordon-test-1").unwrap();
+    assert_eq!(args[name_at + 1], "--privileged");
+    let err = spawn_args(
+        &profile(Path::new("/srv/ws")),
+        &config(),
+        &SpawnRequest::new(Vec::<String>::new()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, SandboxError::Invalid(_)), "{err:?}");
 }
 
 #[test]
@@ -458,6 +496,87 @@ fn one_container_per_task_exec_per_call_rm_on_drop() {
     drop(inst);
     let c = calls(&log);
     assert_eq!(c.last().unwrap(), &format!("rm -f {name}"));
+}
+
+#[test]
+fn a_spawned_process_talks_through_exec_interactive_and_its_container_goes_with_it() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let (script, log) = fake_engine(dir.path());
+    let sb = ContainerSandbox {
+        engine: Engine::Docker,
+        image: "debian:stable-slim".into(),
+        program: Some(script),
+    };
+    // Dropped while running: the container is removed.
+    let mut proc = sb
+        .spawn(&profile(ws.path()), &SpawnRequest::new(["cat"]))
+        .unwrap();
+    let name = name_of_run(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    );
+    let mut stdin = std::fs::File::from(proc.stdin().unwrap());
+    let mut stdout = BufReader::new(std::fs::File::from(proc.stdout().unwrap()));
+    for i in 0..5 {
+        writeln!(stdin, "line {i}").unwrap();
+        let mut got = String::new();
+        stdout.read_line(&mut got).unwrap();
+        assert_eq!(got, format!("line {i}\n"));
+    }
+    assert_eq!(proc.try_wait().unwrap(), None);
+    assert_eq!(calls(&log)[1], "exec --interactive --user");
+    drop(proc);
+    assert_eq!(calls(&log).last().unwrap(), &format!("rm -f {name}"));
+
+    // Exits on its own: status and stderr tail, then the container is removed.
+    let mut proc = sb
+        .spawn(
+            &profile(ws.path()),
+            &SpawnRequest::new(["sh", "-c", "echo oops >&2; exit 4"]),
+        )
+        .unwrap();
+    let status = proc.wait(Duration::from_secs(10)).unwrap();
+    assert_eq!(status, Some(ExitStatus::Exited(4)));
+    let name = name_of_run(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .rfind(|l| l.starts_with("run "))
+            .unwrap(),
+    );
+    assert_eq!(calls(&log).last().unwrap(), &format!("rm -f {name}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proc.stderr_tail() != b"oops\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            proc.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Killed: removed once, status SIGKILL.
+    let mut proc = sb
+        .spawn(&profile(ws.path()), &SpawnRequest::new(["sleep", "100"]))
+        .unwrap();
+    proc.kill().unwrap();
+    assert_eq!(proc.try_wait().unwrap(), Some(ExitStatus::Signaled(9)));
+    let removals = calls(&log)
+        .iter()
+        .filter(|c| c.starts_with("rm -f"))
+        .count();
+    drop(proc);
+    assert_eq!(
+        calls(&log)
+            .iter()
+            .filter(|c| c.starts_with("rm -f"))
+            .count(),
+        removals
+    );
 }
 
 #[test]

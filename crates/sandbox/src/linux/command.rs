@@ -39,7 +39,16 @@ fn c(s: &str, what: &str) -> Result<CString, SandboxError> {
 
 impl CommandPlan {
     pub(crate) fn new(req: &ExecRequest, env: &[(String, String)]) -> Result<Self, SandboxError> {
-        let program = match req.argv.first() {
+        CommandPlan::from_parts(&req.argv, req.cwd.as_deref(), env)
+    }
+
+    /// `argv` in `cwd` (relative to, or under, the workspace mount) with exactly `env`.
+    pub(crate) fn from_parts(
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Self, SandboxError> {
+        let program = match argv.first() {
             Some(p) if !p.is_empty() => p.clone(),
             _ => {
                 return Err(SandboxError::Invalid(
@@ -47,8 +56,7 @@ impl CommandPlan {
                 ));
             }
         };
-        let argv = req
-            .argv
+        let argv = argv
             .iter()
             .map(|a| c(a, "an argument"))
             .collect::<Result<Vec<_>, _>>()?;
@@ -76,7 +84,7 @@ impl CommandPlan {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let cwd = match &req.cwd {
+        let cwd = match cwd {
             Some(dir) => Path::new(WORKSPACE_MOUNT).join(dir),
             None => Path::new(WORKSPACE_MOUNT).to_path_buf(),
         };

@@ -3,9 +3,11 @@
 //!
 //! Parent -> init: [`Op::Go`] (the id maps are written), [`Op::Exec`] (one command: a header
 //! and NUL-separated strings, with the command's stdin, stdout and stderr pipes attached
-//! by `SCM_RIGHTS`), [`Op::Kill`] (the deadline passed).
+//! by `SCM_RIGHTS`), [`Op::Spawn`] (the same for a long-running process), [`Op::Kill`] (the
+//! deadline passed).
 //! Init -> parent: a fixed [`REPLY_LEN`]-byte [`Reply`]: ready (with the egress listener
-//! attached when there is one), a setup failure, or the wait status of a finished command.
+//! attached when there is one), a setup failure, started (a spawned command passed
+//! `execve`), or the wait status of a finished command.
 //!
 //! Guarantees: a request is at most [`MAX_MESSAGE`] bytes with at most [`MAX_ARGS`]
 //! arguments, [`MAX_ENV`] variables and [`MAX_CANDIDATES`] program paths; the parent refuses
@@ -43,6 +45,9 @@ const HEADER: usize = 16;
 pub(crate) enum Op {
     Go = b'G',
     Exec = b'E',
+    /// An exec whose start is acknowledged with [`Reply::Started`] (a long-running
+    /// process: the parent must not wait for its end to know it runs).
+    Spawn = b'S',
     Kill = b'K',
 }
 
@@ -57,6 +62,9 @@ pub(crate) enum Reply {
     /// The command ended and every other process in the sandbox is gone. `killed`: it
     /// ended because the parent sent [`Op::Kill`].
     Status { killed: bool, status: libc::c_int },
+    /// The command of an [`Op::Spawn`] passed `execve`; its [`Reply::Status`] follows
+    /// when it ends.
+    Started,
 }
 
 impl Reply {
@@ -64,6 +72,7 @@ impl Reply {
         let mut out = [0u8; REPLY_LEN];
         let (kind, body) = match self {
             Reply::Ready => (1u32, [0u8; REPORT_LEN]),
+            Reply::Started => (4, [0u8; REPORT_LEN]),
             Reply::Failed(r) => (2, r.encode()),
             Reply::Status { killed, status } => {
                 let mut b = [0u8; REPORT_LEN];
@@ -82,6 +91,7 @@ impl Reply {
         let body: [u8; REPORT_LEN] = bytes.get(4..REPLY_LEN)?.try_into().ok()?;
         match kind {
             1 => Some(Reply::Ready),
+            4 => Some(Reply::Started),
             2 => Report::decode(&body).map(Reply::Failed),
             3 => Some(Reply::Status {
                 killed: body[..4] != [0; 4],
@@ -94,6 +104,11 @@ impl Reply {
 
 /// Parent side: serialize `cmd` into an exec request, checking every bound.
 pub(crate) fn encode_exec(cmd: &CommandPlan) -> Result<Vec<u8>, SandboxError> {
+    encode_request(cmd, Op::Exec)
+}
+
+/// Parent side: serialize `cmd` into a request for `op` ([`Op::Exec`] or [`Op::Spawn`]).
+pub(crate) fn encode_request(cmd: &CommandPlan, op: Op) -> Result<Vec<u8>, SandboxError> {
     let (argv, env) = (cmd.argv(), cmd.env());
     let too_many = |what: &str, n: usize, max: usize| {
         SandboxError::Invalid(format!(
@@ -131,7 +146,7 @@ pub(crate) fn encode_exec(cmd: &CommandPlan) -> Result<Vec<u8>, SandboxError> {
         )));
     }
     let mut msg = Vec::with_capacity(size);
-    msg.extend_from_slice(&[Op::Exec as u8, 0, 0, 0]);
+    msg.extend_from_slice(&[op as u8, 0, 0, 0]);
     for n in [cmd.candidates.len(), argv.len(), env.len()] {
         msg.extend_from_slice(&(n as u32).to_ne_bytes());
     }
@@ -171,7 +186,12 @@ impl Parsed {
             usize::try_from(u32::from_ne_bytes(b.try_into().ok()?)).ok()
         };
         let (nc, na, ne) = (count(0)?, count(1)?, count(2)?);
-        if *msg.first()? != Op::Exec as u8 || nc > MAX_CANDIDATES || na > MAX_ARGS || ne > MAX_ENV {
+        let op = *msg.first()?;
+        if (op != Op::Exec as u8 && op != Op::Spawn as u8)
+            || nc > MAX_CANDIDATES
+            || na > MAX_ARGS
+            || ne > MAX_ENV
+        {
             return None;
         }
         if na == 0 || nc == 0 {
@@ -400,6 +420,18 @@ mod tests {
     }
 
     #[test]
+    fn a_spawn_request_parses_like_an_exec() {
+        let msg = encode_request(&plan(&["cat"]), Op::Spawn).unwrap();
+        assert_eq!(msg[0], Op::Spawn as u8);
+        let mut p = Box::new(Parsed::empty());
+        p.parse(&msg).unwrap();
+        assert_eq!(s(p.argv[0]), "cat");
+        let mut other = msg.clone();
+        other[0] = Op::Kill as u8;
+        assert!(p.parse(&other).is_none());
+    }
+
+    #[test]
     fn malformed_or_oversized_requests_are_rejected() {
         let msg = encode_exec(&plan(&["ls"])).unwrap();
         let mut p = Box::new(Parsed::empty());
@@ -426,6 +458,7 @@ mod tests {
     fn replies_round_trip() {
         for r in [
             Reply::Ready,
+            Reply::Started,
             Reply::Status {
                 killed: true,
                 status: 9,

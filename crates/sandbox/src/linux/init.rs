@@ -6,7 +6,9 @@
 //! [`control`]): it forks the command as a child, waits for it (or for the parent's
 //! "kill" at the deadline), then SIGKILLs every other process in the pid namespace
 //! (`kill(-1)` from pid 1 spares only init) and reaps them all before replying with the
-//! command's wait status, so no process of one call survives into the next. When the
+//! command's wait status, so no process of one call survives into the next. A spawn request
+//! (a long-running process) is the same, except that init also answers "started" as soon
+//! as the command passed `execve`. When the
 //! parent closes the channel (the instance is dropped, or the parent died) init kills
 //! everything and exits, which ends the namespaces. Init starts a new session, so the
 //! sandbox has no controlling terminal.
@@ -280,6 +282,14 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
                     // Only the command may hold its pipes: their EOF tells the parent it is gone.
                     fds.into_iter().for_each(close);
                     fds = [-1; EXEC_FDS];
+                    // A long-running process: the parent learns now that it runs.
+                    if failure.is_none()
+                        && msg.first() == Some(&(Op::Spawn as u8))
+                        && control::send(ctl, &Reply::Started.encode(), &[]).is_err()
+                    {
+                        kill_all(-1, &mut None);
+                        exit(0);
+                    }
                     let (killed, status) = wait_command(ctl, sigfd, pid);
                     match failure {
                         Some(report) => Reply::Failed(report),

@@ -1,5 +1,6 @@
 //! Parent side of a live sandbox: `clone` of init at start, then one command per exec over
-//! the control channel, with its I/O and deadline.
+//! the control channel, with its I/O and deadline, or one long-running process ([`Live::spawn`])
+//! whose pipes go to the caller.
 //!
 //! Guarantees: [`start`] returns only once init has set up every layer (or reports the
 //! failed step); the sandbox then lives until the [`Live`] is dropped, which SIGKILLs init
@@ -101,17 +102,23 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), SandboxError> {
         .map_err(|e| SandboxError::Io(e.into()))
 }
 
-/// Wait up to `timeout` for `fd` to become readable. False on timeout.
+/// Wait up to `timeout` for `fd` to become readable (a timeout too large to represent
+/// waits without limit). False on timeout.
 fn wait_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool, SandboxError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = left.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+        let ms = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().clamp(0, i32::MAX as u128) as libc::c_int
+            }
+            None => -1,
+        };
         // SAFETY: `pfd` is one live pollfd struct.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n >= 0 {
@@ -218,7 +225,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
             Ok(live)
         }
         Ok(Some((Reply::Failed(report), _))) => Err(StartError::Step(report)),
-        Ok(Some((Reply::Status { .. }, _))) | Err(_) | Ok(None) => {
+        Ok(Some((Reply::Status { .. } | Reply::Started, _))) | Err(_) | Ok(None) => {
             let status = live.kill_and_reap();
             Err(SandboxError::Io(io::Error::other(format!(
                 "the sandbox init ended during setup without reporting why (wait status \
@@ -316,6 +323,109 @@ impl Live {
             },
             report,
         })
+    }
+}
+
+/// The caller's ends of a spawned process's pipes.
+pub(crate) struct SpawnedIo {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+impl Live {
+    /// Start `cmd` as a long-running process: returns once it passed `execve` (or with the
+    /// report of the step that stopped it), leaving its pipes to the caller. The instance
+    /// then serves only this process: its status comes from [`Live::wait_status`].
+    pub(crate) fn spawn(
+        &mut self,
+        cmd: &CommandPlan,
+    ) -> Result<Result<SpawnedIo, Report>, SandboxError> {
+        if let Some(reason) = &self.dead {
+            return Err(SandboxError::Io(io::Error::other(format!(
+                "this sandbox instance is no longer usable ({reason}); start a new one"
+            ))));
+        }
+        let msg = control::encode_request(cmd, Op::Spawn)?;
+        let (stdin_r, stdin_w) = pipe()?;
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        let fds = [&stdin_r, &stdout_w, &stderr_w].map(AsRawFd::as_raw_fd);
+        if let Err(e) = control::send(self.ctl.as_raw_fd(), &msg, &fds) {
+            let e = io::Error::from_raw_os_error(e);
+            self.die(format!("sending a request to the sandbox init failed: {e}"));
+            return Err(SandboxError::Io(io::Error::other(format!(
+                "sending the command to the sandbox init failed: {e}"
+            ))));
+        }
+        drop((stdin_r, stdout_w, stderr_w));
+        // The command's setup before `execve` is short; a stuck init is killed.
+        if !wait_readable(&self.ctl, START_TIMEOUT)? {
+            self.die("init did not start the command".into());
+            return Err(SandboxError::Io(io::Error::other(format!(
+                "the sandbox did not start the command within {START_TIMEOUT:?}; it was killed"
+            ))));
+        }
+        match control::recv_reply(&self.ctl) {
+            Ok(Some((Reply::Started, _))) => Ok(Ok(SpawnedIo {
+                stdin: stdin_w,
+                stdout: stdout_r,
+                stderr: stderr_r,
+            })),
+            Ok(Some((Reply::Failed(report), _))) => Ok(Err(report)),
+            other => {
+                let why = match other {
+                    Err(e) => format!(
+                        "reading init's reply failed: {}",
+                        io::Error::from_raw_os_error(e)
+                    ),
+                    Ok(None) => "init exited".to_owned(),
+                    Ok(Some(_)) => "init answered out of protocol".to_owned(),
+                };
+                self.die(why.clone());
+                Err(SandboxError::Io(io::Error::other(format!(
+                    "the sandbox could not start the command: {why}"
+                ))))
+            }
+        }
+    }
+
+    /// Wait up to `timeout` for the spawned process's status (init sends it once the
+    /// process exited and everything else in the sandbox is gone). `None`: still running.
+    pub(crate) fn wait_status(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<ExitStatus>, SandboxError> {
+        if let Some(reason) = &self.dead {
+            return Err(SandboxError::Io(io::Error::other(format!(
+                "the sandbox lost the process ({reason})"
+            ))));
+        }
+        if !wait_readable(&self.ctl, timeout)? {
+            return Ok(None);
+        }
+        match control::recv_reply(&self.ctl) {
+            Ok(Some((Reply::Status { status, .. }, _))) => Ok(Some(decode_status(status))),
+            other => {
+                let why = match other {
+                    Err(e) => format!(
+                        "reading init's reply failed: {}",
+                        io::Error::from_raw_os_error(e)
+                    ),
+                    Ok(None) => "init exited".to_owned(),
+                    Ok(Some(_)) => "init answered out of protocol".to_owned(),
+                };
+                self.die(why.clone());
+                Err(SandboxError::Io(io::Error::other(format!(
+                    "the sandbox lost the process's status: {why}"
+                ))))
+            }
+        }
+    }
+
+    /// SIGKILL init and reap it: every process in the sandbox is gone when this returns.
+    pub(crate) fn kill_now(&mut self) {
+        self.die("the process was killed".into());
     }
 }
 
@@ -494,7 +604,7 @@ impl Live {
             Some(Reply::Failed(r)) => (None, Some(r)),
             _ if killed_at.is_some() => (Some(ExitStatus::TimedOut), None),
             Some(Reply::Status { status, .. }) => (Some(decode_status(status)), None),
-            Some(Reply::Ready) | None => (None, None),
+            Some(Reply::Ready | Reply::Started) | None => (None, None),
         };
         Ok((exit, out, err, report))
     }
