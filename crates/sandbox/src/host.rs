@@ -313,33 +313,6 @@ fn kill_group(child: &mut Child) -> Option<std::process::ExitStatus> {
     child.wait().ok()
 }
 
-/// Whether `child` has exited, without reaping it.
-fn has_exited(child: &Child) -> Result<bool, SandboxError> {
-    let pid = libc::id_t::from(child.id());
-    // SAFETY: siginfo_t is plain old data; all-zero is valid and si_pid stays 0 when no
-    // child changed state.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child unreaped.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            // SAFETY: filled by waitid (or still zero).
-            return Ok(unsafe { info.si_pid() } != 0);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(SandboxError::Io(e));
-        }
-    }
-}
-
 fn host_status(s: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (s.code(), s.signal()) {
@@ -374,7 +347,7 @@ impl Process for HostProcess {
             if let Some(status) = self.status {
                 return Ok(Some(status));
             }
-            if has_exited(&self.child)? {
+            if supervise::exited_unreaped(&self.child)? {
                 let status = kill_group(&mut self.child).ok_or_else(|| {
                     SandboxError::Io(std::io::Error::other("could not reap the process"))
                 })?;

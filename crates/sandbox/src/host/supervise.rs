@@ -156,7 +156,7 @@ fn spawn_reader(
 }
 
 /// Whether the child has exited, without reaping it (so its pid stays reserved).
-fn exited_unreaped(child: &Child) -> Result<bool, SandboxError> {
+pub(crate) fn exited_unreaped(child: &Child) -> Result<bool, SandboxError> {
     let pid = child.id() as libc::id_t;
     // SAFETY: a zeroed siginfo_t is a valid value for waitid to overwrite.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
