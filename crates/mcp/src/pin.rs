@@ -313,8 +313,8 @@ pub enum Status {
     /// Listed with a different description or schema than approved: disabled until
     /// approved again. `diff` shows the difference, line by line (`-` approved, `+` now).
     Changed {
-        old: ToolPin,
-        new: ToolPin,
+        old: Box<ToolPin>,
+        new: Box<ToolPin>,
         diff: String,
     },
     /// Approved, no longer listed.
@@ -340,8 +340,8 @@ pub fn compare(listed: &[Tool], pins: &[ToolPin]) -> Vec<Comparison> {
                 Some(old) if old.sha256 == now.sha256 => Status::Approved,
                 Some(old) => Status::Changed {
                     diff: diff(old, &now),
-                    old: old.clone(),
-                    new: now,
+                    old: Box::new(old.clone()),
+                    new: Box::new(now),
                 },
             };
             Comparison {
