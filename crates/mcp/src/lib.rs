@@ -13,10 +13,15 @@
 //! - [`vet`]: the skills scanner over each tool's description and schema, and
 //!   [`model_facing`], what the model may see of a description.
 //!
+//! - Feature `http`: [`Session::connect_http`], a streamable-HTTP server through a
+//!   caller's HTTP client (so its traffic can go through the egress proxy).
+//!
 //! This crate starts no process: the caller (the sandbox) starts the server and hands
 //! over its stdout and stdin. Policy, redaction and audit are the runtime's.
 
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod outcome;
 pub mod pin;
 mod session;
@@ -28,3 +33,7 @@ pub use outcome::{Block, CallOutcome, Cut};
 pub use pin::{Comparison, Pins, PinsError, Status, ToolPin, compare};
 pub use session::{Limits, ServerInfo, Session, Tool};
 pub use vet::{Vetting, model_facing, vet};
+
+/// The HTTP client [`Session::connect_http`] takes (reqwest 0.13, what rmcp is built on).
+#[cfg(feature = "http")]
+pub use reqwest_mcp as reqwest;

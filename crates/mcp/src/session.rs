@@ -145,6 +145,19 @@ impl Session {
     {
         let watch = Watch::new(limits.max_notifications_per_call);
         let transport = Stdio::new(read, write, limits.max_message_bytes, watch.clone());
+        Session::connect_over(server, transport, watch, limits).await
+    }
+
+    /// Initialize over any rmcp transport whose received messages pass through `watch`.
+    pub(crate) async fn connect_over<T>(
+        server: &str,
+        transport: T,
+        watch: Arc<Watch>,
+        limits: Limits,
+    ) -> Result<Session, Error>
+    where
+        T: rmcp::transport::Transport<RoleClient> + 'static,
+    {
         let fail = |kind| Error::new(server, None, kind);
         let mut config = ClientConfig::new(
             ClientCapabilities::default(),
@@ -168,6 +181,9 @@ impl Session {
                             code: e.code.0,
                             message: e.message.into_owned(),
                         },
+                        rmcp::service::ClientInitializeError::TransportError { error, context } => {
+                            ErrorKind::Init(format!("{context}: {}", chain(&*error.error)))
+                        }
                         other => ErrorKind::Init(other.to_string()),
                     }));
                 }
@@ -423,6 +439,21 @@ fn fault_kind(watch: &Watch) -> Option<ErrorKind> {
         Fault::TooLarge { limit } => ErrorKind::MessageTooLarge { limit },
         Fault::Read(e) => ErrorKind::Closed(Some(format!("reading its output failed: {e}"))),
     })
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

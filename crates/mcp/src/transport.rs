@@ -151,7 +151,7 @@ impl Watch {
     /// counted: a progress notification against the call whose token it carries,
     /// anything else against every call in flight (or the idle budget). A call past
     /// its budget is flagged (its caller cancels it) and further messages are dropped.
-    fn admit(&self, msg: &ServerJsonRpcMessage) -> bool {
+    pub fn admit(&self, msg: &ServerJsonRpcMessage) -> bool {
         let (token, progress_message) = match msg {
             JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => return true,
             JsonRpcMessage::Notification(n) => match &n.notification {
