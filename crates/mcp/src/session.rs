@@ -296,7 +296,19 @@ impl Session {
                     .await
                     .map_err(|_| self.error(None, ErrorKind::Timeout(self.limits.list_timeout)))?
                     .map_err(|e| self.service_error(None, e))?;
-            tools.extend(page.tools.into_iter().map(Tool::from_rmcp));
+            for tool in page.tools.into_iter().map(Tool::from_rmcp) {
+                // Two tools of one name: which one a call reaches is the server's choice,
+                // not the one a human approved.
+                if tools.iter().any(|t: &Tool| t.name == tool.name) {
+                    return Err(self.error(
+                        Some(&tool.name),
+                        ErrorKind::Unexpected(
+                            "the server listed this tool twice; refusing the listing".to_string(),
+                        ),
+                    ));
+                }
+                tools.push(tool);
+            }
             if tools.len() > self.limits.max_tools {
                 return Err(self.error(None, ErrorKind::ListTooLong(self.limits.max_tools)));
             }

@@ -151,6 +151,25 @@ async fn a_protocol_version_the_client_does_not_speak_is_refused() {
 }
 
 #[tokio::test]
+async fn an_older_protocol_version_the_client_knows_is_accepted() {
+    let (_c, s) = connect("protocol-2024").await;
+    assert_eq!(s.info().protocol_version, "2024-11-05");
+    let out = s
+        .call_tool("echo", json!({"text": "old"}), CALL)
+        .await
+        .expect("echo");
+    assert_eq!(out.text, "old");
+}
+
+#[tokio::test]
+async fn a_tool_listed_twice_is_refused() {
+    let (_c, s) = connect("duplicate").await;
+    let err = s.list_tools().await.expect_err("twice");
+    named(&err, Some("echo"));
+    assert!(err.to_string().contains("listed this tool twice"), "{err}");
+}
+
+#[tokio::test]
 async fn malformed_json_rpc_fails_the_call_with_an_excerpt_and_closes_the_session() {
     let (_c, s) = connect("normal").await;
     let err = s
