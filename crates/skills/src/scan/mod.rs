@@ -70,6 +70,7 @@ use crate::tree::Tree;
 use network::Declared;
 pub use network::host_declared;
 use source::Source;
+pub use source::is_invisible;
 
 /// How bad a finding is. `Critical` can never be installed; `High` needs a human's
 /// `--accept-risk`.
@@ -142,14 +143,36 @@ pub fn scan(tree: &Tree, declared: &Capabilities) -> Report {
     for file in tree.files() {
         obfuscation::check_path(&file.path, &mut out);
         match Source::new(&file.path, &file.contents) {
-            Some(src) => scan_text(&src, &declared, &mut out),
+            Some(src) => scan_source(&src, &declared, &mut out),
             None => binary::check(file, &mut out),
         }
     }
     out.finish()
 }
 
-fn scan_text(src: &Source<'_>, declared: &Declared, out: &mut Findings) {
+/// Scan one text that is not a file of a skill — an MCP tool's description or input
+/// schema, say — with every rule a file named `label` would get. `label`'s extension
+/// tells the language as for a file (`….md` or `….txt`: prose, where HTML comments and
+/// text addressed to the model are looked for), and each finding names `label` as its
+/// file. `declared` says which hosts, programs and variables are expected. NUL
+/// characters (which make a file binary) are scanned as U+FFFD.
+pub fn scan_text(label: &str, text: &str, declared: &Capabilities) -> Report {
+    let declared = Declared::new(declared);
+    let mut out = Findings::default();
+    let cleaned;
+    let text = if text.contains('\0') {
+        cleaned = text.replace('\0', "\u{fffd}");
+        cleaned.as_str()
+    } else {
+        text
+    };
+    if let Some(src) = Source::new(label, text.as_bytes()) {
+        scan_source(&src, &declared, &mut out);
+    }
+    out.finish()
+}
+
+fn scan_source(src: &Source<'_>, declared: &Declared, out: &mut Findings) {
     let hits = rules::run(src);
     for hit in hits.iter().filter(|h| h.rule.reports()) {
         let severity = hit.rule.severity(declared, src.is_code(hit.start));

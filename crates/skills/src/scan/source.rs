@@ -263,8 +263,9 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-/// Characters that render as nothing (or reorder text) in most viewers.
-pub(crate) fn is_invisible(c: char) -> bool {
+/// Characters that render as nothing (or reorder text) in most viewers: zero-width and
+/// bidi controls, odd spaces, variation selectors, Unicode tag characters (U+E0000…).
+pub fn is_invisible(c: char) -> bool {
     matches!(c as u32,
         0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180E
         | 0x2000..=0x200F | 0x2028..=0x202F | 0x205F..=0x206F | 0x3164
