@@ -59,9 +59,15 @@ pub(crate) trait Tool: Send + Sync + 'static {
     type Plan: Send + Sync;
 
     /// The name the model calls it by (and `agents.NAME.tools` lists).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// What the model is told it does.
-    fn description(&self) -> &'static str;
+    fn description(&self) -> &str;
+    /// The JSON Schema of the arguments the model is shown: by default generated from
+    /// [`Tool::Args`]. A tool whose arguments are known only at run time (an MCP server's
+    /// tool) takes `Args = serde_json::Map<String, Value>` and returns its own schema.
+    fn parameters(&self) -> Value {
+        schema_of::<Self::Args>()
+    }
     /// Where its results come from, for their integrity.
     fn origin(&self) -> Origin {
         Origin::Local
@@ -194,7 +200,7 @@ impl Executed {
 /// A tool as the registry holds it: the object-safe face of a [`Tool`].
 #[async_trait]
 pub(crate) trait Registered: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     fn origin(&self) -> Origin;
     fn offered(&self, rt: &crate::Runtime) -> bool;
     /// Name, description and the JSON Schema generated from the arguments' type.
@@ -207,7 +213,7 @@ struct Entry<T>(T);
 
 #[async_trait]
 impl<T: Tool> Registered for Entry<T> {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         self.0.name()
     }
 
@@ -223,7 +229,7 @@ impl<T: Tool> Registered for Entry<T> {
         ToolSpec {
             name: self.0.name().to_string(),
             description: self.0.description().to_string(),
-            parameters: schema_of::<T::Args>(),
+            parameters: self.0.parameters(),
         }
     }
 
@@ -360,6 +366,73 @@ mod tests {
     use crate::tools::http_fetch::HttpFetchArgs;
     use crate::tools::list_dir::ListDirArgs;
     use crate::tools::read_file::ReadFileArgs;
+
+    /// A tool known only at run time (as an MCP server's tools are): name, description
+    /// and schema come from data.
+    struct Dynamic {
+        name: String,
+        description: String,
+        schema: Value,
+    }
+
+    #[async_trait]
+    impl Tool for Dynamic {
+        type Args = serde_json::Map<String, Value>;
+        type Plan = serde_json::Map<String, Value>;
+
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn description(&self) -> &str {
+            &self.description
+        }
+        fn parameters(&self) -> Value {
+            self.schema.clone()
+        }
+        fn canonicalise(&self, _: &Cx<'_>, args: Self::Args) -> Result<Self::Plan, Failure> {
+            Ok(args)
+        }
+        fn action(&self, _: &Cx<'_>, _: &Self::Plan) -> Action {
+            Action::ListDir {
+                path: String::new(),
+            }
+        }
+        async fn execute(
+            &self,
+            cx: &Cx<'_>,
+            _: &Self::Plan,
+            _: &Authorization,
+        ) -> Result<Executed, Failure> {
+            Ok(Executed::new(cx, ToolOutput::ok(String::new())))
+        }
+    }
+
+    /// The seam takes tools whose names and schemas are data, not code: the model sees
+    /// exactly the given schema, and their arguments still parse strictly (an object).
+    #[test]
+    fn a_tool_known_only_at_run_time_registers_like_a_built_in() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"repo": {"type": "string"}},
+            "required": ["repo"]
+        });
+        let registry = builtin().with(Dynamic {
+            name: "github__list_issues".into(),
+            description: "List the issues of a repository.".into(),
+            schema: schema.clone(),
+        });
+        let spec = registry.get("github__list_issues").unwrap().spec();
+        assert_eq!(spec.name, "github__list_issues");
+        assert_eq!(spec.description, "List the issues of a repository.");
+        assert_eq!(spec.parameters, schema);
+        type Object = serde_json::Map<String, Value>;
+        assert!(parse_args::<Object>("github__list_issues", r#"{"repo": "a/b"}"#).is_ok());
+        let e = parse_args::<Object>("github__list_issues", "[1]").unwrap_err();
+        assert!(
+            e.starts_with("invalid arguments for github__list_issues: invalid type"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn strict_parsing_names_the_problem() {

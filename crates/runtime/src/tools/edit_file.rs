@@ -34,11 +34,11 @@ impl Tool for EditFile {
     type Args = EditFileArgs;
     type Plan = (EditFileArgs, WorkspacePath);
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "edit_file"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Replace an exact piece of text in a workspace file. `old_string` must occur exactly once unless `replace_all` is true."
     }
 

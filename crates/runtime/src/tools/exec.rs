@@ -47,11 +47,11 @@ impl Tool for Exec {
     type Args = ExecArgs;
     type Plan = ExecPlan;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "exec"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Run a shell command (`/bin/sh -c`) in an isolated sandbox with the workspace at /workspace as the working directory. Network access only through the configured proxy (already set in HTTP_PROXY/HTTPS_PROXY), to the allowed hosts. Secrets you were given are environment variables holding placeholders ($NAME) that only work toward the secret's own hosts. Returns the exit status, stdout and stderr."
     }
 

@@ -31,11 +31,11 @@ impl Tool for ListDir {
     type Args = ListDirArgs;
     type Plan = WorkspacePath;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "list_dir"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "List a directory of the workspace: kind, size and name of each entry."
     }
 

@@ -33,11 +33,11 @@ impl Tool for LoadSkill {
     type Args = LoadSkillArgs;
     type Plan = Arc<InstalledSkill>;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "load_skill"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Load the instructions of one of your installed skills (listed in the system prompt) before doing a job it covers. Its files are at /skills/NAME, read-only."
     }
 

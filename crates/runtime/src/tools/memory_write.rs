@@ -37,11 +37,11 @@ impl Tool for MemoryWrite {
     type Args = MemoryWriteArgs;
     type Plan = (MemoryWriteArgs, MemoryFile);
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "memory_write"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Add an entry to your long-term memory, which later sessions read. `file` is `MEMORY.md` (default) or `NAME.md` for a topic file. Each entry records which session wrote it and that session's trust label; from a session that has read untrusted content the entry waits for a human to accept it."
     }
 

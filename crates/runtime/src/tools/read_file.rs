@@ -40,11 +40,11 @@ impl Tool for ReadFile {
     type Args = ReadFileArgs;
     type Plan = (ReadFileArgs, WorkspacePath);
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "read_file"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Read a text file in the workspace. Paths are relative to the workspace (or under /workspace/). Optional `offset` (first line, from 1) and `limit` (number of lines) select a part of a large file."
     }
 

@@ -32,11 +32,11 @@ impl Tool for Search {
     type Args = SearchArgs;
     type Plan = (SearchArgs, WorkspacePath);
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "search"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Search workspace files for a regular expression; returns `path:line: text` for each matching line. Binary and very large files and symbolic links are skipped."
     }
 

@@ -41,11 +41,11 @@ impl Tool for SpawnAgent {
     type Args = SpawnAgentArgs;
     type Plan = Child;
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "spawn_agent"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Start a sub-agent with its own empty context to do a task, and get its final answer. It gets only the tools you list (a subset of yours) and at most your step limit. Its answer carries its trust label."
     }
 

@@ -29,11 +29,11 @@ impl Tool for WriteFile {
     type Args = WriteFileArgs;
     type Plan = (WriteFileArgs, WorkspacePath);
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "write_file"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Create or replace a file in the workspace with the given content. Missing parent directories are created."
     }
 
