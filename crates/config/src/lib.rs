@@ -12,6 +12,7 @@
 mod atomic_file;
 mod destination;
 mod error;
+mod generated;
 mod host;
 mod load;
 mod paths;
@@ -22,6 +23,7 @@ mod tier;
 pub use atomic_file::{AtomicWriteError, atomic_write};
 pub use destination::{http_url, is_cleartext_off_host, is_loopback_host, is_loopback_url};
 pub use error::ConfigError;
+pub use generated::{GeneratedError, GeneratedFile};
 pub use host::{HostPattern, HostPatternError};
 pub use load::{load, load_str};
 pub use paths::{Paths, expand_tilde, home_dir};

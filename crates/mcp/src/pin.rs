@@ -124,17 +124,8 @@ impl Default for Pins {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PinsError {
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
+/// Why `mcp.lock` cannot be read or written (the file and line are named).
+pub type PinsError = config::GeneratedError;
 
 /// Where the values checked after parsing are, for errors naming their line.
 mod spans {
@@ -175,29 +166,13 @@ impl Pins {
     /// tool named twice, or a hash that does not match its stored description and
     /// schema is an error naming the line.
     pub fn load(path: &Path) -> Result<Pins, PinsError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pins::default()),
-            Err(source) => {
-                return Err(PinsError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        let Some(file) = config::GeneratedFile::read(path)? else {
+            return Ok(Pins::default());
         };
-        let invalid = |line: usize, message: String| PinsError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("line {line}: {message}"),
-        };
-        let line_of = |span: std::ops::Range<usize>| {
-            1 + text[..span.start.min(text.len())].matches('\n').count()
-        };
-        let parse_err = |e: toml::de::Error| {
-            let line = e.span().map(line_of).unwrap_or(1);
-            invalid(line, e.message().to_string())
-        };
-        let pins: Pins = toml::from_str(&text).map_err(parse_err)?;
-        let spans: spans::File = toml::from_str(&text).map_err(parse_err)?;
+        let invalid = |line: usize, message: String| file.invalid(line, message);
+        let line_of = |span: std::ops::Range<usize>| file.line_of(span);
+        let pins: Pins = file.parse()?;
+        let spans: spans::File = file.parse()?;
         if pins.version != VERSION {
             let line = spans.version.map(|v| line_of(v.span())).unwrap_or(1);
             return Err(invalid(
@@ -252,15 +227,7 @@ impl Pins {
         for s in &mut sorted.servers {
             s.tools.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        let body = toml::to_string(&sorted).map_err(|e| PinsError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("cannot be written: {e}"),
-        })?;
-        let text = format!("{HEADER}{body}");
-        config::atomic_write(path, text.as_bytes(), 0o644).map_err(|e| PinsError::Io {
-            path: e.path.clone(),
-            source: std::io::Error::new(e.source.kind(), format!("{}: {}", e.step, e.source)),
-        })
+        config::GeneratedFile::write(path, HEADER, &sorted)
     }
 
     /// The approved tools of `server` (none if it has none).

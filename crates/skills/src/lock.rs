@@ -94,17 +94,8 @@ pub struct Lock {
     pub skills: Vec<Locked>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
+/// Why `skills.lock` cannot be read or written (the file and line are named).
+pub type LockError = config::GeneratedError;
 
 impl Lock {
     /// The lock file for `config_file`.
@@ -119,37 +110,17 @@ impl Lock {
     /// version, a duplicate or invalid name, a hash that is not 64 lower-case hex digits
     /// or an unknown verdict is an error naming the line.
     pub fn load(path: &Path) -> Result<Lock, LockError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Lock {
-                    version: VERSION,
-                    skills: Vec::new(),
-                });
-            }
-            Err(source) => {
-                return Err(LockError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        let Some(file) = config::GeneratedFile::read(path)? else {
+            return Ok(Lock {
+                version: VERSION,
+                skills: Vec::new(),
+            });
         };
-        let invalid = |line: usize, message: String| LockError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("line {line}: {message}"),
-        };
-        let line_of = |span: std::ops::Range<usize>| {
-            1 + text[..span.start.min(text.len())].matches('\n').count()
-        };
-        let lock: Lock = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(line_of).unwrap_or(1);
-            invalid(line, e.message().to_string())
-        })?;
+        let invalid = |line: usize, message: String| file.invalid(line, message);
+        let line_of = |span: std::ops::Range<usize>| file.line_of(span);
+        let lock: Lock = file.parse()?;
         // The same text again, for the line of each value checked below.
-        let spans: spans::File = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(line_of).unwrap_or(1);
-            invalid(line, e.message().to_string())
-        })?;
+        let spans: spans::File = file.parse()?;
         if lock.version != VERSION {
             let line = spans.version.map(|v| line_of(v.span())).unwrap_or(1);
             return Err(invalid(
@@ -204,15 +175,7 @@ impl Lock {
         let mut sorted = self.clone();
         sorted.version = VERSION;
         sorted.skills.sort_by(|a, b| a.name.cmp(&b.name));
-        let body = toml::to_string(&sorted).map_err(|e| LockError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("cannot be written: {e}"),
-        })?;
-        let text = format!("{HEADER}{body}");
-        config::atomic_write(path, text.as_bytes(), 0o644).map_err(|e| LockError::Io {
-            path: e.path.clone(),
-            source: std::io::Error::new(e.source.kind(), format!("{}: {}", e.step, e.source)),
-        })
+        config::GeneratedFile::write(path, HEADER, &sorted)
     }
 
     pub fn get(&self, name: &str) -> Option<&Locked> {
