@@ -527,6 +527,7 @@ fn validate(config: &Config) -> Result<(), Problem> {
     }
 
     validate_gateway(&config.gateway)?;
+    validate_mcp(config)?;
 
     if let Some(x) = &config.audit.export {
         let at = KeyPath::of(&["audit", "export"]);
@@ -650,6 +651,93 @@ fn validate(config: &Config) -> Result<(), Problem> {
             sandbox.clone().key("image"),
             "must be a container image reference without spaces".to_string(),
         ));
+    }
+    Ok(())
+}
+
+/// `[mcp.servers.NAME]`: a usable name, exactly one of `command` and `url`, a URL that
+/// sends nothing in clear text off this machine, known agents, valid secret names.
+fn validate_mcp(config: &Config) -> Result<(), Problem> {
+    for (name, s) in &config.mcp.servers {
+        let at = KeyPath::of(&["mcp", "servers", name]);
+        let name_ok = !name.is_empty()
+            && name.len() <= 32
+            && !name.contains("__")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err((
+                at,
+                format!(
+                    "server name `{name}` must be 1-32 characters of `a-z`, `0-9`, `-`, `_` \
+                     without `__` (the model sees its tools as `{name}__TOOL`)"
+                ),
+            ));
+        }
+        match (&s.command, &s.url) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    at.key("url"),
+                    "give either `command` (a stdio server) or `url` (an HTTP server), not both"
+                        .into(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    at,
+                    "needs `command` (a stdio server, e.g. `command = \"npx\"`) or `url` (an \
+                     HTTP server)"
+                        .into(),
+                ));
+            }
+            (Some(c), None) if c.trim().is_empty() => {
+                return Err((at.key("command"), "must not be empty".into()));
+            }
+            (None, Some(url)) => {
+                check_url(url).map_err(|e| (at.clone().key("url"), e))?;
+                if crate::is_cleartext_off_host(url) {
+                    return Err((
+                        at.key("url"),
+                        format!(
+                            "`{url}` would send the server's traffic in clear text off this machine; use https://"
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if s.url.is_some() && !s.args.is_empty() {
+            return Err((
+                at.key("args"),
+                "only a stdio server (`command`) takes `args`".into(),
+            ));
+        }
+        for (i, secret) in s.secrets.iter().enumerate() {
+            if !is_secret_name(secret) {
+                return Err((
+                    at.clone().key("secrets").index(i),
+                    format!(
+                        "`{secret}` is not a secret name (`A-Z`, `0-9`, `_`, starting with a letter)"
+                    ),
+                ));
+            }
+        }
+        for (i, agent) in s.agents.iter().enumerate() {
+            if !config.agents.contains_key(agent) {
+                return Err((
+                    at.clone().key("agents").index(i),
+                    format!("no agent `{agent}` is configured"),
+                ));
+            }
+        }
+        if let Some(t) = s.tools.include.iter().find(|t| s.tools.exclude.contains(t)) {
+            return Err((
+                at.clone().key("tools"),
+                format!("tool `{t}` is both included and excluded"),
+            ));
+        }
+        range(at.key("timeout_secs"), s.timeout_secs, 1, 3600)?;
     }
     Ok(())
 }

@@ -60,6 +60,108 @@ pub struct Config {
     /// store holds conversation content and token hashes.
     #[serde(default)]
     pub store: StoreConfig,
+    /// MCP servers the agents may use, each behind the same boundary as the agent's own
+    /// tools.
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// `[mcp]`: MCP servers, by name (`[mcp.servers.NAME]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Servers by name: 1-32 characters of `a-z`, `0-9`, `-`, without `__` (the model
+    /// sees a server's tool as `NAME__TOOL`).
+    #[serde(default)]
+    pub servers: BTreeMap<String, McpServerConfig>,
+}
+
+/// `[mcp.servers.NAME]`: one MCP server. Either `command` (stdio: started in a sandbox
+/// of its own) or `url` (streamable HTTP: reached only through the egress proxy).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// The program of a stdio server (`npx`, `uvx`, `/usr/bin/mcp-server-git` …),
+    /// run in its own sandbox with the limits of `[sandbox]`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The endpoint of a streamable-HTTP server: `https://`, or `http://` on this
+    /// machine only.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Hosts the server may reach through the egress proxy (`api.github.com`,
+    /// `*.example.com`, with an optional `:port`). Empty: no network. An HTTP server's
+    /// own host is reachable without being listed.
+    #[serde(default)]
+    pub egress: Vec<HostPattern>,
+    /// Vault secrets given to the server as placeholders (environment variables of the
+    /// same name for a stdio server), swapped by the egress proxy only for their bound
+    /// hosts.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// The server's access to the agent's workspace: `none`, `read` or `write`.
+    #[serde(default)]
+    pub workspace: McpWorkspace,
+    /// Which of its tools are offered at all (before any approval).
+    #[serde(default)]
+    pub tools: McpToolFilter,
+    /// `untrusted` (results label the session untrusted) or `trusted`.
+    #[serde(default)]
+    pub trust: McpTrust,
+    /// Agents that use it; empty: every agent.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// Seconds one tool call may take before it is cancelled.
+    #[serde(default = "default_mcp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_mcp_timeout() -> u64 {
+    60
+}
+
+/// An MCP server's workspace access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum McpWorkspace {
+    /// No workspace: an empty, read-only `/workspace`.
+    #[default]
+    None,
+    Read,
+    Write,
+}
+
+/// Whether an MCP server's results are trusted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum McpTrust {
+    /// Its results label the session untrusted, as fetched web content does.
+    #[default]
+    Untrusted,
+    /// Its results are trusted (a server you wrote and control).
+    Trusted,
+}
+
+/// `[mcp.servers.NAME.tools]`: tool names to offer (`include`, empty: all) and to never
+/// offer (`exclude`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpToolFilter {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl McpToolFilter {
+    /// Whether tool `name` passes the filter.
+    pub fn allows(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|t| t == name))
+            && !self.exclude.iter().any(|t| t == name)
+    }
 }
 
 /// `[store]`: the session store. Without `url`, SQLite at `STATE/cordon.db`.

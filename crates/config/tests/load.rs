@@ -503,3 +503,61 @@ fn cleartext_urls_are_judged_by_where_the_client_sends_them() {
         }
     }
 }
+
+/// `[mcp.servers.NAME]`: a valid stdio and HTTP server load; each mistake names its key.
+#[test]
+fn mcp_servers_are_checked() {
+    let ok = format!(
+        "{VALID}\n[mcp.servers.git]\ncommand = \"mcp-server-git\"\nargs = [\"--repository\", \"/workspace\"]\nworkspace = \"write\"\n\n[mcp.servers.docs]\nurl = \"https://mcp.example.com/mcp\"\negress = [\"mcp.example.com\"]\nsecrets = [\"DOCS_TOKEN\"]\ntrust = \"trusted\"\nagents = [\"default\"]\n[mcp.servers.docs.tools]\ninclude = [\"search\"]\n"
+    );
+    let c = load_str(&ok, Path::new(FILE)).unwrap();
+    let git = &c.mcp.servers["git"];
+    assert_eq!(git.workspace, cordon_config::McpWorkspace::Write);
+    assert_eq!(git.trust, cordon_config::McpTrust::Untrusted, "untrusted by default");
+    assert_eq!(git.timeout_secs, 60);
+    assert!(c.mcp.servers["docs"].tools.allows("search"));
+    assert!(!c.mcp.servers["docs"].tools.allows("delete"));
+    for (server, key, says) in [
+        ("[mcp.servers.a__b]\ncommand = \"x\"\n", "mcp.servers.a__b", "without `__`"),
+        ("[mcp.servers.x]\nargs = []\n", "mcp.servers.x", "needs `command`"),
+        (
+            "[mcp.servers.x]\ncommand = \"a\"\nurl = \"https://h.example/\"\n",
+            "mcp.servers.x.url",
+            "not both",
+        ),
+        (
+            "[mcp.servers.x]\nurl = \"http://h.example/mcp\"\n",
+            "mcp.servers.x.url",
+            "clear text",
+        ),
+        (
+            "[mcp.servers.x]\nurl = \"https://h.example/\"\nargs = [\"-v\"]\n",
+            "mcp.servers.x.args",
+            "stdio",
+        ),
+        (
+            "[mcp.servers.x]\ncommand = \"a\"\nsecrets = [\"lower\"]\n",
+            "mcp.servers.x.secrets[0]",
+            "not a secret name",
+        ),
+        (
+            "[mcp.servers.x]\ncommand = \"a\"\nagents = [\"nobody\"]\n",
+            "mcp.servers.x.agents[0]",
+            "no agent `nobody`",
+        ),
+        (
+            "[mcp.servers.x]\ncommand = \"a\"\n[mcp.servers.x.tools]\ninclude = [\"t\"]\nexclude = [\"t\"]\n",
+            "mcp.servers.x.tools",
+            "both included and excluded",
+        ),
+        (
+            "[mcp.servers.x]\ncommand = \"a\"\ntrust = \"maybe\"\n",
+            "mcp.servers.x.trust",
+            "maybe",
+        ),
+    ] {
+        let (_, k, shown) = fails(&format!("{VALID}\n{server}"));
+        assert_eq!(k, key, "{shown}");
+        assert!(shown.contains(says), "{says}: {shown}");
+    }
+}
