@@ -513,13 +513,25 @@ fn mcp_servers_are_checked() {
     let c = load_str(&ok, Path::new(FILE)).unwrap();
     let git = &c.mcp.servers["git"];
     assert_eq!(git.workspace, cordon_config::McpWorkspace::Write);
-    assert_eq!(git.trust, cordon_config::McpTrust::Untrusted, "untrusted by default");
+    assert_eq!(
+        git.trust,
+        cordon_config::McpTrust::Untrusted,
+        "untrusted by default"
+    );
     assert_eq!(git.timeout_secs, 60);
     assert!(c.mcp.servers["docs"].tools.allows("search"));
     assert!(!c.mcp.servers["docs"].tools.allows("delete"));
     for (server, key, says) in [
-        ("[mcp.servers.a__b]\ncommand = \"x\"\n", "mcp.servers.a__b", "without `__`"),
-        ("[mcp.servers.x]\nargs = []\n", "mcp.servers.x", "needs `command`"),
+        (
+            "[mcp.servers.a__b]\ncommand = \"x\"\n",
+            "mcp.servers.a__b",
+            "without `__`",
+        ),
+        (
+            "[mcp.servers.x]\nargs = []\n",
+            "mcp.servers.x",
+            "needs `command`",
+        ),
         (
             "[mcp.servers.x]\ncommand = \"a\"\nurl = \"https://h.example/\"\n",
             "mcp.servers.x.url",

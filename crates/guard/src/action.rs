@@ -83,6 +83,15 @@ pub enum Action {
         network: bool,
         writes: bool,
     },
+    /// A call of tool `tool` of MCP server `server` with `arguments` (canonical JSON
+    /// text: keys sorted). `network`: the server can reach the network (it has egress
+    /// hosts, or it is an HTTP server).
+    McpCall {
+        server: String,
+        tool: String,
+        arguments: String,
+        network: bool,
+    },
 }
 
 impl Action {
@@ -135,6 +144,7 @@ impl Action {
             Action::InstallSkill { .. } => "install_skill",
             Action::LoadSkill { .. } => "load_skill",
             Action::RunSkill { .. } => "run_skill",
+            Action::McpCall { .. } => "mcp_call",
         }
     }
 
@@ -154,7 +164,10 @@ impl Action {
             Action::SpawnAgent { .. } => ToolName::SpawnAgent,
             Action::MemoryWrite { .. } => ToolName::MemoryWrite,
             Action::RunSkill { .. } => ToolName::Exec,
-            Action::UseSecret { .. } | Action::InstallSkill { .. } | Action::LoadSkill { .. } => {
+            Action::UseSecret { .. }
+            | Action::InstallSkill { .. }
+            | Action::LoadSkill { .. }
+            | Action::McpCall { .. } => {
                 return None;
             }
         })
@@ -212,6 +225,12 @@ impl Action {
                 "run_skill: {name} (sha256 {sha256}): {}",
                 canonicalise_exec(command).text()
             ),
+            Action::McpCall {
+                server,
+                tool,
+                arguments,
+                ..
+            } => format!("mcp_call: {server}__{tool} {arguments}"),
         }
     }
 
@@ -281,8 +300,42 @@ impl Action {
                 "network": network,
                 "writes": writes,
             }),
+            Action::McpCall {
+                server,
+                tool,
+                arguments,
+                network,
+            } => json!({
+                "kind": kind,
+                "server": server,
+                "tool": tool,
+                "arguments": arguments,
+                "network": network,
+            }),
         }
     }
+}
+
+/// JSON text with every object's keys sorted and no whitespace: one spelling per value,
+/// whatever order the keys came in (serde_json keeps insertion order in this workspace).
+/// The form an MCP call's arguments are decided, fingerprinted and approved in.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&sorted(v)).unwrap_or_default()
 }
 
 /// Lower case, no trailing dot.

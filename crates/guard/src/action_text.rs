@@ -15,7 +15,7 @@ use crate::action::Action;
 /// The action kinds a person may write, for error messages.
 const KINDS: &str = "exec, connect, read_file, write_file, edit_file, delete_file, list_dir, \
                      search, memory_write, spawn_agent, use_secret, install_skill, load_skill, \
-                     run_skill";
+                     run_skill, mcp_call";
 
 /// One action as written, before its defaults are applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -36,6 +36,12 @@ pub struct ActionText {
     pub network: Option<bool>,
     /// `run_skill`: the skill may write the workspace.
     pub writes: Option<bool>,
+    /// `mcp_call`: the server.
+    pub server: Option<String>,
+    /// `mcp_call`: the server's tool.
+    pub tool: Option<String>,
+    /// `mcp_call`: the arguments, JSON (default `{}`).
+    pub arguments: Option<String>,
 }
 
 impl ActionText {
@@ -80,6 +86,18 @@ impl ActionText {
             }
             "memory_write" => t.file = at_most_one("memory file")?,
             "spawn_agent" => t.tools = Some(rest.to_vec()),
+            "mcp_call" => match rest {
+                [server, tool] => {
+                    t.server = Some(server.clone());
+                    t.tool = Some(tool.clone());
+                }
+                [server, tool, args @ ..] => {
+                    t.server = Some(server.clone());
+                    t.tool = Some(tool.clone());
+                    t.arguments = Some(args.join(" "));
+                }
+                _ => return Err("`mcp_call` takes SERVER TOOL [ARGUMENTS_JSON]".into()),
+            },
             "run_skill" => match rest {
                 [name, command @ ..] if !command.is_empty() => {
                     t.name = Some(name.clone());
@@ -155,6 +173,22 @@ impl ActionText {
                 name: need(&self.name, "name")?,
                 sha256: self.sha256.clone().unwrap_or_default(),
             },
+            "mcp_call" => {
+                let raw = self.arguments.as_deref().unwrap_or("{}");
+                let args: serde_json::Value = serde_json::from_str(raw)
+                    .map_err(|e| format!("`mcp_call` arguments are not JSON: {e}"))?;
+                if !args.is_object() {
+                    return Err("`mcp_call` arguments must be a JSON object".into());
+                }
+                Action::McpCall {
+                    server: need(&self.server, "server")?,
+                    tool: need(&self.tool, "tool")?,
+                    arguments: crate::action::canonical_json(&args),
+                    // Unknown here: assume the server can reach the network (the
+                    // stricter case).
+                    network: self.network.unwrap_or(true),
+                }
+            }
             "run_skill" => Action::RunSkill {
                 name: need(&self.name, "name")?,
                 sha256: self.sha256.clone().unwrap_or_default(),
@@ -173,6 +207,34 @@ mod tests {
 
     fn words(w: &[&str]) -> Vec<String> {
         w.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `mcp_call SERVER TOOL JSON`: arguments in canonical form (keys sorted), so two
+    /// spellings of one call are one action; not-JSON and non-objects are refused.
+    #[test]
+    fn mcp_calls_are_parsed_with_canonical_arguments() {
+        let a =
+            ActionText::from_words(&words(&["mcp_call", "git", "log", r#"{"b": 1, "a": [2]}"#]))
+                .unwrap()
+                .to_action(10)
+                .unwrap();
+        assert_eq!(
+            a,
+            Action::McpCall {
+                server: "git".into(),
+                tool: "log".into(),
+                arguments: r#"{"a":[2],"b":1}"#.into(),
+                network: true,
+            }
+        );
+        for bad in [r#"{"a":"#, "[1]"] {
+            let e = ActionText::from_words(&words(&["mcp_call", "git", "log", bad]))
+                .unwrap()
+                .to_action(10)
+                .unwrap_err();
+            assert!(e.contains("mcp_call"), "{e}");
+        }
+        assert!(ActionText::from_words(&words(&["mcp_call", "git"])).is_err());
     }
 
     /// The command-line form and the test-file form give the same action, defaults

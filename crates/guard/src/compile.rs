@@ -70,8 +70,8 @@ fn host_condition(p: &HostPattern) -> String {
     format!("({host} && {port})")
 }
 
-/// Compile agent `name`'s settings.
-pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
+/// Compile agent `name`'s settings; `mcp_servers` are the `[mcp.servers.NAME]` it uses.
+pub(crate) fn compile(name: &str, cfg: &AgentConfig, mcp_servers: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "// Compiled from cordon.toml, [agents.{name}].\n");
 
@@ -227,6 +227,19 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig) -> String {
             "permit",
             &scope,
             &cond,
+        );
+    }
+    // MCP servers: calls of a server the agent uses are permitted; the built-in label
+    // rules, approvals of tools and `[policy] files` still apply.
+    for server in mcp_servers {
+        let why = format!("[mcp.servers.{server}] is configured for agent `{name}`");
+        policy(
+            &mut out,
+            &format!("mcp.{server}"),
+            ("reason", &why),
+            "permit",
+            &actions(&["mcp_call"]),
+            &format!("when {{ context.server == {} }}", lit(server)),
         );
     }
     out

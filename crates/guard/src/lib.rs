@@ -46,7 +46,7 @@ mod policy;
 pub mod policy_test;
 mod shell;
 
-pub use action::Action;
+pub use action::{Action, canonical_json};
 pub use action_text::ActionText;
 pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonicalise_exec};
 pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
@@ -120,6 +120,7 @@ mod tests {
             cfg,
             "personal",
             !cfg.egress.allow.is_empty(),
+            &[],
             Vec::new(),
         )
         .expect("the test policy builds")

@@ -158,10 +158,11 @@ struct Names {
     secret: EntityTypeName,
     skill: EntityTypeName,
     task: EntityTypeName,
+    mcp_tool: EntityTypeName,
     actions: HashMap<&'static str, EntityUid>,
 }
 
-const ACTION_NAMES: [&str; 14] = [
+const ACTION_NAMES: [&str; 15] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -176,6 +177,7 @@ const ACTION_NAMES: [&str; 14] = [
     "install_skill",
     "load_skill",
     "run_skill",
+    "mcp_call",
 ];
 
 fn internal(what: &str, e: impl std::fmt::Display) -> PolicyError {
@@ -207,6 +209,7 @@ impl Names {
             secret: t("Secret")?,
             skill: t("Skill")?,
             task: t("Task")?,
+            mcp_tool: t("McpTool")?,
             actions,
         })
     }
@@ -344,7 +347,14 @@ impl Policy {
         };
         let network =
             !cfg.egress.allow.is_empty() || config.sandbox.backend == SandboxBackend::None;
-        Policy::build(agent, cfg, tier, network, user)
+        let mcp: Vec<String> = config
+            .mcp
+            .servers
+            .iter()
+            .filter(|(_, s)| s.agents.is_empty() || s.agents.iter().any(|a| a == agent))
+            .map(|(name, _)| name.clone())
+            .collect();
+        Policy::build(agent, cfg, tier, network, &mcp, user)
     }
 
     pub(crate) fn build(
@@ -352,6 +362,7 @@ impl Policy {
         cfg: &AgentConfig,
         tier: &'static str,
         sandbox_network: bool,
+        mcp_servers: &[String],
         user: Vec<Source>,
     ) -> Result<Policy, PolicyError> {
         let (schema, _) =
@@ -360,7 +371,7 @@ impl Policy {
         let mut sources = vec![
             Source {
                 origin: ORIGIN_CONFIG.into(),
-                text: compile(agent, cfg),
+                text: compile(agent, cfg, mcp_servers),
             },
             Source {
                 origin: ORIGIN_BUILTIN.into(),
@@ -827,6 +838,28 @@ impl Policy {
                     name.clone(),
                     vec![("name", string(name)), ("sha256", string(sha256))],
                 ),
+                Action::McpCall {
+                    server,
+                    tool,
+                    arguments,
+                    network,
+                } => {
+                    // Private data goes nowhere and secret data only to bound hosts: to
+                    // a server that can reach the network, neither (a server's traffic
+                    // is not tied to one host the way a request is).
+                    let bound = s.labels.confidentiality == Confidentiality::Public || !network;
+                    (
+                        &n.mcp_tool,
+                        format!("{server}__{tool}"),
+                        vec![
+                            ("server", string(server)),
+                            ("tool", string(tool)),
+                            ("arguments", string(arguments)),
+                            ("network", boolean(*network)),
+                            ("data_bound", boolean(bound)),
+                        ],
+                    )
+                }
                 Action::RunSkill {
                     name,
                     sha256,

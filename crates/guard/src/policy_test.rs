@@ -69,6 +69,12 @@ struct Case {
     #[serde(default)]
     writes: Option<bool>,
     #[serde(default)]
+    server: Option<String>,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+    #[serde(default)]
     labels: Labels,
     #[serde(default)]
     contacted: Vec<String>,
@@ -321,6 +327,9 @@ impl Case {
             sha256: self.sha256.clone(),
             network: self.network,
             writes: self.writes,
+            server: self.server.clone(),
+            tool: self.tool.clone(),
+            arguments: self.arguments.clone(),
         }
     }
 }

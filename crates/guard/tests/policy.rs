@@ -919,3 +919,40 @@ fn connections_from_exec_need_the_exec_tool_and_egress_allow() {
         "egress.allow",
     );
 }
+
+fn mcp(server: &str, network: bool) -> Action {
+    Action::McpCall {
+        server: server.into(),
+        tool: "status".into(),
+        arguments: "{}".into(),
+        network,
+    }
+}
+
+/// Calls of MCP servers: permitted for the servers configured for the agent (`mcp.NAME`),
+/// refused for others; a networked server asks once the session read untrusted content,
+/// and gets no private data.
+#[test]
+fn mcp_calls_follow_the_configured_servers_and_the_label_rules() {
+    let agent = format!(
+        "{DEV}\n[mcp.servers.git]\ncommand = \"mcp-server-git\"\n\n[mcp.servers.other]\ncommand = \"x\"\nagents = [\"nobody-else\"]\n"
+    );
+    // `agents` must name configured agents: give `other` one the policy is not for.
+    let agent = agent.replace("nobody-else", "dev") + "\n[agents.ops]\nworkspace = \"/tmp\"\n";
+    let agent = agent.replace("agents = [\"dev\"]", "agents = [\"ops\"]");
+    let p = env(&agent, &[]).policy();
+    let (t, u) = (Session::trusted(), Session::tainted());
+    expect(&t.decide(&p, &mcp("git", true)), "allow", "mcp.git");
+    expect(&t.decide(&p, &mcp("other", false)), "deny", "no_permit");
+    expect(&t.decide(&p, &mcp("unknown", false)), "deny", "no_permit");
+    expect(&u.decide(&p, &mcp("git", true)), "ask", "taint.mcp_call");
+    expect(&u.decide(&p, &mcp("git", false)), "allow", "mcp.git");
+    let mut private = Session::trusted();
+    private.labels.confidentiality = cordon_guard::Confidentiality::Private;
+    expect(
+        &private.decide(&p, &mcp("git", true)),
+        "deny",
+        "label.mcp_data_unbound",
+    );
+    expect(&private.decide(&p, &mcp("git", false)), "allow", "mcp.git");
+}
