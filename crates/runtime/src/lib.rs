@@ -24,6 +24,7 @@ mod extensions;
 mod flow;
 pub mod hygiene;
 mod label;
+mod mcp_servers;
 pub mod memory;
 mod model_endpoint;
 mod pipeline;

@@ -53,6 +53,8 @@ pub(crate) enum Stage {
     SpawnAgent,
     /// A skill was refused (drifted from its pin, or used beyond its capabilities).
     Skill,
+    /// An MCP server could not start, its tool changed since approval, or the call failed.
+    Mcp,
 }
 
 impl Stage {
@@ -70,6 +72,7 @@ impl Stage {
             Stage::Extract => "extract",
             Stage::Memory => "memory",
             Stage::Skill => "skill",
+            Stage::Mcp => "mcp",
             Stage::SpawnAgent => "spawn_agent",
         }
     }

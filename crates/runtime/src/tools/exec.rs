@@ -184,7 +184,7 @@ pub(crate) struct EgressSetup {
 impl EgressSetup {
     /// Give `profile` the egress listener, the proxy variables, the session's
     /// placeholders and the CA bundle.
-    fn apply(&self, profile: &mut Profile) {
+    pub(crate) fn apply(&self, profile: &mut Profile) {
         profile.egress_port = Some(EGRESS_PORT);
         let proxy = format!("http://127.0.0.1:{EGRESS_PORT}");
         for var in [
