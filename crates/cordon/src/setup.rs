@@ -375,6 +375,7 @@ pub fn build_runtime(
         secrets: agent_secrets,
         watched_secrets: watched,
         skills,
+        mcp: Default::default(),
     })?)
 }
 

@@ -43,7 +43,7 @@ pub use approval::{
 };
 pub use extensions::MemoryContext;
 pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
-pub use runtime::{AgentSecret, Runtime, RuntimeError, RuntimeOptions};
+pub use runtime::{AgentSecret, McpOptions, Runtime, RuntimeError, RuntimeOptions};
 pub use tools::exec::sandbox_profile;
 pub use workspace::{
     DirEntry, EntryKind, Listing, WalkLimits, WalkSummary, Workspace, WorkspaceError, WorkspacePath,

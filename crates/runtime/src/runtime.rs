@@ -43,6 +43,18 @@ pub struct RuntimeOptions {
     pub policy: Option<Arc<Policy>>,
     /// The skills enabled for this agent, verified ([`crate::skills::installed`]).
     pub skills: Vec<crate::skills::InstalledSkill>,
+    /// Approved MCP tools (`mcp.lock`) and each server's secrets (`[mcp.servers.NAME]
+    /// secrets`, from the vault): the agent is offered the pinned tools of the servers it
+    /// uses.
+    pub mcp: McpOptions,
+}
+
+/// What the runtime needs to offer and run MCP servers' tools.
+#[derive(Default)]
+pub struct McpOptions {
+    pub pins: mcp::Pins,
+    /// Server name -> its secrets with their values.
+    pub secrets: BTreeMap<String, Vec<AgentSecret>>,
 }
 
 /// A vault secret an agent may use.
@@ -155,6 +167,24 @@ impl Runtime {
                 .map(|s| (s.name.clone(), s.hosts.clone()))
                 .collect(),
         );
+        // The built-in tools, then each approved tool of the MCP servers the agent uses.
+        let servers = crate::mcp_servers::for_agent(
+            &opts.config,
+            &opts.agent,
+            &opts.mcp.pins,
+            &opts.mcp.secrets,
+        );
+        let registry = Arc::new(
+            servers
+                .iter()
+                .flat_map(|server| {
+                    server
+                        .pins
+                        .iter()
+                        .map(|pin| tools::mcp_tool::McpTool::new(server.clone(), pin))
+                })
+                .fold(tools::builtin(), Registry::with),
+        );
         Ok(Runtime {
             policy,
             secret_hosts,
@@ -175,7 +205,7 @@ impl Runtime {
             secrets: opts.secrets,
             watched_secrets: opts.watched_secrets,
             ext: crate::extensions::Extensions::default(),
-            registry: Arc::new(tools::builtin()),
+            registry,
             skills: Arc::new(opts.skills.into_iter().map(Arc::new).collect()),
         })
     }

@@ -24,6 +24,8 @@ use crate::pipeline::{Cx, Failure};
 
 /// Declares each built-in tool's module and registers the tool, in the order tools are
 /// offered to the model.
+pub(crate) mod mcp_tool;
+
 macro_rules! builtin_tools {
     ($($module:ident :: $tool:ident),* $(,)?) => {
         $(pub(crate) mod $module;)*

@@ -151,6 +151,7 @@ async fn exec_needing_approval_without_a_human_is_denied() {
         secrets: Vec::new(),
         watched_secrets: Vec::new(),
         skills: Vec::new(),
+        mcp: Default::default(),
         policy: None,
     })
     .unwrap();
@@ -324,6 +325,7 @@ async fn unknown_agent_and_missing_workspace_are_clear_errors() {
         secrets: Vec::new(),
         watched_secrets: Vec::new(),
         skills: Vec::new(),
+        mcp: Default::default(),
         policy: None,
     };
     let e = Runtime::new(opts("ghost")).err().unwrap().to_string();

@@ -209,6 +209,7 @@ allow = {egress}
             secrets: setup.agent_secrets,
             watched_secrets: Vec::new(),
             skills: Vec::new(),
+            mcp: Default::default(),
             policy: None,
         })
         .unwrap();

@@ -1,0 +1,110 @@
+//! `SERVER__TOOL`: one approved tool of an MCP server, registered like any built-in.
+//!
+//! Guarantees: the model sees the description and schema that were approved (pinned in
+//! `mcp.lock`), cleaned of invisible characters and HTML comments; arguments must be a
+//! JSON object; the call is decided as `mcp_call` with canonical arguments; the result is
+//! untrusted unless the server is configured `trust = "trusted"`, and is capped and
+//! redacted by the pipeline like any result.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use guard::Action;
+use serde_json::{Map, Value};
+
+use super::{Executed, Origin, Tool, ToolOutput};
+use crate::authorise::Authorization;
+use crate::mcp_servers::McpServer;
+use crate::pipeline::{Cx, Failure};
+
+pub(crate) struct McpTool {
+    server: Arc<McpServer>,
+    tool: String,
+    /// `SERVER__TOOL`.
+    name: String,
+    description: String,
+    schema: Value,
+}
+
+impl McpTool {
+    pub(crate) fn new(server: Arc<McpServer>, pin: &mcp::ToolPin) -> McpTool {
+        let schema = serde_json::from_str(&pin.input_schema)
+            .unwrap_or_else(|_| serde_json::json!({"type": "object"}));
+        McpTool {
+            name: format!("{}__{}", server.name, pin.name),
+            tool: pin.name.clone(),
+            description: mcp::model_facing(&pin.description),
+            schema,
+            server,
+        }
+    }
+}
+
+#[async_trait]
+impl Tool for McpTool {
+    type Args = Map<String, Value>;
+    type Plan = Map<String, Value>;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn parameters(&self) -> Value {
+        self.schema.clone()
+    }
+
+    fn origin(&self) -> Origin {
+        match self.server.cfg.trust {
+            config::McpTrust::Trusted => Origin::Local,
+            config::McpTrust::Untrusted => Origin::Remote,
+        }
+    }
+
+    /// Registered only for the agents that use the server.
+    fn offered(&self, _rt: &crate::Runtime) -> bool {
+        true
+    }
+
+    fn canonicalise(&self, _cx: &Cx<'_>, args: Self::Args) -> Result<Self::Plan, Failure> {
+        Ok(args)
+    }
+
+    fn action(&self, _cx: &Cx<'_>, args: &Self::Plan) -> Action {
+        Action::McpCall {
+            server: self.server.name.clone(),
+            tool: self.tool.clone(),
+            arguments: guard::canonical_json(&Value::Object(args.clone())),
+            network: self.server.networked(),
+        }
+    }
+
+    async fn execute(
+        &self,
+        cx: &Cx<'_>,
+        args: &Self::Plan,
+        _auth: &Authorization,
+    ) -> Result<Executed, Failure> {
+        let outcome = cx
+            .rt
+            .mcp_call(&self.server, &self.tool, Value::Object(args.clone()))
+            .await?;
+        let output = ToolOutput {
+            content: outcome.text,
+            is_error: outcome.is_error,
+            status: None,
+            truncated: outcome.cut.is_some(),
+        };
+        let source = format!("mcp:{}/{}", self.server.name, self.tool);
+        Ok(match self.server.cfg.trust {
+            config::McpTrust::Trusted => Executed {
+                source,
+                ..Executed::new(cx, output)
+            },
+            config::McpTrust::Untrusted => Executed::untrusted(output, source),
+        })
+    }
+}
