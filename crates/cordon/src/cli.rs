@@ -122,6 +122,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SkillsCommand,
     },
+    /// MCP servers (`[mcp.servers.NAME]`): their tools, and which a human approved.
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
     /// API tokens for the gateway: shown once at creation, stored only as hashes.
     Token {
         #[command(subcommand)]
@@ -609,5 +614,34 @@ pub enum SkillsCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// The configured servers: how each runs, its egress, trust and approved tools.
+    List,
+    /// Start a server (in its sandbox), list its tools with their descriptions and
+    /// schemas, whether each is approved or changed since, and scanner findings; stop it.
+    Tools {
+        name: String,
+        /// Agent whose sandbox and workspace to start it with.
+        #[arg(long, default_value = "default")]
+        agent: String,
+    },
+    /// Approve TOOLs of a server (all it lists when none is named): pins their
+    /// descriptions and schemas in mcp.lock. Tools with high or critical scanner
+    /// findings are refused.
+    Approve {
+        name: String,
+        tools: Vec<String>,
+        #[arg(long, default_value = "default")]
+        agent: String,
+    },
+    /// Start a server, list its tools, stop it: exit 0 when it answers.
+    Test {
+        name: String,
+        #[arg(long, default_value = "default")]
+        agent: String,
     },
 }

@@ -356,6 +356,7 @@ pub fn build_runtime(
     }
     let policy = load_policy(&config, agent_name)?;
     let skills = installed_skills(state, agent_name, &vault)?;
+    let mcp = mcp_options(&config, &vault)?;
     let approvals = Arc::new(runtime::StoredApprovals::new(
         state.store.clone(),
         state.audit.clone(),
@@ -375,7 +376,7 @@ pub fn build_runtime(
         secrets: agent_secrets,
         watched_secrets: watched,
         skills,
-        mcp: Default::default(),
+        mcp,
     })?)
 }
 
@@ -397,4 +398,29 @@ fn installed_skills(
         &state.audit,
         &|name| vault.get(name),
     ))
+}
+
+/// `mcp.lock` (the approved MCP tools) and every configured server's secrets from the
+/// vault. A server secret missing from the vault stops the start with what to run.
+pub fn mcp_options(config: &Config, vault: &secrets::Vault) -> Result<runtime::McpOptions> {
+    let pins = mcp::Pins::load(&mcp::Pins::path_for(&Paths::from_env().config_file))?;
+    let mut secrets = std::collections::BTreeMap::new();
+    for (name, server) in &config.mcp.servers {
+        let mut list = Vec::new();
+        for s in &server.secrets {
+            let Some((value, hosts)) = vault.get(s) else {
+                bail!(
+                    "mcp.servers.{name}.secrets names `{s}`, which is not in the vault; add it \
+                     with `cordon secrets set {s} --hosts HOST`"
+                );
+            };
+            list.push(runtime::AgentSecret {
+                name: s.clone(),
+                value,
+                hosts,
+            });
+        }
+        secrets.insert(name.clone(), list);
+    }
+    Ok(runtime::McpOptions { pins, secrets })
 }

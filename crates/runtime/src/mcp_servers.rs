@@ -94,6 +94,28 @@ pub(crate) fn for_agent(
 }
 
 impl Runtime {
+    /// Start the configured server `name` (for this agent), list its tools and stop it:
+    /// for `cordon mcp tools|approve|test`, where a human asked.
+    pub async fn mcp_list_tools(
+        &self,
+        name: &str,
+        secrets: Vec<AgentSecret>,
+    ) -> Result<(mcp::ServerInfo, Vec<mcp::Tool>), String> {
+        let cfg = self
+            .config
+            .mcp
+            .servers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no MCP server `{name}` in [mcp.servers]"))?;
+        let server = McpServer::new(name, cfg, Vec::new(), secrets);
+        let running = self.start_mcp(&server).await.map_err(|f| f.message)?;
+        let info = running.session.info().clone();
+        let listed = running.listed.clone();
+        running.session.close().await;
+        Ok((info, listed))
+    }
+
     /// Call `tool` of `server` with `args`: start the server if it is not running, check
     /// the tool still matches its pin, call it within the server's timeout.
     pub(crate) async fn mcp_call(
@@ -173,8 +195,8 @@ impl Runtime {
                 .map_err(|e| fail(format!("cannot make placeholders: {e}")))?;
         }
         let policy = egress::EgressPolicy::new(
-            &format!("{} (mcp {})", self.agent, server.name),
-            &format!("mcp:{}", server.name),
+            format!("{} (mcp {})", self.agent, server.name),
+            format!("mcp:{}", server.name),
             server.cfg.egress.clone(),
         )
         .with_credentials(&set)

@@ -9,6 +9,7 @@ mod deploy;
 mod egress_cmd;
 mod init;
 mod log;
+mod mcp_cmd;
 mod memory_cmd;
 mod policy_cmd;
 mod remote;
@@ -49,6 +50,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { bind } => serve_cmd::serve(bind).await,
         Command::Token { command } => token_cmd::token(command),
         Command::Skills { command } => skills_cmd::skills(command).await,
+        Command::Mcp { command } => mcp_cmd::mcp(command).await,
         Command::Audit {
             json,
             fix,
