@@ -826,6 +826,24 @@ pub enum NamedAlert {
     /// An installed skill's files no longer hash to the pin in `skills.lock`: the skill
     /// was refused.
     SkillDrifted(SkillDrifted),
+    /// An MCP server now describes an approved tool differently than when a human
+    /// approved it (`mcp.lock`): the tool is refused until approved again.
+    McpToolChanged(McpToolChanged),
+}
+
+/// `alert: mcp_tool_changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpToolChanged {
+    /// The server's name.
+    pub server: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The pinned hash of its name, description and schema.
+    pub pinned: String,
+    /// The hash of what the server lists now.
+    pub now: String,
+    /// The difference of description and schema, line by line (`-` pinned, `+` now).
+    pub diff: String,
 }
 
 /// `alert: skill_drifted`.

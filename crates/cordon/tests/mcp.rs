@@ -242,6 +242,15 @@ async fn a_hostile_server_is_held_to_its_sandbox_and_its_approved_tools() {
             .contains("changed the description"),
         "{refused}"
     );
+    let alert = of_kind(&records, "alert")
+        .into_iter()
+        .find(|r| r["data"]["alert"] == "mcp_tool_changed")
+        .unwrap_or_else(|| panic!("no mcp_tool_changed alert"));
+    assert_eq!(alert["data"]["tool"], "read");
+    assert!(
+        alert["data"]["diff"].to_string().contains("id_rsa"),
+        "{alert}"
+    );
     let out = inst.cordon(&["mcp", "tools", "prober"]).await;
     assert!(
         text(&out.stdout).contains("CHANGED"),

@@ -10,8 +10,10 @@
 //! longer hashes to its pin is refused (the server changed it after approval). A server
 //! whose session broke is started again on the next call.
 //!
-//! Not yet: HTTP servers (refused with a clear error), restart back-off, a server's own
-//! `alert` kind for changed tools (the refusal is an `error` record at stage `mcp`).
+//! A changed tool is refused (an `error` at stage `mcp`) and raises `alert`
+//! `mcp_tool_changed` with the difference.
+//!
+//! Not yet: HTTP servers (refused with a clear error), restart back-off.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -152,6 +154,25 @@ impl Runtime {
         };
         let now = mcp::pin::tool_hash(&listed.name, &listed.description, &listed.input_schema);
         if now != pin.sha256 {
+            let diff = mcp::compare(std::slice::from_ref(listed), std::slice::from_ref(pin))
+                .into_iter()
+                .find_map(|c| match c.status {
+                    mcp::Status::Changed { diff, .. } => Some(diff),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let alert = audit::event::Alert::Named(audit::event::NamedAlert::McpToolChanged(
+                audit::event::McpToolChanged {
+                    server: server.name.clone(),
+                    tool: tool.to_string(),
+                    pinned: pin.sha256.clone(),
+                    now,
+                    diff,
+                },
+            ));
+            if let Err(e) = self.audit.append_event(None, alert) {
+                tracing::warn!("audit: cannot append an alert: {e}");
+            }
             return Err(Failure::new(
                 Stage::Mcp,
                 format!(
