@@ -262,3 +262,50 @@ async fn a_hostile_server_is_held_to_its_sandbox_and_its_approved_tools() {
         "the difference is shown"
     );
 }
+
+/// A sub-agent gets exactly the tools its parent named for it: an MCP server's tools are
+/// the agent's own and are not offered to a child (they used to be, as the registry is
+/// shared and MCP tools were offered unconditionally).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sub_agent_is_not_offered_the_agents_mcp_tools() {
+    if !server_everything() {
+        return;
+    }
+    let llm = MockLlm::start(Script::new(vec![
+        tool(
+            "spawn_agent",
+            json!({"task": "list the files", "tools": ["list_dir"]}),
+        ),
+        Reply::Text("child done".into()),
+        Reply::Text("parent done".into()),
+    ]))
+    .await;
+    let inst = Install::new(
+        &llm.base_url(),
+        AgentSetup {
+            tools: r#"["list_dir", "spawn_agent"]"#,
+            ..Default::default()
+        },
+    );
+    let cfg = format!(
+        "{}\n[mcp.servers.everything]\ncommand = \"mcp-server-everything\"\n",
+        read(&inst.config)
+    );
+    std::fs::write(&inst.config, cfg).unwrap();
+    assert_ok(&inst.cordon(&["mcp", "approve", "everything", "echo"]).await);
+    assert_ok(&inst.cordon(&["run", "delegate"]).await);
+    let requests = llm.requests();
+    assert!(requests.len() >= 3, "{requests:#?}");
+    assert!(
+        requests[0].to_string().contains("everything__echo"),
+        "the agent itself is offered the approved tool"
+    );
+    let child = requests
+        .iter()
+        .find(|r| r.to_string().contains("list the files"))
+        .expect("the child's request");
+    assert!(
+        !child.to_string().contains("everything__echo"),
+        "the child is not: {child}"
+    );
+}

@@ -64,9 +64,11 @@ impl Tool for McpTool {
         }
     }
 
-    /// Registered only for the agents that use the server.
-    fn offered(&self, _rt: &crate::Runtime) -> bool {
-        true
+    /// Registered only for the agents that use the server, and offered to the agent
+    /// itself, never to its sub-agents: a child gets exactly the built-in tools its parent
+    /// named for it (`spawn_agent` narrows by those names).
+    fn offered(&self, rt: &crate::Runtime) -> bool {
+        rt.ext.depth == 0
     }
 
     fn canonicalise(&self, _cx: &Cx<'_>, args: Self::Args) -> Result<Self::Plan, Failure> {
