@@ -62,6 +62,9 @@ pub enum Event {
     /// A skill was added, updated or removed (by a human at the CLI), or loaded, used or
     /// refused (by the runtime).
     Skill(SkillEvent),
+    /// A human approved tools of an MCP server, pinning their descriptions and schemas
+    /// (`cordon mcp approve`).
+    McpApproval(McpApproval),
 }
 
 impl Event {
@@ -82,6 +85,7 @@ impl Event {
             Event::Alert(_) => EventKind::Alert,
             Event::SecretChange(_) => EventKind::SecretChange,
             Event::Skill(_) => EventKind::Skill,
+            Event::McpApproval(_) => EventKind::McpApproval,
         }
     }
 
@@ -102,6 +106,7 @@ impl Event {
             Event::Alert(p) => serde_json::to_value(p),
             Event::SecretChange(p) => serde_json::to_value(p),
             Event::Skill(p) => serde_json::to_value(p),
+            Event::McpApproval(p) => serde_json::to_value(p),
         }
     }
 
@@ -145,6 +150,7 @@ into_event! {
     Alert => Alert,
     SecretChange => SecretChange,
     SkillEvent => Skill,
+    McpApproval => McpApproval,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1093,4 +1099,29 @@ pub struct SkillRefused {
     /// The tool call, when a call was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// mcp_approval
+
+/// `mcp_approval`: tools of one server approved by a human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpApproval {
+    /// The server's name (`[mcp.servers.NAME]`).
+    pub server: String,
+    /// Each approved tool and the pinned hash of its name, description and schema.
+    pub tools: Vec<McpPinned>,
+    /// Tools not approved because their descriptions carry high or critical findings.
+    pub refused: Vec<String>,
+    /// Who approved them (`cli`).
+    pub by: String,
+}
+
+/// One pinned tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpPinned {
+    /// The tool's name as the server lists it.
+    pub tool: String,
+    /// SHA-256 of the canonical JSON of its name, description and input schema.
+    pub sha256: String,
 }

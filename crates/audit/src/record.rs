@@ -33,10 +33,12 @@ pub enum EventKind {
     SecretChange,
     /// A skill was added, updated, removed, loaded, used or refused.
     Skill,
+    /// A human approved tools of an MCP server (`cordon mcp approve`).
+    McpApproval,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -51,6 +53,7 @@ impl EventKind {
         EventKind::Alert,
         EventKind::SecretChange,
         EventKind::Skill,
+        EventKind::McpApproval,
     ];
 
     /// The snake_case name used in the log.
@@ -70,6 +73,7 @@ impl EventKind {
             EventKind::Alert => "alert",
             EventKind::SecretChange => "secret_change",
             EventKind::Skill => "skill",
+            EventKind::McpApproval => "mcp_approval",
         }
     }
 

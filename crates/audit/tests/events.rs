@@ -356,6 +356,16 @@ fn samples() -> Vec<Event> {
             call_id: Some("c3".into()),
         })
         .into(),
+        McpApproval {
+            server: "git".into(),
+            tools: vec![McpPinned {
+                tool: "log".into(),
+                sha256: "ab".repeat(32),
+            }],
+            refused: vec!["poisoned".into()],
+            by: "cli".into(),
+        }
+        .into(),
     ]
 }
 
@@ -420,7 +430,7 @@ fn the_json_keeps_the_field_names_readers_use() {
     assert_eq!(data(all[29].clone())["action"], "secret_set");
     assert_eq!(data(all[26].clone())["alert"], "skill_drifted");
     assert_eq!(data(all[27].clone())["alert"], "mcp_tool_changed");
-    assert_eq!(data(all[all.len() - 1].clone())["action"], "refused");
+    assert_eq!(data(all[all.len() - 2].clone())["action"], "refused");
     assert_eq!(
         data(all[23].clone()),
         json!({"stage": "model", "error": "connection refused"})

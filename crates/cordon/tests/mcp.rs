@@ -59,6 +59,12 @@ async fn an_approved_tool_of_a_sandboxed_server_is_called_through_the_runtime() 
         lock.contains("name = \"echo\"") && !lock.contains("get-sum"),
         "{lock}"
     );
+    let approvals: Vec<serde_json::Value> = of_kind(&inst.audit().await, "mcp_approval")
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(approvals.len(), 1, "the approval is recorded");
+    assert_eq!(approvals[0]["data"]["tools"].as_array().unwrap().len(), 2);
 
     let out = inst
         .command()

@@ -114,7 +114,9 @@ async fn approve(name: &str, wanted: &[String], agent: &str) -> Result<ExitCode>
             bail!("MCP server `{name}` has no tool `{w}`");
         }
     }
+    let state = open_state()?;
     let mut approved = Vec::new();
+    let mut refused = Vec::new();
     for t in &tools {
         if !wanted.is_empty() && !wanted.contains(&t.name) {
             continue;
@@ -129,12 +131,30 @@ async fn approve(name: &str, wanted: &[String], agent: &str) -> Result<ExitCode>
                 t.name,
                 worst.map_or("", skills::Severity::as_str)
             );
+            refused.push(t.name.clone());
             continue;
         }
         pins.approve(name, t);
         approved.push(t.name.clone());
     }
     pins.save(&path)?;
+    state.audit.record_event(
+        None,
+        audit::event::McpApproval {
+            server: name.to_string(),
+            tools: pins
+                .server(name)
+                .iter()
+                .filter(|p| approved.contains(&p.name))
+                .map(|p| audit::event::McpPinned {
+                    tool: p.name.clone(),
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+            refused,
+            by: "cli".into(),
+        },
+    )?;
     eprintln!(
         "approved {} tool(s) of `{name}`: {}",
         approved.len(),
