@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::destination::{check_store_url, http_url, is_cleartext_off_host};
 use crate::paths::expand_tilde;
-use crate::{Config, ConfigError};
+use crate::{Config, ConfigError, McpServerConfig};
 
 /// Load and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -713,6 +713,10 @@ fn validate_mcp(config: &Config) -> Result<(), Problem> {
                 "only a stdio server (`command`) takes `args`".into(),
             ));
         }
+        check_mcp_headers(s).map_err(|(key, m)| {
+            let at = at.clone().key("headers");
+            (if key.is_empty() { at } else { at.key(&key) }, m)
+        })?;
         for (i, secret) in s.secrets.iter().enumerate() {
             if !is_secret_name(secret) {
                 return Err((
@@ -738,6 +742,74 @@ fn validate_mcp(config: &Config) -> Result<(), Problem> {
             ));
         }
         range(at.key("timeout_secs"), s.timeout_secs, 1, 3600)?;
+    }
+    Ok(())
+}
+
+/// `headers` of an MCP server: for an HTTP server only; names that are HTTP tokens and
+/// not ones the client or the proxy owns; values without control characters whose
+/// `${NAME}` references name the server's own `secrets`. The error's key is the header
+/// (empty for the table itself).
+fn check_mcp_headers(s: &McpServerConfig) -> Result<(), (String, String)> {
+    if s.headers.is_empty() {
+        return Ok(());
+    }
+    if s.url.is_none() {
+        return Err((
+            String::new(),
+            "only an HTTP server (`url`) takes `headers`; a stdio server gets its \
+             secrets as environment variables"
+                .into(),
+        ));
+    }
+    const OWNED: [&str; 9] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "accept",
+        "content-type",
+        "mcp-session-id",
+    ];
+    for (name, value) in &s.headers {
+        let fail = |m: String| Err((name.clone(), m));
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return fail(format!("`{name}` is not a valid header name"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if OWNED.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            return fail(format!(
+                "`{name}` is set by the MCP client or the egress proxy, not by configuration"
+            ));
+        }
+        if value.chars().any(|c| c.is_control()) {
+            return fail("the value must not contain control characters".into());
+        }
+        let mut rest = value.as_str();
+        while let Some(i) = rest.find("${") {
+            let after = &rest[i + 2..];
+            let Some(end) = after.find('}') else {
+                return fail("`${` without a closing `}`".into());
+            };
+            let secret = &after[..end];
+            if !s.secrets.iter().any(|x| x == secret) {
+                return fail(format!(
+                    "`${{{secret}}}` is not one of this server's `secrets` ({})",
+                    if s.secrets.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        s.secrets.join(", ")
+                    }
+                ));
+            }
+            rest = &after[end + 1..];
+        }
     }
     Ok(())
 }

@@ -102,6 +102,12 @@ pub struct McpServerConfig {
     /// hosts.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Headers sent with every request to an HTTP server, e.g.
+    /// `{ Authorization = "Bearer ${GITHUB_TOKEN}" }`: `${NAME}` names one of its
+    /// `secrets` and is sent as that secret's placeholder, which the egress proxy swaps
+    /// for the value only on the way to the secret's bound hosts.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// The server's access to the agent's workspace: `none`, `read` or `write`.
     #[serde(default)]
     pub workspace: McpWorkspace,

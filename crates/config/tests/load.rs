@@ -508,7 +508,7 @@ fn cleartext_urls_are_judged_by_where_the_client_sends_them() {
 #[test]
 fn mcp_servers_are_checked() {
     let ok = format!(
-        "{VALID}\n[mcp.servers.git]\ncommand = \"mcp-server-git\"\nargs = [\"--repository\", \"/workspace\"]\nworkspace = \"write\"\n\n[mcp.servers.docs]\nurl = \"https://mcp.example.com/mcp\"\negress = [\"mcp.example.com\"]\nsecrets = [\"DOCS_TOKEN\"]\ntrust = \"trusted\"\nagents = [\"default\"]\n[mcp.servers.docs.tools]\ninclude = [\"search\"]\n"
+        "{VALID}\n[mcp.servers.git]\ncommand = \"mcp-server-git\"\nargs = [\"--repository\", \"/workspace\"]\nworkspace = \"write\"\n\n[mcp.servers.docs]\nurl = \"https://mcp.example.com/mcp\"\negress = [\"mcp.example.com\"]\nsecrets = [\"DOCS_TOKEN\"]\nheaders = {{ Authorization = \"Bearer ${{DOCS_TOKEN}}\" }}\ntrust = \"trusted\"\nagents = [\"default\"]\n[mcp.servers.docs.tools]\ninclude = [\"search\"]\n"
     );
     let c = load_str(&ok, Path::new(FILE)).unwrap();
     let git = &c.mcp.servers["git"];
@@ -561,6 +561,31 @@ fn mcp_servers_are_checked() {
             "[mcp.servers.x]\ncommand = \"a\"\n[mcp.servers.x.tools]\ninclude = [\"t\"]\nexclude = [\"t\"]\n",
             "mcp.servers.x.tools",
             "both included and excluded",
+        ),
+        (
+            "[mcp.servers.x]\ncommand = \"a\"\nheaders = { A = \"b\" }\n",
+            "mcp.servers.x.headers",
+            "only an HTTP server",
+        ),
+        (
+            "[mcp.servers.x]\nurl = \"https://h.example/\"\nheaders = { \"Bad Name\" = \"b\" }\n",
+            "mcp.servers.x.headers.\"Bad Name\"",
+            "not a valid header name",
+        ),
+        (
+            "[mcp.servers.x]\nurl = \"https://h.example/\"\nheaders = { Proxy-Authorization = \"b\" }\n",
+            "mcp.servers.x.headers.Proxy-Authorization",
+            "egress proxy",
+        ),
+        (
+            "[mcp.servers.x]\nurl = \"https://h.example/\"\nsecrets = [\"A\"]\nheaders = { Authorization = \"Bearer ${B}\" }\n",
+            "mcp.servers.x.headers.Authorization",
+            "not one of this server's `secrets` (A)",
+        ),
+        (
+            "[mcp.servers.x]\nurl = \"https://h.example/\"\nheaders = { X = \"a\\nb\" }\n",
+            "mcp.servers.x.headers.X",
+            "control characters",
         ),
         (
             "[mcp.servers.x]\ncommand = \"a\"\ntrust = \"maybe\"\n",

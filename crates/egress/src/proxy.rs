@@ -211,6 +211,34 @@ impl Proxy {
         listener: std::net::TcpListener,
         policy: EgressPolicy,
     ) -> Result<ServeHandle, EgressError> {
+        self.accept_loop(listener, policy, None)
+    }
+
+    /// As [`Proxy::serve`], for a listener on the host's own loopback, where any local
+    /// process could connect: a connection is served only if its first request head
+    /// carries `Proxy-Authorization: Basic` of `cordon:TOKEN` (what a client configured
+    /// with that proxy user sends with each request and `CONNECT`); any other is closed
+    /// unanswered. The header is never forwarded (it is a `Proxy-*` header).
+    pub fn serve_authenticated(
+        self: &Arc<Self>,
+        listener: std::net::TcpListener,
+        policy: EgressPolicy,
+        token: &str,
+    ) -> Result<ServeHandle, EgressError> {
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("cordon:{token}"))
+        );
+        self.accept_loop(listener, policy, Some(Arc::new(expected)))
+    }
+
+    fn accept_loop(
+        self: &Arc<Self>,
+        listener: std::net::TcpListener,
+        policy: EgressPolicy,
+        credential: Option<Arc<String>>,
+    ) -> Result<ServeHandle, EgressError> {
         let lerr = |action| move |source| EgressError::Listener { action, source };
         listener
             .set_nonblocking(true)
@@ -229,7 +257,15 @@ impl Proxy {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
                         let (proxy, policy) = (proxy.clone(), policy.clone());
-                        conns.spawn(async move { proxy.serve_connection(stream, policy).await });
+                        let credential = credential.clone();
+                        conns.spawn(async move {
+                            if let Some(expected) = credential
+                                && !carries_credential(&stream, &expected).await
+                            {
+                                return;
+                            }
+                            proxy.serve_connection(stream, policy).await
+                        });
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
@@ -495,4 +531,39 @@ async fn tunnel(upgraded: hyper::upgrade::Upgraded, mut tcp: TcpStream) {
             .await;
         }
     }
+}
+
+/// Longest request head [`carries_credential`] looks through.
+const MAX_AUTH_HEAD: usize = 16 << 10;
+/// Time a client has to send its first request head.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the first request head on `stream` (peeked, not consumed) has a
+/// `Proxy-Authorization` header equal to `expected`. Compared through SHA-256 digests,
+/// so the time taken tells nothing about the token.
+async fn carries_credential(stream: &TcpStream, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let mut buf = vec![0u8; MAX_AUTH_HEAD];
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    let head = loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            break &buf[..end];
+        }
+        if n == buf.len() || tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // `peek` returns at once while any byte waits; give the rest time to arrive.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let want = Sha256::digest(expected.as_bytes());
+    String::from_utf8_lossy(head)
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("proxy-authorization"))
+        .any(|(_, value)| Sha256::digest(value.trim().as_bytes()) == want)
 }

@@ -982,3 +982,61 @@ async fn a_session_gate_refuses_allowlisted_hosts_it_does_not_admit_and_is_told_
         vec!["docs.test".to_string()]
     );
 }
+
+/// A listener on the host's loopback (an HTTP MCP server's): only a client that sends
+/// the start's proxy token is served; any other local process is closed unanswered,
+/// also one that sends a wrong token or none, and nothing reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_listener_serves_only_its_token() {
+    let web = http_server().await;
+    let cfg = ProxyConfig {
+        resolve: names(&[("api.test", "127.0.0.1")]),
+        allow_ranges: loopback_only(),
+        ..ProxyConfig::default()
+    };
+    let api = format!("api.test:{}", web.port());
+    let h = start(cfg, EgressPolicy::new("x", "y", vec![])).await;
+    let policy = EgressPolicy::new("mcp", "mcp:remote", vec![pat(&api)]);
+    let handle = h
+        .proxy
+        .serve_authenticated(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            policy,
+            "s3cret-token",
+        )
+        .unwrap();
+    let client = |proxy: reqwest::Proxy| reqwest::Client::builder().proxy(proxy).build().unwrap();
+    let at = format!("http://{}", handle.local_addr());
+    let url = format!("http://{api}/hello");
+    for proxy in [
+        reqwest::Proxy::all(&at).unwrap(),
+        reqwest::Proxy::all(&at)
+            .unwrap()
+            .basic_auth("cordon", "wrong"),
+        reqwest::Proxy::all(&at)
+            .unwrap()
+            .basic_auth("someone", "s3cret-token"),
+    ] {
+        let r = client(proxy).get(&url).send().await;
+        assert!(r.is_err(), "served without the token: {r:?}");
+    }
+    assert_eq!(web.count(), 0, "nothing reached the upstream");
+    let ok = client(
+        reqwest::Proxy::all(&at)
+            .unwrap()
+            .basic_auth("cordon", "s3cret-token"),
+    )
+    .get(&url)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(web.count(), 1);
+    assert!(
+        !web.all_seen()
+            .to_lowercase()
+            .contains("proxy-authorization"),
+        "the token is not forwarded: {}",
+        web.all_seen()
+    );
+}
