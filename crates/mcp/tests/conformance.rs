@@ -1,0 +1,167 @@
+//! The MCP conformance suite (`@modelcontextprotocol/conformance`, npm) against
+//! `mcp-conformance-client`, a client on `Session`'s public API: the scenarios Cordon
+//! supports pass every check, and a server that asks the user for input
+//! (elicitation) is declined.
+//!
+//! Not run, as not supported on purpose (the client refuses them, exit code 2): the
+//! `auth/*` scenarios (OAuth; Cordon's egress proxy injects an HTTP server's
+//! credentials instead).
+//!
+//! The tool runs in a network namespace of its own with only loopback up, so neither it
+//! nor the client can reach anything else.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_mcp-conformance-client");
+
+/// The checks the tool recorded for `scenario`, or `None` (with the reason printed)
+/// when the tool is not installed.
+fn run(scenario: &str) -> Option<Vec<Value>> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("conformance").is_file()))
+        .unwrap_or(false);
+    if !found {
+        eprintln!(
+            "skipped: `conformance` is not installed (npm install -g \
+             @modelcontextprotocol/conformance@0.1.13; CI installs it)"
+        );
+        return None;
+    }
+    // The tool splits its --command on spaces.
+    assert!(
+        !CLIENT.contains(' '),
+        "the client's path has a space: {CLIENT}"
+    );
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    // Loopback only: a namespace of its own, `lo` brought up in it.
+    let out = Command::new("unshare")
+        .args(["--net", "--map-root-user", "--", "sh", "-c"])
+        .arg(r#"ip link set lo up && exec "$@""#)
+        .args(["sh", "conformance", "client", "--timeout", "60000"])
+        .args(["--command", CLIENT, "--scenario", scenario, "-o"])
+        .arg(out_dir.path())
+        .output()
+        .expect("run unshare (util-linux)");
+    let shown = format!(
+        "conformance, scenario {scenario} (exit {:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{shown}");
+    assert!(
+        !shown.contains("does not provide an export named"),
+        "this `conformance` does not run on this Node.js (0.1.14 and later need Node 22; \
+         install @modelcontextprotocol/conformance@0.1.13)"
+    );
+    let checks = checks_json(out_dir.path())
+        .unwrap_or_else(|| panic!("no checks.json was written\n{shown}"));
+    let checks: Vec<Value> = serde_json::from_str(&checks).expect("checks.json is JSON");
+    Some(checks)
+}
+
+/// The one `*/checks.json` beneath `dir` (the tool names the folder after the scenario
+/// and the time).
+fn checks_json(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("checks.json"))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+}
+
+fn status<'a>(checks: &'a [Value], id: &str) -> Option<&'a str> {
+    checks
+        .iter()
+        .find(|c| c["id"] == id)
+        .and_then(|c| c["status"].as_str())
+}
+
+/// Every check passed (or is informational), and each of `expected` is among them.
+fn assert_passed(checks: &[Value], expected: &[&str]) {
+    for c in checks {
+        assert!(
+            matches!(c["status"].as_str(), Some("SUCCESS" | "INFO")),
+            "check {} is {}: {}",
+            c["id"],
+            c["status"],
+            c["errorMessage"]
+        );
+    }
+    for id in expected {
+        assert_eq!(
+            status(checks, id),
+            Some("SUCCESS"),
+            "check {id}: {checks:?}"
+        );
+    }
+}
+
+#[test]
+fn initialize() {
+    let Some(checks) = run("initialize") else {
+        return;
+    };
+    assert_passed(&checks, &["mcp-client-initialization"]);
+    let init = checks
+        .iter()
+        .find(|c| c["id"] == "mcp-client-initialization")
+        .expect("initialization check");
+    // The newest version the suite knows, offered first.
+    assert_eq!(init["details"]["protocolVersionSent"], "2025-11-25");
+    assert_eq!(init["details"]["clientName"], "cordon");
+}
+
+#[test]
+fn tools_call() {
+    let Some(checks) = run("tools_call") else {
+        return;
+    };
+    assert_passed(&checks, &["tool-add-numbers"]);
+}
+
+/// The POST's event stream ends before the result: the client waits the `retry` the
+/// server gave and resumes with a GET carrying `Last-Event-ID`, where the result comes.
+#[test]
+fn sse_retry() {
+    let Some(checks) = run("sse-retry") else {
+        return;
+    };
+    assert_passed(
+        &checks,
+        &[
+            "client-sse-graceful-reconnect",
+            "client-sse-retry-timing",
+            "client-sse-last-event-id",
+        ],
+    );
+}
+
+/// A server that asks the user for input during a call (`elicitation/create`) is
+/// declined: Cordon offers servers no way to talk to the user.
+#[test]
+fn elicitation_is_declined() {
+    let Some(checks) = run("elicitation-sep1034-client-defaults") else {
+        return;
+    };
+    let general = checks
+        .iter()
+        .find(|c| c["id"] == "client-elicitation-sep1034-general")
+        .expect("the server asked, so it recorded the answer");
+    assert_eq!(general["status"], "FAILURE");
+    assert!(
+        general["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("got 'decline'")),
+        "{general}"
+    );
+    // Nothing was filled in for the server.
+    assert!(
+        checks.iter().all(|c| c["status"] != "SUCCESS"),
+        "{checks:?}"
+    );
+}
