@@ -10,16 +10,27 @@
 //! The tool runs in a network namespace of its own with only loopback up, so neither it
 //! nor the client can reach anything else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_mcp-conformance-client");
 
-/// The checks the tool recorded for `scenario`, or `None` (with the reason printed)
-/// when the tool is not installed.
-fn run(scenario: &str) -> Option<Vec<Value>> {
+/// What one scenario's run left.
+struct Run {
+    /// The checks the tool recorded.
+    checks: Vec<Value>,
+    /// The tool's verdict: every check passed and the client exited with 0 in time.
+    passed: bool,
+    /// The client exited with 0 in time (the tool says so when it did not).
+    client_ok: bool,
+    /// What the client printed.
+    client_stdout: String,
+}
+
+/// Run `scenario`, or `None` (with the reason printed) when the tool is not installed.
+fn run(scenario: &str) -> Option<Run> {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join("conformance").is_file()))
         .unwrap_or(false);
@@ -57,21 +68,27 @@ fn run(scenario: &str) -> Option<Vec<Value>> {
         "this `conformance` does not run on this Node.js (0.1.14 and later need Node 22; \
          install @modelcontextprotocol/conformance@0.1.13)"
     );
-    let checks = checks_json(out_dir.path())
-        .unwrap_or_else(|| panic!("no checks.json was written\n{shown}"));
-    let checks: Vec<Value> = serde_json::from_str(&checks).expect("checks.json is JSON");
-    Some(checks)
+    let dir =
+        result_dir(out_dir.path()).unwrap_or_else(|| panic!("no checks.json was written\n{shown}"));
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    Some(Run {
+        checks: serde_json::from_str(&read("checks.json")).expect("checks.json is JSON"),
+        passed: out.status.success(),
+        client_ok: !shown.contains("Client exited with code") && !shown.contains("timed out"),
+        client_stdout: read("stdout.txt"),
+    })
 }
 
-/// The one `*/checks.json` beneath `dir` (the tool names the folder after the scenario
-/// and the time).
-fn checks_json(dir: &Path) -> Option<String> {
+/// The one folder beneath `dir` with a `checks.json` (the tool names it after the
+/// scenario and the time).
+fn result_dir(dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .flatten()
-        .map(|e| e.path().join("checks.json"))
-        .find(|p| p.is_file())
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|e| e.path())
+        .find(|p| p.join("checks.json").is_file())
 }
 
 fn status<'a>(checks: &'a [Value], id: &str) -> Option<&'a str> {
@@ -103,10 +120,18 @@ fn assert_passed(checks: &[Value], expected: &[&str]) {
 
 #[test]
 fn initialize() {
-    let Some(checks) = run("initialize") else {
+    let Some(run) = run("initialize") else {
         return;
     };
-    assert_passed(&checks, &["mcp-client-initialization"]);
+    let checks = &run.checks;
+    assert_passed(checks, &["mcp-client-initialization"]);
+    assert!(run.passed && run.client_ok, "see the tool's output above");
+    assert!(
+        run.client_stdout
+            .contains("initialized: server `test-server`"),
+        "{}",
+        run.client_stdout
+    );
     let init = checks
         .iter()
         .find(|c| c["id"] == "mcp-client-initialization")
@@ -118,19 +143,36 @@ fn initialize() {
 
 #[test]
 fn tools_call() {
-    let Some(checks) = run("tools_call") else {
+    let Some(run) = run("tools_call") else {
         return;
     };
-    assert_passed(&checks, &["tool-add-numbers"]);
+    assert_passed(&run.checks, &["tool-add-numbers"]);
+    assert!(run.passed && run.client_ok, "see the tool's output above");
+    // The server only records that it was called; the answer came back too.
+    assert!(
+        run.client_stdout
+            .contains("add_numbers: The sum of 5 and 3 is 8"),
+        "{}",
+        run.client_stdout
+    );
 }
 
 /// The POST's event stream ends before the result: the client waits the `retry` the
 /// server gave and resumes with a GET carrying `Last-Event-ID`, where the result comes.
 #[test]
 fn sse_retry() {
-    let Some(checks) = run("sse-retry") else {
+    let Some(run) = run("sse-retry") else {
         return;
     };
+    // The result came on the resumed stream.
+    assert!(run.client_ok, "see the tool's output above");
+    assert!(
+        run.client_stdout
+            .contains("test_reconnection: Reconnection test completed successfully"),
+        "{}",
+        run.client_stdout
+    );
+    let checks = &run.checks;
     // Reconnecting 200 ms later than asked is a warning, which a loaded machine can cause;
     // reconnecting early (not waiting as asked) or very late is a failure.
     let timing = checks
@@ -167,9 +209,11 @@ fn sse_retry() {
 /// declined: Cordon offers servers no way to talk to the user.
 #[test]
 fn elicitation_is_declined() {
-    let Some(checks) = run("elicitation-sep1034-client-defaults") else {
+    let Some(run) = run("elicitation-sep1034-client-defaults") else {
         return;
     };
+    assert!(run.client_ok && !run.passed, "see the tool's output above");
+    let checks = &run.checks;
     let general = checks
         .iter()
         .find(|c| c["id"] == "client-elicitation-sep1034-general")
