@@ -20,7 +20,7 @@ use std::time::Duration;
 use cordon_mcp::{Limits, Session};
 use serde_json::{Value, json};
 
-/// Per call; the conformance tool's own deadline for the whole client is 30 s.
+/// Per call; the conformance tool has its own deadline for the whole client (`--timeout`).
 const CALL: Duration = Duration::from_secs(20);
 
 /// What the client does for one scenario.
@@ -60,7 +60,7 @@ fn plan(scenario: &str) -> Result<Plan, &'static str> {
         s if s.starts_with("auth/") => {
             return Err(
                 "OAuth is not offered: Cordon's egress proxy injects an HTTP \
-                        server's credentials for its bound host",
+                 server's credentials for its bound host",
             );
         }
         _ => return Err("this client does not know the scenario"),
