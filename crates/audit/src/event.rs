@@ -65,6 +65,8 @@ pub enum Event {
     /// A human approved tools of an MCP server, pinning their descriptions and schemas
     /// (`cordon mcp approve`).
     McpApproval(McpApproval),
+    /// A call of an MCP server's tool that the server answered.
+    McpCall(McpCall),
 }
 
 impl Event {
@@ -86,6 +88,7 @@ impl Event {
             Event::SecretChange(_) => EventKind::SecretChange,
             Event::Skill(_) => EventKind::Skill,
             Event::McpApproval(_) => EventKind::McpApproval,
+            Event::McpCall(_) => EventKind::McpCall,
         }
     }
 
@@ -107,6 +110,7 @@ impl Event {
             Event::SecretChange(p) => serde_json::to_value(p),
             Event::Skill(p) => serde_json::to_value(p),
             Event::McpApproval(p) => serde_json::to_value(p),
+            Event::McpCall(p) => serde_json::to_value(p),
         }
     }
 
@@ -151,6 +155,7 @@ into_event! {
     SecretChange => SecretChange,
     SkillEvent => Skill,
     McpApproval => McpApproval,
+    McpCall => McpCall,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1124,4 +1129,35 @@ pub struct McpPinned {
     pub tool: String,
     /// SHA-256 of the canonical JSON of its name, description and input schema.
     pub sha256: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// mcp_call
+
+/// `mcp_call`: an MCP server answered a call of one of its tools (digests and sizes,
+/// never the content). Written before the call's `tool_result`; a call that failed is an
+/// `error` at stage `mcp` instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct McpCall {
+    /// The tool call.
+    pub call_id: String,
+    /// The server's name (`[mcp.servers.NAME]`).
+    pub server: String,
+    /// The tool's name as the server lists it.
+    pub tool: String,
+    /// `serverInfo.name` and `serverInfo.version` the server gave when it started.
+    pub server_info: String,
+    /// The protocol version negotiated with it.
+    pub protocol_version: String,
+    /// Lower-case hex SHA-256 of the canonical JSON of the arguments sent.
+    pub arguments_sha256: String,
+    /// Lower-case hex SHA-256 of the result's text as Cordon kept it (after any cut at
+    /// the result limit, before redaction).
+    pub result_sha256: String,
+    /// Size in bytes of the whole result text the server sent.
+    pub result_bytes: u64,
+    /// The server marked the result as an error (`isError`).
+    pub is_error: bool,
+    /// Milliseconds the server took to answer.
+    pub duration_ms: u64,
 }

@@ -35,10 +35,12 @@ pub enum EventKind {
     Skill,
     /// A human approved tools of an MCP server (`cordon mcp approve`).
     McpApproval,
+    /// An MCP server answered a tool call.
+    McpCall,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -54,6 +56,7 @@ impl EventKind {
         EventKind::SecretChange,
         EventKind::Skill,
         EventKind::McpApproval,
+        EventKind::McpCall,
     ];
 
     /// The snake_case name used in the log.
@@ -74,6 +77,7 @@ impl EventKind {
             EventKind::SecretChange => "secret_change",
             EventKind::Skill => "skill",
             EventKind::McpApproval => "mcp_approval",
+            EventKind::McpCall => "mcp_call",
         }
     }
 

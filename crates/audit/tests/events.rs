@@ -366,6 +366,19 @@ fn samples() -> Vec<Event> {
             by: "cli".into(),
         }
         .into(),
+        McpCall {
+            call_id: "c4".into(),
+            server: "git".into(),
+            tool: "log".into(),
+            server_info: "mcp-git 1.2".into(),
+            protocol_version: "2025-06-18".into(),
+            arguments_sha256: "ab".repeat(32),
+            result_sha256: "cd".repeat(32),
+            result_bytes: 120,
+            is_error: false,
+            duration_ms: 4,
+        }
+        .into(),
     ]
 }
 
@@ -430,7 +443,11 @@ fn the_json_keeps_the_field_names_readers_use() {
     assert_eq!(data(all[29].clone())["action"], "secret_set");
     assert_eq!(data(all[26].clone())["alert"], "skill_drifted");
     assert_eq!(data(all[27].clone())["alert"], "mcp_tool_changed");
-    assert_eq!(data(all[all.len() - 2].clone())["action"], "refused");
+    assert_eq!(data(all[all.len() - 3].clone())["action"], "refused");
+    assert_eq!(
+        data(all[all.len() - 1].clone())["arguments_sha256"],
+        "ab".repeat(32)
+    );
     assert_eq!(
         data(all[23].clone()),
         json!({"stage": "model", "error": "connection refused"})

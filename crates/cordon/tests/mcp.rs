@@ -111,6 +111,24 @@ async fn an_approved_tool_of_a_sandboxed_server_is_called_through_the_runtime() 
         "{sources:#?}"
     );
     assert_refused(&records, "everything__get-sum", "everything__get-sum");
+    // Each answered call is recorded with the server's version and the digests.
+    let call = of_kind(&records, "mcp_call")
+        .into_iter()
+        .find(|r| r["data"]["tool"] == "echo")
+        .unwrap_or_else(|| panic!("no mcp_call record"));
+    assert_eq!(call["data"]["server"], "everything");
+    assert!(
+        !call["data"]["server_info"].as_str().unwrap().is_empty(),
+        "{call}"
+    );
+    assert!(
+        !call["data"]["protocol_version"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(call["data"]["arguments_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(call["data"]["result_sha256"].as_str().unwrap().len(), 64);
 }
 
 /// A server of this project's own making, run as an MCP server by Cordon. Its tools do

@@ -94,7 +94,8 @@ struct Running {
     session: mcp::Session,
     /// Kept alive with the session; dropping it kills the server and its sandbox (none
     /// for an HTTP server).
-    _process: Option<Box<dyn sandbox::Process>>,
+    /// (In a mutex only to make the session shareable across threads.)
+    _process: Option<std::sync::Mutex<Box<dyn sandbox::Process>>>,
     _egress: Option<egress::ServeHandle>,
     listed: Vec<mcp::Tool>,
     /// [`mcp::Session::tools_changed`] when `listed` was taken.
@@ -182,7 +183,7 @@ impl Runtime {
         server: &McpServer,
         tool: &str,
         args: serde_json::Value,
-    ) -> Result<mcp::CallOutcome, Failure> {
+    ) -> Result<(mcp::CallOutcome, mcp::ServerInfo), Failure> {
         let mut state = server.state.lock().await;
         if state
             .running
@@ -275,9 +276,10 @@ impl Runtime {
         let timeout = Duration::from_secs(server.cfg.timeout_secs);
         match r.session.call_tool(tool, args, timeout).await {
             Ok(outcome) => {
+                let info = r.session.info().clone();
                 state.failures = 0;
                 state.retry_at = None;
-                Ok(outcome)
+                Ok((outcome, info))
             }
             Err(e) => {
                 if e.kind.is_fatal() {
@@ -314,7 +316,7 @@ impl Runtime {
             .map_err(|e| fail(e.to_string()))?;
         Ok(Running {
             session,
-            _process: process,
+            _process: process.map(std::sync::Mutex::new),
             _egress: serving,
             listed,
             listed_at_change,

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use guard::Action;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::{Executed, Origin, Tool, ToolOutput};
 use crate::authorise::Authorization;
 use crate::mcp_servers::McpServer;
-use crate::pipeline::{Cx, Failure};
+use crate::pipeline::{Cx, Failure, Stage};
 
 pub(crate) struct McpTool {
     server: Arc<McpServer>,
@@ -90,10 +91,28 @@ impl Tool for McpTool {
         args: &Self::Plan,
         _auth: &Authorization,
     ) -> Result<Executed, Failure> {
-        let outcome = cx
+        let arguments = Value::Object(args.clone());
+        let (outcome, info) = cx
             .rt
-            .mcp_call(&self.server, &self.tool, Value::Object(args.clone()))
+            .mcp_call(&self.server, &self.tool, arguments.clone())
             .await?;
+        let record = audit::event::McpCall {
+            call_id: cx.call.id.clone(),
+            server: self.server.name.clone(),
+            tool: self.tool.clone(),
+            server_info: format!("{} {}", info.name, info.version).trim().to_string(),
+            protocol_version: info.protocol_version,
+            arguments_sha256: hex::encode(Sha256::digest(guard::canonical_json(&arguments))),
+            result_sha256: hex::encode(Sha256::digest(&outcome.text)),
+            result_bytes: outcome.cut.map_or(outcome.text.len(), |c| c.total) as u64,
+            is_error: outcome.is_error,
+            duration_ms: outcome.duration.as_millis() as u64,
+        };
+        // Made durable with the call's `tool_result`, written next.
+        cx.rt
+            .audit
+            .append_event(Some(cx.session), record)
+            .map_err(|e| Failure::new(Stage::Audit, format!("cannot record the call: {e}")))?;
         let output = ToolOutput {
             content: outcome.text,
             is_error: outcome.is_error,

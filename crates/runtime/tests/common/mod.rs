@@ -36,6 +36,8 @@ pub struct Setup {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// TOML appended to the config (e.g. `[agents.dev.labels]`).
     pub extra_toml: &'static str,
+    /// Approved MCP tools (`mcp.lock`).
+    pub mcp_pins: mcp::Pins,
 }
 
 impl Default for Setup {
@@ -52,6 +54,7 @@ impl Default for Setup {
             resolve: Vec::new(),
             extra_roots: Vec::new(),
             extra_toml: "",
+            mcp_pins: mcp::Pins::default(),
         }
     }
 }
@@ -209,7 +212,10 @@ allow = {egress}
             secrets: setup.agent_secrets,
             watched_secrets: Vec::new(),
             skills: Vec::new(),
-            mcp: Default::default(),
+            mcp: cordon_runtime::McpOptions {
+                pins: setup.mcp_pins,
+                secrets: Default::default(),
+            },
             policy: None,
         })
         .unwrap();
