@@ -667,7 +667,8 @@ pub struct SandboxConfig {
     /// CPU seconds per process (RLIMIT_CPU).
     #[serde(default = "defaults::max_cpu_secs")]
     pub max_cpu_secs: u64,
-    /// Address space per process, in MiB (RLIMIT_AS).
+    /// Private writable memory per process, in MiB (RLIMIT_DATA; address space a runtime
+    /// only reserves does not count).
     #[serde(default = "defaults::max_memory_mb")]
     pub max_memory_mb: u64,
     /// Size of the sandbox's private `/tmp`, in MiB.

@@ -1,13 +1,15 @@
 //! Labelling a result: its integrity (where it came from) and its confidentiality (what
 //! it shows), and the cleaning of untrusted content before it reaches the model.
 //!
-//! Guarantees: a result from a third party ([`Origin::Remote`]), and a failure that may
-//! quote one, is untrusted; untrusted content is cleaned and wrapped in the session's
-//! boundary markers by [`crate::hygiene`] (without a boundary it is withheld); a result
-//! from which a vault value or credential was redacted, or that carries one of the
-//! session's placeholders, is `secret` (with the names); one that shows a private
-//! workspace file (as its tool judges, [`crate::tools::Tool::shows_private`]) is
-//! `private`. The label joins the session's label in the pipeline.
+//! Guarantees: a result from a third party ([`Origin::Response`], [`Origin::Remote`]),
+//! and a failure that may quote one, is untrusted; untrusted content is cleaned and
+//! wrapped in the session's boundary markers by [`crate::hygiene`] (an HTTP response with
+//! its status and URL lines outside, anything else whole; without a boundary it is
+//! withheld); a result from which a vault value or credential was redacted, or that
+//! carries one of the session's placeholders, is `secret` (with the names); one that
+//! shows a private workspace file (as its tool judges,
+//! [`crate::tools::Tool::shows_private`]) is `private`. The label joins the session's
+//! label in the pipeline.
 //!
 //! Not guaranteed: data laundered through workspace files keeps no label (see
 //! [`crate::flow`]).
@@ -21,7 +23,7 @@ use crate::tools::{Executed, Origin, ToolOutput};
 /// The integrity of a failure's message: Cordon's own words before anything was sent
 /// are trusted; a failure of a remote exchange may quote what the server answered.
 pub(crate) fn failure_integrity(origin: Origin, stage: Stage) -> Integrity {
-    if origin == Origin::Remote && !stage.is_refusal() {
+    if origin != Origin::Local && !stage.is_refusal() {
         Integrity::Untrusted
     } else {
         Integrity::Trusted

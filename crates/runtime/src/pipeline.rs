@@ -239,7 +239,7 @@ impl Runtime {
         responded: bool,
     ) -> Observation {
         if done.integrity == crate::Integrity::Untrusted {
-            let response = responded && origin == Origin::Remote;
+            let response = responded && origin == Origin::Response;
             self.hygiene(cx.session, &done.source, response, &mut done.output);
         }
         let redacted = self.redactor.redact(&done.output.content);

@@ -118,8 +118,12 @@ pub(crate) enum Origin {
     /// This machine (the workspace, the runtime, a sandboxed command): trusted unless
     /// the execution found otherwise.
     Local,
-    /// A third party's response: untrusted, cleaned and wrapped as a response (status
-    /// and URL lines outside the block); a failure after sending may quote it.
+    /// A third party's HTTP response (`http_fetch`): untrusted, cleaned and wrapped as a
+    /// response (the status and URL lines, Cordon's own, outside the block); a failure
+    /// after sending may quote it.
+    Response,
+    /// A third party's answer that is all its own (an MCP server's tool result):
+    /// untrusted, cleaned and wrapped whole; a failure after sending may quote it.
     Remote,
 }
 

@@ -14,7 +14,7 @@
 //!
 //! Not guaranteed: the engine's own security (the Docker daemon runs as root); the seccomp
 //! profile is the engine's default (Cordon passes no `--security-opt seccomp=`); no
-//! Landlock; `RLIMIT_AS` is not set (the cgroup `--memory` limit bounds memory); the image's
+//! Landlock; `RLIMIT_DATA` is not set (the cgroup `--memory` limit bounds memory); the image's
 //! `ENV` stays visible unless the profile overrides the same names (`exec` cannot clear
 //! it); uid 1000 inside is host uid 1000 unless the engine remaps users; a mount *inside* a
 //! read-only bound directory stays as the engine leaves it (read-only only where the engine
@@ -714,7 +714,7 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
         "uid 1000 in the container is host uid 1000 unless the engine remaps users \
          (rootless Podman, userns-remap); the workspace must be writable by it"
             .into(),
-        "RLIMIT_AS (max_memory) is not set; the cgroup --memory limit bounds memory".into(),
+        "RLIMIT_DATA (max_memory) is not set; the cgroup --memory limit bounds memory".into(),
         "no Landlock".into(),
         "background processes started by one exec keep running in the task's container until \
          a deadline or the end of the task removes it"

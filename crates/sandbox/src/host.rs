@@ -195,7 +195,7 @@ fn host_limits(l: &Limits) -> Vec<(String, String)> {
         ("RLIMIT_NOFILE".into(), l.max_open_files.to_string()),
         ("RLIMIT_FSIZE".into(), l.max_file_size.to_string()),
         ("RLIMIT_CPU".into(), l.max_cpu_secs.to_string()),
-        ("RLIMIT_AS".into(), l.max_memory.to_string()),
+        ("RLIMIT_DATA".into(), l.max_memory.to_string()),
         ("RLIMIT_CORE".into(), "0".into()),
         ("cgroup".into(), "none (not applied)".into()),
         (
@@ -393,7 +393,7 @@ fn rlimit_table(l: &Limits) -> RlimitTable {
         (libc::RLIMIT_NOFILE, l.max_open_files),
         (libc::RLIMIT_FSIZE, l.max_file_size),
         (libc::RLIMIT_CPU, l.max_cpu_secs),
-        (libc::RLIMIT_AS, l.max_memory),
+        (libc::RLIMIT_DATA, l.max_memory),
         (libc::RLIMIT_CORE, 0),
     ]
 }

@@ -133,7 +133,7 @@ pub struct Limits {
     pub max_file_size: u64,
     /// RLIMIT_CPU, seconds.
     pub max_cpu_secs: u64,
-    /// RLIMIT_AS, bytes.
+    /// RLIMIT_DATA (private writable memory per process), bytes.
     pub max_memory: u64,
     /// Size cap of the private `/tmp` tmpfs, bytes.
     pub tmp_size: u64,

@@ -1041,7 +1041,7 @@ fn rlimits_take_effect() {
     };
     let out = bash_in(
         &p,
-        "ulimit -n; ulimit -Hn; ulimit -u; ulimit -f; ulimit -t; ulimit -v; ulimit -c; ulimit -Hc",
+        "ulimit -n; ulimit -Hn; ulimit -u; ulimit -f; ulimit -t; ulimit -d; ulimit -c; ulimit -Hc",
     );
     assert_eq!(
         lines(&out.stdout),

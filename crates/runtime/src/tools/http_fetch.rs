@@ -83,7 +83,7 @@ impl Tool for HttpFetch {
     }
 
     fn origin(&self) -> Origin {
-        Origin::Remote
+        Origin::Response
     }
 
     fn canonicalise(&self, _cx: &Cx<'_>, args: HttpFetchArgs) -> Result<Self::Plan, Failure> {

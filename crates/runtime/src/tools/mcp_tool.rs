@@ -3,8 +3,10 @@
 //! Guarantees: the model sees the description and schema that were approved (pinned in
 //! `mcp.lock`), cleaned of invisible characters and HTML comments; arguments must be a
 //! JSON object; the call is decided as `mcp_call` with canonical arguments; the result is
-//! untrusted unless the server is configured `trust = "trusted"`, and is capped and
-//! redacted by the pipeline like any result.
+//! untrusted unless the server is configured `trust = "trusted"` — then all of it, first
+//! lines included, is inside the session's untrusted-content boundary (it is the
+//! server's own text, not an HTTP response with Cordon's status line) — and is capped
+//! and redacted by the pipeline like any result.
 
 use std::sync::Arc;
 

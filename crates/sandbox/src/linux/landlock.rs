@@ -14,8 +14,9 @@
 //!
 //! Does not restrict the network: the sandbox's network namespace holds only `lo`, and
 //! Landlock's TCP rules are by port only, so they would add nothing but break loopback use
-//! inside. Does not restrict `stat`, `chdir` or directory traversal (Landlock does not),
-//! nor listing `/` itself.
+//! inside. Does not restrict `stat`, `chdir` or directory traversal (Landlock does not).
+//! Listing `/` itself is refused (no rule grants it): a program that walks down from `/`
+//! with `readdir` fails there (the MCP filesystem server given `/` cannot create files).
 //!
 //! The child opens the paths with `O_PATH` and fills stack structs: no allocation.
 

@@ -1,11 +1,19 @@
 //! Resource limits of the sandboxed command.
 //!
 //! Guarantees: before `execve` the command's soft and hard RLIMIT_NPROC, NOFILE, FSIZE,
-//! CPU and AS are set to the profile's [`Limits`] (or to the host's hard limit when that is
-//! lower: never looser than asked), and RLIMIT_CORE to 0; the command cannot raise a hard
-//! limit back (no capabilities). As host root, the kernel does not enforce RLIMIT_NPROC
+//! CPU and DATA are set to the profile's [`Limits`] (or to the host's hard limit when that
+//! is lower: never looser than asked), and RLIMIT_CORE to 0; the command cannot raise a
+//! hard limit back (no capabilities).
+//!
+//! Memory per process is RLIMIT_DATA (private writable memory: heap, anonymous and
+//! written private mappings), not RLIMIT_AS: runtimes reserve far more address space
+//! than they use — V8 reserves about 10 GiB inaccessible per WebAssembly memory, so
+//! under a 4 GiB RLIMIT_AS Node's own `fetch` (llhttp is WebAssembly) failed with "Out of
+//! memory" in every sandbox. A reservation costs nothing until it is made writable,
+//! and then it counts. As host root, the kernel does not enforce RLIMIT_NPROC
 //! (real uid root is exempt; the sandbox's cgroup `pids.max` covers that case, see
-//! `cgroup`). Does not cap total memory of the tree or
+//! `cgroup`). Does not cap total memory of the tree (the cgroup memory limit does; shared
+//! mappings do not count towards RLIMIT_DATA) or
 //! wall-clock time (the deadline does that), nor disk use of the workspace.
 
 use crate::Limits;
@@ -26,7 +34,7 @@ impl Rlimits {
                 (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", limits.max_open_files),
                 (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", limits.max_file_size),
                 (libc::RLIMIT_CPU, "RLIMIT_CPU", limits.max_cpu_secs),
-                (libc::RLIMIT_AS, "RLIMIT_AS", limits.max_memory),
+                (libc::RLIMIT_DATA, "RLIMIT_DATA", limits.max_memory),
                 (libc::RLIMIT_CORE, "RLIMIT_CORE", 0),
             ],
         }
