@@ -98,6 +98,14 @@ pub(crate) fn render(
         let (b, line) = describe(block);
         match block {
             ContentBlock::Text(t) => out.push(&t.text),
+            // An embedded text resource (a file's contents, say): its description, then
+            // its text, under the same cap as text blocks.
+            ContentBlock::Resource(r) => {
+                out.push(&line);
+                if let ResourceContents::TextResourceContents { text, .. } = &r.resource {
+                    out.push(text);
+                }
+            }
             _ => out.push(&line),
         }
         blocks.push(b);
@@ -219,6 +227,24 @@ mod tests {
         assert!(!out.text.contains("iVBOR"));
         assert_eq!(out.blocks[1].kind, "image");
         assert_eq!(out.cut, None);
+    }
+
+    #[test]
+    fn an_embedded_text_resource_is_shown_with_its_text() {
+        let resource = ContentBlock::embedded_text("file:///workspace/a.txt", "hello there");
+        let out = render(
+            result(vec![ContentBlock::text("one"), resource]),
+            1024,
+            (0, None),
+            Duration::ZERO,
+        );
+        assert!(
+            out.text
+                .starts_with("one\n[resource: file:///workspace/a.txt"),
+            "{}",
+            out.text
+        );
+        assert!(out.text.ends_with("11 bytes]\nhello there"), "{}", out.text);
     }
 
     #[test]
