@@ -238,7 +238,7 @@ pub fn secret_bindings(
                     Severity::Warn,
                     format!(
                         "MCP server `{name}` is given secret {secret}, which is not in the \
-                         vault: Cordon refuses to start the agent"
+                         vault: Cordon refuses to start any agent"
                     ),
                     format!("{key} names {secret}"),
                     format!(
