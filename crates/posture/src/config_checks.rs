@@ -15,7 +15,7 @@ use crate::{Finding, Severity};
 
 /// Suffixes under which anyone can publish content (a wildcard over them lets an agent
 /// reach pages an attacker wrote, or upload to the attacker's bucket).
-const USER_CONTENT: &[&str] = &[
+pub(crate) const USER_CONTENT: &[&str] = &[
     "github.io",
     "githubusercontent.com",
     "gitlab.io",
@@ -117,6 +117,7 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
     sandbox(&table, tier, &mut out);
     model(&table, &mut out);
     allow_ranges(&table, &mut out);
+    out.extend(crate::mcp::servers(&table));
     if tier == Tier::Enterprise
         && get(&table, &["policy", "files"])
             .and_then(Value::as_array)

@@ -11,6 +11,8 @@
 //! - [`tokens`] and [`state`]: gateway tokens worth rotating, a damaged audit log, secrets
 //!   bound too widely, from what the caller read out of the store, log and vault;
 //! - [`MetadataTarget`]: where the metadata probes go, and how a sandboxed probe is read;
+//! - [`mcp`]: MCP servers — egress that admits any host, trusted and remote servers,
+//!   secrets they cannot use, tools never approved and pins left for removed servers;
 //! - [`blast`]: what a fully compromised agent could reach, computed from the effective
 //!   policy (the guard decides sample actions), not guessed from the config.
 //!
@@ -21,6 +23,7 @@
 pub mod blast;
 pub mod config_checks;
 pub mod host;
+pub mod mcp;
 mod metadata;
 pub mod skills;
 pub mod state;

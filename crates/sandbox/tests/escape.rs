@@ -220,6 +220,71 @@ fn attack_past_the_mounts(ws: &Path) {
     assert_has(&all, "ws-ok");
 }
 
+/// Nothing of the host's mount tree is reachable from the sandbox's root: no `/oldroot`
+/// (where the host root hung during set-up), `..` of `/` is `/`, every mount point lies in
+/// the sandbox's own layout, and none of the host's other mount points (this test
+/// process's `/proc/self/mountinfo`) appears.
+fn attack_find_the_host_root(ws: &Path) {
+    let all = bash(
+        ws,
+        "cut -d' ' -f5 /proc/self/mountinfo; ls -d /oldroot 2>&1; cd / && cd .. && pwd && ls -d oldroot 2>&1",
+    );
+    assert_has(
+        &all,
+        "ls: cannot access '/oldroot': No such file or directory",
+    );
+    assert_has(
+        &all,
+        "ls: cannot access 'oldroot': No such file or directory",
+    );
+    let ours = [
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/etc",
+        "/dev",
+        "/proc",
+        "/tmp",
+        "/workspace",
+        "/skills",
+    ];
+    let points: Vec<&str> = all.lines().filter(|l| l.starts_with('/')).collect();
+    assert!(points.contains(&"/workspace"), "{all}");
+    for point in &points {
+        let inside = *point == "/"
+            || ours
+                .iter()
+                .any(|o| point == o || point.starts_with(&format!("{o}/")));
+        assert!(inside, "host mount {point} is still attached:\n{all}");
+    }
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let host_points: Vec<&str> = host.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+    assert!(points.len() < host_points.len() + 40, "{all}");
+    for p in host_points {
+        if ours
+            .iter()
+            .any(|o| p == *o || p.starts_with(&format!("{o}/")))
+            || p == "/"
+        {
+            continue;
+        }
+        assert!(
+            !points.contains(&p),
+            "host mount {p} visible in the sandbox:\n{all}"
+        );
+    }
+}
+
+#[test]
+fn the_host_mount_tree_is_detached() {
+    let ws = tempfile::tempdir().unwrap();
+    attack_find_the_host_root(ws.path());
+}
+
 // -------------------------------------------------------------------- privileges
 
 fn attack_mount_and_namespaces(ws: &Path) {
@@ -627,6 +692,7 @@ fn unprivileged_escape_inner() {
     attack_proc_of_init_and_host(ws);
     attack_write_outside(ws);
     attack_past_the_mounts(ws);
+    attack_find_the_host_root(ws);
     attack_hardlinks(ws);
     attack_mount_and_namespaces(ws);
     attack_ptrace_sibling(ws);

@@ -203,8 +203,15 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
             )),
         }
     }
-    let vault = match existing_vault(paths) {
-        Ok(v) => v,
+    // Each secret's name and bound hosts; `None` when the vault could not be read. A
+    // vault never written holds no secret.
+    let (vault, bindings) = match existing_vault(paths) {
+        Ok(Some(v)) => {
+            let list: Vec<(String, Vec<HostPattern>)> =
+                v.list().into_iter().map(|s| (s.name, s.hosts)).collect();
+            (Some(v), Some(list))
+        }
+        Ok(None) => (None, Some(Vec::new())),
         Err(e) => {
             out.push(Finding::not_checked(
                 "the vault's secret bindings",
@@ -212,17 +219,45 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
                 "run `cordon audit` as the user Cordon runs as, with the vault's passphrase \
                  in the environment if it has one",
             ));
-            None
+            (None, None)
         }
     };
-    let vault_names: Vec<String> = vault
-        .as_ref()
-        .map(|v| v.list().into_iter().map(|i| i.name).collect())
-        .unwrap_or_default();
+    let vault_names: Vec<String> = bindings
+        .iter()
+        .flatten()
+        .map(|(name, _)| name.clone())
+        .collect();
     if let Some(vault) = vault {
         out.extend(state::secret_bindings(&vault.list()));
     }
     out.extend(skill_checks(cfg, paths, &vault_names));
+    out.extend(mcp_checks(cfg, paths, bindings.as_deref()));
+    out
+}
+
+/// MCP servers against `mcp.lock` (tools never approved, pins of removed servers) and,
+/// when the vault could be read (`vault`: each secret's name and bound hosts), against
+/// the vault.
+fn mcp_checks(
+    cfg: &config::Config,
+    paths: &Paths,
+    vault: Option<&[(String, Vec<HostPattern>)]>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(vault) = vault {
+        out.extend(posture::mcp::secret_bindings(&cfg.mcp.servers, vault));
+    }
+    match mcp::Pins::load(&mcp::Pins::path_for(&paths.config_file)) {
+        Ok(pins) => {
+            let pinned: BTreeMap<String, Vec<String>> = pins
+                .servers
+                .into_iter()
+                .map(|s| (s.name, s.tools.into_iter().map(|t| t.name).collect()))
+                .collect();
+            out.extend(posture::mcp::approvals(&cfg.mcp.servers, &pinned));
+        }
+        Err(e) => out.push(posture::mcp::lock_invalid(e)),
+    }
     out
 }
 
