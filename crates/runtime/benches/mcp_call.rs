@@ -6,7 +6,6 @@
 //!
 //! `cargo bench -p cordon-runtime --bench mcp_call`
 
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
