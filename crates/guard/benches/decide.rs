@@ -176,6 +176,7 @@ fn main() {
         depth: 0,
         secret_hosts: &secret_hosts,
         skill: None,
+        checkpointed: false,
     });
 
     let n = 60_000;

@@ -108,6 +108,7 @@ mod tests {
                 depth: 0,
                 secret_hosts: &std::collections::BTreeMap::new(),
                 skill: None,
+                checkpointed: false,
             };
             self.evaluate(action, &view).decision
         }

@@ -58,6 +58,10 @@ pub struct SessionView<'a> {
     /// The skill whose script is running, for the connections it opens; `None` for
     /// every other decision.
     pub skill: Option<&'a SkillScope>,
+    /// The workspace changes of the action decided are journaled and can be undone
+    /// exactly (`cordon undo`): a file tool's write, or a command whose sandbox shows
+    /// the workspace through an overlay. Cedar context `checkpointed`.
+    pub checkpointed: bool,
 }
 
 /// A running skill script's network scope: its name and the egress hosts approved for it.
@@ -748,6 +752,7 @@ impl Policy {
                             ("path", string(path)),
                             ("in_scratch", boolean(in_scratch(path, &self.scratch))),
                             ("private", boolean(private)),
+                            ("checkpointed", boolean(s.checkpointed)),
                         ],
                     )
                 }
@@ -765,6 +770,7 @@ impl Policy {
                         ("arbitrary_code", boolean(f.arbitrary_code)),
                         ("network", boolean(f.network)),
                         ("writes_outside_scratch", boolean(f.writes_outside_scratch)),
+                        ("checkpointed", boolean(s.checkpointed)),
                     ];
                     exec = Some((c, f));
                     (&n.command, text, ctx)

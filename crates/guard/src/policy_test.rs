@@ -295,6 +295,7 @@ pub fn run(
             depth: c.depth,
             secret_hosts: &c.secret_hosts,
             skill: None,
+            checkpointed: false,
         };
         let v = policy.evaluate(&action, &view);
         rows.push(TestRow {

@@ -485,6 +485,7 @@ fn decide(p: &Policy, cmd: &str) -> Decision {
         depth: 0,
         secret_hosts: &BTreeMap::new(),
         skill: None,
+        checkpointed: false,
     };
     p.evaluate(
         &Action::Exec {

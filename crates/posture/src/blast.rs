@@ -93,6 +93,7 @@ pub fn blast_radius(
         depth: 0,
         secret_hosts: &secret_hosts,
         skill: None,
+        checkpointed: false,
     };
     let decide = |a: &Action| policy.evaluate(a, &view).decision;
     let mut without = Vec::new();

@@ -104,6 +104,7 @@ impl SessionFlow {
             depth: self.depth,
             secret_hosts: &self.secret_hosts,
             skill,
+            checkpointed: false,
         };
         self.policy.evaluate(action, &view)
     }

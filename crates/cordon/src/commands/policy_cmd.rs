@@ -58,6 +58,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
                 depth,
                 secret_hosts: &bound,
                 skill: None,
+                checkpointed: false,
             };
             let v = policy.evaluate(&action, &view);
             if json {

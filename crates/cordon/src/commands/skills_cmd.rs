@@ -289,6 +289,7 @@ fn consent(
             depth: 0,
             secret_hosts: &secret_hosts,
             skill: None,
+            checkpointed: false,
         };
         let v = policy.evaluate(&action, &view);
         match &v.decision {
