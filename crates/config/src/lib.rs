@@ -30,9 +30,9 @@ pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
     AgentConfig, AlertFormat, AlertsConfig, AnsweredBy, ApprovalsConfig, AuditConfig,
-    AuditExportConfig, Config, EgressConfig, ExecConfig, ExecMode, GatewayConfig,
-    GatewayEgressConfig, LabelsConfig, McpConfig, McpServerConfig, McpToolFilter, McpTrust,
-    McpWorkspace, ModelConfig, PolicyConfig, Provider, SandboxBackend, SandboxConfig, SandboxScope,
-    SubagentsConfig, Tier, ToolName,
+    AuditExportConfig, CheckpointsConfig, Config, EgressConfig, ExecConfig, ExecMode,
+    GatewayConfig, GatewayEgressConfig, LabelsConfig, McpConfig, McpServerConfig, McpToolFilter,
+    McpTrust, McpWorkspace, ModelConfig, PolicyConfig, Provider, SandboxBackend, SandboxConfig,
+    SandboxScope, SubagentsConfig, Tier, ToolName,
 };
 pub use tier::{init_files, init_template};

@@ -528,6 +528,12 @@ fn validate(config: &Config) -> Result<(), Problem> {
 
     validate_gateway(&config.gateway)?;
     validate_mcp(config)?;
+    range(
+        KeyPath::of(&["checkpoints", "max_mb"]),
+        config.checkpoints.max_mb,
+        1,
+        1 << 20,
+    )?;
 
     if let Some(x) = &config.audit.export {
         let at = KeyPath::of(&["audit", "export"]);

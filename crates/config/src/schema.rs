@@ -64,6 +64,37 @@ pub struct Config {
     /// tools.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// The journal of workspace changes that makes them undoable (`cordon changes`,
+    /// `cordon undo`).
+    #[serde(default)]
+    pub checkpoints: CheckpointsConfig,
+}
+
+/// `[checkpoints]`: every change a tool makes in a workspace is journaled with what it
+/// replaced, in `STATE/checkpoints` (content-addressed, deduplicated), so `cordon undo`
+/// can restore it exactly. A journaled change needs no approval even in a session that
+/// has read untrusted content; what leaves the machine or cannot be undone still asks.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsConfig {
+    /// Journal workspace changes. Off: every change outside `labels.scratch` in an
+    /// untrusted session asks, as before checkpoints existed.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Largest size of the journal's stored content, in MiB (1-1048576). A change whose
+    /// earlier content would not fit is not checkpointed, so it asks (in an untrusted
+    /// session) like any change that cannot be undone.
+    #[serde(default = "defaults::checkpoint_max_mb")]
+    pub max_mb: u64,
+}
+
+impl Default for CheckpointsConfig {
+    fn default() -> Self {
+        CheckpointsConfig {
+            enabled: true,
+            max_mb: defaults::checkpoint_max_mb(),
+        }
+    }
 }
 
 /// `[mcp]`: MCP servers, by name (`[mcp.servers.NAME]`).
@@ -862,6 +893,10 @@ pub(crate) mod defaults {
     pub fn cgroup_cpu_percent() -> u32 {
         200
     }
+    pub fn checkpoint_max_mb() -> u64 {
+        1024
+    }
+
     pub fn tmp_size_mb() -> u64 {
         256
     }
