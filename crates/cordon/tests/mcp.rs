@@ -100,10 +100,7 @@ async fn an_approved_tool_of_a_sandboxed_server_is_called_through_the_runtime() 
         rules.iter().filter(|r| *r == "mcp.everything").count() >= 2,
         "{rules:?}"
     );
-    let sources: Vec<String> = of_kind(&records, "tool_result")
-        .into_iter()
-        .map(|r| r["data"].to_string())
-        .collect();
+    let sources: Vec<String> = data_of(&records, "tool_result");
     assert!(
         sources
             .iter()
@@ -626,10 +623,7 @@ async fn an_http_server_is_reached_only_through_the_egress_proxy() {
     assert!(!out.status.success());
 
     let records = inst.audit().await;
-    let egress: Vec<String> = of_kind(&records, "egress")
-        .into_iter()
-        .map(|r| r["data"].to_string())
-        .collect();
+    let egress: Vec<String> = data_of(&records, "egress");
     assert!(
         egress
             .iter()
@@ -642,10 +636,7 @@ async fn an_http_server_is_reached_only_through_the_egress_proxy() {
             .any(|e| e.contains("mcp:ssrf") && e.contains("127.0.0.2") && e.contains("deny")),
         "{egress:#?}"
     );
-    let alerts: Vec<String> = of_kind(&records, "alert")
-        .into_iter()
-        .map(|r| r["data"].to_string())
-        .collect();
+    let alerts: Vec<String> = data_of(&records, "alert");
     assert!(
         alerts
             .iter()
@@ -706,10 +697,7 @@ async fn a_third_party_http_server_is_called_through_the_proxy() {
             .any(|r| r["data"].to_string().contains("mcp:web")),
         "its traffic went through the proxy"
     );
-    let sources: Vec<String> = of_kind(&records, "tool_result")
-        .into_iter()
-        .map(|r| r["data"].to_string())
-        .collect();
+    let sources: Vec<String> = data_of(&records, "tool_result");
     assert!(
         sources
             .iter()

@@ -247,6 +247,14 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// The `data` of every record of `kind`, as JSON text (to search in).
+pub fn data_of(records: &[Value], kind: &str) -> Vec<String> {
+    of_kind(records, kind)
+        .into_iter()
+        .map(|r| r["data"].to_string())
+        .collect()
+}
+
 /// A reply that calls one tool.
 pub fn tool(name: &str, args: Value) -> testkit::Reply {
     testkit::Reply::ToolCalls(vec![testkit::ScriptedCall {
