@@ -29,6 +29,8 @@ pub(crate) struct Check<'p> {
     pub(crate) refusal: Option<Refusal>,
     pub(crate) on_ask: OnAsk,
     pub(crate) sends: Option<Sends<'p>>,
+    /// The call's workspace changes are journaled (see [`crate::tools::Tool::checkpointed`]).
+    pub(crate) checkpointed: bool,
 }
 
 /// A runtime limit (not a policy) that refuses a call: recorded as a `deny` decision
@@ -65,12 +67,19 @@ impl Runtime {
     ) -> Result<Authorization, Failure> {
         let args_json: Value = serde_json::from_str(&cx.call.arguments).unwrap_or(Value::Null);
         let auth = self
-            .authorise_action(cx, &check.action, check.refusal, check.on_ask, &args_json)
+            .authorise_action(
+                cx,
+                &check.action,
+                check.refusal,
+                check.on_ask,
+                check.checkpointed,
+                &args_json,
+            )
             .await?;
         // Each of the agent's secrets the call names is a `use_secret` action of its own
         // (tainted sessions ask; a host the secret is not bound to is denied).
         for use_secret in self.secret_uses(cx.session, check.sends.as_ref()) {
-            self.authorise_action(cx, &use_secret, None, OnAsk::Human, &args_json)
+            self.authorise_action(cx, &use_secret, None, OnAsk::Human, false, &args_json)
                 .await?;
         }
         if let Action::Connect { host, .. } = &check.action {
@@ -88,6 +97,7 @@ impl Runtime {
         action: &Action,
         refusal: Option<Refusal>,
         on_ask: OnAsk,
+        checkpointed: bool,
         args_json: &Value,
     ) -> Result<Authorization, Failure> {
         let (session, call, tool) = (cx.session, cx.call, cx.call.name.as_str());
@@ -99,7 +109,7 @@ impl Runtime {
                 matched: Vec::new(),
                 labels: flow.labels(),
             },
-            None => flow.decide(action),
+            None => flow.decide_checkpointed(action, checkpointed),
         };
         let canonical = self.redact(&action.canonical());
         let asks_human = matches!(verdict.decision, Decision::Ask { .. }) && on_ask == OnAsk::Human;

@@ -90,11 +90,21 @@ impl SessionFlow {
 
     /// Decide `action` with the session's current label and contacts.
     pub(crate) fn decide(&self, action: &Action) -> Verdict {
-        self.decide_in(action, None)
+        self.decide_in(action, None, false)
+    }
+
+    /// Decide `action`, whose workspace changes are journaled when `checkpointed`.
+    pub(crate) fn decide_checkpointed(&self, action: &Action, checkpointed: bool) -> Verdict {
+        self.decide_in(action, None, checkpointed)
     }
 
     /// Decide `action`, a connection a skill's script opened when `skill` is given.
-    fn decide_in(&self, action: &Action, skill: Option<&SkillScope>) -> Verdict {
+    fn decide_in(
+        &self,
+        action: &Action,
+        skill: Option<&SkillScope>,
+        checkpointed: bool,
+    ) -> Verdict {
         let labels = self.labels();
         let contacted = self.contacted_hosts();
         let view = SessionView {
@@ -104,7 +114,7 @@ impl SessionFlow {
             depth: self.depth,
             secret_hosts: &self.secret_hosts,
             skill,
-            checkpointed: false,
+            checkpointed,
         };
         self.policy.evaluate(action, &view)
     }
@@ -170,7 +180,7 @@ impl SessionFlow {
             method: String::new(),
             url: String::new(),
         };
-        let v = self.decide_in(&action, skill);
+        let v = self.decide_in(&action, skill, false);
         match &v.decision {
             Decision::Allow { .. } => Ok(()),
             Decision::Ask { .. } if self.approved_exec.load(Ordering::SeqCst) => Ok(()),

@@ -204,6 +204,7 @@ pub(crate) async fn run<T: Tool>(tool: &T, cx: &Cx<'_>) -> Result<Executed, Fail
         refusal: tool.refuse(cx, &plan),
         on_ask: tool.on_ask(),
         sends: tool.sends(&plan),
+        checkpointed: tool.checkpointed(cx, &plan),
     };
     let auth = cx.rt.authorise(cx, check).await?;
     // Execute.

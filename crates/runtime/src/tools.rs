@@ -93,6 +93,12 @@ pub(crate) trait Tool: Send + Sync + 'static {
     fn refuse(&self, _cx: &Cx<'_>, _plan: &Self::Plan) -> Option<Refusal> {
         None
     }
+    /// Whether the call's workspace changes will be journaled, so `cordon undo` can
+    /// restore them exactly (the guard's `checkpointed`: such a change needs no approval
+    /// in an untrusted session). False for tools that change nothing in the workspace.
+    fn checkpointed(&self, _cx: &Cx<'_>, _plan: &Self::Plan) -> bool {
+        false
+    }
     /// What the call sends out and to which host: each agent secret these texts name
     /// is decided as a `use_secret` action.
     fn sends<'p>(&self, _plan: &'p Self::Plan) -> Option<Sends<'p>> {
