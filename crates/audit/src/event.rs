@@ -67,6 +67,8 @@ pub enum Event {
     McpApproval(McpApproval),
     /// A call of an MCP server's tool that the server answered.
     McpCall(McpCall),
+    /// Workspace changes journaled (undoable), applied without a checkpoint, or undone.
+    Checkpoint(CheckpointEvent),
 }
 
 impl Event {
@@ -89,6 +91,7 @@ impl Event {
             Event::Skill(_) => EventKind::Skill,
             Event::McpApproval(_) => EventKind::McpApproval,
             Event::McpCall(_) => EventKind::McpCall,
+            Event::Checkpoint(_) => EventKind::Checkpoint,
         }
     }
 
@@ -111,6 +114,7 @@ impl Event {
             Event::Skill(p) => serde_json::to_value(p),
             Event::McpApproval(p) => serde_json::to_value(p),
             Event::McpCall(p) => serde_json::to_value(p),
+            Event::Checkpoint(p) => serde_json::to_value(p),
         }
     }
 
@@ -156,6 +160,7 @@ into_event! {
     SkillEvent => Skill,
     McpApproval => McpApproval,
     McpCall => McpCall,
+    CheckpointEvent => Checkpoint,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -840,6 +845,22 @@ pub enum NamedAlert {
     /// An MCP server now describes an approved tool differently than when a human
     /// approved it (`mcp.lock`): the tool is refused until approved again.
     McpToolChanged(McpToolChanged),
+    /// A session that had read untrusted content deleted or overwrote files that existed
+    /// before it began. The changes are journaled: `undo` restores them.
+    WorkspaceOverwritten(WorkspaceOverwritten),
+}
+
+/// `alert: workspace_overwritten`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceOverwritten {
+    /// The tool call that made the changes.
+    pub call_id: String,
+    /// Workspace-relative paths deleted or overwritten, in order.
+    pub paths: Vec<String>,
+    /// Where the session's untrusted content came from.
+    pub untrusted_sources: Vec<String>,
+    /// The command that restores them (`cordon undo SESSION --call CALL`).
+    pub undo: String,
 }
 
 /// `alert: mcp_tool_changed`.
@@ -1160,4 +1181,57 @@ pub struct McpCall {
     pub is_error: bool,
     /// Milliseconds the server took to answer.
     pub duration_ms: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// checkpoint
+
+/// `checkpoint`: told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CheckpointEvent {
+    /// A tool call's workspace changes were journaled with what they replaced, then
+    /// applied.
+    Recorded(CheckpointRecorded),
+    /// A tool call's workspace changes were applied without a checkpoint (the journal
+    /// was full and a human approved, or journaling is off): they cannot be undone.
+    Unjournaled(CheckpointRecorded),
+    /// A session's (or one call's) changes were undone (`cordon undo`).
+    Undone(CheckpointUndone),
+}
+
+/// `action: recorded` / `unjournaled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckpointRecorded {
+    /// The tool call that made the changes.
+    pub call_id: String,
+    /// Each path changed and how.
+    pub changes: Vec<PathChange>,
+    /// Bytes of earlier content the journal stored for them (0 when unjournaled).
+    pub stored_bytes: u64,
+}
+
+/// One path's change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PathChange {
+    /// Relative to the workspace.
+    pub path: String,
+    /// `added`, `changed`, `deleted` or `mode` (only the mode changed).
+    pub change: String,
+}
+
+/// `action: undone`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckpointUndone {
+    /// The session whose changes were undone (the record's own session is absent).
+    pub undone_session: String,
+    /// Only this call's changes, when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Paths restored to what they were before.
+    pub restored: Vec<String>,
+    /// Paths left alone because they changed since (each with why).
+    pub conflicts: Vec<String>,
+    /// Who undid them (`cli`, or a gateway token id).
+    pub by: String,
 }

@@ -37,10 +37,12 @@ pub enum EventKind {
     McpApproval,
     /// An MCP server answered a tool call.
     McpCall,
+    /// Workspace changes journaled, applied unjournaled, or undone.
+    Checkpoint,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -57,6 +59,7 @@ impl EventKind {
         EventKind::Skill,
         EventKind::McpApproval,
         EventKind::McpCall,
+        EventKind::Checkpoint,
     ];
 
     /// The snake_case name used in the log.
@@ -78,6 +81,7 @@ impl EventKind {
             EventKind::Skill => "skill",
             EventKind::McpApproval => "mcp_approval",
             EventKind::McpCall => "mcp_call",
+            EventKind::Checkpoint => "checkpoint",
         }
     }
 
