@@ -125,7 +125,8 @@ impl Checkpoints {
             if failed_under.iter().any(|f| f == &n.path) {
                 continue;
             }
-            if failed_under.iter().any(|f| n.path.within(f)) {
+            // Only a path to recreate needs its parent back; one removed in phase 1 is done.
+            if n.before != State::Absent && failed_under.iter().any(|f| n.path.within(f)) {
                 report
                     .failed
                     .push((n.path.clone(), "its parent could not be restored".into()));

@@ -86,6 +86,8 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             } else if md.is_dir() {
                 walk(root, &p, out);
                 format!("dir {mode:o}")
+            } else if !md.is_file() {
+                format!("special {mode:o}")
             } else {
                 format!("file {mode:o} {}", hex(&fs::read(&p).unwrap()))
             };
@@ -785,4 +787,131 @@ fn every_test_again_as_an_unprivileged_user() {
     assert!(out.status.success(), "as uid 65534:\n{stdout}\n{stderr}");
     assert!(stdout.contains("test result: ok"), "{stdout}");
     eprintln!("as uid 65534:\n{stdout}\n{stderr}");
+}
+
+/// A real overlay mount (as the sandbox makes it): each command runs in the merged
+/// directory, the upper directory is planned, committed and cleared, and the workspace
+/// must end up exactly as if the command had run on it directly; undo then restores the
+/// start byte for byte. Needs CAP_SYS_ADMIN to mount.
+#[test]
+fn commands_through_a_real_overlay_match_running_them_directly() {
+    let f = fixture();
+    populate(&f.ws);
+    let start = snapshot(&f.ws);
+    let work = f.upper.parent().unwrap().join("work");
+    let merged = f.upper.parent().unwrap().join("merged");
+    let direct = f.upper.parent().unwrap().join("direct");
+    fs::create_dir(&work).unwrap();
+    fs::create_dir(&merged).unwrap();
+    let cp_a = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&f.ws)
+        .arg(&direct)
+        .status()
+        .unwrap();
+    assert!(cp_a.success());
+    let scripts = [
+        // Edits, a mode change, new nested directories, binary bytes, a symlink out,
+        // a file renamed, a lower directory renamed (copied, then deleted: EXDEV with
+        // redirect_dir=off), a FIFO (refused).
+        "echo changed > README.md && chmod 700 run.sh && mkdir -p new/deep \
+         && printf '\\000\\001\\377' > new/deep/bin && ln -s ../outside escape \
+         && mv src/lib.rs src/moved.rs && mv src/deep src/deeper && mkfifo pipe",
+        // The injected `rm -rf ./*`, then a directory made again where one was (opaque).
+        "rm -rf ./* && mkdir src && echo fresh > src/x",
+    ];
+    let ws = Tree::open(&f.ws).unwrap();
+    for (n, script) in scripts.iter().enumerate() {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off",
+            f.ws.display(),
+            f.upper.display(),
+            work.display()
+        );
+        if let Err(e) = rustix::mount::mount(
+            "overlay",
+            &merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(std::ffi::CString::new(opts).unwrap().as_c_str()),
+        ) {
+            eprintln!("SKIPPED: cannot mount an overlay here ({e}); covered as root");
+            return;
+        }
+        let run = |dir: &Path| {
+            let st = std::process::Command::new("sh")
+                .args(["-c", script])
+                .current_dir(dir)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{script} in {}", dir.display());
+        };
+        run(&merged);
+        rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::empty()).unwrap();
+        run(&direct);
+
+        let p = plan(&f.upper, &ws).unwrap();
+        let refused: Vec<&str> = p.refused.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(refused, if n == 0 { vec!["pipe"] } else { vec![] });
+        commit(
+            &p,
+            &f.cp,
+            &ws,
+            &sid("s"),
+            &format!("exec-{n}"),
+            OverCap::Refuse,
+        )
+        .unwrap();
+        clear_upper(&f.upper).unwrap();
+        let mut want = snapshot(&direct);
+        want.remove("pipe");
+        assert_eq!(snapshot(&f.ws), want, "after `{script}`");
+    }
+    assert_eq!(
+        fs::read_to_string(f.outside.join("secret")).unwrap(),
+        "outside"
+    );
+    let r = f.cp.undo(&sid("s"), None, &ws, "undo").unwrap();
+    assert!(r.complete(), "{r:?}");
+    assert_eq!(snapshot(&f.ws), start);
+}
+
+#[test]
+fn a_directory_holding_files_of_another_session_is_not_removed_by_undo() {
+    let f = fixture();
+    write(&f.upper.join("d/mine"), "mine", 0o644);
+    apply_upper(&f, "s1", "c");
+    write(&f.upper.join("d/theirs"), "theirs", 0o644);
+    apply_upper(&f, "s2", "c");
+    let ws = Tree::open(&f.ws).unwrap();
+    let r = f.cp.undo(&sid("s1"), None, &ws, "undo").unwrap();
+    assert_eq!(r.restored, [rel("d/mine")], "{r:?}");
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(r.failed[0].0, rel("d"));
+    assert!(r.failed[0].1.contains("not empty"), "{r:?}");
+    assert_eq!(fs::read_to_string(f.ws.join("d/theirs")).unwrap(), "theirs");
+    assert!(!f.ws.join("d/mine").exists());
+}
+
+#[test]
+fn a_changed_binary_file_is_one_line() {
+    let f = fixture();
+    write(&f.ws.join("img.png"), [137u8, 80, 78, 71, 0, 1], 0o644);
+    write(
+        &f.upper.join("img.png"),
+        [137u8, 80, 78, 71, 0, 2, 3],
+        0o600,
+    );
+    apply_upper(&f, "s", "c");
+    let changes = f.cp.changes(&sid("s")).unwrap();
+    let line = f.cp.render(&changes[0]).unwrap();
+    assert!(
+        line.starts_with("img.png: file changed: content 6 -> 7 bytes"),
+        "{line}"
+    );
+    assert!(
+        line.contains("mode 0644 -> 0600") && line.contains("(calls: c)"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
 }
