@@ -141,7 +141,12 @@ impl Walk<'_> {
                 }
             };
             seen.insert(path.clone());
-            self.entry(&path, hidden)?;
+            // One entry that cannot be read (a mode the command set, say) is refused; the
+            // rest of the change set still applies.
+            match self.entry(&path, hidden) {
+                Err(e @ Error::Io { .. }) => self.refuse(path.as_str(), e.to_string()),
+                other => other?,
+            }
         }
         if hidden && let Some(rel) = rel {
             for name in self.ws.list(Some(rel))? {
@@ -163,18 +168,16 @@ impl Walk<'_> {
             return Ok(()); // gone since it was listed
         };
         let kind = Tree::kind(&st);
-        if matches!(kind, Kind::File | Kind::Dir) {
-            for mark in REFUSED_MARKS {
-                if self.upper.xattr(path, mark)?.is_some() {
-                    self.refuse(
-                        path.as_str(),
-                        format!(
-                            "overlay marked it {mark}: mount with redirect_dir=off,metacopy=off"
-                        ),
-                    );
-                    return Ok(());
-                }
-            }
+        let marks = match kind {
+            Kind::File | Kind::Dir => self.upper.xattr_names(path)?,
+            _ => Vec::new(),
+        };
+        if let Some(mark) = REFUSED_MARKS.iter().find(|m| marks.iter().any(|n| n == *m)) {
+            self.refuse(
+                path.as_str(),
+                format!("overlay marked it {mark}: mount with redirect_dir=off,metacopy=off"),
+            );
+            return Ok(());
         }
         let before = match self.ws.observe(path) {
             Ok(o) => o.state,
@@ -200,7 +203,7 @@ impl Walk<'_> {
             ),
             Kind::Dir => {
                 let mut opaque = false;
-                for name in OPAQUE {
+                for name in OPAQUE.iter().filter(|o| marks.iter().any(|n| n == *o)) {
                     opaque |= self.upper.xattr(path, name)?.as_deref() == Some(b"y");
                 }
                 let after = State::Dir { mode };

@@ -14,7 +14,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -215,24 +215,41 @@ impl Tree {
         })
     }
 
+    /// The names of the extended attributes on `rel` (not followed).
+    pub(crate) fn xattr_names(&self, rel: &RelPath) -> Result<Vec<String>, Error> {
+        let dir = self.parent(rel)?;
+        let at = proc_path(&dir, rel.name());
+        let mut buf = vec![0u8; 1024];
+        loop {
+            match rustix::fs::llistxattr(at.as_str(), &mut buf[..]) {
+                Ok(n) => {
+                    return Ok(buf[..n]
+                        .split(|b| *b == 0)
+                        .filter(|n| !n.is_empty())
+                        .map(|n| String::from_utf8_lossy(n).into_owned())
+                        .collect());
+                }
+                Err(Errno::NOTSUP) => return Ok(Vec::new()),
+                Err(Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+                Err(e) => {
+                    return Err(Error::io(
+                        "list extended attributes of",
+                        self.shown(rel.as_str()),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+
     /// The value of extended attribute `name` on `rel` (not followed), `None` if unset.
     pub(crate) fn xattr(&self, rel: &RelPath, name: &str) -> Result<Option<Vec<u8>>, Error> {
         let dir = self.parent(rel)?;
-        // O_PATH descriptors cannot read xattrs; the entry is a directory or regular file
-        // here, opened without following and without blocking.
-        let fd = rustix::fs::openat(
-            &dir,
-            rel.name(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io("open", self.shown(rel.as_str()), e))?;
-        let mut buf = [0u8; 256];
-        match rustix::fs::fgetxattr(&fd, name, &mut buf[..]) {
+        let at = proc_path(&dir, rel.name());
+        let mut buf = [0u8; 64];
+        match rustix::fs::lgetxattr(at.as_str(), name, &mut buf[..]) {
             Ok(n) => Ok(Some(buf[..n].to_vec())),
             Err(Errno::NODATA | Errno::NOTSUP) => Ok(None),
-            // Reading `trusted.*` needs CAP_SYS_ADMIN; unprivileged overlays use `user.*`.
-            Err(Errno::PERM | Errno::ACCESS) if name.starts_with("trusted.") => Ok(None),
             // A value longer than any overlay marker: present, and not "y".
             Err(Errno::RANGE) => Ok(Some(buf.to_vec())),
             Err(e) => Err(Error::io(
@@ -324,17 +341,12 @@ impl Tree {
             .map_err(|e| Error::io("sync the directory of", self.shown(rel.as_str()), e))
     }
 
-    /// Set the mode of directory `rel` (not followed if it is a symlink).
+    /// Set the mode of directory `rel` (not followed if it is a symlink; also when the
+    /// directory's own mode denies opening it).
     pub(crate) fn chmod_dir(&self, rel: &RelPath, mode: u32) -> Result<(), Error> {
         let parent = self.parent(rel)?;
-        let fd = rustix::fs::openat(
-            &parent,
-            rel.name(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .and_then(|fd| rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)));
-        fd.map_err(|e| Error::io("set the mode of", self.shown(rel.as_str()), e))
+        chmod_dir_at(parent.as_fd(), rel.name(), mode)
+            .map_err(|e| Error::io("set the mode of", self.shown(rel.as_str()), e))
     }
 
     pub(crate) fn symlink(&self, rel: &RelPath, target: &str) -> Result<(), Error> {
@@ -374,6 +386,11 @@ impl Tree {
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Error::io("stat", shown(), e))?;
         if Tree::kind(&st) == Kind::Dir {
+            // A command may have left a directory it cannot be listed through (mode 000).
+            if st.st_mode & 0o700 != 0o700 {
+                chmod_dir_at(dir, name, 0o700)
+                    .map_err(|e| Error::io("set the mode of", shown(), e))?;
+            }
             let sub = rustix::fs::openat(
                 dir,
                 name,
@@ -400,6 +417,32 @@ impl Tree {
         }
         .map_err(|e| Error::io("remove", shown(), e))
     }
+}
+
+/// `/proc/self/fd/N/name`: entry `name` of directory `dir`, for the calls that have no
+/// `*at` form (extended attributes, chmod through an `O_PATH` descriptor). The magic link
+/// resolves to `dir` itself; the last component is not followed by the `l*` calls.
+fn proc_path(dir: &OwnedFd, name: &str) -> String {
+    format!("/proc/self/fd/{}/{name}", dir.as_raw_fd())
+}
+
+/// chmod the directory `name` of `dir`, never following a symlink: an `O_PATH` descriptor
+/// of it (needs no permission on the directory itself), changed through `/proc`.
+fn chmod_dir_at<P: rustix::path::Arg>(
+    dir: BorrowedFd<'_>,
+    name: P,
+    mode: u32,
+) -> Result<(), Errno> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::chmod(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+        Mode::from_raw_mode(mode),
+    )
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> String {

@@ -915,3 +915,35 @@ fn a_changed_binary_file_is_one_line() {
     );
     assert_eq!(line.lines().count(), 1, "{line}");
 }
+
+#[test]
+fn entries_a_command_made_unreadable_do_not_stop_the_rest_and_upper_still_clears() {
+    let f = fixture();
+    write(&f.upper.join("locked/inner"), "x", 0o644);
+    fs::set_permissions(f.upper.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    write(&f.upper.join("noread"), "secret-ish", 0o000);
+    write(&f.upper.join("ok.txt"), "fine", 0o644);
+    let ws = Tree::open(&f.ws).unwrap();
+    let p = plan(&f.upper, &ws).unwrap();
+    commit(&p, &f.cp, &ws, &sid("s"), "c", OverCap::Refuse).unwrap();
+    assert_eq!(fs::read_to_string(f.ws.join("ok.txt")).unwrap(), "fine");
+    if rustix::process::geteuid().is_root() {
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        let mode = fs::metadata(f.ws.join("noread"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o000);
+    } else {
+        let refused: Vec<&str> = p.refused.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(refused, ["locked", "noread"], "{:?}", p.refused);
+        assert!(
+            p.refused[1].reason.contains("Permission denied"),
+            "{:?}",
+            p.refused
+        );
+    }
+    clear_upper(&f.upper).unwrap();
+    assert_eq!(fs::read_dir(&f.upper).unwrap().count(), 0);
+}
