@@ -354,23 +354,49 @@ pub fn commit(
         });
     }
     checkpoints.append(session, &entries)?;
+    let mut modes = DirModes::default();
     for c in &plan.changes {
-        apply(checkpoints, workspace, &c.path, &c.before, &c.after)?;
+        apply(
+            checkpoints,
+            workspace,
+            &c.path,
+            &c.before,
+            &c.after,
+            &mut modes,
+        )?;
     }
+    modes.set(workspace)?;
     Ok(Applied {
         entries,
         refused: plan.refused.clone(),
     })
 }
 
+/// Directory modes set last, deepest first: a directory that ends up read-only (or 000)
+/// still takes the entries a change set puts in it.
+#[derive(Default)]
+pub(crate) struct DirModes(Vec<(RelPath, u32)>);
+
+impl DirModes {
+    pub(crate) fn set(mut self, ws: &Tree) -> Result<(), Error> {
+        self.0.sort_by_key(|d| std::cmp::Reverse(d.0.depth()));
+        for (path, mode) in &self.0 {
+            ws.chmod_dir(path, *mode)?;
+        }
+        Ok(())
+    }
+}
+
 /// Turn `path` from `before` (which it holds) into `after`. A directory is removed only
-/// once empty (its contents come earlier in a change set).
+/// once empty (its contents come earlier in a change set); a directory's mode is left to
+/// `modes`.
 pub(crate) fn apply(
     checkpoints: &Checkpoints,
     ws: &Tree,
     path: &RelPath,
     before: &State,
     after: &State,
+    modes: &mut DirModes,
 ) -> Result<(), Error> {
     let remove_before = match (before, after) {
         (State::Absent, _) => false,
@@ -385,8 +411,13 @@ pub(crate) fn apply(
     }
     match after {
         State::Absent => Ok(()),
-        State::Dir { mode } if before.is_dir() => ws.chmod_dir(path, *mode),
-        State::Dir { mode } => ws.mkdir(path, *mode),
+        State::Dir { mode } => {
+            if !before.is_dir() {
+                ws.mkdir(path, 0o700)?;
+            }
+            modes.0.push((path.clone(), *mode));
+            Ok(())
+        }
         State::File { sha256, mode, .. } => ws.write_file(path, &checkpoints.blob(sha256)?, *mode),
         State::Symlink { target } => ws.symlink(path, target),
     }

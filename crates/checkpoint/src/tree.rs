@@ -302,12 +302,18 @@ impl Tree {
         let (tmp, fd) = loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let tmp = format!(".cordon-checkpoint.{}.{n}.tmp", std::process::id());
-            match rustix::fs::openat(
-                &dir,
-                tmp.as_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            ) {
+            match writable(&dir, || {
+                rustix::fs::openat(
+                    &dir,
+                    tmp.as_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+            }) {
                 Ok(fd) => break (tmp, fd),
                 Err(Errno::EXIST) => continue,
                 Err(e) => return Err(Error::io("create a temporary file for", shown, e)),
@@ -321,11 +327,15 @@ impl Tree {
             rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
             rustix::fs::fsync(&file)?;
             drop(file);
-            rustix::fs::renameat(&dir, tmp.as_str(), &dir, rel.name())?;
+            writable(&dir, || {
+                rustix::fs::renameat(&dir, tmp.as_str(), &dir, rel.name())
+            })?;
             rustix::fs::fsync(&dir)
         })();
         if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            let _ = writable(&dir, || {
+                rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty())
+            });
             return Err(Error::io("write", shown, e));
         }
         Ok(())
@@ -334,8 +344,10 @@ impl Tree {
     /// Create directory `rel` with mode `mode` exactly.
     pub(crate) fn mkdir(&self, rel: &RelPath, mode: u32) -> Result<(), Error> {
         let dir = self.parent(rel)?;
-        rustix::fs::mkdirat(&dir, rel.name(), Mode::from_raw_mode(0o700))
-            .map_err(|e| Error::io("create the directory", self.shown(rel.as_str()), e))?;
+        writable(&dir, || {
+            rustix::fs::mkdirat(&dir, rel.name(), Mode::from_raw_mode(0o700))
+        })
+        .map_err(|e| Error::io("create the directory", self.shown(rel.as_str()), e))?;
         self.chmod_dir(rel, mode)?;
         rustix::fs::fsync(&dir)
             .map_err(|e| Error::io("sync the directory of", self.shown(rel.as_str()), e))
@@ -351,7 +363,7 @@ impl Tree {
 
     pub(crate) fn symlink(&self, rel: &RelPath, target: &str) -> Result<(), Error> {
         let dir = self.parent(rel)?;
-        rustix::fs::symlinkat(target, &dir, rel.name())
+        writable(&dir, || rustix::fs::symlinkat(target, &dir, rel.name()))
             .map_err(|e| Error::io("create the symlink", self.shown(rel.as_str()), e))
     }
 
@@ -363,7 +375,7 @@ impl Tree {
         } else {
             AtFlags::empty()
         };
-        rustix::fs::unlinkat(&parent, rel.name(), flags)
+        writable(&parent, || rustix::fs::unlinkat(&parent, rel.name(), flags))
             .map_err(|e| Error::io("remove", self.shown(rel.as_str()), e))
     }
 
@@ -416,6 +428,25 @@ impl Tree {
             rustix::fs::unlinkat(dir, name, AtFlags::empty())
         }
         .map_err(|e| Error::io("remove", shown(), e))
+    }
+}
+
+/// Run `op` on directory `dir`; if the directory's own mode denies it (a read-only
+/// directory the journal must still put entries in or take them out of), run it once more
+/// with the owner's write and search bits added, then put the mode back.
+fn writable<T>(dir: &OwnedFd, mut op: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    match op() {
+        Err(Errno::ACCESS) => {
+            let mode = rustix::fs::fstat(dir)?.st_mode & 0o7777;
+            if mode & 0o300 == 0o300 {
+                return Err(Errno::ACCESS);
+            }
+            rustix::fs::fchmod(dir, Mode::from_raw_mode(mode | 0o300))?;
+            let result = op();
+            rustix::fs::fchmod(dir, Mode::from_raw_mode(mode))?;
+            result
+        }
+        other => other,
     }
 }
 

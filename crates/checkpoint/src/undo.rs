@@ -11,7 +11,7 @@
 //! removed (reported as failed); a path whose parent directory was removed since cannot
 //! be restored (reported as failed).
 
-use crate::overlay::apply;
+use crate::overlay::{DirModes, apply};
 use crate::review::fold;
 use crate::store::now;
 use crate::tree::Tree;
@@ -120,6 +120,7 @@ impl Checkpoints {
         // Shallowest first: directories before what they hold.
         todo.reverse();
         let mut entries = Vec::new();
+        let mut modes = DirModes::default();
         let time = now();
         for n in &todo {
             if failed_under.iter().any(|f| f == &n.path) {
@@ -137,7 +138,7 @@ impl Checkpoints {
             } else {
                 n.after.clone()
             };
-            match apply(self, workspace, &n.path, &current, &n.before) {
+            match apply(self, workspace, &n.path, &current, &n.before, &mut modes) {
                 Ok(()) => {
                     entries.push(Entry {
                         call: undo_call.to_owned(),
@@ -155,7 +156,9 @@ impl Checkpoints {
             }
         }
         report.restored.sort();
+        let modes_set = modes.set(workspace);
         self.append(session, &entries)?;
+        modes_set?;
         Ok(report)
     }
 }

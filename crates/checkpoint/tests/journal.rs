@@ -947,3 +947,28 @@ fn entries_a_command_made_unreadable_do_not_stop_the_rest_and_upper_still_clears
     clear_upper(&f.upper).unwrap();
     assert_eq!(fs::read_dir(&f.upper).unwrap().count(), 0);
 }
+
+#[test]
+fn read_only_directories_are_filled_emptied_and_restored() {
+    let f = fixture();
+    write(&f.ws.join("ro/old"), "old", 0o644);
+    fs::set_permissions(f.ws.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+    let before = snapshot(&f.ws);
+    // A command adds a file to the read-only directory and makes a new one read-only.
+    write(&f.upper.join("ro/new"), "new", 0o644);
+    write(&f.upper.join("sealed/inside"), "in", 0o644);
+    fs::set_permissions(f.upper.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::set_permissions(f.upper.join("sealed"), fs::Permissions::from_mode(0o500)).unwrap();
+    apply_upper(&f, "s", "c");
+    assert_eq!(
+        fs::read_to_string(f.ws.join("sealed/inside")).unwrap(),
+        "in"
+    );
+    let mode = |p: &str| fs::metadata(f.ws.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!((mode("ro"), mode("sealed")), (0o555, 0o500));
+    let ws = Tree::open(&f.ws).unwrap();
+    let r = f.cp.undo(&sid("s"), None, &ws, "undo").unwrap();
+    assert!(r.complete(), "{r:?}");
+    assert_eq!(snapshot(&f.ws), before);
+    fs::set_permissions(f.ws.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
+}
