@@ -31,6 +31,15 @@
 //!   state; anything else is reported and left alone. It is idempotent and journaled.
 //! - Paths, session ids and blob names are validated, also when read back from a journal.
 //!
+//! # What callers must do
+//!
+//! - Mount the overlay with `redirect_dir=off,metacopy=off` (a renamed lower directory
+//!   is then copied by the command's tools; entries overlay marks `redirect` or
+//!   `metacopy` are refused), and empty the upper directory with [`clear_upper`] only
+//!   while it is not mounted (overlayfs does not allow changing a mounted layer).
+//! - Commit one change set at a time per workspace: before states are checked again at
+//!   commit, but two commits racing on the same paths are not ordered.
+//!
 //! # Not guaranteed
 //!
 //! - Ownership, timestamps, extended attributes and hard links are neither recorded nor

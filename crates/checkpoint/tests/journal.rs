@@ -813,10 +813,13 @@ fn commands_through_a_real_overlay_match_running_them_directly() {
     let scripts = [
         // Edits, a mode change, new nested directories, binary bytes, a symlink out,
         // a file renamed, a lower directory renamed (copied, then deleted: EXDEV with
-        // redirect_dir=off), a FIFO (refused).
+        // redirect_dir=off), a FIFO (refused), a directory replaced by a file and a
+        // file by a directory.
         "echo changed > README.md && chmod 700 run.sh && mkdir -p new/deep \
          && printf '\\000\\001\\377' > new/deep/bin && ln -s ../outside escape \
-         && mv src/lib.rs src/moved.rs && mv src/deep src/deeper && mkfifo pipe",
+         && mv src/lib.rs src/moved.rs && mv src/deep src/deeper && mkfifo pipe \
+         && rm -rf src/deeper/er && echo now-a-file > src/deeper/er \
+         && rm .hidden && mkdir .hidden && echo in > .hidden/x",
         // The injected `rm -rf ./*`, then a directory made again where one was (opaque).
         "rm -rf ./* && mkdir src && echo fresh > src/x",
     ];
@@ -971,4 +974,28 @@ fn read_only_directories_are_filled_emptied_and_restored() {
     assert!(r.complete(), "{r:?}");
     assert_eq!(snapshot(&f.ws), before);
     fs::set_permissions(f.ws.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_tampered_blob_is_refused_not_restored() {
+    let f = fixture();
+    write(&f.ws.join("a.txt"), "original", 0o644);
+    write(&f.upper.join("a.txt"), "changed", 0o644);
+    apply_upper(&f, "s", "c");
+    let Some(State::File { sha256, .. }) =
+        f.cp.journal(&sid("s"))
+            .unwrap()
+            .first()
+            .map(|e| e.before.clone())
+    else {
+        panic!("a file before state");
+    };
+    let blob = f.cp.dir().join("blobs").join(&sha256);
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&blob, "planted").unwrap();
+    let ws = Tree::open(&f.ws).unwrap();
+    let r = f.cp.undo(&sid("s"), None, &ws, "undo").unwrap();
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert!(r.failed[0].1.contains("does not match its name"), "{r:?}");
+    assert_eq!(fs::read_to_string(f.ws.join("a.txt")).unwrap(), "changed");
 }
