@@ -250,8 +250,12 @@ impl Agent {
             self.push(session, ContextItem::model(message, &labels))?;
 
             if reply.tool_calls.is_empty() {
+                let mut answer = text.unwrap_or_default();
+                if let Some(note) = self.opts.runtime.take_change_notice(&session.id) {
+                    answer = format!("{answer}\n\n{note}");
+                }
                 return Ok(TurnOutcome {
-                    answer: text.unwrap_or_default(),
+                    answer,
                     steps: step,
                 });
             }

@@ -352,6 +352,10 @@ pub struct ToolDecision {
     /// Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<bool>,
+    /// `true` when the action's workspace changes are journaled and can be undone (the
+    /// policy's `checkpointed`). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpointed: Option<bool>,
 }
 
 /// A login to the gateway with a token.

@@ -90,6 +90,7 @@ fn samples() -> Vec<Event> {
             grant_id: Some("G1".into()),
             session_grant: Some(false),
             redirect: None,
+            checkpointed: None,
         })
         .into(),
         Decision::Login(LoginDecision {

@@ -122,6 +122,23 @@ pub enum Command {
         #[command(subcommand)]
         command: SkillsCommand,
     },
+    /// What sessions changed in their agent's workspace, journaled by `[checkpoints]`:
+    /// with SESSION each file as a diff (text) or a line (binary); without, the
+    /// sessions that changed something.
+    Changes {
+        /// A session id (as `cordon run` prints it, or from `cordon changes`).
+        session: Option<String>,
+    },
+    /// Restore exactly what SESSION changed in the workspace (only call ID's changes with
+    /// --call). A file changed since by anything else is reported and left alone. Exits
+    /// 1 when something could not be restored.
+    Undo {
+        /// A session id (as `cordon run` prints it, or from `cordon changes`).
+        session: String,
+        /// Undo only this tool call's changes.
+        #[arg(long, value_name = "ID")]
+        call: Option<String>,
+    },
     /// MCP servers (`[mcp.servers.NAME]`): their tools, and which a human approved.
     Mcp {
         #[command(subcommand)]
@@ -283,6 +300,10 @@ pub enum PolicyCommand {
         /// Sub-agent depth of the session (0 = top level).
         #[arg(long, default_value_t = 0)]
         depth: u32,
+        /// The action's workspace changes would be journaled (undoable), as the runtime
+        /// decides a file tool's write when `[checkpoints]` is on and has room.
+        #[arg(long)]
+        checkpointed: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

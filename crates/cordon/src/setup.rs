@@ -377,6 +377,7 @@ pub fn build_runtime(
         watched_secrets: watched,
         skills,
         mcp,
+        checkpoints_dir: Some(state.state_dir.join("checkpoints").join(agent_name)),
     })?)
 }
 

@@ -150,9 +150,12 @@ impl Runtime {
             &self.audit,
             session,
             call,
-            &canonical,
-            action,
-            &verdict,
+            record::Decided {
+                canonical: &canonical,
+                action,
+                verdict: &verdict,
+                checkpointed,
+            },
             note,
         )
         .map_err(|e| {
@@ -255,9 +258,12 @@ impl Runtime {
             &self.audit,
             cx.session,
             cx.call,
-            &canonical,
-            action,
-            &verdict,
+            record::Decided {
+                canonical: &canonical,
+                action,
+                verdict: &verdict,
+                checkpointed: false,
+            },
             DecisionNote::Redirect,
         )
         .map_err(|e| format!("{tool} stopped: the audit log cannot record the redirect: {e}"))?;

@@ -19,6 +19,7 @@
 
 pub mod approval;
 mod authorise;
+mod checkpoints;
 mod execute;
 mod extensions;
 mod flow;

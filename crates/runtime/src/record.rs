@@ -75,17 +75,31 @@ pub(crate) enum DecisionNote<'a> {
     Redirect,
 }
 
+/// What was decided: the action (and its redacted canonical text), the verdict, and
+/// whether its workspace changes are checkpointed.
+pub(crate) struct Decided<'a> {
+    pub(crate) canonical: &'a str,
+    pub(crate) action: &'a Action,
+    pub(crate) verdict: &'a Verdict,
+    pub(crate) checkpointed: bool,
+}
+
 /// `decision`: the action (`canonical`, already redacted), its fingerprint, the
-/// decision, the deciding rule, the policies that matched and the session's labels.
+/// decision, the deciding rule, the policies that matched, the session's labels and
+/// whether the action is checkpointed.
 pub(crate) fn decision(
     log: &Log,
     session: &str,
     call: &ToolCall,
-    canonical: &str,
-    action: &Action,
-    v: &Verdict,
+    decided: Decided<'_>,
     note: DecisionNote<'_>,
 ) -> Result<(), AuditError> {
+    let Decided {
+        canonical,
+        action,
+        verdict: v,
+        checkpointed,
+    } = decided;
     let mut d = ToolDecision {
         call_id: call.id.clone(),
         tool: call.name.clone(),
@@ -104,6 +118,7 @@ pub(crate) fn decision(
         grant_id: None,
         session_grant: None,
         redirect: None,
+        checkpointed: checkpointed.then_some(true),
     };
     match note {
         DecisionNote::None => {}

@@ -47,6 +47,9 @@ pub struct RuntimeOptions {
     /// secrets`, from the vault): the agent is offered the pinned tools of the servers it
     /// uses.
     pub mcp: McpOptions,
+    /// The directory of this agent's checkpoint journal (`STATE/checkpoints/AGENT`):
+    /// used when `[checkpoints] enabled`; `None` journals nothing.
+    pub checkpoints_dir: Option<std::path::PathBuf>,
 }
 
 /// What the runtime needs to offer and run MCP servers' tools.
@@ -80,6 +83,8 @@ pub enum RuntimeError {
     Http { agent: String, detail: String },
     #[error("the policy of agent `{agent}` cannot be loaded: {detail}")]
     Policy { agent: String, detail: String },
+    #[error("cannot open the checkpoint journal of agent `{agent}`: {reason}")]
+    Checkpoints { agent: String, reason: String },
 }
 
 /// The effect boundary of one agent.
@@ -110,6 +115,9 @@ pub struct Runtime {
     pub(crate) registry: Arc<Registry>,
     /// The skills enabled for this agent (shared with children).
     pub(crate) skills: Arc<Vec<Arc<crate::skills::InstalledSkill>>>,
+    /// The journal of the workspace's changes (`[checkpoints]`), shared with children;
+    /// `None` when checkpoints are off.
+    pub(crate) journal: Option<Arc<crate::checkpoints::Journal>>,
 }
 
 impl Runtime {
@@ -185,7 +193,22 @@ impl Runtime {
                 })
                 .fold(tools::builtin(), Registry::with),
         );
+        let journal = match &opts.checkpoints_dir {
+            Some(dir) if opts.config.checkpoints.enabled => Some(Arc::new(
+                crate::checkpoints::Journal::open(
+                    dir,
+                    opts.config.checkpoints.max_mb.saturating_mul(1 << 20),
+                    workspace.root(),
+                )
+                .map_err(|reason| RuntimeError::Checkpoints {
+                    agent: opts.agent.clone(),
+                    reason,
+                })?,
+            )),
+            _ => None,
+        };
         Ok(Runtime {
+            journal,
             policy,
             secret_hosts,
             config: opts.config,
@@ -290,6 +313,7 @@ impl Runtime {
             ext: self.ext.child(self.ext.depth + 1),
             registry: self.registry.clone(),
             skills: self.skills.clone(),
+            journal: self.journal.clone(),
         })
     }
 

@@ -27,6 +27,9 @@ pub(crate) struct SessionState {
     boundary: Option<hygiene::Boundary>,
     /// The session's label and contacted hosts, made on first use.
     flow: Option<Arc<SessionFlow>>,
+    /// Files that existed before the session which it deleted or overwrote after
+    /// reading untrusted content, not yet reported at the end of a turn.
+    overwritten: Vec<String>,
 }
 
 /// What a session's traffic is decided with: its own placeholders (unguessable, new
@@ -48,6 +51,21 @@ impl Runtime {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(sessions.entry(session.to_string()).or_default())
+    }
+
+    /// Note paths for the end of the turn ([`Runtime::take_change_notice`]).
+    pub(crate) fn note_overwritten(&self, session: &str, paths: &[String]) {
+        self.with_session(session, |s| {
+            for p in paths {
+                if !s.overwritten.contains(p) {
+                    s.overwritten.push(p.clone());
+                }
+            }
+        });
+    }
+
+    pub(crate) fn take_overwritten(&self, session: &str) -> Vec<String> {
+        self.with_session(session, |s| std::mem::take(&mut s.overwritten))
     }
 
     /// The session's placeholders and egress policy, made on first use.

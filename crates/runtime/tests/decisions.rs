@@ -153,6 +153,7 @@ async fn exec_needing_approval_without_a_human_is_denied() {
         skills: Vec::new(),
         mcp: Default::default(),
         policy: None,
+        checkpoints_dir: None,
     })
     .unwrap();
     let call = ToolCall {
@@ -327,6 +328,7 @@ async fn unknown_agent_and_missing_workspace_are_clear_errors() {
         skills: Vec::new(),
         mcp: Default::default(),
         policy: None,
+        checkpoints_dir: None,
     };
     let e = Runtime::new(opts("ghost")).err().unwrap().to_string();
     assert_eq!(e, "no agent `ghost` in the config; known agents: dev");

@@ -2,6 +2,7 @@
 
 mod approvals_cmd;
 mod audit_cmd;
+mod changes;
 mod chat;
 mod config_cmd;
 mod demo;
@@ -51,6 +52,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Token { command } => token_cmd::token(command),
         Command::Skills { command } => skills_cmd::skills(command).await,
         Command::Mcp { command } => mcp_cmd::mcp(command).await,
+        Command::Changes { session } => changes::changes(session.as_deref()),
+        Command::Undo { session, call } => changes::undo(&session, call.as_deref()),
         Command::Audit {
             json,
             fix,

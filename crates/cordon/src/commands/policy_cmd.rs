@@ -21,6 +21,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
             contacted,
             secret_hosts,
             depth,
+            checkpointed,
             json,
             action,
         } => {
@@ -58,7 +59,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
                 depth,
                 secret_hosts: &bound,
                 skill: None,
-                checkpointed: false,
+                checkpointed,
             };
             let v = policy.evaluate(&action, &view);
             if json {

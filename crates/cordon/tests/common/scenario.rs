@@ -376,6 +376,7 @@ pub fn record_decisions(inst: &Install, records: &[Value]) -> Vec<Value> {
                 "reason": d["data"]["reason"],
                 "labels": d["data"]["labels"],
                 "labels_flag": labels_flag(d),
+                "checkpointed": d["data"]["checkpointed"] == true,
                 "contacted": contacted_before(records, &p["session"], &d["seq"]),
             }));
         }
@@ -433,6 +434,9 @@ pub async fn assert_explain_matches(inst: &Install, rows: &[Value]) -> usize {
                 "--contacted".to_string(),
                 h.as_str().unwrap_or_default().to_string(),
             ]);
+        }
+        if row["checkpointed"] == true {
+            args.push("--checkpointed".to_string());
         }
         args.extend(["--".to_string(), kind.to_string(), target.to_string()]);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::read_file::MAX_LOAD;
 use super::{Executed, Tool, ToolOutput};
 use crate::authorise::Authorization;
-use crate::pipeline::{Cx, Failure, Stage};
+use crate::pipeline::{Cx, Failure};
 use crate::workspace::{Workspace, WorkspacePath};
 
 pub(crate) struct EditFile;
@@ -53,16 +53,38 @@ impl Tool for EditFile {
         }
     }
 
+    fn checkpointed(&self, cx: &Cx<'_>, (args, path): &Self::Plan) -> bool {
+        cx.rt
+            .file_change_checkpointed(path, edited_size(cx, path, args))
+    }
+
     async fn execute(
         &self,
         cx: &Cx<'_>,
         (args, path): &Self::Plan,
-        _auth: &Authorization,
+        auth: &Authorization,
     ) -> Result<Executed, Failure> {
-        let out = edit_file(cx.rt.workspace(), path, args)
-            .map_err(|m| Failure::new(Stage::Workspace, m))?;
+        let size = edited_size(cx, path, args);
+        let out = cx.rt.journaled_file_change(cx, auth, path, size, || {
+            edit_file(cx.rt.workspace(), path, args)
+        })?;
         Ok(Executed::new(cx, out))
     }
+}
+
+/// The size the file will have at most after the edit, for the journal's cap: its size
+/// now, grown by every replacement that can occur (capped at the file size limit).
+fn edited_size(cx: &Cx<'_>, path: &WorkspacePath, a: &EditFileArgs) -> u64 {
+    let now = std::fs::symlink_metadata(cx.rt.workspace().root().join(path.as_str()))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let grows = a.new_string.len().saturating_sub(a.old_string.len()) as u64;
+    let times = if a.replace_all {
+        now / (a.old_string.len().max(1) as u64)
+    } else {
+        1
+    };
+    now.saturating_add(grows.saturating_mul(times)).min(MAX_LOAD)
 }
 
 fn edit_file(ws: &Workspace, path: &WorkspacePath, a: &EditFileArgs) -> Result<ToolOutput, String> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::read_file::MAX_LOAD;
 use super::{Executed, Tool, ToolOutput};
 use crate::authorise::Authorization;
-use crate::pipeline::{Cx, Failure, Stage};
+use crate::pipeline::{Cx, Failure};
 use crate::workspace::{Workspace, WorkspaceError, WorkspacePath};
 
 pub(crate) struct WriteFile;
@@ -48,14 +48,22 @@ impl Tool for WriteFile {
         }
     }
 
+    fn checkpointed(&self, cx: &Cx<'_>, (args, path): &Self::Plan) -> bool {
+        cx.rt
+            .file_change_checkpointed(path, args.content.len() as u64)
+    }
+
     async fn execute(
         &self,
         cx: &Cx<'_>,
         (args, path): &Self::Plan,
-        _auth: &Authorization,
+        auth: &Authorization,
     ) -> Result<Executed, Failure> {
-        let out = write_file(cx.rt.workspace(), path, args)
-            .map_err(|e| Failure::new(Stage::Workspace, e.to_string()))?;
+        let out = cx
+            .rt
+            .journaled_file_change(cx, auth, path, args.content.len() as u64, || {
+                write_file(cx.rt.workspace(), path, args).map_err(|e| e.to_string())
+            })?;
         Ok(Executed::new(cx, out))
     }
 }

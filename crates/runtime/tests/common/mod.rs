@@ -38,6 +38,8 @@ pub struct Setup {
     pub extra_toml: &'static str,
     /// Approved MCP tools (`mcp.lock`).
     pub mcp_pins: mcp::Pins,
+    /// Journal workspace changes in the harness's `checkpoints` directory.
+    pub checkpoints: bool,
 }
 
 impl Default for Setup {
@@ -55,6 +57,7 @@ impl Default for Setup {
             extra_roots: Vec::new(),
             extra_toml: "",
             mcp_pins: mcp::Pins::default(),
+            checkpoints: false,
         }
     }
 }
@@ -217,6 +220,7 @@ allow = {egress}
                 secrets: Default::default(),
             },
             policy: None,
+            checkpoints_dir: setup.checkpoints.then(|| dir.path().join("checkpoints")),
         })
         .unwrap();
         Harness {

@@ -1,0 +1,263 @@
+//! Checkpoints in the runtime: every workspace change a file tool makes is journaled
+//! with what it replaced ([`checkpoint::Checkpoints`], `STATE/checkpoints/AGENT`), so
+//! `cordon changes` shows it and `cordon undo` restores it exactly.
+//!
+//! Guarantees: a file tool's change is journaled before and after it is made, with each
+//! parent directory it creates; a change whose earlier content does not fit under
+//! `[checkpoints] max_mb` is not checkpointed, so the guard decides it as a change that
+//! cannot be undone (it asks in an untrusted session) — and if the journal fills between
+//! decision and execution, a change that was allowed only because it would be journaled
+//! is not made. Each journaled call leaves a `checkpoint` record; a change applied without
+//! a journal leaves one marked `unjournaled`. When a session that has read untrusted
+//! content deletes or overwrites a file that existed before the session began, an `alert`
+//! `workspace_overwritten` is raised with the exact undo command, and the turn's answer
+//! ends with the same note ([`Runtime::take_change_notice`]).
+//!
+//! Not guaranteed: changes made by commands (they need the sandbox's overlay, wired
+//! separately); changes made outside Cordon are not journaled (undo then reports the file
+//! as changed since and leaves it alone).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use audit::event::{
+    Alert, CheckpointEvent, CheckpointRecorded, NamedAlert, PathChange, WorkspaceOverwritten,
+};
+use checkpoint::{Checkpoints, Entry, OverCap, RelPath, SessionId, State, Tree};
+
+use crate::Runtime;
+use crate::authorise::{Authorization, Authorized};
+use crate::pipeline::{Cx, Failure, Stage};
+use crate::workspace::WorkspacePath;
+
+/// One agent's journal over its workspace.
+pub(crate) struct Journal {
+    checkpoints: Checkpoints,
+    tree: Tree,
+    /// One change set at a time per workspace (before states are checked again at
+    /// commit, but racing commits on the same paths are not ordered).
+    lock: Mutex<()>,
+}
+
+impl Journal {
+    pub(crate) fn open(dir: &Path, max_bytes: u64, workspace: &Path) -> Result<Journal, String> {
+        let checkpoints = Checkpoints::open(dir, max_bytes)
+            .map_err(|e| format!("the checkpoint journal in {}: {e}", dir.display()))?;
+        let tree = Tree::open(workspace).map_err(|e| e.to_string())?;
+        Ok(Journal {
+            checkpoints,
+            tree,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// Whether writing `new_bytes` over `path` fits under the cap, counting what is
+    /// there now as the earlier content to keep (deduplication can only make it smaller).
+    fn fits(&self, root: &Path, path: &WorkspacePath, new_bytes: u64) -> bool {
+        let current = std::fs::symlink_metadata(root.join(path.as_str()))
+            .map(|m| if m.is_file() { m.len() } else { 0 })
+            .unwrap_or(0);
+        let Ok(used) = self.checkpoints.used() else {
+            return false;
+        };
+        used.saturating_add(current).saturating_add(new_bytes) <= self.checkpoints.max_bytes()
+    }
+}
+
+/// How a journaled entry changed its path.
+fn change_of(e: &Entry) -> &'static str {
+    match (&e.before, &e.after) {
+        (State::Absent, _) => "added",
+        (_, State::Absent) => "deleted",
+        (State::File { sha256: a, .. }, State::File { sha256: b, .. }) if a == b => "mode",
+        _ => "changed",
+    }
+}
+
+impl Runtime {
+    /// Whether a file tool's write of `new_bytes` over `path` will be journaled.
+    pub(crate) fn file_change_checkpointed(&self, path: &WorkspacePath, new_bytes: u64) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|j| j.fits(self.workspace.root(), path, new_bytes))
+    }
+
+    /// Make one file tool's change to `path` (`new_bytes` long; 0 for a delete) with
+    /// `change`, journaled: the before state of the file and of each parent directory
+    /// it will create is stored first, the after state recorded once `change` returns.
+    pub(crate) fn journaled_file_change<T>(
+        &self,
+        cx: &Cx<'_>,
+        auth: &Authorization,
+        path: &WorkspacePath,
+        new_bytes: u64,
+        change: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        let fail = |m: String| Failure::new(Stage::Workspace, m);
+        let Some(journal) = &self.journal else {
+            return change().map_err(fail);
+        };
+        let session = SessionId::new(cx.session).map_err(|e| fail(e.to_string()))?;
+        let _one_at_a_time = journal.lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Parents `write_file` will create, shallowest first, then the file itself.
+        let rel = path.as_str();
+        let mut targets = Vec::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join("/");
+            if !self.workspace.root().join(&parent).exists() {
+                targets.push((parent, 0));
+            }
+        }
+        targets.push((rel.clone(), new_bytes));
+        let mut pending = Vec::new();
+        for (p, bytes) in &targets {
+            let p = RelPath::new(p).map_err(|e| fail(e.to_string()))?;
+            match journal.checkpoints.before_change(
+                &journal.tree,
+                &session,
+                &cx.call.id,
+                &p,
+                *bytes,
+                OverCap::Refuse,
+            ) {
+                Ok(p) => pending.push(p),
+                Err(checkpoint::Error::CapExceeded { .. }) => {
+                    drop(pending);
+                    return self.unjournaled_change(cx, auth, rel.as_str(), change);
+                }
+                Err(e) => return Err(fail(format!("cannot checkpoint {rel}: {e}"))),
+            }
+        }
+        // Paths this session created earlier (their first before is absent): changing
+        // them again overwrites nothing that was there before the session.
+        let created_here: Vec<String> = journal
+            .checkpoints
+            .journal(&session)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.before == State::Absent)
+            .map(|e| e.path.as_str().to_string())
+            .collect();
+        let result = change();
+        let mut entries = Vec::new();
+        for p in pending {
+            match p.record() {
+                Ok(Some(e)) => entries.push(e),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(fail(format!(
+                        "{rel} was changed but its checkpoint could not be recorded: {e}"
+                    )));
+                }
+            }
+        }
+        self.record_checkpoint(cx, &entries, &created_here);
+        result.map_err(fail)
+    }
+
+    /// A change that does not fit under the journal's cap: made without a checkpoint
+    /// when the guard allowed it as such (a trusted session, or a human approved);
+    /// refused when it was allowed only because it would be journaled.
+    fn unjournaled_change<T>(
+        &self,
+        cx: &Cx<'_>,
+        auth: &Authorization,
+        rel: &str,
+        change: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        if auth.by != Authorized::Human && self.flow(cx.session).labels().is_tainted() {
+            return Err(Failure::new(
+                Stage::Workspace,
+                format!(
+                    "{rel} was not changed: the checkpoint journal is full ([checkpoints] \
+                     max_mb = {}), and in this session only a change that can be undone may \
+                     be made without a human",
+                    self.config.checkpoints.max_mb
+                ),
+            ));
+        }
+        let out = change().map_err(|m| Failure::new(Stage::Workspace, m))?;
+        let event = CheckpointEvent::Unjournaled(CheckpointRecorded {
+            call_id: cx.call.id.clone(),
+            changes: vec![PathChange {
+                path: rel.to_string(),
+                change: "changed".into(),
+            }],
+            stored_bytes: 0,
+        });
+        if let Err(e) = self.audit.append_event(Some(cx.session), event) {
+            tracing::warn!("audit: cannot append a checkpoint record: {e}");
+        }
+        Ok(out)
+    }
+
+    /// The `checkpoint` record of a call's journaled entries, and the alert when an
+    /// untrusted session deleted or overwrote what existed before it.
+    fn record_checkpoint(&self, cx: &Cx<'_>, entries: &[Entry], created_here: &[String]) {
+        if entries.is_empty() {
+            return;
+        }
+        let size = |s: &State| match s {
+            State::File { size, .. } => *size,
+            _ => 0,
+        };
+        let event = CheckpointEvent::Recorded(CheckpointRecorded {
+            call_id: cx.call.id.clone(),
+            changes: entries
+                .iter()
+                .map(|e| PathChange {
+                    path: e.path.as_str().to_string(),
+                    change: change_of(e).into(),
+                })
+                .collect(),
+            stored_bytes: entries
+                .iter()
+                .map(|e| size(&e.before) + size(&e.after))
+                .sum(),
+        });
+        if let Err(e) = self.audit.append_event(Some(cx.session), event) {
+            tracing::warn!("audit: cannot append a checkpoint record: {e}");
+        }
+        let labels = self.flow(cx.session).labels();
+        if !labels.is_tainted() {
+            return;
+        }
+        let overwritten: Vec<String> = entries
+            .iter()
+            .filter(|e| !matches!(e.before, State::Absent | State::Dir { .. }))
+            .filter(|e| !created_here.iter().any(|c| c == e.path.as_str()))
+            .map(|e| e.path.as_str().to_string())
+            .collect();
+        if overwritten.is_empty() {
+            return;
+        }
+        let undo = format!("cordon undo {} --call {}", cx.session, cx.call.id);
+        let alert = Alert::Named(NamedAlert::WorkspaceOverwritten(WorkspaceOverwritten {
+            call_id: cx.call.id.clone(),
+            paths: overwritten.clone(),
+            untrusted_sources: labels.untrusted_sources.clone(),
+            undo,
+        }));
+        if let Err(e) = self.audit.append_event(Some(cx.session), alert) {
+            tracing::warn!("audit: cannot append an alert: {e}");
+        }
+        self.note_overwritten(cx.session, &overwritten);
+    }
+
+    /// What this session's turn overwrote or deleted of what existed before the session
+    /// (since the last call), as the note that ends the turn's answer; `None` when
+    /// nothing was.
+    pub fn take_change_notice(&self, session: &str) -> Option<String> {
+        let paths = self.take_overwritten(session);
+        if paths.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Cordon: after reading untrusted content this session deleted or overwrote \
+             files that existed before it: {}. `cordon changes {session}` shows the \
+             changes; `cordon undo {session}` restores them.",
+            paths.join(", ")
+        ))
+    }
+}
