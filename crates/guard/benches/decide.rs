@@ -104,6 +104,7 @@ fn sandbox_true(n: usize) -> Option<Duration> {
         limits: Default::default(),
         egress_port: None,
         etc_files: Vec::new(),
+        workspace_overlay: None,
     };
     let req = ExecRequest {
         argv: vec!["/bin/true".into()],

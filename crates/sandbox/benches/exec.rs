@@ -94,6 +94,7 @@ fn main() {
         limits: Default::default(),
         egress_port: None,
         etc_files: Vec::new(),
+        workspace_overlay: None,
     };
     let req = ExecRequest {
         argv: vec!["/bin/true".into()],

@@ -488,6 +488,7 @@ impl Sandbox for ContainerSandbox {
 impl ContainerSandbox {
     /// The task's container, created.
     fn instance(&self, profile: &Profile) -> Result<ContainerInstance, SandboxError> {
+        crate::overlay::refuse(self.backend(), profile)?;
         let mut profile = profile.clone();
         profile.workspace = resolve_workspace(&profile)?;
         profile.ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?
@@ -752,7 +753,9 @@ fn explain(sb: &ContainerSandbox, profile: &Profile) -> Explanation {
             source: format!("host:{}", profile.workspace.display()),
         },
     };
-    if let Err(e) = crate::ro_bind::check_targets(&profile.ro_binds) {
+    if let Err(e) = crate::ro_bind::check_targets(&profile.ro_binds)
+        .and_then(|()| crate::overlay::refuse(engine, profile))
+    {
         warnings.push(format!("this profile cannot start: {e}"));
     }
     let binds = profile.ro_binds.iter().map(|b| MountView {

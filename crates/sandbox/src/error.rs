@@ -14,6 +14,8 @@ pub enum Layer {
     Rlimits,
     Seccomp,
     Landlock,
+    /// The overlay over the workspace ([`crate::WorkspaceOverlay`]).
+    WorkspaceOverlay,
     Exec,
 }
 
@@ -31,6 +33,7 @@ impl fmt::Display for Layer {
             Layer::Rlimits => "resource limits",
             Layer::Seccomp => "seccomp",
             Layer::Landlock => "landlock",
+            Layer::WorkspaceOverlay => "workspace overlay",
             Layer::Exec => "exec",
         })
     }

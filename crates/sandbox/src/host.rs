@@ -162,6 +162,9 @@ impl Sandbox for HostSandbox {
                  connect directly"
             ));
         }
+        if let Err(e) = crate::overlay::refuse("none", profile) {
+            warnings.push(format!("this profile cannot start: {e}"));
+        }
         if !profile.ro_binds.is_empty() {
             warnings.push(
                 "ro_binds cannot be mounted: starting a sandbox with them is refused".to_owned(),
@@ -226,6 +229,7 @@ pub(crate) fn host_cwd(workspace: &Path, cwd: Option<&Path>) -> PathBuf {
 
 impl HostInstance {
     fn new(profile: &Profile) -> Result<HostInstance, SandboxError> {
+        crate::overlay::refuse("none", profile)?;
         let workspace = resolve_workspace(profile)?;
         crate::ro_bind::resolve(&profile.ro_binds)?;
         if let Some(b) = profile.ro_binds.first() {

@@ -33,6 +33,7 @@ mod error;
 mod host;
 #[cfg(target_os = "linux")]
 mod linux;
+mod overlay;
 mod ro_bind;
 mod stderr_tail;
 
@@ -43,6 +44,7 @@ pub use error::{Layer, SandboxError};
 pub use host::{HOST_WARNING, HostSandbox};
 #[cfg(target_os = "linux")]
 pub use linux::{HOSTNAME, NativeSandbox, SANDBOX_GID, SANDBOX_UID};
+pub use overlay::WorkspaceOverlay;
 pub use ro_bind::{RoBind, SKILLS_MOUNT};
 
 /// Path of the workspace inside the sandbox.
@@ -105,6 +107,12 @@ pub struct Profile {
     pub workspace: PathBuf,
     /// Whether the workspace is mounted, and whether writable.
     pub workspace_access: WorkspaceAccess,
+    /// With [`WorkspaceAccess::Write`]: show each command the workspace through an
+    /// overlay whose changes land in [`WorkspaceOverlay::upper`], never in the real
+    /// workspace (see [`WorkspaceOverlay`]). Only backends whose
+    /// [`Sandbox::supports_workspace_overlay`] is true accept it. Ignored with `Read` or
+    /// `None` access (nothing can change).
+    pub workspace_overlay: Option<WorkspaceOverlay>,
     /// Host directories bound read-only (nosuid, nodev; executable) at `/skills/NAME`:
     /// a skill's installed tree, so its scripts run from there. Targets are checked by
     /// every backend; a bad one is [`SandboxError::Invalid`] naming it.
@@ -265,6 +273,14 @@ pub trait Sandbox: Send + Sync {
     /// set it up on this machine now (probing kernel support, cgroup writability…).
     /// `cordon sandbox explain` prints it; tests check every claim against reality.
     fn explain(&self, profile: &Profile) -> Explanation;
+    /// Whether this backend can show the workspace through an overlay
+    /// ([`Profile::workspace_overlay`]) on this machine. When false, the caller runs
+    /// without one (commands then write the real workspace directly): the built-in
+    /// backends without support refuse a profile with an overlay (`SandboxError::Invalid`)
+    /// rather than let commands write the workspace the caller meant to protect.
+    fn supports_workspace_overlay(&self) -> bool {
+        false
+    }
     /// Start one long-running process in a sandbox of its own, set up from `profile`
     /// exactly as [`Sandbox::start`] does, with piped stdin and stdout. Returns once the
     /// program was executed: a program that cannot be started (not found, not executable,

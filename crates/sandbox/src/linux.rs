@@ -31,6 +31,7 @@ mod landlock;
 mod mounts;
 mod namespaces;
 mod net;
+mod overlay;
 mod report;
 mod rlimits;
 mod seccomp;
@@ -86,6 +87,8 @@ pub(crate) struct Prepared {
     env: Vec<(String, String)>,
     workspace: PathBuf,
     workspace_access: crate::WorkspaceAccess,
+    /// The workspace overlay, when the plan mounts one per command.
+    overlay: Option<crate::overlay::ResolvedOverlay>,
 }
 
 impl Sandbox for NativeSandbox {
@@ -103,6 +106,12 @@ impl Sandbox for NativeSandbox {
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
         Ok(Box::new(NativeInstance::start(profile)?))
+    }
+
+    /// Linux >= 5.11 with overlayfs; `start` still fails (naming the layer) if the
+    /// filesystem of the upper directory cannot hold an overlay's upper layer.
+    fn supports_workspace_overlay(&self) -> bool {
+        overlay::kernel_support().is_ok()
     }
 
     /// A sandbox of its own for one long-running process: [`Sandbox::start`], then the
@@ -136,6 +145,19 @@ impl NativeInstance {
     fn start(profile: &Profile) -> Result<NativeInstance, SandboxError> {
         let workspace = crate::host::resolve_workspace(profile)?;
         let ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?;
+        let overlay = match &profile.workspace_overlay {
+            Some(o) if profile.workspace_access.writable() => {
+                let resolved = crate::overlay::resolve(o, &workspace)?;
+                overlay::kernel_support()
+                    .and_then(|()| overlay::check_user_xattrs(&resolved.work))
+                    .map_err(|detail| SandboxError::Setup {
+                        layer: Layer::WorkspaceOverlay,
+                        detail: format!("{detail}; run without workspace_overlay here"),
+                    })?;
+                Some(resolved)
+            }
+            _ => None,
+        };
         let last_cap = caps::last_cap().map_err(|detail| SandboxError::Setup {
             layer: Layer::Capabilities,
             detail,
@@ -153,6 +175,7 @@ impl NativeInstance {
                     profile.limits.tmp_size,
                     &profile.etc_files,
                     &ro_binds,
+                    overlay.as_ref(),
                 )?,
                 rlimits: Rlimits::new(&profile.limits),
                 cgroup: cgroup::CgroupPlan::new(&profile.limits),
@@ -160,6 +183,7 @@ impl NativeInstance {
                 env: profile.env.clone(),
                 workspace,
                 workspace_access: profile.workspace_access,
+                overlay,
             },
             live: None,
         };
@@ -260,6 +284,45 @@ impl Instance for NativeInstance {
 }
 
 impl NativeInstance {
+    /// A failure of the workspace overlay: index 0 at start, 1 before the command (it did
+    /// not run), 2 after it (the instance is closed).
+    fn overlay_error(&self, index: u32, os: &std::io::Error) -> SandboxError {
+        let detail = match (&self.prepared.overlay, index) {
+            (_, 2) => format!(
+                "unmounting the workspace overlay after the command: {os}; the instance is \
+                 closed, start a new one"
+            ),
+            (Some(o), _) => format!(
+                "mounting an overlay at {} {} (lower {}, upper {}, work {}, userxattr): {}; \
+                 it needs overlayfs mounts in user namespaces (Linux >= 5.11), and upper and \
+                 work writable by the sandbox's user, on a filesystem with user extended \
+                 attributes and d_type (ext4, xfs, btrfs; tmpfs from Linux 6.6); run without \
+                 workspace_overlay here",
+                crate::WORKSPACE_MOUNT,
+                if index == 0 {
+                    "while starting the sandbox"
+                } else {
+                    "for the command (it did not run)"
+                },
+                self.prepared.workspace.display(),
+                o.upper.display(),
+                o.work.display(),
+                if os.raw_os_error() == Some(libc::EROFS) {
+                    "the kernel could only mount it read-only, as it does when it cannot use \
+                     the work directory (see the kernel log)"
+                        .to_owned()
+                } else {
+                    os.to_string()
+                },
+            ),
+            (None, _) => format!("the workspace overlay failed without being configured: {os}"),
+        };
+        SandboxError::Setup {
+            layer: Layer::WorkspaceOverlay,
+            detail,
+        }
+    }
+
     /// `cmd`: the command being started, `None` for failures while starting the sandbox.
     fn explain(&self, r: Report, cmd: Option<&CommandPlan>) -> SandboxError {
         let program = cmd.map_or_else(String::new, |c| c.program.clone());
@@ -351,6 +414,7 @@ impl NativeInstance {
                     }
                 ),
             ),
+            Stage::Overlay => self.overlay_error(r.index, &os),
             Stage::Request => SandboxError::Io(std::io::Error::other(
                 "the sandbox init could not parse the exec request (internal error); start a \
                  new instance",

@@ -25,6 +25,7 @@ fn profile(ws: &Path) -> Profile {
         limits: Limits::default(),
         egress_port: None,
         etc_files: Vec::new(),
+        workspace_overlay: None,
     }
 }
 

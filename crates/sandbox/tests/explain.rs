@@ -22,6 +22,7 @@ fn profile(ws: &Path, access: WorkspaceAccess) -> Profile {
         limits: Limits::default(),
         egress_port: None,
         etc_files: Vec::new(),
+        workspace_overlay: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn profile(ws: &Path) -> Profile {
         limits: Default::default(),
         egress_port: None,
         etc_files: Vec::new(),
+        workspace_overlay: None,
     }
 }
 

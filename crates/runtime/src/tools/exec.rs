@@ -293,6 +293,7 @@ pub fn sandbox_profile(config: &Config, workspace: &std::path::Path) -> Profile 
         // Set with the session's egress when the sandbox starts.
         egress_port: None,
         etc_files: Vec::new(),
+        workspace_overlay: None,
     }
 }
 

@@ -109,6 +109,7 @@ pub(crate) fn explain(profile: &Profile) -> Explanation {
             }
         }
     }
+    layers.extend(overlay_layer(profile, &mut warnings));
     let rlimits = Rlimits::new(&profile.limits);
     layers.push(layer(
         "rlimits",
@@ -194,13 +195,56 @@ fn plan(profile: &Profile) -> Result<MountPlan, crate::SandboxError> {
     // The same check as `start`, so the warning is the error `start` would give.
     let workspace = crate::host::resolve_workspace(profile)?;
     let ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?;
+    let overlay = match &profile.workspace_overlay {
+        Some(o) if profile.workspace_access.writable() => {
+            Some(crate::overlay::resolve(o, &workspace)?)
+        }
+        _ => None,
+    };
     MountPlan::build(
         &workspace,
         profile.workspace_access,
         profile.limits.tmp_size,
         &profile.etc_files,
         &ro_binds,
+        overlay.as_ref(),
     )
+}
+
+/// The workspace overlay's layer line, when the profile asks for one.
+fn overlay_layer(profile: &Profile, warnings: &mut Vec<String>) -> Option<LayerStatus> {
+    let o = profile.workspace_overlay.as_ref()?;
+    if !profile.workspace_access.writable() {
+        return Some(layer(
+            "workspace overlay",
+            false,
+            format!(
+                "not used: workspace access is {} (nothing can change)",
+                profile.workspace_access
+            ),
+        ));
+    }
+    if let Err(why) = super::overlay::kernel_support() {
+        warnings.push(format!(
+            "this profile cannot start: workspace overlay: {why}"
+        ));
+        return Some(layer("workspace overlay", false, why));
+    }
+    Some(layer(
+        "workspace overlay",
+        true,
+        format!(
+            "each command sees {ws} as a new overlayfs (userxattr) over {real}, mounted \
+             before it and unmounted once all its processes are gone: its changes land in \
+             {upper} (work {work}), deletions as whiteouts (char 0:0), replaced directories \
+             opaque (user.overlay.opaque); {real} itself is never written and no path inside \
+             reaches it, {upper} or {work}",
+            ws = crate::WORKSPACE_MOUNT,
+            real = profile.workspace.display(),
+            upper = o.upper.display(),
+            work = o.work.display(),
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::control::{self, EXEC_FDS, MAX_MESSAGE, Op, Parsed, Reply};
 use super::mounts::MountPlan;
 use super::report::{Report, Stage, errno};
 use super::rlimits::Rlimits;
-use super::{caps, idmap, landlock, net, seccomp};
+use super::{caps, idmap, landlock, net, overlay, seccomp};
 
 /// Everything init needs, borrowed from memory prepared before `clone`.
 pub(crate) struct ChildContext<'a> {
@@ -210,11 +210,23 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     }
     // Work every command would repeat, done once: the Landlock ruleset and the empty
     // bounding set. The command still applies both (restrict_self; its set is empty).
-    if let Err((i, e)) = landlock::prepare(ctx.mounts.workspace_writable()) {
+    // With the workspace overlay, the ruleset is built per command instead: its
+    // /workspace rule must name that command's overlay (Landlock skips the mount points
+    // beneath a mount, so a rule on the covered workspace bind would never match).
+    if !ctx.mounts.overlay()
+        && let Err((i, e)) = landlock::prepare(ctx.mounts.workspace_writable())
+    {
         fail(ctl, Stage::Landlock, i, e);
     }
     if let Err((cap, e)) = caps::drop_bounding_set_for_commands(ctx.last_cap) {
         fail(ctl, Stage::CapBound, cap, e);
+    }
+    // The workspace overlay (mounted per command): fail here if it cannot be mounted at
+    // all.
+    if ctx.mounts.overlay()
+        && let Err(e) = overlay::probe()
+    {
+        fail(ctl, Stage::Overlay, 0, e);
     }
     let listener = match ctx.egress_port.map(net::egress_listener) {
         None => None,
@@ -229,7 +241,7 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     if sigfd < 0 {
         fail(ctl, Stage::InitPrctl, 3, errno());
     }
-    if let Err(e) = seccomp::install_for_commands() {
+    if let Err(e) = seccomp::install_for_commands(ctx.mounts.overlay()) {
         fail(ctl, Stage::Seccomp, 0, e);
     }
     let ready = Reply::Ready.encode();
@@ -277,30 +289,12 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
                 stdout,
                 stderr,
             };
-            match spawn_command(ctx, parsed, cfds, stack) {
-                Ok((pid, failure)) => {
-                    // Only the command may hold its pipes: their EOF tells the parent it is gone.
-                    fds.into_iter().for_each(close);
-                    fds = [-1; EXEC_FDS];
-                    // A long-running process: the parent learns now that it runs.
-                    if failure.is_none()
-                        && msg.first() == Some(&(Op::Spawn as u8))
-                        && control::send(ctl, &Reply::Started.encode(), &[]).is_err()
-                    {
-                        kill_all(-1, &mut None);
-                        exit(0);
-                    }
-                    let (killed, status) = wait_command(ctl, sigfd, pid);
-                    match failure {
-                        Some(report) => Reply::Failed(report),
-                        None => Reply::Status { killed, status },
-                    }
-                }
-                Err(errno) => Reply::Failed(Report {
-                    stage: Stage::Fork,
-                    index: 0,
-                    errno,
-                }),
+            if ctx.mounts.overlay() {
+                with_overlay(ctx, || {
+                    run_command(ctx, sigfd, msg, parsed, cfds, stack, &mut fds)
+                })
+            } else {
+                run_command(ctx, sigfd, msg, parsed, cfds, stack, &mut fds)
             }
         };
         fds.into_iter().filter(|fd| *fd >= 0).for_each(close);
@@ -308,6 +302,75 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
             kill_all(-1, &mut None);
             exit(0);
         }
+    }
+}
+
+/// Run `command` with a new overlay at `/workspace` and a Landlock ruleset naming it;
+/// then (every process of the command is gone, so its changes are complete in upper)
+/// drop both. An overlay that cannot be mounted is reported and nothing runs. If the
+/// overlay cannot be unmounted, init reports it and exits: the next command must not see
+/// this one's overlay.
+fn with_overlay(ctx: &ChildContext<'_>, command: impl FnOnce() -> Reply) -> Reply {
+    let failed = |stage, index, errno| {
+        Reply::Failed(Report {
+            stage,
+            index,
+            errno,
+        })
+    };
+    if let Err(errno) = overlay::mount() {
+        // Nothing was mounted: unmounting now would uncover the layers.
+        return failed(Stage::Overlay, 1, errno);
+    }
+    let reply = match landlock::prepare(ctx.mounts.workspace_writable()) {
+        Err((i, errno)) => failed(Stage::Landlock, i, errno),
+        Ok(()) => command(),
+    };
+    landlock::release();
+    if let Err(errno) = overlay::unmount() {
+        let _ = control::send(ctx.ctl, &failed(Stage::Overlay, 2, errno).encode(), &[]);
+        kill_all(-1, &mut None);
+        exit(1);
+    }
+    reply
+}
+
+/// Start the parsed request's command and wait until it and everything it started are
+/// gone. `fds` (init's copies of its pipes) are closed once the command holds them.
+fn run_command(
+    ctx: &ChildContext<'_>,
+    sigfd: RawFd,
+    msg: &[u8],
+    parsed: &Parsed,
+    cfds: CommandFds,
+    stack: &mut CommandStack,
+    fds: &mut [RawFd; EXEC_FDS],
+) -> Reply {
+    let ctl = ctx.ctl;
+    match spawn_command(ctx, parsed, cfds, stack) {
+        Ok((pid, failure)) => {
+            // Only the command may hold its pipes: their EOF tells the parent it is gone.
+            fds.iter().copied().for_each(close);
+            *fds = [-1; EXEC_FDS];
+            // A long-running process: the parent learns now that it runs.
+            if failure.is_none()
+                && msg.first() == Some(&(Op::Spawn as u8))
+                && control::send(ctl, &Reply::Started.encode(), &[]).is_err()
+            {
+                kill_all(-1, &mut None);
+                exit(0);
+            }
+            let (killed, status) = wait_command(ctl, sigfd, pid);
+            match failure {
+                Some(report) => Reply::Failed(report),
+                None => Reply::Status { killed, status },
+            }
+        }
+        Err(errno) => Reply::Failed(Report {
+            stage: Stage::Fork,
+            index: 0,
+            errno,
+        }),
     }
 }
 

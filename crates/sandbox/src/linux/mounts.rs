@@ -18,12 +18,14 @@
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr;
 
+use crate::overlay::ResolvedOverlay;
 use crate::ro_bind::ResolvedBind;
 use crate::{Layer, SandboxError, WORKSPACE_MOUNT, WorkspaceAccess};
 
+use super::overlay::{self, Slot};
 use super::report::errno;
 
 /// Where the scratch root is mounted before the first `pivot_root`. Any directory works:
@@ -115,6 +117,11 @@ enum Op {
         extra: libc::c_ulong,
     },
     Proc(CString),
+    /// Keep an `O_PATH` descriptor on a layer of the workspace overlay (see `overlay`).
+    HoldLayer {
+        path: CString,
+        slot: Slot,
+    },
     PivotRoot {
         new_root: CString,
         put_old: CString,
@@ -134,6 +141,9 @@ struct Step {
 pub(crate) struct MountPlan {
     steps: Vec<Step>,
     workspace_writable: bool,
+    /// Set when `/workspace` is an overlay mounted per command: (workspace, upper) on the
+    /// host, for `explain`.
+    overlay: Option<(PathBuf, PathBuf)>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
@@ -142,15 +152,18 @@ fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
 }
 
 impl MountPlan {
-    /// Build the plan for a workspace (already canonical and a directory) and read-only
-    /// binds (already checked and resolved).
+    /// Build the plan for a workspace (already canonical and a directory), read-only
+    /// binds (already checked and resolved) and a workspace overlay (already checked; used
+    /// only with write access).
     pub(crate) fn build(
         workspace: &Path,
         access: WorkspaceAccess,
         tmp_size: u64,
         etc_files: &[(String, Vec<u8>)],
         ro_binds: &[ResolvedBind],
+        overlay: Option<&ResolvedOverlay>,
     ) -> Result<MountPlan, SandboxError> {
+        let overlay = overlay.filter(|_| access.writable());
         let mut p = Builder { steps: Vec::new() };
         let rfs = Layer::RootFilesystem;
         p.push(
@@ -334,8 +347,8 @@ impl MountPlan {
         let ws_inside = format!("/newroot{WORKSPACE_MOUNT}");
         p.mkdir(&ws_inside)?;
         let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
-        match access {
-            WorkspaceAccess::None => p.push(
+        match (access, overlay) {
+            (WorkspaceAccess::None, _) => p.push(
                 // Empty and read-only, but present: the default working directory.
                 Op::Tmpfs {
                     target: cstr(&ws_inside)?,
@@ -345,7 +358,8 @@ impl MountPlan {
                 rfs,
                 format!("mounting an empty read-only tmpfs at {WORKSPACE_MOUNT} (no workspace)"),
             ),
-            WorkspaceAccess::Read | WorkspaceAccess::Write => {
+            (WorkspaceAccess::Write, Some(o)) => p.overlay_layers(workspace, o, &ws_inside)?,
+            (WorkspaceAccess::Read | WorkspaceAccess::Write, _) => {
                 let ws_flags = nosuid_nodev
                     | match access {
                         WorkspaceAccess::Write => 0,
@@ -484,6 +498,7 @@ impl MountPlan {
         Ok(MountPlan {
             steps: p.steps,
             workspace_writable: access.writable(),
+            overlay: overlay.map(|o| (workspace.to_path_buf(), o.upper.clone())),
         })
     }
 
@@ -498,6 +513,11 @@ impl MountPlan {
     /// Whether `/workspace` is mounted writable (Landlock mirrors it).
     pub(crate) fn workspace_writable(&self) -> bool {
         self.workspace_writable
+    }
+
+    /// Whether init mounts an overlay at `/workspace` for each command.
+    pub(crate) fn overlay(&self) -> bool {
+        self.overlay.is_some()
     }
 
     /// Every path the plan makes visible inside, in plan order: (path, read-only by mount
@@ -590,6 +610,18 @@ impl MountPlan {
                 _ => {}
             }
         }
+        // The overlay, mounted per command, is what commands see at /workspace.
+        if let Some((ws, upper)) = &self.overlay
+            && let Some(v) = out.iter_mut().find(|(p, _, _)| p == WORKSPACE_MOUNT)
+        {
+            v.1 = false;
+            v.2 = format!(
+                "overlay: lower host:{} (never written), changes to upper host:{} \
+                 (a new overlay per command)",
+                ws.display(),
+                upper.display()
+            );
+        }
         // Everything in the root tmpfs (generated files, symlinks) is read-only once `/` is.
         let root_ro = out.iter().any(|(p, ro, _)| p == "/" && *ro);
         if root_ro {
@@ -627,6 +659,79 @@ impl Builder {
             Op::Mkdir(cstr(path)?),
             Layer::RootFilesystem,
             format!("creating {path}"),
+        );
+        Ok(())
+    }
+
+    /// The overlay's layers stacked at `ws_inside` (see `overlay`): the directory holding
+    /// upper and work (held), covered by the workspace bound read-only (held as lower).
+    /// Commands see neither: init mounts the overlay over both before each command.
+    fn overlay_layers(
+        &mut self,
+        workspace: &Path,
+        o: &ResolvedOverlay,
+        ws_inside: &str,
+    ) -> Result<(), SandboxError> {
+        let layer = Layer::WorkspaceOverlay;
+        let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        let host = |p: &Path| {
+            let mut v = b"/oldroot".to_vec();
+            v.extend_from_slice(p.as_os_str().as_bytes());
+            cstr(v)
+        };
+        self.push(
+            Op::Bind {
+                src: host(&o.parent)?,
+                dst: cstr(ws_inside)?,
+                extra: Some(nosuid_nodev),
+            },
+            layer,
+            format!(
+                "binding the overlay's directory {} (hidden beneath {WORKSPACE_MOUNT})",
+                o.parent.display()
+            ),
+        );
+        for (slot, name, shown) in [
+            (Slot::Upper, &o.upper_name, &o.upper),
+            (Slot::Work, &o.work_name, &o.work),
+        ] {
+            let mut path = format!("{ws_inside}/").into_bytes();
+            path.extend_from_slice(name.as_bytes());
+            self.push(
+                Op::HoldLayer {
+                    path: cstr(path)?,
+                    slot,
+                },
+                layer,
+                format!(
+                    "opening the overlay's {slot:?} directory {}",
+                    shown.display()
+                ),
+            );
+        }
+        self.push(
+            Op::Bind {
+                src: host(workspace)?,
+                dst: cstr(ws_inside)?,
+                extra: Some(libc::MS_RDONLY | nosuid_nodev),
+            },
+            layer,
+            format!(
+                "binding the workspace {} read-only at {WORKSPACE_MOUNT} (the overlay's lower \
+                 layer)",
+                workspace.display()
+            ),
+        );
+        self.push(
+            Op::HoldLayer {
+                path: cstr(ws_inside)?,
+                slot: Slot::Lower,
+            },
+            layer,
+            format!(
+                "opening the workspace {} as the overlay's lower layer",
+                workspace.display()
+            ),
         );
         Ok(())
     }
@@ -776,6 +881,7 @@ fn apply_op(op: &Op) -> Result<(), i32> {
             }
         }
         Op::Remount { target, extra } => remount(target, *extra),
+        Op::HoldLayer { path, slot } => overlay::hold(*slot, path),
         Op::Proc(target) => mount(
             Some(c"proc"),
             target,
@@ -872,7 +978,7 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         let ws_path = ws.path().canonicalize().unwrap();
         (
-            MountPlan::build(&ws_path, access, 1 << 20, &[], binds).unwrap(),
+            MountPlan::build(&ws_path, access, 1 << 20, &[], binds, None).unwrap(),
             ws,
         )
     }
@@ -1004,6 +1110,108 @@ mod tests {
         );
         let detached = at(&|o| matches!(o, Op::Detach(_)));
         assert!(bound < detached);
+    }
+
+    #[test]
+    fn an_overlay_plan_hides_its_layers_beneath_the_read_only_workspace() {
+        let root = tempfile::tempdir().unwrap();
+        let ws = root.path().join("ws");
+        let state = root.path().join("state");
+        for d in [&ws, &state.join("upper"), &state.join("work")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let ws = ws.canonicalize().unwrap();
+        let state = state.canonicalize().unwrap();
+        let o = crate::overlay::resolve(
+            &crate::WorkspaceOverlay {
+                upper: state.join("upper"),
+                work: state.join("work"),
+            },
+            &ws,
+        )
+        .unwrap();
+        let p = MountPlan::build(&ws, WorkspaceAccess::Write, 1 << 20, &[], &[], Some(&o)).unwrap();
+        assert!(p.overlay() && p.workspace_writable());
+        let ws_ops: Vec<&Op> = p
+            .steps
+            .iter()
+            .map(|s| &s.op)
+            .filter(|op| match op {
+                Op::Bind { dst, .. } => dst.as_bytes() == b"/newroot/workspace",
+                Op::HoldLayer { .. } => true,
+                _ => false,
+            })
+            .collect();
+        let host = |p: &Path| format!("/oldroot{}", p.display()).into_bytes();
+        let ro = libc::MS_RDONLY;
+        match ws_ops.as_slice() {
+            [
+                Op::Bind {
+                    src: parent,
+                    extra: Some(parent_flags),
+                    ..
+                },
+                Op::HoldLayer {
+                    path: upper,
+                    slot: Slot::Upper,
+                },
+                Op::HoldLayer {
+                    path: work,
+                    slot: Slot::Work,
+                },
+                Op::Bind {
+                    src: lower,
+                    extra: Some(lower_flags),
+                    ..
+                },
+                Op::HoldLayer {
+                    path: held_lower,
+                    slot: Slot::Lower,
+                },
+            ] => {
+                assert_eq!(parent.as_bytes(), host(&state));
+                assert_eq!(upper.as_bytes(), b"/newroot/workspace/upper");
+                assert_eq!(work.as_bytes(), b"/newroot/workspace/work");
+                assert_eq!(lower.as_bytes(), host(&ws));
+                assert_eq!(held_lower.as_bytes(), b"/newroot/workspace");
+                // The workspace is never writable through its own bind; the directory
+                // beneath it is, for the overlay's sake, and both are nosuid and nodev.
+                assert_eq!(parent_flags & ro, 0);
+                assert_ne!(lower_flags & ro, 0);
+                for f in [parent_flags, lower_flags] {
+                    assert_ne!(f & libc::MS_NOSUID, 0);
+                    assert_ne!(f & libc::MS_NODEV, 0);
+                }
+            }
+            other => panic!("unexpected workspace steps: {other:#?}"),
+        }
+        // Everything reaches for the host before the host root is detached.
+        let detach = p
+            .steps
+            .iter()
+            .position(|s| matches!(s.op, Op::Detach(_)))
+            .unwrap();
+        let last_hold = p
+            .steps
+            .iter()
+            .rposition(|s| matches!(s.op, Op::HoldLayer { .. }))
+            .unwrap();
+        assert!(last_hold < detach);
+        let view = p.views().into_iter().find(|v| v.0 == "/workspace").unwrap();
+        assert!(!view.1, "{view:?}");
+        assert!(view.2.starts_with("overlay: lower host:"), "{view:?}");
+        // The hidden directory is no view of its own.
+        assert!(
+            !p.views()
+                .iter()
+                .any(|v| v.2 == format!("host:{}", state.display())),
+        );
+
+        // Read-only access: nothing can change, so no overlay.
+        let p = MountPlan::build(&ws, WorkspaceAccess::Read, 1 << 20, &[], &[], Some(&o)).unwrap();
+        assert!(!p.overlay());
+        assert!(!p.steps.iter().any(|s| matches!(s.op, Op::HoldLayer { .. })));
+        assert!(!sources(&p).iter().any(|s| s.contains("state")));
     }
 
     #[test]

@@ -36,10 +36,13 @@ pub(crate) enum Stage {
     /// Index: the Landlock rule (`landlock::RULES`), or its length for the ruleset itself.
     Landlock,
     Seccomp,
+    /// The workspace overlay: 0 the probe at setup, 1 the mount before a command, 2 the
+    /// unmount after it.
+    Overlay,
 }
 
 impl Stage {
-    const ALL: [Stage; 19] = [
+    const ALL: [Stage; 20] = [
         Stage::InitPrctl,
         Stage::Hostname,
         Stage::Loopback,
@@ -59,6 +62,7 @@ impl Stage {
         Stage::Request,
         Stage::Landlock,
         Stage::Seccomp,
+        Stage::Overlay,
     ];
 
     fn from_u32(v: u32) -> Option<Stage> {

@@ -35,6 +35,12 @@ use super::report::errno;
 /// The compiled filters, installed in order in the child.
 pub(crate) struct Filters {
     programs: Vec<BpfProgram>,
+    /// `programs[0]` without the `mount` and `umount2` rules: init's filter when it mounts
+    /// the workspace overlay per command ([`install_for_commands`]).
+    eperm_but_mount: BpfProgram,
+    /// Denies exactly `mount` and `umount2` (EPERM): what each command adds on top of
+    /// `eperm_but_mount`, so that it ends up under the whole filter.
+    mount_guard: BpfProgram,
     /// Syscalls that are denied outright or for some arguments.
     denied: usize,
 }
@@ -235,22 +241,37 @@ fn x32_guard() -> BpfProgram {
     ]
 }
 
+/// Calls init itself still makes after setup when it mounts the workspace overlay.
+const INIT_MOUNT_CALLS: [libc::c_long; 2] = [libc::SYS_mount, libc::SYS_umount2];
+
 fn build() -> Result<Filters, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
     let eperm = eperm_rules()?;
     let mut denied = eperm.len();
+    let mut but_mount = eperm.clone();
+    let mut guard = BTreeMap::new();
+    for nr in INIT_MOUNT_CALLS {
+        guard.insert(nr, but_mount.remove(&nr).unwrap_or_default());
+    }
+    let eperm_but_mount = compile(but_mount, libc::EPERM, arch)?;
+    let mount_guard = compile(guard, libc::EPERM, arch)?;
     let mut programs = vec![compile(eperm, libc::EPERM, arch)?];
     let enosys: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, Vec::new())].into();
     denied += enosys.len();
     programs.push(compile(enosys, libc::ENOSYS, arch)?);
     #[cfg(target_arch = "x86_64")]
     programs.push(x32_guard());
-    for p in &programs {
+    for p in programs.iter().chain([&eperm_but_mount, &mount_guard]) {
         if p.len() > u16::MAX as usize {
             return Err(format!("a seccomp program has {} instructions", p.len()));
         }
     }
-    Ok(Filters { programs, denied })
+    Ok(Filters {
+        programs,
+        eperm_but_mount,
+        mount_guard,
+        denied,
+    })
 }
 
 /// Parent side: compile the filters (once per process) and return them.
@@ -261,52 +282,72 @@ pub(crate) fn prepare() -> Result<&'static Filters, String> {
         .map_err(|e| format!("compiling the seccomp filter: {e}"))
 }
 
-/// Child side: install the filters prepared by [`prepare`]. Needs `no_new_privs` (or
-/// CAP_SYS_ADMIN). No allocation: the programs were built before `clone`.
-/// Set in init once it runs under the filters itself: its commands inherit them.
-static INHERITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What init installed on itself, which its commands inherit (they share its memory
+/// until `execve`, so they read init's value).
+static INHERITED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(NOTHING);
+const NOTHING: u8 = 0;
+/// Every filter.
+const EVERYTHING: u8 = 1;
+/// Every filter but the `mount`/`umount2` rules: a command adds [`Filters::mount_guard`].
+const ALL_BUT_MOUNT: u8 = 2;
 
 /// Init side, after setup and before the first command: filter init itself, so every
 /// command it starts inherits the filters (installed once per sandbox, not per call).
-/// Init needs none of the denied calls any more: it only forks, waits, signals and talks
-/// to the parent.
-pub(crate) fn install_for_commands() -> Result<(), i32> {
-    install()?;
-    INHERITED.store(true, std::sync::atomic::Ordering::SeqCst);
+/// Init needs none of the denied calls any more (it only forks, waits, signals and talks
+/// to the parent), except `mount` and `umount2` when it mounts the workspace overlay for
+/// each command (`keep_mount`): then its commands add a filter denying those two.
+pub(crate) fn install_for_commands(keep_mount: bool) -> Result<(), i32> {
+    let Some(Ok(filters)) = FILTERS.get() else {
+        return Err(libc::EINVAL); // not prepared: refuse to run unfiltered
+    };
+    let (first, inherited) = if keep_mount {
+        (&filters.eperm_but_mount, ALL_BUT_MOUNT)
+    } else {
+        (&filters.programs[0], EVERYTHING)
+    };
+    load(first)?;
+    for program in filters.programs.iter().skip(1) {
+        load(program)?;
+    }
+    INHERITED.store(inherited, std::sync::atomic::Ordering::SeqCst);
     Ok(())
 }
 
+/// Child side: make sure the calling process runs under every filter prepared by
+/// [`prepare`]: nothing to do if it inherited them all from init, the mount guard if it
+/// inherited all but that, else all. Needs `no_new_privs` (or CAP_SYS_ADMIN). No
+/// allocation: the programs were built before `clone`.
 pub(crate) fn install() -> Result<(), i32> {
-    // Already filtered (inherited from init, which shares our memory): a second copy of
-    // the same filters would only double their cost on every syscall.
-    if INHERITED.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(());
-    }
     // `get` is a plain atomic load once initialised: no lock is taken.
     let Some(Ok(filters)) = FILTERS.get() else {
         return Err(libc::EINVAL); // not prepared: refuse to run unfiltered
     };
-    for program in &filters.programs {
-        let fprog = libc::sock_fprog {
-            len: program.len() as u16, // checked in `build`
-            // Same #[repr(C)] layout as the kernel's (and libc's) `struct sock_filter`.
-            filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
-        };
-        // SAFETY: `fprog` points at a live, fully initialised BPF program of `len`
-        // instructions; the kernel copies it and keeps no reference.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0 as libc::c_ulong,
-                &fprog as *const libc::sock_fprog,
-            )
-        };
-        if rc != 0 {
-            return Err(errno());
-        }
+    match INHERITED.load(std::sync::atomic::Ordering::SeqCst) {
+        // A second copy of the same filters would only double their cost on every syscall.
+        EVERYTHING => Ok(()),
+        ALL_BUT_MOUNT => load(&filters.mount_guard),
+        _ => filters.programs.iter().try_for_each(load),
     }
-    Ok(())
+}
+
+/// Install one program on the calling thread.
+fn load(program: &BpfProgram) -> Result<(), i32> {
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16, // checked in `build`
+        // Same #[repr(C)] layout as the kernel's (and libc's) `struct sock_filter`.
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `fprog` points at a live, fully initialised BPF program of `len`
+    // instructions; the kernel copies it and keeps no reference.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 { Err(errno()) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -319,5 +360,24 @@ mod tests {
         // The outright list, personality, ioctl, clone, socket and clone3.
         assert_eq!(f.denied(), DENIED.len() + 5);
         assert!(f.programs.iter().all(|p| !p.is_empty()));
+    }
+
+    #[test]
+    fn the_mount_guard_and_init_filter_split_the_first_program() {
+        let f = prepare().unwrap();
+        let mut rules = eperm_rules().unwrap();
+        for nr in INIT_MOUNT_CALLS {
+            assert!(rules.remove(&nr).is_some(), "{nr} is denied to commands");
+        }
+        let arch = TargetArch::try_from(std::env::consts::ARCH).unwrap();
+        assert_eq!(
+            f.eperm_but_mount,
+            compile(rules, libc::EPERM, arch).unwrap()
+        );
+        let guard: BTreeMap<i64, Vec<SeccompRule>> = INIT_MOUNT_CALLS
+            .iter()
+            .map(|nr| (*nr, Vec::new()))
+            .collect();
+        assert_eq!(f.mount_guard, compile(guard, libc::EPERM, arch).unwrap());
     }
 }
