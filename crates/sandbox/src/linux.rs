@@ -284,15 +284,11 @@ impl Instance for NativeInstance {
 }
 
 impl NativeInstance {
-    /// A failure of the workspace overlay: index 0 at start, 1 before the command (it did
-    /// not run), 2 after it (the instance is closed).
+    /// A failure to mount the workspace overlay: index 0 at start, 1 before the command
+    /// (it did not run).
     fn overlay_error(&self, index: u32, os: &std::io::Error) -> SandboxError {
-        let detail = match (&self.prepared.overlay, index) {
-            (_, 2) => format!(
-                "unmounting the workspace overlay after the command: {os}; the instance is \
-                 closed, start a new one"
-            ),
-            (Some(o), _) => format!(
+        let detail = match &self.prepared.overlay {
+            Some(o) => format!(
                 "mounting an overlay at {} {} (lower {}, upper {}, work {}, userxattr): {}; \
                  it needs overlayfs mounts in user namespaces (Linux >= 5.11), and upper and \
                  work writable by the sandbox's user, on a filesystem with user extended \
@@ -315,7 +311,7 @@ impl NativeInstance {
                     os.to_string()
                 },
             ),
-            (None, _) => format!("the workspace overlay failed without being configured: {os}"),
+            None => format!("the workspace overlay failed without being configured: {os}"),
         };
         SandboxError::Setup {
             layer: Layer::WorkspaceOverlay,

@@ -587,32 +587,36 @@ fn bad_overlay_directories_are_refused_naming_the_field() {
     );
 }
 
-/// A work directory the sandbox's user cannot write (owned by another user): the overlay
-/// cannot be mounted, and `start` says so instead of running without it.
+/// A work directory the sandbox's user cannot use (owned by another user): the overlay
+/// cannot be mounted, and `start` says so instead of running without it. Searchable but
+/// not writable, the kernel would mount a read-only overlay (it only logs why); not even
+/// searchable, the mount fails outright.
 #[test]
 fn an_overlay_that_cannot_be_mounted_stops_start_naming_the_layer() {
     if euid() != 0 {
         eprintln!("needs root to give the work directory to another user; skipped");
         return;
     }
-    let base = tempfile::tempdir().unwrap();
-    let d = Dirs::new(base.path());
-    std::os::unix::fs::chown(&d.work, Some(4242), Some(4242)).unwrap();
-    std::fs::set_permissions(&d.work, std::fs::Permissions::from_mode(0o700)).unwrap();
-    match NativeSandbox::new().start(&d.profile()) {
-        Err(SandboxError::Setup { layer, detail }) => {
-            assert_eq!(layer, Layer::WorkspaceOverlay, "{detail}");
-            assert!(
-                detail.contains("mounting an overlay at /workspace"),
-                "{detail}"
-            );
-            assert!(detail.contains("read-only"), "{detail}");
-            assert!(detail.contains(&d.work.display().to_string()), "{detail}");
+    for (mode, why) in [(0o755, "read-only"), (0o700, "Permission denied")] {
+        let base = tempfile::tempdir().unwrap();
+        let d = Dirs::new(base.path());
+        std::os::unix::fs::chown(&d.work, Some(4242), Some(4242)).unwrap();
+        std::fs::set_permissions(&d.work, std::fs::Permissions::from_mode(mode)).unwrap();
+        match NativeSandbox::new().start(&d.profile()) {
+            Err(SandboxError::Setup { layer, detail }) => {
+                assert_eq!(layer, Layer::WorkspaceOverlay, "{detail}");
+                assert!(
+                    detail.contains("mounting an overlay at /workspace while starting"),
+                    "{detail}"
+                );
+                assert!(detail.contains(why), "{mode:o}: {detail}");
+                assert!(detail.contains(&d.work.display().to_string()), "{detail}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("started without the overlay it was asked for ({mode:o})"),
         }
-        Err(e) => panic!("wrong error: {e}"),
-        Ok(_) => panic!("started without the overlay it was asked for"),
+        assert!(snapshot(&d.ws).is_empty());
     }
-    assert!(snapshot(&d.ws).is_empty());
 }
 
 #[test]

@@ -223,8 +223,9 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     }
     // The workspace overlay (mounted per command): fail here if it cannot be mounted at
     // all.
+    // (Unmounted once init has answered "ready".)
     if ctx.mounts.overlay()
-        && let Err(e) = overlay::probe()
+        && let Err(e) = overlay::mount()
     {
         fail(ctl, Stage::Overlay, 0, e);
     }
@@ -255,6 +256,9 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     if let Some(fd) = listener {
         close(fd);
     }
+    if ctx.mounts.overlay() {
+        unmount_or_exit();
+    }
     serve(ctx, sigfd, scratch)
 }
 
@@ -277,6 +281,7 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
             continue;
         }
         let [stdin, stdout, stderr] = fds;
+        let mut mounted = false;
         let reply = if fds.iter().any(|fd| *fd < 0) || parsed.parse(msg).is_none() {
             Reply::Failed(Report {
                 stage: Stage::Request,
@@ -290,7 +295,7 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
                 stderr,
             };
             if ctx.mounts.overlay() {
-                with_overlay(ctx, || {
+                with_overlay(ctx, &mut mounted, || {
                     run_command(ctx, sigfd, msg, parsed, cfds, stack, &mut fds)
                 })
             } else {
@@ -302,15 +307,34 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
             kill_all(-1, &mut None);
             exit(0);
         }
+        // Off the caller's critical path, before the next request: every process of the
+        // command is gone, so its changes are complete in upper already, and nothing uses
+        // the overlay while the caller reads upper.
+        if mounted {
+            unmount_or_exit();
+        }
     }
 }
 
-/// Run `command` with a new overlay at `/workspace` and a Landlock ruleset naming it;
-/// then (every process of the command is gone, so its changes are complete in upper)
-/// drop both. An overlay that cannot be mounted is reported and nothing runs. If the
-/// overlay cannot be unmounted, init reports it and exits: the next command must not see
-/// this one's overlay.
-fn with_overlay(ctx: &ChildContext<'_>, command: impl FnOnce() -> Reply) -> Reply {
+/// Remove the overlay of the command that just ended. If that fails, init exits (the
+/// caller's next request finds the instance closed): the next command must never see this
+/// one's overlay.
+fn unmount_or_exit() {
+    if overlay::unmount().is_err() {
+        kill_all(-1, &mut None);
+        exit(1);
+    }
+}
+
+/// Run `command` with a new overlay at `/workspace` and a Landlock ruleset naming it
+/// (released once the command started: it holds its copy). `mounted` is set when the
+/// overlay was mounted (the caller unmounts it once it has replied). An overlay that
+/// cannot be mounted is reported and nothing runs.
+fn with_overlay(
+    ctx: &ChildContext<'_>,
+    mounted: &mut bool,
+    command: impl FnOnce() -> Reply,
+) -> Reply {
     let failed = |stage, index, errno| {
         Reply::Failed(Report {
             stage,
@@ -319,19 +343,15 @@ fn with_overlay(ctx: &ChildContext<'_>, command: impl FnOnce() -> Reply) -> Repl
         })
     };
     if let Err(errno) = overlay::mount() {
-        // Nothing was mounted: unmounting now would uncover the layers.
+        // Nothing was mounted: unmounting would uncover the layers.
         return failed(Stage::Overlay, 1, errno);
     }
+    *mounted = true;
     let reply = match landlock::prepare(ctx.mounts.workspace_writable()) {
         Err((i, errno)) => failed(Stage::Landlock, i, errno),
         Ok(()) => command(),
     };
     landlock::release();
-    if let Err(errno) = overlay::unmount() {
-        let _ = control::send(ctx.ctl, &failed(Stage::Overlay, 2, errno).encode(), &[]);
-        kill_all(-1, &mut None);
-        exit(1);
-    }
     reply
 }
 

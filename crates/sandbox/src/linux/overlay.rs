@@ -7,11 +7,13 @@
 //! opens that too ([`hold`]). Those three descriptors are init's only way to the layers:
 //! the read-only bind covers the directory bind, and before each command init mounts the
 //! overlay over both ([`mount`]: `lowerdir`/`upperdir`/`workdir` given as init's
-//! `/proc/self/fd/N`, `userxattr`, `index=off`, `uuid=off`, nosuid, nodev). After the
-//! command and everything it started are gone (init killed and reaped them), init
-//! unmounts it ([`unmount`]) before answering, so the caller may read, apply and empty
-//! `upper` and change the workspace, and the next command gets a new overlay over the
-//! workspace as it is then. Setup mounts and unmounts one overlay ([`probe`]): a kernel or
+//! `/proc/self/fd/N`, `userxattr`, `index=off`, `uuid=off`, `volatile`, nosuid, nodev).
+//! Once the command and everything it started are gone (init killed and reaped them), its
+//! changes are complete in `upper`: init answers, then unmounts the overlay ([`unmount`])
+//! before it reads the next request (off the caller's critical path; nothing can use the
+//! overlay meanwhile), so the caller may read, apply and empty `upper` and change the
+//! workspace, and the next command gets a new overlay over the workspace as it is then.
+//! Setup mounts one overlay (unmounted once init answered "ready"): a kernel or
 //! filesystem that cannot do it stops `start` with the layer named.
 //!
 //! Guarantees: a command's changes to `/workspace` (writes, deletes as whiteouts, renames,
@@ -27,7 +29,9 @@
 //! `user.overlay.opaque`; copied-up files may carry `user.overlay.origin` and the upper
 //! root `user.overlay.impure` (bookkeeping, not changes).
 //!
-//! Does not: show other processes' later changes to the workspace during a command (the
+//! Does not: make upper durable (`volatile`: the overlay skips every sync of the upper
+//! filesystem, the command's `fsync` included; after a host crash, discard upper); show
+//! other processes' later changes to the workspace during a command (the
 //! overlay's view is undefined if the workspace changes while a command runs; the caller
 //! must not); keep a long-running process's changes apart from each other (they reach
 //! `upper` as they happen, and the overlay goes when the process ends); support renaming
@@ -123,13 +127,45 @@ fn options(buf: &mut Buf) -> Result<&CStr, i32> {
     buf.push_fd(b",upperdir", fd(Slot::Upper))?;
     buf.push_fd(b",workdir", fd(Slot::Work))?;
     // userxattr: the only xattr namespace a user namespace may write. No index (it would
-    // pin upper and work to this mount) and no uuid written into upper.
-    buf.push(b",userxattr,index=off,uuid=off\0")?;
+    // pin upper and work to this mount) and no uuid written into upper. volatile: no
+    // syncs of the upper filesystem (a copy-up would fsync each file, and the unmount
+    // would sync the whole filesystem holding upper): upper is a scratch layer, made
+    // durable (or not) by whoever applies it.
+    buf.push(b",userxattr,index=off,uuid=off,volatile\0")?;
     CStr::from_bytes_with_nul(&buf.bytes[..buf.len]).map_err(|_| libc::EINVAL)
+}
+
+/// Markers a `volatile` overlay leaves in `work` (a file in two directories), deepest
+/// first. The kernel
+/// refuses to mount over them (they flag a volatile overlay that may not have been
+/// unmounted cleanly); every overlay here was, or belongs to a sandbox that is gone, and
+/// upper is emptied between commands.
+const VOLATILE_MARKERS: [(&CStr, libc::c_int); 3] = [
+    (c"work/incompat/volatile/dirty", 0),
+    (c"work/incompat/volatile", libc::AT_REMOVEDIR),
+    (c"work/incompat", libc::AT_REMOVEDIR),
+];
+
+/// Remove the previous overlay's volatile markers from `work`.
+fn clear_volatile_markers() -> Result<(), i32> {
+    let work = LAYERS[Slot::Work as usize].load(Ordering::SeqCst);
+    if work < 0 {
+        return Err(libc::EBADF);
+    }
+    for (marker, flags) in VOLATILE_MARKERS {
+        // SAFETY: `work` is init's descriptor on the work directory; `marker` is a
+        // NUL-terminated static relative path.
+        let rc = unsafe { libc::unlinkat(work, marker.as_ptr(), flags) };
+        if rc != 0 && errno() != libc::ENOENT {
+            return Err(errno());
+        }
+    }
+    Ok(())
 }
 
 /// Init side, before a command: a new overlay at `/workspace` over the held layers.
 pub(crate) fn mount() -> Result<(), i32> {
+    clear_volatile_markers()?;
     let mut buf = Buf {
         bytes: [0; 256],
         len: 0,
@@ -196,13 +232,6 @@ pub(crate) fn unmount() -> Result<(), i32> {
     if rc != 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// Init side, at setup: mount and unmount one overlay, so that `start` fails (naming this
-/// layer) when the kernel or the filesystem of `upper` cannot provide it.
-pub(crate) fn probe() -> Result<(), i32> {
-    mount()?;
-    unmount()
-}
-
 /// `(major, minor)` of a kernel release such as `6.18.44-generic`.
 fn major_minor(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.split(['.', '-']).map(|p| p.parse::<u32>().ok());
@@ -256,7 +285,7 @@ mod tests {
         assert_eq!(
             s,
             "lowerdir=/proc/self/fd/7,upperdir=/proc/self/fd/12,workdir=/proc/self/fd/1023,\
-             userxattr,index=off,uuid=off"
+             userxattr,index=off,uuid=off,volatile"
         );
         LAYERS[Slot::Work as usize].store(-1, Ordering::SeqCst);
         let mut buf = Buf {

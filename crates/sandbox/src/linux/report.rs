@@ -36,8 +36,7 @@ pub(crate) enum Stage {
     /// Index: the Landlock rule (`landlock::RULES`), or its length for the ruleset itself.
     Landlock,
     Seccomp,
-    /// The workspace overlay: 0 the probe at setup, 1 the mount before a command, 2 the
-    /// unmount after it.
+    /// The workspace overlay: 0 the mount at setup, 1 the mount before a command.
     Overlay,
 }
 
