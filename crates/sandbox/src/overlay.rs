@@ -31,6 +31,11 @@ pub struct WorkspaceOverlay {
     pub upper: PathBuf,
     /// The overlay's private work directory: same parent directory as `upper`. Left to
     /// the sandbox; its content has no meaning to the caller.
+    ///
+    /// Both are best on a tmpfs (Linux >= 6.6 for user xattrs there): every command's
+    /// overlay mount does metadata work in `work`, which on a busy journaled disk
+    /// filesystem waits for the journal (see `docs/benchmarks.md`). The overlay is
+    /// `volatile`: upper is never synced, so whoever applies it makes it durable.
     pub work: PathBuf,
 }
 
