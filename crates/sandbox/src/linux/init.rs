@@ -223,11 +223,11 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     }
     // The workspace overlay (mounted per command): fail here if it cannot be mounted at
     // all.
-    // (Unmounted once init has answered "ready".)
-    if ctx.mounts.overlay()
-        && let Err(e) = overlay::mount()
-    {
-        fail(ctl, Stage::Overlay, 0, e);
+    if ctx.mounts.overlay() {
+        if let Err(e) = overlay::mount() {
+            fail(ctl, Stage::Overlay, 0, e);
+        }
+        unmount_or_exit();
     }
     let listener = match ctx.egress_port.map(net::egress_listener) {
         None => None,
@@ -255,9 +255,6 @@ pub(crate) fn run(ctx: &ChildContext<'_>, scratch: &mut Scratch) -> ! {
     }
     if let Some(fd) = listener {
         close(fd);
-    }
-    if ctx.mounts.overlay() {
-        unmount_or_exit();
     }
     serve(ctx, sigfd, scratch)
 }
@@ -303,22 +300,21 @@ fn serve(ctx: &ChildContext<'_>, sigfd: RawFd, scratch: &mut Scratch) -> ! {
             }
         };
         fds.into_iter().filter(|fd| *fd >= 0).for_each(close);
+        // Every process of the command is gone: its changes are complete in upper. The
+        // overlay goes before the answer, so the caller may change both layers at once.
+        if mounted {
+            unmount_or_exit();
+        }
         if control::send(ctl, &reply.encode(), &[]).is_err() {
             kill_all(-1, &mut None);
             exit(0);
         }
-        // Off the caller's critical path, before the next request: every process of the
-        // command is gone, so its changes are complete in upper already, and nothing uses
-        // the overlay while the caller reads upper.
-        if mounted {
-            unmount_or_exit();
-        }
     }
 }
 
-/// Remove the overlay of the command that just ended. If that fails, init exits (the
-/// caller's next request finds the instance closed): the next command must never see this
-/// one's overlay.
+/// Remove the overlay of the command that just ended. If that fails, init exits without
+/// answering (the caller gets an error, and the instance is closed): the caller must not
+/// touch mounted layers, and no command may see another's overlay.
 fn unmount_or_exit() {
     if overlay::unmount().is_err() {
         kill_all(-1, &mut None);
@@ -327,9 +323,9 @@ fn unmount_or_exit() {
 }
 
 /// Run `command` with a new overlay at `/workspace` and a Landlock ruleset naming it
-/// (released once the command started: it holds its copy). `mounted` is set when the
-/// overlay was mounted (the caller unmounts it once it has replied). An overlay that
-/// cannot be mounted is reported and nothing runs.
+/// (released once the command ended). `mounted` is set when the overlay was mounted (the
+/// caller unmounts it before answering). An overlay that cannot be mounted is reported
+/// and nothing runs.
 fn with_overlay(
     ctx: &ChildContext<'_>,
     mounted: &mut bool,

@@ -7,14 +7,14 @@
 //! opens that too ([`hold`]). Those three descriptors are init's only way to the layers:
 //! the read-only bind covers the directory bind, and before each command init mounts the
 //! overlay over both ([`mount`]: `lowerdir`/`upperdir`/`workdir` given as init's
-//! `/proc/self/fd/N`, `userxattr`, `index=off`, `uuid=off`, `volatile`, nosuid, nodev).
+//! `/proc/self/fd/N`, `userxattr`, `redirect_dir=nofollow`, `metacopy=off`, `index=off`,
+//! `uuid=off`, `volatile`, nosuid, nodev).
 //! Once the command and everything it started are gone (init killed and reaped them), its
-//! changes are complete in `upper`: init answers, then unmounts the overlay ([`unmount`])
-//! before it reads the next request (off the caller's critical path; nothing can use the
-//! overlay meanwhile), so the caller may read, apply and empty `upper` and change the
-//! workspace, and the next command gets a new overlay over the workspace as it is then.
-//! Setup mounts one overlay (unmounted once init answered "ready"): a kernel or
-//! filesystem that cannot do it stops `start` with the layer named.
+//! changes are complete in `upper`; init unmounts the overlay ([`unmount`]) and then
+//! answers, so when `exec` returns nothing is mounted over the layers: the caller may
+//! read, apply and empty `upper` and change the workspace, and the next command gets a new
+//! overlay over the workspace as it is then. Setup mounts and unmounts one overlay: a
+//! kernel or filesystem that cannot do it stops `start` with the layer named.
 //!
 //! Guarantees: a command's changes to `/workspace` (writes, deletes as whiteouts, renames,
 //! mode changes, new directories) are in `upper` when `exec` returns, and the workspace
@@ -130,8 +130,11 @@ fn options(buf: &mut Buf) -> Result<&CStr, i32> {
     // pin upper and work to this mount) and no uuid written into upper. volatile: no
     // syncs of the upper filesystem (a copy-up would fsync each file, and the unmount
     // would sync the whole filesystem holding upper): upper is a scratch layer, made
-    // durable (or not) by whoever applies it.
-    buf.push(b",userxattr,index=off,uuid=off,volatile\0")?;
+    // durable (or not) by whoever applies it. No redirects (renaming a directory from
+    // the workspace fails with EXDEV, so tools copy it) and no metacopy: every entry of
+    // upper is whole (`userxattr` forces both; said here so that no module default can
+    // change them).
+    buf.push(b",userxattr,redirect_dir=nofollow,metacopy=off,index=off,uuid=off,volatile\0")?;
     CStr::from_bytes_with_nul(&buf.bytes[..buf.len]).map_err(|_| libc::EINVAL)
 }
 
@@ -285,7 +288,7 @@ mod tests {
         assert_eq!(
             s,
             "lowerdir=/proc/self/fd/7,upperdir=/proc/self/fd/12,workdir=/proc/self/fd/1023,\
-             userxattr,index=off,uuid=off,volatile"
+             userxattr,redirect_dir=nofollow,metacopy=off,index=off,uuid=off,volatile"
         );
         LAYERS[Slot::Work as usize].store(-1, Ordering::SeqCst);
         let mut buf = Buf {
