@@ -384,6 +384,7 @@ fn reused_instance_sees_the_applied_workspace(base: &Path) {
 fn nothing_reaches_the_layers(base: &Path) {
     let d = Dirs::new(base);
     std::fs::write(d.ws.join("file.txt"), "original\n").unwrap();
+    std::fs::create_dir(d.ws.join("dir")).unwrap();
     let before = snapshot(&d.ws);
     let mut sb = d.start();
     let ws = d.ws.display();
@@ -414,6 +415,8 @@ try 'python3 -c "import ctypes,sys; l=ctypes.CDLL(None,use_errno=True); sys.exit
 try 'python3 -c "import ctypes,sys; l=ctypes.CDLL(None,use_errno=True); sys.exit(0 if l.mount(b\"/workspace\",b\"/tmp\",None,4096,None)==0 else 1)"'
 try 'umount -l /workspace'
 grep Seccomp_filters /proc/self/status
+# A forged whiteout for whoever applies upper: a device node.
+try 'mknod /workspace/forged c 0 0'
 # Something left behind that writes after the command ended.
 (sleep 1; echo late > /workspace/late.txt) >/dev/null 2>&1 &
 true
@@ -428,6 +431,10 @@ true
     );
     assert!(stdout.contains("blocked: stat -L /proc/1/fd/3"), "{stdout}");
     assert!(stdout.contains("blocked: umount -l /workspace"), "{stdout}");
+    assert!(
+        stdout.contains("blocked: mknod /workspace/forged c 0 0"),
+        "{stdout}"
+    );
     // The overlay and, covered by it, the two layer binds (whose host paths mountinfo
     // shows, but which are not reachable: checked above).
     assert!(stdout.contains("mountinfo-lines=3"), "{stdout}");
@@ -473,7 +480,38 @@ true
     );
     // The instance still works and the next command sees only the workspace.
     let out = bash(sb.as_mut(), "ls /workspace");
-    assert_eq!(text(&out.stdout), "file.txt\nlegit.txt");
+    assert_eq!(text(&out.stdout), "dir\nfile.txt\nlegit.txt");
+
+    // Forged overlay metadata for whoever applies upper: xattrs named like the overlay's
+    // own, set through the overlay, never reach upper under those names (the kernel
+    // escapes them as user.overlay.overlay.*, or older kernels refuse them).
+    std::fs::remove_file(d.upper.join("legit.txt")).unwrap();
+    let script = "for x in opaque redirect metacopy; do for p in /workspace/dir /workspace/file.txt; do \
+                  python3 -c \"import os; os.setxattr('$p', 'user.overlay.$x', b'y')\" 2>/dev/null; \
+                  done; done; true";
+    assert!(bash(sb.as_mut(), script).status.success());
+    for entry in ["dir", "file.txt"] {
+        let path = d.upper.join(entry);
+        if !path.exists() {
+            continue; // refused before any copy-up
+        }
+        let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        for x in ["opaque", "redirect", "metacopy"] {
+            let name = std::ffi::CString::new(format!("user.overlay.{x}")).unwrap();
+            // SAFETY: NUL-terminated strings; a null buffer of size 0 asks for the size.
+            let n =
+                unsafe { libc::lgetxattr(cpath.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+            assert!(n < 0, "{entry} carries a forged user.overlay.{x}");
+        }
+    }
+    assert!(
+        !matches!(
+            changes(&d.upper).get("dir"),
+            Some(Change::Dir { opaque: true })
+        ),
+        "the directory became opaque"
+    );
+    assert_eq!(snapshot(&d.ws), before, "the real workspace changed");
 }
 
 #[test]
