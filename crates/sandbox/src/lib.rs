@@ -12,6 +12,11 @@
 //! wall-clock deadline that kills the whole process tree (by killing the pid namespace's
 //! init). [`Sandbox::explain`] lists what applies on this machine.
 //!
+//! With [`Profile::workspace_overlay`] (native backend, see
+//! [`Sandbox::supports_workspace_overlay`]), each command sees the workspace through a new
+//! overlay whose changes land in a caller's upper directory and never in the workspace,
+//! complete when [`Instance::exec`] returns ([`WorkspaceOverlay`]).
+//!
 //! Fail closed: if any layer cannot be set up the command does not run, and
 //! [`SandboxError::Setup`] names the layer. There is no fallback to running unsandboxed.
 //!

@@ -2,7 +2,8 @@
 //!
 //! One module per isolation concern, in the order the child applies them:
 //! [`namespaces`] (one `clone` into new user/mount/pid/net/ipc/uts/cgroup namespaces),
-//! [`idmap`] (inner 1000 -> caller), `hostname`, [`net`] (`lo` up), [`mounts`] (the root),
+//! [`idmap`] (inner 1000 -> caller), `hostname`, [`net`] (`lo` up), [`mounts`] (the root;
+//! with the workspace overlay, [`overlay`] mounts one per command),
 //! then in the command's process [`rlimits`], [`caps`], [`landlock`], [`seccomp`] and
 //! `execve` ([`command`]). [`init`] is the child code, [`spawn`] the parent side (which also
 //! puts init into its [`cgroup`] before releasing it), [`worker`] the background thread
