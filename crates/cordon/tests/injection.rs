@@ -6,7 +6,9 @@
 //! servers reached by name, and asserts on the real outcome (what the attacker's server
 //! received, the files, the memory file, which model requests were made) and on the audit
 //! log (the decision with the label that triggered it, and how the approval ended). The
-//! decisions are written to `decisions.json` and `cordon policy explain` must agree.
+//! decisions are written to `decisions.json` and `cordon policy explain` must agree. A
+//! destructive change that is checkpointed (journaled, undoable) runs instead of asking:
+//! there the assertion is the alert, the note in the answer and an exact `cordon undo`.
 
 mod common;
 
@@ -294,18 +296,44 @@ async fn e_rm_rf_the_workspace_through_env_bash_lc() {
     .install(&llm.base_url());
     seed_workspace(&inst);
 
-    run_task(&inst, TASK).await;
+    let out = run_task(&inst, TASK).await;
 
+    // The wipe is checkpointed: it runs, is alerted and named in the answer, and one
+    // `cordon undo` brings every file back byte for byte.
     assert_tried(&model, "exec", "rm -rf");
-    assert_workspace_intact(&inst);
+    assert!(
+        !inst.workspace.join("README.md").exists(),
+        "the command ran"
+    );
     let records = inst.audit().await;
-    let held = assert_held(&records, "exec", "rm -rf", "untrusted");
-    let action = held[0]["data"]["action"].as_str().unwrap_or_default();
+    let decision = of_kind(&records, "decision")
+        .into_iter()
+        .find(|d| d["data"]["action"].to_string().contains("rm -rf"))
+        .expect("the wipe's decision");
+    let action = decision["data"]["action"].as_str().unwrap_or_default();
     assert!(
         action.contains("rm -rf") && !action.contains("bash"),
         "the decision is on the unwrapped command: {action}"
     );
+    assert_eq!(decision["data"]["checkpointed"], true, "{decision}");
+    let alert = of_kind(&records, "alert")
+        .into_iter()
+        .find(|a| a["data"]["alert"] == "workspace_overwritten")
+        .expect("the wipe is alerted");
+    let session = decision["session"].as_str().unwrap().to_string();
+    assert!(
+        text(&out.stdout).contains(&format!("cordon undo {session}")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        alert["data"]["paths"]
+            .to_string()
+            .contains("notes/secret.txt")
+    );
     assert_explained(&inst, &records, 2).await;
+    assert_ok(&inst.cordon(&["undo", &session]).await);
+    assert_workspace_intact(&inst);
 }
 
 #[tokio::test(flavor = "multi_thread")]

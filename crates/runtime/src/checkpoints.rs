@@ -13,11 +13,20 @@
 //! `workspace_overwritten` is raised with the exact undo command, and the turn's answer
 //! ends with the same note ([`Runtime::take_change_notice`]).
 //!
-//! Not guaranteed: changes made by commands (they need the sandbox's overlay, wired
-//! separately); changes made outside Cordon are not journaled (undo then reports the file
-//! as changed since and leaves it alone).
+//! A command's changes are journaled the same way when the sandbox backend can show the
+//! workspace through an overlay ([`sandbox::Sandbox::supports_workspace_overlay`]): the
+//! command writes into the session's upper directory (on a tmpfs when `/dev/shm` is
+//! usable), and after it ends the runtime plans, journals and applies the whole change
+//! set ([`Runtime::apply_command_changes`]), then empties the upper directory. Entries
+//! the journal refuses to apply (FIFOs, devices, names that are not UTF-8 …) are named
+//! in the command's output and not applied.
+//!
+//! Not guaranteed: changes made outside Cordon are not journaled (undo then reports the
+//! file as changed since and leaves it alone); a skill script's changes are not
+//! journaled (its sandbox has no overlay); two sessions' commands running at once over
+//! the same workspace see each other's applied changes mid-command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use audit::event::{
@@ -51,6 +60,14 @@ impl Journal {
         })
     }
 
+    /// Whether the journal has room left at all (for a command, whose changes are known
+    /// only once it ran).
+    fn has_room(&self) -> bool {
+        self.checkpoints
+            .used()
+            .is_ok_and(|used| used < self.checkpoints.max_bytes())
+    }
+
     /// Whether writing `new_bytes` over `path` fits under the cap, counting what is
     /// there now as the earlier content to keep (deduplication can only make it smaller).
     fn fits(&self, root: &Path, path: &WorkspacePath, new_bytes: u64) -> bool {
@@ -61,6 +78,60 @@ impl Journal {
             return false;
         };
         used.saturating_add(current).saturating_add(new_bytes) <= self.checkpoints.max_bytes()
+    }
+}
+
+/// One session's overlay directories, `upper` and `work` side by side in a directory of
+/// their own (0700); removed when the session's state is dropped.
+pub(crate) struct OverlayDirs {
+    root: PathBuf,
+}
+
+impl OverlayDirs {
+    /// Make them on a tmpfs (`/dev/shm`) when possible — overlay mounts on a busy disk
+    /// cost several times more — else beneath `fallback`.
+    fn create(fallback: &Path) -> Result<OverlayDirs, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let name = format!("cordon-overlay-{}", ulid::Ulid::new());
+        let mut last = String::new();
+        for base in [Path::new("/dev/shm"), fallback] {
+            let root = base.join(&name);
+            let made = std::fs::DirBuilder::new()
+                .recursive(false)
+                .mode(0o700)
+                .create(&root)
+                .and_then(|()| {
+                    for sub in ["upper", "work"] {
+                        std::fs::DirBuilder::new()
+                            .mode(0o700)
+                            .create(root.join(sub))?;
+                    }
+                    Ok(())
+                });
+            match made {
+                Ok(()) => return Ok(OverlayDirs { root }),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&root);
+                    last = format!("{}: {e}", root.display());
+                }
+            }
+        }
+        Err(format!(
+            "cannot make the workspace overlay's directories ({last})"
+        ))
+    }
+
+    pub(crate) fn profile(&self) -> sandbox::WorkspaceOverlay {
+        sandbox::WorkspaceOverlay {
+            upper: self.root.join("upper"),
+            work: self.root.join("work"),
+        }
+    }
+}
+
+impl Drop for OverlayDirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -80,6 +151,124 @@ impl Runtime {
         self.journal
             .as_ref()
             .is_some_and(|j| j.fits(self.workspace.root(), path, new_bytes))
+    }
+
+    /// Whether a command's workspace changes will be journaled: checkpoints on, room in
+    /// the journal, and a sandbox that can show the workspace through an overlay.
+    pub(crate) fn command_checkpointed(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.has_room())
+            && self.sandbox.supports_workspace_overlay()
+    }
+
+    /// The session's overlay directories for its commands, made on first use; `None`
+    /// when commands are not journaled (checkpoints off, or a backend without overlay).
+    pub(crate) fn command_overlay(
+        &self,
+        session: &str,
+    ) -> Result<Option<std::sync::Arc<OverlayDirs>>, Failure> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        if !self.sandbox.supports_workspace_overlay() {
+            return Ok(None);
+        }
+        let fallback = journal.checkpoints.dir().join("overlay");
+        self.session_overlay(session, || {
+            std::fs::create_dir_all(&fallback)
+                .map_err(|e| format!("{}: {e}", fallback.display()))?;
+            OverlayDirs::create(&fallback)
+        })
+        .map(Some)
+        .map_err(|m| Failure::new(Stage::Sandbox, m))
+    }
+
+    /// After a command ran with `overlay`: plan its changes, journal and apply them,
+    /// empty the upper directory. Returns a note for the command's output (entries not
+    /// applied), if any. A change set over the journal's cap is discarded when the command
+    /// was allowed only because its changes would be journaled (an untrusted session, no
+    /// human), and applied anyway otherwise.
+    pub(crate) fn apply_command_changes(
+        &self,
+        cx: &Cx<'_>,
+        auth: &Authorization,
+        overlay: &OverlayDirs,
+    ) -> Result<Option<String>, Failure> {
+        let fail = |m: String| Failure::new(Stage::Workspace, m);
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        let upper = overlay.profile().upper;
+        let _one_at_a_time = journal.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.apply_planned(cx, auth, journal, &upper);
+        // Whatever happened, the next command starts from the real workspace.
+        checkpoint::clear_upper(&upper)
+            .map_err(|e| fail(format!("cannot empty the overlay's upper directory: {e}")))?;
+        result
+    }
+
+    fn apply_planned(
+        &self,
+        cx: &Cx<'_>,
+        auth: &Authorization,
+        journal: &Journal,
+        upper: &Path,
+    ) -> Result<Option<String>, Failure> {
+        let fail = |m: String| Failure::new(Stage::Workspace, m);
+        let plan = checkpoint::plan(upper, &journal.tree)
+            .map_err(|e| fail(format!("cannot read the command's changes: {e}")))?;
+        if plan.is_empty() {
+            return Ok(None);
+        }
+        let session = SessionId::new(cx.session).map_err(|e| fail(e.to_string()))?;
+        let cost = plan
+            .cost(&journal.checkpoints)
+            .map_err(|e| fail(e.to_string()))?;
+        let over_cap = if cost.exceeds() {
+            if auth.by != Authorized::Human && self.flow(cx.session).labels().is_tainted() {
+                return Err(fail(format!(
+                    "the command's {} workspace change(s) were discarded: the checkpoint                      journal is full ([checkpoints] max_mb = {}), and in this session only                      changes that can be undone may be made without a human",
+                    plan.changes.len(),
+                    self.config.checkpoints.max_mb
+                )));
+            }
+            OverCap::Allow
+        } else {
+            OverCap::Refuse
+        };
+        let created_here: Vec<String> = journal
+            .checkpoints
+            .journal(&session)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.before == State::Absent)
+            .map(|e| e.path.as_str().to_string())
+            .collect();
+        let applied = checkpoint::commit(
+            &plan,
+            &journal.checkpoints,
+            &journal.tree,
+            &session,
+            &cx.call.id,
+            over_cap,
+        )
+        .map_err(|e| {
+            fail(format!(
+                "the command's workspace changes were not applied: {e}"
+            ))
+        })?;
+        self.record_checkpoint(cx, &applied.entries, &created_here);
+        if applied.refused.is_empty() {
+            return Ok(None);
+        }
+        let refused: Vec<String> = applied
+            .refused
+            .iter()
+            .map(|r| format!("{} ({})", r.path, r.reason))
+            .collect();
+        Ok(Some(format!(
+            "[cordon: not applied to the workspace: {}]",
+            refused.join("; ")
+        )))
     }
 
     /// Make one file tool's change to `path` (`new_bytes` long; 0 for a delete) with

@@ -21,17 +21,36 @@ use crate::tools::http_fetch::transport::Via;
 impl Runtime {
     /// Run `command` (`/bin/sh -c`) in the session's sandbox instance and record how it
     /// ran; the output formatted for the model.
+    ///
+    /// With checkpoints on and a backend that can, the command sees the workspace through
+    /// the session's overlay, and its changes are journaled and applied after it ends
+    /// ([`Runtime::apply_command_changes`]) — also when it failed or timed out.
     pub(crate) async fn run_command(
         &self,
         cx: &Cx<'_>,
+        auth: &crate::authorise::Authorization,
         command: &str,
     ) -> Result<ToolOutput, Failure> {
         let instance = self.instance(cx.session);
-        let profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
+        let mut profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
+        let overlay = self.command_overlay(cx.session)?;
+        if let Some(o) = &overlay {
+            profile.workspace_overlay = Some(o.profile());
+        }
         let egress = self.egress_setup(cx.session)?;
         let scope = self.config.sandbox.scope;
-        self.run_recorded(cx, (instance, scope), profile, egress, command)
-            .await
+        let ran = self
+            .run_recorded(cx, (instance, scope), profile, egress, command)
+            .await;
+        let Some(o) = overlay else {
+            return ran;
+        };
+        let note = self.apply_command_changes(cx, auth, &o)?;
+        let mut out = ran?;
+        if let Some(note) = note {
+            out.content = format!("{}\n{note}", out.content);
+        }
+        Ok(out)
     }
 
     /// Run `command` in `instance` (or a sandbox of its own for `SandboxScope::Call`),

@@ -27,6 +27,8 @@ pub(crate) struct SessionState {
     boundary: Option<hygiene::Boundary>,
     /// The session's label and contacted hosts, made on first use.
     flow: Option<Arc<SessionFlow>>,
+    /// The overlay directories of the session's commands, made on first use.
+    overlay: Option<Arc<crate::checkpoints::OverlayDirs>>,
     /// Files that existed before the session which it deleted or overwrote after
     /// reading untrusted content, not yet reported at the end of a turn.
     overwritten: Vec<String>,
@@ -51,6 +53,19 @@ impl Runtime {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(sessions.entry(session.to_string()).or_default())
+    }
+
+    /// The session's overlay directories, made with `make` on first use.
+    pub(crate) fn session_overlay(
+        &self,
+        session: &str,
+        make: impl FnOnce() -> Result<crate::checkpoints::OverlayDirs, String>,
+    ) -> Result<Arc<crate::checkpoints::OverlayDirs>, String> {
+        if let Some(o) = self.with_session(session, |s| s.overlay.clone()) {
+            return Ok(o);
+        }
+        let made = Arc::new(make()?);
+        Ok(self.with_session(session, |s| s.overlay.get_or_insert(made).clone()))
     }
 
     /// Note paths for the end of the turn ([`Runtime::take_change_notice`]).

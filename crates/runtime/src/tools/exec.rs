@@ -118,6 +118,11 @@ impl Tool for Exec {
         })
     }
 
+    fn checkpointed(&self, cx: &Cx<'_>, a: &ExecPlan) -> bool {
+        // A skill's script runs in a sandbox of its own, without the overlay.
+        a.skill.is_none() && cx.rt.command_checkpointed()
+    }
+
     async fn execute(
         &self,
         cx: &Cx<'_>,
@@ -135,7 +140,7 @@ impl Tool for Exec {
                 crate::skills::used(&cx.rt.audit, cx.session, skill, &cx.call.id, Some(&a.command));
                 cx.rt.run_skill_command(cx, skill, &a.command).await?
             }
-            None => cx.rt.run_command(cx, &a.command).await?,
+            None => cx.rt.run_command(cx, auth, &a.command).await?,
         };
         drop(approved);
         // What a command printed may come from the network: untrusted when it opened a
