@@ -41,6 +41,7 @@ mod action_text;
 pub mod canonical;
 mod compile;
 mod exec_facts;
+mod file_uses;
 pub mod labels;
 mod policy;
 pub mod policy_test;
@@ -50,6 +51,7 @@ pub use action::{Action, canonical_json};
 pub use action_text::ActionText;
 pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonicalise_exec};
 pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
+pub use file_uses::{FileSet, FileUses};
 pub use labels::{Confidentiality, Integrity, Labels};
 pub use policy::{
     BUILTIN, Effect, MatchedPolicy, ORIGIN_BUILTIN, ORIGIN_CONFIG, Policy, PolicyError, SCHEMA,
@@ -109,6 +111,7 @@ mod tests {
                 secret_hosts: &std::collections::BTreeMap::new(),
                 skill: None,
                 checkpointed: false,
+                labelled_code: &[],
             };
             self.evaluate(action, &view).decision
         }

@@ -60,6 +60,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
                 secret_hosts: &bound,
                 skill: None,
                 checkpointed,
+                labelled_code: &[],
             };
             let v = policy.evaluate(&action, &view);
             if json {
