@@ -29,6 +29,9 @@
 //!   a host not yet contacted, exec of arbitrary code or a network-enabled command,
 //!   writes outside the scratch area, memory writes, sub-agents and secret use; data
 //!   labelled private or secret never goes to a host not bound to it (deny);
+//! - whatever the session's label, an `exec` that runs a workspace file a session holding
+//!   untrusted content wrote ([`SessionView::labelled_code`], found with [`FileUses`])
+//!   asks (`taint.run_labelled_file`);
 //! - a `forbid` always wins over a `permit`.
 //!
 //! Not guaranteed here: path confinement of file tools (the runtime's workspace layer
