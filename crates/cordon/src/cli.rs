@@ -311,6 +311,10 @@ pub enum PolicyCommand {
         /// decides a file tool's write when `[checkpoints]` is on and has room.
         #[arg(long)]
         checkpointed: bool,
+        /// A workspace file with an untrusted provenance label that the command runs
+        /// (repeatable; `cordon files labels` lists them): `context.runs_labelled_file`.
+        #[arg(long = "runs-labelled", value_name = "PATH")]
+        runs_labelled: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -111,6 +111,23 @@ async fn a_script_written_by_an_untrusted_session_stays_untrusted_in_later_sessi
         "the session itself was trusted: {asked}"
     );
     assert_refused(&records, "exec", "scratch/build.sh");
+    // `cordon policy explain` agrees when told which labelled file the command runs.
+    let explained = inst
+        .cordon(&[
+            "policy",
+            "explain",
+            "--json",
+            "--runs-labelled",
+            "scratch/build.sh",
+            "--",
+            "exec",
+            "sh scratch/build.sh",
+        ])
+        .await;
+    assert_ok(&explained);
+    let explained: Value = serde_json::from_slice(&explained.stdout).unwrap();
+    assert_eq!(explained["decision"], "ask", "{explained}");
+    assert_eq!(explained["rule"], "taint.run_labelled_file", "{explained}");
 
     // Session 3: reading it taints the reader; its next new host asks and is refused.
     run_task(&inst, "Look at the build script").await;

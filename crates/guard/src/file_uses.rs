@@ -136,10 +136,10 @@ impl FileUses {
         let name = program_name(program);
         // A program given by a path: the file itself runs (outside the workspace it is
         // not a workspace file).
-        if command_name(program).is_none() {
-            if let Some(rel) = workspace_relative(program) {
-                self.run(FileSet::Under(rel));
-            }
+        if command_name(program).is_none()
+            && let Some(rel) = workspace_relative(program)
+        {
+            self.run(FileSet::Under(rel));
         }
         let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
         let operands: Vec<(usize, &str)> = cmd.argv[1..]
@@ -171,10 +171,10 @@ impl FileUses {
         if INTERPRETERS.contains(&base) {
             if base == "python" && cmd.argv.iter().any(|a| a == "-m") {
                 self.python_project();
-            } else if let Some(&(_, script)) = operands.iter().find(|(_, a)| !a.starts_with('-')) {
-                if let Some(rel) = workspace_relative(script) {
-                    self.run(FileSet::Under(rel));
-                }
+            } else if let Some(&(_, script)) = operands.iter().find(|(_, a)| !a.starts_with('-'))
+                && let Some(rel) = workspace_relative(script)
+            {
+                self.run(FileSet::Under(rel));
             }
         }
         match base {

@@ -43,7 +43,7 @@ use store::FileLabelRecord;
 
 use crate::Runtime;
 use crate::pipeline::{Cx, Failure, Stage};
-use crate::tools::Executed;
+use crate::tools::{Executed, ToolOutput};
 use crate::workspace::WorkspacePath;
 
 /// Most files one scan of the workspace records.
@@ -275,10 +275,8 @@ impl Runtime {
                 ),
             )
         };
-        if !whole {
-            if let Some(old) = store.file_label(&ws, rel).map_err(failed)? {
-                labels.join(&old.labels);
-            }
+        if !whole && let Some(old) = store.file_label(&ws, rel).map_err(failed)? {
+            labels.join(&old.labels);
         }
         if labels == Labels::trusted() {
             match store.clear_file_label(&ws, rel) {
@@ -309,13 +307,17 @@ impl Runtime {
         })
     }
 
-    /// After a command: label every file it created, changed or deleted. Returns a note
-    /// for the result when the scan was incomplete.
+    /// After a command: label every file it created, changed or deleted since `before`
+    /// (nothing without a scan); a note on `out` when the scan was incomplete.
     pub(crate) fn label_command_changes(
         &self,
         cx: &Cx<'_>,
-        before: Scan,
-    ) -> Result<Option<String>, Failure> {
+        before: Option<Scan>,
+        out: &mut ToolOutput,
+    ) -> Result<(), Failure> {
+        let Some(before) = before else {
+            return Ok(());
+        };
         let (after, complete) = scan(self.workspace.root());
         let mut changed: Vec<&String> = after
             .iter()
@@ -328,12 +330,13 @@ impl Runtime {
         for rel in changed {
             self.relabel(cx.session, rel, before.labels.clone(), false)?;
         }
-        Ok((!before.complete || !complete).then(|| {
-            format!(
+        if !before.complete || !complete {
+            out.content.push_str(&format!(
                 "[the workspace has more than {MAX_SCANNED} files: changes beyond them carry no \
-                 provenance label]"
-            )
-        }))
+                 provenance label]\n"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -145,12 +145,7 @@ impl Tool for Exec {
         };
         drop(approved);
         let mut out = out;
-        if let Some(scan) = scan {
-            if let Some(note) = cx.rt.label_command_changes(cx, scan)? {
-                out.content.push_str(&note);
-                out.content.push('\n');
-            }
-        }
+        cx.rt.label_command_changes(cx, scan, &mut out)?;
         // What a command printed may come from the network: untrusted when it opened a
         // connection (or when commands run on the host, unisolated).
         if flow.connections() > before || cx.rt.runs_unisolated() {
