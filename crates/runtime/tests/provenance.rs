@@ -272,3 +272,38 @@ async fn writes_carry_their_sessions_label_and_a_trusted_rewrite_clears_it() {
     // file's, joined in on the next read.
     assert!(!h.rt.session_labels("t3").is_tainted());
 }
+
+/// A label that cannot be read is never a trusted file: reading fails (nothing of the
+/// file reaches the model) and any command asks.
+#[tokio::test]
+async fn a_damaged_label_fails_closed() {
+    let (port, _) = server().await;
+    let h = harness(port, vec![ApprovalAnswer::Deny]);
+    untrusted_writer(&h, port).await;
+    let db = rusqlite::Connection::open(h.dir.path().join("cordon.db")).unwrap();
+    db.execute_batch("UPDATE file_labels SET labels = '{\"integrity\": \"fine\"}';")
+        .unwrap();
+    let (id, obs) = h
+        .call_in("r1", "read_file", json!({"path": "scratch/notes.md"}))
+        .await;
+    assert!(obs.is_error, "{}", obs.content);
+    assert!(
+        obs.content
+            .contains("cannot look up file provenance labels"),
+        "{}",
+        obs.content
+    );
+    assert!(!obs.content.contains("from the web"), "{}", obs.content);
+    assert!(h.has(&id, EventKind::Error));
+    let (id, obs) = h
+        .call_in("r2", "exec", json!({"command": "sh scratch/run.sh"}))
+        .await;
+    assert!(obs.is_error, "{}", obs.content);
+    let d = h.one(&id, EventKind::Decision);
+    assert_eq!(d.data["rule"], "taint.run_labelled_file", "{d:?}");
+    assert!(
+        d.data["reason"].as_str().unwrap().contains("unavailable"),
+        "{d:?}"
+    );
+    assert!(!h.ws.join("scratch/ran.txt").exists());
+}
