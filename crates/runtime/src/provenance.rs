@@ -307,6 +307,24 @@ impl Runtime {
         })
     }
 
+    /// Label the workspace files `paths` (relative; created, changed or deleted by a
+    /// command of `session`) with `labels` joined with each file's own. Where a journal
+    /// of the command's changes exists, its paths can be given here instead of a scan.
+    pub(crate) fn label_changes<S: AsRef<str>>(
+        &self,
+        session: &str,
+        labels: &Labels,
+        paths: &[S],
+    ) -> Result<(), Failure> {
+        if *labels == Labels::trusted() {
+            return Ok(());
+        }
+        for rel in paths {
+            self.relabel(session, rel.as_ref(), labels.clone(), false)?;
+        }
+        Ok(())
+    }
+
     /// After a command: label every file it created, changed or deleted since `before`
     /// (nothing without a scan); a note on `out` when the scan was incomplete.
     pub(crate) fn label_command_changes(
@@ -327,9 +345,7 @@ impl Runtime {
         if before.complete && complete {
             changed.extend(before.files.keys().filter(|p| !after.contains_key(*p)));
         }
-        for rel in changed {
-            self.relabel(cx.session, rel, before.labels.clone(), false)?;
-        }
+        self.label_changes(cx.session, &before.labels, &changed)?;
         if !before.complete || !complete {
             out.content.push_str(&format!(
                 "[the workspace has more than {MAX_SCANNED} files: changes beyond them carry no \
