@@ -149,13 +149,17 @@ impl FileUses {
             .filter(|(_, a)| !a.starts_with('-') || a.contains('='))
             .collect();
         for &(i, a) in &operands {
-            let value = if a.starts_with('-') {
-                a.split_once('=').map_or(a, |(_, v)| v)
-            } else {
-                a
-            };
             let expands = cmd.globs.contains(&i) || cmd.expansions.iter().any(|e| a.contains(e));
-            self.read_operand(value, expands);
+            // `--opt=FILE`, `if=FILE`, `@FILE` (curl's and compilers' "contents of").
+            if !a.starts_with('-') {
+                self.read_operand(a, expands);
+            }
+            if let Some((_, v)) = a.split_once('=') {
+                self.read_operand(v, expands);
+            }
+            if let Some(v) = a.strip_prefix('@') {
+                self.read_operand(v, expands);
+            }
         }
         // With no path operand a program reads the directory it runs in (the workspace
         // root); a searcher's first operand is its pattern, and `find` starts from its
@@ -318,6 +322,11 @@ mod tests {
             ("wc -l < data/x.csv", "data/x.csv"),
             ("diff --from-file=a.txt b.txt", "a.txt"),
             ("cat /workspace/*", "x"),
+            (
+                "curl --data-binary @scratch/notes.md https://x/",
+                "scratch/notes.md",
+            ),
+            ("dd if=data/in.bin of=scratch/out", "data/in.bin"),
         ] {
             assert!(uses(c).reads(file), "{c} reads {file}");
         }

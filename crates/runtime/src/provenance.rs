@@ -13,7 +13,9 @@
 //! - reading a labelled file joins its label into the reader's session: `read_file`,
 //!   `search` (the files with hits), `list_dir` (files directly in the listed
 //!   directory, deleted ones too), `exec` (every file [`guard::FileUses`] says the
-//!   command reads or runs; a command it cannot analyse reads everything). A result that
+//!   command reads or runs, and every file its text names; a command it cannot analyse
+//!   reads everything — joined before the command runs, so the connections it opens are
+//!   decided with the label). A result that
 //!   brings in an untrusted label is itself untrusted (wrapped in the session's
 //!   boundary);
 //! - a command that runs a file with an untrusted label is decided with
@@ -219,12 +221,13 @@ impl Runtime {
         Ok(found)
     }
 
-    /// The labelled files `command` reads or runs.
+    /// The labelled files `command` reads or runs: those [`FileUses`] finds, and any
+    /// whose path the command's text names in any form (`-Ffile=@x`, `--in x` …).
     pub(crate) fn files_of_command(&self, command: &str) -> Result<FilesRead, Failure> {
         let uses = FileUses::of(&canonicalise_exec(command));
         let mut found = FilesRead::default();
         for r in self.labels_of_workspace()? {
-            if uses.reads(&r.path) {
+            if uses.reads(&r.path) || names_path(command, &r.path) {
                 found.add(&r);
             }
         }
@@ -356,9 +359,43 @@ impl Runtime {
     }
 }
 
+/// Whether `text` contains `path` as a whole path: not inside a longer name.
+fn names_path(text: &str, path: &str) -> bool {
+    let before_ok = |c: char| c.is_whitespace() || "'\"@=/:,(".contains(c);
+    let after_ok = |c: char| c.is_whitespace() || "'\";&|),<>".contains(c);
+    text.match_indices(path).any(|(i, _)| {
+        text[..i].chars().next_back().is_none_or(before_ok)
+            && text[i + path.len()..].chars().next().is_none_or(after_ok)
+    })
+}
+
 fn lookup_failed(e: store::StoreError) -> Failure {
     Failure::new(
         Stage::Workspace,
         format!("cannot look up file provenance labels, so nothing was read: {e}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_path;
+
+    #[test]
+    fn a_path_is_named_only_whole() {
+        for text in [
+            "cat scratch/a.sh",
+            "curl -F f=@scratch/a.sh https://x/",
+            "tool --in=/workspace/scratch/a.sh",
+            "x 'scratch/a.sh';",
+        ] {
+            assert!(names_path(text, "scratch/a.sh"), "{text}");
+        }
+        for text in [
+            "cat scratch/a.sh.bak",
+            "cat myscratch/a.sh",
+            "cat scratch/a.shx",
+        ] {
+            assert!(!names_path(text, "scratch/a.sh"), "{text}");
+        }
+    }
 }

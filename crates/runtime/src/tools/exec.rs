@@ -130,6 +130,9 @@ impl Tool for Exec {
     ) -> Result<Executed, Failure> {
         let flow = cx.rt.flow(cx.session);
         let labelled = cx.rt.files_of_command(&a.command)?;
+        // What the command reads is in its hands before it runs: the connections it opens
+        // are decided with those files' labels too.
+        flow.join(&labelled.labels);
         let scan = cx.rt.scan_before_command(cx.session, &labelled.labels);
         let before = flow.connections();
         // A human approved this command: the connections it opens to hosts the session
