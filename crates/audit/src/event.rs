@@ -69,6 +69,8 @@ pub enum Event {
     McpCall(McpCall),
     /// Workspace changes journaled (undoable), applied without a checkpoint, or undone.
     Checkpoint(CheckpointEvent),
+    /// A human cleared the provenance label of a workspace file (`cordon files trust`).
+    FileTrusted(FileTrusted),
 }
 
 impl Event {
@@ -92,6 +94,7 @@ impl Event {
             Event::McpApproval(_) => EventKind::McpApproval,
             Event::McpCall(_) => EventKind::McpCall,
             Event::Checkpoint(_) => EventKind::Checkpoint,
+            Event::FileTrusted(_) => EventKind::FileTrusted,
         }
     }
 
@@ -115,6 +118,7 @@ impl Event {
             Event::McpApproval(p) => serde_json::to_value(p),
             Event::McpCall(p) => serde_json::to_value(p),
             Event::Checkpoint(p) => serde_json::to_value(p),
+            Event::FileTrusted(p) => serde_json::to_value(p),
         }
     }
 
@@ -161,6 +165,7 @@ into_event! {
     McpApproval => McpApproval,
     McpCall => McpCall,
     CheckpointEvent => Checkpoint,
+    FileTrusted => FileTrusted,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1237,5 +1242,33 @@ pub struct CheckpointUndone {
     /// Paths left alone because they changed since (each with why).
     pub conflicts: Vec<String>,
     /// Who undid them (`cli`, or a gateway token id).
+    pub by: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// file_trusted
+
+/// `file_trusted`: a human cleared the provenance label of a workspace file after
+/// reviewing it (`cordon files trust PATH`); sessions that read or run it from now on are
+/// not tainted by it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FileTrusted {
+    /// The workspace root (absolute).
+    pub workspace: String,
+    /// The file, relative to the workspace root.
+    pub path: String,
+    /// The label it carried: the `Labels` JSON (`integrity`, `confidentiality`,
+    /// `untrusted_sources`, `secrets`).
+    pub labels: Value,
+    /// The session that last wrote it.
+    pub written_by: String,
+    /// Lower-case hex SHA-256 of the content that session left (absent: it deleted the
+    /// file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_sha256: Option<String>,
+    /// Lower-case hex SHA-256 of the content when it was trusted (absent: no such file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Who trusted it (`cli`).
     pub by: String,
 }

@@ -39,10 +39,12 @@ pub enum EventKind {
     McpCall,
     /// Workspace changes journaled, applied unjournaled, or undone.
     Checkpoint,
+    /// A human cleared a workspace file's provenance label (`cordon files trust`).
+    FileTrusted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -60,6 +62,7 @@ impl EventKind {
         EventKind::McpApproval,
         EventKind::McpCall,
         EventKind::Checkpoint,
+        EventKind::FileTrusted,
     ];
 
     /// The snake_case name used in the log.
@@ -82,6 +85,7 @@ impl EventKind {
             EventKind::McpApproval => "mcp_approval",
             EventKind::McpCall => "mcp_call",
             EventKind::Checkpoint => "checkpoint",
+            EventKind::FileTrusted => "file_trusted",
         }
     }
 

@@ -404,6 +404,16 @@ fn samples() -> Vec<Event> {
             by: "cli".into(),
         })
         .into(),
+        FileTrusted {
+            workspace: "/home/u/ws".into(),
+            path: "run.sh".into(),
+            labels: labels(),
+            written_by: "01J0".into(),
+            recorded_sha256: Some("ab".repeat(32)),
+            sha256: Some("cd".repeat(32)),
+            by: "cli".into(),
+        }
+        .into(),
     ]
 }
 
@@ -469,11 +479,14 @@ fn the_json_keeps_the_field_names_readers_use() {
     assert_eq!(data(all[28].clone())["alert"], "workspace_overwritten");
     assert_eq!(data(all[26].clone())["alert"], "skill_drifted");
     assert_eq!(data(all[27].clone())["alert"], "mcp_tool_changed");
-    assert_eq!(data(all[all.len() - 5].clone())["action"], "refused");
+    assert_eq!(data(all[all.len() - 6].clone())["action"], "refused");
     assert_eq!(
-        data(all[all.len() - 3].clone())["arguments_sha256"],
+        data(all[all.len() - 4].clone())["arguments_sha256"],
         "ab".repeat(32)
     );
+    let trusted = data(all[all.len() - 1].clone());
+    assert_eq!(trusted["path"], "run.sh");
+    assert_eq!(trusted["labels"]["integrity"], "untrusted");
     assert_eq!(
         data(all[23].clone()),
         json!({"stage": "model", "error": "connection refused"})

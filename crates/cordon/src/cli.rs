@@ -107,6 +107,13 @@ pub enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// Provenance labels of workspace files: files written or changed by sessions that
+    /// had read untrusted content (or held private or secret data) carry that label to
+    /// every session that reads or runs them.
+    Files {
+        #[command(subcommand)]
+        command: FilesCommand,
+    },
     /// Run the gateway (HTTP API) until SIGINT/SIGTERM. Listens on `[gateway] bind`
     /// (default 127.0.0.1:7777). An address that is not loopback is refused unless
     /// `[gateway] tls_cert` and `tls_key` are set and a usable token exists; no flag
@@ -304,6 +311,10 @@ pub enum PolicyCommand {
         /// decides a file tool's write when `[checkpoints]` is on and has room.
         #[arg(long)]
         checkpointed: bool,
+        /// A workspace file with an untrusted provenance label that the command runs
+        /// (repeatable; `cordon files labels` lists them): `context.runs_labelled_file`.
+        #[arg(long = "runs-labelled", value_name = "PATH")]
+        runs_labelled: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -357,6 +368,27 @@ pub enum MemoryCommand {
         agent: Option<String>,
         /// The id shown by `cordon memory pending` or `cordon approvals list`.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Every labelled file of the agent's workspace: its label, the session that wrote it,
+    /// and whether its content changed since (a changed file keeps its label).
+    Labels {
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear the label of one file after reviewing it (recorded in the audit log as
+    /// `file_trusted`): sessions that read or run it are no longer tainted by it.
+    Trust {
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// The file, relative to the workspace (or absolute, inside it).
+        path: String,
     },
 }
 

@@ -178,6 +178,7 @@ fn main() {
         secret_hosts: &secret_hosts,
         skill: None,
         checkpointed: false,
+        labelled_code: &[],
     });
 
     let n = 60_000;

@@ -29,6 +29,9 @@
 //!   a host not yet contacted, exec of arbitrary code or a network-enabled command,
 //!   writes outside the scratch area, memory writes, sub-agents and secret use; data
 //!   labelled private or secret never goes to a host not bound to it (deny);
+//! - whatever the session's label, an `exec` that runs a workspace file a session holding
+//!   untrusted content wrote ([`SessionView::labelled_code`], found with [`FileUses`])
+//!   asks (`taint.run_labelled_file`);
 //! - a `forbid` always wins over a `permit`.
 //!
 //! Not guaranteed here: path confinement of file tools (the runtime's workspace layer
@@ -41,6 +44,7 @@ mod action_text;
 pub mod canonical;
 mod compile;
 mod exec_facts;
+mod file_uses;
 pub mod labels;
 mod policy;
 pub mod policy_test;
@@ -50,6 +54,7 @@ pub use action::{Action, canonical_json};
 pub use action_text::ActionText;
 pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonicalise_exec};
 pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
+pub use file_uses::{FileSet, FileUses};
 pub use labels::{Confidentiality, Integrity, Labels};
 pub use policy::{
     BUILTIN, Effect, MatchedPolicy, ORIGIN_BUILTIN, ORIGIN_CONFIG, Policy, PolicyError, SCHEMA,
@@ -109,6 +114,7 @@ mod tests {
                 secret_hosts: &std::collections::BTreeMap::new(),
                 skill: None,
                 checkpointed: false,
+                labelled_code: &[],
             };
             self.evaluate(action, &view).decision
         }

@@ -62,6 +62,10 @@ pub struct SessionView<'a> {
     /// exactly (`cordon undo`): a file tool's write, or a command whose sandbox shows
     /// the workspace through an overlay. Cedar context `checkpointed`.
     pub checkpointed: bool,
+    /// Workspace files the action would run that a session holding untrusted content
+    /// wrote (file provenance, looked up by the runtime with [`crate::FileUses`]); empty
+    /// for every action but `exec`.
+    pub labelled_code: &'a [String],
 }
 
 /// A running skill script's network scope: its name and the egress hosts approved for it.
@@ -674,6 +678,13 @@ impl Policy {
                     c.host, c.port, s.labels
                 );
             }
+            "taint.run_labelled_file" => {
+                reason = format!(
+                    "{reason}: {} (see `cordon files labels`; `cordon files trust PATH` after \
+                     reviewing it)",
+                    s.labelled_code.join(", ")
+                );
+            }
             id if id.starts_with("taint.") && !s.labels.untrusted_sources.is_empty() => {
                 reason = format!(
                     "{reason} (untrusted sources: {})",
@@ -771,6 +782,7 @@ impl Policy {
                         ("network", boolean(f.network)),
                         ("writes_outside_scratch", boolean(f.writes_outside_scratch)),
                         ("checkpointed", boolean(s.checkpointed)),
+                        ("runs_labelled_file", boolean(!s.labelled_code.is_empty())),
                     ];
                     exec = Some((c, f));
                     (&n.command, text, ctx)

@@ -296,6 +296,7 @@ pub fn run(
             secret_hosts: &c.secret_hosts,
             skill: None,
             checkpointed: false,
+            labelled_code: &[],
         };
         let v = policy.evaluate(&action, &view);
         rows.push(TestRow {

@@ -486,6 +486,7 @@ fn decide(p: &Policy, cmd: &str) -> Decision {
         secret_hosts: &BTreeMap::new(),
         skill: None,
         checkpointed: false,
+        labelled_code: &[],
     };
     p.evaluate(
         &Action::Exec {

@@ -100,6 +100,7 @@ impl Session {
                 secret_hosts: &self.secret_hosts,
                 skill: None,
                 checkpointed: self.checkpointed,
+                labelled_code: &[],
             },
         )
     }
@@ -420,6 +421,7 @@ fn a_skill_scripts_connections_are_held_to_its_declared_hosts() {
                 secret_hosts: &s.secret_hosts,
                 skill: Some(&scope),
                 checkpointed: false,
+                labelled_code: &[],
             },
         )
     };
@@ -1012,4 +1014,45 @@ fn checkpointed_workspace_changes_do_not_ask() {
         "ask",
         "exec.allowlist.ask",
     );
+}
+
+/// File provenance: a command that runs a workspace file an untrusted session wrote asks,
+/// even in a trusted session and for an allowlisted program, and the reason names the
+/// file; the same command without labelled code is allowed as before.
+#[test]
+fn running_a_labelled_file_asks_even_in_a_trusted_session() {
+    let p = env(DEV, &[]).policy();
+    let s = Session::trusted();
+    let labelled = ["Makefile".to_string()];
+    for (code, kind, rule) in [
+        (&[][..], "allow", "exec.allowlist"),
+        (&labelled[..], "ask", "taint.run_labelled_file"),
+    ] {
+        let view = SessionView {
+            session: "s1",
+            labels: &s.labels,
+            contacted: &s.contacted,
+            depth: 0,
+            secret_hosts: &s.secret_hosts,
+            skill: None,
+            checkpointed: false,
+            labelled_code: code,
+        };
+        expect(&p.evaluate(&exec("make test"), &view), kind, rule);
+    }
+    let v = p.evaluate(
+        &exec("make test"),
+        &SessionView {
+            session: "s1",
+            labels: &s.labels,
+            contacted: &s.contacted,
+            depth: 0,
+            secret_hosts: &s.secret_hosts,
+            skill: None,
+            checkpointed: false,
+            labelled_code: &labelled,
+        },
+    );
+    assert!(v.decision.reason().contains("Makefile"), "{v:#?}");
+    assert!(v.decision.reason().contains("cordon files trust"), "{v:#?}");
 }

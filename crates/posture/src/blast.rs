@@ -94,6 +94,7 @@ pub fn blast_radius(
         secret_hosts: &secret_hosts,
         skill: None,
         checkpointed: false,
+        labelled_code: &[],
     };
     let decide = |a: &Action| policy.evaluate(a, &view).decision;
     let mut without = Vec::new();

@@ -31,6 +31,8 @@ pub(crate) struct Check<'p> {
     pub(crate) sends: Option<Sends<'p>>,
     /// The call's workspace changes are journaled (see [`crate::tools::Tool::checkpointed`]).
     pub(crate) checkpointed: bool,
+    /// Labelled workspace files the action would run (see [`crate::provenance`]).
+    pub(crate) labelled_code: Vec<String>,
 }
 
 /// A runtime limit (not a policy) that refuses a call: recorded as a `deny` decision
@@ -69,7 +71,7 @@ impl Runtime {
         let auth = self
             .authorise_action(
                 cx,
-                &check.action,
+                (&check.action, &check.labelled_code),
                 check.refusal,
                 check.on_ask,
                 check.checkpointed,
@@ -79,8 +81,15 @@ impl Runtime {
         // Each of the agent's secrets the call names is a `use_secret` action of its own
         // (tainted sessions ask; a host the secret is not bound to is denied).
         for use_secret in self.secret_uses(cx.session, check.sends.as_ref()) {
-            self.authorise_action(cx, &use_secret, None, OnAsk::Human, false, &args_json)
-                .await?;
+            self.authorise_action(
+                cx,
+                (&use_secret, &[]),
+                None,
+                OnAsk::Human,
+                false,
+                &args_json,
+            )
+            .await?;
         }
         if let Action::Connect { host, .. } = &check.action {
             // Allowed or approved: the host is now one this session contacts.
@@ -94,7 +103,7 @@ impl Runtime {
     async fn authorise_action(
         &self,
         cx: &Cx<'_>,
-        action: &Action,
+        (action, labelled_code): (&Action, &[String]),
         refusal: Option<Refusal>,
         on_ask: OnAsk,
         checkpointed: bool,
@@ -109,7 +118,7 @@ impl Runtime {
                 matched: Vec::new(),
                 labels: flow.labels(),
             },
-            None => flow.decide_checkpointed(action, checkpointed),
+            None => flow.decide_call(action, checkpointed, labelled_code),
         };
         let canonical = self.redact(&action.canonical());
         let asks_human = matches!(verdict.decision, Decision::Ask { .. }) && on_ask == OnAsk::Human;

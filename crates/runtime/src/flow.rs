@@ -11,8 +11,7 @@
 //! command covers the hosts it contacts); otherwise it is refused (a proxy connection
 //! cannot wait for a human) and the refusal is audited by the proxy with the rule.
 //!
-//! Not guaranteed: labels of data laundered through workspace files (a file written from
-//! a tainted session and read back later carries no label).
+//! Labels carried by workspace files between sessions are [`crate::provenance`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -90,12 +89,18 @@ impl SessionFlow {
 
     /// Decide `action` with the session's current label and contacts.
     pub(crate) fn decide(&self, action: &Action) -> Verdict {
-        self.decide_in(action, None, false)
+        self.decide_in(action, None, false, &[])
     }
 
-    /// Decide `action`, whose workspace changes are journaled when `checkpointed`.
-    pub(crate) fn decide_checkpointed(&self, action: &Action, checkpointed: bool) -> Verdict {
-        self.decide_in(action, None, checkpointed)
+    /// Decide a call's `action`: its workspace changes are journaled when
+    /// `checkpointed`; it would run the labelled workspace files `labelled_code`.
+    pub(crate) fn decide_call(
+        &self,
+        action: &Action,
+        checkpointed: bool,
+        labelled_code: &[String],
+    ) -> Verdict {
+        self.decide_in(action, None, checkpointed, labelled_code)
     }
 
     /// Decide `action`, a connection a skill's script opened when `skill` is given.
@@ -104,6 +109,7 @@ impl SessionFlow {
         action: &Action,
         skill: Option<&SkillScope>,
         checkpointed: bool,
+        labelled_code: &[String],
     ) -> Verdict {
         let labels = self.labels();
         let contacted = self.contacted_hosts();
@@ -115,6 +121,7 @@ impl SessionFlow {
             secret_hosts: &self.secret_hosts,
             skill,
             checkpointed,
+            labelled_code,
         };
         self.policy.evaluate(action, &view)
     }
@@ -180,7 +187,7 @@ impl SessionFlow {
             method: String::new(),
             url: String::new(),
         };
-        let v = self.decide_in(&action, skill, false);
+        let v = self.decide_in(&action, skill, false, &[]);
         match &v.decision {
             Decision::Allow { .. } => Ok(()),
             Decision::Ask { .. } if self.approved_exec.load(Ordering::SeqCst) => Ok(()),

@@ -11,8 +11,8 @@
 //! [`crate::tools::Tool::shows_private`]) is `private`. The label joins the session's
 //! label in the pipeline.
 //!
-//! Not guaranteed: data laundered through workspace files keeps no label (see
-//! [`crate::flow`]).
+//! A file written by a labelled session keeps that label for its later readers:
+//! [`crate::provenance`].
 
 use guard::{Confidentiality, Integrity, Labels};
 

@@ -29,6 +29,7 @@ mod mcp_servers;
 pub mod memory;
 mod model_endpoint;
 mod pipeline;
+pub mod provenance;
 pub mod quarantine;
 mod record;
 mod runtime;

@@ -205,6 +205,7 @@ pub(crate) async fn run<T: Tool>(tool: &T, cx: &Cx<'_>) -> Result<Executed, Fail
         on_ask: tool.on_ask(),
         sends: tool.sends(&plan),
         checkpointed: tool.checkpointed(cx, &plan),
+        labelled_code: tool.runs_labelled(cx, &plan),
     };
     let auth = cx.rt.authorise(cx, check).await?;
     // Execute.

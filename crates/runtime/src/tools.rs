@@ -99,6 +99,11 @@ pub(crate) trait Tool: Send + Sync + 'static {
     fn checkpointed(&self, _cx: &Cx<'_>, _plan: &Self::Plan) -> bool {
         false
     }
+    /// Workspace files with an untrusted provenance label the call would run as code
+    /// (`context.runs_labelled_file`; see [`crate::provenance`]).
+    fn runs_labelled(&self, _cx: &Cx<'_>, _plan: &Self::Plan) -> Vec<String> {
+        Vec::new()
+    }
     /// What the call sends out and to which host: each agent secret these texts name
     /// is decided as a `use_secret` action.
     fn sends<'p>(&self, _plan: &'p Self::Plan) -> Option<Sends<'p>> {

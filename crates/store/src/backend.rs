@@ -18,12 +18,15 @@ use std::path::Path;
 
 use crate::approvals::Approvals;
 use crate::events::Events;
+use crate::files::Files;
 use crate::sessions::Sessions;
 use crate::tokens::Tokens;
 
 /// Everything the store asks of a database. `Send + Sync`: one backend is shared by
 /// every thread holding the `Arc<Store>`.
-pub(crate) trait Backend: Sessions + Events + Tokens + Approvals + Send + Sync {
+pub(crate) trait Backend:
+    Sessions + Events + Tokens + Approvals + Files + Send + Sync
+{
     /// The database file; `None` on PostgreSQL.
     fn path(&self) -> Option<&Path>;
     /// Where the data lives, for messages (never a password).
@@ -124,6 +127,7 @@ mod tests {
         assert_same(crate::events::ALL);
         assert_same(crate::tokens::ALL);
         assert_same(crate::approvals::sql::ALL);
+        assert_same(crate::files::ALL);
     }
 
     /// The check itself catches a drift: a condition only one side has.

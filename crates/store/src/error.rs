@@ -96,6 +96,11 @@ pub enum StoreError {
     NoGrant { id: String },
     #[error("grant `{id}` was already revoked at {at}")]
     AlreadyRevoked { id: String, at: String },
+    #[error(
+        "no label recorded for `{path}` in workspace {workspace}; list labelled files with \
+         `cordon files labels`"
+    )]
+    NoFileLabel { workspace: String, path: String },
     #[error("{table} row `{id}` is damaged: {reason}")]
     BadRow {
         table: &'static str,

@@ -4,7 +4,7 @@
 //! where it stopped and an approval asked in one process can be answered from another.
 //! Both backends keep the same guarantees: each implements the `backend::Backend`
 //! trait once (`sqlite`, `pg`), and each area (`sessions`, `events`, `tokens`,
-//! `approvals`) keeps its statements for both next to each other.
+//! `approvals`, `files`) keeps its statements for both next to each other.
 //!
 //! Guarantees: the database file is created 0600; every write is one transaction taken
 //! with `BEGIN IMMEDIATE`, so several handles (threads or processes) on one file append
@@ -21,6 +21,7 @@ mod approvals;
 mod backend;
 mod error;
 mod events;
+mod files;
 mod pg;
 mod schema;
 mod sessions;
@@ -34,6 +35,7 @@ pub use approvals::{
 };
 pub use error::StoreError;
 pub use events::EventRecord;
+pub use files::FileLabelRecord;
 pub use sessions::SessionRecord;
 pub use store::Store;
 pub use tokens::{ActiveToken, NewToken, Revoked, TokenRecord, TokenScope};

@@ -89,6 +89,16 @@ pub(crate) const SQLITE: &[&str] = &[
         data TEXT NOT NULL,
         PRIMARY KEY (session, seq)
     ) STRICT, WITHOUT ROWID;",
+    // 4 -> 5: file provenance: the label of the session that last wrote each file.
+    "CREATE TABLE file_labels (
+        workspace TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT,
+        labels TEXT NOT NULL,
+        session TEXT NOT NULL,
+        written_at TEXT NOT NULL,
+        PRIMARY KEY (workspace, path)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The SQLite schema version this build writes.
@@ -102,6 +112,7 @@ pub(crate) const TABLES: &[&str] = &[
     "grants",
     "tokens",
     "events",
+    "file_labels",
 ];
 
 /// PostgreSQL's migrations.
@@ -183,6 +194,16 @@ pub(crate) const POSTGRES: &[&str] = &[
         kind TEXT NOT NULL,
         data TEXT NOT NULL,
         PRIMARY KEY (session, seq)
+    );"#,
+    // 1 -> 2: file provenance (SQLite's 4 -> 5).
+    r#"CREATE TABLE file_labels (
+        workspace TEXT COLLATE "C" NOT NULL,
+        path TEXT COLLATE "C" NOT NULL,
+        sha256 TEXT,
+        labels TEXT NOT NULL,
+        session TEXT NOT NULL,
+        written_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (workspace, path)
     );"#,
 ];
 

@@ -8,6 +8,7 @@ mod config_cmd;
 mod demo;
 mod deploy;
 mod egress_cmd;
+mod files_cmd;
 mod init;
 mod log;
 mod mcp_cmd;
@@ -47,6 +48,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Egress { command } => egress_cmd::egress(command).await,
         Command::Approvals { command } => approvals_cmd::approvals(command),
         Command::Memory { command } => memory_cmd::memory(command),
+        Command::Files { command } => files_cmd::files(command),
         Command::Policy { command } => policy_cmd::policy(command),
         Command::Serve { bind } => serve_cmd::serve(bind).await,
         Command::Token { command } => token_cmd::token(command),

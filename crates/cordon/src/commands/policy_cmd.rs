@@ -22,6 +22,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
             secret_hosts,
             depth,
             checkpointed,
+            runs_labelled,
             json,
             action,
         } => {
@@ -60,6 +61,7 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
                 secret_hosts: &bound,
                 skill: None,
                 checkpointed,
+                labelled_code: &runs_labelled,
             };
             let v = policy.evaluate(&action, &view);
             if json {

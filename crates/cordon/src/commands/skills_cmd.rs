@@ -290,6 +290,7 @@ fn consent(
             secret_hosts: &secret_hosts,
             skill: None,
             checkpointed: false,
+            labelled_code: &[],
         };
         let v = policy.evaluate(&action, &view);
         match &v.decision {

@@ -68,6 +68,7 @@ impl Tool for EditFile {
         let out = cx.rt.journaled_file_change(cx, auth, path, size, || {
             edit_file(cx.rt.workspace(), path, args)
         })?;
+        cx.rt.label_written(cx.session, path, false)?;
         Ok(Executed::new(cx, out))
     }
 }

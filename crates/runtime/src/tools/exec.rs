@@ -91,6 +91,10 @@ impl Tool for Exec {
         }
     }
 
+    fn runs_labelled(&self, cx: &Cx<'_>, a: &ExecPlan) -> Vec<String> {
+        cx.rt.labelled_code(&a.command)
+    }
+
     fn sends<'p>(&self, a: &'p ExecPlan) -> Option<Sends<'p>> {
         Some(Sends {
             texts: vec![a.command.as_str()],
@@ -130,6 +134,11 @@ impl Tool for Exec {
         auth: &Authorization,
     ) -> Result<Executed, Failure> {
         let flow = cx.rt.flow(cx.session);
+        let labelled = cx.rt.files_of_command(&a.command)?;
+        // What the command reads is in its hands before it runs: the connections it opens
+        // are decided with those files' labels too.
+        flow.join(&labelled.labels);
+        let scan = cx.rt.scan_before_command(cx.session, &labelled.labels);
         let before = flow.connections();
         // A human approved this command: the connections it opens to hosts the session
         // has not contacted are covered by that approval.
@@ -143,13 +152,15 @@ impl Tool for Exec {
             None => cx.rt.run_command(cx, auth, &a.command).await?,
         };
         drop(approved);
+        let mut out = out;
+        cx.rt.label_command_changes(cx, scan, &mut out)?;
         // What a command printed may come from the network: untrusted when it opened a
         // connection (or when commands run on the host, unisolated).
         if flow.connections() > before || cx.rt.runs_unisolated() {
             let source = format!("tool:exec (network) {}", a.command);
-            return Ok(Executed::untrusted(out, source));
+            return Ok(labelled.mark(Executed::untrusted(out, source)));
         }
-        Ok(Executed::new(cx, out))
+        Ok(labelled.mark(Executed::new(cx, out)))
     }
 }
 

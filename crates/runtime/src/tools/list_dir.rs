@@ -55,9 +55,10 @@ impl Tool for ListDir {
         path: &WorkspacePath,
         _auth: &Authorization,
     ) -> Result<Executed, Failure> {
+        let labelled = cx.rt.files_listed(path)?;
         let out = list_dir(cx.rt.workspace(), path)
             .map_err(|e| Failure::new(Stage::Workspace, e.to_string()))?;
-        Ok(Executed::new(cx, out))
+        Ok(labelled.mark(Executed::new(cx, out)))
     }
 }
 

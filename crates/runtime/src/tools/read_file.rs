@@ -69,9 +69,10 @@ impl Tool for ReadFile {
         (args, path): &Self::Plan,
         _auth: &Authorization,
     ) -> Result<Executed, Failure> {
+        let labelled = cx.rt.files_read(&[path.as_str()])?;
         let out = read_file(cx.rt.workspace(), path, args)
             .map_err(|e| Failure::new(Stage::Workspace, e.to_string()))?;
-        Ok(Executed::new(cx, out))
+        Ok(labelled.mark(Executed::new(cx, out)))
     }
 }
 

@@ -66,9 +66,11 @@ impl Tool for Search {
         (args, path): &Self::Plan,
         _auth: &Authorization,
     ) -> Result<Executed, Failure> {
-        let out =
-            search(cx.rt.workspace(), path, args).map_err(|m| Failure::new(Stage::Workspace, m))?;
-        Ok(Executed::new(cx, out))
+        let mut hits = Vec::new();
+        let out = search(cx.rt.workspace(), path, args, &mut hits)
+            .map_err(|m| Failure::new(Stage::Workspace, m))?;
+        let labelled = cx.rt.files_read(&hits)?;
+        Ok(labelled.mark(Executed::new(cx, out)))
     }
 }
 
@@ -89,7 +91,13 @@ const SEARCH_LIMITS: WalkLimits = WalkLimits {
     max_depth: 32,
 };
 
-fn search(ws: &Workspace, path: &WorkspacePath, a: &SearchArgs) -> Result<ToolOutput, String> {
+/// `hits` gets the files with a match shown (for their provenance labels).
+fn search(
+    ws: &Workspace,
+    path: &WorkspacePath,
+    a: &SearchArgs,
+    hits: &mut Vec<String>,
+) -> Result<ToolOutput, String> {
     let re = check_pattern(&a.pattern)?;
     let mut out = String::new();
     let mut matches = 0usize;
@@ -109,6 +117,9 @@ fn search(ws: &Workspace, path: &WorkspacePath, a: &SearchArgs) -> Result<ToolOu
                         return false;
                     }
                     matches += 1;
+                    if hits.last().is_none_or(|h| h != rel) {
+                        hits.push(rel.to_string());
+                    }
                     let mut l = line.to_string();
                     let cut = truncate_utf8(&mut l, MAX_LINE_CHARS);
                     let _ = writeln!(out, "{rel}:{}: {l}{}", i + 1, if cut { " […]" } else { "" });

@@ -64,6 +64,7 @@ impl Tool for WriteFile {
             .journaled_file_change(cx, auth, path, args.content.len() as u64, || {
                 write_file(cx.rt.workspace(), path, args).map_err(|e| e.to_string())
             })?;
+        cx.rt.label_written(cx.session, path, true)?;
         Ok(Executed::new(cx, out))
     }
 }

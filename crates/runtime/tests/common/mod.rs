@@ -240,6 +240,15 @@ allow = {egress}
     }
 
     pub async fn call_raw(&self, tool: &str, args: &str) -> (String, Observation) {
+        self.call_raw_in(SESSION, tool, args).await
+    }
+
+    /// Perform `tool` with JSON arguments in session `session`.
+    pub async fn call_in(&self, session: &str, tool: &str, args: Value) -> (String, Observation) {
+        self.call_raw_in(session, tool, &args.to_string()).await
+    }
+
+    async fn call_raw_in(&self, session: &str, tool: &str, args: &str) -> (String, Observation) {
         let id = {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
@@ -250,7 +259,7 @@ allow = {egress}
             name: tool.into(),
             arguments: args.into(),
         };
-        let obs = self.rt.perform(SESSION, &call).await;
+        let obs = self.rt.perform(session, &call).await;
         assert_eq!(obs.call_id, id);
         (id, obs)
     }
