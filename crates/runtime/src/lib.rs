@@ -19,6 +19,7 @@
 
 pub mod approval;
 mod authorise;
+pub mod changes;
 mod checkpoints;
 mod execute;
 mod extensions;
