@@ -1205,7 +1205,8 @@ pub enum CheckpointEvent {
     /// A tool call's workspace changes were applied without a checkpoint (the journal
     /// was full and a human approved, or journaling is off): they cannot be undone.
     Unjournaled(CheckpointRecorded),
-    /// A session's (or one call's) changes were undone (`cordon undo`).
+    /// A session's (or one call's) changes were undone (`cordon undo`, `/undo` in
+    /// `cordon chat`, or the gateway's `POST /api/sessions/{id}/undo`).
     Undone(CheckpointUndone),
 }
 
@@ -1241,7 +1242,7 @@ pub struct CheckpointUndone {
     pub restored: Vec<String>,
     /// Paths left alone because they changed since (each with why).
     pub conflicts: Vec<String>,
-    /// Who undid them (`cli`, or a gateway token id).
+    /// Who undid them (`cli`, `chat`, or `gateway token ID`).
     pub by: String,
 }
 

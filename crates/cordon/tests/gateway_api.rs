@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AgentSetup, Install};
+use common::{AgentSetup, Install, read, tool};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use testkit::{MockLlm, Reply, Script, ScriptedCall};
@@ -590,4 +590,165 @@ async fn a_sub_agents_approval_is_shown_in_the_parent_sessions_stream() {
     assert_eq!(rest.last().unwrap()["data"]["answer"], "parent done");
     assert!(inst.workspace.join("child.txt").exists());
     drop(gw);
+}
+
+/// A session's journaled changes over the API: listed with their diffs (read scope);
+/// undone by an approver — not by a reader, not without credentials, not by a page
+/// holding the cookie but no CSRF token, not while a turn of the session runs — with
+/// the undo audited as made by that token.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_are_listed_and_undone_over_the_api_by_an_approver_only() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool(
+            "write_file",
+            json!({"path": "old.txt", "content": "after\n"}),
+        ),
+        tool(
+            "write_file",
+            json!({"path": "new.txt", "content": "fresh\n"}),
+        ),
+        Reply::Text("wrote".into()),
+        tool("exec", json!({"command": "touch waits.txt"})),
+        Reply::Text("denied".into()),
+    ]))
+    .await;
+    let inst = Install::new(&llm.base_url(), AgentSetup::default());
+    std::fs::write(inst.workspace.join("old.txt"), "before\n").unwrap();
+    let gw = serve(&inst).await;
+    let api = Api::new(&gw);
+    let operator = token(&inst, "operator").await;
+    let approver = token(&inst, "approver").await;
+    let reader = token(&inst, "read").await;
+
+    let s = api.new_session(&operator).await;
+    let mut ws = follow(&gw.url, &s, 0, &operator).await;
+    assert_eq!(api.send(&s, &operator, "write them").await.0, 202);
+    events_until(&mut ws, "turn_finished").await;
+
+    let (status, listed) = api
+        .call("GET", &format!("/api/sessions/{s}/changes"), &reader, None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["agent"], "default");
+    let files = listed["changes"].as_array().unwrap();
+    let shown: Vec<String> = files
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(shown, ["added new.txt", "changed old.txt"], "{listed}");
+    let diff = files[1]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-before") && diff.contains("+after"),
+        "{diff}"
+    );
+    assert_eq!(files[0]["calls"].as_array().unwrap().len(), 1);
+    let (status, _) = api
+        .call("GET", "/api/sessions/S-nope/changes", &reader, None)
+        .await;
+    assert_eq!(status, 404);
+
+    // Refused: a reader, no credentials, a cookie without the CSRF token.
+    let undo = format!("/api/sessions/{s}/undo");
+    assert_eq!(
+        api.call("POST", &undo, &reader, Some(json!({}))).await.0,
+        403
+    );
+    assert_eq!(api.call("POST", &undo, "", Some(json!({}))).await.0, 401);
+    let login = api
+        .http
+        .post(format!("{}/api/login", gw.url))
+        .json(&json!({ "token": approver }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let forged = api
+        .http
+        .post(format!("{}{undo}", gw.url))
+        .header("cookie", &cookie)
+        .header("origin", &gw.url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(
+        read(&inst.workspace.join("old.txt")),
+        "after\n",
+        "undone anyway"
+    );
+
+    // Not while a turn runs (the second turn waits for an approval).
+    assert_eq!(api.send(&s, &operator, "touch it").await.0, 202);
+    events_until(&mut ws, "approval_requested").await;
+    let (status, err) = api.call("POST", &undo, &approver, None).await;
+    assert_eq!(status, 409, "{err}");
+    let (_, pending) = api
+        .call("GET", &format!("/api/approvals?session={s}"), &reader, None)
+        .await;
+    let id = pending["approvals"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/approvals/{id}"),
+            &approver,
+            Some(json!({"answer": "deny"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    events_until(&mut ws, "turn_finished").await;
+
+    // Bad input names what was wrong; then the undo itself.
+    let (status, err) = api
+        .call(
+            "POST",
+            &undo,
+            &approver,
+            Some(json!({"call": "no-such-call"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("no-such-call"),
+        "{err}"
+    );
+    let (status, done) = api.call("POST", &undo, &approver, None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["restored"], json!(["new.txt", "old.txt"]), "{done}");
+    assert_eq!(done["complete"], true);
+    assert_eq!(read(&inst.workspace.join("old.txt")), "before\n");
+    assert!(!inst.workspace.join("new.txt").exists());
+    let (_, after) = api
+        .call("GET", &format!("/api/sessions/{s}/changes"), &reader, None)
+        .await;
+    assert_eq!(after["changes"], json!([]), "{after}");
+
+    let undone: Vec<Value> = inst
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "checkpoint" && r["data"]["action"] == "undone")
+        .collect();
+    assert_eq!(undone.len(), 1, "only the undo that happened: {undone:?}");
+    assert_eq!(undone[0]["data"]["undone_session"], s.as_str());
+    assert!(
+        undone[0]["data"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("gateway token "),
+        "{}",
+        undone[0]
+    );
 }

@@ -18,6 +18,8 @@ fn checked_in_openapi_document_is_current() {
         "/api/sessions",
         "/api/sessions/{id}/messages",
         "/api/sessions/{id}/stream",
+        "/api/sessions/{id}/changes",
+        "/api/sessions/{id}/undo",
         "/api/approvals/{id}",
         "/api/grants/{id}/revoke",
         "/api/audit",

@@ -3,11 +3,13 @@
 //!
 //! Areas: [`health`] (no auth), [`login`] (login, logout, whoami), [`status`],
 //! [`sessions`] (agents, sessions, messages, events, the WebSocket stream),
+//! [`changes`] (a session's journaled workspace changes and their undo),
 //! [`approvals`] (approvals and grants), [`audit`] (audit log, configuration),
 //! [`tokens`] (admin), and the [`openapi`] document of all of them.
 
 pub mod approvals;
 pub mod audit;
+pub mod changes;
 pub mod health;
 pub mod login;
 pub mod openapi;
@@ -41,6 +43,7 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(status::router(state))
         .merge(tokens::router(state))
         .merge(sessions::router(state))
+        .merge(changes::router(state))
         .merge(approvals::router(state))
         .merge(audit::router(state))
         .merge(skills::router(state))

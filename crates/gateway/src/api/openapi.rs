@@ -11,7 +11,7 @@ use store::TokenScope;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{approvals, audit, health, login, sessions, skills, status, tokens};
+use super::{approvals, audit, changes, health, login, sessions, skills, status, tokens};
 use crate::server::AppState;
 
 struct Security;
@@ -55,7 +55,7 @@ impl Modify for Security {
         health::healthz, health::readyz, status::status,
         login::login, login::logout, login::whoami,
         sessions::agents, sessions::list, sessions::create, sessions::read, sessions::send,
-        sessions::events, sessions::stream,
+        sessions::events, sessions::stream, changes::list, changes::undo,
         approvals::list, approvals::answer, approvals::grants, approvals::revoke,
         audit::query, audit::verify, audit::config, skills::list,
         tokens::list, tokens::revoke,
