@@ -120,3 +120,184 @@ async fn run_works_while_a_chat_is_open() {
         "both sessions recorded"
     );
 }
+
+/// Lines of a running `cordon chat`, stdout and stderr merged in arrival order.
+struct Terminal {
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Terminal {
+    fn start(inst: &Install) -> (tokio::process::Child, Terminal) {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = inst
+            .command()
+            .arg("chat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        tokio::spawn(async move {
+            let mut l = BufReader::new(out).lines();
+            while let Ok(Some(line)) = l.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        tokio::spawn(async move {
+            let mut l = BufReader::new(err).lines();
+            while let Ok(Some(line)) = l.next_line().await {
+                let _ = tx2.send(line);
+            }
+        });
+        let stdin = child.stdin.take().unwrap();
+        (
+            child,
+            Terminal {
+                stdin,
+                lines,
+                seen: Vec::new(),
+            },
+        )
+    }
+
+    async fn say(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Lines up to and including the first that contains `needle`.
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(30), self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no `{needle}` after:\n{}", self.seen.join("\n")))
+                .unwrap_or_else(|| {
+                    panic!("chat ended before `{needle}`:\n{}", self.seen.join("\n"))
+                });
+            self.seen.push(line.clone());
+            let done = line.contains(needle);
+            got.push(line);
+            if done {
+                return got;
+            }
+        }
+    }
+}
+
+/// A turn that changes files ends with what it changed, each with its call; `/undo CALL`
+/// puts back one call's change, `/undo` the rest — except a file a human changed since,
+/// which is left alone and reported — and each undo is audited as made by `chat`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turns_changes_are_listed_and_undone_from_the_chat() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool(
+            "write_file",
+            json!({"path": "notes.txt", "content": "new\n"}),
+        ),
+        tool(
+            "write_file",
+            json!({"path": "plan.md", "content": "# plan\n"}),
+        ),
+        tool(
+            "write_file",
+            json!({"path": "keep.txt", "content": "mine\n"}),
+        ),
+        Reply::Text("wrote them".into()),
+        Reply::Text("just talking".into()),
+    ]))
+    .await;
+    let inst = Install::new(&llm.base_url(), AgentSetup::default());
+    std::fs::write(inst.workspace.join("notes.txt"), "old\n").unwrap();
+    std::fs::write(inst.workspace.join("keep.txt"), "keep\n").unwrap();
+    let (child, mut term) = Terminal::start(&inst);
+
+    term.say("write the files").await;
+    // The summary follows the answer on stderr: a heading, then one line per path.
+    term.until("changed this turn").await;
+    let mut summary = Vec::new();
+    while summary.len() < 3 {
+        let line = term.until(" (call ").await.pop().unwrap();
+        if line.starts_with("  ") {
+            summary.push(line);
+        }
+    }
+    let summary = summary.join("\n");
+    assert!(summary.contains("changed notes.txt"), "{summary}");
+    assert!(summary.contains("added plan.md"), "{summary}");
+    assert!(summary.contains("changed keep.txt"), "{summary}");
+    let plan_call = summary
+        .lines()
+        .find(|l| l.contains("plan.md"))
+        .and_then(|l| l.split("(call ").nth(1))
+        .map(|c| c.trim_end_matches(')').to_string())
+        .unwrap();
+
+    // One call's change, by its id.
+    term.say(&format!("/undo {plan_call}")).await;
+    term.until("restored plan.md").await;
+    assert!(!inst.workspace.join("plan.md").exists());
+    assert_eq!(read(&inst.workspace.join("notes.txt")), "new\n");
+
+    // A human changes keep.txt; undoing the session leaves it alone.
+    std::fs::write(inst.workspace.join("keep.txt"), "human\n").unwrap();
+    term.say("/undo").await;
+    let report = term.until("left alone keep.txt").await.join("\n");
+    let report = if report.contains("restored notes.txt") {
+        report
+    } else {
+        format!(
+            "{report}\n{}",
+            term.until("restored notes.txt").await.join("\n")
+        )
+    };
+    assert!(report.contains("changed since"), "{report}");
+    assert_eq!(read(&inst.workspace.join("notes.txt")), "old\n");
+    assert_eq!(read(&inst.workspace.join("keep.txt")), "human\n");
+
+    // An unknown call is a clear error; a turn that changes nothing lists nothing.
+    term.say("/undo no-such-call").await;
+    term.until("no call \"no-such-call\"").await;
+    let quiet_from = term.seen.len();
+    term.say("talk only").await;
+    term.until("just talking").await;
+    term.say("/exit").await;
+    let out = child.wait_with_output().await.unwrap();
+    assert_ok(&out);
+    let mut rest = Vec::new();
+    while let Ok(Some(line)) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), term.lines.recv()).await
+    {
+        rest.push(line);
+    }
+    rest.extend(term.seen.drain(quiet_from..));
+    assert!(
+        !rest.iter().any(|l| l.contains("changed this turn")),
+        "a turn that changed nothing listed changes: {rest:?}"
+    );
+
+    let records = inst.audit().await;
+    let undone: Vec<_> = of_kind(&records, "checkpoint")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "undone")
+        .collect();
+    assert_eq!(undone.len(), 2, "{undone:?}");
+    assert_eq!(undone[0]["data"]["call_id"], plan_call.as_str());
+    assert_eq!(undone[0]["data"]["by"], "chat");
+    assert!(
+        undone[1]["data"]["conflicts"]
+            .to_string()
+            .contains("keep.txt"),
+        "{}",
+        undone[1]
+    );
+}

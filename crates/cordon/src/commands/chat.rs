@@ -1,11 +1,13 @@
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
 use runtime::Confidentiality;
+use runtime::changes::{self, ChangesError};
 
-use crate::setup::{build_agent, open_state};
+use crate::setup::{State, build_agent, open_state};
 use crate::terminal::{Lines, TerminalApprover, describe_event};
 
 /// The interactive terminal conversation.
@@ -36,7 +38,7 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
         }
     };
     eprintln!(
-        "agent `{agent_name}` · {} · /exit to leave",
+        "agent `{agent_name}` · {} · /undo puts back this session's changes · /exit to leave",
         agent.provider_description()
     );
     loop {
@@ -60,6 +62,17 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
             }
             _ => {}
         }
+        if let Some(call) = text.strip_prefix("/undo")
+            && (call.is_empty() || call.starts_with(' '))
+        {
+            undo(
+                &state,
+                &session.id,
+                Some(call.trim()).filter(|c| !c.is_empty()),
+            );
+            continue;
+        }
+        let before = journaled(&state, &session.id);
         let mut streamed = false;
         let mut on_event = |event: agent::AgentEvent| {
             if let agent::AgentEvent::TextDelta(d) = &event {
@@ -84,7 +97,72 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
             }
             Err(e) => eprintln!("error: {e}"),
         }
+        summarise_turn(&state, &session.id, &before);
     }
     agent.end_session(&session);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each path `session` has changed so far, with the calls that changed it (empty when
+/// nothing was journaled).
+fn journaled(state: &State, session: &str) -> BTreeMap<String, Vec<String>> {
+    let Ok((journal, id)) = changes::find(&state.config, &state.state_dir, session) else {
+        return BTreeMap::new();
+    };
+    changes::file_changes(&journal, &id)
+        .map(|files| files.into_iter().map(|f| (f.path, f.calls)).collect())
+        .unwrap_or_default()
+}
+
+/// After a turn: the paths it changed (those whose calls changed since `before`), how,
+/// and how to undo them.
+fn summarise_turn(state: &State, session: &str, before: &BTreeMap<String, Vec<String>>) {
+    let files = match changes::find(&state.config, &state.state_dir, session)
+        .and_then(|(journal, id)| changes::file_changes(&journal, &id))
+    {
+        Ok(files) => files,
+        Err(ChangesError::NoChanges(_)) => return,
+        Err(e) => {
+            eprintln!("error: listing this turn's changes: {e}");
+            return;
+        }
+    };
+    let turn: Vec<_> = files
+        .iter()
+        .filter(|f| before.get(&f.path) != Some(&f.calls))
+        .collect();
+    if turn.is_empty() {
+        return;
+    }
+    eprintln!("changed this turn (/undo puts back the session's changes, /undo CALL one call's):");
+    for f in turn {
+        eprintln!(
+            "  {} {} (call {})",
+            f.kind.as_str(),
+            f.path,
+            f.calls.join(", ")
+        );
+    }
+}
+
+/// `/undo [CALL]`: the same undo as `cordon undo`, recorded as made by `chat`.
+fn undo(state: &State, session: &str, call: Option<&str>) {
+    match changes::undo(
+        &state.config,
+        &state.state_dir,
+        &state.audit,
+        session,
+        call,
+        "chat",
+    ) {
+        Ok(done) => {
+            for line in done.lines() {
+                println!("{line}");
+            }
+            if done.lines().is_empty() {
+                println!("nothing to undo");
+            }
+        }
+        Err(e) => eprintln!("error: {e}"),
+    }
 }
