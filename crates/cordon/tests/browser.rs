@@ -26,6 +26,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const COMMAND: &str = "touch browser-approved.txt";
 const ANSWER: &str = "Done: browser-approved.txt exists now.";
 const WAIT: Duration = Duration::from_secs(20);
+const NOTES_ANSWER: &str = "Wrote the notes.";
 
 /// `name` as an absolute path: `/usr/bin/NAME` or the first match on `PATH`.
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -223,9 +224,19 @@ async fn chat_approve_in_the_page_and_find_it_in_the_audit_view() {
     let llm = MockLlm::start(Script::new(vec![
         tool("exec", json!({ "command": COMMAND })),
         Reply::Text(ANSWER.into()),
+        tool(
+            "write_file",
+            json!({ "path": "readme.txt", "content": "changed by the agent\n" }),
+        ),
+        tool(
+            "write_file",
+            json!({ "path": "notes.md", "content": "# notes\n" }),
+        ),
+        Reply::Text(NOTES_ANSWER.into()),
     ]))
     .await;
     let inst = Install::new(&llm.base_url(), AgentSetup::default());
+    std::fs::write(inst.workspace.join("readme.txt"), "original\n").unwrap();
     let mut cfg = read(&inst.config);
     cfg.push_str("\n[approvals]\ntimeout_secs = 60\n");
     std::fs::write(&inst.config, cfg).unwrap();
@@ -520,6 +531,76 @@ async fn flow(c: &Client, driver: u16, inst: &Install, url: &str, token: &str) {
         ),
     )
     .await;
+
+    // 5b. A turn that changes files (no approval: each change is journaled) ends with
+    // the files it changed and their diffs; a human changes one of them; "Undo" puts back
+    // the other and reports the changed one as left alone.
+    c.find(Locator::Id("message-input"))
+        .await
+        .unwrap()
+        .send_keys("Write the notes")
+        .await
+        .unwrap();
+    click(c, "#send").await;
+    let files = until(
+        c,
+        "the turn's changed files",
+        "const b = [...document.querySelectorAll('[data-testid=changes]')].find(b =>            b.querySelector('[data-path=\"notes.md\"]'));          return b ? [...b.querySelectorAll('[data-testid=change]')]            .map(d => d.dataset.kind + ' ' + d.dataset.path) : null",
+    )
+    .await;
+    assert_eq!(files, json!(["added notes.md", "changed readme.txt"]));
+    click(c, "[data-testid=change][data-path='readme.txt'] summary").await;
+    let diff = until(
+        c,
+        "the expanded diff of readme.txt",
+        "const d = document.querySelector('[data-testid=change][data-path=\"readme.txt\"]');          return d && d.open ? d.querySelector('[data-testid=diff]').innerText : null",
+    )
+    .await;
+    let diff = diff.as_str().unwrap();
+    assert!(
+        diff.contains("-original") && diff.contains("+changed by the agent"),
+        "{diff}"
+    );
+    std::fs::write(inst.workspace.join("notes.md"), "edited by a human\n").unwrap();
+    // (The first turn's command may have its own card, when its changes were journaled.)
+    c.execute(
+        "[...document.querySelectorAll('[data-testid=changes]')]            .find(b => b.querySelector('[data-path=\"notes.md\"]'))            .querySelector('[data-testid=undo]').click()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let report = until(
+        c,
+        "the undo report",
+        "const r = document.querySelector('[data-testid=undo-report][data-complete]');          return r ? [r.dataset.complete, r.innerText] : null",
+    )
+    .await;
+    let shown = report[1].as_str().unwrap();
+    assert_eq!(report[0], json!("false"), "{shown}");
+    assert!(shown.contains("restored readme.txt"), "{shown}");
+    assert!(
+        shown.contains("left alone notes.md") && shown.contains("changed since"),
+        "{shown}"
+    );
+    assert_eq!(read(&inst.workspace.join("readme.txt")), "original\n");
+    assert_eq!(
+        read(&inst.workspace.join("notes.md")),
+        "edited by a human\n"
+    );
+    let undone: Vec<Value> = inst
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "checkpoint" && r["data"]["action"] == "undone")
+        .collect();
+    assert!(
+        !undone.is_empty()
+            && undone.iter().all(|r| r["data"]["by"]
+                .as_str()
+                .unwrap()
+                .starts_with("gateway token ")),
+        "{undone:?}"
+    );
 
     // 6. The audit view: the `ask` decision for the command, the approval answered here.
     click(c, "#nav-audit").await;

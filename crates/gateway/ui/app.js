@@ -443,7 +443,7 @@ function openStream(gen) {
 }
 
 function turnState() {
-  if (!state.turn) state.turn = { assistant: null, streamed: false };
+  if (!state.turn) state.turn = { assistant: null, streamed: false, calls: [] };
   return state.turn;
 }
 
@@ -566,7 +566,7 @@ function handleEvent(ev) {
   const d = ev.data || {};
   switch (ev.kind) {
     case "turn_started":
-      state.turn = { assistant: null, streamed: false };
+      state.turn = { assistant: null, streamed: false, calls: [] };
       t.append(eventRow(ev, "msg user", "msg-user", d.text || ""));
       setRunning(true);
       break;
@@ -582,6 +582,7 @@ function handleEvent(ev) {
     }
     case "tool_call":
       turnState().assistant = null; // text after a tool call is a new message
+      if (d.id) turnState().calls.push(d.id);
       t.append(toolCallNode(d.id, d.name, d.arguments, ev.seq));
       break;
     case "tool_result":
@@ -612,7 +613,9 @@ function handleEvent(ev) {
         t.append(turn.assistant);
       }
       if (turn.assistant) turn.assistant.dataset.final = "true";
-      t.append(eventRow(ev, "turn-end", "turn-finished", `done in ${d.steps ?? "?"} step(s)`));
+      const end = eventRow(ev, "turn-end", "turn-finished", `done in ${d.steps ?? "?"} step(s)`);
+      t.append(end);
+      if (turn.calls && turn.calls.length) showTurnChanges(end, turn.calls, state.wsGen);
       if (d.labels) renderLabels(d.labels);
       state.turn = null;
       setRunning(false);
@@ -628,6 +631,66 @@ function handleEvent(ev) {
       t.append(eventRow(ev, "event other", "event", `${ev.kind}: ${JSON.stringify(d)}`));
   }
   if (stick) t.scrollTop = t.scrollHeight;
+}
+
+// ---- a turn's workspace changes ---------------------------------------------------------
+
+// After the turn that ended at `anchor`: the files its calls changed (as the session's
+// journal has them now), each with its diff, and an undo of those calls.
+async function showTurnChanges(anchor, calls, gen) {
+  const session = state.session;
+  let r;
+  try {
+    r = await api("GET", `/api/sessions/${encodeURIComponent(session)}/changes`);
+  } catch (e) {
+    if (gen !== state.wsGen) return;
+    anchor.after(el("div", { class: "changes is-error", "data-testid": "changes-error", text: `Cannot list this turn's changes: ${e.message}` }));
+    return;
+  }
+  if (gen !== state.wsGen) return;
+  const mine = (r.changes || []).filter((f) => (f.calls || []).some((c) => calls.includes(c)));
+  if (!mine.length) return;
+  const box = el("div", { class: "changes", "data-testid": "changes", role: "group", "aria-label": "Files this turn changed" });
+  box.append(el("div", { class: "tool-head" }, el("span", { class: "tag", text: "changed files" })));
+  for (const f of mine) {
+    box.append(
+      el(
+        "details",
+        { class: "change", "data-testid": "change", "data-path": f.path, "data-kind": f.kind },
+        el("summary", {}, el("span", { class: `kind ${f.kind}`, text: f.kind }), " ", el("code", { text: f.path })),
+        el("pre", { class: "diff", "data-testid": "diff", text: f.diff }),
+      ),
+    );
+  }
+  // Undo this turn's calls, latest first, so a file changed twice goes back step by step.
+  const turnCalls = calls.filter((c) => mine.some((f) => f.calls.includes(c))).reverse();
+  const button = el("button", { type: "button", class: "undo", "data-testid": "undo", text: "Undo these changes" });
+  const report = el("div", { class: "undo-report", "data-testid": "undo-report", "aria-live": "polite" });
+  button.disabled = !atLeast("approver");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    report.replaceChildren("undoing…");
+    const lines = [];
+    let complete = true;
+    try {
+      for (const call of turnCalls) {
+        const u = await api("POST", `/api/sessions/${encodeURIComponent(session)}/undo`, { call });
+        for (const p of u.restored || []) lines.push(["restored", `restored ${p}`]);
+        for (const p of u.unchanged || []) lines.push(["unchanged", `unchanged ${p} (already as before)`]);
+        for (const l of u.left_alone || []) lines.push(["left-alone", `left alone ${l}`]);
+        for (const l of u.failed || []) lines.push(["failed", `failed ${l}`]);
+        complete = complete && u.complete;
+      }
+    } catch (e) {
+      complete = false;
+      lines.push(["failed", `undo failed: ${e.message}`]);
+      button.disabled = false;
+    }
+    report.dataset.complete = String(complete);
+    report.replaceChildren(...lines.map(([k, text]) => el("div", { class: `undo-line ${k}`, "data-outcome": k, text })));
+  });
+  box.append(el("div", { class: "answers" }, button), report);
+  anchor.after(box);
 }
 
 function setRunning(running) {
