@@ -51,6 +51,11 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 256;
 pub struct Checkpoints {
     dir: PathBuf,
     max_bytes: u64,
+    /// Bytes held, counted once at first use and kept up to date by this process's
+    /// writes (another process's writes are seen at the next open).
+    used: std::sync::Mutex<Option<u64>>,
+    /// Blobs written since the last [`Checkpoints::sync_blobs`].
+    unsynced: std::sync::atomic::AtomicBool,
 }
 
 impl Checkpoints {
@@ -71,6 +76,8 @@ impl Checkpoints {
         Ok(Checkpoints {
             dir: dir.to_path_buf(),
             max_bytes,
+            used: std::sync::Mutex::new(None),
+            unsynced: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -97,13 +104,79 @@ impl Checkpoints {
     }
 
     /// Store `bytes` (once: content already stored is not written again).
+    ///
+    /// Written to a temporary name and renamed, not synced: [`Checkpoints::sync_blobs`]
+    /// makes every blob written so far durable with one `syncfs`, which callers do
+    /// before a journal line names them and before a change they protect is made.
     pub(crate) fn put_blob(&self, bytes: &[u8]) -> Result<String, Error> {
         let sha = sha256(bytes);
         let path = self.blob_path(&sha)?;
-        if !path.is_file() {
-            config::atomic_write(&path, bytes, 0o600)?;
+        if path.is_file() {
+            return Ok(sha);
         }
+        let tmp = self.dir.join("blobs").join(format!(
+            ".tmp-{sha}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let io = |op: &'static str, p: &Path| {
+            let path = p.display().to_string();
+            move |source| Error::Io { op, path, source }
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&tmp)
+            .map_err(io("create the blob", &tmp))?;
+        let written = file
+            .write_all(bytes)
+            .map_err(io("write the blob", &tmp))
+            .and_then(|()| fs::rename(&tmp, &path).map_err(io("store the blob", &path)));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.add_used(bytes.len() as u64);
         Ok(sha)
+    }
+
+    /// Make every blob written so far durable (one `syncfs` of the directory's
+    /// filesystem, then the blob directory itself).
+    pub(crate) fn sync_blobs(&self) -> Result<(), Error> {
+        if !self
+            .unsynced
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let dir = self.dir.join("blobs");
+        let synced = fs::File::open(&dir).and_then(|d| {
+            rustix::fs::syncfs(&d)?;
+            d.sync_all()
+        });
+        synced.map_err(|source| {
+            self.unsynced
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            Error::Io {
+                op: "sync the blobs",
+                path: dir.display().to_string(),
+                source,
+            }
+        })
+    }
+
+    fn add_used(&self, bytes: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = used.as_mut() {
+            *u += bytes;
+        }
     }
 
     /// The bytes stored as `sha`, checked against it.
@@ -125,6 +198,16 @@ impl Checkpoints {
 
     /// Bytes held by blobs and journals now.
     pub fn used(&self) -> Result<u64, Error> {
+        let mut cached = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = *cached {
+            return Ok(u);
+        }
+        let total = self.count_used()?;
+        *cached = Some(total);
+        Ok(total)
+    }
+
+    fn count_used(&self) -> Result<u64, Error> {
         let mut total = 0;
         for sub in ["blobs", "sessions"] {
             let d = self.dir.join(sub);
@@ -196,6 +279,8 @@ impl Checkpoints {
             text.push_str(&serde_json::to_string(e).expect("an entry serializes"));
             text.push('\n');
         }
+        // Write-ahead: the blobs these lines name are durable before the lines are.
+        self.sync_blobs()?;
         let mut file = OpenOptions::new()
             .append(true)
             .create(true)
@@ -206,6 +291,7 @@ impl Checkpoints {
         file.write_all(text.as_bytes())
             .map_err(io("append to the journal"))?;
         file.sync_all().map_err(io("sync the journal"))?;
+        self.add_used(text.len() as u64);
         Ok(())
     }
 

@@ -60,6 +60,18 @@ impl Journal {
         })
     }
 
+    /// Paths `session` created (their first before state is absent): changing them again
+    /// overwrites nothing that was there before the session.
+    fn created_by(&self, session: &SessionId) -> Vec<String> {
+        self.checkpoints
+            .journal(session)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.before == State::Absent)
+            .map(|e| e.path.as_str().to_string())
+            .collect()
+    }
+
     /// Whether the journal has room left at all (for a command, whose changes are known
     /// only once it ran).
     fn has_room(&self) -> bool {
@@ -235,14 +247,7 @@ impl Runtime {
         } else {
             OverCap::Refuse
         };
-        let created_here: Vec<String> = journal
-            .checkpoints
-            .journal(&session)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.before == State::Absent)
-            .map(|e| e.path.as_str().to_string())
-            .collect();
+        let created_here = journal.created_by(&session);
         let applied = checkpoint::commit(
             &plan,
             &journal.checkpoints,
@@ -318,16 +323,7 @@ impl Runtime {
                 Err(e) => return Err(fail(format!("cannot checkpoint {rel}: {e}"))),
             }
         }
-        // Paths this session created earlier (their first before is absent): changing
-        // them again overwrites nothing that was there before the session.
-        let created_here: Vec<String> = journal
-            .checkpoints
-            .journal(&session)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.before == State::Absent)
-            .map(|e| e.path.as_str().to_string())
-            .collect();
+        let created_here = journal.created_by(&session);
         let result = change();
         let mut entries = Vec::new();
         for p in pending {
