@@ -2,8 +2,9 @@
 //! recorded with what it replaced, so it can be shown and undone exactly.
 //!
 //! - [`Checkpoints`] is a checkpoint directory (the runtime's `STATE/checkpoints`):
-//!   content-addressed blobs (`blobs/<sha256>`, 0600, written atomically, one file per
-//!   distinct content whichever sessions stored it) and one journal per session
+//!   content-addressed blobs (`blobs/<sha256>`, 0600, written under a temporary name and
+//!   renamed, one file per distinct content whichever sessions stored it, made durable
+//!   with one `syncfs` before a journal line names them) and one journal per session
 //!   (`sessions/<session>.jsonl`, one [`Entry`] per line: call id, time, path, before and
 //!   after [`State`]), appended and fsynced per change set.
 //! - File tools: [`Checkpoints::before_change`] before writing, editing or deleting one
