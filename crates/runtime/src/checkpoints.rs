@@ -168,8 +168,13 @@ impl Runtime {
     /// Whether a command's workspace changes will be journaled: checkpoints on, room in
     /// the journal, and a sandbox that can show the workspace through an overlay.
     pub(crate) fn command_checkpointed(&self) -> bool {
-        self.journal.as_ref().is_some_and(|j| j.has_room())
-            && self.sandbox.supports_workspace_overlay()
+        self.journal.as_ref().is_some_and(|j| j.has_room()) && self.commands_use_overlay()
+    }
+
+    /// Whether commands run with the workspace overlay, their changes applied by
+    /// [`Runtime::apply_command_changes`] (which also labels them for provenance).
+    pub(crate) fn commands_use_overlay(&self) -> bool {
+        self.journal.is_some() && self.sandbox.supports_workspace_overlay()
     }
 
     /// The session's overlay directories for its commands, made on first use; `None`
@@ -248,15 +253,20 @@ impl Runtime {
             OverCap::Refuse
         };
         let created_here = journal.created_by(&session);
-        let applied = checkpoint::commit(
+        let committed = checkpoint::commit(
             &plan,
             &journal.checkpoints,
             &journal.tree,
             &session,
             &cx.call.id,
             over_cap,
-        )
-        .map_err(|e| {
+        );
+        // Provenance: every path of the change set carries the session's label as it now
+        // is in the workspace — also after a commit that failed part-way, so no change is
+        // left unlabelled.
+        let paths: Vec<&str> = plan.changes.iter().map(|c| c.path.as_str()).collect();
+        self.label_changes(cx.session, &self.flow(cx.session).labels(), &paths)?;
+        let applied = committed.map_err(|e| {
             fail(format!(
                 "the command's workspace changes were not applied: {e}"
             ))

@@ -138,7 +138,13 @@ impl Tool for Exec {
         // What the command reads is in its hands before it runs: the connections it opens
         // are decided with those files' labels too.
         flow.join(&labelled.labels);
-        let scan = cx.rt.scan_before_command(cx.session, &labelled.labels);
+        // A command through the workspace overlay has its changes labelled as they are
+        // applied; otherwise the workspace is scanned around it.
+        let scan = if a.skill.is_none() && cx.rt.commands_use_overlay() {
+            None
+        } else {
+            cx.rt.scan_before_command(cx.session, &labelled.labels)
+        };
         let before = flow.connections();
         // A human approved this command: the connections it opens to hosts the session
         // has not contacted are covered by that approval.
