@@ -381,9 +381,7 @@ impl Runtime {
             }],
             stored_bytes: 0,
         });
-        if let Err(e) = self.audit.append_event(Some(cx.session), event) {
-            tracing::warn!("audit: cannot append a checkpoint record: {e}");
-        }
+        crate::record::append_or_warn(&self.audit, cx.session, event);
         Ok(out)
     }
 
@@ -411,9 +409,7 @@ impl Runtime {
                 .map(|e| size(&e.before) + size(&e.after))
                 .sum(),
         });
-        if let Err(e) = self.audit.append_event(Some(cx.session), event) {
-            tracing::warn!("audit: cannot append a checkpoint record: {e}");
-        }
+        crate::record::append_or_warn(&self.audit, cx.session, event);
         let labels = self.flow(cx.session).labels();
         if !labels.is_tainted() {
             return;
@@ -434,9 +430,7 @@ impl Runtime {
             untrusted_sources: labels.untrusted_sources.clone(),
             undo,
         }));
-        if let Err(e) = self.audit.append_event(Some(cx.session), alert) {
-            tracing::warn!("audit: cannot append an alert: {e}");
-        }
+        crate::record::append_or_warn(&self.audit, cx.session, alert);
         self.note_overwritten(cx.session, &overwritten);
     }
 

@@ -29,7 +29,7 @@ use crate::pipeline::Stage;
 use crate::tools::ToolOutput;
 
 /// Append a record whose loss cannot stop anything any more; a failure is logged.
-fn append_or_warn(log: &Log, session: &str, event: impl Into<Event>) {
+pub(crate) fn append_or_warn(log: &Log, session: &str, event: impl Into<Event>) {
     let event = event.into();
     let kind = event.kind();
     if let Err(e) = log.append_event(Some(session), event) {
