@@ -49,8 +49,6 @@ impl Checkpoints {
         self.check(cost, over_cap)?;
         if let Some(bytes) = &observed.content {
             self.put_blob(bytes)?;
-            // Durable before the tool changes the file it protects.
-            self.sync_blobs()?;
         }
         Ok(Pending {
             checkpoints: self,

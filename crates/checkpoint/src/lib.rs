@@ -3,10 +3,11 @@
 //!
 //! - [`Checkpoints`] is a checkpoint directory (the runtime's `STATE/checkpoints`):
 //!   content-addressed blobs (`blobs/<sha256>`, 0600, written under a temporary name and
-//!   renamed, one file per distinct content whichever sessions stored it, made durable
-//!   with one `syncfs` before a journal line names them) and one journal per session
-//!   (`sessions/<session>.jsonl`, one [`Entry`] per line: call id, time, path, before and
-//!   after [`State`]), appended and fsynced per change set.
+//!   renamed, one file per distinct content whichever sessions stored it) and one
+//!   journal per session (`sessions/<session>.jsonl`, one [`Entry`] per line: call id,
+//!   time, path, before and after [`State`]), appended per change set. Both are made
+//!   durable by a background `syncfs` half a second after a burst of writes, off the
+//!   tool call's path; undo syncs before it returns.
 //! - File tools: [`Checkpoints::before_change`] before writing, editing or deleting one
 //!   file, then [`Pending::record`].
 //! - Commands: the sandbox writes into an overlay upper directory; [`plan`] reads it
@@ -50,6 +51,11 @@
 //! - A change set is not applied atomically as a whole: after a crash part of it may be
 //!   applied (all of it is journaled; undo reports the unapplied paths as changed since).
 //! - Each file is held in memory while it is hashed and stored.
+//! - Durability at the moment of a change: a power loss within half a second of a
+//!   change (the background sync's delay) can lose its journal line or blobs, as it can
+//!   lose the change itself (written without a sync, like the command's own writes). A
+//!   crash or kill of Cordon loses nothing: each write is visible once made, in the
+//!   write-ahead order above.
 //! - The journal is not protected against someone who can write the state directory.
 
 mod file_tool;
@@ -58,6 +64,7 @@ mod path;
 mod review;
 mod state;
 mod store;
+mod sync;
 mod tree;
 mod undo;
 

@@ -4,8 +4,8 @@
 //! upper = a host directory that receives every change. After the command, [`plan`]
 //! reads the upper directory against the workspace and lists every change with its
 //! before and after state; [`commit`] stores the before and after bytes, appends the
-//! change set to the session's journal (fsynced) and only then applies it to the
-//! workspace; [`clear_upper`] empties the upper directory for the next command.
+//! change set to the session's journal and only then applies it to the workspace (each
+//! write in that order, made durable in the background: [`crate::sync`]); [`clear_upper`] empties the upper directory for the next command.
 //!
 //! How the upper directory is read: a character device 0:0 is a whiteout (the path is
 //! deleted, with everything beneath it); a directory with `trusted.overlay.opaque` or
@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::store::{Cost, OverCap, now};
-use crate::tree::{Kind, Tree};
+use crate::tree::{Durable, Kind, Tree};
 use crate::{Checkpoints, Entry, Error, RelPath, SessionId, State, path::check_call};
 
 const OPAQUE: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
@@ -309,7 +309,8 @@ impl Walk<'_> {
 /// when `over_cap` is `Refuse`); every before state is read again and must equal the
 /// plan's, every after file is read from the upper directory and must match
 /// ([`Error::ChangedSincePlan`] otherwise); before and after bytes are stored; the change
-/// set is appended to the journal and fsynced; then each change is applied.
+/// set is appended to the journal; then each change is applied (not fsynced, as the
+/// command's own writes were not).
 pub fn commit(
     plan: &Plan,
     checkpoints: &Checkpoints,
@@ -359,9 +360,8 @@ pub fn commit(
         apply(
             checkpoints,
             workspace,
-            &c.path,
-            &c.before,
-            &c.after,
+            (&c.path, &c.before, &c.after),
+            Durable::No,
             &mut modes,
         )?;
     }
@@ -393,9 +393,8 @@ impl DirModes {
 pub(crate) fn apply(
     checkpoints: &Checkpoints,
     ws: &Tree,
-    path: &RelPath,
-    before: &State,
-    after: &State,
+    (path, before, after): (&RelPath, &State, &State),
+    durable: Durable,
     modes: &mut DirModes,
 ) -> Result<(), Error> {
     let remove_before = match (before, after) {
@@ -413,12 +412,14 @@ pub(crate) fn apply(
         State::Absent => Ok(()),
         State::Dir { mode } => {
             if !before.is_dir() {
-                ws.mkdir(path, 0o700)?;
+                ws.mkdir(path, 0o700, durable)?;
             }
             modes.0.push((path.clone(), *mode));
             Ok(())
         }
-        State::File { sha256, mode, .. } => ws.write_file(path, &checkpoints.blob(sha256)?, *mode),
+        State::File { sha256, mode, .. } => {
+            ws.write_file(path, &checkpoints.blob(sha256)?, *mode, durable)
+        }
         State::Symlink { target } => ws.symlink(path, target),
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! DIR/blobs/<sha256>          file bytes, 0600, written atomically, never rewritten
-//! DIR/sessions/<session>.jsonl one Entry per line, appended and fsynced per change set
+//! DIR/sessions/<session>.jsonl one Entry per line, appended per change set
 //! ```
+//!
+//! Writes are made durable in the background ([`crate::sync`]), never on the caller's
+//! path; undo syncs before it returns.
 //!
 //! A blob is named by the SHA-256 of its bytes, so the same content stored by any number
 //! of changes or sessions is one file, and a blob read back is checked against its name.
@@ -54,8 +57,8 @@ pub struct Checkpoints {
     /// Bytes held, counted once at first use and kept up to date by this process's
     /// writes (another process's writes are seen at the next open).
     used: std::sync::Mutex<Option<u64>>,
-    /// Blobs written since the last [`Checkpoints::sync_blobs`].
-    unsynced: std::sync::atomic::AtomicBool,
+    /// Makes blob and journal writes durable in the background.
+    syncer: crate::sync::Syncer,
 }
 
 impl Checkpoints {
@@ -77,7 +80,7 @@ impl Checkpoints {
             dir: dir.to_path_buf(),
             max_bytes,
             used: std::sync::Mutex::new(None),
-            unsynced: std::sync::atomic::AtomicBool::new(false),
+            syncer: crate::sync::Syncer::new(dir),
         })
     }
 
@@ -105,9 +108,7 @@ impl Checkpoints {
 
     /// Store `bytes` (once: content already stored is not written again).
     ///
-    /// Written to a temporary name and renamed, not synced: [`Checkpoints::sync_blobs`]
-    /// makes every blob written so far durable with one `syncfs`, which callers do
-    /// before a journal line names them and before a change they protect is made.
+    /// Written to a temporary name and renamed, synced in the background.
     pub(crate) fn put_blob(&self, bytes: &[u8]) -> Result<String, Error> {
         let sha = sha256(bytes);
         let path = self.blob_path(&sha)?;
@@ -141,35 +142,14 @@ impl Checkpoints {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        self.unsynced
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.syncer.request();
         self.add_used(bytes.len() as u64);
         Ok(sha)
     }
 
-    /// Make every blob written so far durable (one `syncfs` of the directory's
-    /// filesystem, then the blob directory itself).
-    pub(crate) fn sync_blobs(&self) -> Result<(), Error> {
-        if !self
-            .unsynced
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Ok(());
-        }
-        let dir = self.dir.join("blobs");
-        let synced = fs::File::open(&dir).and_then(|d| {
-            rustix::fs::syncfs(&d)?;
-            d.sync_all()
-        });
-        synced.map_err(|source| {
-            self.unsynced
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            Error::Io {
-                op: "sync the blobs",
-                path: dir.display().to_string(),
-                source,
-            }
-        })
+    /// Make everything written so far durable before returning.
+    pub(crate) fn sync_now(&self) -> Result<(), Error> {
+        self.syncer.now()
     }
 
     fn add_used(&self, bytes: u64) {
@@ -264,7 +244,8 @@ impl Checkpoints {
         self.dir.join("sessions").join(format!("{session}.jsonl"))
     }
 
-    /// Append `entries` to `session`'s journal as one write, then fsync it.
+    /// Append `entries` to `session`'s journal as one write (after the blobs they name
+    /// were written; synced in the background).
     pub(crate) fn append(&self, session: &SessionId, entries: &[Entry]) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
@@ -279,8 +260,6 @@ impl Checkpoints {
             text.push_str(&serde_json::to_string(e).expect("an entry serializes"));
             text.push('\n');
         }
-        // Write-ahead: the blobs these lines name are durable before the lines are.
-        self.sync_blobs()?;
         let mut file = OpenOptions::new()
             .append(true)
             .create(true)
@@ -290,7 +269,7 @@ impl Checkpoints {
             .map_err(io("open the journal"))?;
         file.write_all(text.as_bytes())
             .map_err(io("append to the journal"))?;
-        file.sync_all().map_err(io("sync the journal"))?;
+        self.syncer.request();
         self.add_used(text.len() as u64);
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! `AT_SYMLINK_NOFOLLOW`, `unlinkat`, `renameat`, `symlinkat`). A symlink anywhere in a
 //! path — planted by a command, or swapped in while Cordon works — makes the operation
 //! fail; it is never followed out of the tree. Files are replaced atomically (a temporary
-//! file in the same directory, fsynced, renamed over the name, the directory fsynced).
+//! file in the same directory renamed over the name; with [`Durable::Yes`] the file is
+//! fsynced before the rename and the directory after it).
 //!
 //! Not guaranteed: anything about a root path that is itself a symlink (the caller's
 //! path is trusted and opened as given), or mounts beneath the root.
@@ -24,6 +25,14 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::{Error, RelPath, State};
+
+/// Whether a write is on disk when it returns (fsynced), or left to the kernel's
+/// writeback like the writes of the command whose changes are being applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durable {
+    Yes,
+    No,
+}
 
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
@@ -295,7 +304,13 @@ impl Tree {
     }
 
     /// Replace (or create) `rel` with a regular file holding `bytes`, mode `mode` exactly.
-    pub(crate) fn write_file(&self, rel: &RelPath, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    pub(crate) fn write_file(
+        &self,
+        rel: &RelPath,
+        bytes: &[u8],
+        mode: u32,
+        durable: Durable,
+    ) -> Result<(), Error> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = self.parent(rel)?;
         let shown = self.shown(rel.as_str());
@@ -325,12 +340,19 @@ impl Tree {
                 .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
             // After creation: the mode given to open() is filtered by the umask.
             rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
-            rustix::fs::fsync(&file)?;
+            if durable == Durable::Yes {
+                rustix::fs::fsync(&file)?;
+            }
             drop(file);
-            writable(&dir, || {
-                rustix::fs::renameat(&dir, tmp.as_str(), &dir, rel.name())
-            })?;
-            rustix::fs::fsync(&dir)
+            match durable {
+                Durable::Yes => {
+                    writable(&dir, || {
+                        rustix::fs::renameat(&dir, tmp.as_str(), &dir, rel.name())
+                    })?;
+                    rustix::fs::fsync(&dir)
+                }
+                Durable::No => replace(&dir, &tmp, rel.name()),
+            }
         })();
         if let Err(e) = written {
             let _ = writable(&dir, || {
@@ -342,13 +364,16 @@ impl Tree {
     }
 
     /// Create directory `rel` with mode `mode` exactly.
-    pub(crate) fn mkdir(&self, rel: &RelPath, mode: u32) -> Result<(), Error> {
+    pub(crate) fn mkdir(&self, rel: &RelPath, mode: u32, durable: Durable) -> Result<(), Error> {
         let dir = self.parent(rel)?;
         writable(&dir, || {
             rustix::fs::mkdirat(&dir, rel.name(), Mode::from_raw_mode(0o700))
         })
         .map_err(|e| Error::io("create the directory", self.shown(rel.as_str()), e))?;
         self.chmod_dir(rel, mode)?;
+        if durable == Durable::No {
+            return Ok(());
+        }
         rustix::fs::fsync(&dir)
             .map_err(|e| Error::io("sync the directory of", self.shown(rel.as_str()), e))
     }
@@ -447,6 +472,40 @@ fn writable<T>(dir: &OwnedFd, mut op: impl FnMut() -> Result<T, Errno>) -> Resul
             result
         }
         other => other,
+    }
+}
+
+/// Put the written file `tmp` at `name` in `dir`, atomically. An existing entry is
+/// swapped out (`RENAME_EXCHANGE`) and then unlinked rather than renamed over: on ext4 a
+/// rename over an existing file starts writing the new file's data out at once
+/// (`auto_da_alloc`), 5× the cost of the whole replacement here. Where the filesystem
+/// cannot exchange, or nothing is at `name`, a plain rename.
+fn replace(dir: &OwnedFd, tmp: &str, name: &str) -> Result<(), Errno> {
+    let exchanged = writable(dir, || {
+        rustix::fs::renameat_with(dir, tmp, dir, name, rustix::fs::RenameFlags::EXCHANGE)
+    });
+    match exchanged {
+        // `tmp` now names what was at `name`: a file or symlink unless it was swapped for a
+        // directory since the plan — then swap back and fail.
+        Ok(()) => match writable(dir, || rustix::fs::unlinkat(dir, tmp, AtFlags::empty())) {
+            Err(e @ (Errno::ISDIR | Errno::PERM)) => {
+                let _ = writable(dir, || {
+                    rustix::fs::renameat_with(
+                        dir,
+                        tmp,
+                        dir,
+                        name,
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                });
+                Err(e)
+            }
+            other => other,
+        },
+        Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            writable(dir, || rustix::fs::renameat(dir, tmp, dir, name))
+        }
+        Err(e) => Err(e),
     }
 }
 

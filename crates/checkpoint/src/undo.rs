@@ -14,7 +14,7 @@
 use crate::overlay::{DirModes, apply};
 use crate::review::fold;
 use crate::store::now;
-use crate::tree::Tree;
+use crate::tree::{Durable, Tree};
 use crate::{Checkpoints, Entry, Error, RelPath, SessionId, State, path::check_call};
 
 /// A path that changed since the session: what undo expected and what it found.
@@ -138,7 +138,13 @@ impl Checkpoints {
             } else {
                 n.after.clone()
             };
-            match apply(self, workspace, &n.path, &current, &n.before, &mut modes) {
+            match apply(
+                self,
+                workspace,
+                (&n.path, &current, &n.before),
+                Durable::Yes,
+                &mut modes,
+            ) {
                 Ok(()) => {
                     entries.push(Entry {
                         call: undo_call.to_owned(),
@@ -158,6 +164,8 @@ impl Checkpoints {
         report.restored.sort();
         let modes_set = modes.set(workspace);
         self.append(session, &entries)?;
+        // What undo restored, and its journal lines, are on disk when it returns.
+        self.sync_now()?;
         modes_set?;
         Ok(report)
     }

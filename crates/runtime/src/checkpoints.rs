@@ -26,8 +26,9 @@
 //! journaled (its sandbox has no overlay); two sessions' commands running at once over
 //! the same workspace see each other's applied changes mid-command.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use audit::event::{
     Alert, CheckpointEvent, CheckpointRecorded, NamedAlert, PathChange, WorkspaceOverwritten,
@@ -46,6 +47,9 @@ pub(crate) struct Journal {
     /// One change set at a time per workspace (before states are checked again at
     /// commit, but racing commits on the same paths are not ordered).
     lock: Mutex<()>,
+    /// Per session, the paths it created: read from its journal once, then kept up to
+    /// date as this process journals its changes (not re-read per call).
+    created: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl Journal {
@@ -57,19 +61,35 @@ impl Journal {
             checkpoints,
             tree,
             lock: Mutex::new(()),
+            created: Mutex::default(),
         })
     }
 
-    /// Paths `session` created (their first before state is absent): changing them again
-    /// overwrites nothing that was there before the session.
-    fn created_by(&self, session: &SessionId) -> Vec<String> {
-        self.checkpoints
-            .journal(session)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.before == State::Absent)
-            .map(|e| e.path.as_str().to_string())
-            .collect()
+    /// Paths `session` created (journaled with an absent before state): changing them
+    /// again overwrites nothing that was there before the session.
+    fn created_by(&self, session: &SessionId) -> HashSet<String> {
+        let mut created = self.created.lock().unwrap_or_else(PoisonError::into_inner);
+        created
+            .entry(session.as_str().to_string())
+            .or_insert_with(|| {
+                self.checkpoints
+                    .journal(session)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.before == State::Absent)
+                    .map(|e| e.path.as_str().to_string())
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// `entries` were journaled for `session`: the paths they created join its set.
+    fn journaled(&self, session: &str, entries: &[Entry]) {
+        let mut created = self.created.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = created.get_mut(session) {
+            let new = entries.iter().filter(|e| e.before == State::Absent);
+            set.extend(new.map(|e| e.path.as_str().to_string()));
+        }
     }
 
     /// Whether the journal has room left at all (for a command, whose changes are known
@@ -252,7 +272,7 @@ impl Runtime {
         } else {
             OverCap::Refuse
         };
-        let created_here = journal.created_by(&session);
+        let created_here = self.created_before(cx.session, journal, &session);
         let committed = checkpoint::commit(
             &plan,
             &journal.checkpoints,
@@ -333,7 +353,7 @@ impl Runtime {
                 Err(e) => return Err(fail(format!("cannot checkpoint {rel}: {e}"))),
             }
         }
-        let created_here = journal.created_by(&session);
+        let created_here = self.created_before(cx.session, journal, &session);
         let result = change();
         let mut entries = Vec::new();
         for p in pending {
@@ -385,11 +405,29 @@ impl Runtime {
         Ok(out)
     }
 
+    /// What the session created before this call, for [`Runtime::record_checkpoint`]'s
+    /// alert: needed (and read) only once the session is untrusted.
+    fn created_before(
+        &self,
+        name: &str,
+        journal: &Journal,
+        session: &SessionId,
+    ) -> HashSet<String> {
+        if self.flow(name).labels().is_tainted() {
+            journal.created_by(session)
+        } else {
+            HashSet::new()
+        }
+    }
+
     /// The `checkpoint` record of a call's journaled entries, and the alert when an
     /// untrusted session deleted or overwrote what existed before it.
-    fn record_checkpoint(&self, cx: &Cx<'_>, entries: &[Entry], created_here: &[String]) {
+    fn record_checkpoint(&self, cx: &Cx<'_>, entries: &[Entry], created_here: &HashSet<String>) {
         if entries.is_empty() {
             return;
+        }
+        if let Some(journal) = &self.journal {
+            journal.journaled(cx.session, entries);
         }
         let size = |s: &State| match s {
             State::File { size, .. } => *size,
@@ -417,7 +455,7 @@ impl Runtime {
         let overwritten: Vec<String> = entries
             .iter()
             .filter(|e| !matches!(e.before, State::Absent | State::Dir { .. }))
-            .filter(|e| !created_here.iter().any(|c| c == e.path.as_str()))
+            .filter(|e| !created_here.contains(e.path.as_str()))
             .map(|e| e.path.as_str().to_string())
             .collect();
         if overwritten.is_empty() {
