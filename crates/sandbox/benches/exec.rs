@@ -8,16 +8,19 @@
 //! - `bwrap`: `bwrap --unshare-all` with a comparable minimal root running `/bin/true`
 //!   (skipped with a message when bubblewrap is missing or unusable);
 //! - `fresh`: a Cordon sandbox per call (start + exec `/bin/true` + drop), i.e. scope "call";
-//! - `reused`: one exec of `/bin/true` in a live sandbox, i.e. scope "task".
+//! - `reused`: one exec of `/bin/true` in a live sandbox, i.e. scope "task";
+//! - `fresh + overlay`: `fresh` with the workspace seen through an overlay (upper and
+//!   work on `/dev/shm`), as with `[checkpoints]` on.
 //!
-//! Then the ratios fresh/bwrap (target <= 0.7) and reused/plain (target <= 1.5), with
+//! Then the ratios fresh/bwrap and fresh+overlay/bwrap (target <= 0.7) and reused/plain
+//! (target <= 1.5), with
 //! PASS/MISS. It asserts nothing: the numbers are for `docs/benchmarks.md`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cordon_sandbox::{ExecRequest, NativeSandbox, Profile, Sandbox};
+use cordon_sandbox::{ExecRequest, NativeSandbox, Profile, Sandbox, WorkspaceOverlay};
 
 const FRESH_TARGET: f64 = 0.7;
 const REUSED_TARGET: f64 = 1.5;
@@ -116,6 +119,18 @@ fn main() {
     if !have_bwrap {
         println!("bwrap: not installed or not usable here (apt-get install bubblewrap); skipped");
     }
+    // The checkpointed profile: upper and work on a tmpfs, as the runtime makes them.
+    let shm = tempfile::tempdir_in("/dev/shm").expect("overlay dirs on /dev/shm");
+    for d in ["upper", "work"] {
+        std::fs::create_dir(shm.path().join(d)).expect("overlay dir");
+    }
+    let overlaid = Profile {
+        workspace_overlay: Some(WorkspaceOverlay {
+            upper: shm.path().join("upper"),
+            work: shm.path().join("work"),
+        }),
+        ..profile.clone()
+    };
     let mut sb = native.start(&profile).expect("sandbox start");
     let mut cases: Vec<(&str, Vec<Duration>)> = [
         "plain fork+exec /bin/true",
@@ -125,13 +140,14 @@ fn main() {
         "  of which first exec",
         "  of which drop",
         "cordon reused (exec in one)",
+        "cordon fresh + workspace overlay",
     ]
     .into_iter()
     .map(|name| (name, Vec::with_capacity(n)))
     .collect();
     let warmup = n / 10 + 3;
     for round in 0..warmup + n {
-        let mut sample = [Duration::ZERO; 7];
+        let mut sample = [Duration::ZERO; 8];
         let t = Instant::now();
         assert!(run_quiet(&mut Command::new("/bin/true")));
         sample[0] = t.elapsed();
@@ -153,6 +169,11 @@ fn main() {
         let t = Instant::now();
         assert!(sb.exec(&req).expect("sandboxed true").status.success());
         sample[6] = t.elapsed();
+        let t = Instant::now();
+        let mut fresh = native.start(&overlaid).expect("sandbox start (overlay)");
+        assert!(fresh.exec(&req).expect("sandboxed true").status.success());
+        drop(fresh);
+        sample[7] = t.elapsed();
         if round >= warmup {
             for ((_, v), d) in cases.iter_mut().zip(sample) {
                 v.push(d);
@@ -170,7 +191,7 @@ fn main() {
         }
         stats.push(s);
     }
-    let (plain, fresh, reused) = (stats[0], stats[2], stats[6]);
+    let (plain, fresh, reused, overlay) = (stats[0], stats[2], stats[6], stats[7]);
     let bwrap = have_bwrap.then_some(stats[1]);
 
     // An agent's calls come seconds apart, not back to back: with idle time between
@@ -208,7 +229,10 @@ fn main() {
 
     println!();
     match bwrap {
-        Some(b) => verdict("fresh / bwrap (medians)", fresh.0, b.0, FRESH_TARGET),
+        Some(b) => {
+            verdict("fresh / bwrap (medians)", fresh.0, b.0, FRESH_TARGET);
+            verdict("fresh + overlay / bwrap (medians)", overlay.0, b.0, FRESH_TARGET);
+        }
         None => println!("fresh / bwrap: no bwrap, no ratio"),
     }
     if have_bwrap {
