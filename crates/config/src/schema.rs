@@ -83,7 +83,8 @@ pub struct CheckpointsConfig {
     pub enabled: bool,
     /// Largest size of the journal's stored content, in MiB (1-1048576). A change whose
     /// earlier content would not fit is not checkpointed, so it asks (in an untrusted
-    /// session) like any change that cannot be undone.
+    /// session) like any change that cannot be undone; a command's change set that turns
+    /// out not to fit asks before any of it is applied (discarded if refused).
     #[serde(default = "defaults::checkpoint_max_mb")]
     pub max_mb: u64,
 }

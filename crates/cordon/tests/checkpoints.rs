@@ -14,16 +14,6 @@ fn call(name: &str, args: serde_json::Value) -> ScriptedCall {
     ScriptedCall::new(name, args)
 }
 
-/// The session id `cordon run` printed on stderr.
-fn session_of(out: &std::process::Output) -> String {
-    let err = text(&out.stderr);
-    err.lines()
-        .find_map(|l| l.strip_prefix("session "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no session line in:\n{err}"))
-        .to_string()
-}
-
 /// Fetch a documentation page, write `plan.md`, run `ls`, fetch again, read the plan:
 /// in `allowlist` mode, with zero approval requests, and `cordon policy explain` agrees
 /// with every decision (the write is decided as checkpointed).

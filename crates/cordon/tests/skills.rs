@@ -853,6 +853,71 @@ async fn a_shell_helper_skill_works_for_an_unprivileged_user() {
     assert_ok(&verify.args(["skills", "verify"]).output().await.unwrap());
 }
 
+/// A skill script with write access changes the workspace through the overlay like any
+/// command: its change set is journaled (`checkpoint` record), and `cordon undo` puts back
+/// the file it overwrote and the one it deleted, and removes the one it created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skill_scripts_workspace_changes_are_journaled_and_undone() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool("exec", json!({"command": "sh /skills/tidy/tidy.sh"})),
+        Reply::Text("tidied".into()),
+    ]))
+    .await;
+    let inst = install(&llm.base_url());
+    std::fs::write(inst.workspace.join("notes.txt"), "original\n").unwrap();
+    std::fs::write(inst.workspace.join("old.txt"), "old\n").unwrap();
+    let src = skill_dir(
+        inst.dir.path(),
+        "tidy",
+        &[
+            (
+                "SKILL.md",
+                "---\nname: tidy\ndescription: Tidies the notes.\nmetadata:\n  cordon:\n    bins: [sh]\n    workspace: write\n---\nRun `sh {baseDir}/tidy.sh`.\n",
+            ),
+            (
+                "tidy.sh",
+                "#!/bin/sh\nprintf 'tidied\\n' > notes.txt\nprintf 'new\\n' > out.txt\nrm old.txt\n",
+            ),
+        ],
+    );
+    assert_ok(
+        &inst
+            .cordon(&["skills", "add", src.to_str().unwrap(), "--yes"])
+            .await,
+    );
+    let out = inst.cordon(&["run", "tidy", "the", "notes"]).await;
+    assert_ok(&out);
+    assert_eq!(read(&inst.workspace.join("notes.txt")), "tidied\n");
+    assert_eq!(read(&inst.workspace.join("out.txt")), "new\n");
+    assert!(!inst.workspace.join("old.txt").exists());
+    let records = inst.audit().await;
+    assert_eq!(skill_records(&records, "used").len(), 1);
+    let checkpoints = of_kind(&records, "checkpoint");
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:#?}");
+    let mut changed: Vec<String> = checkpoints[0]["data"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["path"].as_str().unwrap(),
+                c["change"].as_str().unwrap()
+            )
+        })
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        ["notes.txt changed", "old.txt deleted", "out.txt added"]
+    );
+    let session = session_of(&out);
+    assert_ok(&inst.cordon(&["undo", &session]).await);
+    assert_eq!(read(&inst.workspace.join("notes.txt")), "original\n");
+    assert_eq!(read(&inst.workspace.join("old.txt")), "old\n");
+    assert!(!inst.workspace.join("out.txt").exists());
+}
+
 /// An organisation's policy decides installs: a `forbid` on `install_skill` refuses it
 /// for the agents it covers, naming the rule.
 #[tokio::test(flavor = "multi_thread")]

@@ -21,10 +21,12 @@
 //! the journal refuses to apply (FIFOs, devices, names that are not UTF-8 …) are named
 //! in the command's output and not applied.
 //!
+//! A skill's script with write access to the workspace runs through the same overlay
+//! (in its own sandbox), so its changes are journaled alike.
+//!
 //! Not guaranteed: changes made outside Cordon are not journaled (undo then reports the
-//! file as changed since and leaves it alone); a skill script's changes are not
-//! journaled (its sandbox has no overlay); two sessions' commands running at once over
-//! the same workspace see each other's applied changes mid-command.
+//! file as changed since and leaves it alone); two sessions' commands running at once
+//! over the same workspace see each other's applied changes mid-command.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ use audit::event::{
 use checkpoint::{Checkpoints, Entry, OverCap, RelPath, SessionId, State, Tree};
 
 use crate::Runtime;
+use crate::approval::ApprovalAnswer;
 use crate::authorise::{Authorization, Authorized};
 use crate::pipeline::{Cx, Failure, Stage};
 use crate::workspace::WorkspacePath;
@@ -167,6 +170,17 @@ impl Drop for OverlayDirs {
     }
 }
 
+/// The rule an over-cap change set is asked under (in the approval and its record).
+const OVER_CAP_RULE: &str = "checkpoint.over_cap";
+
+/// Where applying a command's change set got to.
+pub(crate) enum Step {
+    /// Applied (or nothing to apply), with a note for the command's output.
+    Done(Option<String>),
+    /// Over the cap, and only a human may let it through.
+    Ask { changes: usize, needed: u64 },
+}
+
 /// How a journaled entry changed its path.
 fn change_of(e: &Entry) -> &'static str {
     match (&e.before, &e.after) {
@@ -221,10 +235,14 @@ impl Runtime {
 
     /// After a command ran with `overlay`: plan its changes, journal and apply them,
     /// empty the upper directory. Returns a note for the command's output (entries not
-    /// applied), if any. A change set over the journal's cap is discarded when the command
-    /// was allowed only because its changes would be journaled (an untrusted session, no
-    /// human), and applied anyway otherwise.
-    pub(crate) fn apply_command_changes(
+    /// applied), if any.
+    ///
+    /// A change set over the journal's cap asks a human when the command was allowed
+    /// only because its changes would be journaled (an untrusted session, no human
+    /// approved it): approved, it is applied and journaled over the cap; refused,
+    /// expired or with nobody to ask, it is discarded whole. Otherwise (a trusted
+    /// session, or a human approved the command) it is applied over the cap.
+    pub(crate) async fn apply_command_changes(
         &self,
         cx: &Cx<'_>,
         auth: &Authorization,
@@ -235,42 +253,61 @@ impl Runtime {
             return Ok(None);
         };
         let upper = overlay.profile().upper;
-        let _one_at_a_time = journal.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let result = self.apply_planned(cx, auth, journal, &upper);
+        let first = {
+            let _one_at_a_time = journal.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.apply_planned(cx, auth, journal, &upper, None)
+        };
+        let result = match first {
+            Ok(Step::Ask { changes, needed }) => {
+                match self.ask_over_cap(cx, changes, needed).await {
+                    Ok(()) => {
+                        let _one_at_a_time = journal.lock.lock().unwrap_or_else(|p| p.into_inner());
+                        self.apply_planned(cx, auth, journal, &upper, Some(OverCap::Allow))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
         // Whatever happened, the next command starts from the real workspace.
         checkpoint::clear_upper(&upper)
             .map_err(|e| fail(format!("cannot empty the overlay's upper directory: {e}")))?;
-        result
+        match result? {
+            Step::Done(note) => Ok(note),
+            Step::Ask { .. } => Err(fail("the command's changes were not applied".into())),
+        }
     }
 
+    /// Plan the upper directory's changes and, unless a human must first agree to go over
+    /// the cap ([`Step::Ask`]; `consent` is then `None`), journal and apply them.
     fn apply_planned(
         &self,
         cx: &Cx<'_>,
         auth: &Authorization,
         journal: &Journal,
         upper: &Path,
-    ) -> Result<Option<String>, Failure> {
+        consent: Option<OverCap>,
+    ) -> Result<Step, Failure> {
         let fail = |m: String| Failure::new(Stage::Workspace, m);
         let plan = checkpoint::plan(upper, &journal.tree)
             .map_err(|e| fail(format!("cannot read the command's changes: {e}")))?;
         if plan.is_empty() {
-            return Ok(None);
+            return Ok(Step::Done(None));
         }
         let session = SessionId::new(cx.session).map_err(|e| fail(e.to_string()))?;
         let cost = plan
             .cost(&journal.checkpoints)
             .map_err(|e| fail(e.to_string()))?;
-        let over_cap = if cost.exceeds() {
-            if auth.by != Authorized::Human && self.flow(cx.session).labels().is_tainted() {
-                return Err(fail(format!(
-                    "the command's {} workspace change(s) were discarded: the checkpoint                      journal is full ([checkpoints] max_mb = {}), and in this session only                      changes that can be undone may be made without a human",
-                    plan.changes.len(),
-                    self.config.checkpoints.max_mb
-                )));
+        let over_cap = match consent {
+            _ if !cost.exceeds() => OverCap::Refuse,
+            Some(c) => c,
+            None if auth.by != Authorized::Human && self.flow(cx.session).labels().is_tainted() => {
+                return Ok(Step::Ask {
+                    changes: plan.changes.len(),
+                    needed: cost.needed,
+                });
             }
-            OverCap::Allow
-        } else {
-            OverCap::Refuse
+            None => OverCap::Allow,
         };
         let created_here = self.created_before(cx.session, journal, &session);
         let committed = checkpoint::commit(
@@ -293,17 +330,84 @@ impl Runtime {
         })?;
         self.record_checkpoint(cx, &applied.entries, &created_here);
         if applied.refused.is_empty() {
-            return Ok(None);
+            return Ok(Step::Done(None));
         }
         let refused: Vec<String> = applied
             .refused
             .iter()
             .map(|r| format!("{} ({})", r.path, r.reason))
             .collect();
-        Ok(Some(format!(
+        Ok(Step::Done(Some(format!(
             "[cordon: not applied to the workspace: {}]",
             refused.join("; ")
-        )))
+        ))))
+    }
+
+    /// Ask a human whether a command's `changes` workspace changes, which need `needed`
+    /// bytes more than the journal's cap leaves, may be applied although they could not
+    /// be undone. `Ok` only when a human approved; recorded like any approval.
+    async fn ask_over_cap(&self, cx: &Cx<'_>, changes: usize, needed: u64) -> Result<(), Failure> {
+        let max_mb = self.config.checkpoints.max_mb;
+        let labels = self.flow(cx.session).labels();
+        let action = format!("apply {changes} workspace change(s) of: {}", cx.call.name);
+        let reason = format!(
+            "the command's {changes} workspace change(s) need {} KiB in the checkpoint \
+             journal, more than its cap leaves ([checkpoints] max_mb = {max_mb}): applied, \
+             they could not be undone",
+            needed.div_ceil(1024)
+        );
+        let verdict = guard::Verdict {
+            decision: guard::Decision::Ask {
+                reason: reason.clone(),
+            },
+            rule: OVER_CAP_RULE.to_string(),
+            matched: Vec::new(),
+            labels: labels.clone(),
+        };
+        let fingerprint = format!("{OVER_CAP_RULE}:{}:{}", cx.session, cx.call.id);
+        let req = crate::approval::ApprovalRequest {
+            session: cx.session.to_string(),
+            agent: self.agent.clone(),
+            kind: crate::approval::ApprovalKind::Action,
+            tool: cx.call.name.clone(),
+            action: action.clone(),
+            fingerprint: fingerprint.clone(),
+            arguments: serde_json::from_str(&cx.call.arguments)
+                .unwrap_or_else(|_| serde_json::Value::String(cx.call.arguments.clone())),
+            reason: reason.clone(),
+            rule: OVER_CAP_RULE.to_string(),
+            labels: serde_json::to_value(&labels).unwrap_or(serde_json::Value::Null),
+            untrusted_sources: labels.untrusted_sources.clone(),
+            root_session: Some(self.root_session(cx.session)).filter(|r| r != cx.session),
+            ..Default::default()
+        };
+        let answer = self.approvals.ask(&req, self.approver.as_ref()).await;
+        crate::record::approval_decided(
+            &self.audit,
+            cx.session,
+            cx.call,
+            &action,
+            &fingerprint,
+            &verdict,
+            &answer,
+        )
+        .map_err(|e| Failure::new(Stage::Audit, format!("{action}: {e}")))?;
+        let discarded = |why: String| {
+            Err(Failure::new(
+                Stage::Approval,
+                format!(
+                    "the command's {changes} workspace change(s) were discarded: {reason}, and {why}"
+                ),
+            ))
+        };
+        match answer {
+            ApprovalAnswer::Once | ApprovalAnswer::Session | ApprovalAnswer::Agent { .. } => Ok(()),
+            ApprovalAnswer::Deny => discarded("the human refused".into()),
+            ApprovalAnswer::Expired => {
+                discarded("nobody answered within approvals.timeout_secs".into())
+            }
+            ApprovalAnswer::Unavailable(why) => discarded(format!("no human can answer: {why}")),
+        }
     }
 
     /// Make one file tool's change to `path` (`new_bytes` long; 0 for a delete) with

@@ -42,10 +42,22 @@ impl Runtime {
         let ran = self
             .run_recorded(cx, (instance, scope), profile, egress, command)
             .await;
+        self.after_overlay(cx, auth, overlay, ran).await
+    }
+
+    /// After a command that ran with `overlay` (if any): its changes journaled and
+    /// applied ([`Runtime::apply_command_changes`]), their note added to its output.
+    async fn after_overlay(
+        &self,
+        cx: &Cx<'_>,
+        auth: &crate::authorise::Authorization,
+        overlay: Option<Arc<crate::checkpoints::OverlayDirs>>,
+        ran: Result<ToolOutput, Failure>,
+    ) -> Result<ToolOutput, Failure> {
         let Some(o) = overlay else {
             return ran;
         };
-        let note = self.apply_command_changes(cx, auth, &o)?;
+        let note = self.apply_command_changes(cx, auth, &o).await?;
         let mut out = ran?;
         if let Some(note) = note {
             out.content = format!("{}\n{note}", out.content);
@@ -90,14 +102,25 @@ impl Runtime {
     /// the whole egress allowlist (decided by the session's flow with the skill's scope)
     /// and its approved secrets as placeholders, under their own names and the
     /// `requires.env` names mapped to them. None of the agent's secrets or hosts.
+    ///
+    /// A skill with write access sees the workspace through the session's overlay, its
+    /// changes journaled and applied like any command's.
     pub(crate) async fn run_skill_command(
         &self,
         cx: &Cx<'_>,
+        auth: &crate::authorise::Authorization,
         skill: &crate::skills::InstalledSkill,
         command: &str,
     ) -> Result<ToolOutput, Failure> {
         let mut profile = crate::tools::exec::sandbox_profile(&self.config, self.workspace.root());
         crate::tools::exec::confine_to_skill(&mut profile, skill);
+        let overlay = match profile.workspace_access {
+            sandbox::WorkspaceAccess::Write => self.command_overlay(cx.session)?,
+            _ => None,
+        };
+        if let Some(o) = &overlay {
+            profile.workspace_overlay = Some(o.profile());
+        }
         let mut set = secrets::PlaceholderSet::new();
         for s in &skill.secrets {
             set.insert(&s.name, s.value.clone(), s.hosts.clone())
@@ -134,7 +157,8 @@ impl Runtime {
         };
         // A sandbox of its own: its mounts, workspace access and egress are the skill's.
         let own = (SharedInstance::default(), config::SandboxScope::Call);
-        self.run_recorded(cx, own, profile, egress, command).await
+        let ran = self.run_recorded(cx, own, profile, egress, command).await;
+        self.after_overlay(cx, auth, overlay, ran).await
     }
 
     /// Whether commands run on the host, unisolated: their output may then come from the

@@ -80,7 +80,9 @@ fn canonical_dir(field: &str, p: &Path) -> Result<(PathBuf, std::fs::Metadata), 
 pub(crate) fn refuse(backend: &str, profile: &crate::Profile) -> Result<(), SandboxError> {
     match &profile.workspace_overlay {
         Some(_) if profile.workspace_access.writable() => Err(SandboxError::Invalid(format!(
-            "workspace_overlay: the {backend} sandbox backend cannot show the workspace              through an overlay; check Sandbox::supports_workspace_overlay and leave              workspace_overlay unset for this backend"
+            "workspace_overlay: the {backend} sandbox backend cannot show the workspace \
+             through an overlay; check Sandbox::supports_workspace_overlay and leave \
+             workspace_overlay unset for this backend"
         ))),
         _ => Ok(()),
     }

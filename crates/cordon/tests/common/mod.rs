@@ -215,6 +215,16 @@ pub fn text(b: &[u8]) -> String {
 }
 
 /// Records of `kind` (snake_case).
+/// The session id `cordon run` printed on stderr.
+pub fn session_of(out: &std::process::Output) -> String {
+    let err = text(&out.stderr);
+    err.lines()
+        .find_map(|l| l.strip_prefix("session "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no session line in:\n{err}"))
+        .to_string()
+}
+
 pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["kind"] == kind).collect()
 }

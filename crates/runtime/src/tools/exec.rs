@@ -122,9 +122,10 @@ impl Tool for Exec {
         })
     }
 
-    fn checkpointed(&self, cx: &Cx<'_>, a: &ExecPlan) -> bool {
-        // A skill's script runs in a sandbox of its own, without the overlay.
-        a.skill.is_none() && cx.rt.command_checkpointed()
+    fn checkpointed(&self, cx: &Cx<'_>, _a: &ExecPlan) -> bool {
+        // A skill's script with write access sees the workspace through the overlay too;
+        // one without cannot change it.
+        cx.rt.command_checkpointed()
     }
 
     async fn execute(
@@ -140,7 +141,7 @@ impl Tool for Exec {
         flow.join(&labelled.labels);
         // A command through the workspace overlay has its changes labelled as they are
         // applied; otherwise the workspace is scanned around it.
-        let scan = if a.skill.is_none() && cx.rt.commands_use_overlay() {
+        let scan = if cx.rt.commands_use_overlay() {
             None
         } else {
             cx.rt.scan_before_command(cx.session, &labelled.labels)
@@ -153,7 +154,7 @@ impl Tool for Exec {
             Some(skill) => {
                 super::load_skill::verified(cx, skill)?;
                 crate::skills::used(&cx.rt.audit, cx.session, skill, &cx.call.id, Some(&a.command));
-                cx.rt.run_skill_command(cx, skill, &a.command).await?
+                cx.rt.run_skill_command(cx, auth, skill, &a.command).await?
             }
             None => cx.rt.run_command(cx, auth, &a.command).await?,
         };
