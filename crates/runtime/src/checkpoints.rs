@@ -127,9 +127,14 @@ impl OverlayDirs {
     /// cost several times more — else beneath `fallback`.
     fn create(fallback: &Path) -> Result<OverlayDirs, String> {
         use std::os::unix::fs::DirBuilderExt;
-        let name = format!("cordon-overlay-{}", ulid::Ulid::new());
+        let name = format!(
+            "{OVERLAY_PREFIX}{}-{}",
+            std::process::id(),
+            ulid::Ulid::new()
+        );
         let mut last = String::new();
         for base in [Path::new("/dev/shm"), fallback] {
+            sweep_stale(base);
             let root = base.join(&name);
             let made = std::fs::DirBuilder::new()
                 .recursive(false)
@@ -160,6 +165,36 @@ impl OverlayDirs {
         sandbox::WorkspaceOverlay {
             upper: self.root.join("upper"),
             work: self.root.join("work"),
+        }
+    }
+}
+
+const OVERLAY_PREFIX: &str = "cordon-overlay-";
+
+/// Remove the overlay directories in `base` left by Cordon processes that no longer run
+/// (killed before they could drop them): what they hold was never applied.
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(OVERLAY_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        // Only our own user's: another user's directory is theirs to clean (and 0700).
+        let ours = e.metadata().is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == rustix::process::geteuid().as_raw()
+        });
+        if !alive && ours {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
@@ -590,5 +625,27 @@ impl Runtime {
              changes; `cordon undo {session}` restores them.",
             paths.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_directories_of_processes_gone_are_swept_and_live_ones_kept() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let dead = base.path().join(format!("{OVERLAY_PREFIX}4294967294-X"));
+        let live = base
+            .path()
+            .join(format!("{OVERLAY_PREFIX}{}-Y", std::process::id()));
+        let other = base.path().join("not-ours");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("upper")).expect("mkdir");
+        }
+        std::fs::write(dead.join("upper/left.txt"), "never applied").expect("write");
+        sweep_stale(base.path());
+        assert!(!dead.exists(), "a dead process's directory is removed");
+        assert!(live.exists() && other.exists(), "the rest is left alone");
     }
 }
