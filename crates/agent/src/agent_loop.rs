@@ -6,16 +6,27 @@
 //! interrupted session resumes where it stopped; model failures end the turn with an
 //! error the caller can print, and are audited. The model's text is redacted before it
 //! is stored, shown or logged.
+//!
+//! How a model's answer ended is never lost: a refusal ends the turn with an answer that
+//! says so (with the model's reason) and runs none of its calls ([`TurnOutcome::ending`]
+//! tells the caller); an answer cut at the token limit ends with a note saying so; a tool
+//! call the limit cut is never run — it is logged, recorded in `model_output`
+//! (`cut_calls`), the model is told in its next request and may make it again, and the
+//! answer ends with a note. The model's reasoning is kept out of the answer and the
+//! context, recorded (its size; the text with `record_content`) and returned apart.
 
 use std::sync::Arc;
 
-use audit::event::{Failure, ModelReply, ModelToolCall, SessionStart, TokenUsage, UserMessage};
+use audit::event::{
+    CutToolCall, Failure, ModelReply, ModelToolCall, ReplyEnding, SessionStart, TokenUsage,
+    UserMessage,
+};
 use audit::{AgentEvent as Record, AgentLog};
 use runtime::{Labels, Observation, Runtime, ToolCall};
 use store::Store;
 
 use crate::context::{ContextItem, session_labels};
-use crate::provider::{ChatRequest, Message, Provider, ProviderError};
+use crate::provider::{ChatRequest, CutCall, Ending, Message, Provider, ProviderError};
 
 /// What the loop reports while it works (for terminals and, later, the web UI).
 #[derive(Debug, Clone)]
@@ -91,8 +102,17 @@ pub(crate) struct Lineage {
 /// The outcome of one user turn.
 #[derive(Debug, Clone)]
 pub struct TurnOutcome {
+    /// The answer as the user reads it: the model's text, then the notes (`notes`), then
+    /// the note on workspace changes, if any.
     pub answer: String,
     pub steps: u32,
+    /// How the model's last answer ended. [`Ending::Refused`]: the task was not done.
+    pub ending: Ending,
+    /// Notes on the model's answers that `answer` carries after the model's text (refused,
+    /// cut off, calls dropped), for a caller that already showed the streamed text.
+    pub notes: Vec<String>,
+    /// The reasoning the model showed apart from its last answer (redacted).
+    pub reasoning: Option<String>,
 }
 
 impl Agent {
@@ -205,6 +225,7 @@ impl Agent {
         self.push(session, item)?;
 
         let tools = self.opts.runtime.tool_specs();
+        let mut notes = Vec::new();
         for step in 1..=self.opts.max_steps {
             let messages = self.messages(session);
             let request = ChatRequest {
@@ -220,7 +241,22 @@ impl Agent {
                     return Err(AgentError::Provider(e));
                 }
             };
-            let text = reply.text.as_deref().map(|t| self.opts.runtime.redact(t));
+            let redact = |t: &str| self.opts.runtime.redact(t);
+            let text = reply.text.as_deref().map(redact);
+            let reasoning = reply.reasoning.as_deref().map(redact);
+            let refusal = match &reply.ending {
+                Ending::Refused { refusal } => refusal.as_deref().map(redact),
+                _ => None,
+            };
+            for c in &reply.cut_calls {
+                tracing::warn!(
+                    session = %session.id,
+                    call = %c.id,
+                    tool = %c.name,
+                    "the model's tool call was cut off at the token limit (model.max_tokens); \
+                     it was dropped, not run"
+                );
+            }
             let (recorded, bytes) = self.content(text.as_deref().unwrap_or(""));
             let output = ModelReply {
                 text: recorded,
@@ -231,7 +267,7 @@ impl Agent {
                     .map(|c| ModelToolCall {
                         id: c.id.clone(),
                         name: c.name.clone(),
-                        arguments: self.opts.runtime.redact(&c.arguments),
+                        arguments: redact(&c.arguments),
                     })
                     .collect(),
                 step,
@@ -239,25 +275,56 @@ impl Agent {
                     input_tokens: u.input_tokens,
                     output_tokens: u.output_tokens,
                 }),
+                ending: match reply.ending {
+                    Ending::Complete => None,
+                    Ending::Refused { .. } => Some(ReplyEnding::Refused),
+                    Ending::CutOff => Some(ReplyEnding::CutOff),
+                },
+                refusal: refusal.clone().filter(|_| self.opts.record_content),
+                reasoning_bytes: reasoning.as_ref().map(|r| r.len() as u64),
+                reasoning: reasoning.clone().filter(|_| self.opts.record_content),
+                cut_calls: reply
+                    .cut_calls
+                    .iter()
+                    .map(|c| CutToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        partial_arguments: redact(&c.partial_arguments),
+                    })
+                    .collect(),
             };
             self.audit(&session.id, Record::ModelOutput(output))?;
 
             let labels = self.opts.runtime.session_labels(&session.id);
+            let refused = matches!(reply.ending, Ending::Refused { .. });
+            // What the model said is kept as it said it: a refusal's reason when it gave
+            // no text. None of a refusing answer's calls is kept: none runs.
             let message = Message::Assistant {
-                content: text.clone(),
-                tool_calls: reply.tool_calls.clone(),
+                content: text.clone().or_else(|| refusal.clone()),
+                tool_calls: if refused {
+                    Vec::new()
+                } else {
+                    reply.tool_calls.clone()
+                },
             };
             self.push(session, ContextItem::model(message, &labels))?;
 
-            if reply.tool_calls.is_empty() {
-                let mut answer = text.unwrap_or_default();
-                if let Some(note) = self.opts.runtime.take_change_notice(&session.id) {
-                    answer = format!("{answer}\n\n{note}");
-                }
-                return Ok(TurnOutcome {
-                    answer,
-                    steps: step,
+            if refused {
+                notes.push(match &refusal {
+                    Some(r) => format!("[the model refused: {r}]"),
+                    None => "[the model refused to answer and gave no reason]".to_string(),
                 });
+                return Ok(self.outcome(session, text, notes, step, reply.ending, reasoning));
+            }
+            if reply.tool_calls.is_empty() && reply.cut_calls.is_empty() {
+                if reply.ending == Ending::CutOff {
+                    notes.push(
+                        "[the model's answer was cut off: it reached its token limit \
+                         (model.max_tokens)]"
+                            .to_string(),
+                    );
+                }
+                return Ok(self.outcome(session, text, notes, step, reply.ending, reasoning));
             }
             for call in &reply.tool_calls {
                 on_event(AgentEvent::ToolCall(call.clone()));
@@ -271,10 +338,52 @@ impl Agent {
                 };
                 self.push(session, ContextItem::tool(message, obs.provenance.clone()))?;
             }
+            if !reply.cut_calls.is_empty() {
+                for c in &reply.cut_calls {
+                    notes.push(format!(
+                        "[the model's call to {} was cut off at its token limit \
+                         (model.max_tokens) and was not run]",
+                        c.name
+                    ));
+                }
+                let labels = self.opts.runtime.session_labels(&session.id);
+                let item = ContextItem::notice(cut_calls_notice(&reply.cut_calls), &labels);
+                self.push(session, item)?;
+            }
         }
         let limit = format!("step limit {} reached", self.opts.max_steps);
         self.audit(&session.id, Record::Error(Failure::new("loop", limit)))?;
         Err(AgentError::StepLimit(self.opts.max_steps))
+    }
+
+    /// The turn's outcome: the model's text, then `notes`, then the note on workspace
+    /// changes.
+    fn outcome(
+        &self,
+        session: &Session,
+        text: Option<String>,
+        notes: Vec<String>,
+        steps: u32,
+        ending: Ending,
+        reasoning: Option<String>,
+    ) -> TurnOutcome {
+        let mut answer = text.unwrap_or_default();
+        for note in &notes {
+            if !answer.is_empty() {
+                answer.push_str("\n\n");
+            }
+            answer.push_str(note);
+        }
+        if let Some(note) = self.opts.runtime.take_change_notice(&session.id) {
+            answer = format!("{answer}\n\n{note}");
+        }
+        TurnOutcome {
+            answer,
+            steps,
+            ending,
+            notes,
+            reasoning,
+        }
     }
 
     fn messages(&self, session: &Session) -> Vec<Message> {
@@ -307,6 +416,30 @@ impl Agent {
         let kept = self.opts.record_content.then(|| text.to_string());
         (kept, text.len() as u64)
     }
+}
+
+/// What the model is told of its calls the token limit cut (in its next request).
+fn cut_calls_notice(calls: &[CutCall]) -> String {
+    let list: Vec<String> = calls
+        .iter()
+        .map(|c| format!("`{}` (id {})", c.name, c.id))
+        .collect();
+    format!(
+        "[cordon] Your answer reached the token limit while writing the arguments of {}: \
+         {} not run. If {} still needed, make it again with shorter arguments, or split the \
+         work into several smaller calls.",
+        list.join(", "),
+        if calls.len() == 1 {
+            "it was"
+        } else {
+            "they were"
+        },
+        if calls.len() == 1 {
+            "it is"
+        } else {
+            "they are"
+        },
+    )
 }
 
 /// Cordon's system prompt for an agent.

@@ -37,6 +37,21 @@ impl ContextItem {
         }
     }
 
+    /// Cordon telling the model something about its own output (a call it cut, say): a
+    /// user message from `cordon` that carries the session's label, as it quotes the
+    /// model's words.
+    pub fn notice(text: String, labels: &Labels) -> ContextItem {
+        ContextItem {
+            message: Message::User { content: text },
+            provenance: Provenance {
+                source: "cordon".into(),
+                integrity: labels.integrity,
+                confidentiality: labels.confidentiality,
+                secrets: labels.secrets.clone(),
+            },
+        }
+    }
+
     pub fn tool(message: Message, provenance: Provenance) -> ContextItem {
         ContextItem {
             message,

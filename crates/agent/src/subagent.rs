@@ -106,7 +106,11 @@ impl SubagentRunner for ChildAgents {
         let labels = runtime.session_labels(&session.id);
         agent.end_session(&session);
         let (answer, is_error, steps) = match outcome {
-            Ok(t) => (t.answer, false, t.steps),
+            // A child whose model refused did not do its task.
+            Ok(t) => {
+                let refused = matches!(t.ending, crate::provider::Ending::Refused { .. });
+                (t.answer, refused, t.steps)
+            }
             Err(e) => (format!("the sub-agent failed: {e}"), true, spec.max_steps),
         };
         SubagentResult {

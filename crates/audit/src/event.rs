@@ -252,6 +252,46 @@ pub struct ModelReply {
     /// Tokens used, when the provider reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsage>,
+    /// How the answer ended when not normally: `refused` (the model declined; the turn
+    /// ended) or `cut_off` (it reached the token limit, `model.max_tokens`). Absent when it
+    /// ended normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<ReplyEnding>,
+    /// The model's stated reason for refusing, redacted, present only with `[audit]
+    /// record_content = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Length in bytes of the reasoning the model showed apart from its answer. Absent when
+    /// it showed none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_bytes: Option<u64>,
+    /// The reasoning the model showed apart from its answer, redacted, present only with
+    /// `[audit] record_content = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// Tool calls the token limit cut before their arguments were whole: dropped, never
+    /// run, and the model told. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut_calls: Vec<CutToolCall>,
+}
+
+/// A tool call the token limit cut.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CutToolCall {
+    /// The call id the model gave (no other record names it: the call never ran).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as far as they came (incomplete), redacted.
+    pub partial_arguments: String,
+}
+
+/// How a model's answer ended, when not normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyEnding {
+    Refused,
+    CutOff,
 }
 
 /// A tool call as the model wrote it.

@@ -59,6 +59,15 @@ fn samples() -> Vec<Event> {
                 input_tokens: 10,
                 output_tokens: 2,
             }),
+            ending: Some(ReplyEnding::CutOff),
+            refusal: None,
+            reasoning_bytes: Some(4),
+            reasoning: Some("hmm.".into()),
+            cut_calls: vec![CutToolCall {
+                id: "c0".into(),
+                name: "write_file".into(),
+                partial_arguments: "{\"path\": \"a".into(),
+            }],
         })
         .into(),
         ModelOutput::Quarantine(QuarantineReading {

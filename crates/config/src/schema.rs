@@ -387,7 +387,9 @@ pub struct ModelConfig {
     /// Retries on HTTP 429/5xx and connection errors, with exponential backoff (0-10).
     #[serde(default = "defaults::model_max_retries")]
     pub max_retries: u32,
-    /// Upper bound on tokens the model may generate per reply (at least 1).
+    /// Upper bound on tokens the model may generate per reply (at least 1). An answer that
+    /// reaches it ends with a note that it was cut off, and a tool call it cut is never
+    /// run: the model is told and may make it again.
     #[serde(default = "defaults::max_tokens")]
     pub max_tokens: u32,
 }

@@ -30,7 +30,8 @@ pub enum Command {
     /// Run one task non-interactively and print the final answer. An action that needs a
     /// human's approval waits, for `approvals.timeout_secs`, for an answer given from
     /// another terminal (`cordon approvals list`, `cordon approvals approve ID`); if none
-    /// comes it expires and is denied.
+    /// comes it expires and is denied. Exits non-zero when the model refused the task (the
+    /// answer says so) or the run failed.
     Run {
         /// Agent to use (from `[agents.NAME]`).
         #[arg(long, default_value = "default")]

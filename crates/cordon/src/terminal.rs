@@ -164,6 +164,16 @@ pub fn describe_event(event: &agent::AgentEvent) -> Option<String> {
     }
 }
 
+/// The model's reasoning, for stderr: dimmed when stderr is a terminal, plain otherwise.
+pub fn show_reasoning(reasoning: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("\x1b[2m{reasoning}\x1b[0m");
+    } else {
+        eprintln!("{reasoning}");
+    }
+}
+
 fn shorten(s: &str, max: usize) -> String {
     let one_line: String = s.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
     if one_line.chars().count() <= max {

@@ -11,6 +11,9 @@
 //! pieces, tool-call arguments in fragments, lines split mid-way, mixed `\n`/`\r\n`, SSE
 //! comments) so that client parsers are exercised; dropping the [`MockLlm`] stops it.
 //!
+//! [`recordings`] are real model servers' answers (the project's reconstructions), one
+//! per quirk, for [`MockLlm`] to serve byte for byte.
+//!
 //! [`PgCluster`] is a throwaway PostgreSQL server on a Unix socket, for the store's
 //! PostgreSQL backend.
 //!
@@ -24,6 +27,7 @@ mod conversation;
 pub mod generated_doc;
 mod https;
 pub mod pg;
+pub mod recordings;
 mod render;
 mod script;
 mod server;
@@ -32,5 +36,6 @@ pub use compromised::{CompromisedModel, INSTRUCTION_MARKER, MadeCall};
 pub use conversation::{Conversation, Protocol, ToolResult, Turn};
 pub use https::HttpsServer;
 pub use pg::PgCluster;
+pub use recordings::{RECORDINGS, Recording, recording};
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;

@@ -50,6 +50,10 @@ pub enum Reply {
     /// HTTP 200 with exactly this body, for streaming requests too (with an SSE content
     /// type then), so a test can hand-craft any stream.
     Garbage(String),
+    /// HTTP 200 with exactly this body, written in pieces of varying size (a few bytes to
+    /// a few hundred, cutting lines and characters) as a server's network writes would
+    /// arrive: a model server's real answer, e.g. a [`Recording`](crate::Recording).
+    Recorded(String),
     /// Wait, then answer with `then`.
     Delay { millis: u64, then: Box<Reply> },
 }
@@ -161,6 +165,7 @@ mod tests {
                 retry_after: Some(1),
             },
             Reply::Garbage("<html>".into()),
+            Reply::Recorded("data: [DONE]\n\n".into()),
             Reply::Delay {
                 millis: 5,
                 then: Box::new(Reply::Text("late".into())),

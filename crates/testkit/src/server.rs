@@ -29,10 +29,10 @@ pub struct MockLlm {
 
 struct Shared {
     script: Script,
-    requests: Mutex<Vec<Recorded>>,
+    requests: Mutex<Vec<Received>>,
 }
 
-struct Recorded {
+struct Received {
     body: Value,
     headers: BTreeMap<String, String>,
 }
@@ -95,7 +95,7 @@ impl MockLlm {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Recorded>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Received>> {
         self.shared
             .requests
             .lock()
@@ -136,7 +136,7 @@ async fn answer(s: &Shared, protocol: Protocol, headers: &HeaderMap, body: &[u8]
         .collect();
     let index = {
         let mut reqs = s.requests.lock().unwrap_or_else(|p| p.into_inner());
-        reqs.push(Recorded {
+        reqs.push(Received {
             body: body.clone(),
             headers,
         });
@@ -170,6 +170,18 @@ async fn answer(s: &Shared, protocol: Protocol, headers: &HeaderMap, body: &[u8]
                 "application/json"
             };
             return with_type(Response::new(Body::from(text)), kind);
+        }
+        Reply::Recorded(body) => {
+            let kind = if conv.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            let stream = futures::stream::iter(uneven_pieces(body.into_bytes())).then(|c| async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok::<Bytes, Infallible>(c)
+            });
+            return with_type(Response::new(Body::from_stream(stream)), kind);
         }
         Reply::Delay { .. } => unreachable_delay(),
         Reply::Text(t) => Answer::Text(t),
@@ -220,6 +232,24 @@ async fn answer(s: &Shared, protocol: Protocol, headers: &HeaderMap, body: &[u8]
             "application/json",
         )
     }
+}
+
+/// `body` cut into pieces of 1 to 300 bytes, in a fixed pattern, so that lines, UTF-8
+/// characters and `\r\n` pairs are split the way network reads split them.
+fn uneven_pieces(body: Vec<u8>) -> Vec<Bytes> {
+    const SIZES: [usize; 6] = [7, 64, 1, 300, 13, 2];
+    let body = Bytes::from(body);
+    let mut out = Vec::new();
+    let mut at = 0;
+    for size in SIZES.iter().cycle() {
+        if at >= body.len() {
+            break;
+        }
+        let end = (at + size).min(body.len());
+        out.push(body.slice(at..end));
+        at = end;
+    }
+    out
 }
 
 /// The `while let` above consumed every `Delay`.

@@ -4,7 +4,10 @@
 //! results go back as `user` messages of `tool_result` blocks, consecutive results merged
 //! into one message (the API wants every result of a turn together). Streaming answers are
 //! typed events (`message_start`, `content_block_start|delta|stop`, `message_delta`,
-//! `message_stop`, `ping`, `error`); an `error` event fails the completion.
+//! `message_stop`, `ping`, `error`); an `error` event fails the completion. `thinking`
+//! and `redacted_thinking` blocks are reasoning, never text; `stop_reason: "refusal"` is a
+//! refusal and `max_tokens` a cut-off answer, in which a `tool_use` block that did not end
+//! (no `content_block_stop`; in a whole answer, the last block) is a cut call.
 
 use std::collections::BTreeMap;
 
@@ -14,9 +17,12 @@ use serde_json::{Value, json};
 
 use super::retry::Wire;
 use super::{
-    CallIds, ChatRequest, Message, ModelReply, Protocol, Provider, ProviderError, Settings, Usage,
-    read_answer, reply,
+    CallIds, ChatRequest, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
+    ProviderError, Settings, Usage, read_answer,
 };
+
+/// What `reasoning` shows for a `redacted_thinking` block (its content is encrypted).
+const REDACTED_THINKING: &str = "[redacted thinking]";
 
 const PATH: &str = "/messages";
 const API_VERSION: &str = "2023-06-01";
@@ -179,11 +185,18 @@ fn parse_body(
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| wire.malformed(url, "the response has no `content` array", text))?;
+    let stop = v.get("stop_reason").and_then(Value::as_str);
     let mut out = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
-    for b in blocks {
+    for (i, b) in blocks.iter().enumerate() {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => out.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("thinking") => {
+                let t = b.get("thinking").and_then(Value::as_str).unwrap_or("");
+                push_block(&mut reasoning, t);
+            }
+            Some("redacted_thinking") => push_block(&mut reasoning, REDACTED_THINKING),
             Some("tool_use") => {
                 let name = b
                     .get("name")
@@ -197,28 +210,57 @@ fn parse_body(
                     Some(Value::Null) | None => "{}".to_string(),
                     Some(input) => input.to_string(),
                 };
-                calls.push(ToolCall {
-                    id: ids.or_generate(b.get("id").and_then(Value::as_str)),
-                    name: name.to_string(),
-                    arguments,
+                calls.push(Proposed {
+                    call: ToolCall {
+                        id: ids.or_generate(b.get("id").and_then(Value::as_str)),
+                        name: name.to_string(),
+                        arguments,
+                    },
+                    // At the token limit the last block is the one being written: the
+                    // server's `input` may be what it could parse of a cut one.
+                    closed: i + 1 < blocks.len() || ending(stop) != Ending::CutOff,
                 });
             }
-            _ => {} // thinking and future block types carry nothing for the loop
+            _ => {} // future block types carry nothing for the loop
         }
     }
-    let stop = v
-        .get("stop_reason")
-        .and_then(Value::as_str)
-        .map(String::from);
-    Ok(reply(out, calls, stop, v.get("usage").and_then(usage)))
+    Ok(Parts {
+        text: out,
+        reasoning,
+        calls,
+        stop_reason: stop.map(String::from),
+        usage: v.get("usage").and_then(usage),
+        ending: ending(stop),
+    }
+    .into_reply())
+}
+
+/// What a stop reason means for the reply.
+fn ending(stop: Option<&str>) -> Ending {
+    match stop {
+        Some("refusal") => Ending::Refused { refusal: None },
+        Some("max_tokens" | "model_context_window_exceeded") => Ending::CutOff,
+        _ => Ending::Complete,
+    }
+}
+
+/// Append one block's reasoning, blocks separated by a blank line.
+fn push_block(reasoning: &mut String, text: &str) {
+    if !reasoning.is_empty() && !text.is_empty() {
+        reasoning.push_str("\n\n");
+    }
+    reasoning.push_str(text);
 }
 
 enum Block {
     Text,
+    Thinking,
     Tool {
         id: Option<String>,
         name: String,
         json: String,
+        /// `content_block_stop` arrived.
+        closed: bool,
     },
     Other,
 }
@@ -226,6 +268,9 @@ enum Block {
 #[derive(Default)]
 pub(super) struct StreamState {
     text: String,
+    reasoning: String,
+    /// A reasoning block started: its first text is set apart from the previous block's.
+    new_block: bool,
     blocks: BTreeMap<u64, Block>,
     stop_reason: Option<String>,
     input_tokens: Option<u64>,
@@ -246,6 +291,10 @@ impl Protocol for StreamState {
 
     fn text(&self) -> &str {
         &self.text
+    }
+
+    fn finished(&self) -> bool {
+        self.stop_reason.is_some()
     }
 
     /// One event's data; `Ok(true)` at `message_stop`.
@@ -273,6 +322,17 @@ impl Protocol for StreamState {
                         self.push_text(t, on_text);
                         Block::Text
                     }
+                    Some("thinking") => {
+                        self.new_block = true;
+                        let t = block.get("thinking").and_then(Value::as_str).unwrap_or("");
+                        self.push_reasoning(t);
+                        Block::Thinking
+                    }
+                    Some("redacted_thinking") => {
+                        self.new_block = true;
+                        self.push_reasoning(REDACTED_THINKING);
+                        Block::Other
+                    }
                     Some("tool_use") => Block::Tool {
                         id: block.get("id").and_then(Value::as_str).map(String::from),
                         name: block
@@ -281,6 +341,7 @@ impl Protocol for StreamState {
                             .unwrap_or("")
                             .into(),
                         json: String::new(),
+                        closed: false,
                     },
                     _ => Block::Other,
                 };
@@ -292,6 +353,10 @@ impl Protocol for StreamState {
                     Some("text_delta") => {
                         let t = delta.get("text").and_then(Value::as_str).unwrap_or("");
                         self.push_text(t, on_text);
+                    }
+                    Some("thinking_delta") => {
+                        let t = delta.get("thinking").and_then(Value::as_str).unwrap_or("");
+                        self.push_reasoning(t);
                     }
                     Some("input_json_delta") => {
                         let part = delta
@@ -307,7 +372,7 @@ impl Protocol for StreamState {
                             }
                         }
                     }
-                    _ => {} // thinking, signatures, future delta types
+                    _ => {} // signatures, future delta types
                 }
             }
             Some("message_delta") => {
@@ -318,18 +383,35 @@ impl Protocol for StreamState {
                     self.take_usage(u);
                 }
             }
+            Some("content_block_stop") => {
+                if let Some(Block::Tool { closed, .. }) = self.blocks.get_mut(&index) {
+                    *closed = true;
+                }
+            }
             Some("message_stop") => return Ok(true),
             Some("error") => api_error(wire, url, &v)?,
-            // `ping`, `content_block_stop`, and event types added later.
+            // `ping`, and event types added later.
             _ => {}
         }
         Ok(false)
     }
 
-    fn finish(self, wire: &Wire, url: &str, ids: &CallIds) -> Result<ModelReply, ProviderError> {
+    fn finish(
+        self,
+        wire: &Wire,
+        url: &str,
+        ids: &CallIds,
+        _on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) -> Result<ModelReply, ProviderError> {
         let mut calls = Vec::new();
         for (index, block) in self.blocks {
-            if let Block::Tool { id, name, json } = block {
+            if let Block::Tool {
+                id,
+                name,
+                json,
+                closed,
+            } = block
+            {
                 if name.is_empty() {
                     let got = format!("block {index} with input {json}");
                     return Err(wire.malformed(url, "a `tool_use` block has no `name`", &got));
@@ -339,10 +421,13 @@ impl Protocol for StreamState {
                 } else {
                     json
                 };
-                calls.push(ToolCall {
-                    id: ids.or_generate(id.as_deref()),
-                    name,
-                    arguments,
+                calls.push(Proposed {
+                    call: ToolCall {
+                        id: ids.or_generate(id.as_deref()),
+                        name,
+                        arguments,
+                    },
+                    closed,
                 });
             }
         }
@@ -353,11 +438,31 @@ impl Protocol for StreamState {
                 output_tokens: o.unwrap_or(0),
             }),
         };
-        Ok(reply(self.text, calls, self.stop_reason, usage))
+        let ending = ending(self.stop_reason.as_deref());
+        Ok(Parts {
+            text: self.text,
+            reasoning: self.reasoning,
+            calls,
+            stop_reason: self.stop_reason,
+            usage,
+            ending,
+        }
+        .into_reply())
     }
 }
 
 impl StreamState {
+    fn push_reasoning(&mut self, t: &str) {
+        if t.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.new_block) {
+            push_block(&mut self.reasoning, t);
+        } else {
+            self.reasoning.push_str(t);
+        }
+    }
+
     fn push_text(&mut self, t: &str, on_text: &mut (dyn for<'t> FnMut(&'t str) + Send)) {
         if !t.is_empty() {
             on_text(t);

@@ -1,9 +1,12 @@
 //! LLM providers: the two wire protocols Cordon speaks to a language model.
 //!
 //! [`Provider::complete`] turns a conversation ([`Message`]s) and the offered tools into
-//! one [`ModelReply`]: text and/or proposed [`ToolCall`]s. Two protocols are implemented:
-//! OpenAI-compatible Chat Completions (`openai`) and Anthropic Messages (`anthropic`),
-//! each streaming (server-sent events) or not.
+//! one [`ModelReply`]: text and/or proposed [`ToolCall`]s, the model's reasoning apart,
+//! and how the answer ended ([`Ending`]). Two protocols are implemented: OpenAI-compatible
+//! Chat Completions (`openai`: OpenAI, Ollama's `/v1`, vLLM, llama.cpp's server,
+//! DeepSeek, Groq, OpenRouter…) and Anthropic Messages (`anthropic`), each streaming
+//! (server-sent events) or not. `testkit::recordings` holds these servers' real answers,
+//! one per quirk; `tests/provider_recordings.rs` asserts what each becomes.
 //!
 //! What this module guarantees:
 //! - it opens no socket: every request goes through [`runtime::ModelEndpoint`], which only
@@ -11,21 +14,40 @@
 //! - 429, 5xx and transport failures are retried with exponential backoff (plus jitter),
 //!   honouring `Retry-After` up to [`RetryPolicy::max_delay`]; other 4xx are not retried,
 //!   and a stream that already started is never retried (its text was delivered);
-//! - a response that is not the protocol (not JSON, no `choices`, a stream cut before its
-//!   end marker, larger than [`MAX_RESPONSE_BYTES`]) is a [`ProviderError::Malformed`]
-//!   with a short excerpt, never a panic and never a partial reply;
+//! - a response that is not the protocol (not JSON, no `choices`, a stream cut before the
+//!   model's finish reason, larger than [`MAX_RESPONSE_BYTES`]) is a
+//!   [`ProviderError::Malformed`] with a short excerpt, never a panic and never a partial
+//!   reply;
+//! - a refusal is never an empty answer: OpenAI's `refusal` (streamed or not) and
+//!   Anthropic's `stop_reason: "refusal"` are [`Ending::Refused`];
+//! - an answer cut at the token limit (`finish_reason: "length"`, `stop_reason:
+//!   "max_tokens"`) is [`Ending::CutOff`], and a tool call it cut is never in
+//!   [`ModelReply::tool_calls`]: a call whose arguments are not a whole JSON object (or,
+//!   in Anthropic's protocol, whose block did not end) is in [`ModelReply::cut_calls`];
+//! - reasoning is never answer text: `reasoning_content`, `reasoning`, Anthropic
+//!   `thinking` and `redacted_thinking` blocks, and the non-final channels of a model whose
+//!   channel tokens leak into `content` (`channels`) go to [`ModelReply::reasoning`];
+//! - only the first choice (`index` 0) is read when a server sends several (`n` > 1);
+//! - once the model's finish reason has arrived, a stream that ends without its end marker
+//!   (`data: [DONE]`, `message_stop`) is accepted with a warning in the log, and so is an
+//!   event whose JSON a raw newline broke over two lines when it parses joined;
 //! - the API key never appears in an error: excerpts of server answers are scrubbed of it.
 //!
-//! What it does not do: it does not validate tool-call arguments. A call whose
-//! `arguments` is not valid JSON is passed through as raw text, because the runtime is
-//! the one place that parses and rejects arguments (and tells the model why).
+//! What it does not do: it does not validate the arguments of a call that was not cut. A
+//! call whose `arguments` is not valid JSON is passed through as raw text, because the
+//! runtime is the one place that parses and rejects arguments (and tells the model why).
+//! It does not send reasoning back to the model (Anthropic's thinking signatures are
+//! dropped; extended thinking is not requested), and it does not strip `<think>` tags a
+//! server leaves in `content`.
 
 mod anthropic;
+mod channels;
 mod error;
 mod openai;
 mod retry;
 mod sse;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -77,13 +99,48 @@ pub struct Usage {
 /// The model's answer to one request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelReply {
-    /// The text, `None` when the model produced none.
+    /// The answer's text, `None` when the model produced none. Never reasoning.
     pub text: Option<String>,
-    /// Proposed tool calls, in the order the model made them.
+    /// Proposed tool calls, in the order the model made them. Never a call the token limit
+    /// cut (those are in `cut_calls`).
     pub tool_calls: Vec<ToolCall>,
     /// The provider's reason for stopping (`stop`, `tool_calls`, `end_turn`, `tool_use`…).
     pub stop_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// What the model reasoned apart from its answer (`reasoning_content`, `reasoning`,
+    /// `thinking` blocks, non-final channels), `None` when it showed none. Redacted
+    /// thinking is shown as `[redacted thinking]`.
+    pub reasoning: Option<String>,
+    /// How the answer ended.
+    pub ending: Ending,
+    /// Tool calls the token limit cut before their arguments were whole: never to be run.
+    pub cut_calls: Vec<CutCall>,
+}
+
+/// How an answer ended, where that changes what is done with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Ending {
+    /// The model finished its answer or its calls (or the server named no reason that
+    /// matters here).
+    #[default]
+    Complete,
+    /// The model declined to answer. `refusal` is its stated reason when the protocol
+    /// carries one (OpenAI's `refusal`); Anthropic's `stop_reason: "refusal"` carries none,
+    /// and what it wrote before stopping is in `text`.
+    Refused { refusal: Option<String> },
+    /// The answer reached the token limit (`model.max_tokens`): `text` stops mid-way, and
+    /// calls it cut are in [`ModelReply::cut_calls`].
+    CutOff,
+}
+
+/// A tool call cut off by the token limit. Deliberately not a [`ToolCall`]: nothing may
+/// run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as far as they came (incomplete JSON, or unfinished).
+    pub partial_arguments: String,
 }
 
 /// A language model.
@@ -187,19 +244,62 @@ impl CallIds {
     }
 }
 
-/// Build a reply from accumulated parts.
-fn reply(
+/// What a protocol read from one answer, before the rules both protocols share are
+/// applied ([`Parts::into_reply`]).
+#[derive(Default)]
+struct Parts {
     text: String,
-    tool_calls: Vec<ToolCall>,
+    reasoning: String,
+    calls: Vec<Proposed>,
     stop_reason: Option<String>,
     usage: Option<Usage>,
-) -> ModelReply {
-    ModelReply {
-        text: (!text.is_empty()).then_some(text),
-        tool_calls,
-        stop_reason,
-        usage,
+    ending: Ending,
+}
+
+/// A tool call as read.
+struct Proposed {
+    call: ToolCall,
+    /// Whether the protocol marked its end. OpenAI's marks none (always `true`);
+    /// Anthropic's ends each block (`content_block_stop`, or a block before the last).
+    closed: bool,
+}
+
+impl Parts {
+    /// The reply: at the token limit, a call that did not end or whose arguments are not
+    /// a whole JSON object goes to `cut_calls`, never to `tool_calls`.
+    fn into_reply(self) -> ModelReply {
+        let cut_off = self.ending == Ending::CutOff;
+        let mut tool_calls = Vec::new();
+        let mut cut_calls = Vec::new();
+        for Proposed { call, closed } in self.calls {
+            if cut_off && (!closed || !is_json_object(&call.arguments)) {
+                cut_calls.push(CutCall {
+                    id: call.id,
+                    name: call.name,
+                    partial_arguments: call.arguments,
+                });
+            } else {
+                tool_calls.push(call);
+            }
+        }
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        ModelReply {
+            text: non_empty(self.text),
+            tool_calls,
+            stop_reason: self.stop_reason,
+            usage: self.usage,
+            reasoning: non_empty(self.reasoning),
+            ending: self.ending,
+            cut_calls,
+        }
     }
+}
+
+fn is_json_object(text: &str) -> bool {
+    matches!(
+        serde_json::from_str::<serde_json::Value>(text),
+        Ok(serde_json::Value::Object(_))
+    )
 }
 
 /// How one protocol reads its answer: the whole body, or a stream of SSE data payloads
@@ -214,7 +314,7 @@ trait Protocol: Default {
         text: &str,
         ids: &CallIds,
     ) -> Result<ModelReply, ProviderError>;
-    /// One SSE data payload; `Ok(true)` when the stream is complete.
+    /// One SSE data payload; `Ok(true)` at the stream's end marker.
     fn on_data(
         &mut self,
         wire: &retry::Wire,
@@ -222,14 +322,19 @@ trait Protocol: Default {
         data: &str,
         on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
     ) -> Result<bool, ProviderError>;
+    /// The reply; text held back until now goes to `on_text` first.
     fn finish(
         self,
         wire: &retry::Wire,
         url: &str,
         ids: &CallIds,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
     ) -> Result<ModelReply, ProviderError>;
     /// Text accumulated so far (quoted when the answer grows too large).
     fn text(&self) -> &str;
+    /// Whether the model's finish reason has arrived (after it, a stream that stops
+    /// without its end marker lost nothing the reply needs).
+    fn finished(&self) -> bool;
 }
 
 /// Read an answer of protocol `P`, passing text to `on_text` as it arrives.
@@ -259,15 +364,24 @@ async fn read_answer<P: Protocol>(
                     .feed(&chunk)
                     .map_err(|_| wire.too_large(url, state.text().as_bytes()))?;
                 for event in events {
-                    if state.on_data(wire, url, &event.data, on_text)? {
-                        return state.finish(wire, url, ids);
+                    if state.on_data(wire, url, &payload(&event, url), on_text)? {
+                        return state.finish(wire, url, ids, on_text);
                     }
                 }
             }
             if let Some(event) = decoder.finish()
-                && state.on_data(wire, url, &event.data, on_text)?
+                && state.on_data(wire, url, &payload(&event, url), on_text)?
             {
-                return state.finish(wire, url, ids);
+                return state.finish(wire, url, ids, on_text);
+            }
+            if state.finished() {
+                tracing::warn!(
+                    url,
+                    "the model's stream ended without {} after its finish reason; \
+                     using the answer as it came",
+                    P::STREAM_END
+                );
+                return state.finish(wire, url, ids, on_text);
             }
             let got = decoder.head();
             Err(wire.malformed(
@@ -277,6 +391,30 @@ async fn read_answer<P: Protocol>(
             ))
         }
     }
+}
+
+/// An event's payload. A server that writes a raw newline inside its JSON breaks the
+/// payload over lines the SSE format ignores ([`sse::SseEvent::stray`]); when the payload
+/// alone is not JSON but is once joined with them, the joined text (with a warning). The
+/// newline fell between JSON tokens (kept) or inside a string (where JSON wants `\n`).
+fn payload<'e>(event: &'e sse::SseEvent, url: &str) -> Cow<'e, str> {
+    let is_json = |t: &str| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok();
+    if event.stray.is_empty() || is_json(&event.data) {
+        return Cow::Borrowed(&event.data);
+    }
+    let between_tokens = format!("{}\n{}", event.data, event.stray.join("\n"));
+    let in_a_string = format!("{}\\n{}", event.data, event.stray.join("\\n"));
+    for joined in [between_tokens, in_a_string] {
+        if is_json(&joined) {
+            tracing::warn!(
+                url,
+                "a stream event's JSON spans {} lines (a raw newline in it); read it joined",
+                event.stray.len() + 1
+            );
+            return Cow::Owned(joined);
+        }
+    }
+    Cow::Borrowed(&event.data)
 }
 
 #[cfg(test)]
@@ -311,6 +449,59 @@ mod tests {
         assert!(text.contains("\"role\":\"assistant\""), "{text}");
         let back: Vec<Message> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, messages);
+    }
+
+    #[test]
+    fn a_payload_broken_by_a_raw_newline_is_read_joined() {
+        let event = |data: &str, stray: &[&str]| sse::SseEvent {
+            event: None,
+            data: data.into(),
+            stray: stray.iter().map(|s| s.to_string()).collect(),
+        };
+        let between = event(r#"{"a":1,"#, &[r#""b":2}"#]);
+        assert_eq!(payload(&between, "u"), "{\"a\":1,\n\"b\":2}");
+        let inside = event(r#"{"t":"one"#, &[r#"two"}"#]);
+        let joined = payload(&inside, "u");
+        let v: serde_json::Value = serde_json::from_str(&joined).unwrap();
+        assert_eq!(v["t"], "one\ntwo");
+        // Whole payloads and hopeless ones are left as they are.
+        assert_eq!(payload(&event("[DONE]", &[]), "u"), "[DONE]");
+        assert_eq!(payload(&event(r#"{"a":"#, &["nope"]), "u"), r#"{"a":"#);
+    }
+
+    #[test]
+    fn at_the_token_limit_only_whole_closed_calls_survive() {
+        let call = |args: &str, closed| Proposed {
+            call: ToolCall {
+                id: "c".into(),
+                name: "n".into(),
+                arguments: args.into(),
+            },
+            closed,
+        };
+        let parts = |ending| Parts {
+            calls: vec![
+                call("{\"a\":1}", true),
+                call("{\"a\":", true),
+                call("{\"a\":1}", false),
+                call("[1]", true),
+            ],
+            ending,
+            ..Parts::default()
+        };
+        let cut = parts(Ending::CutOff).into_reply();
+        assert_eq!(cut.tool_calls.len(), 1);
+        assert_eq!(cut.tool_calls[0].arguments, "{\"a\":1}");
+        let partial: Vec<&str> = cut
+            .cut_calls
+            .iter()
+            .map(|c| c.partial_arguments.as_str())
+            .collect();
+        assert_eq!(partial, vec!["{\"a\":", "{\"a\":1}", "[1]"]);
+        // Not at the limit, calls pass as they are (the runtime judges arguments).
+        let whole = parts(Ending::Complete).into_reply();
+        assert_eq!(whole.tool_calls.len(), 4);
+        assert!(whole.cut_calls.is_empty());
     }
 
     #[test]

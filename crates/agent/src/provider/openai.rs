@@ -2,17 +2,22 @@
 //! vLLM, llama.cpp, OpenRouter and the like.
 //!
 //! Streaming answers are `data: {chunk}` events ending with `data: [DONE]`; text comes in
-//! `choices[0].delta.content`, tool calls in `choices[0].delta.tool_calls[i]`, keyed by
-//! `index`, whose `function.arguments` arrive as fragments to concatenate.
+//! `delta.content` of the choice with `index` 0 (other choices, sent when `n` > 1, are
+//! ignored), tool calls in `delta.tool_calls[i]`, keyed by `index`, whose
+//! `function.arguments` arrive as fragments to concatenate (a continuation's `id` and
+//! `name` may be `""`). A refusal comes in `refusal`, reasoning in `reasoning_content`
+//! (DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter); usage in a last chunk whose
+//! `choices` is empty, on the finish chunk, or in Groq's `x_groq.usage`.
 
 use async_trait::async_trait;
 use runtime::ToolCall;
 use serde_json::{Map, Value, json};
 
+use super::channels::ChannelSplitter;
 use super::retry::Wire;
 use super::{
-    CallIds, ChatRequest, Message, ModelReply, Protocol, Provider, ProviderError, Settings, Usage,
-    read_answer, reply,
+    CallIds, ChatRequest, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
+    ProviderError, Settings, Usage, read_answer,
 };
 
 const PATH: &str = "/chat/completions";
@@ -123,14 +128,20 @@ fn parse_body(
         .get("choices")
         .and_then(Value::as_array)
         .ok_or_else(|| wire.malformed(url, "the response has no `choices` array", text))?;
-    let choice = choices
-        .first()
+    let choice = first_choice(choices)
+        .or_else(|| choices.first())
         .ok_or_else(|| wire.malformed(url, "`choices` is empty", text))?;
     let message = choice
         .get("message")
         .filter(|m| m.is_object())
         .ok_or_else(|| wire.malformed(url, "`choices[0]` has no `message` object", text))?;
-    let content = content_text(message.get("content"));
+    let mut channels = ChannelSplitter::default();
+    let mut content = channels.push(&content_text(message.get("content")));
+    let rest = channels.finish();
+    content.answer.push_str(&rest.answer);
+    let mut reasoning = reasoning_of(message).unwrap_or_default().to_string();
+    reasoning.push_str(&content.reasoning);
+    reasoning.push_str(&rest.reasoning);
     let mut calls = Vec::new();
     if let Some(list) = message.get("tool_calls").and_then(Value::as_array) {
         for c in list {
@@ -141,23 +152,64 @@ fn parse_body(
                 .ok_or_else(|| {
                     wire.malformed(url, "a tool call has no `function.name`", &c.to_string())
                 })?;
-            calls.push(ToolCall {
-                id: ids.or_generate(c.get("id").and_then(Value::as_str)),
-                name: name.to_string(),
-                arguments: arguments_text(c.pointer("/function/arguments")),
+            calls.push(Proposed {
+                call: ToolCall {
+                    id: ids.or_generate(c.get("id").and_then(Value::as_str)),
+                    name: name.to_string(),
+                    arguments: arguments_text(c.pointer("/function/arguments")),
+                },
+                closed: true,
             });
         }
     }
-    let finish = choice
-        .get("finish_reason")
-        .and_then(Value::as_str)
-        .map(String::from);
-    Ok(reply(
-        content,
+    let finish = choice.get("finish_reason").and_then(Value::as_str);
+    let refusal = message.get("refusal").and_then(Value::as_str).unwrap_or("");
+    Ok(Parts {
+        text: content.answer,
+        reasoning,
         calls,
-        finish,
-        v.get("usage").and_then(usage),
-    ))
+        stop_reason: finish.map(String::from),
+        usage: usage_of(&v),
+        ending: ending(finish, refusal),
+    }
+    .into_reply())
+}
+
+/// The choice with `index` 0 (a missing `index` counts as 0): with `n` > 1 a server sends
+/// several, interleaved, and only the first is the answer.
+fn first_choice(choices: &[Value]) -> Option<&Value> {
+    choices
+        .iter()
+        .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+}
+
+/// Reasoning text of a message or delta: `reasoning_content` (DeepSeek, vLLM, Qwen) or
+/// else `reasoning` (Ollama, OpenRouter), whichever is a non-empty string. Servers that
+/// send both send the same text twice.
+fn reasoning_of(m: &Value) -> Option<&str> {
+    ["reasoning_content", "reasoning"]
+        .iter()
+        .find_map(|k| m.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+}
+
+/// A refusal (any non-blank `refusal` text) before the finish reason.
+fn ending(finish: Option<&str>, refusal: &str) -> Ending {
+    if !refusal.trim().is_empty() {
+        Ending::Refused {
+            refusal: Some(refusal.to_string()),
+        }
+    } else if finish == Some("length") {
+        Ending::CutOff
+    } else {
+        Ending::Complete
+    }
+}
+
+/// Usage where compatible servers put it: top-level `usage`, or Groq's `x_groq.usage`.
+fn usage_of(v: &Value) -> Option<Usage> {
+    v.get("usage")
+        .and_then(usage)
+        .or_else(|| v.pointer("/x_groq/usage").and_then(usage))
 }
 
 /// A server that answers 200 with `{"error": {...}}` (several compatible servers do).
@@ -229,6 +281,9 @@ struct PartialCall {
 #[derive(Default)]
 pub(super) struct StreamState {
     text: String,
+    reasoning: String,
+    refusal: String,
+    channels: ChannelSplitter,
     calls: Vec<PartialCall>,
     finish: Option<String>,
     usage: Option<Usage>,
@@ -250,6 +305,10 @@ impl Protocol for StreamState {
         &self.text
     }
 
+    fn finished(&self) -> bool {
+        self.finish.is_some()
+    }
+
     /// One `data:` payload; `Ok(true)` at `[DONE]`.
     fn on_data(
         &mut self,
@@ -268,14 +327,19 @@ impl Protocol for StreamState {
         let v: Value = serde_json::from_str(data)
             .map_err(|_| wire.malformed(url, "a stream event is not JSON", data))?;
         api_error(wire, url, &v)?;
-        if let Some(u) = v.get("usage").and_then(usage) {
-            self.usage = Some(u);
+        let usage = usage_of(&v);
+        if usage.is_some() {
+            self.usage = usage;
         }
         let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+            if usage.is_some() {
+                return Ok(false); // a usage-only chunk without `choices`
+            }
             return Err(wire.malformed(url, "a stream event has no `choices` array", data));
         };
-        let Some(choice) = choices.first() else {
-            return Ok(false); // the usage-only chunk
+        // The usage-only chunk (`choices: []`), or a chunk of another choice.
+        let Some(choice) = first_choice(choices) else {
+            return Ok(false);
         };
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish = Some(reason.to_string());
@@ -283,10 +347,16 @@ impl Protocol for StreamState {
         let Some(delta) = choice.get("delta") else {
             return Ok(false);
         };
-        let text = content_text(delta.get("content"));
-        if !text.is_empty() {
-            on_text(&text);
-            self.text.push_str(&text);
+        if let Some(r) = reasoning_of(delta) {
+            self.reasoning.push_str(r);
+        }
+        if let Some(r) = delta.get("refusal").and_then(Value::as_str) {
+            self.refusal.push_str(r);
+        }
+        let content = content_text(delta.get("content"));
+        if !content.is_empty() {
+            let split = self.channels.push(&content);
+            self.take(split, on_text);
         }
         if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
             for c in calls {
@@ -301,7 +371,10 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         ids: &CallIds,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
     ) -> Result<ModelReply, ProviderError> {
+        let rest = self.channels.finish();
+        self.take(rest, on_text);
         self.calls.sort_by_key(|c| c.index);
         let mut calls = Vec::with_capacity(self.calls.len());
         for c in self.calls {
@@ -318,17 +391,42 @@ impl Protocol for StreamState {
             } else {
                 c.arguments
             };
-            calls.push(ToolCall {
-                id: ids.or_generate(c.id.as_deref()),
-                name: c.name,
-                arguments,
+            calls.push(Proposed {
+                call: ToolCall {
+                    id: ids.or_generate(c.id.as_deref()),
+                    name: c.name,
+                    arguments,
+                },
+                closed: true,
             });
         }
-        Ok(reply(self.text, calls, self.finish, self.usage))
+        let ending = ending(self.finish.as_deref(), &self.refusal);
+        Ok(Parts {
+            text: self.text,
+            reasoning: self.reasoning,
+            calls,
+            stop_reason: self.finish,
+            usage: self.usage,
+            ending,
+        }
+        .into_reply())
     }
 }
 
 impl StreamState {
+    /// Content split by channel: the answer is streamed and kept, the rest is reasoning.
+    fn take(
+        &mut self,
+        split: super::channels::Split,
+        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    ) {
+        self.reasoning.push_str(&split.reasoning);
+        if !split.answer.is_empty() {
+            on_text(&split.answer);
+            self.text.push_str(&split.answer);
+        }
+    }
+
     fn on_call_delta(&mut self, c: &Value) {
         let id = c
             .get("id")

@@ -5,12 +5,19 @@
 //! `:` lines are comments; `event:` names the event; several `data:` lines are joined with
 //! `\n`; a blank line dispatches. It counts every byte it is fed and refuses more than its
 //! limit, so a server cannot make it buffer without bound.
+//!
+//! One departure, kept apart: a line of an event that is no SSE field (a payload's JSON
+//! continued after a raw newline) is ignored by the format but kept in
+//! [`SseEvent::stray`], so that a reader may try the payload joined with it.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SseEvent {
     pub event: Option<String>,
     pub data: String,
+    /// Lines of the event that are no field (`data`, `event`, `id`, `retry`) nor comment,
+    /// in order: what a server that wrote a raw newline inside a payload sent after it.
+    pub stray: Vec<String>,
 }
 
 /// The stream went over the byte limit.
@@ -22,6 +29,7 @@ pub(super) struct SseDecoder {
     after_cr: bool,
     event: Option<String>,
     data: Option<String>,
+    stray: Vec<String>,
     seen: usize,
     limit: usize,
     /// The first bytes of the stream, for error excerpts.
@@ -38,6 +46,7 @@ impl SseDecoder {
             after_cr: false,
             event: None,
             data: None,
+            stray: Vec::new(),
             seen: 0,
             limit,
             head: Vec::new(),
@@ -92,9 +101,11 @@ impl SseDecoder {
                 out.push(SseEvent {
                     event: self.event.take(),
                     data,
+                    stray: std::mem::take(&mut self.stray),
                 });
             }
             self.event = None;
+            self.stray.clear();
             return;
         }
         if line.starts_with(':') {
@@ -113,7 +124,8 @@ impl SseDecoder {
                 None => self.data = Some(value.to_string()),
             },
             "event" => self.event = Some(value.to_string()),
-            _ => {}
+            "id" | "retry" => {}
+            _ => self.stray.push(line),
         }
     }
 }
@@ -130,14 +142,17 @@ mod tests {
             SseEvent {
                 event: Some("a".into()),
                 data: "{\"x\":1}".into(),
+                stray: vec![],
             },
             SseEvent {
                 event: None,
                 data: "one\ntwo".into(),
+                stray: vec![],
             },
             SseEvent {
                 event: None,
                 data: "[DONE]".into(),
+                stray: vec![],
             },
         ]
     }
@@ -175,6 +190,18 @@ mod tests {
         got.extend(d.finish());
         let data: Vec<&str> = got.iter().map(|e| e.data.as_str()).collect();
         assert_eq!(data, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn lines_that_are_no_field_are_kept_with_their_event() {
+        let mut d = SseDecoder::new(1 << 20);
+        let mut got = d
+            .feed(b"data: {\"a\":\"x\nb: y\"}\nid: 3\n\ndata: 2\nstray\n\n")
+            .unwrap();
+        got.extend(d.finish());
+        assert_eq!(got[0].data, "{\"a\":\"x");
+        assert_eq!(got[0].stray, vec!["b: y\"}"]);
+        assert_eq!(got[1].stray, vec!["stray"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use runtime::Confidentiality;
 use runtime::changes::{self, ChangesError};
 
 use crate::setup::{State, build_agent, open_state};
-use crate::terminal::{Lines, TerminalApprover, describe_event};
+use crate::terminal::{Lines, TerminalApprover, describe_event, show_reasoning};
 
 /// The interactive terminal conversation.
 pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
@@ -90,8 +90,15 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
         match agent.run_turn(&mut session, text, &mut on_event).await {
             Ok(outcome) => {
                 if streamed {
+                    // The text was shown as it came; what the loop added follows it.
                     println!();
+                    for note in &outcome.notes {
+                        println!("{note}");
+                    }
                 } else {
+                    if let Some(reasoning) = &outcome.reasoning {
+                        show_reasoning(reasoning);
+                    }
                     println!("{}", outcome.answer);
                 }
             }

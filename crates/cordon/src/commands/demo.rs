@@ -84,7 +84,7 @@ impl Provider for ScriptedModel {
             text: None,
             tool_calls: vec![c],
             stop_reason: Some("tool_calls".into()),
-            usage: None,
+            ..ModelReply::default()
         };
         Ok(match results {
             0 => tool(call(
@@ -129,7 +129,7 @@ impl Provider for ScriptedModel {
                     text: Some(text.into()),
                     tool_calls: Vec::new(),
                     stop_reason: Some("stop".into()),
-                    usage: None,
+                    ..ModelReply::default()
                 }
             }
         })

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
 
 use crate::setup::{build_agent, open_state};
-use crate::terminal::{describe_event, describe_labels};
+use crate::terminal::{describe_event, describe_labels, show_reasoning};
 
 /// Nobody is at this terminal: say on stderr what waits for approval and how to answer it
 /// from another terminal, then leave the wait to the stored request (it expires after
@@ -44,7 +44,8 @@ impl Approver for NoticeApprover {
     }
 }
 
-/// One task, no human: print the final answer on stdout, progress on stderr.
+/// One task, no human: print the final answer on stdout, progress (and the model's
+/// reasoning) on stderr. Exits non-zero when the model refused.
 pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     let state = open_state()?;
     let notice = NoticeApprover {
@@ -66,8 +67,15 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     let outcome = agent.run_turn(&mut session, task, &mut on_event).await;
     agent.end_session(&session);
     let outcome = outcome?;
+    if let Some(reasoning) = &outcome.reasoning {
+        show_reasoning(reasoning);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", outcome.answer)?;
     out.flush()?;
+    // The answer says the model refused; the status says the task was not done.
+    if matches!(outcome.ending, agent::provider::Ending::Refused { .. }) {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
