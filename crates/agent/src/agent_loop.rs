@@ -39,18 +39,21 @@ pub enum AgentEvent {
     ToolResult(Observation),
 }
 
+/// Why a turn failed. Each message already contains its cause's, so no variant reports
+/// the cause again as its `source()`: an error chain printed whole (`{:#}`) would say it
+/// twice.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("the model request failed: {0}")]
-    Provider(#[from] ProviderError),
+    Provider(ProviderError),
     #[error("stopped after {0} model steps without a final answer (agents.<name>.max_steps)")]
     StepLimit(u32),
     #[error("session storage failed: {0}")]
-    Store(#[from] store::StoreError),
+    Store(store::StoreError),
     #[error("audit log failed: {0}")]
-    Audit(#[from] audit::AuditError),
+    Audit(audit::AuditError),
     #[error("cannot load the agent's memory: {0}")]
-    Memory(#[from] runtime::memory::MemoryError),
+    Memory(runtime::memory::MemoryError),
     #[error("session {id} has an unreadable item #{index}: {detail}")]
     CorruptSession {
         id: String,
@@ -58,6 +61,23 @@ pub enum AgentError {
         detail: String,
     },
 }
+
+macro_rules! agent_error_from {
+    ($($variant:ident($cause:ty)),* $(,)?) => {$(
+        impl From<$cause> for AgentError {
+            fn from(e: $cause) -> AgentError {
+                AgentError::$variant(e)
+            }
+        }
+    )*};
+}
+
+agent_error_from!(
+    Provider(ProviderError),
+    Store(store::StoreError),
+    Audit(audit::AuditError),
+    Memory(runtime::memory::MemoryError),
+);
 
 pub struct AgentOptions {
     pub provider: Box<dyn Provider>,

@@ -34,6 +34,10 @@ impl Provider for SharedProvider {
     ) -> Result<ModelReply, ProviderError> {
         self.0.complete(req, on_text).await
     }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        self.0.check().await
+    }
 }
 
 /// Runs `spawn_agent` children.

@@ -77,11 +77,36 @@ impl ModelEndpoint {
         headers: &[(&str, String)],
         body: &serde_json::Value,
     ) -> Result<ModelResponse, TransportError> {
+        let url = self.url(path)?;
+        let req = self.client.post(&url).json(body);
+        self.send(url, req, headers).await
+    }
+
+    /// GET `base_url` + `path` (`path` starts with `/`): the model list, or a check that
+    /// the server answers at all.
+    pub async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<ModelResponse, TransportError> {
+        let url = self.url(path)?;
+        let req = self.client.get(&url);
+        self.send(url, req, headers).await
+    }
+
+    fn url(&self, path: &str) -> Result<String, TransportError> {
         if !path.starts_with('/') || path.contains("..") || path.contains("://") {
             return Err(TransportError::OutsideBase(path.to_string()));
         }
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.client.post(&url).json(body);
+        Ok(format!("{}{}", self.base, path))
+    }
+
+    async fn send(
+        &self,
+        url: String,
+        mut req: reqwest::RequestBuilder,
+        headers: &[(&str, String)],
+    ) -> Result<ModelResponse, TransportError> {
         for (k, v) in headers {
             req = req.header(*k, v);
         }

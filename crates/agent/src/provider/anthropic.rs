@@ -45,13 +45,23 @@ impl Provider for Anthropic {
         let wire = &self.s.wire;
         let url = wire.url(PATH);
         let body = request_body(&self.s, req);
-        let mut headers = vec![("anthropic-version", API_VERSION.to_string())];
-        if let Some(key) = wire.api_key() {
-            headers.push(("x-api-key", key.to_string()));
-        }
+        let headers = headers(wire);
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
         read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
     }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        super::check_server(&self.s.wire, &headers(&self.s.wire)).await
+    }
+}
+
+/// The protocol's headers (the API key among them).
+fn headers(wire: &Wire) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("anthropic-version", API_VERSION.to_string())];
+    if let Some(key) = wire.api_key() {
+        headers.push(("x-api-key", key.to_string()));
+    }
+    headers
 }
 
 fn request_body(s: &Settings, req: &ChatRequest<'_>) -> Value {

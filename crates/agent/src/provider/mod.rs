@@ -159,7 +159,30 @@ pub trait Provider: Send + Sync {
         req: &ChatRequest<'_>,
         on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
     ) -> Result<ModelReply, ProviderError>;
+
+    /// Whether the server answers, in one request and without retrying, before the
+    /// first prompt: `GET {base_url}/models`. Any HTTP answer but 401/403 will do (some
+    /// servers do not list their models); no connection, a timeout or a refused key is
+    /// an error. Models that need no server (scripted ones) keep the default.
+    async fn check(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
+
+/// A retry about to happen, as told to an [`OnRetry`].
+#[derive(Debug)]
+pub struct Retrying<'a> {
+    /// The attempt that failed (1 is the first).
+    pub attempt: u32,
+    /// Attempts at most (`max_retries + 1`).
+    pub attempts: u32,
+    /// How long until the next attempt.
+    pub delay: Duration,
+    pub error: &'a ProviderError,
+}
+
+/// Told of each retry (see [`from_config_reporting`]).
+pub type OnRetry = std::sync::Arc<dyn Fn(&Retrying<'_>) + Send + Sync>;
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,17 +227,70 @@ pub fn from_config(
     endpoint: ModelEndpoint,
     retry: RetryPolicy,
 ) -> Box<dyn Provider> {
+    from_config_reporting(cfg, api_key, endpoint, retry, None)
+}
+
+/// [`from_config`], telling `on_retry` of each retry instead of logging a warning (a
+/// terminal shows them as one status line).
+pub fn from_config_reporting(
+    cfg: &config::ModelConfig,
+    api_key: Option<String>,
+    endpoint: ModelEndpoint,
+    retry: RetryPolicy,
+    on_retry: Option<OnRetry>,
+) -> Box<dyn Provider> {
     let settings = Settings {
         model: cfg.model.clone(),
         max_tokens: cfg.max_tokens,
         stream: cfg.stream,
-        wire: retry::Wire::new(endpoint, retry, api_key, cfg.api_key_env.clone()),
+        wire: retry::Wire::new(endpoint, retry, api_key, cfg.api_key_env.clone())
+            .reporting_to(on_retry),
         call_ids: CallIds::default(),
     };
     match cfg.provider {
         config::Provider::Openai => Box::new(openai::OpenAi { s: settings }),
         config::Provider::Anthropic => Box::new(anthropic::Anthropic { s: settings }),
     }
+}
+
+/// Model ids an OpenAI-compatible server at `endpoint` lists (`GET {base_url}/models`,
+/// `{"data": [{"id": …}]}`), in its order; one request, no retry. `cordon init` asks each
+/// local server it finds.
+pub async fn list_models(endpoint: ModelEndpoint) -> Result<Vec<String>, ProviderError> {
+    let wire = retry::Wire::new(endpoint, RetryPolicy::default(), None, None);
+    let (status, text) = wire.get(MODELS_PATH, &[]).await?;
+    let url = wire.url(MODELS_PATH);
+    if !(200..300).contains(&status) {
+        return Err(ProviderError::Http {
+            url,
+            status,
+            excerpt: wire.excerpt(&text),
+            what_to_do: "the server does not list its models: name one with model.model",
+        });
+    }
+    #[derive(Deserialize)]
+    struct List {
+        data: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        id: String,
+    }
+    let list: List = serde_json::from_str(&text)
+        .map_err(|_| wire.malformed(&url, "not a model list (`{\"data\": [{\"id\": …}]}`)", &text))?;
+    Ok(list.data.into_iter().map(|e| e.id).collect())
+}
+
+/// Where both protocols list their models, beneath `base_url`.
+const MODELS_PATH: &str = "/models";
+
+/// [`Provider::check`] for both protocols: one GET with the protocol's headers.
+async fn check_server(wire: &retry::Wire, headers: &[(&str, String)]) -> Result<(), ProviderError> {
+    let (status, text) = wire.get(MODELS_PATH, headers).await?;
+    if status == 401 || status == 403 {
+        return Err(wire.unauthorized(MODELS_PATH, status, &text));
+    }
+    Ok(())
 }
 
 /// What both protocols need.

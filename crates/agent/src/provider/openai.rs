@@ -40,13 +40,23 @@ impl Provider for OpenAi {
         let wire = &self.s.wire;
         let url = wire.url(PATH);
         let body = request_body(&self.s, req);
-        let mut headers = Vec::new();
-        if let Some(key) = wire.api_key() {
-            headers.push(("authorization", format!("Bearer {key}")));
-        }
+        let headers = headers(wire);
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
         read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
     }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        super::check_server(&self.s.wire, &headers(&self.s.wire)).await
+    }
+}
+
+/// The protocol's headers (the API key among them).
+fn headers(wire: &Wire) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if let Some(key) = wire.api_key() {
+        headers.push(("authorization", format!("Bearer {key}")));
+    }
+    headers
 }
 
 fn request_body(s: &Settings, req: &ChatRequest<'_>) -> Value {

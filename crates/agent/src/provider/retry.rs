@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use runtime::{ModelEndpoint, ModelResponse, TransportError};
 
-use super::{MAX_RESPONSE_BYTES, ProviderError, RetryPolicy};
+use super::{MAX_RESPONSE_BYTES, OnRetry, ProviderError, RetryPolicy, Retrying};
 
 /// How many characters of a server's answer an error quotes.
 const EXCERPT_CHARS: usize = 200;
@@ -22,6 +22,8 @@ pub(super) struct Wire {
     retry: RetryPolicy,
     api_key: Option<String>,
     api_key_env: Option<String>,
+    /// Told of each retry; without it, each is a warning in the log.
+    on_retry: Option<OnRetry>,
 }
 
 /// What a successful send produced.
@@ -50,7 +52,13 @@ impl Wire {
             retry,
             api_key,
             api_key_env,
+            on_retry: None,
         }
+    }
+
+    pub(super) fn reporting_to(mut self, on_retry: Option<OnRetry>) -> Wire {
+        self.on_retry = on_retry;
+        self
     }
 
     pub(super) fn base_url(&self) -> &str {
@@ -95,11 +103,59 @@ impl Wire {
                 });
             }
             let delay = self.delay(attempt, failure.retry_after);
-            tracing::warn!(
-                url = %self.url(path), attempt, delay_ms = delay.as_millis() as u64,
-                error = %failure.error, "model request failed; retrying"
-            );
+            match &self.on_retry {
+                Some(report) => {
+                    tracing::debug!(
+                        url = %self.url(path), attempt, delay_ms = delay.as_millis() as u64,
+                        error = %failure.error, "model request failed; retrying"
+                    );
+                    report(&Retrying {
+                        attempt,
+                        attempts: self.retry.max_retries + 1,
+                        delay,
+                        error: &failure.error,
+                    });
+                }
+                None => tracing::warn!(
+                    url = %self.url(path), attempt, delay_ms = delay.as_millis() as u64,
+                    error = %failure.error, "model request failed; retrying"
+                ),
+            }
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// GET `path` once, no retry: the status and the body (within the size limit).
+    pub(super) async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<(u16, String), ProviderError> {
+        let resp = self
+            .endpoint
+            .get(path, headers)
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = resp.status;
+        let text = self.read_all(&self.url(path), resp.bytes_stream()).await?;
+        Ok((status, text))
+    }
+
+    /// The error for a 401/403 answer to `path`.
+    pub(super) fn unauthorized(&self, path: &str, status: u16, text: &str) -> ProviderError {
+        ProviderError::Unauthorized {
+            url: self.url(path),
+            status,
+            excerpt: self.excerpt(text),
+            what_to_do: self.key_advice(),
+        }
+    }
+
+    fn key_advice(&self) -> String {
+        match &self.api_key_env {
+            Some(env) => format!("check the API key in ${env}"),
+            None => "set model.api_key_env to the environment variable that holds the API key"
+                .to_string(),
         }
     }
 
@@ -150,12 +206,7 @@ impl Wire {
                 url,
                 status,
                 excerpt,
-                what_to_do: match &self.api_key_env {
-                    Some(env) => format!("check the API key in ${env}"),
-                    None => "set model.api_key_env to the environment variable that holds \
-                             the API key"
-                        .to_string(),
-                },
+                what_to_do: self.key_advice(),
             },
             404 => ProviderError::NotFound { url, excerpt },
             429 => ProviderError::Http {
