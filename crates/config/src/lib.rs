@@ -35,4 +35,4 @@ pub use schema::{
     McpTrust, McpWorkspace, ModelConfig, PolicyConfig, Provider, SandboxBackend, SandboxConfig,
     SandboxScope, SubagentsConfig, Tier, ToolName,
 };
-pub use tier::{init_files, init_template};
+pub use tier::{InitModel, init_files, init_template, init_template_for};

@@ -125,7 +125,34 @@ pub fn init_files(tier: Tier) -> &'static [(&'static str, &'static str)] {
 
 /// The text `cordon init --tier T` writes.
 pub fn init_template(tier: Tier) -> String {
+    init_template_for(tier, &InitModel::default())
+}
+
+/// The model server `cordon init` writes into `[model]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitModel {
+    /// `model.base_url`.
+    pub base_url: String,
+    /// `model.model`.
+    pub model: String,
+}
+
+impl Default for InitModel {
+    /// Ollama's default address and a model it commonly serves.
+    fn default() -> Self {
+        InitModel {
+            base_url: "http://127.0.0.1:11434/v1".to_string(),
+            model: "qwen2.5:7b".to_string(),
+        }
+    }
+}
+
+/// [`init_template`] with `[model] base_url` and `model` set to `m` (quoted as TOML
+/// strings, whatever they contain).
+pub fn init_template_for(tier: Tier, m: &InitModel) -> String {
     let p = preset(tier);
+    let base_url = toml::Value::String(m.base_url.clone()).to_string();
+    let model_name = toml::Value::String(m.model.clone()).to_string();
     format!(
         r#"# cordon.toml: written by `cordon init --tier {tier}`.
 # Every key is documented in docs/configuration.md (`cordon config schema` prints the
@@ -138,9 +165,9 @@ tier = "{tier}"
 # Wire protocol: "openai" (any OpenAI-compatible server, e.g. Ollama) or "anthropic".
 provider = "openai"
 # Base URL of the API; the only host the model connection may reach.
-base_url = "http://127.0.0.1:11434/v1"
+base_url = {base_url}
 # Model name sent to the provider.
-model = "qwen2.5:7b"
+model = {model_name}
 # Name of the environment variable holding the API key (not the key itself).
 api_key_env = "OPENAI_API_KEY"
 # Stream replies as they are generated.

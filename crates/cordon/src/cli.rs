@@ -26,6 +26,10 @@ pub enum Command {
         /// Overwrite an existing config file.
         #[arg(long)]
         force: bool,
+        /// Model to write into `[model]` (default: the first model of the first local
+        /// server found; the server that lists this one is chosen).
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
     },
     /// Run one task non-interactively and print the final answer. An action that needs a
     /// human's approval waits, for `approvals.timeout_secs`, for an answer given from

@@ -227,7 +227,16 @@ pub fn build_agent(
     agent_name: &str,
     approver: Arc<dyn Approver>,
 ) -> Result<agent::Agent> {
-    let config = &state.config;
+    let provider = model_provider(&state.config, None)?;
+    build_agent_with(state, agent_name, approver, provider)
+}
+
+/// The configured model. `on_retry`, when given, is told of each retry (otherwise each
+/// is a warning in the log).
+pub fn model_provider(
+    config: &Config,
+    on_retry: Option<agent::provider::OnRetry>,
+) -> Result<Arc<dyn agent::provider::Provider>> {
     let key = api_key(config);
     let model = &config.model;
     let endpoint = ModelEndpoint::new(&model.base_url, Duration::from_secs(model.timeout_secs))?;
@@ -236,13 +245,49 @@ pub fn build_agent(
         base_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(30),
     };
-    let provider: Arc<dyn agent::provider::Provider> = Arc::from(agent::provider::from_config(
+    Ok(Arc::from(agent::provider::from_config_reporting(
         model,
         key.map(|(_, v)| v),
         endpoint,
         retry,
-    ));
-    build_agent_with(state, agent_name, approver, provider)
+        on_retry,
+    )))
+}
+
+/// How long the check before the first prompt waits for the model server.
+const MODEL_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Before the first prompt: does the model server answer? One request, no retries, at
+/// most [`MODEL_CHECK_TIMEOUT`]; the error is one paragraph naming `[model] base_url`,
+/// the config file and what to do.
+pub async fn check_model(config: &Config, provider: &dyn agent::provider::Provider) -> Result<()> {
+    use agent::provider::ProviderError;
+    let file = Paths::from_env().config_file;
+    let base_url = &config.model.base_url;
+    let failed = match tokio::time::timeout(MODEL_CHECK_TIMEOUT, provider.check()).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e,
+        Err(_) => ProviderError::Timeout {
+            url: base_url.clone(),
+            secs: MODEL_CHECK_TIMEOUT.as_secs(),
+        },
+    };
+    match failed {
+        ProviderError::Unreachable { .. } | ProviderError::Timeout { .. } => bail!(
+            "cannot reach the model server at {base_url} ({}). Cordon sends every prompt to \
+             `base_url` in the [model] section of {}: start that server, or set `base_url` and \
+             `model` there to one that runs (`cordon init --force` looks for Ollama, llama.cpp, \
+             vLLM and LM Studio on this machine). `cordon demo` shows Cordon at work without \
+             a model.",
+            failed.brief(),
+            file.display()
+        ),
+        other => bail!(
+            "the model server at {base_url} (`base_url` in the [model] section of {}) \
+             cannot be used: {other}",
+            file.display()
+        ),
+    }
 }
 
 /// [`build_agent`] with the model given (`cordon demo`'s scripted one).

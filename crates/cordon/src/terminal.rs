@@ -44,6 +44,8 @@ impl Lines {
 /// [`Approver::settled_elsewhere`] says so.
 pub struct TerminalApprover {
     pub lines: Lines,
+    /// Cleared before the question is shown.
+    pub status: Status,
     /// `approvals.answered_by = "approvers"`: show the request, let an approver answer
     /// through the gateway, never answer here.
     pub approvers_only: bool,
@@ -64,6 +66,7 @@ const AGENT_GRANT_DAYS: u64 = 30;
 #[async_trait]
 impl Approver for TerminalApprover {
     async fn ask(&self, req: &ApprovalRequest) -> ApprovalAnswer {
+        self.status.clear();
         eprintln!();
         eprintln!(
             "┌ approval needed ─ agent `{}`, session {}",
@@ -219,4 +222,228 @@ pub fn read_hidden(prompt: &str) -> std::io::Result<zeroize::Zeroizing<String>> 
         line.pop();
     }
     Ok(line)
+}
+
+/// One status line on stderr — a spinner, what the agent waits for, and for how long —
+/// redrawn in place while the model thinks or a command runs. Only when both stdout and
+/// stderr are terminals: piped output never carries it. Whoever prints must
+/// [`Status::clear`] it first, so text never lands in the middle of the line.
+#[derive(Clone)]
+pub struct Status {
+    shown: Option<Arc<std::sync::Mutex<Option<Shown>>>>,
+}
+
+struct Shown {
+    what: String,
+    since: std::time::Instant,
+}
+
+/// How often the spinner turns.
+const STATUS_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Status {
+    /// A status line when stdout and stderr are terminals, otherwise one that shows
+    /// nothing.
+    pub fn for_terminal() -> Status {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+            Status::drawn()
+        } else {
+            Status { shown: None }
+        }
+    }
+
+    fn drawn() -> Status {
+        let shown = Arc::new(std::sync::Mutex::new(None::<Shown>));
+        let weak = Arc::downgrade(&shown);
+        // The line is redrawn by its own thread, under the lock `clear` takes: once
+        // `clear` returns, nothing draws until the next `show`.
+        std::thread::spawn(move || {
+            let mut frame = 0usize;
+            while let Some(shown) = weak.upgrade() {
+                if let Some(s) = &*shown.lock().unwrap_or_else(|p| p.into_inner()) {
+                    let line = status_line(frame, &s.what, s.since.elapsed(), terminal_width());
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(line.as_bytes());
+                    let _ = err.flush();
+                    frame += 1;
+                }
+                drop(shown);
+                std::thread::sleep(STATUS_TICK);
+            }
+        });
+        Status { shown: Some(shown) }
+    }
+
+    /// Show `what` (e.g. "waiting for the model"), with the time since this call.
+    pub fn show(&self, what: impl Into<String>) {
+        if let Some(shown) = &self.shown {
+            *shown.lock().unwrap_or_else(|p| p.into_inner()) = Some(Shown {
+                what: what.into(),
+                since: std::time::Instant::now(),
+            });
+        }
+    }
+
+    /// Erase the line (if shown), so what is printed next starts a clean line.
+    pub fn clear(&self) {
+        if let Some(shown) = &self.shown {
+            let mut s = shown.lock().unwrap_or_else(|p| p.into_inner());
+            if s.take().is_some() {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(CLEAR_LINE.as_bytes());
+                let _ = err.flush();
+            }
+        }
+    }
+
+    /// Whether this status line is drawn at all (stdout and stderr are terminals).
+    pub fn on_terminal(&self) -> bool {
+        self.shown.is_some()
+    }
+}
+
+/// Back to the line's start, erase to its end.
+const CLEAR_LINE: &str = "\r\x1b[K";
+
+/// The status line for spinner frame `frame`: it starts at the line's start and erases
+/// what an earlier, longer line left; cut to `width` columns so it never wraps (a wrapped
+/// line could not be redrawn in place).
+fn status_line(frame: usize, what: &str, elapsed: std::time::Duration, width: usize) -> String {
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let secs = elapsed.as_secs();
+    let text = if secs > 0 {
+        format!("{} {what} … {secs}s", FRAMES[frame % FRAMES.len()])
+    } else {
+        format!("{} {what} …", FRAMES[frame % FRAMES.len()])
+    };
+    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cut: String = one_line.chars().take(width.saturating_sub(1).max(1)).collect();
+    format!("\r{cut}\x1b[K")
+}
+
+/// Columns of the terminal on stderr (80 when unknown).
+fn terminal_width() -> usize {
+    rustix::termios::tcgetwinsize(std::io::stderr())
+        .map(|w| usize::from(w.ws_col))
+        .ok()
+        .filter(|w| *w > 0)
+        .unwrap_or(80)
+}
+
+/// What the status line says while `call` runs: `running exec: ls -la`.
+pub fn running(call: &runtime::ToolCall) -> String {
+    format!("running {} {}", call.name, shorten(&call.arguments, 60))
+}
+
+/// What the status line says when a model request failed and will be retried.
+pub fn retrying(r: &agent::provider::Retrying<'_>) -> String {
+    format!(
+        "the model did not answer ({}); retrying in {:.1}s, attempt {} of {}",
+        r.error.brief(),
+        r.delay.as_secs_f64(),
+        r.attempt + 1,
+        r.attempts
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_status_line_is_redrawn_in_place_and_never_wraps() {
+        let line = status_line(0, "waiting for the model", Duration::ZERO, 80);
+        assert_eq!(line, "\r⠋ waiting for the model …\x1b[K");
+        let later = status_line(11, "waiting for the model", Duration::from_secs(3), 80);
+        assert_eq!(later, "\r⠙ waiting for the model … 3s\x1b[K");
+        let long = status_line(0, &"x".repeat(500), Duration::ZERO, 40);
+        let shown = long.trim_start_matches('\r').trim_end_matches("\x1b[K");
+        assert_eq!(shown.chars().count(), 39, "{long:?}");
+        // A newline in what is shown (a command's arguments) would break the line.
+        let args = status_line(0, "running exec {\"cmd\":\"a\nb\"}", Duration::ZERO, 80);
+        assert!(!args.contains('\n'), "{args:?}");
+    }
+
+    #[test]
+    fn a_status_line_off_a_terminal_shows_nothing() {
+        let status = Status { shown: None };
+        status.show("waiting for the model");
+        status.clear();
+        assert!(!status.on_terminal());
+    }
+}
+
+/// Shows a turn as it happens: streamed text on stdout (when asked to), tool calls and
+/// results on stderr, and the status line between them.
+pub struct TurnView {
+    status: Status,
+    stream_text: bool,
+    /// Text was printed since the last line on stderr (a newline ends it first).
+    streamed: bool,
+}
+
+impl TurnView {
+    pub fn new(status: Status, stream_text: bool) -> TurnView {
+        TurnView {
+            status,
+            stream_text,
+            streamed: false,
+        }
+    }
+
+    /// The turn's prompt went to the model.
+    pub fn start(&mut self) {
+        self.streamed = false;
+        self.status.show(WAITING_FOR_MODEL);
+    }
+
+    pub fn on_event(&mut self, event: &agent::AgentEvent) {
+        if let agent::AgentEvent::TextDelta(d) = event {
+            if self.stream_text {
+                self.status.clear();
+                self.streamed = true;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(d.as_bytes());
+                let _ = out.flush();
+            }
+            return;
+        }
+        if let Some(line) = describe_event(event) {
+            self.status.clear();
+            if self.streamed {
+                println!();
+                self.streamed = false;
+            }
+            eprintln!("{line}");
+        }
+        match event {
+            agent::AgentEvent::ToolCall(call) => self.status.show(running(call)),
+            agent::AgentEvent::ToolResult(_) => self.status.show(WAITING_FOR_MODEL),
+            agent::AgentEvent::TextDelta(_) => {}
+        }
+    }
+
+    /// The turn is over: the status line is gone. Whether the answer's text was already
+    /// shown as it came (then only what the loop added to it remains to print).
+    pub fn finish(&mut self) -> bool {
+        self.status.clear();
+        std::mem::take(&mut self.streamed)
+    }
+}
+
+const WAITING_FOR_MODEL: &str = "waiting for the model";
+
+/// Each retry of a model request: on a terminal, the status line says so (one line,
+/// redrawn); elsewhere one short line on stderr.
+pub fn retry_reporter(status: &Status) -> agent::provider::OnRetry {
+    let status = status.clone();
+    Arc::new(move |r| {
+        if status.on_terminal() {
+            status.show(retrying(r));
+        } else {
+            eprintln!("{}", retrying(r));
+        }
+    })
 }

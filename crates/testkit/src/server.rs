@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -57,6 +57,7 @@ impl MockLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
+            .route("/v1/models", get(models))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -112,6 +113,25 @@ impl Drop for MockLlm {
         // wants it gone now, streams included.
         self.task.abort();
     }
+}
+
+/// The names [`MockLlm`] lists at `GET /v1/models`, as OpenAI-compatible servers do.
+pub const MOCK_MODELS: [&str; 2] = ["scripted", "scripted-large"];
+
+/// `GET /v1/models` in the shape OpenAI, Ollama, vLLM and llama.cpp's server answer it
+/// (not recorded as a request: only completions are).
+async fn models() -> Response {
+    let data: Vec<Value> = MOCK_MODELS
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "object": "model", "owned_by": "testkit"}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    let mut resp = Response::new(Body::from(body.to_string()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 async fn openai(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -84,6 +84,32 @@ impl ProviderError {
         }
     }
 
+    /// A few words on what went wrong, for a status line or a message that names the
+    /// server itself: `Connection refused`, `HTTP 503`, `no answer within 120s`.
+    pub fn brief(&self) -> String {
+        match self {
+            ProviderError::Unreachable { detail, .. } => {
+                // The transport's detail is a chain of causes, the most specific last.
+                let last = detail.rsplit(": ").next().unwrap_or(detail);
+                let words = match last.find(" (os error") {
+                    Some(i) => &last[..i],
+                    None => last,
+                };
+                words.trim().to_string()
+            }
+            ProviderError::Interrupted { .. } => "the answer broke off".to_string(),
+            ProviderError::Timeout { secs, .. } => format!("no answer within {secs}s"),
+            ProviderError::Refused { .. } => "refused to send there".to_string(),
+            ProviderError::Unauthorized { status, .. } | ProviderError::Http { status, .. } => {
+                format!("HTTP {status}")
+            }
+            ProviderError::NotFound { .. } => "HTTP 404".to_string(),
+            ProviderError::Malformed { .. } => "a malformed answer".to_string(),
+            ProviderError::Api { kind, .. } => kind.clone(),
+            ProviderError::GaveUp { last, .. } => last.brief(),
+        }
+    }
+
     /// Whether this is a response that did not follow the protocol.
     pub fn is_malformed(&self) -> bool {
         match self {
@@ -91,5 +117,30 @@ impl ProviderError {
             ProviderError::GaveUp { last, .. } => last.is_malformed(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_is_the_most_specific_cause_in_a_few_words() {
+        let e = ProviderError::Unreachable {
+            url: "http://127.0.0.1:11434/v1/models".into(),
+            detail: "error sending request for url (http://127.0.0.1:11434/v1/models): client \
+                     error (Connect): tcp connect error: Connection refused (os error 111)"
+                .into(),
+        };
+        assert_eq!(e.brief(), "Connection refused");
+        let gave_up = ProviderError::GaveUp {
+            url: "u".into(),
+            attempts: 4,
+            last: Box::new(ProviderError::Timeout {
+                url: "u".into(),
+                secs: 5,
+            }),
+        };
+        assert_eq!(gave_up.brief(), "no answer within 5s");
     }
 }

@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -7,21 +6,27 @@ use anyhow::Result;
 use runtime::Confidentiality;
 use runtime::changes::{self, ChangesError};
 
-use crate::setup::{State, build_agent, open_state};
-use crate::terminal::{Lines, TerminalApprover, describe_event, show_reasoning};
+use crate::setup::{State, build_agent_with, check_model, model_provider, open_state};
+use crate::terminal::{Lines, Status, TerminalApprover, TurnView, retry_reporter, show_reasoning};
 
-/// The interactive terminal conversation.
+/// The interactive terminal conversation. Before the first prompt, one request checks
+/// that the model server answers; if not, it ends at once with what to fix.
 pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
     let state = open_state()?;
     let lines = Lines::stdin();
-    let agent = build_agent(
+    let status = Status::for_terminal();
+    let provider = model_provider(&state.config, Some(retry_reporter(&status)))?;
+    let agent = build_agent_with(
         &state,
         agent_name,
         Arc::new(TerminalApprover {
             lines: lines.clone(),
+            status: status.clone(),
             approvers_only: state.config.approvals.answered_by == config::AnsweredBy::Approvers,
         }),
+        provider.clone(),
     )?;
+    check_model(&state.config, provider.as_ref()).await?;
     let mut session = match (new, agent.latest_session()?) {
         (false, Some(s)) => {
             eprintln!(
@@ -73,21 +78,12 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
             continue;
         }
         let before = journaled(&state, &session.id);
-        let mut streamed = false;
-        let mut on_event = |event: agent::AgentEvent| {
-            if let agent::AgentEvent::TextDelta(d) = &event {
-                streamed = true;
-                print!("{d}");
-                let _ = std::io::stdout().flush();
-            } else if let Some(line) = describe_event(&event) {
-                if streamed {
-                    println!();
-                    streamed = false;
-                }
-                eprintln!("{line}");
-            }
-        };
-        match agent.run_turn(&mut session, text, &mut on_event).await {
+        let mut view = TurnView::new(status.clone(), true);
+        view.start();
+        let mut on_event = |event: agent::AgentEvent| view.on_event(&event);
+        let result = agent.run_turn(&mut session, text, &mut on_event).await;
+        let streamed = view.finish();
+        match result {
             Ok(outcome) => {
                 if streamed {
                     // The text was shown as it came; what the loop added follows it.
