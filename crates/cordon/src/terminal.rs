@@ -317,8 +317,14 @@ fn status_line(frame: usize, what: &str, elapsed: std::time::Duration, width: us
     } else {
         format!("{} {what} …", FRAMES[frame % FRAMES.len()])
     };
-    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let cut: String = one_line.chars().take(width.saturating_sub(1).max(1)).collect();
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let cut: String = one_line
+        .chars()
+        .take(width.saturating_sub(1).max(1))
+        .collect();
     format!("\r{cut}\x1b[K")
 }
 
@@ -345,34 +351,6 @@ pub fn retrying(r: &agent::provider::Retrying<'_>) -> String {
         r.attempt + 1,
         r.attempts
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn a_status_line_is_redrawn_in_place_and_never_wraps() {
-        let line = status_line(0, "waiting for the model", Duration::ZERO, 80);
-        assert_eq!(line, "\r⠋ waiting for the model …\x1b[K");
-        let later = status_line(11, "waiting for the model", Duration::from_secs(3), 80);
-        assert_eq!(later, "\r⠙ waiting for the model … 3s\x1b[K");
-        let long = status_line(0, &"x".repeat(500), Duration::ZERO, 40);
-        let shown = long.trim_start_matches('\r').trim_end_matches("\x1b[K");
-        assert_eq!(shown.chars().count(), 39, "{long:?}");
-        // A newline in what is shown (a command's arguments) would break the line.
-        let args = status_line(0, "running exec {\"cmd\":\"a\nb\"}", Duration::ZERO, 80);
-        assert!(!args.contains('\n'), "{args:?}");
-    }
-
-    #[test]
-    fn a_status_line_off_a_terminal_shows_nothing() {
-        let status = Status { shown: None };
-        status.show("waiting for the model");
-        status.clear();
-        assert!(!status.on_terminal());
-    }
 }
 
 /// Shows a turn as it happens: streamed text on stdout (when asked to), tool calls and
@@ -446,4 +424,32 @@ pub fn retry_reporter(status: &Status) -> agent::provider::OnRetry {
             eprintln!("{}", retrying(r));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_status_line_is_redrawn_in_place_and_never_wraps() {
+        let line = status_line(0, "waiting for the model", Duration::ZERO, 80);
+        assert_eq!(line, "\r⠋ waiting for the model …\x1b[K");
+        let later = status_line(11, "waiting for the model", Duration::from_secs(3), 80);
+        assert_eq!(later, "\r⠙ waiting for the model … 3s\x1b[K");
+        let long = status_line(0, &"x".repeat(500), Duration::ZERO, 40);
+        let shown = long.trim_start_matches('\r').trim_end_matches("\x1b[K");
+        assert_eq!(shown.chars().count(), 39, "{long:?}");
+        // A newline in what is shown (a command's arguments) would break the line.
+        let args = status_line(0, "running exec {\"cmd\":\"a\nb\"}", Duration::ZERO, 80);
+        assert!(!args.contains('\n'), "{args:?}");
+    }
+
+    #[test]
+    fn a_status_line_off_a_terminal_shows_nothing() {
+        let status = Status { shown: None };
+        status.show("waiting for the model");
+        status.clear();
+        assert!(!status.on_terminal());
+    }
 }

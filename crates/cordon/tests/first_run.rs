@@ -48,7 +48,10 @@ fn assert_one_clear_paragraph(inst: &Install, out: &std::process::Output, took: 
         all.contains(&inst.config.display().to_string()),
         "the config file is not named: {all}"
     );
-    assert!(!all.contains("\x1b["), "escape codes off a terminal: {all:?}");
+    assert!(
+        !all.contains("\x1b["),
+        "escape codes off a terminal: {all:?}"
+    );
     assert_eq!(all.matches("Connection refused").count(), 1, "{all}");
     assert!(!all.contains("retrying"), "{all}");
     assert!(all.contains("cordon demo"), "{all}");
@@ -61,7 +64,11 @@ async fn run_without_a_model_server_fails_fast_in_one_paragraph() {
     let out = inst.cordon(&["run", "hello"]).await;
     assert_one_clear_paragraph(&inst, &out, start.elapsed());
     // No session was started for a task that could not be sent.
-    assert!(!text(&out.stderr).contains("session "), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("session "),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,12 +104,18 @@ async fn a_retry_is_one_plain_line_and_the_answer_still_comes() {
     let stderr = text(&out.stderr);
     assert_eq!(stderr.matches("retrying").count(), 1, "{stderr}");
     assert!(stderr.contains("HTTP 503"), "{stderr}");
-    assert!(!stderr.contains("WARN") && !stderr.contains("\x1b["), "{stderr:?}");
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("\x1b["),
+        "{stderr:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn init_finds_a_local_server_and_writes_its_model() {
-    let llm = MockLlm::start(Script::new(vec![Reply::Text("hello from the model".into())])).await;
+    let llm = MockLlm::start(Script::new(vec![Reply::Text(
+        "hello from the model".into(),
+    )]))
+    .await;
     let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
     let config = inst.dir.path().join("fresh").join("cordon.toml");
     // The first port has nothing on it; the second is the test's model server.
@@ -117,7 +130,10 @@ async fn init_finds_a_local_server_and_writes_its_model() {
         .unwrap();
     assert_ok(&out);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("found") && stdout.contains("scripted-large"), "{stdout}");
+    assert!(
+        stdout.contains("found") && stdout.contains("scripted-large"),
+        "{stdout}"
+    );
     let written = read(&config);
     assert!(
         written.contains(&format!("base_url = \"{}\"", llm.base_url())),
@@ -166,7 +182,10 @@ async fn init_without_a_server_says_how_to_point_at_one() {
     assert!(start.elapsed() < Duration::from_secs(10));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("no local model server found"), "{stdout}");
-    assert!(stdout.contains("base_url") && stdout.contains("`model`"), "{stdout}");
+    assert!(
+        stdout.contains("base_url") && stdout.contains("`model`"),
+        "{stdout}"
+    );
     assert!(stdout.contains("cordon demo"), "{stdout}");
     assert!(read(&config).contains("base_url = \"http://127.0.0.1:11434/v1\""));
 }

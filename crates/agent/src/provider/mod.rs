@@ -276,8 +276,13 @@ pub async fn list_models(endpoint: ModelEndpoint) -> Result<Vec<String>, Provide
     struct Entry {
         id: String,
     }
-    let list: List = serde_json::from_str(&text)
-        .map_err(|_| wire.malformed(&url, "not a model list (`{\"data\": [{\"id\": …}]}`)", &text))?;
+    let list: List = serde_json::from_str(&text).map_err(|_| {
+        wire.malformed(
+            &url,
+            "not a model list (`{\"data\": [{\"id\": …}]}`)",
+            &text,
+        )
+    })?;
     Ok(list.data.into_iter().map(|e| e.id).collect())
 }
 

@@ -24,8 +24,8 @@ const LOCAL_SERVERS: [(u16, &str); 4] = [
 ];
 
 /// For tests only: a comma-separated list of ports that replaces [`LOCAL_SERVERS`]
-/// (e.g. `CORDON_INIT_PROBE_PORTS=40123,40124`), so a test's model server on a free
-/// port is found and the developer's own servers are not.
+/// (e.g. `CORDON_INIT_PROBE_PORTS=40123,40124`; empty for none), so a test's model
+/// server on a free port is found and the developer's own servers are not.
 const PROBE_PORTS_ENV: &str = "CORDON_INIT_PROBE_PORTS";
 
 /// How long one server may take to list its models.
@@ -98,6 +98,7 @@ async fn probe_servers() -> Result<Vec<Found>> {
     let candidates: Vec<(u16, String)> = match std::env::var(PROBE_PORTS_ENV) {
         Ok(list) => list
             .split(',')
+            .filter(|p| !p.trim().is_empty())
             .map(|p| {
                 p.trim()
                     .parse::<u16>()
@@ -110,19 +111,25 @@ async fn probe_servers() -> Result<Vec<Found>> {
             .map(|(port, name)| (*port, name.to_string()))
             .collect(),
     };
-    let asks: Vec<_> = candidates.into_iter().map(|(port, name)| tokio::spawn(async move {
-        let base_url = format!("http://127.0.0.1:{port}/v1");
-        let endpoint = runtime::ModelEndpoint::new(&base_url, PROBE_TIMEOUT).ok()?;
-        let models = tokio::time::timeout(PROBE_TIMEOUT, agent::provider::list_models(endpoint))
-            .await
-            .ok()?
-            .ok()?;
-        (!models.is_empty()).then_some(Found {
-            name,
-            base_url,
-            models,
+    let asks: Vec<_> = candidates
+        .into_iter()
+        .map(|(port, name)| {
+            tokio::spawn(async move {
+                let base_url = format!("http://127.0.0.1:{port}/v1");
+                let endpoint = runtime::ModelEndpoint::new(&base_url, PROBE_TIMEOUT).ok()?;
+                let models =
+                    tokio::time::timeout(PROBE_TIMEOUT, agent::provider::list_models(endpoint))
+                        .await
+                        .ok()?
+                        .ok()?;
+                (!models.is_empty()).then_some(Found {
+                    name,
+                    base_url,
+                    models,
+                })
+            })
         })
-    })).collect();
+        .collect();
     let mut found = Vec::new();
     for ask in asks {
         if let Ok(Some(f)) = ask.await {
@@ -213,11 +220,20 @@ mod tests {
 
     #[test]
     fn the_first_server_and_model_unless_one_is_asked_for() {
-        let servers = [found("Ollama", 11434, &["a", "b"]), found("vLLM", 8000, &["c"])];
+        let servers = [
+            found("Ollama", 11434, &["a", "b"]),
+            found("vLLM", 8000, &["c"]),
+        ];
         let first = choose(&servers, None);
-        assert_eq!((first.base_url.as_str(), first.model.as_str()), ("http://127.0.0.1:11434/v1", "a"));
+        assert_eq!(
+            (first.base_url.as_str(), first.model.as_str()),
+            ("http://127.0.0.1:11434/v1", "a")
+        );
         let c = choose(&servers, Some("c"));
-        assert_eq!((c.base_url.as_str(), c.model.as_str()), ("http://127.0.0.1:8000/v1", "c"));
+        assert_eq!(
+            (c.base_url.as_str(), c.model.as_str()),
+            ("http://127.0.0.1:8000/v1", "c")
+        );
         let unknown = choose(&servers, Some("z"));
         assert_eq!(unknown.base_url, "http://127.0.0.1:11434/v1");
         assert_eq!(unknown.model, "z");

@@ -28,7 +28,9 @@ use crate::cli::Command;
 
 pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init { tier, force, model } => init::init(tier.into(), force, model.as_deref()).await,
+        Command::Init { tier, force, model } => {
+            init::init(tier.into(), force, model.as_deref()).await
+        }
         Command::Run { agent, task } => run::run(&agent, &task.join(" ")).await,
         Command::Chat {
             agent,

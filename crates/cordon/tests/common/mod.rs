@@ -97,6 +97,7 @@ allow = {egress}
             .env("CORDON_CONFIG", &self.config)
             .env("CORDON_STATE_DIR", &self.state)
             .env(METADATA_PROBE_ENV, metadata_stand_in().addr.to_string())
+            .env(INIT_PROBE_PORTS_ENV, "")
             .kill_on_drop(true);
         cmd
     }
@@ -118,6 +119,7 @@ allow = {egress}
             .env("CORDON_CONFIG", &self.config)
             .env("CORDON_STATE_DIR", &self.state)
             .env(METADATA_PROBE_ENV, metadata_stand_in().addr.to_string())
+            .env(INIT_PROBE_PORTS_ENV, "")
             .kill_on_drop(true);
         Some(cmd)
     }
@@ -171,6 +173,10 @@ allow = {egress}
         self.state.join("audit").join("audit.jsonl")
     }
 }
+
+/// The test-only override of the ports `cordon init` looks for model servers on: empty
+/// (none) unless a test sets it, so the developer's own servers never end up in a config.
+pub const INIT_PROBE_PORTS_ENV: &str = "CORDON_INIT_PROBE_PORTS";
 
 /// The hidden override that points `cordon audit`'s metadata probes at a loopback address
 /// (`posture::METADATA_PROBE_ENV`).
