@@ -446,6 +446,26 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_says_why_when_and_which_attempt_in_one_line() {
+        let error = agent::provider::ProviderError::Http {
+            url: "http://127.0.0.1:11434/v1/chat/completions".into(),
+            status: 503,
+            excerpt: "loading model".into(),
+            what_to_do: "the server failed: try again later or check its logs",
+        };
+        let text = retrying(&agent::provider::Retrying {
+            attempt: 1,
+            attempts: 4,
+            delay: Duration::from_millis(500),
+            error: &error,
+        });
+        assert_eq!(
+            text,
+            "the model did not answer (HTTP 503); retrying in 0.5s, attempt 2 of 4"
+        );
+    }
+
+    #[test]
     fn a_status_line_off_a_terminal_shows_nothing() {
         let status = Status { shown: None };
         status.show("waiting for the model");

@@ -31,7 +31,11 @@
 //! - once the model's finish reason has arrived, a stream that ends without its end marker
 //!   (`data: [DONE]`, `message_stop`) is accepted with a warning in the log, and so is an
 //!   event whose JSON a raw newline broke over two lines when it parses joined;
-//! - the API key never appears in an error: excerpts of server answers are scrubbed of it.
+//! - the API key never appears in an error: excerpts of server answers are scrubbed of it;
+//! - [`Provider::check`] is one request (`GET {base_url}/models`) and never retried, so a
+//!   server that is not there fails at once, before the first prompt; each retry of a
+//!   completion goes to the caller's [`OnRetry`] when it gave one (a status line), else
+//!   to the log as a warning.
 //!
 //! What it does not do: it does not validate the arguments of a call that was not cut. A
 //! call whose `arguments` is not valid JSON is passed through as raw text, because the
