@@ -259,11 +259,12 @@ const MODEL_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Before the first prompt: does the model server answer? One request, no retries, at
 /// most [`MODEL_CHECK_TIMEOUT`]; the error is one paragraph naming `[model] base_url`,
-/// the config file and what to do.
-pub async fn check_model(config: &Config, provider: &dyn agent::provider::Provider) -> Result<()> {
+/// the config file and what to do. A failure is recorded in the audit log (`error`,
+/// stage `model`, no session).
+pub async fn check_model(state: &State, provider: &dyn agent::provider::Provider) -> Result<()> {
     use agent::provider::ProviderError;
     let file = Paths::from_env().config_file;
-    let base_url = &config.model.base_url;
+    let base_url = &state.config.model.base_url;
     let failed = match tokio::time::timeout(MODEL_CHECK_TIMEOUT, provider.check()).await {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => e,
@@ -272,6 +273,10 @@ pub async fn check_model(config: &Config, provider: &dyn agent::provider::Provid
             secs: MODEL_CHECK_TIMEOUT.as_secs(),
         },
     };
+    state.audit.record_event(
+        None,
+        audit::event::ErrorEvent::Other(audit::event::Failure::new("model", failed.to_string())),
+    )?;
     match failed {
         ProviderError::Unreachable { .. } | ProviderError::Timeout { .. } => bail!(
             "cannot reach the model server at {base_url} ({}). Cordon sends every prompt to \

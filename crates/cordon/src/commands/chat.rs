@@ -26,7 +26,7 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
         }),
         provider.clone(),
     )?;
-    check_model(&state.config, provider.as_ref()).await?;
+    check_model(&state, provider.as_ref()).await?;
     let mut session = match (new, agent.latest_session()?) {
         (false, Some(s)) => {
             eprintln!(

@@ -62,7 +62,7 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     };
     let provider = model_provider(&state.config, Some(retry_reporter(&status)))?;
     let agent = build_agent_with(&state, agent_name, Arc::new(notice), provider.clone())?;
-    check_model(&state.config, provider.as_ref()).await?;
+    check_model(&state, provider.as_ref()).await?;
     let mut session = agent.new_session()?;
     eprintln!(
         "session {} · agent `{agent_name}` · {}",
