@@ -243,8 +243,17 @@ mod tests {
         assert!(!may_hold_credential("total 0\nno keys here, just words"));
         // Each format's needle, the AWS name's in any case and with Unicode folding.
         for text in [
-            "AKIA", "ASIA", "ghp_", "github_pat_", "sk-", "xoxb-", "sk_live_", "AIza",
-            "-----BEGIN PRIVATE KEY-----", "AWS_SECRET_ACCESS_KEY", "aws_ſecret_acceſs_Key",
+            "AKIA",
+            "ASIA",
+            "ghp_",
+            "github_pat_",
+            "sk-",
+            "xoxb-",
+            "sk_live_",
+            "AIza",
+            "-----BEGIN PRIVATE KEY-----",
+            "AWS_SECRET_ACCESS_KEY",
+            "aws_ſecret_acceſs_Key",
         ] {
             assert!(may_hold_credential(text), "{text}");
         }
