@@ -375,7 +375,37 @@ pub fn build_runtime(
 ) -> Result<Runtime> {
     let agent_cfg = agent_config(&config, agent_name)?;
     warn_if_unsandboxed(&config);
-    let key = api_key(&config);
+    // Compiling the policy (Cedar: parse, validate) is the largest part of building a
+    // runtime; it runs on a thread of its own while the vault, skills, MCP pins and
+    // egress CA are read, and its error is still reported in the same order as before.
+    let config = &config;
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("cordon-policy".into())
+            .spawn_scoped(scope, move || load_policy(config, agent_name));
+        let policy = move || -> Result<guard::Policy> {
+            match thread {
+                Ok(thread) => thread.join().unwrap_or_else(|_| {
+                    bail!("compiling the policy of agent `{agent_name}` panicked")
+                }),
+                // No thread to be had: compile it here.
+                Err(_) => load_policy(config, agent_name),
+            }
+        };
+        build_runtime_with(state, config, agent_cfg, agent_name, approver, policy)
+    })
+}
+
+/// [`build_runtime`] with the policy given by `policy`, called when it is needed.
+fn build_runtime_with(
+    state: &State,
+    config: &Arc<Config>,
+    agent_cfg: &config::AgentConfig,
+    agent_name: &str,
+    approver: Arc<dyn Approver>,
+    policy: impl FnOnce() -> Result<guard::Policy>,
+) -> Result<Runtime> {
+    let key = api_key(config);
     let vault = open_vault(state)?;
     // Every vault value is redacted from what comes back and blocked on the way out,
     // whether or not this agent may use it.
@@ -404,9 +434,12 @@ pub fn build_runtime(
             hosts,
         });
     }
-    let policy = load_policy(&config, agent_name)?;
-    let skills = installed_skills(state, agent_name, &vault)?;
-    let mcp = mcp_options(&config, &vault)?;
+    let skills = installed_skills(state, agent_name, &vault);
+    let mcp = mcp_options(config, &vault);
+    let egress = egress_proxy(state);
+    // Errors in the order they were always reported: policy, skills, MCP, egress.
+    let policy = policy()?;
+    let (skills, mcp, egress) = (skills?, mcp?, egress?);
     let approvals = Arc::new(runtime::StoredApprovals::new(
         state.store.clone(),
         state.audit.clone(),
@@ -415,14 +448,14 @@ pub fn build_runtime(
     ));
     Ok(Runtime::new(RuntimeOptions {
         policy: Some(Arc::new(policy)),
-        sandbox: sandbox_backend(&config)?,
-        config,
+        sandbox: sandbox_backend(config)?,
+        config: config.clone(),
         agent: agent_name.to_string(),
         audit: state.audit.clone(),
         approver,
         approvals,
         redactor,
-        egress: egress_proxy(state)?,
+        egress,
         secrets: agent_secrets,
         watched_secrets: watched,
         skills,

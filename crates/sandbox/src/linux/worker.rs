@@ -18,9 +18,10 @@
 //! `main` or `std::process::exit`) pending reaps are finished and pooled directories are
 //! removed, waiting at most about a second for the worker.
 //!
-//! Does not guarantee that the pool is ready: a `start` that finds it empty (two starts
-//! within the refill delay, another limit set, an unprivileged caller, cgroup v2) creates
-//! its cgroup and namespaces inline, as before. Does not guarantee cleanup when the process
+//! Does not guarantee that the pool is ready: a `start` that finds it empty (a process's
+//! first, two starts within the refill delay, another limit set) arms a thread inline,
+//! and where no thread can move itself (an unprivileged caller, cgroup v2) creates its
+//! cgroup and namespaces inline and attaches init, as before. Does not guarantee cleanup when the process
 //! is killed or aborts: pooled directories are
 //! then left behind as empty cgroups with limits and no tasks (harmless); their names
 //! `sandbox-<owner pid>-<n>` identify the dead owner and the next Cordon process removes
@@ -291,7 +292,11 @@ fn new_network_namespace() -> bool {
 }
 
 /// The armed thread for `key`, removed from the pool (its cgroup is never handed out
-/// again). `None`: none armed for `key` now; fork inline and attach instead.
+/// again), or one armed here when none is ready (a process's first start, as every
+/// short-lived `cordon sandbox exec` is, or two starts within the refill delay): even
+/// then init starts inside its cgroup without the `cgroup.procs` write, which took 9-15
+/// ms of a one-shot process's start. `None`: arming failed or is known to fail for `key`;
+/// fork inline and attach instead.
 pub(crate) fn take_armed(key: &PoolKey) -> Option<Armed> {
     if !started() {
         return None;
@@ -302,10 +307,24 @@ pub(crate) fn take_armed(key: &PoolKey) -> Option<Armed> {
     }
     switch_key(&mut s, key);
     let armed = s.armed.take();
+    let arm_here = armed.is_none() && !s.arm_failed;
+    let pooled = if arm_here { s.ready.pop() } else { None };
     s.last_take = Some(Instant::now());
     drop(s);
     WORKER.wake.notify_one();
-    armed
+    if !arm_here {
+        return armed;
+    }
+    match Armed::new(key, pooled) {
+        Ok(armed) => Some(armed),
+        Err(cgroup) => {
+            // Not a pool entry any more: removed like a dropped sandbox's.
+            if cgroup.is_some() {
+                dispose(0, cgroup);
+            }
+            None
+        }
+    }
 }
 
 impl Armed {
