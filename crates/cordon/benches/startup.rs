@@ -21,7 +21,10 @@
 //! `-- --rounds N` for another number of rounds, default 40; `CORDON_BENCH_BIN=PATH` runs
 //! another build of `cordon` instead, e.g. the one before a change).
 
-use std::path::Path;
+#[path = "../../sandbox/benches/common/bwrap.rs"]
+mod bwrap;
+use bwrap::bwrap_args;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -90,44 +93,6 @@ allow = []
     fn workspace(&self) -> std::path::PathBuf {
         self.dir.path().join("workspace")
     }
-}
-
-fn bwrap_args(ws: &Path) -> Vec<String> {
-    let ws = ws.to_string_lossy().into_owned();
-    [
-        "--unshare-all",
-        "--die-with-parent",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--symlink",
-        "usr/sbin",
-        "/sbin",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "--bind",
-        &ws,
-        "/workspace",
-        "--chdir",
-        "/workspace",
-        "/bin/true",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect()
 }
 
 /// CPU time of this process's reaped children so far (user + system), in clock ticks.

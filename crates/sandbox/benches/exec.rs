@@ -16,7 +16,10 @@
 //! (target <= 1.5), with
 //! PASS/MISS. It asserts nothing: the numbers are for `docs/benchmarks.md`.
 
-use std::path::Path;
+#[path = "common/bwrap.rs"]
+mod bwrap;
+
+use bwrap::bwrap_args;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,44 +40,6 @@ fn verdict(name: &str, a: Duration, b: Duration, target: f64) {
     let r = a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     let mark = if r <= target { "PASS" } else { "MISS" };
     println!("{name:<34} {r:5.2}x  (target <= {target}x)  {mark}");
-}
-
-fn bwrap_args(ws: &Path) -> Vec<String> {
-    let ws = ws.to_string_lossy().into_owned();
-    [
-        "--unshare-all",
-        "--die-with-parent",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--symlink",
-        "usr/sbin",
-        "/sbin",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "--bind",
-        &ws,
-        "/workspace",
-        "--chdir",
-        "/workspace",
-        "/bin/true",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect()
 }
 
 fn run_quiet(cmd: &mut Command) -> bool {
