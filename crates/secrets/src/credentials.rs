@@ -86,75 +86,116 @@ fn nothing(_: u8) -> bool {
     false
 }
 
-static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
+/// What every match of a format contains, so that text holding no format's needle is
+/// known clean without compiling or running a regex: most text is, and compiling the
+/// patterns costs about 3 ms, paid by every short-lived `cordon` process that redacts
+/// anything (an empty output included). It stands in the format's own row of [`TABLE`],
+/// so no format can be added without one; the unit tests run each format's samples
+/// through [`detect_credentials`], which fails them if the needle is wrong.
+enum Needle {
+    /// One of these, case-sensitively.
+    Any(&'static [&'static str]),
+    /// This, in any ASCII case. For a name matched case-insensitively: with Unicode case
+    /// folding `s` also matches `ſ` and `k` the Kelvin sign, so the needle must be made
+    /// of letters that fold to nothing outside ASCII (`acce` for `…access…`).
+    AsciiCaseless(&'static str),
+}
+
+impl Needle {
+    fn in_text(&self, text: &str) -> bool {
+        match self {
+            Needle::Any(needles) => needles.iter().any(|n| text.contains(n)),
+            Needle::AsciiCaseless(n) => text
+                .as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n.as_bytes())),
+        }
+    }
+}
+
+// (kind, needle, pattern, forbidden next byte). A non-capturing `(?:^|[^…])` prefix stands
+// in for a look-behind; the credential itself is capture group 1.
+const TABLE: [(CredentialKind, Needle, &str, Tail); 11] = {
     use CredentialKind::*;
-    // (kind, pattern, group, forbidden next byte). A non-capturing `(?:^|[^…])` prefix
-    // stands in for a look-behind; the credential itself is capture group 1.
-    let table: [(CredentialKind, &str, Tail); 11] = [
+    [
         (
             AwsAccessKeyId,
+            Needle::Any(&["AKIA", "ASIA"]),
             r"(?:^|[^A-Za-z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})",
             alnum,
         ),
         (
             AwsSecretAccessKey,
+            Needle::AsciiCaseless("acce"),
             r#"(?i:aws_?secret_?access_?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})"#,
             base64ish,
         ),
         (
             GithubToken,
+            Needle::Any(&["gh"]),
             r"(?:^|[^A-Za-z0-9_])((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})",
             alnum_us,
         ),
         (
             GithubToken,
+            Needle::Any(&["github_pat_"]),
             r"(?:^|[^A-Za-z0-9_])(github_pat_[A-Za-z0-9_]{82})",
             alnum_us,
         ),
         (
             AnthropicApiKey,
+            Needle::Any(&["sk-ant-"]),
             r"(?:^|[^A-Za-z0-9_-])(sk-ant-[A-Za-z0-9_-]{32,200})",
             alnum_us_dash,
         ),
         (
             OpenaiApiKey,
+            Needle::Any(&["sk-"]),
             r"(?:^|[^A-Za-z0-9_-])(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200})",
             alnum_us_dash,
         ),
         (
             OpenaiApiKey,
+            Needle::Any(&["sk-"]),
             r"(?:^|[^A-Za-z0-9_-])(sk-[A-Za-z0-9]{48})",
             alnum_us_dash,
         ),
         (
             SlackToken,
+            Needle::Any(&["xox"]),
             r"(?:^|[^A-Za-z0-9_-])(xox[abprs]-[0-9]{6,}-[A-Za-z0-9-]{8,})",
             alnum_us_dash,
         ),
         (
             StripeSecretKey,
+            Needle::Any(&["_live_"]),
             r"(?:^|[^A-Za-z0-9_])((?:sk|rk)_live_[A-Za-z0-9]{24,99})",
             alnum_us,
         ),
         (
             GoogleApiKey,
+            Needle::Any(&["AIza"]),
             r"(?:^|[^A-Za-z0-9_-])(AIza[0-9A-Za-z_-]{35})",
             alnum_us_dash,
         ),
         (
             PrivateKey,
+            Needle::Any(&["PRIVATE KEY-----"]),
             // Up to the END line, or to the end of the text when it was cut off.
             r"(?s)(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*))",
             nothing,
         ),
-    ];
-    table
-        .into_iter()
-        .map(|(kind, pattern, tail)| Format {
-            kind,
+    ]
+};
+
+static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
+    TABLE
+        .iter()
+        .map(|(kind, _, pattern, tail)| Format {
+            kind: *kind,
             // The patterns are constants; the unit tests compile and exercise each one.
             re: Regex::new(pattern).expect("credential pattern compiles"),
-            tail,
+            tail: *tail,
         })
         .collect()
 });
@@ -164,33 +205,10 @@ fn is_example(s: &str) -> bool {
     lower.contains("example") || lower.contains("xxxx")
 }
 
-/// Literals of which every match of a format but the AWS secret key contains one
-/// (case-sensitive; that one is in [`may_hold_credential`]), so that
-/// text holding none of them is known clean without compiling or running a regex: most
-/// text is, and compiling [`FORMATS`] costs about 3 ms, paid by every short-lived
-/// `cordon` process that redacts anything (an empty output included).
-const NEEDLES: [&str; 9] = [
-    "AKIA",
-    "ASIA",
-    "gh",
-    "github_pat_",
-    "sk-",
-    "xox",
-    "_live_",
-    "AIza",
-    "PRIVATE KEY-----",
-];
-
-/// Whether `text` may hold a credential of a known format: false only when no format
-/// can match. The AWS secret key's name is matched case-insensitively with Unicode case
-/// folding (`s` also matches `ſ`, `k` the Kelvin sign), so its needle is `acce` in any
-/// ASCII case: none of those letters folds to anything outside ASCII.
+/// Whether `text` may hold a credential of a known format: false only when it holds no
+/// format's [`Needle`].
 fn may_hold_credential(text: &str) -> bool {
-    NEEDLES.iter().any(|n| text.contains(n))
-        || text
-            .as_bytes()
-            .windows(4)
-            .any(|w| w.eq_ignore_ascii_case(b"acce"))
+    TABLE.iter().any(|(_, needle, _, _)| needle.in_text(text))
 }
 
 /// Every credential of a known format in `text`, sorted by position, non-overlapping
