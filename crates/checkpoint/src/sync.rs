@@ -30,6 +30,8 @@ struct Due {
     stop: bool,
     /// The last background sync's failure, reported by the next [`Syncer::now`].
     failed: Option<String>,
+    /// Background syncs run so far.
+    synced: u64,
 }
 
 type Shared = Arc<(Mutex<Due>, Condvar)>;
@@ -116,8 +118,11 @@ fn background(shared: &Shared, dir: &Path) {
             .0;
         d.dirty = false;
         drop(d);
-        if let Err(e) = sync_fs(dir) {
-            due.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.to_string());
+        let result = sync_fs(dir);
+        let mut d = due.lock().unwrap_or_else(PoisonError::into_inner);
+        d.synced += 1;
+        if let Err(e) = result {
+            d.failed = Some(e.to_string());
         }
     }
 }
@@ -132,8 +137,17 @@ impl Drop for Syncer {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(t) = thread {
-            let _ = t.join();
+        match thread {
+            Some(t) => {
+                let _ = t.join();
+            }
+            // No thread could be started: the sync it would have run, here.
+            None => {
+                let dirty = due.lock().unwrap_or_else(PoisonError::into_inner).dirty;
+                if dirty {
+                    let _ = sync_fs(&self.dir);
+                }
+            }
         }
     }
 }
@@ -143,15 +157,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_is_synced_in_the_background_and_the_drop_waits_for_it() {
+    fn a_burst_is_synced_once_in_the_background_and_the_drop_waits_for_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Syncer::new(dir.path());
+        let shared = s.shared.clone();
+        s.request();
         s.request();
         assert!(
             s.thread.lock().expect("lock").is_some(),
             "a sync thread runs"
         );
+        assert_eq!(
+            shared.0.lock().expect("lock").synced,
+            0,
+            "not during the burst"
+        );
         drop(s); // joins: returns only once the due sync ran
+        let due = shared.0.lock().expect("lock");
+        assert_eq!(
+            due.synced, 1,
+            "one sync for the burst, before the drop returned"
+        );
+        assert!(!due.dirty && due.failed.is_none());
+    }
+
+    #[test]
+    fn a_burst_is_synced_after_the_delay_without_a_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Syncer::new(dir.path());
+        s.request();
+        std::thread::sleep(DELAY * 3);
+        assert_eq!(s.shared.0.lock().expect("lock").synced, 1);
     }
 
     #[test]
