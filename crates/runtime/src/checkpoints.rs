@@ -357,13 +357,16 @@ impl Runtime {
         // is in the workspace — also after a commit that failed part-way, so no change is
         // left unlabelled.
         let paths: Vec<&str> = plan.changes.iter().map(|c| c.path.as_str()).collect();
-        self.label_changes(cx.session, &self.flow(cx.session).labels(), &paths)?;
+        let labelled = self.label_changes(cx.session, &self.flow(cx.session).labels(), &paths);
         let applied = committed.map_err(|e| {
             fail(format!(
                 "the command's workspace changes were not applied: {e}"
             ))
         })?;
+        // Applied: the record and the overwrite alert are due whether or not labelling
+        // worked, then its failure fails the call.
         self.record_checkpoint(cx, &applied.entries, &created_here);
+        labelled?;
         if applied.refused.is_empty() {
             return Ok(Step::Done(None));
         }
@@ -430,9 +433,7 @@ impl Runtime {
         let discarded = |why: String| {
             Err(Failure::new(
                 Stage::Approval,
-                format!(
-                    "the command's {changes} workspace change(s) were discarded: {reason}, and {why}"
-                ),
+                format!("{reason}; {why}, so they were discarded (nothing was applied)"),
             ))
         };
         match answer {
