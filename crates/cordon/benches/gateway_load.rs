@@ -33,6 +33,10 @@ use testkit::{MockLlm, Reply, Script};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+#[path = "common/install.rs"]
+mod install;
+use install::Install;
+
 const STARTS: usize = 5;
 const SESSIONS: usize = 200;
 /// Longest a single turn may take before it counts as an error.
@@ -52,56 +56,10 @@ fn cordon() -> &'static str {
     env!("CARGO_BIN_EXE_cordon")
 }
 
-/// A throwaway installation, like `cordon init` would write, for the mock model.
-struct Install {
-    dir: tempfile::TempDir,
-}
-
 impl Install {
-    fn new(base_url: &str) -> Install {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ws = dir.path().join("workspace");
-        std::fs::create_dir_all(&ws).unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        let config = format!(
-            r#"[model]
-provider = "openai"
-base_url = "{base_url}"
-model = "scripted"
-max_retries = 0
-timeout_secs = 120
-
-[agents.default]
-workspace = "{ws}"
-tools = ["read_file", "write_file", "edit_file", "list_dir", "search", "exec", "http_fetch"]
-
-[agents.default.exec]
-mode = "ask"
-allow = []
-timeout_secs = 20
-
-[agents.default.egress]
-allow = []
-"#,
-            ws = ws.display()
-        );
-        std::fs::write(dir.path().join("cordon.toml"), config).unwrap();
-        Install { dir }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(cordon());
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path().join("home"))
-            .env("CORDON_CONFIG", self.dir.path().join("cordon.toml"))
-            .env("CORDON_STATE_DIR", self.dir.path().join("state"));
-        cmd
-    }
-
     fn token(&self) -> String {
         let out = self
-            .command()
+            .command(cordon())
             .args(["token", "create", "--scope", "operator", "--name", "bench"])
             .output()
             .expect("run cordon token create");
@@ -123,7 +81,7 @@ allow = []
         let log = std::fs::File::create(self.serve_log()).unwrap();
         let start = Instant::now();
         let mut child = self
-            .command()
+            .command(cordon())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(log)
@@ -498,7 +456,7 @@ fn main() {
     let llm = rt.block_on(MockLlm::start(Script::dynamic(|_| {
         Reply::Text(ANSWER.to_string())
     })));
-    let inst = Install::new(&llm.base_url());
+    let inst = Install::new(&llm.base_url(), "timeout_secs = 120");
     let token = inst.token();
     eprintln!("binary: {}", cordon());
 

@@ -23,7 +23,10 @@
 
 #[path = "../../sandbox/benches/common/bwrap.rs"]
 mod bwrap;
+#[path = "common/install.rs"]
+mod install;
 use bwrap::bwrap_args;
+use install::Install;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,61 +41,6 @@ const RUN_TARGET_MS: f64 = 30.0;
 /// The release binary cargo built, or `$CORDON_BENCH_BIN` (an older build, to compare).
 fn cordon() -> String {
     std::env::var("CORDON_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cordon").into())
-}
-
-/// A throwaway installation: a config naming the mock model, a workspace, a state
-/// directory that the warm-up round creates.
-struct Install {
-    dir: tempfile::TempDir,
-}
-
-impl Install {
-    fn new(base_url: &str) -> Install {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ws = dir.path().join("workspace");
-        std::fs::create_dir_all(&ws).expect("workspace dir");
-        std::fs::create_dir_all(dir.path().join("home")).expect("home dir");
-        let config = format!(
-            r#"[model]
-provider = "openai"
-base_url = "{base_url}"
-model = "scripted"
-# One JSON body: the mock streams in paced pieces, a real server's time, not Cordon's.
-stream = false
-max_retries = 0
-timeout_secs = 30
-
-[agents.default]
-workspace = "{ws}"
-tools = ["read_file", "write_file", "edit_file", "list_dir", "search", "exec", "http_fetch"]
-
-[agents.default.exec]
-mode = "ask"
-allow = []
-timeout_secs = 20
-
-[agents.default.egress]
-allow = []
-"#,
-            ws = ws.display()
-        );
-        std::fs::write(dir.path().join("cordon.toml"), config).expect("write config");
-        Install { dir }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(cordon());
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path().join("home"))
-            .env("CORDON_CONFIG", self.dir.path().join("cordon.toml"))
-            .env("CORDON_STATE_DIR", self.dir.path().join("state"));
-        cmd
-    }
-
-    fn workspace(&self) -> std::path::PathBuf {
-        self.dir.path().join("workspace")
-    }
 }
 
 /// CPU time of this process's reaped children so far (user + system), in clock ticks.
@@ -203,7 +151,8 @@ fn main() {
     let llm = rt.block_on(MockLlm::start(Script::dynamic(|_| {
         Reply::Text("done".to_string())
     })));
-    let inst = Install::new(&llm.base_url());
+    // One JSON body: the mock streams in paced pieces, a real server's time, not Cordon's.
+    let inst = Install::new(&llm.base_url(), "stream = false\ntimeout_secs = 30");
     let args = bwrap_args(&inst.workspace());
     let have_bwrap = Command::new("bwrap")
         .args(&args)
@@ -238,15 +187,18 @@ fn main() {
                 bwrap.add(s, "bwrap");
             }
         }
-        let s = time(inst.command().args(["sandbox", "exec", "--", "/bin/true"]));
+        let s = time(
+            inst.command(&cordon())
+                .args(["sandbox", "exec", "--", "/bin/true"]),
+        );
         if keep || !s.2 {
             exec.add(s, "cordon sandbox exec -- /bin/true");
         }
-        let s = time(inst.command().arg("--version"));
+        let s = time(inst.command(&cordon()).arg("--version"));
         if keep || !s.2 {
             version.add(s, "cordon --version");
         }
-        let s = time(inst.command().args(["run", "say done"]));
+        let s = time(inst.command(&cordon()).args(["run", "say done"]));
         if keep || !s.2 {
             run.add(s, "cordon run");
         }
