@@ -1,0 +1,12 @@
+//! Chat channels and triggers: the ways into an agent other than its own terminal and web
+//! UI. Platform clients ([`service::ChatService`]: Telegram, Slack, Matrix) only speak
+//! their protocols; the rules every platform shares — pairing, roles, labels, rate limits,
+//! size caps, approvals answered in the chat — are decided once, above them.
+
+pub mod error;
+pub mod service;
+
+pub use error::ChannelError;
+pub use service::{
+    BotIdentity, Button, ChatService, Conversation, FileRef, Inbound, InboundKind, Platform, Sent,
+};
