@@ -71,6 +71,12 @@ pub enum Event {
     Checkpoint(CheckpointEvent),
     /// A human cleared the provenance label of a workspace file (`cordon files trust`).
     FileTrusted(FileTrusted),
+    /// A chat channel's traffic: each inbound message or button press (accepted or why
+    /// not), each message the bot sent, each pairing step.
+    Channel(ChannelEvent),
+    /// A task started without a person asking: a schedule's run or a webhook delivery
+    /// (accepted or why not).
+    Trigger(TriggerEvent),
 }
 
 impl Event {
@@ -95,6 +101,8 @@ impl Event {
             Event::McpCall(_) => EventKind::McpCall,
             Event::Checkpoint(_) => EventKind::Checkpoint,
             Event::FileTrusted(_) => EventKind::FileTrusted,
+            Event::Channel(_) => EventKind::Channel,
+            Event::Trigger(_) => EventKind::Trigger,
         }
     }
 
@@ -119,6 +127,8 @@ impl Event {
             Event::McpCall(p) => serde_json::to_value(p),
             Event::Checkpoint(p) => serde_json::to_value(p),
             Event::FileTrusted(p) => serde_json::to_value(p),
+            Event::Channel(p) => serde_json::to_value(p),
+            Event::Trigger(p) => serde_json::to_value(p),
         }
     }
 
@@ -166,6 +176,8 @@ into_event! {
     McpCall => McpCall,
     CheckpointEvent => Checkpoint,
     FileTrusted => FileTrusted,
+    ChannelEvent => Channel,
+    TriggerEvent => Trigger,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1312,4 +1324,138 @@ pub struct FileTrusted {
     pub sha256: Option<String>,
     /// Who trusted it (`cli`).
     pub by: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// channel
+
+/// `channel`: told apart by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ChannelEvent {
+    /// A message, file or button press arrived from a chat platform.
+    Inbound(ChannelInbound),
+    /// The bot sent (or failed to send) a message.
+    Outbound(ChannelOutbound),
+    /// A pairing step: a code issued or refused, or a human's decision.
+    Pairing(ChannelPairing),
+}
+
+/// `action: inbound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelInbound {
+    /// The channel (`telegram`, `slack`, `matrix`).
+    pub channel: String,
+    /// The platform's id of the update.
+    pub event_id: String,
+    /// The platform's id of the conversation.
+    pub conversation: String,
+    /// Written in a group (not a direct conversation with the bot).
+    pub group: bool,
+    /// The sender's immutable platform id (absent: an update that named none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// `text`, `file`, `button` or `malformed`.
+    pub kind: String,
+    /// Size of the message's text (or file) in bytes.
+    pub bytes: u64,
+    /// Whether it went on (to the agent, or as an approval answer).
+    pub accepted: bool,
+    /// How it reached the agent: `user` (the person speaking) or `untrusted` (content
+    /// from someone else: a group member, a forwarded message, a file, a link preview).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Why it was refused, or why it is untrusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent session it went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+/// `action: outbound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelOutbound {
+    pub channel: String,
+    /// The conversation it went to.
+    pub conversation: String,
+    /// `answer`, `pairing_code`, `approval_request`, `approval_settled`, `notice`,
+    /// `refusal` or `send_message` (the agent's tool).
+    pub purpose: String,
+    /// Bytes of text sent.
+    pub bytes: u64,
+    /// The platform accepted it.
+    pub delivered: bool,
+    /// Why it was not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The session it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+/// `action: pairing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelPairing {
+    pub channel: String,
+    /// The sender's immutable platform id.
+    pub sender: String,
+    /// `requested` (a code was issued), `refused` (too many pending), `approved`,
+    /// `denied` or `removed`.
+    pub decision: String,
+    /// The role given on approval (`owner`, `approver`, `user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Who decided (`cli`, `gateway token ID`, `channel` for a code issued).
+    pub by: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// trigger
+
+/// `trigger`: told apart by `source`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum TriggerEvent {
+    /// A schedule (or the heartbeat) started a task, or could not.
+    Schedule(ScheduleRun),
+    /// A delivery to `POST /hooks/NAME`, accepted or refused.
+    Webhook(WebhookDelivery),
+}
+
+/// `source: schedule`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScheduleRun {
+    /// The schedule's name (`heartbeat` for the heartbeat).
+    pub name: String,
+    pub agent: String,
+    /// `schedule` (its time came) or `cli` (`cordon schedules run`).
+    pub by: String,
+    /// The session it ran in, once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Where its answer goes (`CHANNEL:CONVERSATION`); absent: only the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Why it could not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `source: webhook`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookDelivery {
+    /// The hook's name (`/hooks/NAME`).
+    pub hook: String,
+    /// Body size in bytes (as announced when refused before reading it).
+    pub bytes: u64,
+    pub accepted: bool,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The session its task ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The client address.
+    pub client: String,
 }

@@ -41,10 +41,14 @@ pub enum EventKind {
     Checkpoint,
     /// A human cleared a workspace file's provenance label (`cordon files trust`).
     FileTrusted,
+    /// A chat channel's inbound message, outbound message or pairing step.
+    Channel,
+    /// A schedule's run or a webhook delivery.
+    Trigger,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::ConfigLoaded,
         EventKind::SessionStart,
         EventKind::UserMessage,
@@ -63,6 +67,8 @@ impl EventKind {
         EventKind::McpCall,
         EventKind::Checkpoint,
         EventKind::FileTrusted,
+        EventKind::Channel,
+        EventKind::Trigger,
     ];
 
     /// The snake_case name used in the log.
@@ -86,6 +92,8 @@ impl EventKind {
             EventKind::McpCall => "mcp_call",
             EventKind::Checkpoint => "checkpoint",
             EventKind::FileTrusted => "file_trusted",
+            EventKind::Channel => "channel",
+            EventKind::Trigger => "trigger",
         }
     }
 

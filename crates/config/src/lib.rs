@@ -17,6 +17,7 @@ mod host;
 mod load;
 mod paths;
 mod reference;
+pub mod schedule;
 pub mod schema;
 mod tier;
 
@@ -30,9 +31,10 @@ pub use paths::{Paths, expand_tilde, home_dir};
 pub use reference::{json_schema, reference_markdown};
 pub use schema::{
     AgentConfig, AlertFormat, AlertsConfig, AnsweredBy, ApprovalsConfig, AuditConfig,
-    AuditExportConfig, CheckpointsConfig, Config, EgressConfig, ExecConfig, ExecMode,
-    GatewayConfig, GatewayEgressConfig, LabelsConfig, McpConfig, McpServerConfig, McpToolFilter,
+    AuditExportConfig, ChannelConfig, ChannelIdentity, ChannelKind, ChannelRole, CheckpointsConfig,
+    Config, EgressConfig, ExecConfig, ExecMode, GatewayConfig, GatewayEgressConfig,
+    HeartbeatConfig, InboundPolicy, LabelsConfig, McpConfig, McpServerConfig, McpToolFilter,
     McpTrust, McpWorkspace, ModelConfig, PolicyConfig, Provider, SandboxBackend, SandboxConfig,
-    SandboxScope, SubagentsConfig, Tier, ToolName,
+    SandboxScope, ScheduleConfig, SubagentsConfig, Tier, ToolName, WebhookConfig,
 };
 pub use tier::{InitModel, init_files, init_template, init_template_for};

@@ -282,6 +282,223 @@ fn check_off_host_url(url: &str, what: &str) -> Result<(), String> {
     ))
 }
 
+/// A name of a vault secret (`KEY` under `at`).
+fn check_secret_name(at: KeyPath, name: &str) -> Result<(), Problem> {
+    if is_secret_name(name) {
+        return Ok(());
+    }
+    Err((
+        at,
+        format!(
+            "`{name}` is not a secret name (`A-Z`, `0-9`, `_`, starting with a letter, at most \
+             64); store the token with `cordon secrets set NAME` and give its name here"
+        ),
+    ))
+}
+
+/// An agent named by a channel, webhook or schedule exists.
+fn check_agent_exists(config: &Config, at: KeyPath, agent: &str) -> Result<(), Problem> {
+    if config.agents.contains_key(agent) {
+        return Ok(());
+    }
+    let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
+    Err((
+        at,
+        format!(
+            "no agent `{agent}`; configured agents: {}",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// `reply_to = "CHANNEL:CONVERSATION"` names a configured channel.
+fn check_reply_to(config: &Config, at: KeyPath, reply_to: &str) -> Result<(), Problem> {
+    let Some((channel, conversation)) = reply_to.split_once(':') else {
+        return Err((
+            at,
+            format!("`{reply_to}` must be `CHANNEL:CONVERSATION`, e.g. `telegram:123456`"),
+        ));
+    };
+    let Some(kind) = crate::ChannelKind::parse(channel) else {
+        return Err((
+            at,
+            format!("`{channel}` is not a channel; use telegram, slack or matrix"),
+        ));
+    };
+    if !config.channels.contains_key(&kind) {
+        return Err((
+            at,
+            format!("channel `{channel}` is not configured; add `[channels.{channel}]`"),
+        ));
+    }
+    if conversation.trim().is_empty() || conversation.len() > 256 {
+        return Err((at, "the conversation id must be 1-256 characters".into()));
+    }
+    Ok(())
+}
+
+/// `[channels.NAME]`: secret names, URLs, known agents, ids, ranges.
+fn validate_channels(config: &Config) -> Result<(), Problem> {
+    use crate::ChannelKind;
+    for (kind, c) in &config.channels {
+        let at = KeyPath::of(&["channels", kind.as_str()]);
+        check_secret_name(at.clone().key("token_secret"), &c.token_secret)?;
+        match (kind, &c.app_token_secret) {
+            (ChannelKind::Slack, None) => {
+                return Err((
+                    at.key("app_token_secret"),
+                    "Slack's Socket Mode needs an app-level token (`xapp-…`): store it with \
+                     `cordon secrets set NAME` and give its name here"
+                        .into(),
+                ));
+            }
+            (ChannelKind::Slack, Some(name)) => {
+                check_secret_name(at.clone().key("app_token_secret"), name)?;
+            }
+            (_, Some(_)) => {
+                return Err((
+                    at.key("app_token_secret"),
+                    "only Slack uses an app-level token; remove this key".into(),
+                ));
+            }
+            (_, None) => {}
+        }
+        match &c.api_url {
+            Some(url) => check_off_host_url(url, "the bot token")
+                .map_err(|m| (at.clone().key("api_url"), m))?,
+            None if *kind == ChannelKind::Matrix => {
+                return Err((
+                    at.key("api_url"),
+                    "Matrix needs your homeserver's URL, e.g. `https://matrix.example.org`".into(),
+                ));
+            }
+            None => {}
+        }
+        check_agent_exists(config, at.clone().key("agent"), &c.agent)?;
+        for (i, who) in c.allow.iter().enumerate() {
+            let key = at.clone().key("allow").index(i);
+            if who.id.trim().is_empty()
+                || who.id.len() > 256
+                || who.id.chars().any(char::is_whitespace)
+            {
+                return Err((
+                    key.key("id"),
+                    "must be the platform's user id (1-256 characters, no spaces)".into(),
+                ));
+            }
+            if c.allow[..i].iter().any(|o| o.id == who.id) {
+                return Err((key.key("id"), format!("`{}` is listed twice", who.id)));
+            }
+        }
+        if *kind == ChannelKind::Telegram {
+            for (i, who) in c.allow.iter().enumerate() {
+                if who.id.parse::<i64>().is_err() {
+                    return Err((
+                        at.clone().key("allow").index(i).key("id"),
+                        format!(
+                            "`{}` is not a Telegram user id (a number); usernames can change \
+                             hands, so only the numeric id is accepted",
+                            who.id
+                        ),
+                    ));
+                }
+            }
+        }
+        for (i, g) in c.groups.iter().enumerate() {
+            if g.trim().is_empty() || g.len() > 256 {
+                return Err((
+                    at.clone().key("groups").index(i),
+                    "must be a conversation id (1-256 characters)".into(),
+                ));
+            }
+        }
+        range(at.clone().key("rate_per_min"), c.rate_per_min, 1, 600)?;
+        range(
+            at.clone().key("max_message_bytes"),
+            c.max_message_bytes,
+            1,
+            65_536,
+        )?;
+        range(at.key("max_file_bytes"), c.max_file_bytes, 0, 100 << 20)?;
+    }
+    Ok(())
+}
+
+fn is_task_name(s: &str) -> bool {
+    is_agent_name(s)
+}
+
+/// `[webhooks.NAME]`, `[[schedules]]`, `[heartbeat]`.
+fn validate_triggers(config: &Config) -> Result<(), Problem> {
+    for (name, w) in &config.webhooks {
+        let at = KeyPath::of(&["webhooks", name]);
+        if !is_task_name(name) {
+            return Err((
+                at,
+                format!("webhook name `{name}` must be 1-32 characters of `a-z`, `0-9`, `-`, `_`"),
+            ));
+        }
+        if let Some(secret) = &w.secret {
+            check_secret_name(at.clone().key("secret"), secret)?;
+        }
+        check_agent_exists(config, at.clone().key("agent"), &w.agent)?;
+        if w.task.trim().is_empty() {
+            return Err((at.key("task"), "must say what the agent should do".into()));
+        }
+        if let Some(r) = &w.reply_to {
+            check_reply_to(config, at.clone().key("reply_to"), r)?;
+        }
+        range(
+            at.clone().key("max_body_bytes"),
+            w.max_body_bytes,
+            1,
+            1 << 20,
+        )?;
+        range(at.key("window_secs"), w.window_secs, 10, 3600)?;
+    }
+    for (i, s) in config.schedules.iter().enumerate() {
+        let at = KeyPath::of(&["schedules"]).index(i);
+        if !is_task_name(&s.name) || s.name == "heartbeat" {
+            return Err((
+                at.key("name"),
+                format!(
+                    "`{}` must be 1-32 characters of `a-z`, `0-9`, `-`, `_` (and not \
+                     `heartbeat`, the heartbeat's name)",
+                    s.name
+                ),
+            ));
+        }
+        if config.schedules[..i].iter().any(|o| o.name == s.name) {
+            return Err((
+                at.key("name"),
+                format!("schedule `{}` is defined twice", s.name),
+            ));
+        }
+        crate::schedule::parse_cron(&s.cron).map_err(|m| (at.clone().key("cron"), m))?;
+        crate::schedule::parse_timezone(&s.timezone)
+            .map_err(|m| (at.clone().key("timezone"), m))?;
+        check_agent_exists(config, at.clone().key("agent"), &s.agent)?;
+        if s.task.trim().is_empty() {
+            return Err((at.key("task"), "must say what the agent should do".into()));
+        }
+        if let Some(r) = &s.reply_to {
+            check_reply_to(config, at.key("reply_to"), r)?;
+        }
+    }
+    if let Some(h) = &config.heartbeat {
+        let at = KeyPath::of(&["heartbeat"]);
+        range(at.clone().key("every_mins"), h.every_mins, 5, 1440)?;
+        check_agent_exists(config, at.clone().key("agent"), &h.agent)?;
+        if h.task.trim().is_empty() {
+            return Err((at.key("task"), "must say what the agent should do".into()));
+        }
+        if let Some(r) = &h.reply_to {
+            check_reply_to(config, at.key("reply_to"), r)?;
+        }
+    }
+    Ok(())
+}
+
 /// `[gateway]`: the bind address parses, TLS files come in pairs, proxies are CIDRs,
 /// origins are bare `scheme://host[:port]`, lifetimes and limits are in range.
 fn validate_gateway(g: &crate::GatewayConfig) -> Result<(), Problem> {
@@ -528,6 +745,8 @@ fn validate(config: &Config) -> Result<(), Problem> {
 
     validate_gateway(&config.gateway)?;
     validate_mcp(config)?;
+    validate_channels(config)?;
+    validate_triggers(config)?;
     range(
         KeyPath::of(&["checkpoints", "max_mb"]),
         config.checkpoints.max_mb,

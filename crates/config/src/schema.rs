@@ -68,6 +68,232 @@ pub struct Config {
     /// `cordon undo`).
     #[serde(default)]
     pub checkpoints: CheckpointsConfig,
+    /// Chat channels `cordon serve` runs, by platform: `[channels.telegram]`,
+    /// `[channels.slack]`, `[channels.matrix]`.
+    #[serde(default)]
+    pub channels: BTreeMap<ChannelKind, ChannelConfig>,
+    /// Inbound webhooks, by name: `POST /hooks/NAME` on the gateway starts the hook's
+    /// task with the request body as untrusted content.
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, WebhookConfig>,
+    /// Tasks `cordon serve` runs on a schedule (`[[schedules]]`).
+    #[serde(default)]
+    pub schedules: Vec<ScheduleConfig>,
+    /// A periodic check-in: the agent is asked, every `every_mins`, whether anything needs
+    /// attention; an answer of `HEARTBEAT_OK` is not delivered.
+    #[serde(default)]
+    pub heartbeat: Option<HeartbeatConfig>,
+}
+
+/// A chat platform (`[channels.NAME]`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// Telegram's Bot API (long polling).
+    Telegram,
+    /// Slack's Web API and Socket Mode.
+    Slack,
+    /// A Matrix homeserver's client-server API (sync and send).
+    Matrix,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Matrix => "matrix",
+        }
+    }
+
+    /// Parse a channel's name as written in `reply_to` and on the command line.
+    pub fn parse(name: &str) -> Option<ChannelKind> {
+        [
+            ChannelKind::Telegram,
+            ChannelKind::Slack,
+            ChannelKind::Matrix,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[channels.NAME]`: one chat platform. A message from a sender nobody paired never
+/// reaches the agent: the sender is given a one-time code for `cordon pairing approve`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The vault secret holding the bot's token (`cordon secrets set NAME`): Telegram's
+    /// bot token, Slack's bot token (`xoxb-…`), or a Matrix access token. Never the token
+    /// itself.
+    pub token_secret: String,
+    /// Slack only: the vault secret holding the app-level token (`xapp-…`) Socket Mode
+    /// connects with.
+    #[serde(default)]
+    pub app_token_secret: Option<String>,
+    /// The platform's API base URL. Default: the public service (Telegram
+    /// `https://api.telegram.org`, Slack `https://slack.com/api`); required for Matrix
+    /// (your homeserver). Plain `http` only to loopback.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// The agent that answers (default `default`).
+    #[serde(default = "defaults::agent_name")]
+    pub agent: String,
+    /// Who reaches the agent: `pairing` (unknown senders get a code a human approves),
+    /// `allowlist` (only ids in `allow`; others are refused without a code) or `open`
+    /// (anyone, as role `user`; `cordon audit` reports it).
+    #[serde(default)]
+    pub inbound: InboundPolicy,
+    /// Identities allowed without pairing: the platform's immutable user ids (Telegram's
+    /// numeric id, Slack's `U…`, Matrix's `@user:server`), never display names.
+    #[serde(default)]
+    pub allow: Vec<ChannelIdentity>,
+    /// Group conversations (chat, channel or room ids) the bot answers in, and there only
+    /// when mentioned. Empty: groups are off. A message from anyone but an owner in a group
+    /// is untrusted content.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Messages accepted per sender per minute (1-600); more are refused and recorded.
+    #[serde(default = "defaults::channel_rate_per_min")]
+    pub rate_per_min: u32,
+    /// Largest message text accepted, in bytes (1-65536); longer ones are refused.
+    #[serde(default = "defaults::channel_max_message_bytes")]
+    pub max_message_bytes: u64,
+    /// Largest attachment kept, in bytes (0-104857600; 0: attachments refused). Kept ones
+    /// land in the workspace's `.cordon-inbox/` and are untrusted.
+    #[serde(default = "defaults::channel_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+/// `channels.NAME.inbound`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundPolicy {
+    /// Unknown senders get a one-time code; `cordon pairing approve CODE` admits them.
+    #[default]
+    Pairing,
+    /// Only the ids in `allow` (and ones paired earlier).
+    Allowlist,
+    /// Anyone, as role `user`.
+    Open,
+}
+
+/// An identity allowed on a channel without pairing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelIdentity {
+    /// The platform's immutable user id.
+    pub id: String,
+    /// `owner` (their words are the user speaking; may answer approvals), `approver` (may
+    /// answer approvals; their messages in groups are untrusted) or `user`.
+    #[serde(default)]
+    pub role: ChannelRole,
+}
+
+/// What a paired identity may do.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelRole {
+    /// Talks to the agent; cannot answer approvals.
+    #[default]
+    User,
+    /// Talks to the agent and answers approvals in the chat.
+    Approver,
+    /// The person the agent works for: their words are the user speaking, in groups too.
+    Owner,
+}
+
+impl ChannelRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelRole::User => "user",
+            ChannelRole::Approver => "approver",
+            ChannelRole::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChannelRole> {
+        [ChannelRole::User, ChannelRole::Approver, ChannelRole::Owner]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// `[webhooks.NAME]`: `POST /hooks/NAME` starts `task` with the body as untrusted
+/// content. A delivery must carry `X-Cordon-Timestamp` (Unix seconds, within
+/// `window_secs` of now) and `X-Cordon-Signature: sha256=HEX`, the HMAC-SHA256 of
+/// `TIMESTAMP.BODY` with the secret; a signature seen before is refused (replay).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The vault secret holding the HMAC key. Without one, every delivery is refused and
+    /// `cordon audit` reports the hook.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The agent that runs the task (default `default`).
+    #[serde(default = "defaults::agent_name")]
+    pub agent: String,
+    /// What the agent is asked to do with the delivery.
+    pub task: String,
+    /// Where the answer goes: `CHANNEL:CONVERSATION` (e.g. `telegram:123456`). Absent:
+    /// only the log and the session.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Largest body accepted, in bytes (1-1048576).
+    #[serde(default = "defaults::webhook_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// How far the timestamp may be from now, in seconds (10-3600).
+    #[serde(default = "defaults::webhook_window_secs")]
+    pub window_secs: u64,
+}
+
+/// `[[schedules]]`: a task run at the times of a cron expression.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Its name (`cordon schedules run NAME`): 1-32 of `a-z`, `0-9`, `-`, `_`.
+    pub name: String,
+    /// Five fields (minute hour day-of-month month day-of-week), e.g. `0 8 * * 1-5`.
+    pub cron: String,
+    /// The IANA time zone the expression is read in (default `UTC`).
+    #[serde(default = "defaults::timezone")]
+    pub timezone: String,
+    /// The agent that runs it (default `default`).
+    #[serde(default = "defaults::agent_name")]
+    pub agent: String,
+    /// What the agent is asked to do.
+    pub task: String,
+    /// Where the answer goes: `CHANNEL:CONVERSATION`. Absent: only the log.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+/// `[heartbeat]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// Minutes between check-ins (5-1440).
+    #[serde(default = "defaults::heartbeat_every_mins")]
+    pub every_mins: u64,
+    /// The agent that is asked (default `default`).
+    #[serde(default = "defaults::agent_name")]
+    pub agent: String,
+    /// What it is asked; it answers `HEARTBEAT_OK` when nothing needs attention.
+    #[serde(default = "defaults::heartbeat_task")]
+    pub task: String,
+    /// Where an answer other than `HEARTBEAT_OK` goes: `CHANNEL:CONVERSATION`.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 /// `[checkpoints]`: every change a tool makes in a workspace is journaled with what it
@@ -816,6 +1042,35 @@ pub enum AlertFormat {
 }
 
 pub(crate) mod defaults {
+    pub fn agent_name() -> String {
+        "default".into()
+    }
+    pub fn timezone() -> String {
+        "UTC".into()
+    }
+    pub fn channel_rate_per_min() -> u32 {
+        20
+    }
+    pub fn channel_max_message_bytes() -> u64 {
+        16 * 1024
+    }
+    pub fn channel_max_file_bytes() -> u64 {
+        10 << 20
+    }
+    pub fn webhook_max_body_bytes() -> u64 {
+        64 * 1024
+    }
+    pub fn webhook_window_secs() -> u64 {
+        300
+    }
+    pub fn heartbeat_every_mins() -> u64 {
+        30
+    }
+    pub fn heartbeat_task() -> String {
+        "Heartbeat: if HEARTBEAT.md exists in the workspace, read it and do what it says. If \
+         nothing needs attention, answer exactly HEARTBEAT_OK."
+            .into()
+    }
     pub fn export_interval_secs() -> u64 {
         5
     }

@@ -598,3 +598,101 @@ fn mcp_servers_are_checked() {
         assert!(shown.contains(says), "{says}: {shown}");
     }
 }
+
+#[test]
+fn channels_webhooks_and_schedules_are_checked() {
+    let ok = format!(
+        "{VALID}\n[channels.telegram]\ntoken_secret = \"TG_TOKEN\"\nallow = [{{ id = \"42\", role = \"owner\" }}]\ngroups = [\"-1001\"]\n\n[webhooks.ci]\nsecret = \"CI_HOOK\"\ntask = \"Summarise the build\"\nreply_to = \"telegram:42\"\n\n[[schedules]]\nname = \"morning\"\ncron = \"0 8 * * 1-5\"\ntimezone = \"Europe/Paris\"\ntask = \"Summarise the news\"\n"
+    );
+    let c = load_str(&ok, Path::new(FILE)).unwrap();
+    let tg = &c.channels[&cordon_config::ChannelKind::Telegram];
+    assert_eq!(
+        tg.inbound,
+        cordon_config::InboundPolicy::Pairing,
+        "pairing by default"
+    );
+    assert_eq!(tg.allow[0].role, cordon_config::ChannelRole::Owner);
+    assert_eq!(c.webhooks["ci"].window_secs, 300);
+    assert_eq!(c.schedules[0].agent, "default");
+    for (extra, key, says) in [
+        (
+            "[channels.telegram]\ntoken_secret = \"123:abc\"\n",
+            "channels.telegram.token_secret",
+            "not a secret name",
+        ),
+        (
+            "[channels.telegram]\ntoken_secret = \"T\"\nallow = [{ id = \"@alice\" }]\n",
+            "channels.telegram.allow[0].id",
+            "usernames can change hands",
+        ),
+        (
+            "[channels.slack]\ntoken_secret = \"T\"\n",
+            "channels.slack.app_token_secret",
+            "app-level token",
+        ),
+        (
+            "[channels.matrix]\ntoken_secret = \"T\"\n",
+            "channels.matrix.api_url",
+            "homeserver",
+        ),
+        (
+            "[channels.telegram]\ntoken_secret = \"T\"\napi_url = \"http://tg.example\"\n",
+            "channels.telegram.api_url",
+            "clear text",
+        ),
+        (
+            "[channels.telegram]\ntoken_secret = \"T\"\nagent = \"nobody\"\n",
+            "channels.telegram.agent",
+            "no agent `nobody`",
+        ),
+        (
+            "[channels.telegram]\ntoken_secret = \"T\"\nrate_per_min = 0\n",
+            "channels.telegram.rate_per_min",
+            "use 1-600",
+        ),
+        (
+            "[channels.irc]\ntoken_secret = \"T\"\n",
+            "channels",
+            "unknown variant `irc`",
+        ),
+        (
+            "[webhooks.x]\ntask = \"t\"\nreply_to = \"telegram:1\"\n",
+            "webhooks.x.reply_to",
+            "not configured",
+        ),
+        (
+            "[webhooks.x]\ntask = \" \"\n",
+            "webhooks.x.task",
+            "must say",
+        ),
+        (
+            "[webhooks.x]\ntask = \"t\"\nwindow_secs = 86400\n",
+            "webhooks.x.window_secs",
+            "use 10-3600",
+        ),
+        (
+            "[[schedules]]\nname = \"a\"\ncron = \"0 8 * *\"\ntask = \"t\"\n",
+            "schedules[0].cron",
+            "4 fields",
+        ),
+        (
+            "[[schedules]]\nname = \"a\"\ncron = \"0 8 * * *\"\ntimezone = \"Paris\"\ntask = \"t\"\n",
+            "schedules[0].timezone",
+            "IANA",
+        ),
+        (
+            "[[schedules]]\nname = \"a\"\ncron = \"0 8 * * *\"\ntask = \"t\"\n[[schedules]]\nname = \"a\"\ncron = \"0 9 * * *\"\ntask = \"t\"\n",
+            "schedules[1].name",
+            "defined twice",
+        ),
+        (
+            "[heartbeat]\nevery_mins = 1\n",
+            "heartbeat.every_mins",
+            "use 5-1440",
+        ),
+    ] {
+        let (_, k, shown) = fails(&format!("{VALID}\n{extra}"));
+        assert_eq!(k, key, "{shown}");
+        assert!(shown.contains(says), "{says}: {shown}");
+    }
+}
