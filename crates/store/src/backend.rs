@@ -17,6 +17,7 @@
 use std::path::Path;
 
 use crate::approvals::Approvals;
+use crate::channels::Channels;
 use crate::events::Events;
 use crate::files::Files;
 use crate::sessions::Sessions;
@@ -25,7 +26,7 @@ use crate::tokens::Tokens;
 /// Everything the store asks of a database. `Send + Sync`: one backend is shared by
 /// every thread holding the `Arc<Store>`.
 pub(crate) trait Backend:
-    Sessions + Events + Tokens + Approvals + Files + Send + Sync
+    Sessions + Events + Tokens + Approvals + Files + Channels + Send + Sync
 {
     /// The database file; `None` on PostgreSQL.
     fn path(&self) -> Option<&Path>;
@@ -128,6 +129,7 @@ mod tests {
         assert_same(crate::tokens::ALL);
         assert_same(crate::approvals::sql::ALL);
         assert_same(crate::files::ALL);
+        assert_same(crate::channels::ALL);
     }
 
     /// The check itself catches a drift: a condition only one side has.

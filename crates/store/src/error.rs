@@ -101,6 +101,11 @@ pub enum StoreError {
          `cordon files labels`"
     )]
     NoFileLabel { workspace: String, path: String },
+    #[error(
+        "no pending pairing has code `{code}` (it was never issued, was already decided, or \
+         expired after an hour); see `cordon pairing list`"
+    )]
+    NoPairing { code: String },
     #[error("{table} row `{id}` is damaged: {reason}")]
     BadRow {
         table: &'static str,

@@ -19,6 +19,7 @@
 
 mod approvals;
 mod backend;
+mod channels;
 mod error;
 mod events;
 mod files;
@@ -33,6 +34,7 @@ pub use approvals::{
     Answer, AnswerReach, Answered, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus,
     GrantQuery, GrantRecord, GrantScope, NewApproval,
 };
+pub use channels::{NewPairing, PairingRecord, PairingRequest, PairingStatus};
 pub use error::StoreError;
 pub use events::EventRecord;
 pub use files::FileLabelRecord;

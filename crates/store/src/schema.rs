@@ -99,6 +99,39 @@ pub(crate) const SQLITE: &[&str] = &[
         written_at TEXT NOT NULL,
         PRIMARY KEY (workspace, path)
     ) STRICT, WITHOUT ROWID;",
+    // 5 -> 6: chat channels' pairings, cursors and conversations; webhook replay guard.
+    "CREATE TABLE pairings (
+        channel TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        sender_name TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied')),
+        role TEXT CHECK (role IN ('owner', 'approver', 'user')),
+        code TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        decided_at TEXT,
+        decided_by TEXT,
+        PRIMARY KEY (channel, sender)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX pairings_code ON pairings (code);
+    CREATE TABLE channel_cursors (
+        channel TEXT PRIMARY KEY NOT NULL,
+        cursor TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE channel_conversations (
+        channel TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        session TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (channel, conversation)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE webhook_deliveries (
+        hook TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (hook, signature)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);",
 ];
 
 /// The SQLite schema version this build writes.
@@ -113,6 +146,10 @@ pub(crate) const TABLES: &[&str] = &[
     "tokens",
     "events",
     "file_labels",
+    "pairings",
+    "channel_cursors",
+    "channel_conversations",
+    "webhook_deliveries",
 ];
 
 /// PostgreSQL's migrations.
@@ -205,6 +242,39 @@ pub(crate) const POSTGRES: &[&str] = &[
         written_at TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (workspace, path)
     );"#,
+    // 2 -> 3: chat channels and the webhook replay guard (SQLite's 5 -> 6).
+    r#"CREATE TABLE pairings (
+        channel TEXT COLLATE "C" NOT NULL,
+        sender TEXT COLLATE "C" NOT NULL,
+        sender_name TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied')),
+        role TEXT CHECK (role IN ('owner', 'approver', 'user')),
+        code TEXT COLLATE "C",
+        created_at TEXT COLLATE "C" NOT NULL,
+        expires_at TEXT COLLATE "C",
+        decided_at TEXT COLLATE "C",
+        decided_by TEXT,
+        PRIMARY KEY (channel, sender)
+    );
+    CREATE INDEX pairings_code ON pairings (code);
+    CREATE TABLE channel_cursors (
+        channel TEXT COLLATE "C" PRIMARY KEY,
+        cursor TEXT NOT NULL
+    );
+    CREATE TABLE channel_conversations (
+        channel TEXT COLLATE "C" NOT NULL,
+        conversation TEXT COLLATE "C" NOT NULL,
+        session TEXT COLLATE "C" NOT NULL,
+        updated_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (channel, conversation)
+    );
+    CREATE TABLE webhook_deliveries (
+        hook TEXT COLLATE "C" NOT NULL,
+        signature TEXT COLLATE "C" NOT NULL,
+        received_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (hook, signature)
+    );
+    CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);"#,
 ];
 
 /// The PostgreSQL schema version this build writes.
