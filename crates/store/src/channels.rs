@@ -125,7 +125,7 @@ impl Store {
         Ok(match outcome {
             RequestOutcome::Issued => PairingRequest::Issued(row.decode()?),
             RequestOutcome::Existing(r) => {
-                let r = r.decode()?;
+                let r = (*r).decode()?;
                 if r.status == PairingStatus::Pending {
                     PairingRequest::Pending(r)
                 } else {
@@ -247,7 +247,7 @@ impl Store {
 /// What the backend did with a pairing request.
 pub(crate) enum RequestOutcome {
     Issued,
-    Existing(PairingRow),
+    Existing(Box<PairingRow>),
     TooMany,
 }
 
@@ -471,7 +471,7 @@ impl Channels for Sqlite {
         if let Some(e) = existing
             && (e.status != "pending" || e.expires_at.as_deref().is_some_and(|x| x > now))
         {
-            return Ok(RequestOutcome::Existing(e));
+            return Ok(RequestOutcome::Existing(Box::new(e)));
         }
         let pending: i64 = tx
             .query_row(COUNT_PENDING.sqlite, [&row.channel, now], |r| r.get(0))
@@ -651,7 +651,7 @@ impl Channels for Postgres {
                 && (e.status != "pending"
                     || e.expires_at.as_deref().is_some_and(|x| x > now.as_str()))
             {
-                return Ok(RequestOutcome::Existing(e));
+                return Ok(RequestOutcome::Existing(Box::new(e)));
             }
             // Serialise issuers of one channel: the count below must see every pending row.
             tx.execute(
