@@ -9,7 +9,7 @@ mod quarantine;
 mod subagent;
 
 pub use agent_loop::{
-    Agent, AgentError, AgentEvent, AgentOptions, Session, TurnOutcome, system_prompt,
+    Agent, AgentError, AgentEvent, AgentOptions, Session, TurnInput, TurnOutcome, system_prompt,
 };
 pub use context::{ContextItem, session_labels};
 pub use quarantine::ProviderQuarantine;

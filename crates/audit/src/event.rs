@@ -233,6 +233,10 @@ pub struct UserMessage {
     pub text: Option<String>,
     /// Length of the text in bytes (UTF-8).
     pub bytes: u64,
+    /// Where untrusted content in the message came from (a chat group member, a
+    /// forwarded message, a webhook's body…); absent: the user's own words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------

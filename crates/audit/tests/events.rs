@@ -44,6 +44,7 @@ fn samples() -> Vec<Event> {
         UserMessage {
             text: Some("hello é".into()),
             bytes: 8,
+            source: None,
         }
         .into(),
         ModelOutput::Reply(ModelReply {

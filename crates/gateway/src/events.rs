@@ -13,8 +13,13 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum SessionEvent {
-    /// A turn began with the user's `text`.
-    TurnStarted { text: String },
+    /// A turn began with the user's `text` (or a task's), and where untrusted content in
+    /// it came from (`source`, absent for the user's own words).
+    TurnStarted {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
     /// A piece of the model's streamed answer.
     TextDelta { text: String },
     /// The model proposed a tool call (`arguments`: the raw JSON text it produced).

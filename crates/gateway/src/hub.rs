@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use agent::{Agent, AgentEvent};
+use agent::{Agent, AgentEvent, TurnInput};
 use async_trait::async_trait;
 use runtime::{ApprovalAnswer, ApprovalRequest, Approver};
 use serde_json::Value;
@@ -76,7 +76,23 @@ pub struct Hub {
     running: Mutex<HashSet<String>>,
     /// Sessions whose runtime state is live: agent name and last activity.
     active: Mutex<HashMap<String, (String, Instant)>>,
+    /// Every approval request and settlement, for fronts that show them outside a
+    /// session's stream (chat channels).
+    approvals: broadcast::Sender<ApprovalNotice>,
     me: Weak<Hub>,
+}
+
+/// An approval request shown, or settled, for fronts beyond the session stream.
+#[derive(Debug, Clone)]
+pub enum ApprovalNotice {
+    Requested(Arc<ApprovalRequest>),
+    Settled {
+        id: String,
+        /// The top-level session the request is shown in.
+        shown_in: String,
+        answer: Value,
+        by: String,
+    },
 }
 
 /// A session idle this long has its runtime state (sandbox, placeholders, contacted
@@ -92,6 +108,7 @@ impl Hub {
             channels: Mutex::new(HashMap::new()),
             running: Mutex::new(HashSet::new()),
             active: Mutex::new(HashMap::new()),
+            approvals: broadcast::channel(CHANNEL_CAPACITY).0,
             me: me.clone(),
         })
     }
@@ -168,6 +185,11 @@ impl Hub {
         }
     }
 
+    /// Follow every approval request and settlement of every session.
+    pub fn approvals(&self) -> broadcast::Receiver<ApprovalNotice> {
+        self.approvals.subscribe()
+    }
+
     pub fn is_running(&self, session: &str) -> bool {
         lock(&self.running).contains(session)
     }
@@ -190,13 +212,24 @@ impl Hub {
         session: &SessionRecord,
         text: &str,
     ) -> Result<EventRecord, StartError> {
+        self.start_turn_with(session, TurnInput::user(text))
+    }
+
+    /// Start a turn of `session` from `input` (the user's words, or a task with untrusted
+    /// content from a chat group, a webhook…); as [`Hub::start_turn`].
+    pub fn start_turn_with(
+        &self,
+        session: &SessionRecord,
+        input: TurnInput,
+    ) -> Result<EventRecord, StartError> {
         if !lock(&self.running).insert(session.id.clone()) {
             return Err(StartError::Busy(session.id.clone()));
         }
         let started = match self.emit(
             &session.id,
             &SessionEvent::TurnStarted {
-                text: text.to_string(),
+                text: input.text.clone(),
+                source: input.untrusted.as_ref().map(|(s, _)| s.clone()),
             },
         ) {
             Ok(e) => e,
@@ -212,9 +245,8 @@ impl Hub {
         let id = session.id.clone();
         let agent_name = session.agent.clone();
         self.touch(&id, &agent_name);
-        let text = text.to_string();
         tokio::spawn(async move {
-            let outcome = hub.run_turn(&id, &agent_name, &text).await;
+            let outcome = hub.run_turn(&id, &agent_name, &input).await;
             let event = match outcome {
                 Ok(finished) => finished,
                 Err(error) => SessionEvent::TurnFailed { error },
@@ -277,7 +309,7 @@ impl Hub {
         &self,
         id: &str,
         agent_name: &str,
-        text: &str,
+        input: &TurnInput,
     ) -> Result<SessionEvent, String> {
         let agent = self.agent(agent_name).await?;
         let mut session = agent.load_session(id).map_err(|e| e.to_string())?;
@@ -324,7 +356,7 @@ impl Hub {
                 tracing::warn!("{e}");
             }
         };
-        let result = agent.run_turn(&mut session, text, &mut on_event).await;
+        let result = agent.run_turn_with(&mut session, input, &mut on_event).await;
         flush(&mut pending, &mut last_flush);
         let labels = agent.labels(&session);
         match result {
@@ -447,6 +479,9 @@ impl Approver for HubApprover {
             if let Err(e) = hub.emit(shown_in, &event) {
                 tracing::warn!("{e}");
             }
+            let _ = hub
+                .approvals
+                .send(ApprovalNotice::Requested(Arc::new(req.clone())));
         }
         // Answered through the store by the API (or expired): StoredApprovals notices.
         std::future::pending().await
@@ -458,13 +493,19 @@ impl Approver for HubApprover {
             let event = SessionEvent::ApprovalSettled {
                 id: req.id.clone(),
                 session: req.session.clone(),
-                answer,
+                answer: answer.clone(),
                 by: Some(by.to_string()),
             };
             let shown_in = req.root_session.as_deref().unwrap_or(&req.session);
             if let Err(e) = hub.emit(shown_in, &event) {
                 tracing::warn!("{e}");
             }
+            let _ = hub.approvals.send(ApprovalNotice::Settled {
+                id: req.id.clone().unwrap_or_default(),
+                shown_in: shown_in.to_string(),
+                answer,
+                by: by.to_string(),
+            });
         }
     }
 }
