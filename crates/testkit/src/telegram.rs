@@ -806,12 +806,9 @@ fn send_message(s: &Shared, p: &Params) -> Response {
         return error(400, "Bad Request: chat_id is empty", None);
     };
     let text = p.str("text").unwrap_or_default();
-    if let Err(e) = check_text(&text) {
-        return e;
-    }
-    let buttons = match keyboard(p) {
+    let buttons = match check_text(&text).and_then(|()| keyboard(p)) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(refusal) => return error(400, refusal, None),
     };
     let mut st = s.lock();
     if !st.chats.contains_key(&chat_id) {
@@ -846,12 +843,9 @@ fn edit_message_text(s: &Shared, p: &Params) -> Response {
         return error(400, "Bad Request: message to edit not found", None);
     };
     let text = p.str("text").unwrap_or_default();
-    if let Err(e) = check_text(&text) {
-        return e;
-    }
-    let buttons = match keyboard(p) {
+    let buttons = match check_text(&text).and_then(|()| keyboard(p)) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(refusal) => return error(400, refusal, None),
     };
     let mut st = s.lock();
     let Some(msg) = st.messages.get_mut(&(chat_id, message_id)) else {
@@ -952,12 +946,13 @@ fn file(s: &Shared, token: &str, file_path: &str) -> Response {
     resp
 }
 
-fn check_text(text: &str) -> Result<(), Response> {
+/// Telegram's refusal of a message text, if it refuses it.
+fn check_text(text: &str) -> Result<(), &'static str> {
     if text.trim().is_empty() {
-        return Err(error(400, "Bad Request: message text is empty", None));
+        return Err("Bad Request: message text is empty");
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(error(400, "Bad Request: message is too long", None));
+        return Err("Bad Request: message is too long");
     }
     Ok(())
 }
@@ -969,18 +964,13 @@ fn preview_disabled(p: &Params) -> bool {
         .unwrap_or(false)
 }
 
-/// The inline keyboard of `reply_markup`, checked as Telegram checks it.
-fn keyboard(p: &Params) -> Result<Vec<Vec<SentButton>>, Response> {
+/// The inline keyboard of `reply_markup`, checked as Telegram checks it (`Err`: its
+/// refusal).
+fn keyboard(p: &Params) -> Result<Vec<Vec<SentButton>>, &'static str> {
     let Some(markup) = p.get("reply_markup") else {
         return Ok(Vec::new());
     };
-    let bad = || {
-        error(
-            400,
-            "Bad Request: can't parse reply keyboard markup JSON object",
-            None,
-        )
-    };
+    let bad = || "Bad Request: can't parse reply keyboard markup JSON object";
     let Some(rows) = markup.get("inline_keyboard").and_then(Value::as_array) else {
         return Err(bad());
     };
@@ -998,7 +988,7 @@ fn keyboard(p: &Params) -> Result<Vec<Vec<SentButton>>, Response> {
                 return Err(bad());
             };
             if data.is_empty() || data.len() > MAX_BUTTON_DATA_BYTES {
-                return Err(error(400, "Bad Request: BUTTON_DATA_INVALID", None));
+                return Err("Bad Request: BUTTON_DATA_INVALID");
             }
             buttons.push(SentButton {
                 text: text.to_string(),
