@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod service;
+pub mod telegram;
 
 pub use error::ChannelError;
 pub use service::{
