@@ -3,11 +3,16 @@
 //! their protocols; the rules every platform shares — pairing, roles, labels, rate limits,
 //! size caps, approvals answered in the chat — are decided once, above them.
 
+pub mod approvals;
 pub mod error;
+pub mod inbound;
 pub mod service;
 pub mod telegram;
+pub mod webhook;
 
+pub use approvals::{ButtonKey, Choice, PressError};
 pub use error::ChannelError;
+pub use inbound::{Gate, Turn, Verdict};
 pub use service::{
     BotIdentity, Button, ChatService, Conversation, FileRef, Inbound, InboundKind, Platform, Sent,
 };

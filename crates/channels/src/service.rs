@@ -159,6 +159,15 @@ pub trait ChatService: Send + Sync {
     /// Fetch a file's bytes, refusing (an `Err`, nothing kept) once more than `cap`
     /// bytes arrive.
     async fn download(&self, file: &FileRef, cap: u64) -> Result<Vec<u8>, ChannelError>;
+
+    /// Where `next` would continue from, for the caller to persist (Telegram's offset,
+    /// Matrix's `since`); `None` for a platform that keeps it itself (Slack).
+    fn cursor(&self) -> Option<String> {
+        None
+    }
+
+    /// Continue from a cursor persisted earlier (ignored where `cursor` is `None`).
+    fn resume_from(&self, _cursor: &str) {}
 }
 
 /// Who the bot is on its platform.

@@ -203,6 +203,16 @@ impl ChatService for Telegram {
         Platform::Telegram
     }
 
+    fn cursor(&self) -> Option<String> {
+        Some(self.offset().to_string())
+    }
+
+    fn resume_from(&self, cursor: &str) {
+        if let Ok(offset) = cursor.parse::<i64>() {
+            self.set_offset(offset);
+        }
+    }
+
     async fn connect(&self) -> Result<BotIdentity, ChannelError> {
         let me = self.me().await?;
         Ok(BotIdentity {

@@ -356,7 +356,9 @@ impl Hub {
                 tracing::warn!("{e}");
             }
         };
-        let result = agent.run_turn_with(&mut session, input, &mut on_event).await;
+        let result = agent
+            .run_turn_with(&mut session, input, &mut on_event)
+            .await;
         flush(&mut pending, &mut last_flush);
         let labels = agent.labels(&session);
         match result {
