@@ -244,7 +244,7 @@ impl Gate {
             _ => (false, false),
         };
         if conversation.group {
-            if !self.config.groups.iter().any(|g| *g == conversation.id) {
+            if !self.config.groups.contains(&conversation.id) {
                 return refuse(
                     record,
                     format!(
