@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod service;
+pub mod slack;
 
 pub use error::ChannelError;
 pub use service::{
