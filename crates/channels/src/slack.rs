@@ -176,7 +176,11 @@ impl Slack {
         let status = resp.status();
         let retry_after = retry_after(resp.headers());
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(api_error(method, "rate limited (HTTP 429)".into(), retry_after));
+            return Err(api_error(
+                method,
+                "rate limited (HTTP 429)".into(),
+                retry_after,
+            ));
         }
         if !status.is_success() {
             return Err(api_error(method, format!("HTTP {status}"), retry_after));
@@ -192,13 +196,16 @@ impl Slack {
         }
         let error = v["error"].as_str().unwrap_or("no `ok` in the answer");
         match error {
-            "invalid_auth" | "not_authed" | "account_inactive" | "token_revoked"
-            | "token_expired" | "not_allowed_token_type" | "no_permission" => {
-                Err(ChannelError::Unauthorized {
-                    platform: PLATFORM,
-                    detail: format!("{method}: {error}"),
-                })
-            }
+            "invalid_auth"
+            | "not_authed"
+            | "account_inactive"
+            | "token_revoked"
+            | "token_expired"
+            | "not_allowed_token_type"
+            | "no_permission" => Err(ChannelError::Unauthorized {
+                platform: PLATFORM,
+                detail: format!("{method}: {error}"),
+            }),
             _ => Err(api_error(method, error.to_string(), retry_after)),
         }
     }
@@ -209,11 +216,13 @@ impl Slack {
             return Ok(me);
         }
         self.connect().await?;
-        self.lock_me().clone().ok_or_else(|| ChannelError::Protocol {
-            platform: PLATFORM,
-            method: "auth.test".into(),
-            detail: "no identity after auth.test".into(),
-        })
+        self.lock_me()
+            .clone()
+            .ok_or_else(|| ChannelError::Protocol {
+                platform: PLATFORM,
+                method: "auth.test".into(),
+                detail: "no identity after auth.test".into(),
+            })
     }
 
     fn lock_me(&self) -> std::sync::MutexGuard<'_, Option<Me>> {
@@ -283,10 +292,7 @@ impl Slack {
             return direct;
         }
         let args = Args::Form(vec![("channel", channel.to_string())]);
-        match self
-            .call("conversations.info", &self.bot_token, args)
-            .await
-        {
+        match self.call("conversations.info", &self.bot_token, args).await {
             Ok(v) => match v["channel"]["is_im"].as_bool() {
                 Some(direct) => {
                     self.kinds().insert(channel.to_string(), direct);
@@ -302,9 +308,7 @@ impl Slack {
     }
 
     fn kinds(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
-        self.channel_kinds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.channel_kinds.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Read one frame's worth into the queue; `false` if the socket is gone.
@@ -346,11 +350,7 @@ impl Slack {
                 } else {
                     items
                         .into_iter()
-                        .filter(|i| {
-                            !i.keys
-                                .iter()
-                                .any(|k| st.returned.contains(k) || queued(k))
-                        })
+                        .filter(|i| !i.keys.iter().any(|k| st.returned.contains(k) || queued(k)))
                         .collect()
                 };
                 if fresh.is_empty() {
@@ -457,10 +457,7 @@ impl ChatService for Slack {
                 continue;
             }
             // Whatever else already arrived goes in the same batch.
-            loop {
-                let Some(socket) = st.socket.as_mut() else {
-                    break;
-                };
+            while let Some(socket) = st.socket.as_mut() {
                 let Some(Some(Ok(msg))) = socket.next().now_or_never() else {
                     break;
                 };
@@ -612,8 +609,7 @@ impl ChatService for Slack {
             .await
             .map_err(|e| cannot_reach(&url, e))?;
         let status = resp.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(ChannelError::Unauthorized {
                 platform: PLATFORM,
                 detail: format!("download: HTTP {status}"),
@@ -760,11 +756,27 @@ mod tests {
     fn tokens_go_only_to_slack_hosts() {
         let s = slack(DEFAULT_API_URL);
         let ok = |u: &str, sec, plain| s.is_slack_url(&Url::parse(u).unwrap(), sec, plain);
-        assert!(ok("https://files.slack.com/files-pri/T-F/a.txt", "https", "http"));
-        assert!(ok("wss://wss-primary.slack.com/link/?ticket=1", "wss", "ws"));
-        assert!(!ok("http://files.slack.com/files-pri/T-F/a.txt", "https", "http"));
+        assert!(ok(
+            "https://files.slack.com/files-pri/T-F/a.txt",
+            "https",
+            "http"
+        ));
+        assert!(ok(
+            "wss://wss-primary.slack.com/link/?ticket=1",
+            "wss",
+            "ws"
+        ));
+        assert!(!ok(
+            "http://files.slack.com/files-pri/T-F/a.txt",
+            "https",
+            "http"
+        ));
         assert!(!ok("ws://wss-primary.slack.com/link/", "wss", "ws"));
-        assert!(!ok("https://files.slack.com.evil.example/x", "https", "http"));
+        assert!(!ok(
+            "https://files.slack.com.evil.example/x",
+            "https",
+            "http"
+        ));
         assert!(!ok("https://evilslack.com/x", "https", "http"));
         assert!(!ok("https://169.254.169.254/latest", "https", "http"));
         let local = slack("http://127.0.0.1:9/api");

@@ -845,7 +845,10 @@ async fn serve_socket(s: Arc<Shared>, mut ws: WebSocket) {
         let mut retry: Vec<Frame> = std::mem::take(&mut st.inflight);
         for f in &mut retry {
             if let Some(obj) = f.json.as_mut().and_then(Value::as_object_mut) {
-                let attempt = obj.get("retry_attempt").and_then(Value::as_u64).unwrap_or(0);
+                let attempt = obj
+                    .get("retry_attempt")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 obj.insert("retry_attempt".into(), json!(attempt + 1));
                 obj.insert("retry_reason".into(), json!("timeout"));
             }

@@ -38,7 +38,9 @@ pub(crate) struct Me {
 pub(crate) enum Frame {
     Hello,
     /// Slack will close this socket; open another.
-    Disconnect { reason: String },
+    Disconnect {
+        reason: String,
+    },
     /// An envelope, to acknowledge by its id. `items` is empty when there is nothing to
     /// return (the bot's own echo, an unfurl added to a delivered message).
     Envelope {
@@ -142,13 +144,17 @@ fn message(event_id: &str, event: &Value, me: &Me, app_mention: bool, raw: usize
     };
     // The message itself: for an edit, the new version inside the event.
     let (msg, edited) = match event.get("subtype").map(|s| (s, s.as_str())) {
-        None | Some((_, Some("file_share" | "thread_broadcast" | "me_message" | "bot_message"))) => {
+        None
+        | Some((_, Some("file_share" | "thread_broadcast" | "me_message" | "bot_message"))) => {
             (event, false)
         }
         Some((_, Some("message_changed"))) => {
             let msg = &event["message"];
             if !msg.is_object() {
-                return bad(channel, "`event.message` of message_changed is missing".into());
+                return bad(
+                    channel,
+                    "`event.message` of message_changed is missing".into(),
+                );
             }
             (msg, true)
         }
@@ -166,7 +172,11 @@ fn message(event_id: &str, event: &Value, me: &Me, app_mention: bool, raw: usize
         Some(_) => return bad(channel, "`text` is not a string".into()),
     };
     if edited && event["previous_message"]["text"].as_str() == Some(text) {
-        tracing::debug!(channel, event_id, "slack: message_changed without new text skipped");
+        tracing::debug!(
+            channel,
+            event_id,
+            "slack: message_changed without new text skipped"
+        );
         return Vec::new();
     }
     let sender = match str_at(msg, "user").or_else(|| str_at(msg, "bot_id")) {
@@ -209,7 +219,10 @@ fn message(event_id: &str, event: &Value, me: &Me, app_mention: bool, raw: usize
     let mut keys = vec![event_id.to_string()];
     if edited {
         let edit_ts = str_at(&msg["edited"], "ts").or_else(|| str_at(event, "event_ts"));
-        keys.push(format!("edit:{channel}:{ts}:{}", edit_ts.unwrap_or(event_id)));
+        keys.push(format!(
+            "edit:{channel}:{ts}:{}",
+            edit_ts.unwrap_or(event_id)
+        ));
     } else {
         keys.push(format!("msg:{channel}:{ts}"));
     }
@@ -294,7 +307,8 @@ fn attachments(msg: &Value) -> Result<(String, bool, Option<String>), String> {
             .unwrap_or_default();
         if is_share || is_msg {
             shared.push(words.to_string());
-        } else if preview.is_none() && (a.get("original_url").is_some() || a.get("from_url").is_some())
+        } else if preview.is_none()
+            && (a.get("original_url").is_some() || a.get("from_url").is_some())
         {
             let parts: Vec<&str> = [str_at(a, "title"), str_at(a, "text")]
                 .into_iter()
@@ -335,8 +349,8 @@ fn files(msg: &Value) -> Result<Vec<FileRef>, String> {
 
 /// An `interactive` envelope: button presses.
 fn interactive(envelope_id: &str, payload: &Value, raw: usize) -> Vec<Item> {
-    let channel = str_at(&payload["channel"], "id")
-        .or_else(|| str_at(&payload["container"], "channel_id"));
+    let channel =
+        str_at(&payload["channel"], "id").or_else(|| str_at(&payload["container"], "channel_id"));
     let bad = |reason: String| {
         vec![malformed_item(
             envelope_id,
@@ -356,8 +370,8 @@ fn interactive(envelope_id: &str, payload: &Value, raw: usize) -> Vec<Item> {
     let Some(channel) = channel else {
         return bad("`payload.channel.id` is missing".into());
     };
-    let Some(message_ts) = str_at(&payload["container"], "message_ts")
-        .or_else(|| str_at(&payload["message"], "ts"))
+    let Some(message_ts) =
+        str_at(&payload["container"], "message_ts").or_else(|| str_at(&payload["message"], "ts"))
     else {
         return bad("`payload.container.message_ts` is missing".into());
     };
@@ -518,7 +532,10 @@ mod tests {
                 link_preview: None
             }
         );
-        assert!(item.keys.contains(&"msg:D024BE91L:1355517523.000005".to_string()));
+        assert!(
+            item.keys
+                .contains(&"msg:D024BE91L:1355517523.000005".to_string())
+        );
     }
 
     #[test]
@@ -528,12 +545,24 @@ mod tests {
             "ts": "1.1", "channel": "C1", "channel_type": "channel",
         })));
         assert!(item.inbound.conversation.group);
-        assert!(matches!(item.inbound.kind, InboundKind::Text { mentioned: true, .. }));
+        assert!(matches!(
+            item.inbound.kind,
+            InboundKind::Text {
+                mentioned: true,
+                ..
+            }
+        ));
         let item = one(&envelope(json!({
             "type": "message", "text": "@cordon UBOT <@UBOTX>", "user": "U1",
             "ts": "1.1", "channel": "C1", "channel_type": "channel",
         })));
-        assert!(matches!(item.inbound.kind, InboundKind::Text { mentioned: false, .. }));
+        assert!(matches!(
+            item.inbound.kind,
+            InboundKind::Text {
+                mentioned: false,
+                ..
+            }
+        ));
         assert!(mentions("hi <@UBOT|cordon>", "UBOT"));
     }
 
@@ -544,8 +573,17 @@ mod tests {
             "channel": "C0LAN2Q65", "event_ts": "1515449522000016",
         })));
         assert!(item.resolve_channel);
-        assert!(matches!(item.inbound.kind, InboundKind::Text { mentioned: true, .. }));
-        assert!(item.keys.contains(&"msg:C0LAN2Q65:1515449522.000016".to_string()));
+        assert!(matches!(
+            item.inbound.kind,
+            InboundKind::Text {
+                mentioned: true,
+                ..
+            }
+        ));
+        assert!(
+            item.keys
+                .contains(&"msg:C0LAN2Q65:1515449522.000016".to_string())
+        );
     }
 
     #[test]
@@ -587,7 +625,9 @@ mod tests {
             "previous_message": {"type": "message", "user": "U1", "text": "old", "ts": "1.1"},
             "channel_type": "channel", "ts": "1.5", "event_ts": "1.5",
         })));
-        assert!(matches!(&edit.inbound.kind, InboundKind::Text { text, .. } if text == "new words"));
+        assert!(
+            matches!(&edit.inbound.kind, InboundKind::Text { text, .. } if text == "new words")
+        );
         assert!(edit.keys.contains(&"edit:C1:1.1:1.5".to_string()));
         assert!(!edit.keys.iter().any(|k| k.starts_with("msg:")));
         let unfurl = envelope(json!({
@@ -699,23 +739,48 @@ mod tests {
         assert!(item.inbound.event_id.starts_with("frame:"));
 
         let cases = [
-            (json!({"type": "reaction_added", "user": "U1"}), "event type `reaction_added`"),
-            (json!({"type": "message", "text": 5, "user": "U1", "ts": "1", "channel": "C1"}), "`text`"),
-            (json!({"type": "message", "text": "x", "ts": "1", "channel": "C1"}), "`user`"),
-            (json!({"type": "message", "text": "x", "user": "U1", "channel": "C1"}), "`ts`"),
-            (json!({"type": "message", "text": "x", "user": "U1", "ts": "1"}), "`event.channel`"),
-            (json!({"type": "message", "subtype": "channel_join", "channel": "C1"}), "subtype `channel_join`"),
-            (json!({"type": "message", "text": "x", "user": "U1", "ts": "1", "channel": "C1",
-                    "files": [{"name": "x"}]}), "`files[0]`"),
-            (json!({"type": "message", "text": "x", "user": "U1", "ts": "1", "channel": "C1",
-                    "attachments": "no"}), "`attachments`"),
+            (
+                json!({"type": "reaction_added", "user": "U1"}),
+                "event type `reaction_added`",
+            ),
+            (
+                json!({"type": "message", "text": 5, "user": "U1", "ts": "1", "channel": "C1"}),
+                "`text`",
+            ),
+            (
+                json!({"type": "message", "text": "x", "ts": "1", "channel": "C1"}),
+                "`user`",
+            ),
+            (
+                json!({"type": "message", "text": "x", "user": "U1", "channel": "C1"}),
+                "`ts`",
+            ),
+            (
+                json!({"type": "message", "text": "x", "user": "U1", "ts": "1"}),
+                "`event.channel`",
+            ),
+            (
+                json!({"type": "message", "subtype": "channel_join", "channel": "C1"}),
+                "subtype `channel_join`",
+            ),
+            (
+                json!({"type": "message", "text": "x", "user": "U1", "ts": "1", "channel": "C1",
+                    "files": [{"name": "x"}]}),
+                "`files[0]`",
+            ),
+            (
+                json!({"type": "message", "text": "x", "user": "U1", "ts": "1", "channel": "C1",
+                    "attachments": "no"}),
+                "`attachments`",
+            ),
         ];
         for (event, want) in cases {
             let item = one(&envelope(event));
             assert!(reason(&item).contains(want), "{} vs {want}", reason(&item));
             assert!(item.inbound.sender.is_none());
         }
-        let slash = json!({"envelope_id": "e2", "type": "slash_commands", "payload": {}}).to_string();
+        let slash =
+            json!({"envelope_id": "e2", "type": "slash_commands", "payload": {}}).to_string();
         assert!(reason(&one(&slash)).contains("envelope type `slash_commands`"));
         let modal = json!({"envelope_id": "e3", "type": "interactive",
                            "payload": {"type": "view_submission"}})
