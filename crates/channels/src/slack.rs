@@ -327,7 +327,8 @@ impl Slack {
             Frame::Disconnect { reason } => {
                 tracing::debug!(reason, "slack: socket retired by Slack; reconnecting");
                 if let Some(mut s) = st.socket.take() {
-                    let _ = s.close(None).await;
+                    // A close frame, politely; Slack may never answer it, so not waited on.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.close(None)).await;
                 }
                 return false;
             }
@@ -653,7 +654,7 @@ impl ChatService for Slack {
 }
 
 /// Slack's escaping of the three characters its markup gives meaning to.
-pub fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
