@@ -476,6 +476,12 @@ async fn malformed_and_unknown_updates_are_reported_and_the_next_arrives() {
 async fn own_echoes_are_skipped_and_edits_arrive_as_text() {
     let fake = FakeSlack::start().await;
     let slack = connected(&fake).await;
+    fake.echo_own_messages(true);
+    let posted = slack
+        .send("CGENERAL", "posted by the bot", &[])
+        .await
+        .unwrap();
+    slack.edit(&posted, "edited by the bot").await.unwrap();
     fake.push_own_message("CGENERAL", "I said this");
     let first = fake.push_channel_message("CGENERAL", "UBOB", "first words");
     fake.push_message_changed("CGENERAL", "UBOB", &first.ts, "first words", "second words");

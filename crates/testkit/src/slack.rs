@@ -124,6 +124,8 @@ struct FakeState {
     socket_gen: u64,
     connections: usize,
     disconnect: Option<String>,
+    /// Echo the bot's posted messages as events.
+    echo: bool,
     /// channel id → is_im.
     conversations: HashMap<String, bool>,
     files: HashMap<String, FakeFile>,
@@ -393,32 +395,13 @@ impl FakeSlack {
 
     /// Wrap `event` in an `events_api` envelope and queue it.
     pub fn push_event(&self, event: Value) -> Pushed {
-        let (envelope_id, event_id) = {
-            let mut st = self.lock();
-            st.counter += 1;
-            (
-                format!("env-{:06}", st.counter),
-                format!("Ev{:08}", st.counter),
-            )
-        };
         let channel = event["channel"].as_str().unwrap_or_default().to_string();
         let ts = event["ts"].as_str().unwrap_or_default().to_string();
-        let envelope = json!({
-            "envelope_id": envelope_id,
-            "type": "events_api",
-            "accepts_response_payload": false,
-            "retry_attempt": 0,
-            "retry_reason": "",
-            "payload": {
-                "token": "verification-token",
-                "team_id": SLACK_TEAM,
-                "api_app_id": "AFAKEAPP",
-                "event": event,
-                "type": "event_callback",
-                "event_id": event_id,
-                "event_time": 1_700_000_000,
-            },
-        });
+        let (envelope_id, event_id, envelope) = {
+            let mut st = self.lock();
+            st.counter += 1;
+            events_envelope(st.counter, event)
+        };
         self.enqueue(Some(envelope_id.clone()), Some(envelope), String::new());
         Pushed {
             envelope_id,
@@ -426,6 +409,13 @@ impl FakeSlack {
             channel,
             ts,
         }
+    }
+
+    /// Echo every message the bot posts (a `message` event) or edits (`message_changed`)
+    /// back to it, as Slack does for an app subscribed to the conversation's messages
+    /// (off by default).
+    pub fn echo_own_messages(&self, on: bool) {
+        self.lock().echo = on;
     }
 
     /// Queue a whole envelope as given (its `envelope_id`, if any, is tracked for acks).
@@ -574,6 +564,29 @@ impl Drop for FakeSlack {
     }
 }
 
+/// An `events_api` envelope around `event`: (envelope id, event id, envelope).
+fn events_envelope(counter: u64, event: Value) -> (String, String, Value) {
+    let envelope_id = format!("env-{counter:06}");
+    let event_id = format!("Ev{counter:08}");
+    let envelope = json!({
+        "envelope_id": envelope_id,
+        "type": "events_api",
+        "accepts_response_payload": false,
+        "retry_attempt": 0,
+        "retry_reason": "",
+        "payload": {
+            "token": "verification-token",
+            "team_id": SLACK_TEAM,
+            "api_app_id": "AFAKEAPP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1_700_000_000,
+        },
+    });
+    (envelope_id, event_id, envelope)
+}
+
 fn next_ts(counter: u64) -> String {
     format!("1700000000.{counter:06}")
 }
@@ -716,6 +729,21 @@ async fn api(
                 blocks: args["blocks"].clone(),
             };
             st.sent.push(sent);
+            if st.echo {
+                st.counter += 1;
+                let event = json!({
+                    "type": "message", "channel": channel, "user": SLACK_BOT_USER,
+                    "bot_id": SLACK_BOT_ID, "text": text, "ts": ts, "event_ts": ts,
+                    "team": SLACK_TEAM, "channel_type": channel_type(channel),
+                });
+                let (envelope_id, _, envelope) = events_envelope(st.counter, event);
+                st.pending.push_back(Frame {
+                    envelope_id: Some(envelope_id),
+                    json: Some(envelope),
+                    raw: String::new(),
+                });
+                s.changed.notify_waiters();
+            }
             json_response(
                 StatusCode::OK,
                 json!({
@@ -736,6 +764,13 @@ async fn api(
                 return slack_error("message_not_found");
             }
             let text = args["text"].as_str().unwrap_or_default().to_string();
+            let previous = st
+                .sent
+                .iter()
+                .rev()
+                .find(|m| m.channel == channel && m.ts == ts)
+                .map(|m| m.text.clone())
+                .unwrap_or_default();
             st.sent.push(SentMessage {
                 method,
                 channel: channel.clone(),
@@ -743,6 +778,26 @@ async fn api(
                 text: text.clone(),
                 blocks: args["blocks"].clone(),
             });
+            if st.echo {
+                st.counter += 1;
+                let event_ts = next_ts(st.counter);
+                let event = json!({
+                    "type": "message", "subtype": "message_changed", "channel": channel,
+                    "hidden": true, "ts": event_ts, "event_ts": event_ts,
+                    "channel_type": channel_type(&channel),
+                    "message": {"type": "message", "user": SLACK_BOT_USER, "bot_id": SLACK_BOT_ID,
+                                "text": text, "ts": ts, "edited": {"user": SLACK_BOT_USER, "ts": event_ts}},
+                    "previous_message": {"type": "message", "user": SLACK_BOT_USER,
+                                         "bot_id": SLACK_BOT_ID, "text": previous, "ts": ts},
+                });
+                let (envelope_id, _, envelope) = events_envelope(st.counter, event);
+                st.pending.push_back(Frame {
+                    envelope_id: Some(envelope_id),
+                    json: Some(envelope),
+                    raw: String::new(),
+                });
+                s.changed.notify_waiters();
+            }
             json_response(
                 StatusCode::OK,
                 json!({"ok": true, "channel": channel, "ts": ts, "text": text}),
