@@ -514,3 +514,31 @@ async fn a_burst_arrives_whole_and_in_order() {
     assert_eq!(fake.calls("auth.test"), 1);
     assert!(fake.wait_for_acks(WAIT).await);
 }
+
+#[tokio::test]
+async fn a_cancelled_next_loses_nothing() {
+    let fake = FakeSlack::start().await;
+    let slack = connected(&fake).await;
+    // A button press needs conversations.info before it is returned; make that slow and
+    // give up on the call while it waits.
+    fake.slow_method("conversations.info", Duration::from_millis(500));
+    let pressed = fake.push_block_action("CGENERAL", "UBOB", "1700000000.000001", "ap:1:yes");
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), slack.next(WAIT)).await;
+    assert!(gave_up.is_err(), "the call was still waiting");
+    assert_eq!(
+        fake.unacked(),
+        vec![pressed.envelope_id.clone()],
+        "not acknowledged"
+    );
+    let got = collect(&slack, 1).await;
+    assert_eq!(got[0].event_id, pressed.envelope_id);
+    assert!(matches!(&got[0].kind, InboundKind::Button { data, .. } if data == "ap:1:yes"));
+    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(
+        slack
+            .next(Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -126,6 +126,8 @@ struct FakeState {
     disconnect: Option<String>,
     /// Echo the bot's posted messages as events.
     echo: bool,
+    /// Web API methods answered only after a pause.
+    slow: HashMap<String, Duration>,
     /// channel id → is_im.
     conversations: HashMap<String, bool>,
     files: HashMap<String, FakeFile>,
@@ -481,6 +483,12 @@ impl FakeSlack {
         self.shared.changed.notify_waiters();
     }
 
+    /// Answer every call of the Web API `method` only after `pause` (for a client that
+    /// gives up waiting).
+    pub fn slow_method(&self, method: &str, pause: Duration) {
+        self.lock().slow.insert(method.to_string(), pause);
+    }
+
     /// How many times the Web API `method` was called (rate-limited and refused calls
     /// included).
     pub fn calls(&self, method: &str) -> usize {
@@ -664,6 +672,10 @@ async fn api(
 ) -> Response {
     let args = arguments(&headers, query, &body);
     let token = bearer(&headers).or_else(|| args["token"].as_str().map(str::to_string));
+    let pause = s.lock().slow.get(&method).copied();
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
+    }
     let mut st = s.lock();
     *st.calls.entry(method.clone()).or_insert(0) += 1;
     if st.down {
