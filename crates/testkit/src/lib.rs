@@ -19,6 +19,7 @@
 //!
 //! [`FakeTelegram`] is a Telegram Bot API server (long polling, messages, inline buttons,
 //! files) with controls to push updates, take it down and rate-limit it.
+//! [`FakeSlack`] is Slack's Web API and Socket Mode (see [`slack`]).
 //!
 //! [`generated_doc::assert_current`] keeps a document generated from code current.
 //!
@@ -34,6 +35,7 @@ pub mod recordings;
 mod render;
 mod script;
 mod server;
+pub mod slack;
 pub mod telegram;
 
 pub use compromised::{CompromisedModel, INSTRUCTION_MARKER, MadeCall};
@@ -43,4 +45,5 @@ pub use pg::PgCluster;
 pub use recordings::{RECORDINGS, Recording, recording};
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;
+pub use slack::{FakeSlack, Pushed, SentMessage};
 pub use telegram::FakeTelegram;
