@@ -50,6 +50,9 @@ pub enum Verdict {
         data: String,
         message_id: String,
         ack: Option<String>,
+        /// Its inbound record, written by the caller once the press was checked
+        /// ([`Gate::record_inbound`]).
+        record: ChannelInbound,
     },
     /// Reply `text` to the conversation and do nothing else.
     Reply {
@@ -176,7 +179,10 @@ impl Gate {
             session: None,
         };
         let verdict = self.decide(update, &mut record);
-        self.record_inbound(record);
+        match verdict {
+            Verdict::Press { .. } => {}
+            _ => self.record_inbound(record),
+        }
         verdict
     }
 
@@ -305,6 +311,7 @@ impl Gate {
                 data: data.clone(),
                 message_id: message_id.clone(),
                 ack: ack.clone(),
+                record: record.clone(),
             };
         }
         let where_ = if conversation.group {

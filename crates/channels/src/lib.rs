@@ -5,6 +5,7 @@
 
 pub mod approvals;
 pub mod error;
+pub mod http;
 pub mod inbound;
 pub mod service;
 pub mod slack;

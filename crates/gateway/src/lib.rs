@@ -33,14 +33,17 @@
 pub mod api;
 pub mod auth;
 pub mod bind;
+pub mod chat;
 mod client;
 mod conn;
 mod error;
 pub mod events;
+pub mod hooks;
 pub mod hub;
 pub mod layers;
 mod login_limit;
 pub mod remote;
+pub mod schedules;
 mod server;
 mod session;
 mod tls;

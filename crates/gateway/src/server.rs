@@ -43,6 +43,10 @@ pub struct GatewayOptions {
     pub skills_lock: std::path::PathBuf,
     /// Builds the agents sessions talk to; `None` serves no sessions (`503`).
     pub agents: Option<Arc<dyn AgentFactory>>,
+    /// The configured chat channels' platform clients (started by [`Gateway::serve`]).
+    pub channels: Vec<crate::chat::ChatChannel>,
+    /// Webhook secrets from the vault, by hook name.
+    pub hook_secrets: crate::hooks::HookSecrets,
 }
 
 /// Shared by every request.
@@ -61,6 +65,9 @@ pub struct AppState {
     pub(crate) tls: bool,
     pub(crate) loopback: bool,
     pub(crate) started: Instant,
+    pub(crate) hook_secrets: crate::hooks::HookSecrets,
+    /// The running chat channels (set when serving starts).
+    pub(crate) chats: std::sync::OnceLock<Arc<crate::chat::Chats>>,
     touched: Mutex<HashMap<String, Instant>>,
 }
 
@@ -101,6 +108,7 @@ pub struct Gateway {
     local: SocketAddr,
     state: Arc<AppState>,
     exposure: Exposure,
+    channels: Vec<crate::chat::ChatChannel>,
 }
 
 impl Gateway {
@@ -162,6 +170,8 @@ impl Gateway {
             tls: tls.is_some(),
             loopback: exposure == Exposure::Loopback,
             started: Instant::now(),
+            hook_secrets: opts.hook_secrets,
+            chats: std::sync::OnceLock::new(),
             touched: Mutex::new(HashMap::new()),
             config: opts.config,
             store: opts.store,
@@ -179,6 +189,7 @@ impl Gateway {
             local,
             state,
             exposure,
+            channels: opts.channels,
         })
     }
 
@@ -208,6 +219,20 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
         let app = app(&self.state);
+        let chats = crate::chat::Chats::start(
+            self.channels,
+            self.state.config.clone(),
+            self.state.hub.clone(),
+            self.state.store.clone(),
+            self.state.audit.clone(),
+        )
+        .map_err(|reason| GatewayError::Config {
+            key: "channels",
+            value: String::new(),
+            reason,
+        })?;
+        let _ = self.state.chats.set(Arc::new(chats));
+        crate::schedules::start(&self.state);
         // Release the runtime state of sessions nobody used for a while.
         let hub = Arc::downgrade(&self.state.hub);
         let reaper = tokio::spawn(async move {

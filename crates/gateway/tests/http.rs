@@ -67,6 +67,8 @@ async fn bind(e: &Env, gateway: &str) -> Result<Gateway, GatewayError> {
         state_dir: e.dir.path().to_path_buf(),
         skills_lock: std::path::PathBuf::from("/nonexistent/skills.lock"),
         agents: None,
+        channels: Vec::new(),
+        hook_secrets: Default::default(),
     })
     .await
 }

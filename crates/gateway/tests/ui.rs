@@ -37,6 +37,8 @@ async fn start() -> Running {
         state_dir: dir.path().join("state"),
         skills_lock: dir.path().join("skills.lock"),
         agents: None,
+        channels: Vec::new(),
+        hook_secrets: Default::default(),
     })
     .await
     .expect("bind");

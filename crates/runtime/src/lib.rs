@@ -38,7 +38,7 @@ mod session;
 pub mod skills;
 pub mod subagent;
 mod tools;
-mod workspace;
+pub mod workspace;
 
 pub use approval::{
     ApprovalAnswer, ApprovalKind, ApprovalRequest, Approver, GrantScope, NoHumanApprover,

@@ -48,5 +48,6 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(audit::router(state))
         .merge(skills::router(state))
         .merge(openapi::router(state))
+        .merge(crate::hooks::router())
         .merge(crate::ui::router())
 }
