@@ -17,6 +17,9 @@
 //! [`PgCluster`] is a throwaway PostgreSQL server on a Unix socket, for the store's
 //! PostgreSQL backend.
 //!
+//! [`Synapse`] is a throwaway real Matrix homeserver (PyPI `matrix-synapse`) on loopback,
+//! for the Matrix channel.
+//!
 //! [`generated_doc::assert_current`] keeps a document generated from code current.
 //!
 //! What it does not do: it checks no API key and validates requests only as far as it
@@ -31,6 +34,7 @@ pub mod recordings;
 mod render;
 mod script;
 mod server;
+pub mod synapse;
 
 pub use compromised::{CompromisedModel, INSTRUCTION_MARKER, MadeCall};
 pub use conversation::{Conversation, Protocol, ToolResult, Turn};
@@ -39,3 +43,4 @@ pub use pg::PgCluster;
 pub use recordings::{RECORDINGS, Recording, recording};
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;
+pub use synapse::{MatrixUser, Synapse};
