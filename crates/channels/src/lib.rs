@@ -4,6 +4,7 @@
 //! size caps, approvals answered in the chat — are decided once, above them.
 
 pub mod error;
+pub mod matrix;
 pub mod service;
 
 pub use error::ChannelError;
