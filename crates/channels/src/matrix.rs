@@ -35,7 +35,8 @@
 //! ([`Matrix::since`], persisted by the caller and given back with [`Matrix::with_since`]).
 //! A failed sync leaves it where it was. A sync whose timeline was cut (`limited`) is
 //! completed from `/messages` back to the previous token, so a burst larger than the
-//! timeline limit is not lost. Without a token, [`ChatService::connect`] syncs once and
+//! timeline limit is not lost (beyond 2,000 events in one room, the oldest are not fetched
+//! and a [`InboundKind::Malformed`] update says so). Without a token, [`ChatService::connect`] syncs once and
 //! starts after what is already there: history from before the bot's first sync is not
 //! delivered.
 
@@ -242,15 +243,17 @@ impl Matrix {
     }
 
     /// The events a `limited` timeline left out: `/messages` backwards from the timeline's
-    /// `prev_batch` to the previous sync token, oldest first.
+    /// `prev_batch` to the previous sync token, oldest first, and whether that reached the
+    /// token (false after [`MAX_GAP_PAGES`] pages: the oldest events were not fetched).
     async fn fill_gap(
         &self,
         room: &str,
         prev_batch: &str,
         since: &str,
-    ) -> Result<Vec<Value>, ChannelError> {
+    ) -> Result<(Vec<Value>, bool), ChannelError> {
         let mut from = prev_batch.to_string();
         let mut gap = Vec::new();
+        let mut complete = false;
         for _ in 0..MAX_GAP_PAGES {
             let request = self
                 .http
@@ -268,11 +271,14 @@ impl Matrix {
             gap.extend(chunk);
             match end {
                 Some(end) if !done => from = end,
-                _ => break,
+                _ => {
+                    complete = true;
+                    break;
+                }
             }
         }
         gap.reverse();
-        Ok(gap)
+        Ok((gap, complete))
     }
 
     fn remember_button(&self, data: &str, event_id: &str) {
@@ -656,16 +662,38 @@ impl ChatService for Matrix {
                 if membership_changed {
                     lock(&self.members).remove(room);
                 }
+                let mut messages = Vec::new();
+                let mut group = None;
                 if timeline["limited"] == true
                     && let (Some(prev), Some(since)) =
                         (timeline["prev_batch"].as_str(), since.as_deref())
                 {
-                    let mut gap = self.fill_gap(room, prev, since).await?;
+                    let (mut gap, complete) = self.fill_gap(room, prev, since).await?;
+                    if !complete {
+                        // Said, not silently skipped: the caller records what was missed.
+                        let g = self.member_count(room, &data["summary"]).await? > 2;
+                        group = Some(g);
+                        messages.push(Inbound {
+                            event_id: format!("{next_batch}/{room}/gap"),
+                            conversation: Conversation {
+                                id: room.clone(),
+                                group: g,
+                            },
+                            sender: None,
+                            sender_name: None,
+                            kind: InboundKind::Malformed {
+                                reason: format!(
+                                    "more than {} events arrived in this room since the \
+                                     last sync; the oldest were not fetched",
+                                    MAX_GAP_PAGES * 100
+                                ),
+                                raw_bytes: 0,
+                            },
+                        });
+                    }
                     gap.extend(events);
                     events = gap;
                 }
-                let mut messages = Vec::new();
-                let mut group = None;
                 for (i, raw) in events.iter().enumerate() {
                     if raw.get("state_key").is_some() || raw["sender"].as_str() == Some(&bot) {
                         continue;

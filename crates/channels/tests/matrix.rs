@@ -308,7 +308,7 @@ impl Gate {
 
 #[tokio::test]
 async fn an_unreachable_server_is_an_error_and_nothing_is_lost() {
-    let server = Synapse::start();
+    let mut server = Synapse::start();
     let bot_user = server.register("cordon").await;
     let alice = server.register("alice").await;
     let mut gate = Gate {
@@ -359,6 +359,25 @@ async fn an_unreachable_server_is_an_error_and_nothing_is_lost() {
     resumed.connect().await.expect("connect");
     let got = collect(&resumed, 1).await;
     assert_eq!(text(&got[0]).0, "after the restart");
+
+    // The homeserver itself stops and comes back (the client's pooled connections die).
+    server.stop();
+    assert!(matches!(
+        resumed.next(Duration::from_millis(300)).await,
+        Err(ChannelError::Unreachable { .. })
+    ));
+    server.restart();
+    server.send_text(&alice, &room, "back again").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        // A connection pooled before the restart may fail once more: an Err, then recovery.
+        if let Ok(updates) = resumed.next(Duration::from_millis(500)).await {
+            got = updates;
+        }
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(text(&got[0]).0, "back again");
 }
 
 #[tokio::test]

@@ -121,6 +121,10 @@ fn unpadded_base64(bytes: &[u8]) -> String {
 impl Synapse {
     /// Write the configuration, start the server and wait until it answers
     /// `/_matrix/client/versions`. Panics (with the server's log) when it does not.
+    ///
+    /// Call it (and [`Synapse::restart`]) from the test's own thread: the server is killed
+    /// when the thread that started it ends (`--pdeathsig`), and a runtime's worker or
+    /// blocking thread can end before the test does.
     pub fn start() -> Synapse {
         let version = installed_version();
         let dir = tempfile::Builder::new()
