@@ -52,9 +52,8 @@ impl Resolve for Guarded {
                 )
                 .into());
             }
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let exact = host.trim_end_matches('.').eq_ignore_ascii_case(&api_host);
             let usable: Vec<SocketAddr> = addrs
                 .iter()
@@ -92,7 +91,10 @@ mod tests {
         // `localhost` below nothing: not the API host.
         let client = client_for(&Url::parse("https://api.telegram.org/").unwrap()).unwrap();
         let err = client.get("http://localhost:9/").send().await.unwrap_err();
-        assert!(format!("{err:?}").contains("not the channel's API host"), "{err:?}");
+        assert!(
+            format!("{err:?}").contains("not the channel's API host"),
+            "{err:?}"
+        );
         // The API host itself may be loopback (the operator chose it).
         let client = client_for(&Url::parse("http://localhost:9/").unwrap()).unwrap();
         let err = client.get("http://localhost:9/").send().await.unwrap_err();

@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod error;
 pub mod http;
 pub mod inbound;
+pub mod matrix;
 pub mod service;
 pub mod slack;
 pub mod telegram;

@@ -164,7 +164,13 @@ impl Runner {
         let mut last = None;
         for piece in pieces(text) {
             let outcome = self.service.send(conversation, piece, &[]).await;
-            self.record_outbound(conversation, piece, purpose, session, outcome.as_ref().err());
+            self.record_outbound(
+                conversation,
+                piece,
+                purpose,
+                session,
+                outcome.as_ref().err(),
+            );
             match outcome {
                 Ok(sent) => last = Some(sent),
                 Err(_) => return None,
@@ -206,7 +212,10 @@ impl Runner {
             match self.service.connect().await {
                 Ok(bot) => break bot,
                 Err(e) => {
-                    tracing::error!("channel {}: cannot connect: {e}; retrying in {backoff:?}", self.kind);
+                    tracing::error!(
+                        "channel {}: cannot connect: {e}; retrying in {backoff:?}",
+                        self.kind
+                    );
                     if !failing {
                         self.record_error(format!("cannot connect: {e}"));
                         failing = true;
@@ -296,7 +305,9 @@ impl Runner {
             } => {
                 let outcome = self.press(&sender, &data, &message_id).await;
                 let (accepted, reason, toast) = match &outcome {
-                    Ok((id, Choice::Once)) => (true, format!("approved {id} once"), "Approved".to_string()),
+                    Ok((id, Choice::Once)) => {
+                        (true, format!("approved {id} once"), "Approved".to_string())
+                    }
                     Ok((id, Choice::Deny)) => (true, format!("denied {id}"), "Denied".to_string()),
                     Err(why) => (false, why.clone(), format!("Not accepted: {why}")),
                 };
@@ -316,7 +327,12 @@ impl Runner {
     }
 
     /// Check a press and answer its approval; the approval id and choice, or why not.
-    async fn press(&self, sender: &str, data: &str, message_id: &str) -> Result<(String, Choice), String> {
+    async fn press(
+        &self,
+        sender: &str,
+        data: &str,
+        message_id: &str,
+    ) -> Result<(String, Choice), String> {
         let (id, choice) = self.key.check(data).map_err(|e| e.to_string())?;
         let on_its_message = lock(&self.posted)
             .get(&id)
@@ -369,13 +385,22 @@ impl Runner {
     }
 
     /// Run one conversation's turns, one at a time.
-    async fn conversation_loop(self: Arc<Self>, conversation: Conversation, mut rx: mpsc::Receiver<Turn>) {
+    async fn conversation_loop(
+        self: Arc<Self>,
+        conversation: Conversation,
+        mut rx: mpsc::Receiver<Turn>,
+    ) {
         while let Some(turn) = rx.recv().await {
             if let Err(e) = self.run_turn(&conversation, turn).await {
                 tracing::warn!("channel {}: {e}", self.kind);
                 self.record_error(e.clone());
-                self.send(&conversation.id, &format!("Cordon could not run that: {e}"), "notice", None)
-                    .await;
+                self.send(
+                    &conversation.id,
+                    &format!("Cordon could not run that: {e}"),
+                    "notice",
+                    None,
+                )
+                .await;
             }
         }
     }
@@ -386,7 +411,11 @@ impl Runner {
             .store
             .conversation_session(channel, &conversation.id)
             .map_err(|e| e.to_string())?
-            && self.store.get_session(&id).map_err(|e| e.to_string())?.is_some()
+            && self
+                .store
+                .get_session(&id)
+                .map_err(|e| e.to_string())?
+                .is_some()
         {
             return Ok(id);
         }
@@ -454,7 +483,14 @@ impl Runner {
                 kind: "turn".into(),
                 bytes: input.text.len() as u64,
                 accepted: true,
-                label: Some(if input.untrusted.is_some() { "untrusted" } else { "user" }.into()),
+                label: Some(
+                    if input.untrusted.is_some() {
+                        "untrusted"
+                    } else {
+                        "user"
+                    }
+                    .into(),
+                ),
                 reason: None,
                 session: Some(session_id.clone()),
             }),
@@ -465,7 +501,8 @@ impl Runner {
             Ok(_) => "(no answer)".to_string(),
             Err(e) => format!("The turn failed: {e}"),
         };
-        self.send(&conversation.id, &text, "answer", Some(&session_id)).await;
+        self.send(&conversation.id, &text, "answer", Some(&session_id))
+            .await;
         Ok(())
     }
 
@@ -522,19 +559,28 @@ impl Runner {
     }
 
     /// Post approval requests of watched sessions; update them when settled.
-    async fn approvals_loop(self: Arc<Self>, mut rx: tokio::sync::broadcast::Receiver<ApprovalNotice>) {
+    async fn approvals_loop(
+        self: Arc<Self>,
+        mut rx: tokio::sync::broadcast::Receiver<ApprovalNotice>,
+    ) {
         loop {
             let notice = match rx.recv().await {
                 Ok(n) => n,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!("channel {}: {n} approval notices missed (answer them with `cordon approvals`)", self.kind);
+                    tracing::warn!(
+                        "channel {}: {n} approval notices missed (answer them with `cordon approvals`)",
+                        self.kind
+                    );
                     continue;
                 }
                 Err(_) => return,
             };
             match notice {
                 ApprovalNotice::Requested(req) => {
-                    let shown_in = req.root_session.clone().unwrap_or_else(|| req.session.clone());
+                    let shown_in = req
+                        .root_session
+                        .clone()
+                        .unwrap_or_else(|| req.session.clone());
                     let Some(conversation) = lock(&self.watched).get(&shown_in).cloned() else {
                         continue;
                     };
@@ -548,14 +594,23 @@ impl Runner {
                         if req.untrusted_sources.is_empty() {
                             String::new()
                         } else {
-                            format!("\nThis session has read untrusted content from: {}", req.untrusted_sources.join(", "))
+                            format!(
+                                "\nThis session has read untrusted content from: {}",
+                                req.untrusted_sources.join(", ")
+                            )
                         }
                     );
                     let outcome = self
                         .service
                         .send(&conversation, &text, &self.key.buttons(&id))
                         .await;
-                    self.record_outbound(&conversation, &text, "approval_request", Some(&req.session), outcome.as_ref().err());
+                    self.record_outbound(
+                        &conversation,
+                        &text,
+                        "approval_request",
+                        Some(&req.session),
+                        outcome.as_ref().err(),
+                    );
                     if let Ok(sent) = outcome {
                         lock(&self.posted).insert(id, sent);
                     }
@@ -567,7 +622,10 @@ impl Runner {
                     let what = SessionEvent::settled_answer(&answer).to_string();
                     let text = format!("Approval {id}: {what} (by {by})");
                     if let Err(e) = self.service.edit(&sent, &text).await {
-                        tracing::warn!("channel {}: cannot update approval message: {e}", self.kind);
+                        tracing::warn!(
+                            "channel {}: cannot update approval message: {e}",
+                            self.kind
+                        );
                     }
                     self.record_outbound(&sent.conversation, &text, "approval_settled", None, None);
                 }
@@ -615,7 +673,13 @@ fn pieces(text: &str) -> Vec<&str> {
 fn safe_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(80)
         .collect();
     let cleaned = cleaned.trim_start_matches('.');

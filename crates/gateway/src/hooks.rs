@@ -101,7 +101,10 @@ async fn deliver(
             &state,
             delivery,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over webhooks.{name}.max_body_bytes ({})", hook.max_body_bytes),
+            format!(
+                "the body is over webhooks.{name}.max_body_bytes ({})",
+                hook.max_body_bytes
+            ),
         ));
     }
     let (ts, sig) = (header("x-cordon-timestamp"), header("x-cordon-signature"));
@@ -131,15 +134,21 @@ async fn deliver(
         hook.window_secs,
     ) {
         Ok(s) => s,
-        Err(e) => return Err(refuse(&state, delivery, StatusCode::UNAUTHORIZED, e.to_string())),
+        Err(e) => {
+            return Err(refuse(
+                &state,
+                delivery,
+                StatusCode::UNAUTHORIZED,
+                e.to_string(),
+            ));
+        }
     };
     let st = state.clone();
     let (hook_name, sig2) = (name.clone(), signature.clone());
     let keep = Duration::from_secs(hook.window_secs * 2);
-    let fresh = crate::layers::blocking(move || {
-        st.store.note_webhook_delivery(&hook_name, &sig2, keep)
-    })
-    .await?;
+    let fresh =
+        crate::layers::blocking(move || st.store.note_webhook_delivery(&hook_name, &sig2, keep))
+            .await?;
     if !fresh {
         return Err(refuse(
             &state,
@@ -200,13 +209,17 @@ pub(crate) fn deliver_answer(state: &Arc<AppState>, reply_to: String, session: S
     tokio::spawn(async move {
         let answer = crate::chat::wait_for_answer(&st.hub, &session, seq).await;
         let Some(chats) = st.chats.get() else { return };
-        let Ok(runner) = chats.watch(&reply_to, &session) else { return };
+        let Ok(runner) = chats.watch(&reply_to, &session) else {
+            return;
+        };
         let text = match answer {
             Ok(Some(a)) => a,
             Ok(None) => return,
             Err(e) => format!("The task failed: {e}"),
         };
         let conversation = reply_to.split_once(':').map_or("", |(_, c)| c);
-        runner.send(conversation, &text, "answer", Some(&session)).await;
+        runner
+            .send(conversation, &text, "answer", Some(&session))
+            .await;
     });
 }

@@ -88,12 +88,23 @@ pub(crate) fn start(state: &Arc<AppState>) {
 
 fn fire(state: &Arc<AppState>, task: &Task, busy: &Arc<AtomicBool>) {
     if busy.swap(true, Ordering::SeqCst) {
-        tracing::warn!("schedule `{}`: the previous run is still going; this time is skipped", task.name);
+        tracing::warn!(
+            "schedule `{}`: the previous run is still going; this time is skipped",
+            task.name
+        );
         return;
     }
     let (st, task, busy) = (state.clone(), task.clone(), busy.clone());
     tokio::spawn(async move {
-        if let Err(e) = run(&st.hub, st.chats.get().map(|c| &**c), &st.audit, &task, "schedule").await {
+        if let Err(e) = run(
+            &st.hub,
+            st.chats.get().map(|c| &**c),
+            &st.audit,
+            &task,
+            "schedule",
+        )
+        .await
+        {
             tracing::warn!("schedule `{}`: {e}", task.name);
         }
         busy.store(false, Ordering::SeqCst);
@@ -102,8 +113,7 @@ fn fire(state: &Arc<AppState>, task: &Task, busy: &Arc<AtomicBool>) {
 
 fn record(audit: &audit::Log, run: ScheduleRun) {
     let session = run.session.clone();
-    if let Err(e) = audit.record_event(session.as_deref(), TriggerEvent::Schedule(run))
-    {
+    if let Err(e) = audit.record_event(session.as_deref(), TriggerEvent::Schedule(run)) {
         tracing::error!("schedule: cannot write its audit record: {e}");
     }
 }
@@ -167,7 +177,9 @@ pub async fn run(
         && let Ok(runner) = chats.watch(reply_to, &session)
     {
         let conversation = reply_to.split_once(':').map_or("", |(_, c)| c);
-        runner.send(conversation, &text, "answer", Some(&session)).await;
+        runner
+            .send(conversation, &text, "answer", Some(&session))
+            .await;
     }
     Ok((session, Some(text)))
 }

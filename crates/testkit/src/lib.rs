@@ -20,6 +20,8 @@
 //! [`FakeTelegram`] is a Telegram Bot API server (long polling, messages, inline buttons,
 //! files) with controls to push updates, take it down and rate-limit it.
 //! [`FakeSlack`] is Slack's Web API and Socket Mode (see [`slack`]).
+//! [`Synapse`] is a throwaway real Matrix homeserver (PyPI `matrix-synapse`) on loopback,
+//! for the Matrix channel.
 //!
 //! [`generated_doc::assert_current`] keeps a document generated from code current.
 //!
@@ -36,6 +38,7 @@ mod render;
 mod script;
 mod server;
 pub mod slack;
+pub mod synapse;
 pub mod telegram;
 
 pub use compromised::{CompromisedModel, INSTRUCTION_MARKER, MadeCall};
@@ -46,4 +49,5 @@ pub use recordings::{RECORDINGS, Recording, recording};
 pub use script::{EXHAUSTED, Reply, Script, ScriptError, ScriptedCall};
 pub use server::MockLlm;
 pub use slack::{FakeSlack, Pushed, SentMessage};
+pub use synapse::{MatrixUser, Synapse};
 pub use telegram::FakeTelegram;
