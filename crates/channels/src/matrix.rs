@@ -603,6 +603,14 @@ impl ChatService for Matrix {
         Platform::Matrix
     }
 
+    fn cursor(&self) -> Option<String> {
+        self.since()
+    }
+
+    fn resume_from(&self, cursor: &str) {
+        *lock(&self.since) = Some(cursor.to_string());
+    }
+
     async fn connect(&self) -> Result<BotIdentity, ChannelError> {
         let user_id = self.whoami().await?;
         if self.since().is_none() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::setup::{State, build_agent, open_state};
+use crate::setup::{State, build_agent, open_state, open_vault};
 
 /// The gateway's agents, wired exactly as `cordon chat` wires them.
 struct Agents(Arc<State>);
@@ -64,6 +64,7 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
             state.audit.clone(),
         ));
     }
+    let (channels, hook_secrets) = chat_channels(&state)?;
     let state = Arc::new(state);
     let gw = gateway::Gateway::bind(gateway::GatewayOptions {
         config: Arc::new(cfg),
@@ -73,6 +74,8 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
         state_dir: state.state_dir.clone(),
         skills_lock: skills::Lock::path_for(&config::Paths::from_env().config_file),
         agents: Some(Arc::new(Agents(state.clone()))),
+        channels,
+        hook_secrets,
     })
     .await?;
     let url = gw.url();
@@ -106,4 +109,73 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
     };
     gw.serve(shutdown).await.context("the gateway stopped")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configured channels' platform clients, with their tokens from the vault, and the
+/// webhooks' secrets. A token missing from the vault stops the start with what to run; a
+/// webhook secret missing from the vault leaves that hook refusing every delivery (and
+/// `cordon audit` reports it).
+fn chat_channels(
+    state: &State,
+) -> Result<(Vec<gateway::chat::ChatChannel>, gateway::hooks::HookSecrets)> {
+    use config::ChannelKind;
+    let config = &state.config;
+    if config.channels.is_empty() && config.webhooks.is_empty() {
+        return Ok((Vec::new(), Default::default()));
+    }
+    let vault = open_vault(state)?;
+    let token = |kind: ChannelKind, key: &str, name: &str| -> Result<String> {
+        let (secret, _) = vault.get(name).with_context(|| {
+            format!(
+                "channels.{kind}.{key} names `{name}`, which is not in the vault; add the token \
+                 with `cordon secrets set {name}`"
+            )
+        })?;
+        Ok(secret.expose().to_string())
+    };
+    let mut channels = Vec::new();
+    for (kind, c) in &config.channels {
+        let default = match kind {
+            ChannelKind::Telegram => channels::telegram::DEFAULT_API,
+            ChannelKind::Slack => channels::slack::DEFAULT_API_URL,
+            ChannelKind::Matrix => "",
+        };
+        let api = url::Url::parse(c.api_url.as_deref().unwrap_or(default))
+            .with_context(|| format!("channels.{kind}.api_url"))?;
+        let http = channels::http::client_for(&api)
+            .with_context(|| format!("channels.{kind}: cannot build its HTTP client"))?;
+        let bot = token(*kind, "token_secret", &c.token_secret)?;
+        let service: Arc<dyn channels::ChatService> = match kind {
+            ChannelKind::Telegram => Arc::new(channels::telegram::Telegram::new(api, bot, http)),
+            ChannelKind::Slack => {
+                let app_name = c.app_token_secret.as_deref().unwrap_or_default();
+                let app = token(*kind, "app_token_secret", app_name)?;
+                Arc::new(channels::slack::Slack::new(api, bot, app, http))
+            }
+            ChannelKind::Matrix => Arc::new(channels::matrix::Matrix::new(api, bot, http)),
+        };
+        channels.push(gateway::chat::ChatChannel {
+            kind: *kind,
+            service,
+        });
+    }
+    let mut hooks = gateway::hooks::HookSecrets::new();
+    for (name, w) in &config.webhooks {
+        match w.secret.as_deref().map(|s| (s, vault.get(s))) {
+            Some((_, Some((secret, _)))) => {
+                hooks.insert(
+                    name.clone(),
+                    gateway::hooks::HookSecret(secret.expose_bytes().to_vec()),
+                );
+            }
+            Some((s, None)) => tracing::warn!(
+                "webhooks.{name}.secret names `{s}`, which is not in the vault: every delivery \
+                 to /hooks/{name} is refused until `cordon secrets set {s}`"
+            ),
+            None => tracing::warn!(
+                "webhooks.{name} has no secret: every delivery to /hooks/{name} is refused"
+            ),
+        }
+    }
+    Ok((channels, hooks))
 }
