@@ -102,6 +102,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// Scheduled tasks (`[[schedules]]` and `[heartbeat]`): when each runs next, and
+    /// running one now. `cordon serve` runs them at their times.
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
     /// The policy decisions (Cedar, compiled from cordon.toml plus `[policy] files`).
     Policy {
         #[command(subcommand)]
@@ -398,6 +404,25 @@ pub enum FilesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Each schedule: its cron expression and time zone, agent, where its answer goes,
+    /// and its next run (local time and UTC).
+    List {
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run schedule NAME (or `heartbeat`) now, in a new session, and print its answer
+    /// (also sent to its `reply_to`). Its approval requests wait for an approver
+    /// (`cordon approvals`, the web UI) and expire as denials: the task never answers
+    /// them itself. Exit 1 if it could not start or its turn failed.
+    Run {
+        /// The schedule's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ApprovalsCommand {
     /// Pending requests: id, age, agent, session, the canonical action, why it was asked
     /// (rule and reason), the session's labels and its untrusted sources.

@@ -331,3 +331,60 @@ async fn webhooks_need_a_fresh_signature_and_their_payload_is_untrusted() {
         .unwrap();
     assert_eq!(user_msg["data"]["source"], "webhook ci");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_list_their_next_run_and_run_now_into_the_chat() {
+    let llm = MockLlm::start(Script::new(vec![
+        Reply::Text("hello owner".into()),
+        Reply::Text("Morning summary: nothing new.".into()),
+    ]))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
+    cfg.push_str(
+        r#"
+[[schedules]]
+name = "morning"
+cron = "0 8 * * 1-5"
+timezone = "Europe/Paris"
+task = "Summarise what changed overnight."
+reply_to = "telegram:1001"
+"#,
+    );
+    std::fs::write(&inst.config, cfg).unwrap();
+    let out = inst.cordon(&["schedules", "list", "--json"]).await;
+    common::assert_ok(&out);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "morning");
+    let next = rows[0]["next_local"].as_str().unwrap();
+    assert!(next.contains("08:00"), "{next}");
+    let out = inst.cordon(&["schedules", "run", "nope"]).await;
+    assert!(!out.status.success());
+    assert!(common::text(&out.stderr).contains("no schedule `nope`; configured: morning"));
+
+    // The owner has talked to the bot (Telegram's rule), through the running gateway.
+    let (serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    tg.message(&owner()).text("hi").push();
+    sent_matching(&tg, "hello", |s| s.text == "hello owner").await;
+    drop(serve);
+
+    let out = inst.cordon(&["schedules", "run", "morning"]).await;
+    common::assert_ok(&out);
+    assert_eq!(
+        common::text(&out.stdout).trim(),
+        "Morning summary: nothing new."
+    );
+    sent_matching(&tg, "the summary", |s| {
+        s.chat_id == 1001 && s.text == "Morning summary: nothing new."
+    })
+    .await;
+    let records = inst.audit().await;
+    let runs = of_kind(&records, "trigger");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["data"]["source"], "schedule");
+    assert_eq!(runs[0]["data"]["by"], "cli");
+    // The task's words are the configured task, not a chat user's.
+    let msg = of_kind(&records, "user_message").last().cloned().unwrap();
+    assert!(msg["data"].get("source").is_none(), "{msg:#}");
+}

@@ -69,28 +69,29 @@ impl Chats {
     ) -> Result<Chats, String> {
         let mut runners = HashMap::new();
         for c in channels {
-            let Some(cfg) = config.channels.get(&c.kind).cloned() else {
-                return Err(format!("channel {} is not configured", c.kind));
-            };
-            let runner = Arc::new(Runner {
-                kind: c.kind,
-                service: c.service,
-                cfg,
-                config: config.clone(),
-                hub: hub.clone(),
-                store: store.clone(),
-                audit: audit.clone(),
-                key: ButtonKey::generate().map_err(|e| format!("cannot make a key: {e}"))?,
-                gate: tokio::sync::OnceCell::new(),
-                queues: Mutex::new(HashMap::new()),
-                watched: Mutex::new(HashMap::new()),
-                posted: Mutex::new(HashMap::new()),
-            });
+            let runner = Arc::new(Runner::new(c, &config, &hub, &store, &audit)?);
             // Subscribed before polling starts, so no request is missed.
             let notices = hub.approvals();
             tokio::spawn(runner.clone().approvals_loop(notices));
             tokio::spawn(runner.clone().poll_loop());
-            runners.insert(c.kind, runner);
+            runners.insert(runner.kind, runner);
+        }
+        Ok(Chats { runners })
+    }
+
+    /// The channels for sending only (no polling, no approval buttons): for a process
+    /// that runs one task beside a `cordon serve` that owns the channels' updates.
+    pub fn send_only(
+        channels: Vec<ChatChannel>,
+        config: Arc<Config>,
+        hub: Arc<Hub>,
+        store: Arc<Store>,
+        audit: Arc<audit::Log>,
+    ) -> Result<Chats, String> {
+        let mut runners = HashMap::new();
+        for c in channels {
+            let runner = Runner::new(c, &config, &hub, &store, &audit)?;
+            runners.insert(runner.kind, Arc::new(runner));
         }
         Ok(Chats { runners })
     }
@@ -131,6 +132,32 @@ pub struct Runner {
 }
 
 impl Runner {
+    fn new(
+        c: ChatChannel,
+        config: &Arc<Config>,
+        hub: &Arc<Hub>,
+        store: &Arc<Store>,
+        audit: &Arc<audit::Log>,
+    ) -> Result<Runner, String> {
+        let Some(cfg) = config.channels.get(&c.kind).cloned() else {
+            return Err(format!("channel {} is not configured", c.kind));
+        };
+        Ok(Runner {
+            kind: c.kind,
+            service: c.service,
+            cfg,
+            config: config.clone(),
+            hub: hub.clone(),
+            store: store.clone(),
+            audit: audit.clone(),
+            key: ButtonKey::generate().map_err(|e| format!("cannot make a key: {e}"))?,
+            gate: tokio::sync::OnceCell::new(),
+            queues: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashMap::new()),
+            posted: Mutex::new(HashMap::new()),
+        })
+    }
+
     fn watch(&self, session: &str, conversation: &str) {
         lock(&self.watched).insert(session.to_string(), conversation.to_string());
     }

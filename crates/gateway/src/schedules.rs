@@ -164,6 +164,7 @@ pub async fn run(
     rec.session = Some(session.clone());
     record(audit, rec);
     let answer = crate::chat::wait_for_answer(hub, &session, seq).await;
+    let failed = answer.as_ref().err().cloned();
     let text = match answer {
         Ok(Some(a)) if task.name == "heartbeat" && a.trim() == HEARTBEAT_OK => {
             return Ok((session, Some(a)));
@@ -181,5 +182,8 @@ pub async fn run(
             .send(conversation, &text, "answer", Some(&session))
             .await;
     }
-    Ok((session, Some(text)))
+    match failed {
+        Some(e) => Err(format!("the turn of session {session} failed: {e}")),
+        None => Ok((session, Some(text))),
+    }
 }

@@ -17,6 +17,7 @@ mod policy_cmd;
 mod remote;
 mod run;
 mod sandbox_cmd;
+mod schedules_cmd;
 mod secrets_cmd;
 mod serve_cmd;
 mod skills_cmd;
@@ -52,6 +53,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Memory { command } => memory_cmd::memory(command),
         Command::Files { command } => files_cmd::files(command),
         Command::Policy { command } => policy_cmd::policy(command),
+        Command::Schedules { command } => schedules_cmd::schedules(command).await,
         Command::Serve { bind } => serve_cmd::serve(bind).await,
         Command::Token { command } => token_cmd::token(command),
         Command::Skills { command } => skills_cmd::skills(command).await,

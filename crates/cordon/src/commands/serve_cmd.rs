@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::setup::{State, build_agent, open_state, open_vault};
 
 /// The gateway's agents, wired exactly as `cordon chat` wires them.
-struct Agents(Arc<State>);
+pub(crate) struct Agents(pub(crate) Arc<State>);
 
 impl gateway::AgentFactory for Agents {
     fn names(&self) -> Vec<String> {
@@ -115,7 +115,7 @@ pub async fn serve(bind: Option<SocketAddr>) -> Result<ExitCode> {
 /// webhooks' secrets. A token missing from the vault stops the start with what to run; a
 /// webhook secret missing from the vault leaves that hook refusing every delivery (and
 /// `cordon audit` reports it).
-fn chat_channels(
+pub(crate) fn chat_channels(
     state: &State,
 ) -> Result<(Vec<gateway::chat::ChatChannel>, gateway::hooks::HookSecrets)> {
     use config::ChannelKind;
