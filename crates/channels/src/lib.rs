@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod error;
 pub mod inbound;
+pub mod pairing;
 pub mod service;
 pub mod slack;
 pub mod telegram;
@@ -14,6 +15,7 @@ pub mod webhook;
 pub use approvals::{ButtonKey, Choice, PressError};
 pub use error::ChannelError;
 pub use inbound::{Gate, Turn, Verdict};
+pub use pairing::{PairingDecision, PairingError};
 pub use service::{
     BotIdentity, Button, ChatService, Conversation, FileRef, Inbound, InboundKind, Platform, Sent,
 };
