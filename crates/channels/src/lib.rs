@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod inbound;
 pub mod matrix;
+pub mod pairing;
 pub mod service;
 pub mod slack;
 pub mod telegram;
@@ -16,6 +17,7 @@ pub mod webhook;
 pub use approvals::{ButtonKey, Choice, PressError};
 pub use error::ChannelError;
 pub use inbound::{Gate, Turn, Verdict};
+pub use pairing::{PairingDecision, PairingError};
 pub use service::{
     BotIdentity, Button, ChatService, Conversation, FileRef, Inbound, InboundKind, Platform, Sent,
 };

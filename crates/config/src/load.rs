@@ -289,9 +289,17 @@ fn check_secret_name(at: KeyPath, name: &str) -> Result<(), Problem> {
     }
     Err((
         at,
+        // Not quoted: a value that is no name may be the token itself.
         format!(
-            "`{name}` is not a secret name (`A-Z`, `0-9`, `_`, starting with a letter, at most \
-             64); store the token with `cordon secrets set NAME` and give its name here"
+            "not a secret name (`A-Z`, `0-9`, `_`, starting with a letter, at most {} \
+             characters long{}); store the token with `cordon secrets set NAME` and give its \
+             name here (a token written here must be rotated)",
+            64,
+            if name.is_empty() {
+                ", got an empty string"
+            } else {
+                ""
+            }
         ),
     ))
 }

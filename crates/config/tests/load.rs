@@ -600,6 +600,19 @@ fn mcp_servers_are_checked() {
 }
 
 #[test]
+fn a_token_written_where_its_secret_name_belongs_is_refused_without_being_echoed() {
+    let token = "123456789:AAEhBP0av28MWFa7yfIGdsTbOkY3aByyR8U";
+    let text = format!("{VALID}\n[channels.telegram]\ntoken_secret = \"{token}\"\n");
+    let (_, key, shown) = fails(&text);
+    assert_eq!(key, "channels.telegram.token_secret");
+    assert!(shown.contains("not a secret name"), "{shown}");
+    assert!(
+        !shown.contains("AAEhBP0"),
+        "the error echoes the token: {shown}"
+    );
+}
+
+#[test]
 fn channels_webhooks_and_schedules_are_checked() {
     let ok = format!(
         "{VALID}\n[channels.telegram]\ntoken_secret = \"TG_TOKEN\"\nallow = [{{ id = \"42\", role = \"owner\" }}]\ngroups = [\"-1001\"]\n\n[webhooks.ci]\nsecret = \"CI_HOOK\"\ntask = \"Summarise the build\"\nreply_to = \"telegram:42\"\n\n[[schedules]]\nname = \"morning\"\ncron = \"0 8 * * 1-5\"\ntimezone = \"Europe/Paris\"\ntask = \"Summarise the news\"\n"

@@ -108,6 +108,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SchedulesCommand,
     },
+    /// Who may talk to agents through chat channels: pending pairing codes (an unknown
+    /// sender is given one), approved senders with their role, denied ones. Every
+    /// decision is audited.
+    Pairing {
+        #[command(subcommand)]
+        command: PairingCommand,
+    },
     /// The policy decisions (Cedar, compiled from cordon.toml plus `[policy] files`).
     Policy {
         #[command(subcommand)]
@@ -285,6 +292,62 @@ pub enum TokenScopeArg {
     Approver,
     Operator,
     Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairingCommand {
+    /// Pending codes (with sender id, shown name and expiry), approved senders with their
+    /// role, and denied ones.
+    List {
+        /// Only this channel (`telegram`, `slack`, `matrix`).
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Admit the sender holding CODE. Exit 1, naming the code, if it is unknown, decided
+    /// or expired.
+    Approve {
+        /// The 8-character code the sender was given (case does not matter).
+        code: String,
+        /// What the sender may do: `user` (talks to the agent; the default), `approver`
+        /// (+ answers approvals in the chat) or `owner` (+ their words in groups are the
+        /// user speaking).
+        #[arg(long, value_enum, default_value_t = PairingRoleArg::User)]
+        role: PairingRoleArg,
+    },
+    /// Refuse the sender holding CODE: their later messages are ignored. Exit 1 as for
+    /// approve.
+    Deny {
+        /// The code the sender was given.
+        code: String,
+    },
+    /// Forget a sender's pairing (approved or denied): they must pair again.
+    Remove {
+        /// The channel (`telegram`, `slack`, `matrix`).
+        channel: String,
+        /// The sender's platform id, as `cordon pairing list` shows it.
+        sender: String,
+    },
+}
+
+/// A paired sender's role.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PairingRoleArg {
+    User,
+    Approver,
+    Owner,
+}
+
+impl From<PairingRoleArg> for config::ChannelRole {
+    fn from(r: PairingRoleArg) -> config::ChannelRole {
+        match r {
+            PairingRoleArg::User => config::ChannelRole::User,
+            PairingRoleArg::Approver => config::ChannelRole::Approver,
+            PairingRoleArg::Owner => config::ChannelRole::Owner,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -116,6 +116,52 @@ async fn each_bad_deployment_gets_its_finding_and_exit_1() {
     assert!(finding(&report, "files.vault_readable").is_none());
 }
 
+/// `[channels]` and `[webhooks]`: an open channel, groups that reach exec, a key named
+/// but not in the vault, a hook without a key, and a token written where its name goes
+/// (named, never echoed).
+#[tokio::test]
+async fn open_channels_groups_reaching_exec_and_keys_outside_the_vault_are_reported() {
+    let inst = install();
+    common::set_secret(&inst, "TG_TOKEN", "api.telegram.org", "123:tg-token-value").await;
+    append(
+        &inst,
+        "\n[channels.telegram]\ntoken_secret = \"TG_TOKEN\"\ninbound = \"open\"\ngroups = [\"-100\"]\n\
+         \n[webhooks.ci]\ntask = \"t\"\n\n[webhooks.deploy]\nsecret = \"HOOK_KEY\"\ntask = \"t\"\n",
+    );
+    let (code, report) = audit(&inst, &[]).await;
+    assert_eq!(code, 1, "{report:#}");
+    for (id, severity) in [
+        ("channels.open_inbound", "critical"),
+        ("channels.groups_reach_exec", "warn"),
+        ("webhooks.no_secret", "warn"),
+        ("webhooks.secret_missing", "warn"),
+    ] {
+        let f = finding(&report, id).unwrap_or_else(|| panic!("{id} missing: {report:#}"));
+        assert_eq!(f["severity"], severity, "{f}");
+    }
+    assert!(
+        finding(&report, "channels.secret_missing").is_none(),
+        "TG_TOKEN is in the vault: {report:#}"
+    );
+    assert!(finding(&report, "config.invalid").is_none(), "{report:#}");
+
+    let inst = install();
+    let token = "123456789:AAEhBP0av28MWFa7yfIGdsTbOkY3aByyR8U";
+    append(
+        &inst,
+        &format!("\n[channels.telegram]\ntoken_secret = \"{token}\"\n"),
+    );
+    let (code, report) = audit(&inst, &[]).await;
+    assert_eq!(code, 1);
+    let f = finding(&report, "channels.token_in_config").expect("token finding");
+    assert_eq!(f["severity"], "critical");
+    assert!(finding(&report, "config.invalid").is_some());
+    assert!(
+        !report.to_string().contains("AAEhBP0"),
+        "the token was echoed: {report:#}"
+    );
+}
+
 /// `[mcp.servers]` and `mcp.lock`: a server with no egress allowlist, trusted and remote
 /// servers, secrets it cannot use, tools never approved, pins left for a removed server,
 /// and a hand-edited lock.

@@ -26,6 +26,8 @@
 //                 data-seq
 //   approvals     #approvals-refresh #approvals-empty #approvals-list
 //                 [data-testid=approval-card][data-approval-id] with [data-answer] buttons
+//     pairing     #pairing-empty #pairing-list [data-testid=pairing-card][data-code]
+//                 [data-state=pending|approved|denied] with [data-decision=approve|deny]
 //   sessions      #sessions-refresh #sessions-list [data-testid=session-row][data-session-id]
 //                 with [data-testid=open-session]
 //   audit         #audit-verify #audit-verify-status[data-ok=true|false] #audit-form
@@ -200,7 +202,11 @@ function setView(name) {
   if (heading) heading.focus({ preventScroll: true });
   if (name === "approvals") {
     loadApprovals();
-    state.pollTimer = setInterval(loadApprovals, 5000);
+    loadPairing();
+    state.pollTimer = setInterval(() => {
+      loadApprovals();
+      loadPairing();
+    }, 5000);
   } else if (name === "sessions") loadSessions();
   else if (name === "audit") loadAudit(false);
   else if (name === "skills") loadSkills();
@@ -752,6 +758,74 @@ async function loadApprovals() {
   } catch (e) {
     if (state.view === "approvals") notice(`Cannot load approvals: ${e.message}`);
   }
+}
+
+// ---- pairing requests ---------------------------------------------------------------
+
+// Pending, unexpired codes with Approve (role user) and Deny; operator scope decides.
+async function loadPairing() {
+  try {
+    const { pairings } = await api("GET", "/api/pairing");
+    if (state.view !== "approvals") return;
+    const pending = (pairings || []).filter((p) => p.status === "pending" && !p.expired && p.code);
+    const box = $("pairing-list");
+    const seen = new Set();
+    for (const p of pending) {
+      seen.add(p.code);
+      if ([...box.children].some((c) => c.dataset.code === p.code)) continue;
+      const card = el(
+        "article",
+        { class: "card pairing", "data-testid": "pairing-card", "data-code": p.code, "data-state": "pending" },
+        el(
+          "div",
+          { class: "card-head" },
+          el("strong", { text: p.code }),
+          el("span", { class: "muted", text: ` ${p.channel} · expires ${when(p.expires_at)}` }),
+        ),
+        el(
+          "div",
+          {},
+          el("span", { class: "field", text: "Sender: " }),
+          el("code", { text: p.sender }),
+          p.sender_name ? el("span", { class: "muted", text: ` (shown as ${p.sender_name})` }) : null,
+        ),
+      );
+      card.append(pairingButtons(card, p.code));
+      box.append(card);
+    }
+    for (const c of [...box.children]) if (!seen.has(c.dataset.code) && c.dataset.state === "pending") c.remove();
+    show($("pairing-empty"), box.children.length === 0);
+  } catch (e) {
+    if (state.view === "approvals") notice(`Cannot load pairing requests: ${e.message}`);
+  }
+}
+
+function pairingButtons(card, code) {
+  const bar = el("div", { class: "answers", role: "group", "aria-label": `Decide pairing ${code}` });
+  const buttons = [
+    el("button", { type: "button", class: "approve", "data-decision": "approve", text: "Approve (user)" }),
+    el("button", { type: "button", class: "deny", "data-decision": "deny", text: "Deny" }),
+  ];
+  const status = el("span", { class: "answer-status", "aria-live": "polite" });
+  for (const b of buttons) {
+    b.disabled = !atLeast("operator");
+    b.addEventListener("click", async () => {
+      for (const x of buttons) x.disabled = true;
+      status.textContent = "sending…";
+      const decision = b.dataset.decision;
+      try {
+        await api("POST", `/api/pairing/${encodeURIComponent(code)}`, decision === "approve" ? { decision, role: "user" } : { decision });
+        card.dataset.state = decision === "approve" ? "approved" : "denied";
+        status.textContent = decision === "approve" ? "approved as user" : "denied";
+      } catch (e) {
+        status.textContent = e.status === 404 || e.status === 409 ? "already decided or expired" : `failed: ${e.message}`;
+        if (e.status !== 404 && e.status !== 409) for (const x of buttons) x.disabled = false;
+      }
+    });
+    bar.append(b);
+  }
+  bar.append(status);
+  return bar;
 }
 
 function updateBadge(n) {

@@ -117,6 +117,8 @@ pub fn check(text: &str, path: &Path) -> (Option<Tier>, Vec<Finding>) {
     sandbox(&table, tier, &mut out);
     model(&table, &mut out);
     allow_ranges(&table, &mut out);
+    channels(&table, &mut out);
+    webhooks(&table, &mut out);
     out.extend(crate::mcp::servers(&table));
     if tier == Tier::Enterprise
         && get(&table, &["policy", "files"])
@@ -392,6 +394,186 @@ fn model(table: &Table, out: &mut Vec<Finding>) {
     }
 }
 
+/// A vault secret's name as the loader accepts it; anything else in a `*_secret` key may
+/// be the token itself.
+fn is_secret_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 64
+        && matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Whether agent `name` is given `exec` (every tool when `tools` is absent), and its
+/// `exec.mode`. `None` when no such agent is configured (the loader names that).
+fn agent_exec<'a>(table: &'a Table, name: &str) -> Option<(bool, &'a str)> {
+    let agent = get(table, &["agents", name])?.as_table()?;
+    let exec = match agent.get("tools").and_then(Value::as_array) {
+        Some(tools) => tools.iter().any(|t| t.as_str() == Some("exec")),
+        None => true,
+    };
+    Some((exec, str_at(agent, &["exec", "mode"]).unwrap_or("ask")))
+}
+
+/// `[channels.NAME]`: who reaches an agent through a chat platform, and its token.
+fn channels(table: &Table, out: &mut Vec<Finding>) {
+    let Some(channels) = table.get("channels").and_then(Value::as_table) else {
+        return;
+    };
+    for (name, c) in channels {
+        let Some(c) = c.as_table() else {
+            continue;
+        };
+        let agent = str_at(c, &["agent"]).unwrap_or("default");
+        if str_at(c, &["inbound"]) == Some("open") {
+            out.push(Finding::new(
+                "channels.open_inbound",
+                Severity::Critical,
+                format!(
+                    "anyone who can message the {name} bot talks to agent `{agent}`: no \
+                     pairing, no allowlist"
+                ),
+                format!("channels.{name}.inbound = \"open\""),
+                format!(
+                    "use inbound = \"pairing\" (unknown senders get a code you approve with \
+                     `cordon pairing approve`) or \"allowlist\" with the ids in \
+                     channels.{name}.allow"
+                ),
+            ));
+        }
+        let groups = c
+            .get("groups")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if groups > 0
+            && let Some((true, mode)) = agent_exec(table, agent)
+        {
+            out.push(Finding::new(
+                "channels.groups_reach_exec",
+                if mode == "auto" {
+                    Severity::Critical
+                } else {
+                    Severity::Warn
+                },
+                format!(
+                    "members of {groups} {name} group(s) can drive agent `{agent}`, which can \
+                     run commands{}",
+                    if mode == "auto" {
+                        " without asking"
+                    } else {
+                        ""
+                    }
+                ),
+                format!(
+                    "channels.{name}.groups has {groups} entr{}; agents.{agent}.tools has exec \
+                     (exec.mode = \"{mode}\")",
+                    if groups == 1 { "y" } else { "ies" }
+                ),
+                format!(
+                    "answer groups with an agent without exec (channels.{name}.agent), or \
+                     empty channels.{name}.groups"
+                ),
+            ));
+        }
+        for key in ["token_secret", "app_token_secret"] {
+            if let Some(v) = str_at(c, &[key])
+                && !is_secret_name(v)
+            {
+                out.push(Finding::new(
+                    "channels.token_in_config",
+                    Severity::Critical,
+                    format!("the {name} channel's {key} is not a vault secret name: it may be the token itself"),
+                    format!("channels.{name}.{key} (value not shown)"),
+                    format!(
+                        "rotate the token if it is one, store it with `cordon secrets set \
+                         NAME` and set channels.{name}.{key} = \"NAME\""
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// `[webhooks.NAME]`: each needs its own HMAC secret, from the vault.
+fn webhooks(table: &Table, out: &mut Vec<Finding>) {
+    let Some(hooks) = table.get("webhooks").and_then(Value::as_table) else {
+        return;
+    };
+    for (name, w) in hooks {
+        let Some(w) = w.as_table() else {
+            continue;
+        };
+        match str_at(w, &["secret"]) {
+            None => out.push(Finding::new(
+                "webhooks.no_secret",
+                Severity::Warn,
+                format!(
+                    "webhook `{name}` has no secret: every delivery to POST /hooks/{name} is \
+                     refused"
+                ),
+                format!("no webhooks.{name}.secret"),
+                format!(
+                    "store an HMAC key with `cordon secrets set NAME`, set webhooks.{name}.secret \
+                     = \"NAME\" and give the sender the same key"
+                ),
+            )),
+            Some(v) if !is_secret_name(v) => out.push(Finding::new(
+                "webhooks.secret_in_config",
+                Severity::Critical,
+                format!(
+                    "webhook `{name}`'s secret is not a vault secret name: it may be the key itself"
+                ),
+                format!("webhooks.{name}.secret (value not shown)"),
+                format!(
+                    "make a new key, store it with `cordon secrets set NAME` and set \
+                     webhooks.{name}.secret = \"NAME\""
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Channel tokens and webhook secrets named in the config but missing from the vault
+/// (`vault`: the names it holds): the channel cannot start, the hook refuses everything.
+pub fn secrets_outside_vault(cfg: &config::Config, vault: &[String]) -> Vec<Finding> {
+    let missing = |name: &str| !vault.iter().any(|v| v == name);
+    let mut out = Vec::new();
+    for (kind, c) in &cfg.channels {
+        let named = std::iter::once(("token_secret", c.token_secret.as_str())).chain(
+            c.app_token_secret
+                .as_deref()
+                .map(|s| ("app_token_secret", s)),
+        );
+        for (key, secret) in named.filter(|(_, s)| missing(s)) {
+            out.push(Finding::new(
+                "channels.secret_missing",
+                Severity::Warn,
+                format!(
+                    "the {kind} channel's token is to come from secret {secret}, which is not \
+                     in the vault: the channel cannot start"
+                ),
+                format!("channels.{kind}.{key} names {secret}"),
+                format!("store the token with `cordon secrets set {secret}`"),
+            ));
+        }
+    }
+    for (name, w) in &cfg.webhooks {
+        if let Some(secret) = w.secret.as_deref().filter(|s| missing(s)) {
+            out.push(Finding::new(
+                "webhooks.secret_missing",
+                Severity::Warn,
+                format!(
+                    "webhook `{name}`'s key is to come from secret {secret}, which is not in \
+                     the vault: every delivery is refused"
+                ),
+                format!("webhooks.{name}.secret names {secret}"),
+                format!("store the key with `cordon secrets set {secret}`"),
+            ));
+        }
+    }
+    out
+}
+
 fn agent(name: &str, agent: &Table, tier: Tier, out: &mut Vec<Finding>) {
     let mode = str_at(agent, &["exec", "mode"]).unwrap_or("ask");
     let allow: Vec<&str> = get(agent, &["egress", "allow"])
@@ -616,6 +798,131 @@ mod tests {
         assert!(!found.contains(&"tier.store_not_shared"), "{found:?}");
         let found = ids(&format!("tier = \"team\"\n{agent}"));
         assert!(!found.contains(&"tier.store_not_shared"), "{found:?}");
+    }
+
+    const AGENTS: &str = "[agents.default]\nworkspace = \"/w\"\n\
+                          [agents.chat]\nworkspace = \"/w\"\ntools = [\"read_file\"]\n\
+                          [agents.wild]\nworkspace = \"/w\"\n[agents.wild.exec]\nmode = \"auto\"\n";
+
+    fn severity_of(text: &str, id: &str) -> Vec<Severity> {
+        check(text, Path::new("c.toml"))
+            .1
+            .iter()
+            .filter(|f| f.id == id)
+            .map(|f| f.severity)
+            .collect()
+    }
+
+    #[test]
+    fn an_open_channel_is_critical_and_pairing_or_allowlist_is_not_named() {
+        let channel = |inbound: &str| {
+            format!("{AGENTS}[channels.telegram]\ntoken_secret = \"TG\"\ninbound = \"{inbound}\"\n")
+        };
+        assert_eq!(
+            severity_of(&channel("open"), "channels.open_inbound"),
+            [Severity::Critical]
+        );
+        for quiet in ["pairing", "allowlist"] {
+            assert!(
+                !ids(&channel(quiet)).contains(&"channels.open_inbound"),
+                "{quiet}"
+            );
+        }
+        let found = ids(&format!(
+            "{AGENTS}[channels.slack]\ntoken_secret = \"S\"\napp_token_secret = \"A\"\n"
+        ));
+        assert!(
+            !found.contains(&"channels.open_inbound"),
+            "pairing is the default"
+        );
+    }
+
+    #[test]
+    fn groups_answered_by_an_agent_that_can_exec_are_named() {
+        let groups = |agent: &str, groups: &str| {
+            format!(
+                "{AGENTS}[channels.telegram]\ntoken_secret = \"TG\"\nagent = \"{agent}\"\ngroups = {groups}\n"
+            )
+        };
+        // `default` lists no tools: it has every tool, exec included (asking).
+        assert_eq!(
+            severity_of(
+                &groups("default", "[\"-100\"]"),
+                "channels.groups_reach_exec"
+            ),
+            [Severity::Warn]
+        );
+        assert_eq!(
+            severity_of(
+                &groups("wild", "[\"-100\", \"-200\"]"),
+                "channels.groups_reach_exec"
+            ),
+            [Severity::Critical]
+        );
+        assert!(
+            severity_of(&groups("chat", "[\"-100\"]"), "channels.groups_reach_exec").is_empty()
+        );
+        assert!(severity_of(&groups("default", "[]"), "channels.groups_reach_exec").is_empty());
+    }
+
+    #[test]
+    fn a_token_or_webhook_key_in_the_file_is_critical_and_never_quoted() {
+        let token = "123456789:AAEhBP0av28MWFa7yfIGdsTbOkY3aByyR8U";
+        let text = format!(
+            "{AGENTS}[channels.telegram]\ntoken_secret = \"{token}\"\n\
+             [webhooks.ci]\nsecret = \"s3cr3t-hmac-key\"\ntask = \"t\"\n"
+        );
+        let (_, findings) = check(&text, Path::new("c.toml"));
+        let found: Vec<_> = findings.iter().map(|f| f.id).collect();
+        for id in ["channels.token_in_config", "webhooks.secret_in_config"] {
+            let f = findings
+                .iter()
+                .find(|f| f.id == id)
+                .unwrap_or_else(|| panic!("{id}: {found:?}"));
+            assert_eq!(f.severity, Severity::Critical);
+        }
+        for f in &findings {
+            let all = format!("{} {} {}", f.title, f.evidence, f.remedy);
+            assert!(!all.contains("AAEhBP0") && !all.contains("s3cr3t"), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_without_a_secret_is_named() {
+        let found = ids(&format!("{AGENTS}[webhooks.ci]\ntask = \"t\"\n"));
+        assert!(found.contains(&"webhooks.no_secret"), "{found:?}");
+        let found = ids(&format!(
+            "{AGENTS}[webhooks.ci]\nsecret = \"CI_HOOK\"\ntask = \"t\"\n"
+        ));
+        assert!(!found.contains(&"webhooks.no_secret"), "{found:?}");
+        assert!(!found.contains(&"webhooks.secret_in_config"), "{found:?}");
+    }
+
+    #[test]
+    fn channel_tokens_and_webhook_keys_missing_from_the_vault_are_named() {
+        let text = format!(
+            "{}[channels.slack]\ntoken_secret = \"SLACK_BOT\"\napp_token_secret = \"SLACK_APP\"\n\
+             [webhooks.ci]\nsecret = \"CI_HOOK\"\ntask = \"t\"\n",
+            config::init_template(config::Tier::Personal)
+        );
+        let cfg = config::load_str(&text, Path::new("c.toml")).unwrap();
+        let found = secrets_outside_vault(&cfg, &["SLACK_BOT".to_string()]);
+        let evidence: Vec<_> = found.iter().map(|f| (f.id, f.evidence.as_str())).collect();
+        assert_eq!(
+            evidence,
+            [
+                (
+                    "channels.secret_missing",
+                    "channels.slack.app_token_secret names SLACK_APP"
+                ),
+                (
+                    "webhooks.secret_missing",
+                    "webhooks.ci.secret names CI_HOOK"
+                ),
+            ]
+        );
+        let all = ["SLACK_BOT", "SLACK_APP", "CI_HOOK"].map(String::from);
+        assert!(secrets_outside_vault(&cfg, &all).is_empty());
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub enum PairingStatus {
 }
 
 impl PairingStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             PairingStatus::Pending => "pending",
             PairingStatus::Approved => "approved",
@@ -74,6 +74,11 @@ impl PairingRecord {
     /// A pending pairing whose code has expired.
     pub fn is_expired(&self, now: &str) -> bool {
         self.status == PairingStatus::Pending && self.expires_at.as_deref().is_none_or(|e| e <= now)
+    }
+
+    /// A pending pairing whose code has expired by now.
+    pub fn is_expired_now(&self) -> bool {
+        now().is_ok_and(|n| self.is_expired(&n))
     }
 }
 

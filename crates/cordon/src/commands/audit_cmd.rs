@@ -230,6 +230,9 @@ fn state_checks(cfg: &config::Config, paths: &Paths) -> Vec<Finding> {
     if let Some(vault) = vault {
         out.extend(state::secret_bindings(&vault.list()));
     }
+    if bindings.is_some() {
+        out.extend(config_checks::secrets_outside_vault(cfg, &vault_names));
+    }
     out.extend(skill_checks(cfg, paths, &vault_names));
     out.extend(mcp_checks(cfg, paths, bindings.as_deref()));
     out

@@ -13,6 +13,7 @@ mod init;
 mod log;
 mod mcp_cmd;
 mod memory_cmd;
+mod pairing_cmd;
 mod policy_cmd;
 mod remote;
 mod run;
@@ -52,6 +53,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Approvals { command } => approvals_cmd::approvals(command),
         Command::Memory { command } => memory_cmd::memory(command),
         Command::Files { command } => files_cmd::files(command),
+        Command::Pairing { command } => pairing_cmd::pairing(command),
         Command::Policy { command } => policy_cmd::policy(command),
         Command::Schedules { command } => schedules_cmd::schedules(command).await,
         Command::Serve { bind } => serve_cmd::serve(bind).await,

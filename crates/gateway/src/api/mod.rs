@@ -4,7 +4,8 @@
 //! Areas: [`health`] (no auth), [`login`] (login, logout, whoami), [`status`],
 //! [`sessions`] (agents, sessions, messages, events, the WebSocket stream),
 //! [`changes`] (a session's journaled workspace changes and their undo),
-//! [`approvals`] (approvals and grants), [`audit`] (audit log, configuration),
+//! [`approvals`] (approvals and grants), [`pairing`] (chat senders waiting to be
+//! admitted), [`audit`] (audit log, configuration),
 //! [`tokens`] (admin), and the [`openapi`] document of all of them.
 
 pub mod approvals;
@@ -13,6 +14,7 @@ pub mod changes;
 pub mod health;
 pub mod login;
 pub mod openapi;
+pub mod pairing;
 pub mod sessions;
 pub mod skills;
 pub mod status;
@@ -45,6 +47,7 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(sessions::router(state))
         .merge(changes::router(state))
         .merge(approvals::router(state))
+        .merge(pairing::router(state))
         .merge(audit::router(state))
         .merge(skills::router(state))
         .merge(openapi::router(state))

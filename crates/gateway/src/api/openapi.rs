@@ -11,7 +11,7 @@ use store::TokenScope;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{approvals, audit, changes, health, login, sessions, skills, status, tokens};
+use super::{approvals, audit, changes, health, login, pairing, sessions, skills, status, tokens};
 use crate::server::AppState;
 
 struct Security;
@@ -57,12 +57,14 @@ impl Modify for Security {
         sessions::agents, sessions::list, sessions::create, sessions::read, sessions::send,
         sessions::events, sessions::stream, changes::list, changes::undo,
         approvals::list, approvals::answer, approvals::grants, approvals::revoke,
+        pairing::list, pairing::decide,
         audit::query, audit::verify, audit::config, skills::list,
         tokens::list, tokens::revoke,
     ),
     tags(
         (name = "sessions", description = "agents, sessions, messages and their events"),
         (name = "approvals", description = "approval requests and grants"),
+        (name = "pairing", description = "chat senders waiting to be admitted, and decided ones"),
         (name = "audit", description = "the tamper-evident audit log"),
         (name = "auth", description = "browser sessions"),
         (name = "tokens", description = "API tokens (admin)"),
