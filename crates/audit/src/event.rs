@@ -1380,6 +1380,7 @@ pub struct ChannelInbound {
 /// `action: outbound`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChannelOutbound {
+    /// The channel (`telegram`, `slack`, `matrix`).
     pub channel: String,
     /// The conversation it went to.
     pub conversation: String,
@@ -1401,6 +1402,7 @@ pub struct ChannelOutbound {
 /// `action: pairing`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChannelPairing {
+    /// The channel (`telegram`, `slack`, `matrix`).
     pub channel: String,
     /// The sender's immutable platform id.
     pub sender: String,
@@ -1432,6 +1434,7 @@ pub enum TriggerEvent {
 pub struct ScheduleRun {
     /// The schedule's name (`heartbeat` for the heartbeat).
     pub name: String,
+    /// The agent that ran it.
     pub agent: String,
     /// `schedule` (its time came) or `cli` (`cordon schedules run`).
     pub by: String,
@@ -1453,6 +1456,7 @@ pub struct WebhookDelivery {
     pub hook: String,
     /// Body size in bytes (as announced when refused before reading it).
     pub bytes: u64,
+    /// Whether the task was started.
     pub accepted: bool,
     /// Why it was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
