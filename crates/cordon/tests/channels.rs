@@ -24,6 +24,7 @@ fn stranger() -> TgUser {
     TgUser::new(1003, "Eve")
 }
 const GROUP: i64 = -100_555;
+const GROUP_ID: &str = "-100555";
 
 async fn install(llm: &MockLlm, tg: &FakeTelegram) -> Install {
     let inst = Install::new(&llm.base_url(), AgentSetup::default());
@@ -240,7 +241,9 @@ async fn chat_pairing_labels_and_approvals_in_the_chat() {
     );
     let group_msg = channel_inbound(&records)
         .into_iter()
-        .find(|x| x["data"]["conversation"] == GROUP.to_string() && x["data"]["kind"] == "text")
+        .find(|x| {
+            x["data"]["conversation"].as_str() == Some(GROUP_ID) && x["data"]["kind"] == "text"
+        })
         .unwrap();
     assert_eq!(group_msg["data"]["label"], "untrusted");
     // Replies went only to the conversations that asked.

@@ -38,6 +38,8 @@ async fn start() -> Harness {
         state_dir: dir.path().to_path_buf(),
         skills_lock: std::path::PathBuf::from("/nonexistent/skills.lock"),
         agents: None,
+        channels: Vec::new(),
+        hook_secrets: Default::default(),
     })
     .await
     .expect("bind");
