@@ -424,6 +424,56 @@ fn samples() -> Vec<Event> {
             by: "cli".into(),
         }
         .into(),
+        ChannelEvent::Inbound(ChannelInbound {
+            channel: "telegram".into(),
+            event_id: "17".into(),
+            conversation: "-100".into(),
+            group: true,
+            sender: Some("42".into()),
+            kind: "text".into(),
+            bytes: 12,
+            accepted: true,
+            label: Some("untrusted".into()),
+            reason: Some("content from a group member who is not an owner".into()),
+            session: None,
+        })
+        .into(),
+        ChannelEvent::Outbound(ChannelOutbound {
+            channel: "telegram".into(),
+            conversation: "42".into(),
+            purpose: "answer".into(),
+            bytes: 5,
+            delivered: false,
+            error: Some("telegram: sendMessage failed: chat not found".into()),
+            session: Some("01J0".into()),
+        })
+        .into(),
+        ChannelEvent::Pairing(ChannelPairing {
+            channel: "slack".into(),
+            sender: "U1".into(),
+            decision: "approved".into(),
+            role: Some("approver".into()),
+            by: "cli".into(),
+        })
+        .into(),
+        TriggerEvent::Schedule(ScheduleRun {
+            name: "morning".into(),
+            agent: "default".into(),
+            by: "schedule".into(),
+            session: Some("01J1".into()),
+            reply_to: Some("telegram:42".into()),
+            error: None,
+        })
+        .into(),
+        TriggerEvent::Webhook(WebhookDelivery {
+            hook: "ci".into(),
+            bytes: 300,
+            accepted: false,
+            reason: Some("the signature does not match the body and timestamp".into()),
+            session: None,
+            client: "127.0.0.1".into(),
+        })
+        .into(),
     ]
 }
 
@@ -489,12 +539,12 @@ fn the_json_keeps_the_field_names_readers_use() {
     assert_eq!(data(all[28].clone())["alert"], "workspace_overwritten");
     assert_eq!(data(all[26].clone())["alert"], "skill_drifted");
     assert_eq!(data(all[27].clone())["alert"], "mcp_tool_changed");
-    assert_eq!(data(all[all.len() - 6].clone())["action"], "refused");
+    assert_eq!(data(all[all.len() - 11].clone())["action"], "refused");
     assert_eq!(
-        data(all[all.len() - 4].clone())["arguments_sha256"],
+        data(all[all.len() - 9].clone())["arguments_sha256"],
         "ab".repeat(32)
     );
-    let trusted = data(all[all.len() - 1].clone());
+    let trusted = data(all[all.len() - 6].clone());
     assert_eq!(trusted["path"], "run.sh");
     assert_eq!(trusted["labels"]["integrity"], "untrusted");
     assert_eq!(
