@@ -340,6 +340,7 @@ async fn schedules_list_their_next_run_and_run_now_into_the_chat() {
     let llm = MockLlm::start(Script::new(vec![
         Reply::Text("hello owner".into()),
         Reply::Text("Morning summary: nothing new.".into()),
+        Reply::Text("HEARTBEAT_OK".into()),
     ]))
     .await;
     let tg = FakeTelegram::start(TOKEN).await;
@@ -353,6 +354,10 @@ cron = "0 8 * * 1-5"
 timezone = "Europe/Paris"
 task = "Summarise what changed overnight."
 reply_to = "telegram:1001"
+
+[heartbeat]
+every_mins = 30
+reply_to = "telegram:1001"
 "#,
     );
     std::fs::write(&inst.config, cfg).unwrap();
@@ -360,6 +365,7 @@ reply_to = "telegram:1001"
     common::assert_ok(&out);
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["name"], "morning");
+    assert_eq!(rows[1]["name"], "heartbeat");
     let next = rows[0]["next_local"].as_str().unwrap();
     assert!(next.contains("08:00"), "{next}");
     let out = inst.cordon(&["schedules", "run", "nope"]).await;
@@ -382,12 +388,24 @@ reply_to = "telegram:1001"
         s.chat_id == 1001 && s.text == "Morning summary: nothing new."
     })
     .await;
+    // The heartbeat's "nothing needs attention" is not delivered.
+    let sent_before = tg.sent().len();
+    let out = inst.cordon(&["schedules", "run", "heartbeat"]).await;
+    common::assert_ok(&out);
+    assert_eq!(common::text(&out.stdout).trim(), "HEARTBEAT_OK");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tg.sent().len(), sent_before, "{:#?}", tg.sent());
     let records = inst.audit().await;
     let runs = of_kind(&records, "trigger");
-    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[1]["data"]["name"], "heartbeat");
     assert_eq!(runs[0]["data"]["source"], "schedule");
     assert_eq!(runs[0]["data"]["by"], "cli");
     // The task's words are the configured task, not a chat user's.
-    let msg = of_kind(&records, "user_message").last().cloned().unwrap();
+    let msg = of_kind(&records, "user_message")
+        .into_iter()
+        .find(|m| m["session"] == runs[0]["session"])
+        .cloned()
+        .unwrap();
     assert!(msg["data"].get("source").is_none(), "{msg:#}");
 }
