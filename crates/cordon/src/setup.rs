@@ -123,8 +123,29 @@ pub fn open_state() -> Result<State> {
     open_state_at(&Paths::from_env())
 }
 
+/// [`open_state`] for one command a human typed (`cordon sandbox exec`): the
+/// `config_loaded` record is appended in order but made durable with the next record
+/// (the command's own, which the caller records and syncs after it ran and before it
+/// reports an outcome; or an egress record during it), or at exit: one fsync of the log
+/// and its anchor instead of two on the way to the command.
+pub fn open_state_for_one_command() -> Result<State> {
+    open_state_with(&Paths::from_env(), Durable::WithNextRecord)
+}
+
+/// When the `config_loaded` record is made durable.
+enum Durable {
+    /// Before `open_state` returns.
+    Now,
+    /// With the next record synced (or when the log is dropped).
+    WithNextRecord,
+}
+
 /// [`open_state`] for the config file and state directory in `paths`.
 pub fn open_state_at(paths: &Paths) -> Result<State> {
+    open_state_with(paths, Durable::Now)
+}
+
+fn open_state_with(paths: &Paths, durable: Durable) -> Result<State> {
     let (config, text) = read_config(paths)?;
     ensure_private_dir(&paths.state_dir)?;
     let audit = audit::Log::open(&paths.audit_dir()).with_context(|| {
@@ -134,15 +155,16 @@ pub fn open_state_at(paths: &Paths) -> Result<State> {
         )
     })?;
     let store = open_store(&config, paths)?;
-    audit.record_event(
-        None,
-        audit::event::ConfigLoaded {
-            path: paths.config_file.display().to_string(),
-            sha256: sha256_hex(text.as_bytes()),
-            tier: config.tier,
-            agents: config.agents.keys().cloned().collect(),
-        },
-    )?;
+    let loaded = audit::event::ConfigLoaded {
+        path: paths.config_file.display().to_string(),
+        sha256: sha256_hex(text.as_bytes()),
+        tier: config.tier,
+        agents: config.agents.keys().cloned().collect(),
+    };
+    match durable {
+        Durable::Now => audit.record_event(None, loaded)?,
+        Durable::WithNextRecord => audit.append_event(None, loaded)?,
+    }
     Ok(State {
         state_dir: paths.state_dir.clone(),
         config: Arc::new(config),
@@ -169,9 +191,18 @@ pub fn agent_config<'a>(config: &'a Config, name: &str) -> Result<&'a config::Ag
 
 /// The sandbox backend the config asks for. Fails closed when it cannot be provided.
 pub fn sandbox_backend(config: &Config) -> Result<Arc<dyn sandbox::Sandbox>> {
+    sandbox_backend_with(config, sandbox::Pooling::Refill)
+}
+
+/// [`sandbox_backend`]; the native backend prepares for a next start with
+/// [`sandbox::Pooling::Refill`] only.
+fn sandbox_backend_with(
+    config: &Config,
+    pooling: sandbox::Pooling,
+) -> Result<Arc<dyn sandbox::Sandbox>> {
     let image = config.sandbox.image.clone();
     Ok(match config.sandbox.backend {
-        config::SandboxBackend::Native => Arc::new(sandbox::NativeSandbox::new()),
+        config::SandboxBackend::Native => Arc::new(sandbox::NativeSandbox::with_pooling(pooling)),
         config::SandboxBackend::Docker => Arc::new(sandbox::ContainerSandbox::new(
             sandbox::Engine::Docker,
             image,
@@ -383,17 +414,51 @@ pub fn build_runtime(
         let thread = std::thread::Builder::new()
             .name("cordon-policy".into())
             .spawn_scoped(scope, move || load_policy(config, agent_name));
-        let policy = move || -> Result<guard::Policy> {
-            match thread {
+        let policy = move || -> Result<Arc<guard::LazyPolicy>> {
+            let policy = match thread {
                 Ok(thread) => thread.join().unwrap_or_else(|_| {
                     bail!("compiling the policy of agent `{agent_name}` panicked")
                 }),
                 // No thread to be had: compile it here.
                 Err(_) => load_policy(config, agent_name),
-            }
+            }?;
+            Ok(Arc::new(guard::LazyPolicy::compiled(policy)))
         };
-        build_runtime_with(state, config, agent_cfg, agent_name, approver, policy)
+        let pooling = sandbox::Pooling::Refill;
+        build_runtime_with(
+            state, config, agent_cfg, agent_name, approver, policy, pooling,
+        )
     })
+}
+
+/// [`build_runtime`] for one command a human typed, run in one sandbox, after which the
+/// process exits (`cordon sandbox exec`). The policy decides only the connections the
+/// command opens, so it is compiled at the first of them, not here; if it cannot be
+/// compiled then, every decision is a deny naming the error (fail closed), and `cordon
+/// policy check` reports it up front. The sandbox backend prepares nothing for a next
+/// start ([`sandbox::Pooling::Off`]).
+pub fn build_runtime_for_one_command(
+    state: &State,
+    config: Arc<Config>,
+    agent_name: &str,
+    approver: Arc<dyn Approver>,
+) -> Result<Runtime> {
+    let agent_cfg = agent_config(&config, agent_name)?;
+    warn_if_unsandboxed(&config);
+    let (paths, cfg, agent) = (Paths::from_env(), config.clone(), agent_name.to_string());
+    let policy = Arc::new(guard::LazyPolicy::new(agent_name, move || {
+        load_policy_from(&paths, &cfg, &agent).map_err(|e| format!("{e:#}"))
+    }));
+    let pooling = sandbox::Pooling::Off;
+    build_runtime_with(
+        state,
+        &config,
+        agent_cfg,
+        agent_name,
+        approver,
+        || Ok(policy),
+        pooling,
+    )
 }
 
 /// [`build_runtime`] with the policy given by `policy`, called when it is needed.
@@ -403,7 +468,8 @@ fn build_runtime_with(
     agent_cfg: &config::AgentConfig,
     agent_name: &str,
     approver: Arc<dyn Approver>,
-    policy: impl FnOnce() -> Result<guard::Policy>,
+    policy: impl FnOnce() -> Result<Arc<guard::LazyPolicy>>,
+    pooling: sandbox::Pooling,
 ) -> Result<Runtime> {
     let key = api_key(config);
     let vault = open_vault(state)?;
@@ -447,8 +513,8 @@ fn build_runtime_with(
         config.approvals.grant_max_days,
     ));
     Ok(Runtime::new(RuntimeOptions {
-        policy: Some(Arc::new(policy)),
-        sandbox: sandbox_backend(config)?,
+        policy: Some(policy),
+        sandbox: sandbox_backend_with(config, pooling)?,
         config: config.clone(),
         agent: agent_name.to_string(),
         audit: state.audit.clone(),

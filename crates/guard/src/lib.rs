@@ -46,6 +46,7 @@ mod compile;
 mod exec_facts;
 mod file_uses;
 pub mod labels;
+mod lazy;
 mod policy;
 pub mod policy_test;
 mod shell;
@@ -56,6 +57,7 @@ pub use canonical::{CanonicalExec, Redirect, Separator, SimpleCommand, canonical
 pub use exec_facts::{ExecFacts, NETWORK_CLIENTS, WORKSPACE_MOUNT, program_name};
 pub use file_uses::{FileSet, FileUses};
 pub use labels::{Confidentiality, Integrity, Labels};
+pub use lazy::LazyPolicy;
 pub use policy::{
     BUILTIN, Effect, MatchedPolicy, ORIGIN_BUILTIN, ORIGIN_CONFIG, Policy, PolicyError, SCHEMA,
     SessionView, SkillScope, Verdict,
@@ -137,7 +139,7 @@ mod tests {
         agent_with(mode, allow_, egress, ToolName::ALL.to_vec())
     }
 
-    fn agent_with(
+    pub(crate) fn agent_with(
         mode: ExecMode,
         allow_: &[&str],
         egress: &[&str],

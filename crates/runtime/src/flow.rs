@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use config::HostPattern;
-use guard::{Action, Decision, Labels, Policy, SessionView, SkillScope, Verdict};
+use guard::{Action, Decision, Labels, LazyPolicy, SessionView, SkillScope, Verdict};
 
 /// The label and contacts of one session.
 pub(crate) struct SessionFlow {
     session: String,
     depth: u32,
-    policy: Arc<Policy>,
+    policy: Arc<LazyPolicy>,
     secret_hosts: Arc<BTreeMap<String, Vec<HostPattern>>>,
     labels: Mutex<Labels>,
     contacted: Mutex<BTreeSet<String>>,
@@ -47,7 +47,7 @@ impl SessionFlow {
     pub(crate) fn new(
         session: &str,
         depth: u32,
-        policy: Arc<Policy>,
+        policy: Arc<LazyPolicy>,
         secret_hosts: Arc<BTreeMap<String, Vec<HostPattern>>>,
         labels: Labels,
         audit: Arc<audit::Log>,
@@ -231,7 +231,9 @@ mod tests {
             dir.display()
         );
         let config = config::load_str(&toml, std::path::Path::new("t.toml")).unwrap();
-        let policy = Arc::new(Policy::load(&config, dir, "dev").unwrap());
+        let policy = Arc::new(LazyPolicy::compiled(
+            guard::Policy::load(&config, dir, "dev").unwrap(),
+        ));
         let audit = Arc::new(audit::Log::open(&dir.join("audit")).unwrap());
         let flow = Arc::new(SessionFlow::new(
             "s1",

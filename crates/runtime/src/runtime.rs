@@ -3,17 +3,18 @@
 //! policy; [`Runtime::child`] builds a sub-agent's from its parent's.
 //!
 //! Guarantees: a runtime exists only for a configured agent with a usable workspace and a
-//! loaded policy (a config that lists `[policy] files` needs the loaded policy handed in;
-//! it is never silently rebuilt without them); the model's own API key is always among
-//! the redacted values; a child shares its parent's policy, sandbox backend, egress
-//! proxy, approver, redaction, audit log and tool registry, with its tools narrowed and
-//! its step limit capped.
+//! policy, loaded or compiled at its first decision (a [`guard::LazyPolicy`]: if it
+//! cannot be compiled then, every decision is a deny naming why); a config that lists
+//! `[policy] files` needs the policy handed in (it is never silently rebuilt without
+//! them); the model's own API key is always among the redacted values; a child shares
+//! its parent's policy, sandbox backend, egress proxy, approver, redaction, audit log and
+//! tool registry, with its tools narrowed and its step limit capped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use config::{AgentConfig, ToolName};
-use guard::Policy;
+use guard::{LazyPolicy, Policy};
 
 use crate::ToolSpec;
 use crate::approval::{Approver, StoredApprovals};
@@ -38,9 +39,11 @@ pub struct RuntimeOptions {
     pub secrets: Vec<AgentSecret>,
     /// Every vault value (name, value): blocked wherever it appears in outbound traffic.
     pub watched_secrets: Vec<(String, String)>,
-    /// The agent's policy (`guard::Policy::load`, with the `[policy] files`). `None`
-    /// builds it from the config alone and refuses a config that lists policy files.
-    pub policy: Option<Arc<Policy>>,
+    /// The agent's policy (`guard::Policy::load`, with the `[policy] files`), compiled
+    /// already or at the first decision (every decision is then denied if it cannot be).
+    /// `None` builds it from the config alone, now, and refuses a config that lists
+    /// policy files.
+    pub policy: Option<Arc<LazyPolicy>>,
     /// The skills enabled for this agent, verified ([`crate::skills::installed`]).
     pub skills: Vec<crate::skills::InstalledSkill>,
     /// Approved MCP tools (`mcp.lock`) and each server's secrets (`[mcp.servers.NAME]
@@ -97,7 +100,7 @@ pub struct Runtime {
     pub(crate) approver: Arc<dyn Approver>,
     pub(crate) approvals: Arc<StoredApprovals>,
     pub(crate) redactor: secrets::Redactor,
-    pub(crate) policy: Arc<Policy>,
+    pub(crate) policy: Arc<LazyPolicy>,
     /// Bound hosts of the agent's secrets, for decisions on secret-labelled data.
     pub(crate) secret_hosts: Arc<BTreeMap<String, Vec<config::HostPattern>>>,
     pub(crate) workspace: Workspace,
@@ -160,14 +163,14 @@ impl Runtime {
                         .into(),
                 });
             }
-            None => Arc::new(
+            None => Arc::new(LazyPolicy::compiled(
                 Policy::load(&opts.config, std::path::Path::new("."), &opts.agent).map_err(
                     |e| RuntimeError::Policy {
                         agent: opts.agent.clone(),
                         detail: e.to_string(),
                     },
                 )?,
-            ),
+            )),
         };
         let secret_hosts = Arc::new(
             opts.secrets
@@ -255,8 +258,8 @@ impl Runtime {
         self.redactor.redact(text).text
     }
 
-    /// The agent's policy.
-    pub fn policy(&self) -> &Arc<Policy> {
+    /// The agent's policy (compiled when first used).
+    pub fn policy(&self) -> &Arc<LazyPolicy> {
         &self.policy
     }
 

@@ -404,3 +404,99 @@ async fn exec_output_is_trusted_when_the_command_opened_no_connection() {
     assert!(!obs.content.contains("<<untrusted"), "{}", obs.content);
     assert!(!online.rt.session_labels(SESSION).is_tainted());
 }
+
+/// A policy compiled lazily that turns out not to compile: nothing is allowed, not even
+/// what the config alone would allow, and each refusal is recorded naming the error.
+#[tokio::test]
+async fn a_lazily_compiled_policy_that_fails_denies_every_call_naming_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("notes.txt"), "hello").unwrap();
+    let toml = format!(
+        "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
+         [agents.dev]\nworkspace = \"{}\"\n[agents.dev.exec]\nmode = \"auto\"\n",
+        ws.display()
+    );
+    let config = config::load_str(&toml, std::path::Path::new("t.toml")).unwrap();
+    let audit_dir = dir.path().join("audit");
+    let sandbox = std::sync::Arc::new(common::RecordingSandbox::default());
+    let audit = std::sync::Arc::new(audit::Log::open(&audit_dir).unwrap());
+    let compiled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = compiled.clone();
+    let policy = guard::LazyPolicy::new("dev", move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err("policies/extra.cedar:2:1: unexpected token `permt`".into())
+    });
+    let rt = Runtime::new(RuntimeOptions {
+        config: std::sync::Arc::new(config),
+        agent: "dev".into(),
+        audit: audit.clone(),
+        sandbox: sandbox.clone(),
+        approver: std::sync::Arc::new(NoHumanApprover),
+        approvals: std::sync::Arc::new(cordon_runtime::StoredApprovals::new(
+            std::sync::Arc::new(store::Store::open(&dir.path().join("cordon.db")).unwrap()),
+            audit.clone(),
+            std::time::Duration::from_millis(300),
+            30,
+        )),
+        redactor: secrets::Redactor::empty(),
+        egress: common::test_proxy(&dir.path().join("egress"), audit),
+        secrets: Vec::new(),
+        watched_secrets: Vec::new(),
+        skills: Vec::new(),
+        mcp: Default::default(),
+        policy: Some(std::sync::Arc::new(policy)),
+        checkpoints_dir: None,
+    })
+    .unwrap();
+    assert_eq!(
+        compiled.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "building the runtime compiled the policy"
+    );
+    let calls = [
+        ("c1", "read_file", r#"{"path":"notes.txt"}"#),
+        ("c2", "exec", r#"{"command":"touch x"}"#),
+    ];
+    for (id, tool, arguments) in calls {
+        let call = ToolCall {
+            id: id.into(),
+            name: tool.into(),
+            arguments: arguments.into(),
+        };
+        let obs = rt.perform("s", &call).await;
+        assert!(obs.is_error, "{tool}: {}", obs.content);
+        assert!(
+            obs.content.contains("policies/extra.cedar:2:1"),
+            "{tool}: {}",
+            obs.content
+        );
+        assert!(!obs.content.contains("hello"), "{}", obs.content);
+    }
+    assert_eq!(compiled.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(sandbox.requests.lock().unwrap().is_empty());
+    assert!(!ws.join("x").exists());
+    let decisions: Vec<_> = audit::read(&audit_dir)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == EventKind::Decision)
+        .collect();
+    assert_eq!(decisions.len(), 2);
+    for d in decisions {
+        assert_eq!(d.data["decision"], "deny", "{}", d.data);
+        assert_eq!(
+            d.data["rule"],
+            guard::LazyPolicy::COMPILE_ERROR_RULE,
+            "{}",
+            d.data
+        );
+        assert!(
+            d.data["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("policies/extra.cedar:2:1")),
+            "{}",
+            d.data
+        );
+    }
+}

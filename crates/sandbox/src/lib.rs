@@ -48,7 +48,7 @@ pub use error::{Layer, SandboxError};
 #[cfg(unix)]
 pub use host::{HOST_WARNING, HostSandbox};
 #[cfg(target_os = "linux")]
-pub use linux::{HOSTNAME, NativeSandbox, SANDBOX_GID, SANDBOX_UID};
+pub use linux::{HOSTNAME, NativeSandbox, Pooling, SANDBOX_GID, SANDBOX_UID};
 pub use overlay::WorkspaceOverlay;
 pub use ro_bind::{RoBind, SKILLS_MOUNT};
 

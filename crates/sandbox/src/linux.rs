@@ -70,12 +70,32 @@ use rlimits::Rlimits;
 /// full list of what the command can and cannot see.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NativeSandbox {
-    _private: (),
+    pooling: Pooling,
+}
+
+/// Whether the native backend prepares for the next [`Sandbox::start`] of the process.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// After each start, pre-create cgroups (and, on cgroup v1, a thread inside one with a
+    /// network namespace) for the next one, off the critical path; they are removed at
+    /// exit. For processes that start sandboxes again and again (the agent, `serve`).
+    #[default]
+    Refill,
+    /// Prepare nothing beyond the sandbox asked for, and leave the pool as it is: for a
+    /// process that starts one sandbox and exits (`cordon sandbox exec`), where a refill
+    /// would be made only to be removed again at exit. Each start is as a process's first
+    /// with [`Pooling::Refill`]; isolation and limits are the same.
+    Off,
 }
 
 impl NativeSandbox {
     pub fn new() -> NativeSandbox {
-        NativeSandbox { _private: () }
+        NativeSandbox::default()
+    }
+
+    /// A backend whose starts prepare for a next one or not ([`Pooling`]).
+    pub fn with_pooling(pooling: Pooling) -> NativeSandbox {
+        NativeSandbox { pooling }
     }
 }
 
@@ -90,6 +110,8 @@ pub(crate) struct Prepared {
     workspace_access: crate::WorkspaceAccess,
     /// The workspace overlay, when the plan mounts one per command.
     overlay: Option<crate::overlay::ResolvedOverlay>,
+    /// Whether starting it refills the pool for a next start.
+    pooling: Pooling,
 }
 
 impl Sandbox for NativeSandbox {
@@ -106,7 +128,7 @@ impl Sandbox for NativeSandbox {
     }
 
     fn start(&self, profile: &Profile) -> Result<Box<dyn Instance>, SandboxError> {
-        Ok(Box::new(NativeInstance::start(profile)?))
+        Ok(Box::new(NativeInstance::start(profile, self.pooling)?))
     }
 
     /// Linux >= 5.11 with overlayfs; `start` still fails (naming the layer) if the
@@ -123,7 +145,7 @@ impl Sandbox for NativeSandbox {
         req: &SpawnRequest,
     ) -> Result<Box<dyn Process>, SandboxError> {
         let cmd = CommandPlan::from_parts(&req.argv, req.cwd.as_deref(), &profile.env)?;
-        let mut instance = NativeInstance::start(profile)?;
+        let mut instance = NativeInstance::start(profile, self.pooling)?;
         let live = instance.live.as_mut().ok_or_else(|| {
             SandboxError::Invalid("this sandbox instance was never started".into())
         })?;
@@ -143,7 +165,7 @@ impl Sandbox for NativeSandbox {
 }
 
 impl NativeInstance {
-    fn start(profile: &Profile) -> Result<NativeInstance, SandboxError> {
+    fn start(profile: &Profile, pooling: Pooling) -> Result<NativeInstance, SandboxError> {
         let workspace = crate::host::resolve_workspace(profile)?;
         let ro_binds = crate::ro_bind::resolve(&profile.ro_binds)?;
         let overlay = match &profile.workspace_overlay {
@@ -185,6 +207,7 @@ impl NativeInstance {
                 workspace,
                 workspace_access: profile.workspace_access,
                 overlay,
+                pooling,
             },
             live: None,
         };

@@ -10,7 +10,10 @@ use sandbox::ExitStatus;
 use serde_json::json;
 
 use crate::cli::SandboxCommand;
-use crate::setup::{agent_config, build_runtime, open_state, sandbox_backend};
+use crate::setup::{
+    agent_config, build_runtime_for_one_command, open_state, open_state_for_one_command,
+    sandbox_backend,
+};
 
 pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
     match command {
@@ -37,7 +40,7 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             timeout,
             cmd,
         } => {
-            let state = open_state()?;
+            let state = open_state_for_one_command()?;
             // The same error as everywhere else (it lists the agents that exist).
             agent_config(&state.config, &agent)?;
             let mut config = (*state.config).clone();
@@ -55,8 +58,12 @@ pub async fn sandbox(command: SandboxCommand) -> Result<ExitCode> {
             }
             let workspace = agent_cfg.workspace.clone();
             let timeout = timeout.unwrap_or(Duration::from_secs(agent_cfg.exec.timeout_secs));
-            let runtime =
-                build_runtime(&state, Arc::new(config), &agent, Arc::new(NoHumanApprover))?;
+            let runtime = build_runtime_for_one_command(
+                &state,
+                Arc::new(config),
+                &agent,
+                Arc::new(NoHumanApprover),
+            )?;
             let backend_name = state.config.sandbox.backend;
             // A session of its own, so the egress records name this run.
             let session = format!("sandbox-exec-{}", std::process::id());

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::Pooling;
 use crate::Limits;
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -170,13 +171,17 @@ impl CgroupPlan {
     }
 
     /// Parent side: take a pre-created cgroup with these limits from the pool (or create
-    /// one) and move `pid` into it. `Ok(None)` when no hierarchy is usable (reported by
-    /// `explain`).
-    pub(crate) fn attach(&self, pid: libc::pid_t) -> Result<Option<Cgroup>, String> {
+    /// one; always with [`Pooling::Off`]) and move `pid` into it. `Ok(None)` when no
+    /// hierarchy is usable (reported by `explain`).
+    pub(crate) fn attach(
+        &self,
+        pid: libc::pid_t,
+        pooling: Pooling,
+    ) -> Result<Option<Cgroup>, String> {
         let Some(key) = self.key() else {
             return Ok(None);
         };
-        let cg = match super::worker::take_cgroup(&key) {
+        let cg = match super::worker::take_cgroup(&key, pooling) {
             Some(cg) => cg,
             None => create(&key)?,
         };
@@ -373,7 +378,10 @@ mod tests {
             .spawn()
             .expect("sleep");
         let pid = child.id() as libc::pid_t;
-        let cg = plan.attach(pid).expect("attach").expect("a cgroup");
+        let cg = plan
+            .attach(pid, Pooling::Refill)
+            .expect("attach")
+            .expect("a cgroup");
         let dirs = cg.dirs().to_vec();
         let pids_dir = dirs
             .iter()

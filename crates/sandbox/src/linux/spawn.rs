@@ -148,7 +148,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
     let slot = prepared
         .cgroup
         .key()
-        .and_then(|key| super::worker::take_armed(&key));
+        .and_then(|key| super::worker::take_armed(&key, prepared.pooling));
     let ctx = ChildContext {
         mounts: &prepared.mounts,
         rlimits: &prepared.rlimits,
@@ -202,7 +202,7 @@ pub(crate) fn start(prepared: &Prepared, egress_port: Option<u16>) -> Result<Liv
     if live._cgroup.is_none() {
         live._cgroup = prepared
             .cgroup
-            .attach(pid)
+            .attach(pid, prepared.pooling)
             .map_err(|d| setup_err(Layer::Rlimits, format!("cgroup: {d}")))?;
     }
     if let Err(e) = control::send(live.ctl.as_raw_fd(), &[Op::Go as u8], &[]) {

@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use super::Pooling;
 use super::cgroup::{self, Cgroup, PoolKey};
 use super::init::{self, ChildContext};
 use super::namespaces::{self, Forked};
@@ -136,9 +137,10 @@ pub(crate) fn dispose(pid: libc::pid_t, cgroup: Option<Cgroup>) {
 }
 
 /// A pre-created cgroup with exactly `key`'s limits, removed from the pool (never handed
-/// out twice), or `None` (pool empty or filled for other limits: create one inline).
-pub(crate) fn take_cgroup(key: &PoolKey) -> Option<Cgroup> {
-    if !started() {
+/// out twice), or `None` (pool empty or filled for other limits, or [`Pooling::Off`]:
+/// create one inline).
+pub(crate) fn take_cgroup(key: &PoolKey, pooling: Pooling) -> Option<Cgroup> {
+    if pooling == Pooling::Off || !started() {
         return None;
     }
     let mut s = lock();
@@ -295,15 +297,21 @@ fn new_network_namespace() -> bool {
 /// again), or one armed here when none is ready (a process's first start, as every
 /// short-lived `cordon sandbox exec` is, or two starts within the refill delay): even
 /// then init starts inside its cgroup without the `cgroup.procs` write, which took 9-15
-/// ms of a one-shot process's start. `None`: arming failed or is known to fail for `key`;
-/// fork inline and attach instead.
-pub(crate) fn take_armed(key: &PoolKey) -> Option<Armed> {
+/// ms of a one-shot process's start. With [`Pooling::Off`] always armed here, and the
+/// pool is neither used nor refilled. `None`: arming failed or is known to fail for
+/// `key`; fork inline and attach instead.
+pub(crate) fn take_armed(key: &PoolKey, pooling: Pooling) -> Option<Armed> {
     if !started() {
         return None;
     }
     let mut s = lock();
     if s.exiting {
         return None;
+    }
+    if pooling == Pooling::Off {
+        drop(s);
+        // Where no thread can move itself (v2), arming would only make a cgroup to drop.
+        return key.per_thread().then(|| arm_inline(key, None)).flatten();
     }
     switch_key(&mut s, key);
     let armed = s.armed.take();
@@ -315,6 +323,11 @@ pub(crate) fn take_armed(key: &PoolKey) -> Option<Armed> {
     if !arm_here {
         return armed;
     }
+    arm_inline(key, pooled)
+}
+
+/// Arm a thread on the caller's behalf, in `pooled` or a new cgroup for `key`.
+fn arm_inline(key: &PoolKey, pooled: Option<Cgroup>) -> Option<Armed> {
     match Armed::new(key, pooled) {
         Ok(armed) => Some(armed),
         Err(cgroup) => {
