@@ -163,8 +163,13 @@ async fn main() {
             let http = http.clone();
             let mut off = raw_offset;
             tokio::spawn(async move {
-                let n = poll_once(&http, &base, &mut off).await;
-                (Instant::now(), n, off)
+                // Until the update arrives (a poll may end empty).
+                loop {
+                    let n = poll_once(&http, &base, &mut off).await;
+                    if n > 0 {
+                        return (Instant::now(), n, off);
+                    }
+                }
             })
         };
         tokio::time::sleep(Duration::from_millis(5)).await;
