@@ -218,7 +218,10 @@ async fn main() {
         if ids.len() >= BURST || Instant::now() > deadline {
             break (t0.elapsed(), ids);
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!("{} of {BURST} recorded after {:?}", ids.len(), t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let unique: HashSet<&String> = got.iter().collect();
     let missing = pushed.iter().filter(|p| !unique.contains(p)).count();
@@ -230,7 +233,11 @@ async fn main() {
     let t0 = Instant::now();
     let mut drained = 0;
     while drained < BURST {
-        drained += poll_once(&http, &raw.base_url(), &mut raw_offset).await;
+        let n = poll_once(&http, &raw.base_url(), &mut raw_offset).await;
+        if n == 0 {
+            eprintln!("baseline: an empty poll after {drained} of {BURST}");
+        }
+        drained += n;
     }
     let raw_rate = BURST as f64 / t0.elapsed().as_secs_f64();
     println!("throughput, {BURST} updates pushed at once");
