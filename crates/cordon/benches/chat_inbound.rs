@@ -81,10 +81,10 @@ fn inbound_ids(inst: &Install) -> Vec<String> {
 
 /// A bare Bot API client: long-poll `getUpdates` and note when each update arrives.
 async fn poll_once(http: &reqwest::Client, base: &str, offset: &mut i64) -> usize {
-    let url = format!("{base}/bot{TOKEN}/getUpdates");
+    let base = base.trim_end_matches('/');
+    let url = format!("{base}/bot{TOKEN}/getUpdates?offset={}&timeout=25", *offset);
     let v: Value = http
-        .post(&url)
-        .json(&serde_json::json!({ "offset": *offset, "timeout": 25 }))
+        .get(&url)
         .send()
         .await
         .expect("getUpdates")
