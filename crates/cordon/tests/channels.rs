@@ -158,6 +158,8 @@ async fn chat_pairing_labels_and_approvals_in_the_chat() {
         deny.rsplit_once(':').unwrap().0.to_string() + ":" + approve.rsplit_once(':').unwrap().1;
     tg.press(&owner(), 1001, ask.message_id, &forged);
     tg.press(&member(), 1001, ask.message_id, &approve);
+    // The owner presses the request's own data, but in another conversation.
+    tg.press(&owner(), 1002, ask.message_id, &approve);
     tokio::time::sleep(Duration::from_millis(500)).await;
     tg.press(&owner(), 1001, ask.message_id, &approve);
     let answer = sent_matching(&tg, "with the answer", |s| {
@@ -166,12 +168,12 @@ async fn chat_pairing_labels_and_approvals_in_the_chat() {
     .await;
     assert_eq!(answer.method, "sendMessage");
     tg.press(&owner(), 1001, ask.message_id, &approve);
-    let records = audit_until(&inst, "four presses", |r| {
+    let records = audit_until(&inst, "five presses", |r| {
         channel_inbound(r)
             .iter()
             .filter(|x| x["data"]["kind"] == "button")
             .count()
-            >= 4
+            >= 5
     })
     .await;
     let presses: Vec<&Value> = channel_inbound(&records)
@@ -191,12 +193,21 @@ async fn chat_pairing_labels_and_approvals_in_the_chat() {
         "{}",
         said(presses[1])
     );
-    assert_eq!(presses[2]["data"]["accepted"], true, "{}", said(presses[2]));
-    assert_eq!(presses[3]["data"]["accepted"], false);
+    assert_eq!(
+        presses[2]["data"]["accepted"], false,
+        "another conversation"
+    );
     assert!(
-        said(presses[3]).contains("not asked on this message"),
+        said(presses[2]).contains("of this conversation"),
         "{}",
-        said(presses[3])
+        said(presses[2])
+    );
+    assert_eq!(presses[3]["data"]["accepted"], true, "{}", said(presses[3]));
+    assert_eq!(presses[4]["data"]["accepted"], false, "a replay");
+    assert!(
+        said(presses[4]).contains("not asked on this message"),
+        "{}",
+        said(presses[4])
     );
     let answered: Vec<&Value> = of_kind(&records, "approval")
         .into_iter()

@@ -98,7 +98,28 @@ impl Chats {
 
     /// Deliver `session`'s answers and approval requests to `reply_to`
     /// (`CHANNEL:CONVERSATION`), for a task no conversation started (schedules, webhooks).
-    pub fn watch(&self, reply_to: &str, session: &str) -> Result<Arc<Runner>, String> {
+    pub fn watch(&self, reply_to: &str, session: &str) -> Result<(), String> {
+        let (runner, conversation) = self.target(reply_to)?;
+        runner.watch(session, conversation);
+        Ok(())
+    }
+
+    /// Send `session`'s answer `text` to `reply_to`; a target that cannot be reached is
+    /// logged (a send the platform refuses is recorded as an undelivered `outbound`).
+    pub async fn deliver(&self, reply_to: &str, session: &str, text: &str) {
+        match self.target(reply_to) {
+            Ok((runner, conversation)) => {
+                runner.watch(session, conversation);
+                runner
+                    .send(conversation, text, "answer", Some(session))
+                    .await;
+            }
+            Err(e) => tracing::warn!("the answer of session {session} was not sent: {e}"),
+        }
+    }
+
+    /// The runner and conversation of `CHANNEL:CONVERSATION`.
+    fn target<'a>(&self, reply_to: &'a str) -> Result<(&Arc<Runner>, &'a str), String> {
         let (channel, conversation) = reply_to
             .split_once(':')
             .ok_or_else(|| format!("`{reply_to}` is not CHANNEL:CONVERSATION"))?;
@@ -107,8 +128,7 @@ impl Chats {
             .runners
             .get(&kind)
             .ok_or_else(|| format!("channel `{channel}` is not running"))?;
-        runner.watch(session, conversation);
-        Ok(runner.clone())
+        Ok((runner, conversation))
     }
 }
 
@@ -330,7 +350,9 @@ impl Runner {
                 record,
                 ..
             } => {
-                let outcome = self.press(&sender, &data, &message_id).await;
+                let outcome = self
+                    .press(&sender, &conversation.id, &data, &message_id)
+                    .await;
                 let (accepted, reason, toast) = match &outcome {
                     Ok((id, Choice::Once)) => {
                         (true, format!("approved {id} once"), "Approved".to_string())
@@ -348,25 +370,26 @@ impl Runner {
                 {
                     tracing::warn!("channel {}: cannot acknowledge a press: {e}", self.kind);
                 }
-                let _ = conversation;
             }
         }
     }
 
-    /// Check a press and answer its approval; the approval id and choice, or why not.
+    /// Check a press (signed data, on the message and in the conversation the request was
+    /// posted to) and answer its approval; the approval id and choice, or why not.
     async fn press(
         &self,
         sender: &str,
+        conversation: &str,
         data: &str,
         message_id: &str,
     ) -> Result<(String, Choice), String> {
         let (id, choice) = self.key.check(data).map_err(|e| e.to_string())?;
         let on_its_message = lock(&self.posted)
             .get(&id)
-            .is_some_and(|sent| sent.message_id == message_id);
+            .is_some_and(|sent| sent.message_id == message_id && sent.conversation == conversation);
         if !on_its_message {
             return Err(format!(
-                "approval {id} was not asked on this message (already settled, or the buttons were copied)"
+                "approval {id} was not asked on this message of this conversation (already settled, or the buttons were copied elsewhere)"
             ));
         }
         let answer = match choice {
@@ -467,7 +490,14 @@ impl Runner {
                 source,
                 content,
             ),
-            (None, None) => TurnInput::user(""),
+            // Only a file without a caption: the file branch below makes it untrusted.
+            (None, None) if turn.file.is_some() => TurnInput::untrusted(
+                &format!("{}:{}", self.kind, turn.sender),
+                "",
+                &format!("{} file from {}", self.kind, turn.sender),
+                "",
+            ),
+            (None, None) => return Err("the message carried nothing to answer".into()),
         };
         if let Some(file) = &turn.file {
             let note = self.receive_file(file, &session_id, &turn).await?;

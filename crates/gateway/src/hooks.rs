@@ -209,17 +209,11 @@ pub(crate) fn deliver_answer(state: &Arc<AppState>, reply_to: String, session: S
     tokio::spawn(async move {
         let answer = crate::chat::wait_for_answer(&st.hub, &session, seq).await;
         let Some(chats) = st.chats.get() else { return };
-        let Ok(runner) = chats.watch(&reply_to, &session) else {
-            return;
-        };
         let text = match answer {
             Ok(Some(a)) => a,
             Ok(None) => return,
             Err(e) => format!("The task failed: {e}"),
         };
-        let conversation = reply_to.split_once(':').map_or("", |(_, c)| c);
-        runner
-            .send(conversation, &text, "answer", Some(&session))
-            .await;
+        chats.deliver(&reply_to, &session, &text).await;
     });
 }

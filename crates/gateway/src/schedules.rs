@@ -175,12 +175,8 @@ pub async fn run(
     };
     if let Some(reply_to) = &task.reply_to
         && let Some(chats) = chats
-        && let Ok(runner) = chats.watch(reply_to, &session)
     {
-        let conversation = reply_to.split_once(':').map_or("", |(_, c)| c);
-        runner
-            .send(conversation, &text, "answer", Some(&session))
-            .await;
+        chats.deliver(reply_to, &session, &text).await;
     }
     match failed {
         Some(e) => Err(format!("the turn of session {session} failed: {e}")),
