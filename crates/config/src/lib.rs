@@ -35,6 +35,7 @@ pub use schema::{
     Config, EgressConfig, ExecConfig, ExecMode, GatewayConfig, GatewayEgressConfig,
     HeartbeatConfig, InboundPolicy, LabelsConfig, McpConfig, McpServerConfig, McpToolFilter,
     McpTrust, McpWorkspace, ModelConfig, PolicyConfig, Provider, SandboxBackend, SandboxConfig,
-    SandboxScope, ScheduleConfig, SubagentsConfig, Tier, ToolName, WebhookConfig,
+    SandboxScope, ScheduleConfig, SendMessageConfig, SubagentsConfig, Tier, ToolName,
+    WebhookConfig,
 };
 pub use tier::{InitModel, init_files, init_template, init_template_for};

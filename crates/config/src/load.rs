@@ -716,6 +716,21 @@ fn validate(config: &Config) -> Result<(), Problem> {
             4,
         )?;
         range(sub.key("max_children"), agent.subagents.max_children, 1, 32)?;
+        let send = at.clone().key("send_message").key("allow");
+        for (i, target) in agent.send_message.allow.iter().enumerate() {
+            check_reply_to(config, send.clone().index(i), target)?;
+            if agent.send_message.allow[..i].contains(target) {
+                return Err((send.clone().index(i), format!("`{target}` is listed twice")));
+            }
+        }
+        if agent.tools.contains(&crate::ToolName::SendMessage) && config.channels.is_empty() {
+            return Err((
+                at.clone().key("tools"),
+                "`send_message` needs a chat channel to send through; add `[channels.telegram]`, \
+                 `[channels.slack]` or `[channels.matrix]`, or remove it"
+                    .into(),
+            ));
+        }
         for (i, program) in agent.exec.allow.iter().enumerate() {
             if program.is_empty() || program.chars().any(char::is_whitespace) {
                 return Err((

@@ -108,6 +108,16 @@ impl ChannelKind {
         }
     }
 
+    /// The platform's public API, used when `api_url` is not set; Matrix has none (each
+    /// homeserver is its own).
+    pub fn default_api_url(self) -> Option<&'static str> {
+        match self {
+            ChannelKind::Telegram => Some("https://api.telegram.org/"),
+            ChannelKind::Slack => Some("https://slack.com/api/"),
+            ChannelKind::Matrix => None,
+        }
+    }
+
     /// Parse a channel's name as written in `reply_to` and on the command line.
     pub fn parse(name: &str) -> Option<ChannelKind> {
         [
@@ -646,10 +656,30 @@ pub enum ToolName {
     MemoryWrite,
     /// Start a sub-agent with a task and a subset of this agent's tools.
     SpawnAgent,
+    /// Send a message to a chat conversation (`CHANNEL:CONVERSATION`) through a
+    /// configured channel. Asks a human unless the conversation is in
+    /// `send_message.allow`; refused while the session holds private data, or secret data
+    /// not bound to the channel's API host. Not in the default tools: list it to give it.
+    SendMessage,
 }
 
 impl ToolName {
-    pub const ALL: [ToolName; 9] = [
+    pub const ALL: [ToolName; 10] = [
+        ToolName::ReadFile,
+        ToolName::WriteFile,
+        ToolName::EditFile,
+        ToolName::ListDir,
+        ToolName::Search,
+        ToolName::Exec,
+        ToolName::HttpFetch,
+        ToolName::MemoryWrite,
+        ToolName::SpawnAgent,
+        ToolName::SendMessage,
+    ];
+
+    /// The tools an agent gets when `tools` is not written: all but `send_message`,
+    /// which reaches people beyond the one who asked and is given only on purpose.
+    pub const DEFAULT: [ToolName; 9] = [
         ToolName::ReadFile,
         ToolName::WriteFile,
         ToolName::EditFile,
@@ -673,6 +703,7 @@ impl ToolName {
             ToolName::HttpFetch => "http_fetch",
             ToolName::MemoryWrite => "memory_write",
             ToolName::SpawnAgent => "spawn_agent",
+            ToolName::SendMessage => "send_message",
         }
     }
 
@@ -716,6 +747,20 @@ pub struct AgentConfig {
     /// Limits on sub-agents started with the `spawn_agent` tool.
     #[serde(default)]
     pub subagents: SubagentsConfig,
+    /// Where the `send_message` tool may send without asking.
+    #[serde(default)]
+    pub send_message: SendMessageConfig,
+}
+
+/// `[agents.NAME.send_message]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageConfig {
+    /// Conversations (`CHANNEL:CONVERSATION`, e.g. `telegram:123456`) a message may be sent
+    /// to without asking, from a session that has read nothing untrusted. Every other
+    /// conversation asks a human. The data rules apply either way.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// `[agents.NAME.labels]`: information-flow labels of workspace content.
@@ -1092,7 +1137,7 @@ pub(crate) mod defaults {
         4096
     }
     pub fn tools() -> Vec<ToolName> {
-        ToolName::ALL.to_vec()
+        ToolName::DEFAULT.to_vec()
     }
     pub fn max_steps() -> u32 {
         24

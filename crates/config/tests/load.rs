@@ -294,7 +294,7 @@ fn every_template_loads() {
         let a = &c.agents["default"];
         assert_eq!(a.exec.mode, ExecMode::Ask);
         assert!(a.egress.allow.is_empty());
-        assert_eq!(a.tools, ToolName::ALL.to_vec());
+        assert_eq!(a.tools, ToolName::DEFAULT.to_vec());
         assert_eq!(c.model.model, "qwen2.5:7b");
         assert_eq!(c.model.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
     }

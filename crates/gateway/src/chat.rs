@@ -118,6 +118,37 @@ impl Chats {
         }
     }
 
+    /// Whether channel `kind` runs here.
+    pub fn runs(&self, kind: ChannelKind) -> bool {
+        self.runners.contains_key(&kind)
+    }
+
+    /// Send `text` to `conversation` of channel `kind` for `session`'s `send_message`
+    /// call (decided already): recorded as an `outbound` message of purpose
+    /// `send_message`. The platform's id of the last piece sent.
+    pub async fn send_message(
+        &self,
+        kind: ChannelKind,
+        conversation: &str,
+        text: &str,
+        session: &str,
+    ) -> Result<String, String> {
+        let runner = self
+            .runners
+            .get(&kind)
+            .ok_or_else(|| format!("channel `{kind}` is not running"))?;
+        match runner
+            .send(conversation, text, "send_message", Some(session))
+            .await
+        {
+            Some(sent) => Ok(sent.message_id),
+            None => Err(format!(
+                "the {kind} platform did not take the message (the audit log's `outbound` \
+                 record says why)"
+            )),
+        }
+    }
+
     /// The runner and conversation of `CHANNEL:CONVERSATION`.
     fn target<'a>(&self, reply_to: &'a str) -> Result<(&Arc<Runner>, &'a str), String> {
         let (channel, conversation) = reply_to
@@ -643,9 +674,10 @@ impl Runner {
                     };
                     let Some(id) = req.id.clone() else { continue };
                     let text = format!(
-                        "Approval needed ({}):\n{}\nRule: {}\nReason: {}{}\nOnly approvers and owners can answer.",
+                        "Approval needed ({}):\n{}{}\nRule: {}\nReason: {}{}\nOnly approvers and owners can answer.",
                         req.agent,
                         req.action,
+                        message_text(&req),
                         req.rule,
                         req.reason,
                         if req.untrusted_sources.is_empty() {
@@ -710,6 +742,27 @@ pub(crate) async fn wait_for_answer(
 }
 
 /// `text` in pieces of at most [`MAX_REPLY`] characters.
+/// A `send_message` request's text, for the human deciding it (cut to
+/// [`MESSAGE_PREVIEW`] characters); empty for other requests.
+fn message_text(req: &runtime::ApprovalRequest) -> String {
+    let Some(text) = req
+        .arguments
+        .get("text")
+        .and_then(serde_json::Value::as_str)
+        .filter(|_| req.tool == "send_message")
+    else {
+        return String::new();
+    };
+    let mut shown: String = text.chars().take(MESSAGE_PREVIEW).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    format!("\nText: {shown}")
+}
+
+/// Characters of a message's text shown in its approval request.
+const MESSAGE_PREVIEW: usize = 1000;
+
 fn pieces(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = text;

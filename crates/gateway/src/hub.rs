@@ -79,6 +79,8 @@ pub struct Hub {
     /// Every approval request and settlement, for fronts that show them outside a
     /// session's stream (chat channels).
     approvals: broadcast::Sender<ApprovalNotice>,
+    /// What every agent's `send_message` sends through.
+    messenger: Arc<crate::messenger::ChatMessenger>,
     me: Weak<Hub>,
 }
 
@@ -109,6 +111,7 @@ impl Hub {
             running: Mutex::new(HashSet::new()),
             active: Mutex::new(HashMap::new()),
             approvals: broadcast::channel(CHANNEL_CAPACITY).0,
+            messenger: Arc::default(),
             me: me.clone(),
         })
     }
@@ -132,13 +135,23 @@ impl Hub {
             hub: self.me.clone(),
         });
         let name = name.to_string();
+        let messenger = self.messenger.clone();
         cell.get_or_try_init(|| async move {
-            tokio::task::spawn_blocking(move || factory.build(&name, approver).map(Arc::new))
-                .await
-                .map_err(|e| format!("building the agent failed: {e}"))?
+            let agent =
+                tokio::task::spawn_blocking(move || factory.build(&name, approver).map(Arc::new))
+                    .await
+                    .map_err(|e| format!("building the agent failed: {e}"))??;
+            agent.runtime().set_messenger(messenger);
+            Ok(agent)
         })
         .await
         .cloned()
+    }
+
+    /// The chat channels `send_message` sends through (every agent's, built or not);
+    /// `false` when already set.
+    pub fn set_chats(&self, chats: Arc<crate::chat::Chats>) -> bool {
+        self.messenger.attach(chats)
     }
 
     fn channel(&self, session: &str) -> Arc<Mutex<Channel>> {

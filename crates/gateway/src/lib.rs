@@ -42,6 +42,7 @@ pub mod hooks;
 pub mod hub;
 pub mod layers;
 mod login_limit;
+pub mod messenger;
 pub mod remote;
 pub mod schedules;
 mod server;

@@ -231,7 +231,9 @@ impl Gateway {
             value: String::new(),
             reason,
         })?;
-        let _ = self.state.chats.set(Arc::new(chats));
+        let chats = Arc::new(chats);
+        self.state.hub.set_chats(chats.clone());
+        let _ = self.state.chats.set(chats);
         crate::schedules::start(&self.state);
         // Release the runtime state of sessions nobody used for a while.
         let hub = Arc::downgrade(&self.state.hub);

@@ -92,6 +92,13 @@ pub enum Action {
         arguments: String,
         network: bool,
     },
+    /// A message sent with `send_message` to `to` (`CHANNEL:CONVERSATION`) through the
+    /// channel whose platform API is at `host` (empty when unknown: private or secret
+    /// data is then bound to it by nothing).
+    SendMessage {
+        to: String,
+        host: String,
+    },
 }
 
 impl Action {
@@ -145,6 +152,7 @@ impl Action {
             Action::LoadSkill { .. } => "load_skill",
             Action::RunSkill { .. } => "run_skill",
             Action::McpCall { .. } => "mcp_call",
+            Action::SendMessage { .. } => "send_message",
         }
     }
 
@@ -164,6 +172,7 @@ impl Action {
             Action::SpawnAgent { .. } => ToolName::SpawnAgent,
             Action::MemoryWrite { .. } => ToolName::MemoryWrite,
             Action::RunSkill { .. } => ToolName::Exec,
+            Action::SendMessage { .. } => ToolName::SendMessage,
             Action::UseSecret { .. }
             | Action::InstallSkill { .. }
             | Action::LoadSkill { .. }
@@ -231,6 +240,7 @@ impl Action {
                 arguments,
                 ..
             } => format!("mcp_call: {server}__{tool} {arguments}"),
+            Action::SendMessage { to, .. } => format!("send_message: {to}"),
         }
     }
 
@@ -312,6 +322,9 @@ impl Action {
                 "arguments": arguments,
                 "network": network,
             }),
+            Action::SendMessage { to, host } => {
+                json!({"kind": kind, "to": to, "host": normalise_host(host)})
+            }
         }
     }
 }

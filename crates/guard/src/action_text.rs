@@ -15,7 +15,7 @@ use crate::action::Action;
 /// The action kinds a person may write, for error messages.
 const KINDS: &str = "exec, connect, read_file, write_file, edit_file, delete_file, list_dir, \
                      search, memory_write, spawn_agent, use_secret, install_skill, load_skill, \
-                     run_skill, mcp_call";
+                     run_skill, mcp_call, send_message";
 
 /// One action as written, before its defaults are applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -42,13 +42,17 @@ pub struct ActionText {
     pub tool: Option<String>,
     /// `mcp_call`: the arguments, JSON (default `{}`).
     pub arguments: Option<String>,
+    /// `send_message`: the conversation, `CHANNEL:CONVERSATION`.
+    pub to: Option<String>,
 }
 
 impl ActionText {
     /// The command-line form: `exec CMD…`, `connect [METHOD] URL`, `read_file PATH`,
     /// `memory_write [FILE]`, `spawn_agent TOOL…`, `use_secret NAME [HOST]`,
     /// `install_skill NAME [SHA256]`, `load_skill NAME [SHA256]`, `run_skill NAME CMD…`
-    /// (a skill without network or workspace writes; the test-file form sets both).
+    /// (a skill without network or workspace writes; the test-file form sets both),
+    /// `send_message CHANNEL:CONVERSATION [HOST]` (the channel's API host; without it
+    /// the host is unknown, and no private or secret data is bound to it).
     pub fn from_words(words: &[String]) -> Result<ActionText, String> {
         let Some((kind, rest)) = words.split_first() else {
             return Err(
@@ -97,6 +101,14 @@ impl ActionText {
                     t.arguments = Some(args.join(" "));
                 }
                 _ => return Err("`mcp_call` takes SERVER TOOL [ARGUMENTS_JSON]".into()),
+            },
+            "send_message" => match rest {
+                [to] => t.to = Some(to.clone()),
+                [to, host] => {
+                    t.to = Some(to.clone());
+                    t.host = Some(host.clone());
+                }
+                _ => return Err("`send_message` takes CHANNEL:CONVERSATION [HOST]".into()),
             },
             "run_skill" => match rest {
                 [name, command @ ..] if !command.is_empty() => {
@@ -189,6 +201,10 @@ impl ActionText {
                     network: self.network.unwrap_or(true),
                 }
             }
+            "send_message" => Action::SendMessage {
+                to: need(&self.to, "to")?,
+                host: self.host.clone().unwrap_or_default(),
+            },
             "run_skill" => Action::RunSkill {
                 name: need(&self.name, "name")?,
                 sha256: self.sha256.clone().unwrap_or_default(),

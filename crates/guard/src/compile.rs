@@ -15,7 +15,7 @@ use config::{AgentConfig, ExecMode, HostPattern, ToolName};
 use crate::exec_facts::{IMPLICIT, program_name};
 
 /// Which actions each tool permits.
-const TOOL_ACTIONS: [(ToolName, &[&str]); 7] = [
+const TOOL_ACTIONS: [(ToolName, &[&str]); 8] = [
     (ToolName::ReadFile, &["read_file"]),
     (ToolName::WriteFile, &["write_file", "delete_file"]),
     (ToolName::EditFile, &["edit_file"]),
@@ -23,6 +23,7 @@ const TOOL_ACTIONS: [(ToolName, &[&str]); 7] = [
     (ToolName::Search, &["search"]),
     (ToolName::MemoryWrite, &["memory_write"]),
     (ToolName::SpawnAgent, &["spawn_agent"]),
+    (ToolName::SendMessage, &["send_message"]),
 ];
 
 /// A Cedar string literal.
@@ -229,6 +230,27 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig, mcp_servers: &[String]) -> 
             &cond,
         );
     }
+    // Messages: every conversation asks, unless listed in send_message.allow.
+    let allow: Vec<String> = cfg.send_message.allow.iter().map(|t| lit(t)).collect();
+    let why = if allow.is_empty() {
+        format!("a message to a chat conversation waits for a human (agents.{name}.send_message.allow is empty)")
+    } else {
+        format!("the conversation is not in agents.{name}.send_message.allow: the message waits for a human")
+    };
+    let cond = if allow.is_empty() {
+        String::new()
+    } else {
+        format!("unless {{ [{}].contains(context.to) }}", allow.join(", "))
+    };
+    policy(
+        &mut out,
+        "send_message.ask",
+        ("ask", &why),
+        "forbid",
+        &actions(&["send_message"]),
+        &cond,
+    );
+
     // MCP servers: calls of a server the agent uses are permitted; the built-in label
     // rules, approvals of tools and `[policy] files` still apply.
     for server in mcp_servers {

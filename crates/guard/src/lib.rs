@@ -164,6 +164,7 @@ mod tests {
             },
             labels: Default::default(),
             subagents: Default::default(),
+            send_message: Default::default(),
         };
         policy_for(&cfg)
     }
@@ -394,6 +395,7 @@ mod escaping {
             egress: Default::default(),
             labels: Default::default(),
             subagents: Default::default(),
+            send_message: Default::default(),
         };
         let p = policy_for(&cfg);
         for (cmd, kind) in [

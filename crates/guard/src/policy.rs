@@ -167,10 +167,11 @@ struct Names {
     skill: EntityTypeName,
     task: EntityTypeName,
     mcp_tool: EntityTypeName,
+    conversation: EntityTypeName,
     actions: HashMap<&'static str, EntityUid>,
 }
 
-const ACTION_NAMES: [&str; 15] = [
+const ACTION_NAMES: [&str; 16] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -186,6 +187,7 @@ const ACTION_NAMES: [&str; 15] = [
     "load_skill",
     "run_skill",
     "mcp_call",
+    "send_message",
 ];
 
 fn internal(what: &str, e: impl std::fmt::Display) -> PolicyError {
@@ -218,6 +220,7 @@ impl Names {
             skill: t("Skill")?,
             task: t("Task")?,
             mcp_tool: t("McpTool")?,
+            conversation: t("Conversation")?,
             actions,
         })
     }
@@ -874,6 +877,22 @@ impl Policy {
                             ("tool", string(tool)),
                             ("arguments", string(arguments)),
                             ("network", boolean(*network)),
+                            ("data_bound", boolean(bound)),
+                        ],
+                    )
+                }
+                Action::SendMessage { to, host } => {
+                    let host = normalise_host(host);
+                    // An unknown host (empty) is bound to no secret: only public data.
+                    let bound = self.data_bound(s, &host, 443);
+                    let channel = to.split_once(':').map_or("", |(c, _)| c);
+                    (
+                        &n.conversation,
+                        to.clone(),
+                        vec![
+                            ("to", string(to)),
+                            ("channel", string(channel)),
+                            ("host", string(&host)),
                             ("data_bound", boolean(bound)),
                         ],
                     )

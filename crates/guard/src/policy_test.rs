@@ -74,6 +74,9 @@ struct Case {
     tool: Option<String>,
     #[serde(default)]
     arguments: Option<String>,
+    /// `send_message`: `CHANNEL:CONVERSATION`.
+    #[serde(default)]
+    to: Option<String>,
     #[serde(default)]
     labels: Labels,
     #[serde(default)]
@@ -332,6 +335,7 @@ impl Case {
             server: self.server.clone(),
             tool: self.tool.clone(),
             arguments: self.arguments.clone(),
+            to: self.to.clone(),
         }
     }
 }

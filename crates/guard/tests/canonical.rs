@@ -459,7 +459,7 @@ fn policy(allow: &[&str]) -> Policy {
             .join(", ")
     };
     let tools = quoted(
-        ToolName::ALL
+        ToolName::DEFAULT
             .iter()
             .map(|t| t.as_str().to_string())
             .collect(),

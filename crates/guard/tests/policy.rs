@@ -1056,3 +1056,79 @@ fn running_a_labelled_file_asks_even_in_a_trusted_session() {
     assert!(v.decision.reason().contains("Makefile"), "{v:#?}");
     assert!(v.decision.reason().contains("cordon files trust"), "{v:#?}");
 }
+
+fn message(to: &str, host: &str) -> Action {
+    Action::SendMessage {
+        to: to.into(),
+        host: host.into(),
+    }
+}
+
+/// `send_message`: asks by default; a conversation in `send_message.allow` does not ask
+/// from a trusted session, still asks from an untrusted one; a session holding private
+/// data is refused, and one holding secret data only where the secret is bound to the
+/// channel's host. An agent without the tool is refused outright.
+#[test]
+fn messages_ask_by_default_and_carry_no_private_data() {
+    let channel = "\n[channels.telegram]\ntoken_secret = \"TG\"\nagent = \"dev\"\n";
+    let agent = format!(
+        "tools = [\"read_file\", \"send_message\"]\n[agents.dev.send_message]\nallow = [\"telegram:1001\"]\n{DEV}{channel}"
+    );
+    let p = env(&agent, &[]).policy();
+    let host = "api.telegram.org";
+    let (t, u) = (Session::trusted(), Session::tainted());
+    expect(
+        &t.decide(&p, &message("telegram:1001", host)),
+        "allow",
+        "tools.send_message",
+    );
+    expect(
+        &t.decide(&p, &message("telegram:2002", host)),
+        "ask",
+        "send_message.ask",
+    );
+    // Listed or not, an untrusted session asks.
+    expect(
+        &u.decide(&p, &message("telegram:1001", host)),
+        "ask",
+        "taint.send_message",
+    );
+    // Private data goes to no conversation, listed or not, whatever the host.
+    let mut private = Session::trusted();
+    private.labels.confidentiality = Confidentiality::Private;
+    for to in ["telegram:1001", "telegram:2002"] {
+        expect(
+            &private.decide(&p, &message(to, host)),
+            "deny",
+            "label.message_data_unbound",
+        );
+    }
+    // Secret data (GH, bound to api.github.com) does not go to Telegram, nor to a host
+    // nobody knows; it may go where it is bound.
+    let mut secret = Session::trusted();
+    secret.labels.confidentiality = Confidentiality::Secret;
+    secret.labels.secrets = vec!["GH".into()];
+    expect(
+        &secret.decide(&p, &message("telegram:1001", host)),
+        "deny",
+        "label.message_data_unbound",
+    );
+    expect(
+        &secret.decide(&p, &message("telegram:1001", "")),
+        "deny",
+        "label.message_data_unbound",
+    );
+    expect(
+        &secret.decide(&p, &message("telegram:1001", "api.github.com")),
+        "allow",
+        "tools.send_message",
+    );
+    // Without the tool: refused, whatever the conversation.
+    let without = format!("{DEV}{channel}");
+    let p = env(&without, &[]).policy();
+    expect(
+        &t.decide(&p, &message("telegram:1001", host)),
+        "deny",
+        "tools.send_message",
+    );
+}

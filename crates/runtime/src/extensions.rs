@@ -1,6 +1,7 @@
 //! What is attached to a [`Runtime`] after it is built: the agent's memory, the
 //! quarantined reader and the sub-agent runner (the last two are implemented by the agent
-//! crate, which owns the model), plus the bookkeeping of memory and sub-agents per
+//! crate, which owns the model), the chat channels `send_message` sends through (the
+//! gateway's), plus the bookkeeping of memory and sub-agents per
 //! session. Each is set once (`OnceLock`); a tool whose part is missing fails with an
 //! error that says so, it never runs without it.
 
@@ -17,6 +18,7 @@ pub(crate) struct Extensions {
     pub(crate) memory: OnceLock<MemoryStore>,
     pub(crate) quarantine: OnceLock<Arc<dyn Quarantine>>,
     pub(crate) subagents: OnceLock<Arc<dyn SubagentRunner>>,
+    pub(crate) messenger: OnceLock<Arc<dyn crate::messenger::Messenger>>,
     /// 0 for a top-level runtime, 1 for a child's, …
     pub(crate) depth: u32,
     /// Children started per session.
@@ -37,6 +39,9 @@ impl Extensions {
         }
         if let Some(r) = self.subagents.get() {
             let _ = ext.subagents.set(r.clone());
+        }
+        if let Some(m) = self.messenger.get() {
+            let _ = ext.messenger.set(m.clone());
         }
         ext
     }

@@ -28,6 +28,7 @@ pub mod hygiene;
 mod label;
 mod mcp_servers;
 pub mod memory;
+pub mod messenger;
 mod model_endpoint;
 mod pipeline;
 pub mod provenance;
@@ -45,6 +46,7 @@ pub use approval::{
     StoredApprovals,
 };
 pub use extensions::MemoryContext;
+pub use messenger::Messenger;
 pub use model_endpoint::{ModelEndpoint, ModelResponse, TransportError};
 pub use runtime::{AgentSecret, McpOptions, Runtime, RuntimeError, RuntimeOptions};
 pub use tools::exec::sandbox_profile;

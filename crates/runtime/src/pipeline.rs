@@ -55,6 +55,8 @@ pub(crate) enum Stage {
     Skill,
     /// An MCP server could not start, its tool changed since approval, or the call failed.
     Mcp,
+    /// A chat message could not be sent.
+    Message,
 }
 
 impl Stage {
@@ -74,6 +76,7 @@ impl Stage {
             Stage::Skill => "skill",
             Stage::Mcp => "mcp",
             Stage::SpawnAgent => "spawn_agent",
+            Stage::Message => "send_message",
         }
     }
 

@@ -47,6 +47,7 @@ builtin_tools! {
     http_fetch::HttpFetch,
     memory_write::MemoryWrite,
     spawn_agent::SpawnAgent,
+    send_message::SendMessage,
     load_skill::LoadSkill,
 }
 

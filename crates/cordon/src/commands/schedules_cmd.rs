@@ -110,21 +110,29 @@ async fn run(name: &str) -> Result<ExitCode> {
             reply_to: s.reply_to.clone(),
         }
     };
-    let (channels, _) = if task.reply_to.is_some() {
+    // Channels are built when the answer goes to one, or the agent may message one.
+    let messages = config
+        .agents
+        .get(&task.agent)
+        .is_some_and(|a| a.tools.contains(&config::ToolName::SendMessage));
+    let (channels, _) = if task.reply_to.is_some() || messages {
         chat_channels(&state)?
     } else {
         (Vec::new(), Default::default())
     };
     let state = Arc::new(state);
     let hub = gateway::hub::Hub::new(state.store.clone(), Some(Arc::new(Agents(state.clone()))));
-    let chats = gateway::chat::Chats::send_only(
-        channels,
-        config.clone(),
-        hub.clone(),
-        state.store.clone(),
-        state.audit.clone(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let chats = Arc::new(
+        gateway::chat::Chats::send_only(
+            channels,
+            config.clone(),
+            hub.clone(),
+            state.store.clone(),
+            state.audit.clone(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    hub.set_chats(chats.clone());
     let (session, answer) = gateway::schedules::run(&hub, Some(&chats), &state.audit, &task, "cli")
         .await
         .map_err(anyhow::Error::msg)?;

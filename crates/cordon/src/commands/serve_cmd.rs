@@ -135,11 +135,7 @@ pub(crate) fn chat_channels(
     };
     let mut channels = Vec::new();
     for (kind, c) in &config.channels {
-        let default = match kind {
-            ChannelKind::Telegram => channels::telegram::DEFAULT_API,
-            ChannelKind::Slack => channels::slack::DEFAULT_API_URL,
-            ChannelKind::Matrix => "",
-        };
+        let default = kind.default_api_url().unwrap_or_default();
         let api = url::Url::parse(c.api_url.as_deref().unwrap_or(default))
             .with_context(|| format!("channels.{kind}.api_url"))?;
         let http = channels::http::client_for(&api)
