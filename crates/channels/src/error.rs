@@ -33,6 +33,15 @@ pub enum ChannelError {
         method: String,
         detail: String,
     },
+    /// A connection a platform's answer asked for (a socket URL, a file URL) goes to
+    /// another host, a non-public address or over a weaker scheme: refused, nothing dialled.
+    #[error("{platform}: {what} not connected to: {reason}")]
+    Refused {
+        platform: &'static str,
+        /// What was asked for, without secrets (`socket URL ws://host/path`).
+        what: String,
+        reason: String,
+    },
     /// A file was larger than allowed.
     #[error("{platform}: the file is larger than {cap} bytes; not kept")]
     TooLarge { platform: &'static str, cap: u64 },

@@ -26,15 +26,19 @@
 //! - **Tokens go only to Slack.** The socket URL and a file's `url_private` come from
 //!   Slack's answers; the socket is opened, and the bot token sent with a download, only
 //!   when the URL's host is the API's host or below it (`slack.com` → `files.slack.com`,
-//!   `wss-primary.slack.com`) and its scheme is as secure as the API's.
+//!   `wss-primary.slack.com`) and its scheme is as secure as the API's. The socket is
+//!   dialled by `http::websocket` under the same rules as the Web API client (the same
+//!   resolver: no non-public address below the API host, a timeout), and a refused URL
+//!   is a [`ChannelError::Refused`], which the gateway records.
 //! - **Outbound messages are inert**: `&`, `<` and `>` are escaped (so the agent's text
 //!   cannot ping `<!channel>` or forge a link), and link unfurling is off (so a URL the
 //!   agent writes is not fetched by Slack's unfurler).
 //!
-//! What it does not do: the socket is opened with tokio-tungstenite, not with the
-//! caller's `reqwest::Client`, so the caller's egress allowlist sees only the Web API
-//! and file calls; the host check above stands in for it. Threads, reactions, slash
-//! commands and modals are not handled (they are returned as malformed).
+//! What it does not do: the socket does not go through the caller's `reqwest::Client`
+//! (a WebSocket is not a reqwest request), so anything set on that client alone — a
+//! proxy, another resolver — does not apply to it; the guard it goes through is derived
+//! from the API URL, as `http::client_for` derives the client's. Threads, reactions,
+//! slash commands and modals are not handled (they are returned as malformed).
 
 mod event;
 
@@ -48,6 +52,7 @@ use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use crate::error::ChannelError;
+use crate::http::WebSocketError;
 use crate::service::{BotIdentity, Button, ChatService, FileRef, Inbound, Platform, Sent};
 use event::{Frame, Item, Me};
 
@@ -68,8 +73,7 @@ const SECTION_TEXT_MAX: usize = 3000;
 /// Slack's cap on a button's label.
 const BUTTON_LABEL_MAX: usize = 75;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = crate::http::WebSocket;
 
 /// A Slack app in one workspace.
 pub struct Slack {
@@ -238,13 +242,16 @@ impl Slack {
         } else {
             url.scheme() == secure || url.scheme() == plain
         };
-        let (Some(host), Some(api_host)) = (url.host_str(), self.api.host_str()) else {
+        let Some(host) = url.host_str() else {
             return false;
         };
-        scheme_ok && (host == api_host || host.ends_with(&format!(".{api_host}")))
+        scheme_ok && crate::http::ApiHost::of(&self.api).admits_name(host)
     }
 
-    /// `apps.connections.open`, then the WebSocket handshake.
+    /// `apps.connections.open`, then the WebSocket, through the channel's guard
+    /// ([`crate::http::websocket`]): refused unless the URL is `wss` (`ws` only when the
+    /// API is `http`) on the API host or below it, at a public address unless it is the
+    /// API host itself.
     async fn open_socket(&self) -> Result<Socket, ChannelError> {
         const METHOD: &str = "apps.connections.open";
         let v = self.call(METHOD, &self.app_token, Args::None).await?;
@@ -263,24 +270,25 @@ impl Slack {
             url.host_str().unwrap_or_default(),
             url.path()
         );
-        if !self.is_slack_url(&url, "wss", "ws") {
-            return Err(ChannelError::Protocol {
-                platform: PLATFORM,
-                method: METHOD.into(),
-                detail: format!("socket URL {shown} is not Slack's; not connecting"),
-            });
-        }
-        match tokio_tungstenite::connect_async(url.as_str()).await {
-            Ok((socket, _)) => Ok(socket),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(api_error(
+        match crate::http::websocket(&self.api, &url).await {
+            Ok(socket) => Ok(socket),
+            Err(WebSocketError::Refused(reason)) => {
+                tracing::warn!(url = %shown, %reason, "slack: socket URL refused");
+                Err(ChannelError::Refused {
+                    platform: PLATFORM,
+                    what: format!("socket URL {shown} from {METHOD}"),
+                    reason: reason.to_string(),
+                })
+            }
+            Err(WebSocketError::Status(status)) => Err(api_error(
                 "socket",
-                format!("handshake answered HTTP {}", resp.status()),
+                format!("handshake answered HTTP {status}"),
                 None,
             )),
-            Err(e) => Err(ChannelError::Unreachable {
+            Err(WebSocketError::Unreachable(detail)) => Err(ChannelError::Unreachable {
                 platform: PLATFORM,
                 url: shown,
-                detail: e.to_string(),
+                detail,
             }),
         }
     }

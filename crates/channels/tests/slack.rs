@@ -542,3 +542,64 @@ async fn a_cancelled_next_loses_nothing() {
             .is_empty()
     );
 }
+
+/// A listener standing in for the attacker's host: counts the connections it is offered.
+async fn trap() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        // Each connection is dropped at once, so a client that got here fails fast.
+        while listener.accept().await.is_ok() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn a_socket_url_elsewhere_is_refused_and_never_dialled() {
+    let fake = FakeSlack::start().await;
+    let slack = connected(&fake).await;
+    let (port, seen) = trap().await;
+    // The API is at 127.0.0.1: `localhost` reaches the same machine but is another host;
+    // then addresses that are not the API's (metadata, private, another loopback), then
+    // schemes that are not a WebSocket's.
+    let urls = [
+        format!("ws://localhost:{port}/socket?ticket=stolen"),
+        "ws://169.254.169.254/latest/meta-data/?ticket=stolen".to_string(),
+        "ws://10.0.0.1/socket?ticket=stolen".to_string(),
+        format!("ws://127.0.0.2:{port}/socket?ticket=stolen"),
+        format!("ws://[::1]:{port}/socket?ticket=stolen"),
+        format!("http://127.0.0.1:{port}/socket?ticket=stolen"),
+        format!("https://127.0.0.1:{port}/socket?ticket=stolen"),
+        format!("ftp://127.0.0.1:{port}/socket?ticket=stolen"),
+    ];
+    for url in &urls {
+        fake.answer_socket_url(Some(url));
+        let err = slack.next(WAIT).await.unwrap_err();
+        let ChannelError::Refused { what, reason, .. } = &err else {
+            panic!("{url}: not refused: {err}");
+        };
+        assert!(what.starts_with("socket URL "), "{err}");
+        assert!(reason.ends_with("refused"), "{err}");
+        assert!(
+            !err.to_string().contains("stolen"),
+            "the ticket is kept out: {err}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the client connected to a refused URL"
+    );
+    assert_eq!(fake.connections(), 0);
+    // Slack's own URL again: the channel works.
+    fake.answer_socket_url(None);
+    fake.push_dm("UALICE", "still here");
+    assert_eq!(text_of(&collect(&slack, 1).await[0]).0, "still here");
+}

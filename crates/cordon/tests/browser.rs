@@ -3,7 +3,9 @@
 //! approves it by clicking in the page; the streamed answer appears; the audit view shows
 //! the decision and the approval. Also: a link carrying a server address and a token
 //! neither logs in nor makes the page contact that address, and the page logs no console
-//! errors (a CSP violation would be one).
+//! errors (a CSP violation would be one). The pairing panel: a Telegram stranger's code
+//! (`testkit::FakeTelegram`) is approved with a role by clicking, after which their
+//! messages reach the model, and another is denied; a hostile display name stays text.
 //!
 //! Needs `chromium` and `chromedriver` (CI installs them): without them the test fails,
 //! saying so, rather than skipping.
@@ -16,11 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{AgentSetup, Install, assert_ok, read, text, tool};
+use common::{AgentSetup, Install, assert_ok, of_kind, read, set_secret, text, tool};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::{Value, json};
-use testkit::{MockLlm, Reply, Script};
+use testkit::telegram::{SentCall, TgUser};
+use testkit::{FakeTelegram, MockLlm, Reply, Script};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const COMMAND: &str = "touch browser-approved.txt";
@@ -699,4 +702,268 @@ async fn login_records(inst: &Install) -> usize {
         .iter()
         .filter(|r| r["data"]["action"] == "gateway_login")
         .count()
+}
+
+const TG_TOKEN: &str = "4242:browser-bot-token";
+const PAIRED_ANSWER: &str = "Hello, newly paired sender.";
+/// A display name that would run script if the page rendered it as HTML.
+const HOSTILE_NAME: &str = "<img src=x onerror=\"window.__pwned=1\">";
+/// The second sender's name: markup of another kind.
+const HOSTILE_NAME_2: &str = "</code><script>window.__pwned=2</script>";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pairing_panel_approves_with_a_role_and_denies_and_escapes_names() {
+    let chromium = required("chromium", "chromium");
+    let chromedriver = required("chromedriver", "chromium-driver");
+
+    let llm = MockLlm::start(Script::new(vec![Reply::Text(PAIRED_ANSWER.into())])).await;
+    let tg = FakeTelegram::start(TG_TOKEN).await;
+    let inst = Install::new(&llm.base_url(), AgentSetup::default());
+    let mut cfg = read(&inst.config);
+    cfg.push_str(&format!(
+        "\n[channels.telegram]\ntoken_secret = \"TG_TOKEN\"\napi_url = \"{}\"\n",
+        tg.base_url()
+    ));
+    std::fs::write(&inst.config, cfg).unwrap();
+    set_secret(&inst, "TG_TOKEN", "api.telegram.org", TG_TOKEN).await;
+    let token = create_token(&inst).await;
+    let (_server, url) = serve(&inst).await;
+    let (_driver, port) = start_chromedriver(&chromedriver).await;
+    let c = start_browser(port, &chromium).await;
+
+    let flow = std::panic::AssertUnwindSafe(pairing_flow(&c, port, &inst, &url, &token, &tg, &llm))
+        .catch_unwind();
+    let outcome = tokio::time::timeout(Duration::from_secs(90), flow).await;
+    let _ = c.clone().close().await;
+    match outcome {
+        Err(_) => panic!("the pairing flow took more than 90 s"),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Ok(Ok(())) => {}
+    }
+}
+
+/// Wait until the bot sent `chat` a message satisfying `pred`.
+async fn sent_to(tg: &FakeTelegram, chat: i64, pred: impl Fn(&SentCall) -> bool) -> SentCall {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = tg.sent().into_iter().find(|s| s.chat_id == chat && pred(s)) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the bot sent {chat} nothing matching; sent: {:#?}",
+            tg.sent()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pairing code the bot gave `who` (8 upper-case letters and digits).
+async fn code_for(tg: &FakeTelegram, who: &TgUser) -> String {
+    let msg = sent_to(tg, who.id, |s| s.text.contains("pairing code")).await;
+    let code: String = msg
+        .text
+        .split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
+        .find(|w| w.len() == 8)
+        .unwrap_or_else(|| panic!("no code in {:?}", msg.text))
+        .to_string();
+    code
+}
+
+/// `GET /api/pairing` with the operator token: the pairing of `sender`.
+async fn pairing_of(url: &str, token: &str, sender: &str) -> Value {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{url}/api/pairing"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["pairings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["sender"] == sender)
+        .cloned()
+        .unwrap_or_else(|| panic!("no pairing of {sender}: {v}"))
+}
+
+fn card(code: &str) -> String {
+    format!("[data-testid=pairing-card][data-code='{code}']")
+}
+
+async fn login(c: &Client, url: &str, token: &str) {
+    c.goto(url).await.unwrap();
+    visible(c, "view-login").await;
+    c.find(Locator::Id("login-token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    click(c, "#login-submit").await;
+    visible(c, "view-chat").await;
+}
+
+async fn pairing_flow(
+    c: &Client,
+    driver: u16,
+    inst: &Install,
+    url: &str,
+    token: &str,
+    tg: &FakeTelegram,
+    llm: &MockLlm,
+) {
+    // 1. Two strangers write to the bot; each gets a code and the model hears nothing.
+    let hostile = TgUser::new(2001, HOSTILE_NAME);
+    let other = TgUser::new(2002, HOSTILE_NAME_2);
+    tg.message(&hostile).text("hello <b>bot</b>").push();
+    let first = code_for(tg, &hostile).await;
+    tg.message(&other).text("me too").push();
+    let second = code_for(tg, &other).await;
+    assert_ne!(first, second);
+    assert!(
+        llm.requests().is_empty(),
+        "an unpaired sender reached the model"
+    );
+
+    // 2. After login, the panel lists both requests: channel, sender id, code.
+    login(c, url, token).await;
+    click(c, "#nav-approvals").await;
+    visible(c, "view-approvals").await;
+    for (code, sender, name) in [
+        (&first, "2001", HOSTILE_NAME),
+        (&second, "2002", HOSTILE_NAME_2),
+    ] {
+        let shown = until(
+            c,
+            &format!("the pairing card of {code}"),
+            &format!(
+                "const e = document.querySelector(\"{}[data-state=pending]\"); \
+                 return e ? e.textContent : null",
+                card(code)
+            ),
+        )
+        .await;
+        let shown = shown.as_str().unwrap();
+        assert!(
+            shown.contains(code.as_str()) && shown.contains("telegram") && shown.contains(sender),
+            "{shown}"
+        );
+        // The hostile name is shown as the text it is.
+        assert!(shown.contains(name), "{shown}");
+    }
+    let injected = c
+        .execute(
+            "return [document.querySelectorAll('#pairing-list img, #pairing-list script').length, \
+             typeof window.__pwned]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        injected,
+        json!([0, "undefined"]),
+        "markup from a name was rendered"
+    );
+
+    // 3. Approve the first as an approver, by clicking.
+    c.find(Locator::Css(&format!(
+        "{} [data-testid=pairing-role]",
+        card(&first)
+    )))
+    .await
+    .unwrap()
+    .select_by_value("approver")
+    .await
+    .unwrap();
+    click(
+        c,
+        &format!("{} button[data-decision=approve]", card(&first)),
+    )
+    .await;
+    let status = until(
+        c,
+        "the approved card",
+        &format!(
+            "const e = document.querySelector(\"{}\"); \
+             return e && e.dataset.state === 'approved' ? e.querySelector('.answer-status').textContent : null",
+            card(&first)
+        ),
+    )
+    .await;
+    assert_eq!(status, json!("approved as approver"));
+    let paired = pairing_of(url, token, "2001").await;
+    assert_eq!(paired["status"], "approved", "{paired}");
+    assert_eq!(paired["role"], "approver", "{paired}");
+    assert_eq!(paired["channel"], "telegram", "{paired}");
+    // The sender's next message reaches the model, and the answer reaches them.
+    tg.message(&hostile).text("can you hear me now?").push();
+    sent_to(tg, 2001, |s| s.text == PAIRED_ANSWER).await;
+    assert_eq!(llm.requests().len(), 1);
+
+    // 4. Deny the second: its request is gone, and its sender still reaches nothing.
+    click(c, &format!("{} button[data-decision=deny]", card(&second))).await;
+    until(
+        c,
+        "the denied card",
+        &format!(
+            "const e = document.querySelector(\"{}\"); return e && e.dataset.state === 'denied'",
+            card(&second)
+        ),
+    )
+    .await;
+    assert_eq!(pairing_of(url, token, "2002").await["status"], "denied");
+    c.refresh().await.unwrap();
+    visible(c, "view-chat").await;
+    click(c, "#nav-approvals").await;
+    until(
+        c,
+        "an empty pairing panel",
+        "const e = document.getElementById('pairing-empty'); \
+         return !e.hidden && document.querySelectorAll('[data-testid=pairing-card]').length === 0",
+    )
+    .await;
+    tg.message(&other).text("let me in").push();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(llm.requests().len(), 1, "a denied sender reached the model");
+
+    // 5. Both decisions are in the audit log, made by the web user's token.
+    let records = inst.audit().await;
+    let decisions: Vec<(String, String, String, String)> = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "pairing" && r["data"]["decision"] != "requested")
+        .map(|r| {
+            let d = &r["data"];
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (s("sender"), s("decision"), s("role"), s("by"))
+        })
+        .collect();
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert_eq!(
+        (
+            decisions[0].0.as_str(),
+            decisions[0].1.as_str(),
+            decisions[0].2.as_str()
+        ),
+        ("2001", "approved", "approver")
+    );
+    assert_eq!(
+        (decisions[1].0.as_str(), decisions[1].1.as_str()),
+        ("2002", "denied")
+    );
+    assert!(
+        decisions.iter().all(|d| d.3.starts_with("gateway token ")),
+        "{decisions:?}"
+    );
+
+    let errs = errors(&console(driver, c).await);
+    assert!(errs.is_empty(), "console errors: {errs:?}");
+    let pwned = c
+        .execute("return typeof window.__pwned", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, json!("undefined"));
 }

@@ -1,6 +1,6 @@
 //! Slack (a Web API and Socket Mode double) and Matrix (a real Synapse homeserver) through
 //! the real `cordon serve`: the same gate and runner as Telegram (`channels.rs`), checked
-//! on each platform's own protocol.
+//! on each platform's own protocol; a Slack socket URL elsewhere is refused and recorded.
 
 mod common;
 
@@ -99,6 +99,57 @@ allow = [{{ id = "UOWNER", role = "owner" }}, {{ id = "UUSER", role = "user" }}]
             .unwrap()
             .contains("may not answer approvals")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_socket_url_elsewhere_is_refused_and_recorded() {
+    let llm = MockLlm::start(Script::new(vec![])).await;
+    let slack = FakeSlack::start().await;
+    // The attacker's listener: `localhost` is the same machine as the API's 127.0.0.1,
+    // but not the API host.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = trap.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while trap.accept().await.is_ok() {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    slack.answer_socket_url(Some(&format!(
+        "ws://localhost:{port}/link/?ticket=secret-ticket"
+    )));
+    let inst = Install::new(&llm.base_url(), AgentSetup::default());
+    let mut cfg = std::fs::read_to_string(&inst.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[channels.slack]\ntoken_secret = \"SLACK_BOT\"\napp_token_secret = \"SLACK_APP\"\napi_url = \"{}\"\n",
+        slack.api_url()
+    ));
+    std::fs::write(&inst.config, cfg).unwrap();
+    set_secret(&inst, "SLACK_BOT", "slack.com", SLACK_BOT_TOKEN).await;
+    set_secret(&inst, "SLACK_APP", "slack.com", SLACK_APP_TOKEN).await;
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+
+    let mut error = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while error.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no error recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let records = inst.audit().await;
+        error = of_kind(&records, "error")
+            .into_iter()
+            .find(|r| r["data"]["stage"] == "channel slack")
+            .map(|r| r["data"]["error"].as_str().unwrap_or_default().to_string());
+    }
+    let error = error.unwrap();
+    assert!(
+        error.contains("socket URL ws://localhost/link/")
+            && error.contains("not the channel's API host `127.0.0.1`"),
+        "{error}"
+    );
+    assert!(!error.contains("secret-ticket"), "{error}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(slack.connections(), 0);
 }
 
 #[test]

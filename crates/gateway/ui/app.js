@@ -27,7 +27,8 @@
 //   approvals     #approvals-refresh #approvals-empty #approvals-list
 //                 [data-testid=approval-card][data-approval-id] with [data-answer] buttons
 //     pairing     #pairing-empty #pairing-list [data-testid=pairing-card][data-code]
-//                 [data-state=pending|approved|denied] with [data-decision=approve|deny]
+//                 [data-state=pending|approved|denied] with [data-testid=pairing-role]
+//                 (user|approver|owner) and [data-decision=approve|deny]
 //   sessions      #sessions-refresh #sessions-list [data-testid=session-row][data-session-id]
 //                 with [data-testid=open-session]
 //   audit         #audit-verify #audit-verify-status[data-ok=true|false] #audit-form
@@ -762,7 +763,7 @@ async function loadApprovals() {
 
 // ---- pairing requests ---------------------------------------------------------------
 
-// Pending, unexpired codes with Approve (role user) and Deny; operator scope decides.
+// Pending, unexpired codes with a role, Approve and Deny; operator scope decides.
 async function loadPairing() {
   try {
     const { pairings } = await api("GET", "/api/pairing");
@@ -800,31 +801,38 @@ async function loadPairing() {
   }
 }
 
+// The role is chosen before approving; `user` unless the operator picks another.
 function pairingButtons(card, code) {
   const bar = el("div", { class: "answers", role: "group", "aria-label": `Decide pairing ${code}` });
+  const role = el(
+    "select",
+    { "data-testid": "pairing-role", "aria-label": `Role for ${code}` },
+    ...["user", "approver", "owner"].map((r) => el("option", { value: r, text: r })),
+  );
   const buttons = [
-    el("button", { type: "button", class: "approve", "data-decision": "approve", text: "Approve (user)" }),
+    el("button", { type: "button", class: "approve", "data-decision": "approve", text: "Approve" }),
     el("button", { type: "button", class: "deny", "data-decision": "deny", text: "Deny" }),
   ];
+  const controls = [role, ...buttons];
   const status = el("span", { class: "answer-status", "aria-live": "polite" });
+  for (const x of controls) x.disabled = !atLeast("operator");
   for (const b of buttons) {
-    b.disabled = !atLeast("operator");
     b.addEventListener("click", async () => {
-      for (const x of buttons) x.disabled = true;
+      for (const x of controls) x.disabled = true;
       status.textContent = "sending…";
       const decision = b.dataset.decision;
+      const chosen = role.value;
       try {
-        await api("POST", `/api/pairing/${encodeURIComponent(code)}`, decision === "approve" ? { decision, role: "user" } : { decision });
+        await api("POST", `/api/pairing/${encodeURIComponent(code)}`, decision === "approve" ? { decision, role: chosen } : { decision });
         card.dataset.state = decision === "approve" ? "approved" : "denied";
-        status.textContent = decision === "approve" ? "approved as user" : "denied";
+        status.textContent = decision === "approve" ? `approved as ${chosen}` : "denied";
       } catch (e) {
         status.textContent = e.status === 404 || e.status === 409 ? "already decided or expired" : `failed: ${e.message}`;
-        if (e.status !== 404 && e.status !== 409) for (const x of buttons) x.disabled = false;
+        if (e.status !== 404 && e.status !== 409) for (const x of controls) x.disabled = false;
       }
     });
-    bar.append(b);
   }
-  bar.append(status);
+  bar.append(role, ...buttons, status);
   return bar;
 }
 

@@ -17,7 +17,8 @@
 //! Test control: push messages, files, button presses or raw frames; read what the bot
 //! sent ([`FakeSlack::sent`]); take the service down ([`FakeSlack::set_down`]: HTTP 503
 //! and no socket), answer the next Web API call with 429 ([`FakeSlack::rate_limit_next`]),
-//! drop the socket, or ask the client to reconnect (`disconnect`). Every Web API call is
+//! drop the socket, ask the client to reconnect (`disconnect`), or hand out another
+//! socket URL ([`FakeSlack::answer_socket_url`]). Every Web API call is
 //! counted per method.
 //!
 //! What it does not do: no signing secrets, no scopes, no threads or reactions, no pagination;
@@ -128,6 +129,8 @@ struct FakeState {
     echo: bool,
     /// Web API methods answered only after a pause.
     slow: HashMap<String, Duration>,
+    /// The socket URL `apps.connections.open` answers instead of the fake's own.
+    socket_url: Option<String>,
     /// channel id → is_im.
     conversations: HashMap<String, bool>,
     files: HashMap<String, FakeFile>,
@@ -483,6 +486,12 @@ impl FakeSlack {
         self.shared.changed.notify_waiters();
     }
 
+    /// Answer `apps.connections.open` with `url` as the socket's URL (as a compromised or
+    /// impersonated Slack could), or with the fake's own again (`None`).
+    pub fn answer_socket_url(&self, url: Option<&str>) {
+        self.lock().socket_url = url.map(str::to_string);
+    }
+
     /// Answer every call of the Web API `method` only after `pause` (for a client that
     /// gives up waiting).
     pub fn slow_method(&self, method: &str, pause: Duration) {
@@ -709,10 +718,12 @@ async fn api(
             st.counter += 1;
             let ticket = format!("ticket-{:06}", st.counter);
             st.tickets.push(ticket.clone());
-            let url = format!(
-                "ws://{}/socket?ticket={ticket}&app_id=AFAKEAPP",
-                headers_host(&headers)
-            );
+            let url = st.socket_url.clone().unwrap_or_else(|| {
+                format!(
+                    "ws://{}/socket?ticket={ticket}&app_id=AFAKEAPP",
+                    headers_host(&headers)
+                )
+            });
             json_response(StatusCode::OK, json!({"ok": true, "url": url}))
         }
         "auth.test" => json_response(
