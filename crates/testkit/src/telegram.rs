@@ -305,6 +305,13 @@ impl FakeTelegram {
         id
     }
 
+    /// `user` has a private chat with the bot, as after they started it earlier, with no
+    /// update pending (the Bot API sends only to chats it knows).
+    pub fn open_chat(&self, user: &TgUser) {
+        let chat = json!({"id": user.id, "type": "private", "first_name": user.first_name});
+        remember_chat(&mut self.shared.lock(), &chat);
+    }
+
     /// Every `sendMessage` and `editMessageText` call accepted, in order.
     pub fn sent(&self) -> Vec<SentCall> {
         self.shared.lock().sent.clone()
