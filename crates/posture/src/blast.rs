@@ -177,6 +177,20 @@ pub fn blast_radius(
             "spawn_agent with all of its tools".into(),
         );
     }
+    if agent.tools.contains(&ToolName::SendMessage) {
+        for to in &agent.send_message.allow {
+            let d = decide(&Action::SendMessage {
+                to: to.clone(),
+                host: String::new(),
+            });
+            note(d, format!("send_message to {to}"));
+        }
+        let d = decide(&Action::SendMessage {
+            to: "telegram:any-other-conversation".into(),
+            host: String::new(),
+        });
+        note(d, "send_message to any other conversation".into());
+    }
 
     // Hosts.
     let mut hosts = Vec::new();
@@ -345,6 +359,29 @@ mod tests {
             &vault,
             "/state/agents/a/memory",
         )
+    }
+
+    /// `send_message`: a conversation in `send_message.allow` is reached without a
+    /// human; any other one only with one.
+    #[test]
+    fn messages_are_listed_by_whether_a_human_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
+             [agents.a]\nworkspace = \"/w\"\ntools = [\"send_message\"]\n\
+             [agents.a.send_message]\nallow = [\"telegram:42\"]\n\
+             [channels.telegram]\ntoken_secret = \"TG\"\nagent = \"a\"\n";
+        let cfg = config::load_str(text, &dir.path().join("c.toml")).unwrap();
+        let policy = Policy::load(&cfg, dir.path(), "a").unwrap();
+        let r = blast_radius("a", &cfg.agents["a"], &policy, &BTreeMap::new(), "/m");
+        assert!(
+            r.without_human.contains(&"send_message to telegram:42".to_string()),
+            "{r:?}"
+        );
+        assert!(
+            r.with_human
+                .contains(&"send_message to any other conversation".to_string()),
+            "{r:?}"
+        );
     }
 
     #[test]
