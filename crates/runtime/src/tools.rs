@@ -585,6 +585,15 @@ mod tests {
                     "required": ["task"],
                     "additionalProperties": false
                 }),
+                "send_message" => json!({
+                    "type": "object",
+                    "properties": {
+                        "to": {"type": "string", "description": "The conversation: CHANNEL:CONVERSATION, e.g. telegram:123456"},
+                        "text": {"type": "string", "description": "The message text"}
+                    },
+                    "required": ["to", "text"],
+                    "additionalProperties": false
+                }),
                 "load_skill" => json!({
                     "type": "object",
                     "properties": {

@@ -29,8 +29,7 @@ pub(crate) struct SendMessage;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendMessageArgs {
-    /// The conversation: CHANNEL:CONVERSATION, e.g. `telegram:123456`, `slack:C0123`,
-    /// `matrix:!room:server`
+    /// The conversation: CHANNEL:CONVERSATION, e.g. telegram:123456
     pub to: String,
     /// The message text
     pub text: String,
