@@ -423,7 +423,8 @@ statements! {
         postgres: "SELECT cursor FROM channel_cursors WHERE channel = $1",
     };
 
-    const SET_CURSOR: Sql = Sql {
+    /// Also written with the queued turns of its updates (`chat_queue.rs`).
+    pub(crate) const SET_CURSOR: Sql = Sql {
         sqlite: "INSERT INTO channel_cursors (channel, cursor) VALUES (?1, ?2) \
                  ON CONFLICT (channel) DO UPDATE SET cursor = excluded.cursor",
         postgres: "INSERT INTO channel_cursors (channel, cursor) VALUES ($1, $2) \
