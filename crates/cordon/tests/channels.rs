@@ -420,3 +420,141 @@ reply_to = "telegram:1001"
         .unwrap();
     assert!(msg["data"].get("source").is_none(), "{msg:#}");
 }
+
+/// No accepted message is lost when `cordon serve` is killed: with the model holding the
+/// first message's turn, three more are queued behind it; after `kill -9` and a restart
+/// the first is run once more and the others once, in order, each answered exactly once,
+/// and the audit log shows them taken up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_survive_a_kill_and_are_answered_once_in_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const WORDS: [&str; 4] = ["one", "two", "three", "four"];
+    let hold = Arc::new(AtomicBool::new(true));
+    let held = hold.clone();
+    let llm = MockLlm::start(Script::dynamic(move |c| {
+        let said = c.last_user_text().unwrap_or_default();
+        let Some(word) = WORDS
+            .into_iter()
+            .find(|w| said.contains(&format!("message {w}")))
+        else {
+            return Reply::Text(format!("unexpected: {said}"));
+        };
+        if word == "one" && held.load(Ordering::SeqCst) {
+            // Still "thinking" when the process is killed.
+            return Reply::Delay {
+                millis: 120_000,
+                then: Box::new(Reply::Text("too late".into())),
+            };
+        }
+        Reply::Text(format!("answer to {word}"))
+    }))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+
+    tg.message(&owner()).text("message one").push();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while llm.request_count() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first turn never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for word in &WORDS[1..] {
+        tg.message(&owner()).text(&format!("message {word}")).push();
+    }
+    // Every update judged and confirmed to Telegram (the next poll carried the offset
+    // past them): a process that kept them only in memory loses them now.
+    audit_until(&inst, "four accepted messages", |r| {
+        channel_inbound(r)
+            .iter()
+            .filter(|x| x["data"]["kind"] == "text" && x["data"]["accepted"] == true)
+            .count()
+            >= 4
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tg.pending_updates() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "updates never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.start_kill().unwrap(); // SIGKILL: nothing runs on the way out.
+    serve.wait().await.unwrap();
+    assert!(
+        !tg.sent().iter().any(|s| s.text.starts_with("answer to")),
+        "{:#?}",
+        tg.sent()
+    );
+
+    hold.store(false, Ordering::SeqCst);
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    sent_matching(&tg, "the last answer", |s| s.text == "answer to four").await;
+    // Time for a duplicate to show up, if there were one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers: Vec<String> = tg
+        .sent()
+        .into_iter()
+        .filter(|s| s.chat_id == 1001 && s.text.starts_with("answer to"))
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "answer to one",
+            "answer to two",
+            "answer to three",
+            "answer to four"
+        ],
+        "each answered once, in order"
+    );
+    // The model saw the first message twice (the interrupted turn and its one re-run),
+    // every other once.
+    let asked: Vec<String> = llm
+        .requests()
+        .iter()
+        .map(|r| {
+            let text = r.to_string();
+            WORDS
+                .into_iter()
+                .rfind(|w| text.contains(&format!("message {w}")))
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(asked, ["one", "one", "two", "three", "four"], "{asked:?}");
+
+    let records = inst.audit().await;
+    let queue: Vec<(String, u64)> = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "queue")
+        .map(|r| {
+            (
+                r["data"]["state"].as_str().unwrap().to_string(),
+                r["data"]["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        queue,
+        [
+            ("resumed".to_string(), 2),
+            ("resumed".to_string(), 1),
+            ("resumed".to_string(), 1),
+            ("resumed".to_string(), 1)
+        ],
+        "the interrupted turn re-run (its second attempt), the three waiting ones run"
+    );
+    let answered = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "outbound" && r["data"]["purpose"] == "answer")
+        .count();
+    assert_eq!(answered, 4);
+}

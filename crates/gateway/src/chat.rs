@@ -8,33 +8,50 @@
 //!
 //! Guarantees: updates are handled in the order the platform gives them, and one
 //! conversation's turns run one after another (a message that arrives during a turn
-//! waits, up to [`QUEUE`] of them); the platform's cursor is saved only after the updates
-//! before it were judged and queued; a platform that is down or refuses is retried with
-//! back-off (1 s doubling to 60 s, or what it asks), never in a busy loop, each failure
-//! logged and the first of a run recorded; every inbound update, outbound message and
-//! refusal is recorded. An attachment lands in the agent's workspace under
-//! `.cordon-inbox/` (through the workspace's no-symlink writes) labelled untrusted.
+//! waits, up to [`QUEUE`] of them; more are refused with a reply and a `channel` record).
+//! No accepted message is lost when the process stops: the turns of a batch of updates
+//! are written to the store's per-conversation queue in the one transaction that saves
+//! the platform's cursor past them; a conversation's loop takes them from the store
+//! oldest first and closes each only once its turn has finished (answered, or failed
+//! with the error kept). On start, turns left open by the previous process run before
+//! any new message of their conversation, each recorded (`action: queue`, `resumed`); a
+//! turn that was running when the process stopped is run once more, at most
+//! ([`MAX_ATTEMPTS`]), then given up with a notice (`abandoned`). A platform that is down
+//! or refuses is retried with back-off (1 s doubling to 60 s, or what it asks), never in
+//! a busy loop, each failure logged and the first of a run recorded; every inbound
+//! update, outbound message and refusal is recorded. An attachment lands in the agent's
+//! workspace under `.cordon-inbox/` (through the workspace's no-symlink writes) labelled
+//! untrusted.
 //!
-//! Does not: keep queued messages across a restart (the platform's cursor was saved, so a
-//! message queued but not yet run when the process stops is not run), or split a message
-//! over the platform's length limit other than at [`MAX_REPLY`] characters.
+//! Does not: promise exactly once across a crash — a turn re-run after the process
+//! stopped during it may repeat what its first run did (its tool calls each went
+//! through the guard and the approvals again), and one whose answer was sent just before
+//! the stop is answered twice; re-judge a queued turn (the gate's decision — role,
+//! labels — is kept with it); run two processes polling one channel (the platforms
+//! refuse a second poller, and the queue is not claimed per process); or split a
+//! message over the platform's length limit other than at [`MAX_REPLY`] characters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use agent::TurnInput;
-use audit::event::{ChannelEvent, ChannelInbound, ChannelOutbound, ErrorEvent, Failure};
+use audit::event::{
+    ChannelEvent, ChannelInbound, ChannelOutbound, ChannelQueue, ErrorEvent, Failure,
+};
 use channels::{ButtonKey, ChatService, Choice, Conversation, Gate, Sent, Turn, Verdict};
 use config::{ChannelKind, Config};
-use store::Store;
-use tokio::sync::mpsc;
+use store::{ChatTurnOutcome, NewChatTurn, QueuedChatTurn, Store};
+use tokio::sync::Notify;
 
 use crate::events::SessionEvent;
 use crate::hub::{ApprovalNotice, Hub};
 
 /// Messages waiting per conversation while its turn runs; more are refused with a reply.
 pub const QUEUE: usize = 16;
+/// How many times a queued turn is started at most: once, and once more if the process
+/// stopped during it.
+pub const MAX_ATTEMPTS: u64 = 2;
 /// Longest piece of an answer sent as one message (Telegram's cap is 4096).
 pub const MAX_REPLY: usize = 4000;
 /// How long a long poll waits for updates.
@@ -143,8 +160,10 @@ pub struct Runner {
     audit: Arc<audit::Log>,
     key: ButtonKey,
     gate: tokio::sync::OnceCell<Gate>,
-    /// Each conversation's queue of turns.
-    queues: Mutex<HashMap<String, mpsc::Sender<Turn>>>,
+    /// Each conversation's loop, woken when its queue (in the store) has a new turn.
+    queues: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Queued turns found open when this process started (left by the one before).
+    carried_over: Mutex<HashSet<i64>>,
     /// Sessions whose approval requests this channel shows, and where.
     watched: Mutex<HashMap<String, String>>,
     /// Approval requests posted: id -> the message with their buttons.
@@ -173,6 +192,7 @@ impl Runner {
             key: ButtonKey::generate().map_err(|e| format!("cannot make a key: {e}"))?,
             gate: tokio::sync::OnceCell::new(),
             queues: Mutex::new(HashMap::new()),
+            carried_over: Mutex::new(HashSet::new()),
             watched: Mutex::new(HashMap::new()),
             posted: Mutex::new(HashMap::new()),
         })
@@ -288,6 +308,7 @@ impl Runner {
             Ok(None) => {}
             Err(e) => tracing::error!("channel {}: cannot read its cursor: {e}", self.kind),
         }
+        self.clone().resume_queued();
         backoff = Duration::from_secs(1);
         failing = false;
         loop {
@@ -298,15 +319,15 @@ impl Runner {
                     }
                     failing = false;
                     backoff = Duration::from_secs(1);
+                    let mut turns = Vec::new();
                     for update in &updates {
                         let verdict = gate.judge(update);
-                        self.clone().act(gate, verdict).await;
+                        if let Some(turn) = self.clone().act(gate, verdict).await {
+                            turns.push(turn);
+                        }
                     }
-                    if !updates.is_empty()
-                        && let Some(cursor) = self.service.cursor()
-                        && let Err(e) = self.store.set_channel_cursor(self.kind.as_str(), &cursor)
-                    {
-                        tracing::error!("channel {}: cannot save its cursor: {e}", self.kind);
+                    if !updates.is_empty() {
+                        self.clone().accept(turns).await;
                     }
                 }
                 Err(e) => {
@@ -327,7 +348,8 @@ impl Runner {
         }
     }
 
-    async fn act(self: Arc<Self>, gate: &Gate, verdict: Verdict) {
+    /// Do what `verdict` says; a turn is handed back, to be queued with its batch.
+    async fn act(self: Arc<Self>, gate: &Gate, verdict: Verdict) -> Option<Turn> {
         match verdict {
             Verdict::Ignore => {}
             Verdict::Reply {
@@ -340,7 +362,7 @@ impl Runner {
                     me.send(&conversation.id, &text, purpose, None).await;
                 });
             }
-            Verdict::Turn(turn) => self.enqueue(turn),
+            Verdict::Turn(turn) => return Some(turn),
             Verdict::Press {
                 sender,
                 conversation,
@@ -372,6 +394,7 @@ impl Runner {
                 }
             }
         }
+        None
     }
 
     /// Check a press (signed data, on the message and in the conversation the request was
@@ -407,23 +430,78 @@ impl Runner {
         Ok((id, choice))
     }
 
-    fn enqueue(self: Arc<Self>, turn: Turn) {
-        let conversation = turn.conversation.clone();
-        let mut queues = lock(&self.queues);
-        let tx = queues
-            .entry(conversation.id.clone())
-            .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(self.clone().conversation_loop(conversation.clone(), rx));
-                tx
+    /// Queue a batch's `turns` in the store in the one transaction that saves the
+    /// platform's cursor past the batch, then wake their conversations. A turn whose
+    /// conversation has [`QUEUE`] waiting is refused with a reply; a batch the store
+    /// cannot take is recorded and each sender told (the cursor was not saved either).
+    async fn accept(self: Arc<Self>, turns: Vec<Turn>) {
+        let cursor = self.service.cursor();
+        let bodies: Vec<serde_json::Value> = turns
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
+            .collect();
+        let new: Vec<NewChatTurn<'_>> = turns
+            .iter()
+            .zip(&bodies)
+            .map(|(t, body)| NewChatTurn {
+                conversation: &t.conversation.id,
+                event_id: &t.event_id,
+                turn: body,
             })
-            .clone();
-        drop(queues);
-        if tx.try_send(turn).is_err() {
+            .collect();
+        // The one running and QUEUE waiting.
+        let cap = QUEUE as u64 + 1;
+        let ids =
+            match self
+                .store
+                .accept_chat_turns(self.kind.as_str(), &new, cap, cursor.as_deref())
+            {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::error!(
+                        "channel {}: cannot queue {} messages: {e}",
+                        self.kind,
+                        turns.len()
+                    );
+                    self.record_error(format!(
+                        "cannot queue {} messages or save the cursor: {e}",
+                        turns.len()
+                    ));
+                    for turn in turns {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            me.send(
+                            &turn.conversation.id,
+                            "Cordon could not take this message (its store failed). Send it again.",
+                            "notice",
+                            None,
+                        )
+                        .await;
+                        });
+                    }
+                    return;
+                }
+            };
+        for (turn, id) in turns.into_iter().zip(ids) {
+            if id.is_some() {
+                self.clone().wake(&turn.conversation.id);
+                continue;
+            }
+            self.record(
+                None,
+                ChannelEvent::Queue(ChannelQueue {
+                    channel: self.kind.as_str().into(),
+                    conversation: turn.conversation.id.clone(),
+                    event_id: turn.event_id.clone(),
+                    state: "full".into(),
+                    attempts: 0,
+                    sender: Some(turn.sender.clone()),
+                }),
+            );
             let me = self.clone();
             tokio::spawn(async move {
                 me.send(
-                    &conversation.id,
+                    &turn.conversation.id,
                     "Too many messages are waiting for this conversation; this one was not taken. \
                      Send it again when the current answer has arrived.",
                     "refusal",
@@ -434,14 +512,164 @@ impl Runner {
         }
     }
 
-    /// Run one conversation's turns, one at a time.
-    async fn conversation_loop(
-        self: Arc<Self>,
-        conversation: Conversation,
-        mut rx: mpsc::Receiver<Turn>,
-    ) {
-        while let Some(turn) = rx.recv().await {
-            if let Err(e) = self.run_turn(&conversation, turn).await {
+    /// Start the loops of conversations with turns a previous process left queued; they
+    /// run before any new message of their conversation (the queue is in order).
+    fn resume_queued(self: Arc<Self>) {
+        let open = match self.store.open_chat_turns(self.kind.as_str()) {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(
+                    "channel {}: cannot read its queued messages: {e}",
+                    self.kind
+                );
+                self.record_error(format!("cannot read its queued messages: {e}"));
+                return;
+            }
+        };
+        if open.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "channel {}: {} queued messages carried over from before the restart",
+            self.kind,
+            open.len()
+        );
+        lock(&self.carried_over).extend(open.iter().map(|q| q.id));
+        let mut woken = HashSet::new();
+        for q in &open {
+            if woken.insert(q.conversation.as_str()) {
+                self.clone().wake(&q.conversation);
+            }
+        }
+    }
+
+    /// Wake `conversation`'s loop, starting it if it is not running.
+    fn wake(self: Arc<Self>, conversation: &str) {
+        let mut queues = lock(&self.queues);
+        let notify = queues
+            .entry(conversation.to_string())
+            .or_insert_with(|| {
+                let notify = Arc::new(Notify::new());
+                tokio::spawn(
+                    self.clone()
+                        .conversation_loop(conversation.to_string(), notify.clone()),
+                );
+                notify
+            })
+            .clone();
+        drop(queues);
+        // Kept as a permit if the loop is busy: it looks at the store again after.
+        notify.notify_one();
+    }
+
+    /// Run one conversation's queued turns, one at a time, oldest first.
+    async fn conversation_loop(self: Arc<Self>, conversation: String, wake: Arc<Notify>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self
+                .store
+                .start_chat_turn(self.kind.as_str(), &conversation)
+            {
+                Ok(Some(queued)) => {
+                    backoff = Duration::from_secs(1);
+                    let id = queued.id;
+                    let (outcome, error) = self.run_queued(queued).await;
+                    self.finish(id, outcome, error.as_deref()).await;
+                }
+                Ok(None) => wake.notified().await,
+                Err(e) => {
+                    tracing::error!(
+                        "channel {}: cannot take the next message of {conversation}: {e}; retrying in {backoff:?}",
+                        self.kind
+                    );
+                    if backoff == Duration::from_secs(1) {
+                        self.record_error(format!(
+                            "cannot take the next message of conversation {conversation}: {e}"
+                        ));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Close queued turn `id`, retrying until the store takes it: the conversation waits
+    /// rather than run the turn a second time.
+    async fn finish(&self, id: i64, outcome: ChatTurnOutcome, error: Option<&str>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.store.finish_chat_turn(id, outcome, error) {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(
+                        "channel {}: cannot close queued message {id}: {e}; retrying in {backoff:?}",
+                        self.kind
+                    );
+                    if backoff == Duration::from_secs(1) {
+                        self.record_error(format!("cannot close queued message {id}: {e}"));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Run a queued turn (or give it up after [`MAX_ATTEMPTS`]); how it ended.
+    async fn run_queued(&self, queued: QueuedChatTurn) -> (ChatTurnOutcome, Option<String>) {
+        let turn: Turn = match serde_json::from_value(queued.turn.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                let why = format!(
+                    "queued message {} of conversation {} cannot be read: {e}",
+                    queued.id, queued.conversation
+                );
+                tracing::error!("channel {}: {why}", self.kind);
+                self.record_error(why.clone());
+                return (ChatTurnOutcome::Failed, Some(why));
+            }
+        };
+        let carried_over = lock(&self.carried_over).remove(&queued.id);
+        let record_queue = |state: &str| {
+            self.record(
+                None,
+                ChannelEvent::Queue(ChannelQueue {
+                    channel: self.kind.as_str().into(),
+                    conversation: turn.conversation.id.clone(),
+                    event_id: turn.event_id.clone(),
+                    state: state.into(),
+                    attempts: queued.attempts,
+                    sender: Some(turn.sender.clone()),
+                }),
+            );
+        };
+        if queued.attempts > MAX_ATTEMPTS {
+            record_queue("abandoned");
+            self.send(
+                &turn.conversation.id,
+                "Cordon stopped twice while answering a message of yours, so it was not run \
+                 again. Send it again if you still want an answer.",
+                "notice",
+                None,
+            )
+            .await;
+            return (
+                ChatTurnOutcome::Abandoned,
+                Some(format!(
+                    "the process stopped during its turn {} times",
+                    queued.attempts - 1
+                )),
+            );
+        }
+        if carried_over || queued.attempts > 1 {
+            record_queue("resumed");
+        }
+        let conversation = turn.conversation.clone();
+        match self.run_turn(&conversation, turn).await {
+            Ok(None) => (ChatTurnOutcome::Answered, None),
+            Ok(Some(failed)) => (ChatTurnOutcome::Failed, Some(failed)),
+            Err(e) => {
                 tracing::warn!("channel {}: {e}", self.kind);
                 self.record_error(e.clone());
                 self.send(
@@ -451,6 +679,7 @@ impl Runner {
                     None,
                 )
                 .await;
+                (ChatTurnOutcome::Failed, Some(e))
             }
         }
     }
@@ -476,7 +705,13 @@ impl Runner {
         Ok(session.id)
     }
 
-    async fn run_turn(&self, conversation: &Conversation, turn: Turn) -> Result<(), String> {
+    /// Run `turn` in the conversation's session and send its answer; `Ok(Some(error))`
+    /// when the turn itself failed (the error was sent as its answer).
+    async fn run_turn(
+        &self,
+        conversation: &Conversation,
+        turn: Turn,
+    ) -> Result<Option<String>, String> {
         let session_id = self.session_for(conversation).await?;
         self.watch(&session_id, &conversation.id);
         let mut input = match (&turn.trusted, &turn.untrusted) {
@@ -553,14 +788,14 @@ impl Runner {
             }),
         );
         let answer = wait_for_answer(&self.hub, &session_id, started.seq).await;
-        let text = match answer {
-            Ok(Some(a)) if !a.trim().is_empty() => a,
-            Ok(_) => "(no answer)".to_string(),
-            Err(e) => format!("The turn failed: {e}"),
+        let (text, failed) = match answer {
+            Ok(Some(a)) if !a.trim().is_empty() => (a, None),
+            Ok(_) => ("(no answer)".to_string(), None),
+            Err(e) => (format!("The turn failed: {e}"), Some(e)),
         };
         self.send(&conversation.id, &text, "answer", Some(&session_id))
             .await;
-        Ok(())
+        Ok(failed)
     }
 
     /// Fetch an attachment into the workspace's `.cordon-inbox/`, labelled untrusted; the
