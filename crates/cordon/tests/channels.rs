@@ -558,3 +558,62 @@ async fn queued_messages_survive_a_kill_and_are_answered_once_in_order() {
         .count();
     assert_eq!(answered, 4);
 }
+
+/// An approval nobody answers expires as a denial: its chat message is edited to say so,
+/// its buttons removed, and a press after that is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_approval_message_is_edited_and_a_late_press_refused() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool("exec", json!({ "command": "ls" })),
+        Reply::Text("It was not approved.".into()),
+    ]))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+
+    tg.message(&owner()).text("list the workspace").push();
+    let ask = sent_matching(&tg, "asking approval", |s| {
+        s.chat_id == 1001 && s.text.starts_with("Approval needed")
+    })
+    .await;
+    assert!(!ask.buttons.is_empty());
+    // Nobody answers; `timeout_secs = 4`.
+    let edited = sent_matching(&tg, "the request edited", |s| {
+        s.method == "editMessageText" && s.message_id == ask.message_id
+    })
+    .await;
+    assert!(edited.text.contains("expired — denied"), "{}", edited.text);
+    assert!(edited.buttons.is_empty(), "{edited:#?}");
+    assert_eq!(edited.chat_id, 1001);
+    sent_matching(&tg, "the answer", |s| s.text == "It was not approved.").await;
+
+    tg.press(
+        &owner(),
+        1001,
+        ask.message_id,
+        &ask.buttons[0][0].callback_data,
+    );
+    let records = audit_until(&inst, "the late press", |r| {
+        channel_inbound(r)
+            .iter()
+            .any(|x| x["data"]["kind"] == "button")
+    })
+    .await;
+    let press = channel_inbound(&records)
+        .into_iter()
+        .find(|x| x["data"]["kind"] == "button")
+        .cloned()
+        .unwrap();
+    assert_eq!(press["data"]["accepted"], false, "{press:#}");
+    let settled = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["purpose"] == "approval_settled")
+        .count();
+    assert_eq!(settled, 1);
+    let (_, result) = common::outcome(&records, "exec", "ls");
+    assert!(
+        result.is_none_or(|r| r["data"]["state"] != "ok"),
+        "the expired request ran: {result:#?}"
+    );
+}

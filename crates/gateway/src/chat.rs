@@ -57,6 +57,10 @@ pub const MAX_REPLY: usize = 4000;
 /// How long a long poll waits for updates.
 const POLL_WAIT: Duration = Duration::from_secs(25);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often posted approval requests are checked against the store.
+const SWEEP: Duration = Duration::from_secs(2);
+/// How long past its deadline a pending request is left to the process waiting for it.
+const SWEEP_GRACE: time::Duration = time::Duration::seconds(10);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -855,8 +859,17 @@ impl Runner {
         self: Arc<Self>,
         mut rx: tokio::sync::broadcast::Receiver<ApprovalNotice>,
     ) {
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let notice = match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = sweep.tick() => {
+                    self.sweep_posted().await;
+                    continue;
+                }
+            };
+            let notice = match received {
                 Ok(n) => n,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(
@@ -908,19 +921,92 @@ impl Runner {
                     }
                 }
                 ApprovalNotice::Settled { id, answer, by, .. } => {
-                    let Some(sent) = lock(&self.posted).remove(&id) else {
-                        continue;
-                    };
                     let what = SessionEvent::settled_answer(&answer).to_string();
-                    let text = format!("Approval {id}: {what} (by {by})");
-                    if let Err(e) = self.service.edit(&sent, &text).await {
-                        tracing::warn!(
-                            "channel {}: cannot update approval message: {e}",
-                            self.kind
-                        );
-                    }
-                    self.record_outbound(&sent.conversation, &text, "approval_settled", None, None);
+                    self.settle_message(&id, &what, &by).await;
                 }
+            }
+        }
+    }
+
+    /// Edit the message of approval `id` (if this channel posted it and has not edited
+    /// it yet) to say how it was settled; its buttons go with the edit.
+    async fn settle_message(&self, id: &str, answer: &str, by: &str) {
+        let Some(sent) = lock(&self.posted).remove(id) else {
+            return;
+        };
+        let text = match answer {
+            "expired" => format!("Approval {id}: expired — denied (nobody answered in time)"),
+            "deny" => format!("Approval {id}: denied (by {by})"),
+            other => format!("Approval {id}: {other} (by {by})"),
+        };
+        let outcome = self.service.edit(&sent, &text).await;
+        if let Err(e) = &outcome {
+            tracing::warn!("channel {}: cannot update approval message: {e}", self.kind);
+        }
+        self.record_outbound(
+            &sent.conversation,
+            &text,
+            "approval_settled",
+            None,
+            outcome.as_ref().err(),
+        );
+    }
+
+    /// Edit the messages of posted requests settled without a notice reaching this loop:
+    /// answered or expired by another process, or left by a turn that stopped waiting
+    /// (cancelled). A request still pending [`SWEEP_GRACE`] past its deadline has nobody
+    /// waiting for it: it is expired (and recorded) as every interface does.
+    async fn sweep_posted(&self) {
+        let ids: Vec<String> = lock(&self.posted).keys().cloned().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let mut expire = false;
+        let mut settled = Vec::new();
+        for id in ids {
+            match self.store.get_approval(&id) {
+                Ok(Some(r)) if r.status != store::ApprovalStatus::Pending => {
+                    let answer = match r.status {
+                        store::ApprovalStatus::Denied => "deny",
+                        store::ApprovalStatus::Expired => "expired",
+                        _ => "approved",
+                    };
+                    let by = r.answered_by.unwrap_or_else(|| "timeout".into());
+                    settled.push((id, answer, by));
+                }
+                Ok(Some(r)) => {
+                    let overdue = time::OffsetDateTime::parse(
+                        &r.expires_at,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .is_ok_and(|at| at + SWEEP_GRACE < now);
+                    expire |= overdue;
+                }
+                Ok(None) => settled.push((id, "expired", "timeout".into())),
+                Err(e) => tracing::warn!("channel {}: cannot read approval {id}: {e}", self.kind),
+            }
+        }
+        for (id, answer, by) in settled {
+            self.settle_message(&id, answer, &by).await;
+        }
+        if expire {
+            let (store, audit) = (self.store.clone(), self.audit.clone());
+            let expired = tokio::task::spawn_blocking(move || {
+                runtime::approval::expire_overdue(&store, &audit)
+            })
+            .await;
+            match expired {
+                Ok(Ok(ids)) => {
+                    for id in ids {
+                        self.settle_message(&id, "expired", "timeout").await;
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    "channel {}: cannot expire overdue approvals: {e}",
+                    self.kind
+                ),
+                Err(e) => tracing::warn!("channel {}: {e}", self.kind),
             }
         }
     }
