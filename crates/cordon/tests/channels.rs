@@ -617,3 +617,53 @@ async fn an_expired_approval_message_is_edited_and_a_late_press_refused() {
         "the expired request ran: {result:#?}"
     );
 }
+
+/// An approval asked by a process that was killed has nobody waiting for it: the
+/// restarted process expires it once overdue and edits its message, so no live-looking
+/// buttons are left behind; the interrupted turn runs once more and asks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_left_by_a_killed_process_is_expired_and_its_message_edited() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool("exec", json!({ "command": "ls" })),
+        // The re-run after the restart asks again.
+        tool("exec", json!({ "command": "ls" })),
+        Reply::Text("Nobody approved it.".into()),
+    ]))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    tg.message(&owner()).text("list the workspace").push();
+    let ask = sent_matching(&tg, "asking approval", |s| {
+        s.chat_id == 1001 && s.text.starts_with("Approval needed")
+    })
+    .await;
+    serve.start_kill().unwrap();
+    serve.wait().await.unwrap();
+
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    let edited = sent_matching(&tg, "the old request edited", |s| {
+        s.method == "editMessageText" && s.message_id == ask.message_id
+    })
+    .await;
+    assert!(edited.text.contains("expired — denied"), "{}", edited.text);
+    assert!(edited.buttons.is_empty(), "{edited:#?}");
+    sent_matching(&tg, "the answer", |s| s.text == "Nobody approved it.").await;
+    let edits = tg
+        .sent()
+        .into_iter()
+        .filter(|s| s.method == "editMessageText" && s.message_id == ask.message_id)
+        .count();
+    assert_eq!(edits, 1, "{:#?}", tg.sent());
+    let records = inst.audit().await;
+    let expired: Vec<&Value> = of_kind(&records, "approval")
+        .into_iter()
+        .filter(|r| r["data"]["state"] == "expired")
+        .collect();
+    assert_eq!(expired.len(), 2, "both requests expired: {expired:#?}");
+    let (_, result) = common::outcome(&records, "exec", "ls");
+    assert!(
+        result.is_none_or(|r| r["data"]["state"] != "ok"),
+        "an expired request ran: {result:#?}"
+    );
+}

@@ -4,7 +4,10 @@
 //! that conversation and nowhere else. Approval requests of a session a channel answers
 //! are posted there with signed buttons; a press is checked (signature, the message the
 //! buttons were sent on, the presser's role) and answered through the one function every
-//! front answers with, so a second press or a replay finds the request settled.
+//! front answers with, so a second press or a replay finds the request settled. Once
+//! settled — answered, or expired as a denial — the request's message is edited to say
+//! so (its buttons removed); where it was posted is kept in the store, so a request left
+//! by a stopped process is expired and its message edited by the next one.
 //!
 //! Guarantees: updates are handled in the order the platform gives them, and one
 //! conversation's turns run one after another (a message that arrives during a turn
@@ -170,8 +173,6 @@ pub struct Runner {
     carried_over: Mutex<HashSet<i64>>,
     /// Sessions whose approval requests this channel shows, and where.
     watched: Mutex<HashMap<String, String>>,
-    /// Approval requests posted: id -> the message with their buttons.
-    posted: Mutex<HashMap<String, Sent>>,
 }
 
 impl Runner {
@@ -198,7 +199,6 @@ impl Runner {
             queues: Mutex::new(HashMap::new()),
             carried_over: Mutex::new(HashSet::new()),
             watched: Mutex::new(HashMap::new()),
-            posted: Mutex::new(HashMap::new()),
         })
     }
 
@@ -411,9 +411,11 @@ impl Runner {
         message_id: &str,
     ) -> Result<(String, Choice), String> {
         let (id, choice) = self.key.check(data).map_err(|e| e.to_string())?;
-        let on_its_message = lock(&self.posted)
-            .get(&id)
-            .is_some_and(|sent| sent.message_id == message_id && sent.conversation == conversation);
+        let on_its_message = self
+            .store
+            .approval_message(&id, self.kind.as_str())
+            .map_err(|e| format!("cannot read where approval {id} was posted: {e}"))?
+            .is_some_and(|m| m.message_id == message_id && m.conversation == conversation);
         if !on_its_message {
             return Err(format!(
                 "approval {id} was not asked on this message of this conversation (already settled, or the buttons were copied elsewhere)"
@@ -917,7 +919,20 @@ impl Runner {
                         outcome.as_ref().err(),
                     );
                     if let Ok(sent) = outcome {
-                        lock(&self.posted).insert(id, sent);
+                        let posted = store::ApprovalMessage {
+                            approval: id,
+                            channel: self.kind.as_str().into(),
+                            conversation: sent.conversation,
+                            message_id: sent.message_id,
+                        };
+                        if let Err(e) = self.store.note_approval_message(&posted) {
+                            // Its buttons cannot be checked: a press is refused.
+                            tracing::error!("channel {}: {e}", self.kind);
+                            self.record_error(format!(
+                                "cannot record the message approval {} was posted on: {e}",
+                                posted.approval
+                            ));
+                        }
                     }
                 }
                 ApprovalNotice::Settled { id, answer, by, .. } => {
@@ -929,10 +944,30 @@ impl Runner {
     }
 
     /// Edit the message of approval `id` (if this channel posted it and has not edited
-    /// it yet) to say how it was settled; its buttons go with the edit.
+    /// it yet, in this process or an earlier one) to say how it was settled; its buttons
+    /// go with the edit.
     async fn settle_message(&self, id: &str, answer: &str, by: &str) {
-        let Some(sent) = lock(&self.posted).remove(id) else {
-            return;
+        let channel = self.kind.as_str();
+        let posted = match self.store.approval_message(id, channel) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("channel {}: cannot read approval message: {e}", self.kind);
+                return;
+            }
+        };
+        // Whoever forgets it edits it: once, whether a notice or the sweep gets here first.
+        match self.store.forget_approval_message(id, channel) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("channel {}: cannot update approval message: {e}", self.kind);
+                return;
+            }
+        }
+        let sent = Sent {
+            conversation: posted.conversation,
+            message_id: posted.message_id,
         };
         let text = match answer {
             "expired" => format!("Approval {id}: expired — denied (nobody answered in time)"),
@@ -953,11 +988,18 @@ impl Runner {
     }
 
     /// Edit the messages of posted requests settled without a notice reaching this loop:
-    /// answered or expired by another process, or left by a turn that stopped waiting
-    /// (cancelled). A request still pending [`SWEEP_GRACE`] past its deadline has nobody
-    /// waiting for it: it is expired (and recorded) as every interface does.
+    /// answered or expired by another process, left by a turn that stopped waiting
+    /// (cancelled), or posted by a process that has since stopped. A request still
+    /// pending [`SWEEP_GRACE`] past its deadline has nobody waiting for it: it is expired
+    /// (and recorded) as every interface does.
     async fn sweep_posted(&self) {
-        let ids: Vec<String> = lock(&self.posted).keys().cloned().collect();
+        let ids: Vec<String> = match self.store.approval_messages(self.kind.as_str()) {
+            Ok(posted) => posted.into_iter().map(|m| m.approval).collect(),
+            Err(e) => {
+                tracing::warn!("channel {}: cannot list approval messages: {e}", self.kind);
+                return;
+            }
+        };
         if ids.is_empty() {
             return;
         }

@@ -35,7 +35,7 @@ pub use approvals::{
     Answer, AnswerReach, Answered, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus,
     GrantQuery, GrantRecord, GrantScope, NewApproval,
 };
-pub use channels::{NewPairing, PairingRecord, PairingRequest, PairingStatus};
+pub use channels::{ApprovalMessage, NewPairing, PairingRecord, PairingRequest, PairingStatus};
 pub use chat_queue::{ChatTurnOutcome, NewChatTurn, QueuedChatTurn};
 pub use error::StoreError;
 pub use events::EventRecord;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use backend::Db;
 use cordon_store::{
-    ChatTurnOutcome, NewChatTurn, NewPairing, PairingRequest, PairingStatus, StoreError,
+    ApprovalMessage, ChatTurnOutcome, NewChatTurn, NewPairing, PairingRequest, PairingStatus,
+    StoreError,
 };
 use serde_json::json;
 
@@ -290,6 +291,38 @@ fn a_batch_and_its_cursor_are_one_transaction(db: &Db) {
     assert!(s.open_chat_turns("telegram").unwrap().is_empty());
 }
 
+/// The message an approval was posted on is found again by a new handle (a restarted
+/// process), per channel, and forgotten once: only one caller edits it.
+fn approval_messages_are_kept_and_forgotten_once(db: &Db) {
+    let s = db.open();
+    let m = |approval: &str, channel: &str| ApprovalMessage {
+        approval: approval.into(),
+        channel: channel.into(),
+        conversation: "42".into(),
+        message_id: format!("{approval}-{channel}"),
+    };
+    s.note_approval_message(&m("A1", "telegram")).unwrap();
+    s.note_approval_message(&m("A2", "telegram")).unwrap();
+    s.note_approval_message(&m("A1", "slack")).unwrap();
+    drop(s);
+    let s = db.open();
+    assert_eq!(
+        s.approval_message("A1", "telegram").unwrap(),
+        Some(m("A1", "telegram"))
+    );
+    let kept: Vec<String> = s
+        .approval_messages("telegram")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.approval)
+        .collect();
+    assert_eq!(kept, ["A1", "A2"]);
+    assert!(s.forget_approval_message("A1", "telegram").unwrap());
+    assert!(!s.forget_approval_message("A1", "telegram").unwrap());
+    assert_eq!(s.approval_message("A1", "telegram").unwrap(), None);
+    assert!(s.approval_message("A1", "slack").unwrap().is_some());
+}
+
 on_both!(
     a_code_is_issued_once_capped_per_channel_and_decides_once,
     an_expired_code_decides_nothing_and_frees_its_place,
@@ -297,5 +330,6 @@ on_both!(
     cursors_and_conversations_are_kept,
     concurrent_requests_keep_the_cap_and_a_code_decides_once,
     queued_turns_survive_a_new_handle_in_order,
-    a_batch_and_its_cursor_are_one_transaction
+    a_batch_and_its_cursor_are_one_transaction,
+    approval_messages_are_kept_and_forgotten_once
 );
