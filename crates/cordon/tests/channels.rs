@@ -667,3 +667,124 @@ async fn an_approval_left_by_a_killed_process_is_expired_and_its_message_edited(
         "an expired request ran: {result:#?}"
     );
 }
+
+/// A conversation's queue is capped (a message over it is refused with a reply and a
+/// record), and a turn the process is killed during twice is given up with a notice
+/// rather than run a third time; what waited behind it then runs, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_and_a_turn_killed_twice_is_given_up() {
+    let llm = MockLlm::start(Script::dynamic(|c| {
+        let said = c.last_user_text().unwrap_or_default();
+        if said.contains("message one") {
+            // Never answers: every process is killed during this turn.
+            return Reply::Delay {
+                millis: 120_000,
+                then: Box::new(Reply::Text("too late".into())),
+            };
+        }
+        match (1..=17).find(|n| said.contains(&format!("message q{n:02}"))) {
+            Some(n) => Reply::Text(format!("answer to q{n:02}")),
+            None => Reply::Text(format!("unexpected: {said}")),
+        }
+    }))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let requests_for_one = || {
+        llm.requests()
+            .iter()
+            .map(|r| r.to_string())
+            // A request carries the session so far: the first message's own turn is the
+            // one before any other message.
+            .filter(|r| r.contains("message one") && !r.contains("message q"))
+            .count()
+    };
+    let wait_for = |what: &'static str, n: usize| {
+        let count = &requests_for_one;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while count() < n {
+                assert!(tokio::time::Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    tg.message(&owner()).text("message one").push();
+    wait_for("the first turn never started", 1).await;
+    for n in 1..=17 {
+        tg.message(&owner())
+            .text(&format!("message q{n:02}"))
+            .push();
+    }
+    // One running and 16 waiting: the 17th is refused.
+    let refusal = sent_matching(&tg, "a refusal", |s| {
+        s.text.starts_with("Too many messages")
+    })
+    .await;
+    assert_eq!(refusal.chat_id, 1001);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tg.pending_updates() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "updates never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.start_kill().unwrap();
+    serve.wait().await.unwrap();
+
+    // Second process: the interrupted turn is run once more, and killed again.
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    wait_for("the interrupted turn was not run again", 2).await;
+    serve.start_kill().unwrap();
+    serve.wait().await.unwrap();
+
+    // Third process: given up, with a notice; the 16 waiting behind it are answered.
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    sent_matching(&tg, "the last answer", |s| s.text == "answer to q16").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(requests_for_one(), 2, "run a third time");
+    let sent = tg.sent();
+    let notice = sent
+        .iter()
+        .position(|s| s.text.starts_with("Cordon stopped twice"))
+        .expect("no notice that the turn was given up");
+    let answers: Vec<(usize, &str)> = sent
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.text.starts_with("answer to"))
+        .map(|(i, s)| (i, s.text.as_str()))
+        .collect();
+    let expected: Vec<String> = (1..=16).map(|n| format!("answer to q{n:02}")).collect();
+    assert_eq!(
+        answers.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        expected,
+        "each waiting message answered once, in order; the refused one never"
+    );
+    assert!(notice < answers[0].0, "given up before the next ran");
+
+    let records = inst.audit().await;
+    let queue: Vec<(String, u64)> = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "queue")
+        .map(|r| {
+            (
+                r["data"]["state"].as_str().unwrap().to_string(),
+                r["data"]["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let count = |state: &str, attempts: u64| {
+        queue
+            .iter()
+            .filter(|(s, a)| s == state && *a == attempts)
+            .count()
+    };
+    assert_eq!(count("full", 0), 1, "{queue:?}");
+    assert_eq!(count("resumed", 2), 1, "{queue:?}");
+    assert_eq!(count("abandoned", 3), 1, "{queue:?}");
+    assert_eq!(count("resumed", 1), 16, "{queue:?}");
+    assert_eq!(queue.len(), 19, "{queue:?}");
+}
