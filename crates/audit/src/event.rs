@@ -72,7 +72,8 @@ pub enum Event {
     /// A human cleared the provenance label of a workspace file (`cordon files trust`).
     FileTrusted(FileTrusted),
     /// A chat channel's traffic: each inbound message or button press (accepted or why
-    /// not), each message the bot sent, each pairing step.
+    /// not), each message the bot sent, each pairing step, each queued message taken up
+    /// after a restart or refused.
     Channel(ChannelEvent),
     /// A task started without a person asking: a schedule's run or a webhook delivery
     /// (accepted or why not).
@@ -1343,6 +1344,8 @@ pub enum ChannelEvent {
     Outbound(ChannelOutbound),
     /// A pairing step: a code issued or refused, or a human's decision.
     Pairing(ChannelPairing),
+    /// A queued message taken up after a restart, given up, or refused for a full queue.
+    Queue(ChannelQueue),
 }
 
 /// `action: inbound`.
@@ -1414,6 +1417,27 @@ pub struct ChannelPairing {
     pub role: Option<String>,
     /// Who decided (`cli`, `gateway token ID`, `channel` for a code issued).
     pub by: String,
+}
+
+/// `action: queue`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelQueue {
+    /// The channel (`telegram`, `slack`, `matrix`).
+    pub channel: String,
+    /// The platform's id of the conversation.
+    pub conversation: String,
+    /// The platform's id of the update the message came in.
+    pub event_id: String,
+    /// `resumed`: queued before the process stopped and run now (with `attempts` above 1
+    /// its turn had started and is run once more); `abandoned`: the process stopped
+    /// during its turn twice, so it is not run again; `full`: refused, the conversation
+    /// already had as many messages waiting as it may.
+    pub state: String,
+    /// How many times its turn has been started, this one included.
+    pub attempts: u64,
+    /// The sender's immutable platform id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------

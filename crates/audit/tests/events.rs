@@ -456,6 +456,15 @@ fn samples() -> Vec<Event> {
             by: "cli".into(),
         })
         .into(),
+        ChannelEvent::Queue(ChannelQueue {
+            channel: "telegram".into(),
+            conversation: "42".into(),
+            event_id: "18".into(),
+            state: "resumed".into(),
+            attempts: 2,
+            sender: Some("42".into()),
+        })
+        .into(),
         TriggerEvent::Schedule(ScheduleRun {
             name: "morning".into(),
             agent: "default".into(),
@@ -539,12 +548,12 @@ fn the_json_keeps_the_field_names_readers_use() {
     assert_eq!(data(all[28].clone())["alert"], "workspace_overwritten");
     assert_eq!(data(all[26].clone())["alert"], "skill_drifted");
     assert_eq!(data(all[27].clone())["alert"], "mcp_tool_changed");
-    assert_eq!(data(all[all.len() - 11].clone())["action"], "refused");
+    assert_eq!(data(all[all.len() - 12].clone())["action"], "refused");
     assert_eq!(
-        data(all[all.len() - 9].clone())["arguments_sha256"],
+        data(all[all.len() - 10].clone())["arguments_sha256"],
         "ab".repeat(32)
     );
-    let trusted = data(all[all.len() - 6].clone());
+    let trusted = data(all[all.len() - 7].clone());
     assert_eq!(trusted["path"], "run.sh");
     assert_eq!(trusted["labels"]["integrity"], "untrusted");
     assert_eq!(

@@ -65,8 +65,9 @@ pub enum Verdict {
     Ignore,
 }
 
-/// A turn to start.
-#[derive(Debug, Clone, PartialEq)]
+/// A turn to start. Serialisable: the gateway keeps accepted turns in the store until
+/// they have run, so the gate's decision (role, labels) is kept with it, not made again.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Turn {
     pub conversation: Conversation,
     pub sender: String,

@@ -102,7 +102,7 @@ pub enum InboundKind {
 }
 
 /// A file as the platform names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRef {
     /// The platform's handle (Telegram `file_id`, Slack `url_private`, Matrix `mxc://`).
     pub id: String,

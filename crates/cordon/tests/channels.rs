@@ -420,3 +420,371 @@ reply_to = "telegram:1001"
         .unwrap();
     assert!(msg["data"].get("source").is_none(), "{msg:#}");
 }
+
+/// No accepted message is lost when `cordon serve` is killed: with the model holding the
+/// first message's turn, three more are queued behind it; after `kill -9` and a restart
+/// the first is run once more and the others once, in order, each answered exactly once,
+/// and the audit log shows them taken up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_survive_a_kill_and_are_answered_once_in_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const WORDS: [&str; 4] = ["one", "two", "three", "four"];
+    let hold = Arc::new(AtomicBool::new(true));
+    let held = hold.clone();
+    let llm = MockLlm::start(Script::dynamic(move |c| {
+        let said = c.last_user_text().unwrap_or_default();
+        let Some(word) = WORDS
+            .into_iter()
+            .find(|w| said.contains(&format!("message {w}")))
+        else {
+            return Reply::Text(format!("unexpected: {said}"));
+        };
+        if word == "one" && held.load(Ordering::SeqCst) {
+            // Still "thinking" when the process is killed.
+            return Reply::Delay {
+                millis: 120_000,
+                then: Box::new(Reply::Text("too late".into())),
+            };
+        }
+        Reply::Text(format!("answer to {word}"))
+    }))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+
+    tg.message(&owner()).text("message one").push();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while llm.request_count() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first turn never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for word in &WORDS[1..] {
+        tg.message(&owner()).text(&format!("message {word}")).push();
+    }
+    // Every update judged and confirmed to Telegram (the next poll carried the offset
+    // past them): a process that kept them only in memory loses them now.
+    audit_until(&inst, "four accepted messages", |r| {
+        channel_inbound(r)
+            .iter()
+            .filter(|x| x["data"]["kind"] == "text" && x["data"]["accepted"] == true)
+            .count()
+            >= 4
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tg.pending_updates() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "updates never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.start_kill().unwrap(); // SIGKILL: nothing runs on the way out.
+    serve.wait().await.unwrap();
+    assert!(
+        !tg.sent().iter().any(|s| s.text.starts_with("answer to")),
+        "{:#?}",
+        tg.sent()
+    );
+
+    hold.store(false, Ordering::SeqCst);
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    sent_matching(&tg, "the last answer", |s| s.text == "answer to four").await;
+    // Time for a duplicate to show up, if there were one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers: Vec<String> = tg
+        .sent()
+        .into_iter()
+        .filter(|s| s.chat_id == 1001 && s.text.starts_with("answer to"))
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "answer to one",
+            "answer to two",
+            "answer to three",
+            "answer to four"
+        ],
+        "each answered once, in order"
+    );
+    // The model saw the first message twice (the interrupted turn and its one re-run),
+    // every other once.
+    let asked: Vec<String> = llm
+        .requests()
+        .iter()
+        .map(|r| {
+            let text = r.to_string();
+            WORDS
+                .into_iter()
+                .rfind(|w| text.contains(&format!("message {w}")))
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(asked, ["one", "one", "two", "three", "four"], "{asked:?}");
+
+    let records = inst.audit().await;
+    let queue: Vec<(String, u64)> = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "queue")
+        .map(|r| {
+            (
+                r["data"]["state"].as_str().unwrap().to_string(),
+                r["data"]["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        queue,
+        [
+            ("resumed".to_string(), 2),
+            ("resumed".to_string(), 1),
+            ("resumed".to_string(), 1),
+            ("resumed".to_string(), 1)
+        ],
+        "the interrupted turn re-run (its second attempt), the three waiting ones run"
+    );
+    let answered = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "outbound" && r["data"]["purpose"] == "answer")
+        .count();
+    assert_eq!(answered, 4);
+}
+
+/// An approval nobody answers expires as a denial: its chat message is edited to say so,
+/// its buttons removed, and a press after that is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_approval_message_is_edited_and_a_late_press_refused() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool("exec", json!({ "command": "ls" })),
+        Reply::Text("It was not approved.".into()),
+    ]))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+
+    tg.message(&owner()).text("list the workspace").push();
+    let ask = sent_matching(&tg, "asking approval", |s| {
+        s.chat_id == 1001 && s.text.starts_with("Approval needed")
+    })
+    .await;
+    assert!(!ask.buttons.is_empty());
+    // Nobody answers; `timeout_secs = 4`.
+    let edited = sent_matching(&tg, "the request edited", |s| {
+        s.method == "editMessageText" && s.message_id == ask.message_id
+    })
+    .await;
+    assert!(edited.text.contains("expired — denied"), "{}", edited.text);
+    assert!(edited.buttons.is_empty(), "{edited:#?}");
+    assert_eq!(edited.chat_id, 1001);
+    sent_matching(&tg, "the answer", |s| s.text == "It was not approved.").await;
+
+    tg.press(
+        &owner(),
+        1001,
+        ask.message_id,
+        &ask.buttons[0][0].callback_data,
+    );
+    let records = audit_until(&inst, "the late press", |r| {
+        channel_inbound(r)
+            .iter()
+            .any(|x| x["data"]["kind"] == "button")
+    })
+    .await;
+    let press = channel_inbound(&records)
+        .into_iter()
+        .find(|x| x["data"]["kind"] == "button")
+        .cloned()
+        .unwrap();
+    assert_eq!(press["data"]["accepted"], false, "{press:#}");
+    let settled = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["purpose"] == "approval_settled")
+        .count();
+    assert_eq!(settled, 1);
+    let (_, result) = common::outcome(&records, "exec", "ls");
+    assert!(
+        result.is_none_or(|r| r["data"]["state"] != "ok"),
+        "the expired request ran: {result:#?}"
+    );
+}
+
+/// An approval asked by a process that was killed has nobody waiting for it: the
+/// restarted process expires it once overdue and edits its message, so no live-looking
+/// buttons are left behind; the interrupted turn runs once more and asks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_left_by_a_killed_process_is_expired_and_its_message_edited() {
+    let llm = MockLlm::start(Script::new(vec![
+        tool("exec", json!({ "command": "ls" })),
+        // The re-run after the restart asks again.
+        tool("exec", json!({ "command": "ls" })),
+        Reply::Text("Nobody approved it.".into()),
+    ]))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    tg.message(&owner()).text("list the workspace").push();
+    let ask = sent_matching(&tg, "asking approval", |s| {
+        s.chat_id == 1001 && s.text.starts_with("Approval needed")
+    })
+    .await;
+    serve.start_kill().unwrap();
+    serve.wait().await.unwrap();
+
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    let edited = sent_matching(&tg, "the old request edited", |s| {
+        s.method == "editMessageText" && s.message_id == ask.message_id
+    })
+    .await;
+    assert!(edited.text.contains("expired — denied"), "{}", edited.text);
+    assert!(edited.buttons.is_empty(), "{edited:#?}");
+    sent_matching(&tg, "the answer", |s| s.text == "Nobody approved it.").await;
+    let edits = tg
+        .sent()
+        .into_iter()
+        .filter(|s| s.method == "editMessageText" && s.message_id == ask.message_id)
+        .count();
+    assert_eq!(edits, 1, "{:#?}", tg.sent());
+    let records = inst.audit().await;
+    let expired: Vec<&Value> = of_kind(&records, "approval")
+        .into_iter()
+        .filter(|r| r["data"]["state"] == "expired")
+        .collect();
+    assert_eq!(expired.len(), 2, "both requests expired: {expired:#?}");
+    let (_, result) = common::outcome(&records, "exec", "ls");
+    assert!(
+        result.is_none_or(|r| r["data"]["state"] != "ok"),
+        "an expired request ran: {result:#?}"
+    );
+}
+
+/// A conversation's queue is capped (a message over it is refused with a reply and a
+/// record), and a turn the process is killed during twice is given up with a notice
+/// rather than run a third time; what waited behind it then runs, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_and_a_turn_killed_twice_is_given_up() {
+    let llm = MockLlm::start(Script::dynamic(|c| {
+        let said = c.last_user_text().unwrap_or_default();
+        if said.contains("message one") {
+            // Never answers: every process is killed during this turn.
+            return Reply::Delay {
+                millis: 120_000,
+                then: Box::new(Reply::Text("too late".into())),
+            };
+        }
+        match (1..=17).find(|n| said.contains(&format!("message q{n:02}"))) {
+            Some(n) => Reply::Text(format!("answer to q{n:02}")),
+            None => Reply::Text(format!("unexpected: {said}")),
+        }
+    }))
+    .await;
+    let tg = FakeTelegram::start(TOKEN).await;
+    let inst = install(&llm, &tg).await;
+    let requests_for_one = || {
+        llm.requests()
+            .iter()
+            .map(|r| r.to_string())
+            // A request carries the session so far: the first message's own turn is the
+            // one before any other message.
+            .filter(|r| r.contains("message one") && !r.contains("message q"))
+            .count()
+    };
+    let wait_for = |what: &'static str, n: usize| {
+        let count = &requests_for_one;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while count() < n {
+                assert!(tokio::time::Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    tg.message(&owner()).text("message one").push();
+    wait_for("the first turn never started", 1).await;
+    for n in 1..=17 {
+        tg.message(&owner())
+            .text(&format!("message q{n:02}"))
+            .push();
+    }
+    // One running and 16 waiting: the 17th is refused.
+    let refusal = sent_matching(&tg, "a refusal", |s| {
+        s.text.starts_with("Too many messages")
+    })
+    .await;
+    assert_eq!(refusal.chat_id, 1001);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tg.pending_updates() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "updates never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.start_kill().unwrap();
+    serve.wait().await.unwrap();
+
+    // Second process: the interrupted turn is run once more, and killed again.
+    let (mut serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    wait_for("the interrupted turn was not run again", 2).await;
+    serve.start_kill().unwrap();
+    serve.wait().await.unwrap();
+
+    // Third process: given up, with a notice; the 16 waiting behind it are answered.
+    let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
+    sent_matching(&tg, "the last answer", |s| s.text == "answer to q16").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(requests_for_one(), 2, "run a third time");
+    let sent = tg.sent();
+    let notice = sent
+        .iter()
+        .position(|s| s.text.starts_with("Cordon stopped twice"))
+        .expect("no notice that the turn was given up");
+    let answers: Vec<(usize, &str)> = sent
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.text.starts_with("answer to"))
+        .map(|(i, s)| (i, s.text.as_str()))
+        .collect();
+    let expected: Vec<String> = (1..=16).map(|n| format!("answer to q{n:02}")).collect();
+    assert_eq!(
+        answers.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        expected,
+        "each waiting message answered once, in order; the refused one never"
+    );
+    assert!(notice < answers[0].0, "given up before the next ran");
+
+    let records = inst.audit().await;
+    let queue: Vec<(String, u64)> = of_kind(&records, "channel")
+        .into_iter()
+        .filter(|r| r["data"]["action"] == "queue")
+        .map(|r| {
+            (
+                r["data"]["state"].as_str().unwrap().to_string(),
+                r["data"]["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let count = |state: &str, attempts: u64| {
+        queue
+            .iter()
+            .filter(|(s, a)| s == state && *a == attempts)
+            .count()
+    };
+    assert_eq!(count("full", 0), 1, "{queue:?}");
+    assert_eq!(count("resumed", 2), 1, "{queue:?}");
+    assert_eq!(count("abandoned", 3), 1, "{queue:?}");
+    assert_eq!(count("resumed", 1), 16, "{queue:?}");
+    assert_eq!(queue.len(), 19, "{queue:?}");
+}

@@ -4,42 +4,66 @@
 //! that conversation and nowhere else. Approval requests of a session a channel answers
 //! are posted there with signed buttons; a press is checked (signature, the message the
 //! buttons were sent on, the presser's role) and answered through the one function every
-//! front answers with, so a second press or a replay finds the request settled.
+//! front answers with, so a second press or a replay finds the request settled. Once
+//! settled — answered, or expired as a denial — the request's message is edited to say
+//! so (its buttons removed); where it was posted is kept in the store, so a request left
+//! by a stopped process is expired and its message edited by the next one.
 //!
 //! Guarantees: updates are handled in the order the platform gives them, and one
 //! conversation's turns run one after another (a message that arrives during a turn
-//! waits, up to [`QUEUE`] of them); the platform's cursor is saved only after the updates
-//! before it were judged and queued; a platform that is down or refuses is retried with
-//! back-off (1 s doubling to 60 s, or what it asks), never in a busy loop, each failure
-//! logged and the first of a run recorded; every inbound update, outbound message and
-//! refusal is recorded. An attachment lands in the agent's workspace under
-//! `.cordon-inbox/` (through the workspace's no-symlink writes) labelled untrusted.
+//! waits, up to [`QUEUE`] of them; more are refused with a reply and a `channel` record).
+//! No accepted message is lost when the process stops: the turns of a batch of updates
+//! are written to the store's per-conversation queue in the one transaction that saves
+//! the platform's cursor past them; a conversation's loop takes them from the store
+//! oldest first and closes each only once its turn has finished (answered, or failed
+//! with the error kept). On start, turns left open by the previous process run before
+//! any new message of their conversation, each recorded (`action: queue`, `resumed`); a
+//! turn that was running when the process stopped is run once more, at most
+//! ([`MAX_ATTEMPTS`]), then given up with a notice (`abandoned`). A platform that is down
+//! or refuses is retried with back-off (1 s doubling to 60 s, or what it asks), never in
+//! a busy loop, each failure logged and the first of a run recorded; every inbound
+//! update, outbound message and refusal is recorded. An attachment lands in the agent's
+//! workspace under `.cordon-inbox/` (through the workspace's no-symlink writes) labelled
+//! untrusted.
 //!
-//! Does not: keep queued messages across a restart (the platform's cursor was saved, so a
-//! message queued but not yet run when the process stops is not run), or split a message
-//! over the platform's length limit other than at [`MAX_REPLY`] characters.
+//! Does not: promise exactly once across a crash — a turn re-run after the process
+//! stopped during it may repeat what its first run did (its tool calls each went
+//! through the guard and the approvals again), and one whose answer was sent just before
+//! the stop is answered twice; re-judge a queued turn (the gate's decision — role,
+//! labels — is kept with it); run two processes polling one channel (the platforms
+//! refuse a second poller, and the queue is not claimed per process); or split a
+//! message over the platform's length limit other than at [`MAX_REPLY`] characters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use agent::TurnInput;
-use audit::event::{ChannelEvent, ChannelInbound, ChannelOutbound, ErrorEvent, Failure};
+use audit::event::{
+    ChannelEvent, ChannelInbound, ChannelOutbound, ChannelQueue, ErrorEvent, Failure,
+};
 use channels::{ButtonKey, ChatService, Choice, Conversation, Gate, Sent, Turn, Verdict};
 use config::{ChannelKind, Config};
-use store::Store;
-use tokio::sync::mpsc;
+use store::{ChatTurnOutcome, NewChatTurn, QueuedChatTurn, Store};
+use tokio::sync::Notify;
 
 use crate::events::SessionEvent;
 use crate::hub::{ApprovalNotice, Hub};
 
 /// Messages waiting per conversation while its turn runs; more are refused with a reply.
 pub const QUEUE: usize = 16;
+/// How many times a queued turn is started at most: once, and once more if the process
+/// stopped during it.
+pub const MAX_ATTEMPTS: u64 = 2;
 /// Longest piece of an answer sent as one message (Telegram's cap is 4096).
 pub const MAX_REPLY: usize = 4000;
 /// How long a long poll waits for updates.
 const POLL_WAIT: Duration = Duration::from_secs(25);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often posted approval requests are checked against the store.
+const SWEEP: Duration = Duration::from_secs(2);
+/// How long past its deadline a pending request is left to the process waiting for it.
+const SWEEP_GRACE: time::Duration = time::Duration::seconds(10);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -174,12 +198,12 @@ pub struct Runner {
     audit: Arc<audit::Log>,
     key: ButtonKey,
     gate: tokio::sync::OnceCell<Gate>,
-    /// Each conversation's queue of turns.
-    queues: Mutex<HashMap<String, mpsc::Sender<Turn>>>,
+    /// Each conversation's loop, woken when its queue (in the store) has a new turn.
+    queues: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Queued turns found open when this process started (left by the one before).
+    carried_over: Mutex<HashSet<i64>>,
     /// Sessions whose approval requests this channel shows, and where.
     watched: Mutex<HashMap<String, String>>,
-    /// Approval requests posted: id -> the message with their buttons.
-    posted: Mutex<HashMap<String, Sent>>,
 }
 
 impl Runner {
@@ -204,8 +228,8 @@ impl Runner {
             key: ButtonKey::generate().map_err(|e| format!("cannot make a key: {e}"))?,
             gate: tokio::sync::OnceCell::new(),
             queues: Mutex::new(HashMap::new()),
+            carried_over: Mutex::new(HashSet::new()),
             watched: Mutex::new(HashMap::new()),
-            posted: Mutex::new(HashMap::new()),
         })
     }
 
@@ -319,6 +343,7 @@ impl Runner {
             Ok(None) => {}
             Err(e) => tracing::error!("channel {}: cannot read its cursor: {e}", self.kind),
         }
+        self.clone().resume_queued();
         backoff = Duration::from_secs(1);
         failing = false;
         loop {
@@ -329,15 +354,15 @@ impl Runner {
                     }
                     failing = false;
                     backoff = Duration::from_secs(1);
+                    let mut turns = Vec::new();
                     for update in &updates {
                         let verdict = gate.judge(update);
-                        self.clone().act(gate, verdict).await;
+                        if let Some(turn) = self.clone().act(gate, verdict).await {
+                            turns.push(turn);
+                        }
                     }
-                    if !updates.is_empty()
-                        && let Some(cursor) = self.service.cursor()
-                        && let Err(e) = self.store.set_channel_cursor(self.kind.as_str(), &cursor)
-                    {
-                        tracing::error!("channel {}: cannot save its cursor: {e}", self.kind);
+                    if !updates.is_empty() {
+                        self.clone().accept(turns).await;
                     }
                 }
                 Err(e) => {
@@ -358,7 +383,8 @@ impl Runner {
         }
     }
 
-    async fn act(self: Arc<Self>, gate: &Gate, verdict: Verdict) {
+    /// Do what `verdict` says; a turn is handed back, to be queued with its batch.
+    async fn act(self: Arc<Self>, gate: &Gate, verdict: Verdict) -> Option<Turn> {
         match verdict {
             Verdict::Ignore => {}
             Verdict::Reply {
@@ -371,7 +397,7 @@ impl Runner {
                     me.send(&conversation.id, &text, purpose, None).await;
                 });
             }
-            Verdict::Turn(turn) => self.enqueue(turn),
+            Verdict::Turn(turn) => return Some(turn),
             Verdict::Press {
                 sender,
                 conversation,
@@ -403,6 +429,7 @@ impl Runner {
                 }
             }
         }
+        None
     }
 
     /// Check a press (signed data, on the message and in the conversation the request was
@@ -415,9 +442,11 @@ impl Runner {
         message_id: &str,
     ) -> Result<(String, Choice), String> {
         let (id, choice) = self.key.check(data).map_err(|e| e.to_string())?;
-        let on_its_message = lock(&self.posted)
-            .get(&id)
-            .is_some_and(|sent| sent.message_id == message_id && sent.conversation == conversation);
+        let on_its_message = self
+            .store
+            .approval_message(&id, self.kind.as_str())
+            .map_err(|e| format!("cannot read where approval {id} was posted: {e}"))?
+            .is_some_and(|m| m.message_id == message_id && m.conversation == conversation);
         if !on_its_message {
             return Err(format!(
                 "approval {id} was not asked on this message of this conversation (already settled, or the buttons were copied elsewhere)"
@@ -438,23 +467,78 @@ impl Runner {
         Ok((id, choice))
     }
 
-    fn enqueue(self: Arc<Self>, turn: Turn) {
-        let conversation = turn.conversation.clone();
-        let mut queues = lock(&self.queues);
-        let tx = queues
-            .entry(conversation.id.clone())
-            .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(self.clone().conversation_loop(conversation.clone(), rx));
-                tx
+    /// Queue a batch's `turns` in the store in the one transaction that saves the
+    /// platform's cursor past the batch, then wake their conversations. A turn whose
+    /// conversation has [`QUEUE`] waiting is refused with a reply; a batch the store
+    /// cannot take is recorded and each sender told (the cursor was not saved either).
+    async fn accept(self: Arc<Self>, turns: Vec<Turn>) {
+        let cursor = self.service.cursor();
+        let bodies: Vec<serde_json::Value> = turns
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
+            .collect();
+        let new: Vec<NewChatTurn<'_>> = turns
+            .iter()
+            .zip(&bodies)
+            .map(|(t, body)| NewChatTurn {
+                conversation: &t.conversation.id,
+                event_id: &t.event_id,
+                turn: body,
             })
-            .clone();
-        drop(queues);
-        if tx.try_send(turn).is_err() {
+            .collect();
+        // The one running and QUEUE waiting.
+        let cap = QUEUE as u64 + 1;
+        let ids =
+            match self
+                .store
+                .accept_chat_turns(self.kind.as_str(), &new, cap, cursor.as_deref())
+            {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::error!(
+                        "channel {}: cannot queue {} messages: {e}",
+                        self.kind,
+                        turns.len()
+                    );
+                    self.record_error(format!(
+                        "cannot queue {} messages or save the cursor: {e}",
+                        turns.len()
+                    ));
+                    for turn in turns {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            me.send(
+                            &turn.conversation.id,
+                            "Cordon could not take this message (its store failed). Send it again.",
+                            "notice",
+                            None,
+                        )
+                        .await;
+                        });
+                    }
+                    return;
+                }
+            };
+        for (turn, id) in turns.into_iter().zip(ids) {
+            if id.is_some() {
+                self.clone().wake(&turn.conversation.id);
+                continue;
+            }
+            self.record(
+                None,
+                ChannelEvent::Queue(ChannelQueue {
+                    channel: self.kind.as_str().into(),
+                    conversation: turn.conversation.id.clone(),
+                    event_id: turn.event_id.clone(),
+                    state: "full".into(),
+                    attempts: 0,
+                    sender: Some(turn.sender.clone()),
+                }),
+            );
             let me = self.clone();
             tokio::spawn(async move {
                 me.send(
-                    &conversation.id,
+                    &turn.conversation.id,
                     "Too many messages are waiting for this conversation; this one was not taken. \
                      Send it again when the current answer has arrived.",
                     "refusal",
@@ -465,14 +549,164 @@ impl Runner {
         }
     }
 
-    /// Run one conversation's turns, one at a time.
-    async fn conversation_loop(
-        self: Arc<Self>,
-        conversation: Conversation,
-        mut rx: mpsc::Receiver<Turn>,
-    ) {
-        while let Some(turn) = rx.recv().await {
-            if let Err(e) = self.run_turn(&conversation, turn).await {
+    /// Start the loops of conversations with turns a previous process left queued; they
+    /// run before any new message of their conversation (the queue is in order).
+    fn resume_queued(self: Arc<Self>) {
+        let open = match self.store.open_chat_turns(self.kind.as_str()) {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(
+                    "channel {}: cannot read its queued messages: {e}",
+                    self.kind
+                );
+                self.record_error(format!("cannot read its queued messages: {e}"));
+                return;
+            }
+        };
+        if open.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "channel {}: {} queued messages carried over from before the restart",
+            self.kind,
+            open.len()
+        );
+        lock(&self.carried_over).extend(open.iter().map(|q| q.id));
+        let mut woken = HashSet::new();
+        for q in &open {
+            if woken.insert(q.conversation.as_str()) {
+                self.clone().wake(&q.conversation);
+            }
+        }
+    }
+
+    /// Wake `conversation`'s loop, starting it if it is not running.
+    fn wake(self: Arc<Self>, conversation: &str) {
+        let mut queues = lock(&self.queues);
+        let notify = queues
+            .entry(conversation.to_string())
+            .or_insert_with(|| {
+                let notify = Arc::new(Notify::new());
+                tokio::spawn(
+                    self.clone()
+                        .conversation_loop(conversation.to_string(), notify.clone()),
+                );
+                notify
+            })
+            .clone();
+        drop(queues);
+        // Kept as a permit if the loop is busy: it looks at the store again after.
+        notify.notify_one();
+    }
+
+    /// Run one conversation's queued turns, one at a time, oldest first.
+    async fn conversation_loop(self: Arc<Self>, conversation: String, wake: Arc<Notify>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self
+                .store
+                .start_chat_turn(self.kind.as_str(), &conversation)
+            {
+                Ok(Some(queued)) => {
+                    backoff = Duration::from_secs(1);
+                    let id = queued.id;
+                    let (outcome, error) = self.run_queued(queued).await;
+                    self.finish(id, outcome, error.as_deref()).await;
+                }
+                Ok(None) => wake.notified().await,
+                Err(e) => {
+                    tracing::error!(
+                        "channel {}: cannot take the next message of {conversation}: {e}; retrying in {backoff:?}",
+                        self.kind
+                    );
+                    if backoff == Duration::from_secs(1) {
+                        self.record_error(format!(
+                            "cannot take the next message of conversation {conversation}: {e}"
+                        ));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Close queued turn `id`, retrying until the store takes it: the conversation waits
+    /// rather than run the turn a second time.
+    async fn finish(&self, id: i64, outcome: ChatTurnOutcome, error: Option<&str>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.store.finish_chat_turn(id, outcome, error) {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(
+                        "channel {}: cannot close queued message {id}: {e}; retrying in {backoff:?}",
+                        self.kind
+                    );
+                    if backoff == Duration::from_secs(1) {
+                        self.record_error(format!("cannot close queued message {id}: {e}"));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Run a queued turn (or give it up after [`MAX_ATTEMPTS`]); how it ended.
+    async fn run_queued(&self, queued: QueuedChatTurn) -> (ChatTurnOutcome, Option<String>) {
+        let turn: Turn = match serde_json::from_value(queued.turn.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                let why = format!(
+                    "queued message {} of conversation {} cannot be read: {e}",
+                    queued.id, queued.conversation
+                );
+                tracing::error!("channel {}: {why}", self.kind);
+                self.record_error(why.clone());
+                return (ChatTurnOutcome::Failed, Some(why));
+            }
+        };
+        let carried_over = lock(&self.carried_over).remove(&queued.id);
+        let record_queue = |state: &str| {
+            self.record(
+                None,
+                ChannelEvent::Queue(ChannelQueue {
+                    channel: self.kind.as_str().into(),
+                    conversation: turn.conversation.id.clone(),
+                    event_id: turn.event_id.clone(),
+                    state: state.into(),
+                    attempts: queued.attempts,
+                    sender: Some(turn.sender.clone()),
+                }),
+            );
+        };
+        if queued.attempts > MAX_ATTEMPTS {
+            record_queue("abandoned");
+            self.send(
+                &turn.conversation.id,
+                "Cordon stopped twice while answering a message of yours, so it was not run \
+                 again. Send it again if you still want an answer.",
+                "notice",
+                None,
+            )
+            .await;
+            return (
+                ChatTurnOutcome::Abandoned,
+                Some(format!(
+                    "the process stopped during its turn {} times",
+                    queued.attempts - 1
+                )),
+            );
+        }
+        if carried_over || queued.attempts > 1 {
+            record_queue("resumed");
+        }
+        let conversation = turn.conversation.clone();
+        match self.run_turn(&conversation, turn).await {
+            Ok(None) => (ChatTurnOutcome::Answered, None),
+            Ok(Some(failed)) => (ChatTurnOutcome::Failed, Some(failed)),
+            Err(e) => {
                 tracing::warn!("channel {}: {e}", self.kind);
                 self.record_error(e.clone());
                 self.send(
@@ -482,6 +716,7 @@ impl Runner {
                     None,
                 )
                 .await;
+                (ChatTurnOutcome::Failed, Some(e))
             }
         }
     }
@@ -507,7 +742,13 @@ impl Runner {
         Ok(session.id)
     }
 
-    async fn run_turn(&self, conversation: &Conversation, turn: Turn) -> Result<(), String> {
+    /// Run `turn` in the conversation's session and send its answer; `Ok(Some(error))`
+    /// when the turn itself failed (the error was sent as its answer).
+    async fn run_turn(
+        &self,
+        conversation: &Conversation,
+        turn: Turn,
+    ) -> Result<Option<String>, String> {
         let session_id = self.session_for(conversation).await?;
         self.watch(&session_id, &conversation.id);
         let mut input = match (&turn.trusted, &turn.untrusted) {
@@ -584,14 +825,14 @@ impl Runner {
             }),
         );
         let answer = wait_for_answer(&self.hub, &session_id, started.seq).await;
-        let text = match answer {
-            Ok(Some(a)) if !a.trim().is_empty() => a,
-            Ok(_) => "(no answer)".to_string(),
-            Err(e) => format!("The turn failed: {e}"),
+        let (text, failed) = match answer {
+            Ok(Some(a)) if !a.trim().is_empty() => (a, None),
+            Ok(_) => ("(no answer)".to_string(), None),
+            Err(e) => (format!("The turn failed: {e}"), Some(e)),
         };
         self.send(&conversation.id, &text, "answer", Some(&session_id))
             .await;
-        Ok(())
+        Ok(failed)
     }
 
     /// Fetch an attachment into the workspace's `.cordon-inbox/`, labelled untrusted; the
@@ -651,8 +892,17 @@ impl Runner {
         self: Arc<Self>,
         mut rx: tokio::sync::broadcast::Receiver<ApprovalNotice>,
     ) {
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let notice = match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = sweep.tick() => {
+                    self.sweep_posted().await;
+                    continue;
+                }
+            };
+            let notice = match received {
                 Ok(n) => n,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(
@@ -701,23 +951,136 @@ impl Runner {
                         outcome.as_ref().err(),
                     );
                     if let Ok(sent) = outcome {
-                        lock(&self.posted).insert(id, sent);
+                        let posted = store::ApprovalMessage {
+                            approval: id,
+                            channel: self.kind.as_str().into(),
+                            conversation: sent.conversation,
+                            message_id: sent.message_id,
+                        };
+                        if let Err(e) = self.store.note_approval_message(&posted) {
+                            // Its buttons cannot be checked: a press is refused.
+                            tracing::error!("channel {}: {e}", self.kind);
+                            self.record_error(format!(
+                                "cannot record the message approval {} was posted on: {e}",
+                                posted.approval
+                            ));
+                        }
                     }
                 }
                 ApprovalNotice::Settled { id, answer, by, .. } => {
-                    let Some(sent) = lock(&self.posted).remove(&id) else {
-                        continue;
-                    };
                     let what = SessionEvent::settled_answer(&answer).to_string();
-                    let text = format!("Approval {id}: {what} (by {by})");
-                    if let Err(e) = self.service.edit(&sent, &text).await {
-                        tracing::warn!(
-                            "channel {}: cannot update approval message: {e}",
-                            self.kind
-                        );
-                    }
-                    self.record_outbound(&sent.conversation, &text, "approval_settled", None, None);
+                    self.settle_message(&id, &what, &by).await;
                 }
+            }
+        }
+    }
+
+    /// Edit the message of approval `id` (if this channel posted it and has not edited
+    /// it yet, in this process or an earlier one) to say how it was settled; its buttons
+    /// go with the edit.
+    async fn settle_message(&self, id: &str, answer: &str, by: &str) {
+        let channel = self.kind.as_str();
+        let posted = match self.store.approval_message(id, channel) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("channel {}: cannot read approval message: {e}", self.kind);
+                return;
+            }
+        };
+        // Whoever forgets it edits it: once, whether a notice or the sweep gets here first.
+        match self.store.forget_approval_message(id, channel) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("channel {}: cannot update approval message: {e}", self.kind);
+                return;
+            }
+        }
+        let sent = Sent {
+            conversation: posted.conversation,
+            message_id: posted.message_id,
+        };
+        let text = match answer {
+            "expired" => format!("Approval {id}: expired — denied (nobody answered in time)"),
+            "deny" => format!("Approval {id}: denied (by {by})"),
+            other => format!("Approval {id}: {other} (by {by})"),
+        };
+        let outcome = self.service.edit(&sent, &text).await;
+        if let Err(e) = &outcome {
+            tracing::warn!("channel {}: cannot update approval message: {e}", self.kind);
+        }
+        self.record_outbound(
+            &sent.conversation,
+            &text,
+            "approval_settled",
+            None,
+            outcome.as_ref().err(),
+        );
+    }
+
+    /// Edit the messages of posted requests settled without a notice reaching this loop:
+    /// answered or expired by another process, left by a turn that stopped waiting
+    /// (cancelled), or posted by a process that has since stopped. A request still
+    /// pending [`SWEEP_GRACE`] past its deadline has nobody waiting for it: it is expired
+    /// (and recorded) as every interface does.
+    async fn sweep_posted(&self) {
+        let ids: Vec<String> = match self.store.approval_messages(self.kind.as_str()) {
+            Ok(posted) => posted.into_iter().map(|m| m.approval).collect(),
+            Err(e) => {
+                tracing::warn!("channel {}: cannot list approval messages: {e}", self.kind);
+                return;
+            }
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let mut expire = false;
+        let mut settled = Vec::new();
+        for id in ids {
+            match self.store.get_approval(&id) {
+                Ok(Some(r)) if r.status != store::ApprovalStatus::Pending => {
+                    let answer = match r.status {
+                        store::ApprovalStatus::Denied => "deny",
+                        store::ApprovalStatus::Expired => "expired",
+                        _ => "approved",
+                    };
+                    let by = r.answered_by.unwrap_or_else(|| "timeout".into());
+                    settled.push((id, answer, by));
+                }
+                Ok(Some(r)) => {
+                    let overdue = time::OffsetDateTime::parse(
+                        &r.expires_at,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .is_ok_and(|at| at + SWEEP_GRACE < now);
+                    expire |= overdue;
+                }
+                Ok(None) => settled.push((id, "expired", "timeout".into())),
+                Err(e) => tracing::warn!("channel {}: cannot read approval {id}: {e}", self.kind),
+            }
+        }
+        for (id, answer, by) in settled {
+            self.settle_message(&id, answer, &by).await;
+        }
+        if expire {
+            let (store, audit) = (self.store.clone(), self.audit.clone());
+            let expired = tokio::task::spawn_blocking(move || {
+                runtime::approval::expire_overdue(&store, &audit)
+            })
+            .await;
+            match expired {
+                Ok(Ok(ids)) => {
+                    for id in ids {
+                        self.settle_message(&id, "expired", "timeout").await;
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    "channel {}: cannot expire overdue approvals: {e}",
+                    self.kind
+                ),
+                Err(e) => tracing::warn!("channel {}: {e}", self.kind),
             }
         }
     }

@@ -18,6 +18,7 @@ use std::path::Path;
 
 use crate::approvals::Approvals;
 use crate::channels::Channels;
+use crate::chat_queue::ChatQueue;
 use crate::events::Events;
 use crate::files::Files;
 use crate::sessions::Sessions;
@@ -26,7 +27,7 @@ use crate::tokens::Tokens;
 /// Everything the store asks of a database. `Send + Sync`: one backend is shared by
 /// every thread holding the `Arc<Store>`.
 pub(crate) trait Backend:
-    Sessions + Events + Tokens + Approvals + Files + Channels + Send + Sync
+    Sessions + Events + Tokens + Approvals + Files + Channels + ChatQueue + Send + Sync
 {
     /// The database file; `None` on PostgreSQL.
     fn path(&self) -> Option<&Path>;
@@ -49,8 +50,8 @@ pub(crate) struct Sql {
 /// An area's statements: `const NAME: Sql = Sql { … };` items, kept as they are, plus
 /// `ALL` (in tests), so the check that both dialects say the same sees every one.
 macro_rules! statements {
-    ($($(#[$meta:meta])* const $name:ident: Sql = $value:expr;)*) => {
-        $($(#[$meta])* const $name: Sql = $value;)*
+    ($($(#[$meta:meta])* $vis:vis const $name:ident: Sql = $value:expr;)*) => {
+        $($(#[$meta])* $vis const $name: Sql = $value;)*
 
         #[cfg(test)]
         pub(crate) const ALL: &[Sql] = &[$($name),*];
@@ -130,6 +131,7 @@ mod tests {
         assert_same(crate::approvals::sql::ALL);
         assert_same(crate::files::ALL);
         assert_same(crate::channels::ALL);
+        assert_same(crate::chat_queue::ALL);
     }
 
     /// The check itself catches a drift: a condition only one side has.

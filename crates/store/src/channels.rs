@@ -1,7 +1,9 @@
 //! What chat channels and webhooks keep: pairings (`pairings`: who may talk to an agent
 //! through a channel, with which role), each channel's update cursor (`channel_cursors`),
-//! which session answers each conversation (`channel_conversations`), and the webhook
-//! signatures seen recently (`webhook_deliveries`, the replay guard).
+//! which session answers each conversation (`channel_conversations`), the message each
+//! approval request was posted on (`chat_approval_messages`, so it is edited once
+//! settled even by a later process), and the webhook signatures seen recently
+//! (`webhook_deliveries`, the replay guard).
 //!
 //! Guarantees: a pairing code is issued, looked up and decided in one transaction, so two
 //! processes never issue more than `max_pending` codes per channel, a code decides exactly
@@ -249,6 +251,47 @@ impl Store {
     }
 }
 
+/// The chat message an approval request was posted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalMessage {
+    pub approval: String,
+    pub channel: String,
+    pub conversation: String,
+    /// The platform's id of the message (its buttons are on it).
+    pub message_id: String,
+}
+
+impl Store {
+    /// Remember that approval `m.approval` was posted on `m.message_id`.
+    pub fn note_approval_message(&self, m: &ApprovalMessage) -> Result<(), StoreError> {
+        self.backend.note_approval_message(m, &now()?)
+    }
+
+    /// The message approval `approval` was posted on in `channel`, while not forgotten.
+    pub fn approval_message(
+        &self,
+        approval: &str,
+        channel: &str,
+    ) -> Result<Option<ApprovalMessage>, StoreError> {
+        self.backend.approval_message(approval, channel)
+    }
+
+    /// Every remembered approval message of `channel`, oldest first.
+    pub fn approval_messages(&self, channel: &str) -> Result<Vec<ApprovalMessage>, StoreError> {
+        self.backend.approval_messages(channel)
+    }
+
+    /// Forget the message of `approval` in `channel`; `true` for the one caller that
+    /// removed it (and so edits it), `false` if it was not there.
+    pub fn forget_approval_message(
+        &self,
+        approval: &str,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        self.backend.forget_approval_message(approval, channel)
+    }
+}
+
 /// What the backend did with a pairing request.
 pub(crate) enum RequestOutcome {
     Issued,
@@ -300,6 +343,14 @@ pub(crate) trait Channels {
         session: &str,
         now: &str,
     ) -> Result<(), StoreError>;
+    fn note_approval_message(&self, m: &ApprovalMessage, now: &str) -> Result<(), StoreError>;
+    fn approval_message(
+        &self,
+        approval: &str,
+        channel: &str,
+    ) -> Result<Option<ApprovalMessage>, StoreError>;
+    fn approval_messages(&self, channel: &str) -> Result<Vec<ApprovalMessage>, StoreError>;
+    fn forget_approval_message(&self, approval: &str, channel: &str) -> Result<bool, StoreError>;
     /// In one transaction: forget rows older than `oldest`; `false` if (hook, signature)
     /// is still there, else insert it and `true`.
     fn note_delivery(
@@ -347,6 +398,28 @@ impl PairingRow {
             decided_at: self.decided_at,
             decided_by: self.decided_by,
         })
+    }
+}
+
+row! {
+    /// A `chat_approval_messages` row (without its `posted_at`).
+    #[derive(Debug, Clone)]
+    pub(crate) struct ApprovalMessageRow {
+        approval: String,
+        channel: String,
+        conversation: String,
+        message_id: String,
+    }
+}
+
+impl ApprovalMessageRow {
+    fn decode(self) -> ApprovalMessage {
+        ApprovalMessage {
+            approval: self.approval,
+            channel: self.channel,
+            conversation: self.conversation,
+            message_id: self.message_id,
+        }
     }
 }
 
@@ -423,7 +496,8 @@ statements! {
         postgres: "SELECT cursor FROM channel_cursors WHERE channel = $1",
     };
 
-    const SET_CURSOR: Sql = Sql {
+    /// Also written with the queued turns of its updates (`chat_queue.rs`).
+    pub(crate) const SET_CURSOR: Sql = Sql {
         sqlite: "INSERT INTO channel_cursors (channel, cursor) VALUES (?1, ?2) \
                  ON CONFLICT (channel) DO UPDATE SET cursor = excluded.cursor",
         postgres: "INSERT INTO channel_cursors (channel, cursor) VALUES ($1, $2) \
@@ -442,6 +516,36 @@ statements! {
         postgres: "INSERT INTO channel_conversations (channel, conversation, session, updated_at) \
                    VALUES ($1, $2, $3, $4) ON CONFLICT (channel, conversation) DO UPDATE SET \
                    session = excluded.session, updated_at = excluded.updated_at",
+    };
+
+    const NOTE_APPROVAL_MESSAGE: Sql = Sql {
+        sqlite: "INSERT INTO chat_approval_messages (approval, channel, conversation, message_id, \
+                 posted_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (approval, channel) DO UPDATE \
+                 SET conversation = excluded.conversation, message_id = excluded.message_id, \
+                 posted_at = excluded.posted_at",
+        postgres: "INSERT INTO chat_approval_messages (approval, channel, conversation, message_id, \
+                   posted_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (approval, channel) DO UPDATE \
+                   SET conversation = excluded.conversation, message_id = excluded.message_id, \
+                   posted_at = excluded.posted_at",
+    };
+
+    const APPROVAL_MESSAGE: Sql = Sql {
+        sqlite: "SELECT approval, channel, conversation, message_id FROM chat_approval_messages \
+                 WHERE approval = ?1 AND channel = ?2",
+        postgres: "SELECT approval, channel, conversation, message_id FROM chat_approval_messages \
+                   WHERE approval = $1 AND channel = $2",
+    };
+
+    const APPROVAL_MESSAGES: Sql = Sql {
+        sqlite: "SELECT approval, channel, conversation, message_id FROM chat_approval_messages \
+                 WHERE channel = ?1 ORDER BY posted_at, approval",
+        postgres: "SELECT approval, channel, conversation, message_id FROM chat_approval_messages \
+                   WHERE channel = $1 ORDER BY posted_at, approval",
+    };
+
+    const FORGET_APPROVAL_MESSAGE: Sql = Sql {
+        sqlite: "DELETE FROM chat_approval_messages WHERE approval = ?1 AND channel = ?2",
+        postgres: "DELETE FROM chat_approval_messages WHERE approval = $1 AND channel = $2",
     };
 
     const PRUNE_DELIVERIES: Sql = Sql {
@@ -618,6 +722,52 @@ impl Channels for Sqlite {
             )
             .map(drop)
             .map_err(sql("record conversation"))
+    }
+
+    fn note_approval_message(&self, m: &ApprovalMessage, now: &str) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                NOTE_APPROVAL_MESSAGE.sqlite,
+                [&m.approval, &m.channel, &m.conversation, &m.message_id, now],
+            )
+            .map(drop)
+            .map_err(sql("record approval message"))
+    }
+
+    fn approval_message(
+        &self,
+        approval: &str,
+        channel: &str,
+    ) -> Result<Option<ApprovalMessage>, StoreError> {
+        self.conn()?
+            .query_row(
+                APPROVAL_MESSAGE.sqlite,
+                [approval, channel],
+                ApprovalMessageRow::from_sqlite,
+            )
+            .optional()
+            .map(|r| r.map(ApprovalMessageRow::decode))
+            .map_err(sql("read approval message"))
+    }
+
+    fn approval_messages(&self, channel: &str) -> Result<Vec<ApprovalMessage>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(APPROVAL_MESSAGES.sqlite)
+            .map_err(sql("list approval messages"))?;
+        let rows = stmt
+            .query_map([channel], ApprovalMessageRow::from_sqlite)
+            .map_err(sql("list approval messages"))?;
+        rows.map(|r| r.map(ApprovalMessageRow::decode))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("list approval messages"))
+    }
+
+    fn forget_approval_message(&self, approval: &str, channel: &str) -> Result<bool, StoreError> {
+        self.conn()?
+            .execute(FORGET_APPROVAL_MESSAGE.sqlite, [approval, channel])
+            .map(|n| n == 1)
+            .map_err(sql("forget approval message"))
     }
 
     fn note_delivery(
@@ -808,6 +958,62 @@ impl Channels for Postgres {
             )
             .map(drop)
             .map_err(pg("record conversation"))
+        })
+    }
+
+    fn note_approval_message(&self, m: &ApprovalMessage, now: &str) -> Result<(), StoreError> {
+        let args = [&m.approval, &m.channel, &m.conversation, &m.message_id].map(String::clone);
+        let now = now.to_string();
+        self.run(move |c| {
+            c.execute(
+                NOTE_APPROVAL_MESSAGE.postgres,
+                &[&args[0], &args[1], &args[2], &args[3], &now],
+            )
+            .map(drop)
+            .map_err(pg("record approval message"))
+        })
+    }
+
+    fn approval_message(
+        &self,
+        approval: &str,
+        channel: &str,
+    ) -> Result<Option<ApprovalMessage>, StoreError> {
+        let (approval, channel) = (approval.to_string(), channel.to_string());
+        self.run(move |c| {
+            c.query_opt(APPROVAL_MESSAGE.postgres, &[&approval, &channel])
+                .and_then(|r| {
+                    r.as_ref()
+                        .map(|r| {
+                            ApprovalMessageRow::from_postgres(r).map(ApprovalMessageRow::decode)
+                        })
+                        .transpose()
+                })
+                .map_err(pg("read approval message"))
+        })
+    }
+
+    fn approval_messages(&self, channel: &str) -> Result<Vec<ApprovalMessage>, StoreError> {
+        let channel = channel.to_string();
+        self.run(move |c| {
+            c.query(APPROVAL_MESSAGES.postgres, &[&channel])
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            ApprovalMessageRow::from_postgres(r).map(ApprovalMessageRow::decode)
+                        })
+                        .collect()
+                })
+                .map_err(pg("list approval messages"))
+        })
+    }
+
+    fn forget_approval_message(&self, approval: &str, channel: &str) -> Result<bool, StoreError> {
+        let (approval, channel) = (approval.to_string(), channel.to_string());
+        self.run(move |c| {
+            c.execute(FORGET_APPROVAL_MESSAGE.postgres, &[&approval, &channel])
+                .map(|n| n == 1)
+                .map_err(pg("forget approval message"))
         })
     }
 

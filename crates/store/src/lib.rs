@@ -4,7 +4,7 @@
 //! where it stopped and an approval asked in one process can be answered from another.
 //! Both backends keep the same guarantees: each implements the `backend::Backend`
 //! trait once (`sqlite`, `pg`), and each area (`sessions`, `events`, `tokens`,
-//! `approvals`, `files`) keeps its statements for both next to each other.
+//! `approvals`, `files`, `channels`, `chat_queue`) keeps its statements for both next to each other.
 //!
 //! Guarantees: the database file is created 0600; every write is one transaction taken
 //! with `BEGIN IMMEDIATE`, so several handles (threads or processes) on one file append
@@ -20,6 +20,7 @@
 mod approvals;
 mod backend;
 mod channels;
+mod chat_queue;
 mod error;
 mod events;
 mod files;
@@ -34,7 +35,8 @@ pub use approvals::{
     Answer, AnswerReach, Answered, ApprovalFilter, ApprovalKind, ApprovalRecord, ApprovalStatus,
     GrantQuery, GrantRecord, GrantScope, NewApproval,
 };
-pub use channels::{NewPairing, PairingRecord, PairingRequest, PairingStatus};
+pub use channels::{ApprovalMessage, NewPairing, PairingRecord, PairingRequest, PairingStatus};
+pub use chat_queue::{ChatTurnOutcome, NewChatTurn, QueuedChatTurn};
 pub use error::StoreError;
 pub use events::EventRecord;
 pub use files::FileLabelRecord;

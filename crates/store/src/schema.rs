@@ -132,6 +132,30 @@ pub(crate) const SQLITE: &[&str] = &[
         PRIMARY KEY (hook, signature)
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);",
+    // 6 -> 7: each chat conversation's queue of accepted messages, and the chat messages
+    // approval requests were posted on, kept across restarts.
+    "CREATE TABLE chat_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        turn TEXT NOT NULL,
+        queued_at TEXT NOT NULL,
+        started_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        done_at TEXT,
+        outcome TEXT CHECK (outcome IN ('answered', 'failed', 'abandoned')),
+        error TEXT
+    ) STRICT;
+    CREATE INDEX chat_queue_open ON chat_queue (channel, conversation, done_at, id);
+    CREATE TABLE chat_approval_messages (
+        approval TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        posted_at TEXT NOT NULL,
+        PRIMARY KEY (approval, channel)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The SQLite schema version this build writes.
@@ -150,6 +174,8 @@ pub(crate) const TABLES: &[&str] = &[
     "channel_cursors",
     "channel_conversations",
     "webhook_deliveries",
+    "chat_queue",
+    "chat_approval_messages",
 ];
 
 /// PostgreSQL's migrations.
@@ -275,6 +301,29 @@ pub(crate) const POSTGRES: &[&str] = &[
         PRIMARY KEY (hook, signature)
     );
     CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);"#,
+    // 3 -> 4: chat conversations' queues and approval messages (SQLite's 6 -> 7).
+    r#"CREATE TABLE chat_queue (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        channel TEXT COLLATE "C" NOT NULL,
+        conversation TEXT COLLATE "C" NOT NULL,
+        event_id TEXT NOT NULL,
+        turn TEXT NOT NULL,
+        queued_at TEXT COLLATE "C" NOT NULL,
+        started_at TEXT COLLATE "C",
+        attempts BIGINT NOT NULL DEFAULT 0,
+        done_at TEXT COLLATE "C",
+        outcome TEXT CHECK (outcome IN ('answered', 'failed', 'abandoned')),
+        error TEXT
+    );
+    CREATE INDEX chat_queue_open ON chat_queue (channel, conversation, done_at, id);
+    CREATE TABLE chat_approval_messages (
+        approval TEXT COLLATE "C" NOT NULL,
+        channel TEXT COLLATE "C" NOT NULL,
+        conversation TEXT COLLATE "C" NOT NULL,
+        message_id TEXT NOT NULL,
+        posted_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (approval, channel)
+    );"#,
 ];
 
 /// The PostgreSQL schema version this build writes.
