@@ -64,7 +64,18 @@ async fn sent_matching(
     what: &str,
     pred: impl Fn(&SentCall) -> bool,
 ) -> SentCall {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    sent_matching_within(tg, what, Duration::from_secs(30), pred).await
+}
+
+/// [`sent_matching`] with its own deadline, for a wait that includes the server's own
+/// timers (an approval's timeout and the grace after it).
+async fn sent_matching_within(
+    tg: &FakeTelegram,
+    what: &str,
+    within: Duration,
+    pred: impl Fn(&SentCall) -> bool,
+) -> SentCall {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(s) = tg.sent().into_iter().find(|s| pred(s)) {
             return s;
@@ -642,9 +653,14 @@ async fn an_approval_left_by_a_killed_process_is_expired_and_its_message_edited(
     serve.wait().await.unwrap();
 
     let (_serve, _url) = serve_gateway(&inst, &["--bind", "127.0.0.1:0"]).await;
-    let edited = sent_matching(&tg, "the old request edited", |s| {
-        s.method == "editMessageText" && s.message_id == ask.message_id
-    })
+    // The request's 4 s timeout, then 10 s of grace for the process that asked, then
+    // the next sweep: ~16 s when the machine is idle, more under a full test run.
+    let edited = sent_matching_within(
+        &tg,
+        "the old request edited",
+        Duration::from_secs(90),
+        |s| s.method == "editMessageText" && s.message_id == ask.message_id,
+    )
     .await;
     assert!(edited.text.contains("expired — denied"), "{}", edited.text);
     assert!(edited.buttons.is_empty(), "{edited:#?}");
