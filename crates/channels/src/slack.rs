@@ -5,13 +5,15 @@
 //! for `apps.connections.open`, which answers the socket's one-time URL.
 //!
 //! Guarantees:
-//! - **Nothing lost, nothing twice.** An envelope is acknowledged only when `next` hands
-//!   it to the caller: frames read from the socket wait in a queue inside the client
-//!   (which survives a cancelled `next`), and the acknowledgements are written just
-//!   before `next` returns, with no await between taking the queue and returning it. An
-//!   envelope the process never returned is never acknowledged, so Slack delivers it
-//!   again (`retry_attempt`) on the next socket. Acknowledging on receipt instead would
-//!   lose every queued envelope to a crash or a dropped client. A redelivery of
+//! - **Nothing lost, nothing twice.** An envelope is acknowledged only after `next` has
+//!   handed it to the caller and the caller has asked for more: frames read from the
+//!   socket wait in a queue inside the client (which survives a cancelled `next`), and
+//!   the envelopes one call returned are acknowledged at the start of the next call —
+//!   the gateway asks again only once it has stored what it was given (its durable
+//!   per-conversation queue). An envelope the process never stored is never
+//!   acknowledged, so Slack delivers it again (`retry_attempt`) on the next socket.
+//!   Acknowledging on receipt instead would lose every queued envelope to a crash or a
+//!   dropped client. A redelivery of
 //!   something already returned is dropped by its envelope id, its event id, or, for a
 //!   message, its `channel:ts` (Slack sends a mention as both `message` and
 //!   `app_mention`), and acknowledged so that Slack stops. The caller must keep calling
@@ -100,6 +102,9 @@ struct SocketState {
     socket: Option<Socket>,
     /// Read from the socket, not yet returned (hence not yet acknowledged).
     queue: VecDeque<Pending>,
+    /// Returned by the last `next`, acknowledged when the caller asks for more (it has
+    /// then stored what it was given).
+    unacked: Vec<String>,
     returned: RecentIds,
 }
 
@@ -431,6 +436,13 @@ impl ChatService for Slack {
     async fn next(&self, wait: Duration) -> Result<Vec<Inbound>, ChannelError> {
         let me = self.me().await?;
         let mut st = self.socket.lock().await;
+        // The caller asks again once it has kept (judged, queued, stored) what the last
+        // call returned: only now are those envelopes acknowledged.
+        let done = std::mem::take(&mut st.unacked);
+        if !done.is_empty() && !ack(&mut st, &done).await {
+            // Slack will deliver these again; they are remembered and dropped then.
+            tracing::debug!("slack: acknowledgement failed; redeliveries will be dropped");
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let mut opened = 0;
         while st.queue.is_empty() {
@@ -492,10 +504,7 @@ impl ChatService for Slack {
             .iter()
             .filter_map(|p| p.envelope_id.clone())
             .collect();
-        if !ids.is_empty() && !ack(&mut st, &ids).await {
-            // Slack will deliver these again; they are remembered below and dropped then.
-            tracing::debug!("slack: acknowledgement failed; redeliveries will be dropped");
-        }
+        st.unacked = ids;
         let mut out = Vec::new();
         let queue = std::mem::take(&mut st.queue);
         for pending in queue {

@@ -43,6 +43,15 @@ async fn collect(slack: &Slack, n: usize) -> Vec<Inbound> {
     got
 }
 
+/// The caller (the gateway) asks for more once it has stored what it got: only then are
+/// the envelopes returned acknowledged. Asks once more (expecting nothing new) and waits
+/// for every acknowledgement.
+async fn acked_once_asked_again(slack: &Slack, fake: &FakeSlack) -> bool {
+    let more = slack.next(Duration::from_millis(100)).await.unwrap();
+    assert!(more.is_empty(), "{more:#?}");
+    fake.wait_for_acks(WAIT).await
+}
+
 fn text_of(i: &Inbound) -> (&str, bool, bool, Option<&str>) {
     match &i.kind {
         InboundKind::Text {
@@ -71,9 +80,28 @@ async fn a_direct_message_arrives_and_is_acknowledged() {
         }
     );
     assert_eq!(text_of(&got[0]), ("hello bot", false, false, None));
-    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(acked_once_asked_again(&slack, &fake).await);
     assert_eq!(fake.acked(), vec![pushed.envelope_id]);
     assert_eq!(fake.calls("apps.connections.open"), 1);
+}
+
+/// An envelope returned is not acknowledged until the caller asks for more (having
+/// stored it): a process that dies in between gets it delivered again.
+#[tokio::test]
+async fn an_envelope_is_acknowledged_only_when_the_caller_asks_again() {
+    let fake = FakeSlack::start().await;
+    let slack = connected(&fake).await;
+    let pushed = fake.push_dm("UALICE", "keep me");
+    let got = collect(&slack, 1).await;
+    assert_eq!(got[0].event_id, pushed.event_id);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fake.unacked(),
+        vec![pushed.envelope_id.clone()],
+        "acknowledged before the caller asked again"
+    );
+    assert!(acked_once_asked_again(&slack, &fake).await);
+    assert_eq!(fake.acked(), vec![pushed.envelope_id]);
 }
 
 #[tokio::test]
@@ -100,7 +128,7 @@ async fn group_messages_say_whether_the_bot_was_mentioned() {
     assert!(text_of(&got[1]).1, "mentioned");
     assert_eq!(text_of(&got[2]).0, "after");
     assert!(
-        fake.wait_for_acks(WAIT).await,
+        acked_once_asked_again(&slack, &fake).await,
         "the twin is acknowledged too"
     );
 }
@@ -260,7 +288,7 @@ async fn a_button_press_returns_the_data_verbatim() {
         }
     );
     slack.ack_button("", "ok").await.expect("no-op");
-    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(acked_once_asked_again(&slack, &fake).await);
 }
 
 #[tokio::test]
@@ -318,7 +346,7 @@ async fn nothing_is_lost_while_slack_is_down() {
     let got = collect(&slack, 3).await;
     let texts: Vec<&str> = got.iter().map(|i| text_of(i).0).collect();
     assert_eq!(texts, ["message 0", "message 1", "message 2"]);
-    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(acked_once_asked_again(&slack, &fake).await);
 }
 
 #[tokio::test]
@@ -351,7 +379,7 @@ async fn an_envelope_delivered_to_a_dead_socket_comes_once() {
         .filter(|f| f.contains("\"once\"") && f.contains("\"retry_attempt\":1"))
         .count();
     assert_eq!(sent_again, 1, "{:#?}", fake.delivered());
-    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(acked_once_asked_again(&slack, &fake).await);
 }
 
 #[tokio::test]
@@ -377,7 +405,7 @@ async fn a_redelivered_envelope_is_dropped_by_id() {
     let got = collect(&slack, 1).await;
     assert_eq!(text_of(&got[0]).0, "next");
     assert!(
-        fake.wait_for_acks(WAIT).await,
+        acked_once_asked_again(&slack, &fake).await,
         "the redeliveries are acknowledged"
     );
 }
@@ -467,7 +495,7 @@ async fn malformed_and_unknown_updates_are_reported_and_the_next_arrives() {
     assert!(reasons[4].contains("`text`"), "{reasons:?}");
     assert_eq!(text_of(&got[5]).0, "good");
     assert!(
-        fake.wait_for_acks(WAIT).await,
+        acked_once_asked_again(&slack, &fake).await,
         "malformed envelopes are acknowledged"
     );
 }
@@ -496,7 +524,7 @@ async fn own_echoes_are_skipped_and_edits_arrive_as_text() {
             .unwrap()
             .is_empty()
     );
-    assert!(fake.wait_for_acks(WAIT).await, "the echo is acknowledged");
+    assert!(acked_once_asked_again(&slack, &fake).await, "the echo is acknowledged");
 }
 
 #[tokio::test]
@@ -512,7 +540,7 @@ async fn a_burst_arrives_whole_and_in_order() {
         assert_eq!(text_of(inbound).0, format!("m{i}"));
     }
     assert_eq!(fake.calls("auth.test"), 1);
-    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(acked_once_asked_again(&slack, &fake).await);
 }
 
 #[tokio::test]
@@ -533,7 +561,7 @@ async fn a_cancelled_next_loses_nothing() {
     let got = collect(&slack, 1).await;
     assert_eq!(got[0].event_id, pressed.envelope_id);
     assert!(matches!(&got[0].kind, InboundKind::Button { data, .. } if data == "ap:1:yes"));
-    assert!(fake.wait_for_acks(WAIT).await);
+    assert!(acked_once_asked_again(&slack, &fake).await);
     assert!(
         slack
             .next(Duration::from_millis(200))
