@@ -4,7 +4,8 @@
 //! a conversation in `send_message.allow` goes at once; each attack is refused and
 //! recorded, and nothing reaches the conversation: a session holding private data, a
 //! text holding a vault value, an untrusted (group) session writing to an allowed
-//! conversation, and `cordon run`, where no channel runs.
+//! conversation, and `cordon run`, where no channel runs. And the answer of a group's
+//! session that read private data is withheld from the group.
 
 mod common;
 
@@ -132,6 +133,10 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
             json!({ "to": format!("telegram:{FRIEND}"), "text": "Q3 revenue: 1,234,567" }),
         ),
         Reply::Text("I may not share that.".into()),
+        // 6. In the group, a member asks for the private file: read, but the answer is
+        //    not posted to the group.
+        tool("read_file", json!({ "path": "finance/q3.txt" })),
+        Reply::Text("It says Q3 revenue: 1,234,567".into()),
     ]))
     .await;
     let tg = FakeTelegram::start(TOKEN).await;
@@ -210,6 +215,25 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
     })
     .await;
 
+    // 6. The group's session now holds private data: its answer is withheld there.
+    tg.message(&member())
+        .in_group(GROUP, "team")
+        .text("bot, what is in finance/q3.txt?")
+        .mention_bot()
+        .push();
+    let notice = sent_matching(&tg, "the withheld notice", |s| {
+        s.chat_id == GROUP && s.text.contains("not posted here")
+    })
+    .await;
+    assert!(notice.text.contains("private"), "{}", notice.text);
+    assert!(
+        !tg.sent()
+            .iter()
+            .any(|s| s.chat_id == GROUP && s.text.contains("1,234,567")),
+        "private data was posted to the group: {:#?}",
+        tg.sent()
+    );
+
     // Only two messages reached other conversations: the approved one and the allowed one.
     let sent = tg.sent();
     let to_others: Vec<&SentCall> = sent
@@ -244,6 +268,18 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
         assert_eq!(out[0]["data"]["delivered"], true);
         assert!(out[0]["data"]["session"].is_string(), "{:#}", out[0]);
     }
+    let withheld: Vec<&Value> = outbound_to(&records, GROUP)
+        .into_iter()
+        .filter(|r| r["data"]["delivered"] == false)
+        .collect();
+    assert_eq!(withheld.len(), 1, "{withheld:#?}");
+    assert!(
+        withheld[0]["data"]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("withheld: the session holds private data")),
+        "{:#}",
+        withheld[0]
+    );
     // The token itself is in no record.
     assert!(
         !records.iter().any(|r| r.to_string().contains(TOKEN)),

@@ -830,9 +830,53 @@ impl Runner {
             Ok(_) => ("(no answer)".to_string(), None),
             Err(e) => (format!("The turn failed: {e}"), Some(e)),
         };
+        if conversation.group
+            && let Some(held) = self.holds_data(&session).await
+        {
+            // A group's members are third parties: the answer of a session holding
+            // private or secret data is not posted there.
+            self.record(
+                Some(&session_id),
+                ChannelEvent::Outbound(ChannelOutbound {
+                    channel: self.kind.as_str().into(),
+                    conversation: conversation.id.clone(),
+                    purpose: "answer".into(),
+                    bytes: text.len() as u64,
+                    delivered: false,
+                    error: Some(format!(
+                        "withheld: the session holds {held} data and this is a group"
+                    )),
+                    session: Some(session_id.clone()),
+                }),
+            );
+            let notice = format!(
+                "The answer is not posted here: this conversation's session holds {held} data, \
+                 which does not go to a group. An owner can read it in the web UI or with \
+                 `cordon chat` (session {session_id})."
+            );
+            self.send(&conversation.id, &notice, "notice", Some(&session_id))
+                .await;
+            return Ok(failed);
+        }
         self.send(&conversation.id, &text, "answer", Some(&session_id))
             .await;
         Ok(failed)
+    }
+
+    /// `private` or `secret` when the session holds such data (or its labels cannot be
+    /// read: fail closed); `None` for public data.
+    async fn holds_data(&self, session: &store::SessionRecord) -> Option<&'static str> {
+        match self.hub.labels(session).await {
+            Ok(labels) => match labels["confidentiality"].as_str() {
+                Some("public") => None,
+                Some("secret") => Some("secret"),
+                _ => Some("private"),
+            },
+            Err(e) => {
+                tracing::warn!("channel {}: cannot read a session's labels: {e}", self.kind);
+                Some("private")
+            }
+        }
     }
 
     /// Fetch an attachment into the workspace's `.cordon-inbox/`, labelled untrusted; the
