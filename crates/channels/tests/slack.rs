@@ -524,7 +524,10 @@ async fn own_echoes_are_skipped_and_edits_arrive_as_text() {
             .unwrap()
             .is_empty()
     );
-    assert!(acked_once_asked_again(&slack, &fake).await, "the echo is acknowledged");
+    assert!(
+        acked_once_asked_again(&slack, &fake).await,
+        "the echo is acknowledged"
+    );
 }
 
 #[tokio::test]

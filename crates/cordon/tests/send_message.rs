@@ -59,7 +59,11 @@ groups = ["{GROUP}"]
     ));
     std::fs::write(&inst.config, cfg).unwrap();
     std::fs::create_dir_all(inst.workspace.join("finance")).unwrap();
-    std::fs::write(inst.workspace.join("finance/q3.txt"), "Q3 revenue: 1,234,567\n").unwrap();
+    std::fs::write(
+        inst.workspace.join("finance/q3.txt"),
+        "Q3 revenue: 1,234,567\n",
+    )
+    .unwrap();
     set_secret(&inst, "TG_TOKEN", "api.telegram.org", TOKEN).await;
     inst
 }
@@ -93,7 +97,7 @@ fn outbound_to(records: &[Value], conversation: i64) -> Vec<&Value> {
         .into_iter()
         .filter(|r| {
             r["data"]["action"] == "outbound"
-                && r["data"]["conversation"] == conversation.to_string()
+                && r["data"]["conversation"].as_str() == Some(conversation.to_string().as_str())
         })
         .collect()
 }
@@ -147,13 +151,16 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
     tg.open_chat(&TgUser::new(OTHER, "Otto"));
 
     // 1. Asked in the owner's chat, with the text; approved there; then sent.
-    tg.message(&owner()).text("tell 2002 the build is green").push();
+    tg.message(&owner())
+        .text("tell 2002 the build is green")
+        .push();
     let ask = sent_matching(&tg, "asking approval", |s| {
         s.chat_id == OWNER && s.text.starts_with("Approval needed")
     })
     .await;
     assert!(
-        ask.text.contains(&format!("send_message: telegram:{OTHER}"))
+        ask.text
+            .contains(&format!("send_message: telegram:{OTHER}"))
             && ask.text.contains("Text: The build is green.")
             && ask.text.contains("send_message.ask"),
         "{}",
@@ -163,7 +170,12 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
         !tg.sent().iter().any(|s| s.chat_id == OTHER),
         "sent before the approval"
     );
-    tg.press(&owner(), OWNER, ask.message_id, &ask.buttons[0][0].callback_data);
+    tg.press(
+        &owner(),
+        OWNER,
+        ask.message_id,
+        &ask.buttons[0][0].callback_data,
+    );
     let to_other = sent_matching(&tg, "to 2002", |s| s.chat_id == OTHER).await;
     assert_eq!(to_other.text, "The build is green.");
     sent_matching(&tg, "the first answer", |s| {

@@ -233,9 +233,13 @@ pub(crate) fn compile(name: &str, cfg: &AgentConfig, mcp_servers: &[String]) -> 
     // Messages: every conversation asks, unless listed in send_message.allow.
     let allow: Vec<String> = cfg.send_message.allow.iter().map(|t| lit(t)).collect();
     let why = if allow.is_empty() {
-        format!("a message to a chat conversation waits for a human (agents.{name}.send_message.allow is empty)")
+        format!(
+            "a message to a chat conversation waits for a human (agents.{name}.send_message.allow is empty)"
+        )
     } else {
-        format!("the conversation is not in agents.{name}.send_message.allow: the message waits for a human")
+        format!(
+            "the conversation is not in agents.{name}.send_message.allow: the message waits for a human"
+        )
     };
     let cond = if allow.is_empty() {
         String::new()

@@ -374,7 +374,8 @@ mod tests {
         let policy = Policy::load(&cfg, dir.path(), "a").unwrap();
         let r = blast_radius("a", &cfg.agents["a"], &policy, &BTreeMap::new(), "/m");
         assert!(
-            r.without_human.contains(&"send_message to telegram:42".to_string()),
+            r.without_human
+                .contains(&"send_message to telegram:42".to_string()),
             "{r:?}"
         );
         assert!(
