@@ -43,7 +43,8 @@ struct Deferred {
 /// What [`Deferred`] opens.
 enum Opener {
     Sqlite(PathBuf),
-    Postgres(Target),
+    /// Boxed: a parsed PostgreSQL configuration is large, a path is not.
+    Postgres(Box<Target>),
 }
 
 impl Deferred {
@@ -106,9 +107,9 @@ impl Store {
     /// [`Store::connect`] at the first call that uses the database. The URL is checked
     /// now (a bad one is an error here); the connection and migration wait.
     pub fn connect_on_first_use(url: &str, password: Option<&str>) -> Result<Store, StoreError> {
-        Ok(Store::deferred(Opener::Postgres(Target::parse(
+        Ok(Store::deferred(Opener::Postgres(Box::new(Target::parse(
             url, password,
-        )?)))
+        )?))))
     }
 
     fn deferred(how: Opener) -> Store {

@@ -289,10 +289,7 @@ fn opened_on_first_use_refuses_what_an_eager_open_refuses(db: &Db) {
     db.set_schema_version(99);
     let lazy = db.on_first_use();
     for _ in 0..2 {
-        let err = lazy
-            .create_session("default")
-            .err()
-            .expect("must be refused");
+        let err = lazy.create_session("default").expect_err("must be refused");
         assert!(
             matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
             "{err}"
