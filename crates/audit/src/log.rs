@@ -8,6 +8,12 @@
 //! own, fsyncs and replaces `head`. After [`Log::sync`] returns, every record appended
 //! before the call is on disk and named by `head`. A failed write poisons the handle:
 //! nothing more is appended after a possibly torn line.
+//!
+//! [`Log::open`] verifies the chain from the head's checkpoint (the last record an earlier
+//! open verified), not from the first record, so opening costs what was written since
+//! rather than the size of the log; the checkpoint moves to the end of what this open
+//! verified with the handle's first sync. [`crate::verify`] (`cordon log verify`) still
+//! checks every record, and the checkpoint against them.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
@@ -21,10 +27,10 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::error::AuditError;
 use crate::event::{Alert, Event, Failure, LogRecovered, NamedAlert};
-use crate::head::{self, Head};
+use crate::head::{self, Checkpoint, Head};
 use crate::record::{EventKind, Record};
-use crate::verify::{scan, scan_with};
-use crate::{GENESIS_HASH, LOG_FILE, VerifyReport};
+use crate::verify::{Scanned, Scope, scan, scan_with};
+use crate::{GENESIS_HASH, LOG_FILE};
 
 /// Buffered bytes that make `append` sync by itself.
 const FLUSH_AT: usize = 256 * 1024;
@@ -55,6 +61,9 @@ struct State {
     tail_seq: u64,
     tail_hash: String,
     tail_len: u64,
+    /// The furthest record known verified by an open (this one's, or another writer's
+    /// seen in `head`): the checkpoint this handle writes into `head`.
+    checkpoint: Option<Checkpoint>,
     failed: Option<String>,
 }
 
@@ -79,9 +88,11 @@ impl Drop for FileLock<'_> {
 }
 
 impl Log {
-    /// Create or open the log in `dir` and verify the existing chain against `head`
-    /// (repairing an interrupted write, see [`recover_interrupted_write`]). A damaged log
-    /// is [`AuditError::Broken`]: nothing is appended to it.
+    /// Create or open the log in `dir` and verify the existing chain against `head`, from
+    /// its checkpoint on (repairing an interrupted write, see
+    /// [`recover_interrupted_write`]). A damaged log is [`AuditError::Broken`]: nothing is
+    /// appended to it. Damage before the checkpoint that moves no byte is left to
+    /// [`crate::verify`].
     pub fn open(dir: &Path) -> Result<Log, AuditError> {
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -137,7 +148,7 @@ impl Log {
             })?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(io("set file mode 0600", &path))?;
-        let (report, recovered, tail_len) = {
+        let (scanned, recovered, tail_len) = {
             let _lock = FileLock::take(&file, &path)?;
             // Another process may have created the head between our check and the lock.
             // Only a missing head starts a fresh log; an unreadable one is damage.
@@ -147,11 +158,14 @@ impl Log {
                 let genesis = Head {
                     seq: 0,
                     hash: GENESIS_HASH.to_string(),
+                    checkpoint: None,
                 };
                 head::write(dir, &genesis).map_err(io("write head anchor", dir))?;
             }
-            let scanned = match scan(dir, |_| ()) {
-                Ok(report) => (report, None),
+            // Anything wrong from the checkpoint on (or with the checkpoint itself): the
+            // whole chain decides, and reports the first damage by its line.
+            let scanned = match scan(dir, Scope::FromCheckpoint, |_| ()) {
+                Ok(scanned) => (scanned, None),
                 Err(_) => recover_interrupted_write(dir, &file).map_err(AuditError::Broken)?,
             };
             // The length that goes with the scanned records, read while still holding the
@@ -168,9 +182,10 @@ impl Log {
                 pending_bytes: 0,
                 appended: 0,
                 durable: 0,
-                tail_seq: report.records,
-                tail_hash: report.last_hash,
+                tail_seq: scanned.report.records,
+                tail_hash: scanned.report.last_hash,
                 tail_len,
+                checkpoint: scanned.last,
                 failed: None,
             }),
         };
@@ -363,6 +378,7 @@ impl Log {
             &Head {
                 seq,
                 hash: prev.clone(),
+                checkpoint: state.checkpoint.clone(),
             },
         )
         .map_err(|source| self.io("replace head anchor", source))?;
@@ -434,6 +450,21 @@ impl Log {
         state.tail_seq = seq;
         state.tail_hash = prev;
         state.tail_len = len;
+        // Another writer anchored those records; its open may have verified further than
+        // this one's did. Never move the checkpoint back (that only costs a later open
+        // time), nor past what this handle has checked chains.
+        if let Ok(Some(Head {
+            checkpoint: Some(theirs),
+            ..
+        })) = head::read(&self.dir)
+            && theirs.seq <= seq
+            && state
+                .checkpoint
+                .as_ref()
+                .is_none_or(|ours| theirs.seq > ours.seq)
+        {
+            state.checkpoint = Some(theirs);
+        }
         Ok(())
     }
 
@@ -479,10 +510,11 @@ struct Recovery {
 fn recover_interrupted_write(
     dir: &Path,
     file: &File,
-) -> Result<(VerifyReport, Option<Recovery>), crate::VerifyError> {
+) -> Result<(Scanned, Option<Recovery>), crate::VerifyError> {
     let anchor = head::read(dir).ok().flatten().map(|h| h.seq).unwrap_or(0);
     // Strict up to the anchor; past it only complete, correctly chained records count.
-    let report = scan_with(dir, true, |_| ()).map_err(|e| e.error)?;
+    let scanned = scan_with(dir, true, Scope::Whole, |_| ()).map_err(|e| e.error)?;
+    let report = &scanned.report;
     let path = dir.join(LOG_FILE);
     let io = |e: std::io::Error| crate::VerifyError {
         path: path.clone(),
@@ -502,6 +534,7 @@ fn recover_interrupted_write(
         &Head {
             seq: report.records,
             hash: report.last_hash.clone(),
+            checkpoint: scanned.last.clone(),
         },
     )
     .map_err(io)?;
@@ -509,7 +542,7 @@ fn recover_interrupted_write(
         adopted: report.records.saturating_sub(anchor),
         dropped_bytes,
     };
-    Ok((report, Some(recovery)))
+    Ok((scanned, Some(recovery)))
 }
 
 impl Drop for Log {

@@ -2,14 +2,22 @@
 //!
 //! Guarantees: [`verify`] accepts a log only if every line is the exact canonical line of
 //! a record whose `seq` is its line number, whose `prev` is the previous record's hash,
-//! whose `hash` matches its content, and whose last record is the one `head` names. The
-//! first failure is reported with its line. Does not: detect a consistent rewrite of the
-//! whole log together with `head` (see the crate threat model).
+//! whose `hash` matches its content, whose last record is the one `head` names, and whose
+//! record at the head's checkpoint (if any) is the one it names, at its offset. The first
+//! failure is reported with its line. Does not: detect a consistent rewrite of the whole
+//! log together with `head` (see the crate threat model).
+//!
+//! A writer's open checks less ([`Scope::FromCheckpoint`]): the checkpoint's record (its
+//! hash and its offset) and every record after it, with the same rules. An edit before
+//! the checkpoint that keeps every byte offset is then found by [`verify`] only, not at
+//! open; one that moves the checkpoint's record (a line deleted, inserted or resized) is
+//! found at open too.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::error::{AuditError, VerifyError};
-use crate::head;
+use crate::head::{self, Checkpoint};
 use crate::record::{EventKind, Record};
 use crate::{GENESIS_HASH, LOG_FILE};
 
@@ -70,7 +78,7 @@ fn scan_settled(
     loop {
         let live = writer_active(dir);
         let mut kept = Vec::new();
-        let result = scan_with(dir, live, |r| {
+        let result = scan_with(dir, live, Scope::Whole, |r| {
             if keep(&r) {
                 kept.push(r);
             }
@@ -82,7 +90,7 @@ fn scan_settled(
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(e) => return Err(e),
-            Ok(report) => return Ok((report, kept)),
+            Ok(scanned) => return Ok((scanned.report, kept)),
         }
     }
 }
@@ -106,17 +114,52 @@ pub(crate) struct ScanError {
     pub past_head: bool,
 }
 
-/// Verify `dir` strictly (no records past the anchor), handing every good record to
-/// `each`.
-pub(crate) fn scan(dir: &Path, each: impl FnMut(Record)) -> Result<VerifyReport, ScanError> {
-    scan_with(dir, false, each)
+/// How much of the chain a scan reads and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every record from the first ([`verify`], [`read`]).
+    Whole,
+    /// The head's checkpoint record and those after it (the whole chain when the head
+    /// has no checkpoint): a writer's open.
+    FromCheckpoint,
+}
+
+/// What a scan saw: the report, and the last record as a checkpoint (`None` for an
+/// empty log).
+pub(crate) struct Scanned {
+    pub report: VerifyReport,
+    pub last: Option<Checkpoint>,
+}
+
+/// Verify `dir` strictly (no records past the anchor) over `scope`, handing every good
+/// record to `each`.
+pub(crate) fn scan(
+    dir: &Path,
+    scope: Scope,
+    each: impl FnMut(Record),
+) -> Result<Scanned, ScanError> {
+    scan_with(dir, false, scope, each)
+}
+
+/// The bytes of the log file from `offset` on.
+fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    if offset == 0 {
+        return std::fs::read(path);
+    }
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut bytes = Vec::with_capacity(len.saturating_sub(offset) as usize);
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 pub(crate) fn scan_with(
     dir: &Path,
     allow_past_head: bool,
+    scope: Scope,
     mut each: impl FnMut(Record),
-) -> Result<VerifyReport, ScanError> {
+) -> Result<Scanned, ScanError> {
     let path = dir.join(LOG_FILE);
     let fail = |line: usize, seq: Option<u64>, reason: String| ScanError {
         error: VerifyError {
@@ -128,7 +171,11 @@ pub(crate) fn scan_with(
         past_head: false,
     };
     let anchor = head::read(dir).map_err(|reason| fail(0, None, reason))?;
-    let bytes = match std::fs::read(&path) {
+    let from = match (scope, &anchor) {
+        (Scope::FromCheckpoint, Some(h)) => h.checkpoint.clone(),
+        _ => None,
+    };
+    let bytes = match read_from(&path, from.as_ref().map_or(0, |c| c.offset)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(fail(0, None, "the log file is missing".into()));
@@ -142,10 +189,16 @@ pub(crate) fn scan_with(
             "the head anchor is missing, so truncation cannot be ruled out".into(),
         ));
     };
-    let mut prev = GENESIS_HASH.to_string();
-    let mut count: u64 = 0;
+    // From a checkpoint, record N is still on line N (one record per line), and its
+    // first record is checked against the checkpoint's hash instead of a `prev`.
+    let (mut prev, mut count, mut pos) = match &from {
+        Some(c) => (String::new(), c.seq - 1, c.offset),
+        None => (GENESIS_HASH.to_string(), 0, 0),
+    };
+    let mut line_no = usize::try_from(count).unwrap_or(usize::MAX);
+    let mut at_checkpoint = from.is_some();
+    let mut last_start = 0;
     let mut rest: &[u8] = &bytes;
-    let mut line_no = 0usize;
     while !rest.is_empty() {
         line_no += 1;
         let expected = count + 1;
@@ -161,6 +214,8 @@ pub(crate) fn scan_with(
         };
         let raw = &rest[..end];
         rest = &rest[end + 1..];
+        let start = pos;
+        pos += end as u64 + 1;
         let text = std::str::from_utf8(raw)
             .map_err(|_| fail(line_no, None, "line is not UTF-8".into()))?;
         let record: Record = serde_json::from_str(text).map_err(|e| {
@@ -180,7 +235,7 @@ pub(crate) fn scan_with(
                 ),
             ));
         }
-        if record.prev != prev {
+        if record.prev != prev && !at_checkpoint {
             return Err(fail(
                 line_no,
                 seq,
@@ -201,6 +256,19 @@ pub(crate) fn scan_with(
                 "line is not in canonical form (edited)".into(),
             ));
         }
+        // The record the head's checkpoint names must be exactly that one, where it says.
+        if let Some(c) = &anchor.checkpoint
+            && c.seq == record.seq
+            && (c.hash != record.hash || c.offset != start)
+        {
+            return Err(fail(
+                line_no,
+                seq,
+                "record does not match the checkpoint in the head anchor".into(),
+            ));
+        }
+        at_checkpoint = false;
+        last_start = start;
         prev = record.hash.clone();
         count = expected;
         if count > anchor.seq && !allow_past_head {
@@ -245,8 +313,16 @@ pub(crate) fn scan_with(
             "the log does not match the head anchor".into(),
         ));
     }
-    Ok(VerifyReport {
-        records: count,
-        last_hash: prev,
+    let last = (count > 0).then(|| Checkpoint {
+        seq: count,
+        hash: prev.clone(),
+        offset: last_start,
+    });
+    Ok(Scanned {
+        report: VerifyReport {
+            records: count,
+            last_hash: prev,
+        },
+        last,
     })
 }

@@ -721,3 +721,170 @@ fn a_log_opened_while_another_process_writes_continues_the_chain() {
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.records, 200 + written);
 }
+
+/// The checkpoint in `head`, as `(seq, offset)`.
+fn checkpoint(audit: &Path) -> Option<(u64, u64)> {
+    let head: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(audit.join("head")).unwrap()).unwrap();
+    let c = head.get("checkpoint")?;
+    Some((c["seq"].as_u64().unwrap(), c["offset"].as_u64().unwrap()))
+}
+
+/// A log of 25 records whose head names record 20 as checkpoint: 20 written and then
+/// verified by an open, 5 written after it. Returns the file's line starts.
+fn build_checkpointed(audit: &Path) -> Vec<usize> {
+    build(audit, 20);
+    // The first open found an empty log: nothing verified, no checkpoint.
+    assert_eq!(checkpoint(audit), None);
+    let log = Log::open(audit).unwrap();
+    for i in 20..25 {
+        log.append(EventKind::ToolResult, Some("s1"), json!({"i": i}))
+            .unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let bytes = std::fs::read(audit.join("audit.jsonl")).unwrap();
+    let starts = line_starts(&bytes);
+    assert_eq!(checkpoint(audit), Some((20, starts[19] as u64)));
+    starts
+}
+
+/// `bytes` with the first `from` inside line `line` (1-based) replaced by `to`, which
+/// has the same length: every byte offset of the file stays where it was.
+fn edit_in_place(bytes: &[u8], starts: &[usize], line: usize, from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let text = std::str::from_utf8(&bytes[starts[line - 1]..starts[line]]).unwrap();
+    let at = starts[line - 1] + text.find(from).expect("text to edit");
+    let mut d = bytes.to_vec();
+    d[at..at + from.len()].copy_from_slice(to.as_bytes());
+    d
+}
+
+/// A writer's open verifies the head's checkpoint record and what follows it, not the
+/// whole chain: the cost of an open is what was written since the last one. Damage there
+/// stops the open; damage before it is caught by `verify` (`cordon log verify`), and at
+/// open too as soon as it moves the checkpoint's record.
+#[test]
+fn open_verifies_from_the_checkpoint_and_verify_checks_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let starts = build_checkpointed(&audit);
+    let bytes = std::fs::read(audit.join("audit.jsonl")).unwrap();
+    let on_copy = |damaged: &[u8]| {
+        let work = tempfile::tempdir().unwrap();
+        for f in ["audit.jsonl", "head"] {
+            std::fs::copy(audit.join(f), work.path().join(f)).unwrap();
+        }
+        std::fs::write(work.path().join("audit.jsonl"), damaged).unwrap();
+        work
+    };
+
+    // Before the checkpoint, edited in place: the open does not re-read it (that is
+    // the point of the checkpoint), the full verify catches it at its line.
+    let early = on_copy(&edit_in_place(&bytes, &starts, 5, "event 4", "event X"));
+    assert!(Log::open(early.path()).is_ok());
+    let e = verify(early.path()).unwrap_err();
+    assert_eq!((e.line, e.seq), (5, Some(5)), "{e}");
+    assert!(e.reason.contains("edited"), "{e}");
+
+    // Before the checkpoint, a line deleted or added: the checkpoint's record moved, so
+    // the open looks at the whole chain and refuses it; verify names the first damage.
+    let mut deleted = bytes.clone();
+    deleted.drain(starts[2]..starts[3]);
+    let mut grown = bytes.clone();
+    grown.splice(starts[7]..starts[7], b"junk\n".iter().copied());
+    for (damaged, line) in [(deleted, 3), (grown, 8)] {
+        let work = on_copy(&damaged);
+        assert!(matches!(Log::open(work.path()), Err(AuditError::Broken(_))));
+        assert_eq!(verify(work.path()).unwrap_err().line, line);
+    }
+
+    // The checkpoint's record itself and every record after it: caught at open, and by
+    // verify, at their line (the same checks as `every_kind_of_damage_is_detected`).
+    for line in 20..=25 {
+        let n = line - 1; // `data.i` of line `line`
+        let d = edit_in_place(&bytes, &starts, line, &format!("\"i\":{n}"), "\"i\":99");
+        assert_detected(&audit, &d, line, &format!("edit record {line}"));
+        let mut d = bytes.clone();
+        d.drain(starts[line - 1]..starts[line]);
+        assert_detected(&audit, &d, line, &format!("delete record {line}"));
+        let mut d = bytes.clone();
+        let copy = bytes[starts[line - 1]..starts[line]].to_vec();
+        d.splice(starts[line]..starts[line], copy);
+        assert_detected(&audit, &d, line + 1, &format!("duplicate record {line}"));
+    }
+    assert_detected(&audit, &bytes[..starts[22]], 23, "drop the last 3 records");
+    assert_detected(&audit, &bytes[..starts[19]], 20, "cut at the checkpoint");
+}
+
+/// `head` is as trusted as the records, so a forged checkpoint gets an attacker nothing:
+/// one that names another record, offset or hash stops the open and fails `verify`.
+#[test]
+fn a_forged_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let starts = build_checkpointed(&audit);
+    let records = read(&audit).unwrap();
+    let head = std::fs::read_to_string(audit.join("head")).unwrap();
+    let real = format!(
+        "\"checkpoint\":{{\"seq\":20,\"hash\":\"{}\",\"offset\":{}}}",
+        records[19].hash, starts[19]
+    );
+    assert!(head.contains(&real), "{head}");
+    let forgeries = [
+        // Skip records 20..24 at the next open: record 25's seq and hash, 20's offset.
+        format!(
+            "\"checkpoint\":{{\"seq\":25,\"hash\":\"{}\",\"offset\":{}}}",
+            records[24].hash, starts[19]
+        ),
+        // Record 20, but an offset inside its line.
+        format!(
+            "\"checkpoint\":{{\"seq\":20,\"hash\":\"{}\",\"offset\":{}}}",
+            records[19].hash,
+            starts[19] + 1
+        ),
+        // Record 20 where it is, with another record's hash.
+        format!(
+            "\"checkpoint\":{{\"seq\":20,\"hash\":\"{}\",\"offset\":{}}}",
+            records[18].hash, starts[19]
+        ),
+        // A record past the head.
+        format!(
+            "\"checkpoint\":{{\"seq\":26,\"hash\":\"{}\",\"offset\":{}}}",
+            records[19].hash, starts[19]
+        ),
+    ];
+    for forged in forgeries {
+        let work = tempfile::tempdir().unwrap();
+        std::fs::copy(audit.join("audit.jsonl"), work.path().join("audit.jsonl")).unwrap();
+        std::fs::write(work.path().join("head"), head.replace(&real, &forged)).unwrap();
+        assert!(verify(work.path()).is_err(), "verify accepted {forged}");
+        assert!(
+            matches!(Log::open(work.path()), Err(AuditError::Broken(_))),
+            "open accepted {forged}"
+        );
+    }
+}
+
+/// The checkpoint only moves forward: a writer that opened long ago (a gateway) takes up
+/// the further checkpoint of a writer that opened since, instead of writing its own.
+#[test]
+fn the_checkpoint_moves_forward_with_every_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    build(&audit, 3);
+    let old = Log::open(&audit).unwrap();
+    old.record(EventKind::Alert, None, json!({"n": 4})).unwrap();
+    assert_eq!(checkpoint(&audit).map(|c| c.0), Some(3));
+    {
+        let newer = Log::open(&audit).unwrap();
+        newer
+            .record(EventKind::Alert, None, json!({"n": 5}))
+            .unwrap();
+        assert_eq!(checkpoint(&audit).map(|c| c.0), Some(4));
+    }
+    old.record(EventKind::Alert, None, json!({"n": 6})).unwrap();
+    assert_eq!(checkpoint(&audit).map(|c| c.0), Some(4));
+    drop(old);
+    assert_eq!(verify(&audit).unwrap().records, 6);
+}

@@ -23,10 +23,16 @@ fn main() -> ExitCode {
         // Colour codes only for a person reading a terminal, never in a file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One command in one sandbox (`sandbox exec`) waits on that sandbox from a blocking
+    // thread while this one serves its egress listener: worker threads would only be
+    // started and stopped again.
+    let mut builder = match &cli.command {
+        cli::Command::Sandbox {
+            command: cli::SandboxCommand::Exec { .. },
+        } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

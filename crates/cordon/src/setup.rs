@@ -58,17 +58,33 @@ pub fn open_store(config: &Config, paths: &Paths) -> Result<store::Store> {
             )
         });
     };
-    let password = match &config.store.password_env {
-        Some(var) => Some(std::env::var(var).with_context(|| {
-            format!(
-                "[store] password_env names `{var}`, but that environment variable is not set \
-                 (or not UTF-8); set it to the PostgreSQL password"
-            )
-        })?),
-        None => None,
-    };
-    store::Store::connect(url, password.as_deref())
+    store::Store::connect(url, store_password(config)?.as_deref())
         .context("cannot open the session store ([store] url)")
+}
+
+/// [`open_store`], opened (created, migrated; connected) by its first use instead of now:
+/// for a command that may never use it. What can be checked without touching the
+/// database (the URL, the password variable) is checked now.
+fn open_store_on_first_use(config: &Config, paths: &Paths) -> Result<store::Store> {
+    let Some(url) = &config.store.url else {
+        return Ok(store::Store::open_on_first_use(&paths.db_file()));
+    };
+    store::Store::connect_on_first_use(url, store_password(config)?.as_deref())
+        .context("cannot open the session store ([store] url)")
+}
+
+/// The PostgreSQL password from the variable `[store] password_env` names, if any.
+fn store_password(config: &Config) -> Result<Option<String>> {
+    let Some(var) = &config.store.password_env else {
+        return Ok(None);
+    };
+    let value = std::env::var(var).with_context(|| {
+        format!(
+            "[store] password_env names `{var}`, but that environment variable is not set \
+             (or not UTF-8); set it to the PostgreSQL password"
+        )
+    })?;
+    Ok(Some(value))
 }
 
 /// Is there a store to look into without creating one? PostgreSQL always; SQLite once
@@ -127,25 +143,29 @@ pub fn open_state() -> Result<State> {
 /// `config_loaded` record is appended in order but made durable with the next record
 /// (the command's own, which the caller records and syncs after it ran and before it
 /// reports an outcome; or an egress record during it), or at exit: one fsync of the log
-/// and its anchor instead of two on the way to the command.
+/// and its anchor instead of two on the way to the command. The store is opened by its
+/// first use ([`store::Store::open_on_first_use`]): such a command's approver never
+/// asks, so it normally has none, and creating SQLite's `-wal` and `-shm` files only to
+/// remove them at exit is most of what opening costs.
 pub fn open_state_for_one_command() -> Result<State> {
-    open_state_with(&Paths::from_env(), Durable::WithNextRecord)
+    open_state_with(&Paths::from_env(), Opening::OneCommand)
 }
 
-/// When the `config_loaded` record is made durable.
-enum Durable {
-    /// Before `open_state` returns.
-    Now,
-    /// With the next record synced (or when the log is dropped).
-    WithNextRecord,
+/// How much of the state is made ready before the command starts.
+enum Opening {
+    /// The store open and the `config_loaded` record durable before `open_state` returns.
+    Eager,
+    /// The store opened at its first use; `config_loaded` durable with the next record
+    /// synced (or when the log is dropped).
+    OneCommand,
 }
 
 /// [`open_state`] for the config file and state directory in `paths`.
 pub fn open_state_at(paths: &Paths) -> Result<State> {
-    open_state_with(paths, Durable::Now)
+    open_state_with(paths, Opening::Eager)
 }
 
-fn open_state_with(paths: &Paths, durable: Durable) -> Result<State> {
+fn open_state_with(paths: &Paths, opening: Opening) -> Result<State> {
     let (config, text) = read_config(paths)?;
     ensure_private_dir(&paths.state_dir)?;
     let audit = audit::Log::open(&paths.audit_dir()).with_context(|| {
@@ -154,16 +174,19 @@ fn open_state_with(paths: &Paths, durable: Durable) -> Result<State> {
             paths.audit_dir().display()
         )
     })?;
-    let store = open_store(&config, paths)?;
+    let store = match opening {
+        Opening::Eager => open_store(&config, paths)?,
+        Opening::OneCommand => open_store_on_first_use(&config, paths)?,
+    };
     let loaded = audit::event::ConfigLoaded {
         path: paths.config_file.display().to_string(),
         sha256: sha256_hex(text.as_bytes()),
         tier: config.tier,
         agents: config.agents.keys().cloned().collect(),
     };
-    match durable {
-        Durable::Now => audit.record_event(None, loaded)?,
-        Durable::WithNextRecord => audit.append_event(None, loaded)?,
+    match opening {
+        Opening::Eager => audit.record_event(None, loaded)?,
+        Opening::OneCommand => audit.append_event(None, loaded)?,
     }
     Ok(State {
         state_dir: paths.state_dir.clone(),

@@ -116,6 +116,25 @@ async fn sandbox_exec_cannot_reach_host_secrets_or_services() {
     );
 }
 
+/// `sandbox exec` asks nobody, so it opens the session store only if something needs it:
+/// on a fresh state directory it leaves no database (nor SQLite's `-wal`/`-shm`) behind,
+/// still records its run, and the next command that needs the store creates it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_exec_opens_no_store_it_does_not_need() {
+    let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
+    let out = inst.cordon(&["sandbox", "exec", "--", "/bin/true"]).await;
+    assert_ok(&out);
+    for name in ["cordon.db", "cordon.db-wal", "cordon.db-shm"] {
+        assert!(!inst.state.join(name).exists(), "{name} was created");
+    }
+    let records = inst.audit().await;
+    assert_eq!(of_kind(&records, "config_loaded").len(), 1);
+    assert_eq!(of_kind(&records, "sandbox_exec").len(), 1);
+    let out = inst.cordon(&["approvals", "list"]).await;
+    assert_ok(&out);
+    assert!(inst.state.join("cordon.db").exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_exec_passes_status_and_output_through() {
     let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());

@@ -194,6 +194,41 @@ async fn exec_needing_approval_without_a_human_is_denied() {
     assert_eq!(recs[5].data["stage"], "approval");
 }
 
+/// A store opened at its first use (`cordon sandbox exec`'s) is not opened by building
+/// the runtime, and is there for the first call that needs one: the approval request is
+/// stored, and its grant found again.
+#[tokio::test]
+async fn a_store_opened_on_first_use_is_there_when_an_approval_needs_it() {
+    let h = Harness::new(Setup {
+        approver: vec![ApprovalAnswer::Session],
+        store_on_first_use: true,
+        ..Setup::default()
+    });
+    let db = h.dir.path().join("cordon.db");
+    assert!(!h.store.is_open(), "building the runtime needs no store");
+    assert!(!db.exists());
+    let (id, obs) = h.call("exec", json!({"command": "make test"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert!(h.store.is_open());
+    assert_eq!(
+        h.one(&id, EventKind::Approval).data["answer"]["answer"],
+        "session"
+    );
+    // The request and the grant are in the database, for any other handle to see.
+    let other = store::Store::open(&db).unwrap();
+    let stored = other
+        .list_approvals(&store::ApprovalFilter::default())
+        .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].action, "exec: make test");
+    assert_eq!(other.list_grants(None, false).unwrap().len(), 1);
+    // The same command again: the stored grant answers, nobody is asked.
+    let (id, obs) = h.call("exec", json!({"command": "make test"})).await;
+    assert!(!obs.is_error, "{}", obs.content);
+    assert!(!h.has(&id, EventKind::Approval));
+    assert_eq!(h.approver.asked.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn session_grant_covers_only_the_exact_action() {
     let h = Harness::new(Setup {

@@ -331,13 +331,13 @@ impl Store {
             answered_by: None,
             answered_at: None,
         };
-        self.backend
+        self.backend()?
             .insert_approval(ApprovalRow::encode(&record)?)?;
         Ok(record)
     }
 
     pub fn get_approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .get_approval(id)?
             .map(ApprovalRow::decode)
             .transpose()
@@ -348,7 +348,7 @@ impl Store {
         &self,
         filter: &ApprovalFilter,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let rows = self.backend.list_approvals(filter)?;
+        let rows = self.backend()?.list_approvals(filter)?;
         rows.into_iter().map(ApprovalRow::decode).collect()
     }
 
@@ -395,7 +395,7 @@ impl Store {
         apply: Option<impl FnOnce(&ApprovalRecord) -> Result<(), E>>,
     ) -> Result<Result<Answered, E>, StoreError> {
         let now_t = OffsetDateTime::now_utc();
-        let tx = self.backend.begin_answer()?;
+        let tx = self.backend()?.begin_answer()?;
         answer_in(tx, id, answer, by, apply, now_t)
     }
 
@@ -404,7 +404,7 @@ impl Store {
     /// process answered first, that answer is what comes back.
     pub fn expire_approval(&self, id: &str) -> Result<ApprovalRecord, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        self.backend
+        self.backend()?
             .expire_approval(id, now)?
             .ok_or_else(|| StoreError::NoApproval { id: id.to_string() })?
             .decode()
@@ -413,7 +413,7 @@ impl Store {
     /// Mark every pending approval whose `expires_at` is not after `now` expired; returns
     /// their ids.
     pub fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
-        let mut ids = self.backend.expire_due(timestamp(now)?)?;
+        let mut ids = self.backend()?.expire_due(timestamp(now)?)?;
         ids.sort();
         Ok(ids)
     }
@@ -431,12 +431,12 @@ impl Store {
         include_inactive: bool,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        let rows = self.backend.list_grants(agent, include_inactive, now)?;
+        let rows = self.backend()?.list_grants(agent, include_inactive, now)?;
         rows.into_iter().map(GrantRow::decode).collect()
     }
 
     pub fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .get_grant(id)?
             .map(GrantRow::decode)
             .transpose()
@@ -445,14 +445,14 @@ impl Store {
     /// Revoke a grant; it covers nothing from now on.
     pub fn revoke_grant(&self, id: &str) -> Result<GrantRecord, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
-        self.backend.revoke_grant(id, now)
+        self.backend()?.revoke_grant(id, now)
     }
 
     /// The oldest active grant that covers the action, if any.
     pub fn find_grant(&self, q: &GrantQuery<'_>) -> Result<Option<GrantRecord>, StoreError> {
         let now = timestamp(OffsetDateTime::now_utc())?;
         // Oldest first, decoded in order up to the first that covers.
-        for row in self.backend.active_grants(q, now)? {
+        for row in self.backend()?.active_grants(q, now)? {
             let grant = row.decode()?;
             if grant.covers(q.fingerprint, q.argv, q.host) {
                 return Ok(Some(grant));

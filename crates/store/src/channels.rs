@@ -127,7 +127,7 @@ impl Store {
             decided_by: None,
         };
         let outcome = self
-            .backend
+            .backend()?
             .request_pairing(&row, &now, i64::from(new.max_pending))?;
         Ok(match outcome {
             RequestOutcome::Issued => PairingRequest::Issued(row.decode()?),
@@ -149,7 +149,7 @@ impl Store {
         channel: &str,
         sender: &str,
     ) -> Result<Option<PairingRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .pairing(channel, sender)?
             .map(PairingRow::decode)
             .transpose()
@@ -157,7 +157,7 @@ impl Store {
 
     /// Every pairing (of `channel`, when given), oldest first.
     pub fn pairings(&self, channel: Option<&str>) -> Result<Vec<PairingRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .pairings(channel)?
             .into_iter()
             .map(PairingRow::decode)
@@ -185,7 +185,7 @@ impl Store {
             at: now.clone(),
             by: by.to_string(),
         };
-        match self.backend.decide_pairing(code, &now, &decided)? {
+        match self.backend()?.decide_pairing(code, &now, &decided)? {
             Some(row) => row.decode(),
             None => Err(StoreError::NoPairing {
                 code: code.to_string(),
@@ -199,7 +199,7 @@ impl Store {
         channel: &str,
         sender: &str,
     ) -> Result<Option<PairingRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .delete_pairing(channel, sender)?
             .map(PairingRow::decode)
             .transpose()
@@ -207,11 +207,11 @@ impl Store {
 
     /// The cursor a channel stopped at (Telegram's update offset, Matrix's `since`).
     pub fn channel_cursor(&self, channel: &str) -> Result<Option<String>, StoreError> {
-        self.backend.cursor(channel)
+        self.backend()?.cursor(channel)
     }
 
     pub fn set_channel_cursor(&self, channel: &str, cursor: &str) -> Result<(), StoreError> {
-        self.backend.set_cursor(channel, cursor)
+        self.backend()?.set_cursor(channel, cursor)
     }
 
     /// The session answering `conversation` of `channel`, if one was started.
@@ -220,7 +220,7 @@ impl Store {
         channel: &str,
         conversation: &str,
     ) -> Result<Option<String>, StoreError> {
-        self.backend.conversation_session(channel, conversation)
+        self.backend()?.conversation_session(channel, conversation)
     }
 
     /// Make `session` the one answering `conversation` of `channel`.
@@ -230,7 +230,7 @@ impl Store {
         conversation: &str,
         session: &str,
     ) -> Result<(), StoreError> {
-        self.backend
+        self.backend()?
             .set_conversation_session(channel, conversation, session, &now()?)
     }
 
@@ -246,7 +246,7 @@ impl Store {
         let now_t = time::OffsetDateTime::now_utc();
         let keep = time::Duration::try_from(keep).unwrap_or(time::Duration::HOUR);
         let oldest = timestamp(now_t - keep)?;
-        self.backend
+        self.backend()?
             .note_delivery(hook, signature, &timestamp(now_t)?, &oldest)
     }
 }

@@ -40,7 +40,7 @@ impl Store {
     ) -> Result<EventRecord, StoreError> {
         let text = serde_json::to_string(&data).map_err(StoreError::Encode)?;
         let at = now()?;
-        let seq = self.backend.append_event(NewEvent {
+        let seq = self.backend()?.append_event(NewEvent {
             session: session.to_string(),
             at: at.clone(),
             kind: kind.to_string(),
@@ -63,7 +63,7 @@ impl Store {
     ) -> Result<Vec<EventRecord>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.backend
+        self.backend()?
             .events_after(session, after, limit)?
             .into_iter()
             .map(|row| {

@@ -56,7 +56,7 @@ impl Store {
             session: session.to_string(),
             written_at: now()?,
         };
-        self.backend.upsert_file_label(&row)?;
+        self.backend()?.upsert_file_label(&row)?;
         row.decode()
     }
 
@@ -66,7 +66,7 @@ impl Store {
         workspace: &str,
         path: &str,
     ) -> Result<Option<FileLabelRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .file_label(workspace, path)?
             .map(FileLabelRow::decode)
             .transpose()
@@ -75,7 +75,7 @@ impl Store {
     /// Every labelled file of `workspace` (all workspaces when `None`), by workspace and
     /// path.
     pub fn file_labels(&self, workspace: Option<&str>) -> Result<Vec<FileLabelRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .file_labels(workspace)?
             .into_iter()
             .map(FileLabelRow::decode)
@@ -89,7 +89,7 @@ impl Store {
         workspace: &str,
         path: &str,
     ) -> Result<FileLabelRecord, StoreError> {
-        match self.backend.delete_file_label(workspace, path)? {
+        match self.backend()?.delete_file_label(workspace, path)? {
             Some(row) => row.decode(),
             None => Err(StoreError::NoFileLabel {
                 workspace: workspace.to_string(),

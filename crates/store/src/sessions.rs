@@ -40,35 +40,38 @@ impl Store {
             updated_at: now,
             items: 0,
         };
-        self.backend.insert_session(&record)?;
+        self.backend()?.insert_session(&record)?;
         Ok(record)
     }
 
     /// The session of `agent` that was used most recently.
     pub fn latest_session(&self, agent: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.backend.latest_session(agent)?.map(SessionRow::decode))
+        Ok(self
+            .backend()?
+            .latest_session(agent)?
+            .map(SessionRow::decode))
     }
 
     pub fn get_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.backend.get_session(id)?.map(SessionRow::decode))
+        Ok(self.backend()?.get_session(id)?.map(SessionRow::decode))
     }
 
     /// Sessions, most recently used first; all agents when `agent` is `None`.
     pub fn list_sessions(&self, agent: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows = self.backend.list_sessions(agent)?;
+        let rows = self.backend()?.list_sessions(agent)?;
         Ok(rows.into_iter().map(SessionRow::decode).collect())
     }
 
     /// Append one item to `session`; returns its `seq` (from 1).
     pub fn append_item(&self, session: &str, item: &serde_json::Value) -> Result<u64, StoreError> {
         let item = serde_json::to_string(item).map_err(StoreError::Encode)?;
-        let seq = self.backend.append_item(session, item, now()?)?;
+        let seq = self.backend()?.append_item(session, item, now()?)?;
         Ok(to_u64(seq))
     }
 
     /// Every item of `session`, in append order. An unknown session is an error.
     pub fn load_items(&self, session: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.backend
+        self.backend()?
             .load_items(session)?
             .into_iter()
             .map(|row| {

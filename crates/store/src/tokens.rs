@@ -118,19 +118,19 @@ impl Store {
             revoked_at: None,
             last_used_at: None,
         };
-        self.backend.insert_token(&record, &new.hash)?;
+        self.backend()?.insert_token(&record, &new.hash)?;
         Ok(record)
     }
 
     /// Tokens, newest first; with `all == false` only those usable now.
     pub fn list_tokens(&self, all: bool) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = self.backend.list_tokens(all, now()?)?;
+        let rows = self.backend()?.list_tokens(all, now()?)?;
         rows.into_iter().map(TokenRow::decode).collect()
     }
 
     /// One token by id, whatever its state.
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.backend
+        self.backend()?
             .get_token(id)?
             .map(TokenRow::decode)
             .transpose()
@@ -138,7 +138,7 @@ impl Store {
 
     /// Every token neither revoked nor expired now, with its hash.
     pub fn active_tokens(&self) -> Result<Vec<ActiveToken>, StoreError> {
-        let rows = self.backend.active_tokens(now()?)?;
+        let rows = self.backend()?.active_tokens(now()?)?;
         rows.into_iter()
             .map(|r| {
                 Ok(ActiveToken {
@@ -153,7 +153,7 @@ impl Store {
 
     /// Revoke token `id` (audit it in the caller).
     pub fn revoke_token(&self, id: &str) -> Result<Revoked, StoreError> {
-        let changed = self.backend.revoke_token(id, now()?)?;
+        let changed = self.backend()?.revoke_token(id, now()?)?;
         Ok(match (changed, self.get_token(id)?) {
             (_, None) => Revoked::NotFound,
             (0, Some(record)) => Revoked::AlreadyRevoked(record),
@@ -163,7 +163,7 @@ impl Store {
 
     /// Record that token `id` was used at `at`.
     pub fn touch_token(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-        self.backend.touch_token(id, timestamp(at)?)
+        self.backend()?.touch_token(id, timestamp(at)?)
     }
 }
 

@@ -247,7 +247,82 @@ fn two_processes_append_to_one_session(db: &Db) {
     assert_eq!(store.get_session(&session).unwrap().unwrap().items, 450);
 }
 
+/// A store opened on first use opens nothing until a call needs the database; that call
+/// opens and migrates it, and what it writes is what an eagerly opened handle reads.
+fn opened_on_first_use_is_opened_by_the_first_call_that_needs_it(db: &Db) {
+    let lazy = db.on_first_use();
+    assert!(!lazy.is_open());
+    if let Db::Sqlite { path, .. } = db {
+        assert_eq!(lazy.path(), Some(path.as_path()));
+        assert_eq!(lazy.location(), path.display().to_string());
+        assert!(!path.exists(), "nothing is created before the first use");
+    } else {
+        assert_eq!(lazy.path(), None);
+        assert!(
+            lazy.location().starts_with("postgres://"),
+            "{}",
+            lazy.location()
+        );
+    }
+    let session = lazy.create_session("default").unwrap();
+    assert!(lazy.is_open());
+    lazy.append_item(&session.id, &json!("first")).unwrap();
+    let eager = db.open();
+    assert_eq!(eager.load_items(&session.id).unwrap(), vec![json!("first")]);
+    // And the other way round, through the same (now open) lazy handle.
+    eager.append_item(&session.id, &json!("second")).unwrap();
+    assert_eq!(lazy.get_session(&session.id).unwrap().unwrap().items, 2);
+    if let Db::Sqlite { path, .. } = db {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+/// A database an eager open refuses is refused by the first use of a lazy handle with the
+/// same error, and by every use after it: never an empty or default store instead.
+fn opened_on_first_use_refuses_what_an_eager_open_refuses(db: &Db) {
+    drop(db.open());
+    let version = db.count(match db {
+        Db::Sqlite { .. } => "PRAGMA user_version",
+        Db::Postgres(_) => "SELECT version FROM cordon_schema",
+    });
+    db.set_schema_version(99);
+    let lazy = db.on_first_use();
+    for _ in 0..2 {
+        let err = lazy.create_session("default").expect_err("must be refused");
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
+        assert!(!lazy.is_open());
+    }
+    assert!(lazy.list_sessions(None).is_err());
+    // A failed open is not remembered: once the database is usable, the next use opens it.
+    db.set_schema_version(version);
+    lazy.create_session("default").unwrap();
+    assert!(lazy.is_open());
+}
+
+/// Many threads' first uses at once: the database is opened (and migrated) once, and
+/// every call is answered.
+fn opened_on_first_use_by_many_threads_at_once(db: &Db) {
+    let lazy = Arc::new(db.on_first_use());
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let lazy = lazy.clone();
+            std::thread::spawn(move || lazy.create_session(&format!("agent{i}")).unwrap().id)
+        })
+        .collect();
+    let ids: std::collections::BTreeSet<String> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(ids.len(), 8);
+    assert_eq!(db.open().list_sessions(None).unwrap().len(), 8);
+}
+
 on_both!(
+    opened_on_first_use_is_opened_by_the_first_call_that_needs_it,
+    opened_on_first_use_refuses_what_an_eager_open_refuses,
+    opened_on_first_use_by_many_threads_at_once,
     a_failed_write_leaves_no_transaction_open,
     list_sessions_filters_by_agent,
     unknown_session_is_an_error,

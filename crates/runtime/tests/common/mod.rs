@@ -40,6 +40,9 @@ pub struct Setup {
     pub mcp_pins: mcp::Pins,
     /// Journal workspace changes in the harness's `checkpoints` directory.
     pub checkpoints: bool,
+    /// Open the store (`cordon.db` in the harness's directory) at its first use, as
+    /// `cordon sandbox exec` does, instead of before the runtime is built.
+    pub store_on_first_use: bool,
 }
 
 impl Default for Setup {
@@ -58,6 +61,7 @@ impl Default for Setup {
             extra_toml: "",
             mcp_pins: mcp::Pins::default(),
             checkpoints: false,
+            store_on_first_use: false,
         }
     }
 }
@@ -140,6 +144,7 @@ pub struct Harness {
     pub rt: Runtime,
     pub approver: Arc<ScriptedApprover>,
     pub sandbox: Arc<RecordingSandbox>,
+    pub store: Arc<store::Store>,
     next_id: Mutex<u32>,
 }
 
@@ -192,8 +197,14 @@ allow = {egress}
         } else {
             recording.clone()
         };
+        let db = dir.path().join("cordon.db");
+        let store = Arc::new(if setup.store_on_first_use {
+            store::Store::open_on_first_use(&db)
+        } else {
+            store::Store::open(&db).unwrap()
+        });
         let approvals = Arc::new(cordon_runtime::StoredApprovals::new(
-            Arc::new(store::Store::open(&dir.path().join("cordon.db")).unwrap()),
+            store.clone(),
             audit.clone(),
             std::time::Duration::from_secs(5),
             30,
@@ -230,6 +241,7 @@ allow = {egress}
             rt,
             approver,
             sandbox: recording,
+            store,
             next_id: Mutex::new(0),
         }
     }

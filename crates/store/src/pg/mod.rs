@@ -52,6 +52,22 @@ pub(crate) struct Postgres {
     actor: Mutex<Actor>,
 }
 
+/// A PostgreSQL database to connect to: its URL parsed and checked ([`Target::parse`]),
+/// not yet connected.
+pub(crate) struct Target {
+    config: postgres::Config,
+    /// The target without any password, for messages.
+    pub(crate) name: String,
+}
+
+impl Target {
+    /// `url` with `password`, refused if this backend cannot use it safely.
+    pub(crate) fn parse(url: &str, password: Option<&str>) -> Result<Target, StoreError> {
+        let (config, name) = parse_url(url, password)?;
+        Ok(Target { config, name })
+    }
+}
+
 /// Parse `url`, refuse what this backend cannot do safely, and describe the target
 /// without any password.
 fn parse_url(url: &str, password: Option<&str>) -> Result<(postgres::Config, String), StoreError> {
@@ -127,10 +143,15 @@ fn is_loopback(host: &str) -> bool {
 
 impl Postgres {
     pub(crate) fn connect(url: &str, password: Option<&str>) -> Result<Postgres, StoreError> {
-        let (config, target) = parse_url(url, password)?;
-        let actor = Actor::spawn(config, &target)?;
+        let target = Target::parse(url, password)?;
+        Postgres::connect_to(&target)
+    }
+
+    /// Connect to (and migrate) a target already checked by [`Target::parse`].
+    pub(crate) fn connect_to(target: &Target) -> Result<Postgres, StoreError> {
+        let actor = Actor::spawn(target.config.clone(), &target.name)?;
         let db = Postgres {
-            target,
+            target: target.name.clone(),
             actor: Mutex::new(actor),
         };
         db.migrate()?;

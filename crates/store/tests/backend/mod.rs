@@ -41,6 +41,14 @@ impl Db {
         self.try_open().unwrap()
     }
 
+    /// A handle that opens (connects to, migrates) the database at its first use.
+    pub fn on_first_use(&self) -> Store {
+        match self {
+            Db::Sqlite { path, .. } => Store::open_on_first_use(path),
+            Db::Postgres(cluster) => Store::connect_on_first_use(&cluster.url(), None).unwrap(),
+        }
+    }
+
     /// Run SQL behind the store's back (ageing or damaging rows as time or an attacker
     /// would); the same text is valid on both.
     pub fn exec(&self, sql: &str) {
