@@ -264,7 +264,7 @@ pub struct ApprovalMessage {
 impl Store {
     /// Remember that approval `m.approval` was posted on `m.message_id`.
     pub fn note_approval_message(&self, m: &ApprovalMessage) -> Result<(), StoreError> {
-        self.backend.note_approval_message(m, &now()?)
+        self.backend()?.note_approval_message(m, &now()?)
     }
 
     /// The message approval `approval` was posted on in `channel`, while not forgotten.
@@ -273,12 +273,12 @@ impl Store {
         approval: &str,
         channel: &str,
     ) -> Result<Option<ApprovalMessage>, StoreError> {
-        self.backend.approval_message(approval, channel)
+        self.backend()?.approval_message(approval, channel)
     }
 
     /// Every remembered approval message of `channel`, oldest first.
     pub fn approval_messages(&self, channel: &str) -> Result<Vec<ApprovalMessage>, StoreError> {
-        self.backend.approval_messages(channel)
+        self.backend()?.approval_messages(channel)
     }
 
     /// Forget the message of `approval` in `channel`; `true` for the one caller that
@@ -288,7 +288,7 @@ impl Store {
         approval: &str,
         channel: &str,
     ) -> Result<bool, StoreError> {
-        self.backend.forget_approval_message(approval, channel)
+        self.backend()?.forget_approval_message(approval, channel)
     }
 }
 

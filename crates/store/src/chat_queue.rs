@@ -113,12 +113,12 @@ impl Store {
             now: timestamp(now_t)?,
             forget_before: timestamp(now_t - KEEP_CLOSED)?,
         };
-        self.backend.accept(batch)
+        self.backend()?.accept(batch)
     }
 
     /// The open (not closed) rows of `channel`, oldest first.
     pub fn open_chat_turns(&self, channel: &str) -> Result<Vec<QueuedChatTurn>, StoreError> {
-        self.backend
+        self.backend()?
             .open_rows(channel)?
             .into_iter()
             .map(QueueRow::decode)
@@ -131,7 +131,7 @@ impl Store {
         channel: &str,
         conversation: &str,
     ) -> Result<Option<QueuedChatTurn>, StoreError> {
-        self.backend
+        self.backend()?
             .take(channel, conversation, &now()?)?
             .map(QueueRow::decode)
             .transpose()
@@ -145,7 +145,7 @@ impl Store {
         outcome: ChatTurnOutcome,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
-        self.backend
+        self.backend()?
             .close(id, &now()?, outcome.as_str(), error.map(str::to_string))
     }
 }
