@@ -744,18 +744,7 @@ async fn pairing_panel_approves_with_a_role_and_denies_and_escapes_names() {
 
 /// Wait until the bot sent `chat` a message satisfying `pred`.
 async fn sent_to(tg: &FakeTelegram, chat: i64, pred: impl Fn(&SentCall) -> bool) -> SentCall {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = tg.sent().into_iter().find(|s| s.chat_id == chat && pred(s)) {
-            return s;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the bot sent {chat} nothing matching; sent: {:#?}",
-            tg.sent()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::sent_matching(tg, &format!("to {chat}"), |s| s.chat_id == chat && pred(s)).await
 }
 
 /// The pairing code the bot gave `who` (8 upper-case letters and digits).

@@ -6,7 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AgentSetup, Install, of_kind, serve_gateway, set_secret, tool};
+use common::{
+    AgentSetup, Install, of_kind, sent_matching, sent_matching_within, serve_gateway, set_secret,
+    tool,
+};
 use serde_json::{Value, json};
 use testkit::telegram::{SentCall, TgUser};
 use testkit::{FakeTelegram, MockLlm, Reply, Script};
@@ -56,35 +59,6 @@ task = "x"
     set_secret(&inst, "TG_TOKEN", "api.telegram.org", TOKEN).await;
     set_secret(&inst, "CI_HOOK", "ci.example", HOOK_SECRET).await;
     inst
-}
-
-/// Wait until a sent message satisfies `pred`; return it.
-async fn sent_matching(
-    tg: &FakeTelegram,
-    what: &str,
-    pred: impl Fn(&SentCall) -> bool,
-) -> SentCall {
-    sent_matching_within(tg, what, Duration::from_secs(30), pred).await
-}
-
-/// [`sent_matching`] with its own deadline, for a wait that includes the server's own
-/// timers (an approval's timeout and the grace after it).
-async fn sent_matching_within(
-    tg: &FakeTelegram,
-    what: &str,
-    within: Duration,
-    pred: impl Fn(&SentCall) -> bool,
-) -> SentCall {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(s) = tg.sent().into_iter().find(|s| pred(s)) {
-            return s;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("no message {what}; sent: {:#?}", tg.sent());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn audit_until(inst: &Install, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {

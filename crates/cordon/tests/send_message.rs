@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AgentSetup, Install, of_kind, serve_gateway, set_secret, tool};
+use common::{AgentSetup, Install, of_kind, sent_matching, serve_gateway, set_secret, tool};
 use serde_json::{Value, json};
 use testkit::telegram::{SentCall, TgUser};
 use testkit::{FakeTelegram, MockLlm, Reply, Script};
@@ -66,23 +66,6 @@ groups = ["{GROUP}"]
     .unwrap();
     set_secret(&inst, "TG_TOKEN", "api.telegram.org", TOKEN).await;
     inst
-}
-
-async fn sent_matching(
-    tg: &FakeTelegram,
-    what: &str,
-    pred: impl Fn(&SentCall) -> bool,
-) -> SentCall {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(s) = tg.sent().into_iter().find(|s| pred(s)) {
-            return s;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("no message {what}; sent: {:#?}", tg.sent());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The decision on the `send_message` call whose arguments hold `needle`.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -417,4 +418,33 @@ pub async fn gateway_token(inst: &Install, scope: &str) -> String {
         .await;
     assert_ok(&out);
     text(&out.stdout).trim().to_string()
+}
+
+/// Wait until a sent message satisfies `pred`; return it.
+pub async fn sent_matching(
+    tg: &testkit::FakeTelegram,
+    what: &str,
+    pred: impl Fn(&testkit::telegram::SentCall) -> bool,
+) -> testkit::telegram::SentCall {
+    sent_matching_within(tg, what, Duration::from_secs(30), pred).await
+}
+
+/// [`sent_matching`] with its own deadline, for a wait that includes the server's own
+/// timers (an approval's timeout and the grace after it).
+pub async fn sent_matching_within(
+    tg: &testkit::FakeTelegram,
+    what: &str,
+    within: Duration,
+    pred: impl Fn(&testkit::telegram::SentCall) -> bool,
+) -> testkit::telegram::SentCall {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(s) = tg.sent().into_iter().find(|s| pred(s)) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("no message {what}; sent: {:#?}", tg.sent());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
