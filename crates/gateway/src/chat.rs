@@ -243,6 +243,21 @@ impl Runner {
         }
     }
 
+    /// A `queue` record of `turn` (`full`, `resumed`, `abandoned`).
+    fn record_queue(&self, turn: &Turn, state: &str, attempts: u64) {
+        self.record(
+            None,
+            ChannelEvent::Queue(ChannelQueue {
+                channel: self.kind.as_str().into(),
+                conversation: turn.conversation.id.clone(),
+                event_id: turn.event_id.clone(),
+                state: state.into(),
+                attempts,
+                sender: Some(turn.sender.clone()),
+            }),
+        );
+    }
+
     fn record_error(&self, detail: String) {
         let event = ErrorEvent::Other(Failure {
             stage: format!("channel {}", self.kind),
@@ -524,17 +539,7 @@ impl Runner {
                 self.clone().wake(&turn.conversation.id);
                 continue;
             }
-            self.record(
-                None,
-                ChannelEvent::Queue(ChannelQueue {
-                    channel: self.kind.as_str().into(),
-                    conversation: turn.conversation.id.clone(),
-                    event_id: turn.event_id.clone(),
-                    state: "full".into(),
-                    attempts: 0,
-                    sender: Some(turn.sender.clone()),
-                }),
-            );
+            self.record_queue(&turn, "full", 0);
             let me = self.clone();
             tokio::spawn(async move {
                 me.send(
@@ -668,21 +673,8 @@ impl Runner {
             }
         };
         let carried_over = lock(&self.carried_over).remove(&queued.id);
-        let record_queue = |state: &str| {
-            self.record(
-                None,
-                ChannelEvent::Queue(ChannelQueue {
-                    channel: self.kind.as_str().into(),
-                    conversation: turn.conversation.id.clone(),
-                    event_id: turn.event_id.clone(),
-                    state: state.into(),
-                    attempts: queued.attempts,
-                    sender: Some(turn.sender.clone()),
-                }),
-            );
-        };
         if queued.attempts > MAX_ATTEMPTS {
-            record_queue("abandoned");
+            self.record_queue(&turn, "abandoned", queued.attempts);
             self.send(
                 &turn.conversation.id,
                 "Cordon stopped twice while answering a message of yours, so it was not run \
@@ -700,7 +692,7 @@ impl Runner {
             );
         }
         if carried_over || queued.attempts > 1 {
-            record_queue("resumed");
+            self.record_queue(&turn, "resumed", queued.attempts);
         }
         let conversation = turn.conversation.clone();
         match self.run_turn(&conversation, turn).await {
