@@ -11,7 +11,7 @@ use common::{
     tool,
 };
 use serde_json::{Value, json};
-use testkit::telegram::{SentCall, TgUser};
+use testkit::telegram::TgUser;
 use testkit::{FakeTelegram, MockLlm, Reply, Script};
 
 const TOKEN: &str = "4242:test-bot-token";

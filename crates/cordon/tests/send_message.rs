@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{AgentSetup, Install, of_kind, sent_matching, serve_gateway, set_secret, tool};
 use serde_json::{Value, json};
 use testkit::telegram::{SentCall, TgUser};
