@@ -305,6 +305,90 @@ async fn llamacpp_stream_without_done_after_its_finish_is_accepted() {
 }
 
 // ---------------------------------------------------------------------------------------
+// `<think>` blocks in `content` (Ollama, llama.cpp without a reasoning parser)
+
+#[tokio::test]
+async fn ollama_think_block_with_tags_cut_across_deltas_is_reasoning() {
+    let (reply, deltas) = read("ollama-think-split-tags.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some("17 * 3 = 51."),
+            stop_reason: some("stop"),
+            reasoning: some("\nOkay, the user wants 17 * 3.\n"),
+            ..ModelReply::default()
+        }
+    );
+    // Nothing of the block, nor the blank lines after it, was passed on as text.
+    assert_eq!(deltas, ["17 * 3", " = 51."]);
+}
+
+#[tokio::test]
+async fn llamacpp_think_close_without_open_makes_what_came_before_reasoning() {
+    let (reply, deltas) = read("llamacpp-think-unopened.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some("Hello! How can I help?"),
+            stop_reason: some("stop"),
+            usage: usage(9, 19),
+            reasoning: some("Okay, a greeting. Reply briefly.\n"),
+            ..ModelReply::default()
+        }
+    );
+    // Streamed, the reasoning went out as text before `</think>` showed what it was (the
+    // tag itself never did): the reply corrects it, the deltas could not.
+    assert_eq!(
+        deltas,
+        [
+            "Okay",
+            ", a greeting.",
+            " Reply",
+            " briefly.\n",
+            "Hello",
+            "! How can I help?"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ollama_think_tags_later_in_the_answer_stay_text() {
+    let (reply, deltas) = read("ollama-think-tag-in-answer.json").await;
+    let answer = r#"Use `re.sub(r"<think>.*?</think>", "", text, flags=re.S)`."#;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some(answer),
+            stop_reason: some("stop"),
+            usage: usage(26, 61),
+            reasoning: some("\nThey want a regex that strips the tags.\n"),
+            ..ModelReply::default()
+        }
+    );
+    assert_eq!(deltas, [answer]);
+}
+
+#[tokio::test]
+async fn llamacpp_tool_call_after_a_think_block_parses() {
+    let (reply, deltas) = read("llamacpp-think-tool-call.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            tool_calls: vec![call(
+                "Qw8eR2tY4uI6oP0aS3dF5gH7",
+                "list_dir",
+                r#"{"path":"src"}"#
+            )],
+            stop_reason: some("tool_calls"),
+            usage: usage(301, 27),
+            reasoning: some("\nList the files first.\n"),
+            ..ModelReply::default()
+        }
+    );
+    assert!(deltas.is_empty(), "{deltas:?}");
+}
+
+// ---------------------------------------------------------------------------------------
 // DeepSeek, Groq, OpenRouter, and a server that breaks its last event
 
 #[tokio::test]

@@ -25,8 +25,10 @@
 //!   [`ModelReply::tool_calls`]: a call whose arguments are not a whole JSON object (or,
 //!   in Anthropic's protocol, whose block did not end) is in [`ModelReply::cut_calls`];
 //! - reasoning is never answer text: `reasoning_content`, `reasoning`, Anthropic
-//!   `thinking` and `redacted_thinking` blocks, and the non-final channels of a model whose
-//!   channel tokens leak into `content` (`channels`) go to [`ModelReply::reasoning`];
+//!   `thinking` and `redacted_thinking` blocks, the non-final channels of a model whose
+//!   channel tokens leak into `content` (`channels`), and a `<think>…</think>` block at
+//!   the start of `content` (`think`; also when only `</think>` came, because the chat
+//!   template opened the block) go to [`ModelReply::reasoning`];
 //! - only the first choice (`index` 0) is read when a server sends several (`n` > 1);
 //! - once the model's finish reason has arrived, a stream that ends without its end marker
 //!   (`data: [DONE]`, `message_stop`) is accepted with a warning in the log, and so is an
@@ -41,8 +43,9 @@
 //! call whose `arguments` is not valid JSON is passed through as raw text, because the
 //! runtime is the one place that parses and rejects arguments (and tells the model why).
 //! It does not send reasoning back to the model (Anthropic's thinking signatures are
-//! dropped; extended thinking is not requested), and it does not strip `<think>` tags a
-//! server leaves in `content`.
+//! dropped; extended thinking is not requested). Text streamed before a `</think>` that
+//! no `<think>` opened was passed to `on_text` as answer before the tag showed it was
+//! reasoning; the reply has it as reasoning, the deltas cannot be taken back.
 
 mod anthropic;
 mod channels;
@@ -50,6 +53,7 @@ mod error;
 mod openai;
 mod retry;
 mod sse;
+mod think;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,8 +6,9 @@
 //! ignored), tool calls in `delta.tool_calls[i]`, keyed by `index`, whose
 //! `function.arguments` arrive as fragments to concatenate (a continuation's `id` and
 //! `name` may be `""`). A refusal comes in `refusal`, reasoning in `reasoning_content`
-//! (DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter); usage in a last chunk whose
-//! `choices` is empty, on the finish chunk, or in Groq's `x_groq.usage`.
+//! (DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter), or inline in `content` as leaked
+//! channel tokens (`channels`) or a leading `<think>…</think>` block (`think`); usage in a
+//! last chunk whose `choices` is empty, on the finish chunk, or in Groq's `x_groq.usage`.
 
 use async_trait::async_trait;
 use runtime::ToolCall;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::channels::ChannelSplitter;
 use super::retry::Wire;
+use super::think::{Piece, ThinkSplitter};
 use super::{
     CallIds, ChatRequest, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
     ProviderError, Settings, Usage, read_answer,
@@ -152,6 +154,13 @@ fn parse_body(
     let mut reasoning = reasoning_of(message).unwrap_or_default().to_string();
     reasoning.push_str(&content.reasoning);
     reasoning.push_str(&rest.reasoning);
+    // The whole text at once: nothing was passed on before, so nothing to take back.
+    let mut think = ThinkSplitter::default();
+    let mut answer = String::new();
+    for piece in [think.push(&content.answer), think.finish()] {
+        reasoning.push_str(&piece.reasoning);
+        answer.push_str(&piece.answer);
+    }
     let mut calls = Vec::new();
     if let Some(list) = message.get("tool_calls").and_then(Value::as_array) {
         for c in list {
@@ -175,7 +184,7 @@ fn parse_body(
     let finish = choice.get("finish_reason").and_then(Value::as_str);
     let refusal = message.get("refusal").and_then(Value::as_str).unwrap_or("");
     Ok(Parts {
-        text: content.answer,
+        text: answer,
         reasoning,
         calls,
         stop_reason: finish.map(String::from),
@@ -294,6 +303,7 @@ pub(super) struct StreamState {
     reasoning: String,
     refusal: String,
     channels: ChannelSplitter,
+    think: ThinkSplitter,
     calls: Vec<PartialCall>,
     finish: Option<String>,
     usage: Option<Usage>,
@@ -385,6 +395,8 @@ impl Protocol for StreamState {
     ) -> Result<ModelReply, ProviderError> {
         let rest = self.channels.finish();
         self.take(rest, on_text);
+        let rest = self.think.finish();
+        self.take_think(rest, on_text);
         self.calls.sort_by_key(|c| c.index);
         let mut calls = Vec::with_capacity(self.calls.len());
         for c in self.calls {
@@ -424,7 +436,8 @@ impl Protocol for StreamState {
 }
 
 impl StreamState {
-    /// Content split by channel: the answer is streamed and kept, the rest is reasoning.
+    /// Content split by channel: the rest is reasoning, the answer goes on to the
+    /// `<think>` splitter.
     fn take(
         &mut self,
         split: super::channels::Split,
@@ -432,8 +445,22 @@ impl StreamState {
     ) {
         self.reasoning.push_str(&split.reasoning);
         if !split.answer.is_empty() {
-            on_text(&split.answer);
-            self.text.push_str(&split.answer);
+            let piece = self.think.push(&split.answer);
+            self.take_think(piece, on_text);
+        }
+    }
+
+    /// Content split by `<think>` block: the answer is streamed and kept, the rest is
+    /// reasoning (with the text kept so far, when a `</think>` nobody opened says it was).
+    fn take_think(&mut self, piece: Piece, on_text: &mut (dyn for<'t> FnMut(&'t str) + Send)) {
+        if piece.earlier_was_reasoning {
+            let earlier = std::mem::take(&mut self.text);
+            self.reasoning.push_str(&earlier);
+        }
+        self.reasoning.push_str(&piece.reasoning);
+        if !piece.answer.is_empty() {
+            on_text(&piece.answer);
+            self.text.push_str(&piece.answer);
         }
     }
 
