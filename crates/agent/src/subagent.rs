@@ -110,11 +110,8 @@ impl SubagentRunner for ChildAgents {
         let labels = runtime.session_labels(&session.id);
         agent.end_session(&session);
         let (answer, is_error, steps) = match outcome {
-            // A child whose model refused did not do its task.
-            Ok(t) => {
-                let refused = matches!(t.ending, crate::provider::Ending::Refused { .. });
-                (t.answer, refused, t.steps)
-            }
+            // A child whose model refused (or was filtered) did not do its task.
+            Ok(t) => (t.answer, t.ending.withheld(), t.steps),
             Err(e) => (format!("the sub-agent failed: {e}"), true, spec.max_steps),
         };
         SubagentResult {

@@ -211,6 +211,22 @@ async fn openai_n2_uses_only_the_first_choice() {
     assert_eq!(deltas, ["The sky", " is blue."]);
 }
 
+#[tokio::test]
+async fn azure_content_filter_is_a_filtered_ending_not_a_silent_stop() {
+    let (reply, deltas) = read("azure-content-filter.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some("Step one: take the"),
+            stop_reason: some("content_filter"),
+            ending: Ending::Filtered,
+            ..ModelReply::default()
+        }
+    );
+    assert!(reply.ending.withheld());
+    assert_eq!(deltas, ["Step one:", " take the"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Ollama, vLLM, llama.cpp
 

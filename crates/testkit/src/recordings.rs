@@ -65,6 +65,8 @@ recordings! {
         "one whole tool call, then a second whose arguments are cut mid-JSON by `finish_reason: \"length\"`";
     "openai-n2.sse", "OpenAI", OpenAi,
         "`n: 2`: two choices interleaved, the second with a tool call";
+    "azure-content-filter.sse", "Azure OpenAI", OpenAi,
+        "`prompt_filter_results` in a first chunk with `choices: []`, `content_filter_results` on each choice, a few words, then `finish_reason: \"content_filter\"`";
     "ollama-tool-calls.sse", "Ollama /v1", OpenAi,
         "thinking in `delta.reasoning`, `content: \"\"` on every chunk, a whole tool call in one delta, no usage";
     "ollama-think-split-tags.sse", "Ollama /v1 (deepseek-r1, no thinking parser)", OpenAi,

@@ -24,6 +24,9 @@
 //!   "max_tokens"`) is [`Ending::CutOff`], and a tool call it cut is never in
 //!   [`ModelReply::tool_calls`]: a call whose arguments are not a whole JSON object (or,
 //!   in Anthropic's protocol, whose block did not end) is in [`ModelReply::cut_calls`];
+//! - an answer a provider's content filter stopped (`finish_reason: "content_filter"`) is
+//!   [`Ending::Filtered`], never a silent empty or cut answer, and its cut calls are
+//!   `cut_calls` as at the token limit;
 //! - reasoning is never answer text: `reasoning_content`, `reasoning`, Anthropic
 //!   `thinking` and `redacted_thinking` blocks, the non-final channels of a model whose
 //!   channel tokens leak into `content` (`channels`), and a `<think>…</think>` block at
@@ -139,6 +142,18 @@ pub enum Ending {
     /// The answer reached the token limit (`model.max_tokens`): `text` stops mid-way, and
     /// calls it cut are in [`ModelReply::cut_calls`].
     CutOff,
+    /// The provider's content filter stopped the answer (OpenAI's and Azure's
+    /// `finish_reason: "content_filter"`): `text` is what came before, calls it cut are in
+    /// [`ModelReply::cut_calls`], and none of the answer's calls is to run.
+    Filtered,
+}
+
+impl Ending {
+    /// Whether the model or its provider withheld the answer (a refusal, a content
+    /// filter): the task was not done, and none of the answer's calls runs.
+    pub fn withheld(&self) -> bool {
+        matches!(self, Ending::Refused { .. } | Ending::Filtered)
+    }
 }
 
 /// A tool call cut off by the token limit. Deliberately not a [`ToolCall`]: nothing may
@@ -354,10 +369,10 @@ struct Proposed {
 }
 
 impl Parts {
-    /// The reply: at the token limit, a call that did not end or whose arguments are not
-    /// a whole JSON object goes to `cut_calls`, never to `tool_calls`.
+    /// The reply: at the token limit or a content filter, a call that did not end or whose
+    /// arguments are not a whole JSON object goes to `cut_calls`, never to `tool_calls`.
     fn into_reply(self) -> ModelReply {
-        let cut_off = self.ending == Ending::CutOff;
+        let cut_off = matches!(self.ending, Ending::CutOff | Ending::Filtered);
         let mut tool_calls = Vec::new();
         let mut cut_calls = Vec::new();
         for Proposed { call, closed } in self.calls {
@@ -587,6 +602,13 @@ mod tests {
             .map(|c| c.partial_arguments.as_str())
             .collect();
         assert_eq!(partial, vec!["{\"a\":", "{\"a\":1}", "[1]"]);
+        // A content filter cuts calls the same way.
+        let filtered = parts(Ending::Filtered).into_reply();
+        assert_eq!(
+            (filtered.tool_calls.len(), filtered.cut_calls.len()),
+            (1, 3)
+        );
+        assert!(filtered.ending.withheld() && !cut.ending.withheld());
         // Not at the limit, calls pass as they are (the runtime judges arguments).
         let whole = parts(Ending::Complete).into_reply();
         assert_eq!(whole.tool_calls.len(), 4);

@@ -211,7 +211,8 @@ fn reasoning_of(m: &Value) -> Option<&str> {
         .find_map(|k| m.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
 }
 
-/// A refusal (any non-blank `refusal` text) before the finish reason.
+/// A refusal (any non-blank `refusal` text) before the finish reason: `length` is the
+/// token limit, `content_filter` the provider's filter (OpenAI, Azure).
 fn ending(finish: Option<&str>, refusal: &str) -> Ending {
     if !refusal.trim().is_empty() {
         Ending::Refused {
@@ -219,6 +220,8 @@ fn ending(finish: Option<&str>, refusal: &str) -> Ending {
         }
     } else if finish == Some("length") {
         Ending::CutOff
+    } else if finish == Some("content_filter") {
+        Ending::Filtered
     } else {
         Ending::Complete
     }

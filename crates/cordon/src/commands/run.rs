@@ -47,8 +47,8 @@ impl Approver for NoticeApprover {
 }
 
 /// One task, no human: print the final answer on stdout, progress (and the model's
-/// reasoning) on stderr. Exits non-zero when the model refused, and at once, before any
-/// session, when the model server does not answer.
+/// reasoning) on stderr. Exits non-zero when the model refused or its provider filtered the
+/// answer, and at once, before any session, when the model server does not answer.
 ///
 /// On a terminal the answer is printed as it arrives, with a status line while the model
 /// or a command works; piped, stdout is the final answer alone.
@@ -90,8 +90,9 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
         writeln!(out, "{}", outcome.answer)?;
     }
     out.flush()?;
-    // The answer says the model refused; the status says the task was not done.
-    if matches!(outcome.ending, agent::provider::Ending::Refused { .. }) {
+    // The answer says the model refused or its provider filtered it; the status says the
+    // task was not done.
+    if outcome.ending.withheld() {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
