@@ -26,13 +26,15 @@ use runtime::{Labels, Observation, Provenance, Runtime, ToolCall};
 use store::Store;
 
 use crate::context::{ContextItem, session_labels};
-use crate::provider::{ChatRequest, CutCall, Ending, Message, Provider, ProviderError};
+use crate::provider::{ChatRequest, CutCall, Delta, Ending, Message, Provider, ProviderError};
 
 /// What the loop reports while it works (for terminals and, later, the web UI).
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
     /// A piece of streamed model text.
     TextDelta(String),
+    /// A piece of the model's reasoning as it streams, apart from its text.
+    ReasoningDelta(String),
     /// The model proposed a tool call.
     ToolCall(ToolCall),
     /// The runtime answered it.
@@ -279,7 +281,12 @@ impl Agent {
                 messages: &messages,
                 tools: &tools,
             };
-            let mut forward = |delta: &str| on_event(AgentEvent::TextDelta(delta.to_string()));
+            let mut forward = |delta: Delta<'_>| {
+                on_event(match delta {
+                    Delta::Text(t) => AgentEvent::TextDelta(t.to_string()),
+                    Delta::Reasoning(r) => AgentEvent::ReasoningDelta(r.to_string()),
+                })
+            };
             let reply = match self.opts.provider.complete(&request, &mut forward).await {
                 Ok(reply) => reply,
                 Err(e) => {

@@ -6,17 +6,19 @@
 use std::time::Duration;
 
 use cordon_agent::provider::{
-    self, ChatRequest, CutCall, Ending, Message, ModelReply, ProviderError, RetryPolicy, Usage,
+    self, ChatRequest, CutCall, Delta, Ending, Message, ModelReply, ProviderError, RetryPolicy,
+    Usage,
 };
 use runtime::{ModelEndpoint, ToolCall};
 use testkit::{MockLlm, Protocol, RECORDINGS, Reply, Script, recording};
 
-/// What the provider made of a recorded answer, and the deltas it passed on.
+/// What the provider made of a recorded answer, and the text and reasoning deltas it
+/// passed on.
 async fn read_body(
     protocol: Protocol,
     streamed: bool,
     reply: Reply,
-) -> (Result<ModelReply, ProviderError>, Vec<String>) {
+) -> (Result<ModelReply, ProviderError>, Vec<String>, Vec<String>) {
     let llm = MockLlm::start(Script::new(vec![reply])).await;
     let base = llm.base_url();
     let cfg = config::ModelConfig {
@@ -37,25 +39,34 @@ async fn read_body(
     let messages = [Message::User {
         content: "go".into(),
     }];
-    let mut deltas = Vec::new();
-    let mut on_text = |t: &str| deltas.push(t.to_string());
+    let (mut deltas, mut reasoning) = (Vec::new(), Vec::new());
+    let mut on_delta = |d: Delta<'_>| match d {
+        Delta::Text(t) => deltas.push(t.to_string()),
+        Delta::Reasoning(r) => reasoning.push(r.to_string()),
+    };
     let result = p
         .complete(
             &ChatRequest {
                 messages: &messages,
                 tools: &[],
             },
-            &mut on_text,
+            &mut on_delta,
         )
         .await;
-    (result, deltas)
+    (result, deltas, reasoning)
 }
 
 async fn read(name: &str) -> (ModelReply, Vec<String>) {
+    let (reply, deltas, _) = read_streams(name).await;
+    (reply, deltas)
+}
+
+/// The reply, the text deltas and the reasoning deltas of recording `name`.
+async fn read_streams(name: &str) -> (ModelReply, Vec<String>, Vec<String>) {
     let r = recording(name);
-    let (reply, deltas) = read_body(r.protocol, r.streamed(), r.reply()).await;
+    let (reply, deltas, reasoning) = read_body(r.protocol, r.streamed(), r.reply()).await;
     match reply {
-        Ok(reply) => (reply, deltas),
+        Ok(reply) => (reply, deltas, reasoning),
         Err(e) => panic!("{name}: {e}"),
     }
 }
@@ -619,6 +630,41 @@ async fn anthropic_stream_without_message_stop_after_its_stop_reason_is_accepted
     );
 }
 
+#[tokio::test]
+async fn reasoning_is_passed_on_apart_from_text_as_it_arrives() {
+    for (name, want) in [
+        (
+            "deepseek-reasoning.sse",
+            &["9.11 and 9.9:", " compare tenths,", " 1 < 9."][..],
+        ),
+        (
+            "deepseek-reasoning.json",
+            &["9.11 and 9.9: compare tenths, 1 < 9."][..],
+        ),
+        (
+            "ollama-think-split-tags.sse",
+            &["\n", "Okay", ", the user wants", " 17 * 3.", "\n"][..],
+        ),
+        (
+            "anthropic-thinking.sse",
+            &[
+                "The user wants",
+                " the tests run.",
+                " Start by listing them.",
+                "\n\n[redacted thinking]",
+            ][..],
+        ),
+    ] {
+        let (reply, _, reasoning) = read_streams(name).await;
+        assert_eq!(reasoning, want, "{name}");
+        assert_eq!(
+            reply.reasoning.as_deref(),
+            Some(want.concat().as_str()),
+            "{name}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Across the corpus
 
@@ -636,7 +682,7 @@ fn finish_event_start(body: &str, protocol: Protocol) -> usize {
 async fn every_stream_cut_before_its_finish_reason_is_still_an_error() {
     for r in RECORDINGS.iter().filter(|r| r.streamed()) {
         let cut = &r.body[..finish_event_start(r.body, r.protocol)];
-        let (reply, _) = read_body(r.protocol, true, Reply::Recorded(cut.to_string())).await;
+        let (reply, _, _) = read_body(r.protocol, true, Reply::Recorded(cut.to_string())).await;
         let err = match reply {
             Ok(reply) => panic!("{}: a stream cut before its finish gave {reply:?}", r.name),
             Err(e) => e,

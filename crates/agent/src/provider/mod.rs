@@ -31,7 +31,9 @@
 //!   `thinking` and `redacted_thinking` blocks, the non-final channels of a model whose
 //!   channel tokens leak into `content` (`channels`), and a `<think>…</think>` block at
 //!   the start of `content` (`think`; also when only `</think>` came, because the chat
-//!   template opened the block) go to [`ModelReply::reasoning`];
+//!   template opened the block) go to [`ModelReply::reasoning`], and to the caller as
+//!   [`Delta::Reasoning`] as they arrive (a `</think>` nobody opened is the one exception,
+//!   below);
 //! - only the first choice (`index` 0) is read when a server sends several (`n` > 1);
 //! - once the model's finish reason has arrived, a stream that ends without its end marker
 //!   (`data: [DONE]`, `message_stop`) is accepted with a warning in the log, and so is an
@@ -47,7 +49,7 @@
 //! runtime is the one place that parses and rejects arguments (and tells the model why).
 //! It does not send reasoning back to the model (Anthropic's thinking signatures are
 //! dropped; extended thinking is not requested). Text streamed before a `</think>` that
-//! no `<think>` opened was passed to `on_text` as answer before the tag showed it was
+//! no `<think>` opened was passed to `on_delta` as answer before the tag showed it was
 //! reasoning; the reply has it as reasoning, the deltas cannot be taken back.
 
 mod anthropic;
@@ -172,15 +174,16 @@ pub trait Provider: Send + Sync {
     /// What this is, for logs and status: e.g. `openai qwen2.5:7b at http://127.0.0.1:11434/v1`.
     fn describe(&self) -> String;
 
-    /// One completion. `on_text` receives streamed text deltas as they arrive (called once
-    /// with the whole text when not streaming).
+    /// One completion. `on_delta` receives the answer's text and the model's reasoning as
+    /// they arrive, each [`Delta`] a piece of one or the other (when not streaming, once
+    /// each with the whole reasoning, then the whole text).
     ///
     /// (`for<'t>` is spelled out because `async_trait` would otherwise pin the elided
     /// lifetime of `&str` to one borrow, and no closure could be passed.)
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError>;
 
     /// Whether the server answers, in one request and without retrying, before the
@@ -190,6 +193,15 @@ pub trait Provider: Send + Sync {
     async fn check(&self) -> Result<(), ProviderError> {
         Ok(())
     }
+}
+
+/// A piece of an answer as it arrives, passed to [`Provider::complete`]'s `on_delta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta<'t> {
+    /// Answer text ([`ModelReply::text`]).
+    Text(&'t str),
+    /// Reasoning, never answer text ([`ModelReply::reasoning`]).
+    Reasoning(&'t str),
 }
 
 /// A retry about to happen, as told to an [`OnRetry`].
@@ -424,15 +436,15 @@ trait Protocol: Default {
         wire: &retry::Wire,
         url: &str,
         data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<bool, ProviderError>;
-    /// The reply; text held back until now goes to `on_text` first.
+    /// The reply; text and reasoning held back until now go to `on_delta` first.
     fn finish(
         self,
         wire: &retry::Wire,
         url: &str,
         ids: &CallIds,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError>;
     /// Text accumulated so far (quoted when the answer grows too large).
     fn text(&self) -> &str;
@@ -441,20 +453,23 @@ trait Protocol: Default {
     fn finished(&self) -> bool;
 }
 
-/// Read an answer of protocol `P`, passing text to `on_text` as it arrives.
+/// Read an answer of protocol `P`, passing text to `on_delta` as it arrives.
 async fn read_answer<P: Protocol>(
     wire: &retry::Wire,
     url: &str,
     answer: retry::Answer,
     ids: &CallIds,
-    on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
 ) -> Result<ModelReply, ProviderError> {
     use futures::StreamExt;
     match answer {
         retry::Answer::Body(text) => {
             let reply = P::parse_body(wire, url, &text, ids)?;
+            if let Some(r) = &reply.reasoning {
+                on_delta(Delta::Reasoning(r));
+            }
             if let Some(t) = &reply.text {
-                on_text(t);
+                on_delta(Delta::Text(t));
             }
             Ok(reply)
         }
@@ -468,15 +483,15 @@ async fn read_answer<P: Protocol>(
                     .feed(&chunk)
                     .map_err(|_| wire.too_large(url, state.text().as_bytes()))?;
                 for event in events {
-                    if state.on_data(wire, url, &payload(&event, url), on_text)? {
-                        return state.finish(wire, url, ids, on_text);
+                    if state.on_data(wire, url, &payload(&event, url), on_delta)? {
+                        return state.finish(wire, url, ids, on_delta);
                     }
                 }
             }
             if let Some(event) = decoder.finish()
-                && state.on_data(wire, url, &payload(&event, url), on_text)?
+                && state.on_data(wire, url, &payload(&event, url), on_delta)?
             {
-                return state.finish(wire, url, ids, on_text);
+                return state.finish(wire, url, ids, on_delta);
             }
             if state.finished() {
                 tracing::warn!(
@@ -485,7 +500,7 @@ async fn read_answer<P: Protocol>(
                      using the answer as it came",
                     P::STREAM_END
                 );
-                return state.finish(wire, url, ids, on_text);
+                return state.finish(wire, url, ids, on_delta);
             }
             let got = decoder.head();
             Err(wire.malformed(

@@ -18,7 +18,7 @@ use super::channels::ChannelSplitter;
 use super::retry::Wire;
 use super::think::{Piece, ThinkSplitter};
 use super::{
-    CallIds, ChatRequest, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
+    CallIds, ChatRequest, Delta, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
     ProviderError, Settings, Usage, read_answer,
 };
 
@@ -37,14 +37,14 @@ impl Provider for OpenAi {
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         let wire = &self.s.wire;
         let url = wire.url(PATH);
         let body = request_body(&self.s, req);
         let headers = headers(wire);
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
-        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
+        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_delta).await
     }
 
     async fn check(&self) -> Result<(), ProviderError> {
@@ -338,7 +338,7 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<bool, ProviderError> {
         let data = data.trim();
         if data == "[DONE]" {
@@ -371,7 +371,7 @@ impl Protocol for StreamState {
             return Ok(false);
         };
         if let Some(r) = reasoning_of(delta) {
-            self.reasoning.push_str(r);
+            self.push_reasoning(r, on_delta);
         }
         if let Some(r) = delta.get("refusal").and_then(Value::as_str) {
             self.refusal.push_str(r);
@@ -379,7 +379,7 @@ impl Protocol for StreamState {
         let content = content_text(delta.get("content"));
         if !content.is_empty() {
             let split = self.channels.push(&content);
-            self.take(split, on_text);
+            self.take(split, on_delta);
         }
         if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
             for c in calls {
@@ -394,12 +394,12 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         ids: &CallIds,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         let rest = self.channels.finish();
-        self.take(rest, on_text);
+        self.take(rest, on_delta);
         let rest = self.think.finish();
-        self.take_think(rest, on_text);
+        self.take_think(rest, on_delta);
         self.calls.sort_by_key(|c| c.index);
         let mut calls = Vec::with_capacity(self.calls.len());
         for c in self.calls {
@@ -444,26 +444,34 @@ impl StreamState {
     fn take(
         &mut self,
         split: super::channels::Split,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) {
-        self.reasoning.push_str(&split.reasoning);
+        self.push_reasoning(&split.reasoning, on_delta);
         if !split.answer.is_empty() {
             let piece = self.think.push(&split.answer);
-            self.take_think(piece, on_text);
+            self.take_think(piece, on_delta);
         }
     }
 
     /// Content split by `<think>` block: the answer is streamed and kept, the rest is
     /// reasoning (with the text kept so far, when a `</think>` nobody opened says it was).
-    fn take_think(&mut self, piece: Piece, on_text: &mut (dyn for<'t> FnMut(&'t str) + Send)) {
+    fn take_think(&mut self, piece: Piece, on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send)) {
         if piece.earlier_was_reasoning {
+            // Already passed on as text: kept as reasoning, not passed on again.
             let earlier = std::mem::take(&mut self.text);
             self.reasoning.push_str(&earlier);
         }
-        self.reasoning.push_str(&piece.reasoning);
+        self.push_reasoning(&piece.reasoning, on_delta);
         if !piece.answer.is_empty() {
-            on_text(&piece.answer);
+            on_delta(Delta::Text(&piece.answer));
             self.text.push_str(&piece.answer);
+        }
+    }
+
+    fn push_reasoning(&mut self, r: &str, on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send)) {
+        if !r.is_empty() {
+            on_delta(Delta::Reasoning(r));
+            self.reasoning.push_str(r);
         }
     }
 

@@ -73,18 +73,18 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     view.start();
     let mut on_event = |event: agent::AgentEvent| view.on_event(&event);
     let outcome = agent.run_turn(&mut session, task, &mut on_event).await;
-    let streamed = view.finish();
+    let shown = view.finish();
     agent.end_session(&session);
     let outcome = outcome?;
     let mut out = std::io::stdout().lock();
-    if streamed {
+    if shown.text {
         // The text was shown as it came; what the loop added follows it.
         writeln!(out)?;
         for note in &outcome.notes {
             writeln!(out, "{note}")?;
         }
     } else {
-        if let Some(reasoning) = &outcome.reasoning {
+        if let Some(reasoning) = outcome.reasoning.as_ref().filter(|_| !shown.reasoning) {
             show_reasoning(reasoning);
         }
         writeln!(out, "{}", outcome.answer)?;
