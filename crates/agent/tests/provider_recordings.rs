@@ -396,6 +396,23 @@ async fn ollama_think_tags_later_in_the_answer_stay_text() {
 }
 
 #[tokio::test]
+async fn vllm_think_block_the_token_limit_cut_stays_reasoning() {
+    let (reply, deltas) = read("vllm-think-length.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            stop_reason: some("length"),
+            usage: usage(44, 32),
+            reasoning: some("\nFirst count the files, then sum their sizes"),
+            ending: Ending::CutOff,
+            ..ModelReply::default()
+        }
+    );
+    // Half-finished thinking is not an answer: nothing was passed on as text.
+    assert!(deltas.is_empty(), "{deltas:?}");
+}
+
+#[tokio::test]
 async fn llamacpp_tool_call_after_a_think_block_parses() {
     let (reply, deltas) = read("llamacpp-think-tool-call.sse").await;
     assert_eq!(

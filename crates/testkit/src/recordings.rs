@@ -75,6 +75,8 @@ recordings! {
         "a whole answer: a `<think>` block, then an answer whose code contains `<think>` and `</think>`";
     "vllm-reasoning.sse", "vLLM", OpenAi,
         "`delta.reasoning_content`, text, then a tool call whose first delta has no `arguments`";
+    "vllm-think-length.sse", "vLLM (QwQ without a reasoning parser)", OpenAi,
+        "a `<think>` block in `content` still open when `finish_reason: \"length\"` ends the answer";
     "vllm-channel-tokens.sse", "vLLM (gpt-oss without a reasoning parser)", OpenAi,
         "channel tokens leak into `content` (`<|channel|>analysis<|message|>…<|end|><|start|>assistant<|channel|>final<|message|>…<|return|>`), split across deltas";
     "llamacpp-tool-calls.sse", "llama.cpp server", OpenAi,
