@@ -9,7 +9,7 @@
 //!
 //! How a model's answer ended is never lost: a refusal ends the turn with an answer that
 //! says so (with the model's reason) and runs none of its calls ([`TurnOutcome::ending`]
-//! tells the caller); an answer cut at the token limit ends with a note saying so; a tool
+//! tells the caller), and so does one the provider's content filter stopped; an answer cut at the token limit ends with a note saying so; a tool
 //! call the limit cut is never run — it is logged, recorded in `model_output`
 //! (`cut_calls`), the model is told in its next request and may make it again, and the
 //! answer ends with a note. The model's reasoning is kept out of the answer and the
@@ -26,13 +26,15 @@ use runtime::{Labels, Observation, Provenance, Runtime, ToolCall};
 use store::Store;
 
 use crate::context::{ContextItem, session_labels};
-use crate::provider::{ChatRequest, CutCall, Ending, Message, Provider, ProviderError};
+use crate::provider::{ChatRequest, CutCall, Delta, Ending, Message, Provider, ProviderError};
 
 /// What the loop reports while it works (for terminals and, later, the web UI).
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
     /// A piece of streamed model text.
     TextDelta(String),
+    /// A piece of the model's reasoning as it streams, apart from its text.
+    ReasoningDelta(String),
     /// The model proposed a tool call.
     ToolCall(ToolCall),
     /// The runtime answered it.
@@ -128,7 +130,8 @@ pub struct TurnOutcome {
     /// the note on workspace changes, if any.
     pub answer: String,
     pub steps: u32,
-    /// How the model's last answer ended. [`Ending::Refused`]: the task was not done.
+    /// How the model's last answer ended. [`Ending::withheld`] (refused or filtered): the
+    /// task was not done.
     pub ending: Ending,
     /// Notes on the model's answers that `answer` carries after the model's text (refused,
     /// cut off, calls dropped), for a caller that already showed the streamed text.
@@ -278,7 +281,12 @@ impl Agent {
                 messages: &messages,
                 tools: &tools,
             };
-            let mut forward = |delta: &str| on_event(AgentEvent::TextDelta(delta.to_string()));
+            let mut forward = |delta: Delta<'_>| {
+                on_event(match delta {
+                    Delta::Text(t) => AgentEvent::TextDelta(t.to_string()),
+                    Delta::Reasoning(r) => AgentEvent::ReasoningDelta(r.to_string()),
+                })
+            };
             let reply = match self.opts.provider.complete(&request, &mut forward).await {
                 Ok(reply) => reply,
                 Err(e) => {
@@ -299,8 +307,12 @@ impl Agent {
                     session = %session.id,
                     call = %c.id,
                     tool = %c.name,
-                    "the model's tool call was cut off at the token limit (model.max_tokens); \
-                     it was dropped, not run"
+                    "the model's tool call was cut off {}; it was dropped, not run",
+                    if reply.ending == Ending::Filtered {
+                        "by the provider's content filter"
+                    } else {
+                        "at the token limit (model.max_tokens)"
+                    }
                 );
             }
             let (recorded, bytes) = self.content(text.as_deref().unwrap_or(""));
@@ -325,6 +337,7 @@ impl Agent {
                     Ending::Complete => None,
                     Ending::Refused { .. } => Some(ReplyEnding::Refused),
                     Ending::CutOff => Some(ReplyEnding::CutOff),
+                    Ending::Filtered => Some(ReplyEnding::Filtered),
                 },
                 refusal: refusal.clone().filter(|_| self.opts.record_content),
                 reasoning_bytes: reasoning.as_ref().map(|r| r.len() as u64),
@@ -342,9 +355,9 @@ impl Agent {
             self.audit(&session.id, Record::ModelOutput(output))?;
 
             let labels = self.opts.runtime.session_labels(&session.id);
-            let refused = matches!(reply.ending, Ending::Refused { .. });
+            let refused = reply.ending.withheld();
             // What the model said is kept as it said it: a refusal's reason when it gave
-            // no text. None of a refusing answer's calls is kept: none runs.
+            // no text. None of a refusing or filtered answer's calls is kept: none runs.
             let message = Message::Assistant {
                 content: text.clone().or_else(|| refusal.clone()),
                 tool_calls: if refused {
@@ -356,9 +369,13 @@ impl Agent {
             self.push(session, ContextItem::model(message, &labels))?;
 
             if refused {
-                notes.push(match &refusal {
-                    Some(r) => format!("[the model refused: {r}]"),
-                    None => "[the model refused to answer and gave no reason]".to_string(),
+                notes.push(match (&reply.ending, &refusal) {
+                    (Ending::Filtered, _) => "[the model's provider filtered this answer: its \
+                         content filter stopped it (finish_reason \"content_filter\"); the \
+                         rest was not delivered and none of its tool calls ran]"
+                        .to_string(),
+                    (_, Some(r)) => format!("[the model refused: {r}]"),
+                    (_, None) => "[the model refused to answer and gave no reason]".to_string(),
                 });
                 return Ok(self.outcome(session, text, notes, step, reply.ending, reasoning));
             }

@@ -16,7 +16,7 @@ use runtime::subagent::{SubagentResult, SubagentRunner, SubagentSpec};
 use store::Store;
 
 use crate::agent_loop::{Agent, AgentOptions, Lineage, system_prompt};
-use crate::provider::{ChatRequest, ModelReply, Provider, ProviderError};
+use crate::provider::{ChatRequest, Delta, ModelReply, Provider, ProviderError};
 
 /// One provider shared by the agent, its children and the quarantined reader.
 pub struct SharedProvider(pub Arc<dyn Provider>);
@@ -30,9 +30,9 @@ impl Provider for SharedProvider {
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
-        self.0.complete(req, on_text).await
+        self.0.complete(req, on_delta).await
     }
 
     async fn check(&self) -> Result<(), ProviderError> {
@@ -110,11 +110,8 @@ impl SubagentRunner for ChildAgents {
         let labels = runtime.session_labels(&session.id);
         agent.end_session(&session);
         let (answer, is_error, steps) = match outcome {
-            // A child whose model refused did not do its task.
-            Ok(t) => {
-                let refused = matches!(t.ending, crate::provider::Ending::Refused { .. });
-                (t.answer, refused, t.steps)
-            }
+            // A child whose model refused (or was filtered) did not do its task.
+            Ok(t) => (t.answer, t.ending.withheld(), t.steps),
             Err(e) => (format!("the sub-agent failed: {e}"), true, spec.max_steps),
         };
         SubagentResult {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use cordon_agent::provider::{
-    self, ChatRequest, Message, ModelReply, Provider, ProviderError, RetryPolicy,
+    self, ChatRequest, Delta, Message, ModelReply, Provider, ProviderError, RetryPolicy,
 };
 use runtime::{ModelEndpoint, ToolCall, ToolSpec};
 use serde_json::{Value, json};
@@ -62,7 +62,11 @@ async fn complete(
     tools: &[ToolSpec],
 ) -> (Result<ModelReply, ProviderError>, Vec<String>) {
     let mut deltas = Vec::new();
-    let mut on_text = |t: &str| deltas.push(t.to_string());
+    let mut on_text = |d: Delta<'_>| {
+        if let Delta::Text(t) = d {
+            deltas.push(t.to_string());
+        }
+    };
     let result = p
         .complete(&ChatRequest { messages, tools }, &mut on_text)
         .await;

@@ -6,17 +6,19 @@
 use std::time::Duration;
 
 use cordon_agent::provider::{
-    self, ChatRequest, CutCall, Ending, Message, ModelReply, ProviderError, RetryPolicy, Usage,
+    self, ChatRequest, CutCall, Delta, Ending, Message, ModelReply, ProviderError, RetryPolicy,
+    Usage,
 };
 use runtime::{ModelEndpoint, ToolCall};
 use testkit::{MockLlm, Protocol, RECORDINGS, Reply, Script, recording};
 
-/// What the provider made of a recorded answer, and the deltas it passed on.
+/// What the provider made of a recorded answer, and the text and reasoning deltas it
+/// passed on.
 async fn read_body(
     protocol: Protocol,
     streamed: bool,
     reply: Reply,
-) -> (Result<ModelReply, ProviderError>, Vec<String>) {
+) -> (Result<ModelReply, ProviderError>, Vec<String>, Vec<String>) {
     let llm = MockLlm::start(Script::new(vec![reply])).await;
     let base = llm.base_url();
     let cfg = config::ModelConfig {
@@ -37,25 +39,34 @@ async fn read_body(
     let messages = [Message::User {
         content: "go".into(),
     }];
-    let mut deltas = Vec::new();
-    let mut on_text = |t: &str| deltas.push(t.to_string());
+    let (mut deltas, mut reasoning) = (Vec::new(), Vec::new());
+    let mut on_delta = |d: Delta<'_>| match d {
+        Delta::Text(t) => deltas.push(t.to_string()),
+        Delta::Reasoning(r) => reasoning.push(r.to_string()),
+    };
     let result = p
         .complete(
             &ChatRequest {
                 messages: &messages,
                 tools: &[],
             },
-            &mut on_text,
+            &mut on_delta,
         )
         .await;
-    (result, deltas)
+    (result, deltas, reasoning)
 }
 
 async fn read(name: &str) -> (ModelReply, Vec<String>) {
+    let (reply, deltas, _) = read_streams(name).await;
+    (reply, deltas)
+}
+
+/// The reply, the text deltas and the reasoning deltas of recording `name`.
+async fn read_streams(name: &str) -> (ModelReply, Vec<String>, Vec<String>) {
     let r = recording(name);
-    let (reply, deltas) = read_body(r.protocol, r.streamed(), r.reply()).await;
+    let (reply, deltas, reasoning) = read_body(r.protocol, r.streamed(), r.reply()).await;
     match reply {
-        Ok(reply) => (reply, deltas),
+        Ok(reply) => (reply, deltas, reasoning),
         Err(e) => panic!("{name}: {e}"),
     }
 }
@@ -211,6 +222,22 @@ async fn openai_n2_uses_only_the_first_choice() {
     assert_eq!(deltas, ["The sky", " is blue."]);
 }
 
+#[tokio::test]
+async fn azure_content_filter_is_a_filtered_ending_not_a_silent_stop() {
+    let (reply, deltas) = read("azure-content-filter.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some("Step one: take the"),
+            stop_reason: some("content_filter"),
+            ending: Ending::Filtered,
+            ..ModelReply::default()
+        }
+    );
+    assert!(reply.ending.withheld());
+    assert_eq!(deltas, ["Step one:", " take the"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Ollama, vLLM, llama.cpp
 
@@ -302,6 +329,107 @@ async fn llamacpp_stream_without_done_after_its_finish_is_accepted() {
         }
     );
     assert_eq!(deltas, ["Done", "."]);
+}
+
+// ---------------------------------------------------------------------------------------
+// `<think>` blocks in `content` (Ollama, llama.cpp without a reasoning parser)
+
+#[tokio::test]
+async fn ollama_think_block_with_tags_cut_across_deltas_is_reasoning() {
+    let (reply, deltas) = read("ollama-think-split-tags.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some("17 * 3 = 51."),
+            stop_reason: some("stop"),
+            reasoning: some("\nOkay, the user wants 17 * 3.\n"),
+            ..ModelReply::default()
+        }
+    );
+    // Nothing of the block, nor the blank lines after it, was passed on as text.
+    assert_eq!(deltas, ["17 * 3", " = 51."]);
+}
+
+#[tokio::test]
+async fn llamacpp_think_close_without_open_makes_what_came_before_reasoning() {
+    let (reply, deltas) = read("llamacpp-think-unopened.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some("Hello! How can I help?"),
+            stop_reason: some("stop"),
+            usage: usage(9, 19),
+            reasoning: some("Okay, a greeting. Reply briefly.\n"),
+            ..ModelReply::default()
+        }
+    );
+    // Streamed, the reasoning went out as text before `</think>` showed what it was (the
+    // tag itself never did): the reply corrects it, the deltas could not.
+    assert_eq!(
+        deltas,
+        [
+            "Okay",
+            ", a greeting.",
+            " Reply",
+            " briefly.\n",
+            "Hello",
+            "! How can I help?"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ollama_think_tags_later_in_the_answer_stay_text() {
+    let (reply, deltas) = read("ollama-think-tag-in-answer.json").await;
+    let answer = r#"Use `re.sub(r"<think>.*?</think>", "", text, flags=re.S)`."#;
+    assert_eq!(
+        reply,
+        ModelReply {
+            text: some(answer),
+            stop_reason: some("stop"),
+            usage: usage(26, 61),
+            reasoning: some("\nThey want a regex that strips the tags.\n"),
+            ..ModelReply::default()
+        }
+    );
+    assert_eq!(deltas, [answer]);
+}
+
+#[tokio::test]
+async fn vllm_think_block_the_token_limit_cut_stays_reasoning() {
+    let (reply, deltas) = read("vllm-think-length.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            stop_reason: some("length"),
+            usage: usage(44, 32),
+            reasoning: some("\nFirst count the files, then sum their sizes"),
+            ending: Ending::CutOff,
+            ..ModelReply::default()
+        }
+    );
+    // Half-finished thinking is not an answer: nothing was passed on as text.
+    assert!(deltas.is_empty(), "{deltas:?}");
+}
+
+#[tokio::test]
+async fn llamacpp_tool_call_after_a_think_block_parses() {
+    let (reply, deltas) = read("llamacpp-think-tool-call.sse").await;
+    assert_eq!(
+        reply,
+        ModelReply {
+            tool_calls: vec![call(
+                "Qw8eR2tY4uI6oP0aS3dF5gH7",
+                "list_dir",
+                r#"{"path":"src"}"#
+            )],
+            stop_reason: some("tool_calls"),
+            usage: usage(301, 27),
+            reasoning: some("\nList the files first.\n"),
+            ..ModelReply::default()
+        }
+    );
+    assert!(deltas.is_empty(), "{deltas:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -519,6 +647,41 @@ async fn anthropic_stream_without_message_stop_after_its_stop_reason_is_accepted
     );
 }
 
+#[tokio::test]
+async fn reasoning_is_passed_on_apart_from_text_as_it_arrives() {
+    for (name, want) in [
+        (
+            "deepseek-reasoning.sse",
+            &["9.11 and 9.9:", " compare tenths,", " 1 < 9."][..],
+        ),
+        (
+            "deepseek-reasoning.json",
+            &["9.11 and 9.9: compare tenths, 1 < 9."][..],
+        ),
+        (
+            "ollama-think-split-tags.sse",
+            &["\n", "Okay", ", the user wants", " 17 * 3.", "\n"][..],
+        ),
+        (
+            "anthropic-thinking.sse",
+            &[
+                "The user wants",
+                " the tests run.",
+                " Start by listing them.",
+                "\n\n[redacted thinking]",
+            ][..],
+        ),
+    ] {
+        let (reply, _, reasoning) = read_streams(name).await;
+        assert_eq!(reasoning, want, "{name}");
+        assert_eq!(
+            reply.reasoning.as_deref(),
+            Some(want.concat().as_str()),
+            "{name}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Across the corpus
 
@@ -536,7 +699,7 @@ fn finish_event_start(body: &str, protocol: Protocol) -> usize {
 async fn every_stream_cut_before_its_finish_reason_is_still_an_error() {
     for r in RECORDINGS.iter().filter(|r| r.streamed()) {
         let cut = &r.body[..finish_event_start(r.body, r.protocol)];
-        let (reply, _) = read_body(r.protocol, true, Reply::Recorded(cut.to_string())).await;
+        let (reply, _, _) = read_body(r.protocol, true, Reply::Recorded(cut.to_string())).await;
         let err = match reply {
             Ok(reply) => panic!("{}: a stream cut before its finish gave {reply:?}", r.name),
             Err(e) => e,

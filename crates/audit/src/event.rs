@@ -270,8 +270,9 @@ pub struct ModelReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsage>,
     /// How the answer ended when not normally: `refused` (the model declined; the turn
-    /// ended) or `cut_off` (it reached the token limit, `model.max_tokens`). Absent when it
-    /// ended normally.
+    /// ended), `cut_off` (it reached the token limit, `model.max_tokens`) or `filtered`
+    /// (the provider's content filter stopped it; the turn ended). Absent when it ended
+    /// normally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ending: Option<ReplyEnding>,
     /// The model's stated reason for refusing, redacted, present only with `[audit]
@@ -309,6 +310,7 @@ pub struct CutToolCall {
 pub enum ReplyEnding {
     Refused,
     CutOff,
+    Filtered,
 }
 
 /// A tool call as the model wrote it.

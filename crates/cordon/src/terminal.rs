@@ -155,7 +155,7 @@ pub fn describe_labels(labels: &serde_json::Value) -> String {
 /// One line describing an event, for stderr.
 pub fn describe_event(event: &agent::AgentEvent) -> Option<String> {
     match event {
-        agent::AgentEvent::TextDelta(_) => None,
+        agent::AgentEvent::TextDelta(_) | agent::AgentEvent::ReasoningDelta(_) => None,
         agent::AgentEvent::ToolCall(call) => {
             Some(format!("→ {} {}", call.name, shorten(&call.arguments, 160)))
         }
@@ -353,31 +353,68 @@ pub fn retrying(r: &agent::provider::Retrying<'_>) -> String {
     )
 }
 
-/// Shows a turn as it happens: streamed text on stdout (when asked to), tool calls and
-/// results on stderr, and the status line between them.
+/// Shows a turn as it happens: streamed text on stdout and the model's reasoning on
+/// stderr (when asked to stream), tool calls and results on stderr, and the status line
+/// between them.
+///
+/// Reasoning is dimmed when stderr is a terminal. Elsewhere (a script driving `cordon
+/// chat`, a log) it carries no escape codes and each stretch of it starts with
+/// [`REASONING_MARK`] on a line of its own, so it can be told from the answer even when
+/// stdout and stderr are read together.
 pub struct TurnView {
     status: Status,
     stream_text: bool,
+    /// Whether stderr is a terminal (reasoning is dimmed there).
+    dim: bool,
     /// Text was printed since the last line on stderr (a newline ends it first).
     streamed: bool,
+    /// Reasoning is being printed on stderr (a newline ends it before anything else).
+    reasoning_open: bool,
+    /// Reasoning was shown this turn.
+    reasoning_shown: bool,
 }
+
+/// What a [`TurnView`] already showed of a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnShown {
+    /// The answer's text, as it came: only what the loop added to it remains to print.
+    pub text: bool,
+    /// The model's reasoning, as it came: not to be shown again.
+    pub reasoning: bool,
+}
+
+/// The line that starts a stretch of reasoning on stderr when it is not a terminal.
+pub const REASONING_MARK: &str = "[reasoning]";
 
 impl TurnView {
     pub fn new(status: Status, stream_text: bool) -> TurnView {
+        use std::io::IsTerminal;
         TurnView {
             status,
             stream_text,
+            dim: std::io::stderr().is_terminal(),
             streamed: false,
+            reasoning_open: false,
+            reasoning_shown: false,
         }
     }
 
     /// The turn's prompt went to the model.
     pub fn start(&mut self) {
         self.streamed = false;
+        self.reasoning_open = false;
+        self.reasoning_shown = false;
         self.status.show(WAITING_FOR_MODEL);
     }
 
     pub fn on_event(&mut self, event: &agent::AgentEvent) {
+        if let agent::AgentEvent::ReasoningDelta(r) = event {
+            if self.stream_text {
+                self.show_reasoning(r);
+            }
+            return;
+        }
+        self.end_reasoning();
         if let agent::AgentEvent::TextDelta(d) = event {
             if self.stream_text {
                 self.status.clear();
@@ -399,15 +436,52 @@ impl TurnView {
         match event {
             agent::AgentEvent::ToolCall(call) => self.status.show(running(call)),
             agent::AgentEvent::ToolResult(_) => self.status.show(WAITING_FOR_MODEL),
-            agent::AgentEvent::TextDelta(_) => {}
+            agent::AgentEvent::TextDelta(_) | agent::AgentEvent::ReasoningDelta(_) => {}
         }
     }
 
-    /// The turn is over: the status line is gone. Whether the answer's text was already
-    /// shown as it came (then only what the loop added to it remains to print).
-    pub fn finish(&mut self) -> bool {
+    /// A piece of reasoning on stderr: dimmed on a terminal (each piece ends the dimming,
+    /// so nothing stays dim if the turn stops), after [`REASONING_MARK`] elsewhere.
+    fn show_reasoning(&mut self, r: &str) {
         self.status.clear();
-        std::mem::take(&mut self.streamed)
+        if self.streamed {
+            println!();
+            self.streamed = false;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(reasoning_piece(r, self.dim, !self.reasoning_open).as_bytes());
+        let _ = err.flush();
+        self.reasoning_open = true;
+        self.reasoning_shown = true;
+    }
+
+    /// Reasoning shown so far ends its line.
+    fn end_reasoning(&mut self) {
+        if std::mem::take(&mut self.reasoning_open) {
+            eprintln!();
+        }
+    }
+
+    /// The turn is over: the status line is gone, and what was already shown as it came.
+    pub fn finish(&mut self) -> TurnShown {
+        self.end_reasoning();
+        self.status.clear();
+        TurnShown {
+            text: std::mem::take(&mut self.streamed),
+            reasoning: std::mem::take(&mut self.reasoning_shown),
+        }
+    }
+}
+
+/// A piece of reasoning as written to stderr: dimmed on a terminal (`dim`), else after
+/// [`REASONING_MARK`] when it starts a stretch (`opens`).
+fn reasoning_piece(r: &str, dim: bool, opens: bool) -> String {
+    if dim {
+        format!("\x1b[2m{r}\x1b[0m")
+    } else if opens {
+        format!("{REASONING_MARK}\n{r}")
+    } else {
+        r.to_string()
     }
 }
 
@@ -463,6 +537,14 @@ mod tests {
             text,
             "the model did not answer (HTTP 503); retrying in 0.5s, attempt 2 of 4"
         );
+    }
+
+    #[test]
+    fn reasoning_is_dimmed_on_a_terminal_and_marked_elsewhere() {
+        assert_eq!(reasoning_piece("hm", true, true), "\x1b[2mhm\x1b[0m");
+        assert_eq!(reasoning_piece("hm", true, false), "\x1b[2mhm\x1b[0m");
+        assert_eq!(reasoning_piece("hm", false, true), "[reasoning]\nhm");
+        assert_eq!(reasoning_piece(" more", false, false), " more");
     }
 
     #[test]

@@ -301,3 +301,52 @@ async fn a_turns_changes_are_listed_and_undone_from_the_chat() {
         undone[1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reasoning_is_shown_as_it_streams_marked_and_apart_from_the_answer() {
+    // A model that reasons in `reasoning_content`, then one whose `<think>` block is in
+    // its text, both streamed.
+    let llm = MockLlm::start(Script::new(vec![
+        testkit::recording("deepseek-reasoning.sse").reply(),
+        testkit::recording("ollama-think-split-tags.sse").reply(),
+    ]))
+    .await;
+    let inst = Install::new(
+        &llm.base_url(),
+        AgentSetup {
+            extra_model: "max_retries = 0\nstream = true",
+            ..Default::default()
+        },
+    );
+    let out = inst
+        .cordon_stdin(&["chat"], "which is larger\nand 17 * 3\n/exit\n")
+        .await;
+    assert_ok(&out);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    // The answers on stdout, without their reasoning.
+    assert!(
+        stdout.contains("9.9 is larger.") && stdout.contains("17 * 3 = 51."),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("compare tenths") && !stdout.contains("the user wants"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("think>"), "{stdout}");
+    // Not a terminal: the reasoning on stderr, once, each stretch after its mark, and
+    // no escape codes anywhere.
+    assert!(
+        stderr.contains("[reasoning]\n9.11 and 9.9: compare tenths, 1 < 9.\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[reasoning]\n\nOkay, the user wants 17 * 3.\n"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("compare tenths").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stdout.contains('\x1b'),
+        "{stderr:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `cordon run` against real model servers' answers (`testkit::recordings`): a refusal
-//! is an answer that says so and a non-zero exit, a cut-off answer says it was cut, a
+//! is an answer that says so and a non-zero exit (and so is an answer the provider's
+//! content filter stopped), a cut-off answer says it was cut, a
 //! tool call the token limit cut is never run (the model is told, the user too, and the
 //! audit log records it), and reasoning stays out of the answer.
 
@@ -76,6 +77,28 @@ async fn run_refused_by_anthropic_exits_non_zero_and_says_so() {
         "{}",
         show(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_filtered_by_the_provider_exits_non_zero_and_says_so() {
+    let llm = MockLlm::start(Script::new(vec![
+        recording("azure-content-filter.sse").reply(),
+    ]))
+    .await;
+    let inst = install(&llm, "openai");
+    let out = inst.cordon(&["run", "explain", "it"]).await;
+    assert!(!out.status.success(), "{}", show(&out));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "Step one: take the\n\n[the model's provider filtered this answer: its content \
+         filter stopped it (finish_reason \"content_filter\"); the rest was not delivered \
+         and none of its tool calls ran]",
+        "{}",
+        show(&out)
+    );
+    let outputs = model_outputs(&inst.audit().await);
+    assert_eq!(outputs[0]["ending"], "filtered");
+    assert_eq!(llm.request_count(), 1, "a filtered answer ends the turn");
 }
 
 #[tokio::test(flavor = "multi_thread")]

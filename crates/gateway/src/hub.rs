@@ -349,6 +349,9 @@ impl Hub {
                     }
                     return;
                 }
+                // Not sent: the web UI shows the answer, and the audit log records the
+                // reasoning (redacted) once the answer is whole.
+                AgentEvent::ReasoningDelta(_) => return,
                 AgentEvent::ToolCall(c) => {
                     names.insert(c.id.clone(), c.name.clone());
                     SessionEvent::ToolCall {

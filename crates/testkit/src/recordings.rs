@@ -65,16 +65,28 @@ recordings! {
         "one whole tool call, then a second whose arguments are cut mid-JSON by `finish_reason: \"length\"`";
     "openai-n2.sse", "OpenAI", OpenAi,
         "`n: 2`: two choices interleaved, the second with a tool call";
+    "azure-content-filter.sse", "Azure OpenAI", OpenAi,
+        "`prompt_filter_results` in a first chunk with `choices: []`, `content_filter_results` on each choice, a few words, then `finish_reason: \"content_filter\"`";
     "ollama-tool-calls.sse", "Ollama /v1", OpenAi,
         "thinking in `delta.reasoning`, `content: \"\"` on every chunk, a whole tool call in one delta, no usage";
+    "ollama-think-split-tags.sse", "Ollama /v1 (deepseek-r1, no thinking parser)", OpenAi,
+        "reasoning inline in `content` as `<think>…</think>`, both tags cut across deltas (`<thi` + `nk>`)";
+    "ollama-think-tag-in-answer.json", "Ollama /v1 (qwq, no thinking parser)", OpenAi,
+        "a whole answer: a `<think>` block, then an answer whose code contains `<think>` and `</think>`";
     "vllm-reasoning.sse", "vLLM", OpenAi,
         "`delta.reasoning_content`, text, then a tool call whose first delta has no `arguments`";
+    "vllm-think-length.sse", "vLLM (QwQ without a reasoning parser)", OpenAi,
+        "a `<think>` block in `content` still open when `finish_reason: \"length\"` ends the answer";
     "vllm-channel-tokens.sse", "vLLM (gpt-oss without a reasoning parser)", OpenAi,
         "channel tokens leak into `content` (`<|channel|>analysis<|message|>…<|end|><|start|>assistant<|channel|>final<|message|>…<|return|>`), split across deltas";
     "llamacpp-tool-calls.sse", "llama.cpp server", OpenAi,
         "continuation deltas repeat `id: \"\"` and `name: \"\"`; usage and timings in a last chunk with `choices: []`";
     "llamacpp-no-done.sse", "llama.cpp server", OpenAi,
         "the stream ends after its finish chunk without `data: [DONE]`";
+    "llamacpp-think-unopened.sse", "llama.cpp server (`--reasoning-format none`, DeepSeek-R1 distill)", OpenAi,
+        "the chat template opened `<think>`: `content` has the reasoning, then only `</think>` (cut across deltas), then the answer";
+    "llamacpp-think-tool-call.sse", "llama.cpp server (`--reasoning-format none`, Qwen3)", OpenAi,
+        "a `<think>…</think>` block in `content`, then a tool call";
     "deepseek-reasoning.sse", "DeepSeek", OpenAi,
         "`reasoning_content` then `content` (the other one `null`), `: keep-alive` comments, usage on the finish chunk";
     "deepseek-reasoning.json", "DeepSeek", OpenAi,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::retry::Wire;
 use super::{
-    CallIds, ChatRequest, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
+    CallIds, ChatRequest, Delta, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
     ProviderError, Settings, Usage, read_answer,
 };
 
@@ -40,14 +40,14 @@ impl Provider for Anthropic {
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         let wire = &self.s.wire;
         let url = wire.url(PATH);
         let body = request_body(&self.s, req);
         let headers = headers(wire);
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
-        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
+        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_delta).await
     }
 
     async fn check(&self) -> Result<(), ProviderError> {
@@ -313,7 +313,7 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<bool, ProviderError> {
         let v: Value = serde_json::from_str(data)
             .map_err(|_| wire.malformed(url, "a stream event is not JSON", data))?;
@@ -329,18 +329,18 @@ impl Protocol for StreamState {
                 let b = match block.get("type").and_then(Value::as_str) {
                     Some("text") => {
                         let t = block.get("text").and_then(Value::as_str).unwrap_or("");
-                        self.push_text(t, on_text);
+                        self.push_text(t, on_delta);
                         Block::Text
                     }
                     Some("thinking") => {
                         self.new_block = true;
                         let t = block.get("thinking").and_then(Value::as_str).unwrap_or("");
-                        self.push_reasoning(t);
+                        self.push_reasoning(t, on_delta);
                         Block::Thinking
                     }
                     Some("redacted_thinking") => {
                         self.new_block = true;
-                        self.push_reasoning(REDACTED_THINKING);
+                        self.push_reasoning(REDACTED_THINKING, on_delta);
                         Block::Other
                     }
                     Some("tool_use") => Block::Tool {
@@ -362,11 +362,11 @@ impl Protocol for StreamState {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         let t = delta.get("text").and_then(Value::as_str).unwrap_or("");
-                        self.push_text(t, on_text);
+                        self.push_text(t, on_delta);
                     }
                     Some("thinking_delta") => {
                         let t = delta.get("thinking").and_then(Value::as_str).unwrap_or("");
-                        self.push_reasoning(t);
+                        self.push_reasoning(t, on_delta);
                     }
                     Some("input_json_delta") => {
                         let part = delta
@@ -411,7 +411,7 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         ids: &CallIds,
-        _on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        _on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         let mut calls = Vec::new();
         for (index, block) in self.blocks {
@@ -462,20 +462,23 @@ impl Protocol for StreamState {
 }
 
 impl StreamState {
-    fn push_reasoning(&mut self, t: &str) {
+    /// Reasoning, passed on as it is kept (with the blank line between blocks).
+    fn push_reasoning(&mut self, t: &str, on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send)) {
         if t.is_empty() {
             return;
         }
+        let before = self.reasoning.len();
         if std::mem::take(&mut self.new_block) {
             push_block(&mut self.reasoning, t);
         } else {
             self.reasoning.push_str(t);
         }
+        on_delta(Delta::Reasoning(&self.reasoning[before..]));
     }
 
-    fn push_text(&mut self, t: &str, on_text: &mut (dyn for<'t> FnMut(&'t str) + Send)) {
+    fn push_text(&mut self, t: &str, on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send)) {
         if !t.is_empty() {
-            on_text(t);
+            on_delta(Delta::Text(t));
             self.text.push_str(t);
         }
     }

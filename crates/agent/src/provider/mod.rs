@@ -24,9 +24,16 @@
 //!   "max_tokens"`) is [`Ending::CutOff`], and a tool call it cut is never in
 //!   [`ModelReply::tool_calls`]: a call whose arguments are not a whole JSON object (or,
 //!   in Anthropic's protocol, whose block did not end) is in [`ModelReply::cut_calls`];
+//! - an answer a provider's content filter stopped (`finish_reason: "content_filter"`) is
+//!   [`Ending::Filtered`], never a silent empty or cut answer, and its cut calls are
+//!   `cut_calls` as at the token limit;
 //! - reasoning is never answer text: `reasoning_content`, `reasoning`, Anthropic
-//!   `thinking` and `redacted_thinking` blocks, and the non-final channels of a model whose
-//!   channel tokens leak into `content` (`channels`) go to [`ModelReply::reasoning`];
+//!   `thinking` and `redacted_thinking` blocks, the non-final channels of a model whose
+//!   channel tokens leak into `content` (`channels`), and a `<think>…</think>` block at
+//!   the start of `content` (`think`; also when only `</think>` came, because the chat
+//!   template opened the block) go to [`ModelReply::reasoning`], and to the caller as
+//!   [`Delta::Reasoning`] as they arrive (a `</think>` nobody opened is the one exception,
+//!   below);
 //! - only the first choice (`index` 0) is read when a server sends several (`n` > 1);
 //! - once the model's finish reason has arrived, a stream that ends without its end marker
 //!   (`data: [DONE]`, `message_stop`) is accepted with a warning in the log, and so is an
@@ -41,8 +48,9 @@
 //! call whose `arguments` is not valid JSON is passed through as raw text, because the
 //! runtime is the one place that parses and rejects arguments (and tells the model why).
 //! It does not send reasoning back to the model (Anthropic's thinking signatures are
-//! dropped; extended thinking is not requested), and it does not strip `<think>` tags a
-//! server leaves in `content`.
+//! dropped; extended thinking is not requested). Text streamed before a `</think>` that
+//! no `<think>` opened was passed to `on_delta` as answer before the tag showed it was
+//! reasoning; the reply has it as reasoning, the deltas cannot be taken back.
 
 mod anthropic;
 mod channels;
@@ -50,6 +58,7 @@ mod error;
 mod openai;
 mod retry;
 mod sse;
+mod think;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,6 +144,18 @@ pub enum Ending {
     /// The answer reached the token limit (`model.max_tokens`): `text` stops mid-way, and
     /// calls it cut are in [`ModelReply::cut_calls`].
     CutOff,
+    /// The provider's content filter stopped the answer (OpenAI's and Azure's
+    /// `finish_reason: "content_filter"`): `text` is what came before, calls it cut are in
+    /// [`ModelReply::cut_calls`], and none of the answer's calls is to run.
+    Filtered,
+}
+
+impl Ending {
+    /// Whether the model or its provider withheld the answer (a refusal, a content
+    /// filter): the task was not done, and none of the answer's calls runs.
+    pub fn withheld(&self) -> bool {
+        matches!(self, Ending::Refused { .. } | Ending::Filtered)
+    }
 }
 
 /// A tool call cut off by the token limit. Deliberately not a [`ToolCall`]: nothing may
@@ -153,15 +174,16 @@ pub trait Provider: Send + Sync {
     /// What this is, for logs and status: e.g. `openai qwen2.5:7b at http://127.0.0.1:11434/v1`.
     fn describe(&self) -> String;
 
-    /// One completion. `on_text` receives streamed text deltas as they arrive (called once
-    /// with the whole text when not streaming).
+    /// One completion. `on_delta` receives the answer's text and the model's reasoning as
+    /// they arrive, each [`Delta`] a piece of one or the other (when not streaming, once
+    /// each with the whole reasoning, then the whole text).
     ///
     /// (`for<'t>` is spelled out because `async_trait` would otherwise pin the elided
     /// lifetime of `&str` to one borrow, and no closure could be passed.)
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError>;
 
     /// Whether the server answers, in one request and without retrying, before the
@@ -171,6 +193,15 @@ pub trait Provider: Send + Sync {
     async fn check(&self) -> Result<(), ProviderError> {
         Ok(())
     }
+}
+
+/// A piece of an answer as it arrives, passed to [`Provider::complete`]'s `on_delta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta<'t> {
+    /// Answer text ([`ModelReply::text`]).
+    Text(&'t str),
+    /// Reasoning, never answer text ([`ModelReply::reasoning`]).
+    Reasoning(&'t str),
 }
 
 /// A retry about to happen, as told to an [`OnRetry`].
@@ -350,10 +381,10 @@ struct Proposed {
 }
 
 impl Parts {
-    /// The reply: at the token limit, a call that did not end or whose arguments are not
-    /// a whole JSON object goes to `cut_calls`, never to `tool_calls`.
+    /// The reply: at the token limit or a content filter, a call that did not end or whose
+    /// arguments are not a whole JSON object goes to `cut_calls`, never to `tool_calls`.
     fn into_reply(self) -> ModelReply {
-        let cut_off = self.ending == Ending::CutOff;
+        let cut_off = matches!(self.ending, Ending::CutOff | Ending::Filtered);
         let mut tool_calls = Vec::new();
         let mut cut_calls = Vec::new();
         for Proposed { call, closed } in self.calls {
@@ -405,15 +436,15 @@ trait Protocol: Default {
         wire: &retry::Wire,
         url: &str,
         data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<bool, ProviderError>;
-    /// The reply; text held back until now goes to `on_text` first.
+    /// The reply; text and reasoning held back until now go to `on_delta` first.
     fn finish(
         self,
         wire: &retry::Wire,
         url: &str,
         ids: &CallIds,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError>;
     /// Text accumulated so far (quoted when the answer grows too large).
     fn text(&self) -> &str;
@@ -422,20 +453,23 @@ trait Protocol: Default {
     fn finished(&self) -> bool;
 }
 
-/// Read an answer of protocol `P`, passing text to `on_text` as it arrives.
+/// Read an answer of protocol `P`, passing text to `on_delta` as it arrives.
 async fn read_answer<P: Protocol>(
     wire: &retry::Wire,
     url: &str,
     answer: retry::Answer,
     ids: &CallIds,
-    on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+    on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
 ) -> Result<ModelReply, ProviderError> {
     use futures::StreamExt;
     match answer {
         retry::Answer::Body(text) => {
             let reply = P::parse_body(wire, url, &text, ids)?;
+            if let Some(r) = &reply.reasoning {
+                on_delta(Delta::Reasoning(r));
+            }
             if let Some(t) = &reply.text {
-                on_text(t);
+                on_delta(Delta::Text(t));
             }
             Ok(reply)
         }
@@ -449,15 +483,15 @@ async fn read_answer<P: Protocol>(
                     .feed(&chunk)
                     .map_err(|_| wire.too_large(url, state.text().as_bytes()))?;
                 for event in events {
-                    if state.on_data(wire, url, &payload(&event, url), on_text)? {
-                        return state.finish(wire, url, ids, on_text);
+                    if state.on_data(wire, url, &payload(&event, url), on_delta)? {
+                        return state.finish(wire, url, ids, on_delta);
                     }
                 }
             }
             if let Some(event) = decoder.finish()
-                && state.on_data(wire, url, &payload(&event, url), on_text)?
+                && state.on_data(wire, url, &payload(&event, url), on_delta)?
             {
-                return state.finish(wire, url, ids, on_text);
+                return state.finish(wire, url, ids, on_delta);
             }
             if state.finished() {
                 tracing::warn!(
@@ -466,7 +500,7 @@ async fn read_answer<P: Protocol>(
                      using the answer as it came",
                     P::STREAM_END
                 );
-                return state.finish(wire, url, ids, on_text);
+                return state.finish(wire, url, ids, on_delta);
             }
             let got = decoder.head();
             Err(wire.malformed(
@@ -583,6 +617,13 @@ mod tests {
             .map(|c| c.partial_arguments.as_str())
             .collect();
         assert_eq!(partial, vec!["{\"a\":", "{\"a\":1}", "[1]"]);
+        // A content filter cuts calls the same way.
+        let filtered = parts(Ending::Filtered).into_reply();
+        assert_eq!(
+            (filtered.tool_calls.len(), filtered.cut_calls.len()),
+            (1, 3)
+        );
+        assert!(filtered.ending.withheld() && !cut.ending.withheld());
         // Not at the limit, calls pass as they are (the runtime judges arguments).
         let whole = parts(Ending::Complete).into_reply();
         assert_eq!(whole.tool_calls.len(), 4);

@@ -6,8 +6,9 @@
 //! ignored), tool calls in `delta.tool_calls[i]`, keyed by `index`, whose
 //! `function.arguments` arrive as fragments to concatenate (a continuation's `id` and
 //! `name` may be `""`). A refusal comes in `refusal`, reasoning in `reasoning_content`
-//! (DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter); usage in a last chunk whose
-//! `choices` is empty, on the finish chunk, or in Groq's `x_groq.usage`.
+//! (DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter), or inline in `content` as leaked
+//! channel tokens (`channels`) or a leading `<think>…</think>` block (`think`); usage in a
+//! last chunk whose `choices` is empty, on the finish chunk, or in Groq's `x_groq.usage`.
 
 use async_trait::async_trait;
 use runtime::ToolCall;
@@ -15,8 +16,9 @@ use serde_json::{Map, Value, json};
 
 use super::channels::ChannelSplitter;
 use super::retry::Wire;
+use super::think::{Piece, ThinkSplitter};
 use super::{
-    CallIds, ChatRequest, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
+    CallIds, ChatRequest, Delta, Ending, Message, ModelReply, Parts, Proposed, Protocol, Provider,
     ProviderError, Settings, Usage, read_answer,
 };
 
@@ -35,14 +37,14 @@ impl Provider for OpenAi {
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         let wire = &self.s.wire;
         let url = wire.url(PATH);
         let body = request_body(&self.s, req);
         let headers = headers(wire);
         let answer = wire.send(PATH, &headers, &body, self.s.stream).await?;
-        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_text).await
+        read_answer::<StreamState>(wire, &url, answer, &self.s.call_ids, on_delta).await
     }
 
     async fn check(&self) -> Result<(), ProviderError> {
@@ -152,6 +154,13 @@ fn parse_body(
     let mut reasoning = reasoning_of(message).unwrap_or_default().to_string();
     reasoning.push_str(&content.reasoning);
     reasoning.push_str(&rest.reasoning);
+    // The whole text at once: nothing was passed on before, so nothing to take back.
+    let mut think = ThinkSplitter::default();
+    let mut answer = String::new();
+    for piece in [think.push(&content.answer), think.finish()] {
+        reasoning.push_str(&piece.reasoning);
+        answer.push_str(&piece.answer);
+    }
     let mut calls = Vec::new();
     if let Some(list) = message.get("tool_calls").and_then(Value::as_array) {
         for c in list {
@@ -175,7 +184,7 @@ fn parse_body(
     let finish = choice.get("finish_reason").and_then(Value::as_str);
     let refusal = message.get("refusal").and_then(Value::as_str).unwrap_or("");
     Ok(Parts {
-        text: content.answer,
+        text: answer,
         reasoning,
         calls,
         stop_reason: finish.map(String::from),
@@ -202,7 +211,8 @@ fn reasoning_of(m: &Value) -> Option<&str> {
         .find_map(|k| m.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
 }
 
-/// A refusal (any non-blank `refusal` text) before the finish reason.
+/// A refusal (any non-blank `refusal` text) before the finish reason: `length` is the
+/// token limit, `content_filter` the provider's filter (OpenAI, Azure).
 fn ending(finish: Option<&str>, refusal: &str) -> Ending {
     if !refusal.trim().is_empty() {
         Ending::Refused {
@@ -210,6 +220,8 @@ fn ending(finish: Option<&str>, refusal: &str) -> Ending {
         }
     } else if finish == Some("length") {
         Ending::CutOff
+    } else if finish == Some("content_filter") {
+        Ending::Filtered
     } else {
         Ending::Complete
     }
@@ -294,6 +306,7 @@ pub(super) struct StreamState {
     reasoning: String,
     refusal: String,
     channels: ChannelSplitter,
+    think: ThinkSplitter,
     calls: Vec<PartialCall>,
     finish: Option<String>,
     usage: Option<Usage>,
@@ -325,7 +338,7 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         data: &str,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<bool, ProviderError> {
         let data = data.trim();
         if data == "[DONE]" {
@@ -358,7 +371,7 @@ impl Protocol for StreamState {
             return Ok(false);
         };
         if let Some(r) = reasoning_of(delta) {
-            self.reasoning.push_str(r);
+            self.push_reasoning(r, on_delta);
         }
         if let Some(r) = delta.get("refusal").and_then(Value::as_str) {
             self.refusal.push_str(r);
@@ -366,7 +379,7 @@ impl Protocol for StreamState {
         let content = content_text(delta.get("content"));
         if !content.is_empty() {
             let split = self.channels.push(&content);
-            self.take(split, on_text);
+            self.take(split, on_delta);
         }
         if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
             for c in calls {
@@ -381,10 +394,12 @@ impl Protocol for StreamState {
         wire: &Wire,
         url: &str,
         ids: &CallIds,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         let rest = self.channels.finish();
-        self.take(rest, on_text);
+        self.take(rest, on_delta);
+        let rest = self.think.finish();
+        self.take_think(rest, on_delta);
         self.calls.sort_by_key(|c| c.index);
         let mut calls = Vec::with_capacity(self.calls.len());
         for c in self.calls {
@@ -424,16 +439,39 @@ impl Protocol for StreamState {
 }
 
 impl StreamState {
-    /// Content split by channel: the answer is streamed and kept, the rest is reasoning.
+    /// Content split by channel: the rest is reasoning, the answer goes on to the
+    /// `<think>` splitter.
     fn take(
         &mut self,
         split: super::channels::Split,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) {
-        self.reasoning.push_str(&split.reasoning);
+        self.push_reasoning(&split.reasoning, on_delta);
         if !split.answer.is_empty() {
-            on_text(&split.answer);
-            self.text.push_str(&split.answer);
+            let piece = self.think.push(&split.answer);
+            self.take_think(piece, on_delta);
+        }
+    }
+
+    /// Content split by `<think>` block: the answer is streamed and kept, the rest is
+    /// reasoning (with the text kept so far, when a `</think>` nobody opened says it was).
+    fn take_think(&mut self, piece: Piece, on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send)) {
+        if piece.earlier_was_reasoning {
+            // Already passed on as text: kept as reasoning, not passed on again.
+            let earlier = std::mem::take(&mut self.text);
+            self.reasoning.push_str(&earlier);
+        }
+        self.push_reasoning(&piece.reasoning, on_delta);
+        if !piece.answer.is_empty() {
+            on_delta(Delta::Text(&piece.answer));
+            self.text.push_str(&piece.answer);
+        }
+    }
+
+    fn push_reasoning(&mut self, r: &str, on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send)) {
+        if !r.is_empty() {
+            on_delta(Delta::Reasoning(r));
+            self.reasoning.push_str(r);
         }
     }
 

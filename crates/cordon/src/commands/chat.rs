@@ -82,17 +82,18 @@ pub async fn chat(agent_name: &str, new: bool) -> Result<ExitCode> {
         view.start();
         let mut on_event = |event: agent::AgentEvent| view.on_event(&event);
         let result = agent.run_turn(&mut session, text, &mut on_event).await;
-        let streamed = view.finish();
+        let shown = view.finish();
         match result {
             Ok(outcome) => {
-                if streamed {
+                if shown.text {
                     // The text was shown as it came; what the loop added follows it.
                     println!();
                     for note in &outcome.notes {
                         println!("{note}");
                     }
                 } else {
-                    if let Some(reasoning) = &outcome.reasoning {
+                    if let Some(reasoning) = outcome.reasoning.as_ref().filter(|_| !shown.reasoning)
+                    {
                         show_reasoning(reasoning);
                     }
                     println!("{}", outcome.answer);

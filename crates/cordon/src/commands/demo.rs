@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use runtime::{ApprovalAnswer, ApprovalRequest, Approver, ToolCall};
 use serde_json::{Value, json};
 
-use agent::provider::{ChatRequest, Message, ModelReply, Provider, ProviderError};
+use agent::provider::{ChatRequest, Delta, Message, ModelReply, Provider, ProviderError};
 
 const PAGE: &str = "\
 Rust 1.95 released
@@ -68,7 +68,7 @@ impl Provider for ScriptedModel {
     async fn complete(
         &self,
         req: &ChatRequest<'_>,
-        on_text: &mut (dyn for<'t> FnMut(&'t str) + Send),
+        on_delta: &mut (dyn for<'t> FnMut(Delta<'t>) + Send),
     ) -> Result<ModelReply, ProviderError> {
         // Tool results since the user's last message decide the next step.
         let last_user = req
@@ -124,7 +124,7 @@ impl Provider for ScriptedModel {
                 let text = "Summary saved to scratch/summary.md: Rust 1.95 brings faster \
                             incremental builds, new const generics features and a smaller \
                             standard library on embedded targets.";
-                on_text(text);
+                on_delta(Delta::Text(text));
                 ModelReply {
                     text: Some(text.into()),
                     tool_calls: Vec::new(),
@@ -314,7 +314,7 @@ timeout_secs = 30
             let mark = if o.is_error { "✗" } else { "←" };
             println!("  {mark} {}", first.chars().take(150).collect::<String>());
         }
-        agent::AgentEvent::TextDelta(_) => {}
+        agent::AgentEvent::TextDelta(_) | agent::AgentEvent::ReasoningDelta(_) => {}
     };
     let outcome = agent.run_turn(&mut session, &task, &mut on_event).await;
     let labels = agent.labels(&session);

@@ -47,8 +47,8 @@ impl Approver for NoticeApprover {
 }
 
 /// One task, no human: print the final answer on stdout, progress (and the model's
-/// reasoning) on stderr. Exits non-zero when the model refused, and at once, before any
-/// session, when the model server does not answer.
+/// reasoning) on stderr. Exits non-zero when the model refused or its provider filtered the
+/// answer, and at once, before any session, when the model server does not answer.
 ///
 /// On a terminal the answer is printed as it arrives, with a status line while the model
 /// or a command works; piped, stdout is the final answer alone.
@@ -73,25 +73,26 @@ pub async fn run(agent_name: &str, task: &str) -> Result<ExitCode> {
     view.start();
     let mut on_event = |event: agent::AgentEvent| view.on_event(&event);
     let outcome = agent.run_turn(&mut session, task, &mut on_event).await;
-    let streamed = view.finish();
+    let shown = view.finish();
     agent.end_session(&session);
     let outcome = outcome?;
     let mut out = std::io::stdout().lock();
-    if streamed {
+    if shown.text {
         // The text was shown as it came; what the loop added follows it.
         writeln!(out)?;
         for note in &outcome.notes {
             writeln!(out, "{note}")?;
         }
     } else {
-        if let Some(reasoning) = &outcome.reasoning {
+        if let Some(reasoning) = outcome.reasoning.as_ref().filter(|_| !shown.reasoning) {
             show_reasoning(reasoning);
         }
         writeln!(out, "{}", outcome.answer)?;
     }
     out.flush()?;
-    // The answer says the model refused; the status says the task was not done.
-    if matches!(outcome.ending, agent::provider::Ending::Refused { .. }) {
+    // The answer says the model refused or its provider filtered it; the status says the
+    // task was not done.
+    if outcome.ending.withheld() {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
