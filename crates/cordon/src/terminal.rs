@@ -475,7 +475,7 @@ impl TurnView {
 
 /// A piece of reasoning as written to stderr: dimmed on a terminal (`dim`), else after
 /// [`REASONING_MARK`] when it starts a stretch (`opens`).
-fn reasoning_piece(r: &str, dim: bool, opens: bool) -> String {
+pub(crate) fn reasoning_piece(r: &str, dim: bool, opens: bool) -> String {
     if dim {
         format!("\x1b[2m{r}\x1b[0m")
     } else if opens {

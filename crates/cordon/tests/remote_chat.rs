@@ -461,3 +461,42 @@ async fn over_tls_with_the_gateways_ca_and_refused_without_it() {
     assert_eq!(llm.request_count(), 1);
     gw.stop().await;
 }
+
+/// The model's reasoning travels as `reasoning_delta` events: the remote terminal shows
+/// it on stderr apart from the answer (marked, not being a terminal), and the answer on
+/// stdout carries none of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn reasoning_streams_to_the_remote_terminal_apart_from_the_answer() {
+    let llm = MockLlm::start(Script::new(vec![
+        testkit::recording("deepseek-reasoning.sse").reply(),
+    ]))
+    .await;
+    let inst = Install::new(
+        &llm.base_url(),
+        AgentSetup {
+            extra_model: "max_retries = 0\nstream = true",
+            ..Default::default()
+        },
+    );
+    let token = gateway_token(&inst, "operator").await;
+    let gw = Gateway::start(&inst, &["--bind", "127.0.0.1:0"]).await;
+    let out = remote_chat(
+        &inst,
+        &token,
+        &["--remote", &gw.url],
+        "which is larger\n/exit\n",
+    )
+    .await;
+    assert_ok(&out);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(stdout.contains("9.9 is larger."), "{stdout}");
+    assert!(!stdout.contains("compare tenths"), "{stdout}");
+    assert!(
+        stderr.contains("[reasoning]\n9.11 and 9.9: compare tenths, 1 < 9.\n"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("compare tenths").count(), 1, "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    gw.stop().await;
+}

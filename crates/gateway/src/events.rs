@@ -22,6 +22,9 @@ pub enum SessionEvent {
     },
     /// A piece of the model's streamed answer.
     TextDelta { text: String },
+    /// A piece of the model's reasoning as it streams (`reasoning_content`, thinking
+    /// blocks, a leading `<think>` block): shown apart from the answer, never part of it.
+    ReasoningDelta { text: String },
     /// The model proposed a tool call (`arguments`: the raw JSON text it produced).
     ToolCall {
         id: String,

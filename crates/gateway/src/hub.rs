@@ -327,31 +327,45 @@ impl Hub {
         let agent = self.agent(agent_name).await?;
         let mut session = agent.load_session(id).map_err(|e| e.to_string())?;
         let mut names: HashMap<String, String> = HashMap::new();
-        // Streamed text is stored and sent in pieces of at most DELTA_EVERY (or
-        // DELTA_MAX_BYTES), not one event per token: each event is a store transaction.
+        // Streamed text (and reasoning) is stored and sent in pieces of at most DELTA_EVERY
+        // (or DELTA_MAX_BYTES), not one event per token: each event is a store transaction.
+        // `pending` holds one kind at a time, so the order of text and reasoning is kept.
         let mut pending = String::new();
+        let mut pending_reasoning = false;
         let mut last_flush = Instant::now();
-        let flush = |pending: &mut String, last_flush: &mut Instant| {
+        let flush = |pending: &mut String, reasoning: bool, last_flush: &mut Instant| {
             if !pending.is_empty() {
                 let text = std::mem::take(pending);
-                if let Err(e) = self.emit(id, &SessionEvent::TextDelta { text }) {
+                let event = if reasoning {
+                    SessionEvent::ReasoningDelta { text }
+                } else {
+                    SessionEvent::TextDelta { text }
+                };
+                if let Err(e) = self.emit(id, &event) {
                     tracing::warn!("{e}");
                 }
             }
             *last_flush = Instant::now();
         };
         let mut on_event = |event: AgentEvent| {
-            let event = match event {
-                AgentEvent::TextDelta(t) => {
-                    pending.push_str(&t);
-                    if pending.len() >= DELTA_MAX_BYTES || last_flush.elapsed() >= DELTA_EVERY {
-                        flush(&mut pending, &mut last_flush);
-                    }
-                    return;
+            let (reasoning, piece) = match &event {
+                AgentEvent::TextDelta(t) => (false, Some(t)),
+                AgentEvent::ReasoningDelta(t) => (true, Some(t)),
+                _ => (false, None),
+            };
+            if let Some(t) = piece {
+                if reasoning != pending_reasoning {
+                    flush(&mut pending, pending_reasoning, &mut last_flush);
+                    pending_reasoning = reasoning;
                 }
-                // Not sent: the web UI shows the answer, and the audit log records the
-                // reasoning (redacted) once the answer is whole.
-                AgentEvent::ReasoningDelta(_) => return,
+                pending.push_str(t);
+                if pending.len() >= DELTA_MAX_BYTES || last_flush.elapsed() >= DELTA_EVERY {
+                    flush(&mut pending, pending_reasoning, &mut last_flush);
+                }
+                return;
+            }
+            let event = match event {
+                AgentEvent::TextDelta(_) | AgentEvent::ReasoningDelta(_) => return,
                 AgentEvent::ToolCall(c) => {
                     names.insert(c.id.clone(), c.name.clone());
                     SessionEvent::ToolCall {
@@ -367,7 +381,7 @@ impl Hub {
                     is_error: o.is_error,
                 },
             };
-            flush(&mut pending, &mut last_flush);
+            flush(&mut pending, pending_reasoning, &mut last_flush);
             if let Err(e) = self.emit(id, &event) {
                 tracing::warn!("{e}");
             }
@@ -375,7 +389,7 @@ impl Hub {
         let result = agent
             .run_turn_with(&mut session, input, &mut on_event)
             .await;
-        flush(&mut pending, &mut last_flush);
+        flush(&mut pending, pending_reasoning, &mut last_flush);
         let labels = agent.labels(&session);
         match result {
             Ok(outcome) => Ok(SessionEvent::TurnFinished {

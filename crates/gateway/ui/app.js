@@ -579,12 +579,24 @@ function handleEvent(ev) {
       break;
     case "text_delta": {
       const turn = turnState();
+      turn.reasoning = null; // reasoning after answer text is a new block
       if (!turn.assistant) {
         turn.assistant = eventRow(ev, "msg assistant", "msg-assistant");
         t.append(turn.assistant);
       }
       turn.assistant.append(document.createTextNode(d.text || ""));
       turn.streamed = true;
+      break;
+    }
+    case "reasoning_delta": {
+      // The model's reasoning, apart from (and before) its answer; never part of it.
+      const turn = turnState();
+      if (!turn.reasoning) {
+        turn.reasoning = eventRow(ev, "msg reasoning", "msg-reasoning");
+        turn.reasoning.setAttribute("aria-label", "Model reasoning");
+        t.append(turn.reasoning);
+      }
+      turn.reasoning.append(document.createTextNode(d.text || ""));
       break;
     }
     case "tool_call":

@@ -153,6 +153,7 @@ impl RemoteChat {
         };
         let mut turn = Turn {
             streamed: false,
+            reasoning: false,
             backlog: VecDeque::new(),
             answered_here: HashSet::new(),
         };
@@ -168,6 +169,7 @@ impl RemoteChat {
             }
             match event {
                 Event::TextDelta(t) => turn.text(&t),
+                Event::ReasoningDelta(r) => turn.reasoning(&r),
                 Event::ToolCall(call) => {
                     turn.note(describe_event(&agent::AgentEvent::ToolCall(call)));
                 }
@@ -315,6 +317,8 @@ impl RemoteChat {
 struct Turn {
     /// Answer text is on stdout and its line is not finished.
     streamed: bool,
+    /// Reasoning is on stderr and its line is not finished.
+    reasoning: bool,
     /// Events read while a question was open, handled after it.
     backlog: VecDeque<(u64, Event)>,
     /// Approvals answered from this terminal (their settlement is not news).
@@ -323,12 +327,35 @@ struct Turn {
 
 impl Turn {
     fn text(&mut self, t: &str) {
+        self.end_reasoning();
         self.streamed = true;
         print!("{t}");
         let _ = std::io::stdout().flush();
     }
 
+    /// The model's reasoning on stderr, as the local chat shows it: dimmed on a terminal,
+    /// after a `[reasoning]` line elsewhere.
+    fn reasoning(&mut self, r: &str) {
+        use std::io::IsTerminal;
+        if self.streamed {
+            println!();
+            self.streamed = false;
+        }
+        let piece =
+            crate::terminal::reasoning_piece(r, std::io::stderr().is_terminal(), !self.reasoning);
+        eprint!("{piece}");
+        let _ = std::io::stderr().flush();
+        self.reasoning = true;
+    }
+
+    fn end_reasoning(&mut self) {
+        if std::mem::take(&mut self.reasoning) {
+            eprintln!();
+        }
+    }
+
     fn end_text(&mut self) {
+        self.end_reasoning();
         if self.streamed {
             println!();
             self.streamed = false;
@@ -402,6 +429,7 @@ fn read_token() -> Result<Zeroizing<String>> {
 enum Event {
     TurnStarted,
     TextDelta(String),
+    ReasoningDelta(String),
     ToolCall(runtime::ToolCall),
     ToolResult(ToolResultData),
     ApprovalRequested(ApprovalAsk),
@@ -455,6 +483,7 @@ impl Event {
         match event {
             SessionEvent::TurnStarted { .. } => Event::TurnStarted,
             SessionEvent::TextDelta { text } => Event::TextDelta(text),
+            SessionEvent::ReasoningDelta { text } => Event::ReasoningDelta(text),
             SessionEvent::ToolCall {
                 id,
                 name,
