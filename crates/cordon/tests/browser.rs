@@ -236,6 +236,7 @@ async fn chat_approve_in_the_page_and_find_it_in_the_audit_view() {
             json!({ "path": "notes.md", "content": "# notes\n" }),
         ),
         Reply::Text(NOTES_ANSWER.into()),
+        testkit::recording("deepseek-reasoning.sse").reply(),
     ]))
     .await;
     let inst = Install::new(&llm.base_url(), AgentSetup::default());
@@ -603,6 +604,33 @@ async fn flow(c: &Client, driver: u16, inst: &Install, url: &str, token: &str) {
                 .unwrap()
                 .starts_with("gateway token ")),
         "{undone:?}"
+    );
+
+    // 5b. A reasoning model: its reasoning streams into a block of its own, apart from
+    // the answer, which carries none of it.
+    c.find(Locator::Id("message-input"))
+        .await
+        .unwrap()
+        .send_keys("Which is larger?")
+        .await
+        .unwrap();
+    click(c, "#send").await;
+    let shown = until(
+        c,
+        "the reasoning and the answer",
+        "const r = [...document.querySelectorAll('[data-testid=msg-reasoning]')]; \
+         const a = [...document.querySelectorAll('[data-testid=msg-assistant]')] \
+           .find(m => m.textContent.includes('9.9 is larger.')); \
+         return r.length && a ? [r.map(x => x.textContent).join(''), a.textContent] : null",
+    )
+    .await;
+    assert!(
+        shown[0].as_str().unwrap().contains("compare tenths"),
+        "{shown}"
+    );
+    assert!(
+        !shown[1].as_str().unwrap().contains("compare tenths"),
+        "the reasoning is in the answer: {shown}"
     );
 
     // 6. The audit view: the `ask` decision for the command, the approval answered here.
