@@ -709,3 +709,36 @@ fn channels_webhooks_and_schedules_are_checked() {
         assert!(shown.contains(says), "{says}: {shown}");
     }
 }
+
+/// `send_message` needs a channel to send through, and `send_message.allow` names
+/// configured channels' conversations, each once; each mistake names its key and line.
+#[test]
+fn send_message_needs_a_channel_and_allowed_conversations_on_one() {
+    let tools = with(
+        "tools = [\"read_file\", \"write_file\", \"exec\"]",
+        "tools = [\"send_message\"]",
+    );
+    let (line, key, shown) = fails(&tools);
+    assert_eq!(key, "agents.default.tools");
+    assert_eq!(line, line_of(&tools, "tools = [\"send_message\"]"));
+    assert!(shown.contains("needs a chat channel"), "{shown}");
+
+    let channel = "\n[channels.telegram]\ntoken_secret = \"TG\"\n";
+    let ok = format!("{tools}\n[agents.default.send_message]\nallow = [\"telegram:42\"]\n{channel}");
+    let c = load_str(&ok, Path::new(FILE)).unwrap();
+    assert_eq!(c.agents["default"].send_message.allow, ["telegram:42"]);
+
+    for (allow, said) in [
+        ("\"slack:C1\"", "not configured"),
+        ("\"telegram\"", "CHANNEL:CONVERSATION"),
+        ("\"telegram:42\", \"telegram:42\"", "listed twice"),
+    ] {
+        let text = format!(
+            "{tools}\n[agents.default.send_message]\nallow = [{allow}]\n{channel}"
+        );
+        let (line, key, shown) = fails(&text);
+        assert!(key.starts_with("agents.default.send_message.allow["), "{key}");
+        assert_eq!(line, line_of(&text, &format!("allow = [{allow}]")), "{shown}");
+        assert!(shown.contains(said), "{allow}: {shown}");
+    }
+}

@@ -322,16 +322,7 @@ async fn flow(c: &Client, driver: u16, inst: &Install, url: &str, token: &str) {
     );
 
     // 2. Log in through the form.
-    c.goto(url).await.unwrap();
-    visible(c, "view-login").await;
-    c.find(Locator::Id("login-token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    click(c, "#login-submit").await;
-    visible(c, "view-chat").await;
+    login(c, url, token).await;
     let field = c
         .execute(
             "return document.getElementById('login-token').value",
