@@ -724,7 +724,8 @@ fn send_message_needs_a_channel_and_allowed_conversations_on_one() {
     assert!(shown.contains("needs a chat channel"), "{shown}");
 
     let channel = "\n[channels.telegram]\ntoken_secret = \"TG\"\n";
-    let ok = format!("{tools}\n[agents.default.send_message]\nallow = [\"telegram:42\"]\n{channel}");
+    let ok =
+        format!("{tools}\n[agents.default.send_message]\nallow = [\"telegram:42\"]\n{channel}");
     let c = load_str(&ok, Path::new(FILE)).unwrap();
     assert_eq!(c.agents["default"].send_message.allow, ["telegram:42"]);
 
@@ -733,12 +734,17 @@ fn send_message_needs_a_channel_and_allowed_conversations_on_one() {
         ("\"telegram\"", "CHANNEL:CONVERSATION"),
         ("\"telegram:42\", \"telegram:42\"", "listed twice"),
     ] {
-        let text = format!(
-            "{tools}\n[agents.default.send_message]\nallow = [{allow}]\n{channel}"
-        );
+        let text = format!("{tools}\n[agents.default.send_message]\nallow = [{allow}]\n{channel}");
         let (line, key, shown) = fails(&text);
-        assert!(key.starts_with("agents.default.send_message.allow["), "{key}");
-        assert_eq!(line, line_of(&text, &format!("allow = [{allow}]")), "{shown}");
+        assert!(
+            key.starts_with("agents.default.send_message.allow["),
+            "{key}"
+        );
+        assert_eq!(
+            line,
+            line_of(&text, &format!("allow = [{allow}]")),
+            "{shown}"
+        );
         assert!(shown.contains(said), "{allow}: {shown}");
     }
 }

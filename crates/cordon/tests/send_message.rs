@@ -5,7 +5,8 @@
 //! recorded, and nothing reaches the conversation: a session holding private data, a
 //! text holding a vault value, an untrusted (group) session writing to an allowed
 //! conversation, and `cordon run`, where no channel runs. And the answer of a group's
-//! session that read private data is withheld from the group.
+//! session that read private data is withheld from the group, and so is a scheduled
+//! task's sent there.
 
 mod common;
 
@@ -52,6 +53,13 @@ token_secret = "TG_TOKEN"
 api_url = "{api}"
 allow = [{{ id = "{OWNER}", role = "owner" }}, {{ id = "1003", role = "user" }}]
 groups = ["{GROUP}"]
+
+[[schedules]]
+name = "report"
+cron = "0 8 * * *"
+timezone = "UTC"
+task = "Report the Q3 numbers."
+reply_to = "telegram:{GROUP}"
 "#,
         api = tg.base_url(),
     ));
@@ -122,6 +130,9 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
         //    not posted to the group.
         tool("read_file", json!({ "path": "finance/q3.txt" })),
         Reply::Text("It says Q3 revenue: 1,234,567".into()),
+        // 7. A schedule whose answer goes to the group reads the private file too.
+        tool("read_file", json!({ "path": "finance/q3.txt" })),
+        Reply::Text("Scheduled report: Q3 revenue 1,234,567".into()),
     ]))
     .await;
     let tg = FakeTelegram::start(TOKEN).await;
@@ -227,6 +238,26 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
         tg.sent()
     );
 
+    // 7. A scheduled task's answer to the group is withheld the same way.
+    let out = inst
+        .command()
+        .args(["schedules", "run", "report"])
+        .output()
+        .await
+        .unwrap();
+    common::assert_ok(&out);
+    sent_matching(&tg, "the schedule's withheld notice", |s| {
+        s.chat_id == GROUP && s.text.contains("not posted here") && s.text != notice.text
+    })
+    .await;
+    assert!(
+        !tg.sent()
+            .iter()
+            .any(|s| s.chat_id == GROUP && s.text.contains("1,234,567")),
+        "the schedule posted private data to the group: {:#?}",
+        tg.sent()
+    );
+
     // Only two messages reached other conversations: the approved one and the allowed one.
     let sent = tg.sent();
     let to_others: Vec<&SentCall> = sent
@@ -265,14 +296,15 @@ async fn send_message_asks_goes_where_allowed_and_carries_no_private_data() {
         .into_iter()
         .filter(|r| r["data"]["delivered"] == false)
         .collect();
-    assert_eq!(withheld.len(), 1, "{withheld:#?}");
-    assert!(
-        withheld[0]["data"]["error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("withheld: the session holds private data")),
-        "{:#}",
-        withheld[0]
-    );
+    assert_eq!(withheld.len(), 2, "{withheld:#?}");
+    for w in &withheld {
+        assert!(
+            w["data"]["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("withheld: the session holds private data")),
+            "{w:#}"
+        );
+    }
     // The token itself is in no record.
     assert!(
         !records.iter().any(|r| r.to_string().contains(TOKEN)),

@@ -134,9 +134,10 @@ impl Chats {
         match self.target(reply_to) {
             Ok((runner, conversation)) => {
                 runner.watch(session, conversation);
-                runner
-                    .send(conversation, text, "answer", Some(session))
-                    .await;
+                // A listed group is as much a third party's place for a scheduled or
+                // webhook task's answer as for a conversation's.
+                let group = runner.cfg.groups.iter().any(|g| g == conversation);
+                runner.answer(conversation, group, session, text).await;
             }
             Err(e) => tracing::warn!("the answer of session {session} was not sent: {e}"),
         }
@@ -822,43 +823,52 @@ impl Runner {
             Ok(_) => ("(no answer)".to_string(), None),
             Err(e) => (format!("The turn failed: {e}"), Some(e)),
         };
-        if conversation.group
-            && let Some(held) = self.holds_data(&session).await
-        {
-            // A group's members are third parties: the answer of a session holding
-            // private or secret data is not posted there.
+        self.answer(&conversation.id, conversation.group, &session_id, &text)
+            .await;
+        Ok(failed)
+    }
+
+    /// Send `session`'s answer `text` to `conversation`, unless that is a group (`group`)
+    /// and the session holds private or secret data: a group's members are third
+    /// parties, so the answer is withheld there (an undelivered `outbound` record says
+    /// why, and a notice names the session).
+    async fn answer(&self, conversation: &str, group: bool, session: &str, text: &str) {
+        if group && let Some(held) = self.holds_data(session).await {
             self.record(
-                Some(&session_id),
+                Some(session),
                 ChannelEvent::Outbound(ChannelOutbound {
                     channel: self.kind.as_str().into(),
-                    conversation: conversation.id.clone(),
+                    conversation: conversation.to_string(),
                     purpose: "answer".into(),
                     bytes: text.len() as u64,
                     delivered: false,
                     error: Some(format!(
                         "withheld: the session holds {held} data and this is a group"
                     )),
-                    session: Some(session_id.clone()),
+                    session: Some(session.to_string()),
                 }),
             );
             let notice = format!(
-                "The answer is not posted here: this conversation's session holds {held} data, \
-                 which does not go to a group. An owner can read it in the web UI or with \
-                 `cordon chat` (session {session_id})."
+                "The answer is not posted here: its session holds {held} data, which does not \
+                 go to a group. An owner can read it in the web UI or with `cordon chat` \
+                 (session {session})."
             );
-            self.send(&conversation.id, &notice, "notice", Some(&session_id))
+            self.send(conversation, &notice, "notice", Some(session))
                 .await;
-            return Ok(failed);
+            return;
         }
-        self.send(&conversation.id, &text, "answer", Some(&session_id))
-            .await;
-        Ok(failed)
+        self.send(conversation, text, "answer", Some(session)).await;
     }
 
-    /// `private` or `secret` when the session holds such data (or its labels cannot be
-    /// read: fail closed); `None` for public data.
-    async fn holds_data(&self, session: &store::SessionRecord) -> Option<&'static str> {
-        match self.hub.labels(session).await {
+    /// `private` or `secret` when `session` holds such data (or its labels cannot be read:
+    /// fail closed); `None` for public data.
+    async fn holds_data(&self, session: &str) -> Option<&'static str> {
+        let labels = match self.store.get_session(session) {
+            Ok(Some(record)) => self.hub.labels(&record).await,
+            Ok(None) => Err(format!("session {session} is not in the store")),
+            Err(e) => Err(e.to_string()),
+        };
+        match labels {
             Ok(labels) => match labels["confidentiality"].as_str() {
                 Some("public") => None,
                 Some("secret") => Some("secret"),
