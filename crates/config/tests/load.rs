@@ -748,3 +748,14 @@ fn send_message_needs_a_channel_and_allowed_conversations_on_one() {
         assert!(shown.contains(said), "{allow}: {shown}");
     }
 }
+
+/// The default tools are every tool but `send_message`: a tool added to `ALL` is a default
+/// one unless this says otherwise.
+#[test]
+fn default_tools_are_all_but_send_message() {
+    let expected: Vec<ToolName> = ToolName::ALL
+        .into_iter()
+        .filter(|t| *t != ToolName::SendMessage)
+        .collect();
+    assert_eq!(ToolName::DEFAULT.to_vec(), expected);
+}
