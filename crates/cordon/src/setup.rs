@@ -494,6 +494,13 @@ fn build_runtime_with(
     policy: impl FnOnce() -> Result<Arc<guard::LazyPolicy>>,
     pooling: sandbox::Pooling,
 ) -> Result<Runtime> {
+    let sandbox = sandbox_backend_with(config, pooling)?;
+    if pooling == sandbox::Pooling::Off {
+        // One command, whose sandbox starts as soon as this runtime is built: the backend
+        // sets up what does not depend on the command (cgroup, network namespace, seccomp
+        // filter) on another thread meanwhile.
+        sandbox.prepare(&runtime::sandbox_profile(config, &agent_cfg.workspace));
+    }
     let key = api_key(config);
     let vault = open_vault(state)?;
     // Every vault value is redacted from what comes back and blocked on the way out,
@@ -537,7 +544,7 @@ fn build_runtime_with(
     ));
     Ok(Runtime::new(RuntimeOptions {
         policy: Some(policy),
-        sandbox: sandbox_backend_with(config, pooling)?,
+        sandbox,
         config: config.clone(),
         agent: agent_name.to_string(),
         audit: state.audit.clone(),

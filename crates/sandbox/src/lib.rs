@@ -286,6 +286,13 @@ pub trait Sandbox: Send + Sync {
     fn supports_workspace_overlay(&self) -> bool {
         false
     }
+    /// A hint that one [`Sandbox::start`] (or [`Sandbox::spawn`]) with `profile`'s limits
+    /// follows soon, in a process that starts no other: a backend may begin, on another
+    /// thread, the setup that does not depend on the command, so that the start finds it
+    /// done. It changes nothing about what the start sets up or allows, and never fails:
+    /// whatever went wrong is met again, and reported, by the start. Work prepared for a
+    /// start that never comes is undone when the process exits. Default: nothing.
+    fn prepare(&self, _profile: &Profile) {}
     /// Start one long-running process in a sandbox of its own, set up from `profile`
     /// exactly as [`Sandbox::start`] does, with piped stdin and stdout. Returns once the
     /// program was executed: a program that cannot be started (not found, not executable,

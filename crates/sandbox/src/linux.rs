@@ -137,6 +137,18 @@ impl Sandbox for NativeSandbox {
         overlay::kernel_support().is_ok()
     }
 
+    /// With [`Pooling::Off`] (a process that starts one sandbox): compile the seccomp
+    /// filter and arm the start's thread (its cgroup with the profile's limits, moved
+    /// into, and its network namespace with `lo` up) on a thread of their own now; the
+    /// start takes that thread if it was armed for the same limits and arms one itself
+    /// otherwise. With [`Pooling::Refill`] nothing: the pool prepares for every start
+    /// after the first.
+    fn prepare(&self, profile: &Profile) {
+        if self.pooling == Pooling::Off {
+            worker::arm_ahead(profile.limits);
+        }
+    }
+
     /// A sandbox of its own for one long-running process: [`Sandbox::start`], then the
     /// command sent to init as a spawn (init answers as soon as it passed `execve`).
     fn spawn(

@@ -376,3 +376,117 @@ fn a_network_namespace_made_in_advance_is_as_isolated_and_serves_the_egress_port
     );
     drop(host);
 }
+
+const AHEAD: &str = "CORDON_TEARDOWN_AHEAD";
+
+/// `Sandbox::prepare` on a backend that pools nothing (`cordon sandbox exec`'s): the
+/// start's cgroup (and armed thread) is made before the start, with the profile's limits,
+/// and the start uses it instead of making another; one made for other limits is removed
+/// and the start gets its own; one never used is removed when the process exits.
+#[test]
+fn a_start_prepared_ahead_uses_what_was_made_and_an_unused_one_goes_at_exit() {
+    let ws = tempfile::tempdir().unwrap();
+    // Arming ahead needs a thread that can move itself into a cgroup: v1 `tasks`, as root.
+    if !cgroup_applies(ws.path()) || !Path::new("/sys/fs/cgroup/pids").is_dir() {
+        eprintln!("SKIPPED: no writable cgroup v1 hierarchy (not root?)");
+        return;
+    }
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "inner_prepares_ahead", "--include-ignored"])
+        .env(AHEAD, ws.path())
+        .spawn()
+        .unwrap();
+    let child_pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "inner run failed: {out:?}");
+    let left = cgroups_of(child_pid);
+    assert!(left.is_empty(), "left by the exited process: {left:?}");
+}
+
+/// Poll `f` until it returns something (at most 5 s).
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < until, "waited 5 s for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// This process's per-sandbox `pids` cgroups with their `pids.max` and whether a task
+/// other than one of our threads is inside.
+fn pids_cgroups() -> Vec<(PathBuf, String, bool)> {
+    let me = std::process::id();
+    cgroups_of(me)
+        .into_iter()
+        .filter(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .map(|d| {
+            let max = std::fs::read_to_string(d.join("pids.max")).unwrap_or_default();
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            let used = procs.lines().any(|l| l.trim() != me.to_string());
+            (d, max.trim().to_owned(), used)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "run by a_start_prepared_ahead_uses_what_was_made_and_an_unused_one_goes_at_exit"]
+fn inner_prepares_ahead() {
+    use cordon_sandbox::Pooling;
+    let ws = std::env::var(AHEAD).expect("run through the outer test");
+    let native = NativeSandbox::with_pooling(Pooling::Off);
+    let mut p = profile(Path::new(&ws));
+    p.limits.cgroup_pids = 91;
+
+    // Made ahead: before any start, with the profile's limits, nothing inside yet.
+    native.prepare(&p);
+    let made = wait_for("the cgroup made ahead", || {
+        let c = pids_cgroups();
+        (!c.is_empty()).then_some(c)
+    });
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0].1, "91");
+    assert!(!made[0].2, "a task other than ours in it before the start: {made:?}");
+    // The start takes it: no other cgroup is made, and the sandbox runs inside this one.
+    let mut sb = native.start(&p).unwrap();
+    let live = pids_cgroups();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0].0, made[0].0, "the start made its own cgroup: {live:?}");
+    assert!(live[0].2, "the sandbox's init is not in the cgroup made ahead");
+    let out = sb.exec(&req(&["/bin/true"])).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    drop(sb);
+    wait_for("the used cgroup to go", || {
+        pids_cgroups().is_empty().then_some(())
+    });
+
+    // Made ahead for other limits: the start makes its own with its limits, and the one
+    // made ahead is removed.
+    native.prepare(&p);
+    wait_for("the second cgroup made ahead", || {
+        (pids_cgroups().len() == 1).then_some(())
+    });
+    let mut q = p.clone();
+    q.limits.cgroup_pids = 92;
+    let mut sb = native.start(&q).unwrap();
+    let live = wait_for("only the start's own cgroup", || {
+        let c = pids_cgroups();
+        (c.len() == 1).then_some(c)
+    });
+    assert_eq!(live[0].1, "92", "{live:?}");
+    assert!(live[0].2, "the sandbox's init is not in its cgroup");
+    let out = sb.exec(&req(&["/bin/true"])).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    drop(sb);
+    wait_for("the used cgroup to go", || {
+        pids_cgroups().is_empty().then_some(())
+    });
+
+    // Made ahead and never used: the exit handler removes it (the outer test checks).
+    native.prepare(&p);
+    wait_for("the third cgroup made ahead", || {
+        (pids_cgroups().len() == 1).then_some(())
+    });
+}

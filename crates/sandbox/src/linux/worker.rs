@@ -56,6 +56,8 @@ struct State {
     ready: Vec<Cgroup>,
     /// A thread already inside a pooled cgroup for `key`, waiting to fork one init.
     armed: Option<Armed>,
+    /// A thread being armed ahead of a [`Pooling::Off`] start ([`arm_ahead`]).
+    ahead: Option<Ahead>,
     /// Pooled cgroups of an older limit set: to remove.
     stale: Vec<Cgroup>,
     /// Creating a cgroup for `key` failed: stop refilling until the key changes.
@@ -84,6 +86,7 @@ static WORKER: Worker = Worker {
         key: None,
         ready: Vec::new(),
         armed: None,
+        ahead: None,
         stale: Vec::new(),
         refill_failed: false,
         arm_failed: false,
@@ -293,6 +296,53 @@ fn new_network_namespace() -> bool {
         && std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0").is_ok()
 }
 
+/// An armed thread being made for a start that has not come yet. The thread making it
+/// ends with the key it armed for (`None`: no usable hierarchy) and the armed thread
+/// (`None`: arming failed, or no thread can move itself on this hierarchy).
+struct Ahead {
+    arming: std::thread::JoinHandle<(Option<PoolKey>, Option<Armed>)>,
+}
+
+impl Ahead {
+    /// Wait until the thread is armed (or failed).
+    fn finish(self) -> (Option<PoolKey>, Option<Armed>) {
+        self.arming.join().unwrap_or((None, None))
+    }
+}
+
+/// For the one start of a [`Pooling::Off`] process (`cordon sandbox exec`): compile the
+/// seccomp filter and arm a thread for `limits` on a thread of its own now, while the
+/// caller does its other setup; [`take_armed`] takes it. At most one is made per call
+/// that finds none pending; one never taken is disarmed and its cgroup removed at exit.
+/// Nothing on cgroup v2, without a usable hierarchy, or where the worker cannot run: the
+/// start then does what it always did.
+pub(crate) fn arm_ahead(limits: crate::Limits) {
+    if !started() {
+        return;
+    }
+    let mut s = lock();
+    if s.exiting || s.ahead.is_some() {
+        return;
+    }
+    // The filter first: the start needs it before anything else this thread makes. The
+    // hierarchy is probed here too (a statfs of each controller).
+    let spawned = std::thread::Builder::new()
+        .name("cordon-sandbox-ahead".into())
+        .spawn(move || {
+            // Errors are met again, and reported, by the start.
+            let _ = super::seccomp::prepare();
+            let key = cgroup::CgroupPlan::new(&limits).key();
+            let armed = key
+                .as_ref()
+                .filter(|k| k.per_thread())
+                .and_then(|k| arm_inline(k, None));
+            (key, armed)
+        });
+    if let Ok(arming) = spawned {
+        s.ahead = Some(Ahead { arming });
+    }
+}
+
 /// The armed thread for `key`, removed from the pool (its cgroup is never handed out
 /// again), or one armed here when none is ready (a process's first start, as every
 /// short-lived `cordon sandbox exec` is, or two starts within the refill delay): even
@@ -309,7 +359,17 @@ pub(crate) fn take_armed(key: &PoolKey, pooling: Pooling) -> Option<Armed> {
         return None;
     }
     if pooling == Pooling::Off {
+        let ahead = s.ahead.take();
         drop(s);
+        if let Some(ahead) = ahead {
+            match ahead.finish() {
+                // Armed (or tried and failed, which trying again would repeat) for these
+                // limits.
+                (Some(k), armed) if k == *key => return armed,
+                (_, Some(other)) => dispose(0, Some(other.disarm())),
+                (_, None) => {}
+            }
+        }
         // Where no thread can move itself (v2), arming would only make a cgroup to drop.
         return key.per_thread().then(|| arm_inline(key, None)).flatten();
     }
@@ -517,8 +577,13 @@ extern "C" fn at_exit() {
     let mut pooled = std::mem::take(&mut s.ready);
     pooled.append(&mut s.stale);
     let armed = s.armed.take();
+    let ahead = s.ahead.take();
     drop(s);
     pooled.extend(armed.map(Armed::disarm));
+    // Never taken: the start did not come (an error before it, or no start at all).
+    if let Some((_, Some(a))) = ahead.map(Ahead::finish) {
+        pooled.push(a.disarm());
+    }
     for (pid, cg) in reap {
         finish(pid, cg);
     }
