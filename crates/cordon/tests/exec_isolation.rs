@@ -135,6 +135,66 @@ async fn sandbox_exec_opens_no_store_it_does_not_need() {
     assert!(inst.state.join("cordon.db").exists());
 }
 
+/// `sandbox exec` makes its sandbox's cgroup while it builds its runtime, before the
+/// start: whether the command ran or the command failed after that, nothing of it is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_exec_leaves_no_cgroup_whether_it_ran_or_failed_before_the_start() {
+    let bases: Vec<std::path::PathBuf> = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|c| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join("cordon")
+        })
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup/cordon")])
+        .collect();
+    let left_by = |pid: u32| -> Vec<String> {
+        let prefix = format!("sandbox-{pid}-");
+        bases
+            .iter()
+            .filter_map(|b| std::fs::read_dir(b).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    };
+    let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = inst.command();
+        cmd.args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        async move {
+            let child = cmd.spawn().unwrap();
+            let pid = child.id().unwrap();
+            (pid, child.wait_with_output().await.unwrap())
+        }
+    };
+    let (pid, out) = run(&["sandbox", "exec", "--", "/bin/true"]).await;
+    assert_ok(&out);
+    assert!(left_by(pid).is_empty(), "left: {:?}", left_by(pid));
+    // The agent names a secret the vault lacks: the runtime refuses after the sandbox
+    // was prepared, before it starts.
+    let config = std::fs::read_to_string(&inst.config).unwrap();
+    std::fs::write(
+        &inst.config,
+        config.replace(
+            "[agents.default.egress]",
+            "[agents.default.egress]\nsecrets = [\"NOT_IN_VAULT\"]",
+        ),
+    )
+    .unwrap();
+    let (pid, out) = run(&["sandbox", "exec", "--", "/bin/true"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("NOT_IN_VAULT"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(left_by(pid).is_empty(), "left: {:?}", left_by(pid));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_exec_passes_status_and_output_through() {
     let inst = Install::new("http://127.0.0.1:9/v1", AgentSetup::default());

@@ -448,13 +448,22 @@ fn inner_prepares_ahead() {
     });
     assert_eq!(made.len(), 1, "{made:?}");
     assert_eq!(made[0].1, "91");
-    assert!(!made[0].2, "a task other than ours in it before the start: {made:?}");
+    assert!(
+        !made[0].2,
+        "a task other than ours in it before the start: {made:?}"
+    );
     // The start takes it: no other cgroup is made, and the sandbox runs inside this one.
     let mut sb = native.start(&p).unwrap();
     let live = pids_cgroups();
     assert_eq!(live.len(), 1, "{live:?}");
-    assert_eq!(live[0].0, made[0].0, "the start made its own cgroup: {live:?}");
-    assert!(live[0].2, "the sandbox's init is not in the cgroup made ahead");
+    assert_eq!(
+        live[0].0, made[0].0,
+        "the start made its own cgroup: {live:?}"
+    );
+    assert!(
+        live[0].2,
+        "the sandbox's init is not in the cgroup made ahead"
+    );
     let out = sb.exec(&req(&["/bin/true"])).unwrap();
     assert_eq!(out.status, ExitStatus::Exited(0));
     drop(sb);
