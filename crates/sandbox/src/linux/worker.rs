@@ -18,6 +18,11 @@
 //! `main` or `std::process::exit`) pending reaps are finished and pooled directories are
 //! removed, waiting at most about a second for the worker.
 //!
+//! A process that starts one sandbox and pools nothing ([`Pooling::Off`], `cordon sandbox
+//! exec`) may have that start's thread armed ahead ([`arm_ahead`], from
+//! `Sandbox::prepare`) on a thread of its own while it does its other setup; the start
+//! takes it if it was armed for the same limits, and one never taken is disarmed at exit.
+//!
 //! Does not guarantee that the pool is ready: a `start` that finds it empty (a process's
 //! first, two starts within the refill delay, another limit set) arms a thread inline,
 //! and where no thread can move itself (an unprivileged caller, cgroup v2) creates its
