@@ -2,15 +2,19 @@
 //! the scheduler (`cordon serve`, `cordon schedules list`) use the same functions, so an
 //! expression that loads is one that runs.
 
+mod zone;
+
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+
+pub use zone::{Zone, ZoneOffset};
 
 /// A cron expression read in a time zone.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     cron: croner::Cron,
-    tz: chrono_tz::Tz,
+    tz: Zone,
 }
 
 /// Parse five cron fields (minute hour day-of-month month day-of-week).
@@ -25,9 +29,9 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     croner::Cron::from_str(expr).map_err(|e| format!("`{expr}` is not a cron expression: {e}"))
 }
 
-/// Parse an IANA time-zone name.
-pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
-    chrono_tz::Tz::from_str(name).map_err(|_| {
+/// Parse an IANA time-zone name, e.g. `Europe/Paris`.
+pub fn parse_timezone(name: &str) -> Result<Zone, String> {
+    Zone::named(name, jiff::tz::db()).ok_or_else(|| {
         format!("`{name}` is not an IANA time zone; e.g. `UTC`, `Europe/Paris`, `America/New_York`")
     })
 }
@@ -38,6 +42,11 @@ impl CronSchedule {
             cron: parse_cron(expr)?,
             tz: parse_timezone(timezone)?,
         })
+    }
+
+    /// The time zone the expression is read in.
+    pub fn zone(&self) -> &Zone {
+        &self.tz
     }
 
     /// The first time strictly after `after` that the expression matches, in UTC.
