@@ -2,15 +2,19 @@
 //! the scheduler (`cordon serve`, `cordon schedules list`) use the same functions, so an
 //! expression that loads is one that runs.
 
+mod zone;
+
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+
+pub use zone::{Zone, ZoneOffset};
 
 /// A cron expression read in a time zone.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     cron: croner::Cron,
-    tz: chrono_tz::Tz,
+    tz: Zone,
 }
 
 /// Parse five cron fields (minute hour day-of-month month day-of-week).
@@ -25,9 +29,9 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     croner::Cron::from_str(expr).map_err(|e| format!("`{expr}` is not a cron expression: {e}"))
 }
 
-/// Parse an IANA time-zone name.
-pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
-    chrono_tz::Tz::from_str(name).map_err(|_| {
+/// Parse an IANA time-zone name, e.g. `Europe/Paris`.
+pub fn parse_timezone(name: &str) -> Result<Zone, String> {
+    Zone::named(name, &Zone::host_tzdb()).ok_or_else(|| {
         format!("`{name}` is not an IANA time zone; e.g. `UTC`, `Europe/Paris`, `America/New_York`")
     })
 }
@@ -38,6 +42,11 @@ impl CronSchedule {
             cron: parse_cron(expr)?,
             tz: parse_timezone(timezone)?,
         })
+    }
+
+    /// The time zone the expression is read in.
+    pub fn zone(&self) -> &Zone {
+        &self.tz
     }
 
     /// The first time strictly after `after` that the expression matches, in UTC.
@@ -81,5 +90,177 @@ mod tests {
                 .contains("not a cron expression")
         );
         assert!(parse_timezone("Mars/Olympus").unwrap_err().contains("IANA"));
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    /// The instants `expr` fires at after `from`, one after another.
+    fn fires(expr: &str, zone: &str, from: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        let s = CronSchedule::new(expr, zone).unwrap();
+        let mut at = from;
+        (0..n)
+            .map(|_| {
+                at = s.next_after(at).unwrap();
+                at
+            })
+            .collect()
+    }
+
+    // The instants below are what the schedules fired at with `chrono-tz` (recorded on
+    // main before the move to jiff): the time-zone library must not change them.
+
+    #[test]
+    fn a_daily_time_in_the_spring_forward_gap_runs_when_the_gap_ends() {
+        // 2027-03-28 in Paris: 02:00 CET jumps to 03:00 CEST, so 02:30 does not exist.
+        assert_eq!(
+            fires("30 2 * * *", "Europe/Paris", utc(2027, 3, 27, 12, 0), 2),
+            [utc(2027, 3, 28, 1, 0), utc(2027, 3, 29, 0, 30)]
+        );
+        // 2027-03-14 in New York: 02:00 EST jumps to 03:00 EDT.
+        assert_eq!(
+            fires("30 2 * * *", "America/New_York", utc(2027, 3, 13, 12, 0), 2),
+            [utc(2027, 3, 14, 7, 0), utc(2027, 3, 15, 6, 30)]
+        );
+    }
+
+    #[test]
+    fn a_daily_time_in_the_fall_back_fold_runs_once_at_its_first_occurrence() {
+        // 2026-10-25 in Paris: 03:00 CEST falls back to 02:00 CET, so 02:30 happens twice
+        // (00:30 and 01:30 UTC); a daily job runs at the first only.
+        assert_eq!(
+            fires("30 2 * * *", "Europe/Paris", utc(2026, 10, 24, 12, 0), 3),
+            [
+                utc(2026, 10, 25, 0, 30),
+                utc(2026, 10, 26, 1, 30),
+                utc(2026, 10, 27, 1, 30)
+            ]
+        );
+        assert_eq!(
+            fires(
+                "30 1 * * *",
+                "America/New_York",
+                utc(2026, 10, 31, 12, 0),
+                2
+            ),
+            [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
+        );
+    }
+
+    #[test]
+    fn a_half_hourly_schedule_across_both_transitions() {
+        // Spring forward: 01:30 CET is followed by 03:00 CEST.
+        assert_eq!(
+            fires("0,30 * * * *", "Europe/Paris", utc(2027, 3, 27, 23, 0), 6),
+            [
+                utc(2027, 3, 27, 23, 30),
+                utc(2027, 3, 28, 0, 0),
+                utc(2027, 3, 28, 0, 30),
+                utc(2027, 3, 28, 1, 0),
+                utc(2027, 3, 28, 1, 30),
+                utc(2027, 3, 28, 2, 0)
+            ]
+        );
+        // Fall back: croner searches from the local wall time, so after 02:30 CEST it
+        // goes on at 03:00 CET and the repeated hour (01:00, 01:30 UTC) is not run.
+        assert_eq!(
+            fires("0,30 * * * *", "Europe/Paris", utc(2026, 10, 24, 23, 0), 6),
+            [
+                utc(2026, 10, 24, 23, 30),
+                utc(2026, 10, 25, 0, 0),
+                utc(2026, 10, 25, 0, 30),
+                utc(2026, 10, 25, 2, 0),
+                utc(2026, 10, 25, 2, 30),
+                utc(2026, 10, 25, 3, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn utc_zones_and_half_hour_daylight_saving() {
+        for zone in ["UTC", "Etc/UTC"] {
+            assert_eq!(
+                fires("0 8 * * *", zone, utc(2026, 10, 24, 12, 0), 1),
+                [utc(2026, 10, 25, 8, 0)]
+            );
+        }
+        // Lord Howe Island moves its clocks by 30 minutes (+10:30 to +11:00).
+        assert_eq!(
+            fires(
+                "0 8 * * *",
+                "Australia/Lord_Howe",
+                utc(2026, 10, 2, 12, 0),
+                3
+            ),
+            [
+                utc(2026, 10, 2, 21, 30),
+                utc(2026, 10, 3, 21, 0),
+                utc(2026, 10, 4, 21, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn local_times_show_the_zones_abbreviation() {
+        let shown = |zone: &str, at: DateTime<Utc>| {
+            let zone = parse_timezone(zone).unwrap();
+            at.with_timezone(&zone)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
+        assert_eq!(
+            shown("Europe/Paris", utc(2026, 7, 1, 0, 0)),
+            "2026-07-01 02:00 CEST"
+        );
+        assert_eq!(
+            shown("Europe/Paris", utc(2026, 12, 1, 0, 0)),
+            "2026-12-01 01:00 CET"
+        );
+        assert_eq!(
+            shown("Asia/Dubai", utc(2026, 7, 1, 0, 0)),
+            "2026-07-01 04:00 +04"
+        );
+        assert_eq!(
+            shown("America/Sao_Paulo", utc(2026, 7, 1, 0, 0)),
+            "2026-06-30 21:00 -03"
+        );
+        assert_eq!(
+            shown("Asia/Kolkata", utc(2026, 7, 1, 0, 0)),
+            "2026-07-01 05:30 IST"
+        );
+    }
+
+    #[test]
+    fn zone_names_are_iana_names_spelled_exactly() {
+        for name in [
+            "UTC",
+            "Etc/UTC",
+            "Europe/Paris",
+            "US/Eastern",
+            "EST5EDT",
+            "Etc/GMT+3",
+        ] {
+            assert!(parse_timezone(name).is_ok(), "{name}");
+        }
+        for name in [
+            "Mars/Olympus",
+            "europe/paris",
+            "Paris",
+            "GMT+3",
+            "Etc/Unknown",
+            "localtime",
+            "posixrules",
+            "zone.tab",
+            "",
+        ] {
+            assert_eq!(
+                parse_timezone(name).unwrap_err(),
+                format!(
+                    "`{name}` is not an IANA time zone; e.g. `UTC`, `Europe/Paris`, \
+                     `America/New_York`"
+                )
+            );
+        }
     }
 }

@@ -759,3 +759,31 @@ fn default_tools_are_all_but_send_message() {
         .collect();
     assert_eq!(ToolName::DEFAULT.to_vec(), expected);
 }
+
+/// A schedule's `timezone` is an IANA name: an unknown one names its key and line and
+/// shows what a name looks like; `UTC` and `Etc/UTC` load.
+#[test]
+fn a_schedules_time_zone_is_an_iana_name() {
+    let with_zone = |zone: &str| {
+        format!(
+            "{VALID}\n[[schedules]]\nname = \"a\"\ncron = \"0 8 * * *\"\ntimezone = \"{zone}\"\ntask = \"t\"\n"
+        )
+    };
+    for zone in ["Mars/Olympus", "europe/paris"] {
+        let text = with_zone(zone);
+        let (line, key, shown) = fails(&text);
+        assert_eq!(key, "schedules[0].timezone");
+        assert_eq!(line, line_of(&text, "timezone = "));
+        assert_eq!(
+            shown,
+            format!(
+                "{FILE}:{line}:1: key `schedules[0].timezone`: `{zone}` is not an IANA time \
+                 zone; e.g. `UTC`, `Europe/Paris`, `America/New_York`"
+            )
+        );
+    }
+    for zone in ["UTC", "Etc/UTC", "Europe/Paris"] {
+        let c = load_str(&with_zone(zone), Path::new(FILE)).unwrap();
+        assert_eq!(c.schedules[0].timezone, zone);
+    }
+}

@@ -26,16 +26,12 @@ fn list(as_json: bool) -> Result<ExitCode> {
     for s in &state.config.schedules {
         let cron = CronSchedule::new(&s.cron, &s.timezone).map_err(anyhow::Error::msg)?;
         let next = cron.next_after(now);
-        let tz: chrono_tz::Tz = s
-            .timezone
-            .parse()
-            .map_err(|_| anyhow::anyhow!("bad time zone"))?;
         rows.push(json!({
             "name": s.name,
             "when": format!("{} ({})", s.cron, s.timezone),
             "agent": s.agent,
             "reply_to": s.reply_to,
-            "next_local": next.map(|n| n.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()),
+            "next_local": next.map(|n| n.with_timezone(cron.zone()).format("%Y-%m-%d %H:%M %Z").to_string()),
             "next_utc": next.map(|n| n.to_rfc3339()),
         }));
     }
