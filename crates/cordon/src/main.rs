@@ -26,11 +26,16 @@ fn main() -> ExitCode {
     // One command in one sandbox (`sandbox exec`) waits on that sandbox from a blocking
     // thread while this one serves its egress listener: worker threads would only be
     // started and stopped again.
-    let mut builder = match &cli.command {
+    let one_command = matches!(
+        &cli.command,
         cli::Command::Sandbox {
             command: cli::SandboxCommand::Exec { .. },
-        } => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+        }
+    );
+    let mut builder = if one_command {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
     };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -39,7 +44,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::dispatch(cli.command)) {
+    let result = rt.block_on(commands::dispatch(cli.command));
+    if one_command {
+        // Its one blocking task (the sandbox's run) ended before the result was recorded
+        // and returned: nothing is left to wait for, so exit without waking the idle
+        // blocking thread only to join it.
+        rt.shutdown_background();
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
