@@ -471,6 +471,59 @@ fn read_only_workspace_covers_mounts_inside_it() {
     assert!(text(&out.stdout).contains("sub"));
 }
 
+/// Every bind carries its flags, seen from inside in `/proc/self/mountinfo`: the system
+/// and identity files read-only, nosuid and nodev; device nodes read-only, nosuid and
+/// noexec (but not nodev: they must work); the workspace nosuid and nodev, and (as root)
+/// a mount the host has inside the workspace gets them too, so a set-uid program or a
+/// device node placed there on the host is inert inside.
+#[test]
+fn every_bind_carries_its_mount_flags_down_to_its_submounts() {
+    let ws = tempfile::tempdir().unwrap();
+    let sub = ws.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mounted = euid() == 0
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&sub)
+            .status()
+            .is_ok_and(|s| s.success());
+    let out = bash(ws.path(), "cut -d' ' -f5,6 /proc/self/mountinfo");
+    if mounted {
+        let _ = Command::new("umount").arg(&sub).status();
+    }
+    let seen = text(&out.stdout);
+    let flags_of = |point: &str| -> Vec<String> {
+        let line = seen
+            .lines()
+            .filter(|l| l.split(' ').next() == Some(point))
+            .last()
+            .unwrap_or_else(|| panic!("{point} is not mounted inside:\n{seen}"));
+        line.split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    };
+    let expect = |point: &str, set: &[&str], unset: &[&str]| {
+        let flags = flags_of(point);
+        for f in set {
+            assert!(flags.iter().any(|x| x == f), "{point}: {flags:?} lacks {f}");
+        }
+        for f in unset {
+            assert!(!flags.iter().any(|x| x == f), "{point}: {flags:?} has {f}");
+        }
+    };
+    expect("/usr", &["ro", "nosuid", "nodev"], &[]);
+    expect("/etc/ssl", &["ro", "nosuid", "nodev"], &[]);
+    expect("/dev/null", &["ro", "nosuid", "noexec"], &["nodev"]);
+    expect("/proc/sys", &["ro", "nosuid", "nodev", "noexec"], &[]);
+    expect("/workspace", &["rw", "nosuid", "nodev"], &[]);
+    if mounted {
+        expect("/workspace/sub", &["rw", "nosuid", "nodev"], &[]);
+    }
+}
+
 #[test]
 fn host_device_nodes_work_but_cannot_be_changed() {
     // As host root the command's uid owns the host's /dev/null inode: a rw bind would let it

@@ -870,13 +870,11 @@ fn apply_op(op: &Op) -> Result<(), i32> {
         Op::Bind { src, dst, extra } => {
             mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
             match extra {
-                Some(extra) => {
-                    remount(dst, *extra)?;
-                    if extra & libc::MS_RDONLY != 0 {
-                        read_only_below(dst)?;
-                    }
-                    Ok(())
-                }
+                Some(extra) => match set_recursively(dst, *extra) {
+                    // Before Linux 5.12: the top mount only (submounts keep their flags).
+                    Err(libc::ENOSYS) => remount(dst, *extra),
+                    done => done,
+                },
                 None => Ok(()),
             }
         }
@@ -909,14 +907,33 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_*` of mount_setattr(2) for the `MS_*` flags a bind is given.
+const MOUNT_ATTRS: [(libc::c_ulong, u64); 4] = [
+    (libc::MS_RDONLY, 0x1),
+    (libc::MS_NOSUID, 0x2),
+    (libc::MS_NODEV, 0x4),
+    (libc::MS_NOEXEC, 0x8),
+];
 
-/// Make every mount below `target` read-only too: the bind-remount only changes the top
-/// mount, and a recursive bind brings along submounts with their own (maybe rw) flags.
-/// Kernels before 5.12 lack mount_setattr: there submounts keep their flags.
-fn read_only_below(target: &CStr) -> Result<(), i32> {
+/// Set `extra` (read-only, nosuid, nodev, noexec) on the bind at `target` and on every
+/// mount below it (a recursive bind brings submounts along with their own flags), in one
+/// call: nothing is cleared, so the flags a user namespace may not clear stay as they
+/// are. `ENOSYS` on kernels before 5.12, which lack mount_setattr; `EINVAL` for a flag it
+/// cannot set (none of the binds here has one).
+fn set_recursively(target: &CStr, extra: libc::c_ulong) -> Result<(), i32> {
+    let mut attr_set = 0;
+    let mut left = extra;
+    for (ms, attr) in MOUNT_ATTRS {
+        if extra & ms != 0 {
+            attr_set |= attr;
+            left &= !ms;
+        }
+    }
+    if left != 0 {
+        return Err(libc::EINVAL);
+    }
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -932,11 +949,7 @@ fn read_only_below(target: &CStr) -> Result<(), i32> {
             std::mem::size_of::<MountAttr>(),
         )
     };
-    match rc {
-        0 => Ok(()),
-        _ if errno() == libc::ENOSYS => Ok(()),
-        _ => Err(errno()),
-    }
+    if rc == 0 { Ok(()) } else { Err(errno()) }
 }
 
 fn write_file(path: &CStr, contents: &[u8], create: bool) -> Result<(), i32> {
