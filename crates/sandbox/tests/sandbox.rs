@@ -495,8 +495,8 @@ fn every_bind_carries_its_mount_flags_down_to_its_submounts() {
     let flags_of = |point: &str| -> Vec<String> {
         let line = seen
             .lines()
-            .filter(|l| l.split(' ').next() == Some(point))
-            .last()
+            .rev()
+            .find(|l| l.split(' ').next() == Some(point))
             .unwrap_or_else(|| panic!("{point} is not mounted inside:\n{seen}"));
         line.split(' ')
             .nth(1)
