@@ -6,7 +6,7 @@ mod zone;
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 pub use zone::{Zone, ZoneOffset};
 
@@ -49,8 +49,12 @@ impl CronSchedule {
         &self.tz
     }
 
-    /// The first time strictly after `after` that the expression matches, in UTC.
+    /// The first time strictly after `after` that the expression matches, in UTC, on a
+    /// whole minute (the search would otherwise carry `after`'s fraction of a second).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Within the same second nothing can match later than its start: expressions name
+        // minutes, and the search is strictly after.
+        let after = after.with_nanosecond(0).unwrap_or(after);
         let local = after.with_timezone(&self.tz);
         self.cron
             .find_next_occurrence(&local, false)
@@ -63,6 +67,26 @@ impl CronSchedule {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_next_time_is_on_a_whole_minute_whatever_fraction_now_has() {
+        let s = CronSchedule::new("0 8 * * *", "Europe/Paris").unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 7, 1, 5, 0, 0).unwrap();
+        for nanos in [1, 180_000_000, 999_999_999] {
+            let after = at + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(
+                s.next_after(after).unwrap(),
+                Utc.with_ymd_and_hms(2026, 7, 1, 6, 0, 0).unwrap()
+            );
+        }
+        // A fraction past the matching minute: that time is over, the next is tomorrow's.
+        let after =
+            Utc.with_ymd_and_hms(2026, 7, 1, 6, 0, 0).unwrap() + chrono::Duration::nanoseconds(1);
+        assert_eq!(
+            s.next_after(after).unwrap(),
+            Utc.with_ymd_and_hms(2026, 7, 2, 6, 0, 0).unwrap()
+        );
+    }
 
     #[test]
     fn the_next_time_is_read_in_the_schedules_time_zone() {

@@ -54,15 +54,17 @@ pub(crate) fn start(state: &Arc<AppState>) {
         let st = state.clone();
         tokio::spawn(async move {
             let busy = Arc::new(AtomicBool::new(false));
+            let mut last = None;
             loop {
                 let now = chrono::Utc::now();
-                let Some(next) = cron.next_after(now) else {
+                let Some(next) = next_fire(&cron, now, last) else {
                     tracing::warn!("schedule `{}` has no next time; stopped", task.name);
                     return;
                 };
                 let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
                 tokio::time::sleep(wait).await;
                 fire(&st, &task, &busy);
+                last = Some(next);
             }
         });
     }
@@ -84,6 +86,18 @@ pub(crate) fn start(state: &Arc<AppState>) {
             }
         });
     }
+}
+
+/// When a schedule fires next: strictly after now and after the time it fired last. The
+/// sleep runs on the monotonic clock and the expression on the wall clock, so a wall clock
+/// set back (by NTP or by hand) after a run would otherwise find that same time again and
+/// run the task twice.
+fn next_fire(
+    cron: &CronSchedule,
+    now: chrono::DateTime<chrono::Utc>,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    cron.next_after(last.map_or(now, |l| l.max(now)))
 }
 
 fn fire(state: &Arc<AppState>, task: &Task, busy: &Arc<AtomicBool>) {
@@ -181,5 +195,28 @@ pub async fn run(
     match failed {
         Some(e) => Err(format!("the turn of session {session} failed: {e}")),
         None => Ok((session, Some(text))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_wall_clock_set_back_after_a_run_does_not_run_that_time_again() {
+        let cron = CronSchedule::new("0 8 * * *", "UTC").unwrap();
+        let fired = chrono::Utc.with_ymd_and_hms(2026, 7, 1, 8, 0, 0).unwrap();
+        let tomorrow = chrono::Utc.with_ymd_and_hms(2026, 7, 2, 8, 0, 0).unwrap();
+        // Right after the 08:00 run the clock is stepped back 30 s (to 07:59:30).
+        let now = fired - chrono::Duration::seconds(30);
+        assert_eq!(next_fire(&cron, now, Some(fired)), Some(tomorrow));
+        // The first time, and after a clock set forward, the time comes from now.
+        assert_eq!(next_fire(&cron, now, None), Some(fired));
+        let later = tomorrow + chrono::Duration::hours(1);
+        assert_eq!(
+            next_fire(&cron, later, Some(fired)),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 7, 3, 8, 0, 0).unwrap())
+        );
     }
 }
