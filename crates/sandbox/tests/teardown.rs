@@ -431,6 +431,16 @@ fn pids_cgroups() -> Vec<(PathBuf, String, bool)> {
         .collect()
 }
 
+/// Run `/bin/true` in `sb`, drop it, and wait until its cgroup is gone.
+fn run_and_drop(mut sb: Box<dyn cordon_sandbox::Instance>) {
+    let out = sb.exec(&req(&["/bin/true"])).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    drop(sb);
+    wait_for("the used cgroup to go", || {
+        pids_cgroups().is_empty().then_some(())
+    });
+}
+
 #[test]
 #[ignore = "run by a_start_prepared_ahead_uses_what_was_made_and_an_unused_one_goes_at_exit"]
 fn inner_prepares_ahead() {
@@ -453,7 +463,7 @@ fn inner_prepares_ahead() {
         "a task other than ours in it before the start: {made:?}"
     );
     // The start takes it: no other cgroup is made, and the sandbox runs inside this one.
-    let mut sb = native.start(&p).unwrap();
+    let sb = native.start(&p).unwrap();
     let live = pids_cgroups();
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(
@@ -464,12 +474,7 @@ fn inner_prepares_ahead() {
         live[0].2,
         "the sandbox's init is not in the cgroup made ahead"
     );
-    let out = sb.exec(&req(&["/bin/true"])).unwrap();
-    assert_eq!(out.status, ExitStatus::Exited(0));
-    drop(sb);
-    wait_for("the used cgroup to go", || {
-        pids_cgroups().is_empty().then_some(())
-    });
+    run_and_drop(sb);
 
     // Made ahead for other limits: the start makes its own with its limits, and the one
     // made ahead is removed.
@@ -479,19 +484,14 @@ fn inner_prepares_ahead() {
     });
     let mut q = p.clone();
     q.limits.cgroup_pids = 92;
-    let mut sb = native.start(&q).unwrap();
+    let sb = native.start(&q).unwrap();
     let live = wait_for("only the start's own cgroup", || {
         let c = pids_cgroups();
         (c.len() == 1).then_some(c)
     });
     assert_eq!(live[0].1, "92", "{live:?}");
     assert!(live[0].2, "the sandbox's init is not in its cgroup");
-    let out = sb.exec(&req(&["/bin/true"])).unwrap();
-    assert_eq!(out.status, ExitStatus::Exited(0));
-    drop(sb);
-    wait_for("the used cgroup to go", || {
-        pids_cgroups().is_empty().then_some(())
-    });
+    run_and_drop(sb);
 
     // Made ahead and never used: the exit handler removes it (the outer test checks).
     native.prepare(&p);
